@@ -1,0 +1,27 @@
+/**
+ * Errors with stable codes. Callers and tests match `code`, never message text;
+ * the CLI and the daemon's entry points map a code to a one-line message and an exit status.
+ */
+export type ErrorCode =
+  | 'TSTIER_E_BAD_CONFIG' // a flag, config key or env override has a bad value; message names it
+  | 'TSTIER_E_BAD_PACKET' // malformed input from the network; counted and dropped
+  | 'TSTIER_E_AUTH' // wrong key or network secret
+  | 'TSTIER_E_ADDR_IN_USE' // a listener's port is taken
+  | 'TSTIER_E_TUN' // the TUN device failed
+  | 'TSTIER_E_PROTOCOL' // the peer broke a protocol rule; the session ends
+  | 'TSTIER_E_CLOSED' // operation on something already closed
+  | 'TSTIER_E_RPC'; // the control plane could not answer
+
+export class TstierError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'TstierError';
+  }
+}
+
+/** A config error that names its key, as every config error must. */
+export function badConfig(key: string, problem: string): TstierError {
+  return new TstierError('TSTIER_E_BAD_CONFIG', `${key}: ${problem}`);
+}

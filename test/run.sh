@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test: unit, deterministic simulation, kcptun interop and network-namespace tests.
+# Expects `bin/setup` to have run (the README's test command does both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.json
+# Namespaced tests share device names and ports; run files one at a time.
+exec node --test --test-concurrency=1 dist/test/
