@@ -1,0 +1,83 @@
+/**
+ * What the control plane reads from a running node. The node implements this; the gRPC
+ * services only translate it to protobuf messages. Keeping it a plain interface lets the
+ * RPC layer be tested against any node and keeps the data path free of protobuf types.
+ */
+
+export interface NodeInfoView {
+  peerId: number;
+  instanceName: string;
+  hostname: string;
+  networkName: string;
+  /** Virtual IPv4 in CIDR form, e.g. "10.144.144.1/24"; empty when the node has no TUN address. */
+  ipv4: string;
+  /** CIDRs this node proxies (`-n`), as given: "192.168.1.0/24" or "192.168.1.0/24->10.1.0.0/24". */
+  proxyCidrs: string[];
+  listeners: string[];
+  features: PeerFeatures;
+  version: string;
+  rpcPortal: string;
+}
+
+export interface PeerFeatures {
+  kcpInput: boolean;
+  quicInput: boolean;
+}
+
+/** A directly connected peer (one row per live connection). */
+export interface PeerConnView {
+  peerId: number;
+  /** e.g. "udp://10.1.0.2:11010" — the underlay address. */
+  remoteUri: string;
+  /** Whether we dialled it (true) or accepted it. */
+  outbound: boolean;
+  rttMs: number;
+  txBytes: number;
+  rxBytes: number;
+  txPackets: number;
+  rxPackets: number;
+  /** Unix ms when the session was established. */
+  establishedAt: number;
+}
+
+/** One entry of the route table: how to reach a node of the virtual network. */
+export interface RouteView {
+  peerId: number;
+  hostname: string;
+  ipv4: string;
+  proxyCidrs: string[];
+  /** Next hop's peer id; equals peerId for a direct peer. */
+  nextHopPeerId: number;
+  /** Hops to reach it: 1 for a direct peer. */
+  cost: number;
+  features: PeerFeatures;
+}
+
+export type ProxyState =
+  | 'Unknown' | 'SynReceived' | 'ConnectingDst' | 'Connected' | 'Closed' | 'ClosingSrc' | 'ClosingDst';
+export type ProxyTransport = 'Tcp' | 'Kcp' | 'Quic';
+
+/** One proxied TCP flow, as `easytier-cli proxy` lists it. */
+export interface ProxyEntryView {
+  src: string; // "ip:port"
+  dst: string; // "ip:port"
+  /** Unix seconds. */
+  startTime: number;
+  state: ProxyState;
+  transportType: ProxyTransport;
+  /** "src" on the node that intercepted the flow, "dst" on the node that dialled the destination. */
+  role: 'src' | 'dst';
+  txBytes: number;
+  rxBytes: number;
+  rttMs: number;
+  retransmits: number;
+  /** Why this transport was chosen, e.g. "peer accepts kcp", "peer disabled kcp input". */
+  reason: string;
+}
+
+export interface ControlPlaneSource {
+  nodeInfo(): NodeInfoView;
+  peers(): PeerConnView[];
+  routes(): RouteView[];
+  proxyEntries(): ProxyEntryView[];
+}
