@@ -1,0 +1,42 @@
+/**
+ * The validated configuration of one easytier-core node: what flags, the TOML file (-c) and
+ * ET_* environment overrides resolve to. The parser (daemon/config/) produces it; the node
+ * consumes it and never sees raw strings.
+ */
+
+export interface ProxyNetwork {
+  /** The real LAN range behind this node, e.g. "192.168.1.0/24". */
+  cidr: string;
+  /** Optional range other nodes use to reach it (`cidr->mapped`). */
+  mappedCidr?: string;
+}
+
+export interface NodeConfig {
+  instanceName: string;
+  hostname: string;
+  networkName: string;
+  networkSecret: string;
+  /** Virtual IPv4 of the TUN (`-i`); a bare address gets /24. Absent: no TUN address, forward-only. */
+  ipv4?: { address: string; prefix: number };
+  /** Normalized listener URIs, e.g. "udp://0.0.0.0:11010", "tcp://0.0.0.0:11010". */
+  listeners: string[];
+  /** Peer URIs to connect to (`-p`), e.g. "udp://10.1.0.2:11010". */
+  peers: string[];
+  proxyNetworks: ProxyNetwork[];
+  /** "ip:port" of the gRPC portal; loopback by default. */
+  rpcPortal: string;
+  devName: string;
+  mtu: number;
+  noTun: boolean;
+  useSmoltcp: boolean;
+  enableKcpProxy: boolean;
+  disableKcpInput: boolean;
+  enableQuicProxy: boolean;
+  disableQuicInput: boolean;
+  disableRelayKcp: boolean;
+  disableRelayQuic: boolean;
+  /** Accept the local TCP connection before the remote dial succeeds (EasyTier's behaviour). */
+  proxyOptimistic: boolean;
+  /** Log level: error | warn | info | debug | trace. */
+  logLevel: string;
+}
