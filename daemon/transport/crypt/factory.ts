@@ -1,0 +1,51 @@
+/**
+ * kcptun's --crypt name table. An unknown name, or a cipher whose constructor
+ * fails, falls back to "aes" as kcptun does; `fellBack` says so, for the log.
+ */
+import { NodeCfbCrypt } from './node-cfb.js';
+import { NoneCrypt } from './none.js';
+import { Salsa20Crypt } from './salsa20.js';
+import type { BlockCrypt } from './types.js';
+import { XorCrypt } from './xor.js';
+
+/**
+ * The names whose datagrams carry the nonce + CRC header, each building its cipher
+ * from the 32 derived key bytes (taking the prefix kcptun gives it).
+ */
+const BLOCK_CRYPTS = {
+  aes: (pass) => new NodeCfbCrypt('aes-256-cfb', pass.subarray(0, 32)),
+  'aes-128': (pass) => new NodeCfbCrypt('aes-128-cfb', pass.subarray(0, 16)),
+  'aes-192': (pass) => new NodeCfbCrypt('aes-192-cfb', pass.subarray(0, 24)),
+  '3des': (pass) => new NodeCfbCrypt('des-ede3-cfb', pass.subarray(0, 24)),
+  sm4: (pass) => new NodeCfbCrypt('sm4-cfb', pass.subarray(0, 16)),
+  salsa20: (pass) => new Salsa20Crypt(pass.subarray(0, 32)),
+  xor: (pass) => new XorCrypt(pass),
+  none: () => new NoneCrypt(),
+} satisfies Record<string, (pass: Uint8Array) => BlockCrypt>;
+
+export type BlockCryptName = keyof typeof BLOCK_CRYPTS;
+/** Every name kcptun accepts: the block ones, the AEAD one, and "null" (no crypto layer at all). */
+export type CryptName = BlockCryptName | 'aes-128-gcm' | 'null';
+
+export function isBlockCryptName(name: string): name is BlockCryptName {
+  return Object.hasOwn(BLOCK_CRYPTS, name);
+}
+
+export interface ResolvedBlockCrypt {
+  readonly name: BlockCryptName;
+  readonly block: BlockCrypt;
+  /** True when `name` was not what the caller asked for (unknown name or constructor failure). */
+  readonly fellBack: boolean;
+}
+
+/** kcptun's selection for the block names; anything else (including typos) becomes aes. */
+export function newBlockCrypt(name: string, pass: Uint8Array): ResolvedBlockCrypt {
+  if (isBlockCryptName(name)) {
+    try {
+      return { name, block: BLOCK_CRYPTS[name](pass), fellBack: false };
+    } catch {
+      // kcptun ignores the constructor error and uses aes; so do we, and say so.
+    }
+  }
+  return { name: 'aes', block: BLOCK_CRYPTS.aes(pass), fellBack: true };
+}
