@@ -1,0 +1,111 @@
+/**
+ * The table of proxied TCP flows that `easytier-cli proxy` lists. Each side of a flow keeps its own
+ * entry: the node that intercepted the SYN ("src") and the node that dialled the destination ("dst").
+ * A closed entry lingers for a while so a user who looks right after a short flow still sees it,
+ * and so late packets of the flow can still be matched.
+ */
+import type { ProxyEntryView, ProxyState, ProxyTransport } from '../rpc/source.js';
+
+/** Live per-flow numbers that the carrier owns; read only when the table is listed. */
+export interface FlowCounters {
+  txBytes: number;
+  rxBytes: number;
+  rttMs: number;
+  retransmits: number;
+}
+
+export interface FlowEntry {
+  readonly id: number;
+  readonly src: string;
+  readonly dst: string;
+  readonly role: 'src' | 'dst';
+  readonly startTime: number;
+  state: ProxyState;
+  transport: ProxyTransport;
+  reason: string;
+  /** The carrier's counters; the table reads them at listing time. */
+  counters: FlowCounters;
+  /** When the entry reached Closed (ms, the caller's clock); 0 while open. */
+  closedAt: number;
+}
+
+export const CLOSED_LINGER_MS = 10_000;
+
+export class FlowTable {
+  private readonly entries = new Map<number, FlowEntry>();
+  private nextId = 1;
+
+  constructor(private readonly lingerMs = CLOSED_LINGER_MS) {}
+
+  add(init: {
+    src: string;
+    dst: string;
+    role: 'src' | 'dst';
+    transport: ProxyTransport;
+    reason: string;
+    state?: ProxyState;
+    /** Unix seconds, as the RPC reports it. */
+    startTime: number;
+  }): FlowEntry {
+    const entry: FlowEntry = {
+      id: this.nextId++,
+      src: init.src,
+      dst: init.dst,
+      role: init.role,
+      startTime: init.startTime,
+      state: init.state ?? 'SynReceived',
+      transport: init.transport,
+      reason: init.reason,
+      counters: { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0 },
+      closedAt: 0,
+    };
+    this.entries.set(entry.id, entry);
+    return entry;
+  }
+
+  /** Marks the entry Closed; it is listed until `sweep` runs `lingerMs` later. */
+  close(entry: FlowEntry, now: number): void {
+    if (entry.closedAt !== 0) return;
+    entry.state = 'Closed';
+    entry.closedAt = now || 1;
+  }
+
+  /** Forgets entries closed more than `lingerMs` ago. */
+  sweep(now: number): void {
+    for (const [id, e] of this.entries) {
+      if (e.closedAt !== 0 && now - e.closedAt >= this.lingerMs) this.entries.delete(id);
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Open flows only (not lingering closed ones). */
+  get openCount(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.closedAt === 0) n++;
+    return n;
+  }
+
+  list(): ProxyEntryView[] {
+    const out: ProxyEntryView[] = [];
+    for (const e of this.entries.values()) {
+      const c = e.counters;
+      out.push({
+        src: e.src,
+        dst: e.dst,
+        startTime: e.startTime,
+        state: e.state,
+        transportType: e.transport,
+        role: e.role,
+        txBytes: c.txBytes,
+        rxBytes: c.rxBytes,
+        rttMs: c.rttMs,
+        retransmits: c.retransmits,
+        reason: e.reason,
+      });
+    }
+    return out;
+  }
+}
