@@ -22,6 +22,10 @@ export interface NodeInfoView {
 export interface PeerFeatures {
   kcpInput: boolean;
   quicInput: boolean;
+  /** As a relay, this node refuses to carry KCP flows of others (`--disable-relay-kcp`). */
+  noRelayKcp?: boolean;
+  /** As a relay, this node refuses to carry QUIC flows of others (`--disable-relay-quic`). */
+  noRelayQuic?: boolean;
 }
 
 /** A directly connected peer (one row per live connection). */
