@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { badConfig } from '../errors.js';
+import { kcpModeParams, type KcpMode } from '../transport/kcp/modes.js';
 
 export type KcptunRole = 'client' | 'server';
 
@@ -151,14 +152,7 @@ export const KCPTUN_CIPHERS = [
   'aes', 'aes-128', 'aes-192', 'salsa20', 'blowfish', 'twofish', 'cast5', '3des', 'tea', 'xtea', 'xor', 'sm4', 'none',
 ] as const;
 
-/** `--mode` profiles (kcptun client/main.go); `manual` keeps --nodelay/--interval/--resend/--nc. */
-export const KCPTUN_MODES: Record<string, { nodelay: number; interval: number; resend: number; nc: number } | null> = {
-  normal: { nodelay: 0, interval: 40, resend: 2, nc: 1 },
-  fast: { nodelay: 0, interval: 30, resend: 2, nc: 1 },
-  fast2: { nodelay: 1, interval: 20, resend: 2, nc: 1 },
-  fast3: { nodelay: 1, interval: 10, resend: 2, nc: 1 },
-  manual: null,
-};
+const KCPTUN_MODE_NAMES: readonly KcpMode[] = ['normal', 'fast', 'fast2', 'fast3', 'manual'];
 
 export interface ParseResult {
   config: KcptunConfig;
@@ -273,11 +267,10 @@ function applyJsonConfig(cfg: KcptunConfig, path: string, readText: (path: strin
 }
 
 function applyMode(cfg: KcptunConfig): void {
-  if (!(cfg.mode in KCPTUN_MODES)) {
-    throw badConfig('--mode', `unknown mode ${JSON.stringify(cfg.mode)} (normal, fast, fast2, fast3, manual)`);
+  if (!(KCPTUN_MODE_NAMES as readonly string[]).includes(cfg.mode)) {
+    throw badConfig('--mode', `unknown mode ${JSON.stringify(cfg.mode)} (${KCPTUN_MODE_NAMES.join(', ')})`);
   }
-  const p = KCPTUN_MODES[cfg.mode];
-  if (p) Object.assign(cfg, p);
+  Object.assign(cfg, kcpModeParams(cfg.mode as KcpMode, cfg));
 }
 
 function range(flag: string, v: number, lo: number, hi: number): void {
