@@ -1,0 +1,99 @@
+/**
+ * The peer-manager ("PM") header every overlay packet starts with: 16 bytes, little-endian,
+ * the layout EasyTier uses (spec §7.2). The header travels in clear so relays can route on it;
+ * the payload after it is sealed per link (see session.ts) and the header is its AAD.
+ *
+ *   0 from_peer_id u32 | 4 to_peer_id u32 | 8 packet_type u8 | 9 flags u8
+ *  10 forward_counter u8 | 11 reserved u8 | 12 len u32 (payload length)
+ */
+
+export const PM_HEADER_LEN = 16;
+
+/** Packet types; numbers follow EasyTier where it has the same type. */
+export const PacketType = {
+  Data: 1,
+  Handshake: 2,
+  Ping: 4,
+  Pong: 5,
+  RpcReq: 8,
+  RpcResp: 9,
+  KcpSrc: 11,
+  KcpDst: 12,
+  QuicSrc: 16,
+  QuicDst: 17,
+  /** EasyTier runs route sync over peer-RPC; ours is a packet type of its own. */
+  RouteSync: 30,
+} as const;
+export type PacketTypeValue = (typeof PacketType)[keyof typeof PacketType];
+
+export const PmFlag = {
+  Encrypted: 0x01,
+  LatencyFirst: 0x02,
+  ExitNode: 0x04,
+  NoProxy: 0x08,
+  Compressed: 0x10,
+  NotSendToTun: 0x40,
+} as const;
+
+/** A relay drops a packet whose forward counter would exceed this (spec §7.2). */
+export const MAX_FORWARD_COUNTER = 7;
+
+/** Header fields; used on control paths. The hot path reads bytes in place with the getters below. */
+export interface PmHeader {
+  from: number;
+  to: number;
+  type: number;
+  flags: number;
+  forwardCounter: number;
+  len: number;
+}
+
+export function writePmHeader(buf: Uint8Array, at: number, h: PmHeader): void {
+  writeU32(buf, at, h.from);
+  writeU32(buf, at + 4, h.to);
+  buf[at + 8] = h.type;
+  buf[at + 9] = h.flags;
+  buf[at + 10] = h.forwardCounter;
+  buf[at + 11] = 0;
+  writeU32(buf, at + 12, h.len);
+}
+
+/** Parses a header, or returns null when fewer than 16 bytes or `len` overruns the buffer. */
+export function readPmHeader(buf: Uint8Array): PmHeader | null {
+  if (buf.length < PM_HEADER_LEN) return null;
+  const len = readU32(buf, 12);
+  if (PM_HEADER_LEN + len > buf.length) return null;
+  return {
+    from: readU32(buf, 0),
+    to: readU32(buf, 4),
+    type: buf[8]!,
+    flags: buf[9]!,
+    forwardCounter: buf[10]!,
+    len,
+  };
+}
+
+export const pmFrom = (b: Uint8Array): number => readU32(b, 0);
+export const pmTo = (b: Uint8Array): number => readU32(b, 4);
+export const pmType = (b: Uint8Array): number => b[8]!;
+export const pmForwardCounter = (b: Uint8Array): number => b[10]!;
+
+export function readU32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+}
+
+export function writeU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = (v >>> 24) & 0xff;
+}
+
+export function readU16(b: Uint8Array, at: number): number {
+  return b[at]! | (b[at + 1]! << 8);
+}
+
+export function writeU16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+}
