@@ -1,0 +1,79 @@
+/**
+ * Resolves easytier-core's settings into one NodeConfig.
+ * Precedence, highest first: command-line flags > ET_* environment > the -c TOML file > defaults.
+ * A list set by a higher source replaces the lower one's list entirely (no merging), and
+ * --no-listener wins over any listeners.
+ */
+import { hostname as osHostname } from 'node:os';
+import { parseArgv } from './argv.js';
+import { readEnv } from './env.js';
+import type { NodeConfig } from './node-config.js';
+import type { Layer, Settings } from './options.js';
+import { readConfigFile } from './toml-file.js';
+import { usage } from './usage.js';
+import { DEFAULT_LISTEN_PORT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
+
+export type LoadResult =
+  | { kind: 'help'; text: string }
+  | { kind: 'config'; config: NodeConfig; warnings: string[]; configFile: string | undefined };
+
+function defaults(): Settings {
+  return {
+    instanceName: 'default',
+    hostname: osHostname(),
+    networkName: 'default',
+    networkSecret: '',
+    ipv4: undefined,
+    listeners: PEER_SCHEMES.map((scheme) => `${scheme}://0.0.0.0:${DEFAULT_LISTEN_PORT}`),
+    noListener: false,
+    peers: [],
+    proxyNetworks: [],
+    rpcPortal: DEFAULT_RPC_PORTAL,
+    devName: '',
+    mtu: 1380,
+    noTun: false,
+    useSmoltcp: false,
+    enableKcpProxy: false,
+    disableKcpInput: false,
+    enableQuicProxy: false,
+    disableQuicInput: false,
+    disableRelayKcp: false,
+    disableRelayQuic: false,
+    proxyOptimistic: false,
+    logLevel: 'info',
+    configFile: undefined,
+  };
+}
+
+/** Throws TstierError('TSTIER_E_BAD_CONFIG') naming the flag, variable or key at fault. */
+export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): LoadResult {
+  const parsed = parseArgv(argv);
+  if (parsed.help) return { kind: 'help', text: usage() };
+  const flags = parsed.layer;
+  const envLayer = readEnv(env);
+  const configFile = flags.configFile ?? envLayer.configFile;
+  const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile);
+  const merged = merge(defaults(), file.layer, envLayer, flags);
+  return { kind: 'config', config: toNodeConfig(merged), warnings: file.warnings, configFile };
+}
+
+function merge(base: Settings, ...layers: Layer[]): Settings {
+  const out: Settings = { ...base };
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value !== undefined) (out as unknown as Record<string, unknown>)[key] = value;
+    }
+  }
+  return out;
+}
+
+function toNodeConfig(s: Settings): NodeConfig {
+  const { noListener, configFile: _configFile, ipv4, ...rest } = s;
+  const config: NodeConfig = { ...rest, listeners: noListener ? [] : dedupe(s.listeners), peers: dedupe(s.peers) };
+  if (ipv4 !== undefined) config.ipv4 = ipv4;
+  return config;
+}
+
+function dedupe(list: string[]): string[] {
+  return [...new Set(list)];
+}

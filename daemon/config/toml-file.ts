@@ -1,0 +1,149 @@
+/**
+ * An EasyTier TOML config file → a Layer. Keys we do not support are ignored with a warning, as
+ * EasyTier ignores unknown `[flags]` keys; a supported key with a bad value is an error naming
+ * the key (`flags.mtu`, `peer[1].uri`, ...).
+ */
+import { readFileSync } from 'node:fs';
+import { parse, TomlError } from 'smol-toml';
+import { badConfig, TstierError } from '../errors.js';
+import type { ProxyNetwork } from './node-config.js';
+import { OPTIONS, type Layer, type OptionDef } from './options.js';
+import { parseIpv4Cidr, parseMappedCidr, parsePeerUri } from './values.js';
+
+export interface FileLayer {
+  layer: Layer;
+  /** One line per ignored key, for the daemon to log. */
+  warnings: string[];
+}
+
+type Table = Record<string, unknown>;
+
+const isTable = (value: unknown): value is Table =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+
+// Tables of [[array]] entries handled below rather than through OPTIONS.
+const ARRAY_TABLES = new Set(['peer', 'proxy_network']);
+
+export function readConfigFile(path: string): FileLayer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw badConfig('config_file', `cannot read ${JSON.stringify(path)}: ${reason}`);
+  }
+  return parseConfigToml(text, path);
+}
+
+export function parseConfigToml(text: string, origin: string): FileLayer {
+  let doc: Table;
+  try {
+    doc = parse(text) as Table;
+  } catch (err) {
+    if (!(err instanceof TomlError)) throw err;
+    const first = err.message.split('\n')[0] ?? 'invalid TOML';
+    throw new TstierError('TSTIER_E_BAD_CONFIG', `${origin}: ${first} (line ${err.line}, column ${err.column})`, { cause: err });
+  }
+  const layer: Layer = {};
+  const warnings: string[] = [];
+  const known = new Set<string>();
+  const where = ` (in ${origin})`;
+  const wrap = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof TstierError) err.message += where;
+      throw err;
+    }
+  };
+
+  for (const def of OPTIONS) {
+    if (def.toml === undefined) continue;
+    known.add(def.toml.join('.'));
+    const value = lookup(doc, def.toml);
+    if (value !== undefined) wrap(() => setFromToml(layer, def, value, def.toml!.join('.')));
+  }
+  wrap(() => {
+    if (doc['peer'] !== undefined) layer.peers = readPeers(doc['peer']);
+    if (doc['proxy_network'] !== undefined) layer.proxyNetworks = readProxyNetworks(doc['proxy_network']);
+  });
+  for (const key of unknownKeys(doc, known)) {
+    warnings.push(key === 'rpc_portal'
+      ? `config: ignoring rpc_portal in ${origin}; set it with -r/--rpc-portal (as EasyTier since 2.5)`
+      : `config: ignoring unsupported key ${key} in ${origin}`);
+  }
+  return { layer, warnings };
+}
+
+function lookup(doc: Table, path: readonly string[]): unknown {
+  let node: unknown = doc;
+  for (const part of path) {
+    if (!isTable(node)) return undefined;
+    node = node[part];
+  }
+  return node;
+}
+
+function setFromToml(layer: Layer, def: OptionDef, value: unknown, name: string): void {
+  const target = layer as Record<string, unknown>;
+  if (def.kind === 'list') {
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+      throw badConfig(name, 'must be an array of strings');
+    }
+    target[def.field] = value.flatMap((item, i) => def.parse(item, `${name}[${i}]`) as unknown[]);
+    return;
+  }
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+    throw badConfig(name, `must be a ${def.kind === 'string' ? 'string' : def.kind === 'int' ? 'number' : 'boolean'}`);
+  }
+  target[def.field] = def.parse(String(value), name);
+}
+
+function tablesOf(value: unknown, name: string): Table[] {
+  if (!Array.isArray(value) || !value.every(isTable)) throw badConfig(name, `must be written as [[${name}]] tables`);
+  return value;
+}
+
+function stringField(table: Table, key: string, name: string): string | undefined {
+  const value = table[key];
+  if (value !== undefined && typeof value !== 'string') throw badConfig(name, 'must be a string');
+  return value;
+}
+
+function readPeers(value: unknown): string[] {
+  return tablesOf(value, 'peer').map((table, i) => {
+    const name = `peer[${i}].uri`;
+    const uri = stringField(table, 'uri', name);
+    if (uri === undefined) throw badConfig(name, 'is missing');
+    return parsePeerUri(uri, name);
+  });
+}
+
+function readProxyNetworks(value: unknown): ProxyNetwork[] {
+  return tablesOf(value, 'proxy_network').map((table, i) => {
+    const cidrName = `proxy_network[${i}].cidr`;
+    const cidrText = stringField(table, 'cidr', cidrName);
+    if (cidrText === undefined) throw badConfig(cidrName, 'is missing');
+    const real = parseIpv4Cidr(cidrText, cidrName);
+    const cidr = `${real.address}/${real.prefix}`;
+    const mappedName = `proxy_network[${i}].mapped_cidr`;
+    const mapped = stringField(table, 'mapped_cidr', mappedName);
+    return mapped === undefined ? { cidr } : { cidr, mappedCidr: parseMappedCidr(mapped, real.prefix, mappedName) };
+  });
+}
+
+/** Dotted paths of leaf keys that neither OPTIONS nor the [[array]] tables read. */
+function unknownKeys(doc: Table, known: ReadonlySet<string>): string[] {
+  const found: string[] = [];
+  for (const [key, value] of Object.entries(doc)) {
+    if (ARRAY_TABLES.has(key) || known.has(key)) continue;
+    if (!isTable(value)) {
+      found.push(key);
+      continue;
+    }
+    for (const sub of Object.keys(value)) {
+      if (!known.has(`${key}.${sub}`)) found.push(`${key}.${sub}`);
+    }
+  }
+  return found;
+}
