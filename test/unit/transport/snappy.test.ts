@@ -1,36 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TstierError } from '../../../daemon/errors.js';
+import { Rng } from '../../sim/world.js';
 import { SnappyCompressor, decompress, maxEncodedLength } from '../../../daemon/transport/snappy/block.js';
 import {
   MAX_CHUNK_BODY, STREAM_IDENTIFIER, SnappyFrameReader, SnappyFrameWriter, maskedCrc,
 } from '../../../daemon/transport/snappy/framing.js';
 
-/** Small seeded PRNG (mulberry32) so failures replay. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomBytes(r: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
-  return b;
-}
-
 /** Text-like data: words from a small vocabulary, so it compresses well. */
-function compressible(r: () => number, n: number): Uint8Array {
+function compressible(r: Rng, n: number): Uint8Array {
   const words = ['smux', 'kcp ', 'stream ', 'window', ' frame ', '\n', 'snappy', '0123', 'the '];
   const b = new Uint8Array(n);
   let i = 0;
   while (i < n) {
-    const w = words[(r() * words.length) | 0]!;
+    const w = r.pick(words);
     for (let k = 0; k < w.length && i < n; k++) b[i++] = w.charCodeAt(k);
   }
   return b;
@@ -47,12 +30,12 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 test('block: round trip of random, compressible and degenerate inputs', () => {
-  const r = rng(1);
+  const r = new Rng(1);
   const c = new SnappyCompressor();
   const inputs: Uint8Array[] = [new Uint8Array(0), Uint8Array.of(7), new Uint8Array(65536), compressible(r, 65536)];
   for (let i = 0; i < 200; i++) {
-    const n = (r() * 70000) % 65537 | 0;
-    inputs.push(i % 2 ? randomBytes(r, n) : compressible(r, n));
+    const n = r.int(65537);
+    inputs.push(i % 2 ? r.bytes(n) : compressible(r, n));
   }
   for (const input of inputs) {
     const block = c.compress(input);
@@ -105,8 +88,8 @@ test('block: malformed input is an error value, never a throw or a big allocatio
     assert.equal(r.code, 'TSTIER_E_BAD_PACKET');
   }
   // Random garbage never throws.
-  const r = rng(2);
-  for (let i = 0; i < 2000; i++) decompress(randomBytes(r, (r() * 64) | 0));
+  const r = new Rng(2);
+  for (let i = 0; i < 2000; i++) decompress(r.bytes(r.int(64)));
 });
 
 test('framing: masked CRC matches the spec example', () => {
@@ -124,27 +107,27 @@ test('framing: writer emits the identifier once, then chunk by chunk', () => {
   const second = w.write(new Uint8Array(4096));
   assert.equal(second[0], 0x00, 'zeros go in a compressed chunk');
   assert.ok(second.length < 4096 / 16, `${second.length} bytes`);
-  const big = w.write(randomBytes(rng(3), 200000));
+  const big = w.write((new Rng(3)).bytes(200000));
   assert.equal(big[0], 0x01, 'random data stays uncompressed');
   assert.equal(big.length, 200000 + 4 * 8);
 });
 
 test('framing: round trip with arbitrary splitting', () => {
-  const r = rng(4);
+  const r = new Rng(4);
   const w = new SnappyFrameWriter();
   const rd = new SnappyFrameReader();
   const sent: Uint8Array[] = [];
   const wire: Uint8Array[] = [];
   for (let i = 0; i < 300; i++) {
-    const n = i % 50 === 0 ? 70000 + ((r() * 100000) | 0) : (r() * 9000) | 0;
-    const d = i % 3 ? compressible(r, n) : randomBytes(r, n);
+    const n = i % 50 === 0 ? r.range(70000, 170000) : r.int(9000);
+    const d = i % 3 ? compressible(r, n) : r.bytes(n);
     sent.push(d);
     wire.push(w.write(d));
   }
   const stream = concat(wire);
   const got: Uint8Array[] = [];
   for (let p = 0; p < stream.length;) {
-    const n = Math.min(stream.length - p, 1 + ((r() * (r() < 0.5 ? 20 : 90000)) | 0));
+    const n = Math.min(stream.length - p, r.range(1, r.chance(0.5) ? 20 : 90000));
     // Copy so the reader's views cannot alias our stream buffer.
     const out = rd.push(stream.slice(p, p + n));
     assert.ok(Array.isArray(out), String(out));
