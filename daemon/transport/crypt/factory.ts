@@ -2,11 +2,20 @@
  * kcptun's --crypt name table. An unknown name, or a cipher whose constructor
  * fails, falls back to "aes" as kcptun does; `fellBack` says so, for the log.
  */
+import { Blowfish } from './blowfish.js';
+import { Cast5 } from './cast5.js';
+import { CfbCrypt } from './cfb.js';
 import { NodeCfbCrypt } from './node-cfb.js';
 import { NoneCrypt } from './none.js';
 import { Salsa20Crypt } from './salsa20.js';
+import { Tea } from './tea.js';
+import { Twofish } from './twofish.js';
 import type { BlockCrypt } from './types.js';
 import { XorCrypt } from './xor.js';
+import { Xtea } from './xtea.js';
+
+/** kcptun's TEA runs 16 rounds (8 cycles), not TEA's usual 64. */
+const KCPTUN_TEA_ROUNDS = 16;
 
 /**
  * The names whose datagrams carry the nonce + CRC header, each building its cipher
@@ -19,6 +28,11 @@ const BLOCK_CRYPTS = {
   '3des': (pass) => new NodeCfbCrypt('des-ede3-cfb', pass.subarray(0, 24)),
   sm4: (pass) => new NodeCfbCrypt('sm4-cfb', pass.subarray(0, 16)),
   salsa20: (pass) => new Salsa20Crypt(pass.subarray(0, 32)),
+  blowfish: (pass) => new CfbCrypt(new Blowfish(pass.subarray(0, 32))),
+  twofish: (pass) => new CfbCrypt(new Twofish(pass.subarray(0, 32))),
+  cast5: (pass) => new CfbCrypt(new Cast5(pass.subarray(0, 16))),
+  tea: (pass) => new CfbCrypt(new Tea(pass.subarray(0, 16), KCPTUN_TEA_ROUNDS)),
+  xtea: (pass) => new CfbCrypt(new Xtea(pass.subarray(0, 16))),
   xor: (pass) => new XorCrypt(pass),
   none: () => new NoneCrypt(),
 } satisfies Record<string, (pass: Uint8Array) => BlockCrypt>;

@@ -58,7 +58,7 @@ describe('captured kcptun 2021 datagram (aes, key "testkey")', () => {
 describe('datagram seal/open', () => {
   const LENGTHS = [1, 15, 16, 17, 1350];
 
-  for (const name of ['aes', 'aes-128', 'aes-192', '3des', 'sm4', 'salsa20', 'xor', 'none']) {
+  for (const name of ['aes', 'aes-128', 'aes-192', '3des', 'sm4', 'salsa20', 'blowfish', 'twofish', 'cast5', 'tea', 'xtea', 'xor', 'none']) {
     it(`${name}: round trip over odd lengths, several datagrams in a row`, () => {
       const tx = newDatagramCrypt(name, TESTKEY_PASS);
       const rx = newDatagramCrypt(name, TESTKEY_PASS);
@@ -151,7 +151,7 @@ describe('datagram seal/open', () => {
 });
 
 describe('open() on bad input', () => {
-  const NAMES = ['aes', 'aes-128', 'aes-192', '3des', 'sm4', 'salsa20', 'xor', 'none', 'aes-128-gcm'];
+  const NAMES = ['aes', 'aes-128', 'aes-192', '3des', 'sm4', 'salsa20', 'blowfish', 'twofish', 'cast5', 'tea', 'xtea', 'xor', 'none', 'aes-128-gcm'];
 
   for (const name of NAMES) {
     it(`${name}: garbage, truncation and bit flips are errors, never exceptions`, () => {
