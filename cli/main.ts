@@ -1,0 +1,100 @@
+/**
+ * easytier-cli [-p/--rpc-portal ADDR] [-o/--output table|json] <node|peer|route|proxy>
+ * Exit status: 0 success, 1 the daemon could not answer, 2 bad usage. Errors are one line.
+ */
+import { parseArgs } from 'node:util';
+import { parseRpcPortal } from '../daemon/config/values.js';
+import { TstierError } from '../daemon/errors.js';
+import { callRpc } from './client.js';
+import { nodeCommand } from './node.js';
+import { OUTPUT_FORMATS, render, type OutputFormat } from './output.js';
+import { peerCommand } from './peer.js';
+import { proxyCommand } from './proxy.js';
+import { routeCommand } from './route.js';
+import type { Subcommand } from './subcommand.js';
+
+const SUBCOMMANDS: readonly Subcommand[] = [nodeCommand, peerCommand, routeCommand, proxyCommand];
+const DEFAULT_PORTAL = '127.0.0.1:15888';
+
+class UsageError extends Error {}
+
+interface Invocation { portal: string; format: OutputFormat; command: Subcommand }
+
+function usage(): string {
+  return [
+    'Usage: easytier-cli [-p ADDR] [-o table|json] <command>',
+    '',
+    'Options:',
+    `  -p, --rpc-portal <ADDR>  easytier-core's rpc portal, ip:port or port (default ${DEFAULT_PORTAL})`,
+    '  -o, --output <FORMAT>    table (default) or json',
+    '  -h, --help               print this help',
+    '',
+    'Commands:',
+    ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(7)}${c.summary}`),
+    '',
+  ].join('\n');
+}
+
+function parseInvocation(argv: readonly string[]): Invocation | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        'rpc-portal': { type: 'string', short: 'p' },
+        output: { type: 'string', short: 'o' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    // node:util's messages run on with advice about '--'; the first sentence names the problem.
+    throw new UsageError((err as Error).message.split(/\.\s/)[0] ?? 'bad arguments');
+  }
+  if (parsed.values.help === true) return 'help';
+  const [name, ...extra] = parsed.positionals;
+  // EasyTier spells listings as `peer list`, `route list`: accept that form too.
+  if (extra.length > 1 || (extra.length === 1 && extra[0] !== 'list' && extra[0] !== 'info')) {
+    throw new UsageError(`unexpected argument "${extra.join(' ')}"`);
+  }
+  const command = SUBCOMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    throw new UsageError(name === undefined ? 'missing command' : `unknown command "${name}"`);
+  }
+  const format = parsed.values.output ?? 'table';
+  if (!OUTPUT_FORMATS.includes(format as OutputFormat)) throw new UsageError(`-o: must be table or json, got "${format}"`);
+  let portal: string;
+  try {
+    portal = parseRpcPortal(parsed.values['rpc-portal'] ?? DEFAULT_PORTAL, '-p');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { portal, format: format as OutputFormat, command };
+}
+
+/** Runs one invocation; returns the exit status. Never throws. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const invocation = parseInvocation(argv);
+    if (invocation === 'help') {
+      process.stdout.write(usage());
+      return 0;
+    }
+    const { portal, format, command } = invocation;
+    const response = await callRpc(portal, command.service, command.method);
+    process.stdout.write(render(command.toRows(response), command.columns, command.layout, format));
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`easytier-cli: ${err.message} (see --help)\n`);
+      return 2;
+    }
+    if (err instanceof TstierError) {
+      process.stderr.write(`easytier-cli: ${err.message}\n`);
+      return 1;
+    }
+    // A bug in the CLI itself: still one line on stderr, but say it is one.
+    process.stderr.write(`easytier-cli: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}

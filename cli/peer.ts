@@ -1,0 +1,37 @@
+/** `easytier-cli peer`: directly connected peers, one row per connection. */
+import { formatLocalTime } from './output.js';
+import type { Subcommand } from './subcommand.js';
+
+interface PeerConnMessage {
+  peer_id: number;
+  remote_uri: string;
+  outbound: boolean;
+  rtt_ms: number;
+  tx_bytes: number;
+  rx_bytes: number;
+  tx_packets: number;
+  rx_packets: number;
+  established_at_ms: number;
+}
+
+export const peerCommand: Subcommand = {
+  name: 'peer',
+  summary: 'list directly connected peers with traffic counters',
+  service: 'PeerRpc',
+  method: 'ListPeers',
+  layout: 'list',
+  columns: ['peer_id', 'remote', 'direction', 'rtt_ms', 'tx_bytes', 'rx_bytes', 'tx_packets', 'rx_packets', 'established'],
+  toRows(response) {
+    return (response as { peers: PeerConnMessage[] }).peers.map((p) => ({
+      peer_id: p.peer_id,
+      remote: p.remote_uri,
+      direction: p.outbound ? 'out' : 'in',
+      rtt_ms: p.rtt_ms,
+      tx_bytes: p.tx_bytes,
+      rx_bytes: p.rx_bytes,
+      tx_packets: p.tx_packets,
+      rx_packets: p.rx_packets,
+      established: formatLocalTime(p.established_at_ms),
+    }));
+  },
+};

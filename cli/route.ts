@@ -1,0 +1,33 @@
+/** `easytier-cli route`: every node of the virtual network and how to reach it. */
+import type { Subcommand } from './subcommand.js';
+
+interface RouteMessage {
+  peer_id: number;
+  hostname: string;
+  ipv4: string;
+  proxy_cidrs: string[];
+  next_hop_peer_id: number;
+  cost: number;
+  features: { kcp_input: boolean; quic_input: boolean } | null;
+}
+
+export const routeCommand: Subcommand = {
+  name: 'route',
+  summary: 'list routes: node, virtual IPv4, proxied CIDRs, next hop, cost',
+  service: 'RouteRpc',
+  method: 'ListRoutes',
+  layout: 'list',
+  columns: ['peer_id', 'hostname', 'ipv4', 'proxy_cidrs', 'next_hop', 'cost', 'kcp_input', 'quic_input'],
+  toRows(response) {
+    return (response as { routes: RouteMessage[] }).routes.map((r) => ({
+      peer_id: r.peer_id,
+      hostname: r.hostname,
+      ipv4: r.ipv4,
+      proxy_cidrs: r.proxy_cidrs.join(', '),
+      next_hop: r.next_hop_peer_id,
+      cost: r.cost,
+      kcp_input: r.features?.kcp_input ?? false,
+      quic_input: r.features?.quic_input ?? false,
+    }));
+  },
+};

@@ -1,0 +1,38 @@
+/** A fixed ControlPlaneSource for the rpc and cli tests: every enum value appears at least once. */
+import type { ControlPlaneSource, NodeInfoView, PeerConnView, ProxyEntryView, RouteView } from '../../daemon/rpc/source.js';
+
+export const STUB_NODE: NodeInfoView = {
+  peerId: 3_000_000_001,
+  instanceName: 'stub-instance',
+  hostname: 'stub-host',
+  networkName: 'stubnet',
+  ipv4: '10.144.144.1/24',
+  proxyCidrs: ['192.168.1.0/24', '192.168.2.0/24->10.2.0.0/24'],
+  listeners: ['tcp://0.0.0.0:11010', 'udp://0.0.0.0:11010'],
+  features: { kcpInput: true, quicInput: false },
+  version: '0.1.0-stub',
+  rpcPortal: '127.0.0.1:0',
+};
+
+export const STUB_PEERS: PeerConnView[] = [
+  { peerId: 7, remoteUri: 'udp://10.1.0.2:11010', outbound: true, rttMs: 1.5, txBytes: 1234, rxBytes: 5678, txPackets: 12, rxPackets: 34, establishedAt: 1_700_000_000_000 },
+  { peerId: 8, remoteUri: 'tcp://10.1.0.3:40000', outbound: false, rttMs: 20, txBytes: 0, rxBytes: 9_007_199_254_740_991, txPackets: 0, rxPackets: 1, establishedAt: 1_700_000_123_000 },
+];
+
+export const STUB_ROUTES: RouteView[] = [
+  { peerId: 7, hostname: 'peer-a', ipv4: '10.144.144.2/24', proxyCidrs: ['192.168.7.0/24'], nextHopPeerId: 7, cost: 1, features: { kcpInput: true, quicInput: true } },
+  { peerId: 9, hostname: 'peer-b', ipv4: '', proxyCidrs: [], nextHopPeerId: 7, cost: 2, features: { kcpInput: false, quicInput: false } },
+];
+
+export const STUB_PROXY: ProxyEntryView[] = [
+  { src: '10.144.144.1:40001', dst: '192.168.7.10:80', startTime: 1_700_000_000, state: 'Connected', transportType: 'Kcp', role: 'src', txBytes: 1_048_576, rxBytes: 4096, rttMs: 12.5, retransmits: 3, reason: 'peer accepts kcp' },
+  { src: '10.144.144.2:50000', dst: '10.144.144.1:22', startTime: 1_700_000_100, state: 'ConnectingDst', transportType: 'Quic', role: 'dst', txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, reason: 'peer requested quic' },
+  { src: '10.144.144.1:40002', dst: '192.168.7.11:443', startTime: 1_700_000_200, state: 'ClosingDst', transportType: 'Tcp', role: 'src', txBytes: 10, rxBytes: 20, rttMs: 0.25, retransmits: 0, reason: 'peer disabled kcp input' },
+];
+
+export const stubSource: ControlPlaneSource = {
+  nodeInfo: () => STUB_NODE,
+  peers: () => STUB_PEERS,
+  routes: () => STUB_ROUTES,
+  proxyEntries: () => STUB_PROXY,
+};
