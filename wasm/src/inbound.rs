@@ -1,0 +1,142 @@
+//! Classifies an inbound IP packet before smoltcp sees it: which TCP flow it belongs to,
+//! whether it opens one, and the form smoltcp can process.
+//!
+//! smoltcp only walks the IPv6 Hop-by-Hop header, so other extension headers are stripped
+//! here (a terminating endpoint may ignore them). Fragments are dropped: the wrapper must
+//! see the TCP ports to pick a flow, and the MSS we advertise keeps senders below the MTU.
+
+use smoltcp::wire::{IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket};
+
+const PROTO_TCP: u8 = 6;
+const IPV6_HEADER_LEN: usize = 40;
+
+/// (family, src, dst, src port, dst port) in a fixed-size, ordered form.
+pub type FlowKey = [u8; 37];
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drop {
+    Malformed,
+    NotTcp,
+    Fragment,
+}
+
+pub struct Segment {
+    pub key: FlowKey,
+    pub src: IpAddress,
+    pub dst: IpAddress,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// A connection request: SYN without ACK or RST.
+    pub syn: bool,
+    pub rst: bool,
+}
+
+pub fn flow_key(src: &IpAddress, src_port: u16, dst: &IpAddress, dst_port: u16) -> FlowKey {
+    let mut key = [0u8; 37];
+    match (src, dst) {
+        (IpAddress::Ipv4(s), IpAddress::Ipv4(d)) => {
+            key[0] = 4;
+            key[1..5].copy_from_slice(&s.octets());
+            key[17..21].copy_from_slice(&d.octets());
+        }
+        (IpAddress::Ipv6(s), IpAddress::Ipv6(d)) => {
+            key[0] = 6;
+            key[1..17].copy_from_slice(&s.octets());
+            key[17..33].copy_from_slice(&d.octets());
+        }
+        // A packet never mixes families; keep such a key distinct from every real one.
+        _ => key[0] = 0xff,
+    }
+    key[33..35].copy_from_slice(&src_port.to_be_bytes());
+    key[35..37].copy_from_slice(&dst_port.to_be_bytes());
+    key
+}
+
+/// Parses `packet`, writes the form smoltcp should process into `out`, and returns the segment.
+pub fn classify(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => classify_v4(packet, out),
+        Some(6) => classify_v6(packet, out),
+        _ => Err(Drop::Malformed),
+    }
+}
+
+fn classify_v4(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
+    let ip = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
+    if !ip.verify_checksum() {
+        return Err(Drop::Malformed);
+    }
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return Err(Drop::Fragment);
+    }
+    if u8::from(ip.next_header()) != PROTO_TCP {
+        return Err(Drop::NotTcp);
+    }
+    let src = IpAddress::Ipv4(ip.src_addr());
+    let dst = IpAddress::Ipv4(ip.dst_addr());
+    let segment = parse_tcp(ip.payload(), src, dst)?;
+    out.extend_from_slice(&packet[..ip.total_len() as usize]);
+    Ok(segment)
+}
+
+fn classify_v6(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
+    let ip = Ipv6Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
+    let src = IpAddress::Ipv6(ip.src_addr());
+    let dst = IpAddress::Ipv6(ip.dst_addr());
+    let mut next = u8::from(ip.next_header());
+    let mut rest = ip.payload();
+    let mut stripped = false;
+    loop {
+        let len = match next {
+            PROTO_TCP => break,
+            // Hop-by-Hop, Routing, Destination Options: (8-octet units) + 1.
+            0 | 43 | 60 => ext_len(rest, |l| (l + 1) * 8)?,
+            // Authentication Header: (4-octet units) + 2.
+            51 => ext_len(rest, |l| (l + 2) * 4)?,
+            44 => return Err(Drop::Fragment),
+            _ => return Err(Drop::NotTcp),
+        };
+        next = rest[0];
+        rest = &rest[len..];
+        stripped = true;
+    }
+    let segment = parse_tcp(rest, src, dst)?;
+    if stripped {
+        out.extend_from_slice(&packet[..IPV6_HEADER_LEN]);
+        out[4..6].copy_from_slice(&(rest.len() as u16).to_be_bytes());
+        out[6] = PROTO_TCP;
+        out.extend_from_slice(rest);
+    } else {
+        out.extend_from_slice(&packet[..IPV6_HEADER_LEN + rest.len()]);
+    }
+    Ok(segment)
+}
+
+fn ext_len(rest: &[u8], units: impl Fn(usize) -> usize) -> Result<usize, Drop> {
+    if rest.len() < 8 {
+        return Err(Drop::Malformed);
+    }
+    let len = units(rest[1] as usize);
+    if len > rest.len() {
+        return Err(Drop::Malformed);
+    }
+    Ok(len)
+}
+
+fn parse_tcp(bytes: &[u8], src: IpAddress, dst: IpAddress) -> Result<Segment, Drop> {
+    let tcp = TcpPacket::new_checked(bytes).map_err(|_| Drop::Malformed)?;
+    // Checked here, not only in smoltcp, so a corrupt SYN never creates a flow.
+    if !tcp.verify_checksum(&src, &dst) {
+        return Err(Drop::Malformed);
+    }
+    let (src_port, dst_port) = (tcp.src_port(), tcp.dst_port());
+    Ok(Segment {
+        key: flow_key(&src, src_port, &dst, dst_port),
+        src,
+        dst,
+        src_port,
+        dst_port,
+        syn: tcp.syn() && !tcp.ack() && !tcp.rst(),
+        rst: tcp.rst(),
+    })
+}
