@@ -37,9 +37,12 @@ export function parseIpAddress(text: string): Uint8Array | undefined {
   return text.includes(':') ? parseIpv6Address(text) : parseIpv4Address(text);
 }
 
-/** Text form: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run as "::"). */
+/** Text form: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run as "::", mapped IPv4 dotted). */
 export function formatIpAddress(addr: Uint8Array): string {
   if (addr.length === 4) return addr.join('.');
+  if (addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff) {
+    return `::ffff:${addr.subarray(12).join('.')}`;
+  }
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((addr[i]! << 8) | addr[i + 1]!);
   let bestStart = -1;
