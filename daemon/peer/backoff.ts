@@ -1,0 +1,16 @@
+/**
+ * Reconnect delays for connectors: exponential with full-range jitter between half and all of
+ * the step, so peers that lost a common relay do not all redial in the same instant.
+ */
+export interface BackoffOptions {
+  baseMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 8000 };
+
+/** Delay before attempt `attempt` (0 = first retry); `random` in [0, 1). */
+export function backoffDelay(attempt: number, random: number, opts: BackoffOptions = DEFAULT_BACKOFF): number {
+  const step = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(step * (0.5 + random / 2));
+}

@@ -1,0 +1,301 @@
+/**
+ * The peer layer at work: listeners and connectors (underlay/), one PeerSession per link, the
+ * RouteTable fed by the sessions that are up, and forwarding by peer id. This is the adapter that
+ * binds the sans-IO cores to sockets and one timer; the decisions live in the cores.
+ *
+ * The seam for other modules (the KCP/QUIC proxy): `on(type, handler)` receives packets of a type
+ * addressed to this node; `sendTo(peerId, type, payload)` delivers one to any reachable node, via
+ * relays when needed; `routes` answers who has which address and which features.
+ */
+import { randomInt } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { PeerConnView } from '../rpc/source.js';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { derivePsk, HandshakeResponder } from './handshake.js';
+import { DEFAULT_ROUTE_OPTIONS, RouteTable, type LocalNode, type RouteTableOptions } from './route-table.js';
+import { DEFAULT_TIMERS, PeerSession, type SessionTimers } from './session.js';
+import { parseUnderlayUri, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
+import { dialTcp, TcpListener } from './underlay/tcp.js';
+import { dialUdp, UdpListener } from './underlay/udp.js';
+import { MAX_FORWARD_COUNTER, PacketType, PmFlag, pmFrom, pmTo, pmType } from './wire.js';
+
+/** Receives a packet addressed to us: the origin's peer id, the decrypted payload, the PM header. */
+export type PacketHandler = (from: number, payload: Buffer, header: Buffer) => void;
+
+export interface PeerManagerOptions {
+  networkName: string;
+  networkSecret: string;
+  local: Omit<LocalNode, 'peerId'>;
+  log: Logger;
+  timers?: SessionTimers;
+  route?: RouteTableOptions;
+  backoff?: BackoffOptions;
+  /** Granularity of the one timer that drives every session and the route table. */
+  tickMs?: number;
+}
+
+export interface PeerLayerStats {
+  /** Packets relayed for others. */
+  forwarded: number;
+  /** Packets for a node we have no route to (or no live session towards). */
+  noRoute: number;
+  /** Packets dropped because their forward counter passed MAX_FORWARD_COUNTER. */
+  hopLimit: number;
+  /** Packets of a type nobody registered for. */
+  unhandled: number;
+  /** Inbound links whose first packet was not a valid handshake: closed without a word. */
+  rejectedLinks: number;
+}
+
+interface Conn {
+  link: UnderlayLink;
+  session: PeerSession;
+  up: boolean;
+  dead: boolean;
+  connector: Connector | undefined;
+}
+
+interface Connector {
+  uri: string;
+  attempt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class PeerManager {
+  /** Random per process start, never 0 (0 means "unknown" in headers). */
+  readonly peerId = randomInt(1, 2 ** 32 - 1);
+  readonly routes: RouteTable;
+  readonly stats: PeerLayerStats = { forwarded: 0, noRoute: 0, hopLimit: 0, unhandled: 0, rejectedLinks: 0 };
+  private readonly psk: Buffer;
+  readonly responder: HandshakeResponder;
+  private readonly log: Logger;
+  private readonly timers: SessionTimers;
+  private readonly backoff: BackoffOptions;
+  private readonly conns = new Set<Conn>();
+  /** Live sessions per direct peer; the first one carries our traffic. */
+  private readonly direct = new Map<number, Conn[]>();
+  private readonly handlers = new Map<number, PacketHandler>();
+  private readonly listeners: UnderlayListener[] = [];
+  private readonly connectors = new Set<Connector>();
+  private readonly tick: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(opts: PeerManagerOptions) {
+    this.log = opts.log;
+    this.timers = opts.timers ?? DEFAULT_TIMERS;
+    this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.psk = derivePsk(opts.networkName, opts.networkSecret);
+    this.responder = new HandshakeResponder(this.psk, this.peerId);
+    this.routes = new RouteTable({ ...opts.local, peerId: this.peerId }, Date.now(), opts.route ?? DEFAULT_ROUTE_OPTIONS);
+    this.tick = setInterval(() => this.onTick(), opts.tickMs ?? 100);
+  }
+
+  /**
+   * Opens a listener and returns the URI it is bound to; rejects with TSTIER_E_ADDR_IN_USE
+   * (naming the listener) if the port is taken.
+   */
+  async listen(uri: string): Promise<string> {
+    const addr = parseUnderlayUri(uri, 'listeners');
+    const accept = (link: UnderlayLink, first: Buffer): void => this.acceptLink(link, first);
+    const l = addr.scheme === 'udp' ? await UdpListener.open(uri, addr, accept) : await TcpListener.open(uri, addr, accept);
+    if (this.closed) await l.close();
+    else this.listeners.push(l);
+    return l.boundUri;
+  }
+
+  /** Keeps a connection to `uri` up for the node's lifetime, redialling with backoff. */
+  connect(uri: string): void {
+    parseUnderlayUri(uri, 'peers');
+    const c: Connector = { uri, attempt: 0, timer: undefined };
+    this.connectors.add(c);
+    void this.dial(c);
+  }
+
+  /** Registers the receiver of one packet type (one receiver per type). */
+  on(type: number, handler: PacketHandler): void {
+    this.handlers.set(type, handler);
+  }
+
+  /** Sends a packet of `type` to any reachable node. False if there is no route right now. */
+  sendTo(peerId: number, type: number, payload: Uint8Array, flags = 0): boolean {
+    return this.sendVia(peerId, this.peerId, type, flags, 1, payload);
+  }
+
+  /** One row per live session. */
+  peerConns(): PeerConnView[] {
+    const rows: PeerConnView[] = [];
+    for (const c of this.conns) {
+      if (!c.up) continue;
+      const s = c.session.stats;
+      rows.push({ peerId: c.session.peerId, remoteUri: c.link.remoteUri, outbound: c.link.outbound, rttMs: s.rttMs,
+        txBytes: s.txBytes, rxBytes: s.rxBytes, txPackets: s.txPackets, rxPackets: s.rxPackets,
+        establishedAt: s.establishedAt });
+    }
+    return rows;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.tick);
+    for (const c of this.connectors) clearTimeout(c.timer);
+    for (const c of [...this.conns]) c.link.close();
+    await Promise.all(this.listeners.map((l) => l.close()));
+  }
+
+  private async dial(c: Connector): Promise<void> {
+    c.timer = undefined;
+    if (this.closed) return;
+    const addr = parseUnderlayUri(c.uri, 'peers');
+    let link: UnderlayLink;
+    try {
+      link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr) : await dialTcp(c.uri, addr);
+    } catch (e) {
+      this.log.debug('dial failed', { uri: c.uri, err: e });
+      return this.redial(c);
+    }
+    if (this.closed) return link.close();
+    this.attach(link, PeerSession.initiate(this.psk, this.peerId, link.headroom, Date.now(), this.timers), c);
+  }
+
+  private redial(c: Connector): void {
+    if (this.closed || c.timer) return;
+    const delay = backoffDelay(c.attempt++, Math.random(), this.backoff);
+    c.timer = setTimeout(() => void this.dial(c), delay);
+  }
+
+  private acceptLink(link: UnderlayLink, first: Buffer): void {
+    const session = this.closed ? null
+      : PeerSession.accept(this.responder, this.peerId, link.headroom, first, Date.now(), this.timers);
+    if (!session) {
+      this.stats.rejectedLinks++;
+      link.onClose = () => {};
+      link.close();
+      return;
+    }
+    this.attach(link, session, undefined);
+  }
+
+  private attach(link: UnderlayLink, session: PeerSession, connector: Connector | undefined): void {
+    const conn: Conn = { link, session, up: false, dead: false, connector };
+    this.conns.add(conn);
+    link.onPacket = (pkt) => this.onLinkPacket(conn, pkt);
+    link.onClose = (reason) => this.drop(conn, reason);
+    this.flush(conn);
+  }
+
+  private onLinkPacket(conn: Conn, pkt: Buffer): void {
+    const payload = conn.session.input(pkt, Date.now());
+    this.flush(conn);
+    if (!payload) return;
+    if (pmTo(pkt) === this.peerId) this.deliver(conn, pkt, payload);
+    else this.forward(pkt, payload);
+  }
+
+  private deliver(conn: Conn, header: Buffer, payload: Buffer): void {
+    const type = pmType(header);
+    if (type === PacketType.RouteSync) {
+      // Route records come only from the direct peer at the other end of this session.
+      if (pmFrom(header) !== conn.session.peerId) return;
+      this.routes.input(conn.session.peerId, payload, Date.now());
+      return this.flushRoutes();
+    }
+    const handler = this.handlers.get(type);
+    if (handler) handler(pmFrom(header), payload, header);
+    else this.stats.unhandled++;
+  }
+
+  private forward(header: Buffer, payload: Buffer): void {
+    const counter = header[10]! + 1;
+    if (counter > MAX_FORWARD_COUNTER) {
+      this.stats.hopLimit++;
+      return;
+    }
+    if (this.sendVia(pmTo(header), pmFrom(header), pmType(header), header[9]! & ~PmFlag.Encrypted, counter, payload)) {
+      this.stats.forwarded++;
+    }
+  }
+
+  private sendVia(to: number, from: number, type: number, flags: number, counter: number, payload: Uint8Array): boolean {
+    const hop = this.routes.nextHop(to);
+    const conn = hop === undefined ? undefined : this.direct.get(hop)?.[0];
+    const out = conn?.session.seal(from, to, type, flags, counter, payload);
+    if (!out) {
+      this.stats.noRoute++;
+      return false;
+    }
+    conn!.link.send(out);
+    return true;
+  }
+
+  /** Sends what the session queued and acts on its events. */
+  private flush(conn: Conn): void {
+    const s = conn.session;
+    for (let p = s.pollTransmit(); p; p = s.pollTransmit()) conn.link.send(p);
+    for (let ev = s.pollEvent(); ev; ev = s.pollEvent()) {
+      if (ev.type === 'down') {
+        conn.link.close();
+        this.drop(conn, ev.reason);
+      } else if (ev.peerId === this.peerId) {
+        this.log.warn('connected to ourselves; dropping that link', { remote: conn.link.remoteUri });
+        conn.link.close();
+      } else {
+        this.sessionUp(conn);
+      }
+    }
+  }
+
+  private sessionUp(conn: Conn): void {
+    const peer = conn.session.peerId;
+    conn.up = true;
+    if (conn.connector) conn.connector.attempt = 0;
+    const list = this.direct.get(peer) ?? [];
+    list.push(conn);
+    this.direct.set(peer, list);
+    this.log.info('peer up', { peer_id: peer, remote: conn.link.remoteUri, outbound: conn.link.outbound });
+    if (list.length === 1) {
+      this.routes.linkUp(peer, Date.now());
+      this.flushRoutes();
+    }
+  }
+
+  private drop(conn: Conn, reason: string): void {
+    if (conn.dead) return;
+    conn.dead = true;
+    conn.session.close(reason);
+    this.conns.delete(conn);
+    if (conn.up) {
+      const peer = conn.session.peerId;
+      const list = (this.direct.get(peer) ?? []).filter((c) => c !== conn);
+      this.log.info('peer down', { peer_id: peer, remote: conn.link.remoteUri, reason });
+      if (list.length > 0) this.direct.set(peer, list);
+      else {
+        this.direct.delete(peer);
+        this.routes.linkDown(peer, Date.now());
+        this.flushRoutes();
+      }
+    }
+    if (conn.connector) this.redial(conn.connector);
+  }
+
+  private flushRoutes(): void {
+    for (let m = this.routes.pollTransmit(); m; m = this.routes.pollTransmit()) {
+      const conn = this.direct.get(m.to)?.[0];
+      const out = conn?.session.seal(this.peerId, m.to, PacketType.RouteSync, 0, 1, m.payload);
+      if (out) conn!.link.send(out);
+    }
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    for (const conn of [...this.conns]) {
+      if (conn.session.pollTimeout() > now) continue;
+      conn.session.handleTimeout(now);
+      this.flush(conn);
+    }
+    if (this.routes.pollTimeout() <= now) {
+      this.routes.handleTimeout(now);
+      this.flushRoutes();
+    }
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * What the peer layer needs from an underlay (UDP, TCP): a bidirectional packet pipe to one
+ * remote, and listeners that produce such pipes. Sessions write into buffers that leave `headroom`
+ * bytes in front, so each underlay adds its own header without copying the packet.
+ */
+import { TstierError } from '../../errors.js';
+
+export interface UnderlayLink {
+  readonly remoteUri: string;
+  /** True if we dialled this link. */
+  readonly outbound: boolean;
+  readonly headroom: number;
+  /** Sends one packet; the first `headroom` bytes of `buf` are this link's to fill. Never throws. */
+  send(buf: Buffer): void;
+  /** Closes the link; a link that never sent anything closes silently (no goodbye on the wire). */
+  close(): void;
+  /** Set by the owner: one packet received (a view, valid during the call). */
+  onPacket: (pkt: Buffer) => void;
+  /** Set by the owner: the link ended (remote closed, error, or our close). Called once. */
+  onClose: (reason: string) => void;
+}
+
+export interface UnderlayListener {
+  readonly uri: string;
+  /** The URI with the port actually bound (differs from `uri` when that asked for port 0). */
+  readonly boundUri: string;
+  close(): Promise<void>;
+}
+
+/** A new inbound link and its first packet; the owner either adopts it or closes it. */
+export type AcceptLink = (link: UnderlayLink, first: Buffer) => void;
+
+export interface UnderlayAddress {
+  scheme: 'udp' | 'tcp';
+  host: string;
+  port: number;
+}
+
+/** Parses "udp://host:port" / "tcp://host:port" (IPv6 hosts in brackets); errors name the key. */
+export function parseUnderlayUri(uri: string, key: string): UnderlayAddress {
+  const m = /^(udp|tcp):\/\/(\[[0-9A-Fa-f:.]+\]|[^:/[\]]+):(\d{1,5})\/?$/.exec(uri.trim());
+  const port = m ? Number(m[3]) : -1;
+  if (!m || port > 65535) {
+    throw new TstierError('TSTIER_E_BAD_CONFIG', `${key}: "${uri}" is not udp://host:port or tcp://host:port`);
+  }
+  return { scheme: m[1] as 'udp' | 'tcp', host: m[2]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export function formatUri(scheme: string, host: string, port: number): string {
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+export function addrInUse(uri: string, cause: unknown): TstierError {
+  return new TstierError('TSTIER_E_ADDR_IN_USE', `listener ${uri}: address already in use`, { cause });
+}

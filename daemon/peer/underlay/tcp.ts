@@ -1,0 +1,126 @@
+/**
+ * TCP underlay: each packet framed by a u32 LE length of the packet that follows (EasyTier frames
+ * the same way). A frame over MAX_FRAME means the stream is not ours or is corrupt: the link ends.
+ * When the kernel send buffer backs up past MAX_QUEUED, packets are dropped (as a router drops),
+ * rather than letting memory grow; the tunnelled TCP flows see loss and slow down.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { readU32, writeU32 } from '../wire.js';
+import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+
+const LENGTH_LEN = 4;
+const MAX_FRAME = 70_000;
+const MAX_QUEUED = 4 * 1024 * 1024;
+
+class TcpLink implements UnderlayLink {
+  readonly headroom = LENGTH_LEN;
+  onPacket: (pkt: Buffer) => void = () => {};
+  onClose: (reason: string) => void = () => {};
+  /** Packets dropped because the socket's send queue was full. */
+  queueDrops = 0;
+  private pending: Buffer | null = null;
+  private closed = false;
+
+  /** An inbound link is offered to its listener's owner with its first packet. */
+  private offer: AcceptLink | undefined;
+
+  constructor(readonly remoteUri: string, readonly outbound: boolean, private readonly socket: Socket, offer?: AcceptLink) {
+    this.offer = offer;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e) => this.ended(`socket error: ${e.message}`));
+    socket.on('close', () => this.ended('remote closed'));
+  }
+
+  send(buf: Buffer): void {
+    if (this.closed) return;
+    if (this.socket.writableLength > MAX_QUEUED) {
+      this.queueDrops++;
+      return;
+    }
+    writeU32(buf, 0, buf.length - LENGTH_LEN);
+    this.socket.write(buf);
+  }
+
+  close(): void {
+    this.socket.destroy();
+    this.ended('closed');
+  }
+
+  private ended(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.onClose(reason);
+  }
+
+  private onData(chunk: Buffer): void {
+    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = null;
+    let at = 0;
+    while (!this.closed && buf.length - at >= LENGTH_LEN) {
+      const len = readU32(buf, at);
+      if (len > MAX_FRAME) return this.close();
+      if (buf.length - at - LENGTH_LEN < len) break;
+      const pkt = buf.subarray(at + LENGTH_LEN, at + LENGTH_LEN + len);
+      at += LENGTH_LEN + len;
+      if (this.offer) {
+        const offer = this.offer;
+        this.offer = undefined;
+        offer(this, pkt);
+      } else {
+        this.onPacket(pkt);
+      }
+    }
+    if (at < buf.length && !this.closed) this.pending = Buffer.from(buf.subarray(at));
+  }
+}
+
+export class TcpListener implements UnderlayListener {
+  private readonly sockets = new Set<Socket>();
+  boundUri: string;
+
+  private constructor(readonly uri: string, private readonly server: Server) {
+    this.boundUri = uri;
+  }
+
+  static open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<TcpListener> {
+    const server = createServer();
+    const listener = new TcpListener(uri, server);
+    server.on('connection', (socket) => {
+      listener.sockets.add(socket);
+      socket.on('close', () => listener.sockets.delete(socket));
+      new TcpLink(formatUri('tcp', socket.remoteAddress ?? '?', socket.remotePort ?? 0), false, socket, accept);
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? addrInUse(uri, e) : e));
+      server.listen(addr.port, addr.host, () => {
+        server.removeAllListeners('error');
+        const a = server.address();
+        if (a && typeof a === 'object') listener.boundUri = formatUri('tcp', addr.host, a.port);
+        server.on('error', () => {});
+        resolve(listener);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export function dialTcp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: addr.host, port: addr.port });
+    const onError = (e: Error): void => {
+      socket.destroy();
+      reject(e);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve(new TcpLink(uri, true, socket));
+    });
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * UDP underlay: one datagram per packet behind an 8-byte header shaped like EasyTier's
+ * {conn_id u32 LE, msg_type u8, pad u8, len u16 LE}. The conn_id, picked at random by the
+ * dialler, lets one listening socket serve many peers (and several links from one address).
+ * msg_type 3 = Data, 4 = Fin (a polite goodbye, so the peer need not wait for its dead timer).
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
+import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+
+export const UDP_HEADER_LEN = 8;
+const MSG_DATA = 3;
+const MSG_FIN = 4;
+
+function writeHeader(buf: Buffer, connId: number, type: number, len: number): void {
+  writeU32(buf, 0, connId);
+  buf[4] = type;
+  buf[5] = 0;
+  writeU16(buf, 6, len);
+}
+
+class UdpLink implements UnderlayLink {
+  readonly headroom = UDP_HEADER_LEN;
+  onPacket: (pkt: Buffer) => void = () => {};
+  onClose: (reason: string) => void = () => {};
+  private sent = false;
+  private closed = false;
+
+  constructor(
+    readonly remoteUri: string,
+    readonly outbound: boolean,
+    private readonly socket: Socket,
+    readonly connId: number,
+    private readonly port: number,
+    private readonly address: string,
+    private readonly forget: () => void,
+  ) {}
+
+  send(buf: Buffer): void {
+    if (this.closed || buf.length - UDP_HEADER_LEN > 0xffff) return;
+    writeHeader(buf, this.connId, MSG_DATA, buf.length - UDP_HEADER_LEN);
+    this.sent = true;
+    this.socket.send(buf, this.port, this.address, swallow);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    if (this.sent) {
+      const fin = Buffer.alloc(UDP_HEADER_LEN);
+      writeHeader(fin, this.connId, MSG_FIN, 0);
+      this.socket.send(fin, this.port, this.address, swallow);
+    }
+    this.ended('closed');
+  }
+
+  ended(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.forget();
+    this.onClose(reason);
+  }
+
+  /** One datagram for this link, header included. */
+  receive(msg: Buffer, type: number): void {
+    if (type === MSG_FIN) this.ended('remote said goodbye');
+    else if (type === MSG_DATA && !this.closed) this.onPacket(msg.subarray(UDP_HEADER_LEN));
+  }
+}
+
+function closeQuietly(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
+  }
+}
+
+// A send error on UDP (e.g. no route right now) is the same as a lost datagram.
+function swallow(): void {}
+
+/** Header check shared by both ends: returns the msg type, or 0 if the datagram is malformed. */
+function datagramType(msg: Buffer): number {
+  if (msg.length < UDP_HEADER_LEN || readU16(msg, 6) !== msg.length - UDP_HEADER_LEN) return 0;
+  const t = msg[4]!;
+  return t === MSG_DATA || t === MSG_FIN ? t : 0;
+}
+
+function bind(socket: Socket, uri: string, port: number, host?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void => reject(e.code === 'EADDRINUSE' ? addrInUse(uri, e) : e);
+    socket.once('error', onError);
+    socket.bind(port, host, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export class UdpListener implements UnderlayListener {
+  /** Datagrams dropped before any session saw them: malformed headers. */
+  malformed = 0;
+  private readonly links = new Map<string, UdpLink>();
+
+  readonly boundUri: string;
+
+  private constructor(readonly uri: string, host: string, private readonly socket: Socket, private readonly accept: AcceptLink) {
+    this.boundUri = formatUri('udp', host, socket.address().port);
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
+    socket.on('error', swallow);
+  }
+
+  static async open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<UdpListener> {
+    const socket = createSocket({ type: isIPv6(addr.host) ? 'udp6' : 'udp4' });
+    try {
+      await bind(socket, uri, addr.port, addr.host);
+    } catch (e) {
+      socket.close();
+      throw e;
+    }
+    return new UdpListener(uri, addr.host, socket, accept);
+  }
+
+  private onMessage(msg: Buffer, address: string, port: number): void {
+    const type = datagramType(msg);
+    if (type === 0) {
+      this.malformed++;
+      return;
+    }
+    const connId = readU32(msg, 0);
+    const key = `${address}|${port}|${connId}`;
+    const link = this.links.get(key);
+    if (link) return link.receive(msg, type);
+    if (type !== MSG_DATA) return;
+    const fresh = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
+      () => this.links.delete(key));
+    this.links.set(key, fresh);
+    this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
+  }
+
+  async close(): Promise<void> {
+    for (const l of [...this.links.values()]) l.close();
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** Dials: a socket of its own, so replies from the peer's single listening socket reach only us. */
+export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
+  const socket = createSocket({ type: isIPv6(addr.host) ? 'udp6' : 'udp4' });
+  await bind(socket, uri, 0);
+  let link: UdpLink | null = null;
+  link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => closeQuietly(socket));
+  socket.on('message', (msg, rinfo) => {
+    const type = datagramType(msg);
+    if (type !== 0 && rinfo.port === addr.port && readU32(msg, 0) === link!.connId) link!.receive(msg, type);
+  });
+  socket.on('error', (e) => link!.ended(`socket error: ${e.message}`));
+  return link;
+}

@@ -1,0 +1,101 @@
+/**
+ * The peer layer over real loopback sockets: three managers in a line (UDP and TCP links), a
+ * relayed packet, a node with the wrong secret, a port already in use, and a relay that leaves.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import type { Logger } from '../../../daemon/log.js';
+import { PeerManager } from '../../../daemon/peer/peer-manager.js';
+import { PacketType } from '../../../daemon/peer/wire.js';
+
+const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, trace() {}, enabled: () => false };
+const FAST = {
+  timers: { keepaliveMs: 100, deadMs: 600, handshakeRetryMs: 100, handshakeTimeoutMs: 800 },
+  route: { syncMs: 300, expireMs: 1000 },
+  backoff: { baseMs: 50, maxMs: 200 },
+  tickMs: 10,
+};
+
+function manager(hostname: string, ip: number, secret = 'sesame'): PeerManager {
+  return new PeerManager({ networkName: 'n1', networkSecret: secret, log: quiet, ...FAST,
+    local: { hostname, ipv4: ip, prefix: 24, proxyCidrs: [], features: 0 } });
+}
+
+async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('A-B-C in a line over UDP and TCP: routes converge and a packet crosses the relay', async (t) => {
+  const [a, b, c] = [manager('a', 0x0a000001), manager('b', 0x0a000002), manager('c', 0x0a000003)];
+  t.after(() => Promise.all([a.close(), b.close(), c.close()]));
+  const bUdp = await b.listen('udp://127.0.0.1:0');
+  const bTcp = await b.listen('tcp://127.0.0.1:0');
+  a.connect(bUdp);
+  c.connect(bTcp);
+  await until('A routes to C via B', () => a.routes.nextHop(c.peerId) === b.peerId && c.routes.nextHop(a.peerId) === b.peerId);
+  assert.equal(a.routes.lookupIpv4(0x0a000003), c.peerId);
+
+  const got: Array<{ from: number; data: string }> = [];
+  c.on(PacketType.KcpSrc, (from, payload) => got.push({ from, data: payload.toString() }));
+  assert.equal(a.sendTo(c.peerId, PacketType.KcpSrc, Buffer.from('through b')), true);
+  await until('C receives', () => got.length === 1);
+  assert.deepEqual(got, [{ from: a.peerId, data: 'through b' }]);
+  assert.equal(b.stats.forwarded, 1);
+  assert.equal(a.peerConns().length, 1);
+  assert.equal(b.peerConns().length, 2);
+
+  // B leaves: A and C notice (UDP goodbye / TCP close), then B's and each other's records expire.
+  await b.close();
+  await until('A forgets C', () => a.routes.nextHop(c.peerId) === undefined && a.routes.record(c.peerId) === undefined);
+  assert.equal(a.sendTo(c.peerId, PacketType.KcpSrc, Buffer.from('x')), false);
+});
+
+test('a node with the wrong secret gets no answer and never appears in a route table', async (t) => {
+  const [a, b] = [manager('a', 0x0a000001), manager('b', 0x0a000002)];
+  const intruder = manager('x', 0x0a000009, 'wrong');
+  t.after(() => Promise.all([a.close(), b.close(), intruder.close()]));
+  const bUdp = await b.listen('udp://127.0.0.1:0');
+  const bTcp = await b.listen('tcp://127.0.0.1:0');
+  a.connect(bUdp);
+  intruder.connect(bUdp);
+  intruder.connect(bTcp);
+  await until('A and B up', () => a.routes.nextHop(b.peerId) === b.peerId);
+  await until('intruder tried both', () => b.responder.rejected.mac >= 4);
+  assert.equal(intruder.peerConns().length, 0);
+  for (const m of [a, b]) assert.equal(m.routes.record(intruder.peerId), undefined);
+  assert.equal(intruder.routes.routes().length, 0);
+  assert.ok(b.stats.rejectedLinks >= 2);
+});
+
+test('a listen port in use is TSTIER_E_ADDR_IN_USE naming the listener', async (t) => {
+  const busy = createSocket('udp4');
+  await new Promise<void>((r) => busy.bind(0, '127.0.0.1', r));
+  const m = manager('a', 1);
+  t.after(async () => { busy.close(); await m.close(); });
+  const uri = `udp://127.0.0.1:${busy.address().port}`;
+  await assert.rejects(m.listen(uri), (e: Error & { code?: string }) =>
+    e.code === 'TSTIER_E_ADDR_IN_USE' && e.message.includes(uri));
+  const tcpUri = await m.listen('tcp://127.0.0.1:0');
+  await assert.rejects(m.listen(tcpUri), (e: Error & { code?: string }) =>
+    e.code === 'TSTIER_E_ADDR_IN_USE' && e.message.includes(tcpUri));
+});
+
+test('garbage datagrams at a listener never throw; the node keeps working', async (t) => {
+  const [a, b] = [manager('a', 1), manager('b', 2)];
+  const raw = createSocket('udp4');
+  t.after(async () => { raw.close(); await Promise.all([a.close(), b.close()]); });
+  const bUdp = await b.listen('udp://127.0.0.1:0');
+  const port = Number(bUdp.split(':').pop());
+  for (let i = 0; i < 300; i++) {
+    const g = Buffer.alloc(i % 90, i);
+    if (g.length >= 8) { g.writeUInt16LE(g.length - 8, 6); g[4] = 3 + (i % 2); }
+    raw.send(g, port, '127.0.0.1');
+  }
+  a.connect(bUdp);
+  await until('A and B up despite the noise', () => a.routes.nextHop(b.peerId) === b.peerId);
+});
