@@ -42,6 +42,15 @@ export class Fifo<T> {
   }
 }
 
+/**
+ * Returns bytes itself when it covers most of its underlying buffer, else a compact copy. Queues that keep
+ * views would otherwise pin whole large buffers for a few bytes each, and memory would no longer follow
+ * the byte counts the flow control is based on.
+ */
+export function compact(bytes: Uint8Array): Uint8Array {
+  return bytes.length * 2 >= bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
 export class ByteQueue {
   private readonly pieces = new Fifo<Uint8Array>();
   /** Total bytes queued. */

@@ -5,8 +5,9 @@
  * pollTransmit() fills a buffer with frames to send, pollTimeout()/handleTimeout() drive keepalive,
  * pollEvent() reports what changed. Streams are numbers (their smux ids).
  *
- * Ownership: input() and write() keep views of the buffers they are given (no copies), so callers must not
- * reuse those buffers; read() hands out views of the input buffers in the same way.
+ * Ownership: input() and write() may keep views of the buffers they are given, so callers must not reuse
+ * those buffers; read() may hand out such views. (Payloads that are a small part of a large buffer are
+ * copied, so buffered memory stays close to the byte counts flow control works with.)
  */
 import { TstierError } from '../../errors.js';
 import { type SmuxConfig, smuxConfig } from './config.js';
@@ -14,7 +15,7 @@ import {
   CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, HEADER_SIZE, type SmuxHeader, UPD_PAYLOAD_SIZE,
   readHeader, readU32, writeHeader, writeU32,
 } from './frame.js';
-import { ByteQueue, Fifo } from './queue.js';
+import { ByteQueue, Fifo, compact } from './queue.js';
 
 export type SmuxRole = 'client' | 'server';
 
@@ -230,7 +231,7 @@ export class SmuxSession {
       const s = this.payloadTarget;
       if (!s) return;
       const wasEmpty = s.recv.length === 0;
-      s.recv.push(bytes.subarray(p, p + take));
+      s.recv.push(compact(bytes.subarray(p, p + take)));
       this.bucket -= take;
       if (wasEmpty) this.events.push({ type: 'readable', sid: s.sid });
     } else if (cmd === CMD_UPD) {

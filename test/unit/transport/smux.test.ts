@@ -298,3 +298,26 @@ test('v2 flow control: sender stalls at the 262144-byte initial window until UPD
   }
   assert.equal(upds, 1);
 });
+
+test('accept backlog: 1024 unaccepted streams pause input until one is taken', () => {
+  const s = new SmuxSession('server', {}, 0);
+  const syns = Buffer.concat(Array.from({ length: 1024 }, (_, i) => encodeFrame(1, CMD_SYN, 3 + 2 * i)));
+  s.input(syns, 0);
+  assert.equal(s.wantsInput(), false);
+  assert.deepEqual(s.pollEvent(), { type: 'accept', sid: 3 });
+  assert.equal(s.wantsInput(), true);
+  const rest = events(s);
+  assert.equal(rest.filter((e) => e.type === 'accept').length, 1023);
+  assert.ok(rest.some((e) => e.type === 'input-ready'));
+});
+
+test('a small payload inside a large input buffer is copied, not pinned', () => {
+  const s = new SmuxSession('server', {}, 0);
+  const big = new Uint8Array(1 << 20);
+  big.set(encodeFrame(1, CMD_SYN, 3), 0);
+  big.set(encodeFrame(1, CMD_PSH, 3, Buffer.from('tiny')), 8);
+  s.input(big.subarray(0, 8 + 12), 0);
+  const got = s.read(3)!;
+  assert.equal(Buffer.from(got).toString(), 'tiny');
+  assert.ok(got.buffer.byteLength < 1024, 'the 1 MiB buffer is not retained');
+});
