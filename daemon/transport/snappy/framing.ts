@@ -38,8 +38,12 @@ export class SnappyFrameWriter {
   private readonly compressor = new SnappyCompressor();
   private wroteIdentifier = false;
 
-  /** Returns the encoded bytes for data (a fresh buffer the caller owns); the first call adds the identifier. */
+  /**
+   * Returns the encoded bytes for data (a fresh buffer the caller owns); the first non-empty write adds the
+   * identifier. An empty write encodes to nothing, as in golang/snappy.
+   */
   write(data: Uint8Array): Uint8Array {
+    if (data.length === 0) return new Uint8Array(0);
     const chunks = Math.ceil(data.length / MAX_BLOCK_SIZE);
     if (chunks <= 1) return this.writeSmall(data);
     // Rare path (callers normally write ≤ 64 KiB): encode into a worst-case buffer, then trim.

@@ -321,3 +321,36 @@ test('a small payload inside a large input buffer is copied, not pinned', () => 
   assert.equal(Buffer.from(got).toString(), 'tiny');
   assert.ok(got.buffer.byteLength < 1024, 'the 1 MiB buffer is not retained');
 });
+
+test('random corruption of a valid frame stream never throws', () => {
+  const [a] = pair({ version: 2 });
+  for (let i = 0; i < 5; i++) {
+    const sid = a.open() as number;
+    a.write(sid, new Uint8Array(3000 + i).fill(i));
+    if (i % 2) a.closeWrite(sid);
+  }
+  const wire = drain(a);
+  let seed = 12345;
+  const next = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let failed = 0;
+  for (let trial = 0; trial < 500; trial++) {
+    const bad = wire.slice();
+    for (let k = 1 + next(3); k > 0; k--) bad[next(bad.length)]! ^= 1 << next(8);
+    const s = new SmuxSession('server', { version: 2 }, 0);
+    for (let p = 0; p < bad.length;) {
+      const n = 1 + next(500);
+      s.input(bad.subarray(p, p + n), 0);
+      p += n;
+    }
+    for (let e = s.pollEvent(); e; e = s.pollEvent()) {
+      if (e.type === 'readable') while (s.read(e.sid)) { /* drain */ }
+    }
+    drain(s);
+    if (s.isClosed()) failed++;
+  }
+  // Flips in version or cmd bytes must be caught; flips elsewhere may go unnoticed (smux has no checksum).
+  assert.ok(failed > 0);
+});
