@@ -1,4 +1,5 @@
 /** `easytier-cli node`: this node's identity and settings. */
+import { FEATURE_COLUMNS, featureCells, type FeaturesMessage } from './features.js';
 import type { Subcommand } from './subcommand.js';
 
 interface NodeInfoMessage {
@@ -9,7 +10,7 @@ interface NodeInfoMessage {
   ipv4: string;
   proxy_cidrs: string[];
   listeners: string[];
-  features: { kcp_input: boolean; quic_input: boolean } | null;
+  features: FeaturesMessage | null;
   version: string;
   rpc_portal: string;
 }
@@ -21,7 +22,7 @@ export const nodeCommand: Subcommand = {
   method: 'ShowNodeInfo',
   layout: 'record',
   columns: ['peer_id', 'instance_name', 'hostname', 'network_name', 'ipv4', 'proxy_cidrs', 'listeners',
-    'kcp_input', 'quic_input', 'version', 'rpc_portal'],
+    ...FEATURE_COLUMNS, 'version', 'rpc_portal'],
   toRows(response) {
     const n = (response as { node_info: NodeInfoMessage | null }).node_info;
     if (n === null) return [];
@@ -33,8 +34,7 @@ export const nodeCommand: Subcommand = {
       ipv4: n.ipv4,
       proxy_cidrs: n.proxy_cidrs.join(', '),
       listeners: n.listeners.join(', '),
-      kcp_input: n.features?.kcp_input ?? false,
-      quic_input: n.features?.quic_input ?? false,
+      ...featureCells(n.features),
       version: n.version,
       rpc_portal: n.rpc_portal,
     }];

@@ -1,4 +1,5 @@
 /** `easytier-cli route`: every node of the virtual network and how to reach it. */
+import { FEATURE_COLUMNS, featureCells, type FeaturesMessage } from './features.js';
 import type { Subcommand } from './subcommand.js';
 
 interface RouteMessage {
@@ -8,7 +9,7 @@ interface RouteMessage {
   proxy_cidrs: string[];
   next_hop_peer_id: number;
   cost: number;
-  features: { kcp_input: boolean; quic_input: boolean } | null;
+  features: FeaturesMessage | null;
 }
 
 export const routeCommand: Subcommand = {
@@ -17,7 +18,7 @@ export const routeCommand: Subcommand = {
   service: 'RouteRpc',
   method: 'ListRoutes',
   layout: 'list',
-  columns: ['peer_id', 'hostname', 'ipv4', 'proxy_cidrs', 'next_hop', 'cost', 'kcp_input', 'quic_input'],
+  columns: ['peer_id', 'hostname', 'ipv4', 'proxy_cidrs', 'next_hop', 'cost', ...FEATURE_COLUMNS],
   toRows(response) {
     return (response as { routes: RouteMessage[] }).routes.map((r) => ({
       peer_id: r.peer_id,
@@ -26,8 +27,7 @@ export const routeCommand: Subcommand = {
       proxy_cidrs: r.proxy_cidrs.join(', '),
       next_hop: r.next_hop_peer_id,
       cost: r.cost,
-      kcp_input: r.features?.kcp_input ?? false,
-      quic_input: r.features?.quic_input ?? false,
+      ...featureCells(r.features),
     }));
   },
 };

@@ -3,8 +3,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { ControlPlaneSource, NodeInfoView, PeerFeatures } from './source.js';
 import { unary } from './unary.js';
 
-export function featuresMessage(f: PeerFeatures): { kcp_input: boolean; quic_input: boolean } {
-  return { kcp_input: f.kcpInput, quic_input: f.quicInput };
+export function featuresMessage(f: PeerFeatures): object {
+  return { kcp_input: f.kcpInput, quic_input: f.quicInput, no_relay_kcp: f.noRelayKcp ?? false, no_relay_quic: f.noRelayQuic ?? false };
 }
 
 function nodeInfoMessage(n: NodeInfoView): object {

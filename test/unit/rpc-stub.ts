@@ -9,7 +9,7 @@ export const STUB_NODE: NodeInfoView = {
   ipv4: '10.144.144.1/24',
   proxyCidrs: ['192.168.1.0/24', '192.168.2.0/24->10.2.0.0/24'],
   listeners: ['tcp://0.0.0.0:11010', 'udp://0.0.0.0:11010'],
-  features: { kcpInput: true, quicInput: false },
+  features: { kcpInput: true, quicInput: false, noRelayKcp: true },
   version: '0.1.0-stub',
   rpcPortal: '127.0.0.1:0',
 };
@@ -20,7 +20,7 @@ export const STUB_PEERS: PeerConnView[] = [
 ];
 
 export const STUB_ROUTES: RouteView[] = [
-  { peerId: 7, hostname: 'peer-a', ipv4: '10.144.144.2/24', proxyCidrs: ['192.168.7.0/24'], nextHopPeerId: 7, cost: 1, features: { kcpInput: true, quicInput: true } },
+  { peerId: 7, hostname: 'peer-a', ipv4: '10.144.144.2/24', proxyCidrs: ['192.168.7.0/24'], nextHopPeerId: 7, cost: 1, features: { kcpInput: true, quicInput: true, noRelayKcp: false, noRelayQuic: true } },
   { peerId: 9, hostname: 'peer-b', ipv4: '', proxyCidrs: [], nextHopPeerId: 7, cost: 2, features: { kcpInput: false, quicInput: false } },
 ];
 
