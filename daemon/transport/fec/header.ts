@@ -1,0 +1,27 @@
+/**
+ * kcp-go's FEC header, right after the crypto header:
+ *   [0,4) seqid u32 LE | [4,6) flag u16 LE | [6,8) size u16 LE (data shards only) | KCP bytes
+ * A parity shard's payload starts at 6. In bare KCP, bytes 4..5 are cmd (81..84) and frg,
+ * so the flag values below never occur there.
+ */
+export const FEC_HEADER_SIZE = 8;
+/** Where a shard starts within the FEC header: the size field is coded along with the KCP bytes. */
+export const FEC_SHARD_OFFSET = 6;
+export const FLAG_DATA = 0xf1;
+export const FLAG_PARITY = 0xf2;
+/** [cur] kcp-go's out-of-band datagrams; kcptun never sends them. */
+export const FLAG_OOB = 0xf3;
+
+/** Where the seqid counter wraps: a multiple of the group size, so groups stay aligned. */
+export function paws(shardsPerGroup: number): number {
+  return Math.floor(0xffffffff / shardsPerGroup) * shardsPerGroup;
+}
+
+export function readU16(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+export function writeU16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+}

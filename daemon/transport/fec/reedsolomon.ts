@@ -1,0 +1,118 @@
+/**
+ * klauspost/reedsolomon's default systematic code (what kcp-go uses): the
+ * (ds+ps)×ds Vandermonde matrix V[r][c] = r^c, multiplied by the inverse of its
+ * top square so the first ds rows are the identity. Parity row i is row ds+i.
+ * The result is unique, so any correct field arithmetic gives kcp-go's bytes.
+ */
+import { galExp, galInverse, galMul, mulAddInto } from './galois.js';
+
+type Matrix = Uint8Array[];
+
+function identity(n: number): Matrix {
+  return Array.from({ length: n }, (_, i) => {
+    const row = new Uint8Array(n);
+    row[i] = 1;
+    return row;
+  });
+}
+
+/** Gauss-Jordan inverse of a square matrix; null when singular. */
+export function invertMatrix(m: Matrix): Matrix | null {
+  const n = m.length;
+  const a = m.map((row) => row.slice());
+  const inv = identity(n);
+  for (let col = 0; col < n; col++) {
+    let pivot = col;
+    while (pivot < n && a[pivot][col] === 0) pivot++;
+    if (pivot === n) return null;
+    [a[col], a[pivot]] = [a[pivot], a[col]];
+    [inv[col], inv[pivot]] = [inv[pivot], inv[col]];
+    const scale = galInverse(a[col][col]);
+    for (let j = 0; j < n; j++) {
+      a[col][j] = galMul(a[col][j], scale);
+      inv[col][j] = galMul(inv[col][j], scale);
+    }
+    for (let r = 0; r < n; r++) {
+      const f = a[r][col];
+      if (r === col || f === 0) continue;
+      for (let j = 0; j < n; j++) {
+        a[r][j] ^= galMul(f, a[col][j]);
+        inv[r][j] ^= galMul(f, inv[col][j]);
+      }
+    }
+  }
+  return inv;
+}
+
+function multiply(a: Matrix, b: Matrix): Matrix {
+  const cols = b[0].length;
+  return a.map((row) => {
+    const out = new Uint8Array(cols);
+    for (let k = 0; k < row.length; k++) {
+      if (row[k] === 0) continue;
+      for (let j = 0; j < cols; j++) out[j] ^= galMul(row[k], b[k][j]);
+    }
+    return out;
+  });
+}
+
+/** A shard: bytes [off, off + len) of buf; bytes past len count as zeros (kcp-go's padding). */
+export interface ShardRef {
+  buf: Uint8Array;
+  off: number;
+  len: number;
+}
+
+export class ReedSolomon {
+  /** The full (ds+ps)×ds coding matrix; rows ds.. are the parity rows. */
+  readonly matrix: Matrix;
+
+  constructor(
+    readonly dataShards: number,
+    readonly parityShards: number,
+  ) {
+    if (!Number.isInteger(dataShards) || !Number.isInteger(parityShards) || dataShards <= 0 || parityShards <= 0 || dataShards + parityShards > 256) {
+      throw new RangeError(`invalid Reed-Solomon shape (${dataShards}, ${parityShards})`);
+    }
+    const total = dataShards + parityShards;
+    const vandermonde = Array.from({ length: total }, (_, r) => Uint8Array.from({ length: dataShards }, (_, c) => galExp(r, c)));
+    const topInverse = invertMatrix(vandermonde.slice(0, dataShards));
+    if (topInverse === null) throw new RangeError('singular Vandermonde top'); // cannot happen: rows are distinct
+    this.matrix = multiply(vandermonde, topInverse);
+  }
+
+  /** Coefficient of data shard `dataIndex` in parity shard `parityIndex`. */
+  parityCoefficient(parityIndex: number, dataIndex: number): number {
+    return this.matrix[this.dataShards + parityIndex][dataIndex];
+  }
+
+  /**
+   * Rebuilds the missing data shards of a group. `shards[i]` is shard i (data then parity)
+   * or null when lost; at least dataShards must be present. `out` receives the rebuilt data
+   * shards at the missing indices, each written over [0, len) (len = the longest present
+   * shard). Returns false when too few shards are present.
+   */
+  reconstructData(shards: readonly (ShardRef | null)[], out: (missingIndex: number) => Uint8Array): boolean {
+    const ds = this.dataShards;
+    const present: number[] = [];
+    for (let i = 0; i < shards.length && present.length < ds; i++) if (shards[i] !== null) present.push(i);
+    if (present.length < ds) return false;
+    const missing: number[] = [];
+    for (let i = 0; i < ds; i++) if (shards[i] === null) missing.push(i);
+    if (missing.length === 0) return true;
+    let len = 0;
+    for (const s of shards) if (s !== null && s.len > len) len = s.len;
+    const decode = invertMatrix(present.map((i) => this.matrix[i]));
+    if (decode === null) return false; // cannot happen: any ds rows of this matrix are independent
+    for (const m of missing) {
+      const dst = out(m);
+      dst.fill(0, 0, len);
+      const coefficients = decode[m];
+      present.forEach((p, j) => {
+        const s = shards[p] as ShardRef;
+        mulAddInto(coefficients[j], s.buf, s.off, dst, 0, s.len);
+      });
+    }
+    return true;
+  }
+}
