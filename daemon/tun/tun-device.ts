@@ -122,9 +122,9 @@ export class TunDevice extends EventEmitter {
   /** Creates, configures (MTU, addresses, txqueuelen) and brings up the device. Needs CAP_NET_ADMIN. */
   static open(opts: TunOptions): TunDevice {
     validate(opts);
-    const native = loadAddon();
     const [v4, v4prefix] = parseCidr('ipv4', opts.ipv4, 32);
     const [v6, v6prefix] = parseCidr('ipv6', opts.ipv6, 128);
+    const native = loadAddon();
     try {
       const [handle, name] = native.open(
         opts.name ?? null,
