@@ -302,7 +302,14 @@ impl Stack {
 
     pub fn send(&mut self, id: u32, data: &[u8]) -> Result<usize, OpError> {
         let flow = open_flow(&mut self.flows, id)?;
-        let accepted = socket_of(&mut flow.phase)?.send_slice(data).map_err(|_| OpError::InvalidState)?;
+        let socket = socket_of(&mut flow.phase)?;
+        if socket.state() == State::SynReceived {
+            // Data from the remote can arrive before the client's handshake ACK; the caller
+            // keeps it and retries on the Writable event that establishment brings.
+            flow.writable_armed = true;
+            return Ok(0);
+        }
+        let accepted = socket.send_slice(data).map_err(|_| OpError::InvalidState)?;
         if accepted < data.len() {
             flow.writable_armed = true;
         }
