@@ -5,6 +5,7 @@
  * --no-listener wins over any listeners.
  */
 import { hostname as osHostname } from 'node:os';
+import { isLogLevel } from '../log.js';
 import { parseArgv } from './argv.js';
 import { readEnv } from './env.js';
 import type { NodeConfig } from './node-config.js';
@@ -17,7 +18,8 @@ export type LoadResult =
   | { kind: 'help'; text: string }
   | { kind: 'config'; config: NodeConfig; warnings: string[]; configFile: string | undefined };
 
-function defaults(): Settings {
+function defaults(env: NodeJS.ProcessEnv): Settings {
+  const presetLevel = env['TSTIER_LOG_LEVEL']?.toLowerCase();
   return {
     instanceName: 'default',
     hostname: osHostname(),
@@ -40,7 +42,8 @@ function defaults(): Settings {
     disableRelayKcp: false,
     disableRelayQuic: false,
     proxyOptimistic: false,
-    logLevel: 'info',
+    // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
+    logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',
     configFile: undefined,
   };
 }
@@ -53,7 +56,7 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
   const envLayer = readEnv(env);
   const configFile = flags.configFile ?? envLayer.configFile;
   const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile);
-  const merged = merge(defaults(), file.layer, envLayer, flags);
+  const merged = merge(defaults(env), file.layer, envLayer, flags);
   return { kind: 'config', config: toNodeConfig(merged), warnings: file.warnings, configFile };
 }
 

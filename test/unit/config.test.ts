@@ -129,6 +129,12 @@ describe('config flags', () => {
   it('a repeated scalar flag keeps the last value', () => {
     assert.equal(load(['--mtu', '1300', '--mtu', '1200']).mtu, 1200);
   });
+  it('TSTIER_LOG_LEVEL is the default log level; --log-level and ET_LOG_LEVEL override it', () => {
+    assert.equal(load([], { TSTIER_LOG_LEVEL: 'DEBUG' }).logLevel, 'debug');
+    assert.equal(load([], { TSTIER_LOG_LEVEL: 'debug', ET_LOG_LEVEL: 'warn' }).logLevel, 'warn');
+    assert.equal(load(['--log-level', 'error'], { TSTIER_LOG_LEVEL: 'debug' }).logLevel, 'error');
+    assert.equal(load([], { TSTIER_LOG_LEVEL: 'nonsense' }).logLevel, 'info');
+  });
   it('--console-log-level is accepted as EasyTier spells it', () => {
     assert.equal(load(['--console-log-level', 'warn']).logLevel, 'warn');
   });
