@@ -24,6 +24,7 @@
  * input() copies what it keeps, so the caller may reuse its receive buffer at once.
  */
 import { badConfig } from '../../errors.js';
+import { FreeList } from './free-list.js';
 import { Ring } from './ring.js';
 import {
   IKCP_CMD_ACK, IKCP_CMD_PUSH, IKCP_CMD_WASK, IKCP_CMD_WINS, IKCP_DEADLINK, IKCP_INTERVAL, IKCP_MTU_DEF,
@@ -74,8 +75,6 @@ export const KCP_STATE_DEAD = 0xffffffff;
 
 const ASK_SEND = 1; // a WASK is due
 const ASK_TELL = 2; // a WINS is due
-const SEG_POOL_LIMIT = 256;
-const TX_POOL_LIMIT = 64;
 
 /** One segment in snd_queue/snd_buf/rcv_buf/rcv_queue. `data` is a buffer of which `len` bytes are used. */
 class Segment {
@@ -90,6 +89,10 @@ class Segment {
   len = 0;
   constructor(public data: Uint8Array) {}
 }
+
+/** Idle segments (with their mtu-sized buffers) and datagram buffers, keyed by mtu. */
+const segmentPool = new FreeList<Segment>(4096);
+const datagramPool = new FreeList<Uint8Array>(1024);
 
 function positive(key: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw badConfig(key, `must be an integer in [${min}, ${max}], got ${v}`);
@@ -160,8 +163,6 @@ export class Kcp {
   private ackList = new Uint32Array(256); // sn, ts pairs
   private ackCount = 0;
 
-  private readonly segPool: Segment[] = [];
-  private readonly txPool: Uint8Array[] = [];
   private readonly txQueue = new Ring<Uint8Array>(16);
   private out: Uint8Array;
   private outPos: number;
@@ -593,8 +594,8 @@ export class Kcp {
 
   /** Returns a datagram from pollTransmit() once sent, so its memory is reused. Optional. */
   recycleTransmit(buf: Uint8Array): void {
-    if (buf.byteOffset === 0 && buf.buffer.byteLength === this.mtu && this.txPool.length < TX_POOL_LIMIT) {
-      this.txPool.push(new Uint8Array(buf.buffer, 0, this.mtu));
+    if (buf.byteOffset === 0 && buf.buffer.byteLength === this.mtu) {
+      datagramPool.give(this.mtu, new Uint8Array(buf.buffer, 0, this.mtu));
     }
   }
 
@@ -614,7 +615,7 @@ export class Kcp {
 
   private emit(): void {
     this.txQueue.push(this.out.subarray(0, this.outPos));
-    this.out = this.txPool.pop() ?? new Uint8Array(this.mtu);
+    this.out = datagramPool.take(this.mtu) ?? new Uint8Array(this.mtu);
     this.outPos = this.headroom;
   }
 
@@ -769,15 +770,15 @@ export class Kcp {
   // ---- segment memory ----
 
   private newSegment(len: number): Segment {
-    const seg = len <= this.mtu ? this.segPool.pop() : undefined;
+    const seg = len <= this.mtu ? segmentPool.take(this.mtu) : undefined;
     if (seg !== undefined) return seg;
     return new Segment(new Uint8Array(Math.max(len, this.mtu)));
   }
 
   private recycleSegment(seg: Segment): void {
-    if (seg.data.length !== this.mtu || this.segPool.length >= SEG_POOL_LIMIT) return;
+    if (seg.data.length !== this.mtu) return;
     seg.sn = seg.frg = seg.ts = seg.resendts = seg.rto = seg.fastack = seg.xmit = seg.len = 0;
     seg.acked = false;
-    this.segPool.push(seg);
+    segmentPool.give(this.mtu, seg);
   }
 }
