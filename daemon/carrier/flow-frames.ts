@@ -6,6 +6,7 @@
  *
  * Frame: type u8 | length u16 BE | payload. DATA payloads are at most 65535 bytes.
  */
+import { formatIpAddress, parseIpAddress } from '../packet/address.js';
 
 export const enum FrameType {
   Open = 1,
@@ -45,22 +46,18 @@ export interface OpenRequest {
 const OPEN_VERSION = 1;
 const FLAG_OPTIMISTIC = 1;
 
-function addrLen(a: SocketAddr): number {
-  return a.ip.includes(':') ? 1 + 16 + 2 : 1 + 4 + 2;
+function addrBytes(a: SocketAddr): Uint8Array {
+  const ip = parseIpAddress(a.ip);
+  if (!ip) throw new RangeError(`not an IP address: ${a.ip}`);
+  return ip;
 }
 
-function writeAddr(out: Uint8Array, off: number, a: SocketAddr): number {
-  if (a.ip.includes(':')) {
-    out[off++] = 6;
-    out.set(ipv6ToBytes(a.ip), off);
-    off += 16;
-  } else {
-    out[off++] = 4;
-    const parts = a.ip.split('.');
-    for (let i = 0; i < 4; i++) out[off++] = Number(parts[i]) & 0xff;
-  }
-  out[off++] = a.port >>> 8;
-  out[off++] = a.port & 0xff;
+function writeAddr(out: Uint8Array, off: number, ip: Uint8Array, port: number): number {
+  out[off++] = ip.length === 4 ? 4 : 6;
+  out.set(ip, off);
+  off += ip.length;
+  out[off++] = port >>> 8;
+  out[off++] = port & 0xff;
   return off;
 }
 
@@ -69,21 +66,23 @@ function readAddr(buf: Uint8Array, off: number): { addr: SocketAddr; next: numbe
   const ipLen = family === 4 ? 4 : family === 6 ? 16 : -1;
   if (ipLen < 0 || off + 1 + ipLen + 2 > buf.length) return null;
   const ipBytes = buf.subarray(off + 1, off + 1 + ipLen);
-  const ip = family === 4 ? ipBytes.join('.') : bytesToIpv6(ipBytes);
+  const ip = formatIpAddress(ipBytes);
   const p = off + 1 + ipLen;
   return { addr: { ip, port: (buf[p]! << 8) | buf[p + 1]! }, next: p + 2 };
 }
 
-/** Encodes a whole OPEN frame (header included). */
+/** Encodes a whole OPEN frame (header included). Throws RangeError on an address that is not an IP. */
 export function encodeOpen(req: OpenRequest): Uint8Array {
-  const len = 2 + addrLen(req.src) + addrLen(req.dst);
+  const src = addrBytes(req.src);
+  const dst = addrBytes(req.dst);
+  const len = 2 + (3 + src.length) + (3 + dst.length);
   const out = new Uint8Array(FRAME_HEADER + len);
   out[0] = FrameType.Open;
   out[1] = len >>> 8;
   out[2] = len & 0xff;
   out[3] = OPEN_VERSION;
   out[4] = req.optimistic ? FLAG_OPTIMISTIC : 0;
-  writeAddr(out, writeAddr(out, 5, req.src), req.dst);
+  writeAddr(out, writeAddr(out, 5, src, req.src.port), dst, req.dst.port);
   return out;
 }
 
@@ -181,39 +180,4 @@ export class FrameReader {
     }
     return null;
   }
-}
-
-function ipv6ToBytes(text: string): Uint8Array {
-  const out = new Uint8Array(16);
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
-  const ip = text.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
-    `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`);
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  for (let i = 0; i < 8; i++) {
-    const v = parseInt(groups[i] ?? '0', 16) & 0xffff;
-    out[i * 2] = v >>> 8;
-    out[i * 2 + 1] = v & 0xff;
-  }
-  return out;
-}
-
-function bytesToIpv6(b: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
-  // RFC 5952: compress the longest run (length >= 2) of zero groups.
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { bestAt = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestAt < 0) return hex.join(':');
-  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
 }

@@ -14,8 +14,7 @@ test('OPEN round-trips IPv4 and IPv6 addresses and the optimistic flag', () => {
     const frame = encodeOpen(c);
     assert.equal(frame[0], FrameType.Open);
     const back = decodeOpen(frame.subarray(FRAME_HEADER));
-    const norm = c.src.ip === '::ffff:1.2.3.4' ? { ...c, src: { ip: '::ffff:102:304', port: 5 } } : c;
-    assert.deepEqual(back, norm);
+    assert.deepEqual(back, c);
   }
 });
 
