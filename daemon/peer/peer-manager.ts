@@ -234,8 +234,8 @@ export class PeerManager {
     for (let p = s.pollTransmit(); p; p = s.pollTransmit()) conn.link.send(p);
     for (let ev = s.pollEvent(); ev; ev = s.pollEvent()) {
       if (ev.type === 'down') {
-        conn.link.close();
         this.drop(conn, ev.reason);
+        conn.link.close();
       } else if (ev.peerId === this.peerId) {
         this.log.warn('connected to ourselves; dropping that link', { remote: conn.link.remoteUri });
         conn.link.close();
@@ -264,6 +264,8 @@ export class PeerManager {
     conn.dead = true;
     conn.session.close(reason);
     this.conns.delete(conn);
+    // A wrong network secret looks exactly like this from the dialling side: no answer at all.
+    if (!conn.up && conn.connector) this.log.warn('peer handshake failed', { remote: conn.link.remoteUri, reason });
     if (conn.up) {
       const peer = conn.session.peerId;
       const list = (this.direct.get(peer) ?? []).filter((c) => c !== conn);

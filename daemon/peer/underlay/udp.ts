@@ -35,7 +35,10 @@ class UdpLink implements UnderlayLink {
     readonly connId: number,
     private readonly port: number,
     private readonly address: string,
+    /** Called at once on close: stop routing datagrams here. */
     private readonly forget: () => void,
+    /** Called once our goodbye left (or at once without one): the socket may close now. */
+    private readonly release: () => void,
   ) {}
 
   send(buf: Buffer): void {
@@ -50,15 +53,18 @@ class UdpLink implements UnderlayLink {
     if (this.sent) {
       const fin = Buffer.alloc(UDP_HEADER_LEN);
       writeHeader(fin, this.connId, MSG_FIN, 0);
-      this.socket.send(fin, this.port, this.address, swallow);
+      this.socket.send(fin, this.port, this.address, () => this.release());
+      this.ended('closed', false);
+    } else {
+      this.ended('closed');
     }
-    this.ended('closed');
   }
 
-  ended(reason: string): void {
+  ended(reason: string, release = true): void {
     if (this.closed) return;
     this.closed = true;
     this.forget();
+    if (release) this.release();
     this.onClose(reason);
   }
 
@@ -102,6 +108,9 @@ export class UdpListener implements UnderlayListener {
   /** Datagrams dropped before any session saw them: malformed headers. */
   malformed = 0;
   private readonly links = new Map<string, UdpLink>();
+  /** Links not yet released (live, or their goodbye still being sent); the socket closes after them. */
+  private unreleased = 0;
+  private onAllReleased: (() => void) | undefined;
 
   readonly boundUri: string;
 
@@ -133,15 +142,22 @@ export class UdpListener implements UnderlayListener {
     const link = this.links.get(key);
     if (link) return link.receive(msg, type);
     if (type !== MSG_DATA) return;
+    this.unreleased++;
     const fresh = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
-      () => this.links.delete(key));
+      () => this.links.delete(key), () => this.released());
     this.links.set(key, fresh);
     this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
   }
 
   async close(): Promise<void> {
+    const allReleased = new Promise<void>((resolve) => { this.onAllReleased = resolve; });
     for (const l of [...this.links.values()]) l.close();
+    if (this.unreleased > 0) await allReleased;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+
+  private released(): void {
+    if (--this.unreleased === 0) this.onAllReleased?.();
   }
 }
 
@@ -150,7 +166,8 @@ export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<Under
   const socket = createSocket({ type: isIPv6(addr.host) ? 'udp6' : 'udp4' });
   await bind(socket, uri, 0);
   let link: UdpLink | null = null;
-  link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => closeQuietly(socket));
+  link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
+    () => closeQuietly(socket));
   socket.on('message', (msg, rinfo) => {
     const type = datagramType(msg);
     if (type !== 0 && rinfo.port === addr.port && readU32(msg, 0) === link!.connId) link!.receive(msg, type);

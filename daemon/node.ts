@@ -1,0 +1,184 @@
+/**
+ * One easytier-core node: the TUN device, the peer layer (listeners, connectors, sessions, route
+ * sync, relaying) and the forwarding between them. It is also what the control plane reads.
+ *
+ * Outbound: an IP packet from the TUN goes first to the registered interceptors (the TCP proxy
+ * claims its flows there), then by destination — a node's virtual address, else the longest
+ * proxied CIDR — to that node as a Data packet. Unroutable packets get an ICMP host-unreachable
+ * (rate-limited) and are dropped. Inbound: a Data packet addressed to one of our addresses or
+ * proxied ranges is written to the TUN; anything else a peer sends us is dropped.
+ */
+import { TstierError } from './errors.js';
+import type { NodeConfig } from './config/node-config.js';
+import { createLogger, type Logger } from './log.js';
+import { hostUnreachableFor } from './node/unreachable.js';
+import { ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
+import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
+import { Feature } from './peer/route-record.js';
+import { PacketType } from './peer/wire.js';
+import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, ProxyEntryView,
+  RouteView } from './rpc/source.js';
+import { TunDevice } from './tun/tun-device.js';
+
+export const NODE_VERSION = '0.1.0';
+
+/** Claims an outbound IP packet (return true) before normal forwarding; the packet is valid only during the call. */
+export type OutboundInterceptor = (packet: Buffer) => boolean;
+
+export interface NodeStartOptions {
+  log?: Logger;
+  /** Peer-layer timers and tick, for tests that want faster failure detection. */
+  peer?: Pick<PeerManagerOptions, 'timers' | 'route' | 'backoff' | 'tickMs'>;
+}
+
+export interface NodeStats {
+  tunRxPackets: number;
+  tunTxPackets: number;
+  /** Outbound packets with no reachable owner; each may have earned an ICMP unreachable. */
+  noRoute: number;
+  /** Packets that are not IPv4, or inbound packets not addressed to us. */
+  dropped: number;
+}
+
+/** ICMP errors per second at most, so a scan of dead addresses cannot make us flood the TUN. */
+const UNREACHABLE_PER_SECOND = 100;
+
+function featureBits(cfg: NodeConfig): number {
+  return (cfg.disableKcpInput ? 0 : Feature.KcpInput) | (cfg.disableQuicInput ? 0 : Feature.QuicInput)
+    | (cfg.disableRelayKcp ? Feature.NoRelayKcp : 0) | (cfg.disableRelayQuic ? Feature.NoRelayQuic : 0);
+}
+
+export function featuresView(bits: number): PeerFeatures {
+  return { kcpInput: (bits & Feature.KcpInput) !== 0, quicInput: (bits & Feature.QuicInput) !== 0,
+    noRelayKcp: (bits & Feature.NoRelayKcp) !== 0, noRelayQuic: (bits & Feature.NoRelayQuic) !== 0 };
+}
+
+export class Node implements ControlPlaneSource {
+  readonly stats: NodeStats = { tunRxPackets: 0, tunTxPackets: 0, noRoute: 0, dropped: 0 };
+  private tun: TunDevice | undefined;
+  private readonly interceptors: OutboundInterceptor[] = [];
+  private readonly myIpv4: number;
+  private unreachableBudget = UNREACHABLE_PER_SECOND;
+  private budgetSecond = 0;
+  private closed = false;
+
+  private constructor(readonly config: NodeConfig, readonly peer: PeerManager, private readonly log: Logger) {
+    this.myIpv4 = config.ipv4 ? ipv4ToU32(config.ipv4.address) ?? 0 : 0;
+  }
+
+  static async start(cfg: NodeConfig, opts: NodeStartOptions = {}): Promise<Node> {
+    const log = opts.log ?? createLogger('node');
+    const ipv4 = cfg.ipv4 ? ipv4ToU32(cfg.ipv4.address) : 0;
+    if (ipv4 === null) throw new TstierError('TSTIER_E_BAD_CONFIG', `ipv4: "${cfg.ipv4!.address}" is not an IPv4 address`);
+    const peer = new PeerManager({
+      networkName: cfg.networkName, networkSecret: cfg.networkSecret, log: createLogger('peer'), ...opts.peer,
+      local: { hostname: cfg.hostname, ipv4, prefix: cfg.ipv4?.prefix ?? 0,
+        proxyCidrs: cfg.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
+        features: featureBits(cfg) },
+    });
+    const node = new Node(cfg, peer, log);
+    try {
+      for (const uri of cfg.listeners) await peer.listen(uri);
+      if (!cfg.noTun && cfg.ipv4) node.openTun();
+    } catch (e) {
+      await node.close();
+      throw e;
+    }
+    peer.on(PacketType.Data, (_from, payload) => node.fromPeer(payload));
+    for (const uri of cfg.peers) peer.connect(uri);
+    log.info(`node ready peer_id=${peer.peerId} ipv4=${cfg.ipv4 ? `${cfg.ipv4.address}/${cfg.ipv4.prefix}` : '-'}`
+      + ` tun=${node.tun?.name ?? '-'}`, { listeners: cfg.listeners.join(','), peers: cfg.peers.join(',') });
+    return node;
+  }
+
+  /** Interceptors run in registration order; the first to return true owns the packet. */
+  addInterceptor(fn: OutboundInterceptor): void {
+    this.interceptors.push(fn);
+  }
+
+  /** Hands a packet to the local kernel (e.g. a proxy's synthesized reply). False without a TUN. */
+  writeToTun(packet: Uint8Array): boolean {
+    if (!this.tun || this.tun.closed) return false;
+    this.stats.tunTxPackets++;
+    return this.tun.write(packet);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.tun?.close();
+    await this.peer.close();
+  }
+
+  nodeInfo(): NodeInfoView {
+    const c = this.config;
+    return {
+      peerId: this.peer.peerId, instanceName: c.instanceName, hostname: c.hostname, networkName: c.networkName,
+      ipv4: c.ipv4 ? `${c.ipv4.address}/${c.ipv4.prefix}` : '',
+      proxyCidrs: c.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
+      listeners: [...c.listeners], features: featuresView(featureBits(c)), version: NODE_VERSION, rpcPortal: c.rpcPortal,
+    };
+  }
+
+  peers(): PeerConnView[] {
+    return this.peer.peerConns();
+  }
+
+  routes(): RouteView[] {
+    return this.peer.routes.routes().map(({ record: r, nextHop, cost }) => ({
+      peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
+      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features),
+    }));
+  }
+
+  proxyEntries(): ProxyEntryView[] {
+    return [];
+  }
+
+  private openTun(): void {
+    const { address, prefix } = this.config.ipv4!;
+    const tun = TunDevice.open({ name: this.config.devName || undefined, mtu: this.config.mtu, ipv4: `${address}/${prefix}` });
+    this.tun = tun;
+    tun.on('error', (err: Error) => this.log.error('TUN failed; the node now only relays', { err }));
+    tun.onPackets((batch, offsets, lengths, count) => {
+      for (let i = 0; i < count; i++) this.fromTun(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+    });
+  }
+
+  private fromTun(pkt: Buffer): void {
+    this.stats.tunRxPackets++;
+    for (const claim of this.interceptors) if (claim(pkt)) return;
+    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) {
+      this.stats.dropped++;
+      return;
+    }
+    const routes = this.peer.routes;
+    const dst = ipv4Destination(pkt);
+    const owner = routes.lookupIpv4(dst) ?? routes.lookupProxy(dst);
+    if (owner !== undefined && owner !== this.peer.peerId && this.peer.sendTo(owner, PacketType.Data, pkt)) return;
+    this.stats.noRoute++;
+    this.sendUnreachable(pkt);
+  }
+
+  private fromPeer(pkt: Buffer): void {
+    const routes = this.peer.routes;
+    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) {
+      this.stats.dropped++;
+      return;
+    }
+    const dst = ipv4Destination(pkt);
+    const mine = dst === this.myIpv4 || routes.lookupProxy(dst) === this.peer.peerId;
+    if (!mine || !this.writeToTun(pkt)) this.stats.dropped++;
+  }
+
+  private sendUnreachable(pkt: Buffer): void {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.budgetSecond) {
+      this.budgetSecond = second;
+      this.unreachableBudget = UNREACHABLE_PER_SECOND;
+    }
+    if (this.unreachableBudget <= 0) return;
+    const icmp = hostUnreachableFor(pkt);
+    if (icmp && this.writeToTun(icmp)) this.unreachableBudget--;
+  }
+}
