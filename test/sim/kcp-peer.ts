@@ -19,6 +19,8 @@ export interface KcpPeerOptions {
   crc: boolean;
   /** Slow reader: every `readEveryMs` read at most `readBudget` bytes (message mode: whole messages, at least one). */
   slowReader?: { readEveryMs: number; readBudget: number };
+  /** Share of datagrams fed as FEC-rebuilt (regular=false): they must not update the window or RTT. */
+  rebuiltShare?: number;
   rng: Rng;
 }
 
@@ -56,7 +58,8 @@ export class KcpPeer implements SimEndpoint {
       this.crcDrops++;
       return;
     }
-    if (this.kcp.input(datagram.subarray(h), now) !== 0) this.inputErrors++;
+    const regular = !this.o.rng.chance(this.o.rebuiltShare ?? 0);
+    if (this.kcp.input(datagram.subarray(h), now, regular) !== 0) this.inputErrors++;
     this.react(now);
   }
 

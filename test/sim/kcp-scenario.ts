@@ -19,6 +19,8 @@ export interface KcpScenario {
   bytesA: number;
   bytesB: number;
   maxWrite: number;
+  /** Share of datagrams each side treats as FEC-rebuilt (regular=false). */
+  rebuiltShare: number;
   slowReaderB?: { readEveryMs: number; readBudget: number };
 }
 
@@ -60,6 +62,7 @@ export function kcpScenario(seed: number): KcpScenario {
     bytesA: small ? Math.min(payloadSize(r), 16_000) : payloadSize(r),
     bytesB: small ? Math.min(payloadSize(r), 16_000) : payloadSize(r),
     maxWrite: r.pick([100, 1500, 8000, 30_000]),
+    rebuiltShare: r.chance(0.2) ? r.float() * 0.3 : 0,
   };
   if (!streamMode) {
     // A message must fit the receiver's window whole (and kcp-go's 255 fragments), or it can never be read.
@@ -99,9 +102,9 @@ export function runKcpScenario(s: KcpScenario): KcpRun {
   const payloadA = payloadRng.bytes(s.bytesA);
   const payloadB = payloadRng.bytes(s.bytesB);
   const a = new KcpPeer(
-    { kcp: s.kcpA, payload: payloadA, maxWrite: s.maxWrite, crc: s.crc, rng: world.rng.fork() }, s.bytesB, s.start);
+    { kcp: s.kcpA, payload: payloadA, maxWrite: s.maxWrite, crc: s.crc, rebuiltShare: s.rebuiltShare, rng: world.rng.fork() }, s.bytesB, s.start);
   const b = new KcpPeer(
-    { kcp: s.kcpB, payload: payloadB, maxWrite: s.maxWrite, crc: s.crc, rng: world.rng.fork(),
+    { kcp: s.kcpB, payload: payloadB, maxWrite: s.maxWrite, crc: s.crc, rebuiltShare: s.rebuiltShare, rng: world.rng.fork(),
       ...(s.slowReaderB ? { slowReader: s.slowReaderB } : {}) }, s.bytesA, s.start);
   const ia = world.addNode(a);
   const ib = world.addNode(b);

@@ -337,3 +337,27 @@ test('u32 clock wrap: RTT, timers and delivery work across 2^32', () => {
     assert.equal(a.lostSegs, 0, 'no spurious RTO at the wrap');
   }
 });
+
+test('interval is clamped to [10, 5000] and paces the timer', () => {
+  for (const [interval, expected] of [[1, 10], [40, 40], [9000, 5000]] as const) {
+    const k = engine({ interval });
+    k.handleTimeout(100);
+    assert.equal(k.pollTimeout() - 100, expected);
+  }
+});
+
+test('read() hands out a stream in any slice sizes, keeping the rest of a segment for the next call', () => {
+  const a = engine({ nc: 1, mtu: 200 });
+  const b = engine({ nc: 1, mtu: 200 });
+  const payload = new Rng(7).bytes(3000);
+  a.send(payload);
+  a.flush(0);
+  deliver(a, b, 1);
+  const got = new Uint8Array(payload.length);
+  let n = 0;
+  for (const size of [1, 175, 2, 500, 1000, 5000]) n += b.read(got, n, Math.min(n + size, got.length));
+  assert.equal(n, payload.length);
+  assert.deepEqual(got, payload);
+  assert.equal(b.read(got), 0);
+  assert.ok(!b.readable());
+});
