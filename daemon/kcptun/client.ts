@@ -1,0 +1,174 @@
+/**
+ * kcptun client: accepts TCP on --localaddr and carries each connection as one smux stream over
+ * --conn KCP sessions (slots), round robin. Slots are dialled lazily; --autoexpire retires a
+ * session for new streams, and a scavenger closes it --scavengettl seconds after expiry.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket as UdpSocket } from 'node:dgram';
+import { TstierError } from '../errors.js';
+import { deriveKcptunKey } from '../transport/crypt/kdf.js';
+import { KcptunSession } from '../transport/session/kcptun-session.js';
+import { parseHostPortRange, type KcptunConfig } from './config.js';
+import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig } from './common.js';
+import { nowMs, SessionDriver } from './driver.js';
+
+interface Slot {
+  driver: SessionDriver;
+  udp: UdpSocket;
+  /** nowMs() after which no new streams go to this session (Infinity: never). */
+  expiresAt: number;
+}
+
+export class KcptunClient {
+  readonly proc: KcptunProcess;
+  private server: Server | undefined;
+  private readonly slots: (Slot | undefined)[];
+  private rr = 0;
+  private readonly pass: Uint8Array;
+  private remoteHost = '';
+  private readonly scavenged = new Set<Slot>();
+  private scavenger: NodeJS.Timeout | undefined;
+  /** TCP connections waiting for their slot's session to be dialled. */
+  private dialling: Promise<Slot> | undefined;
+
+  constructor(readonly cfg: KcptunConfig) {
+    this.proc = new KcptunProcess(cfg);
+    this.slots = new Array<Slot | undefined>(cfg.conn).fill(undefined);
+    this.pass = deriveKcptunKey(cfg.key);
+  }
+
+  /** Resolves once the TCP listener is bound; returns its port. */
+  async start(): Promise<number> {
+    const cfg = this.cfg;
+    const local = parseHostPortRange('--localaddr', cfg.localaddr);
+    const remote = parseHostPortRange('--remoteaddr', cfg.remoteaddr);
+    this.remoteHost = await resolveHost(remote.host, false);
+    const host = await resolveHost(local.host, true);
+    const server = createServer({ noDelay: true }, (s) => this.accept(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e.code === 'EADDRINUSE'
+          ? new TstierError('TSTIER_E_ADDR_IN_USE', `port already in use: tcp ${host}:${local.minPort}`)
+          : new TstierError('TSTIER_E_BAD_CONFIG', `--localaddr: cannot listen on ${host}:${local.minPort}: ${e.message}`)));
+      server.listen(local.minPort, host, () => resolve());
+    });
+    server.on('error', (e) => this.proc.log.line(`accept: ${e.message}`));
+    const port = (server.address() as { port: number }).port;
+    logSettings(this.proc, [
+      ['listening on', `${host}:${port}`],
+      ['remote address', cfg.remoteaddr],
+      ['conn', cfg.conn],
+      ['autoexpire', cfg.autoexpire],
+      ['scavengettl', cfg.scavengettl],
+    ]);
+    this.proc.log.line('initiating key derivation');
+    this.proc.log.line('key derivation done');
+    this.proc.startReporting();
+    if (cfg.autoexpire > 0) {
+      this.scavenger = setInterval(() => this.scavenge(), 1000);
+      this.scavenger.unref();
+    }
+    return port;
+  }
+
+  private accept(socket: Socket): void {
+    socket.on('error', () => undefined);
+    socket.pause();
+    const idx = this.rr++ % this.slots.length;
+    void this.slotFor(idx).then(
+      (slot) => this.openStream(slot, socket),
+      (e: Error) => {
+        this.proc.log.line(`dial: ${e.message}`);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** The live session of slot idx, dialling a new one if it is empty, closed or expired. */
+  private async slotFor(idx: number): Promise<Slot> {
+    const cur = this.slots[idx];
+    if (cur && !cur.driver.isEnded && !cur.driver.session.closed && nowMs() < cur.expiresAt) return cur;
+    if (cur && !cur.driver.isEnded) this.scavenged.add(cur);
+    // One dial at a time, so a burst of connections shares the new session.
+    while (this.dialling) await this.dialling.catch(() => undefined);
+    const again = this.slots[idx];
+    if (again && again !== cur && !again.driver.isEnded && nowMs() < again.expiresAt) return again;
+    this.dialling = this.dial();
+    try {
+      const slot = await this.dialling;
+      this.slots[idx] = slot;
+      return slot;
+    } finally {
+      this.dialling = undefined;
+    }
+  }
+
+  private async dial(): Promise<Slot> {
+    const cfg = this.cfg;
+    const remote = parseHostPortRange('--remoteaddr', cfg.remoteaddr);
+    // Multiport: each dial picks a random port of the range (kcptun ≥ 2022-10).
+    const port = remote.minPort + randomInt(remote.maxPort - remote.minPort + 1);
+    const host = this.remoteHost;
+    const udp = await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg);
+    const conv = randomBytes(4).readUInt32LE(0);
+    const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
+    const slot: Slot = {
+      udp,
+      expiresAt: cfg.autoexpire > 0 ? nowMs() + cfg.autoexpire * 1000 : Infinity,
+      driver: new SessionDriver(session, (d) => udp.send(d, port, host), {
+        onClosed: (_d, error) => {
+          this.proc.sessionClosed();
+          if (error) this.proc.log.line(`session closed: ${error.message}`);
+          this.scavenged.delete(slot);
+          udp.close();
+        },
+        onStreamClosed: (_d, sid) => this.proc.log.stream(`stream closed sid: ${sid}`),
+      }, cfg.closewait * 1000),
+    };
+    udp.on('message', (msg: Buffer, from) => {
+      // Only the dialled server address is accepted (kcp-go's connected UDPSession).
+      if (from.port !== port || from.address !== host) {
+        this.proc.snmp.InErrs++;
+        return;
+      }
+      slot.driver.input(msg);
+    });
+    this.proc.sessionOpened(true);
+    return slot;
+  }
+
+  private openStream(slot: Slot, socket: Socket): void {
+    if (socket.destroyed) return;
+    const sid = slot.driver.session.openStream();
+    if (sid instanceof TstierError) {
+      this.proc.log.line(`open stream: ${sid.message}`);
+      socket.destroy();
+      return;
+    }
+    this.proc.log.stream(`stream opened in: ${socket.remoteAddress}:${socket.remotePort} out: ${this.cfg.remoteaddr} sid: ${sid}`);
+    slot.driver.attach(sid, socket);
+    socket.resume();
+  }
+
+  /** Closes expired sessions whose --scavengettl has run out. */
+  private scavenge(): void {
+    const now = nowMs();
+    for (const slot of this.slots) if (slot && now >= slot.expiresAt) this.scavenged.add(slot);
+    for (const slot of this.scavenged) {
+      if (slot.driver.isEnded) this.scavenged.delete(slot);
+      else if (now >= slot.expiresAt + this.cfg.scavengettl * 1000) {
+        this.scavenged.delete(slot);
+        slot.driver.close();
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.scavenger) clearInterval(this.scavenger);
+    this.proc.stop();
+    for (const slot of [...this.slots, ...this.scavenged]) slot?.driver.close();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}

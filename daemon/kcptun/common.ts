@@ -1,0 +1,148 @@
+/**
+ * What the kcptun client and server share: the per-session configuration built from the flags,
+ * the process-wide counters and log, signals, and socket helpers.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { TstierError } from '../errors.js';
+import { newDatagramCrypt } from '../transport/crypt/datagram.js';
+import type { KcptunSessionConfig } from '../transport/session/kcptun-session.js';
+import { newSnmp, snmpDump, type KcptunSnmp } from '../transport/session/snmp.js';
+import type { KcptunConfig } from './config.js';
+import { KcptunLog } from './log.js';
+import { startSnmpLog } from './snmp-log.js';
+
+/** The smux keepalive timeout kcptun leaves at smux's default. */
+const SMUX_KEEPALIVE_TIMEOUT_MS = 30_000;
+
+export function sessionConfig(cfg: KcptunConfig, pass: Uint8Array, conv: number): KcptunSessionConfig {
+  return {
+    conv,
+    crypt: newDatagramCrypt(cfg.crypt, pass),
+    dataShards: cfg.datashard,
+    parityShards: cfg.parityshard,
+    mtu: cfg.mtu,
+    sndWnd: cfg.sndwnd,
+    rcvWnd: cfg.rcvwnd,
+    nodelay: cfg.nodelay,
+    interval: cfg.interval,
+    resend: cfg.resend,
+    nc: cfg.nc,
+    ackNoDelay: cfg.acknodelay,
+    compress: !cfg.nocomp,
+    role: cfg.role,
+    smux: {
+      version: cfg.smuxver as 1 | 2,
+      maxFrameSize: cfg.framesize,
+      maxReceiveBuffer: cfg.smuxbuf,
+      maxStreamBuffer: Math.min(cfg.streambuf, cfg.smuxbuf),
+      keepAliveInterval: cfg.keepalive * 1000,
+      keepAliveTimeout: Math.max(SMUX_KEEPALIVE_TIMEOUT_MS, cfg.keepalive * 1000),
+    },
+  };
+}
+
+/** Process-wide state: counters (kcp-go's DefaultSnmp), log, and shutdown hooks. */
+export class KcptunProcess {
+  readonly snmp: KcptunSnmp = newSnmp();
+  readonly log: KcptunLog;
+  private readonly stops: (() => void)[] = [];
+
+  constructor(readonly cfg: KcptunConfig) {
+    this.log = new KcptunLog(cfg.log, cfg.quiet);
+  }
+
+  /** SIGUSR1 dumps the counters; --snmplog writes them periodically. */
+  startReporting(): void {
+    const onUsr1 = (): void => this.log.line(`KCP SNMP:${snmpDump(this.snmp)}`);
+    process.on('SIGUSR1', onUsr1);
+    this.stops.push(() => process.off('SIGUSR1', onUsr1));
+    this.stops.push(startSnmpLog(this.cfg.snmplog, this.cfg.snmpperiod, this.snmp, this.log));
+  }
+
+  sessionOpened(active: boolean): void {
+    const s = this.snmp;
+    if (active) s.ActiveOpens++;
+    else s.PassiveOpens++;
+    s.CurrEstab++;
+    if (s.CurrEstab > s.MaxConn) s.MaxConn = s.CurrEstab;
+  }
+
+  sessionClosed(): void {
+    this.snmp.CurrEstab--;
+  }
+
+  onStop(fn: () => void): void {
+    this.stops.push(fn);
+  }
+
+  stop(): void {
+    for (const f of this.stops.splice(0)) f();
+  }
+}
+
+/** kcptun's startup lines (the harness and users look for "listening on:"). */
+export function logSettings(p: KcptunProcess, extra: [string, string | number | boolean][]): void {
+  const c = p.cfg;
+  const lines: [string, string | number | boolean][] = [
+    ['version', 'tstier'],
+    ['smux version', c.smuxver],
+    ...extra,
+    ['encryption', c.crypt],
+    ['nodelay parameters', `${c.nodelay} ${c.interval} ${c.resend} ${c.nc}`],
+    ['sndwnd', `${c.sndwnd} rcvwnd: ${c.rcvwnd}`],
+    ['compression', !c.nocomp],
+    ['mtu', c.mtu],
+    ['datashard', `${c.datashard} parityshard: ${c.parityshard}`],
+    ['acknodelay', c.acknodelay],
+    ['dscp', c.dscp],
+    ['sockbuf', c.sockbuf],
+    ['smuxbuf', c.smuxbuf],
+    ['streambuf', c.streambuf],
+    ['keepalive', c.keepalive],
+    ['snmplog', c.snmplog],
+    ['snmpperiod', c.snmpperiod],
+    ['quiet', c.quiet],
+  ];
+  for (const [k, v] of lines) p.log.line(`${k}: ${v}`);
+}
+
+/** Resolves a host for UDP/TCP ("" means all interfaces for a listener, loopback for a dial). */
+export async function resolveHost(host: string, forListen: boolean): Promise<string> {
+  if (host === '') return forListen ? '0.0.0.0' : '127.0.0.1';
+  try {
+    return (await lookup(host, { family: 4 })).address;
+  } catch {
+    try {
+      return (await lookup(host)).address;
+    } catch (e) {
+      throw new TstierError('TSTIER_E_BAD_CONFIG', `cannot resolve ${host}: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** A UDP socket bound to host:port with kcptun's --sockbuf applied (node:dgram cannot set DSCP). */
+export async function bindUdp(host: string, port: number, cfg: KcptunConfig): Promise<UdpSocket> {
+  const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(port, host, () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  }).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'EADDRINUSE'
+      ? new TstierError('TSTIER_E_ADDR_IN_USE', `port already in use: udp ${host}:${port}`)
+      : new TstierError('TSTIER_E_BAD_CONFIG', `cannot bind udp ${host}:${port}: ${e.message}`);
+  });
+  sock.on('error', () => undefined); // send errors (e.g. ICMP unreachable) are not fatal; KCP retries
+  if (cfg.sockbuf > 0) {
+    try {
+      sock.setRecvBufferSize(cfg.sockbuf);
+      sock.setSendBufferSize(cfg.sockbuf);
+    } catch {
+      // the kernel caps buffer sizes; kcptun ignores this error too
+    }
+  }
+  return sock;
+}

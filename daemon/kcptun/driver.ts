@@ -1,0 +1,156 @@
+/**
+ * Binds one KcptunSession to I/O: a datagram sender, one timer driven by pollTimeout(), and the
+ * StreamPipes of its smux streams. Work is coalesced: datagrams and socket events only mark the
+ * session dirty; one setImmediate pass then pumps the layers, dispatches events, and sends.
+ */
+import type { Socket } from 'node:net';
+import type { TstierError } from '../errors.js';
+import type { KcptunSession } from '../transport/session/kcptun-session.js';
+import { StreamPipe } from './pipe.js';
+
+/** The sessions' clock: integer milliseconds, monotonic. */
+export function nowMs(): number {
+  return Math.floor(performance.now());
+}
+
+export interface DriverHooks {
+  /** The peer opened a stream (server side): dial the target and attach() it. */
+  onAccept?(driver: SessionDriver, sid: number): void;
+  /** The session ended; error is null when closed locally. */
+  onClosed(driver: SessionDriver, error: TstierError | null): void;
+  /** A stream's pipe ended. */
+  onStreamClosed?(driver: SessionDriver, sid: number): void;
+}
+
+/** Event-dispatch rounds per pass; each round may unblock more work, but a pass must end. */
+const MAX_ROUNDS = 16;
+
+export class SessionDriver {
+  readonly pipes = new Map<number, StreamPipe>();
+  readonly createdAt = nowMs();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private scheduled = false;
+  private ended = false;
+  readonly kick = (): void => {
+    if (this.scheduled || this.ended) return;
+    this.scheduled = true;
+    setImmediate(this.run);
+  };
+
+  constructor(
+    readonly session: KcptunSession,
+    private readonly send: (datagram: Uint8Array) => void,
+    private readonly hooks: DriverHooks,
+    private readonly closeWaitMs: number,
+  ) {
+    this.kick();
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** A datagram for this session from the socket. */
+  input(datagram: Uint8Array): void {
+    if (this.ended) return;
+    this.session.input(datagram, nowMs());
+    this.kick();
+  }
+
+  /** A datagram the caller already opened (server routing). */
+  inputOpened(datagram: Uint8Array, offset: number): void {
+    if (this.ended) return;
+    this.session.inputOpened(datagram, offset, nowMs());
+    this.kick();
+  }
+
+  /** Pipes a smux stream to a TCP socket. */
+  attach(sid: number, socket: Socket): StreamPipe {
+    const pipe = new StreamPipe(this.session, sid, socket, this.kick, this.closeWaitMs, (p) => {
+      this.pipes.delete(p.sid);
+      this.hooks.onStreamClosed?.(this, p.sid);
+    });
+    this.pipes.set(sid, pipe);
+    // Data may have arrived while the caller was dialling.
+    pipe.onReadable();
+    if (this.sawFin.delete(sid)) pipe.onFin();
+    this.kick();
+    return pipe;
+  }
+
+  /** FINs that arrived for streams not attached yet. */
+  private readonly sawFin = new Set<number>();
+
+  private readonly run = (): void => {
+    this.scheduled = false;
+    if (this.ended) return;
+    const now = nowMs();
+    const s = this.session;
+    if (now >= s.pollTimeout()) s.handleTimeout(now);
+    else s.pump(now);
+    for (let round = 0; round < MAX_ROUNDS && this.dispatch(); round++) s.pump(now);
+    let d: Uint8Array | null;
+    while ((d = s.pollTransmit()) !== null) this.send(d);
+    if (!this.ended) this.arm(now);
+  };
+
+  /** Handles pending session events; true if any (they may have made more work). */
+  private dispatch(): boolean {
+    let any = false;
+    for (let e = this.session.pollEvent(); e !== null; e = this.session.pollEvent()) {
+      any = true;
+      switch (e.type) {
+        case 'accept':
+          this.hooks.onAccept?.(this, e.sid);
+          break;
+        case 'readable':
+          this.pipes.get(e.sid)?.onReadable();
+          break;
+        case 'writable':
+          this.pipes.get(e.sid)?.onWritable();
+          break;
+        case 'fin': {
+          const pipe = this.pipes.get(e.sid);
+          if (pipe) pipe.onFin();
+          else this.sawFin.add(e.sid);
+          break;
+        }
+        case 'closed':
+          this.end(e.error);
+          return false;
+      }
+    }
+    return any;
+  }
+
+  private arm(now: number): void {
+    const at = this.session.pollTimeout();
+    if (at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.run();
+    }, Math.max(0, at - now));
+  }
+
+  /** Closes the session and every stream. */
+  close(): void {
+    if (this.ended) return;
+    this.session.close();
+    // Send what is queued (FINs) once more before going quiet.
+    let d: Uint8Array | null;
+    while ((d = this.session.pollTransmit()) !== null) this.send(d);
+    this.end(null);
+  }
+
+  private end(error: TstierError | null): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const p of [...this.pipes.values()]) p.close();
+    this.hooks.onClosed(this, error);
+  }
+}

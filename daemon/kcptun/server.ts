@@ -1,0 +1,137 @@
+/**
+ * kcptun server: one UDP socket per --listen port (a `host:min-max` range listens on every port),
+ * sessions keyed by the source address with kcp-go's Listener rules (spec §6.3), a smux server on
+ * each, and every accepted stream piped to a new TCP connection to --target.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
+import { deriveKcptunKey } from '../transport/crypt/kdf.js';
+import { newDatagramCrypt, OPEN_TOO_SHORT, type DatagramCrypt } from '../transport/crypt/datagram.js';
+import { KcptunSession } from '../transport/session/kcptun-session.js';
+import { peekConvSn } from '../transport/session/route.js';
+import { parseHostPortRange, type KcptunConfig } from './config.js';
+import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig } from './common.js';
+import { nowMs, SessionDriver } from './driver.js';
+
+/**
+ * A memory guard against floods of forged-but-valid first packets (kcp-go's only limit is its
+ * 128-deep accept queue, which kcptun drains at once).
+ */
+const MAX_SESSIONS = 8192;
+
+export class KcptunServer {
+  readonly proc: KcptunProcess;
+  private readonly pass: Uint8Array;
+  /** Opens datagrams to route them; sessions seal with their own instance. */
+  private readonly opener: DatagramCrypt;
+  private readonly sockets: UdpSocket[] = [];
+  private readonly sessions = new Map<string, SessionDriver>();
+  /** The peeked conv and sn of the datagram being routed. */
+  private readonly route = { conv: 0, sn: 0 };
+  /** Bound UDP ports, in listen order. */
+  readonly ports: number[] = [];
+
+  constructor(readonly cfg: KcptunConfig) {
+    this.proc = new KcptunProcess(cfg);
+    this.pass = deriveKcptunKey(cfg.key);
+    this.opener = newDatagramCrypt(cfg.crypt, this.pass);
+  }
+
+  async start(): Promise<number[]> {
+    const cfg = this.cfg;
+    const listen = parseHostPortRange('--listen', cfg.localaddr);
+    const host = await resolveHost(listen.host, true);
+    try {
+      for (let port = listen.minPort; port <= listen.maxPort; port++) {
+        const sock = await bindUdp(host, port, cfg);
+        this.sockets.push(sock);
+        this.ports.push(sock.address().port);
+        sock.on('message', (msg: Buffer, from: RemoteInfo) => this.onDatagram(sock, msg, from));
+      }
+    } catch (e) {
+      for (const s of this.sockets) s.close();
+      throw e;
+    }
+    const shown = this.ports.length === 1 ? `${host}:${this.ports[0]}` : `${host}:${this.ports[0]}-${this.ports.at(-1)}`;
+    logSettings(this.proc, [['listening on', shown], ['target', cfg.remoteaddr]]);
+    this.proc.log.line('initiating key derivation');
+    this.proc.log.line('key derivation done');
+    this.proc.startReporting();
+    return this.ports;
+  }
+
+  private onDatagram(sock: UdpSocket, msg: Buffer, from: RemoteInfo): void {
+    const snmp = this.proc.snmp;
+    const off = this.opener.open(msg, msg.length);
+    if (off < 0) {
+      if (off === OPEN_TOO_SHORT) snmp.InErrs++;
+      else snmp.InCsumErrors++;
+      return;
+    }
+    const key = `${from.address}:${from.port}`;
+    const hasConv = peekConvSn(msg, off, msg.length - this.opener.tailroom, this.route);
+    let driver = this.sessions.get(key);
+    if (driver) {
+      if (!hasConv || this.route.conv === driver.session.conv) {
+        driver.inputOpened(msg, off);
+        return;
+      }
+      // Another conv from the same address: a restarted client takes over with sn 0.
+      if (this.route.sn !== 0) return;
+      driver.close();
+    }
+    if (!hasConv || this.sessions.size >= MAX_SESSIONS) return;
+    driver = this.newSession(sock, from, this.route.conv, key);
+    driver.inputOpened(msg, off);
+  }
+
+  private newSession(sock: UdpSocket, from: RemoteInfo, conv: number, key: string): SessionDriver {
+    const cfg = this.cfg;
+    const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
+    const driver = new SessionDriver(session, (d) => sock.send(d, from.port, from.address), {
+      onAccept: (drv, sid) => this.dialTarget(drv, sid, key),
+      onClosed: (drv, error) => {
+        this.proc.sessionClosed();
+        if (error) this.proc.log.line(`session ${key} closed: ${error.message}`);
+        if (this.sessions.get(key) === drv) this.sessions.delete(key);
+      },
+      onStreamClosed: (_d, sid) => this.proc.log.stream(`stream closed sid: ${sid}`),
+    }, cfg.closewait * 1000);
+    this.sessions.set(key, driver);
+    this.proc.sessionOpened(false);
+    this.proc.log.stream(`remote address: ${key} conv: ${conv}`);
+    return driver;
+  }
+
+  private dialTarget(driver: SessionDriver, sid: number, key: string): void {
+    const target = this.cfg.remoteaddr;
+    let socket: Socket;
+    if (target.startsWith('/')) socket = connect(target);
+    else {
+      const i = target.lastIndexOf(':');
+      socket = connect(Number(target.slice(i + 1)), target.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1');
+    }
+    socket.setNoDelay(true);
+    socket.once('connect', () => {
+      if (driver.isEnded) {
+        socket.destroy();
+        return;
+      }
+      this.proc.log.stream(`stream opened in: ${key} out: ${target} sid: ${sid}`);
+      driver.attach(sid, socket);
+    });
+    socket.once('error', (e) => {
+      if (socket.connecting) {
+        this.proc.log.line(`dial ${target}: ${e.message}`);
+        driver.session.streamClose(sid);
+        driver.kick();
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.proc.stop();
+    for (const d of [...this.sessions.values()]) d.close();
+    await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}

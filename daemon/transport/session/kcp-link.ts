@@ -1,0 +1,182 @@
+/**
+ * One kcp-go UDPSession's datagram pipeline, sans-IO: crypt + CRC framing ↔ FEC ↔ KCP (one conv).
+ * It turns datagrams into a reliable byte stream and back (spec kcptun-wire.md §2.1):
+ *
+ *   in:  open (decrypt + CRC) → FEC? (flag at offset 4) → KCP input (regular / rebuilt)
+ *   out: KCP datagram (headroom left for FEC + crypto) → FEC data header (+ parity) → seal
+ *
+ * Datagrams from pollTransmit() are ready for the socket. Counters go to the shared SNMP block.
+ */
+import { Kcp, KCP_INPUT_OK } from '../kcp/kcp.js';
+import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
+import type { KcptunSnmp } from './snmp.js';
+
+export interface KcpLinkConfig {
+  conv: number;
+  crypt: DatagramCrypt;
+  /** Both > 0 turn FEC on for sending; received FEC packets are decoded whatever these say. */
+  dataShards: number;
+  parityShards: number;
+  /** Whole UDP payload budget (kcptun --mtu), crypto and FEC headers included. */
+  mtu: number;
+  sndWnd: number;
+  rcvWnd: number;
+  nodelay: number;
+  interval: number;
+  resend: number;
+  nc: number;
+  ackNoDelay: boolean;
+}
+
+/** Where a received datagram went. */
+export const LINK_INPUT_OK = 0;
+export const LINK_INPUT_BAD_CRYPT = -1;
+export const LINK_INPUT_BAD_KCP = -2;
+export const LINK_INPUT_BAD_FEC = -3;
+
+export class KcpLink {
+  readonly kcp: Kcp;
+  readonly crypt: DatagramCrypt;
+  private readonly cryptHeader: number;
+  /** The engine's counters as last added to the shared SNMP block. */
+  private readonly seen = { inSegs: 0, outSegs: 0, repeatSegs: 0, fastRetransSegs: 0, earlyRetransSegs: 0, lostSegs: 0, retransSegs: 0 };
+  /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
+  private readonly out: Uint8Array[] = [];
+  private outHead = 0;
+
+  constructor(
+    cfg: KcpLinkConfig,
+    private readonly snmp: KcptunSnmp,
+  ) {
+    this.crypt = cfg.crypt;
+    this.cryptHeader = cfg.crypt.headerSize;
+    const fec = false; // FEC_PENDING
+    this.kcp = new Kcp({
+      conv: cfg.conv,
+      mtu: cfg.mtu,
+      headroom: this.cryptHeader + (fec ? 8 : 0),
+      sndWnd: cfg.sndWnd,
+      rcvWnd: cfg.rcvWnd,
+      nodelay: cfg.nodelay,
+      interval: cfg.interval,
+      resend: cfg.resend,
+      nc: cfg.nc,
+      streamMode: true,
+      ackNoDelay: cfg.ackNoDelay,
+    });
+  }
+
+  /**
+   * A raw datagram from the socket (decrypted in place). Returns LINK_INPUT_OK or why it was dropped;
+   * every drop is counted.
+   */
+  input(buf: Uint8Array, now: number): number {
+    const off = this.crypt.open(buf, buf.length);
+    if (off < 0) {
+      if (off === OPEN_TOO_SHORT) this.snmp.InErrs++;
+      else this.snmp.InCsumErrors++;
+      return LINK_INPUT_BAD_CRYPT;
+    }
+    return this.inputOpened(buf, off, now);
+  }
+
+  /** A datagram already opened by the caller (the server opens once to route by conv). */
+  inputOpened(buf: Uint8Array, off: number, now: number): number {
+    const end = buf.length - this.crypt.tailroom;
+    this.snmp.InPkts++;
+    this.snmp.InBytes += end - off;
+    let result = LINK_INPUT_OK;
+    if (this.kcp.input(buf.subarray(off, end), now, true) !== KCP_INPUT_OK) {
+      this.snmp.KCPInErrors++;
+      result = LINK_INPUT_BAD_KCP;
+    }
+    this.collect();
+    return result;
+  }
+
+  /** Queues stream bytes and flushes at once (kcptun turns write-delay off). */
+  write(data: Uint8Array): void {
+    this.snmp.BytesSent += data.length;
+    this.kcp.send(data);
+  }
+
+  /** kcptun 2021's back-pressure: more may be written while waitsnd < min(snd_wnd, rmt_wnd). */
+  canWrite(): boolean {
+    return this.kcp.canWrite();
+  }
+
+  read(dst: Uint8Array, offset: number, end: number): number {
+    const n = this.kcp.read(dst, offset, end);
+    this.snmp.BytesReceived += n;
+    return n;
+  }
+
+  readable(): boolean {
+    return this.kcp.readable();
+  }
+
+  pollTimeout(): number {
+    return this.kcp.pollTimeout();
+  }
+
+  handleTimeout(now: number): void {
+    this.kcp.handleTimeout(now);
+    this.collect();
+  }
+
+  /** A full flush: after write()s (kcptun flushes on every Write; batching them is equivalent). */
+  flush(now: number): void {
+    this.kcp.flush(now);
+    this.collect();
+  }
+
+  /** The next sealed datagram for the socket (the caller owns it), or null. */
+  pollTransmit(): Uint8Array | null {
+    if (this.outHead >= this.out.length) return null;
+    const d = this.out[this.outHead]!;
+    this.out[this.outHead++] = undefined as unknown as Uint8Array;
+    if (this.outHead === this.out.length) {
+      this.out.length = 0;
+      this.outHead = 0;
+    }
+    return d;
+  }
+
+  /** Moves KCP's datagrams through FEC and the crypto layer into the out queue. */
+  private collect(): void {
+    const kcp = this.kcp;
+    let d: Uint8Array | null;
+    while ((d = kcp.pollTransmit()) !== null) {
+      this.seal(d);
+    }
+    this.syncCounters();
+  }
+
+  /** Adds what the KCP engine counted since the last call to the shared counters. */
+  private syncCounters(): void {
+    const k = this.kcp;
+    const c = this.seen;
+    const s = this.snmp;
+    s.InSegs += k.inSegs - c.inSegs;
+    s.OutSegs += k.outSegs - c.outSegs;
+    s.RepeatSegs += k.repeatSegs - c.repeatSegs;
+    s.FastRetransSegs += k.fastRetransSegs - c.fastRetransSegs;
+    s.EarlyRetransSegs += k.earlyRetransSegs - c.earlyRetransSegs;
+    s.LostSegs += k.lostSegs - c.lostSegs;
+    s.RetransSegs += k.retransSegs - c.retransSegs;
+    c.inSegs = k.inSegs;
+    c.outSegs = k.outSegs;
+    c.repeatSegs = k.repeatSegs;
+    c.fastRetransSegs = k.fastRetransSegs;
+    c.earlyRetransSegs = k.earlyRetransSegs;
+    c.lostSegs = k.lostSegs;
+    c.retransSegs = k.retransSegs;
+  }
+
+  private seal(d: Uint8Array): void {
+    const len = this.crypt.seal(d, d.length);
+    this.snmp.OutPkts++;
+    this.snmp.OutBytes += len;
+    this.out.push(len === d.length ? d : d.subarray(0, len));
+  }
+}
