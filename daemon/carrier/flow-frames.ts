@@ -114,70 +114,86 @@ export function encodeControl(type: FrameType.Status | FrameType.Fin | FrameType
 
 export interface Frame {
   type: FrameType;
-  /** A view into the reader's buffer, valid until the next call to `next()`. */
+  /**
+   * Control frames (OPEN, STATUS, FIN, RST) come whole. DATA comes as it arrives: one frame's payload
+   * may be delivered in several pieces, each a view into the bytes given to push(), so no DATA byte is
+   * copied here.
+   */
   payload: Uint8Array;
 }
 
 /**
- * Reassembles frames from a byte stream delivered in arbitrary pieces. Keeps at most one partial
- * frame; a frame of an unknown type is a protocol error (the carrier resets the flow).
+ * Parses frames out of a byte stream delivered in arbitrary pieces. DATA payloads pass straight
+ * through as views of the pushed bytes; only a control frame split across pushes is reassembled.
  */
 export class FrameReader {
-  private buf: Uint8Array = new Uint8Array(0);
-  private start = 0;
-  private end = 0;
-  /** Whether `buf` is our own copy; otherwise it is the caller's and must not outlive push(). */
-  private owned = true;
+  private input: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+  /** DATA payload bytes still to come for the frame in progress. */
+  private dataLeft = 0;
+  /** A control frame split across pushes: the bytes gathered so far. */
+  private partial: Uint8Array | null = null;
   private readonly frame: Frame = { type: FrameType.Data, payload: new Uint8Array(0) };
 
-  /** Adds bytes. Payloads returned by next() before this call are no longer valid. */
+  /** Adds bytes; call next() until it returns null before pushing again. */
   push(bytes: Uint8Array): void {
-    const pending = this.end - this.start;
-    if (pending === 0) {
-      // Common case: nothing buffered, so parse straight out of the caller's bytes.
-      this.buf = bytes;
-      this.start = 0;
-      this.end = bytes.length;
-      this.owned = false;
-      return;
-    }
-    const joined = new Uint8Array(pending + bytes.length);
-    joined.set(this.buf.subarray(this.start, this.end), 0);
-    joined.set(bytes, pending);
-    this.buf = joined;
-    this.start = 0;
-    this.end = joined.length;
-    this.owned = true;
+    this.input = bytes;
+    this.pos = 0;
   }
 
-  /** The next whole frame, null if more bytes are needed, or 'error' on a malformed stream. */
+  /** The next frame or DATA piece, null when the pushed bytes are used up, or 'error' on a malformed stream. */
   next(): Frame | null | 'error' {
-    const avail = this.end - this.start;
-    if (avail < FRAME_HEADER) return this.keepTail();
-    const b = this.buf;
-    const type = b[this.start]!;
+    const b = this.input;
+    if (this.dataLeft > 0) {
+      if (this.pos >= b.length) return null;
+      const n = Math.min(this.dataLeft, b.length - this.pos);
+      this.dataLeft -= n;
+      return this.emit(FrameType.Data, b.subarray(this.pos, (this.pos += n)));
+    }
+    if (this.partial) return this.continuePartial();
+    if (this.pos >= b.length) return null;
+    if (b.length - this.pos < FRAME_HEADER) return this.startPartial();
+    const type = b[this.pos]!;
     if (type < FrameType.Open || type > FrameType.Rst) return 'error';
-    const len = (b[this.start + 1]! << 8) | b[this.start + 2]!;
-    if (avail < FRAME_HEADER + len) return this.keepTail();
-    this.frame.type = type as FrameType;
-    this.frame.payload = b.subarray(this.start + FRAME_HEADER, this.start + FRAME_HEADER + len);
-    this.start += FRAME_HEADER + len;
+    const len = (b[this.pos + 1]! << 8) | b[this.pos + 2]!;
+    if (type === FrameType.Data) {
+      this.pos += FRAME_HEADER;
+      this.dataLeft = len;
+      return this.next();
+    }
+    if (b.length - this.pos < FRAME_HEADER + len) return this.startPartial();
+    const payload = b.subarray(this.pos + FRAME_HEADER, this.pos + FRAME_HEADER + len);
+    this.pos += FRAME_HEADER + len;
+    return this.emit(type as FrameType, payload);
+  }
+
+  /** True between frames: nothing of a frame is pending. */
+  get atBoundary(): boolean {
+    return this.dataLeft === 0 && this.partial === null;
+  }
+
+  private emit(type: FrameType, payload: Uint8Array): Frame {
+    this.frame.type = type;
+    this.frame.payload = payload;
     return this.frame;
   }
 
-  /** Buffered bytes not yet returned as frames. */
-  get pending(): number {
-    return this.end - this.start;
+  /** Copies the rest of the pushed bytes, which start a control frame (or a header) too short to parse. */
+  private startPartial(): null {
+    this.partial = this.input.slice(this.pos);
+    this.pos = this.input.length;
+    return null;
   }
 
-  /** A partial frame left in the caller's buffer is copied, since that buffer may be reused. */
-  private keepTail(): null {
-    if (!this.owned && this.start < this.end) {
-      this.buf = this.buf.slice(this.start, this.end);
-      this.end -= this.start;
-      this.start = 0;
-      this.owned = true;
-    }
-    return null;
+  private continuePartial(): Frame | null | 'error' {
+    const b = this.input;
+    if (this.pos >= b.length) return null;
+    const joined = new Uint8Array(this.partial!.length + b.length - this.pos);
+    joined.set(this.partial!, 0);
+    joined.set(b.subarray(this.pos), this.partial!.length);
+    this.partial = null;
+    this.input = joined;
+    this.pos = 0;
+    return this.next();
   }
 }

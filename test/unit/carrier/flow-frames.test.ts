@@ -30,32 +30,37 @@ test('malformed OPEN payloads decode to null, never throw', () => {
   assert.equal(decodeOpen(trailing), null);
 });
 
-test('FrameReader reassembles frames split at every byte boundary', () => {
+test('FrameReader parses a stream split at every boundary; DATA is passed through, control frames whole', () => {
   const data = new Uint8Array(1000).map((_, i) => i & 0xff);
   const dataFrame = new Uint8Array(FRAME_HEADER + data.length);
   writeFrameHeader(dataFrame, 0, FrameType.Data, data.length);
   dataFrame.set(data, FRAME_HEADER);
-  const stream = Buffer.concat([encodeControl(FrameType.Status, DialStatus.Refused), dataFrame, encodeControl(FrameType.Fin)]);
+  const open = encodeOpen({ src: { ip: '10.0.0.1', port: 1 }, dst: { ip: 'fd00::9', port: 2 }, optimistic: false });
+  const stream = Buffer.concat([open, encodeControl(FrameType.Status, DialStatus.Refused), dataFrame, encodeControl(FrameType.Fin)]);
   for (const piece of [1, 2, 3, 7, 500, stream.length]) {
     const r = new FrameReader();
-    const seen: Array<[number, string]> = [];
+    const control: Array<[number, string]> = [];
+    const received: Buffer[] = [];
     for (let off = 0; off < stream.length; off += piece) {
-      // Reuse one scratch buffer, as a socket adapter would, to prove partial frames are copied out.
-      const scratch = new Uint8Array(stream.subarray(off, off + piece));
-      r.push(scratch);
+      // Each push is a fresh chunk, as the carrier delivers them; earlier chunks are then overwritten
+      // to prove control frames were copied and DATA pieces are consumed before the next push.
+      const chunk = new Uint8Array(stream.subarray(off, off + piece));
+      r.push(chunk);
       for (let f = r.next(); f !== null; f = r.next()) {
         assert.notEqual(f, 'error');
         if (f === 'error') return;
-        seen.push([f.type, Buffer.from(f.payload).toString('hex')]);
+        if (f.type === FrameType.Data) received.push(Buffer.from(f.payload));
+        else control.push([f.type, Buffer.from(f.payload).toString('hex')]);
       }
-      scratch.fill(0xee);
+      chunk.fill(0xee);
     }
-    assert.deepEqual(seen, [
+    assert.deepEqual(control, [
+      [FrameType.Open, Buffer.from(open.subarray(FRAME_HEADER)).toString('hex')],
       [FrameType.Status, '01'],
-      [FrameType.Data, Buffer.from(data).toString('hex')],
       [FrameType.Fin, ''],
     ], `piece size ${piece}`);
-    assert.equal(r.pending, 0);
+    assert.deepEqual(Buffer.concat(received), Buffer.from(data), `piece size ${piece}`);
+    assert.ok(r.atBoundary);
   }
 });
 
