@@ -72,6 +72,18 @@ function emitPacket<R>(
   return headerLength + emitTransport(repr, out, start + headerLength, start);
 }
 
+/** Allocates an exact-size buffer and emits into it. */
+function build<R>(
+  ip: IpRepr,
+  repr: R,
+  length: (ip: IpRepr, repr: R) => number,
+  emit: (ip: IpRepr, repr: R, out: Uint8Array) => number,
+): Uint8Array {
+  const out = new Uint8Array(length(ip, repr));
+  emit(ip, repr, out);
+  return out;
+}
+
 export function tcpPacketLength(ip: IpRepr, tcp: TcpRepr): number {
   return ipHeaderLength(ip) + tcpSegmentLength(tcp);
 }
@@ -79,9 +91,7 @@ export function emitTcpPacket(ip: IpRepr, tcp: TcpRepr, out: Uint8Array, start =
   return emitPacket(ip, IPPROTO_TCP, tcp, tcpSegmentLength(tcp), emitTcpSegment, out, start);
 }
 export function buildTcpPacket(ip: IpRepr, tcp: TcpRepr): Uint8Array {
-  const out = new Uint8Array(tcpPacketLength(ip, tcp));
-  emitTcpPacket(ip, tcp, out);
-  return out;
+  return build(ip, tcp, tcpPacketLength, emitTcpPacket);
 }
 
 export function udpPacketLength(ip: IpRepr, udp: UdpRepr): number {
@@ -91,9 +101,7 @@ export function emitUdpPacket(ip: IpRepr, udp: UdpRepr, out: Uint8Array, start =
   return emitPacket(ip, IPPROTO_UDP, udp, udpDatagramLength(udp), emitUdpDatagram, out, start);
 }
 export function buildUdpPacket(ip: IpRepr, udp: UdpRepr): Uint8Array {
-  const out = new Uint8Array(udpPacketLength(ip, udp));
-  emitUdpPacket(ip, udp, out);
-  return out;
+  return build(ip, udp, udpPacketLength, emitUdpPacket);
 }
 
 export function icmpEchoPacketLength(ip: IpRepr, echo: IcmpEchoRepr): number {
@@ -104,7 +112,5 @@ export function emitIcmpEchoPacket(ip: IpRepr, echo: IcmpEchoRepr, out: Uint8Arr
   return emitPacket(ip, protocol, echo, icmpEchoLength(echo), emitIcmpEcho, out, start);
 }
 export function buildIcmpEchoPacket(ip: IpRepr, echo: IcmpEchoRepr): Uint8Array {
-  const out = new Uint8Array(icmpEchoPacketLength(ip, echo));
-  emitIcmpEchoPacket(ip, echo, out);
-  return out;
+  return build(ip, echo, icmpEchoPacketLength, emitIcmpEchoPacket);
 }

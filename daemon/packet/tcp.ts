@@ -1,10 +1,11 @@
 /**
- * TCP header (RFC 9293) with options: a reusable checked view over buf[start, end) and a plain
- * representation. The checksum covers a pseudo-header taken from the IP header the segment
+ * TCP header (RFC 9293) with options: a reusable checked view over buf[start, end), where end is
+ * the IP payload's end, and a plain representation. The checksum covers a pseudo-header taken from the IP header the segment
  * sits behind, so checksum methods take that header's start (ipStart) in the same buffer.
  */
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { internetChecksum, pseudoHeaderSum } from './checksum.js';
+import { PortsView } from './ports-view.js';
 import type { PacketError } from './wire-error.js';
 
 export const IPPROTO_TCP = 6;
@@ -50,13 +51,7 @@ export interface TcpRepr {
   payload: Uint8Array;
 }
 
-const EMPTY = new Uint8Array(0);
-
-export class TcpView {
-  buf: Uint8Array = EMPTY;
-  start = 0;
-  /** End of the segment (the IP payload end). */
-  end = 0;
+export class TcpView extends PortsView {
 
   static check(buf: Uint8Array, start = 0, end = buf.length): PacketError | null {
     if (end - start < TCP_HEADER_LEN) return 'truncated';
@@ -67,26 +62,9 @@ export class TcpView {
   }
 
   wrap(buf: Uint8Array, start = 0, end = buf.length): PacketError | null {
-    const err = TcpView.check(buf, start, end);
-    if (err) return err;
-    this.buf = buf;
-    this.start = start;
-    this.end = end;
-    return null;
+    return TcpView.check(buf, start, end) ?? this.bind(buf, start, end);
   }
 
-  get srcPort(): number {
-    return readU16(this.buf, this.start);
-  }
-  set srcPort(v: number) {
-    writeU16(this.buf, this.start, v);
-  }
-  get dstPort(): number {
-    return readU16(this.buf, this.start + 2);
-  }
-  set dstPort(v: number) {
-    writeU16(this.buf, this.start + 2, v);
-  }
   get seq(): number {
     return readU32(this.buf, this.start + 4);
   }

@@ -4,6 +4,7 @@
  */
 import { readU16, writeU16 } from './bytes.js';
 import { internetChecksum, pseudoHeaderSum } from './checksum.js';
+import { PortsView } from './ports-view.js';
 import type { PacketError } from './wire-error.js';
 
 export const IPPROTO_UDP = 17;
@@ -15,11 +16,7 @@ export interface UdpRepr {
   payload: Uint8Array;
 }
 
-const EMPTY = new Uint8Array(0);
-
-export class UdpView {
-  buf: Uint8Array = EMPTY;
-  start = 0;
+export class UdpView extends PortsView {
 
   /** The UDP length field must cover the header and fit in buf[start, end). */
   static check(buf: Uint8Array, start = 0, end = buf.length): PacketError | null {
@@ -31,25 +28,10 @@ export class UdpView {
   }
 
   wrap(buf: Uint8Array, start = 0, end = buf.length): PacketError | null {
-    const err = UdpView.check(buf, start, end);
-    if (err) return err;
-    this.buf = buf;
-    this.start = start;
-    return null;
+    // `end` comes from the length field: bytes after it in the IP payload are not the datagram's.
+    return UdpView.check(buf, start, end) ?? this.bind(buf, start, start + readU16(buf, start + 4));
   }
 
-  get srcPort(): number {
-    return readU16(this.buf, this.start);
-  }
-  set srcPort(v: number) {
-    writeU16(this.buf, this.start, v);
-  }
-  get dstPort(): number {
-    return readU16(this.buf, this.start + 2);
-  }
-  set dstPort(v: number) {
-    writeU16(this.buf, this.start + 2, v);
-  }
   get length(): number {
     return readU16(this.buf, this.start + 4);
   }
@@ -58,9 +40,6 @@ export class UdpView {
   }
   get payloadStart(): number {
     return this.start + UDP_HEADER_LEN;
-  }
-  get end(): number {
-    return this.start + this.length;
   }
 
   /** A zero checksum means "none" over IPv4 (RFC 768) and is accepted there. */

@@ -55,6 +55,7 @@ typedef struct {
   uint8_t *batch;
   uint32_t *offsets, *lengths;
   uint32_t slot;
+  int in_callback; /* >0 while JS runs from our poll callback: defer releasing what it runs with */
   double rx_packets, rx_bytes, tx_packets, tx_bytes, rx_truncated, write_errors;
 } tun_t;
 
@@ -90,6 +91,28 @@ static tun_t *get_tun(napi_env env, napi_value v) {
     return NULL;
   }
   return p;
+}
+
+/* Fetches up to `want` arguments into argv (missing ones are undefined) and the handle in argv[0]. */
+static tun_t *tun_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, "EINTERNAL", "tun addon: napi_get_cb_info failed");
+    return NULL;
+  }
+  return get_tun(env, argv[0]);
+}
+
+/* Data of a typed array of the given type with at least min_len elements, or NULL (JS error thrown). */
+static void *typed_data(napi_env env, napi_value v, napi_typedarray_type want, size_t min_len, size_t *len,
+                        const char *what) {
+  napi_typedarray_type ty;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, v, &ty, len, &data, NULL, NULL) != napi_ok || ty != want || *len < min_len) {
+    napi_throw_type_error(env, "EINVAL", what);
+    return NULL;
+  }
+  return data;
 }
 
 /* Reads an optional string argument into buf; returns 0 if null/undefined, 1 if set, -1 on error. */
@@ -136,7 +159,7 @@ static void do_close(tun_t *t) {
     close(t->fd);
     t->fd = -1;
   }
-  release_js(t);
+  if (!t->in_callback) release_js(t);
 }
 
 /* A JS callback that throws is a bug in the caller: surface it as an uncaught exception. */
@@ -154,7 +177,11 @@ static void call_js(tun_t *t, napi_ref fn_ref, size_t argc, napi_value *argv) {
   napi_value fn, recv;
   if (napi_get_reference_value(t->env, fn_ref, &fn) != napi_ok || fn == NULL) return;
   napi_get_global(t->env, &recv); /* napi_make_callback needs an object receiver */
+  t->in_callback++;
   if (napi_make_callback(t->env, t->async_ctx, recv, fn, argc, argv, NULL) != napi_ok) rethrow_pending(t->env);
+  t->in_callback--;
+  /* JS closed the device from inside the callback: release the async context and refs now. */
+  if (!t->in_callback && t->fd < 0) release_js(t);
 }
 
 /* Reports a fatal device error (e.g. EBADFD after `ip link del`) once, and stops polling. */
@@ -335,40 +362,20 @@ fail:
 }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) return throw_msg(env, "EINVAL", "tun addon: start needs 6 arguments");
-  tun_t *t = get_tun(env, argv[0]);
+  tun_t *t = tun_args(env, info, 6, argv);
   if (!t) return NULL;
   if (t->fd < 0) return throw_msg(env, "EBADF", "TUN device is closed");
   if (t->poll) return throw_msg(env, "EBUSY", "TUN device already started");
 
   void *batch;
-  size_t batch_len, off_len, len_len;
-  void *offsets, *lengths;
-  napi_typedarray_type ty1, ty2;
+  size_t batch_len, n;
   CHECK(env, napi_get_arraybuffer_info(env, argv[1], &batch, &batch_len));
-  CHECK(env, napi_get_typedarray_info(env, argv[2], &ty1, &off_len, &offsets, NULL, NULL));
-  CHECK(env, napi_get_typedarray_info(env, argv[3], &ty2, &len_len, &lengths, NULL, NULL));
-  if (ty1 != napi_uint32_array || ty2 != napi_uint32_array || off_len < BATCH_MAX || len_len < BATCH_MAX ||
-      batch_len < (size_t)BATCH_MAX * t->slot)
-    return throw_msg(env, "EINVAL", "tun addon: batch buffers too small");
-
-  uv_loop_t *loop;
-  CHECK(env, napi_get_uv_event_loop(env, &loop));
-  uv_poll_t *poll = malloc(sizeof *poll);
-  if (!poll) return throw_errno(env, ENOMEM, "allocate", NULL);
-  int rc = uv_poll_init(loop, poll, t->fd);
-  if (rc == 0) {
-    poll->data = t;
-    rc = uv_poll_start(poll, UV_READABLE, on_readable);
-    if (rc != 0) uv_close((uv_handle_t *)poll, free_poll);
-  } else {
-    free(poll);
-  }
-  if (rc != 0) return throw_msg(env, uv_err_name(rc), uv_strerror(rc));
-  t->poll = poll;
+  if (batch_len < (size_t)BATCH_MAX * t->slot) return throw_msg(env, "EINVAL", "tun addon: batch buffer too small");
+  uint32_t *offsets = typed_data(env, argv[2], napi_uint32_array, BATCH_MAX, &n, "offsets must be a Uint32Array(64)");
+  if (!offsets) return NULL;
+  uint32_t *lengths = typed_data(env, argv[3], napi_uint32_array, BATCH_MAX, &n, "lengths must be a Uint32Array(64)");
+  if (!lengths) return NULL;
 
   napi_value resource_name;
   CHECK(env, napi_create_string_utf8(env, "TunDevice", NAPI_AUTO_LENGTH, &resource_name));
@@ -383,20 +390,33 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   t->batch = batch;
   t->offsets = offsets;
   t->lengths = lengths;
+
+  uv_loop_t *loop;
+  CHECK(env, napi_get_uv_event_loop(env, &loop));
+  uv_poll_t *poll = malloc(sizeof *poll);
+  int rc = poll ? uv_poll_init(loop, poll, t->fd) : UV_ENOMEM;
+  if (rc == 0) {
+    poll->data = t;
+    rc = uv_poll_start(poll, UV_READABLE, on_readable);
+    if (rc != 0) uv_close((uv_handle_t *)poll, free_poll);
+  } else {
+    free(poll);
+  }
+  if (rc != 0) {
+    release_js(t);
+    return throw_msg(env, uv_err_name(rc), uv_strerror(rc));
+  }
+  t->poll = poll;
   return NULL;
 }
 
 static napi_value js_write(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], result;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  tun_t *t = get_tun(env, argv[0]);
+  tun_t *t = tun_args(env, info, 2, argv);
   if (!t) return NULL;
-  void *data;
   size_t len;
-  napi_typedarray_type ty;
-  if (napi_get_typedarray_info(env, argv[1], &ty, &len, &data, NULL, NULL) != napi_ok || ty != napi_uint8_array)
-    return throw_msg(env, "EINVAL", "packet must be a Uint8Array");
+  void *data = typed_data(env, argv[1], napi_uint8_array, 0, &len, "packet must be a Uint8Array");
+  if (!data) return NULL;
   /* One write per packet: writev on a TUN would merge pieces into a single packet. */
   ssize_t n = -EBADF;
   if (t->fd >= 0) {
@@ -416,18 +436,12 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  tun_t *t = get_tun(env, argv[0]);
+  tun_t *t = tun_args(env, info, 2, argv);
   if (!t) return NULL;
-  napi_typedarray_type ty;
   size_t len;
-  void *data;
-  if (napi_get_typedarray_info(env, argv[1], &ty, &len, &data, NULL, NULL) != napi_ok || ty != napi_float64_array ||
-      len < 6)
-    return throw_msg(env, "EINVAL", "stats needs a Float64Array(6)");
-  double *out = data;
+  double *out = typed_data(env, argv[1], napi_float64_array, 6, &len, "stats needs a Float64Array(6)");
+  if (!out) return NULL;
   out[0] = t->rx_packets;
   out[1] = t->rx_bytes;
   out[2] = t->tx_packets;
@@ -438,10 +452,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  tun_t *t = get_tun(env, argv[0]);
+  tun_t *t = tun_args(env, info, 1, argv);
   if (!t) return NULL;
   do_close(t);
   return NULL;
