@@ -29,6 +29,16 @@ pub struct Segment {
     /// A connection request: SYN without ACK or RST.
     pub syn: bool,
     pub rst: bool,
+    /// Where the TCP header starts in the normalized packet.
+    tcp_start: usize,
+}
+
+impl Segment {
+    /// Verifies the TCP checksum of the normalized packet `classify` wrote. Only packets that
+    /// create or change a held flow need this here: smoltcp checks all the others itself.
+    pub fn checksum_ok(&self, normalized: &[u8]) -> bool {
+        TcpPacket::new_unchecked(&normalized[self.tcp_start..]).verify_checksum(&self.src, &self.dst)
+    }
 }
 
 pub fn flow_key(src: &IpAddress, src_port: u16, dst: &IpAddress, dst_port: u16) -> FlowKey {
@@ -74,7 +84,7 @@ fn classify_v4(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
     }
     let src = IpAddress::Ipv4(ip.src_addr());
     let dst = IpAddress::Ipv4(ip.dst_addr());
-    let segment = parse_tcp(ip.payload(), src, dst)?;
+    let segment = parse_tcp(ip.payload(), src, dst, ip.header_len() as usize)?;
     out.extend_from_slice(&packet[..ip.total_len() as usize]);
     Ok(segment)
 }
@@ -100,7 +110,7 @@ fn classify_v6(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
         rest = &rest[len..];
         stripped = true;
     }
-    let segment = parse_tcp(rest, src, dst)?;
+    let segment = parse_tcp(rest, src, dst, IPV6_HEADER_LEN)?;
     if stripped {
         out.extend_from_slice(&packet[..IPV6_HEADER_LEN]);
         out[4..6].copy_from_slice(&(rest.len() as u16).to_be_bytes());
@@ -123,12 +133,8 @@ fn ext_len(rest: &[u8], units: impl Fn(usize) -> usize) -> Result<usize, Drop> {
     Ok(len)
 }
 
-fn parse_tcp(bytes: &[u8], src: IpAddress, dst: IpAddress) -> Result<Segment, Drop> {
+fn parse_tcp(bytes: &[u8], src: IpAddress, dst: IpAddress, tcp_start: usize) -> Result<Segment, Drop> {
     let tcp = TcpPacket::new_checked(bytes).map_err(|_| Drop::Malformed)?;
-    // Checked here, not only in smoltcp, so a corrupt SYN never creates a flow.
-    if !tcp.verify_checksum(&src, &dst) {
-        return Err(Drop::Malformed);
-    }
     let (src_port, dst_port) = (tcp.src_port(), tcp.dst_port());
     Ok(Segment {
         key: flow_key(&src, src_port, &dst, dst_port),
@@ -138,5 +144,6 @@ fn parse_tcp(bytes: &[u8], src: IpAddress, dst: IpAddress) -> Result<Segment, Dr
         dst_port,
         syn: tcp.syn() && !tcp.ack() && !tcp.rst(),
         rst: tcp.rst(),
+        tcp_start,
     })
 }

@@ -63,7 +63,8 @@ pub unsafe extern "C" fn buf_free(ptr: *mut u8, len: usize) {
 }
 
 /// Creates (or replaces) the stack. `ipv4` is the address as a big-endian u32, `ipv6_ptr`
-/// points at 16 bytes. `timeout_ms` 0 disables the unacknowledged-data timeout.
+/// points at 16 bytes. `timeout_ms`: abort a flow whose peer has sent nothing for that long
+/// (0: never); `keep_alive_ms`: probe idle flows that often (0: never).
 ///
 /// # Safety
 /// `ipv6_ptr` must point at 16 readable bytes.
@@ -78,6 +79,7 @@ pub unsafe extern "C" fn stack_init(
     max_flows: u32,
     max_pending: u32,
     timeout_ms: u32,
+    keep_alive_ms: u32,
     seed_lo: u32,
     seed_hi: u32,
     first_id: u32,
@@ -94,6 +96,7 @@ pub unsafe extern "C" fn stack_init(
         max_flows: max_flows.max(1) as usize,
         max_pending: max_pending.max(1) as usize,
         timeout_ms,
+        keep_alive_ms,
         seed: (seed_hi as u64) << 32 | seed_lo as u64,
         first_id,
     };

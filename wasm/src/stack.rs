@@ -27,6 +27,7 @@ pub struct Settings {
     pub max_flows: usize,
     pub max_pending: usize,
     pub timeout_ms: u32,
+    pub keep_alive_ms: u32,
     pub seed: u64,
     pub first_id: u32,
 }
@@ -170,6 +171,16 @@ impl Stack {
                 return InputOutcome::Fragment;
             }
         };
+        let held_or_new = match self.by_key.get(&segment.key) {
+            Some(id) => matches!(self.flows.get(id), Some(Flow { phase: Phase::Pending { .. }, .. })),
+            None => segment.syn,
+        };
+        // Open flows and strays are checked by smoltcp; what touches a held SYN is checked here,
+        // so a corrupt segment never creates, refreshes or kills a pending flow.
+        if held_or_new && !segment.checksum_ok(self.device.rx_buffer_view()) {
+            self.stats.malformed += 1;
+            return InputOutcome::Malformed;
+        }
         match self.by_key.get(&segment.key).copied() {
             Some(id) => self.input_to_flow(id, &segment),
             None if segment.syn => self.open_pending(&segment),
@@ -272,8 +283,13 @@ impl Stack {
             tcp::SocketBuffer::new(vec![0u8; self.settings.rx_buffer]),
             tcp::SocketBuffer::new(vec![0u8; self.settings.tx_buffer]),
         );
+        // smoltcp counts the timeout from the peer's last segment even on an idle flow, so it
+        // only detects dead peers safely together with keep-alive probes that a live peer answers.
         if self.settings.timeout_ms > 0 {
             socket.set_timeout(Some(Duration::from_millis(self.settings.timeout_ms as u64)));
+        }
+        if self.settings.keep_alive_ms > 0 {
+            socket.set_keep_alive(Some(Duration::from_millis(self.settings.keep_alive_ms as u64)));
         }
         // Ports and addresses were checked when the flow was created.
         let _ = socket.listen(IpListenEndpoint { addr: Some(addr), port });

@@ -30,8 +30,13 @@ export interface SmoltcpOptions {
   maxFlows?: number;
   /** Held SYNs beyond which a SYN is answered with RST. */
   maxPending?: number;
-  /** Abort a flow whose peer acknowledges nothing for this long while data is queued; 0: never. */
+  /**
+   * Abort a flow whose peer has sent nothing for this long; 0: never. smoltcp counts this on idle
+   * flows too, so keep `keepAliveMs` well below it: a live peer answers the probes.
+   */
   timeoutMs?: number;
+  /** Send a keep-alive probe on a flow idle this long; 0: never. */
+  keepAliveMs?: number;
   /** Path of tstier_stack.wasm; default: the build output. */
   wasmPath?: string;
 }
@@ -45,7 +50,9 @@ export const SMOLTCP_DEFAULTS = {
   txBuffer: 16 * 1024,
   maxFlows: 65536,
   maxPending: 4096,
-  timeoutMs: 120_000,
+  // EasyTier sets no timeout; we add dead-peer detection that spares idle but live clients.
+  timeoutMs: 180_000,
+  keepAliveMs: 60_000,
 } as const;
 
 export interface FlowEndpoint {
@@ -349,6 +356,7 @@ export class SmoltcpStack {
       s.maxFlows,
       s.maxPending,
       s.timeoutMs,
+      s.keepAliveMs,
       seed.readUInt32LE(0),
       seed.readUInt32LE(4),
       firstId,

@@ -41,6 +41,7 @@ export interface StackExports {
     maxFlows: number,
     maxPending: number,
     timeoutMs: number,
+    keepAliveMs: number,
     seedLo: number,
     seedHi: number,
     firstId: number,
