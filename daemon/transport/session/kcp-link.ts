@@ -9,6 +9,9 @@
  */
 import { Kcp, KCP_INPUT_OK } from '../kcp/kcp.js';
 import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
+import { FecDecoder } from '../fec/decoder.js';
+import { FecEncoder } from '../fec/encoder.js';
+import { FEC_HEADER_SIZE } from '../fec/header.js';
 import type { KcptunSnmp } from './snmp.js';
 
 export interface KcpLinkConfig {
@@ -38,6 +41,11 @@ export class KcpLink {
   readonly kcp: Kcp;
   readonly crypt: DatagramCrypt;
   private readonly cryptHeader: number;
+  private readonly fecEnc: FecEncoder | null;
+  /** Always there: it tells FEC from bare KCP, and learns the peer's shape even when we send none. */
+  private readonly fecDec: FecDecoder;
+  /** The decoder's counters as last added to the shared SNMP block. */
+  private readonly seenFec = { parityShards: 0, errs: 0, recovered: 0, shortShards: 0 };
   /** The engine's counters as last added to the shared SNMP block. */
   private readonly seen = { inSegs: 0, outSegs: 0, repeatSegs: 0, fastRetransSegs: 0, earlyRetransSegs: 0, lostSegs: 0, retransSegs: 0 };
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
@@ -50,11 +58,11 @@ export class KcpLink {
   ) {
     this.crypt = cfg.crypt;
     this.cryptHeader = cfg.crypt.headerSize;
-    const fec = false; // FEC_PENDING
+    const fec = cfg.dataShards > 0 && cfg.parityShards > 0;
     this.kcp = new Kcp({
       conv: cfg.conv,
       mtu: cfg.mtu,
-      headroom: this.cryptHeader + (fec ? 8 : 0),
+      headroom: this.cryptHeader + (fec ? FEC_HEADER_SIZE : 0),
       sndWnd: cfg.sndWnd,
       rcvWnd: cfg.rcvWnd,
       nodelay: cfg.nodelay,
@@ -64,6 +72,16 @@ export class KcpLink {
       streamMode: true,
       ackNoDelay: cfg.ackNoDelay,
     });
+    this.fecEnc = fec
+      ? new FecEncoder({
+          dataShards: cfg.dataShards,
+          parityShards: cfg.parityShards,
+          headerOffset: this.cryptHeader,
+          maxDatagram: cfg.mtu,
+          tailroom: cfg.crypt.tailroom,
+        })
+      : null;
+    this.fecDec = new FecDecoder(fec ? { dataShards: cfg.dataShards, parityShards: cfg.parityShards } : undefined);
   }
 
   /**
@@ -85,13 +103,48 @@ export class KcpLink {
     const end = buf.length - this.crypt.tailroom;
     this.snmp.InPkts++;
     this.snmp.InBytes += end - off;
+    const kcp = this.kcp;
     let result = LINK_INPUT_OK;
-    if (this.kcp.input(buf.subarray(off, end), now, true) !== KCP_INPUT_OK) {
-      this.snmp.KCPInErrors++;
-      result = LINK_INPUT_BAD_KCP;
+    switch (this.fecDec.input(buf, off, end)) {
+      case 'bare':
+        result = this.kcpInput(buf.subarray(off, end), now, true);
+        break;
+      case 'data':
+        result = this.kcpInput(buf.subarray(off + FEC_HEADER_SIZE, end), now, true);
+        break;
+      case 'parity':
+        break;
+      default: // 'oob' (never sent by kcptun) or 'malformed'
+        this.snmp.InErrs++;
+        return LINK_INPUT_BAD_FEC;
     }
-    this.collect();
+    for (let r = this.fecDec.pollRecovered(); r !== undefined; r = this.fecDec.pollRecovered()) {
+      // Rebuilt data updates neither the peer window nor the RTT (kcp-go's non-regular input).
+      if (kcp.input(r, now, false) !== KCP_INPUT_OK) this.snmp.KCPInErrors++;
+    }
+    this.syncFecCounters();
+    this.collect(now);
     return result;
+  }
+
+  private kcpInput(data: Uint8Array, now: number, regular: boolean): number {
+    if (this.kcp.input(data, now, regular) === KCP_INPUT_OK) return LINK_INPUT_OK;
+    this.snmp.KCPInErrors++;
+    return LINK_INPUT_BAD_KCP;
+  }
+
+  private syncFecCounters(): void {
+    const f = this.fecDec.counters;
+    const c = this.seenFec;
+    const s = this.snmp;
+    s.FECParityShards += f.parityShards - c.parityShards;
+    s.FECErrs += f.errs - c.errs;
+    s.FECRecovered += f.recovered - c.recovered;
+    s.FECShortShards += f.shortShards - c.shortShards;
+    c.parityShards = f.parityShards;
+    c.errs = f.errs;
+    c.recovered = f.recovered;
+    c.shortShards = f.shortShards;
   }
 
   /** Queues stream bytes and flushes at once (kcptun turns write-delay off). */
@@ -121,13 +174,13 @@ export class KcpLink {
 
   handleTimeout(now: number): void {
     this.kcp.handleTimeout(now);
-    this.collect();
+    this.collect(now);
   }
 
   /** A full flush: after write()s (kcptun flushes on every Write; batching them is equivalent). */
   flush(now: number): void {
     this.kcp.flush(now);
-    this.collect();
+    this.collect(now);
   }
 
   /** The next sealed datagram for the socket (the caller owns it), or null. */
@@ -143,11 +196,24 @@ export class KcpLink {
   }
 
   /** Moves KCP's datagrams through FEC and the crypto layer into the out queue. */
-  private collect(): void {
+  private collect(now: number): void {
     const kcp = this.kcp;
+    const enc = this.fecEnc;
     let d: Uint8Array | null;
     while ((d = kcp.pollTransmit()) !== null) {
+      if (enc === null) {
+        this.seal(d);
+        continue;
+      }
+      const parity = enc.encode(d, d.length, now);
       this.seal(d);
+      // Parity views are the encoder's own buffers, reused at the next group: send copies.
+      for (let i = 0; i < parity.length; i++) {
+        const p = parity[i]!;
+        const copy = new Uint8Array(p.length + this.crypt.tailroom);
+        copy.set(p);
+        this.seal(copy.subarray(0, p.length), copy);
+      }
     }
     this.syncCounters();
   }
@@ -173,10 +239,11 @@ export class KcpLink {
     c.retransSegs = k.retransSegs;
   }
 
-  private seal(d: Uint8Array): void {
-    const len = this.crypt.seal(d, d.length);
+  /** Seals d in place; `whole` is d's backing view when the crypto layer appends a tag past d. */
+  private seal(d: Uint8Array, whole: Uint8Array = d): void {
+    const len = this.crypt.seal(whole, d.length);
     this.snmp.OutPkts++;
     this.snmp.OutBytes += len;
-    this.out.push(len === d.length ? d : d.subarray(0, len));
+    this.out.push(len === whole.length ? whole : whole.subarray(0, len));
   }
 }

@@ -2,7 +2,7 @@
  * kcp-go Listener's look at an opened datagram before it picks a session (spec §6.3): the conv and
  * sn of the first KCP segment, found after the FEC header for data shards; parity shards have none.
  */
-import { FEC_FLAG_DATA, FEC_FLAG_PARITY, FEC_HEADER_SIZE } from './fec-wire.js';
+import { FEC_HEADER_SIZE, FLAG_DATA, FLAG_PARITY } from '../fec/header.js';
 
 const KCP_OVERHEAD = 24;
 const SN_OFFSET = 12;
@@ -15,8 +15,8 @@ function u32(b: Uint8Array, o: number): number {
 export function peekConvSn(buf: Uint8Array, off: number, end: number, out: { conv: number; sn: number }): boolean {
   if (end - off >= 6) {
     const flag = buf[off + 4]! | (buf[off + 5]! << 8);
-    if (flag === FEC_FLAG_PARITY) return false;
-    if (flag === FEC_FLAG_DATA) {
+    if (flag === FLAG_PARITY) return false;
+    if (flag === FLAG_DATA) {
       if (end - off < FEC_HEADER_SIZE + KCP_OVERHEAD) return false;
       off += FEC_HEADER_SIZE;
     }
