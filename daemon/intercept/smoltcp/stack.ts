@@ -189,13 +189,17 @@ export class SmoltcpStack {
     }
   }
 
-  /** Runs due timers and flushes flows touched by send/recv/shutdown since the last poll. */
-  poll(now: number): void {
+  /**
+   * Runs due timers and flushes flows touched by send/recv/shutdown since the last poll.
+   * Returns how many flows it serviced: idle flows are never among them.
+   */
+  poll(now: number): number {
     this.lastNow = now;
     try {
-      this.wasm.stack_poll(now);
+      return this.wasm.stack_poll(now);
     } catch (e) {
       this.crashed(e);
+      return 0;
     }
   }
 

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 
 import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
+import { Ipv4View } from '../../../daemon/packet/ipv4.js';
 import { TCP_ACK, TCP_RST, TCP_SYN } from '../../../daemon/packet/tcp.js';
 import { Harness, TestClient } from './harness.js';
 
@@ -240,4 +241,46 @@ test('SYNs beyond maxPending are answered with RST', async () => {
   assert.equal(h.app.ofType('new').length, 2);
   assert.ok(clients[2]!.reset);
   assert.equal(h.stack.stats().overLimit, 1);
+});
+
+test('IPv4 fragments are counted drops', async () => {
+  const h = await harness();
+  const syn = new TestClient('10.0.0.2', 44001, '192.0.2.11', 80).syn();
+  syn[6] = 0x20; // More Fragments
+  const ip = new Ipv4View();
+  assert.equal(ip.wrap(syn), null);
+  ip.fillChecksum();
+  h.stack.input(syn, h.now);
+  h.exchange();
+  assert.equal(h.stack.stats().fragments, 1);
+  assert.equal(h.app.ofType('new').length, 0);
+});
+
+test('idle flows cost a poll nothing: only flows with work or a due timer are serviced', async () => {
+  const h = new Harness(await SmoltcpStack.create({ keepAliveMs: 60_000, timeoutMs: 180_000 }));
+  const clients = Array.from({ length: 200 }, (_, i) => h.add(new TestClient('10.1.0.2', 30000 + i, '192.0.2.30', 443)));
+  for (const c of clients) h.stack.input(c.syn(), h.now);
+  h.runUntil(() => clients.every((c) => c.established));
+  h.settle(1_000);
+  assert.equal(h.stack.stats().openFlows, 200);
+  assert.equal(h.stack.poll(h.now + 1), 0, 'no flow is touched by a poll with nothing due');
+  const id = h.app.ofType('new')[0]!.id;
+  h.stack.send(id, new Uint8Array(100));
+  assert.equal(h.stack.poll(h.now + 2), 1, 'exactly the flow that was written to');
+});
+
+test('keep-alives keep a silent but live client; a vanished client is reset after the timeout', async () => {
+  const h = new Harness(await SmoltcpStack.create({ keepAliveMs: 1_000, timeoutMs: 3_500 }));
+  const c = h.add(new TestClient('10.0.0.2', 48000, '192.0.2.40', 22));
+  h.stack.input(c.syn(), h.now);
+  h.runUntil(() => h.app.ofType('writable').length === 1);
+  const id = h.app.ofType('new')[0]!.id;
+  const start = h.now;
+  h.runUntil(() => h.now > start + 20_000);
+  assert.equal(h.stack.state(id), 'established', 'answered probes keep the flow');
+  assert.ok(h.emitted.filter((s) => s.payload.length <= 1 && !(s.flags & TCP_SYN)).length >= 10, 'probes were sent');
+  h.clients.delete(c.key); // the client vanishes: probes go unanswered
+  h.runUntil(() => h.app.ofType('reset').length === 1);
+  assert.ok(h.now - start > 20_000 + 3_000);
+  assert.equal(h.stack.state(id), null);
 });
