@@ -32,14 +32,28 @@ export class NodeCfbCrypt implements BlockCrypt {
   }
 
   encrypt(buf: Uint8Array, len: number): void {
-    buf.set(this.enc.update(buf.subarray(0, len)));
-    const rem = len % this.blockSize;
-    if (rem !== 0) this.enc.update(this.filler.subarray(rem));
+    this.run(this.enc, buf, len);
   }
 
   decrypt(buf: Uint8Array, len: number): void {
-    buf.set(this.dec.update(buf.subarray(0, len)));
-    const rem = len % this.blockSize;
-    if (rem !== 0) this.dec.update(this.filler.subarray(rem));
+    this.run(this.dec, buf, len);
+  }
+
+  /**
+   * Runs buf[0, len) through the stream and leaves it on a block boundary. When the buffer
+   * has room, the bytes after len ride along in the same call (their output is dropped),
+   * which saves a second call into OpenSSL for the usual partial last block.
+   */
+  private run(stream: Cipher | Decipher, buf: Uint8Array, len: number): void {
+    const bs = this.blockSize;
+    const rem = len % bs;
+    if (rem === 0) {
+      buf.set(stream.update(buf.subarray(0, len)));
+    } else if (buf.length >= len - rem + bs) {
+      buf.set(stream.update(buf.subarray(0, len - rem + bs)).subarray(0, len));
+    } else {
+      buf.set(stream.update(buf.subarray(0, len)));
+      stream.update(this.filler.subarray(rem));
+    }
   }
 }

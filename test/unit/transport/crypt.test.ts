@@ -68,13 +68,15 @@ describe('datagram seal/open', () => {
       for (let round = 0; round < 3; round++) {
         for (const n of LENGTHS) {
           const payload = pseudoRandom(n, n * 7 + round);
-          const buf = new Uint8Array(20 + n);
+          // Odd rounds leave spare bytes behind the datagram (the one-call path of the OpenSSL stream).
+          const buf = new Uint8Array(20 + n + (round % 2) * 37);
           buf.set(payload, 20);
-          const wireLen = tx.seal(buf, buf.length);
+          const wireLen = tx.seal(buf, 20 + n);
           assert.equal(wireLen, 20 + n);
           if (name !== 'none') assert.notEqual(toHex(buf.subarray(20)), toHex(payload), 'payload must not travel in clear');
           assert.equal(rx.open(buf, wireLen), 20);
           assert.equal(toHex(buf.subarray(20, wireLen)), toHex(payload));
+          assert.ok(buf.subarray(wireLen).every((b) => b === 0), 'bytes past the datagram stay untouched');
         }
       }
     });
@@ -92,12 +94,12 @@ describe('datagram seal/open', () => {
 
   it('aes datagrams from the long-lived stream decrypt with a fresh fixed-IV CFB (as kcp-go does)', () => {
     const tx = newDatagramCrypt('aes', TESTKEY_PASS);
-    for (const n of [17, 5, 1350, 33]) {
+    for (const [n, spare] of [[17, 0], [5, 40], [1350, 0], [33, 7], [1001, 16]]) {
       const payload = pseudoRandom(n, n);
-      const buf = new Uint8Array(20 + n);
+      const buf = new Uint8Array(20 + n + spare);
       buf.set(payload, 20);
-      tx.seal(buf, buf.length);
-      const plain = createDecipheriv('aes-256-cfb', TESTKEY_PASS, KCP_IV).update(buf);
+      tx.seal(buf, 20 + n);
+      const plain = createDecipheriv('aes-256-cfb', TESTKEY_PASS, KCP_IV).update(buf.subarray(0, 20 + n));
       assert.deepEqual(new Uint8Array(plain.subarray(20)), payload);
       assert.equal(plain.readUInt32LE(16), crc32Ieee(payload));
     }
