@@ -18,6 +18,7 @@ const seconds = (performance.now() - started) / 1000;
 const mib = (b: number): string => (b / 1048576).toFixed(2) + ' MiB';
 console.log(`smoltcp fuzz: ${r.packets} packets, seed ${seed}, ${seconds.toFixed(1)} s (${(r.packets / seconds / 1000).toFixed(0)}k packets/s)`);
 console.log(`  crashes (traps): ${r.crashes}   escaped exceptions: ${r.thrown}   calls on just-ended flows: ${r.closedRaces}`);
-console.log(`  new flows: ${r.newFlows}   stats: ${JSON.stringify(stack.stats())}`);
+console.log(`  new flows: ${r.newFlows}   events: ${JSON.stringify(r.events)}`);
+console.log(`  stats: ${JSON.stringify(stack.stats())}`);
 console.log(`  memory: start ${mib(memoryAtStart)}, after warm-up ${mib(r.memoryAfterWarmup)}, end ${mib(r.memoryAtEnd)}`);
 process.exitCode = r.crashes === 0 && r.thrown === 0 ? 0 : 1;

@@ -8,7 +8,7 @@ import type { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { Ipv4View } from '../../../daemon/packet/ipv4.js';
 import { Ipv6View } from '../../../daemon/packet/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../../daemon/packet/tcp.js';
-import { TestClient } from './harness.js';
+import { TestClient, parseSegment } from './harness.js';
 
 /** mulberry32: small, seedable, good enough to pick fuzz cases. */
 export function prng(seed: number): () => number {
@@ -31,6 +31,8 @@ export interface FuzzResult {
   /** Calls on a flow that had just ended (TSTIER_E_CLOSED). */
   closedRaces: number;
   newFlows: number;
+  /** How many events of each type the application saw: how deep the fuzz reached. */
+  events: Record<string, number>;
   memoryAfterWarmup: number;
   memoryAtEnd: number;
 }
@@ -54,15 +56,20 @@ export function runFuzz(stack: SmoltcpStack, packets: number, seed: number): Fuz
   let thrown = 0;
   let closedRaces = 0;
   let newFlows = 0;
+  const events: Record<string, number> = {};
   let memoryAfterWarmup = 0;
 
   const seedPacket = (): Uint8Array => {
     const c = clients[int(clients.length)]!;
-    c.rcvNxt = int(2) ? int(0x1_0000_0000) : c.rcvNxt;
+    // Mostly the numbers the stack last used towards this client, so segments reach deep states.
+    if (int(4) === 0) c.rcvNxt = int(0x1_0000_0000);
     const flags = [TCP_SYN, TCP_ACK, TCP_ACK | TCP_PSH, TCP_ACK | TCP_FIN, TCP_RST, int(256)][int(6)]!;
     const len = flags & TCP_PSH ? int(1200) : 0;
     for (let i = 0; i < len; i++) payload[i] = int(256);
-    return c.packet(flags, payload.subarray(0, len), int(3) ? c.isn + 1 : int(0x1_0000_0000));
+    const seq = flags === TCP_SYN ? c.isn : int(4) ? c.sndNxt : int(0x1_0000_0000);
+    const p = c.packet(flags, payload.subarray(0, len), seq);
+    if (flags & TCP_PSH) c.sndNxt = (c.sndNxt + len) >>> 0;
+    return p;
   };
 
   const generate = (): Uint8Array => {
@@ -94,8 +101,17 @@ export function runFuzz(stack: SmoltcpStack, packets: number, seed: number): Fuz
     }
   };
 
+  /** Follows the stack's sequence numbers; parseSegment also proves every output well-formed. */
+  const track = (seg: ReturnType<typeof parseSegment>): void => {
+    const c = clients.find((x) => x.srcPort === seg.dstPort);
+    if (!c) return;
+    if (seg.flags & TCP_SYN) c.sndNxt = seg.ack;
+    c.rcvNxt = (seg.seq + seg.payload.length + (seg.flags & (TCP_SYN | TCP_FIN) ? 1 : 0)) >>> 0;
+  };
+
   const app = (): void => {
     for (let e; (e = stack.pollEvent()); ) {
+      events[e.type] = (events[e.type] ?? 0) + 1;
       if (e.type === 'new') {
         newFlows++;
         if (flowsBorn.size < MAX_APP_FLOWS && int(2)) {
@@ -126,7 +142,7 @@ export function runFuzz(stack: SmoltcpStack, packets: number, seed: number): Fuz
       stack.input(generate(), now);
       if (stack.pollTimeout() <= now) stack.poll(now);
       app();
-      while (stack.pollTransmit());
+      for (let p; (p = stack.pollTransmit()); ) track(parseSegment(p));
     } catch (e) {
       // A flow that ended between its event and our call is a normal race, reported as CLOSED.
       if (e instanceof TstierError && e.code === 'TSTIER_E_CLOSED') closedRaces++;
@@ -140,6 +156,7 @@ export function runFuzz(stack: SmoltcpStack, packets: number, seed: number): Fuz
     thrown,
     closedRaces,
     newFlows,
+    events,
     memoryAfterWarmup,
     memoryAtEnd: stack.memoryBytes(),
   };
