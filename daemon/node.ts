@@ -11,8 +11,9 @@
 import { TstierError } from './errors.js';
 import type { NodeConfig } from './config/node-config.js';
 import { createLogger, type Logger } from './log.js';
+import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
-import { ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
+import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
 import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
 import { Feature } from './peer/route-record.js';
 import { PacketType } from './peer/wire.js';
@@ -56,6 +57,7 @@ export function featuresView(bits: number): PeerFeatures {
 export class Node implements ControlPlaneSource {
   readonly stats: NodeStats = { tunRxPackets: 0, tunTxPackets: 0, noRoute: 0, dropped: 0 };
   private tun: TunDevice | undefined;
+  private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
   private readonly myIpv4: number;
   private unreachableBudget = UNREACHABLE_PER_SECOND;
@@ -84,7 +86,8 @@ export class Node implements ControlPlaneSource {
       await node.close();
       throw e;
     }
-    peer.on(PacketType.Data, (_from, payload) => node.fromPeer(payload));
+    peer.onPacket(PacketType.Data, (_from, payload) => node.fromPeer(payload));
+    peer.on('routes', () => void node.syncKernelRoutes());
     for (const uri of cfg.peers) peer.connect(uri);
     log.info(`node ready peer_id=${peer.peerId} ipv4=${cfg.ipv4 ? `${cfg.ipv4.address}/${cfg.ipv4.prefix}` : '-'}`
       + ` tun=${node.tun?.name ?? '-'}`, { listeners: cfg.listeners.join(','), peers: cfg.peers.join(',') });
@@ -139,10 +142,21 @@ export class Node implements ControlPlaneSource {
     const { address, prefix } = this.config.ipv4!;
     const tun = TunDevice.open({ name: this.config.devName || undefined, mtu: this.config.mtu, ipv4: `${address}/${prefix}` });
     this.tun = tun;
+    this.kernelRoutes = new KernelRoutes(tun.name, this.log);
     tun.on('error', (err: Error) => this.log.error('TUN failed; the node now only relays', { err }));
     tun.onPackets((batch, offsets, lengths, count) => {
       for (let i = 0; i < count; i++) this.fromTun(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
     });
+  }
+
+  /** Other nodes' proxied ranges, routed into our TUN. */
+  syncKernelRoutes(): Promise<void> {
+    if (!this.kernelRoutes || this.closed) return Promise.resolve();
+    const ranges = this.peer.routes.routes().flatMap((r) => r.record.proxyCidrs.flatMap((c) => {
+      const p = advertisedProxyPrefix(c);
+      return p ? [`${u32ToIpv4(p.net)}/${p.prefix}`] : [];
+    }));
+    return this.kernelRoutes.sync(ranges);
   }
 
   private fromTun(pkt: Buffer): void {

@@ -3,11 +3,12 @@
  * RouteTable fed by the sessions that are up, and forwarding by peer id. This is the adapter that
  * binds the sans-IO cores to sockets and one timer; the decisions live in the cores.
  *
- * The seam for other modules (the KCP/QUIC proxy): `on(type, handler)` receives packets of a type
+ * The seam for other modules (the KCP/QUIC proxy): `onPacket(type, handler)` receives packets of a type
  * addressed to this node; `sendTo(peerId, type, payload)` delivers one to any reachable node, via
  * relays when needed; `routes` answers who has which address and which features.
  */
 import { randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { PeerConnView } from '../rpc/source.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -61,7 +62,11 @@ interface Connector {
   timer: NodeJS.Timeout | undefined;
 }
 
-export class PeerManager {
+/**
+ * Events: 'routes' (the route table may have changed), 'peer-up' (peerId), 'peer-down' (peerId),
+ * the last two once per direct peer, not per connection.
+ */
+export class PeerManager extends EventEmitter {
   /** Random per process start, never 0 (0 means "unknown" in headers). */
   readonly peerId = randomInt(1, 2 ** 32 - 1);
   readonly routes: RouteTable;
@@ -75,12 +80,14 @@ export class PeerManager {
   /** Live sessions per direct peer; the first one carries our traffic. */
   private readonly direct = new Map<number, Conn[]>();
   private readonly handlers = new Map<number, PacketHandler>();
-  private readonly listeners: UnderlayListener[] = [];
+  private readonly openListeners: UnderlayListener[] = [];
   private readonly connectors = new Set<Connector>();
   private readonly tick: NodeJS.Timeout;
   private closed = false;
+  private announcedGeneration = -1;
 
   constructor(opts: PeerManagerOptions) {
+    super();
     this.log = opts.log;
     this.timers = opts.timers ?? DEFAULT_TIMERS;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
@@ -99,7 +106,7 @@ export class PeerManager {
     const accept = (link: UnderlayLink, first: Buffer): void => this.acceptLink(link, first);
     const l = addr.scheme === 'udp' ? await UdpListener.open(uri, addr, accept) : await TcpListener.open(uri, addr, accept);
     if (this.closed) await l.close();
-    else this.listeners.push(l);
+    else this.openListeners.push(l);
     return l.boundUri;
   }
 
@@ -112,7 +119,7 @@ export class PeerManager {
   }
 
   /** Registers the receiver of one packet type (one receiver per type). */
-  on(type: number, handler: PacketHandler): void {
+  onPacket(type: number, handler: PacketHandler): void {
     this.handlers.set(type, handler);
   }
 
@@ -140,7 +147,7 @@ export class PeerManager {
     clearInterval(this.tick);
     for (const c of this.connectors) clearTimeout(c.timer);
     for (const c of [...this.conns]) c.link.close();
-    await Promise.all(this.listeners.map((l) => l.close()));
+    await Promise.all(this.openListeners.map((l) => l.close()));
   }
 
   private async dial(c: Connector): Promise<void> {
@@ -256,6 +263,7 @@ export class PeerManager {
     if (list.length === 1) {
       this.routes.linkUp(peer, Date.now());
       this.flushRoutes();
+      this.emit('peer-up', peer);
     }
   }
 
@@ -275,16 +283,22 @@ export class PeerManager {
         this.direct.delete(peer);
         this.routes.linkDown(peer, Date.now());
         this.flushRoutes();
+        this.emit('peer-down', peer);
       }
     }
     if (conn.connector) this.redial(conn.connector);
   }
 
+  /** Sends what the route table queued; called after everything that can change the table. */
   private flushRoutes(): void {
     for (let m = this.routes.pollTransmit(); m; m = this.routes.pollTransmit()) {
       const conn = this.direct.get(m.to)?.[0];
       const out = conn?.session.seal(this.peerId, m.to, PacketType.RouteSync, 0, 1, m.payload);
       if (out) conn!.link.send(out);
+    }
+    if (this.routes.generation !== this.announcedGeneration) {
+      this.announcedGeneration = this.routes.generation;
+      this.emit('routes');
     }
   }
 

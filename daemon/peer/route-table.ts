@@ -54,6 +54,8 @@ interface ProxyRoute {
 export class RouteTable {
   /** RouteSync payloads that did not parse; they are dropped whole. */
   malformed = 0;
+  /** Bumped whenever paths or reachable records may have changed; owners compare it to react. */
+  generation = 0;
   private own: RouteRecord;
   private readonly db = new Map<number, RouteRecord>();
   private readonly encoded = new Map<number, Buffer>();
@@ -214,6 +216,7 @@ export class RouteTable {
   }
 
   private recompute(now: number): void {
+    this.generation++;
     const self = this.own.peerId;
     const dist = new Map<number, { nextHop: number; cost: number }>([[self, { nextHop: self, cost: 0 }]]);
     const done = new Set<number>();

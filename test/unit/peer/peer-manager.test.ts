@@ -41,7 +41,7 @@ test('A-B-C in a line over UDP and TCP: routes converge and a packet crosses the
   assert.equal(a.routes.lookupIpv4(0x0a000003), c.peerId);
 
   const got: Array<{ from: number; data: string }> = [];
-  c.on(PacketType.KcpSrc, (from, payload) => got.push({ from, data: payload.toString() }));
+  c.onPacket(PacketType.KcpSrc, (from, payload) => got.push({ from, data: payload.toString() }));
   assert.equal(a.sendTo(c.peerId, PacketType.KcpSrc, Buffer.from('through b')), true);
   await until('C receives', () => got.length === 1);
   assert.deepEqual(got, [{ from: a.peerId, data: 'through b' }]);
