@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-import { TstierError } from '../../errors.js';
+import { TstierError, badConfig } from '../../errors.js';
 import { formatIpAddress, parseIpv4Address, parseIpv6Address } from '../../packet/address.js';
 import { type StackExports, type WasmModule, instantiateStack, isWasmTrap, loadStackModule } from './wasm.js';
 
@@ -133,6 +133,17 @@ export interface SmoltcpStats {
   crashes: number;
 }
 
+/** Accepted ranges of the numeric options (buffers: smoltcp scales windows up to 1 GiB). */
+const LIMITS = {
+  mtu: [576, 65535],
+  rxBuffer: [1024, 1 << 30],
+  txBuffer: [1024, 1 << 30],
+  maxFlows: [1, 1 << 24],
+  maxPending: [1, 1 << 24],
+  timeoutMs: [0, 0xffff_ffff],
+  keepAliveMs: [0, 0xffff_ffff],
+} as const;
+
 const EVENT_TYPES = [null, 'new', 'readable', 'writable', 'fin', 'closed', 'reset'] as const;
 const ERR_UNKNOWN_FLOW = -1;
 const ERR_EOF = -3;
@@ -168,9 +179,13 @@ export class SmoltcpStack {
     const { wasmPath: _unused, ...rest } = options;
     this.settings = { ...SMOLTCP_DEFAULTS, ...definedOnly(rest) };
     const v4 = parseIpv4Address(this.settings.ipv4);
-    if (!v4) throw new TstierError('TSTIER_E_BAD_CONFIG', `smoltcp ipv4: not an IPv4 address: ${this.settings.ipv4}`);
+    if (!v4) throw badConfig('smoltcp.ipv4', `not an IPv4 address: ${this.settings.ipv4}`);
     const v6 = parseIpv6Address(this.settings.ipv6);
-    if (!v6) throw new TstierError('TSTIER_E_BAD_CONFIG', `smoltcp ipv6: not an IPv6 address: ${this.settings.ipv6}`);
+    if (!v6) throw badConfig('smoltcp.ipv6', `not an IPv6 address: ${this.settings.ipv6}`);
+    for (const [key, [min, max]] of Object.entries(LIMITS)) {
+      const v = this.settings[key as keyof typeof LIMITS];
+      if (!Number.isInteger(v) || v < min || v > max) throw badConfig(`smoltcp.${key}`, `${v} is not an integer in [${min}, ${max}]`);
+    }
     this.ipv4 = ((v4[0]! << 24) | (v4[1]! << 16) | (v4[2]! << 8) | v4[3]!) >>> 0;
     this.ipv6 = v6;
     this.start(0);

@@ -284,3 +284,10 @@ test('keep-alives keep a silent but live client; a vanished client is reset afte
   assert.ok(h.now - start > 20_000 + 3_000);
   assert.equal(h.stack.state(id), null);
 });
+
+test('bad options are config errors naming the key', async () => {
+  await assert.rejects(SmoltcpStack.create({ ipv4: '300.1.1.1' }), { code: 'TSTIER_E_BAD_CONFIG', message: /smoltcp\.ipv4/ });
+  await assert.rejects(SmoltcpStack.create({ ipv6: 'fd00::zz' }), { code: 'TSTIER_E_BAD_CONFIG', message: /smoltcp\.ipv6/ });
+  await assert.rejects(SmoltcpStack.create({ rxBuffer: -1 }), { code: 'TSTIER_E_BAD_CONFIG', message: /smoltcp\.rxBuffer/ });
+  await assert.rejects(SmoltcpStack.create({ mtu: 1.5 }), { code: 'TSTIER_E_BAD_CONFIG', message: /smoltcp\.mtu/ });
+});
