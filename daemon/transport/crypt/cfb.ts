@@ -19,17 +19,15 @@ export class CfbCrypt implements BlockCrypt {
   }
 
   encrypt(buf: Uint8Array, len: number): void {
-    const { reg, cipher } = this;
-    const bs = cipher.blockSize;
-    reg.set(KCP_IV.subarray(0, bs));
-    for (let i = 0; i < len; i += bs) {
-      cipher.encryptBlock(reg, 0);
-      const n = Math.min(bs, len - i);
-      for (let j = 0; j < n; j++) reg[j] = buf[i + j] ^= reg[j];
-    }
+    this.run(buf, len, true);
   }
 
   decrypt(buf: Uint8Array, len: number): void {
+    this.run(buf, len, false);
+  }
+
+  /** Both directions XOR with E(previous ciphertext block); only which byte is fed back differs. */
+  private run(buf: Uint8Array, len: number, encrypting: boolean): void {
     const { reg, cipher } = this;
     const bs = cipher.blockSize;
     reg.set(KCP_IV.subarray(0, bs));
@@ -37,9 +35,10 @@ export class CfbCrypt implements BlockCrypt {
       cipher.encryptBlock(reg, 0);
       const n = Math.min(bs, len - i);
       for (let j = 0; j < n; j++) {
-        const c = buf[i + j];
-        buf[i + j] = c ^ reg[j];
-        reg[j] = c;
+        const input = buf[i + j];
+        const output = input ^ reg[j];
+        buf[i + j] = output;
+        reg[j] = encrypting ? output : input;
       }
     }
   }

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { newDatagramCrypt, type DatagramCrypt } from '../../../daemon/transport/crypt/datagram.js';
 import { deriveKcptunKey } from '../../../daemon/transport/crypt/kdf.js';
 import { FecDecoder } from '../../../daemon/transport/fec/decoder.js';
@@ -50,12 +50,22 @@ function pushDatagram(crypt: DatagramCrypt): Uint8Array {
   return buf.subarray(0, crypt.seal(buf, buf.length));
 }
 
-function startServer(port: number, crypt: string): ChildProcess {
-  return spawn(
+/** A kcptun-server on a free loopback port and a UDP socket to talk to it; both end with the test. */
+async function startServer(t: TestContext, crypt: string): Promise<{ port: number; sock: Socket }> {
+  const port = await freeUdpPort();
+  const server: ChildProcess = spawn(
     SERVER,
     ['-l', `127.0.0.1:${port}`, '-t', '127.0.0.1:9', '--key', KEY, '--crypt', crypt, '--nocomp', '--quiet'],
     { stdio: 'ignore' },
   );
+  const sock = createSocket('udp4');
+  t.after(() => {
+    server.kill();
+    sock.close();
+  });
+  sock.bind(0, '127.0.0.1');
+  await once(sock, 'listening');
+  return { port, sock };
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -92,15 +102,7 @@ describe('kcptun-server accepts our datagrams and we open its answers', { skip: 
   const pass = deriveKcptunKey(KEY);
   for (const name of CIPHERS) {
     it(name, async (t) => {
-      const port = await freeUdpPort();
-      const server = startServer(port, name);
-      const sock = createSocket('udp4');
-      t.after(() => {
-        server.kill();
-        sock.close();
-      });
-      sock.bind(0, '127.0.0.1');
-      await once(sock, 'listening');
+      const { port, sock } = await startServer(t, name);
 
       const tx = newDatagramCrypt(name, pass);
       const rx = newDatagramCrypt(name, pass);
@@ -129,15 +131,7 @@ function ackedSns(kcp: Uint8Array): number[] {
 describe('FEC (10,3) against kcptun-server', { skip: !existsSync(SERVER) }, () => {
   it('the server rebuilds a PUSH we never sent; we rebuild a datagram of its from its parity', async (t) => {
     const pass = deriveKcptunKey(KEY);
-    const port = await freeUdpPort();
-    const server = startServer(port, 'aes');
-    const sock = createSocket('udp4');
-    t.after(() => {
-      server.kill();
-      sock.close();
-    });
-    sock.bind(0, '127.0.0.1');
-    await once(sock, 'listening');
+    const { port, sock } = await startServer(t, 'aes');
     const tx = newDatagramCrypt('aes', pass);
     const rx = newDatagramCrypt('aes', pass);
     const enc = new FecEncoder({ dataShards: 10, parityShards: 3, headerOffset: 20, maxDatagram: 1500 });

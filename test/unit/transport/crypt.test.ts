@@ -10,20 +10,13 @@ import {
 } from '../../../daemon/transport/crypt/datagram.js';
 import { deriveKcptunKey } from '../../../daemon/transport/crypt/kdf.js';
 import { KCP_IV } from '../../../daemon/transport/crypt/types.js';
+import { Rng } from '../../sim/world.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/[^0-9a-f]/gi, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-/** Deterministic bytes for payloads (xorshift32). */
-function pseudoRandom(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+/** Deterministic payload bytes. */
+const pseudoRandom = (n: number, seed: number): Uint8Array => new Rng(seed).bytes(n);
 
 const TESTKEY_PASS = hex('9edba19032fc09503ebdfefeb1cb266424b539e9bdc67c1aa922bff833ac5274');
 

@@ -5,27 +5,16 @@ import { FecEncoder } from '../../../daemon/transport/fec/encoder.js';
 import { galMul } from '../../../daemon/transport/fec/galois.js';
 import { paws } from '../../../daemon/transport/fec/header.js';
 import { ReedSolomon } from '../../../daemon/transport/fec/reedsolomon.js';
+import { Rng } from '../../sim/world.js';
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-/** Seeded PRNG (mulberry32) so a failure names a replayable seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const H = 20; // crypto header room, as for aes
 
 /** A KCP-like datagram: H bytes of room, 8 FEC bytes, `kcpLen` random bytes. */
-function kcpDatagram(kcpLen: number, rand: () => number): { buf: Uint8Array; kcp: Uint8Array } {
+function kcpDatagram(kcpLen: number, rng: Rng): { buf: Uint8Array; kcp: Uint8Array } {
   const buf = new Uint8Array(H + 8 + kcpLen);
-  for (let i = H + 8; i < buf.length; i++) buf[i] = (rand() * 256) | 0;
+  buf.set(rng.bytes(kcpLen), H + 8);
   return { buf, kcp: buf.slice(H + 8) };
 }
 
@@ -62,11 +51,11 @@ interface Sent {
 }
 
 /** Runs `datagrams` KCP datagrams of random sizes through an encoder; returns everything sent and the payloads. */
-function encodeStream(enc: FecEncoder, count: number, rand: () => number, now = 0): { sent: Sent[]; payloads: Uint8Array[] } {
+function encodeStream(enc: FecEncoder, count: number, rng: Rng, now = 0): { sent: Sent[]; payloads: Uint8Array[] } {
   const sent: Sent[] = [];
   const payloads: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
-    const { buf, kcp } = kcpDatagram(24 + ((rand() * 1300) | 0), rand);
+    const { buf, kcp } = kcpDatagram(rng.range(24, 1323), rng);
     payloads.push(kcp);
     const parity = enc.encode(buf, buf.length, now);
     sent.push({ buf, len: buf.length });
@@ -99,12 +88,12 @@ function assertSameSet(got: string[], sent: Uint8Array[], what = ''): void {
 describe('FecEncoder', () => {
   it('writes headers in place and emits (3,2) parity of length maxSize matching the spec rows', () => {
     const enc = new FecEncoder({ dataShards: 3, parityShards: 2, headerOffset: H, maxDatagram: 1500 });
-    const rand = rng(1);
+    const rng = new Rng(1);
     const shards: Uint8Array[] = [];
     let parity: readonly Uint8Array[] = [];
     const lens = [100, 300, 57];
     for (let i = 0; i < 3; i++) {
-      const { buf } = kcpDatagram(lens[i], rand);
+      const { buf } = kcpDatagram(lens[i], rng);
       parity = enc.encode(buf, buf.length, 0);
       assert.equal(u32(buf, H), i);
       assert.equal(u16(buf, H + 4), 0xf1);
@@ -126,12 +115,12 @@ describe('FecEncoder', () => {
     });
     // The next group starts at seqid 5 with clean parity buffers even though the caller sealed (scribbled on) them.
     for (const p of parity) p.fill(0xee);
-    const { buf } = kcpDatagram(40, rand);
+    const { buf } = kcpDatagram(40, rng);
     enc.encode(buf, buf.length, 0);
     assert.equal(u32(buf, H), 5);
-    const { buf: b2 } = kcpDatagram(40, rand);
+    const { buf: b2 } = kcpDatagram(40, rng);
     enc.encode(b2, b2.length, 0);
-    const { buf: b3 } = kcpDatagram(40, rand);
+    const { buf: b3 } = kcpDatagram(40, rng);
     const p2 = enc.encode(b3, b3.length, 0);
     for (let j = H + 6; j < p2[0].length; j++) assert.equal(p2[0][j], buf[j] ^ b2[j] ^ b3[j]);
   });
@@ -140,7 +129,7 @@ describe('FecEncoder', () => {
     const enc = new FecEncoder({ dataShards: 10, parityShards: 3, headerOffset: H, maxDatagram: 1500 });
     assert.equal(paws(13), 4294967287);
     enc.setNextSeqid(paws(13) - 13);
-    const { sent } = encodeStream(enc, 20, rng(2));
+    const { sent } = encodeStream(enc, 20, new Rng(2));
     const seqids = sent.map((d) => u32(d.buf, H));
     assert.deepEqual(seqids.slice(0, 13), [...Array(13).keys()].map((i) => paws(13) - 13 + i));
     assert.deepEqual(seqids.slice(13), [...Array(13).keys()]);
@@ -148,15 +137,15 @@ describe('FecEncoder', () => {
 
   it('[cur] parity skip after a gap consumes the seqids but sends no parity (option)', () => {
     const enc = new FecEncoder({ dataShards: 2, parityShards: 1, headerOffset: H, maxDatagram: 1500, skipParityAfterGapMs: 500 });
-    const rand = rng(3);
-    const a = kcpDatagram(30, rand).buf;
-    const b = kcpDatagram(30, rand).buf;
+    const rng = new Rng(3);
+    const a = kcpDatagram(30, rng).buf;
+    const b = kcpDatagram(30, rng).buf;
     assert.equal(enc.encode(a, a.length, 1000).length, 0);
     assert.equal(enc.encode(b, b.length, 1600).length, 0, 'gap of 600 ms: no parity');
-    const c = kcpDatagram(30, rand).buf;
+    const c = kcpDatagram(30, rng).buf;
     enc.encode(c, c.length, 1610);
     assert.equal(u32(c, H), 3, 'the skipped parity seqid is consumed');
-    const d = kcpDatagram(30, rand).buf;
+    const d = kcpDatagram(30, rng).buf;
     assert.equal(enc.encode(d, d.length, 1620).length, 1);
   });
 });
@@ -167,20 +156,20 @@ describe('FecDecoder', () => {
     it(`(${ds},${ps}): every payload arrives, none invented, with up to ps losses per group, 200 seeds`, () => {
       let totalRecovered = 0;
       for (let seed = 1; seed <= 200; seed++) {
-        const rand = rng(seed * 7919 + ds);
+        const rng = new Rng(seed * 7919 + ds);
         const enc = new FecEncoder({ dataShards: ds, parityShards: ps, headerOffset: H, maxDatagram: 1500 });
-        const { sent, payloads } = encodeStream(enc, ds * 6, rand);
+        const { sent, payloads } = encodeStream(enc, ds * 6, rng);
         // Lose up to ps random shards per group, then reorder mildly (swap disjoint neighbour pairs).
         const n = ds + ps;
         const kept: Sent[] = [];
         for (let g = 0; g < sent.length; g += n) {
           const group = sent.slice(g, g + n);
-          const losses = Math.floor(rand() * (ps + 1));
-          for (let l = 0; l < losses; l++) group.splice(Math.floor(rand() * group.length), 1);
+          const losses = rng.int(ps + 1);
+          for (let l = 0; l < losses; l++) group.splice(rng.int(group.length), 1);
           kept.push(...group);
         }
         for (let i = 0; i + 1 < kept.length; i++) {
-          if (rand() < 0.2) {
+          if (rng.chance(0.2)) {
             [kept[i], kept[i + 1]] = [kept[i + 1], kept[i]];
             i++; // disjoint pairs: each datagram moves by one place at most
           }
@@ -199,7 +188,7 @@ describe('FecDecoder', () => {
 
   it('more than ps losses: no recovery, nothing invented, short shards counted on eviction', () => {
     const enc = new FecEncoder({ dataShards: 4, parityShards: 1, headerOffset: H, maxDatagram: 1500 });
-    const { sent } = encodeStream(enc, 40, rng(5));
+    const { sent } = encodeStream(enc, 40, new Rng(5));
     const kept = sent.filter((_, i) => i >= 5 || (i !== 0 && i !== 1)); // group 0 loses two data shards
     const dec = new FecDecoder({ dataShards: 4, parityShards: 1 });
     const { recovered } = decodeAll(dec, kept);
@@ -210,7 +199,7 @@ describe('FecDecoder', () => {
 
   it('autotune: configured (10,3), the peer sends (3,2); learns it and recovers afterwards', () => {
     const enc = new FecEncoder({ dataShards: 3, parityShards: 2, headerOffset: H, maxDatagram: 1500 });
-    const { sent, payloads } = encodeStream(enc, 60, rng(6));
+    const { sent, payloads } = encodeStream(enc, 60, new Rng(6));
     const dec = new FecDecoder({ dataShards: 10, parityShards: 3 });
     // Lossless for 10 groups so the pattern is learnt, then lose data shard 1 of every group.
     const kept = sent.filter((d, i) => i < 50 || u32(d.buf, H) % 5 !== 1);
@@ -223,7 +212,7 @@ describe('FecDecoder', () => {
 
   it('a decoder without FEC configured starts at (1,1) and learns a (10,3) sender', () => {
     const enc = new FecEncoder({ dataShards: 10, parityShards: 3, headerOffset: H, maxDatagram: 1500 });
-    const { sent, payloads } = encodeStream(enc, 100, rng(7));
+    const { sent, payloads } = encodeStream(enc, 100, new Rng(7));
     const dec = new FecDecoder();
     const kept = sent.filter((d, i) => i < 39 || u32(d.buf, H) % 13 !== 4);
     const { regular, recovered } = decodeAll(dec, kept);
@@ -236,7 +225,7 @@ describe('FecDecoder', () => {
   it('recovers across the seqid wrap at paws', () => {
     const enc = new FecEncoder({ dataShards: 10, parityShards: 3, headerOffset: H, maxDatagram: 1500 });
     enc.setNextSeqid(paws(13) - 26);
-    const { sent, payloads } = encodeStream(enc, 40, rng(8));
+    const { sent, payloads } = encodeStream(enc, 40, new Rng(8));
     const kept = sent.filter((d) => u32(d.buf, H) % 13 !== 2); // lose one data shard in every group
     const dec = new FecDecoder({ dataShards: 10, parityShards: 3 });
     const { regular, recovered } = decodeAll(dec, kept);
@@ -261,14 +250,13 @@ describe('FecDecoder', () => {
   });
 
   it('garbage shards never throw; a rebuilt shard with an impossible size counts as an error', () => {
-    const rand = rng(9);
+    const rng = new Rng(9);
     const dec = new FecDecoder({ dataShards: 3, parityShards: 2 });
     for (let i = 0; i < 5000; i++) {
-      const n = (rand() * 100) | 0;
-      const b = new Uint8Array(n);
-      for (let j = 0; j < n; j++) b[j] = (rand() * 256) | 0;
-      if (n >= 6 && rand() < 0.8) {
-        b[4] = rand() < 0.5 ? 0xf1 : 0xf2;
+      const n = rng.int(100);
+      const b = rng.bytes(n);
+      if (n >= 6 && rng.chance(0.8)) {
+        b[4] = rng.chance(0.5) ? 0xf1 : 0xf2;
         b[5] = 0;
         b[3] = 0; // keep seqids in a narrow range so groups fill up
         b[2] = 0;
