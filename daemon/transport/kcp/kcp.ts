@@ -94,7 +94,7 @@ class Segment {
 const segmentPool = new FreeList<Segment>(4096);
 const datagramPool = new FreeList<Uint8Array>(1024);
 
-function positive(key: string, v: number, min: number, max: number): number {
+function intInRange(key: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw badConfig(key, `must be an integer in [${min}, ${max}], got ${v}`);
   return v;
 }
@@ -168,25 +168,25 @@ export class Kcp {
   private outPos: number;
 
   constructor(opts: KcpOptions) {
-    this.conv = positive('conv', opts.conv, 0, 0xffffffff);
-    this.mtu = positive('mtu', opts.mtu ?? IKCP_MTU_DEF, 50, KCP_MTU_LIMIT);
-    this.headroom = positive('headroom', opts.headroom ?? 0, 0, this.mtu - IKCP_OVERHEAD - 1);
+    this.conv = intInRange('conv', opts.conv, 0, 0xffffffff);
+    this.mtu = intInRange('mtu', opts.mtu ?? IKCP_MTU_DEF, 50, KCP_MTU_LIMIT);
+    this.headroom = intInRange('headroom', opts.headroom ?? 0, 0, this.mtu - IKCP_OVERHEAD - 1);
     this.mss = this.mtu - IKCP_OVERHEAD - this.headroom;
-    this.probeInit = positive('probeInitMs', opts.probeInitMs ?? IKCP_PROBE_INIT, 1, IKCP_PROBE_LIMIT);
-    this.deadLink = positive('deadLink', opts.deadLink ?? IKCP_DEADLINK, 1, 0xffffffff);
+    this.probeInit = intInRange('probeInitMs', opts.probeInitMs ?? IKCP_PROBE_INIT, 1, IKCP_PROBE_LIMIT);
+    this.deadLink = intInRange('deadLink', opts.deadLink ?? IKCP_DEADLINK, 1, 0xffffffff);
     this.streamMode = opts.streamMode ?? false;
     this.ackNoDelay = opts.ackNoDelay ?? false;
     this.setWindows(
-      positive('sndWnd', opts.sndWnd ?? IKCP_WND_SND, 1, 0xffff),
-      positive('rcvWnd', opts.rcvWnd ?? IKCP_WND_RCV, 1, 0xffff),
+      intInRange('sndWnd', opts.sndWnd ?? IKCP_WND_SND, 1, 0xffff),
+      intInRange('rcvWnd', opts.rcvWnd ?? IKCP_WND_RCV, 1, 0xffff),
     );
     this.setNoDelay(
-      positive('nodelay', opts.nodelay ?? 0, 0, 2),
-      positive('interval', opts.interval ?? IKCP_INTERVAL, 0, 0x7fffffff),
-      positive('resend', opts.resend ?? 0, 0, 0x7fffffff),
-      positive('nc', opts.nc ?? 0, 0, 1),
+      intInRange('nodelay', opts.nodelay ?? 0, 0, 2),
+      intInRange('interval', opts.interval ?? IKCP_INTERVAL, 0, 0x7fffffff),
+      intInRange('resend', opts.resend ?? 0, 0, 0x7fffffff),
+      intInRange('nc', opts.nc ?? 0, 0, 1),
     );
-    this.out = new Uint8Array(this.mtu);
+    this.out = datagramPool.take(this.mtu) ?? new Uint8Array(this.mtu);
     this.outPos = this.headroom;
   }
 
