@@ -42,8 +42,8 @@ export interface Proc {
   child: ChildProcess;
   /** Everything written to stdout+stderr so far. */
   output(): string;
-  /** Resolves when the output contains `text`; rejects if the process exits first. */
-  waitFor(text: string | RegExp): Promise<void>;
+  /** Resolves when the output contains `text` (or the predicate holds); rejects if the process exits first. */
+  waitFor(text: string | RegExp | ((output: string) => boolean)): Promise<void>;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   kill(): Promise<void>;
@@ -72,7 +72,8 @@ export function startProc(cmd: string, args: string[], env: NodeJS.ProcessEnv = 
     child,
     output: () => out,
     waitFor(text) {
-      const test = (s: string): boolean => (typeof text === 'string' ? s.includes(text) : text.test(s));
+      const test = (s: string): boolean =>
+        typeof text === 'string' ? s.includes(text) : typeof text === 'function' ? text(s) : text.test(s);
       if (test(out)) return Promise.resolve();
       if (child.exitCode !== null) return Promise.reject(new Error(`${cmd} already exited:\n${out}`));
       return new Promise((resolve, reject) => waiters.push({ test, resolve, reject }));
