@@ -216,6 +216,8 @@ export class World {
   readonly rng: Rng;
   private readonly nodes: SimEndpoint[] = [];
   private readonly links = new Map<number, Link>(); // key: from * 65536 + to
+  /** Per node: its only link's destination, once looked up; cleared when links change. */
+  private readonly defaultRoute = new Map<number, number>();
   private readonly events = new EventQueue();
   private seq = 0;
 
@@ -230,6 +232,7 @@ export class World {
   }
 
   link(from: number, to: number, params: LinkParams = {}): void {
+    this.defaultRoute.clear();
     this.links.set(from * 65536 + to, {
       params: { ...NO_LIMIT, ...params },
       stats: { sent: 0, delivered: 0, lost: 0, queueDrops: 0, oversize: 0, duplicated: 0, corrupted: 0, bytes: 0 },
@@ -292,6 +295,8 @@ export class World {
   }
 
   private onlyLinkFrom(from: number): number {
+    const cached = this.defaultRoute.get(from);
+    if (cached !== undefined) return cached;
     let to = -1;
     for (const key of this.links.keys()) {
       if (Math.floor(key / 65536) !== from) continue;
@@ -299,6 +304,7 @@ export class World {
       to = key % 65536;
     }
     if (to === -1) throw new Error(`node ${from} has no link`);
+    this.defaultRoute.set(from, to);
     return to;
   }
 
