@@ -769,6 +769,22 @@ export class Kcp {
 
   // ---- segment memory ----
 
+  /**
+   * Gives every buffered segment back to the shared pool (kcp-go's ReleaseTX, extended to the receive
+   * side). Call once when discarding the engine; it must not be used afterwards.
+   */
+  release(): void {
+    for (const ring of [this.sndQueue, this.sndBuf, this.rcvQueue, this.reading]) {
+      while (ring.length > 0) this.recycleSegment(ring.shift());
+    }
+    for (let i = 0; i < this.rcvSlots.length; i++) {
+      const seg = this.rcvSlots[i];
+      if (seg !== undefined) this.recycleSegment(seg);
+      this.rcvSlots[i] = undefined;
+    }
+    this.rcvBufSegs = 0;
+  }
+
   private newSegment(len: number): Segment {
     const seg = len <= this.mtu ? segmentPool.take(this.mtu) : undefined;
     if (seg !== undefined) return seg;
