@@ -204,14 +204,16 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   (void)events;
   tun_t *t = h->data;
   if (status < 0) {
-    report_error(t, status, "poll failed");
+    /* libuv reports EPOLLERR as UV_EBADF; for a TUN that means the interface went away. */
+    report_error(t, status, "device failed (interface deleted?)");
     return;
   }
   uint32_t count = 0;
   size_t off = 0;
   int err = 0;
-  /* off never passes (BATCH_MAX - 1) * slot: each kept packet advances it by at most one slot. */
-  while (count < BATCH_MAX) {
+  /* off never passes (BATCH_MAX - 1) * slot: each kept packet advances it by at most one slot.
+   * Reads are capped too, so a stream of oversized (dropped) packets cannot hold the loop. */
+  for (int reads = 0; count < BATCH_MAX && reads < 2 * BATCH_MAX; reads++) {
     ssize_t n = read(t->fd, t->batch + off, t->slot);
     if (n < 0) {
       if (errno == EINTR) continue;
