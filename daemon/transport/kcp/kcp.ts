@@ -9,6 +9,7 @@
  *   - application write:         if kcp.canWrite(): kcp.send(data); kcp.flush(now)   (write-delay off)
  *   - application read:          kcp.read(dst) (stream) or kcp.recv() (one message)
  *   - after each of the above:   drain kcp.pollTransmit() until null and send each datagram.
+ *   - when the session ends:      kcp.release() (buffers back to the shared pool)
  *
  * MTU and headroom. `mtu` is the whole datagram budget, as kcp-go's SetMtu: every datagram from
  * pollTransmit() is at most `mtu` bytes and its first `headroom` bytes are reserved, left for the FEC
