@@ -1,0 +1,267 @@
+/**
+ * The KCP carrier: each proxied TCP flow is one KCP conversation inside the authenticated peer
+ * channel (one conversation per flow, so a lost segment stalls only its own flow). Sans-IO: the proxy
+ * feeds it peer packets and the clock, and sends what pollTransmit() returns.
+ *
+ * Peer packet payload: kind u8 | body.
+ *   kind 0: KCP segments (the conv is the KCP header's first field);
+ *   kind 1: RESET, body = conv u32 LE: the sender has no such flow (any more) or aborted it.
+ *   kind 2: CLOSED, body = conv u32 LE: the sender finished this flow cleanly and forgot it — it had
+ *           received everything, FIN included, so a peer still retransmitting its last segments
+ *           (their ACKs were lost) can finish cleanly too, instead of seeing a reset.
+ * The initiator sends packet type KcpSrc, the acceptor KcpDst, so a conv number only has to be unique
+ * per (initiator, acceptor) pair and each side knows which of its two tables to look in.
+ *
+ * Inside the conversation the stream carries flow frames (flow-frames.ts). The OPEN frame is the first
+ * stream bytes, so a lost open is retransmitted by KCP itself, and the acceptor starts its dial the
+ * moment the first segment arrives.
+ */
+import { Kcp } from '../../transport/kcp/kcp.js';
+import { readU32, writeU32 } from '../../transport/kcp/segment.js';
+import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
+import { KcpFlow } from './flow.js';
+
+export const KIND_SEGMENTS = 0;
+export const KIND_RESET = 1;
+export const KIND_CLOSED = 2;
+
+/** Packet types on the peer channel (the peer layer's numbers). */
+export interface CarrierPacketTypes {
+  fromInitiator: number;
+  fromAcceptor: number;
+}
+
+export interface KcpCarrierOptions {
+  types: CarrierPacketTypes;
+  /** Whole KCP datagram budget inside one peer packet, kind byte included. */
+  mtu?: number;
+  sndWnd?: number;
+  rcvWnd?: number;
+  interval?: number;
+  /** An opening flow with no STATUS after this long is reported Unreachable. */
+  openTimeoutMs?: number;
+  /** How long a finished flow keeps answering its peer's late segments. */
+  lingerMs?: number;
+  /** Whether this node accepts flows (false: `--disable-kcp-input`; opens are answered Denied). */
+  acceptInput?: boolean;
+  /** Seed for conv numbers (tests pass one to be deterministic). */
+  convSeed?: number;
+}
+
+export interface CarrierTransmit {
+  peerId: number;
+  type: number;
+  data: Uint8Array;
+}
+
+/**
+ * Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened.
+ */
+export type { KcpFlow } from './flow.js';
+export { FlowEvent } from './flow.js';
+
+const RESET_LEN = 5;
+/** Transmissions of one segment after which the peer is deemed gone (~20 s at nodelay backoff). */
+const DEAD_LINK_XMIT = 40;
+
+export class KcpCarrier {
+  readonly types: CarrierPacketTypes;
+  private readonly mtu: number;
+  private readonly sndWnd: number;
+  private readonly rcvWnd: number;
+  private readonly interval: number;
+  private readonly openTimeoutMs: number;
+  private readonly lingerMs: number;
+  acceptInput: boolean;
+
+  /** Flows this node opened, by peer then conv. */
+  private readonly initiated = new Map<number, Map<number, KcpFlow>>();
+  /** Flows this node accepted, by peer then conv. */
+  private readonly accepted = new Map<number, Map<number, KcpFlow>>();
+  /** Flows that may need a timer run: anything with unacked data, pending ACKs or a deadline. */
+  private readonly active = new Set<KcpFlow>();
+  private readonly pendingEvents = new Set<KcpFlow>();
+  private readonly tx: CarrierTransmit[] = [];
+  /**
+   * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
+   * being mistaken for a new flow.
+   */
+  private readonly forgotten = new Map<string, { at: number; clean: boolean }>();
+  private nextConv: number;
+  private nextId = 1;
+
+  /** Counters for the node's stats. */
+  readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0 };
+
+  constructor(opts: KcpCarrierOptions) {
+    this.types = opts.types;
+    this.mtu = opts.mtu ?? 1200;
+    this.sndWnd = opts.sndWnd ?? 1024;
+    this.rcvWnd = opts.rcvWnd ?? 1024;
+    this.interval = opts.interval ?? 10;
+    this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
+    this.lingerMs = opts.lingerMs ?? 10_000;
+    this.acceptInput = opts.acceptInput ?? true;
+    this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
+  }
+
+  /** Opens a flow to `peerId`; the OPEN frame is queued at once. */
+  open(peerId: number, req: OpenRequest, now: number): KcpFlow {
+    let table = this.initiated.get(peerId);
+    if (!table) this.initiated.set(peerId, (table = new Map()));
+    let conv = this.nextConv;
+    while (table.has(conv)) conv = (conv + 1) >>> 0;
+    this.nextConv = (conv + 1) >>> 0;
+    const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs);
+    table.set(conv, flow);
+    flow.request = req;
+    flow.sendOpen(req, now);
+    this.touch(flow);
+    return flow;
+  }
+
+  /** A peer packet of one of our two types arrived from `fromPeer`. Never throws on any bytes. */
+  input(fromPeer: number, type: number, payload: Uint8Array, now: number): void {
+    const fromInitiator = type === this.types.fromInitiator;
+    if (!fromInitiator && type !== this.types.fromAcceptor) return;
+    if (payload.length < RESET_LEN) {
+      this.stats.malformed++;
+      return;
+    }
+    const kind = payload[0];
+    const conv = readU32(payload, 1);
+    const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
+    let flow = table?.get(conv);
+    if (kind === KIND_RESET || kind === KIND_CLOSED) {
+      if (kind === KIND_RESET) this.stats.resetsReceived++;
+      if (flow) {
+        if (kind === KIND_RESET) flow.peerReset(now);
+        else flow.peerClosed(now);
+        this.touch(flow);
+      }
+      return;
+    }
+    if (kind !== KIND_SEGMENTS) {
+      this.stats.malformed++;
+      return;
+    }
+    if (!flow) {
+      const gone = this.forgotten.get(forgottenKey(fromPeer, fromInitiator ? 'acceptor' : 'initiator', conv));
+      if (gone || !fromInitiator || !KcpFlow.startsConversation(payload)) {
+        // Late segments of a flow we forgot, or of a peer that restarted: tell it how that flow ended.
+        this.stats.unknownConv++;
+        this.sendReset(fromPeer, fromInitiator, conv, gone?.clean ? KIND_CLOSED : KIND_RESET);
+        return;
+      }
+      flow = new KcpFlow(this.nextId++, fromPeer, 'acceptor', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs);
+      let t = this.accepted.get(fromPeer);
+      if (!t) this.accepted.set(fromPeer, (t = new Map()));
+      t.set(conv, flow);
+    }
+    if (!flow.input(payload, now)) this.stats.malformed++;
+    if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
+      flow.answer(DialStatus.Denied, now);
+    }
+    this.touch(flow);
+  }
+
+  pollTransmit(): CarrierTransmit | null {
+    return this.tx.length > 0 ? this.tx.shift()! : null;
+  }
+
+  /** Returns a datagram's memory once sent (optional). */
+  recycle(t: CarrierTransmit): void {
+    const flow = (t.type === this.types.fromInitiator ? this.initiated : this.accepted).get(t.peerId)?.get(readU32(t.data, 1));
+    flow?.kcp.recycleTransmit(t.data);
+  }
+
+  /** The next flow with news, or null. */
+  pollEvent(): KcpFlow | null {
+    for (const f of this.pendingEvents) {
+      this.pendingEvents.delete(f);
+      return f;
+    }
+    return null;
+  }
+
+  /** Absolute time at which handleTimeout must run, or Infinity when nothing is pending. */
+  pollTimeout(): number {
+    let t = Infinity;
+    for (const f of this.active) {
+      const d = f.deadline();
+      if (d < t) t = d;
+    }
+    return t;
+  }
+
+  handleTimeout(now: number): void {
+    for (const [key, gone] of this.forgotten) {
+      if (now - gone.at < this.lingerMs * 6) break; // insertion order is time order
+      this.forgotten.delete(key);
+    }
+    for (const f of this.active) {
+      if (f.deadline() <= now) {
+        f.handleTimeout(now);
+        this.touch(f);
+      }
+    }
+  }
+
+  /** Called after the proxy acted on a flow (write, closeWrite, reset, answer, read). */
+  touch(flow: KcpFlow): void {
+    flow.drainOutput(this.tx, this.types);
+    if (flow.takeResetToSend()) this.sendReset(flow.peerId, flow.role === 'acceptor', flow.kcp.conv);
+    if (flow.hasEvents()) this.pendingEvents.add(flow);
+    if (flow.finished()) {
+      this.active.delete(flow);
+      this.forget(flow, flow.lastSeen);
+    } else if (flow.needsTimer()) this.active.add(flow);
+    else this.active.delete(flow);
+  }
+
+  /** Live flows (for stats and tests). */
+  get flowCount(): number {
+    let n = 0;
+    for (const t of this.initiated.values()) n += t.size;
+    for (const t of this.accepted.values()) n += t.size;
+    return n;
+  }
+
+  private forget(flow: KcpFlow, now: number): void {
+    this.forgotten.set(forgottenKey(flow.peerId, flow.role, flow.kcp.conv), { at: now, clean: !flow.isReset });
+    const tables = flow.role === 'initiator' ? this.initiated : this.accepted;
+    const t = tables.get(flow.peerId);
+    t?.delete(flow.kcp.conv);
+    if (t && t.size === 0) tables.delete(flow.peerId);
+  }
+
+  private sendReset(peerId: number, toInitiator: boolean, conv: number, kind = KIND_RESET): void {
+    const data = new Uint8Array(RESET_LEN);
+    data[0] = kind;
+    writeU32(data, 1, conv);
+    if (kind === KIND_RESET) this.stats.resetsSent++;
+    this.tx.push({ peerId, type: toInitiator ? this.types.fromAcceptor : this.types.fromInitiator, data });
+  }
+
+  private newKcp(conv: number): Kcp {
+    return new Kcp({
+      conv,
+      mtu: this.mtu,
+      headroom: 1,
+      sndWnd: this.sndWnd,
+      rcvWnd: this.rcvWnd,
+      nodelay: 1,
+      interval: this.interval,
+      resend: 2,
+      nc: 1,
+      streamMode: true,
+      deadLink: DEAD_LINK_XMIT,
+    });
+  }
+}
+
+function forgottenKey(peerId: number, role: 'initiator' | 'acceptor', conv: number): string {
+  return `${peerId}/${role}/${conv}`;
+}
+
+export { FrameType };

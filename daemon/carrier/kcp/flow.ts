@@ -1,0 +1,370 @@
+/**
+ * One proxied TCP flow carried by one KCP conversation: the KCP engine plus the flow-frame layer
+ * (OPEN / STATUS / DATA / FIN / RST) and the flow's lifecycle. Sans-IO; owned by KcpCarrier.
+ */
+import { Kcp } from '../../transport/kcp/kcp.js';
+import { IKCP_CMD_PUSH, IKCP_OVERHEAD, readU32 } from '../../transport/kcp/segment.js';
+import {
+  decodeOpen, DialStatus, encodeControl, encodeOpen, FrameReader, FrameType, MAX_FRAME_PAYLOAD, writeFrameHeader,
+  type OpenRequest,
+} from '../flow-frames.js';
+import type { CarrierPacketTypes, CarrierTransmit } from './endpoint.js';
+
+/** Bits returned by takeEvents(). */
+export const FlowEvent = {
+  /** Acceptor: the OPEN arrived; `request` says where to dial; call answer(). */
+  OpenRequest: 1,
+  /** Initiator: `status` is known (the remote dial's outcome, or Unreachable after the open timeout). */
+  Status: 2,
+  Readable: 4,
+  /** write() was refused earlier and now has room again. */
+  Writable: 8,
+  /** The peer half-closed: no more data after what read() still returns. */
+  Fin: 16,
+  /** The flow was aborted (peer RST, RESET, or a dead link). */
+  Reset: 32,
+} as const;
+
+const KIND_SEGMENTS = 0;
+/** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
+const RX_HIGH_WATER = 256 * 1024;
+
+export type FlowRole = 'initiator' | 'acceptor';
+
+export class KcpFlow {
+  request: OpenRequest | null = null;
+  /** Initiator: the STATUS received (or Unreachable on timeout); null while opening. */
+  status: DialStatus | null = null;
+  /** Acceptor: answer() was called. */
+  answered = false;
+  localFin = false;
+  peerFin = false;
+  isReset = false;
+  /** Application bytes written to / delivered from this flow. */
+  txBytes = 0;
+  rxBytes = 0;
+
+  private events = 0;
+  /** The peer must be told with an out-of-band RESET (we aborted, not it). */
+  private resetToSend = false;
+  private readonly frames = new FrameReader();
+  private readonly rx: Uint8Array[] = [];
+  private rxHeld = 0;
+  private writeBlocked = false;
+  private ackPending = false;
+  /** Deadline for the OPEN/STATUS exchange; 0 once done. */
+  private openDeadline: number;
+  /** When the flow ended (both FINs and all acked, or aborted); 0 while alive. */
+  private endedAt = 0;
+  private lastNow: number;
+  private readonly hdr = new Uint8Array(3);
+
+  constructor(
+    readonly id: number,
+    readonly peerId: number,
+    readonly role: FlowRole,
+    readonly kcp: Kcp,
+    now: number,
+    openTimeoutMs: number,
+    private readonly lingerMs: number,
+  ) {
+    this.openDeadline = now + openTimeoutMs;
+    this.lastNow = now;
+  }
+
+  /** Whether a datagram for an unknown conv may start a new flow: it carries one of the first segments. */
+  static startsConversation(payload: Uint8Array, window = 1024): boolean {
+    for (let off = 1; off + IKCP_OVERHEAD <= payload.length; ) {
+      const len = readU32(payload, off + 20);
+      if (payload[off + 4] === IKCP_CMD_PUSH && readU32(payload, off + 12) < window) return true;
+      off += IKCP_OVERHEAD + len;
+    }
+    return false;
+  }
+
+  // ---- called by the carrier ----
+
+  sendOpen(req: OpenRequest, now: number): void {
+    this.kcp.send(encodeOpen(req));
+    this.kcp.flush(now);
+  }
+
+  /** Feeds one datagram (kind byte first). Returns false if KCP rejected it as malformed. */
+  input(payload: Uint8Array, now: number): boolean {
+    this.lastNow = now;
+    const ok = this.kcp.input(payload.subarray(1), now, true) >= 0;
+    this.ackPending = true;
+    this.pull();
+    // New room in the send window: send what waits at once rather than at the next tick.
+    if (this.kcp.waitSnd > 0) this.kcp.flush(now);
+    this.checkWritable();
+    this.checkEnded(now);
+    return ok;
+  }
+
+  handleTimeout(now: number): void {
+    this.lastNow = now;
+    if (this.openDeadline !== 0 && now >= this.openDeadline) this.openTimedOut(now);
+    if (this.endedAt === 0 || this.kcp.waitSnd > 0 || this.ackPending) {
+      this.kcp.handleTimeout(now);
+      this.ackPending = false;
+    }
+    if (this.kcp.state !== 0 && this.endedAt === 0) this.abort(now);
+    this.checkWritable();
+    this.checkEnded(now);
+  }
+
+  peerReset(now: number): void {
+    this.abort(now);
+    this.resetToSend = false;
+  }
+
+  /**
+   * The peer finished this flow cleanly and forgot it: it had everything we sent. If we have its FIN
+   * too, we are done as well; otherwise something is inconsistent and the flow is aborted.
+   */
+  peerClosed(now: number): void {
+    if (this.endedAt !== 0) return;
+    if (!(this.localFin && this.peerFin)) return this.peerReset(now);
+    this.endedAt = now || 1;
+  }
+
+  /** Whether the carrier must send the peer a RESET for this flow (asked once). */
+  takeResetToSend(): boolean {
+    const r = this.resetToSend;
+    this.resetToSend = false;
+    return r;
+  }
+
+  drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes): void {
+    const type = this.role === 'initiator' ? types.fromInitiator : types.fromAcceptor;
+    for (let d = this.kcp.pollTransmit(); d !== null; d = this.kcp.pollTransmit()) {
+      d[0] = KIND_SEGMENTS;
+      out.push({ peerId: this.peerId, type, data: d });
+    }
+  }
+
+  deadline(): number {
+    // A finished flow only needs its engine while something is unacknowledged; else just the linger's end.
+    if (this.endedAt !== 0 && this.kcp.waitSnd === 0 && !this.ackPending) return this.endedAt + this.lingerMs;
+    let t = this.kcp.pollTimeout();
+    if (this.openDeadline !== 0 && this.openDeadline < t) t = this.openDeadline;
+    return t;
+  }
+
+  needsTimer(): boolean {
+    return this.openDeadline !== 0 || this.kcp.waitSnd > 0 || this.ackPending || this.endedAt !== 0;
+  }
+
+  /** True once the flow ended and lingered long enough that late segments no longer matter. */
+  finished(): boolean {
+    return this.endedAt !== 0 && this.lastNow - this.endedAt >= this.lingerMs;
+  }
+
+  hasEvents(): boolean {
+    return this.events !== 0;
+  }
+
+  // ---- called by the proxy ----
+
+  /** FlowEvent bits since the last call. */
+  takeEvents(): number {
+    const e = this.events;
+    this.events = 0;
+    return e;
+  }
+
+  /** Acceptor: report the remote dial's outcome. Anything but Connected ends the flow once delivered. */
+  answer(status: DialStatus, now: number): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.openDeadline = 0;
+    this.kcp.send(encodeControl(FrameType.Status, status));
+    if (status !== DialStatus.Connected) {
+      this.localFin = true;
+      this.peerFin = true; // nothing more will be read
+    }
+    this.kcp.flush(now);
+  }
+
+  /** Whether write() would accept data now. */
+  get writable(): boolean {
+    return this.isOpenForData() && !this.localFin && this.kcp.waitSnd < this.kcp.sendWindow * 2;
+  }
+
+  /**
+   * Queues application data; returns false (and takes nothing) while the send queue is full — a
+   * Writable event follows when it has room. Data is copied into KCP segments.
+   */
+  write(data: Uint8Array, now: number): boolean {
+    if (!this.writable) {
+      this.writeBlocked = true;
+      return false;
+    }
+    for (let off = 0; off < data.length; off += MAX_FRAME_PAYLOAD) {
+      const piece = data.subarray(off, Math.min(off + MAX_FRAME_PAYLOAD, data.length));
+      writeFrameHeader(this.hdr, 0, FrameType.Data, piece.length);
+      this.kcp.send(this.hdr);
+      this.kcp.send(piece);
+    }
+    this.txBytes += data.length;
+    this.kcp.flush(now);
+    return true;
+  }
+
+  /** Half-close: a FIN frame after the data already written. */
+  closeWrite(now: number): void {
+    if (this.localFin || this.isReset) return;
+    this.localFin = true;
+    this.kcp.send(encodeControl(FrameType.Fin));
+    this.kcp.flush(now);
+    this.checkEnded(now);
+  }
+
+  /** Aborts the flow: an RST frame (reliable) now; the carrier forgets the flow after the linger. */
+  reset(now: number): void {
+    if (this.isReset || this.endedAt !== 0) return;
+    this.kcp.send(encodeControl(FrameType.Rst));
+    this.kcp.flush(now);
+    this.isReset = true;
+    this.localFin = this.peerFin = true;
+    this.endedAt = now || 1;
+    this.resetToSend = true;
+    this.dropReceived();
+  }
+
+  /** The next chunk of received application data, or null. The chunk is the caller's to keep. */
+  read(): Uint8Array | null {
+    const chunk = this.rx.shift();
+    if (!chunk) return null;
+    this.rxHeld -= chunk.length;
+    if (this.rxHeld < RX_HIGH_WATER / 2) this.pull();
+    this.checkEnded(this.lastNow);
+    return chunk;
+  }
+
+  /** Round-trip time estimate in ms. */
+  get rttMs(): number {
+    return this.kcp.srtt;
+  }
+
+  get retransmits(): number {
+    return this.kcp.retransSegs;
+  }
+
+  /** The clock of the last call that reached this flow. */
+  get lastSeen(): number {
+    return this.lastNow;
+  }
+
+  get ended(): boolean {
+    return this.endedAt !== 0;
+  }
+
+  // ---- internals ----
+
+  private isOpenForData(): boolean {
+    if (this.isReset) return false;
+    if (this.role === 'initiator') return this.status === DialStatus.Connected || (this.request?.optimistic ?? false);
+    return this.answered;
+  }
+
+  /** Moves received stream bytes through the frame parser, up to the high-water mark. */
+  private pull(): void {
+    while (this.rxHeld < RX_HIGH_WATER && !this.isReset) {
+      const chunk = this.kcp.recv();
+      if (!chunk) return;
+      this.frames.push(chunk);
+      for (let f = this.frames.next(); f !== null; f = this.frames.next()) {
+        if (f === 'error') {
+          this.abort(this.lastNow);
+          return;
+        }
+        this.onFrame(f.type, f.payload);
+        if (this.isReset) return;
+      }
+    }
+  }
+
+  private onFrame(type: FrameType, payload: Uint8Array): void {
+    switch (type) {
+      case FrameType.Data:
+        if (payload.length === 0 || this.peerFin) return;
+        if (this.rx.length === 0) this.events |= FlowEvent.Readable;
+        this.rx.push(payload);
+        this.rxHeld += payload.length;
+        this.rxBytes += payload.length;
+        return;
+      case FrameType.Open: {
+        if (this.role !== 'acceptor' || this.request) return this.abort(this.lastNow);
+        const req = decodeOpen(payload);
+        if (!req) return this.abort(this.lastNow);
+        this.request = req;
+        this.events |= FlowEvent.OpenRequest;
+        return;
+      }
+      case FrameType.Status:
+        if (this.role !== 'initiator' || this.status !== null || payload.length !== 1) return this.abort(this.lastNow);
+        this.status = payload[0] as DialStatus;
+        this.openDeadline = 0;
+        this.events |= FlowEvent.Status;
+        if (this.status !== DialStatus.Connected) {
+          this.localFin = true;
+          this.peerFin = true;
+        }
+        return;
+      case FrameType.Fin:
+        if (!this.peerFin) {
+          this.peerFin = true;
+          this.events |= FlowEvent.Fin;
+        }
+        return;
+      case FrameType.Rst:
+        return this.abort(this.lastNow);
+    }
+  }
+
+  private openTimedOut(now: number): void {
+    this.openDeadline = 0;
+    if (this.role === 'initiator' && this.status === null) {
+      this.status = DialStatus.Unreachable;
+      this.events |= FlowEvent.Status;
+      this.localFin = this.peerFin = true;
+      this.endedAt = now || 1;
+    } else if (this.role === 'acceptor' && this.request === null) {
+      // Segments that looked like a new flow but no OPEN ever came (a stale retransmission).
+      this.abort(now);
+    }
+  }
+
+  /** Ends the flow abnormally; a flow that already ended (cleanly or not) stays as it was. */
+  private abort(now: number): void {
+    if (this.endedAt !== 0) return;
+    this.isReset = true;
+    this.localFin = this.peerFin = true;
+    this.openDeadline = 0;
+    this.endedAt = now || 1;
+    this.resetToSend = true;
+    this.dropReceived();
+    this.events |= FlowEvent.Reset;
+  }
+
+  private dropReceived(): void {
+    this.rx.length = 0;
+    this.rxHeld = 0;
+  }
+
+  private checkWritable(): void {
+    if (this.writeBlocked && this.writable) {
+      this.writeBlocked = false;
+      this.events |= FlowEvent.Writable;
+    }
+  }
+
+  /** Both directions closed and everything we sent acknowledged: start the linger. */
+  private checkEnded(now: number): void {
+    if (this.endedAt !== 0) return;
+    if (this.localFin && this.peerFin && this.kcp.waitSnd === 0 && this.rx.length === 0) this.endedAt = now || 1;
+  }
+}
+
