@@ -68,7 +68,9 @@ export class FecEncoder {
    * Writes the FEC header of the KCP datagram buf[0, len): the crypto header room is
    * buf[0, headerOffset), the FEC header the next 8 bytes, KCP bytes the rest.
    * Returns the parity datagrams this shard completed: empty, or ps views (each of
-   * length maxLen, crypto header room in front, tailroom behind) to seal and send.
+   * length maxLen, crypto header room in front) to seal and send. Each view's buffer has
+   * `tailroom` spare bytes right after it, so an AEAD seals in place with
+   * `crypt.seal(new Uint8Array(v.buffer, v.byteOffset, v.length + tailroom), v.length)`.
    * They stay valid until the next encode().
    */
   encode(buf: Uint8Array, len: number, now: number): readonly Uint8Array[] {

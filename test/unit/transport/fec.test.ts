@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { newDatagramCrypt } from '../../../daemon/transport/crypt/datagram.js';
 import { FecDecoder } from '../../../daemon/transport/fec/decoder.js';
 import { FecEncoder } from '../../../daemon/transport/fec/encoder.js';
 import { galMul } from '../../../daemon/transport/fec/galois.js';
@@ -123,6 +124,29 @@ describe('FecEncoder', () => {
     const { buf: b3 } = kcpDatagram(40, rng);
     const p2 = enc.encode(b3, b3.length, 0);
     for (let j = H + 6; j < p2[0].length; j++) assert.equal(p2[0][j], buf[j] ^ b2[j] ^ b3[j]);
+  });
+
+  it('parity datagrams have the tailroom an AEAD seals into, in place (aes-128-gcm + FEC)', () => {
+    const tx = newDatagramCrypt('aes-128-gcm', new Uint8Array(32).fill(1));
+    const rx = newDatagramCrypt('aes-128-gcm', new Uint8Array(32).fill(1));
+    const h = tx.headerSize;
+    const enc = new FecEncoder({ dataShards: 2, parityShards: 1, headerOffset: h, maxDatagram: 1350, tailroom: tx.tailroom });
+    const rng = new Rng(4);
+    const shard = (n: number): Uint8Array => {
+      const b = new Uint8Array(h + 8 + n + tx.tailroom);
+      b.set(rng.bytes(n), h + 8);
+      return b;
+    };
+    const a = shard(100);
+    const b = shard(1350 - h - 8);
+    enc.encode(a, a.length - tx.tailroom, 0);
+    const [p] = enc.encode(b, b.length - tx.tailroom, 0);
+    const plain = p.slice();
+    const wire = tx.seal(new Uint8Array(p.buffer, p.byteOffset, p.length + tx.tailroom), p.length);
+    assert.equal(wire, 1350 + 16);
+    const received = new Uint8Array(p.buffer, p.byteOffset, wire).slice();
+    assert.equal(rx.open(received, wire), h);
+    assert.deepEqual(received.subarray(h, wire - 16), plain.subarray(h));
   });
 
   it('wraps seqids to 0 at paws, keeping groups aligned', () => {
