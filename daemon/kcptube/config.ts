@@ -84,6 +84,8 @@ export const UDP_TIMEOUT_DEFAULT = 180;
 export const KCP_MTU_DEFAULT = 1418;
 /** With FEC, kcptube leaves room for its 13-byte FEC header. */
 export const KCP_MTU_FEC_DEFAULT = 1405;
+/** The KCP engine's largest datagram, all headers included (kcp-go's mtuLimit). */
+const MAX_DATAGRAM = 1500;
 /** IPv6 + UDP headers, taken off `mtu` to get the UDP payload budget. */
 const IP_UDP_HEADERS = 48;
 
@@ -278,6 +280,10 @@ function resolveSide(file: string, scope: Scope, top: Scope | null, issues: Conf
     kcpMtu = mtu - IP_UDP_HEADERS - TUNNEL_HEADER_SIZE - CRYPT_OVERHEAD[encryption] - (fecData > 0 ? FEC_OVERHEAD : 0);
     if (kcpMtu < 100) bad('mtu', `leaves only ${kcpMtu} bytes for KCP`);
   }
+  const whole = kcpMtu + TUNNEL_HEADER_SIZE + CRYPT_OVERHEAD[encryption] + (fecData > 0 ? FEC_OVERHEAD : 0);
+  if (whole > MAX_DATAGRAM) {
+    bad(kcpMtuSet !== null ? 'kcp_mtu' : 'mtu', `makes ${whole}-byte datagrams; the KCP engine's limit is ${MAX_DATAGRAM}`);
+  }
 
   const logPath = get('log_path')?.value ?? '';
   if (logPath !== '') {
@@ -329,7 +335,7 @@ export function parseKcptubeConfig(file: string, text: string): { config: Kcptub
   const scopes = splitScopes(file, text, issues);
   const top = scopes.top!;
   const missing = (key: string, problem = 'is required'): void => {
-    issues.push({ file, line: 0, key, problem });
+    if (!issues.some((i) => i.key === key)) issues.push({ file, line: 0, key, problem }); // one issue per key
   };
   const modeEntry = top.get('mode');
   const mode = modeEntry?.value.toLowerCase();

@@ -89,8 +89,10 @@ export class TunnelCipher {
     }
     this.nonces.fill(buf, 0, this.nonceSize);
     const c = createCipheriv(this.nodeName as CipherGCMTypes, this.keyFor(buf), this.ivFor(buf), { authTagLength: TAG });
-    buf.set(c.update(buf.subarray(h, len)), h);
-    c.final();
+    // OCB holds back a partial block until final(): place both outputs.
+    const head = c.update(buf.subarray(h, len));
+    buf.set(head, h);
+    buf.set(c.final(), h + head.length);
     buf.set(c.getAuthTag(), this.nonceSize);
     return len;
   }
@@ -108,9 +110,10 @@ export class TunnelCipher {
     try {
       const d = createDecipheriv(this.nodeName as CipherGCMTypes, this.keyFor(buf), this.ivFor(buf), { authTagLength: TAG });
       d.setAuthTag(buf.subarray(this.nonceSize, h));
-      const plain = d.update(buf.subarray(h, len));
-      d.final(); // throws on a bad tag; only then may the plaintext replace the ciphertext
-      buf.set(plain, h);
+      const head = d.update(buf.subarray(h, len));
+      const tail = d.final(); // throws on a bad tag; only then may the plaintext replace the ciphertext
+      buf.set(head, h);
+      buf.set(tail, h + head.length);
       return h;
     } catch {
       return OPEN_FORGED;
