@@ -56,6 +56,8 @@ export function featuresView(bits: number): PeerFeatures {
 
 export class Node implements ControlPlaneSource {
   readonly stats: NodeStats = { tunRxPackets: 0, tunTxPackets: 0, noRoute: 0, dropped: 0 };
+  /** The listeners as bound (a configured port 0 shows its real port here). */
+  readonly listening: string[] = [];
   private tun: TunDevice | undefined;
   private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
@@ -80,7 +82,7 @@ export class Node implements ControlPlaneSource {
     });
     const node = new Node(cfg, peer, log);
     try {
-      for (const uri of cfg.listeners) await peer.listen(uri);
+      for (const uri of cfg.listeners) node.listening.push(await peer.listen(uri));
       if (!cfg.noTun && cfg.ipv4) node.openTun();
     } catch (e) {
       await node.close();

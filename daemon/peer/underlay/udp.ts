@@ -11,6 +11,15 @@ import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
 import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 
 export const UDP_HEADER_LEN = 8;
+/**
+ * Socket buffers: the default receive buffer (~208 KiB) overflows whenever the process is
+ * descheduled for a few ms at a few hundred Mbit/s; the kernel caps these at net.core.*mem_max.
+ */
+const SOCKET_BUFFERS = { recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 1024 * 1024 };
+
+function newSocket(host: string): Socket {
+  return createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ...SOCKET_BUFFERS });
+}
 const MSG_DATA = 3;
 const MSG_FIN = 4;
 
@@ -121,7 +130,7 @@ export class UdpListener implements UnderlayListener {
   }
 
   static async open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<UdpListener> {
-    const socket = createSocket({ type: isIPv6(addr.host) ? 'udp6' : 'udp4' });
+    const socket = newSocket(addr.host);
     try {
       await bind(socket, uri, addr.port, addr.host);
     } catch (e) {
@@ -163,7 +172,7 @@ export class UdpListener implements UnderlayListener {
 
 /** Dials: a socket of its own, so replies from the peer's single listening socket reach only us. */
 export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
-  const socket = createSocket({ type: isIPv6(addr.host) ? 'udp6' : 'udp4' });
+  const socket = newSocket(addr.host);
   await bind(socket, uri, 0);
   let link: UdpLink | null = null;
   link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},

@@ -1,0 +1,69 @@
+/**
+ * Node without a TUN (forward-only), over loopback: what the control plane reads, and start-up
+ * failures. The TUN paths are covered by test/netns/node-line.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NodeConfig } from '../../../daemon/config/node-config.js';
+import type { Logger } from '../../../daemon/log.js';
+import { Node } from '../../../daemon/node.js';
+
+const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, trace() {}, enabled: () => false };
+const FAST = { timers: { keepaliveMs: 100, deadMs: 600, handshakeRetryMs: 100, handshakeTimeoutMs: 800 },
+  route: { syncMs: 300, expireMs: 1000 }, backoff: { baseMs: 50, maxMs: 200 }, tickMs: 10 };
+
+function config(over: Partial<NodeConfig>): NodeConfig {
+  return {
+    instanceName: 'default', hostname: 'h', networkName: 'unit', networkSecret: 'sec', listeners: [], peers: [],
+    proxyNetworks: [], rpcPortal: '127.0.0.1:0', devName: '', mtu: 1380, noTun: true, useSmoltcp: false,
+    enableKcpProxy: false, disableKcpInput: false, enableQuicProxy: false, disableQuicInput: false,
+    disableRelayKcp: false, disableRelayQuic: false, proxyOptimistic: false, logLevel: 'info', ...over,
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('two forward-only nodes: nodeInfo, peers and routes as the control plane sees them', async (t) => {
+  const b = await Node.start(config({ hostname: 'b', ipv4: { address: '10.9.0.2', prefix: 24 },
+    listeners: ['tcp://127.0.0.1:0'], disableQuicInput: true,
+    proxyNetworks: [{ cidr: '192.168.5.0/24' }, { cidr: '172.16.0.0/16', mappedCidr: '10.77.0.0/16' }] }),
+  { log: quiet, peer: FAST });
+  t.after(() => b.close());
+  const a = await Node.start(config({ hostname: 'a', ipv4: { address: '10.9.0.1', prefix: 24 }, peers: b.listening,
+    disableRelayKcp: true }), { log: quiet, peer: FAST });
+  t.after(() => a.close());
+
+  const info = b.nodeInfo();
+  assert.equal(info.peerId, b.peer.peerId);
+  assert.equal(info.ipv4, '10.9.0.2/24');
+  assert.deepEqual(info.proxyCidrs, ['192.168.5.0/24', '172.16.0.0/16->10.77.0.0/16']);
+  assert.deepEqual(info.features, { kcpInput: true, quicInput: false, noRelayKcp: false, noRelayQuic: false });
+  assert.deepEqual(b.proxyEntries(), []);
+
+  await until('A routes B', () => a.routes().length === 1);
+  const [r] = a.routes();
+  assert.deepEqual(r, { peerId: b.peer.peerId, hostname: 'b', ipv4: '10.9.0.2/24',
+    proxyCidrs: ['192.168.5.0/24', '172.16.0.0/16->10.77.0.0/16'], nextHopPeerId: b.peer.peerId, cost: 1,
+    features: { kcpInput: true, quicInput: false, noRelayKcp: false, noRelayQuic: false } });
+  await until('B routes A', () => b.routes().length === 1);
+  assert.equal(b.routes()[0]!.features.noRelayKcp, true);
+  const [pa] = a.peers();
+  assert.equal(pa!.peerId, b.peer.peerId);
+  assert.equal(pa!.outbound, true);
+  assert.equal(pa!.remoteUri, b.listening[0]);
+  assert.equal(b.peers()[0]!.outbound, false);
+});
+
+test('a listener port in use fails start with TSTIER_E_ADDR_IN_USE naming that listener', async (t) => {
+  const first = await Node.start(config({ listeners: ['udp://127.0.0.1:0'] }), { log: quiet, peer: FAST });
+  t.after(() => first.close());
+  const taken = first.listening[0]!;
+  await assert.rejects(Node.start(config({ listeners: ['tcp://127.0.0.1:0', taken] }), { log: quiet, peer: FAST }),
+    (e: Error & { code?: string }) => e.code === 'TSTIER_E_ADDR_IN_USE' && e.message.includes(taken));
+});
