@@ -171,8 +171,9 @@ impl Stack {
                 return InputOutcome::Fragment;
             }
         };
-        let held_or_new = match self.by_key.get(&segment.key) {
-            Some(id) => matches!(self.flows.get(id), Some(Flow { phase: Phase::Pending { .. }, .. })),
+        let existing = self.by_key.get(&segment.key).copied();
+        let held_or_new = match existing {
+            Some(id) => matches!(self.flows.get(&id), Some(Flow { phase: Phase::Pending { .. }, .. })),
             None => segment.syn,
         };
         // Open flows and strays are checked by smoltcp; what touches a held SYN is checked here,
@@ -181,7 +182,7 @@ impl Stack {
             self.stats.malformed += 1;
             return InputOutcome::Malformed;
         }
-        match self.by_key.get(&segment.key).copied() {
+        match existing {
             Some(id) => self.input_to_flow(id, &segment),
             None if segment.syn => self.open_pending(&segment),
             None => {
@@ -497,7 +498,8 @@ impl Observed {
         Observed {
             state: socket.state(),
             unread: socket.recv_queue(),
-            writable: socket.may_send() && socket.send_queue() < socket.send_capacity(),
+            // Half the buffer free, so a writer woken up moves a useful amount at once.
+            writable: socket.may_send() && socket.send_queue() <= socket.send_capacity() / 2,
         }
     }
 }

@@ -65,7 +65,7 @@ export type SmoltcpEvent =
   | { type: 'new'; id: number; family: 4 | 6; src: FlowEndpoint; dst: FlowEndpoint }
   /** Data arrived after the last recv drained the flow: read until recv returns null. */
   | { type: 'readable'; id: number }
-  /** The flow became established, or send room opened after a short send. */
+  /** The flow became established, or half the send buffer is free again after a short send. */
   | { type: 'writable'; id: number }
   /** The peer half-closed and all its data has been read. */
   | { type: 'fin'; id: number }
