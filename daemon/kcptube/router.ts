@@ -1,0 +1,80 @@
+/**
+ * Where an incoming datagram goes, sans-IO: open it with the cipher, read the tunnel header, and
+ * hand it to the session with that id, wherever it came from. Only an authenticated datagram may
+ * create a session or move a session's return path (`P`: whatever the adapter uses to answer, e.g.
+ * the socket it arrived on and the source address). Everything else is counted and dropped.
+ */
+import { OPEN_SHORT, type TunnelCipher } from './crypt.js';
+import type { TubeSession } from './session.js';
+import { TUNNEL_HEADER_SIZE, T_CLOSE, T_KCP, T_PING, T_PONG, readU32 } from './wire.js';
+
+export interface DropCounters {
+  /** Shorter than the cipher header plus the tunnel header. */
+  short: number;
+  /** Failed authentication (wrong key, forged, corrupted). */
+  forged: number;
+  /** Authenticated, but with a type we do not know. */
+  badType: number;
+  /** A control datagram for a session we do not have. */
+  unknownSession: number;
+  /** UDP datagrams from applications dropped because the KCP window was full. */
+  udpQueueFull: number;
+}
+
+export function newDropCounters(): DropCounters {
+  return { short: 0, forged: 0, badType: 0, unknownSession: 0, udpQueueFull: 0 };
+}
+
+export interface Routed<P> {
+  session: TubeSession;
+  path: P;
+}
+
+export class SessionRouter<P> {
+  readonly sessions = new Map<number, Routed<P>>();
+
+  constructor(
+    private readonly cipher: TunnelCipher,
+    readonly drops: DropCounters,
+    /** Called for an authenticated KCP datagram with an unknown id; return null to refuse it. */
+    private readonly create: ((sid: number, path: P, now: number) => TubeSession | null) | null,
+  ) {}
+
+  /**
+   * Opens buf (in place) and feeds its session. Returns the routed entry, or null when dropped.
+   * The entry's path becomes `path`, so replies follow the peer to its newest address.
+   */
+  input(buf: Uint8Array, path: P, now: number): Routed<P> | null {
+    const off = this.cipher.open(buf, buf.length);
+    if (off < 0 || buf.length - off < TUNNEL_HEADER_SIZE) {
+      if (off < 0 && off !== OPEN_SHORT) this.drops.forged++;
+      else this.drops.short++;
+      return null;
+    }
+    const sid = readU32(buf, off);
+    const type = buf[off + 4]!;
+    if (type !== T_KCP && type !== T_PING && type !== T_PONG && type !== T_CLOSE) {
+      this.drops.badType++;
+      return null;
+    }
+    let entry = this.sessions.get(sid);
+    if (entry === undefined) {
+      const session = type === T_KCP && this.create !== null ? this.create(sid, path, now) : null;
+      if (session === null) {
+        this.drops.unknownSession++;
+        return null;
+      }
+      entry = { session, path };
+      this.sessions.set(sid, entry);
+    }
+    entry.path = path;
+    const body = off + TUNNEL_HEADER_SIZE;
+    if (type === T_KCP) entry.session.inputKcp(buf, body, now);
+    else entry.session.inputControl(type, buf.subarray(body), now);
+    return entry;
+  }
+
+  delete(sid: number): void {
+    this.sessions.delete(sid);
+  }
+}
