@@ -1,0 +1,200 @@
+/**
+ * Kernel-path termination of proxied TCP flows, as a pure state machine over IPv4 packets read from
+ * the TUN (EasyTier's NAT trick, spec easytier-proxy.md §1.2-1.3):
+ *
+ *   app  myIp:P  -> dst D:Q                    (read from the TUN)
+ *   becomes fakeIp:P -> myIp:L                 (written back into the TUN: the kernel sees an inbound
+ *                                               connection to our listener on port L)
+ *   listener myIp:L -> fakeIp:P                (its replies, read from the TUN)
+ *   becomes D:Q -> myIp:P                      (written back: the app sees D answering)
+ *
+ * fakeIp is another address of the TUN's subnet (its network address), so the listener's replies are
+ * routed out through the TUN instead of over loopback. A flow is keyed by (P, D, Q); the listener
+ * learns (fakeIp, P) as the peer of the accepted socket and finds the flow by (L, P). Linux may reuse
+ * one source port P for different destinations, so when (L, P) is taken another listener port is used.
+ *
+ * Fidelity: the app's SYN is held (not re-injected) until the remote dial's outcome is known. Then it
+ * is released (the connection completes), answered with a RST (ECONNREFUSED), or dropped (the app's
+ * connect times out, as it would without the proxy). SYN retransmissions meanwhile are absorbed.
+ */
+import { rewriteAddress, rewritePort } from '../../packet/rewrite.js';
+import { buildTcpPacket } from '../../packet/build.js';
+import { Ipv4View } from '../../packet/ipv4.js';
+import { IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../../packet/tcp.js';
+import { u32ToBytes } from './addr.js';
+
+export type NatState = 'held' | 'active' | 'closed';
+
+export interface NatFlow {
+  readonly appPort: number;
+  readonly dstIp: number;
+  readonly dstPort: number;
+  readonly listenerPort: number;
+  state: NatState;
+  /** The app's SYN while held. */
+  syn: Uint8Array | null;
+  /** When the flow closed (caller's clock), for the linger; 0 while open. */
+  closedAt: number;
+  /** Whatever the proxy attaches (its carrier flow). */
+  owner: unknown;
+}
+
+export const enum Verdict {
+  /** Not ours: forward it as usual. */
+  Pass,
+  /** Rewritten in place: write it back into the TUN. */
+  ToTun,
+  /** Swallow it (a retransmitted SYN of a held flow, or a packet of a flow being torn down). */
+  Absorb,
+  /** A SYN to a destination we do not track yet: the caller decides whether to proxy it (hold()). */
+  NewSyn,
+}
+
+/** How long a closed flow keeps rewriting late FIN/ACK packets. */
+const CLOSED_LINGER_MS = 10_000;
+/** A held SYN whose dial never finished is forgotten after this long. */
+const HELD_TIMEOUT_MS = 30_000;
+
+export class KernelNat {
+  /** Flows by destination address, then by appPort * 65536 + dstPort (numeric keys: no allocation per packet). */
+  private readonly byForward = new Map<number, Map<number, NatFlow>>();
+  private count = 0;
+  private readonly byListener = new Map<number, NatFlow>(); // key: listenerPort * 65536 + appPort
+  private readonly myIpBytes: Uint8Array;
+  private readonly fakeIpBytes: Uint8Array;
+  private readonly ip = new Ipv4View();
+  private readonly tcp = new TcpView();
+
+  constructor(
+    readonly myIp: number,
+    readonly fakeIp: number,
+    /** Ports of our kernel listeners on myIp; at least one. */
+    private readonly listenerPorts: readonly number[],
+  ) {
+    this.myIpBytes = u32ToBytes(myIp);
+    this.fakeIpBytes = u32ToBytes(fakeIp);
+  }
+
+  /**
+   * Classifies (and, for tracked flows, rewrites in place) one packet read from the TUN. Any bytes
+   * are accepted; what does not parse as IPv4/TCP passes.
+   */
+  classify(pkt: Uint8Array): Verdict {
+    const ip = this.ip;
+    const tcp = this.tcp;
+    if (ip.wrap(pkt) !== null || ip.protocol !== IPPROTO_TCP || !ip.hasTransportHeader) return Verdict.Pass;
+    if (ip.src !== this.myIp || tcp.wrap(pkt, ip.payloadStart, ip.end) !== null) return Verdict.Pass;
+
+    if (ip.dst === this.fakeIp) {
+      // Our listener answering an injected connection.
+      const flow = this.byListener.get(tcp.srcPort * 65536 + tcp.dstPort);
+      if (!flow) return Verdict.Pass;
+      rewriteAddress(ip, 'src', u32ToBytes(flow.dstIp));
+      rewritePort(ip, 'src', flow.dstPort);
+      rewriteAddress(ip, 'dst', this.myIpBytes);
+      return Verdict.ToTun;
+    }
+
+    const flow = this.byForward.get(ip.dst)?.get(tcp.srcPort * 65536 + tcp.dstPort);
+    if (!flow) return (tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN ? Verdict.NewSyn : Verdict.Pass;
+    if (flow.state === 'held') {
+      if ((tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) flow.syn = pkt.slice(); // the latest SYN is released
+      return Verdict.Absorb;
+    }
+    this.toListener(flow);
+    return Verdict.ToTun;
+  }
+
+  /**
+   * Starts tracking the SYN just classified NewSyn, holding it. Returns null when every listener port
+   * is already paired with this app port (the caller then lets the flow pass unproxied).
+   */
+  hold(syn: Uint8Array, owner: unknown): NatFlow | null {
+    const ip = this.ip;
+    const tcp = this.tcp;
+    if (ip.wrap(syn) !== null || tcp.wrap(syn, ip.payloadStart, ip.end) !== null) return null;
+    const appPort = tcp.srcPort;
+    const listenerPort = this.listenerPorts.find((l) => !this.byListener.has(l * 65536 + appPort));
+    if (listenerPort === undefined) return null;
+    const flow: NatFlow = {
+      appPort, dstIp: ip.dst, dstPort: tcp.dstPort, listenerPort, state: 'held', syn: syn.slice(), closedAt: 0, owner,
+    };
+    let byPorts = this.byForward.get(flow.dstIp);
+    if (!byPorts) this.byForward.set(flow.dstIp, (byPorts = new Map()));
+    byPorts.set(appPort * 65536 + flow.dstPort, flow);
+    this.count++;
+    this.byListener.set(listenerPort * 65536 + appPort, flow);
+    return flow;
+  }
+
+  /** The remote dial succeeded: returns the held SYN, rewritten, to write into the TUN. */
+  release(flow: NatFlow): Uint8Array | null {
+    const syn = flow.syn;
+    flow.syn = null;
+    if (flow.state !== 'held' || !syn) return null;
+    flow.state = 'active';
+    this.ip.wrap(syn);
+    this.tcp.wrap(syn, this.ip.payloadStart, this.ip.end);
+    this.toListener(flow);
+    return syn;
+  }
+
+  /** The destination refused: a RST for the app (its connect fails with ECONNREFUSED); the flow is dropped. */
+  refuse(flow: NatFlow): Uint8Array | null {
+    const syn = flow.syn;
+    this.remove(flow);
+    if (!syn || this.ip.wrap(syn) !== null || this.tcp.wrap(syn, this.ip.payloadStart, this.ip.end) !== null) return null;
+    return buildTcpPacket(
+      { src: u32ToBytes(flow.dstIp), dst: this.myIpBytes },
+      {
+        srcPort: flow.dstPort, dstPort: flow.appPort, seq: 0, ack: (this.tcp.seq + 1) >>> 0,
+        flags: TCP_RST | TCP_ACK, window: 0, urgent: 0, options: {}, payload: new Uint8Array(0),
+      },
+    );
+  }
+
+  /** Forgets a flow at once (an unreachable destination: the app's SYN retries then time out). */
+  remove(flow: NatFlow): void {
+    const byPorts = this.byForward.get(flow.dstIp);
+    if (byPorts?.get(flow.appPort * 65536 + flow.dstPort) === flow) {
+      byPorts.delete(flow.appPort * 65536 + flow.dstPort);
+      if (byPorts.size === 0) this.byForward.delete(flow.dstIp);
+      this.count--;
+    }
+    this.byListener.delete(flow.listenerPort * 65536 + flow.appPort);
+    flow.state = 'closed';
+    flow.syn = null;
+  }
+
+  /** The flow ended; its late packets are still rewritten for a while (see sweep). */
+  closed(flow: NatFlow, now: number): void {
+    if (flow.closedAt === 0) flow.closedAt = now || 1;
+  }
+
+  /** The flow a listener accepted, from the accepted socket's local port and remote port. */
+  accepted(listenerPort: number, remotePort: number): NatFlow | undefined {
+    return this.byListener.get(listenerPort * 65536 + remotePort);
+  }
+
+  /** Forgets closed flows past their linger and held SYNs that waited too long (returned, so the caller can clean up). */
+  sweep(now: number, heldSince: (f: NatFlow) => number): NatFlow[] {
+    const gone: NatFlow[] = [];
+    for (const byPorts of this.byForward.values()) for (const f of byPorts.values()) {
+      const expired = f.closedAt !== 0 ? now - f.closedAt >= CLOSED_LINGER_MS : f.state === 'held' && now - heldSince(f) >= HELD_TIMEOUT_MS;
+      if (expired) gone.push(f);
+    }
+    for (const f of gone) this.remove(f);
+    return gone;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Rewrites the packet bound in the views: fakeIp:appPort -> myIp:listenerPort. */
+  private toListener(flow: NatFlow): void {
+    rewriteAddress(this.ip, 'src', this.fakeIpBytes);
+    rewriteAddress(this.ip, 'dst', this.myIpBytes);
+    rewritePort(this.ip, 'dst', flow.listenerPort);
+  }
+}

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KernelNat, Verdict } from '../../../daemon/intercept/kernel/nat.js';
+import { buildTcpPacket } from '../../../daemon/packet/build.js';
+import { parseIpv4Address } from '../../../daemon/packet/address.js';
+import { Ipv4View } from '../../../daemon/packet/ipv4.js';
+import { TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../../../daemon/packet/tcp.js';
+import { ipv4ToU32 } from '../../../daemon/peer/ipv4-prefix.js';
+
+const MY = '10.144.144.1';
+const FAKE = '10.144.144.0';
+const DST = '10.144.144.3';
+
+function pkt(src: string, sport: number, dst: string, dport: number, flags: number, seq = 1000, payload = new Uint8Array(0)): Uint8Array {
+  return buildTcpPacket(
+    { src: parseIpv4Address(src)!, dst: parseIpv4Address(dst)! },
+    { srcPort: sport, dstPort: dport, seq, ack: 0, flags, window: 65535, urgent: 0, options: {}, payload },
+  );
+}
+
+function parse(p: Uint8Array): { src: string; dst: string; sport: number; dport: number; flags: number; ack: number; ok: boolean } {
+  const ip = new Ipv4View();
+  const tcp = new TcpView();
+  assert.equal(ip.wrap(p), null);
+  assert.equal(tcp.wrap(p, ip.payloadStart, ip.end), null);
+  const addr = (at: number) => Array.from(p.subarray(at, at + 4)).join('.');
+  return {
+    src: addr(ip.srcOffset), dst: addr(ip.dstOffset), sport: tcp.srcPort, dport: tcp.dstPort, flags: tcp.flags, ack: tcp.ack,
+    ok: ip.verifyChecksum() && tcp.verifyChecksum(ip.start),
+  };
+}
+
+function nat(listeners = [40001, 40002]): KernelNat {
+  return new KernelNat(ipv4ToU32(MY)!, ipv4ToU32(FAKE)!, listeners);
+}
+
+test('a held SYN is released rewritten to the listener; both directions are then rewritten with valid checksums', () => {
+  const n = nat();
+  const syn = pkt(MY, 5555, DST, 80, TCP_SYN);
+  assert.equal(n.classify(syn), Verdict.NewSyn);
+  const flow = n.hold(syn, 'owner')!;
+  assert.equal(flow.listenerPort, 40001);
+  // Retransmitted SYNs while held are absorbed.
+  assert.equal(n.classify(pkt(MY, 5555, DST, 80, TCP_SYN, 1000)), Verdict.Absorb);
+  const injected = parse(n.release(flow)!);
+  assert.deepEqual([injected.src, injected.sport, injected.dst, injected.dport, injected.ok], [FAKE, 5555, MY, 40001, true]);
+  assert.equal(n.accepted(40001, 5555), flow);
+
+  // The listener's SYN-ACK goes back to the app as if from the destination.
+  const synAck = pkt(MY, 40001, FAKE, 5555, TCP_SYN | TCP_ACK);
+  assert.equal(n.classify(synAck), Verdict.ToTun);
+  const back = parse(synAck);
+  assert.deepEqual([back.src, back.sport, back.dst, back.dport, back.ok], [DST, 80, MY, 5555, true]);
+
+  // The app's next packets go to the listener.
+  const data = pkt(MY, 5555, DST, 80, TCP_ACK, 1001, new Uint8Array(100).fill(7));
+  assert.equal(n.classify(data), Verdict.ToTun);
+  const fwd = parse(data);
+  assert.deepEqual([fwd.src, fwd.dst, fwd.dport, fwd.ok], [FAKE, MY, 40001, true]);
+});
+
+test('the same app port to two destinations uses two listener ports; a third collision is refused', () => {
+  const n = nat();
+  const a = n.hold(pkt(MY, 6000, DST, 80, TCP_SYN), 1)!;
+  const b = n.hold(pkt(MY, 6000, '10.144.144.4', 80, TCP_SYN), 2)!;
+  assert.notEqual(a.listenerPort, b.listenerPort);
+  assert.equal(n.hold(pkt(MY, 6000, '10.144.144.5', 80, TCP_SYN), 3), null);
+});
+
+test('refuse builds a RST|ACK from the destination acknowledging the SYN, and forgets the flow', () => {
+  const n = nat();
+  const flow = n.hold(pkt(MY, 7000, DST, 22, TCP_SYN, 0xfffffff0), null)!;
+  const rst = parse(n.refuse(flow)!);
+  assert.deepEqual([rst.src, rst.sport, rst.dst, rst.dport, rst.flags, rst.ack, rst.ok], [DST, 22, MY, 7000, TCP_RST | TCP_ACK, 0xfffffff1, true]);
+  assert.equal(n.size, 0);
+  assert.equal(n.classify(pkt(MY, 7000, DST, 22, TCP_SYN)), Verdict.NewSyn);
+});
+
+test('closed flows linger, held SYNs expire, and other traffic passes untouched', () => {
+  const n = nat();
+  const active = n.hold(pkt(MY, 8000, DST, 80, TCP_SYN), null)!;
+  n.release(active);
+  const held = n.hold(pkt(MY, 8001, DST, 80, TCP_SYN), null)!;
+  n.closed(active, 1000);
+  assert.deepEqual(n.sweep(10_999, () => 0), []);
+  assert.deepEqual(n.sweep(11_000, () => 0), [active]);
+  assert.deepEqual(n.sweep(40_000, () => 5_000), [held]);
+  assert.equal(n.size, 0);
+  for (const other of [pkt('10.0.0.9', 1, DST, 80, TCP_SYN), pkt(MY, 1, DST, 80, TCP_ACK), new Uint8Array(7), new Uint8Array(60).fill(0x45)]) {
+    assert.equal(n.classify(other), Verdict.Pass);
+  }
+});
