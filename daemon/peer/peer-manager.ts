@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import type { PeerConnView } from '../rpc/source.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { derivePsk, HandshakeResponder } from './handshake.js';
+import { Feature } from './route-record.js';
 import { DEFAULT_ROUTE_OPTIONS, RouteTable, type LocalNode, type RouteTableOptions } from './route-table.js';
 import { DEFAULT_TIMERS, PeerSession, type SessionTimers } from './session.js';
 import { parseUnderlayUri, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
@@ -46,6 +47,8 @@ export interface PeerLayerStats {
   unhandled: number;
   /** Inbound links whose first packet was not a valid handshake: closed without a word. */
   rejectedLinks: number;
+  /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
+  relayRefused: number;
 }
 
 interface Conn {
@@ -70,7 +73,8 @@ export class PeerManager extends EventEmitter {
   /** Random per process start, never 0 (0 means "unknown" in headers). */
   readonly peerId = randomInt(1, 2 ** 32 - 1);
   readonly routes: RouteTable;
-  readonly stats: PeerLayerStats = { forwarded: 0, noRoute: 0, hopLimit: 0, unhandled: 0, rejectedLinks: 0 };
+  readonly stats: PeerLayerStats = { forwarded: 0, noRoute: 0, hopLimit: 0, unhandled: 0, rejectedLinks: 0,
+    relayRefused: 0 };
   private readonly psk: Buffer;
   readonly responder: HandshakeResponder;
   private readonly log: Logger;
@@ -85,6 +89,8 @@ export class PeerManager extends EventEmitter {
   private readonly tick: NodeJS.Timeout;
   private closed = false;
   private announcedGeneration = -1;
+  /** Packet types we advertise we do not relay, and so do not (no_relay_kcp / no_relay_quic). */
+  private readonly refusedRelay: Set<number>;
 
   constructor(opts: PeerManagerOptions) {
     super();
@@ -92,6 +98,11 @@ export class PeerManager extends EventEmitter {
     this.timers = opts.timers ?? DEFAULT_TIMERS;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.psk = derivePsk(opts.networkName, opts.networkSecret);
+    const f = opts.local.features;
+    this.refusedRelay = new Set([
+      ...(f & Feature.NoRelayKcp ? [PacketType.KcpSrc, PacketType.KcpDst] : []),
+      ...(f & Feature.NoRelayQuic ? [PacketType.QuicSrc, PacketType.QuicDst] : []),
+    ]);
     this.responder = new HandshakeResponder(this.psk, this.peerId);
     this.routes = new RouteTable({ ...opts.local, peerId: this.peerId }, Date.now(), opts.route ?? DEFAULT_ROUTE_OPTIONS);
     this.tick = setInterval(() => this.onTick(), opts.tickMs ?? 100);
@@ -216,6 +227,10 @@ export class PeerManager extends EventEmitter {
     const counter = header[10]! + 1;
     if (counter > MAX_FORWARD_COUNTER) {
       this.stats.hopLimit++;
+      return;
+    }
+    if (this.refusedRelay.has(pmType(header))) {
+      this.stats.relayRefused++;
       return;
     }
     if (this.sendVia(pmTo(header), pmFrom(header), pmType(header), header[9]! & ~PmFlag.Encrypted, counter, payload)) {

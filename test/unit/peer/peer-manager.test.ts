@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import type { Logger } from '../../../daemon/log.js';
 import { PeerManager } from '../../../daemon/peer/peer-manager.js';
+import { connect } from 'node:net';
+import { Feature } from '../../../daemon/peer/route-record.js';
 import { PacketType } from '../../../daemon/peer/wire.js';
 
 const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, trace() {}, enabled: () => false };
@@ -17,9 +19,9 @@ const FAST = {
   tickMs: 10,
 };
 
-function manager(hostname: string, ip: number, secret = 'sesame'): PeerManager {
+function manager(hostname: string, ip: number, secret = 'sesame', features = 0): PeerManager {
   return new PeerManager({ networkName: 'n1', networkSecret: secret, log: quiet, ...FAST,
-    local: { hostname, ipv4: ip, prefix: 24, proxyCidrs: [], features: 0 } });
+    local: { hostname, ipv4: ip, prefix: 24, proxyCidrs: [], features } });
 }
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
@@ -98,4 +100,41 @@ test('garbage datagrams at a listener never throw; the node keeps working', asyn
   }
   a.connect(bUdp);
   await until('A and B up despite the noise', () => a.routes.nextHop(b.peerId) === b.peerId);
+});
+
+test('a relay that advertises no_relay_kcp carries Data but not KCP packets', async (t) => {
+  const [a, b, c] = [manager('a', 1), manager('b', 2, 'sesame', Feature.NoRelayKcp), manager('c', 3)];
+  t.after(() => Promise.all([a.close(), b.close(), c.close()]));
+  const bUdp = await b.listen('udp://127.0.0.1:0');
+  a.connect(bUdp);
+  c.connect(bUdp);
+  await until('A routes to C', () => a.routes.nextHop(c.peerId) === b.peerId);
+  assert.equal(a.routes.record(b.peerId)!.features & Feature.NoRelayKcp, Feature.NoRelayKcp);
+  const got: number[] = [];
+  c.onPacket(PacketType.KcpSrc, () => got.push(PacketType.KcpSrc));
+  c.onPacket(PacketType.Data, () => got.push(PacketType.Data));
+  a.sendTo(c.peerId, PacketType.KcpSrc, Buffer.from('k'));
+  a.sendTo(c.peerId, PacketType.Data, Buffer.from('d'));
+  await until('B handled both', () => b.stats.relayRefused + b.stats.forwarded === 2);
+  await until('C got the Data', () => got.length === 1);
+  assert.deepEqual(got, [PacketType.Data]);
+  assert.equal(b.stats.relayRefused, 1);
+});
+
+test('garbage on a TCP listener: an oversized frame or a bad first packet closes that stream only', async (t) => {
+  const [a, b] = [manager('a', 1), manager('b', 2)];
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const bTcp = await b.listen('tcp://127.0.0.1:0');
+  const port = Number(bTcp.split(':').pop());
+  const frames = [Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3]), Buffer.concat([Buffer.from([40, 0, 0, 0]), Buffer.alloc(40, 2)])];
+  for (const bytes of frames) {
+    await new Promise<void>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => s.write(bytes));
+      s.on('close', () => resolve());
+      s.on('error', () => {});
+    });
+  }
+  assert.equal(b.stats.rejectedLinks, 1, 'the bad first packet; the oversized frame never became a packet');
+  a.connect(bTcp);
+  await until('A and B up', () => a.routes.nextHop(b.peerId) === b.peerId);
 });
