@@ -1,9 +1,10 @@
 /** IPv4 addresses as u32 numbers, the form route lookups use (one number compare per entry). */
 import { parseIpv4Address } from '../packet/address.js';
+import { readU32 } from '../packet/bytes.js';
 
 export function ipv4ToU32(text: string): number | null {
   const b = parseIpv4Address(text);
-  return b ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : null;
+  return b ? readU32(b, 0) : null;
 }
 
 export function u32ToIpv4(v: number): string {
@@ -36,5 +37,5 @@ export function advertisedProxyPrefix(entry: string): Ipv4Prefix | null {
 
 /** Reads the destination address of an IPv4 packet as a u32 (caller checked the version). */
 export function ipv4Destination(packet: Uint8Array, at = 0): number {
-  return ((packet[at + 16]! << 24) | (packet[at + 17]! << 16) | (packet[at + 18]! << 8) | packet[at + 19]!) >>> 0;
+  return readU32(packet, at + 16);
 }

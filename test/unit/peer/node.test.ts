@@ -5,12 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeConfig } from '../../../daemon/config/node-config.js';
-import type { Logger } from '../../../daemon/log.js';
 import { Node } from '../../../daemon/node.js';
+import { FAST_PEER, quietLog, until } from './helpers.js';
 
-const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, trace() {}, enabled: () => false };
-const FAST = { timers: { keepaliveMs: 100, deadMs: 600, handshakeRetryMs: 100, handshakeTimeoutMs: 800 },
-  route: { syncMs: 300, expireMs: 1000 }, backoff: { baseMs: 50, maxMs: 200 }, tickMs: 10 };
 
 function config(over: Partial<NodeConfig>): NodeConfig {
   return {
@@ -21,22 +18,14 @@ function config(over: Partial<NodeConfig>): NodeConfig {
   };
 }
 
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 test('two forward-only nodes: nodeInfo, peers and routes as the control plane sees them', async (t) => {
   const b = await Node.start(config({ hostname: 'b', ipv4: { address: '10.9.0.2', prefix: 24 },
     listeners: ['tcp://127.0.0.1:0'], disableQuicInput: true,
     proxyNetworks: [{ cidr: '192.168.5.0/24' }, { cidr: '172.16.0.0/16', mappedCidr: '10.77.0.0/16' }] }),
-  { log: quiet, peer: FAST });
+  { log: quietLog, peer: FAST_PEER });
   t.after(() => b.close());
   const a = await Node.start(config({ hostname: 'a', ipv4: { address: '10.9.0.1', prefix: 24 }, peers: b.listening,
-    disableRelayKcp: true }), { log: quiet, peer: FAST });
+    disableRelayKcp: true }), { log: quietLog, peer: FAST_PEER });
   t.after(() => a.close());
 
   const info = b.nodeInfo();
@@ -61,9 +50,9 @@ test('two forward-only nodes: nodeInfo, peers and routes as the control plane se
 });
 
 test('a listener port in use fails start with TSTIER_E_ADDR_IN_USE naming that listener', async (t) => {
-  const first = await Node.start(config({ listeners: ['udp://127.0.0.1:0'] }), { log: quiet, peer: FAST });
+  const first = await Node.start(config({ listeners: ['udp://127.0.0.1:0'] }), { log: quietLog, peer: FAST_PEER });
   t.after(() => first.close());
   const taken = first.listening[0]!;
-  await assert.rejects(Node.start(config({ listeners: ['tcp://127.0.0.1:0', taken] }), { log: quiet, peer: FAST }),
+  await assert.rejects(Node.start(config({ listeners: ['tcp://127.0.0.1:0', taken] }), { log: quietLog, peer: FAST_PEER }),
     (e: Error & { code?: string }) => e.code === 'TSTIER_E_ADDR_IN_USE' && e.message.includes(taken));
 });

@@ -5,31 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import type { Logger } from '../../../daemon/log.js';
 import { PeerManager } from '../../../daemon/peer/peer-manager.js';
 import { connect } from 'node:net';
 import { Feature } from '../../../daemon/peer/route-record.js';
 import { PacketType } from '../../../daemon/peer/wire.js';
+import { FAST_PEER, quietLog, until } from './helpers.js';
 
-const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {}, trace() {}, enabled: () => false };
-const FAST = {
-  timers: { keepaliveMs: 100, deadMs: 600, handshakeRetryMs: 100, handshakeTimeoutMs: 800 },
-  route: { syncMs: 300, expireMs: 1000 },
-  backoff: { baseMs: 50, maxMs: 200 },
-  tickMs: 10,
-};
 
 function manager(hostname: string, ip: number, secret = 'sesame', features = 0): PeerManager {
-  return new PeerManager({ networkName: 'n1', networkSecret: secret, log: quiet, ...FAST,
+  return new PeerManager({ networkName: 'n1', networkSecret: secret, log: quietLog, ...FAST_PEER,
     local: { hostname, ipv4: ip, prefix: 24, proxyCidrs: [], features } });
-}
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 test('A-B-C in a line over UDP and TCP: routes converge and a packet crosses the relay', async (t) => {
