@@ -2,8 +2,8 @@
 //! whether it opens one, and the form smoltcp can process.
 //!
 //! smoltcp only walks the IPv6 Hop-by-Hop header, so other extension headers are stripped
-//! here (a terminating endpoint may ignore them). Fragments are dropped: the wrapper must
-//! see the TCP ports to pick a flow, and the MSS we advertise keeps senders below the MTU.
+//! here (a terminating endpoint may ignore them). Fragments go to `reassembly` first: the
+//! wrapper must see the TCP ports to pick a flow.
 
 use smoltcp::wire::{IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket};
 
@@ -76,11 +76,11 @@ fn classify_v4(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
     if !ip.verify_checksum() {
         return Err(Drop::Malformed);
     }
-    if ip.more_frags() || ip.frag_offset() != 0 {
-        return Err(Drop::Fragment);
-    }
     if u8::from(ip.next_header()) != PROTO_TCP {
         return Err(Drop::NotTcp);
+    }
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return Err(Drop::Fragment);
     }
     let src = IpAddress::Ipv4(ip.src_addr());
     let dst = IpAddress::Ipv4(ip.dst_addr());

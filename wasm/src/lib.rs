@@ -8,6 +8,7 @@
 
 mod device;
 mod inbound;
+mod reassembly;
 mod stack;
 
 use std::cell::UnsafeCell;
@@ -231,7 +232,7 @@ pub extern "C" fn flow_state(id: u32) -> i32 {
     with_stack(NO_STACK, |s| s.state(id).unwrap_or_else(|e| e as i32))
 }
 
-/// Counters for JS: 0 packets in, 1 malformed, 2 not TCP, 3 fragments, 4 no flow (RST sent),
+/// Counters for JS: 0 packets in, 1 malformed, 2 not TCP, 3 fragments received, 4 no flow (RST sent),
 /// 5 SYNs over the flow limits, 6 outbound packets dropped (queue full), 7 open flows,
 /// 8 pending flows.
 #[no_mangle]

@@ -17,6 +17,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint, Ipv4Ad
 
 use crate::device::QueueDevice;
 use crate::inbound::{self, Drop, FlowKey, Segment};
+use crate::reassembly::Reassembler;
 
 pub struct Settings {
     pub ipv4: Ipv4Address,
@@ -95,6 +96,7 @@ pub struct Stack {
     settings: Settings,
     iface: Interface,
     device: QueueDevice,
+    reassembler: Reassembler,
     /// Packets that match no flow go through this empty set, so smoltcp answers them with RST.
     no_flow: SocketSet<'static>,
     by_key: BTreeMap<FlowKey, u32>,
@@ -140,6 +142,7 @@ impl Stack {
             settings,
             iface,
             device,
+            reassembler: Reassembler::default(),
             no_flow: SocketSet::new(Vec::new()),
             by_key: BTreeMap::new(),
             flows: BTreeMap::new(),
@@ -156,8 +159,24 @@ impl Stack {
     pub fn input(&mut self, packet: &[u8], now_ms: i64) -> InputOutcome {
         self.now = Instant::from_millis(now_ms);
         self.stats.packets_in += 1;
+        self.input_datagram(packet, true)
+    }
+
+    /// `packet` is a whole datagram or, if `reassemble`, possibly a fragment of one.
+    fn input_datagram(&mut self, packet: &[u8], reassemble: bool) -> InputOutcome {
         let segment = match inbound::classify(packet, self.device.rx_buffer()) {
             Ok(segment) => segment,
+            Err(Drop::Fragment) if reassemble => {
+                self.stats.fragments += 1;
+                return match self.reassembler.push(packet, self.now.total_millis()) {
+                    Ok(Some(datagram)) => self.input_datagram(&datagram, false),
+                    Ok(None) => InputOutcome::Fragment,
+                    Err(()) => {
+                        self.stats.malformed += 1;
+                        InputOutcome::Malformed
+                    }
+                };
+            }
             Err(Drop::Malformed) => {
                 self.stats.malformed += 1;
                 return InputOutcome::Malformed;
@@ -166,9 +185,10 @@ impl Stack {
                 self.stats.not_tcp += 1;
                 return InputOutcome::NotTcp;
             }
+            // A fragment inside a reassembled datagram: nested fragmentation is not a thing.
             Err(Drop::Fragment) => {
-                self.stats.fragments += 1;
-                return InputOutcome::Fragment;
+                self.stats.malformed += 1;
+                return InputOutcome::Malformed;
             }
         };
         let existing = self.by_key.get(&segment.key).copied();

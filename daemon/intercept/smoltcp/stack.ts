@@ -123,9 +123,13 @@ export interface SmoltcpStats {
   packetsIn: number;
   malformed: number;
   notTcp: number;
+  /** IP fragments received; complete datagrams (up to 9216 bytes of payload) are reassembled. */
   fragments: number;
+  /** Segments of no known flow, answered with RST. */
   noFlow: number;
+  /** SYNs refused (RST) because maxFlows or maxPending was reached. */
   overLimit: number;
+  /** Outbound packets dropped because 4096 were waiting for pollTransmit. */
   txDropped: number;
   openFlows: number;
   pendingFlows: number;

@@ -99,7 +99,7 @@ export class TestClient {
     return `${this.src.join('.')}|${this.srcPort}`;
   }
 
-  packet(flags: number, payload = new Uint8Array(0), seq = this.sndNxt, options: { mss?: number } = {}): Uint8Array {
+  packet(flags: number, payload: Uint8Array = new Uint8Array(0), seq = this.sndNxt, options: { mss?: number } = {}): Uint8Array {
     return buildTcpPacket(
       { src: this.src, dst: this.dst },
       { srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: flags & TCP_ACK ? this.rcvNxt : 0, flags, window: CLIENT_WINDOW, urgent: 0, options, payload },
