@@ -54,7 +54,13 @@ class UdpLink implements UnderlayLink {
     if (this.closed || buf.length - UDP_HEADER_LEN > 0xffff) return;
     writeHeader(buf, this.connId, MSG_DATA, buf.length - UDP_HEADER_LEN);
     this.sent = true;
-    this.socket.send(buf, this.port, this.address, swallow);
+    this.transmit(buf, swallow);
+  }
+
+  /** A dialler's socket is connected: sending without an address skips per-packet address handling. */
+  private transmit(buf: Buffer, done: () => void): void {
+    if (this.outbound) this.socket.send(buf, done);
+    else this.socket.send(buf, this.port, this.address, done);
   }
 
   close(): void {
@@ -62,7 +68,7 @@ class UdpLink implements UnderlayLink {
     if (this.sent) {
       const fin = Buffer.alloc(UDP_HEADER_LEN);
       writeHeader(fin, this.connId, MSG_FIN, 0);
-      this.socket.send(fin, this.port, this.address, () => this.release());
+      this.transmit(fin, () => this.release());
       this.ended('closed', false);
     } else {
       this.ended('closed');
@@ -170,10 +176,14 @@ export class UdpListener implements UnderlayListener {
   }
 }
 
-/** Dials: a socket of its own, so replies from the peer's single listening socket reach only us. */
+/**
+ * Dials: a socket of its own, connected to the peer, so replies from its single listening socket
+ * reach only us, and a closed port (the peer restarting) surfaces as an error that ends the link.
+ */
 export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
   const socket = newSocket(addr.host);
   await bind(socket, uri, 0);
+  await new Promise<void>((resolve) => socket.connect(addr.port, addr.host, () => resolve()));
   let link: UdpLink | null = null;
   link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
     () => closeQuietly(socket));
