@@ -1,0 +1,162 @@
+/**
+ * kcptun features beyond the byte path: a lossy path (the impairment relay), multiport listen/dial,
+ * --conn with --autoexpire and the scavenger, -c JSON config, --snmplog and --log files.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRelay } from '../../bench/relay.js';
+import {
+  freePort, SinkSource, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
+} from './harness.js';
+
+const MIB = 1 << 20;
+
+/** Polls `check` every 50 ms, at most `tries` times (for effects that have no event to wait on). */
+async function eventually(check: () => boolean | Promise<boolean>, tries = 200): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+async function snmpOf(p: Proc): Promise<Record<string, number>> {
+  const dumps = (out: string): number => out.match(/KCP SNMP:&\{[^}]*\}/g)?.length ?? 0;
+  const seen = dumps(p.output());
+  p.child.kill('SIGUSR1');
+  await p.waitFor((out) => dumps(out) > seen);
+  const all = [...p.output().matchAll(/KCP SNMP:&\{([^}]*)\}/g)];
+  return Object.fromEntries(all[all.length - 1]![1]!.split(' ').map((kv) => [kv.split(':')[0]!, Number(kv.split(':')[1])]));
+}
+
+function cleanup(t: { after(fn: () => Promise<void> | void): void }, procs: Proc[], target: SinkSource): void {
+  t.after(async () => {
+    await Promise.all(procs.map((p) => p.kill()));
+    await target.close();
+  });
+}
+
+test('kcptun-client → tstier server through the relay at 5% loss each way with jitter: 16 MiB each way on 50 streams', { timeout: 90_000 }, async (t) => {
+  const target = new SinkSource();
+  const procs: Proc[] = [];
+  cleanup(t, procs, target);
+  const tport = await target.listen();
+  const sport = await freePort();
+  const cport = await freePort();
+  const relay = await startRelay({
+    targetHost: '127.0.0.1', targetPort: sport, seed: 11,
+    up: { loss: 0.05, delay: 3, jitter: 2 }, down: { loss: 0.05, delay: 3, jitter: 2 },
+  });
+  t.after(() => relay.close());
+  const flags = ['--key', 'lossy', '--quiet', '--mode', 'fast2'];
+  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, ...flags]);
+  procs.push(server);
+  const client = startKcptun('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${relay.port}`, '--sndwnd', '1024', ...flags]);
+  procs.push(client);
+  await waitReady(server);
+  await waitReady(client);
+  assert.deepEqual(await transferAndCheck(cport, target, 50, 16 * MIB, 16 * MIB), []);
+  assert.ok(relay.up.dropped > 0 && relay.down.dropped > 0, 'the relay dropped datagrams both ways');
+  const snmp = await snmpOf(server);
+  assert.ok(snmp.RetransSegs! > 0, 'losses were repaired by retransmission');
+  assert.ok(snmp.FECRecovered! > 0, 'and by FEC');
+});
+
+test('multiport: the server listens on every port of a range; clients dial random ports of it; -c JSON config', { timeout: 60_000 }, async (t) => {
+  const target = new SinkSource();
+  const procs: Proc[] = [];
+  cleanup(t, procs, target);
+  const tport = await target.listen();
+  // Find 4 consecutive free ports.
+  let base = 0;
+  for (let i = 0; i < 50 && !base; i++) {
+    const p = await freePort();
+    if (p + 3 > 65535) continue;
+    const probes = await Promise.all([1, 2, 3].map((d) => new Promise<boolean>((res) => {
+      const s = createSocket('udp4');
+      s.once('error', () => res(false));
+      s.bind(p + d, '127.0.0.1', () => s.close(() => res(true)));
+    })));
+    if (probes.every(Boolean)) base = p;
+  }
+  assert.ok(base > 0);
+  const range = `127.0.0.1:${base}-${base + 3}`;
+  const dir = mkdtempSync(join(tmpdir(), 'kcptun-json-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cport = await freePort();
+  const cfgPath = join(dir, 'client.json');
+  // Keys in odd case: Go's encoding/json matches them case-insensitively.
+  writeFileSync(cfgPath, JSON.stringify({ LocalAddr: `127.0.0.1:${cport}`, remoteaddr: range, Key: 'multi', crypt: 'salsa20', conn: 4, unknown: true }));
+  const server = startTstier('server', ['-l', range, '-t', `127.0.0.1:${tport}`, '--key', 'multi', '--crypt', 'salsa20', '--quiet']);
+  procs.push(server);
+  const client = startTstier('client', ['-c', cfgPath, '--quiet']);
+  procs.push(client);
+  await waitReady(server);
+  await waitReady(client);
+  assert.match(server.output(), new RegExp(`listening on: 127\\.0\\.0\\.1:${base}-${base + 3}`));
+  // Every port of the range is taken by the server.
+  for (let d = 0; d <= 3; d++) {
+    const taken = await new Promise<boolean>((res) => {
+      const s = createSocket('udp4');
+      s.once('error', () => res(true));
+      s.bind(base + d, '127.0.0.1', () => s.close(() => res(false)));
+    });
+    assert.ok(taken, `port ${base + d} is bound`);
+  }
+  assert.deepEqual(await transferAndCheck(cport, target, 20, 4 * MIB, 4 * MIB), []);
+  const snmp = await snmpOf(client);
+  assert.equal(snmp.ActiveOpens, 4, '--conn 4 dialled four sessions');
+});
+
+test('--autoexpire retires sessions for new streams and the scavenger closes them; --snmplog and --log files', { timeout: 60_000 }, async (t) => {
+  const target = new SinkSource();
+  const procs: Proc[] = [];
+  cleanup(t, procs, target);
+  const tport = await target.listen();
+  const sport = await freePort();
+  const cport = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'kcptun-files-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const snmpLayout = join(dir, 'snmp-20060102.log');
+  const logFile = join(dir, 'client.log');
+  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', 'exp',
+    '--snmplog', snmpLayout, '--snmpperiod', '1']);
+  procs.push(server);
+  const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', 'exp',
+    '--autoexpire', '1', '--scavengettl', '1', '--log', logFile]);
+  procs.push(client);
+  await waitReady(server);
+  assert.ok(await eventually(() => existsSync(logFile) && readFileSync(logFile, 'utf8').includes('key derivation done')), 'client logs to --log');
+  assert.deepEqual(await transferAndCheck(cport, target, 5, MIB, MIB, 1), []);
+  // After the first session expired (1 s), new streams need a new session.
+  const firstExpiry = Date.now() + 1100;
+  await new Promise((r) => setTimeout(r, Math.max(0, firstExpiry - Date.now())));
+  assert.deepEqual(await transferAndCheck(cport, target, 5, MIB, MIB, 100), []);
+  const log = () => readFileSync(logFile, 'utf8');
+  assert.match(log(), /stream opened/);
+  // Two sessions dialled; the scavenger closes the expired one a second after its expiry.
+  client.child.kill('SIGUSR1');
+  assert.ok(await eventually(() => /ActiveOpens:2 /.test(log())), log());
+  assert.ok(await eventually(() => {
+    client.child.kill('SIGUSR1');
+    return /CurrEstab:1 /.test(log().split('\n').filter((l) => l.includes('KCP SNMP')).at(-1) ?? '');
+  }), 'the scavenger closed the expired session');
+  // --snmplog: kcptun's header, then rows with the server's counters.
+  const d = new Date();
+  const snmpPath = join(dir, `snmp-${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, '0')}${String(d.getDate()).padStart(2, '0')}.log`);
+  const rows = (): string[] => (existsSync(snmpPath) ? readFileSync(snmpPath, 'utf8').trim().split('\n') : []);
+  const passiveOpens = (): number => {
+    const r = rows();
+    return r.length < 2 ? 0 : Number(r.at(-1)!.split(',')[r[0]!.split(',').indexOf('PassiveOpens')]);
+  };
+  // Rows are cumulative: the newest one, written at most a period after the second dial, shows both.
+  assert.ok(await eventually(() => passiveOpens() >= 2), rows().join('\n'));
+  const [header, ...data] = rows();
+  assert.ok(header!.startsWith('Unix,BytesSent,BytesReceived,MaxConn,ActiveOpens,PassiveOpens,CurrEstab,'));
+  assert.equal(header!.split(',').length, 25);
+  for (const row of data) assert.equal(row.split(',').length, 25, row);
+});
