@@ -1,0 +1,102 @@
+/**
+ * kcptube client mode: TCP and UDP accepted on listen_port; each TCP connection and each UDP
+ * source gets its own tunnel (its own session and UDP flow), unless mux_tunnels=N asks for N
+ * shared tunnels, made up front and used in turn.
+ */
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { KcptubeSide } from './config.js';
+import { TunnelDialer, resolveDestination } from './dialer.js';
+import type { TubeContext } from './log.js';
+import { listen } from './listen.js';
+import { TcpConn, UdpConn } from './pipes.js';
+import type { Tunnel } from './tunnel.js';
+import { PROTO_TCP, PROTO_UDP } from './wire.js';
+
+export class KcptubeClient {
+  private dialer: TunnelDialer | null = null;
+  private tcp: Server | null = null;
+  private udp: UdpSocket | null = null;
+  private readonly udpConns = new Map<string, UdpConn>();
+  private readonly mux: Tunnel[] = [];
+  private muxNext = 0;
+  private nextConn = 1;
+  private stopped = false;
+
+  constructor(
+    private readonly side: KcptubeSide,
+    private readonly ctx: TubeContext,
+  ) {}
+
+  async start(): Promise<void> {
+    const dest = await resolveDestination(this.side);
+    this.dialer = new TunnelDialer(this.side, dest, this.ctx);
+    const host = this.side.listenOn[0] ?? (this.side.ipv4Only ? '0.0.0.0' : '::');
+    const port = this.side.listenPorts!.start;
+    this.tcp = createServer({ allowHalfOpen: true }, (s) => this.onTcp(s)); // FIN is carried, not answered
+    await listen((cb) => this.tcp!.listen({ host, port, ipv6Only: this.side.ipv6Only }, cb), this.tcp, host, port);
+    this.udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: this.side.ipv6Only });
+    const udp = this.udp;
+    await listen((cb) => udp.bind(port, host, cb), udp, host, port);
+    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+    for (let i = 0; i < this.side.muxTunnels; i++) this.mux.push(this.dialMux());
+    this.ctx.log.line(`client listening on ${host}:${port} (TCP and UDP), server ${dest.address} ports ${this.side.destinationPorts!.start}-${this.side.destinationPorts!.end}`);
+  }
+
+  private dialMux(): Tunnel {
+    return this.dialer!.dial({
+      onEnded: (t, reason) => {
+        this.ctx.log.line(`mux tunnel ${t.sid.toString(16)} ended: ${reason}`);
+        const i = this.mux.indexOf(t);
+        if (i >= 0 && !this.stopped) this.mux[i] = this.dialMux();
+      },
+    });
+  }
+
+  /** A tunnel for a new connection: a mux one in turn, or a fresh one that ends with it. */
+  private tunnelFor(): { tunnel: Tunnel; conn: number; own: boolean } {
+    if (this.mux.length > 0) {
+      const tunnel = this.mux[this.muxNext++ % this.mux.length]!;
+      return { tunnel, conn: this.nextConn++, own: false };
+    }
+    const tunnel = this.dialer!.dial({ onEnded: () => undefined });
+    return { tunnel, conn: 1, own: true };
+  }
+
+  private onTcp(socket: Socket): void {
+    if (this.stopped) return void socket.destroy();
+    const { tunnel, conn, own } = this.tunnelFor();
+    tunnel.session.open(conn, PROTO_TCP);
+    new TcpConn(tunnel, conn, socket, () => {
+      if (own) tunnel.finish();
+      else tunnel.kick();
+    });
+    tunnel.kick();
+  }
+
+  private onUdp(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.stopped) return;
+    const key = `${rinfo.address}|${rinfo.port}`;
+    let c = this.udpConns.get(key);
+    if (c === undefined) {
+      const { tunnel, conn, own } = this.tunnelFor();
+      tunnel.session.open(conn, PROTO_UDP);
+      const udp = this.udp!;
+      c = new UdpConn(tunnel, conn, (d) => udp.send(d, rinfo.port, rinfo.address), this.side.udpTimeout * 1000,
+        this.ctx.drops, () => {
+          this.udpConns.delete(key);
+          if (own) tunnel.finish();
+        });
+      this.udpConns.set(key, c);
+    }
+    c.fromApp(msg);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.tcp?.close();
+    this.dialer?.closeAll();
+    const udp = this.udp;
+    setImmediate(() => udp?.close());
+  }
+}

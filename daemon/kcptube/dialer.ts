@@ -1,0 +1,177 @@
+/**
+ * The connecting side of tunnels (client mode, and a relay's [forwarder]): each tunnel gets a
+ * random session id and its own UDP socket, so every application connection is its own UDP flow
+ * as in kcptube. Every dport_refresh seconds the tunnel moves to a fresh socket and a new random
+ * destination port in the server's range; the old socket lingers a few seconds for datagrams
+ * already in flight. The session is named by its id, so it carries on across the move.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { randomInt } from 'node:crypto';
+import { isIP } from 'node:net';
+import { badConfig } from '../errors.js';
+import type { KcptubeSide, PortRange } from './config.js';
+import { TunnelCipher } from './crypt.js';
+import type { TubeContext } from './log.js';
+import { SessionRouter } from './router.js';
+import { TubeSession, type TubeEvent } from './session.js';
+import { Tunnel, nowMs, type TunnelOwner } from './tunnel.js';
+import { WIRE_VERSION } from './wire.js';
+
+/** How long a replaced socket still receives. */
+const OLD_SOCKET_GRACE_MS = 5000;
+
+export interface Destination {
+  address: string;
+  family: 4 | 6;
+}
+
+/** Resolves the first destination_address, honouring ipv4_only / ipv6_only. */
+export async function resolveDestination(side: KcptubeSide, key = 'destination_address'): Promise<Destination> {
+  const host = side.destinationAddresses[0]!;
+  const family = side.ipv4Only ? 4 : side.ipv6Only ? 6 : 0;
+  const known = isIP(host);
+  if (known !== 0) return { address: host, family: known as 4 | 6 };
+  try {
+    const r = await lookup(host, { family });
+    return { address: r.address, family: r.family as 4 | 6 };
+  } catch (e) {
+    throw badConfig(key, `cannot resolve "${host}": ${(e as Error).message}`);
+  }
+}
+
+export function randomPort(r: PortRange, avoid = 0): number {
+  if (r.start === r.end) return r.start;
+  for (;;) {
+    const p = randomInt(r.start, r.end + 1);
+    if (p !== avoid) return p;
+  }
+}
+
+/** A tunnel's way out: the current socket and destination port, replaced on each hop. */
+export class HoppingPath {
+  port: number;
+  private sock: UdpSocket;
+  private readonly old = new Set<UdpSocket>();
+  private readonly hopTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly dest: Destination,
+    private range: PortRange,
+    refreshSec: number,
+    private readonly onMessage: (msg: Buffer) => void,
+    /** Told of every hop (logging). */
+    private readonly onHop: (port: number) => void,
+  ) {
+    this.port = randomPort(range);
+    this.sock = this.newSocket();
+    if (refreshSec > 0) {
+      this.hopTimer = setInterval(() => this.hop(), refreshSec * 1000);
+      this.hopTimer.unref();
+    }
+  }
+
+  private newSocket(): UdpSocket {
+    const s = createSocket(this.dest.family === 6 ? 'udp6' : 'udp4');
+    s.on('message', this.onMessage);
+    s.on('error', () => undefined); // ICMP errors while the server restarts: KCP retransmits
+    return s;
+  }
+
+  send(d: Uint8Array): void {
+    if (!this.closed) this.sock.send(d, this.port, this.dest.address);
+  }
+
+  /** The server told its real range: use it, and leave a port outside it at once. */
+  setRange(r: PortRange): void {
+    this.range = r;
+    if (this.port < r.start || this.port > r.end) this.hop();
+  }
+
+  /** A new socket (new source port) towards a new random port of the range. */
+  hop(): void {
+    if (this.closed) return;
+    const prev = this.sock;
+    this.old.add(prev);
+    setTimeout(() => {
+      this.old.delete(prev);
+      prev.close();
+    }, OLD_SOCKET_GRACE_MS).unref();
+    this.sock = this.newSocket();
+    this.port = randomPort(this.range, this.port);
+    this.onHop(this.port);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.hopTimer) clearInterval(this.hopTimer);
+    // Let a queued CLOSE datagram leave before the socket goes.
+    setImmediate(() => this.sock.close());
+  }
+}
+
+/** The tunnel's owner as the dialer's user sees it. */
+export interface DialHooks {
+  onEvent?(tunnel: Tunnel, e: TubeEvent): void;
+  onEnded(tunnel: Tunnel, reason: string): void;
+}
+
+export class TunnelDialer implements TunnelOwner {
+  readonly cipher: TunnelCipher;
+  private readonly router: SessionRouter<null>;
+  private readonly tunnels = new Map<number, { tunnel: Tunnel; path: HoppingPath; hooks: DialHooks }>();
+
+  constructor(
+    private readonly side: KcptubeSide,
+    private readonly dest: Destination,
+    private readonly ctx: TubeContext,
+  ) {
+    this.cipher = TunnelCipher.fromPassword(side.encryption, side.password);
+    this.router = new SessionRouter<null>(this.cipher, ctx.drops, null);
+  }
+
+  get size(): number {
+    return this.tunnels.size;
+  }
+
+  /** A new tunnel with its own socket; HELLO is queued at once. */
+  dial(hooks: DialHooks): Tunnel {
+    let sid: number;
+    do sid = randomInt(1, 0x100000000); while (this.tunnels.has(sid));
+    const now = nowMs();
+    const session = new TubeSession({ sid, cipher: this.cipher, side: this.side, snmp: this.ctx.snmp, now });
+    const onMessage = (msg: Buffer): void => {
+      const r = this.router.input(msg, null, nowMs());
+      if (r !== null) this.tunnels.get(r.session.sid)?.tunnel.kick();
+    };
+    const path = new HoppingPath(this.dest, this.side.destinationPorts!, this.side.dportRefresh, onMessage, (port) =>
+      this.ctx.log.line(`session ${sid.toString(16)} hops to port ${port}`));
+    const tunnel = new Tunnel(session, (d) => path.send(d), this);
+    this.router.sessions.set(sid, { session, path: null });
+    this.tunnels.set(sid, { tunnel, path, hooks });
+    session.sendHello({ version: WIRE_VERSION, outboundBps: this.side.outboundBandwidth, inboundBps: this.side.inboundBandwidth });
+    return tunnel;
+  }
+
+  onEvent(tunnel: Tunnel, e: TubeEvent): void {
+    const t = this.tunnels.get(tunnel.sid);
+    if (e.type === 'hello-reply' && t !== undefined) {
+      t.path.setRange({ start: e.reply.portStart, end: e.reply.portEnd });
+    }
+    t?.hooks.onEvent?.(tunnel, e);
+  }
+
+  onEnded(tunnel: Tunnel, reason: string): void {
+    const t = this.tunnels.get(tunnel.sid);
+    this.tunnels.delete(tunnel.sid);
+    this.router.delete(tunnel.sid);
+    t?.path.close();
+    t?.hooks.onEnded(tunnel, reason);
+  }
+
+  closeAll(): void {
+    for (const t of [...this.tunnels.values()]) t.tunnel.close();
+  }
+}
