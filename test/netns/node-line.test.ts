@@ -128,7 +128,9 @@ test('three nodes in a line, a relay that restarts, and an intruder', { skip: SK
   });
 
   await t.test('B killed and restarted: A and C find each other again through the new B', async () => {
-    await nb.proc.stop();
+    // SIGKILL: no goodbye on the wire; A learns from its dead UDP port, C from the TCP reset.
+    nb.proc.kill('SIGKILL');
+    await nb.proc.exited;
     await waitRoutes(a, 'A loses C', (rows) => via(rows, nc.peerId) === undefined);
     nb = await startB();
     const ra = await waitRoutes(a, 'A routes to C via the new B', (rows) => via(rows, nc.peerId)?.next_hop === nb.peerId);

@@ -11,6 +11,8 @@ import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type Under
 const LENGTH_LEN = 4;
 const MAX_FRAME = 70_000;
 const MAX_QUEUED = 4 * 1024 * 1024;
+/** An inbound stream must deliver its first packet (the handshake) this soon, or it is closed. */
+const FIRST_PACKET_TIMEOUT_MS = 5000;
 
 class TcpLink implements UnderlayLink {
   readonly headroom = LENGTH_LEN;
@@ -27,6 +29,7 @@ class TcpLink implements UnderlayLink {
 
   constructor(readonly remoteUri: string, readonly outbound: boolean, private readonly socket: Socket, offer?: AcceptLink) {
     this.offer = offer;
+    if (offer) socket.setTimeout(FIRST_PACKET_TIMEOUT_MS, () => this.close());
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.ended(`socket error: ${e.message}`));
@@ -79,6 +82,7 @@ class TcpLink implements UnderlayLink {
       if (this.offer) {
         const offer = this.offer;
         this.offer = undefined;
+        this.socket.setTimeout(0);
         offer(this, pkt);
       } else {
         this.onPacket(pkt);
