@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRelay } from '../../bench/relay.js';
 import {
-  freePort, SinkSource, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
+  freePort, parseSnmpDump, SinkSource, snmpOf, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
 } from './harness.js';
 
 const MIB = 1 << 20;
@@ -22,15 +22,6 @@ async function eventually(check: () => boolean | Promise<boolean>, tries = 200):
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;
-}
-
-async function snmpOf(p: Proc): Promise<Record<string, number>> {
-  const dumps = (out: string): number => out.match(/KCP SNMP:&\{[^}]*\}/g)?.length ?? 0;
-  const seen = dumps(p.output());
-  p.child.kill('SIGUSR1');
-  await p.waitFor((out) => dumps(out) > seen);
-  const all = [...p.output().matchAll(/KCP SNMP:&\{([^}]*)\}/g)];
-  return Object.fromEntries(all[all.length - 1]![1]!.split(' ').map((kv) => [kv.split(':')[0]!, Number(kv.split(':')[1])]));
 }
 
 function cleanup(t: { after(fn: () => Promise<void> | void): void }, procs: Proc[], target: SinkSource): void {
@@ -143,7 +134,7 @@ test('--autoexpire retires sessions for new streams and the scavenger closes the
   assert.ok(await eventually(() => /ActiveOpens:2 /.test(log())), log());
   assert.ok(await eventually(() => {
     client.child.kill('SIGUSR1');
-    return /CurrEstab:1 /.test(log().split('\n').filter((l) => l.includes('KCP SNMP')).at(-1) ?? '');
+    return parseSnmpDump(log()).CurrEstab === 1;
   }), 'the scavenger closed the expired session');
   // --snmplog: kcptun's header, then rows with the server's counters.
   const d = new Date();

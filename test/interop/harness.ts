@@ -98,6 +98,26 @@ export function startKcptun(role: 'client' | 'server', args: string[], env: Node
   return startProc(role === 'client' ? 'kcptun-client' : 'kcptun-server', args, env);
 }
 
+/** Sends SIGUSR1 and returns the counters of the `KCP SNMP:&{...}` dump it logs to the output. */
+export async function snmpOf(p: Proc): Promise<Record<string, number>> {
+  const dumps = (out: string): number => out.match(/KCP SNMP:&\{[^}]*\}/g)?.length ?? 0;
+  const seen = dumps(p.output());
+  p.child.kill('SIGUSR1');
+  await p.waitFor((out) => dumps(out) > seen);
+  return parseSnmpDump(p.output());
+}
+
+/** The counters of the last `KCP SNMP:&{Name:value ...}` line in text. */
+export function parseSnmpDump(text: string): Record<string, number> {
+  const all = [...text.matchAll(/KCP SNMP:&\{([^}]*)\}/g)];
+  const last = all[all.length - 1];
+  if (!last) return {};
+  return Object.fromEntries(last[1]!.split(' ').map((kv) => {
+    const [k, v] = kv.split(':');
+    return [k!, Number(v)];
+  }));
+}
+
 /** Both implementations print this once their sockets are bound and the key is derived. */
 export async function waitReady(p: Proc): Promise<void> {
   await p.waitFor(/key derivation done|listening on: /);

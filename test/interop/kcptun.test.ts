@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import {
-  connectWithRetry, freePort, SinkSource, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
+  connectWithRetry, freePort, SinkSource, snmpOf, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
 } from './harness.js';
 
 const MIB = 1 << 20;
@@ -46,20 +46,6 @@ function flags(r: Run, key: string): string[] {
   if (!r.fec) f.push('--ds', '0', '--ps', '0');
   if (!r.comp) f.push('--nocomp');
   return f;
-}
-
-/** Sends a SIGUSR1 and returns the counters from the dump it logs. */
-async function snmpOf(p: Proc): Promise<Record<string, number>> {
-  const dumps = (out: string): number => out.match(/KCP SNMP:&\{[^}]*\}/g)?.length ?? 0;
-  const seen = dumps(p.output());
-  p.child.kill('SIGUSR1');
-  await p.waitFor((out) => dumps(out) > seen);
-  const all = [...p.output().matchAll(/KCP SNMP:&\{([^}]*)\}/g)];
-  const m = all[all.length - 1]!;
-  return Object.fromEntries(m[1]!.split(' ').map((kv) => {
-    const [k, v] = kv.split(':');
-    return [k!, Number(v)];
-  }));
 }
 
 /** Starts target, server and client for one run; returns what the test needs and a cleanup. */

@@ -9,10 +9,11 @@
  */
 import { Kcp, KCP_INPUT_OK } from '../kcp/kcp.js';
 import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
-import { FecDecoder } from '../fec/decoder.js';
+import { FecDecoder, type FecDecoderCounters } from '../fec/decoder.js';
 import { FecEncoder } from '../fec/encoder.js';
 import { FEC_HEADER_SIZE } from '../fec/header.js';
-import type { KcptunSnmp } from './snmp.js';
+import type { KcptunSnmp, SnmpField } from './snmp.js';
+import { Fifo } from '../smux/queue.js';
 
 export interface KcpLinkConfig {
   conv: number;
@@ -31,6 +32,46 @@ export interface KcpLinkConfig {
   ackNoDelay: boolean;
 }
 
+/** The KCP engine's and the FEC decoder's counters, and the SNMP fields they feed. */
+const KCP_COUNTERS = {
+  inSegs: 'InSegs',
+  outSegs: 'OutSegs',
+  repeatSegs: 'RepeatSegs',
+  fastRetransSegs: 'FastRetransSegs',
+  earlyRetransSegs: 'EarlyRetransSegs',
+  lostSegs: 'LostSegs',
+  retransSegs: 'RetransSegs',
+} as const satisfies Partial<Record<keyof Kcp, SnmpField>>;
+const FEC_COUNTERS = {
+  parityShards: 'FECParityShards',
+  errs: 'FECErrs',
+  recovered: 'FECRecovered',
+  shortShards: 'FECShortShards',
+} as const satisfies Record<keyof FecDecoderCounters, SnmpField>;
+
+function zeroCounters<K extends string>(fields: Record<K, SnmpField>): Record<K, number> {
+  const seen = {} as Record<K, number>;
+  for (const k in fields) seen[k] = 0;
+  return seen;
+}
+
+/**
+ * Adds what each of a layer's own counters gained since `seen` to its SNMP field, then remembers
+ * the current values: the layers count per instance, SNMP counts per process.
+ */
+function addGains<K extends string>(
+  snmp: KcptunSnmp,
+  counters: { readonly [k in K]: number },
+  seen: Record<K, number>,
+  fields: Record<K, SnmpField>,
+): void {
+  for (const k in fields) {
+    const v = counters[k];
+    snmp[fields[k]] += v - seen[k];
+    seen[k] = v;
+  }
+}
+
 /** Where a received datagram went. */
 export const LINK_INPUT_OK = 0;
 export const LINK_INPUT_BAD_CRYPT = -1;
@@ -45,12 +86,11 @@ export class KcpLink {
   /** Always there: it tells FEC from bare KCP, and learns the peer's shape even when we send none. */
   private readonly fecDec: FecDecoder;
   /** The decoder's counters as last added to the shared SNMP block. */
-  private readonly seenFec = { parityShards: 0, errs: 0, recovered: 0, shortShards: 0 };
+  private readonly seenFec = zeroCounters(FEC_COUNTERS);
   /** The engine's counters as last added to the shared SNMP block. */
-  private readonly seen = { inSegs: 0, outSegs: 0, repeatSegs: 0, fastRetransSegs: 0, earlyRetransSegs: 0, lostSegs: 0, retransSegs: 0 };
+  private readonly seen = zeroCounters(KCP_COUNTERS);
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
-  private readonly out: Uint8Array[] = [];
-  private outHead = 0;
+  private readonly out = new Fifo<Uint8Array>();
 
   constructor(
     cfg: KcpLinkConfig,
@@ -122,7 +162,7 @@ export class KcpLink {
       // Rebuilt data updates neither the peer window nor the RTT (kcp-go's non-regular input).
       if (kcp.input(r, now, false) !== KCP_INPUT_OK) this.snmp.KCPInErrors++;
     }
-    this.syncFecCounters();
+    addGains(this.snmp, this.fecDec.counters, this.seenFec, FEC_COUNTERS);
     this.collect(now);
     return result;
   }
@@ -133,19 +173,6 @@ export class KcpLink {
     return LINK_INPUT_BAD_KCP;
   }
 
-  private syncFecCounters(): void {
-    const f = this.fecDec.counters;
-    const c = this.seenFec;
-    const s = this.snmp;
-    s.FECParityShards += f.parityShards - c.parityShards;
-    s.FECErrs += f.errs - c.errs;
-    s.FECRecovered += f.recovered - c.recovered;
-    s.FECShortShards += f.shortShards - c.shortShards;
-    c.parityShards = f.parityShards;
-    c.errs = f.errs;
-    c.recovered = f.recovered;
-    c.shortShards = f.shortShards;
-  }
 
   /** Queues stream bytes and flushes at once (kcptun turns write-delay off). */
   write(data: Uint8Array): void {
@@ -185,14 +212,7 @@ export class KcpLink {
 
   /** The next sealed datagram for the socket (the caller owns it), or null. */
   pollTransmit(): Uint8Array | null {
-    if (this.outHead >= this.out.length) return null;
-    const d = this.out[this.outHead]!;
-    this.out[this.outHead++] = undefined as unknown as Uint8Array;
-    if (this.outHead === this.out.length) {
-      this.out.length = 0;
-      this.outHead = 0;
-    }
-    return d;
+    return this.out.shift() ?? null;
   }
 
   /** Moves KCP's datagrams through FEC and the crypto layer into the out queue. */
@@ -215,29 +235,9 @@ export class KcpLink {
         this.seal(copy.subarray(0, p.length), copy);
       }
     }
-    this.syncCounters();
+    addGains(this.snmp, this.kcp, this.seen, KCP_COUNTERS);
   }
 
-  /** Adds what the KCP engine counted since the last call to the shared counters. */
-  private syncCounters(): void {
-    const k = this.kcp;
-    const c = this.seen;
-    const s = this.snmp;
-    s.InSegs += k.inSegs - c.inSegs;
-    s.OutSegs += k.outSegs - c.outSegs;
-    s.RepeatSegs += k.repeatSegs - c.repeatSegs;
-    s.FastRetransSegs += k.fastRetransSegs - c.fastRetransSegs;
-    s.EarlyRetransSegs += k.earlyRetransSegs - c.earlyRetransSegs;
-    s.LostSegs += k.lostSegs - c.lostSegs;
-    s.RetransSegs += k.retransSegs - c.retransSegs;
-    c.inSegs = k.inSegs;
-    c.outSegs = k.outSegs;
-    c.repeatSegs = k.repeatSegs;
-    c.fastRetransSegs = k.fastRetransSegs;
-    c.earlyRetransSegs = k.earlyRetransSegs;
-    c.lostSegs = k.lostSegs;
-    c.retransSegs = k.retransSegs;
-  }
 
   /** Seals d in place; `whole` is d's backing view when the crypto layer appends a tag past d. */
   private seal(d: Uint8Array, whole: Uint8Array = d): void {

@@ -15,6 +15,7 @@
  */
 import { SmuxSession, type SmuxEvent } from '../smux/session.js';
 import type { SmuxConfig } from '../smux/config.js';
+import { Fifo } from '../smux/queue.js';
 import { SnappyFrameReader, SnappyFrameWriter } from '../snappy/framing.js';
 import { TstierError } from '../../errors.js';
 import { KcpLink, type KcpLinkConfig } from './kcp-link.js';
@@ -45,8 +46,7 @@ export class KcptunSession {
   private readonly txBuf = new Uint8Array(TX_CHUNK);
   private rxArena = new Uint8Array(RX_ARENA);
   private rxPos = 0;
-  private readonly events: KcptunSessionEvent[] = [];
-  private eventHead = 0;
+  private readonly events = new Fifo<KcptunSessionEvent>();
   private dead: TstierError | null = null;
 
   constructor(
@@ -170,14 +170,7 @@ export class KcptunSession {
 
   /** The next event for the adapter, or null. */
   pollEvent(): KcptunSessionEvent | null {
-    if (this.eventHead >= this.events.length) return null;
-    const e = this.events[this.eventHead]!;
-    this.events[this.eventHead++] = undefined as unknown as KcptunSessionEvent;
-    if (this.eventHead === this.events.length) {
-      this.events.length = 0;
-      this.eventHead = 0;
-    }
-    return e;
+    return this.events.shift() ?? null;
   }
 
   // ---- streams ----
