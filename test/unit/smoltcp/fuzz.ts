@@ -8,19 +8,8 @@ import type { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { Ipv4View } from '../../../daemon/packet/ipv4.js';
 import { Ipv6View } from '../../../daemon/packet/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../../daemon/packet/tcp.js';
+import { Rng } from '../../sim/world.js';
 import { TestClient, parseSegment } from './harness.js';
-
-/** mulberry32: small, seedable, good enough to pick fuzz cases. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface FuzzResult {
   packets: number;
@@ -43,8 +32,8 @@ const FLOW_LIFETIME_PACKETS = 3_000;
 const WARMUP_PACKETS = 10_000;
 
 export function runFuzz(stack: SmoltcpStack, packets: number, seed: number): FuzzResult {
-  const rand = prng(seed);
-  const int = (n: number): number => Math.floor(rand() * n);
+  const rng = new Rng(seed);
+  const int = (n: number): number => rng.int(n);
   // A small tuple space, so mutated packets keep hitting live flows.
   const clients = [
     ...Array.from({ length: 6 }, (_, i) => new TestClient(`10.0.0.${2 + i}`, 50000 + i, `198.51.100.${1 + (i % 3)}`, 80 + i)),
