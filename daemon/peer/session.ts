@@ -13,7 +13,7 @@
  * authentic arrived for `deadMs`. The owner drives it: input(bytes, now), seal(...),
  * pollTransmit(), pollTimeout(), handleTimeout(now), pollEvent().
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import { HandshakeInitiator, type HandshakeResponder, type SessionKeys } from './handshake.js';
 import { MAX_COUNTER, ReplayWindow } from './replay-window.js';
 import { PacketType, PM_HEADER_LEN, PmFlag, readU32, writePmHeader, writeU32 } from './wire.js';
@@ -61,7 +61,8 @@ export class PeerSession {
   peerId = 0;
   readonly stats: SessionStats = { txBytes: 0, rxBytes: 0, txPackets: 0, rxPackets: 0, dropped: 0, rttMs: 0, establishedAt: 0 };
 
-  private keys: SessionKeys | null = null;
+  /** Parsed once per session: a KeyObject spares each per-packet cipher from importing raw key bytes. */
+  private keys: { send: KeyObject; recv: KeyObject } | null = null;
   private sendCounter = 0;
   private readonly window = new ReplayWindow();
   private readonly iv = Buffer.alloc(12);
@@ -109,7 +110,7 @@ export class PeerSession {
     const s = new PeerSession(myPeerId, headroom, timers, now);
     s.state = 'confirming';
     s.peerId = ok.initiatorPeerId;
-    s.keys = ok.keys;
+    s.keys = keyObjects(ok.keys);
     s.answered = { init: Buffer.from(body), response: ok.response };
     s.queueHandshake(s.peerId, ok.response);
     return s;
@@ -217,7 +218,7 @@ export class PeerSession {
     if (this.initiator && this.state === 'handshake') {
       const done = this.initiator.complete(body);
       if (!done) return this.drop();
-      this.keys = done.keys;
+      this.keys = keyObjects(done.keys);
       this.peerId = done.peerId;
       this.initiator = null;
       this.lastRecv = now;
@@ -281,6 +282,10 @@ export class PeerSession {
     this.stats.dropped++;
     return null;
   }
+}
+
+function keyObjects(k: SessionKeys): { send: KeyObject; recv: KeyObject } {
+  return { send: createSecretKey(k.send), recv: createSecretKey(k.recv) };
 }
 
 /** The handshake body of a PM Handshake packet, or null. */
