@@ -113,12 +113,10 @@ test('client half-closes first: fin after its data, the stack keeps sending, the
 
 test('stack half-closes first: the client keeps sending; TIME-WAIT holds the socket, then frees it', async () => {
   const h = await harness();
-  const c = h.add(new TestClient('10.0.0.2', 42001, '192.0.2.2', 993));
+  const c = new TestClient('10.0.0.2', 42001, '192.0.2.2', 993);
   const down = randomBytes(30_000);
   const up = randomBytes(60_000);
-  h.stack.input(c.syn(), h.now);
-  h.runUntil(() => h.app.ofType('writable').length === 1);
-  const id = h.app.ofType('new')[0]!.id;
+  const id = h.open(c);
   h.app.send(id, down);
   assert.ok(h.app.unsent(id) > 0, 'more than the send buffer: the rest waits for writable');
   h.runUntil(() => h.app.unsent(id) === 0);
@@ -147,10 +145,8 @@ test('stack half-closes first: the client keeps sending; TIME-WAIT holds the soc
 
 test('client reset ends the flow with a reset event', async () => {
   const h = await harness();
-  const c = h.add(new TestClient('10.0.0.2', 42002, '192.0.2.3', 80));
-  h.stack.input(c.syn(), h.now);
-  h.runUntil(() => h.app.ofType('writable').length === 1);
-  const id = h.app.ofType('new')[0]!.id;
+  const c = new TestClient('10.0.0.2', 42002, '192.0.2.3', 80);
+  const id = h.open(c);
   h.stack.input(c.packet(TCP_RST | TCP_ACK), h.now);
   h.runUntil(() => h.app.ofType('reset').length === 1);
   assert.equal(h.stack.state(id), null);
@@ -159,10 +155,8 @@ test('client reset ends the flow with a reset event', async () => {
 
 test('abort sends RST and forgets the flow without events', async () => {
   const h = await harness();
-  const c = h.add(new TestClient('10.0.0.2', 42003, '192.0.2.4', 80));
-  h.stack.input(c.syn(), h.now);
-  h.runUntil(() => h.app.ofType('writable').length === 1);
-  const id = h.app.ofType('new')[0]!.id;
+  const c = new TestClient('10.0.0.2', 42003, '192.0.2.4', 80);
+  const id = h.open(c);
   h.stack.abort(id);
   h.runUntil(() => c.reset);
   h.settle();
@@ -253,10 +247,8 @@ test('idle flows cost a poll nothing: only flows with work or a due timer are se
 
 test('keep-alives keep a silent but live client; a vanished client is reset after the timeout', async () => {
   const h = new Harness(await SmoltcpStack.create({ keepAliveMs: 1_000, timeoutMs: 3_500 }));
-  const c = h.add(new TestClient('10.0.0.2', 48000, '192.0.2.40', 22));
-  h.stack.input(c.syn(), h.now);
-  h.runUntil(() => h.app.ofType('writable').length === 1);
-  const id = h.app.ofType('new')[0]!.id;
+  const c = new TestClient('10.0.0.2', 48000, '192.0.2.40', 22);
+  const id = h.open(c);
   const start = h.now;
   h.runUntil(() => h.now > start + 20_000);
   assert.equal(h.stack.state(id), 'established', 'answered probes keep the flow');

@@ -57,10 +57,8 @@ function fragmentV6(packet: Uint8Array, size: number, ident: number): Uint8Array
 
 async function established(src: string, dst: string): Promise<{ h: Harness; c: TestClient; id: number }> {
   const h = new Harness(await SmoltcpStack.create());
-  const c = h.add(new TestClient(src, 46000, dst, 8080));
-  h.stack.input(c.syn(), h.now);
-  h.runUntil(() => h.app.ofType('writable').length === 1);
-  return { h, c, id: h.app.ofType('new')[0]!.id };
+  const c = new TestClient(src, 46000, dst, 8080);
+  return { h, c, id: h.open(c) };
 }
 
 /** Sends `data` as one segment, fragmented and delivered in the given order. */

@@ -254,6 +254,17 @@ export class Harness {
     return client;
   }
 
+  /** Connects `client` (the app accepts by default) and returns the flow id once established. */
+  open(client: TestClient): number {
+    this.add(client);
+    this.stack.input(client.syn(), this.now);
+    const isOurs = (e: SmoltcpEvent): boolean => e.type === 'new' && e.src.port === client.srcPort;
+    this.runUntil(() => this.app.events.some(isOurs));
+    const id = this.app.events.find(isOurs)!.id;
+    this.runUntil(() => this.app.events.some((e) => e.type === 'writable' && e.id === id));
+    return id;
+  }
+
   /** One round at the current time; returns whether anything moved. */
   exchange(): boolean {
     let moved = false;
