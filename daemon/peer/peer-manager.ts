@@ -187,8 +187,7 @@ export class PeerManager extends EventEmitter {
       : PeerSession.accept(this.responder, this.peerId, link.headroom, first, Date.now(), this.timers);
     if (!session) {
       this.stats.rejectedLinks++;
-      link.onClose = () => {};
-      link.close();
+      link.refuse();
       return;
     }
     this.attach(link, session, undefined);

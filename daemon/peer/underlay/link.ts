@@ -14,6 +14,11 @@ export interface UnderlayLink {
   send(buf: Buffer): void;
   /** Closes the link; a link that never sent anything closes silently (no goodbye on the wire). */
   close(): void;
+  /**
+   * Drops a link we refuse (its first packet was no valid handshake) without telling the remote
+   * anything: no answer, and for a stream not even a close until it has sat idle a while.
+   */
+  refuse(): void;
   /** Set by the owner: one packet received (a view, valid during the call). */
   onPacket: (pkt: Buffer) => void;
   /** Set by the owner: the link ended (remote closed, error, or our close). Called once. */

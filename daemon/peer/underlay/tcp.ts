@@ -62,6 +62,14 @@ class TcpLink implements UnderlayLink {
     this.ended('closed');
   }
 
+  /** Reads and discards until FIRST_PACKET_TIMEOUT_MS after the refusal, then closes: no early FIN to learn from. */
+  refuse(): void {
+    this.onPacket = () => {};
+    this.onClose = () => {};
+    this.socket.setTimeout(0);
+    setTimeout(() => this.close(), FIRST_PACKET_TIMEOUT_MS).unref();
+  }
+
   private ended(reason: string): void {
     if (this.closed) return;
     this.closed = true;

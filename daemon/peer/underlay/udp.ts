@@ -75,6 +75,11 @@ class UdpLink implements UnderlayLink {
     }
   }
 
+  /** Nothing was ever sent on a refused link, so closing it is silent already. */
+  refuse(): void {
+    this.close();
+  }
+
   ended(reason: string, release = true): void {
     if (this.closed) return;
     this.closed = true;
