@@ -116,7 +116,7 @@ test('three nodes in a line, a relay that restarts, and an intruder', { skip: SK
     const nd = await startCore(d, ['--network-name', 'tt5net', '--network-secret', 'wrong', '-i', '10.144.144.4',
       '--hostname', 'node-d', '--dev-name', 'tt5tun', '--no-listener',
       '-p', 'udp://10.251.3.2:11010', '-p', 'tcp://10.251.3.2:11010']);
-    // Both dials fail: TCP is closed on the bad init, UDP just never hears back.
+    // Both dials fail the same way: B answers neither, so each handshake times out.
     await nd.proc.waitForLine(/peer handshake failed remote=tcp:/);
     await nd.proc.waitForLine(/peer handshake failed remote=udp:.*handshake timeout/);
     for (const ns of [a, b, c]) {
