@@ -129,3 +129,19 @@ test('garbage on a TCP listener: an oversized frame is closed at once, a bad han
   assert.equal(answered, false, 'no byte and no FIN for the refused stream');
   s.destroy();
 });
+
+test('forward counter: seven hops arrive, the eighth hop is one too many', async (t) => {
+  const line = Array.from({ length: 9 }, (_, i) => manager(`n${i}`, 0x0a000001 + i));
+  t.after(() => Promise.all(line.map((m) => m.close())));
+  for (let i = 1; i < line.length; i++) line[i]!.connect(await line[i - 1]!.listen('udp://127.0.0.1:0'));
+  const [first, last] = [line[0]!, line[8]!];
+  await until('routes across eight hops', () => first.routes.routes().find((r) => r.record.peerId === last.peerId)?.cost === 8);
+  const got: string[] = [];
+  for (const m of line) m.onPacket(PacketType.QuicSrc, (_from, payload) => got.push(payload.toString()));
+  first.sendTo(line[7]!.peerId, PacketType.QuicSrc, Buffer.from('seven hops'));
+  first.sendTo(last.peerId, PacketType.QuicSrc, Buffer.from('eight hops'));
+  await until('the long one dropped', () => line.some((m) => m.stats.hopLimit === 1));
+  await until('the short one delivered', () => got.length === 1);
+  assert.deepEqual(got, ['seven hops']);
+  assert.equal(line[7]!.stats.hopLimit, 1, 'dropped by the seventh relay');
+});
