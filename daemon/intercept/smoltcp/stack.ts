@@ -150,6 +150,7 @@ const LIMITS = {
 
 const EVENT_TYPES = [null, 'new', 'readable', 'writable', 'fin', 'closed', 'reset'] as const;
 const ERR_UNKNOWN_FLOW = -1;
+const ERR_STATE = -2;
 const ERR_EOF = -3;
 const MAX_PACKET = 65535;
 const IO_CHUNK = 64 * 1024;
@@ -303,7 +304,10 @@ export class SmoltcpStack {
     return sent;
   }
 
-  /** Bytes from the client, or null when none are waiting (end of stream comes as a 'fin' event). */
+  /**
+   * Bytes from the client, or null when none are waiting (before establishment too; the end of
+   * the stream comes as a 'fin' event).
+   */
   recv(id: number): Uint8Array | null {
     let n: number;
     try {
@@ -314,7 +318,8 @@ export class SmoltcpStack {
       throw closedError(id);
     }
     if (n > 0) return this.bytes().slice(this.ioPtr, this.ioPtr + n);
-    if (n === 0 || n === ERR_EOF) return null;
+    // Not readable yet (handshake), or at end of stream: nothing now either way.
+    if (n === 0 || n === ERR_EOF || n === ERR_STATE) return null;
     this.check(id, n);
     return null;
   }
