@@ -45,7 +45,7 @@ export interface PeerLayerStats {
   hopLimit: number;
   /** Packets of a type nobody registered for. */
   unhandled: number;
-  /** Inbound links whose first packet was not a valid handshake: closed without a word. */
+  /** Inbound links whose first packet was not a valid handshake: refused without a word. */
   rejectedLinks: number;
   /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
   relayRefused: number;
