@@ -75,7 +75,15 @@ export class SmoltcpDriver {
     this.closed = true;
     clearTimeout(this.timer);
     for (const socket of this.sockets.values()) socket.destroy();
-    for (const id of [...this.requests.keys()]) this.reject(id);
+    for (const [id, controller] of this.requests) {
+      controller.abort(new TstierError('TSTIER_E_CLOSED', 'smoltcp driver closed'));
+      try {
+        this.stack.reject(id);
+      } catch (e) {
+        if (!(e instanceof TstierError)) throw e; // its reset is still queued: gone anyway
+      }
+    }
+    this.requests.clear();
     this.flush();
   }
 
