@@ -70,11 +70,14 @@ export class StreamPipe {
   /** The session has bytes for this stream. */
   onReadable(): void {
     if (this.closed) return;
+    // Corked, the frames read in one go leave in one writev instead of one syscall each.
+    this.socket.cork();
     while (!this.socketFull) {
       const d = this.session.streamRead(this.sid);
       if (d === null) break;
       if (!this.socket.write(d)) this.socketFull = true;
     }
+    this.socket.uncork();
     if (this.streamEnded && !this.socketFull && !this.socket.writableEnded && !this.session.streamReadable(this.sid)) {
       this.socket.end();
       this.maybeFinish();
