@@ -79,6 +79,13 @@ export class SessionDriver {
     return pipe;
   }
 
+  /** A stream that will never be attached (its target could not be dialled): close it. */
+  reject(sid: number): void {
+    this.sawFin.delete(sid);
+    this.session.streamClose(sid);
+    this.kick();
+  }
+
   /** FINs that arrived for streams not attached yet. */
   private readonly sawFin = new Set<number>();
 

@@ -123,8 +123,7 @@ export class KcptunServer {
     socket.once('error', (e) => {
       if (socket.connecting) {
         this.proc.log.line(`dial ${target}: ${e.message}`);
-        driver.session.streamClose(sid);
-        driver.kick();
+        driver.reject(sid);
       }
     });
   }

@@ -5,12 +5,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRelay } from '../../bench/relay.js';
 import {
-  freePort, parseSnmpDump, SinkSource, snmpOf, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
+  connectWithRetry, freePort, parseSnmpDump, SinkSource, snmpOf, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
 } from './harness.js';
 
 const MIB = 1 << 20;
@@ -150,4 +153,88 @@ test('--autoexpire retires sessions for new streams and the scavenger closes the
   assert.ok(header!.startsWith('Unix,BytesSent,BytesReceived,MaxConn,ActiveOpens,PassiveOpens,CurrEstab,'));
   assert.equal(header!.split(',').length, 25);
   for (const row of data) assert.equal(row.split(',').length, 25, row);
+});
+
+/** A TCP target that accepts one connection and reads nothing until resume(). */
+class PausedTarget {
+  private readonly server = createServer((s) => this.onConnection(s));
+  private sock: Socket | undefined;
+  private readonly hash = createHash('sha256');
+  received = 0;
+  private wanted = -1;
+  private done: (() => void) | undefined;
+
+  async listen(): Promise<number> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return (this.server.address() as { port: number }).port;
+  }
+
+  private onConnection(s: Socket): void {
+    this.sock = s;
+    s.pause();
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => {
+      this.hash.update(d);
+      this.received += d.length;
+      if (this.received === this.wanted) this.done?.();
+    });
+  }
+
+  /** Starts reading; resolves with the sha256 once `total` bytes arrived. */
+  resume(total: number): Promise<string> {
+    this.wanted = total;
+    const all = new Promise<void>((res) => (this.done = res));
+    if (this.received === total) this.done!();
+    this.sock!.resume();
+    return all.then(() => this.hash.digest('hex'));
+  }
+
+  close(): void {
+    this.sock?.destroy();
+    this.server.close();
+  }
+}
+
+test('back-pressure: while the target does not read, the tunnel stops taking bytes; then every byte arrives', { timeout: 60_000 }, async (t) => {
+  const paused = new PausedTarget();
+  t.after(() => paused.close());
+  const procs: Proc[] = [];
+  t.after(async () => {
+    await Promise.all(procs.map((p) => p.kill()));
+  });
+  const tport = await paused.listen();
+  const sport = await freePort();
+  const cport = await freePort();
+  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', 'bp', '--quiet']);
+  procs.push(server);
+  const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', 'bp', '--quiet']);
+  procs.push(client);
+  await waitReady(server);
+  await waitReady(client);
+  const sock = await connectWithRetry(cport);
+  sock.on('error', () => undefined);
+  const sent = createHash('sha256');
+  let sentBytes = 0;
+  // Write until the tunnel stops draining: no 'drain' for 1.5 s (or, without back-pressure, the cap).
+  const CAP = 256 * MIB;
+  while (sentBytes < CAP) {
+    const chunk = randomBytes(256 * 1024);
+    sent.update(chunk);
+    sentBytes += chunk.length;
+    if (!sock.write(chunk)) {
+      const drained = await Promise.race([
+        once(sock, 'drain').then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 1500)),
+      ]);
+      if (!drained) break;
+    }
+  }
+  // Kernel socket buffers on both TCP legs, smux's 4 MiB bucket and the KCP windows hold a few
+  // tens of MiB at most; without back-pressure the tunnel would have taken the whole cap.
+  assert.ok(sentBytes < 64 * MIB, `the tunnel took ${sentBytes} bytes while the target read nothing`);
+  assert.ok(sentBytes > MIB);
+  const digest = paused.resume(sentBytes);
+  sock.end();
+  assert.equal(await digest, sent.digest('hex'));
 });
