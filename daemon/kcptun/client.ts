@@ -45,7 +45,8 @@ export class KcptunClient {
     const remote = parseHostPortRange('--remoteaddr', cfg.remoteaddr);
     this.remoteHost = await resolveHost(remote.host, false);
     const host = await resolveHost(local.host, true);
-    const server = createServer({ noDelay: true }, (s) => this.accept(s));
+    // allowHalfOpen: a client's FIN travels as an smux FIN while the reply keeps flowing back.
+    const server = createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.accept(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) =>

@@ -106,10 +106,12 @@ export class KcptunServer {
   private dialTarget(driver: SessionDriver, sid: number, key: string): void {
     const target = this.cfg.remoteaddr;
     let socket: Socket;
-    if (target.startsWith('/')) socket = connect(target);
+    // allowHalfOpen: the target's FIN travels as an smux FIN while the request side stays open.
+    if (target.startsWith('/')) socket = connect({ path: target, allowHalfOpen: true });
     else {
       const i = target.lastIndexOf(':');
-      socket = connect(Number(target.slice(i + 1)), target.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1');
+      const host = target.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1';
+      socket = connect({ port: Number(target.slice(i + 1)), host, allowHalfOpen: true });
     }
     socket.setNoDelay(true);
     socket.once('connect', () => {

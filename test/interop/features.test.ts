@@ -238,3 +238,45 @@ test('back-pressure: while the target does not read, the tunnel stops taking byt
   sock.end();
   assert.equal(await digest, sent.digest('hex'));
 });
+
+test('half-close: a client that shuts down its write side still gets the whole reply (tstier both ends)', { timeout: 60_000 }, async (t) => {
+  // The target reads the request to EOF, then answers with its sha256 and 1 MiB, then closes.
+  const reply = randomBytes(MIB);
+  const srv = createServer({ allowHalfOpen: true }, (s) => {
+    const h = createHash('sha256');
+    s.on('data', (d: Buffer) => h.update(d));
+    s.on('end', () => {
+      s.write(h.digest());
+      s.end(reply);
+    });
+    s.on('error', () => undefined);
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.after(() => srv.close());
+  const procs: Proc[] = [];
+  t.after(async () => {
+    await Promise.all(procs.map((p) => p.kill()));
+  });
+  const tport = (srv.address() as { port: number }).port;
+  const sport = await freePort();
+  const cport = await freePort();
+  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', 'hc', '--quiet']);
+  procs.push(server);
+  const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', 'hc', '--quiet']);
+  procs.push(client);
+  await waitReady(server);
+  await waitReady(client);
+  const request = randomBytes(3 * MIB);
+  const sock = await connectWithRetry(cport);
+  const chunks: Buffer[] = [];
+  sock.on('data', (d: Buffer) => chunks.push(d));
+  const ended = once(sock, 'end');
+  sock.end(request);
+  await ended;
+  const got = Buffer.concat(chunks);
+  assert.equal(got.length, 32 + reply.length);
+  assert.deepEqual(got.subarray(0, 32), createHash('sha256').update(request).digest());
+  assert.ok(got.subarray(32).equals(reply));
+  sock.destroy();
+});
