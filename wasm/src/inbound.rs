@@ -14,7 +14,7 @@ const IPV6_HEADER_LEN: usize = 40;
 pub type FlowKey = [u8; 37];
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Drop {
+pub enum Discard {
     Malformed,
     NotTcp,
     Fragment,
@@ -63,24 +63,24 @@ pub fn flow_key(src: &IpAddress, src_port: u16, dst: &IpAddress, dst_port: u16) 
 }
 
 /// Parses `packet`, writes the form smoltcp should process into `out`, and returns the segment.
-pub fn classify(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
+pub fn classify(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Discard> {
     match packet.first().map(|b| b >> 4) {
         Some(4) => classify_v4(packet, out),
         Some(6) => classify_v6(packet, out),
-        _ => Err(Drop::Malformed),
+        _ => Err(Discard::Malformed),
     }
 }
 
-fn classify_v4(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
-    let ip = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
+fn classify_v4(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Discard> {
+    let ip = Ipv4Packet::new_checked(packet).map_err(|_| Discard::Malformed)?;
     if !ip.verify_checksum() {
-        return Err(Drop::Malformed);
+        return Err(Discard::Malformed);
     }
     if u8::from(ip.next_header()) != PROTO_TCP {
-        return Err(Drop::NotTcp);
+        return Err(Discard::NotTcp);
     }
     if ip.more_frags() || ip.frag_offset() != 0 {
-        return Err(Drop::Fragment);
+        return Err(Discard::Fragment);
     }
     let src = IpAddress::Ipv4(ip.src_addr());
     let dst = IpAddress::Ipv4(ip.dst_addr());
@@ -89,8 +89,8 @@ fn classify_v4(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
     Ok(segment)
 }
 
-fn classify_v6(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
-    let ip = Ipv6Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
+fn classify_v6(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Discard> {
+    let ip = Ipv6Packet::new_checked(packet).map_err(|_| Discard::Malformed)?;
     let src = IpAddress::Ipv6(ip.src_addr());
     let dst = IpAddress::Ipv6(ip.dst_addr());
     let mut next = u8::from(ip.next_header());
@@ -103,8 +103,8 @@ fn classify_v6(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
             0 | 43 | 60 => ext_len(rest, |l| (l + 1) * 8)?,
             // Authentication Header: (4-octet units) + 2.
             51 => ext_len(rest, |l| (l + 2) * 4)?,
-            44 => return Err(Drop::Fragment),
-            _ => return Err(Drop::NotTcp),
+            44 => return Err(Discard::Fragment),
+            _ => return Err(Discard::NotTcp),
         };
         next = rest[0];
         rest = &rest[len..];
@@ -122,19 +122,19 @@ fn classify_v6(packet: &[u8], out: &mut Vec<u8>) -> Result<Segment, Drop> {
     Ok(segment)
 }
 
-fn ext_len(rest: &[u8], units: impl Fn(usize) -> usize) -> Result<usize, Drop> {
+fn ext_len(rest: &[u8], units: impl Fn(usize) -> usize) -> Result<usize, Discard> {
     if rest.len() < 8 {
-        return Err(Drop::Malformed);
+        return Err(Discard::Malformed);
     }
     let len = units(rest[1] as usize);
     if len > rest.len() {
-        return Err(Drop::Malformed);
+        return Err(Discard::Malformed);
     }
     Ok(len)
 }
 
-fn parse_tcp(bytes: &[u8], src: IpAddress, dst: IpAddress, tcp_start: usize) -> Result<Segment, Drop> {
-    let tcp = TcpPacket::new_checked(bytes).map_err(|_| Drop::Malformed)?;
+fn parse_tcp(bytes: &[u8], src: IpAddress, dst: IpAddress, tcp_start: usize) -> Result<Segment, Discard> {
+    let tcp = TcpPacket::new_checked(bytes).map_err(|_| Discard::Malformed)?;
     let (src_port, dst_port) = (tcp.src_port(), tcp.dst_port());
     Ok(Segment {
         key: flow_key(&src, src_port, &dst, dst_port),

@@ -16,7 +16,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint, Ipv4Address, Ipv6Address};
 
 use crate::device::QueueDevice;
-use crate::inbound::{self, Drop, FlowKey, Segment};
+use crate::inbound::{self, Discard, FlowKey, Segment};
 use crate::reassembly::Reassembler;
 
 pub struct Settings {
@@ -166,7 +166,7 @@ impl Stack {
     fn input_datagram(&mut self, packet: &[u8], reassemble: bool) -> InputOutcome {
         let segment = match inbound::classify(packet, self.device.rx_buffer()) {
             Ok(segment) => segment,
-            Err(Drop::Fragment) if reassemble => {
+            Err(Discard::Fragment) if reassemble => {
                 self.stats.fragments += 1;
                 return match self.reassembler.push(packet, self.now.total_millis()) {
                     Ok(Some(datagram)) => self.input_datagram(&datagram, false),
@@ -177,16 +177,16 @@ impl Stack {
                     }
                 };
             }
-            Err(Drop::Malformed) => {
+            Err(Discard::Malformed) => {
                 self.stats.malformed += 1;
                 return InputOutcome::Malformed;
             }
-            Err(Drop::NotTcp) => {
+            Err(Discard::NotTcp) => {
                 self.stats.not_tcp += 1;
                 return InputOutcome::NotTcp;
             }
             // A fragment inside a reassembled datagram: nested fragmentation is not a thing.
-            Err(Drop::Fragment) => {
+            Err(Discard::Fragment) => {
                 self.stats.malformed += 1;
                 return InputOutcome::Malformed;
             }
