@@ -169,7 +169,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       all.push(sock);
       sock.on('message', (back: Buffer) => downLane.push(back, front, from.address, from.port));
       sock.on('error', () => undefined);
-      sock.bind(0, '127.0.0.1');
+      // Loopback targets keep the relay on loopback; a target in a test namespace needs a routable source.
+      sock.bind(0, opts.targetHost.startsWith('127.') ? '127.0.0.1' : undefined);
     }
     upLane.push(msg, up, opts.targetHost, opts.targetPort);
   });

@@ -20,6 +20,7 @@ import { PacketType } from './peer/wire.js';
 import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, ProxyEntryView,
   RouteView } from './rpc/source.js';
 import { TunDevice } from './tun/tun-device.js';
+import { TcpProxy } from './proxy/tcp-proxy.js';
 
 export const NODE_VERSION = '0.1.0';
 
@@ -59,6 +60,7 @@ export class Node implements ControlPlaneSource {
   /** The listeners as bound (a configured port 0 shows its real port here). */
   readonly listening: string[] = [];
   private tun: TunDevice | undefined;
+  private proxy: TcpProxy | undefined;
   private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
   private readonly myIpv4: number;
@@ -84,6 +86,7 @@ export class Node implements ControlPlaneSource {
     try {
       for (const uri of cfg.listeners) node.listening.push(await peer.listen(uri));
       if (!cfg.noTun && cfg.ipv4) node.openTun();
+      node.proxy = await TcpProxy.start(node, createLogger('proxy'));
     } catch (e) {
       await node.close();
       throw e;
@@ -111,6 +114,7 @@ export class Node implements ControlPlaneSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.proxy?.close();
     this.tun?.close();
     await this.peer.close();
   }
@@ -137,7 +141,7 @@ export class Node implements ControlPlaneSource {
   }
 
   proxyEntries(): ProxyEntryView[] {
-    return [];
+    return this.proxy?.entries() ?? [];
   }
 
   private openTun(): void {

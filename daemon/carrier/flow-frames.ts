@@ -30,6 +30,11 @@ export const enum DialStatus {
   Denied = 3,
 }
 
+/** Words for a DialStatus, as logs and the proxy table show it. */
+export function dialStatusText(s: DialStatus): string {
+  return ['connected', 'refused', 'unreachable', 'denied'][s] ?? `status ${s}`;
+}
+
 export interface SocketAddr {
   /** Dotted IPv4 or RFC 5952 IPv6 text. */
   ip: string;

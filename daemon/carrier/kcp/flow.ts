@@ -243,6 +243,11 @@ export class KcpFlow {
     return chunk;
   }
 
+  /** The peer half-closed and every byte before its FIN has been read. */
+  get readEnded(): boolean {
+    return this.peerFin && this.rx.length === 0 && !this.isReset;
+  }
+
   /** Round-trip time estimate in ms. */
   get rttMs(): number {
     return this.kcp.srtt;

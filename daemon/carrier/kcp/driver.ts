@@ -1,0 +1,131 @@
+/**
+ * Binds the sans-IO KcpCarrier to the peer layer and to one timer. Work is coalesced: peer packets
+ * and socket activity only mark the carrier dirty; one setImmediate pass then dispatches flow events
+ * to their sinks, sends what the carrier queued, and re-arms the timer for its next deadline.
+ */
+import type { PeerManager } from '../../peer/peer-manager.js';
+import type { OpenRequest } from '../flow-frames.js';
+import type { PipeStream } from '../socket-pipe.js';
+import { FlowEvent, KcpCarrier, type KcpFlow } from './endpoint.js';
+
+/** The clock of every carrier: integer milliseconds, monotonic. */
+export function nowMs(): number {
+  return Math.floor(performance.now());
+}
+
+/** Whoever owns a flow: told the FlowEvent bits whenever something happened to it. */
+export interface FlowSink {
+  onFlowEvents(flow: KcpFlow, events: number): void;
+}
+
+type PeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
+
+export class KcpCarrierDriver {
+  private readonly sinks = new Map<KcpFlow, FlowSink>();
+  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private closed = false;
+
+  constructor(
+    private readonly peer: PeerSeam,
+    readonly carrier: KcpCarrier,
+    /** A peer asked us to carry a flow (the carrier already decoded where to). */
+    private readonly onOpenRequest: (flow: KcpFlow) => void,
+  ) {
+    const { fromInitiator, fromAcceptor } = carrier.types;
+    const input = (type: number) => (from: number, payload: Buffer): void => {
+      carrier.input(from, type, payload, nowMs());
+      this.kick();
+    };
+    peer.onPacket(fromInitiator, input(fromInitiator));
+    peer.onPacket(fromAcceptor, input(fromAcceptor));
+  }
+
+  open(peerId: number, req: OpenRequest, sink: FlowSink): KcpFlow {
+    const flow = this.carrier.open(peerId, req, nowMs());
+    this.sinks.set(flow, sink);
+    this.kick();
+    return flow;
+  }
+
+  attach(flow: KcpFlow, sink: FlowSink): void {
+    this.sinks.set(flow, sink);
+  }
+
+  detach(flow: KcpFlow): void {
+    this.sinks.delete(flow);
+  }
+
+  /**
+   * A PipeStream over a flow, for SocketPipe. Each action hands the flow back to the carrier
+   * (touch) so its output is queued and its timer state kept; the pipe's kick() then sends it.
+   */
+  pipeStream(flow: KcpFlow): PipeStream {
+    const carrier = this.carrier;
+    return {
+      write: (d) => {
+        const ok = flow.write(d, nowMs());
+        carrier.touch(flow);
+        return ok ? d.length : 0;
+      },
+      read: () => {
+        const d = flow.read();
+        if (d) carrier.touch(flow);
+        return d;
+      },
+      readEnded: () => flow.readEnded,
+      shutdown: () => {
+        flow.closeWrite(nowMs());
+        carrier.touch(flow);
+      },
+      abort: () => {
+        flow.reset(nowMs());
+        carrier.touch(flow);
+      },
+      release: () => this.detach(flow),
+    };
+  }
+
+  /** Something changed (a packet, a write, a read): run one pass soon. */
+  kick(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => this.pass());
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private pass(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    const carrier = this.carrier;
+    const now = nowMs();
+    if (carrier.pollTimeout() <= now) carrier.handleTimeout(now);
+    for (let flow = carrier.pollEvent(); flow; flow = carrier.pollEvent()) {
+      const events = flow.takeEvents();
+      if (events & FlowEvent.OpenRequest && !this.sinks.has(flow)) this.onOpenRequest(flow);
+      this.sinks.get(flow)?.onFlowEvents(flow, events);
+      carrier.touch(flow);
+    }
+    for (let t = carrier.pollTransmit(); t; t = carrier.pollTransmit()) {
+      this.peer.sendTo(t.peerId, t.type, t.data);
+      carrier.recycle(t);
+    }
+    this.arm(carrier.pollTimeout());
+  }
+
+  private arm(at: number): void {
+    if (at === Infinity || at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.kick();
+    }, Math.max(0, at - nowMs()));
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Pipes a TCP socket to a carrier stream (a proxied flow's KCP conversation or QUIC stream), both
+ * ways, with back-pressure, half-close and reset:
+ *  - socket → stream: bytes the stream cannot take yet stay here and the socket is paused until the
+ *    carrier reports the stream writable;
+ *  - stream → socket: chunks are written until the socket's buffer is full; then reading stops (so
+ *    the carrier's receive window closes) until the socket drains;
+ *  - a FIN either way is passed on once every byte before it is delivered;
+ *  - a reset either way becomes a reset on the other side (an RST to the application).
+ */
+import type { Socket } from 'node:net';
+
+export interface PipeStream {
+  /** Takes what it can of `data` (copying it) and returns how many bytes it took. */
+  write(data: Uint8Array): number;
+  /** The next chunk for the socket (the caller's to keep), or null. */
+  read(): Uint8Array | null;
+  /** The peer half-closed and read() has nothing more. */
+  readEnded(): boolean;
+  /** Our half-close, after the bytes already written. */
+  shutdown(): void;
+  /** Aborts the stream (the peer sees a reset). */
+  abort(): void;
+  /** The pipe is done with the stream (after both directions ended, or after an abort). */
+  release(): void;
+}
+
+export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer';
+
+export class SocketPipe {
+  private pending: Uint8Array | null = null;
+  private socketFull = false;
+  private socketEnded = false;
+  private peerEnded = false;
+  private done = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly stream: PipeStream,
+    /** Asks the carrier's driver to send what the stream queued. */
+    private readonly kick: () => void,
+    private readonly onDone: (how: PipeEnd) => void,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.fromSocket(chunk));
+    socket.on('end', () => {
+      this.socketEnded = true;
+      if (this.pending === null) this.stream.shutdown();
+      this.kick();
+      this.maybeFinish();
+    });
+    socket.on('drain', () => {
+      this.socketFull = false;
+      this.onReadable();
+    });
+    socket.on('error', () => undefined); // 'close' follows with hadError
+    socket.on('close', (hadError: boolean) => {
+      if (hadError || !this.socketEnded || !this.socket.writableFinished) this.finish('reset-by-app');
+      else this.maybeFinish();
+    });
+    this.onReadable();
+  }
+
+  /** The stream can take more bytes. */
+  onWritable(): void {
+    const p = this.pending;
+    if (p === null || this.done) return;
+    const n = this.stream.write(p);
+    if (n < p.length) {
+      this.pending = p.subarray(n);
+      return;
+    }
+    this.pending = null;
+    if (this.socketEnded) this.stream.shutdown();
+    else this.socket.resume();
+    this.kick();
+  }
+
+  /** The stream has bytes, or its FIN, for the socket. */
+  onReadable(): void {
+    if (this.done) return;
+    while (!this.socketFull) {
+      const d = this.stream.read();
+      if (d === null) break;
+      if (!this.socket.write(d)) this.socketFull = true;
+    }
+    if (!this.socketFull && !this.peerEnded && this.stream.readEnded()) {
+      this.peerEnded = true;
+      this.socket.end();
+      this.maybeFinish();
+    }
+  }
+
+  /** The peer aborted: reset the application's connection. */
+  onReset(): void {
+    if (this.done) return;
+    this.socket.resetAndDestroy();
+    this.finish('reset-by-peer');
+  }
+
+  private fromSocket(chunk: Buffer): void {
+    const n = this.stream.write(chunk);
+    if (n < chunk.length) {
+      this.pending = chunk.subarray(n);
+      this.socket.pause();
+    }
+    this.kick();
+  }
+
+  private maybeFinish(): void {
+    if (this.socketEnded && this.peerEnded && this.pending === null) {
+      this.socket.destroySoon();
+      this.finish('clean');
+    }
+  }
+
+  private finish(how: PipeEnd): void {
+    if (this.done) return;
+    this.done = true;
+    if (how === 'reset-by-app') this.stream.abort();
+    this.stream.release();
+    if (!this.socket.destroyed && how !== 'clean') this.socket.destroy();
+    this.kick();
+    this.onDone(how);
+  }
+}
