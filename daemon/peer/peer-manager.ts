@@ -34,7 +34,15 @@ export interface PeerManagerOptions {
   backoff?: BackoffOptions;
   /** Granularity of the one timer that drives every session and the route table. */
   tickMs?: number;
+  /** How often a connector replaces its session with a fresh handshake (new keys). */
+  rekeyMs?: number;
 }
+
+/**
+ * Fresh session keys this often (with up to 10% jitter): a key that leaks exposes minutes of
+ * traffic, not a link's whole life. Make-before-break, so routes never see it.
+ */
+export const DEFAULT_REKEY_MS = 5 * 60_000;
 
 export interface PeerLayerStats {
   /** Packets relayed for others. */
@@ -49,6 +57,8 @@ export interface PeerLayerStats {
   rejectedLinks: number;
   /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
   relayRefused: number;
+  /** Sessions a connector replaced by a fresh one. */
+  rekeys: number;
 }
 
 interface Conn {
@@ -63,6 +73,10 @@ interface Connector {
   uri: string;
   attempt: number;
   timer: NodeJS.Timeout | undefined;
+  /** The session that carries this connection; a rekey's new session replaces it once up. */
+  current: Conn | undefined;
+  rekeyAt: number;
+  rekeying: boolean;
 }
 
 /**
@@ -74,14 +88,15 @@ export class PeerManager extends EventEmitter {
   readonly peerId = randomInt(1, 2 ** 32 - 1);
   readonly routes: RouteTable;
   readonly stats: PeerLayerStats = { forwarded: 0, noRoute: 0, hopLimit: 0, unhandled: 0, rejectedLinks: 0,
-    relayRefused: 0 };
+    relayRefused: 0, rekeys: 0 };
   private readonly psk: Buffer;
   readonly responder: HandshakeResponder;
   private readonly log: Logger;
   private readonly timers: SessionTimers;
   private readonly backoff: BackoffOptions;
+  private readonly rekeyMs: number;
   private readonly conns = new Set<Conn>();
-  /** Live sessions per direct peer; the first one carries our traffic. */
+  /** Live sessions per direct peer, newest first; the first one carries our traffic. */
   private readonly direct = new Map<number, Conn[]>();
   private readonly handlers = new Map<number, PacketHandler>();
   private readonly openListeners: UnderlayListener[] = [];
@@ -97,6 +112,7 @@ export class PeerManager extends EventEmitter {
     this.log = opts.log;
     this.timers = opts.timers ?? DEFAULT_TIMERS;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.rekeyMs = opts.rekeyMs ?? DEFAULT_REKEY_MS;
     this.psk = derivePsk(opts.networkName, opts.networkSecret);
     const f = opts.local.features;
     this.refusedRelay = new Set([
@@ -124,7 +140,7 @@ export class PeerManager extends EventEmitter {
   /** Keeps a connection to `uri` up for the node's lifetime, redialling with backoff. */
   connect(uri: string): void {
     parseUnderlayUri(uri, 'peers');
-    const c: Connector = { uri, attempt: 0, timer: undefined };
+    const c: Connector = { uri, attempt: 0, timer: undefined, current: undefined, rekeyAt: Infinity, rekeying: false };
     this.connectors.add(c);
     void this.dial(c);
   }
@@ -170,10 +186,20 @@ export class PeerManager extends EventEmitter {
       link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr) : await dialTcp(c.uri, addr);
     } catch (e) {
       this.log.debug('dial failed', { uri: c.uri, err: e });
-      return this.redial(c);
+      return this.connectorAttemptFailed(c);
     }
     if (this.closed) return link.close();
     this.attach(link, PeerSession.initiate(this.psk, this.peerId, link.headroom, Date.now(), this.timers), c);
+  }
+
+  /** A dial or handshake of `c` failed: a rekey just tries again later, anything else redials. */
+  private connectorAttemptFailed(c: Connector): void {
+    if (c.current && !c.current.dead) {
+      c.rekeying = false;
+      c.rekeyAt = Date.now() + this.rekeyMs / 10;
+      return;
+    }
+    this.redial(c);
   }
 
   private redial(c: Connector): void {
@@ -269,15 +295,32 @@ export class PeerManager extends EventEmitter {
   private sessionUp(conn: Conn): void {
     const peer = conn.session.peerId;
     conn.up = true;
-    if (conn.connector) conn.connector.attempt = 0;
+    // The newest session carries the traffic: after a rekey or a reconnect the older one may be
+    // dead already (its goodbye lost) and would swallow packets until its dead timer fires.
     const list = this.direct.get(peer) ?? [];
-    list.push(conn);
+    list.unshift(conn);
     this.direct.set(peer, list);
-    this.log.info('peer up', { peer_id: peer, remote: conn.link.remoteUri, outbound: conn.link.outbound });
-    if (list.length === 1) {
+    const firstToPeer = list.length === 1;
+    const c = conn.connector;
+    const replaced = c?.current;
+    if (c) {
+      c.attempt = 0;
+      c.current = conn;
+      c.rekeying = false;
+      c.rekeyAt = Date.now() + this.rekeyMs * (0.9 + 0.1 * Math.random());
+    }
+    if (firstToPeer) {
+      this.log.info('peer up', { peer_id: peer, remote: conn.link.remoteUri, outbound: conn.link.outbound });
       this.routes.linkUp(peer, Date.now());
       this.flushRoutes();
       this.emit('peer-up', peer);
+    }
+    if (replaced && !replaced.dead) {
+      // Make before break: the new session is in place before the old one goes.
+      this.stats.rekeys++;
+      this.log.debug('rekeyed', { peer_id: peer, remote: conn.link.remoteUri });
+      this.drop(replaced, 'replaced by a fresh session');
+      replaced.link.close();
     }
   }
 
@@ -291,16 +334,19 @@ export class PeerManager extends EventEmitter {
     if (conn.up) {
       const peer = conn.session.peerId;
       const list = (this.direct.get(peer) ?? []).filter((c) => c !== conn);
-      this.log.info('peer down', { peer_id: peer, remote: conn.link.remoteUri, reason });
       if (list.length > 0) this.direct.set(peer, list);
       else {
         this.direct.delete(peer);
+        this.log.info('peer down', { peer_id: peer, remote: conn.link.remoteUri, reason });
         this.routes.linkDown(peer, Date.now());
         this.flushRoutes();
         this.emit('peer-down', peer);
       }
     }
-    if (conn.connector) this.redial(conn.connector);
+    const c = conn.connector;
+    if (!c || (conn.up && c.current !== conn)) return; // a replaced session: its successor carries on
+    if (c.current === conn) c.current = undefined;
+    this.connectorAttemptFailed(c);
   }
 
   /** Sends what the route table queued; called after everything that can change the table. */
@@ -318,6 +364,11 @@ export class PeerManager extends EventEmitter {
 
   private onTick(): void {
     const now = Date.now();
+    for (const c of this.connectors) {
+      if (c.rekeying || now < c.rekeyAt || !c.current?.up || this.closed) continue;
+      c.rekeying = true;
+      void this.dial(c);
+    }
     for (const conn of [...this.conns]) {
       if (conn.session.pollTimeout() > now) continue;
       conn.session.handleTimeout(now);

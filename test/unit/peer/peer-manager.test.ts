@@ -145,3 +145,30 @@ test('forward counter: seven hops arrive, the eighth hop is one too many', async
   assert.deepEqual(got, ['seven hops']);
   assert.equal(line[7]!.stats.hopLimit, 1, 'dropped by the seventh relay');
 });
+
+test('rekeying replaces sessions make-before-break: routes never drop, packets keep flowing', async (t) => {
+  const mk = (hostname: string, ip: number): PeerManager => new PeerManager({ networkName: 'n1', networkSecret: 'sesame',
+    log: quietLog, ...FAST_PEER, rekeyMs: 200, local: { hostname, ipv4: ip, prefix: 24, proxyCidrs: [], features: 0 } });
+  const [a, b] = [mk('a', 1), mk('b', 2)];
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const downs: string[] = [];
+  a.on('peer-down', () => downs.push('a'));
+  b.on('peer-down', () => downs.push('b'));
+  for (const [name, uri] of [['udp', await b.listen('udp://127.0.0.1:0')], ['tcp', await b.listen('tcp://127.0.0.1:0')]]) {
+    a.connect(uri!);
+    await until(`${name} up`, () => a.peerConns().some((r) => r.remoteUri === uri));
+  }
+  const firstEstablished = Math.max(...a.peerConns().map((r) => r.establishedAt));
+  await until('every session replaced, four times in all', () => a.stats.rekeys >= 4
+    && a.peerConns().every((r) => r.establishedAt > firstEstablished));
+  assert.equal(a.peerConns().length, 2, 'a replaced session leaves as its successor arrives');
+  await until('B let the replaced ones go too', () => b.peerConns().length === 2);
+  assert.deepEqual(downs, [], 'no peer ever went down');
+  const got: string[] = [];
+  b.onPacket(PacketType.KcpDst, (_f, p) => got.push(p.toString()));
+  a.onPacket(PacketType.KcpDst, (_f, p) => got.push(p.toString()));
+  a.sendTo(b.peerId, PacketType.KcpDst, Buffer.from('a->b'));
+  b.sendTo(a.peerId, PacketType.KcpDst, Buffer.from('b->a'));
+  await until('both delivered', () => got.length === 2);
+  assert.deepEqual(got.sort(), ['a->b', 'b->a']);
+});
