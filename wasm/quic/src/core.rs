@@ -44,6 +44,8 @@ pub struct Settings {
     pub connection_window: u32,
     pub send_window: u32,
     pub seed: u64,
+    /// Id of the first connection; a rebuilt instance continues after the dead one's ids.
+    pub first_conn: u32,
 }
 
 /// What JS learns from `event_next` (codes are part of the wasm ABI).
@@ -57,6 +59,8 @@ pub enum EventKind {
     StreamFinished = 6,
     StreamStopped = 7,
     StreamsAvailable = 8,
+    /// The peer reset the stream (RESET_STREAM, code in `code`); its unread data is gone.
+    StreamReset = 9,
 }
 
 /// Why a connection ended (`ConnectionLost`'s reason; part of the wasm ABI).
@@ -135,7 +139,8 @@ pub struct Core {
 }
 
 pub fn instant(now_ms: f64) -> Instant {
-    let micros = if now_ms.is_finite() && now_ms > 0.0 { (now_ms * 1000.0) as u64 } else { 0 };
+    // Rounded: JS gets timeouts back as µs / 1000, and truncating could land 1 µs early.
+    let micros = if now_ms.is_finite() && now_ms > 0.0 { (now_ms * 1000.0).round() as u64 } else { 0 };
     Instant::from_origin(Duration::from_micros(micros))
 }
 
@@ -147,6 +152,25 @@ fn addr_peer(addr: SocketAddr) -> u32 {
     match addr {
         SocketAddr::V4(v4) => u32::from(*v4.ip()),
         SocketAddr::V6(_) => 0,
+    }
+}
+
+/// quinn reports a received RESET_STREAM only as "readable", and only a read reveals it. A read
+/// of zero bytes does, without consuming data: it returns the reset (which quinn delivers on an
+/// empty buffer) or, when every byte and the FIN were already read, ends the stream, which is
+/// then remembered for the next real read.
+fn probe_reset(conn: &mut Conn, id: StreamId) -> Option<u64> {
+    let mut recv = conn.inner.recv_stream(id);
+    let mut chunks = recv.read(true).ok()?;
+    let outcome = chunks.next(0);
+    let _ = chunks.finalize();
+    match outcome {
+        Err(ReadError::Reset(code)) => Some(code.into_inner()),
+        Ok(None) => {
+            conn.fin_unreported.insert(id.into());
+            None
+        }
+        _ => None,
     }
 }
 
@@ -221,7 +245,7 @@ impl Core {
             client_config,
             conns: HashMap::new(),
             by_handle: HashMap::new(),
-            next_conn: 1,
+            next_conn: s.first_conn.max(1),
             events: VecDeque::new(),
             responses: VecDeque::new(),
             send_order: Vec::new(),
@@ -331,7 +355,10 @@ impl Core {
                     }
                     continue;
                 }
-                QuinnEvent::Stream(StreamEvent::Readable { id: s }) => (EventKind::StreamReadable, s.into(), 0),
+                QuinnEvent::Stream(StreamEvent::Readable { id: s }) => match probe_reset(conn, s) {
+                    Some(code) => (EventKind::StreamReset, s.into(), code),
+                    None => (EventKind::StreamReadable, s.into(), 0),
+                },
                 QuinnEvent::Stream(StreamEvent::Writable { id: s }) => (EventKind::StreamWritable, s.into(), 0),
                 QuinnEvent::Stream(StreamEvent::Finished { id: s }) => (EventKind::StreamFinished, s.into(), 0),
                 QuinnEvent::Stream(StreamEvent::Stopped { id: s, error_code }) => {
@@ -465,6 +492,13 @@ impl Core {
                 }
                 Err(ReadError::Reset(code)) => {
                     self.last_code = code.into_inner();
+                    self.events.push_back(Event {
+                        kind: EventKind::StreamReset,
+                        conn: id,
+                        peer: conn.peer,
+                        stream,
+                        code: self.last_code,
+                    });
                     result = Err(OpError::Reset);
                     break;
                 }

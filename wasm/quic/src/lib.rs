@@ -68,7 +68,8 @@ pub extern "C" fn io_capacity() -> u32 {
 }
 
 /// Creates (or replaces) the endpoint. `congestion`: 0 BBR, 1 Cubic, 2 NewReno. Windows are
-/// bytes; timeouts ms (0 = off). The seed feeds every random choice quinn makes.
+/// bytes; timeouts ms (0 = off). The seed feeds every random choice quinn makes. Connection ids
+/// count up from `first_conn` (> 0).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn endpoint_create(
@@ -83,6 +84,7 @@ pub extern "C" fn endpoint_create(
     send_window: u32,
     seed_lo: u32,
     seed_hi: u32,
+    first_conn: u32,
     now_ms: f64,
 ) -> i32 {
     let congestion = match congestion {
@@ -105,6 +107,7 @@ pub extern "C" fn endpoint_create(
         connection_window,
         send_window,
         seed: (u64::from(seed_hi) << 32) | u64::from(seed_lo),
+        first_conn,
     };
     match Core::new(&settings, instant(now_ms)) {
         Ok(core) => {
@@ -156,7 +159,9 @@ pub extern "C" fn tx_peer() -> u32 {
 #[no_mangle]
 pub extern "C" fn poll_timeout() -> f64 {
     with_core(-1.0, |c| match c.poll_timeout() {
-        Some(at) => at.since_origin().as_micros() as f64 / 1000.0,
+        // Rounded up to whole µs (timers such as pacing fall between µs): a caller who passes
+        // this back as `now` must find the timer expired, or it would spin.
+        Some(at) => at.since_origin().as_nanos().div_ceil(1000) as f64 / 1000.0,
         None => -1.0,
     })
 }

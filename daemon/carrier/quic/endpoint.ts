@@ -1,0 +1,506 @@
+/**
+ * QuicEndpoint: a sans-IO QUIC endpoint (client and server at once) whose peers are peer ids.
+ * quinn-proto runs inside WebAssembly (wasm/quic); this class moves bytes in and out of it and
+ * turns its numeric events into objects.
+ *
+ * The proxy's shape: one QUIC connection per peer (`connect`), one bidirectional stream per
+ * flow (`openStream`), the flow-open frame as the stream's first bytes. QUIC runs with null
+ * protection because the peer layer already authenticates and encrypts every datagram.
+ *
+ * Driving it (the five verbs): `input(fromPeerId, datagram, now)`, then drain `pollTransmit()`
+ * and `pollEvent()`; call `handleTimeout(now)` once `now >= pollTimeout()`. Stream calls
+ * (`write`, `read`, `finish`, ...) take effect on the next `pollTransmit()`.
+ *
+ * A Rust panic traps the module. The endpoint then reports `connection-lost` (reason
+ * `crashed`) for every connection it had, and continues on a fresh instance with fresh
+ * connection ids, so late calls with old ids fail cleanly instead of hitting new connections.
+ */
+import { randomBytes } from 'node:crypto';
+
+import { TstierError, badConfig } from '../../errors.js';
+import { OpError, type QuicExports, type WasmModule, instantiateQuic, isWasmTrap, loadQuicModule } from './wasm.js';
+
+export type CongestionControl = 'bbr' | 'cubic' | 'newreno';
+
+export interface QuicOptions {
+  /** Largest datagram sent (the peer layer's payload budget). Default 1200, as EasyTier. */
+  maxUdpPayload?: number;
+  /** Default BBR, as EasyTier. */
+  congestion?: CongestionControl;
+  /** Accept connections peers open to us. Default true. */
+  acceptIncoming?: boolean;
+  /** A connection with no packets for this long is lost (0: never). Default 30 s. */
+  idleTimeoutMs?: number;
+  /** Send a keep-alive when idle this long (0: never). Default 5 s, as EasyTier. */
+  keepAliveMs?: number;
+  /** Streams a peer may have open to us at once. Default 255, as EasyTier. */
+  maxStreams?: number;
+  /** Receive window per stream, bytes. Default 1.25 MB (quinn's). */
+  streamWindow?: number;
+  /** Receive window per connection, bytes. Default 16 MiB. */
+  connectionWindow?: number;
+  /** Unacknowledged bytes we buffer per connection. Default 16 MiB. */
+  sendWindow?: number;
+  /** Seeds connection ids and every other random choice; default from node:crypto. */
+  seed?: number;
+  wasmPath?: string;
+}
+
+export const QUIC_DEFAULTS = {
+  maxUdpPayload: 1200,
+  congestion: 'bbr' as CongestionControl,
+  acceptIncoming: true,
+  idleTimeoutMs: 30_000,
+  keepAliveMs: 5_000,
+  maxStreams: 255,
+  streamWindow: 1_250_000,
+  connectionWindow: 16 << 20,
+  sendWindow: 16 << 20,
+};
+
+const LIMITS = {
+  maxUdpPayload: [1200, 65527],
+  idleTimeoutMs: [0, 0xffff_ffff],
+  keepAliveMs: [0, 0xffff_ffff],
+  maxStreams: [0, 1 << 20],
+  streamWindow: [1024, 0xffff_ffff],
+  connectionWindow: [1024, 0xffff_ffff],
+  sendWindow: [1024, 0xffff_ffff],
+} as const;
+
+const CONGESTION: Record<CongestionControl, number> = { bbr: 0, cubic: 1, newreno: 2 };
+
+/** Why a connection ended. `crashed`: the wasm instance trapped. */
+export type QuicLostReason =
+  | 'timed-out'
+  | 'reset'
+  | 'application-closed'
+  | 'connection-closed'
+  | 'locally-closed'
+  | 'transport-error'
+  | 'version-mismatch'
+  | 'cids-exhausted'
+  | 'crashed';
+
+const LOST_REASONS: readonly (QuicLostReason | undefined)[] = [
+  undefined,
+  'timed-out',
+  'reset',
+  'application-closed',
+  'connection-closed',
+  'locally-closed',
+  'transport-error',
+  'version-mismatch',
+  'cids-exhausted',
+];
+
+export type QuicEvent =
+  /** Handshake done; `outgoing` is true for connections we opened. */
+  | { type: 'connected'; conn: number; peerId: number; outgoing: boolean }
+  /** The connection and all its streams are gone. */
+  | { type: 'connection-lost'; conn: number; peerId: number; reason: QuicLostReason }
+  /** The peer opened a stream: read it (its data may already be there). */
+  | { type: 'stream-opened'; conn: number; peerId: number; stream: number }
+  | { type: 'readable'; conn: number; peerId: number; stream: number }
+  /** `write` may accept bytes again. */
+  | { type: 'writable'; conn: number; peerId: number; stream: number }
+  /** Everything we wrote, FIN included, was acknowledged. */
+  | { type: 'finished'; conn: number; peerId: number; stream: number }
+  /** The peer no longer reads (STOP_SENDING). */
+  | { type: 'stopped'; conn: number; peerId: number; stream: number; code: number }
+  /** The peer abandoned its sending side (RESET_STREAM); unread data is dropped. */
+  | { type: 'reset'; conn: number; peerId: number; stream: number; code: number }
+  /** `openStream` may succeed again on this connection. */
+  | { type: 'streams-available'; conn: number; peerId: number };
+
+export interface QuicStreamRef {
+  conn: number;
+  stream: number;
+}
+
+/** A datagram to send. `data` views wasm memory: copy or send it before the next endpoint call. */
+export interface QuicTransmit {
+  peerId: number;
+  data: Uint8Array;
+}
+
+export interface QuicConnectionStats {
+  rttMs: number;
+  minRttMs: number;
+  /** Congestion window, bytes. */
+  cwnd: number;
+  congestionEvents: number;
+  lostPackets: number;
+  lostBytes: number;
+  sentPackets: number;
+  datagramsOut: number;
+  bytesOut: number;
+  datagramsIn: number;
+  bytesIn: number;
+  mtu: number;
+}
+
+/** `read` result: the peer's FIN was reached; no more data will come. */
+export const QUIC_FIN = -1;
+/** `read`/`write` result: the stream is gone in that direction (reset, stopped, finished, or its connection). */
+export const QUIC_GONE = -2;
+
+const STATS_LEN = 12;
+
+export class QuicEndpoint {
+  private readonly module: WasmModule;
+  private readonly settings: typeof QUIC_DEFAULTS & { seed: number };
+  private wasm!: QuicExports;
+  private mem!: Uint8Array;
+  private ioPtr = 0;
+  private ioCapacity = 0;
+  /** Open connections (id → peer), reported as lost if the instance dies. */
+  private readonly conns = new Map<number, number>();
+  /** Our connection to each peer (the one `openStream` uses). */
+  private readonly outgoing = new Map<number, number>();
+  private readonly pending: QuicEvent[] = [];
+  private readonly transmit: QuicTransmit = { peerId: 0, data: new Uint8Array(0) };
+  /** Above every connection id seen, so a rebuilt instance never reuses one. */
+  private nextFirstConn = 1;
+  private lastNow = 0;
+  private crashes = 0;
+  private inputDropped = 0;
+
+  static async create(options: QuicOptions = {}): Promise<QuicEndpoint> {
+    return new QuicEndpoint(await loadQuicModule(options.wasmPath), options);
+  }
+
+  constructor(module: WasmModule, options: QuicOptions = {}) {
+    this.module = module;
+    const merged = { ...QUIC_DEFAULTS, ...definedOnly(options) };
+    for (const [key, [min, max]] of Object.entries(LIMITS)) {
+      const v = merged[key as keyof typeof LIMITS];
+      if (!Number.isInteger(v) || v < min || v > max) throw badConfig(`quic.${key}`, `${v} is not an integer in [${min}, ${max}]`);
+    }
+    if (!(merged.congestion in CONGESTION)) throw badConfig('quic.congestion', `${merged.congestion} is not bbr, cubic or newreno`);
+    const seed = options.seed ?? randomBytes(4).readUInt32LE(0);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw badConfig('quic.seed', `${seed} is not a u32`);
+    this.settings = { ...merged, seed };
+    this.start(0);
+  }
+
+  /** Instances lost to a trap so far. */
+  get crashCount(): number {
+    return this.crashes;
+  }
+
+  /** Datagrams dropped before reaching QUIC (larger than the input buffer, or peer id 0). */
+  get droppedInputs(): number {
+    return this.inputDropped;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** The connection `openStream(peerId)` uses, if one is open. */
+  connectionTo(peerId: number): number | undefined {
+    return this.outgoing.get(peerId);
+  }
+
+  /** Opens (or returns the existing) connection to a peer; ready at its `connected` event. */
+  connect(peerId: number, now: number): number {
+    const existing = this.outgoing.get(peerId);
+    if (existing !== undefined) return existing;
+    if (!isPeerId(peerId) || peerId === 0) throw badConfig('quic.peerId', `${peerId} is not a nonzero u32`);
+    this.lastNow = now;
+    const conn = this.call(() => this.wasm.connect(peerId, now));
+    if (conn < 0) throw new TstierError('TSTIER_E_CLOSED', `QUIC connect to peer ${peerId} failed (code ${conn})`);
+    this.track(conn, peerId);
+    this.outgoing.set(peerId, conn);
+    this.collectEvents();
+    return conn;
+  }
+
+  /** A datagram from a peer. Garbage is dropped inside QUIC; it never throws. */
+  input(fromPeerId: number, datagram: Uint8Array, now: number): void {
+    this.lastNow = now;
+    if (datagram.length > this.ioCapacity || !isPeerId(fromPeerId) || fromPeerId === 0) {
+      this.inputDropped++;
+      return;
+    }
+    this.refreshView().set(datagram, this.ioPtr);
+    if (!this.tryCall(() => this.wasm.input(fromPeerId, datagram.length, now))) this.inputDropped++;
+    this.collectEvents();
+  }
+
+  /** The next datagram to send, or null. The result object and its bytes are reused. */
+  pollTransmit(): QuicTransmit | null {
+    let len = 0;
+    if (!this.tryCall(() => (len = this.wasm.poll_transmit()))) return null;
+    if (len <= 0) return null;
+    const ptr = this.wasm.tx_ptr();
+    this.transmit.peerId = this.wasm.tx_peer() >>> 0;
+    this.transmit.data = this.refreshView().subarray(ptr, ptr + len);
+    return this.transmit;
+  }
+
+  /** When `handleTimeout` is next wanted (ms on the caller's clock); Infinity: never. */
+  pollTimeout(): number {
+    let at = -1;
+    if (!this.tryCall(() => (at = this.wasm.poll_timeout()))) return this.lastNow;
+    return at < 0 ? Infinity : at;
+  }
+
+  handleTimeout(now: number): void {
+    this.lastNow = now;
+    this.tryCall(() => this.wasm.handle_timeout(now));
+    this.collectEvents();
+  }
+
+  pollEvent(): QuicEvent | null {
+    if (this.pending.length === 0) this.collectEvents();
+    return this.pending.shift() ?? null;
+  }
+
+  /**
+   * Opens a bidirectional stream on our connection to `peerId`. Null when none can be opened
+   * yet: no connection (call `connect`), handshake not done (wait for `connected`), or the
+   * peer's stream limit reached (wait for `streams-available`).
+   */
+  openStream(peerId: number): QuicStreamRef | null {
+    const conn = this.outgoing.get(peerId);
+    if (conn === undefined) return null;
+    const stream = this.call(() => this.wasm.stream_open(conn));
+    if (stream === OpError.streamsExhausted) return null;
+    if (stream < 0) throw streamError(conn, -1, stream);
+    return { conn, stream };
+  }
+
+  /** Queues bytes; returns how many were accepted (0: window full, wait for `writable`) or QUIC_GONE. */
+  write(conn: number, stream: number, data: Uint8Array): number {
+    let accepted = 0;
+    while (accepted < data.length) {
+      const n = Math.min(data.length - accepted, this.ioCapacity);
+      this.refreshView().set(data.subarray(accepted, accepted + n), this.ioPtr);
+      const r = this.call(() => this.wasm.stream_write(conn, stream, n));
+      if (r === OpError.blocked) break;
+      if (r < 0) return this.goneOrThrow(conn, stream, r, accepted);
+      accepted += r;
+      if (r < n) break;
+    }
+    return accepted;
+  }
+
+  /**
+   * Copies received bytes into `into` (up to 64 KiB per call; call again while it returns
+   * bytes); returns how many (0: nothing yet, wait for `readable`),
+   * QUIC_FIN once the peer's FIN is reached, or QUIC_GONE (reset: the `reset` event has the code).
+   */
+  read(conn: number, stream: number, into: Uint8Array): number {
+    // One call only: the core reports a FIN reached together with data on the following read.
+    const max = Math.min(into.length, this.ioCapacity);
+    const r = this.call(() => this.wasm.stream_read(conn, stream, max));
+    if (r === OpError.blocked) return 0;
+    if (r === OpError.finished) return QUIC_FIN;
+    if (r < 0) return this.goneOrThrow(conn, stream, r, 0);
+    into.set(this.refreshView().subarray(this.ioPtr, this.ioPtr + r));
+    return r;
+  }
+
+  /** Sends FIN after the written bytes; `finished` follows once all are acknowledged. */
+  finish(conn: number, stream: number): void {
+    this.checked(conn, stream, this.call(() => this.wasm.stream_finish(conn, stream)));
+  }
+
+  /** Abandons our sending side; the peer gets a `reset` event with `code`. */
+  reset(conn: number, stream: number, code: number): void {
+    this.checked(conn, stream, this.call(() => this.wasm.stream_reset(conn, stream, checkCode(code))));
+  }
+
+  /** Stops reading; the peer gets a `stopped` event with `code`. */
+  stop(conn: number, stream: number, code: number): void {
+    this.checked(conn, stream, this.call(() => this.wasm.stream_stop(conn, stream, checkCode(code))));
+  }
+
+  /** Closes a connection (all its streams); a `connection-lost` (locally-closed) event follows. */
+  close(conn: number, code: number, now: number): void {
+    this.lastNow = now;
+    const r = this.call(() => this.wasm.conn_close(conn, checkCode(code), now));
+    if (r < 0) throw new TstierError('TSTIER_E_CLOSED', `QUIC connection ${conn} does not exist`);
+    this.collectEvents();
+    // quinn reports a loss only for what the peer or the clock did; a local close is ours to report.
+    const peerId = this.conns.get(conn);
+    if (peerId !== undefined) {
+      this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'locally-closed' });
+      this.forget(conn);
+    }
+  }
+
+  stats(conn: number): QuicConnectionStats {
+    const r = this.call(() => this.wasm.conn_stats(conn));
+    if (r < 0) throw new TstierError('TSTIER_E_CLOSED', `QUIC connection ${conn} does not exist`);
+    const ptr = this.wasm.stats_ptr();
+    const s = new Float64Array(this.wasm.memory.buffer, ptr, STATS_LEN);
+    return {
+      rttMs: s[0]! / 1000,
+      minRttMs: s[1]! / 1000,
+      cwnd: s[2]!,
+      congestionEvents: s[3]!,
+      lostPackets: s[4]!,
+      lostBytes: s[5]!,
+      sentPackets: s[6]!,
+      datagramsOut: s[7]!,
+      bytesOut: s[8]!,
+      datagramsIn: s[9]!,
+      bytesIn: s[10]!,
+      mtu: s[11]!,
+    };
+  }
+
+  /** Test hook: makes the module trap, as a Rust panic would. */
+  debugPanic(): void {
+    this.tryCall(() => this.wasm.debug_panic());
+  }
+
+  private start(firstConn: number): void {
+    this.wasm = instantiateQuic(this.module);
+    const s = this.settings;
+    // A rebuilt instance draws a different stream of random choices than the dead one.
+    const seedHi = this.crashes;
+    const r = this.wasm.endpoint_create(
+      s.maxUdpPayload,
+      CONGESTION[s.congestion],
+      s.acceptIncoming ? 1 : 0,
+      s.idleTimeoutMs,
+      s.keepAliveMs,
+      s.maxStreams,
+      s.streamWindow,
+      s.connectionWindow,
+      s.sendWindow,
+      s.seed,
+      seedHi,
+      Math.max(firstConn, 1),
+      this.lastNow,
+    );
+    if (r < 0) throw badConfig('quic', `the QUIC core refused these settings (code ${r})`);
+    this.ioPtr = this.wasm.io_ptr();
+    this.ioCapacity = this.wasm.io_capacity();
+    this.refreshView();
+  }
+
+  /** The byte view of wasm memory; rebuilt after the memory grew (which detaches the old one). */
+  private refreshView(): Uint8Array {
+    if (this.mem === undefined || this.mem.buffer !== this.wasm.memory.buffer) this.mem = new Uint8Array(this.wasm.memory.buffer);
+    return this.mem;
+  }
+
+  private collectEvents(): void {
+    for (;;) {
+      let kind = 0;
+      if (!this.tryCall(() => (kind = this.wasm.event_next()))) return;
+      if (kind === 0) return;
+      const w = this.wasm;
+      const conn = w.event_conn() >>> 0;
+      const peerId = w.event_peer() >>> 0;
+      const stream = w.event_stream();
+      const code = w.event_code();
+      switch (kind) {
+        case 1:
+          this.pending.push({ type: 'connected', conn, peerId, outgoing: code === 1 });
+          this.track(conn, peerId);
+          break;
+        case 2:
+          this.pending.push({ type: 'connection-lost', conn, peerId, reason: LOST_REASONS[code] ?? 'transport-error' });
+          this.forget(conn);
+          break;
+        case 3:
+          this.track(conn, peerId);
+          this.pending.push({ type: 'stream-opened', conn, peerId, stream });
+          break;
+        case 4:
+          this.pending.push({ type: 'readable', conn, peerId, stream });
+          break;
+        case 5:
+          this.pending.push({ type: 'writable', conn, peerId, stream });
+          break;
+        case 6:
+          this.pending.push({ type: 'finished', conn, peerId, stream });
+          break;
+        case 7:
+          this.pending.push({ type: 'stopped', conn, peerId, stream, code });
+          break;
+        case 8:
+          this.pending.push({ type: 'streams-available', conn, peerId });
+          break;
+        case 9:
+          this.pending.push({ type: 'reset', conn, peerId, stream, code });
+          break;
+      }
+    }
+  }
+
+  private track(conn: number, peerId: number): void {
+    this.conns.set(conn, peerId);
+    this.nextFirstConn = Math.max(this.nextFirstConn, conn + 1);
+  }
+
+  private forget(conn: number): void {
+    const peerId = this.conns.get(conn);
+    this.conns.delete(conn);
+    if (peerId !== undefined && this.outgoing.get(peerId) === conn) this.outgoing.delete(peerId);
+  }
+
+  private goneOrThrow(conn: number, stream: number, code: number, done: number): number {
+    if (code === OpError.reset || code === OpError.stopped || code === OpError.closed) return done > 0 ? done : QUIC_GONE;
+    if (code === OpError.unknownConnection) return done > 0 ? done : QUIC_GONE;
+    throw streamError(conn, stream, code);
+  }
+
+  private checked(conn: number, stream: number, code: number): void {
+    if (code < 0 && code !== OpError.closed && code !== OpError.unknownConnection) throw streamError(conn, stream, code);
+  }
+
+  /** Runs one export; a trap becomes crash recovery plus a TSTIER_E_CLOSED for the caller. */
+  private call(fn: () => number): number {
+    try {
+      return fn();
+    } catch (e) {
+      this.crashed(e);
+      throw new TstierError('TSTIER_E_CLOSED', 'QUIC core crashed; its connections were lost', { cause: e });
+    }
+  }
+
+  /** Runs one export for a driving verb; a trap becomes crash recovery and `false`. */
+  private tryCall(fn: () => unknown): boolean {
+    try {
+      fn();
+      return true;
+    } catch (e) {
+      this.crashed(e);
+      return false;
+    }
+  }
+
+  /** The instance trapped: every connection it held is lost, and a fresh instance takes over. */
+  private crashed(e: unknown): void {
+    if (!isWasmTrap(e)) throw e;
+    this.crashes++;
+    for (const [conn, peerId] of this.conns) this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'crashed' });
+    this.conns.clear();
+    this.outgoing.clear();
+    this.start(this.nextFirstConn);
+  }
+}
+
+function isPeerId(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+}
+
+function checkCode(code: number): number {
+  if (!Number.isSafeInteger(code) || code < 0) throw badConfig('quic.code', `${code} is not a non-negative integer`);
+  return code;
+}
+
+function streamError(conn: number, stream: number, code: number): TstierError {
+  return new TstierError('TSTIER_E_CLOSED', `QUIC stream ${stream} of connection ${conn}: operation failed (code ${code})`);
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,162 @@
+/**
+ * QuicEndpoint over a clean in-memory link (test/sim/world.ts, 1 ms each way): handshake, bulk
+ * and many-stream transfers checked by sha256 at both ends, half-close, reset and stop codes.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { Rng } from '../../sim/world.js';
+import { type QuicNode, type StreamState, connectedPair, payload, sha256 } from './harness.js';
+
+const MAX_TIME = 10 * 60_000;
+
+function assertDelivered(sender: StreamState, receiver: StreamState | undefined, what: string): void {
+  assert.ok(receiver, `${what}: receiver never saw the stream`);
+  assert.equal(receiver.in.fin, true, `${what}: FIN not received`);
+  assert.equal(receiver.in.bytes, sender.out!.payload.length, `${what}: byte count`);
+  assert.equal(receiver.in.digest, sender.out!.sha, `${what}: sha256`);
+}
+
+/** The peer's view of a stream opened by `opener` (same stream id, the peer's connection). */
+function peerState(peer: QuicNode, stream: number): StreamState | undefined {
+  return [...peer.streams.values()].find((s) => s.stream === stream);
+}
+
+test('handshake: both sides see connected, with direction, peer ids and an RTT', async () => {
+  const { a, b } = await connectedPair({ seed: 1 });
+  const ea = a.events.find((e) => e.type === 'connected');
+  const eb = b.events.find((e) => e.type === 'connected');
+  assert.deepEqual(ea && { peer: ea.peerId, out: ea.outgoing }, { peer: b.peerId, out: true });
+  assert.deepEqual(eb && { peer: eb.peerId, out: eb.outgoing }, { peer: a.peerId, out: false });
+  assert.equal(a.ep.connectionTo(b.peerId), ea!.conn);
+  assert.equal(a.ep.connect(b.peerId, 0), ea!.conn, 'connect reuses the open connection');
+  const stats = a.ep.stats(ea!.conn);
+  assert.ok(stats.rttMs >= 2 && stats.rttMs < 50, `rtt ${stats.rttMs} on a 2 ms round trip`);
+  assert.equal(stats.mtu, 1200);
+  assert.ok(stats.bytesOut > 0 && stats.bytesIn > 0);
+});
+
+test('one stream carries 16 MiB each way byte-exact', async () => {
+  const rng = new Rng(2);
+  const up = payload(rng, 16 << 20);
+  const down = payload(rng, 16 << 20);
+  const { world, a, b } = await connectedPair({ seed: 2 });
+  b.replyFor = () => down;
+  const s = a.send(b.node, up);
+  assert.ok(s, 'stream opens once connected');
+  const r = world.run({ until: () => s.in.fin && peerState(b, s.stream)?.in.fin === true, maxTime: MAX_TIME });
+  assert.ok(r.done, 'transfer completed');
+  assertDelivered(s, peerState(b, s.stream), 'a→b');
+  assert.equal(s.in.digest, sha256(down), 'b→a sha256');
+  assert.equal(s.in.bytes, down.length);
+  assert.equal(a.ep.crashCount + b.ep.crashCount, 0);
+});
+
+test('200 concurrent streams each way, every one byte-exact', async () => {
+  const rng = new Rng(3);
+  const { world, a, b } = await connectedPair({ seed: 3 });
+  const replies = new Map<number, Uint8Array>();
+  b.replyFor = (s) => {
+    const p = payload(rng, 1 + rng.int(40_000));
+    replies.set(s.stream, p);
+    return p;
+  };
+  const opened: StreamState[] = [];
+  for (let i = 0; i < 200; i++) {
+    const s = a.send(b.node, payload(rng, rng.int(40_000)));
+    assert.ok(s, `stream ${i} opens (limit is 255)`);
+    opened.push(s);
+  }
+  assert.equal(new Set(opened.map((s) => s.stream)).size, 200);
+  const r = world.run({
+    until: () => opened.every((s) => s.in.fin && peerState(b, s.stream)?.in.fin === true),
+    maxTime: MAX_TIME,
+  });
+  assert.ok(r.done, 'all 200 streams completed');
+  for (const s of opened) {
+    assertDelivered(s, peerState(b, s.stream), `a→b stream ${s.stream}`);
+    assert.equal(s.in.digest, sha256(replies.get(s.stream)!), `b→a stream ${s.stream}`);
+  }
+});
+
+test('half-close each way: data keeps flowing towards the side that sent FIN', async () => {
+  const rng = new Rng(4);
+  const { world, a, b } = await connectedPair({ seed: 4 });
+  b.autoFinish = false;
+  const down = payload(rng, 300_000);
+  b.replyFor = () => down;
+  const s = a.send(b.node, payload(rng, 100_000));
+  assert.ok(s);
+  // a's FIN arrives while b has not finished: b can still send everything.
+  let r = world.run({ until: () => peerState(b, s.stream)?.in.fin === true && s.in.bytes === down.length, maxTime: MAX_TIME });
+  assert.ok(r.done, 'a→b finished and b→a data arrived');
+  assertDelivered(s, peerState(b, s.stream), 'a→b');
+  assert.equal(s.in.fin, false, 'no FIN from b yet');
+  r = world.run({ until: () => s.out!.acked, maxTime: MAX_TIME });
+  assert.ok(r.done, 'a sees its FIN acknowledged (finished event)');
+  const bs = peerState(b, s.stream)!;
+  b.ep.finish(bs.conn, bs.stream);
+  bs.out!.finished = true;
+  r = world.run({ until: () => s.in.fin && bs.out!.acked, maxTime: MAX_TIME });
+  assert.ok(r.done, 'b→a FIN reaches a and is acknowledged');
+  assert.equal(s.in.digest, sha256(down));
+});
+
+for (const [who, code] of [
+  ['opener', 7],
+  ['acceptor', 1234567],
+] as const) {
+  test(`reset by the ${who} reaches the other side as a reset event with code ${code}`, async () => {
+    const rng = new Rng(5);
+    const { world, a, b } = await connectedPair({ seed: 5 });
+    a.autoFinish = false;
+    b.autoFinish = false;
+    b.replyFor = () => payload(rng, 10);
+    const s = a.send(b.node, payload(rng, 10));
+    assert.ok(s);
+    assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.bytes === 10 && s.in.bytes === 10, maxTime: MAX_TIME }).done);
+    const bs = peerState(b, s.stream)!;
+    const [resetter, target, mine, theirs] = who === 'opener' ? [a, b, s, bs] : [b, a, bs, s];
+    resetter.ep.reset(mine.conn, mine.stream, code);
+    assert.ok(world.run({ until: () => theirs.resetCode !== undefined, maxTime: MAX_TIME }).done, 'reset event arrived');
+    assert.equal(theirs.resetCode, code);
+    const ev = target.events.find((e) => e.type === 'reset');
+    assert.deepEqual(ev && { stream: ev.stream, peer: ev.peerId }, { stream: s.stream, peer: resetter.peerId });
+    // The reset direction is gone; the other direction still works.
+    const more = payload(rng, 5000);
+    assert.equal(target.ep.write(theirs.conn, theirs.stream, more), more.length);
+    target.ep.finish(theirs.conn, theirs.stream);
+    assert.ok(world.run({ until: () => mine.in.fin, maxTime: MAX_TIME }).done);
+    assert.equal(mine.in.bytes, 10 + more.length);
+  });
+}
+
+test('stop on either side reaches the writer as a stopped event with the code', async () => {
+  const rng = new Rng(6);
+  const { world, a, b } = await connectedPair({ seed: 6 });
+  a.autoFinish = false;
+  b.autoFinish = false;
+  b.replyFor = () => payload(rng, 10);
+  const s = a.send(b.node, payload(rng, 10));
+  assert.ok(s);
+  assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.bytes === 10 && s.in.bytes === 10, maxTime: MAX_TIME }).done);
+  const bs = peerState(b, s.stream)!;
+  b.ep.stop(bs.conn, bs.stream, 42);
+  a.ep.stop(s.conn, s.stream, 43);
+  assert.ok(world.run({ until: () => s.stoppedCode !== undefined && bs.stoppedCode !== undefined, maxTime: MAX_TIME }).done);
+  assert.equal(s.stoppedCode, 42);
+  assert.equal(bs.stoppedCode, 43);
+});
+
+test('a connection close reaches the peer as connection-lost and frees openStream', async () => {
+  const { world, a, b } = await connectedPair({ seed: 7 });
+  const conn = a.ep.connectionTo(b.peerId)!;
+  a.ep.close(conn, 9, world.now);
+  assert.ok(world.run({ until: () => b.events.some((e) => e.type === 'connection-lost'), maxTime: MAX_TIME }).done);
+  const lostB = b.events.find((e) => e.type === 'connection-lost');
+  assert.equal(lostB?.type === 'connection-lost' && lostB.reason, 'application-closed');
+  const lostA = a.events.find((e) => e.type === 'connection-lost');
+  assert.equal(lostA?.type === 'connection-lost' && lostA.reason, 'locally-closed');
+  assert.equal(a.ep.openStream(b.peerId), null);
+  assert.equal(a.ep.connectionTo(b.peerId), undefined);
+});
