@@ -24,7 +24,6 @@ export const PacketType = {
   /** EasyTier runs route sync over peer-RPC; ours is a packet type of its own. */
   RouteSync: 30,
 } as const;
-export type PacketTypeValue = (typeof PacketType)[keyof typeof PacketType];
 
 export const PmFlag = {
   Encrypted: 0x01,
@@ -38,7 +37,7 @@ export const PmFlag = {
 /** A relay drops a packet whose forward counter would exceed this (spec §7.2). */
 export const MAX_FORWARD_COUNTER = 7;
 
-/** Header fields; used on control paths. The hot path reads bytes in place with the getters below. */
+/** Header fields, for writing one. Readers use the getters below, in place. */
 export interface PmHeader {
   from: number;
   to: number;
@@ -58,25 +57,9 @@ export function writePmHeader(buf: Uint8Array, at: number, h: PmHeader): void {
   writeU32(buf, at + 12, h.len);
 }
 
-/** Parses a header, or returns null when fewer than 16 bytes or `len` overruns the buffer. */
-export function readPmHeader(buf: Uint8Array): PmHeader | null {
-  if (buf.length < PM_HEADER_LEN) return null;
-  const len = readU32(buf, 12);
-  if (PM_HEADER_LEN + len > buf.length) return null;
-  return {
-    from: readU32(buf, 0),
-    to: readU32(buf, 4),
-    type: buf[8]!,
-    flags: buf[9]!,
-    forwardCounter: buf[10]!,
-    len,
-  };
-}
-
 export const pmFrom = (b: Uint8Array): number => readU32(b, 0);
 export const pmTo = (b: Uint8Array): number => readU32(b, 4);
 export const pmType = (b: Uint8Array): number => b[8]!;
-export const pmForwardCounter = (b: Uint8Array): number => b[10]!;
 
 export function readU32(b: Uint8Array, at: number): number {
   return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
