@@ -10,7 +10,7 @@ import { TstierError } from '../errors.js';
 import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
-import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig } from './common.js';
+import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
 import { nowMs, SessionDriver } from './driver.js';
 
 interface Slot {
@@ -115,11 +115,13 @@ export class KcptunClient {
     const udp = await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg);
     const conv = randomBytes(4).readUInt32LE(0);
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
+    const out = sessionSender(cfg, (d) => udp.send(d, port, host));
     const slot: Slot = {
       udp,
       expiresAt: cfg.autoexpire > 0 ? nowMs() + cfg.autoexpire * 1000 : Infinity,
-      driver: new SessionDriver(session, (d) => udp.send(d, port, host), {
+      driver: new SessionDriver(session, out.send, {
         onClosed: (_d, error) => {
+          out.close();
           this.proc.sessionClosed();
           if (error) this.proc.log.line(`session closed: ${error.message}`);
           this.scavenged.delete(slot);

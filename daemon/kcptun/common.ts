@@ -11,6 +11,7 @@ import { newSnmp, snmpDump, type KcptunSnmp } from '../transport/session/snmp.js
 import type { KcptunConfig } from './config.js';
 import { KcptunLog } from './log.js';
 import { startSnmpLog } from './snmp-log.js';
+import { Pacer } from './pacer.js';
 
 /** The smux keepalive timeout kcptun leaves at smux's default. */
 const SMUX_KEEPALIVE_TIMEOUT_MS = 30_000;
@@ -145,4 +146,16 @@ export async function bindUdp(host: string, port: number, cfg: KcptunConfig): Pr
     }
   }
   return sock;
+}
+
+export interface DatagramSender {
+  send(datagram: Uint8Array): void;
+  close(): void;
+}
+
+/** A session's way out: straight to the socket, or paced to --ratelimit bytes per second. */
+export function sessionSender(cfg: KcptunConfig, raw: (datagram: Uint8Array) => void): DatagramSender {
+  if (cfg.ratelimit <= 0) return { send: raw, close: () => undefined };
+  const pacer = new Pacer(cfg.ratelimit, raw);
+  return { send: (d) => pacer.push(d), close: () => pacer.close() };
 }

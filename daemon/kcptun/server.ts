@@ -10,7 +10,7 @@ import { newDatagramCrypt, OPEN_TOO_SHORT, type DatagramCrypt } from '../transpo
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { peekConvSn } from '../transport/session/route.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
-import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig } from './common.js';
+import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
 import { nowMs, SessionDriver } from './driver.js';
 
 /**
@@ -88,9 +88,11 @@ export class KcptunServer {
   private newSession(sock: UdpSocket, from: RemoteInfo, conv: number, key: string): SessionDriver {
     const cfg = this.cfg;
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
-    const driver = new SessionDriver(session, (d) => sock.send(d, from.port, from.address), {
+    const out = sessionSender(cfg, (d) => sock.send(d, from.port, from.address));
+    const driver = new SessionDriver(session, out.send, {
       onAccept: (drv, sid) => this.dialTarget(drv, sid, key),
       onClosed: (drv, error) => {
+        out.close();
         this.proc.sessionClosed();
         if (error) this.proc.log.line(`session ${key} closed: ${error.message}`);
         if (this.sessions.get(key) === drv) this.sessions.delete(key);

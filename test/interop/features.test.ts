@@ -60,7 +60,7 @@ test('kcptun-client → tstier server through the relay at 5% loss each way with
   assert.ok(snmp.FECRecovered! > 0, 'and by FEC');
 });
 
-test('multiport: the server listens on every port of a range; clients dial random ports of it; -c JSON config', { timeout: 60_000 }, async (t) => {
+test('multiport: the server listens on every port of a range; clients dial random ports of it; -c JSON config; --ratelimit', { timeout: 60_000 }, async (t) => {
   const target = new SinkSource();
   const procs: Proc[] = [];
   cleanup(t, procs, target);
@@ -85,7 +85,8 @@ test('multiport: the server listens on every port of a range; clients dial rando
   const cfgPath = join(dir, 'client.json');
   // Keys in odd case: Go's encoding/json matches them case-insensitively.
   writeFileSync(cfgPath, JSON.stringify({ LocalAddr: `127.0.0.1:${cport}`, remoteaddr: range, Key: 'multi', crypt: 'salsa20', conn: 4, unknown: true }));
-  const server = startTstier('server', ['-l', range, '-t', `127.0.0.1:${tport}`, '--key', 'multi', '--crypt', 'salsa20', '--quiet']);
+  // --ratelimit paces the server's datagrams; the transfer must stay byte-exact under it.
+  const server = startTstier('server', ['-l', range, '-t', `127.0.0.1:${tport}`, '--key', 'multi', '--crypt', 'salsa20', '--quiet', '--ratelimit', '8000000']);
   procs.push(server);
   const client = startTstier('client', ['-c', cfgPath, '--quiet']);
   procs.push(client);
