@@ -13,6 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { KcptubeSide } from './config.js';
+import { SOCKET_BUFFERS } from './dialer.js';
 import { TunnelCipher } from './crypt.js';
 import { listen } from './listen.js';
 import type { TubeContext } from './log.js';
@@ -101,7 +102,7 @@ export class Acceptor implements TunnelOwner {
 
   private async bind(host: string, port: number): Promise<void> {
     const v6 = isIP(host) === 6 || (isIP(host) === 0 && !this.side.ipv4Only);
-    const s = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: this.side.ipv6Only });
+    const s = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: this.side.ipv6Only, ...SOCKET_BUFFERS });
     try {
       await listen((cb) => s.bind(port, host, cb), s, host, port);
     } catch (e) {
@@ -179,10 +180,13 @@ export class Acceptor implements TunnelOwner {
 
   private queryStun(): void {
     const t = this.stunTarget;
-    const s = this.sockets.find((x) => (isIP(t!.address) === 6) === (x.address().family === 'IPv6')) ?? this.sockets[0];
-    if (t === null || s === undefined) return;
+    if (t === null || this.sockets.length === 0) return;
+    const v4 = isIP(t.address) === 4;
+    const s = this.sockets.find((x) => (x.address().family === 'IPv4') === v4) ?? this.sockets[0]!;
+    // A dual-stack socket reaches IPv4 through the mapped form.
+    const to = v4 && s.address().family === 'IPv6' ? `::ffff:${t.address}` : t.address;
     this.stunTxid = randomBytes(12);
-    s.send(buildBindingRequest(this.stunTxid), t.port, t.address);
+    s.send(buildBindingRequest(this.stunTxid), t.port, to);
     // Retry soon until an answer comes; onStun pushes the next query out to the refresh period.
     this.stunTimer = setTimeout(() => this.queryStun(), this.publicAddress === '' ? STUN_RETRY_MS : STUN_REFRESH_MS);
     this.stunTimer.unref();

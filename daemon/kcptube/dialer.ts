@@ -18,6 +18,9 @@ import { TubeSession, type TubeEvent } from './session.js';
 import { Tunnel, nowMs, type TunnelOwner } from './tunnel.js';
 import { WIRE_VERSION } from './wire.js';
 
+/** kcptun's default socket buffers; KCP's windows burst more than the kernel's defaults hold. */
+export const SOCKET_BUFFERS = { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 };
+
 /** How long a replaced socket still receives. */
 const OLD_SOCKET_GRACE_MS = 5000;
 
@@ -40,17 +43,27 @@ export async function resolveDestination(side: KcptubeSide, key = 'destination_a
   }
 }
 
-export function randomPort(r: PortRange, avoid = 0): number {
-  if (r.start === r.end) return r.start;
+/**
+ * A random port of the range, avoiding `recent` ports while the range has enough others: a hop
+ * should land somewhere new, or a throttled port may come straight back.
+ */
+export function randomPort(r: PortRange, recent: readonly number[] = []): number {
+  const size = r.end - r.start + 1;
+  const avoid = recent.filter((p) => p >= r.start && p <= r.end);
+  if (size <= new Set(avoid).size) return randomInt(r.start, r.end + 1);
   for (;;) {
     const p = randomInt(r.start, r.end + 1);
-    if (p !== avoid) return p;
+    if (!avoid.includes(p)) return p;
   }
 }
+
+/** Ports a hop avoids: the current one and the ones before it. */
+const RECENT_PORTS = 3;
 
 /** A tunnel's way out: the current socket and destination port, replaced on each hop. */
 export class HoppingPath {
   port: number;
+  private readonly recent: number[] = [];
   private sock: UdpSocket;
   private readonly old = new Set<UdpSocket>();
   private readonly hopTimer: NodeJS.Timeout | undefined;
@@ -73,7 +86,7 @@ export class HoppingPath {
   }
 
   private newSocket(): UdpSocket {
-    const s = createSocket(this.dest.family === 6 ? 'udp6' : 'udp4');
+    const s = createSocket({ type: this.dest.family === 6 ? 'udp6' : 'udp4', ...SOCKET_BUFFERS });
     s.on('message', this.onMessage);
     s.on('error', () => undefined); // ICMP errors while the server restarts: KCP retransmits
     return s;
@@ -83,10 +96,12 @@ export class HoppingPath {
     if (!this.closed) this.sock.send(d, this.port, this.dest.address);
   }
 
-  /** The server told its real range: use it, and leave a port outside it at once. */
+  /**
+   * The server told its own range: later hops use it, as kcptube does. The current port stays
+   * (it may be a port forward or relay in front of the server).
+   */
   setRange(r: PortRange): void {
     this.range = r;
-    if (this.port < r.start || this.port > r.end) this.hop();
   }
 
   /** A new socket (new source port) towards a new random port of the range. */
@@ -99,7 +114,9 @@ export class HoppingPath {
       prev.close();
     }, OLD_SOCKET_GRACE_MS).unref();
     this.sock = this.newSocket();
-    this.port = randomPort(this.range, this.port);
+    this.recent.push(this.port);
+    if (this.recent.length > RECENT_PORTS) this.recent.shift();
+    this.port = randomPort(this.range, this.recent);
     this.onHop(this.port);
   }
 
