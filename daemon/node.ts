@@ -63,6 +63,7 @@ export class Node implements ControlPlaneSource {
   private proxy: TcpProxy | undefined;
   private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
+  private readonly inboundInterceptors: OutboundInterceptor[] = [];
   private readonly myIpv4: number;
   private unreachableBudget = UNREACHABLE_PER_SECOND;
   private budgetSecond = 0;
@@ -102,6 +103,14 @@ export class Node implements ControlPlaneSource {
   /** Interceptors run in registration order; the first to return true owns the packet. */
   addInterceptor(fn: OutboundInterceptor): void {
     this.interceptors.push(fn);
+  }
+
+  /**
+   * Claims a Data packet from a peer (return true) before it is written to the TUN; the subnet proxy
+   * terminates TCP to our proxied CIDRs here. The packet is valid only during the call.
+   */
+  addInboundInterceptor(fn: OutboundInterceptor): void {
+    this.inboundInterceptors.push(fn);
   }
 
   /** Hands a packet to the local kernel (e.g. a proxy's synthesized reply). False without a TUN. */
@@ -186,6 +195,7 @@ export class Node implements ControlPlaneSource {
       this.stats.dropped++;
       return;
     }
+    for (const claim of this.inboundInterceptors) if (claim(pkt)) return;
     const dst = ipv4Destination(pkt);
     const mine = dst === this.myIpv4 || routes.lookupProxy(dst) === this.peer.peerId;
     if (!mine || !this.writeToTun(pkt)) this.stats.dropped++;
