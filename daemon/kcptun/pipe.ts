@@ -63,8 +63,12 @@ export class StreamPipe {
       return;
     }
     this.pending = null;
-    if (this.tcpEnded) this.session.streamShutdown(this.sid);
-    else this.socket.resume();
+    if (this.tcpEnded) {
+      this.session.streamShutdown(this.sid);
+      this.maybeFinish();
+    } else {
+      this.socket.resume();
+    }
   }
 
   /** The session has bytes for this stream. */
@@ -90,14 +94,18 @@ export class StreamPipe {
     this.onReadable();
   }
 
-  /** Both directions done: close; one done: start the --closewait timer if there is one. */
+  /**
+   * Both directions done (every TCP byte handed to smux, every stream byte to the socket): close.
+   * One done: start the --closewait timer if there is one.
+   */
   private maybeFinish(): void {
     if (this.closed) return;
-    if (this.tcpEnded && this.socket.writableEnded) {
+    const tcpDone = this.tcpEnded && this.pending === null;
+    if (tcpDone && this.socket.writableEnded) {
       this.close();
       return;
     }
-    if ((this.tcpEnded || this.socket.writableEnded) && this.closeWaitMs > 0 && !this.lingerTimer) {
+    if ((tcpDone || this.socket.writableEnded) && this.closeWaitMs > 0 && !this.lingerTimer) {
       this.lingerTimer = setTimeout(() => this.close(), this.closeWaitMs);
       this.lingerTimer.unref();
     }

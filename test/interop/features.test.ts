@@ -156,6 +156,20 @@ test('--autoexpire retires sessions for new streams and the scavenger closes the
   for (const row of data) assert.equal(row.split(',').length, 25, row);
 });
 
+/** Starts a tstier server (forwarding to tport) and client with defaults; returns the client's TCP port. */
+async function startTstierPair(t: { after(fn: () => Promise<void>): void }, tport: number, key: string): Promise<number> {
+  const sport = await freePort();
+  const cport = await freePort();
+  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', key, '--quiet']);
+  const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', key, '--quiet']);
+  t.after(async () => {
+    await Promise.all([server.kill(), client.kill()]);
+  });
+  await waitReady(server);
+  await waitReady(client);
+  return cport;
+}
+
 /** A TCP target that accepts one connection and reads nothing until resume(). */
 class PausedTarget {
   private readonly server = createServer((s) => this.onConnection(s));
@@ -200,19 +214,7 @@ class PausedTarget {
 test('back-pressure: while the target does not read, the tunnel stops taking bytes; then every byte arrives', { timeout: 60_000 }, async (t) => {
   const paused = new PausedTarget();
   t.after(() => paused.close());
-  const procs: Proc[] = [];
-  t.after(async () => {
-    await Promise.all(procs.map((p) => p.kill()));
-  });
-  const tport = await paused.listen();
-  const sport = await freePort();
-  const cport = await freePort();
-  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', 'bp', '--quiet']);
-  procs.push(server);
-  const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', 'bp', '--quiet']);
-  procs.push(client);
-  await waitReady(server);
-  await waitReady(client);
+  const cport = await startTstierPair(t, await paused.listen(), 'bp');
   const sock = await connectWithRetry(cport);
   sock.on('error', () => undefined);
   const sent = createHash('sha256');
@@ -255,19 +257,7 @@ test('half-close: a client that shuts down its write side still gets the whole r
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   t.after(() => srv.close());
-  const procs: Proc[] = [];
-  t.after(async () => {
-    await Promise.all(procs.map((p) => p.kill()));
-  });
-  const tport = (srv.address() as { port: number }).port;
-  const sport = await freePort();
-  const cport = await freePort();
-  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', 'hc', '--quiet']);
-  procs.push(server);
-  const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', 'hc', '--quiet']);
-  procs.push(client);
-  await waitReady(server);
-  await waitReady(client);
+  const cport = await startTstierPair(t, (srv.address() as { port: number }).port, 'hc');
   const request = randomBytes(3 * MIB);
   const sock = await connectWithRetry(cport);
   const chunks: Buffer[] = [];
