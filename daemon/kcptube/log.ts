@@ -16,13 +16,15 @@ export class TubeLog {
     private readonly tag: string,
     logPath: string,
     mode: string,
+    /** False for embedders (benchmarks) that want the lines in log_path only. */
+    private readonly toStderr = true,
   ) {
     this.file = logPath === '' ? '' : join(logPath, `${mode}_output.log`);
   }
 
   line(message: string): void {
     const text = `${new Date().toISOString()} [${this.tag}] ${message}\n`;
-    process.stderr.write(text);
+    if (this.toStderr) process.stderr.write(text);
     if (this.file !== '') {
       try {
         appendFileSync(this.file, text);
