@@ -97,8 +97,11 @@ const LOST_REASONS: readonly (QuicLostReason | undefined)[] = [
 export type QuicEvent =
   /** Handshake done; `outgoing` is true for connections we opened. */
   | { type: 'connected'; conn: number; peerId: number; outgoing: boolean }
-  /** The connection and all its streams are gone. */
-  | { type: 'connection-lost'; conn: number; peerId: number; reason: QuicLostReason }
+  /**
+   * The connection and all its streams are gone. `errorCode`: the QUIC (transport or
+   * application) code, 0 if none; `detail`: quinn's description, for logs.
+   */
+  | { type: 'connection-lost'; conn: number; peerId: number; reason: QuicLostReason; errorCode: number; detail: string }
   /** The peer opened a stream: read it (its data may already be there). */
   | { type: 'stream-opened'; conn: number; peerId: number; stream: number }
   | { type: 'readable'; conn: number; peerId: number; stream: number }
@@ -327,7 +330,7 @@ export class QuicEndpoint {
     // quinn reports a loss only for what the peer or the clock did; a local close is ours to report.
     const peerId = this.conns.get(conn);
     if (peerId !== undefined) {
-      this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'locally-closed' });
+      this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'locally-closed', errorCode: 0, detail: '' });
       this.forget(conn);
     }
   }
@@ -406,7 +409,14 @@ export class QuicEndpoint {
           this.track(conn, peerId);
           break;
         case 2:
-          this.pending.push({ type: 'connection-lost', conn, peerId, reason: LOST_REASONS[code] ?? 'transport-error' });
+          this.pending.push({
+            type: 'connection-lost',
+            conn,
+            peerId,
+            reason: LOST_REASONS[code] ?? 'transport-error',
+            errorCode: stream,
+            detail: this.lostDetail(),
+          });
           this.forget(conn);
           break;
         case 3:
@@ -433,6 +443,11 @@ export class QuicEndpoint {
           break;
       }
     }
+  }
+
+  private lostDetail(): string {
+    const n = this.wasm.lost_detail();
+    return Buffer.from(this.refreshView().subarray(this.ioPtr, this.ioPtr + n)).toString('utf8');
   }
 
   private track(conn: number, peerId: number): void {
@@ -481,7 +496,7 @@ export class QuicEndpoint {
   private crashed(e: unknown): void {
     if (!isWasmTrap(e)) throw e;
     this.crashes++;
-    for (const [conn, peerId] of this.conns) this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'crashed' });
+    for (const [conn, peerId] of this.conns) this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'crashed', errorCode: 0, detail: 'QUIC core trapped' });
     this.conns.clear();
     this.outgoing.clear();
     this.start(this.nextFirstConn);

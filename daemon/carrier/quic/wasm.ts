@@ -53,6 +53,7 @@ export interface QuicExports {
   stream_reset(conn: number, stream: number, code: number): number;
   stream_stop(conn: number, stream: number, code: number): number;
   last_code(): number;
+  lost_detail(): number;
   conn_close(conn: number, code: number, nowMs: number): number;
   conn_stats(conn: number): number;
   stats_ptr(): number;

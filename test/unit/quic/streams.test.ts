@@ -155,6 +155,7 @@ test('a connection close reaches the peer as connection-lost and frees openStrea
   assert.ok(world.run({ until: () => b.events.some((e) => e.type === 'connection-lost'), maxTime: MAX_TIME }).done);
   const lostB = b.events.find((e) => e.type === 'connection-lost');
   assert.equal(lostB?.type === 'connection-lost' && lostB.reason, 'application-closed');
+  assert.equal(lostB?.type === 'connection-lost' && lostB.errorCode, 9, 'the close code reaches the peer');
   const lostA = a.events.find((e) => e.type === 'connection-lost');
   assert.equal(lostA?.type === 'connection-lost' && lostA.reason, 'locally-closed');
   assert.equal(a.ep.openStream(b.peerId), null);

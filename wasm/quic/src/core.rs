@@ -81,8 +81,9 @@ pub struct Event {
     pub kind: EventKind,
     pub conn: u32,
     pub peer: u32,
+    /// Stream id; for `ConnectionLost`, the QUIC error code (transport or application).
     pub stream: u64,
-    /// Stop code, lost reason, or 1 for an outgoing connection in `Connected`.
+    /// Stop/reset code, lost reason, or 1 for an outgoing connection in `Connected`.
     pub code: u64,
 }
 
@@ -136,6 +137,8 @@ pub struct Core {
     now: Instant,
     /// Code of the last stopped/reset stream a call ran into.
     pub last_code: u64,
+    /// Text of the last connection loss (quinn's reason, e.g. the transport error's message).
+    pub lost_detail: String,
 }
 
 pub fn instant(now_ms: f64) -> Instant {
@@ -176,6 +179,16 @@ fn probe_reset(conn: &mut Conn, id: StreamId) -> Option<u64> {
 
 fn sid(stream: u64) -> Result<StreamId, OpError> {
     VarInt::from_u64(stream).map(StreamId::from).map_err(|_| OpError::BadArgument)
+}
+
+/// The QUIC error code of a closed connection (transport or application), 0 if none.
+fn error_code(reason: &ConnectionError) -> u64 {
+    match reason {
+        ConnectionError::TransportError(e) => u64::from(e.code),
+        ConnectionError::ConnectionClosed(c) => u64::from(c.error_code),
+        ConnectionError::ApplicationClosed(c) => c.error_code.into_inner(),
+        _ => 0,
+    }
 }
 
 fn lost_reason(reason: &ConnectionError) -> LostReason {
@@ -255,6 +268,7 @@ impl Core {
             scratch: Vec::new(),
             now,
             last_code: 0,
+            lost_detail: String::new(),
         })
     }
 
@@ -341,7 +355,9 @@ impl Core {
                 QuinnEvent::Connected => (EventKind::Connected, 0, u64::from(conn.outgoing)),
                 QuinnEvent::ConnectionLost { reason } => {
                     conn.lost = true;
-                    (EventKind::ConnectionLost, 0, lost_reason(&reason) as u64)
+                    self.lost_detail = reason.to_string();
+                    // The QUIC error code rides in the stream field, which a loss has no use for.
+                    (EventKind::ConnectionLost, error_code(&reason), lost_reason(&reason) as u64)
                 }
                 QuinnEvent::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
                     while let Some(s) = conn.inner.streams().accept(Dir::Bi) {

@@ -3,15 +3,21 @@
 //!
 //! Why that is enough: tstier carries these datagrams inside the peer layer, which already
 //! authenticates and encrypts every packet (EasyTier 2.6 does the same with quinn-plaintext).
-//! The tag is a constant, so a datagram that is not ours, or a truncated one, fails to "decrypt"
-//! and is dropped like any undecryptable packet.
+//! The tag is not a MAC of the contents. It binds the packet number and the connection: Initial
+//! packets use `INITIAL_TAG`, Handshake and 1-RTT packets a tag mixed from two nonces the hellos
+//! exchange, and both are mixed with the full packet number (see `NullPacketKey::packet_tag`). Identical keys for every
+//! connection would let a "ghost" connection's packets in: a late duplicate or retransmitted
+//! Initial can make the server start a second connection with the same connection ids, and
+//! without per-connection keys the client would accept that ghost's ACKs and frames as its own
+//! (and die of "unsent packet acked"). A datagram that is not ours, or a truncated one, fails
+//! to "decrypt" and is dropped like any undecryptable packet.
 //!
 //! The handshake mirrors TLS 1.3's shape, because quinn-proto's key schedule expects it:
 //!   client: Hello(params)                       Initial space
 //!   server: Hello(params)                       Initial space, then Handshake keys
 //!   server: Finished                            Handshake space, then 1-RTT keys
 //!   client: Finished                            Handshake space, then 1-RTT keys, done
-//! Each message is `type u8 | length u16 BE | body`; a hello body is `MAGIC | params`.
+//! Each message is `type u8 | length u16 BE | body`; a hello body is `MAGIC | nonce u64 | params`.
 
 use std::any::Any;
 use std::io::Cursor;
@@ -25,7 +31,9 @@ use quinn_proto::crypto::{
 use quinn_proto::transport_parameters::TransportParameters;
 use quinn_proto::{ConnectError, ConnectionId, Side, TransportError, TransportErrorCode};
 
-const TAG: [u8; 8] = *b"tstierQ1";
+const INITIAL_TAG: [u8; 8] = *b"tstierQ1";
+const TAG_LEN: usize = 8;
+const NONCE_LEN: usize = 8;
 /// Names this protocol in both hellos, so a QUIC peer speaking anything else fails the handshake.
 const MAGIC: &[u8; 8] = b"tstier/q";
 const MSG_CLIENT_HELLO: u8 = 1;
@@ -47,19 +55,32 @@ impl HeaderKey for NullHeaderKey {
     }
 }
 
-struct NullPacketKey;
+#[derive(Clone, Copy)]
+struct NullPacketKey {
+    tag: [u8; TAG_LEN],
+}
+
+impl NullPacketKey {
+    /// The tag also binds the full packet number. The wire carries it truncated and, without
+    /// header protection's AEAD, nothing else checks how the receiver expanded it: a packet
+    /// delayed past half the number window would be taken for a different number, and the ACK
+    /// for that number would kill the connection ("unsent packet acked").
+    fn packet_tag(&self, packet: u64) -> [u8; TAG_LEN] {
+        (u64::from_le_bytes(self.tag) ^ mix(packet)).to_le_bytes()
+    }
+}
 
 impl PacketKey for NullPacketKey {
-    fn encrypt(&self, _packet: u64, buf: &mut [u8], _header_len: usize) {
+    fn encrypt(&self, packet: u64, buf: &mut [u8], _header_len: usize) {
         let len = buf.len();
-        buf[len - TAG.len()..].copy_from_slice(&TAG);
+        buf[len - TAG_LEN..].copy_from_slice(&self.packet_tag(packet));
     }
 
-    fn decrypt(&self, _packet: u64, _header: &[u8], payload: &mut BytesMut) -> Result<(), CryptoError> {
-        let Some(body) = payload.len().checked_sub(TAG.len()) else {
+    fn decrypt(&self, packet: u64, _header: &[u8], payload: &mut BytesMut) -> Result<(), CryptoError> {
+        let Some(body) = payload.len().checked_sub(TAG_LEN) else {
             return Err(CryptoError);
         };
-        if payload[body..] != TAG {
+        if payload[body..] != self.packet_tag(packet) {
             return Err(CryptoError);
         }
         payload.truncate(body);
@@ -67,7 +88,7 @@ impl PacketKey for NullPacketKey {
     }
 
     fn tag_len(&self) -> usize {
-        TAG.len()
+        TAG_LEN
     }
 
     // No cipher wears out, so never force a key update.
@@ -79,11 +100,24 @@ impl PacketKey for NullPacketKey {
     }
 }
 
-fn null_keys() -> Keys {
+fn null_keys(tag: [u8; TAG_LEN]) -> Keys {
     Keys {
         header: KeyPair { local: Box::new(NullHeaderKey), remote: Box::new(NullHeaderKey) },
-        packet: KeyPair { local: Box::new(NullPacketKey), remote: Box::new(NullPacketKey) },
+        packet: KeyPair { local: Box::new(NullPacketKey { tag }), remote: Box::new(NullPacketKey { tag }) },
     }
+}
+
+/// splitmix64's finaliser: every input bit affects every output bit.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The tag of one connection's Handshake and 1-RTT packets, before the packet number.
+fn connection_tag(client_nonce: u64, server_nonce: u64) -> [u8; TAG_LEN] {
+    mix(client_nonce ^ server_nonce.rotate_left(32)).to_le_bytes()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -108,6 +142,8 @@ pub struct NullSession {
     side: Side,
     step: Step,
     local_params: Vec<u8>,
+    local_nonce: u64,
+    peer_nonce: u64,
     peer_params: Option<TransportParameters>,
     /// Handshake bytes received but not yet forming a whole message.
     pending: Vec<u8>,
@@ -125,7 +161,26 @@ impl NullSession {
     fn new(side: Side, params: &TransportParameters) -> Self {
         let mut local_params = Vec::with_capacity(128);
         params.write(&mut local_params);
-        Self { side, step: Step::Start, local_params, peer_params: None, pending: Vec::new() }
+        Self {
+            side,
+            step: Step::Start,
+            local_params,
+            local_nonce: crate::rng::next_u64(),
+            peer_nonce: 0,
+            peer_params: None,
+            pending: Vec::new(),
+        }
+    }
+
+    fn connection_keys(&self) -> Keys {
+        null_keys(self.tag())
+    }
+
+    fn tag(&self) -> [u8; TAG_LEN] {
+        match self.side {
+            Side::Client => connection_tag(self.local_nonce, self.peer_nonce),
+            Side::Server => connection_tag(self.peer_nonce, self.local_nonce),
+        }
     }
 
     fn write_message(buf: &mut Vec<u8>, kind: u8, body: &[&[u8]]) {
@@ -140,7 +195,12 @@ impl NullSession {
     fn on_message(&mut self, kind: u8, body: &[u8]) -> Result<bool, TransportError> {
         match (self.side, self.step, kind) {
             (Side::Server, Step::Start, MSG_CLIENT_HELLO) | (Side::Client, Step::AwaitServerHello, MSG_SERVER_HELLO) => {
-                let params = body.strip_prefix(MAGIC.as_slice()).ok_or_else(|| failure("not a tstier QUIC peer"))?;
+                let rest = body.strip_prefix(MAGIC.as_slice()).ok_or_else(|| failure("not a tstier QUIC peer"))?;
+                if rest.len() < NONCE_LEN {
+                    return Err(failure("hello too short"));
+                }
+                let (nonce, params) = rest.split_at(NONCE_LEN);
+                self.peer_nonce = u64::from_be_bytes(nonce.try_into().expect("split at NONCE_LEN"));
                 let params = TransportParameters::read(self.side, &mut Cursor::new(params))
                     .map_err(TransportError::from)?;
                 self.peer_params = Some(params);
@@ -162,7 +222,7 @@ impl NullSession {
 
 impl crypto::Session for NullSession {
     fn initial_keys(&self, _dst_cid: &ConnectionId, _side: Side) -> Keys {
-        null_keys()
+        null_keys(INITIAL_TAG)
     }
 
     fn handshake_data(&self) -> Option<Box<dyn Any>> {
@@ -211,35 +271,36 @@ impl crypto::Session for NullSession {
     fn write_handshake(&mut self, buf: &mut Vec<u8>) -> Option<Keys> {
         match (self.side, self.step) {
             (Side::Client, Step::Start) => {
-                Self::write_message(buf, MSG_CLIENT_HELLO, &[MAGIC, &self.local_params]);
+                Self::write_message(buf, MSG_CLIENT_HELLO, &[MAGIC, &self.local_nonce.to_be_bytes(), &self.local_params]);
                 self.step = Step::AwaitServerHello;
                 None
             }
             (Side::Client, Step::GotHello) => {
                 self.step = Step::HandshakeKeys;
-                Some(null_keys())
+                Some(self.connection_keys())
             }
             (Side::Client, Step::GotServerFinished) => {
                 Self::write_message(buf, MSG_CLIENT_FINISHED, &[]);
                 self.step = Step::Done;
-                Some(null_keys())
+                Some(self.connection_keys())
             }
             (Side::Server, Step::GotHello) => {
-                Self::write_message(buf, MSG_SERVER_HELLO, &[MAGIC, &self.local_params]);
+                Self::write_message(buf, MSG_SERVER_HELLO, &[MAGIC, &self.local_nonce.to_be_bytes(), &self.local_params]);
                 self.step = Step::HandshakeKeys;
-                Some(null_keys())
+                Some(self.connection_keys())
             }
             (Side::Server, Step::HandshakeKeys) => {
                 Self::write_message(buf, MSG_SERVER_FINISHED, &[]);
                 self.step = Step::AwaitClientFinished;
-                Some(null_keys())
+                Some(self.connection_keys())
             }
             _ => None,
         }
     }
 
     fn next_1rtt_keys(&mut self) -> Option<KeyPair<Box<dyn PacketKey>>> {
-        Some(KeyPair { local: Box::new(NullPacketKey), remote: Box::new(NullPacketKey) })
+        let key = NullPacketKey { tag: self.tag() };
+        Some(KeyPair { local: Box::new(key), remote: Box::new(key) })
     }
 
     fn is_valid_retry(&self, _orig_dst_cid: &ConnectionId, _header: &[u8], _payload: &[u8]) -> bool {
@@ -273,7 +334,7 @@ pub struct NullServerConfig;
 
 impl crypto::ServerConfig for NullServerConfig {
     fn initial_keys(&self, _version: u32, _dst_cid: &ConnectionId) -> Result<Keys, UnsupportedVersion> {
-        Ok(null_keys())
+        Ok(null_keys(INITIAL_TAG))
     }
 
     fn retry_tag(&self, _version: u32, _orig_dst_cid: &ConnectionId, _packet: &[u8]) -> [u8; 16] {
@@ -303,10 +364,7 @@ impl ResetKey {
             h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
         h ^= self.key[1];
-        // splitmix64 finaliser spreads every input bit over the output.
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31)
+        mix(h)
     }
 }
 

@@ -266,6 +266,18 @@ pub extern "C" fn last_code() -> f64 {
     with_core(0.0, |c| c.last_code as f64)
 }
 
+/// Copies the text of the last connection loss into the I/O region; returns its length.
+#[no_mangle]
+pub extern "C" fn lost_detail() -> u32 {
+    let io = io();
+    with_core(0, |c| {
+        let text = c.lost_detail.as_bytes();
+        let n = text.len().min(io.len());
+        io[..n].copy_from_slice(&text[..n]);
+        n as u32
+    })
+}
+
 #[no_mangle]
 pub extern "C" fn conn_close(conn: u32, code: f64, now_ms: f64) -> i32 {
     let Some(code) = stream_id(code) else { return OpError::BadArgument as i32 };
