@@ -10,7 +10,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { badConfig } from '../errors.js';
 import {
-  KCPTUBE_DEFAULT_MODE, KCPTUBE_MANUAL_WND, KCPTUBE_PRESETS, isKcptubeMode, type KcptubeKcpMode,
+  KCPTUBE_DEFAULT_MODE, KCPTUBE_MANUAL_WND, KCPTUBE_PRESETS, isKcptubeMode, type KcptubeKcpMode, type KcptubeKcpParams,
 } from './modes.js';
 import { CRYPT_OVERHEAD, type KcptubeCipher } from './crypt.js';
 import { FEC_OVERHEAD, TUNNEL_HEADER_SIZE } from './wire.js';
@@ -23,7 +23,7 @@ export interface PortRange {
 }
 
 /** The settings of one KCP side (client, server, or one section of a relay), defaults applied. */
-export interface KcptubeSide {
+export interface KcptubeSide extends KcptubeKcpParams {
   listenOn: string[];
   listenPorts: PortRange | null;
   destinationAddresses: string[];
@@ -45,12 +45,6 @@ export interface KcptubeSide {
   /** The KCP engine's datagram budget (segments + FEC header), kcptube's kcp_mtu. */
   kcpMtu: number;
   kcp: KcptubeKcpMode;
-  sndWnd: number;
-  rcvWnd: number;
-  nodelay: number;
-  interval: number;
-  resend: number;
-  nc: number;
   /** Bits per second; 0 means not set. */
   outboundBandwidth: number;
   inboundBandwidth: number;

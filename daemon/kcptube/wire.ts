@@ -16,10 +16,14 @@
  *   FIN: the sender will send no more on this connection (TCP half-close; UDP: gone)
  *   RESET: the connection failed or was aborted
  */
+import { FEC_HEADER_SIZE, readU16, writeU16 } from '../transport/fec/header.js';
+import { readU32, writeU32 } from '../transport/kcp/segment.js';
+
+export { readU32, writeU32 };
 
 export const TUNNEL_HEADER_SIZE = 5;
 /** kcp-go style FEC header in front of each KCP datagram when FEC is on. */
-export const FEC_OVERHEAD = 8;
+export const FEC_OVERHEAD = FEC_HEADER_SIZE;
 
 export const T_KCP = 1;
 export const T_PING = 2;
@@ -41,25 +45,6 @@ export const PROTO_UDP = 2;
 export const WIRE_VERSION = 1;
 export const MAX_RECORD_PAYLOAD = 0xffff;
 
-export function readU32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-}
-
-export function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v;
-  b[o + 1] = v >>> 8;
-  b[o + 2] = v >>> 16;
-  b[o + 3] = v >>> 24;
-}
-
-function readU16(b: Uint8Array, o: number): number {
-  return b[o]! | (b[o + 1]! << 8);
-}
-
-function writeU16(b: Uint8Array, o: number, v: number): void {
-  b[o] = v;
-  b[o + 1] = v >>> 8;
-}
 
 /** u64 as two u32 halves, for values up to 2^53. */
 function writeU64(b: Uint8Array, o: number, v: number): void {
