@@ -50,6 +50,7 @@ export interface KcptubeSide extends KcptubeKcpParams {
   inboundBandwidth: number;
   ipv4Only: boolean;
   ipv6Only: boolean;
+  /** Flush KCP on every write (kcptube's Refresh) rather than at the next interval tick. Default on. */
   blast: boolean;
 }
 
@@ -186,12 +187,12 @@ function resolveSide(file: string, scope: Scope, top: Scope | null, issues: Conf
     }
     return n;
   };
-  const bool = (key: string): boolean => {
+  const bool = (key: string, absent = false): boolean => {
     const e = get(key);
-    if (e === undefined) return false;
+    if (e === undefined) return absent;
     const b = parseBool(e.value);
     if (b === null) bad(key, `must be yes/true/1 or no/false/0, got "${e.value}"`);
-    return b ?? false;
+    return b ?? absent;
   };
   const ports = (key: string): PortRange | null => {
     const e = get(key);
@@ -317,7 +318,7 @@ function resolveSide(file: string, scope: Scope, top: Scope | null, issues: Conf
     inboundBandwidth: bandwidth('inbound_bandwidth'),
     ipv4Only: bool('ipv4_only'),
     ipv6Only: bool('ipv6_only'),
-    blast: bool('blast'),
+    blast: bool('blast', true), // kcptube's default is on
   };
   if (side.ipv4Only && side.ipv6Only) bad('ipv6_only', 'ipv4_only and ipv6_only are both set');
   return side;

@@ -192,7 +192,8 @@ export class TubeSession {
     writeRecordHeader(this.hdr, 0, kind, conn, payload?.length ?? 0);
     this.link.write(this.hdr);
     if (payload !== null && payload.length > 0) this.link.write(payload);
-    this.dirty = true;
+    // blast: send now (kcptube's Refresh after Send); otherwise the next interval tick sends it.
+    if (this.side.blast) this.dirty = true;
   }
 
   /** KCP's window has room (kcptube's test before it writes). */

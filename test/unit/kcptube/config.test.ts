@@ -48,6 +48,8 @@ test('a client file: every key and its defaults', () => {
     { s: 1024, r: 1024, d: 0, i: 1, re: 2, nc: 1 },
   );
   assert.equal(c.forwarder, null);
+  assert.equal(m.blast, true, "kcptube's default");
+  assert.equal(ok(CLIENT + 'blast=0\n').main.blast, false);
 });
 
 test('every optional key parses', () => {

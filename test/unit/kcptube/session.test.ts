@@ -131,3 +131,17 @@ test('a session that receives an unknown record kind ends with a protocol error;
   const off = cipher.open(out[0]!, out[0]!.length);
   assert.deepEqual([...out[0]!.subarray(off + 4)], [3 /* PONG */, 1, 2, 3, 4]);
 });
+
+test('blast (the default) sends a write at once; blast=no leaves it for the next interval tick', () => {
+  const cipher = TunnelCipher.fromPassword('none', '');
+  for (const blast of [true, false]) {
+    const s = new TubeSession({ sid: 1, cipher, side: side(`kcp=regular4\nblast=${blast ? 1 : 0}\n`), snmp: newSnmp(), now: 0 });
+    s.handleTimeout(0); // arms the 15 ms interval timer
+    datagrams(s);
+    s.write(1, new Uint8Array(100));
+    s.pump(1);
+    assert.equal(datagrams(s).length, blast ? 1 : 0, `blast=${blast}`);
+    s.handleTimeout(s.pollTimeout());
+    if (!blast) assert.equal(datagrams(s).length, 1, 'sent at the tick');
+  }
+});
