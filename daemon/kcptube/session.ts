@@ -99,6 +99,7 @@ export class TubeSession {
   private readonly reader = new RecordReader();
   private readonly hdr = new Uint8Array(RECORD_HEADER_SIZE);
   private readonly events: TubeEvent[] = [];
+  private eventHead = 0;
   private readonly control: Uint8Array[] = [];
   private dirty = false;
   private readPaused = false;
@@ -279,7 +280,14 @@ export class TubeSession {
   }
 
   pollEvent(): TubeEvent | null {
-    return this.events.shift() ?? null;
+    // A head index, not shift(): one pump can queue thousands of DATA events.
+    if (this.eventHead >= this.events.length) return null;
+    const e = this.events[this.eventHead++]!;
+    if (this.eventHead === this.events.length) {
+      this.events.length = 0;
+      this.eventHead = 0;
+    }
+    return e;
   }
 
   pollTimeout(): number {
