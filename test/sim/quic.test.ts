@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { CongestionControl } from '../../daemon/carrier/quic/endpoint.js';
-import { type StreamState, connectedPair, payload, sha256 } from '../unit/quic/harness.js';
+import { type StreamState, connectedPair, payload, peerState, sha256 } from '../unit/quic/harness.js';
 import { Rng } from './world.js';
 
 const MAX_TIME = 30 * 60_000;
@@ -56,7 +56,7 @@ for (const c of CASES) {
       assert.ok(s, `seed ${c.seed}: stream ${i} opens`);
       sent.push(s);
     }
-    const peer = (s: StreamState): StreamState | undefined => [...b.streams.values()].find((x) => x.stream === s.stream);
+    const peer = (s: StreamState): StreamState | undefined => peerState(b, s.stream);
     const r = world.run({ until: () => sent.every((s) => s.in.fin && peer(s)?.in.fin === true), maxTime: MAX_TIME });
     assert.ok(r.done, `seed ${c.seed}: all streams completed (virtual ${r.now} ms, ${r.steps} steps)`);
     for (const s of sent) {

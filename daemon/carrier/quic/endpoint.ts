@@ -270,7 +270,8 @@ export class QuicEndpoint {
     const conn = this.outgoing.get(peerId);
     if (conn === undefined) return null;
     const stream = this.call(() => this.wasm.stream_open(conn));
-    if (stream === OpError.streamsExhausted) return null;
+    // A connection already lost inside the core (its event not yet polled) opens nothing either.
+    if (stream === OpError.streamsExhausted || stream === OpError.unknownConnection) return null;
     if (stream < 0) throw streamError(conn, -1, stream);
     return { conn, stream };
   }

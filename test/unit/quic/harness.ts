@@ -28,6 +28,8 @@ export class Incoming {
   fin = false;
   readonly hash: Hash = createHash('sha256');
   digest?: string;
+  /** The bytes themselves, when the node keeps them (`keepBytes`). */
+  readonly chunks: Uint8Array[] = [];
 }
 
 export interface StreamState {
@@ -48,6 +50,8 @@ export class QuicNode implements SimEndpoint {
   replyFor: ((s: StreamState) => Uint8Array | undefined) | undefined;
   /** Whether a stream finishes its sending side once the payload is written. */
   autoFinish = true;
+  /** Keep received bytes (not just their hash) for tests that parse them. */
+  keepBytes = false;
   world!: World;
   node = -1;
 
@@ -141,6 +145,7 @@ export class QuicNode implements SimEndpoint {
         return;
       }
       s.in.hash.update(READ_BUF.subarray(0, n));
+      if (this.keepBytes) s.in.chunks.push(READ_BUF.slice(0, n));
       s.in.bytes += n;
     }
   }
@@ -158,6 +163,12 @@ export class QuicNode implements SimEndpoint {
       out.finished = true;
     }
   }
+}
+
+/** The peer's side of a stream the other node opened (stream ids match across the connection). */
+export function peerState(peer: QuicNode, stream: number): StreamState | undefined {
+  for (const s of peer.streams.values()) if (s.stream === stream) return s;
+  return undefined;
 }
 
 export function sha256(data: Uint8Array): string {

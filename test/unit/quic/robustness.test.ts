@@ -9,13 +9,10 @@ import { test } from 'node:test';
 import { QUIC_GONE, QuicEndpoint } from '../../../daemon/carrier/quic/endpoint.js';
 import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
 import { Rng } from '../../sim/world.js';
-import { type QuicNode, type StreamState, connectedPair, payload, sha256 } from './harness.js';
+import { connectedPair, payload, peerState, sha256 } from './harness.js';
 
 const MAX_TIME = 10 * 60_000;
 
-function peerState(peer: QuicNode, stream: number): StreamState | undefined {
-  return [...peer.streams.values()].find((s) => s.stream === stream);
-}
 
 test('random datagrams into a fresh endpoint: no throw, no crash, no connection', async () => {
   const rng = new Rng(11);

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { FrameReader, FrameType, decodeOpen, encodeOpen } from '../../../daemon/carrier/flow-frames.js';
 import { Rng } from '../../sim/world.js';
-import { type QuicNode, type StreamState, connectedPair, payload, sha256 } from './harness.js';
+import { type Pair, type StreamState, connectedPair, payload, peerState, sha256 } from './harness.js';
 
 const MAX_TIME = 10 * 60_000;
 
@@ -17,10 +18,6 @@ function assertDelivered(sender: StreamState, receiver: StreamState | undefined,
   assert.equal(receiver.in.digest, sender.out!.sha, `${what}: sha256`);
 }
 
-/** The peer's view of a stream opened by `opener` (same stream id, the peer's connection). */
-function peerState(peer: QuicNode, stream: number): StreamState | undefined {
-  return [...peer.streams.values()].find((s) => s.stream === stream);
-}
 
 test('handshake: both sides see connected, with direction, peer ids and an RTT', async () => {
   const { a, b } = await connectedPair({ seed: 1 });
@@ -102,20 +99,26 @@ test('half-close each way: data keeps flowing towards the side that sent FIN', a
   assert.equal(s.in.digest, sha256(down));
 });
 
+/** A connected pair with one open stream (no FIN) that has carried 10 bytes each way. */
+async function openStreamBothWays(seed: number): Promise<Pair & { rng: Rng; s: StreamState; bs: StreamState }> {
+  const rng = new Rng(seed);
+  const pair = await connectedPair({ seed });
+  const { world, a, b } = pair;
+  a.autoFinish = false;
+  b.autoFinish = false;
+  b.replyFor = () => payload(rng, 10);
+  const s = a.send(b.node, payload(rng, 10));
+  assert.ok(s);
+  assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.bytes === 10 && s.in.bytes === 10, maxTime: MAX_TIME }).done);
+  return { ...pair, rng, s, bs: peerState(b, s.stream)! };
+}
+
 for (const [who, code] of [
   ['opener', 7],
   ['acceptor', 1234567],
 ] as const) {
   test(`reset by the ${who} reaches the other side as a reset event with code ${code}`, async () => {
-    const rng = new Rng(5);
-    const { world, a, b } = await connectedPair({ seed: 5 });
-    a.autoFinish = false;
-    b.autoFinish = false;
-    b.replyFor = () => payload(rng, 10);
-    const s = a.send(b.node, payload(rng, 10));
-    assert.ok(s);
-    assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.bytes === 10 && s.in.bytes === 10, maxTime: MAX_TIME }).done);
-    const bs = peerState(b, s.stream)!;
+    const { rng, world, a, b, s, bs } = await openStreamBothWays(5);
     const [resetter, target, mine, theirs] = who === 'opener' ? [a, b, s, bs] : [b, a, bs, s];
     resetter.ep.reset(mine.conn, mine.stream, code);
     assert.ok(world.run({ until: () => theirs.resetCode !== undefined, maxTime: MAX_TIME }).done, 'reset event arrived');
@@ -132,15 +135,7 @@ for (const [who, code] of [
 }
 
 test('stop on either side reaches the writer as a stopped event with the code', async () => {
-  const rng = new Rng(6);
-  const { world, a, b } = await connectedPair({ seed: 6 });
-  a.autoFinish = false;
-  b.autoFinish = false;
-  b.replyFor = () => payload(rng, 10);
-  const s = a.send(b.node, payload(rng, 10));
-  assert.ok(s);
-  assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.bytes === 10 && s.in.bytes === 10, maxTime: MAX_TIME }).done);
-  const bs = peerState(b, s.stream)!;
+  const { world, a, b, s, bs } = await openStreamBothWays(6);
   b.ep.stop(bs.conn, bs.stream, 42);
   a.ep.stop(s.conn, s.stream, 43);
   assert.ok(world.run({ until: () => s.stoppedCode !== undefined && bs.stoppedCode !== undefined, maxTime: MAX_TIME }).done);
@@ -160,4 +155,25 @@ test('a connection close reaches the peer as connection-lost and frees openStrea
   assert.equal(lostA?.type === 'connection-lost' && lostA.reason, 'locally-closed');
   assert.equal(a.ep.openStream(b.peerId), null);
   assert.equal(a.ep.connectionTo(b.peerId), undefined);
+});
+
+test("a flow's OPEN frame as the stream's first bytes reaches the acceptor intact", async () => {
+  const { world, a, b } = await connectedPair({ seed: 8 });
+  b.keepBytes = true;
+  const open = { src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: 'fd00::2', port: 443 }, optimistic: true };
+  const s = a.send(b.node, encodeOpen(open));
+  assert.ok(s);
+  assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.fin === true, maxTime: MAX_TIME }).done);
+  const reader = new FrameReader();
+  const frames: { type: FrameType; payload: Uint8Array }[] = [];
+  for (const chunk of peerState(b, s.stream)!.in.chunks) {
+    reader.push(chunk);
+    for (let f = reader.next(); f !== null; f = reader.next()) {
+      assert.notEqual(f, 'error');
+      if (f !== 'error') frames.push({ type: f.type, payload: f.payload.slice() });
+    }
+  }
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0]!.type, FrameType.Open);
+  assert.deepEqual(decodeOpen(frames[0]!.payload), open);
 });

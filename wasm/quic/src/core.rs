@@ -23,6 +23,8 @@ use web_time::Instant;
 use crate::crypto::{NoTokenKey, NullClientConfig, NullServerConfig, ResetKey};
 use crate::rng;
 
+const MAX_RESPONSES: usize = 256;
+
 /// Port of every fake peer address. quinn rejects port 0; the value itself means nothing.
 const PEER_PORT: u16 = 16;
 
@@ -329,15 +331,21 @@ impl Core {
                     }
                     Err(e) => {
                         if let Some(t) = e.response {
-                            self.responses.push_back((peer, self.scratch[..t.size].to_vec()));
+                            self.respond(peer, t.size);
                         }
                     }
                 }
             }
-            Some(DatagramEvent::Response(t)) => {
-                self.responses.push_back((peer, self.scratch[..t.size].to_vec()));
-            }
+            Some(DatagramEvent::Response(t)) => self.respond(peer, t.size),
             None => {}
+        }
+    }
+
+    /// Queues an endpoint-level answer (in `scratch`). Bounded: these answer unknown packets,
+    /// and a flood of those must not grow memory while JS is not polling.
+    fn respond(&mut self, peer: u32, size: usize) {
+        if self.responses.len() < MAX_RESPONSES {
+            self.responses.push_back((peer, self.scratch[..size].to_vec()));
         }
     }
 
