@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { FrameReader, FrameType, decodeOpen, encodeOpen } from '../../../daemon/carrier/flow-frames.js';
+import { QuicEndpoint } from '../../../daemon/carrier/quic/endpoint.js';
+import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
 import { Rng } from '../../sim/world.js';
-import { type Pair, type StreamState, connectedPair, payload, peerState, sha256 } from './harness.js';
+import { type Pair, QuicNode, type StreamState, connectedPair, payload, peerState, sha256 } from './harness.js';
 
 const MAX_TIME = 10 * 60_000;
 
@@ -176,4 +178,48 @@ test("a flow's OPEN frame as the stream's first bytes reaches the acceptor intac
   assert.equal(frames.length, 1);
   assert.equal(frames[0]!.type, FrameType.Open);
   assert.deepEqual(decodeOpen(frames[0]!.payload), open);
+});
+
+test('three peers: connections both ways between one pair and to a third, all streams byte-exact', async () => {
+  const rng = new Rng(9);
+  const { world, a, b } = await connectedPair({ seed: 9 });
+  const c = new QuicNode(new QuicEndpoint(await loadQuicModule(), { seed: 99 }));
+  c.world = world;
+  c.node = world.addNode(c);
+  world.linkBoth(a.node, c.node, { delayMs: 2 });
+  world.linkBoth(b.node, c.node, { delayMs: 3 });
+  a.ep.connect(c.peerId, world.now);
+  c.ep.connect(a.peerId, world.now); // the reverse connection of the same pair
+  b.ep.connect(c.peerId, world.now);
+  const ready = (n: QuicNode, k: number): boolean => n.events.filter((e) => e.type === 'connected').length >= k;
+  assert.ok(world.run({ until: () => ready(a, 3) && ready(b, 2) && ready(c, 3), maxTime: MAX_TIME }).done, 'five connections up');
+  assert.equal(a.events.filter((e) => e.type === 'connected' && e.peerId === c.peerId).length, 2, 'a has one connection each way with c');
+  const flows: [QuicNode, QuicNode, StreamState][] = [];
+  // openStream uses the opener's own connection: b has none to a, so no b→a flow here.
+  for (const [from, to] of [[a, b], [a, c], [c, a], [b, c]] as const) {
+    for (let i = 0; i < 3; i++) flows.push([from, to, from.send(to.node, payload(rng, rng.int(60_000)))!]);
+  }
+  // The receiving side of a flow: the stream with this id on the connection from `from`.
+  const received = (from: QuicNode, to: QuicNode, s: StreamState): StreamState | undefined => {
+    const conns = new Set(to.events.filter((e) => e.peerId === from.peerId && e.type === 'stream-opened').map((e) => e.conn));
+    for (const x of to.streams.values()) if (x.stream === s.stream && conns.has(x.conn) && x.out === undefined) return x;
+    return undefined;
+  };
+  assert.ok(world.run({ until: () => flows.every(([f, t, s]) => received(f, t, s)?.in.fin === true), maxTime: MAX_TIME }).done);
+  for (const [f, t, s] of flows) assert.equal(received(f, t, s)!.in.digest, s.out!.sha, `${f.node}→${t.node} stream ${s.stream}`);
+});
+
+test('a peer that goes silent is reported as timed-out after the idle timeout', async () => {
+  const { world, a, b } = await connectedPair({ seed: 10, quic: { idleTimeoutMs: 8_000, keepAliveMs: 2_000 } });
+  const start = world.now;
+  // Keep-alives hold an idle connection open well past the idle timeout.
+  world.run({ until: () => false, maxTime: start + 30_000 });
+  assert.equal(a.events.filter((e) => e.type === 'connection-lost').length, 0, 'idle but alive');
+  world.linkBoth(a.node, b.node, { loss: 1 });
+  const cut = world.now;
+  assert.ok(world.run({ until: () => a.events.some((e) => e.type === 'connection-lost'), maxTime: cut + 60_000 }).done);
+  const lost = a.events.find((e) => e.type === 'connection-lost');
+  assert.equal(lost?.type === 'connection-lost' && lost.reason, 'timed-out');
+  // The idle timer restarts on the last keep-alive sent, which may follow the cut by one interval.
+  assert.ok(world.now - cut <= 8_000 + 2_000 + 1, `noticed ${world.now - cut} ms after the cut`);
 });
