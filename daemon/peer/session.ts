@@ -1,6 +1,6 @@
 /**
  * One authenticated session over one underlay link, sans-IO. It runs the handshake
- * (handshake.ts), then seals and opens every packet with AES-256-GCM:
+ * (handshake.ts), then seals and opens every packet with AES-256-GCM (aead.ts):
  *
  *   [headroom][PM header, flags |= Encrypted, len = 8 + n + 16][counter u64 LE][ciphertext n][tag 16]
  *
@@ -13,16 +13,13 @@
  * authentic arrived for `deadMs`. The owner drives it: input(bytes, now), seal(...),
  * pollTransmit(), pollTimeout(), handleTimeout(now), pollEvent().
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
+import { COUNTER_LEN, packetOpener, packetSealer, TAG_LEN, type PacketOpener, type PacketSealer } from './aead.js';
 import { HandshakeInitiator, type HandshakeResponder, type SessionKeys } from './handshake.js';
 import { MAX_COUNTER, ReplayWindow } from './replay-window.js';
 import { PacketType, PM_HEADER_LEN, PmFlag, readU32, writePmHeader, writeU32 } from './wire.js';
 
-const COUNTER_LEN = 8;
-const TAG_LEN = 16;
 /** Bytes a sealed packet adds to its plaintext payload, besides the header. */
 export const SEAL_OVERHEAD = COUNTER_LEN + TAG_LEN;
-const CIPHER = 'aes-256-gcm';
 
 export interface SessionTimers {
   keepaliveMs: number;
@@ -61,11 +58,10 @@ export class PeerSession {
   peerId = 0;
   readonly stats: SessionStats = { txBytes: 0, rxBytes: 0, txPackets: 0, rxPackets: 0, dropped: 0, rttMs: 0, establishedAt: 0 };
 
-  /** Parsed once per session: a KeyObject spares each per-packet cipher from importing raw key bytes. */
-  private keys: { send: KeyObject; recv: KeyObject } | null = null;
+  /** Set up once per session, from the handshake's keys (see aead.ts). */
+  private keys: { send: PacketSealer; recv: PacketOpener } | null = null;
   private sendCounter = 0;
   private readonly window = new ReplayWindow();
-  private readonly iv = Buffer.alloc(12);
   private readonly transmit: Buffer[] = [];
   private readonly events: SessionEvent[] = [];
   private initiator: HandshakeInitiator | null = null;
@@ -110,7 +106,7 @@ export class PeerSession {
     const s = new PeerSession(myPeerId, headroom, timers, now);
     s.state = 'confirming';
     s.peerId = ok.initiatorPeerId;
-    s.keys = keyObjects(ok.keys);
+    s.keys = packetCiphers(ok.keys);
     s.answered = { init: Buffer.from(body), response: ok.response };
     s.queueHandshake(s.peerId, ok.response);
     return s;
@@ -130,7 +126,7 @@ export class PeerSession {
     const hi = readU32(wire, PM_HEADER_LEN + 4);
     const counter = hi * 2 ** 32 + lo;
     if (!this.window.check(counter)) return this.drop();
-    const plain = this.open(wire);
+    const plain = this.keys.recv.open(wire);
     if (!plain) return this.drop();
     this.window.update(counter);
     this.lastRecv = now;
@@ -162,14 +158,7 @@ export class PeerSession {
       len: SEAL_OVERHEAD + payload.length });
     writeU32(out, h + PM_HEADER_LEN, counter % 2 ** 32);
     writeU32(out, h + PM_HEADER_LEN + 4, Math.floor(counter / 2 ** 32));
-    out.copy(this.iv, 4, h + PM_HEADER_LEN, h + PM_HEADER_LEN + COUNTER_LEN);
-    const c = createCipheriv(CIPHER, this.keys.send, this.iv, { authTagLength: TAG_LEN });
-    c.setAAD(out.subarray(h, h + PM_HEADER_LEN));
-    const ct = c.update(payload);
-    c.final();
-    const at = h + PM_HEADER_LEN + COUNTER_LEN;
-    ct.copy(out, at);
-    c.getAuthTag().copy(out, at + payload.length);
+    this.keys.send.seal(out, h, payload);
     this.stats.txPackets++;
     this.stats.txBytes += out.length - h;
     return out;
@@ -218,7 +207,7 @@ export class PeerSession {
     if (this.initiator && this.state === 'handshake') {
       const done = this.initiator.complete(body);
       if (!done) return this.drop();
-      this.keys = keyObjects(done.keys);
+      this.keys = packetCiphers(done.keys);
       this.peerId = done.peerId;
       this.initiator = null;
       this.lastRecv = now;
@@ -262,30 +251,14 @@ export class PeerSession {
     this.transmit.push(out);
   }
 
-  private open(wire: Uint8Array): Buffer | null {
-    const at = PM_HEADER_LEN + COUNTER_LEN;
-    const tagAt = wire.length - TAG_LEN;
-    this.iv.set(wire.subarray(PM_HEADER_LEN, at), 4);
-    try {
-      const d = createDecipheriv(CIPHER, this.keys!.recv, this.iv, { authTagLength: TAG_LEN });
-      d.setAAD(wire.subarray(0, PM_HEADER_LEN));
-      d.setAuthTag(wire.subarray(tagAt));
-      const plain = d.update(wire.subarray(at, tagAt));
-      d.final();
-      return plain;
-    } catch {
-      return null;
-    }
-  }
-
   private drop(): null {
     this.stats.dropped++;
     return null;
   }
 }
 
-function keyObjects(k: SessionKeys): { send: KeyObject; recv: KeyObject } {
-  return { send: createSecretKey(k.send), recv: createSecretKey(k.recv) };
+function packetCiphers(k: SessionKeys): { send: PacketSealer; recv: PacketOpener } {
+  return { send: packetSealer(k.send), recv: packetOpener(k.recv) };
 }
 
 /** The handshake body of a PM Handshake packet, or null. */
