@@ -197,6 +197,11 @@ export class QuicEndpoint {
     return this.inputDropped;
   }
 
+  /** Size of the core's linear memory (it grows, never shrinks): for leak checks and metrics. */
+  get memoryBytes(): number {
+    return this.wasm.memory.buffer.byteLength;
+  }
+
   get connectionCount(): number {
     return this.conns.size;
   }

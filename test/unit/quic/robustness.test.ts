@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { QUIC_GONE, QuicEndpoint } from '../../../daemon/carrier/quic/endpoint.js';
 import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
 import { Rng } from '../../sim/world.js';
-import { connectedPair, payload, peerState, sha256 } from './harness.js';
+import { type StreamState, connectedPair, payload, peerState, sha256 } from './harness.js';
 
 const MAX_TIME = 10 * 60_000;
 
@@ -97,4 +97,25 @@ test('a trap in the core reports connection-lost (crashed) and a fresh instance 
   const r = world.run({ until: () => [...b.streams.values()].some((x) => x.in.digest === upSha), maxTime: MAX_TIME });
   assert.ok(r.done, 'new connection carries a stream after the crash');
   assert.equal(b.ep.crashCount, 0);
+});
+
+test('3000 short flows, 100 at a time: all byte-exact, core memory flat after warm-up', async () => {
+  const rng = new Rng(14);
+  const { world, a, b } = await connectedPair({ seed: 14 });
+  b.replyFor = () => payload(rng, 1 + rng.int(2000));
+  const memory: number[] = [];
+  for (let batch = 0; batch < 30; batch++) {
+    const flows: StreamState[] = [];
+    for (let i = 0; i < 100; i++) flows.push(a.send(b.node, payload(rng, 1 + rng.int(2000)))!);
+    assert.ok(flows.every((s) => s !== null), `batch ${batch}: streams open`);
+    const r = world.run({ until: () => flows.every((s) => s.in.fin && s.out!.acked && peerState(b, s.stream)?.out?.acked === true), maxTime: world.now + 600_000 });
+    assert.ok(r.done, `batch ${batch} completed`);
+    for (const s of flows) {
+      assert.equal(peerState(b, s.stream)!.in.digest, s.out!.sha);
+      a.streams.delete(`${s.conn}/${s.stream}`);
+      b.streams.delete(`${peerState(b, s.stream)!.conn}/${s.stream}`);
+    }
+    memory.push(a.ep.memoryBytes + b.ep.memoryBytes);
+  }
+  assert.equal(memory[29], memory[9], `linear memory grew after warm-up: ${memory.join(' ')}`);
 });
