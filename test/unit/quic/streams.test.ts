@@ -223,3 +223,36 @@ test('a peer that goes silent is reported as timed-out after the idle timeout', 
   // The idle timer restarts on the last keep-alive sent, which may follow the cut by one interval.
   assert.ok(world.now - cut <= 8_000 + 2_000 + 1, `noticed ${world.now - cut} ms after the cut`);
 });
+
+test('maxUdpPayload: every datagram fits the configured size, and bigger ones are used', async () => {
+  const rng = new Rng(15);
+  const { world, a, b } = await connectedPair({ seed: 15, quic: { maxUdpPayload: 1452 }, link: { delayMs: 1, mtu: 1452 } });
+  let largest = 0;
+  const pollTransmit = a.pollTransmit.bind(a);
+  a.pollTransmit = () => {
+    const t = pollTransmit();
+    if (t) largest = Math.max(largest, t.data.length);
+    return t;
+  };
+  const s = a.send(b.node, payload(rng, 500_000))!;
+  assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.fin === true, maxTime: MAX_TIME }).done);
+  assert.equal(peerState(b, s.stream)!.in.digest, s.out!.sha);
+  assert.equal(world.stats(a.node, b.node).oversize, 0, 'nothing above 1452 bytes');
+  assert.equal(largest, 1452);
+  assert.equal(a.ep.stats(s.conn).mtu, 1452);
+});
+
+test('bad options are config errors naming the key', async () => {
+  const module = await loadQuicModule();
+  for (const [options, key] of [
+    [{ maxUdpPayload: 1000 }, 'quic.maxUdpPayload'],
+    [{ congestion: 'vegas' as never }, 'quic.congestion'],
+    [{ streamWindow: 1.5 }, 'quic.streamWindow'],
+    [{ seed: -1 }, 'quic.seed'],
+  ] as const) {
+    assert.throws(() => new QuicEndpoint(module, options), (e: Error & { code?: string }) => e.code === 'TSTIER_E_BAD_CONFIG' && e.message.startsWith(key));
+  }
+  const ep = new QuicEndpoint(module, { seed: 1 });
+  assert.throws(() => ep.connect(0, 0), (e: Error & { code?: string }) => e.code === 'TSTIER_E_BAD_CONFIG');
+  assert.throws(() => ep.reset(1, 0, -1), (e: Error & { code?: string }) => e.code === 'TSTIER_E_BAD_CONFIG');
+});
