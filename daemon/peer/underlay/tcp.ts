@@ -9,7 +9,7 @@ import { readU32, writeU32 } from '../wire.js';
 import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 
 const LENGTH_LEN = 4;
-const MAX_FRAME = 70_000;
+export const MAX_FRAME = 70_000;
 const MAX_QUEUED = 4 * 1024 * 1024;
 /** An inbound stream must deliver its first packet (the handshake) this soon, or it is closed. */
 const FIRST_PACKET_TIMEOUT_MS = 5000;
@@ -20,7 +20,7 @@ class TcpLink implements UnderlayLink {
   onClose: (reason: string) => void = () => {};
   /** Packets dropped because the socket's send queue was full. */
   queueDrops = 0;
-  private pending: Buffer | null = null;
+  private readonly frames = new FrameReader();
   private corked = false;
   private closed = false;
 
@@ -78,25 +78,56 @@ class TcpLink implements UnderlayLink {
   }
 
   private onData(chunk: Buffer): void {
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = null;
+    if (!this.frames.feed(chunk, this.dispatch)) this.close();
+  }
+
+  private readonly dispatch = (pkt: Buffer): void => {
+    if (this.closed) return;
+    if (this.offer) {
+      const offer = this.offer;
+      this.offer = undefined;
+      this.socket.setTimeout(0);
+      offer(this, pkt);
+    } else {
+      this.onPacket(pkt);
+    }
+  };
+}
+
+/**
+ * Splits a byte stream into frames, each a u32 LE length then that many bytes. Frames are views
+ * into the chunks read; only a frame split across chunks is copied, once, never a whole chunk.
+ */
+export class FrameReader {
+  private pending: Buffer | null = null;
+
+  /** Calls `frame` with each complete frame; false (at the culprit) when a length exceeds MAX_FRAME. */
+  feed(chunk: Buffer, frame: (pkt: Buffer) => void): boolean {
     let at = 0;
-    while (!this.closed && buf.length - at >= LENGTH_LEN) {
-      const len = readU32(buf, at);
-      if (len > MAX_FRAME) return this.close();
-      if (buf.length - at - LENGTH_LEN < len) break;
-      const pkt = buf.subarray(at + LENGTH_LEN, at + LENGTH_LEN + len);
-      at += LENGTH_LEN + len;
-      if (this.offer) {
-        const offer = this.offer;
-        this.offer = undefined;
-        this.socket.setTimeout(0);
-        offer(this, pkt);
-      } else {
-        this.onPacket(pkt);
+    while (this.pending && at < chunk.length) {
+      const p = this.pending;
+      const want = p.length < LENGTH_LEN ? LENGTH_LEN : LENGTH_LEN + readU32(p, 0);
+      const take = Math.min(want - p.length, chunk.length - at);
+      const grown = Buffer.concat([p, chunk.subarray(at, at + take)]);
+      at += take;
+      this.pending = grown;
+      if (grown.length < LENGTH_LEN) break;
+      const len = readU32(grown, 0);
+      if (len > MAX_FRAME) return false;
+      if (grown.length === LENGTH_LEN + len) {
+        this.pending = null;
+        frame(grown.subarray(LENGTH_LEN));
       }
     }
-    if (at < buf.length && !this.closed) this.pending = Buffer.from(buf.subarray(at));
+    while (chunk.length - at >= LENGTH_LEN) {
+      const len = readU32(chunk, at);
+      if (len > MAX_FRAME) return false;
+      if (chunk.length - at - LENGTH_LEN < len) break;
+      frame(chunk.subarray(at + LENGTH_LEN, at + LENGTH_LEN + len));
+      at += LENGTH_LEN + len;
+    }
+    if (at < chunk.length) this.pending = Buffer.from(chunk.subarray(at));
+    return true;
   }
 }
 
