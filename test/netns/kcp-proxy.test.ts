@@ -1,9 +1,11 @@
 /**
  * The KCP proxy end to end with real TUNs in namespaces: A (--enable-kcp-proxy) reaches B over KCP
- * and C (--disable-kcp-input) over plain packets. Proves: one large and 200 concurrent flows arrive
- * byte-exact both ways; half-close works in both orders; a closed port gives the application
- * ECONNREFUSED; the fallback shows as Tcp; `easytier-cli proxy -o json` on both ends lists the flows;
- * and a lossy, delaying link between the nodes (the userspace relay) keeps transfers byte-exact.
+ * and C (--disable-kcp-input, --disable-relay-kcp) over plain packets; F behind B over KCP through B's
+ * relay, G behind C by plain packets because C refuses to relay KCP. Proves: one large and 200
+ * concurrent flows arrive byte-exact both ways; half-close works in both orders; a closed port gives
+ * the application ECONNREFUSED; the fallbacks show as Tcp with their reasons; `easytier-cli proxy -o
+ * json` on both ends lists the flows; a lossy, delaying link (the userspace relay) keeps transfers
+ * byte-exact, in optimistic mode too.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +15,7 @@ import { cliJson, startCore } from './lib/core.js';
 const FLOWS = new URL('./fixtures/proxy-flows.js', import.meta.url);
 const SKIP = unavailableReason();
 
-interface ProxyRow { src: string; dst: string; state: string; transport_type: string; role?: string; start_time: string }
+interface ProxyRow { src: string; dst: string; state: string; transport_type: string; role?: string; start_time: string; reason?: string }
 interface Done { ok: number; failed: number; errors: string[]; upSha256: string; downSha256: string }
 
 const common = (ip: string, host: string): string[] =>
@@ -47,16 +49,21 @@ async function waitPeers(ns: Namespace, n: number): Promise<void> {
 
 test('KCP proxy: interception, fidelity, fallback, visibility, loss', { skip: SKIP ?? false, timeout: 300_000 }, async (t) => {
   const net = await Netns.create('tt6-kcp', t);
-  const [a, b, c] = [await net.ns('a'), await net.ns('b'), await net.ns('c')];
+  const [a, b, c, f, g] = [await net.ns('a'), await net.ns('b'), await net.ns('c'), await net.ns('f'), await net.ns('g')];
   await net.link(a, b, '10.252.1.1/24', '10.252.1.2/24');
   await net.link(a, c, '10.252.2.1/24', '10.252.2.2/24');
+  await net.link(b, f, '10.252.4.1/24', '10.252.4.2/24');
+  await net.link(c, g, '10.252.5.1/24', '10.252.5.2/24');
 
   await startCore(b, [...common('10.144.150.2', 'node-b'), '-l', 'udp://0.0.0.0:11010']);
-  await startCore(c, [...common('10.144.150.3', 'node-c'), '-l', 'udp://0.0.0.0:11010', '--disable-kcp-input']);
+  await startCore(c, [...common('10.144.150.3', 'node-c'), '-l', 'udp://0.0.0.0:11010', '--disable-kcp-input',
+    '--disable-relay-kcp']);
+  await startCore(f, [...common('10.144.150.6', 'node-f'), '--no-listener', '-p', 'udp://10.252.4.1:11010']);
+  await startCore(g, [...common('10.144.150.7', 'node-g'), '--no-listener', '-p', 'udp://10.252.5.1:11010']);
   await startCore(a, [...common('10.144.150.1', 'node-a'), '--no-listener', '--enable-kcp-proxy',
     '-p', 'udp://10.252.1.2:11010', '-p', 'udp://10.252.2.2:11010']);
-  await waitPeers(a, 2);
-  for (const ns of [b, c]) await ns.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
+  await waitPeers(a, 4);
+  for (const ns of [b, c, f, g]) await ns.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
 
   await t.test('one large flow each way arrives byte-exact over KCP', async () => {
     const r = await flows(a, '10.144.150.2', 7000, 1, 24 << 20, 24 << 20, false, 1);
@@ -102,7 +109,21 @@ test('KCP proxy: interception, fidelity, fallback, visibility, loss', { skip: SK
     assert.equal(cRows.length, 0, 'C carried nothing over KCP');
   });
 
-  await t.test('over a lossy, delaying link (10% loss each way, 15 ms) transfers stay byte-exact', async () => {
+  await t.test('through a relay: KCP when the relay carries it, plain packets when it refuses', async () => {
+    const [viaB, viaC] = await Promise.all([
+      flows(a, '10.144.150.6', 7000, 10, 300_000, 300_000, false, 50_000),
+      flows(a, '10.144.150.7', 7000, 2, 100_000, 100_000, false, 60_000),
+    ]);
+    assert.deepEqual([viaB.ok, viaB.failed, viaB.errors], [10, 0, []]);
+    assert.deepEqual([viaC.ok, viaC.failed, viaC.errors], [2, 0, []]);
+    const rows = await waitRows(a, 'A lists both', (rs) => rs.some((x) => x.dst === '10.144.150.6:7000')
+      && rs.some((x) => x.dst === '10.144.150.7:7000'));
+    assert.ok(rows.filter((x) => x.dst === '10.144.150.6:7000').every((x) => x.transport_type === 'Kcp'));
+    const toG = rows.filter((x) => x.dst === '10.144.150.7:7000');
+    assert.ok(toG.every((x) => x.transport_type === 'Tcp' && /relay refuses kcp/.test(x.reason ?? '')), JSON.stringify(toG));
+  });
+
+  await t.test('over a lossy, delaying link (10% loss each way, 15 ms) transfers stay byte-exact, in optimistic mode', async () => {
     // A second pair of nodes, D -> relay -> E, so the lossy link is the only path.
     const [d, e] = [await net.ns('d'), await net.ns('e')];
     await net.link(d, e, '10.252.3.1/24', '10.252.3.2/24');
@@ -111,7 +132,7 @@ test('KCP proxy: interception, fidelity, fallback, visibility, loss', { skip: SK
       '--target', '10.252.3.2:11010', '--loss', '0.1', '--delay', '15', '--jitter', '3', '--seed', '6']);
     await relay.waitForLine(/relay/i);
     const nd = await startCore(d, [...common('10.144.151.1', 'node-d'), '--no-listener', '--enable-kcp-proxy',
-      '-p', 'udp://127.0.0.1:12000']);
+      '--proxy-optimistic', '-p', 'udp://127.0.0.1:12000']);
     await waitPeers(d, 1).catch((err: Error) => {
       throw new Error(`${err.message}\nnode D:\n${nd.proc.lines.join('\n')}\nrelay:\n${relay.lines.join('\n')}`);
     });
