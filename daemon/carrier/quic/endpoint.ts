@@ -7,7 +7,7 @@
  * flow (`openStream`), the flow-open frame as the stream's first bytes. QUIC runs with null
  * protection because the peer layer already authenticates and encrypts every datagram.
  *
- * Driving it (the five verbs): `input(fromPeerId, datagram, now)`, then drain `pollTransmit()`
+ * Driving it (the five verbs): `input(fromPeerId, datagram, now, fromInitiator)`, then drain `pollTransmit()`
  * and `pollEvent()`; call `handleTimeout(now)` once `now >= pollTimeout()`. Stream calls
  * (`write`, `read`, `finish`, ...) take effect on the next `pollTransmit()`.
  *
@@ -125,6 +125,11 @@ export interface QuicStreamRef {
 export interface QuicTransmit {
   peerId: number;
   data: Uint8Array;
+  /**
+   * It belongs to a connection we initiated. EasyTier sends those as peer packets of type
+   * QuicSrc (16) and the others as QuicDst (17); the receiver passes the same flag to `input`.
+   */
+  fromInitiator: boolean;
 }
 
 export interface QuicConnectionStats {
@@ -162,7 +167,7 @@ export class QuicEndpoint {
   /** Our connection to each peer (the one `openStream` uses). */
   private readonly outgoing = new Map<number, number>();
   private readonly pending: QuicEvent[] = [];
-  private readonly transmit: QuicTransmit = { peerId: 0, data: new Uint8Array(0) };
+  private readonly transmit: QuicTransmit = { peerId: 0, data: new Uint8Array(0), fromInitiator: false };
   /** Above every connection id seen, so a rebuilt instance never reuses one. */
   private nextFirstConn = 1;
   private lastNow = 0;
@@ -225,15 +230,20 @@ export class QuicEndpoint {
     return conn;
   }
 
-  /** A datagram from a peer. Garbage is dropped inside QUIC; it never throws. */
-  input(fromPeerId: number, datagram: Uint8Array, now: number): void {
+  /**
+   * A datagram from a peer. `fromInitiator`: it came on a connection the peer initiated (the
+   * sender's `QuicTransmit.fromInitiator`; EasyTier's QuicSrc type). A datagram whose flag does
+   * not match its connection is dropped. Garbage is dropped inside QUIC; it never throws.
+   */
+  input(fromPeerId: number, datagram: Uint8Array, now: number, fromInitiator: boolean): void {
     this.lastNow = now;
     if (datagram.length > this.ioCapacity || !isPeerId(fromPeerId) || fromPeerId === 0) {
       this.inputDropped++;
       return;
     }
     this.refreshView().set(datagram, this.ioPtr);
-    if (!this.tryCall(() => this.wasm.input(fromPeerId, datagram.length, now))) this.inputDropped++;
+    const side = fromInitiator ? 1 : 0;
+    if (!this.tryCall(() => this.wasm.input(fromPeerId, side, datagram.length, now))) this.inputDropped++;
     this.collectEvents();
   }
 
@@ -244,6 +254,7 @@ export class QuicEndpoint {
     if (len <= 0) return null;
     const ptr = this.wasm.tx_ptr();
     this.transmit.peerId = this.wasm.tx_peer() >>> 0;
+    this.transmit.fromInitiator = this.wasm.tx_from_initiator() === 1;
     this.transmit.data = this.refreshView().subarray(ptr, ptr + len);
     return this.transmit;
   }

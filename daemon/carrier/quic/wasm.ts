@@ -35,10 +35,11 @@ export interface QuicExports {
     nowMs: number,
   ): number;
   connect(peer: number, nowMs: number): number;
-  input(peer: number, len: number, nowMs: number): number;
+  input(peer: number, fromInitiator: number, len: number, nowMs: number): number;
   poll_transmit(): number;
   tx_ptr(): number;
   tx_peer(): number;
+  tx_from_initiator(): number;
   poll_timeout(): number;
   handle_timeout(nowMs: number): number;
   event_next(): number;

@@ -42,6 +42,9 @@ export interface StreamState {
 }
 
 const READ_BUF = new Uint8Array(64 * 1024);
+/** EasyTier's peer-packet types QuicSrc / QuicDst. */
+export const SIDE_INITIATOR = 16;
+export const SIDE_ACCEPTOR = 17;
 
 export class QuicNode implements SimEndpoint {
   readonly streams = new Map<string, StreamState>();
@@ -61,14 +64,19 @@ export class QuicNode implements SimEndpoint {
     return peerIdOf(this.node);
   }
 
+  /** Sim datagrams carry the side flag in a leading byte, as a peer packet carries its type. */
   input(datagram: Uint8Array, now: number, from: number): void {
-    this.ep.input(peerIdOf(from), datagram, now);
+    if (datagram.length > 0) this.ep.input(peerIdOf(from), datagram.subarray(1), now, datagram[0] === SIDE_INITIATOR);
     this.react();
   }
 
   pollTransmit(): SimDatagram | null {
     const t = this.ep.pollTransmit();
-    return t === null ? null : { data: t.data, to: nodeOf(t.peerId) };
+    if (t === null) return null;
+    const framed = new Uint8Array(t.data.length + 1);
+    framed[0] = t.fromInitiator ? SIDE_INITIATOR : SIDE_ACCEPTOR;
+    framed.set(t.data, 1);
+    return { data: framed, to: nodeOf(t.peerId) };
   }
 
   pollTimeout(): number {

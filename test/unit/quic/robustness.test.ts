@@ -23,13 +23,13 @@ test('random datagrams into a fresh endpoint: no throw, no crash, no connection'
     const d = rng.bytes(len);
     // Some look like QUIC v1 Initials (long header, version 1), to get past the first checks.
     if (len > 6 && rng.chance(0.5)) d.set([0xc0 | rng.int(4), 0, 0, 0, 1], 0);
-    ep.input(rng.chance(0.1) ? 0 : 1 + rng.int(5), d, now);
+    ep.input(rng.chance(0.1) ? 0 : 1 + rng.int(5), d, now, rng.chance(0.5));
     now += rng.int(3);
     while (ep.pollTransmit() !== null);
     if (ep.pollTimeout() <= now) ep.handleTimeout(now);
     while (ep.pollEvent() !== null);
   }
-  ep.input(1, new Uint8Array(70_000), now);
+  ep.input(1, new Uint8Array(70_000), now, true);
   assert.equal(ep.crashCount, 0);
   assert.equal(ep.connectionCount, 0);
   assert.ok(ep.droppedInputs > 0, 'peer id 0 and oversized datagrams are counted');
@@ -52,9 +52,9 @@ test('garbage carrying the live connection ids is dropped; the transfer stays by
   const inject = (now: number): void => {
     for (let i = 0; i < 20 && seen.length > 0; i++) {
       const real = rng.pick(seen);
-      // Keep the header byte and connection id (1 + 8 bytes), randomise the rest.
+      // Keep the sim's side byte, the header byte and the connection id (1 + 1 + 8 bytes).
       const fake = rng.bytes(Math.max(real.length - rng.int(50), 10));
-      fake.set(real.subarray(0, 9));
+      fake.set(real.subarray(0, 10));
       b.input(fake, now, a.node);
       a.input(rng.bytes(rng.int(1300)), now, b.node);
       injected++;

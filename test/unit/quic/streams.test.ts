@@ -9,7 +9,7 @@ import { FrameReader, FrameType, decodeOpen, encodeOpen } from '../../../daemon/
 import { QuicEndpoint } from '../../../daemon/carrier/quic/endpoint.js';
 import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
 import { Rng } from '../../sim/world.js';
-import { type Pair, QuicNode, type StreamState, connectedPair, payload, peerState, sha256 } from './harness.js';
+import { type Pair, QuicNode, SIDE_ACCEPTOR, SIDE_INITIATOR, type StreamState, connectedPair, payload, peerState, sha256 } from './harness.js';
 
 const MAX_TIME = 10 * 60_000;
 
@@ -226,12 +226,13 @@ test('a peer that goes silent is reported as timed-out after the idle timeout', 
 
 test('maxUdpPayload: every datagram fits the configured size, and bigger ones are used', async () => {
   const rng = new Rng(15);
-  const { world, a, b } = await connectedPair({ seed: 15, quic: { maxUdpPayload: 1452 }, link: { delayMs: 1, mtu: 1452 } });
+  // The sim adds one byte (the side flag) to each datagram.
+  const { world, a, b } = await connectedPair({ seed: 15, quic: { maxUdpPayload: 1452 }, link: { delayMs: 1, mtu: 1453 } });
   let largest = 0;
   const pollTransmit = a.pollTransmit.bind(a);
   a.pollTransmit = () => {
     const t = pollTransmit();
-    if (t) largest = Math.max(largest, t.data.length);
+    if (t) largest = Math.max(largest, t.data.length - 1);
     return t;
   };
   const s = a.send(b.node, payload(rng, 500_000))!;
@@ -255,4 +256,29 @@ test('bad options are config errors naming the key', async () => {
   const ep = new QuicEndpoint(module, { seed: 1 });
   assert.throws(() => ep.connect(0, 0), (e: Error & { code?: string }) => e.code === 'TSTIER_E_BAD_CONFIG');
   assert.throws(() => ep.reset(1, 0, -1), (e: Error & { code?: string }) => e.code === 'TSTIER_E_BAD_CONFIG');
+});
+
+test('datagrams say which side sent them, and a wrong side flag is dropped', async () => {
+  const { world, a, b } = await connectedPair({ seed: 16 });
+  const sides = new Set<string>();
+  for (const n of [a, b]) {
+    const pollTransmit = n.pollTransmit.bind(n);
+    n.pollTransmit = () => {
+      const t = pollTransmit();
+      if (t) sides.add(`${n === a ? 'a' : 'b'}:${t.data[0]}`);
+      return t;
+    };
+  }
+  b.replyFor = () => new Uint8Array(0);
+  const s = a.send(b.node, payload(new Rng(16), 50_000))!;
+  assert.ok(world.run({ until: () => s.out!.acked && s.in.fin, maxTime: MAX_TIME }).done);
+  assert.deepEqual([...sides].sort(), [`a:${SIDE_INITIATOR}`, `b:${SIDE_ACCEPTOR}`], 'initiator sends QuicSrc, acceptor QuicDst');
+  // The same bytes with the other flag belong to no connection on that side.
+  const before = b.ep.stats(peerState(b, s.stream)!.conn).datagramsIn;
+  const t = a.ep.openStream(b.peerId)!;
+  a.ep.write(t.conn, t.stream, new Uint8Array(100));
+  const d = a.ep.pollTransmit()!;
+  b.ep.input(a.peerId, d.data.slice(), world.now, !d.fromInitiator);
+  assert.equal(b.ep.stats(peerState(b, s.stream)!.conn).datagramsIn, before, 'mismatched side not accepted');
+  assert.equal(b.ep.pollEvent(), null);
 });

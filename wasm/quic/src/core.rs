@@ -1,8 +1,10 @@
 //! The endpoint tstier drives: one quinn-proto `Endpoint` (client and server at once) and its
 //! connections, addressed by peer id instead of socket address.
 //!
-//! A peer id travels as a fake IPv4 socket address (address = the id, port = `PEER_PORT`), the
-//! same trick EasyTier uses on its virtual UDP socket. Connections get tstier's own ids (never
+//! A peer id travels as a fake IPv4 socket address, the trick EasyTier uses on its virtual UDP
+//! socket: address = the peer id, port = the peer-packet type that datagrams to it must carry
+//! (EasyTier's QuicSrc 16 for connections we initiated, QuicDst 17 for those we accepted), so
+//! every outgoing datagram says which of the two it is. Connections get tstier's own ids (never
 //! reused, unlike quinn's slab handles) so JS cannot confuse a dead connection with a new one.
 //! Application-visible happenings are queued as `Event`s for JS to poll.
 
@@ -25,8 +27,10 @@ use crate::rng;
 
 const MAX_RESPONSES: usize = 256;
 
-/// Port of every fake peer address. quinn rejects port 0; the value itself means nothing.
-const PEER_PORT: u16 = 16;
+/// Fake-address port of datagrams on connections we initiated (EasyTier's PM type QuicSrc).
+pub const PORT_FROM_INITIATOR: u16 = 16;
+/// Fake-address port of datagrams on connections we accepted (EasyTier's PM type QuicDst).
+pub const PORT_FROM_ACCEPTOR: u16 = 17;
 
 #[derive(Clone, Copy)]
 pub enum Congestion {
@@ -128,13 +132,15 @@ pub struct Core {
     next_conn: u32,
     events: VecDeque<Event>,
     /// Datagrams the endpoint itself answered with (version negotiation, stateless reset).
-    responses: VecDeque<(u32, Vec<u8>)>,
+    responses: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Order in which connections get to transmit; rotated so one busy connection can't starve.
     send_order: Vec<u32>,
     send_cursor: usize,
     /// The datagram `poll_transmit` produced last; JS copies it out before the next call.
     pub tx: Vec<u8>,
     pub tx_peer: u32,
+    /// Whether that datagram belongs to a connection we initiated.
+    pub tx_from_initiator: bool,
     scratch: Vec<u8>,
     now: Instant,
     /// Code of the last stopped/reset stream a call ran into.
@@ -149,15 +155,8 @@ pub fn instant(now_ms: f64) -> Instant {
     Instant::from_origin(Duration::from_micros(micros))
 }
 
-fn peer_addr(peer: u32) -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(peer), PEER_PORT))
-}
-
-fn addr_peer(addr: SocketAddr) -> u32 {
-    match addr {
-        SocketAddr::V4(v4) => u32::from(*v4.ip()),
-        SocketAddr::V6(_) => 0,
-    }
+fn peer_addr(peer: u32, port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(peer), port))
 }
 
 /// quinn reports a received RESET_STREAM only as "readable", and only a read reveals it. A read
@@ -267,6 +266,7 @@ impl Core {
             send_cursor: 0,
             tx: Vec::with_capacity(usize::from(s.max_udp_payload)),
             tx_peer: 0,
+            tx_from_initiator: false,
             scratch: Vec::new(),
             now,
             last_code: 0,
@@ -298,21 +298,26 @@ impl Core {
         }
         let (handle, inner) = self
             .endpoint
-            .connect(self.now, self.client_config.clone(), peer_addr(peer), "")
+            .connect(self.now, self.client_config.clone(), peer_addr(peer, PORT_FROM_INITIATOR), "")
             .map_err(|_: ConnectError| OpError::ConnectFailed)?;
         let id = self.add_conn(handle, inner, peer, true);
         self.service(id);
         Ok(id)
     }
 
-    pub fn input(&mut self, peer: u32, datagram: &[u8], now: Instant) {
+    /// A datagram from `peer`; `from_initiator`: sent on a connection the peer initiated (so our
+    /// answers are the acceptor's). A datagram whose side does not match its connection is
+    /// dropped by quinn as coming from an unexpected address.
+    pub fn input(&mut self, peer: u32, from_initiator: bool, datagram: &[u8], now: Instant) {
         self.advance(now);
         if peer == 0 {
             return;
         }
         let data = BytesMut::from(datagram);
         self.scratch.clear();
-        let event = self.endpoint.handle(self.now, peer_addr(peer), None, None, data, &mut self.scratch);
+        let reply_port = if from_initiator { PORT_FROM_ACCEPTOR } else { PORT_FROM_INITIATOR };
+        let from = peer_addr(peer, reply_port);
+        let event = self.endpoint.handle(self.now, from, None, None, data, &mut self.scratch);
         match event {
             Some(DatagramEvent::ConnectionEvent(handle, event)) => {
                 if let Some(&id) = self.by_handle.get(&handle) {
@@ -331,21 +336,28 @@ impl Core {
                     }
                     Err(e) => {
                         if let Some(t) = e.response {
-                            self.respond(peer, t.size);
+                            self.respond(from, t.size);
                         }
                     }
                 }
             }
-            Some(DatagramEvent::Response(t)) => self.respond(peer, t.size),
+            Some(DatagramEvent::Response(t)) => self.respond(from, t.size),
             None => {}
         }
     }
 
     /// Queues an endpoint-level answer (in `scratch`). Bounded: these answer unknown packets,
     /// and a flood of those must not grow memory while JS is not polling.
-    fn respond(&mut self, peer: u32, size: usize) {
+    fn respond(&mut self, to: SocketAddr, size: usize) {
         if self.responses.len() < MAX_RESPONSES {
-            self.responses.push_back((peer, self.scratch[..size].to_vec()));
+            self.responses.push_back((to, self.scratch[..size].to_vec()));
+        }
+    }
+
+    fn set_destination(&mut self, to: SocketAddr) {
+        if let SocketAddr::V4(v4) = to {
+            self.tx_peer = u32::from(*v4.ip());
+            self.tx_from_initiator = v4.port() == PORT_FROM_INITIATOR;
         }
     }
 
@@ -407,10 +419,10 @@ impl Core {
 
     /// Fills `tx` with the next datagram to send; returns its length (0: nothing to send).
     pub fn poll_transmit(&mut self) -> usize {
-        if let Some((peer, bytes)) = self.responses.pop_front() {
+        if let Some((to, bytes)) = self.responses.pop_front() {
             self.tx.clear();
             self.tx.extend_from_slice(&bytes);
-            self.tx_peer = peer;
+            self.set_destination(to);
             return self.tx.len();
         }
         let count = self.send_order.len();
@@ -425,14 +437,13 @@ impl Core {
             };
             self.tx.clear();
             let sent = conn.inner.poll_transmit(self.now, 1, &mut self.tx);
-            let peer = conn.peer;
             self.service(id);
             match sent {
                 Some(t) => {
                     // One datagram per turn: connections to different peers share the sender.
                     self.send_cursor += 1;
                     self.tx.truncate(t.size);
-                    self.tx_peer = if addr_peer(t.destination) != 0 { addr_peer(t.destination) } else { peer };
+                    self.set_destination(t.destination);
                     return t.size;
                 }
                 None => self.send_cursor += 1,

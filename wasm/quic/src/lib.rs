@@ -128,13 +128,14 @@ pub extern "C" fn connect(peer: u32, now_ms: f64) -> f64 {
     })
 }
 
-/// A datagram from `peer`, `len` bytes at the start of the I/O region.
+/// A datagram from `peer`, `len` bytes at the start of the I/O region. `from_initiator` (0/1):
+/// it travelled on a connection the peer initiated (EasyTier's PM type QuicSrc).
 #[no_mangle]
-pub extern "C" fn input(peer: u32, len: u32, now_ms: f64) -> i32 {
+pub extern "C" fn input(peer: u32, from_initiator: u32, len: u32, now_ms: f64) -> i32 {
     let io = io();
     let len = (len as usize).min(io.len());
     with_core(NO_ENDPOINT, |c| {
-        c.input(peer, &io[..len], instant(now_ms));
+        c.input(peer, from_initiator != 0, &io[..len], instant(now_ms));
         0
     })
 }
@@ -153,6 +154,12 @@ pub extern "C" fn tx_ptr() -> *const u8 {
 #[no_mangle]
 pub extern "C" fn tx_peer() -> u32 {
     with_core(0, |c| c.tx_peer)
+}
+
+/// 1 if that datagram belongs to a connection we initiated (send as QuicSrc), 0 otherwise.
+#[no_mangle]
+pub extern "C" fn tx_from_initiator() -> u32 {
+    with_core(0, |c| u32::from(c.tx_from_initiator))
 }
 
 /// Time (ms on the caller's clock) of the next wanted `handle_timeout`; -1: none.
