@@ -194,6 +194,13 @@ pub extern "C" fn flow_reject(id: u32) -> i32 {
     with_stack(NO_STACK, |s| code(s.reject(id)))
 }
 
+/// Forgets the held SYN without answering it (the destination is unreachable: the client's own
+/// retries then time out, as they would without the proxy; a retried SYN is a new flow).
+#[no_mangle]
+pub extern "C" fn flow_forget(id: u32) -> i32 {
+    with_stack(NO_STACK, |s| code(s.forget_pending(id)))
+}
+
 /// Queues bytes for sending; returns how many were accepted (the rest waits for `Writable`).
 ///
 /// # Safety

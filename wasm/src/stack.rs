@@ -337,6 +337,15 @@ impl Stack {
         Ok(())
     }
 
+    pub fn forget_pending(&mut self, id: u32) -> Result<(), OpError> {
+        let flow = self.flows.get(&id).ok_or(OpError::UnknownFlow)?;
+        if !matches!(flow.phase, Phase::Pending { .. }) {
+            return Err(OpError::InvalidState);
+        }
+        self.forget(id);
+        Ok(())
+    }
+
     pub fn send(&mut self, id: u32, data: &[u8]) -> Result<usize, OpError> {
         let flow = open_flow(&mut self.flows, id)?;
         let socket = socket_of(&mut flow.phase)?;

@@ -13,7 +13,7 @@
 import { Duplex } from 'node:stream';
 
 import { TstierError } from '../../errors.js';
-import type { FlowEndpoint, SmoltcpEvent, SmoltcpStack } from './stack.js';
+import { type FlowEndpoint, InputOutcome, type SmoltcpEvent, type SmoltcpStack } from './stack.js';
 
 /** A SYN waiting for the remote dial; `signal` aborts if the client gives up or the stack dies. */
 export interface FlowRequest {
@@ -46,11 +46,12 @@ export class SmoltcpDriver {
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
-  /** An IP packet from the TUN. */
-  input(packet: Uint8Array): void {
-    if (this.closed) return;
-    this.stack.input(packet, this.clock());
+  /** An IP packet from the TUN; returns the stack's `InputOutcome` (e.g. newFlow for a SYN it now holds). */
+  input(packet: Uint8Array): number {
+    if (this.closed) return InputOutcome.dropped;
+    const outcome = this.stack.input(packet, this.clock());
     this.kick();
+    return outcome;
   }
 
   /** The remote dial succeeded: answer the SYN and get the flow as a stream. */
@@ -67,6 +68,13 @@ export class SmoltcpDriver {
   reject(id: number): void {
     this.requests.delete(id);
     this.stack.reject(id);
+    this.kick();
+  }
+
+  /** The remote destination is unreachable: forget the SYN unanswered (the client's connect times out). */
+  drop(id: number): void {
+    this.requests.delete(id);
+    this.stack.drop(id);
     this.kick();
   }
 
@@ -212,7 +220,9 @@ export class SmoltcpSocket extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.onStack(() => this.driver.stack.abort(this.id));
+    // Both directions ended cleanly (auto-destroy): the stack finishes the FIN exchange on its own;
+    // an abort here would reset a flow whose last bytes and FIN may still be unacknowledged.
+    if (error || !this.readableEnded || !this.writableFinished) this.onStack(() => this.driver.stack.abort(this.id));
     this.gone = true;
     this.driver.forget(this.id);
     this.finishWrite(error ?? closedError(this.id));

@@ -284,6 +284,15 @@ export class SmoltcpStack {
     this.held.delete(id);
   }
 
+  /**
+   * The remote destination is unreachable: forget the held SYN without answering, so the client's
+   * connect times out as it would without the proxy. A retransmitted SYN then starts a new flow.
+   */
+  drop(id: number): void {
+    this.check(id, this.call(() => this.wasm.flow_forget(id)));
+    this.held.delete(id);
+  }
+
   /** Queues bytes for the client; returns how many were taken (the rest: retry on 'writable'). */
   send(id: number, data: Uint8Array): number {
     let sent = 0;

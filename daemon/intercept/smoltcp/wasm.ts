@@ -58,6 +58,7 @@ export interface StackExports {
   flow_info(id: number, out: number): number;
   flow_accept(id: number): number;
   flow_reject(id: number): number;
+  flow_forget(id: number): number;
   flow_send(id: number, ptr: number, len: number): number;
   flow_recv(id: number, ptr: number, cap: number): number;
   flow_shutdown(id: number): number;
