@@ -9,6 +9,7 @@
  *  - a reset either way becomes a reset on the other side (an RST to the application).
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface PipeStream {
   /** Takes what it can of `data` (copying it) and returns how many bytes it took. */
@@ -27,6 +28,12 @@ export interface PipeStream {
 
 export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer';
 
+/**
+ * The application's end: a kernel socket, or any Duplex that ends like one (the userspace stack's
+ * flow): 'end' on the peer's FIN, end() for ours, destroy() as a reset, 'close' when done.
+ */
+export type AppStream = Socket | Duplex;
+
 export class SocketPipe {
   private pending: Uint8Array | null = null;
   private socketFull = false;
@@ -35,13 +42,13 @@ export class SocketPipe {
   private done = false;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: AppStream,
     private readonly stream: PipeStream,
     /** Asks the carrier's driver to send what the stream queued. */
     private readonly kick: () => void,
     private readonly onDone: (how: PipeEnd) => void,
   ) {
-    socket.setNoDelay(true);
+    if ('setNoDelay' in socket) socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.fromSocket(chunk));
     socket.on('end', () => {
       this.socketEnded = true;
@@ -54,7 +61,7 @@ export class SocketPipe {
       this.onReadable();
     });
     socket.on('error', () => undefined); // 'close' follows with hadError
-    socket.on('close', (hadError: boolean) => {
+    socket.on('close', (hadError?: boolean) => {
       if (hadError || !this.socketEnded || !this.socket.writableFinished) this.finish('reset-by-app');
       else this.maybeFinish();
     });
@@ -94,7 +101,8 @@ export class SocketPipe {
   /** The peer aborted: reset the application's connection. */
   onReset(): void {
     if (this.done) return;
-    this.socket.resetAndDestroy();
+    if ('resetAndDestroy' in this.socket) this.socket.resetAndDestroy();
+    else this.socket.destroy(); // a userspace flow answers destroy() with an RST
     this.finish('reset-by-peer');
   }
 
@@ -109,7 +117,8 @@ export class SocketPipe {
 
   private maybeFinish(): void {
     if (this.socketEnded && this.peerEnded && this.pending === null) {
-      this.socket.destroySoon();
+      // A kernel socket closes once its FIN is out; a Duplex auto-destroys after both ends.
+      if ('destroySoon' in this.socket) this.socket.destroySoon();
       this.finish('clean');
     }
   }

@@ -22,6 +22,7 @@ import { buildTcpPacket } from '../../packet/build.js';
 import { Ipv4View } from '../../packet/ipv4.js';
 import { IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../../packet/tcp.js';
 import { u32ToBytes } from './addr.js';
+import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS } from '../terminator.js';
 
 export type NatState = 'held' | 'active' | 'closed';
 
@@ -50,10 +51,6 @@ export const enum Verdict {
   NewSyn,
 }
 
-/** How long a closed flow keeps rewriting late FIN/ACK packets. */
-const CLOSED_LINGER_MS = 10_000;
-/** A held SYN whose dial never finished is forgotten after this long. */
-const HELD_TIMEOUT_MS = 30_000;
 
 export class KernelNat {
   /** Flows by destination address, then by appPort * 65536 + dstPort (numeric keys: no allocation per packet). */

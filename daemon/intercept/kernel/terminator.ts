@@ -1,0 +1,125 @@
+/**
+ * The kernel path behind the Terminator seam: KernelNat rewrites the app's SYN toward one of our
+ * kernel listeners (held until released), and the accepted net.Socket is the application's stream.
+ * Only flows from this node's own address qualify (KernelNat passes the rest): a LAN host's SYN
+ * rewritten to us would be answered by the kernel over the LAN, never through the TUN (spec §2.3);
+ * those need smoltcp.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from '../../log.js';
+import { prefixMask, u32ToIpv4 } from '../../peer/ipv4-prefix.js';
+import { KernelListeners } from './listeners.js';
+import { KernelNat, Verdict, type NatFlow } from './nat.js';
+import type { TerminatedFlow, Terminator, TerminatorClient } from '../terminator.js';
+
+export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O> {
+  readonly kind = 'kernel';
+  private readonly heldAt = new WeakMap<NatFlow, number>();
+
+  private constructor(
+    private readonly nat: KernelNat,
+    private listeners: KernelListeners | null,
+    private readonly client: TerminatorClient<O>,
+    private readonly writeToTun: (packet: Uint8Array) => void,
+    private readonly clock: () => number,
+  ) {}
+
+  static async open<O extends TerminatedFlow>(
+    myIp: number, prefix: number, client: TerminatorClient<O>, writeToTun: (packet: Uint8Array) => void,
+    clock: () => number, log: Logger,
+  ): Promise<KernelTerminator<O>> {
+    let term: KernelTerminator<O> | null = null;
+    const listeners = await KernelListeners.open(u32ToIpv4(myIp), (s, port) => {
+      if (term) term.onAccept(s, port);
+      else s.destroy();
+    });
+    const nat = new KernelNat(myIp, fakeSourceIp(myIp, prefix), listeners.ports);
+    term = new KernelTerminator(nat, listeners, client, writeToTun, clock);
+    log.debug('kernel termination', { listeners: listeners.ports.join(',') });
+    return term;
+  }
+
+  intercept(pkt: Buffer): boolean {
+    switch (this.nat.classify(pkt)) {
+      case Verdict.ToTun:
+        this.writeToTun(pkt);
+        return true;
+      case Verdict.Absorb:
+        return true;
+      case Verdict.NewSyn:
+        return this.onSyn(pkt);
+      default:
+        return false;
+    }
+  }
+
+  release(owner: O): void {
+    const syn = this.nat.release(owner.term as NatFlow);
+    if (syn) this.writeToTun(syn);
+  }
+
+  refuse(owner: O): void {
+    const nat = owner.term as NatFlow;
+    if (nat.state !== 'held') return this.ended(owner);
+    const rst = this.nat.refuse(nat);
+    if (rst) this.writeToTun(rst);
+  }
+
+  drop(owner: O): void {
+    const nat = owner.term as NatFlow;
+    if (nat.state === 'held') this.nat.remove(nat);
+    else this.ended(owner);
+  }
+
+  ended(owner: O): void {
+    const nat = owner.term as NatFlow;
+    if (nat.state === 'held') this.nat.remove(nat);
+    else this.nat.closed(nat, this.clock());
+  }
+
+  sweep(now: number): void {
+    for (const gone of this.nat.sweep(now, (f) => this.heldAt.get(f) ?? now)) {
+      if (gone.closedAt === 0) this.client.abandoned(gone.owner as O, 'held SYN expired');
+    }
+  }
+
+  close(): void {
+    this.listeners?.close();
+    this.listeners = null;
+  }
+
+  private onSyn(syn: Buffer): boolean {
+    const nat = this.nat.hold(syn, null);
+    if (!nat) return false; // every listener port already pairs with this source port
+    const ihl = (syn[0]! & 0x0f) * 4;
+    const owner = this.client.claim(
+      { ip: u32ToIpv4(this.nat.myIp), port: nat.appPort }, { ip: u32ToIpv4(nat.dstIp), port: nat.dstPort }, syn.subarray(0, ihl + 20));
+    if (!owner) {
+      this.nat.remove(nat);
+      return false;
+    }
+    nat.owner = owner;
+    owner.term = nat;
+    this.heldAt.set(nat, this.clock());
+    this.client.held(owner);
+    return true;
+  }
+
+  private onAccept(socket: Socket, listenerPort: number): void {
+    const nat = this.nat.accepted(listenerPort, socket.remotePort ?? 0);
+    if (!nat || nat.state !== 'active' || nat.closedAt !== 0 || !nat.owner) {
+      socket.destroy();
+      return;
+    }
+    this.client.accepted(nat.owner as O, socket);
+  }
+}
+
+/**
+ * The source address injected SYNs carry: another address of the TUN's subnet (its network address,
+ * or the next one if that is ours), so the kernel's replies leave through the TUN rather than loopback.
+ */
+export function fakeSourceIp(myIp: number, prefix: number): number {
+  const net = (myIp & prefixMask(prefix)) >>> 0;
+  return net === myIp ? (net + 1) >>> 0 : net;
+}

@@ -1,0 +1,162 @@
+/**
+ * The userspace path behind the Terminator seam (`--use-smoltcp`, `--no-tun`): the app's TCP flow
+ * ends in our smoltcp stack instead of the kernel, so no inbound SYN ever has to pass the host's
+ * firewall on the TUN, any destination works, and SYNs from LAN hosts behind this router node are
+ * terminated too (their replies are routed back by the kernel, spec §2.3).
+ *
+ * Packets of a flow the proxy claimed go into the stack; everything else passes. A claimed SYN is
+ * held by the stack until release (SYN-ACK), refuse (RST) or drop (silence). The stack's packets go
+ * back into the TUN. Flows are tracked by 4-tuple until a linger after their end, so late FIN/ACKs
+ * still reach the stack rather than leaking to the peer as plain packets.
+ */
+import type { Logger } from '../../log.js';
+import { u32ToIpv4, ipv4ToU32 } from '../../peer/ipv4-prefix.js';
+import { TCP_ACK, TCP_SYN } from '../../packet/tcp.js';
+import { FlowKeyMap, tcpFlowKey } from '../flow-key-map.js';
+import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS, type TerminatedFlow, type Terminator,
+  type TerminatorClient } from '../terminator.js';
+import { type FlowRequest, SmoltcpDriver } from './driver.js';
+import { InputOutcome, type SmoltcpStack } from './stack.js';
+import { isWasmTrap } from './wasm.js';
+
+type Phase = 'claimed' | 'held' | 'open' | 'closed';
+
+interface SmolFlow<O> {
+  readonly owner: O;
+  readonly src: number;
+  readonly dst: number;
+  readonly ports: number;
+  /** The stack's flow id, once its 'new' event arrived. */
+  id: number;
+  phase: Phase;
+  /** When the SYN was claimed, or when the flow ended (linger). */
+  since: number;
+}
+
+export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O> {
+  readonly kind = 'smoltcp';
+  readonly driver: SmoltcpDriver;
+  private readonly flows = new FlowKeyMap<SmolFlow<O>>();
+  private readonly key = { src: 0, dst: 0, ports: 0, flags: 0 };
+
+  constructor(
+    stack: SmoltcpStack,
+    private readonly client: TerminatorClient<O>,
+    /** Where the stack's packets go (the TUN; for the subnet proxy, the peer owning the client). */
+    emit: (packet: Uint8Array) => void,
+    private readonly clock: () => number,
+    private readonly log: Logger,
+  ) {
+    this.driver = new SmoltcpDriver(stack, emit, (req) => this.onRequest(req), clock);
+  }
+
+  intercept(pkt: Buffer): boolean {
+    const k = this.key;
+    if (!tcpFlowKey(pkt, k)) return false;
+    const known = this.flows.get(k.src, k.dst, k.ports);
+    const pureSyn = (k.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+    if (known && !(known.phase === 'closed' && pureSyn)) {
+      this.driver.input(pkt);
+      return true;
+    }
+    if (!pureSyn) return false;
+    if (known) this.untrack(known); // the 4-tuple is reused: a new flow
+    const owner = this.client.claim(
+      { ip: u32ToIpv4(k.src), port: k.ports >>> 16 }, { ip: u32ToIpv4(k.dst), port: k.ports & 0xffff }, pkt);
+    if (!owner) return false;
+    const flow: SmolFlow<O> = { owner, src: k.src, dst: k.dst, ports: k.ports, id: 0, phase: 'claimed', since: this.clock() };
+    owner.term = flow;
+    this.flows.set(k.src, k.dst, k.ports, flow);
+    const outcome = this.driver.input(pkt);
+    if (outcome !== InputOutcome.newFlow) {
+      // Over the flow limit the stack answered with RST; a malformed SYN it dropped.
+      this.untrack(flow);
+      this.client.abandoned(owner, `userspace stack did not take the SYN (outcome ${outcome})`);
+    }
+    return true;
+  }
+
+  release(owner: O): void {
+    const flow = owner.term as SmolFlow<O>;
+    if (flow.phase !== 'held') return;
+    flow.phase = 'open';
+    const socket = this.driver.accept(flow.id);
+    socket.on('error', (err: Error) => {
+      if (isWasmTrap(err.cause)) this.log.error('userspace TCP stack crashed; flow reset', { src: this.describe(flow), err });
+    });
+    this.client.accepted(owner, socket);
+  }
+
+  refuse(owner: O): void {
+    const flow = owner.term as SmolFlow<O>;
+    if (flow.phase !== 'held') return this.ended(owner);
+    this.driver.reject(flow.id);
+    this.untrack(flow);
+  }
+
+  drop(owner: O): void {
+    const flow = owner.term as SmolFlow<O>;
+    if (flow.phase !== 'held') return this.ended(owner);
+    this.driver.drop(flow.id);
+    this.untrack(flow);
+  }
+
+  ended(owner: O): void {
+    const flow = owner.term as SmolFlow<O>;
+    if (flow.phase === 'held') return this.drop(owner);
+    if (flow.phase === 'closed') return;
+    flow.phase = 'closed';
+    flow.since = this.clock();
+  }
+
+  sweep(now: number): void {
+    const expired: SmolFlow<O>[] = [];
+    for (const f of this.flows.values()) {
+      if (f.phase === 'closed' ? now - f.since >= CLOSED_LINGER_MS : f.phase !== 'open' && now - f.since >= HELD_TIMEOUT_MS) {
+        expired.push(f);
+      }
+    }
+    for (const f of expired) {
+      const wasHeld = f.phase !== 'closed';
+      if (f.phase === 'held') this.driver.drop(f.id);
+      this.untrack(f);
+      if (wasHeld) this.client.abandoned(f.owner, 'held SYN expired');
+    }
+  }
+
+  close(): void {
+    this.driver.close();
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  private onRequest(req: FlowRequest): void {
+    const flow = this.flows.get(ipv4ToU32(req.src.address) ?? 0, ipv4ToU32(req.dst.address) ?? 0,
+      ((req.src.port << 16) | req.dst.port) >>> 0);
+    if (!flow || flow.phase !== 'claimed') {
+      this.driver.reject(req.id); // not a SYN we claimed (cannot happen: only claimed flows are fed)
+      return;
+    }
+    flow.id = req.id;
+    flow.phase = 'held';
+    req.signal.addEventListener('abort', () => {
+      if (flow.phase !== 'held') return;
+      this.untrack(flow);
+      const err = req.signal.reason as Error;
+      if (isWasmTrap(err.cause)) this.log.error('userspace TCP stack crashed; held flow dropped', { src: this.describe(flow), err });
+      this.client.abandoned(flow.owner, err.message);
+    }, { once: true });
+    this.client.held(flow.owner);
+  }
+
+  private untrack(flow: SmolFlow<O>): void {
+    if (this.flows.get(flow.src, flow.dst, flow.ports) === flow) this.flows.delete(flow.src, flow.dst, flow.ports);
+    if (flow.phase !== 'closed') flow.phase = 'closed';
+  }
+
+  private describe(flow: SmolFlow<O>): string {
+    return `${u32ToIpv4(flow.src)}:${flow.ports >>> 16} -> ${u32ToIpv4(flow.dst)}:${flow.ports & 0xffff}`;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Where the source node terminates the application's TCP connection: the seam between the proxy
+ * (which decides per SYN, dials remotely, and pipes bytes) and the two ways of ending a TCP flow
+ * locally — the kernel (NAT + re-injection into our listeners) or the userspace stack (smoltcp).
+ *
+ * One flow's life, as the proxy sees it:
+ *   claim(src, dst)   a SYN of a flow nobody tracks: return an owner to hold it, or null (it passes)
+ *   held(owner)       the SYN is held, unanswered; start the remote dial now
+ *   release/refuse/drop   the dial's outcome: complete the handshake / RST the app / stay silent
+ *   accepted(owner, stream)   the application's connection is up: pipe its bytes
+ *   ended(owner)      the proxy is done with the stream (late packets are still absorbed a while)
+ *   abandoned(owner)  the flow died before or without the proxy's say (client reset, stack crash,
+ *                     held too long): the proxy resets its carrier side
+ */
+import type { AppStream } from '../carrier/socket-pipe.js';
+import type { SocketAddr } from '../carrier/flow-frames.js';
+
+/** The proxy's per-flow object; the terminator keeps its own state for the flow in `term`. */
+export interface TerminatedFlow {
+  term: unknown;
+}
+
+export interface TerminatorClient<O extends TerminatedFlow> {
+  claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array): O | null;
+  held(owner: O): void;
+  accepted(owner: O, stream: AppStream): void;
+  abandoned(owner: O, why: string): void;
+}
+
+export interface Terminator<O extends TerminatedFlow> {
+  /** 'kernel' or 'smoltcp', for logs. */
+  readonly kind: string;
+  /** An IP packet on its way (read from the TUN; for the subnet proxy, from a peer): true when taken. */
+  intercept(packet: Buffer): boolean;
+  release(owner: O): void;
+  refuse(owner: O): void;
+  drop(owner: O): void;
+  ended(owner: O): void;
+  /** Expires held SYNs and lingering closed flows (call about once a second). */
+  sweep(now: number): void;
+  close(): void;
+}
+
+/** A held SYN whose dial never finished is forgotten after this long. */
+export const HELD_TIMEOUT_MS = 30_000;
+/** How long a closed flow keeps taking its late FIN/ACK packets. */
+export const CLOSED_LINGER_MS = 10_000;
