@@ -119,3 +119,31 @@ test('3000 short flows, 100 at a time: all byte-exact, core memory flat after wa
   }
   assert.equal(memory[29], memory[9], `linear memory grew after warm-up: ${memory.join(' ')}`);
 });
+
+test('stream calls with arbitrary ids never trap and never throw for gone streams', async () => {
+  const rng = new Rng(15);
+  const { world, a, b } = await connectedPair({ seed: 15 });
+  const s = a.send(b.node, payload(rng, 1000))!;
+  world.run({ until: () => false, maxTime: world.now + 50 });
+  const conns = [s.conn, s.conn + 1, 0, 0xffff_ffff];
+  const buf = new Uint8Array(100);
+  for (let i = 0; i < 2000; i++) {
+    const ep = rng.chance(0.5) ? a.ep : b.ep;
+    const conn = rng.pick(conns);
+    const stream = rng.chance(0.5) ? rng.int(64) : rng.int(2 ** 40);
+    const code = rng.int(1000);
+    const op = rng.int(5);
+    try {
+      if (op === 0) ep.write(conn, stream, buf);
+      else if (op === 1) ep.read(conn, stream, buf);
+      else if (op === 2) ep.finish(conn, stream);
+      else if (op === 3) ep.reset(conn, stream, code);
+      else ep.stop(conn, stream, code);
+    } catch (e) {
+      // Only a refused operation on a stream in the wrong state may throw, never a trap.
+      assert.equal((e as { code?: string }).code, 'TSTIER_E_CLOSED', String(e));
+    }
+    world.run({ until: () => false, maxTime: world.now + 1 });
+  }
+  assert.equal(a.ep.crashCount + b.ep.crashCount, 0, 'no trap');
+});

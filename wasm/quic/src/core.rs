@@ -178,8 +178,14 @@ fn probe_reset(conn: &mut Conn, id: StreamId) -> Option<u64> {
     }
 }
 
+/// Only bidirectional streams exist here. quinn panics when asked to read a unidirectional
+/// stream we send on (or write one we receive on), so such ids never reach it.
 fn sid(stream: u64) -> Result<StreamId, OpError> {
-    VarInt::from_u64(stream).map(StreamId::from).map_err(|_| OpError::BadArgument)
+    let id = VarInt::from_u64(stream).map(StreamId::from).map_err(|_| OpError::BadArgument)?;
+    if id.dir() != Dir::Bi {
+        return Err(OpError::BadArgument);
+    }
+    Ok(id)
 }
 
 /// The QUIC error code of a closed connection (transport or application), 0 if none.
