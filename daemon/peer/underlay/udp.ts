@@ -6,7 +6,8 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
 import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 
@@ -17,8 +18,20 @@ export const UDP_HEADER_LEN = 8;
  */
 const SOCKET_BUFFERS = { recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 1024 * 1024 };
 
+/**
+ * A listener replies to every datagram with send(buf, port, address), and dgram resolves that
+ * address each time through dns.lookup, which answers an IP literal only on the next tick. The
+ * addresses a listener replies to are IP literals (the ones packets came from): answer at once.
+ */
+function literalLookup(host: string, family: number | LookupOneOptions,
+  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const f = isIP(host);
+  if (f !== 0) cb(null, host, f);
+  else dnsLookup(host, typeof family === 'number' ? { family } : family, cb);
+}
+
 function newSocket(host: string): Socket {
-  return createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ...SOCKET_BUFFERS });
+  return createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup, ...SOCKET_BUFFERS });
 }
 const MSG_DATA = 3;
 const MSG_FIN = 4;
@@ -54,11 +67,14 @@ class UdpLink implements UnderlayLink {
     if (this.closed || buf.length - UDP_HEADER_LEN > 0xffff) return;
     writeHeader(buf, this.connId, MSG_DATA, buf.length - UDP_HEADER_LEN);
     this.sent = true;
-    this.transmit(buf, swallow);
+    this.transmit(buf);
   }
 
-  /** A dialler's socket is connected: sending without an address skips per-packet address handling. */
-  private transmit(buf: Buffer, done: () => void): void {
+  /**
+   * A dialler's socket is connected: sending without an address skips per-packet address handling.
+   * Without `done` dgram drops send errors silently (a lost datagram, for UDP) and spares a tick.
+   */
+  private transmit(buf: Buffer, done?: () => void): void {
     if (this.outbound) this.socket.send(buf, done);
     else this.socket.send(buf, this.port, this.address, done);
   }
