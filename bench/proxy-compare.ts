@@ -23,11 +23,11 @@
  * --profile DIR: after the table, one more clean-link proxy bulk run with both daemons under
  * `node --cpu-prof`, profiles written to DIR, and the top self-time functions printed.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { CORE, cliJson, startCore, type CoreNode } from '../test/netns/lib/core.js';
 import { topSelfTime } from './lib/cpu-profile.js';
+import { cpuSeconds } from './lib/proc-stat.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -39,7 +39,6 @@ const PROBE_SECONDS = 4;
 const RR_MAX = 5000;
 const CFB_MAX = 200;
 const PROFILE_DIR = opt('profile', '');
-const CLK_TCK = 100;
 
 const TOOL = new URL('./lib/flow-tool.js', import.meta.url);
 const RELAY = new URL('./relay.js', import.meta.url);
@@ -72,20 +71,13 @@ interface Result {
   cfbP99: number;
   /** Connect-to-first-byte attempts abandoned after 5 s (they count at 5 s in the quantiles). */
   cfbStalls: number;
-  /** What we checked about the path, e.g. "3 Kcp rows"; empty when nothing to check. */
+  /** What we checked about the path, e.g. how A lists the bulk flow; empty when nothing to check. */
   check: string;
 }
 
 interface Env {
   a: Namespace;
   b: Namespace;
-}
-
-/** CPU seconds (user+system) a process has used. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 /** Runs one flow-tool client mode in A and returns its result event (or throws its error). */
