@@ -96,7 +96,15 @@ export class SessionDriver {
     const s = this.session;
     if (now >= s.pollTimeout()) s.handleTimeout(now);
     else s.pump(now);
-    for (let round = 0; round < MAX_ROUNDS && this.dispatch(); round++) s.pump(now);
+    let round = 0;
+    while (this.dispatch()) {
+      s.pump(now);
+      // Still busy: yield to the event loop and carry on in the next pass.
+      if (++round === MAX_ROUNDS) {
+        this.kick();
+        break;
+      }
+    }
     let d: Uint8Array | null;
     while ((d = s.pollTransmit()) !== null) this.send(d);
     if (!this.ended) this.arm(now);

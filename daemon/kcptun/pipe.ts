@@ -41,7 +41,12 @@ export class StreamPipe {
       this.kick();
     });
     socket.on('error', () => undefined); // 'close' follows
-    socket.on('close', () => this.close());
+    socket.on('close', (hadError: boolean) => {
+      // A clean close after both FINs may come while TCP bytes still wait for room in the stream:
+      // the pair closes once they are handed over (onWritable).
+      if (!hadError && this.tcpEnded && this.pending !== null) return;
+      this.close();
+    });
   }
 
   private fromTcp(chunk: Buffer): void {

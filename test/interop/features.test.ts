@@ -125,7 +125,11 @@ test('--autoexpire retires sessions for new streams and the scavenger closes the
     '--autoexpire', '1', '--scavengettl', '1', '--log', logFile]);
   procs.push(client);
   await waitReady(server);
-  assert.ok(await eventually(() => existsSync(logFile) && readFileSync(logFile, 'utf8').includes('key derivation done')), 'client logs to --log');
+  assert.ok(
+    await eventually(() => client.child.exitCode !== null || (existsSync(logFile) && readFileSync(logFile, 'utf8').includes('key derivation done')), 600),
+    'client logs to --log',
+  );
+  assert.equal(client.child.exitCode, null, client.output());
   assert.deepEqual(await transferAndCheck(cport, target, 5, MIB, MIB, 1), []);
   // After the first session expired (1 s), new streams need a new session.
   const firstExpiry = Date.now() + 1100;
