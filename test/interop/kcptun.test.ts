@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import {
   connectWithRetry, freePort, SinkSource, snmpOf, startKcptun, startTstier, transferAndCheck, waitReady, type Proc,
@@ -143,5 +145,15 @@ test('bad flags and a taken port are one-line errors naming them, exit status 2'
     assert.match(p.output(), /port already in use/);
   } finally {
     taken.close();
+  }
+  const tcp = createServer();
+  tcp.listen(0, '127.0.0.1');
+  await once(tcp, 'listening');
+  try {
+    const p = startTstier('client', ['-l', `127.0.0.1:${(tcp.address() as { port: number }).port}`, '-r', '127.0.0.1:9']);
+    assert.equal(await p.exited, 2);
+    assert.match(p.output(), /port already in use: tcp/);
+  } finally {
+    tcp.close();
   }
 });
