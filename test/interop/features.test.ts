@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startRelay } from '../../bench/relay.js';
 import {
@@ -162,10 +163,21 @@ test('--autoexpire retires sessions for new streams and the scavenger closes the
 
 /** Starts a tstier server (forwarding to tport) and client with defaults; returns the client's TCP port. */
 async function startTstierPair(t: { after(fn: () => Promise<void>): void }, tport: number, key: string): Promise<number> {
+  return startTstierPairFor(t, tport, key, () => undefined);
+}
+
+/** startTstierPair, also handing the client process to `onClient`. */
+async function startTstierPairFor(
+  t: { after(fn: () => Promise<void>): void },
+  tport: number,
+  key: string,
+  onClient: (client: Proc) => void,
+): Promise<number> {
   const sport = await freePort();
   const cport = await freePort();
   const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', key, '--quiet']);
   const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', key, '--quiet']);
+  onClient(client);
   t.after(async () => {
     await Promise.all([server.kill(), client.kill()]);
   });
@@ -274,4 +286,27 @@ test('half-close: a client that shuts down its write side still gets the whole r
   assert.deepEqual(got.subarray(0, 32), createHash('sha256').update(request).digest());
   assert.ok(got.subarray(32).equals(reply));
   sock.destroy();
+});
+
+test('the client accepts datagrams only from the server it dialled (others count as InErrs)', { timeout: 60_000 }, async (t) => {
+  const target = new SinkSource();
+  t.after(() => target.close());
+  let clientProc: Proc | undefined;
+  const cport = await startTstierPairFor(t, await target.listen(), 'src', (client) => (clientProc = client));
+  assert.deepEqual(await transferAndCheck(cport, target, 2, 64 * 1024, 64 * 1024, 1), []);
+  // The client's session socket, found by its owner pid (it binds an ephemeral port per dial).
+  const pid = clientProc!.child.pid!;
+  const ss = execFileSync('ss', ['-uanpH'], { encoding: 'utf8' });
+  const line = ss.split('\n').find((l) => l.includes(`pid=${pid},`));
+  assert.ok(line, ss);
+  const local = line.trim().split(/\s+/)[3]!; // State Recv-Q Send-Q Local:Port Peer:Port Process
+  const port = Number(local.slice(local.lastIndexOf(':') + 1));
+  const stranger = createSocket('udp4');
+  t.after(() => new Promise<void>((res) => stranger.close(() => res())));
+  const FORGED = 50;
+  for (let i = 0; i < FORGED; i++) {
+    await new Promise<void>((res) => stranger.send(randomBytes(100 + i), port, '127.0.0.1', () => res()));
+  }
+  assert.ok(await eventually(async () => (await snmpOf(clientProc!)).InErrs! >= FORGED), 'stranger datagrams counted');
+  assert.deepEqual(await transferAndCheck(cport, target, 2, 64 * 1024, 64 * 1024, 10), []);
 });
