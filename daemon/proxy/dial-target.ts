@@ -2,7 +2,8 @@
  * Where the destination node dials for a flow addressed to `dst`: a mapped proxy range (`-n
  * real->mapped`) is translated back to the real range, host bits kept; and a flow aimed at one of
  * this node's own service ports (its peer listeners, its RPC portal) is refused, so the proxy cannot
- * be used to reach what the node keeps to itself.
+ * be used to reach what the node keeps to itself. With --no-tun, the node's own address is dialled
+ * on loopback (spec easytier-proxy.md §1.3).
  */
 import type { NodeConfig } from '../config/node-config.js';
 import { ipv4ToU32, parseIpv4Prefix, prefixMask, u32ToIpv4 } from '../peer/ipv4-prefix.js';
@@ -16,6 +17,8 @@ export function dstDialTarget(dst: SocketAddr, cfg: NodeConfig): DialTarget {
   if (cfg.ipv4 && ipv4ToU32(cfg.ipv4.address) === addr && protectedPorts(cfg).has(dst.port)) {
     return { ok: false, why: `port ${dst.port} is one of this node's own services` };
   }
+  // With --no-tun nothing listens on the virtual address: the node's own services are on loopback.
+  if (cfg.noTun && cfg.ipv4 && ipv4ToU32(cfg.ipv4.address) === addr) return { ok: true, ip: '127.0.0.1' };
   for (const pn of cfg.proxyNetworks) {
     const mapped = pn.mappedCidr ? parseIpv4Prefix(pn.mappedCidr) : null;
     const real = parseIpv4Prefix(pn.cidr);
