@@ -43,6 +43,13 @@ export interface QuicOptions {
   sendWindow?: number;
   /** Seeds connection ids and every other random choice; default from node:crypto. */
   seed?: number;
+  /**
+   * 16 bytes keying the stateless-reset tokens; default random. Derive it from stable secrets
+   * (network secret + own peer id) so that after a restart this node answers packets of its
+   * previous instance with a reset its peers accept: their stale connections end at once
+   * (`connection-lost`, reason `reset`) instead of at the idle timeout.
+   */
+  resetKey?: Uint8Array;
   wasmPath?: string;
 }
 
@@ -154,10 +161,11 @@ export const QUIC_FIN = -1;
 export const QUIC_GONE = -2;
 
 const STATS_LEN = 12;
+const RESET_KEY_LEN = 16;
 
 export class QuicEndpoint {
   private readonly module: WasmModule;
-  private readonly settings: typeof QUIC_DEFAULTS & { seed: number };
+  private readonly settings: typeof QUIC_DEFAULTS & { seed: number; resetKey: Uint8Array };
   private wasm!: QuicExports;
   private mem!: Uint8Array;
   private ioPtr = 0;
@@ -180,7 +188,8 @@ export class QuicEndpoint {
 
   constructor(module: WasmModule, options: QuicOptions = {}) {
     this.module = module;
-    const merged = { ...QUIC_DEFAULTS, ...definedOnly(options) };
+    const { resetKey: givenKey, wasmPath: _path, ...rest } = options;
+    const merged = { ...QUIC_DEFAULTS, ...definedOnly(rest) };
     for (const [key, [min, max]] of Object.entries(LIMITS)) {
       const v = merged[key as keyof typeof LIMITS];
       if (!Number.isInteger(v) || v < min || v > max) throw badConfig(`quic.${key}`, `${v} is not an integer in [${min}, ${max}]`);
@@ -188,7 +197,8 @@ export class QuicEndpoint {
     if (!(merged.congestion in CONGESTION)) throw badConfig('quic.congestion', `${merged.congestion} is not bbr, cubic or newreno`);
     const seed = options.seed ?? randomBytes(4).readUInt32LE(0);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw badConfig('quic.seed', `${seed} is not a u32`);
-    this.settings = { ...merged, seed };
+    if (givenKey !== undefined && givenKey.length !== RESET_KEY_LEN) throw badConfig('quic.resetKey', `must be ${RESET_KEY_LEN} bytes, not ${givenKey.length}`);
+    this.settings = { ...merged, seed, resetKey: givenKey?.slice() ?? randomBytes(RESET_KEY_LEN) };
     this.start(0);
   }
 
@@ -381,6 +391,9 @@ export class QuicEndpoint {
   private start(firstConn: number): void {
     this.wasm = instantiateQuic(this.module);
     const s = this.settings;
+    this.ioPtr = this.wasm.io_ptr();
+    this.ioCapacity = this.wasm.io_capacity();
+    this.refreshView().set(s.resetKey, this.ioPtr);
     // A rebuilt instance draws a different stream of random choices than the dead one.
     const seedHi = this.crashes;
     const r = this.wasm.endpoint_create(
@@ -396,12 +409,10 @@ export class QuicEndpoint {
       s.seed,
       seedHi,
       Math.max(firstConn, 1),
+      RESET_KEY_LEN,
       this.lastNow,
     );
     if (r < 0) throw badConfig('quic', `the QUIC core refused these settings (code ${r})`);
-    this.ioPtr = this.wasm.io_ptr();
-    this.ioCapacity = this.wasm.io_capacity();
-    this.refreshView();
   }
 
   /** The byte view of wasm memory; rebuilt after the memory grew (which detaches the old one). */

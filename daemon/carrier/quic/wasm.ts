@@ -32,6 +32,7 @@ export interface QuicExports {
     seedLo: number,
     seedHi: number,
     firstConn: number,
+    resetKeyLen: number,
     nowMs: number,
   ): number;
   connect(peer: number, nowMs: number): number;

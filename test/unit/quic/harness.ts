@@ -58,7 +58,8 @@ export class QuicNode implements SimEndpoint {
   world!: World;
   node = -1;
 
-  constructor(readonly ep: QuicEndpoint) {}
+  /** `ep` may be replaced, to simulate a restart of this node. */
+  constructor(public ep: QuicEndpoint) {}
 
   get peerId(): number {
     return peerIdOf(this.node);

@@ -147,3 +147,27 @@ test('stream calls with arbitrary ids never trap and never throw for gone stream
   }
   assert.equal(a.ep.crashCount + b.ep.crashCount, 0, 'no trap');
 });
+
+for (const sameKey of [true, false]) {
+  test(`a peer restarted with ${sameKey ? 'the same' : 'a new'} reset key: stale connection ends by ${sameKey ? 'stateless reset' : 'idle timeout'}`, async () => {
+    const key = new Uint8Array(16).fill(7);
+    const quic = { resetKey: key, idleTimeoutMs: 20_000 };
+    const { world, a, b } = await connectedPair({ seed: 16, quic });
+    const s = a.send(b.node, payload(new Rng(16), 10_000))!;
+    assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.bytes === 10_000, maxTime: MAX_TIME }).done);
+    // b restarts: same node, a fresh endpoint that knows nothing of the connection.
+    const fresh = new QuicEndpoint(await loadQuicModule(), { seed: 99, resetKey: sameKey ? key : new Uint8Array(16).fill(8) });
+    b.ep = fresh;
+    const cut = world.now;
+    // A new flow to the restarted peer: its first packet meets the fresh endpoint.
+    world.schedule(cut, () => {
+      const t = a.ep.openStream(b.peerId)!;
+      a.ep.write(t.conn, t.stream, payload(new Rng(17), 1000));
+    });
+    assert.ok(world.run({ until: () => a.events.some((e) => e.type === 'connection-lost'), maxTime: cut + 60_000 }).done);
+    const lost = a.events.find((e) => e.type === 'connection-lost');
+    assert.equal(lost?.type === 'connection-lost' && lost.reason, sameKey ? 'reset' : 'timed-out');
+    if (sameKey) assert.equal(world.now - cut, 2, 'reset after one round trip (1 ms each way)');
+    assert.equal(fresh.connectionCount, 0, 'the restarted peer kept no state for it');
+  });
+}

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use quinn_proto::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
 use quinn_proto::{
     ClientConfig, ConnectError, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir,
-    Endpoint, EndpointConfig, Event as QuinnEvent, IdleTimeout, ReadError, ServerConfig, StreamEvent,
+    Endpoint, EndpointConfig, Event as QuinnEvent, HashedConnectionIdGenerator, IdleTimeout, ReadError, ServerConfig, StreamEvent,
     StreamId, TransportConfig, VarInt, WriteError,
 };
 use web_time::Instant;
@@ -52,6 +52,10 @@ pub struct Settings {
     pub seed: u64,
     /// Id of the first connection; a rebuilt instance continues after the dead one's ids.
     pub first_conn: u32,
+    /// Key of the stateless-reset tokens. Kept across restarts (JS derives it from stable
+    /// secrets), a restarted node can reset its peers' connections to its previous instance at
+    /// once instead of leaving them to the idle timeout.
+    pub reset_key: [u64; 2],
 }
 
 /// What JS learns from `event_next` (codes are part of the wasm ABI).
@@ -247,7 +251,12 @@ impl Core {
     pub fn new(s: &Settings, now: Instant) -> Result<Self, OpError> {
         rng::seed(s.seed);
         let transport = Arc::new(transport_config(s));
-        let mut endpoint_config = EndpointConfig::new(Arc::new(ResetKey::new([rng::next_u64(), rng::next_u64()])));
+        let mut endpoint_config = EndpointConfig::new(Arc::new(ResetKey::new(s.reset_key)));
+        // Our connection ids carry a signature the endpoint checks before answering an unknown
+        // one with a stateless reset; keyed from the same stable key, ids issued by a previous
+        // instance still pass, so that instance's peers get their reset.
+        let cid_key = s.reset_key[0] ^ s.reset_key[1].rotate_left(29) ^ 0x7473_7469_6572_4349;
+        endpoint_config.cid_generator(move || Box::new(HashedConnectionIdGenerator::from_key(cid_key)));
         endpoint_config.max_udp_payload_size(s.max_udp_payload).map_err(|_| OpError::BadArgument)?;
         let mut endpoint_seed = [0u8; 32];
         rng::fill(&mut endpoint_seed);

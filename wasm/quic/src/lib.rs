@@ -69,7 +69,8 @@ pub extern "C" fn io_capacity() -> u32 {
 
 /// Creates (or replaces) the endpoint. `congestion`: 0 BBR, 1 Cubic, 2 NewReno. Windows are
 /// bytes; timeouts ms (0 = off). The seed feeds every random choice quinn makes. Connection ids
-/// count up from `first_conn` (> 0).
+/// count up from `first_conn` (> 0). The stateless-reset key (16 bytes, `reset_key_len` must
+/// say so) is read from the start of the I/O region.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn endpoint_create(
@@ -85,6 +86,7 @@ pub extern "C" fn endpoint_create(
     seed_lo: u32,
     seed_hi: u32,
     first_conn: u32,
+    reset_key_len: u32,
     now_ms: f64,
 ) -> i32 {
     let congestion = match congestion {
@@ -93,9 +95,12 @@ pub extern "C" fn endpoint_create(
         2 => Congestion::NewReno,
         _ => return OpError::BadArgument as i32,
     };
-    if !(1200..=65527).contains(&max_udp_payload) || stream_window == 0 || connection_window == 0 {
+    if !(1200..=65527).contains(&max_udp_payload) || stream_window == 0 || connection_window == 0 || reset_key_len != 16 {
         return OpError::BadArgument as i32;
     }
+    let io = io();
+    let word = |at: usize| u64::from_le_bytes(io[at..at + 8].try_into().expect("8 bytes"));
+    let reset_key = [word(0), word(8)];
     let settings = Settings {
         max_udp_payload: max_udp_payload as u16,
         congestion,
@@ -108,6 +113,7 @@ pub extern "C" fn endpoint_create(
         send_window,
         seed: (u64::from(seed_hi) << 32) | u64::from(seed_lo),
         first_conn,
+        reset_key,
     };
     match Core::new(&settings, instant(now_ms)) {
         Ok(core) => {
