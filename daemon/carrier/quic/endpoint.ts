@@ -252,15 +252,24 @@ export class QuicEndpoint {
       return;
     }
     this.refreshView().set(datagram, this.ioPtr);
-    const side = fromInitiator ? 1 : 0;
-    if (!this.tryCall(() => this.wasm.input(fromPeerId, side, datagram.length, now))) this.inputDropped++;
+    try {
+      this.wasm.input(fromPeerId, fromInitiator ? 1 : 0, datagram.length, now);
+    } catch (e) {
+      this.crashed(e);
+      this.inputDropped++;
+    }
     this.collectEvents();
   }
 
   /** The next datagram to send, or null. The result object and its bytes are reused. */
   pollTransmit(): QuicTransmit | null {
-    let len = 0;
-    if (!this.tryCall(() => (len = this.wasm.poll_transmit()))) return null;
+    let len: number;
+    try {
+      len = this.wasm.poll_transmit();
+    } catch (e) {
+      this.crashed(e);
+      return null;
+    }
     if (len <= 0) return null;
     const ptr = this.wasm.tx_ptr();
     this.transmit.peerId = this.wasm.tx_peer() >>> 0;
@@ -271,14 +280,23 @@ export class QuicEndpoint {
 
   /** When `handleTimeout` is next wanted (ms on the caller's clock); Infinity: never. */
   pollTimeout(): number {
-    let at = -1;
-    if (!this.tryCall(() => (at = this.wasm.poll_timeout()))) return this.lastNow;
+    let at: number;
+    try {
+      at = this.wasm.poll_timeout();
+    } catch (e) {
+      this.crashed(e);
+      return this.lastNow;
+    }
     return at < 0 ? Infinity : at;
   }
 
   handleTimeout(now: number): void {
     this.lastNow = now;
-    this.tryCall(() => this.wasm.handle_timeout(now));
+    try {
+      this.wasm.handle_timeout(now);
+    } catch (e) {
+      this.crashed(e);
+    }
     this.collectEvents();
   }
 
@@ -308,7 +326,12 @@ export class QuicEndpoint {
     while (accepted < data.length) {
       const n = Math.min(data.length - accepted, this.ioCapacity);
       this.refreshView().set(data.subarray(accepted, accepted + n), this.ioPtr);
-      const r = this.call(() => this.wasm.stream_write(conn, stream, n));
+      let r: number;
+      try {
+        r = this.wasm.stream_write(conn, stream, n);
+      } catch (e) {
+        this.fail(e);
+      }
       if (r === OpError.blocked) break;
       if (r < 0) return this.goneOrThrow(conn, stream, r, accepted);
       accepted += r;
@@ -325,7 +348,12 @@ export class QuicEndpoint {
   read(conn: number, stream: number, into: Uint8Array): number {
     // One call only: the core reports a FIN reached together with data on the following read.
     const max = Math.min(into.length, this.ioCapacity);
-    const r = this.call(() => this.wasm.stream_read(conn, stream, max));
+    let r: number;
+    try {
+      r = this.wasm.stream_read(conn, stream, max);
+    } catch (e) {
+      this.fail(e);
+    }
     if (r === OpError.blocked) return 0;
     if (r === OpError.finished) return QUIC_FIN;
     if (r < 0) return this.goneOrThrow(conn, stream, r, 0);
@@ -385,7 +413,11 @@ export class QuicEndpoint {
 
   /** Test hook: makes the module trap, as a Rust panic would. */
   debugPanic(): void {
-    this.tryCall(() => this.wasm.debug_panic());
+    try {
+      this.wasm.debug_panic();
+    } catch (e) {
+      this.crashed(e);
+    }
   }
 
   private start(firstConn: number): void {
@@ -423,8 +455,13 @@ export class QuicEndpoint {
 
   private collectEvents(): void {
     for (;;) {
-      let kind = 0;
-      if (!this.tryCall(() => (kind = this.wasm.event_next()))) return;
+      let kind: number;
+      try {
+        kind = this.wasm.event_next();
+      } catch (e) {
+        this.crashed(e);
+        return;
+      }
       if (kind === 0) return;
       const w = this.wasm;
       const conn = w.event_conn() >>> 0;
@@ -499,25 +536,22 @@ export class QuicEndpoint {
     if (code < 0 && code !== OpError.closed && code !== OpError.unknownConnection) throw streamError(conn, stream, code);
   }
 
-  /** Runs one export; a trap becomes crash recovery plus a TSTIER_E_CLOSED for the caller. */
+  /**
+   * Runs one export of a cold path; a trap becomes crash recovery plus a TSTIER_E_CLOSED for
+   * the caller. (Hot paths inline the same try/catch, to allocate no closure per packet.)
+   */
   private call(fn: () => number): number {
     try {
       return fn();
     } catch (e) {
-      this.crashed(e);
-      throw new TstierError('TSTIER_E_CLOSED', 'QUIC core crashed; its connections were lost', { cause: e });
+      this.fail(e);
     }
   }
 
-  /** Runs one export for a driving verb; a trap becomes crash recovery and `false`. */
-  private tryCall(fn: () => unknown): boolean {
-    try {
-      fn();
-      return true;
-    } catch (e) {
-      this.crashed(e);
-      return false;
-    }
+  /** A trap in a stream or connection call: recover, then tell the caller its call failed. */
+  private fail(e: unknown): never {
+    this.crashed(e);
+    throw new TstierError('TSTIER_E_CLOSED', 'QUIC core crashed; its connections were lost', { cause: e });
   }
 
   /** The instance trapped: every connection it held is lost, and a fresh instance takes over. */
