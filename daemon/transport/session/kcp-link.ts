@@ -91,6 +91,8 @@ export class KcpLink {
   private readonly seen = zeroCounters(KCP_COUNTERS);
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
   private readonly out = new Fifo<Uint8Array>();
+  /** Something happened since KCP's last timer flush (see pollTimeout). */
+  private busy = true;
 
   constructor(
     cfg: KcpLinkConfig,
@@ -140,6 +142,7 @@ export class KcpLink {
 
   /** A datagram already opened by the caller (the server opens once to route by conv). */
   inputOpened(buf: Uint8Array, off: number, now: number): number {
+    this.busy = true;
     const end = buf.length - this.crypt.tailroom;
     this.snmp.InPkts++;
     this.snmp.InBytes += end - off;
@@ -176,6 +179,7 @@ export class KcpLink {
 
   /** Queues stream bytes and flushes at once (kcptun turns write-delay off). */
   write(data: Uint8Array): void {
+    this.busy = true;
     this.snmp.BytesSent += data.length;
     this.kcp.send(data);
   }
@@ -187,6 +191,8 @@ export class KcpLink {
 
   read(dst: Uint8Array, offset: number, end: number): number {
     const n = this.kcp.read(dst, offset, end);
+    // Reading may reopen a full window, which KCP announces at its next flush.
+    if (n > 0) this.busy = true;
     this.snmp.BytesReceived += n;
     return n;
   }
@@ -195,12 +201,20 @@ export class KcpLink {
     return this.kcp.readable();
   }
 
+  /**
+   * KCP's next flush, or Infinity while the link is idle: nothing in flight or queued, and nothing
+   * received or read since the last flush. kcp-go ticks every interval regardless; an idle session
+   * here costs no wake-ups until a datagram or a write arrives.
+   */
   pollTimeout(): number {
-    return this.kcp.pollTimeout();
+    return this.busy || this.kcp.waitSnd > 0 ? this.kcp.pollTimeout() : Infinity;
   }
 
   handleTimeout(now: number): void {
+    const due = now >= this.kcp.pollTimeout();
     this.kcp.handleTimeout(now);
+    // The flush that just ran sent every pending ACK and window update.
+    if (due) this.busy = false;
     this.collect(now);
   }
 
