@@ -4,7 +4,8 @@
  * to their sinks, sends what the carrier queued, and re-arms the timer for its next deadline.
  */
 import type { PeerManager } from '../../peer/peer-manager.js';
-import type { OpenRequest } from '../flow-frames.js';
+import type { CarrierDriver, FlowSink } from '../carrier.js';
+import type { DialStatus, OpenRequest } from '../flow-frames.js';
 import type { PipeStream } from '../socket-pipe.js';
 import { FlowEvent, KcpCarrier, type KcpFlow } from './endpoint.js';
 
@@ -13,15 +14,11 @@ export function nowMs(): number {
   return Math.floor(performance.now());
 }
 
-/** Whoever owns a flow: told the FlowEvent bits whenever something happened to it. */
-export interface FlowSink {
-  onFlowEvents(flow: KcpFlow, events: number): void;
-}
-
 type PeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
 
-export class KcpCarrierDriver {
-  private readonly sinks = new Map<KcpFlow, FlowSink>();
+export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
+  readonly kind = 'Kcp';
+  private readonly sinks = new Map<KcpFlow, FlowSink<KcpFlow>>();
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -42,19 +39,31 @@ export class KcpCarrierDriver {
     peer.onPacket(fromAcceptor, input(fromAcceptor));
   }
 
-  open(peerId: number, req: OpenRequest, sink: FlowSink): KcpFlow {
+  open(peerId: number, req: OpenRequest, sink: FlowSink<KcpFlow>): KcpFlow {
     const flow = this.carrier.open(peerId, req, nowMs());
     this.sinks.set(flow, sink);
     this.kick();
     return flow;
   }
 
-  attach(flow: KcpFlow, sink: FlowSink): void {
+  attach(flow: KcpFlow, sink: FlowSink<KcpFlow>): void {
     this.sinks.set(flow, sink);
   }
 
   detach(flow: KcpFlow): void {
     this.sinks.delete(flow);
+  }
+
+  answer(flow: KcpFlow, status: DialStatus): void {
+    flow.answer(status, nowMs());
+    this.carrier.touch(flow);
+    this.kick();
+  }
+
+  abort(flow: KcpFlow): void {
+    flow.reset(nowMs());
+    this.carrier.touch(flow);
+    this.kick();
   }
 
   /**

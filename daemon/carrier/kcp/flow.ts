@@ -10,20 +10,9 @@ import {
 } from '../flow-frames.js';
 import type { CarrierPacketTypes, CarrierTransmit } from './endpoint.js';
 
-/** Bits returned by takeEvents(). */
-export const FlowEvent = {
-  /** Acceptor: the OPEN arrived; `request` says where to dial; call answer(). */
-  OpenRequest: 1,
-  /** Initiator: `status` is known (the remote dial's outcome, or Unreachable after the open timeout). */
-  Status: 2,
-  Readable: 4,
-  /** write() was refused earlier and now has room again. */
-  Writable: 8,
-  /** The peer half-closed: no more data after what read() still returns. */
-  Fin: 16,
-  /** The flow was aborted (peer RST, RESET, or a dead link). */
-  Reset: 32,
-} as const;
+import { FlowEvent, type CarrierFlow } from '../carrier.js';
+
+export { FlowEvent };
 
 const KIND_SEGMENTS = 0;
 /** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
@@ -31,7 +20,7 @@ const RX_HIGH_WATER = 256 * 1024;
 
 export type FlowRole = 'initiator' | 'acceptor';
 
-export class KcpFlow {
+export class KcpFlow implements CarrierFlow {
   request: OpenRequest | null = null;
   /** Initiator: the STATUS received (or Unreachable on timeout); null while opening. */
   status: DialStatus | null = null;
@@ -40,6 +29,8 @@ export class KcpFlow {
   localFin = false;
   peerFin = false;
   isReset = false;
+  /** Something of this flow came back from the peer (see CarrierFlow.heard). */
+  heard = false;
   /** Application bytes written to / delivered from this flow. */
   txBytes = 0;
   rxBytes = 0;
@@ -92,6 +83,7 @@ export class KcpFlow {
   /** Feeds one datagram (kind byte first). Returns false if KCP rejected it as malformed. */
   input(payload: Uint8Array, now: number): boolean {
     this.lastNow = now;
+    this.heard = true;
     const ok = this.kcp.input(payload.subarray(1), now, true) >= 0;
     this.ackPending = true;
     this.pull();

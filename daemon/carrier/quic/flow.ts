@@ -1,0 +1,105 @@
+/**
+ * One proxied TCP flow carried by one bidirectional QUIC stream. QUIC already gives ordered,
+ * reliable bytes, half-close (FIN) and abort (RESET_STREAM / STOP_SENDING), so the stream carries
+ * only one flow frame each way before raw bytes: the initiator's OPEN (where to dial) and the
+ * acceptor's STATUS (how the dial went). State only; QuicCarrierDriver does the stream calls.
+ */
+import type { CarrierFlow } from '../carrier.js';
+import { DialStatus, FRAME_HEADER, FrameType, type OpenRequest } from '../flow-frames.js';
+import type { QuicConnectionStats } from './endpoint.js';
+
+export type QuicFlowRole = 'initiator' | 'acceptor';
+
+/** The largest OPEN frame payload accepted (two IPv6 addresses need 40). */
+const MAX_HEAD_PAYLOAD = 512;
+
+export class QuicFlow implements CarrierFlow {
+  request: OpenRequest | null = null;
+  status: DialStatus | null = null;
+  answered = false;
+  heard = false;
+  /** Stream, once open (an initiator may wait for its connection or the peer's stream limit). */
+  conn = -1;
+  stream = -1;
+  /** The frame that must precede any data we write (OPEN or STATUS), while not fully written. */
+  head: Uint8Array | null = null;
+  /** Bytes read past the peer's head frame, not yet handed to the reader. */
+  leftover: Uint8Array | null = null;
+  localFin = false;
+  /** shutdown() came while the head was still unwritten: finish right after it. */
+  finPending = false;
+  peerFin = false;
+  isReset = false;
+  writeBlocked = false;
+  txBytes = 0;
+  rxBytes = 0;
+  /** Initiator: when an unanswered open is given up (driver clock); 0 once answered. */
+  openDeadline: number;
+  /** FlowEvent bits not yet delivered. */
+  events = 0;
+  /** The peer's head frame, gathered while it arrives in pieces. */
+  private headIn: Uint8Array | null = null;
+
+  constructor(
+    readonly peerId: number,
+    readonly role: QuicFlowRole,
+    openDeadline: number,
+    /** Connection statistics, for the table's rtt and loss columns (null: connection gone). */
+    private readonly connStats: (flow: QuicFlow) => QuicConnectionStats | null,
+  ) {
+    this.openDeadline = openDeadline;
+  }
+
+  get ended(): boolean {
+    return this.isReset || (this.localFin && this.peerFin && this.head === null);
+  }
+
+  get rttMs(): number {
+    return this.connStats(this)?.rttMs ?? 0;
+  }
+
+  /** Packets the connection lost (shared by every flow to the same peer). */
+  get retransmits(): number {
+    return this.connStats(this)?.lostPackets ?? 0;
+  }
+
+  /** Whether data may be written: the stream is open and the dial succeeded (or optimistic). */
+  get openForData(): boolean {
+    if (this.isReset || this.localFin || this.conn < 0) return false;
+    if (this.role === 'acceptor') return this.answered && this.status === DialStatus.Connected;
+    return this.status === DialStatus.Connected || (this.status === null && (this.request?.optimistic ?? false));
+  }
+
+  /** Whether the peer's head frame has been parsed (reads then return raw flow bytes). */
+  get headDone(): boolean {
+    return this.role === 'acceptor' ? this.request !== null : this.status !== null;
+  }
+
+  /**
+   * Adds bytes of the peer's head frame. Returns the frame (type, payload) once whole, keeping what
+   * follows it in `leftover`; null while incomplete; 'error' for a frame that cannot be a head.
+   */
+  pushHead(bytes: Uint8Array): { type: number; payload: Uint8Array } | null | 'error' {
+    let acc: Uint8Array = bytes;
+    if (this.headIn) {
+      acc = new Uint8Array(this.headIn.length + bytes.length);
+      acc.set(this.headIn);
+      acc.set(bytes, this.headIn.length);
+    }
+    if (acc.length < FRAME_HEADER) {
+      this.headIn = acc.slice();
+      return null;
+    }
+    const type = acc[0]!;
+    const len = (acc[1]! << 8) | acc[2]!;
+    const want = this.role === 'acceptor' ? FrameType.Open : FrameType.Status;
+    if (type !== want || len > MAX_HEAD_PAYLOAD || (want === FrameType.Status && len !== 1)) return 'error';
+    if (acc.length < FRAME_HEADER + len) {
+      this.headIn = acc.slice();
+      return null;
+    }
+    this.headIn = null;
+    if (acc.length > FRAME_HEADER + len) this.leftover = acc.slice(FRAME_HEADER + len);
+    return { type, payload: acc.slice(FRAME_HEADER, FRAME_HEADER + len) };
+  }
+}
