@@ -95,7 +95,7 @@ export class KernelNat {
     const flow = this.byForward.get(ip.dst)?.get(tcp.srcPort * 65536 + tcp.dstPort);
     if (!flow) return (tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN ? Verdict.NewSyn : Verdict.Pass;
     if (flow.state === 'held') {
-      if ((tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) flow.syn = pkt.slice(); // the latest SYN is released
+      if ((tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) flow.syn = copyOf(pkt); // the latest SYN is released
       return Verdict.Absorb;
     }
     this.toListener(flow);
@@ -114,7 +114,7 @@ export class KernelNat {
     const listenerPort = this.listenerPorts.find((l) => !this.byListener.has(l * 65536 + appPort));
     if (listenerPort === undefined) return null;
     const flow: NatFlow = {
-      appPort, dstIp: ip.dst, dstPort: tcp.dstPort, listenerPort, state: 'held', syn: syn.slice(), closedAt: 0, owner,
+      appPort, dstIp: ip.dst, dstPort: tcp.dstPort, listenerPort, state: 'held', syn: copyOf(syn), closedAt: 0, owner,
     };
     let byPorts = this.byForward.get(flow.dstIp);
     if (!byPorts) this.byForward.set(flow.dstIp, (byPorts = new Map()));
@@ -130,8 +130,7 @@ export class KernelNat {
     flow.syn = null;
     if (flow.state !== 'held' || !syn) return null;
     flow.state = 'active';
-    this.ip.wrap(syn);
-    this.tcp.wrap(syn, this.ip.payloadStart, this.ip.end);
+    if (this.ip.wrap(syn) !== null || this.tcp.wrap(syn, this.ip.payloadStart, this.ip.end) !== null) return null;
     this.toListener(flow);
     return syn;
   }
@@ -194,4 +193,12 @@ export class KernelNat {
     rewriteAddress(this.ip, 'dst', this.myIpBytes);
     rewritePort(this.ip, 'dst', flow.listenerPort);
   }
+}
+
+/**
+ * A copy that owns its bytes. Packets from the TUN are Buffers into the read batch, which the next
+ * read overwrites, and Buffer's slice() is a view, not a copy.
+ */
+function copyOf(pkt: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(pkt);
 }

@@ -90,3 +90,16 @@ test('closed flows linger, held SYNs expire, and other traffic passes untouched'
     assert.equal(n.classify(other), Verdict.Pass);
   }
 });
+
+test('a held SYN is a copy: the TUN batch it came from may be overwritten before release', () => {
+  const n = nat();
+  const batch = Buffer.from(pkt(MY, 9000, DST, 80, TCP_SYN)); // a Buffer, like the TUN's read batch
+  assert.equal(n.classify(batch), Verdict.NewSyn);
+  const flow = n.hold(batch, null)!;
+  const retry = Buffer.from(pkt(MY, 9000, DST, 80, TCP_SYN, 1000));
+  assert.equal(n.classify(retry), Verdict.Absorb);
+  batch.fill(0xee);
+  retry.fill(0xee);
+  const injected = parse(n.release(flow)!);
+  assert.deepEqual([injected.src, injected.sport, injected.dst, injected.dport, injected.ok], [FAKE, 9000, MY, 40001, true]);
+});
