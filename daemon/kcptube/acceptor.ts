@@ -70,7 +70,7 @@ export class Acceptor implements TunnelOwner {
     private readonly hooks: AcceptHooks,
   ) {
     this.cipher = TunnelCipher.fromPassword(side.encryption, side.password);
-    this.router = new SessionRouter<ServerPath>(this.cipher, ctx.drops, (sid, _path, now) => {
+    this.router = new SessionRouter<ServerPath>(this.cipher, ctx.counters, (sid, _path, now) => {
       const session = new TubeSession({ sid, cipher: this.cipher, side, snmp: ctx.snmp, now });
       const tunnel = new Tunnel(session, (d) => this.sendFor(sid, d), this);
       this.tunnels.set(sid, tunnel);

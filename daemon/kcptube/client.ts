@@ -67,7 +67,7 @@ export class KcptubeClient {
     if (this.stopped) return void socket.destroy();
     const { tunnel, conn, own } = this.tunnelFor();
     tunnel.session.open(conn, PROTO_TCP);
-    new TcpConn(tunnel, conn, socket, () => {
+    new TcpConn(tunnel, conn, socket, this.ctx.counters, () => {
       if (own) tunnel.finish();
       else tunnel.kick();
     });
@@ -83,7 +83,7 @@ export class KcptubeClient {
       tunnel.session.open(conn, PROTO_UDP);
       const udp = this.udp!;
       c = new UdpConn(tunnel, conn, (d) => udp.send(d, rinfo.port, rinfo.address), this.side.udpTimeout * 1000,
-        this.ctx.drops, () => {
+        this.ctx.counters, () => {
           this.udpConns.delete(key);
           if (own) tunnel.finish();
         });

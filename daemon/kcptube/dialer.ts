@@ -146,7 +146,7 @@ export class TunnelDialer implements TunnelOwner {
     private readonly ctx: TubeContext,
   ) {
     this.cipher = TunnelCipher.fromPassword(side.encryption, side.password);
-    this.router = new SessionRouter<null>(this.cipher, ctx.drops, null);
+    this.router = new SessionRouter<null>(this.cipher, ctx.counters, null);
   }
 
   get size(): number {

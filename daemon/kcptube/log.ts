@@ -6,7 +6,7 @@
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newSnmp, type KcptunSnmp } from '../transport/session/snmp.js';
-import { newDropCounters, type DropCounters } from './router.js';
+import { newTubeCounters, type TubeCounters } from './router.js';
 
 export class TubeLog {
   private readonly file: string;
@@ -39,9 +39,9 @@ export class TubeLog {
 export interface TubeContext {
   log: TubeLog;
   snmp: KcptunSnmp;
-  drops: DropCounters;
+  counters: TubeCounters;
 }
 
 export function newContext(log: TubeLog): TubeContext {
-  return { log, snmp: newSnmp(), drops: newDropCounters() };
+  return { log, snmp: newSnmp(), counters: newTubeCounters() };
 }

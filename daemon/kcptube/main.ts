@@ -86,7 +86,7 @@ async function tryReach(cfg: KcptubeConfig): Promise<string> {
 }
 
 function dumpCounters(runs: Running[]): void {
-  for (const r of runs) r.ctx.log.line(`counters ${JSON.stringify({ drops: r.ctx.drops, snmp: r.ctx.snmp })}`);
+  for (const r of runs) r.ctx.log.line(`counters ${JSON.stringify({ tube: r.ctx.counters, snmp: r.ctx.snmp })}`);
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -10,7 +10,7 @@
  * seconds without traffic either way.
  */
 import type { Socket } from 'node:net';
-import type { DropCounters } from './router.js';
+import type { TubeCounters } from './router.js';
 import type { Conn, Tunnel } from './tunnel.js';
 
 export class TcpConn implements Conn {
@@ -23,6 +23,7 @@ export class TcpConn implements Conn {
     private readonly tunnel: Tunnel,
     readonly id: number,
     private readonly socket: Socket,
+    counters: TubeCounters,
     private readonly onDone: (c: TcpConn) => void,
   ) {
     tunnel.conns.set(id, this);
@@ -30,7 +31,10 @@ export class TcpConn implements Conn {
     socket.on('data', (chunk: Buffer) => {
       const s = tunnel.session;
       s.write(id, chunk);
-      if (!s.canWrite()) socket.pause();
+      if (!s.canWrite()) {
+        socket.pause();
+        counters.tcpPauses++;
+      }
       tunnel.kick();
     });
     socket.on('end', () => {
@@ -107,7 +111,7 @@ export class UdpConn implements Conn {
     /** Sends a datagram to the application. */
     private readonly toApp: (d: Uint8Array) => void,
     timeoutMs: number,
-    private readonly drops: DropCounters,
+    private readonly counters: TubeCounters,
     private readonly onDone: (c: UdpConn) => void,
   ) {
     tunnel.conns.set(id, this);
@@ -121,7 +125,7 @@ export class UdpConn implements Conn {
     this.active = true;
     const s = this.tunnel.session;
     if (!s.canWrite()) {
-      this.drops.udpQueueFull++;
+      this.counters.udpQueueFull++;
       return;
     }
     s.write(this.id, d);

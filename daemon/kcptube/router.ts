@@ -8,7 +8,8 @@ import { OPEN_SHORT, type TunnelCipher } from './crypt.js';
 import type { TubeSession } from './session.js';
 import { TUNNEL_HEADER_SIZE, T_CLOSE, T_KCP, T_PING, T_PONG, readU32 } from './wire.js';
 
-export interface DropCounters {
+/** Counted events of one config: drops, and TCP pauses for back-pressure. */
+export interface TubeCounters {
   /** Shorter than the cipher header plus the tunnel header. */
   short: number;
   /** Failed authentication (wrong key, forged, corrupted). */
@@ -19,10 +20,12 @@ export interface DropCounters {
   unknownSession: number;
   /** UDP datagrams from applications dropped because the KCP window was full. */
   udpQueueFull: number;
+  /** Times a TCP socket was paused because KCP's window was full (not a drop: it resumes). */
+  tcpPauses: number;
 }
 
-export function newDropCounters(): DropCounters {
-  return { short: 0, forged: 0, badType: 0, unknownSession: 0, udpQueueFull: 0 };
+export function newTubeCounters(): TubeCounters {
+  return { short: 0, forged: 0, badType: 0, unknownSession: 0, udpQueueFull: 0, tcpPauses: 0 };
 }
 
 export interface Routed<P> {
@@ -35,7 +38,7 @@ export class SessionRouter<P> {
 
   constructor(
     private readonly cipher: TunnelCipher,
-    readonly drops: DropCounters,
+    readonly counters: TubeCounters,
     /** Called for an authenticated KCP datagram with an unknown id; return null to refuse it. */
     private readonly create: ((sid: number, path: P, now: number) => TubeSession | null) | null,
   ) {}
@@ -47,21 +50,21 @@ export class SessionRouter<P> {
   input(buf: Uint8Array, path: P, now: number): Routed<P> | null {
     const off = this.cipher.open(buf, buf.length);
     if (off < 0 || buf.length - off < TUNNEL_HEADER_SIZE) {
-      if (off < 0 && off !== OPEN_SHORT) this.drops.forged++;
-      else this.drops.short++;
+      if (off < 0 && off !== OPEN_SHORT) this.counters.forged++;
+      else this.counters.short++;
       return null;
     }
     const sid = readU32(buf, off);
     const type = buf[off + 4]!;
     if (type !== T_KCP && type !== T_PING && type !== T_PONG && type !== T_CLOSE) {
-      this.drops.badType++;
+      this.counters.badType++;
       return null;
     }
     let entry = this.sessions.get(sid);
     if (entry === undefined) {
       const session = type === T_KCP && this.create !== null ? this.create(sid, path, now) : null;
       if (session === null) {
-        this.drops.unknownSession++;
+        this.counters.unknownSession++;
         return null;
       }
       entry = { session, path };

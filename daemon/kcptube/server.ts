@@ -41,11 +41,11 @@ export class KcptubeServer {
     const host = this.dest.address;
     if (e.protocol === PROTO_TCP) {
       const socket = connect({ host, port, allowHalfOpen: true });
-      new TcpConn(tunnel, e.conn, socket, () => tunnel.kick());
+      new TcpConn(tunnel, e.conn, socket, this.ctx.counters, () => tunnel.kick());
     } else if (e.protocol === PROTO_UDP) {
       const sock = createSocket(this.dest.family === 6 ? 'udp6' : 'udp4');
       sock.on('error', () => undefined);
-      const conn = new UdpConn(tunnel, e.conn, (d) => sock.send(d, port, host), this.side.udpTimeout * 1000, this.ctx.drops,
+      const conn = new UdpConn(tunnel, e.conn, (d) => sock.send(d, port, host), this.side.udpTimeout * 1000, this.ctx.counters,
         () => sock.close());
       sock.on('message', (msg) => conn.fromApp(msg));
     } else {

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { parseKcptubeConfig, type KcptubeSide } from '../../daemon/kcptube/config.js';
 import { TunnelCipher } from '../../daemon/kcptube/crypt.js';
-import { SessionRouter, newDropCounters } from '../../daemon/kcptube/router.js';
+import { SessionRouter, newTubeCounters } from '../../daemon/kcptube/router.js';
 import { TubeSession } from '../../daemon/kcptube/session.js';
 import { PROTO_TCP } from '../../daemon/kcptube/wire.js';
 import { newSnmp } from '../../daemon/transport/session/snmp.js';
@@ -85,7 +85,7 @@ for (const seed of [1, 2, 3]) {
     let port = 1;
     const portsUsed = new Set<number>([port]);
 
-    const router = new SessionRouter<number>(cipher, newDropCounters(), (sid, _path, now) =>
+    const router = new SessionRouter<number>(cipher, newTubeCounters(), (sid, _path, now) =>
       new TubeSession({ sid, cipher, side: cfg, snmp: newSnmp(), now }));
     const repliesVia = new Set<number>();
 
@@ -164,6 +164,6 @@ for (const seed of [1, 2, 3]) {
     assert.equal(sha(atClient.buf), sha(down));
     assert.ok(portsUsed.size >= 3, `client used ${portsUsed.size} ports`);
     assert.ok(repliesVia.size >= 3, `server answered through ${[...repliesVia].join(',')}`);
-    assert.equal(router.drops.forged + router.drops.short, 1);
+    assert.equal(router.counters.forged + router.counters.short, 1);
   });
 }

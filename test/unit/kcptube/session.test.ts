@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseKcptubeConfig, type KcptubeSide } from '../../../daemon/kcptube/config.js';
 import { TunnelCipher, type KcptubeCipher } from '../../../daemon/kcptube/crypt.js';
-import { SessionRouter, newDropCounters } from '../../../daemon/kcptube/router.js';
+import { SessionRouter, newTubeCounters } from '../../../daemon/kcptube/router.js';
 import { TubeSession, windowFromBandwidth, type TubeEvent } from '../../../daemon/kcptube/session.js';
 import { TUNNEL_HEADER_SIZE, T_KCP, T_PING, writeTunnelHeader } from '../../../daemon/kcptube/wire.js';
 import { newSnmp } from '../../../daemon/transport/session/snmp.js';
@@ -37,7 +37,7 @@ test('a few seconds in, the send window comes from the bandwidth and the measure
   const cipher = TunnelCipher.fromPassword('none', '');
   const cfg = side('outbound_bandwidth=100M\ninbound_bandwidth=100M\nkcp_sndwnd=64\nkcp_rcvwnd=64\n');
   const a = new TubeSession({ sid: 7, cipher, side: cfg, snmp: newSnmp(), now: 0 });
-  const router = new SessionRouter<number>(cipher, newDropCounters(), (sid, _p, now) =>
+  const router = new SessionRouter<number>(cipher, newTubeCounters(), (sid, _p, now) =>
     new TubeSession({ sid, cipher, side: cfg, snmp: newSnmp(), now }));
   a.sendHello({ version: 1, outboundBps: cfg.outboundBandwidth, inboundBps: cfg.inboundBandwidth });
   // 40 ms each way, ping-pong until well past the 5-second mark.
@@ -67,9 +67,9 @@ test('router: garbage, truncated, bit-flipped and wrong-key datagrams are counte
   for (const name of ['none', 'aes-gcm', 'xchacha20'] as KcptubeCipher[]) {
     const cipher = TunnelCipher.fromPassword(name, 'k');
     const wrong = TunnelCipher.fromPassword(name, 'not-k');
-    const drops = newDropCounters();
+    const counters = newTubeCounters();
     let created = 0;
-    const router = new SessionRouter<number>(cipher, drops, (sid, _p, now) => {
+    const router = new SessionRouter<number>(cipher, counters, (sid, _p, now) => {
       created++;
       return new TubeSession({ sid, cipher, side: side(), snmp: newSnmp(), now });
     });
@@ -104,9 +104,9 @@ test('router: garbage, truncated, bit-flipped and wrong-key datagrams are counte
         datagrams(r.session);
       }
     }
-    const counted = drops.short + drops.forged + drops.badType + drops.unknownSession;
+    const counted = counters.short + counters.forged + counters.badType + counters.unknownSession;
     assert.ok(counted > 0 && counted <= inputs, name);
-    if (name !== 'none') assert.ok(drops.forged > 400, `${name}: forged ${drops.forged}`);
+    if (name !== 'none') assert.ok(counters.forged > 400, `${name}: forged ${counters.forged}`);
     assert.ok(created <= 5, `${name}: only authentic KCP datagrams may create sessions (${created})`);
   }
 });
