@@ -21,6 +21,8 @@ import { WIRE_VERSION } from './wire.js';
 /** kcptun's default socket buffers; KCP's windows burst more than the kernel's defaults hold. */
 export const SOCKET_BUFFERS = { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 };
 
+/** How long a closed tunnel's socket lingers so its last datagrams leave. */
+const CLOSE_LINGER_MS = 1000;
 /** How long a replaced socket still receives. */
 const OLD_SOCKET_GRACE_MS = 5000;
 
@@ -124,8 +126,9 @@ export class HoppingPath {
     if (this.closed) return;
     this.closed = true;
     if (this.hopTimer) clearInterval(this.hopTimer);
-    // Let a queued CLOSE datagram leave before the socket goes.
-    setImmediate(() => this.sock.close());
+    // A CLOSE datagram may still be queued: the socket goes once it has surely left.
+    const sock = this.sock;
+    setTimeout(() => sock.close(), CLOSE_LINGER_MS).unref();
   }
 }
 

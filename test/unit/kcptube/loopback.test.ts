@@ -21,7 +21,7 @@ import { KcptubeServer } from '../../../daemon/kcptube/server.js';
 /** A log that keeps its lines and lets a test wait for one. */
 class CapturedLog extends TubeLog {
   readonly lines: string[] = [];
-  private waiters: { re: RegExp; count: number; resolve: () => void }[] = [];
+  private waiters: { re: RegExp; count: number; resolve: () => void; timer: NodeJS.Timeout }[] = [];
 
   constructor() {
     super('test', '', 'test', false);
@@ -32,6 +32,7 @@ class CapturedLog extends TubeLog {
     for (const w of [...this.waiters]) {
       if (this.count(w.re) >= w.count) {
         this.waiters = this.waiters.filter((x) => x !== w);
+        clearTimeout(w.timer);
         w.resolve();
       }
     }
@@ -41,10 +42,13 @@ class CapturedLog extends TubeLog {
     return this.lines.filter((l) => re.test(l)).length;
   }
 
-  /** Resolves once `count` lines match. */
-  waitFor(re: RegExp, count = 1): Promise<void> {
+  /** Resolves once `count` lines match; rejects after timeoutMs with the lines so far. */
+  waitFor(re: RegExp, count = 1, timeoutMs = 20_000): Promise<void> {
     if (this.count(re) >= count) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ re, count, resolve }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no line matched ${re}:\n${this.lines.join('\n')}`)), timeoutMs);
+      this.waiters.push({ re, count, resolve, timer });
+    });
   }
 }
 
@@ -112,7 +116,7 @@ async function echoOnce(port: number, data: Buffer): Promise<Buffer> {
 }
 
 for (const mux of [0, 2]) {
-  test(`TCP connections: ${mux === 0 ? 'one KCP session each' : 'mux_tunnels=2 shares two sessions'}`, async (t) => {
+  test(`TCP connections: ${mux === 0 ? 'one KCP session each' : 'mux_tunnels=2 shares two sessions'}`, { timeout: 30_000 }, async (t) => {
     const dest = await tcpServer((s) => s.pipe(s));
     t.after(() => dest.close());
     const r = await rig(portOf(dest), mux > 0 ? `mux_tunnels=${mux}\n` : '');
@@ -124,7 +128,7 @@ for (const mux of [0, 2]) {
   });
 }
 
-test('TCP is paused, not dropped, while KCP\'s window is full; a stalled destination loses nothing', async (t) => {
+test('TCP is paused, not dropped, while KCP\'s window is full; a stalled destination loses nothing', { timeout: 30_000 }, async (t) => {
   let destSocket: Socket | null = null;
   const gotDest = createHash('sha256');
   let destBytes = 0;
@@ -166,7 +170,7 @@ test('TCP is paused, not dropped, while KCP\'s window is full; a stalled destina
   app.destroy();
 });
 
-test('a UDP flow expires after udp_timeout; both ends close its session', async (t) => {
+test('a UDP flow expires after udp_timeout; both ends close its session', { timeout: 30_000 }, async (t) => {
   const echo = createSocket('udp4');
   echo.on('message', (m, rinfo) => echo.send(m, rinfo.port, rinfo.address));
   echo.bind(0, '127.0.0.1');
