@@ -3,13 +3,12 @@
  *
  *   [header 16 = AAD][counter u64 LE][ciphertext n][tag 16]     nonce = 4 zero bytes + the counter
  *
- * Two interchangeable implementations with identical output: the AEAD addon (native/, one OpenSSL
+ * Two interchangeable implementations with identical output: the peer addon (native/, one OpenSSL
  * context per key, bytes in place: ~1 us a 1400-byte packet) and node:crypto, which must build a
  * cipher object per packet (~4 us, plus garbage) and serves when the addon is not built.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { peerAddon, PEER_ADDON_FILE, type AeadHandle, type PeerAddon } from './native.js';
 import { PM_HEADER_LEN } from './wire.js';
 
 export const COUNTER_LEN = 8;
@@ -28,28 +27,11 @@ export interface PacketOpener {
   open(wire: Uint8Array): Buffer | null;
 }
 
-type Handle = object;
-interface NativeAead {
-  create(key: Uint8Array, encrypt: boolean): Handle;
-  seal(h: Handle, out: Uint8Array, at: number, payload: Uint8Array): void;
-  open(h: Handle, wire: Uint8Array): boolean;
-}
-
-const ADDON_FILE = 'daemon/peer/native/build/Release/tstier_aead.node';
-
-/** The addon if built (from dist/daemon/peer/ or daemon/peer/), else null; looked up once. */
-function loadAddon(): NativeAead | null {
-  const found = ['../../../', '../../'].map((up) => new URL(up + ADDON_FILE, import.meta.url)).find((u) => existsSync(u));
-  return found ? createRequire(import.meta.url)(found.pathname) as NativeAead : null;
-}
-let addon: NativeAead | null | undefined;
-
 /** Which implementation the ciphers use; tests pin one to compare them. */
 export type AeadImpl = 'native' | 'node';
 
 export function defaultAeadImpl(): AeadImpl {
-  addon ??= loadAddon();
-  return addon ? 'native' : 'node';
+  return peerAddon() ? 'native' : 'node';
 }
 
 export function packetSealer(key: Uint8Array, impl: AeadImpl = defaultAeadImpl()): PacketSealer {
@@ -60,33 +42,33 @@ export function packetOpener(key: Uint8Array, impl: AeadImpl = defaultAeadImpl()
   return impl === 'native' ? new NativeOpener(key) : new NodeOpener(key);
 }
 
-function nativeAddon(): NativeAead {
-  addon ??= loadAddon();
-  if (!addon) throw new Error(`AEAD addon not built (${ADDON_FILE})`);
+function nativeAddon(): PeerAddon {
+  const addon = peerAddon();
+  if (!addon) throw new Error(`peer addon not built (${PEER_ADDON_FILE})`);
   return addon;
 }
 
 class NativeSealer implements PacketSealer {
   private readonly native = nativeAddon();
-  private readonly handle: Handle;
+  private readonly handle: AeadHandle;
   constructor(key: Uint8Array) {
-    this.handle = this.native.create(key, true);
+    this.handle = this.native.aeadCreate(key, true);
   }
 
   seal(out: Buffer, at: number, payload: Uint8Array): void {
-    this.native.seal(this.handle, out, at, payload);
+    this.native.aeadSeal(this.handle, out, at, payload);
   }
 }
 
 class NativeOpener implements PacketOpener {
   private readonly native = nativeAddon();
-  private readonly handle: Handle;
+  private readonly handle: AeadHandle;
   constructor(key: Uint8Array) {
-    this.handle = this.native.create(key, false);
+    this.handle = this.native.aeadCreate(key, false);
   }
 
   open(wire: Uint8Array): Buffer | null {
-    if (!this.native.open(this.handle, wire)) return null;
+    if (!this.native.aeadOpen(this.handle, wire)) return null;
     return Buffer.from(wire.buffer, wire.byteOffset + DATA_AT, wire.length - DATA_AT - TAG_LEN);
   }
 }

@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "tstier_aead",
-      "sources": ["src/aead.c"],
+      "target_name": "tstier_peer",
+      "sources": ["src/addon.c", "src/aead.c", "src/udp.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }

@@ -10,6 +10,7 @@ import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
 import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { DatagramBatcher, GsoSocket } from './udp-gso.js';
 
 export const UDP_HEADER_LEN = 8;
 /**
@@ -49,6 +50,8 @@ class UdpLink implements UnderlayLink {
   onClose: (reason: string) => void = () => {};
   private sent = false;
   private closed = false;
+  /** Datagrams of one tick go out as GSO runs when the socket allows (udp-gso.ts). */
+  private readonly batcher: DatagramBatcher | null;
 
   constructor(
     readonly remoteUri: string,
@@ -61,13 +64,17 @@ class UdpLink implements UnderlayLink {
     private readonly forget: () => void,
     /** Called once our goodbye left (or at once without one): the socket may close now. */
     private readonly release: () => void,
-  ) {}
+    gso: GsoSocket | null,
+  ) {
+    this.batcher = gso && new DatagramBatcher(gso, outbound ? null : address, port, (buf) => this.transmit(buf));
+  }
 
   send(buf: Buffer): void {
     if (this.closed || buf.length - UDP_HEADER_LEN > 0xffff) return;
     writeHeader(buf, this.connId, MSG_DATA, buf.length - UDP_HEADER_LEN);
     this.sent = true;
-    this.transmit(buf);
+    if (this.batcher) this.batcher.push(buf);
+    else this.transmit(buf);
   }
 
   /**
@@ -82,6 +89,7 @@ class UdpLink implements UnderlayLink {
   close(): void {
     if (this.closed) return;
     if (this.sent) {
+      this.batcher?.flush(); // the goodbye goes last
       const fin = Buffer.alloc(UDP_HEADER_LEN);
       writeHeader(fin, this.connId, MSG_FIN, 0);
       this.transmit(fin, () => this.release());
@@ -99,6 +107,7 @@ class UdpLink implements UnderlayLink {
   ended(reason: string, release = true): void {
     if (this.closed) return;
     this.closed = true;
+    this.batcher?.clear();
     this.forget();
     if (release) this.release();
     this.onClose(reason);
@@ -149,9 +158,11 @@ export class UdpListener implements UnderlayListener {
   private onAllReleased: (() => void) | undefined;
 
   readonly boundUri: string;
+  private readonly gso: GsoSocket | null;
 
   private constructor(readonly uri: string, host: string, private readonly socket: Socket, private readonly accept: AcceptLink) {
     this.boundUri = formatUri('udp', host, socket.address().port);
+    this.gso = GsoSocket.for(socket);
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
     socket.on('error', swallow);
   }
@@ -180,7 +191,7 @@ export class UdpListener implements UnderlayListener {
     if (type !== MSG_DATA) return;
     this.unreleased++;
     const fresh = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
-      () => this.links.delete(key), () => this.released());
+      () => this.links.delete(key), () => this.released(), this.gso);
     this.links.set(key, fresh);
     this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
   }
@@ -207,7 +218,7 @@ export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<Under
   await new Promise<void>((resolve) => socket.connect(addr.port, addr.host, () => resolve()));
   let link: UdpLink | null = null;
   link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
-    () => closeQuietly(socket));
+    () => closeQuietly(socket), GsoSocket.for(socket));
   socket.on('message', (msg, rinfo) => {
     const type = datagramType(msg);
     if (type !== 0 && rinfo.port === addr.port && readU32(msg, 0) === link!.connId) link!.receive(msg, type);

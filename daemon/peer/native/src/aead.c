@@ -1,5 +1,5 @@
 /*
- * tstier AEAD addon: AES-256-GCM for peer-session packets with ONE cipher context per key.
+ * AES-256-GCM for peer-session packets with ONE cipher context per key.
  *
  * Why an addon: node:crypto fixes a GCM cipher's IV at creation, so every packet paid for a fresh
  * cipher object (createCipheriv, its key import and its JS wrapper), a ciphertext buffer, a tag
@@ -12,32 +12,25 @@
  * Packet layout (daemon/peer/session.ts): [header 16 = AAD][counter u64 LE][ciphertext n][tag 16].
  * The nonce is 4 zero bytes then the 8 counter bytes.
  *
- * JS API:
- *   create(key: Uint8Array(32), encrypt: boolean) -> handle
- *   seal(handle, out: Uint8Array, at: number, payload: Uint8Array)
+ * JS API (registered by addon.c):
+ *   aeadCreate(key: Uint8Array(32), encrypt: boolean) -> handle
+ *   aeadSeal(handle, out: Uint8Array, at: number, payload: Uint8Array)
  *       header and counter are already at out[at..at+24]; writes ciphertext and tag after them.
- *   open(handle, wire: Uint8Array) -> boolean
+ *   aeadOpen(handle, wire: Uint8Array) -> boolean
  *       decrypts wire[24..len-16] in place; false if the tag does not authenticate.
  * Argument errors throw; they are programming errors, never caused by packet contents.
  */
-#include <node_api.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addon.h"
+
 #define HEADER_LEN 16
 #define COUNTER_LEN 8
 #define TAG_LEN 16
 #define PREFIX_LEN (HEADER_LEN + COUNTER_LEN)
-
-#define CHECK(call)                                                   \
-  do {                                                                \
-    if ((call) != napi_ok) {                                          \
-      napi_throw_error(env, "TSTIER_E_AEAD", "aead: bad arguments");  \
-      return NULL;                                                    \
-    }                                                                 \
-  } while (0)
 
 typedef struct {
   EVP_CIPHER_CTX *ctx;
@@ -50,18 +43,6 @@ static void finalize(napi_env env, void *data, void *hint) {
   aead_t *a = data;
   EVP_CIPHER_CTX_free(a->ctx);
   free(a);
-}
-
-static int bytes_of(napi_env env, napi_value v, uint8_t **p, size_t *len) {
-  napi_typedarray_type type;
-  size_t length, offset;
-  void *data;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return 0;
-  if (type != napi_uint8_array) return 0;
-  *p = data;
-  *len = length;
-  return 1;
 }
 
 static aead_t *unwrap(napi_env env, napi_value v) {
@@ -146,14 +127,11 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
+napi_status register_aead(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
-    {"seal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
-    {"open", NULL, open_packet, NULL, NULL, NULL, napi_default, NULL},
+    {"aeadCreate", NULL, create, NULL, NULL, NULL, napi_default, NULL},
+    {"aeadSeal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
+    {"aeadOpen", NULL, open_packet, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 3, props) != napi_ok) return NULL;
-  return exports;
+  return napi_define_properties(env, exports, 3, props);
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,28 @@
+/**
+ * The peer layer's optional addon (native/): AES-GCM with one context per key, and UDP GSO sends.
+ * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+export type AeadHandle = object;
+
+export interface PeerAddon {
+  aeadCreate(key: Uint8Array, encrypt: boolean): AeadHandle;
+  aeadSeal(h: AeadHandle, out: Uint8Array, at: number, payload: Uint8Array): void;
+  aeadOpen(h: AeadHandle, wire: Uint8Array): boolean;
+  /** One GSO send of datagrams[first, first + count): all `segment` bytes, the last maybe shorter. Bytes sent or -errno. */
+  udpSendRun(fd: number, datagrams: Uint8Array[], first: number, count: number, segment: number,
+    ip: string | null, port: number): number;
+}
+
+export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';
+let addon: PeerAddon | null | undefined;
+
+/** The addon if built (looked for from dist/daemon/peer/ and daemon/peer/), else null; loaded once. */
+export function peerAddon(): PeerAddon | null {
+  if (addon !== undefined) return addon;
+  const found = ['../../../', '../../'].map((up) => new URL(up + PEER_ADDON_FILE, import.meta.url)).find((u) => existsSync(u));
+  addon = found ? createRequire(import.meta.url)(found.pathname) as PeerAddon : null;
+  return addon;
+}

@@ -1,0 +1,109 @@
+/**
+ * Runs of datagrams out of one UDP socket with one GSO send each (the peer addon's udpSendRun):
+ * a sending node spent most of its CPU in a syscall and a stack traversal per datagram. The wire
+ * does not change: the kernel cuts the run back into the same datagrams.
+ *
+ * A tick's datagrams are queued per link and flushed on the next tick (process.nextTick, so no
+ * added latency), keeping their order. Where GSO cannot be used — no addon, no fd, a kernel or
+ * device without it, a segment over the path MTU, dgram still holding queued sends that a direct
+ * send would overtake — the run goes through dgram as before.
+ */
+import type { Socket } from 'node:dgram';
+import { constants } from 'node:os';
+import { peerAddon, type PeerAddon } from '../native.js';
+
+const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP } = constants.errno;
+/** The kernel's UDP_MAX_SEGMENTS. */
+const MAX_SEGMENTS = 64;
+/** Bytes one GSO send may carry: a UDP datagram's limit, less IPv6/UDP headers, rounded down. */
+const MAX_RUN_BYTES = 65_000;
+
+interface DgramState {
+  handle: { fd?: number } | null;
+}
+
+/** dgram keeps its libuv handle under a symbol; the fd is what a GSO send needs. */
+function dgramState(socket: Socket): DgramState | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const state: unknown = key && Reflect.get(socket, key);
+  return state && typeof state === 'object' && 'handle' in state ? state as DgramState : undefined;
+}
+
+/** One socket's GSO sends, shared by the links on it (a listener serves many). */
+export class GsoSocket {
+  /** Largest segment the kernel takes in a GSO send; 0 once it showed it takes none. */
+  private maxSegment = 0xffff;
+
+  private constructor(private readonly socket: Socket, private readonly state: DgramState, private readonly fd: number,
+    private readonly addon: PeerAddon) {}
+
+  /** For a bound socket; null when GSO sends are impossible here (no addon, no fd). */
+  static for(socket: Socket): GsoSocket | null {
+    const addon = peerAddon();
+    const state = dgramState(socket);
+    const fd = state?.handle?.fd;
+    return addon && state && typeof fd === 'number' && fd >= 0 ? new GsoSocket(socket, state, fd, addon) : null;
+  }
+
+  /**
+   * One GSO send of q[first, first + count), all `segment` bytes but the last; to `ip`:`port`, or
+   * the connected peer when ip is null. False if it did not go: the caller sends them through dgram.
+   */
+  trySend(q: Buffer[], first: number, count: number, segment: number, ip: string | null, port: number): boolean {
+    // A closed socket's fd number may already belong to another file: check the handle is live.
+    if (segment > this.maxSegment || this.state.handle?.fd !== this.fd || this.socket.getSendQueueCount() > 0) return false;
+    const n = this.addon.udpSendRun(this.fd, q, first, count, segment, ip, port);
+    if (n >= 0) return true;
+    if (n === -EINVAL) this.maxSegment = segment - 1; // over the path MTU: such datagrams fragment, one by one
+    else if (n === -EIO || n === -ENOPROTOOPT || n === -EOPNOTSUPP) this.maxSegment = 0; // no GSO on this path
+    return false; // EAGAIN: dgram queues them; other errors: they meet the same fate one by one
+  }
+}
+
+/** Per link: queues a tick's datagrams, then sends them in equal-size runs. */
+export class DatagramBatcher {
+  private readonly queue: Buffer[] = [];
+
+  constructor(
+    private readonly gso: GsoSocket,
+    /** The unconnected peer's address, or null on a connected socket. */
+    private readonly ip: string | null,
+    private readonly port: number,
+    /** Sends one datagram through dgram. */
+    private readonly plain: (buf: Buffer) => void,
+  ) {}
+
+  push(buf: Buffer): void {
+    this.queue.push(buf);
+    if (this.queue.length === 1) process.nextTick(this.flush);
+  }
+
+  /** Forgets what is queued (the link is gone). */
+  clear(): void {
+    this.queue.length = 0;
+  }
+
+  readonly flush = (): void => {
+    const q = this.queue;
+    for (let i = 0; i < q.length;) i += this.sendRun(q, i);
+    q.length = 0;
+  };
+
+  /** Sends the longest run starting at q[first] that one GSO send takes; returns its length. */
+  private sendRun(q: Buffer[], first: number): number {
+    const segment = q[first]!.length;
+    let count = 1;
+    let bytes = segment;
+    while (first + count < q.length && count < MAX_SEGMENTS) {
+      const len = q[first + count]!.length;
+      if (len > segment || bytes + len > MAX_RUN_BYTES) break;
+      count++;
+      bytes += len;
+      if (len < segment) break; // only the last segment may be short
+    }
+    if (count === 1 || !this.gso.trySend(q, first, count, segment, this.ip, this.port)) {
+      for (let i = first; i < first + count; i++) this.plain(q[i]!);
+    }
+    return count;
+  }
+}

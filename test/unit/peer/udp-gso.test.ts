@@ -1,0 +1,119 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { peerAddon } from '../../../daemon/peer/native.js';
+import type { UnderlayLink } from '../../../daemon/peer/underlay/link.js';
+import { dialUdp, UDP_HEADER_LEN, UdpListener } from '../../../daemon/peer/underlay/udp.js';
+import { DatagramBatcher, type GsoSocket } from '../../../daemon/peer/underlay/udp-gso.js';
+
+/** A GsoSocket stand-in that records each run it is offered and takes those `accept` allows. */
+function recordingGso(accept: (count: number, segment: number) => boolean): { gso: GsoSocket; runs: Buffer[][] } {
+  const runs: Buffer[][] = [];
+  const gso = {
+    trySend(q: Buffer[], first: number, count: number, segment: number): boolean {
+      const run = q.slice(first, first + count);
+      assert.ok(run.every((b, i) => (i === count - 1 ? b.length <= segment : b.length === segment)), 'equal segments, last may be short');
+      if (!accept(count, segment)) return false;
+      runs.push(run);
+      return true;
+    },
+  } as unknown as GsoSocket;
+  return { gso, runs };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
+
+test('a tick of datagrams is cut into equal-size runs, in order; refused runs go out one by one', async () => {
+  const sizes = [100, 100, 100, 40, 100, 100, 300, 200, 7, 7, 7, 7, ...Array<number>(70).fill(1000), 1000, 999, 3];
+  const sent = sizes.map((n) => randomBytes(n));
+  const plain: Buffer[] = [];
+  const { gso, runs } = recordingGso((count, segment) => !(segment === 100 && count === 2) && count !== 8);
+  const b = new DatagramBatcher(gso, null, 0, (buf) => plain.push(buf));
+  for (const d of sent) b.push(d);
+  assert.equal(runs.length + plain.length, 0, 'nothing leaves before the tick ends');
+  await tick();
+  assert.deepEqual(runs.map((r) => r.map((d) => d.length)), [
+    [100, 100, 100, 40], // a short one ends a run
+    [300, 200], // a longer one starts the next
+    [7, 7, 7, 7],
+    Array<number>(64).fill(1000), // at most 64 segments a send
+  ]);
+  const lengths = plain.map((d) => d.length);
+  assert.deepEqual(lengths, [100, 100, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 999, 3]);
+  // Every datagram left exactly once; within the GSO runs and the plain sends order is kept.
+  assert.deepEqual([...runs.flat(), ...plain].sort(Buffer.compare), [...sent].sort(Buffer.compare));
+});
+
+test('a cleared batch sends nothing', async () => {
+  const plain: Buffer[] = [];
+  const { gso, runs } = recordingGso(() => true);
+  const b = new DatagramBatcher(gso, null, 0, (buf) => plain.push(buf));
+  b.push(randomBytes(10));
+  b.push(randomBytes(10));
+  b.clear();
+  await tick();
+  assert.equal(runs.length + plain.length, 0);
+});
+
+/** A dialled link and the listener's end of it, over loopback. */
+async function linkPair(): Promise<{ dialled: UnderlayLink; accepted: UnderlayLink; first: Buffer; listener: UdpListener }> {
+  let onAccept!: (v: [UnderlayLink, Buffer]) => void;
+  const accepted = new Promise<[UnderlayLink, Buffer]>((resolve) => { onAccept = resolve; });
+  const listener = await UdpListener.open('udp://127.0.0.1:0', { scheme: 'udp', host: '127.0.0.1', port: 0 },
+    (link, first) => onAccept([link, Buffer.from(first)]));
+  const port = Number(listener.boundUri.split(':').pop());
+  const dialled = await dialUdp(listener.boundUri, { scheme: 'udp', host: '127.0.0.1', port });
+  const hello = Buffer.alloc(UDP_HEADER_LEN + 5);
+  hello.write('hello', UDP_HEADER_LEN);
+  dialled.send(hello);
+  const [link, first] = await accepted;
+  return { dialled, accepted: link, first, listener };
+}
+
+/** Sends bursts (one tick each) of full-size, odd and short datagrams; the receiver must see all, in order. */
+async function burstAcross(from: UnderlayLink, to: UnderlayLink): Promise<void> {
+  const sent: Buffer[] = [];
+  const got: Buffer[] = [];
+  const all = new Promise<void>((resolve) => {
+    to.onPacket = (pkt) => {
+      got.push(Buffer.from(pkt));
+      if (got.length === sent.length) resolve();
+    };
+  });
+  for (let burst = 0; burst < 20; burst++) {
+    const sizes = [...Array<number>(100).fill(1400), 1399, 1400, 64, 64, 64, 1];
+    for (const n of sizes) {
+      const payload = randomBytes(n);
+      sent.push(payload);
+      const buf = Buffer.alloc(UDP_HEADER_LEN + n);
+      payload.copy(buf, UDP_HEADER_LEN);
+      from.send(buf);
+    }
+    await tick();
+  }
+  await all;
+  assert.equal(got.length, sent.length);
+  got.forEach((g, i) => assert.ok(g.equals(sent[i]!), `datagram ${i} intact and in order`));
+}
+
+test('bursts over loopback arrive whole and in order, both directions', async (t) => {
+  if (!peerAddon()) t.diagnostic('peer addon not built: plain dgram sends checked');
+  const { dialled, accepted, first, listener } = await linkPair();
+  try {
+    assert.equal(first.toString(), 'hello');
+    await burstAcross(dialled, accepted);
+    await burstAcross(accepted, dialled);
+    // Data queued in the tick of a close still leaves before the goodbye.
+    const last = Buffer.alloc(UDP_HEADER_LEN + 3);
+    last.write('end', UDP_HEADER_LEN);
+    const got = new Promise<string>((resolve) => { accepted.onPacket = (pkt) => resolve(pkt.toString()); });
+    const closed = new Promise<string>((resolve) => { accepted.onClose = resolve; });
+    dialled.send(last);
+    dialled.close();
+    assert.equal(await got, 'end');
+    assert.equal(await closed, 'remote said goodbye');
+  } finally {
+    dialled.close();
+    await listener.close();
+  }
+});
