@@ -177,6 +177,14 @@ export class Node implements ControlPlaneSource {
   private fromTun(pkt: Buffer): void {
     this.stats.tunRxPackets++;
     for (const claim of this.interceptors) if (claim(pkt)) return;
+    this.forward(pkt);
+  }
+
+  /**
+   * Forwards an outbound IP packet past the interceptors, as plain Data to its owner (e.g. a SYN the
+   * TCP proxy held and then gave up carrying).
+   */
+  forward(pkt: Buffer): void {
     if (pkt.length < 20 || pkt[0]! >> 4 !== 4) {
       this.stats.dropped++;
       return;

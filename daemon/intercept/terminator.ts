@@ -7,6 +7,8 @@
  *   claim(src, dst)   a SYN of a flow nobody tracks: return an owner to hold it, or null (it passes)
  *   held(owner)       the SYN is held, unanswered; start the remote dial now
  *   release/refuse/drop   the dial's outcome: complete the handshake / RST the app / stay silent
+ *   pass(owner)       no carrier would take it: forget the held flow and hand back the app's SYN,
+ *                     which the proxy forwards as a plain packet (later packets then pass too)
  *   accepted(owner, stream)   the application's connection is up: pipe its bytes
  *   ended(owner)      the proxy is done with the stream (late packets are still absorbed a while)
  *   abandoned(owner)  the flow died before or without the proxy's say (client reset, stack crash,
@@ -35,6 +37,8 @@ export interface Terminator<O extends TerminatedFlow> {
   release(owner: O): void;
   refuse(owner: O): void;
   drop(owner: O): void;
+  /** Forgets a held flow unanswered; returns the app's SYN as read, or null if it was not held. */
+  pass(owner: O): Uint8Array | null;
   ended(owner: O): void;
   /** Expires held SYNs and lingering closed flows (call about once a second). */
   sweep(now: number): void;

@@ -1,9 +1,14 @@
 /**
  * The TCP proxy of a node: intercepts TCP flows at the TUN through a Terminator (kernel: NAT +
- * re-inject; `--use-smoltcp`: the userspace stack), chooses a carrier per SYN (KCP, else plain
+ * re-inject; `--use-smoltcp`: the userspace stack), chooses a carrier per SYN (KCP > QUIC > plain
  * packets), and on the far node dials the real destination and pipes the bytes. Both ends list their
  * side of every flow for `easytier-cli proxy`. Plain packets to this node's proxied CIDRs are
  * terminated by the SubnetProxy.
+ *
+ * Runtime fallback (beyond EasyTier, which only decides from route info): while the SYN is still held
+ * and no byte has moved, a carrier whose peer denies the open, or that has heard nothing from the peer
+ * after NO_ANSWER_FALLBACK_MS, gives way to the next transport in precedence; plain packets means the
+ * held SYN is handed back and forwarded as is. The table row says what was tried and why.
  *
  * Connection fidelity (default): the application's SYN is held until the far node reports its dial.
  * Connected releases the SYN, so connect() completes only once the destination accepted; Refused
@@ -11,12 +16,16 @@
  * would without the proxy). With --proxy-optimistic the SYN is released at once (EasyTier's way) and
  * the first bytes ride right behind the open request.
  */
+import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { NodeConfig } from '../config/node-config.js';
 import type { Logger } from '../log.js';
+import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '../carrier/carrier.js';
 import { DialStatus, dialStatusText, type OpenRequest, type SocketAddr } from '../carrier/flow-frames.js';
-import { FlowEvent, KcpCarrier, type KcpFlow } from '../carrier/kcp/endpoint.js';
+import { KcpCarrier } from '../carrier/kcp/endpoint.js';
 import { KcpCarrierDriver, nowMs } from '../carrier/kcp/driver.js';
+import { QuicCarrierDriver } from '../carrier/quic/driver.js';
+import { QuicEndpoint } from '../carrier/quic/endpoint.js';
 import { SocketPipe, type AppStream } from '../carrier/socket-pipe.js';
 import { KernelTerminator } from '../intercept/kernel/terminator.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
@@ -24,8 +33,9 @@ import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
 import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
 import { ipv4ToU32 } from '../peer/ipv4-prefix.js';
 import type { PeerManager } from '../peer/peer-manager.js';
+import { Feature } from '../peer/route-record.js';
 import { PacketType } from '../peer/wire.js';
-import type { ProxyEntryView } from '../rpc/source.js';
+import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { FlowTable, type FlowEntry } from './flow-table.js';
 import { PlainFlowTracker } from './plain-flows.js';
 import { SubnetProxy } from './subnet-proxy.js';
@@ -41,18 +51,40 @@ export interface ProxyHost {
   /** Claims a Data packet from a peer (return true) before it is written to the TUN. */
   addInboundInterceptor(fn: (packet: Buffer) => boolean): void;
   writeToTun(packet: Uint8Array): boolean;
+  /** Forwards an outbound IP packet as plain Data, past the interceptors. */
+  forward(packet: Buffer): void;
 }
 
 const SWEEP_MS = 1_000;
+/** A held flow whose carrier heard nothing from the peer this long tries the next transport. */
+export const NO_ANSWER_FALLBACK_MS = 3_000;
 
-/** The source side of one KCP-carried flow, from held SYN to closed stream. */
-class SrcFlow implements TerminatedFlow {
+/**
+ * Test-only: `TSTIER_TEST_ASSUME_INPUT=kcp,quic` makes this node believe every destination accepts
+ * those carriers whatever route sync says, so tests can exercise the runtime fallback honestly
+ * against a peer that really refuses.
+ */
+function assumedInputBits(): number {
+  const names = (process.env.TSTIER_TEST_ASSUME_INPUT ?? '').split(',');
+  return (names.includes('kcp') ? Feature.KcpInput : 0) | (names.includes('quic') ? Feature.QuicInput : 0);
+}
+
+type CarriedTransport = 'Kcp' | 'Quic';
+
+/** The source side of one carried flow, from held SYN to closed stream. */
+class SrcFlow implements TerminatedFlow, FlowSink {
   term: unknown = null;
   pipe: SocketPipe | null = null;
-  flow: KcpFlow | null = null;
+  flow: CarrierFlow | null = null;
+  driver: CarrierDriver | null = null;
+  /** Carriers that failed this flow before any byte moved. */
+  readonly tried = new Set<ProxyTransport>();
+  /** When the current carrier's open started (for the no-answer fallback). */
+  openedAt = 0;
   constructor(readonly proxy: TcpProxy, readonly entry: FlowEntry, readonly req: OpenRequest, readonly dstPeer: number) {}
 
-  onFlowEvents(flow: KcpFlow, ev: number): void {
+  onFlowEvents(flow: CarrierFlow, ev: number): void {
+    if (flow !== this.flow) return; // a carrier this flow already gave up for the next one
     if (ev & FlowEvent.Status) this.proxy.onStatus(this, flow.status!);
     if (this.pipe) {
       if (ev & FlowEvent.Reset) this.pipe.onReset();
@@ -60,17 +92,17 @@ class SrcFlow implements TerminatedFlow {
         if (ev & (FlowEvent.Readable | FlowEvent.Fin)) this.pipe.onReadable();
         if (ev & FlowEvent.Writable) this.pipe.onWritable();
       }
-    } else if (ev & FlowEvent.Reset) this.proxy.endSrc(this, 'reset before the connection was accepted');
+    } else if (ev & FlowEvent.Reset) this.proxy.onEarlyReset(this);
   }
 }
 
 /** The destination side: dial, then pipe. */
-class DstFlow {
+class DstFlow implements FlowSink {
   pipe: SocketPipe | null = null;
   socket: Socket | null = null;
   constructor(readonly entry: FlowEntry) {}
 
-  onFlowEvents(_flow: KcpFlow, ev: number): void {
+  onFlowEvents(_flow: CarrierFlow, ev: number): void {
     if (!this.pipe) {
       if (ev & FlowEvent.Reset) this.socket?.destroy();
       return;
@@ -85,40 +117,48 @@ class DstFlow {
 
 export class TcpProxy implements TerminatorClient<SrcFlow> {
   readonly table = new FlowTable();
-  private readonly driver: KcpCarrierDriver;
+  private readonly kcp: KcpCarrierDriver;
+  /** Null when the QUIC core could not be loaded (the node then carries no QUIC flows). */
+  private readonly quic: QuicCarrierDriver | null;
   private term: Terminator<SrcFlow> | null = null;
   private subnet: SubnetProxy | null = null;
   private readonly plain = new PlainFlowTracker();
+  /** Held source flows waiting for their carrier's STATUS (the no-answer fallback watches them). */
+  private readonly opening = new Set<SrcFlow>();
+  private readonly assumedInput = assumedInputBits();
   private readonly sweeper: NodeJS.Timeout;
 
-  private constructor(private readonly host: ProxyHost, private readonly log: Logger) {
+  private constructor(private readonly host: ProxyHost, private readonly log: Logger, quic: QuicEndpoint | null) {
     const cfg = host.config;
     const carrier = new KcpCarrier({
       types: { fromInitiator: PacketType.KcpSrc, fromAcceptor: PacketType.KcpDst },
       acceptInput: !cfg.disableKcpInput,
     });
-    this.driver = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(flow));
+    this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow));
+    this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput },
+      (flow) => this.onOpenRequest(this.quic!, flow));
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
   }
 
   /**
-   * Starts the proxy on a node: the destination role always; the source role with
-   * --enable-kcp-proxy and a TUN (in the kernel, or in smoltcp with --use-smoltcp); the subnet proxy
-   * with -n (or --no-tun, for flows to the node's own address).
+   * Starts the proxy on a node: the destination role always (KCP and QUIC); the source role with
+   * --enable-kcp-proxy or --enable-quic-proxy and a TUN (in the kernel, or in smoltcp with
+   * --use-smoltcp); the subnet proxy with -n (or --no-tun, for flows to the node's own address).
    */
   static async start(host: ProxyHost, log: Logger): Promise<TcpProxy> {
-    const proxy = new TcpProxy(host, log);
     const cfg = host.config;
+    const proxy = new TcpProxy(host, log, await openQuicEndpoint(host, log));
     const myIp = cfg.ipv4 ? ipv4ToU32(cfg.ipv4.address) ?? 0 : 0;
     const toTun = (p: Uint8Array): void => void host.writeToTun(p);
     try {
-      if (cfg.enableKcpProxy && cfg.ipv4 && !cfg.noTun) {
+      if ((cfg.enableKcpProxy || cfg.enableQuicProxy) && cfg.ipv4 && !cfg.noTun) {
         proxy.term = cfg.useSmoltcp
           ? new SmoltcpTerminator(await SmoltcpStack.create({ mtu: cfg.mtu }), proxy, toTun, nowMs, log)
           : await KernelTerminator.open(myIp, cfg.ipv4.prefix, proxy, toTun, nowMs, log);
         host.addInterceptor((pkt) => proxy.fromTun(pkt));
-        log.info(`kcp proxy: source flows terminated in the ${proxy.term.kind} stack`);
+        const carriers = [cfg.enableKcpProxy ? 'kcp' : '', cfg.enableQuicProxy && proxy.quic ? 'quic' : ''].filter(Boolean);
+        log.info(`tcp proxy (${carriers.join(', ') || 'no carrier'}): source flows terminated in the ${proxy.term.kind} stack`);
       }
       proxy.subnet = await SubnetProxy.start(host, proxy.table, log);
     } catch (e) {
@@ -136,7 +176,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     clearInterval(this.sweeper);
     this.term?.close();
     this.subnet?.close();
-    this.driver.close();
+    this.kcp.close();
+    this.quic?.close();
   }
 
   // ---- source side (TerminatorClient) ----
@@ -149,32 +190,26 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   }
 
   claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array): SrcFlow | null {
+    if (this.plain.isTracked(syn)) return null; // a retransmitted SYN of a flow already given to plain packets
     const routes = this.host.peer.routes;
     const dstIp = ipv4ToU32(dst.ip) ?? 0;
     const dstPeer = routes.lookupIpv4(dstIp) ?? routes.lookupProxy(dstIp);
     if (dstPeer === undefined || dstPeer === this.host.peer.peerId) return null;
-    const hop = routes.nextHop(dstPeer);
-    if (hop === undefined) return null;
-    const cfg = this.host.config;
-    const choice = chooseTransport(
-      { enableKcpProxy: cfg.enableKcpProxy, enableQuicProxy: false },
-      routes.record(dstPeer)?.features, routes.record(hop)?.features, hop !== dstPeer,
-    );
+    const choice = this.choose(dstPeer, new Set());
+    if (!choice) return null;
     const startTime = Math.floor(Date.now() / 1000);
     const row = { src: `${src.ip}:${src.port}`, dst: `${dst.ip}:${dst.port}`, role: 'src' as const, startTime };
     this.log.debug('new flow', { src: row.src, dst: row.dst, ...choice });
-    if (choice.transport !== 'Kcp') {
+    if (choice.transport === 'Tcp') {
       this.plain.track(syn, this.table.add({ ...row, transport: 'Tcp', reason: choice.reason, state: 'Connected' }));
       return null;
     }
-    const entry = this.table.add({ ...row, transport: 'Kcp', reason: choice.reason, state: 'SynReceived' });
-    return new SrcFlow(this, entry, { src, dst, optimistic: cfg.proxyOptimistic }, dstPeer);
+    const entry = this.table.add({ ...row, transport: choice.transport, reason: choice.reason, state: 'SynReceived' });
+    return new SrcFlow(this, entry, { src, dst, optimistic: this.host.config.proxyOptimistic }, dstPeer);
   }
 
   held(src: SrcFlow): void {
-    src.flow = this.driver.open(src.dstPeer, src.req, src);
-    src.entry.counters = src.flow;
-    src.entry.state = 'ConnectingDst';
+    this.openWith(src, src.entry.transport as CarriedTransport);
     if (src.req.optimistic) this.term!.release(src);
   }
 
@@ -184,29 +219,36 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       return;
     }
     src.entry.state = 'Connected';
-    src.pipe = new SocketPipe(stream, this.driver.pipeStream(src.flow), () => this.driver.kick(), (how) => {
+    const driver = src.driver!;
+    src.pipe = new SocketPipe(stream, driver.pipeStream(src.flow), () => driver.kick(), (how) => {
       this.endSrc(src, how === 'clean' ? 'closed' : how);
     });
     stream.resume();
   }
 
   abandoned(src: SrcFlow, why: string): void {
-    if (src.flow && !src.flow.ended) {
-      src.flow.reset(nowMs());
-      this.driver.carrier.touch(src.flow);
-      this.driver.kick();
-    }
+    if (src.flow && !src.flow.ended) src.driver!.abort(src.flow);
     this.closeEntry(src, why);
   }
 
   onStatus(src: SrcFlow, status: DialStatus): void {
+    this.opening.delete(src);
     if (status === DialStatus.Connected) {
       if (!src.req.optimistic) this.term!.release(src);
       return;
     }
+    // Nothing moved yet (the SYN is still held): another carrier, or plain packets, may still work.
+    if (status === DialStatus.Denied && !src.req.optimistic) return this.fallback(src, 'denied by peer');
     if (status === DialStatus.Refused) this.term!.refuse(src);
     else this.term!.drop(src);
     this.endSrc(src, `dial ${dialStatusText(status)}`);
+  }
+
+  /** The carrier reset the flow before any STATUS. */
+  onEarlyReset(src: SrcFlow): void {
+    this.opening.delete(src);
+    if (!src.req.optimistic && src.flow?.status === null && !src.flow.heard) return this.fallback(src, 'no answer from peer');
+    this.endSrc(src, 'reset before the connection was accepted');
   }
 
   endSrc(src: SrcFlow, why: string): void {
@@ -217,36 +259,96 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   private closeEntry(src: SrcFlow, why: string): void {
     if (src.entry.closedAt !== 0) return;
+    this.opening.delete(src);
+    if (src.flow) src.driver!.detach(src.flow);
     src.entry.reason = `${src.entry.reason}; ${why}`;
     this.log.debug('proxied flow ended', { src: src.entry.src, dst: src.entry.dst, why });
     this.table.close(src.entry, nowMs());
   }
 
+  // ---- carrier choice and runtime fallback ----
+
+  /**
+   * The transport for a flow to `dstPeer` from current route info, skipping carriers already tried;
+   * null when the peer has no route.
+   */
+  private choose(dstPeer: number, tried: Set<ProxyTransport>): ReturnType<typeof chooseTransport> | null {
+    const routes = this.host.peer.routes;
+    const hop = routes.nextHop(dstPeer);
+    if (hop === undefined) return null;
+    const cfg = this.host.config;
+    const features = routes.record(dstPeer)?.features;
+    return chooseTransport(
+      { enableKcpProxy: cfg.enableKcpProxy && !tried.has('Kcp'), enableQuicProxy: cfg.enableQuicProxy && this.quic !== null && !tried.has('Quic') },
+      features === undefined && this.assumedInput === 0 ? undefined : (features ?? 0) | this.assumedInput,
+      routes.record(hop)?.features, hop !== dstPeer,
+    );
+  }
+
+  private openWith(src: SrcFlow, transport: CarriedTransport): void {
+    const driver: CarrierDriver = transport === 'Kcp' ? this.kcp : this.quic!;
+    src.driver = driver;
+    src.flow = driver.open(src.dstPeer, src.req, src);
+    src.entry.transport = transport;
+    src.entry.counters = src.flow;
+    src.entry.state = 'ConnectingDst';
+    src.openedAt = nowMs();
+    if (!src.req.optimistic) this.opening.add(src);
+  }
+
+  /** The current carrier cannot open this held flow: try the next transport, down to plain packets. */
+  private fallback(src: SrcFlow, why: string): void {
+    this.opening.delete(src);
+    const entry = src.entry;
+    const gaveUp = entry.transport;
+    src.tried.add(gaveUp);
+    if (src.flow) {
+      if (!src.flow.ended) src.driver!.abort(src.flow);
+      src.driver!.detach(src.flow);
+    }
+    src.flow = src.driver = null;
+    entry.reason = `${entry.reason}; ${gaveUp.toLowerCase()}: ${why}`;
+    const next = this.choose(src.dstPeer, src.tried);
+    this.log.debug('proxied flow falls back', { src: entry.src, dst: entry.dst, from: gaveUp, why, to: next?.transport ?? 'none' });
+    if (next && next.transport !== 'Tcp') {
+      entry.reason = `${entry.reason}; ${next.reason}`;
+      return this.openWith(src, next.transport);
+    }
+    const syn = this.term!.pass(src);
+    entry.transport = 'Tcp';
+    entry.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0 };
+    if (!syn) return this.closeEntry(src, 'SYN no longer held');
+    entry.reason = `${entry.reason}; plain packets`;
+    entry.state = 'Connected';
+    this.plain.track(syn, entry);
+    this.host.forward(Buffer.from(syn.buffer, syn.byteOffset, syn.byteLength));
+  }
+
   // ---- destination side ----
 
-  private onOpenRequest(flow: KcpFlow): void {
+  private onOpenRequest(driver: CarrierDriver, flow: CarrierFlow): void {
     const req = flow.request!;
     const entry = this.table.add({
-      src: `${req.src.ip}:${req.src.port}`, dst: `${req.dst.ip}:${req.dst.port}`, role: 'dst', transport: 'Kcp',
+      src: `${req.src.ip}:${req.src.port}`, dst: `${req.dst.ip}:${req.dst.port}`, role: 'dst', transport: driver.kind,
       reason: 'accepted', state: 'ConnectingDst', startTime: Math.floor(Date.now() / 1000),
     });
     entry.counters = flow;
     const dst = new DstFlow(entry);
-    this.driver.attach(flow, dst);
+    driver.attach(flow, dst);
     const target = dstDialTarget(req.dst, this.host.config);
-    if (!target.ok) return this.answer(flow, dst, DialStatus.Denied, target.why);
+    if (!target.ok) return this.answer(driver, flow, dst, DialStatus.Denied, target.why);
     dst.socket = dialDestination(target.ip, req.dst.port, (status, socket, why) => {
       if (flow.ended) {
         // The source gave up (reset) while we dialled.
         socket?.destroy();
-        this.driver.detach(flow);
+        driver.detach(flow);
         entry.reason = 'source reset during the dial';
         this.table.close(entry, nowMs());
         return;
       }
-      if (!socket) return this.answer(flow, dst, status, why);
-      this.answer(flow, dst, DialStatus.Connected, why);
-      dst.pipe = new SocketPipe(socket, this.driver.pipeStream(flow), () => this.driver.kick(), (how) => {
+      if (!socket) return this.answer(driver, flow, dst, status, why);
+      this.answer(driver, flow, dst, DialStatus.Connected, why);
+      dst.pipe = new SocketPipe(socket, driver.pipeStream(flow), () => driver.kick(), (how) => {
         entry.reason = `connected; ${how === 'clean' ? 'closed' : how}`;
         this.table.close(entry, nowMs());
       });
@@ -254,15 +356,13 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     });
   }
 
-  private answer(flow: KcpFlow, dst: DstFlow, status: DialStatus, why: string): void {
+  private answer(driver: CarrierDriver, flow: CarrierFlow, dst: DstFlow, status: DialStatus, why: string): void {
     if (flow.answered) return;
-    flow.answer(status, nowMs());
-    this.driver.carrier.touch(flow);
-    this.driver.kick();
+    driver.answer(flow, status);
     dst.entry.reason = why;
     if (status === DialStatus.Connected) dst.entry.state = 'Connected';
     else {
-      this.driver.detach(flow);
+      driver.detach(flow);
       this.table.close(dst.entry, nowMs());
     }
   }
@@ -272,6 +372,28 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     this.table.sweep(now);
     this.term?.sweep(now);
     this.subnet?.sweep(now);
-    this.driver.kick();
+    for (const src of this.opening) {
+      if (src.flow && src.flow.status === null && !src.flow.heard && now - src.openedAt >= NO_ANSWER_FALLBACK_MS) {
+        this.fallback(src, `no answer in ${NO_ANSWER_FALLBACK_MS / 1000} s`);
+      }
+    }
+    this.kcp.kick();
+    this.quic?.kick();
+  }
+}
+
+/**
+ * The node's QUIC endpoint. Its stateless-reset key comes from the network secret and the peer id,
+ * so after a restart this node's resets end its peers' stale connections at once. A missing or broken
+ * QUIC core leaves the node without QUIC (logged), not without a proxy.
+ */
+async function openQuicEndpoint(host: ProxyHost, log: Logger): Promise<QuicEndpoint | null> {
+  const resetKey = createHash('sha256').update('tstier quic reset key\0').update(host.config.networkSecret)
+    .update(String(host.peer.peerId)).digest().subarray(0, 16);
+  try {
+    return await QuicEndpoint.create({ resetKey });
+  } catch (e) {
+    log.error('QUIC core unavailable: no QUIC-carried flows on this node', { err: e });
+    return null;
   }
 }

@@ -116,7 +116,7 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
     if (carrier.pollTimeout() <= now) carrier.handleTimeout(now);
     for (let flow = carrier.pollEvent(); flow; flow = carrier.pollEvent()) {
       const events = flow.takeEvents();
-      if (events & FlowEvent.OpenRequest && !this.sinks.has(flow)) this.onOpenRequest(flow);
+      if (events & FlowEvent.OpenRequest && !this.sinks.has(flow) && !flow.answered) this.onOpenRequest(flow);
       this.sinks.get(flow)?.onFlowEvents(flow, events);
       carrier.touch(flow);
     }

@@ -71,6 +71,14 @@ export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O>
     else this.ended(owner);
   }
 
+  pass(owner: O): Uint8Array | null {
+    const nat = owner.term as NatFlow;
+    if (nat.state !== 'held') return null;
+    const syn = nat.syn; // a copy, never rewritten while held
+    this.nat.remove(nat);
+    return syn;
+  }
+
   ended(owner: O): void {
     const nat = owner.term as NatFlow;
     if (nat.state === 'held') this.nat.remove(nat);

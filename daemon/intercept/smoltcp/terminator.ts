@@ -29,6 +29,8 @@ interface SmolFlow<O> {
   /** The stack's flow id, once its 'new' event arrived. */
   id: number;
   phase: Phase;
+  /** The app's SYN as read, until the flow is released (pass() hands it back for plain forwarding). */
+  syn: Uint8Array | null;
   /** When the SYN was claimed, or when the flow ended (linger). */
   since: number;
 }
@@ -64,7 +66,8 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
     const owner = this.client.claim(
       { ip: u32ToIpv4(k.src), port: k.ports >>> 16 }, { ip: u32ToIpv4(k.dst), port: k.ports & 0xffff }, pkt);
     if (!owner) return false;
-    const flow: SmolFlow<O> = { owner, src: k.src, dst: k.dst, ports: k.ports, id: 0, phase: 'claimed', since: this.clock() };
+    const flow: SmolFlow<O> = { owner, src: k.src, dst: k.dst, ports: k.ports, id: 0, phase: 'claimed', syn: pkt.slice(),
+      since: this.clock() };
     owner.term = flow;
     this.flows.set(k.src, k.dst, k.ports, flow);
     const outcome = this.driver.input(pkt);
@@ -80,6 +83,7 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
     const flow = owner.term as SmolFlow<O>;
     if (flow.phase !== 'held') return;
     flow.phase = 'open';
+    flow.syn = null;
     const socket = this.driver.accept(flow.id);
     socket.on('error', (err: Error) => {
       if (isWasmTrap(err.cause)) this.log.error('userspace TCP stack crashed; flow reset', { src: this.describe(flow), err });
@@ -99,6 +103,15 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
     if (flow.phase !== 'held') return this.ended(owner);
     this.driver.drop(flow.id);
     this.untrack(flow);
+  }
+
+  pass(owner: O): Uint8Array | null {
+    const flow = owner.term as SmolFlow<O>;
+    if (flow.phase !== 'held') return null;
+    const syn = flow.syn;
+    this.driver.drop(flow.id);
+    this.untrack(flow);
+    return syn;
   }
 
   ended(owner: O): void {
@@ -154,6 +167,7 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
   private untrack(flow: SmolFlow<O>): void {
     if (this.flows.get(flow.src, flow.dst, flow.ports) === flow) this.flows.delete(flow.src, flow.dst, flow.ports);
     if (flow.phase !== 'closed') flow.phase = 'closed';
+    flow.syn = null;
   }
 
   private describe(flow: SmolFlow<O>): string {
