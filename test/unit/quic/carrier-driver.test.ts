@@ -1,0 +1,238 @@
+/**
+ * QuicCarrierDriver between two real QUIC cores joined by an in-process peer seam: a flow's OPEN
+ * reaches the acceptor, STATUS comes back, bytes cross both ways byte-exact with FIN; a denied open
+ * (QUIC input off) reaches the initiator as Denied; a reset either way reaches the other side;
+ * opens beyond the peer's stream limit wait for streams-available instead of failing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+
+import { FlowEvent, type FlowSink } from '../../../daemon/carrier/carrier.js';
+import { DialStatus, type OpenRequest } from '../../../daemon/carrier/flow-frames.js';
+import { QuicCarrierDriver } from '../../../daemon/carrier/quic/driver.js';
+import { QuicEndpoint } from '../../../daemon/carrier/quic/endpoint.js';
+import type { QuicFlow } from '../../../daemon/carrier/quic/flow.js';
+import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
+import type { PipeStream } from '../../../daemon/carrier/socket-pipe.js';
+
+type Handler = (from: number, payload: Buffer, header: Buffer) => void;
+
+/** Delivers peer packets to the other side on the next turn of the event loop, copied. */
+class LoopPeer {
+  readonly handlers = new Map<number, Handler>();
+  other!: LoopPeer;
+  constructor(readonly id: number) {}
+  onPacket(type: number, h: Handler): void {
+    this.handlers.set(type, h);
+  }
+  sendTo(_peerId: number, type: number, payload: Uint8Array): boolean {
+    const copy = Buffer.from(payload);
+    setImmediate(() => this.other.handlers.get(type)?.(this.id, copy, Buffer.alloc(0)));
+    return true;
+  }
+}
+
+/** One end of a flow as an application would use it: sends `out`, collects what arrives, then FIN. */
+class End implements FlowSink<QuicFlow> {
+  readonly got: Buffer[] = [];
+  sent = 0;
+  fin = false;
+  reset = false;
+  status: DialStatus | null = null;
+  pipe: PipeStream | null = null;
+  finished: Promise<void>;
+  statusKnown: Promise<void>;
+  private done!: () => void;
+  private gotStatus!: () => void;
+  constructor(readonly driver: QuicCarrierDriver, readonly out: Uint8Array) {
+    this.finished = new Promise((r) => (this.done = r));
+    this.statusKnown = new Promise((r) => (this.gotStatus = r));
+  }
+
+  start(flow: QuicFlow): void {
+    this.pipe = this.driver.pipeStream(flow);
+    this.pump();
+    this.drain();
+  }
+
+  onFlowEvents(flow: QuicFlow, ev: number): void {
+    if (ev & FlowEvent.Status) {
+      this.status = flow.status;
+      this.gotStatus();
+      if (flow.status === DialStatus.Connected) this.start(flow);
+      else this.done();
+    }
+    if (ev & FlowEvent.Reset) {
+      this.reset = true;
+      this.done();
+      return;
+    }
+    if (ev & FlowEvent.Writable) this.pump();
+    if (ev & (FlowEvent.Readable | FlowEvent.Fin)) this.drain();
+  }
+
+  pump(): void {
+    const p = this.pipe;
+    if (!p || this.sent === -1) return;
+    while (this.sent < this.out.length) {
+      const n = p.write(this.out.subarray(this.sent, this.sent + 100_000));
+      if (n === 0) return;
+      this.sent += n;
+    }
+    p.shutdown();
+    this.sent = -1;
+    this.driver.kick();
+  }
+
+  drain(): void {
+    const p = this.pipe;
+    if (!p) return;
+    for (let d = p.read(); d; d = p.read()) this.got.push(Buffer.from(d));
+    if (p.readEnded() && !this.fin) {
+      this.fin = true;
+      this.done();
+    }
+    this.driver.kick();
+  }
+
+  get sha(): string {
+    return createHash('sha256').update(Buffer.concat(this.got)).digest('hex');
+  }
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const REQ: OpenRequest = { src: { ip: '10.0.0.1', port: 4000 }, dst: { ip: '10.0.0.2', port: 80 }, optimistic: false };
+
+function bytes(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  let x = seed || 1;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+async function pair(opts: { acceptInput?: boolean; maxStreams?: number } = {}) {
+  const module = await loadQuicModule();
+  const pa = new LoopPeer(101);
+  const pb = new LoopPeer(202);
+  pa.other = pb;
+  pb.other = pa;
+  const accepted: Array<{ flow: QuicFlow }> = [];
+  let onAccept: (flow: QuicFlow) => void = (flow) => accepted.push({ flow });
+  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1 }), { acceptInput: true }, () => undefined);
+  const b = new QuicCarrierDriver(pb as never, new QuicEndpoint(module, { seed: 2, maxStreams: opts.maxStreams }),
+    { acceptInput: opts.acceptInput ?? true }, (flow) => onAccept(flow));
+  return {
+    a, b, accepted,
+    setAccept: (fn: (flow: QuicFlow) => void) => (onAccept = fn),
+    close: () => {
+      a.close();
+      b.close();
+    },
+  };
+}
+
+test('a flow opens, gets Connected, and carries bytes both ways byte-exact with FIN', async () => {
+  const p = await pair();
+  try {
+    const up = bytes(3 << 20, 7);
+    const down = bytes(1 << 20, 8);
+    const client = new End(p.a, up);
+    let server: End | undefined;
+    p.setAccept((flow) => {
+      assert.deepEqual(flow.request, REQ);
+      server = new End(p.b, down);
+      p.b.attach(flow, server);
+      p.b.answer(flow, DialStatus.Connected);
+      server.start(flow);
+    });
+    p.a.open(202, REQ, client);
+    await client.finished;
+    await server!.finished;
+    assert.equal(client.status, DialStatus.Connected);
+    assert.equal(server!.sha, sha(up));
+    assert.equal(client.sha, sha(down));
+    assert.ok(client.fin && server!.fin);
+  } finally {
+    p.close();
+  }
+});
+
+test('QUIC input disabled: the open is answered Denied and nothing is asked of the node', async () => {
+  const p = await pair({ acceptInput: false });
+  try {
+    const client = new End(p.a, bytes(10, 1));
+    const flow = p.a.open(202, REQ, client);
+    await client.finished;
+    assert.equal(client.status, DialStatus.Denied);
+    assert.ok(flow.heard, 'the peer answered, so this was a refusal, not silence');
+    assert.equal(p.accepted.length, 0);
+    assert.equal(p.b.stats.refusedOpens, 1);
+  } finally {
+    p.close();
+  }
+});
+
+for (const who of ['initiator', 'acceptor'] as const) {
+  test(`an abort by the ${who} reaches the other side as a reset`, async () => {
+    const p = await pair();
+    try {
+      const client = new End(p.a, new Uint8Array(0));
+      client.sent = -1; // keep the stream open: no FIN
+      let server: End | undefined;
+      let serverFlow: QuicFlow | undefined;
+      const ready = new Promise<void>((resolve) => p.setAccept((flow) => {
+        server = new End(p.b, new Uint8Array(0));
+        server.sent = -1;
+        serverFlow = flow;
+        p.b.attach(flow, server);
+        p.b.answer(flow, DialStatus.Connected);
+        server.start(flow);
+        resolve();
+      }));
+      const flow = p.a.open(202, REQ, client);
+      await ready;
+      await client.statusKnown;
+      if (who === 'initiator') p.a.abort(flow);
+      else p.b.abort(serverFlow!);
+      const target = who === 'initiator' ? server! : client;
+      await target.finished;
+      assert.ok(target.reset, 'the other side saw a reset');
+      assert.ok(!target.fin);
+    } finally {
+      p.close();
+    }
+  });
+}
+
+test('opens beyond the peer stream limit wait for streams-available, and all complete', async () => {
+  const p = await pair({ maxStreams: 4 });
+  try {
+    const servers: End[] = [];
+    p.setAccept((flow) => {
+      const s = new End(p.b, bytes(1000, flow.request!.src.port));
+      servers.push(s);
+      p.b.attach(flow, s);
+      p.b.answer(flow, DialStatus.Connected);
+      s.start(flow);
+    });
+    const clients = Array.from({ length: 20 }, (_, i) => {
+      const c = new End(p.a, bytes(5000, i));
+      p.a.open(202, { ...REQ, src: { ip: '10.0.0.1', port: 5000 + i } }, c);
+      return c;
+    });
+    await Promise.all(clients.map((c) => c.finished));
+    await Promise.all(servers.map((s) => s.finished));
+    assert.equal(servers.length, 20);
+    clients.forEach((c, i) => {
+      assert.equal(c.status, DialStatus.Connected);
+      assert.equal(c.sha, sha(bytes(1000, 5000 + i)), `flow ${i} down`);
+    });
+    assert.deepEqual(new Set(servers.map((s) => s.sha)), new Set(clients.map((_, i) => sha(bytes(5000, i)))));
+  } finally {
+    p.close();
+  }
+});
