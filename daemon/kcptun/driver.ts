@@ -166,6 +166,7 @@ export class SessionDriver {
     this.ended = true;
     if (this.timer) clearTimeout(this.timer);
     for (const p of [...this.pipes.values()]) p.close();
+    this.session.release();
     this.hooks.onClosed(this, error);
   }
 }

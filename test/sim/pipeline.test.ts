@@ -243,3 +243,66 @@ test('kcptun pipeline: FEC rebuilds lost datagrams (counted as FECRecovered)', (
   assert.ok(server.snmp.FECRecovered > 0, 'FEC recovered nothing at 10% loss');
   assert.ok(server.snmp.FECParityShards > 0);
 });
+
+test('kcptun pipeline: FEC-rebuilt duplicates do not inflate the peer RTT estimate (request/response under loss)', () => {
+  // 64-byte request/response over 20 ms each way with 10% loss and FEC (10,3). Groups complete
+  // slowly at this rate, so FEC often rebuilds a datagram KCP already got by retransmission; its
+  // stale PUSH segments must not be ACKed again with their old timestamps, or the requester's
+  // smoothed RTT (and so its RTO) grows far past the 40 ms path.
+  const v: Variant = { crypt: 'aes', fec: true, compress: true, smux: 1 };
+  const world = new World({ seed: 1 });
+  let sid = -1;
+  let waiting = false;
+  let answers = 0;
+  const client = new KcptunSession(sessionConfig(v, 'client', 9), newSnmp(), 0);
+  const server = new KcptunSession(sessionConfig(v, 'server', 9), newSnmp(), 0);
+  const endpoint = (s: KcptunSession, app: (now: number) => void): SimEndpoint => ({
+    input(d, now) {
+      s.input(d, now);
+      app(now);
+    },
+    pollTransmit: () => s.pollTransmit(),
+    pollTimeout: () => s.pollTimeout(),
+    handleTimeout(now) {
+      s.handleTimeout(now);
+      app(now);
+    },
+  });
+  let maxRto = 0;
+  const clientApp = (now: number): void => {
+    maxRto = Math.max(maxRto, client.link.kcp.rto);
+    client.pump(now);
+    for (let e = client.pollEvent(); e !== null; e = client.pollEvent()) {
+      if (e.type !== 'readable') continue;
+      for (let d = client.streamRead(e.sid); d !== null; d = client.streamRead(e.sid)) {
+        answers++;
+        waiting = false;
+      }
+    }
+    client.pump(now);
+  };
+  const serverApp = (now: number): void => {
+    server.pump(now);
+    for (let e = server.pollEvent(); e !== null; e = server.pollEvent()) {
+      if (e.type !== 'readable') continue;
+      for (let d = server.streamRead(e.sid); d !== null; d = server.streamRead(e.sid)) server.streamWrite(e.sid, d.slice());
+    }
+    server.pump(now);
+  };
+  const a = world.addNode(endpoint(client, clientApp));
+  const b = world.addNode(endpoint(server, serverApp));
+  world.linkBoth(a, b, { loss: 0.1, delayMs: 20 });
+  const ask = (now: number): void => {
+    if (sid < 0) sid = client.openStream() as number;
+    if (!waiting) {
+      waiting = true;
+      client.streamWrite(sid, new Uint8Array(64).fill(answers & 0xff));
+      clientApp(now);
+    }
+    if (answers < 1000) world.schedule(now + 1, ask);
+  };
+  world.schedule(0, ask);
+  const r = world.run({ until: () => answers >= 1000, maxTime: 3_600_000 });
+  assert.ok(r.done);
+  assert.ok(maxRto < 400, `client RTO reached ${maxRto} ms on a 40 ms path (it starts at 200)`);
+});

@@ -238,6 +238,8 @@ export class Kcp {
   /** Segments waiting out of order in rcv_buf. */
   get rcvBufCount(): number { return this.rcvBufSegs; }
   get deadLinkReached(): boolean { return this.state === KCP_STATE_DEAD; }
+  /** rcv_nxt: every sn below it has been received. */
+  get receiveNext(): number { return this.rcvNxt; }
 
   // ---- sending ----
 

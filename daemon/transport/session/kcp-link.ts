@@ -8,6 +8,8 @@
  * Datagrams from pollTransmit() are ready for the socket. Counters go to the shared SNMP block.
  */
 import { Kcp, KCP_INPUT_OK } from '../kcp/kcp.js';
+import { IKCP_CMD_PUSH as KCP_CMD_PUSH, IKCP_OVERHEAD as KCP_OVERHEAD, IKCP_SN_OFFSET as KCP_SN_OFFSET, KCP_MTU_LIMIT } from '../kcp/segment.js';
+import { readLe32 } from '../crypt/bytes.js';
 import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
 import { FecDecoder, type FecDecoderCounters } from '../fec/decoder.js';
 import { FecEncoder } from '../fec/encoder.js';
@@ -91,6 +93,8 @@ export class KcpLink {
   private readonly seen = zeroCounters(KCP_COUNTERS);
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
   private readonly out = new Fifo<Uint8Array>();
+  /** Where withoutStalePushes() assembles what is left of a rebuilt datagram. */
+  private readonly recoveredScratch = new Uint8Array(KCP_MTU_LIMIT);
   /** Something happened since KCP's last timer flush (see pollTimeout). */
   private busy = true;
 
@@ -163,11 +167,41 @@ export class KcpLink {
     }
     for (let r = this.fecDec.pollRecovered(); r !== undefined; r = this.fecDec.pollRecovered()) {
       // Rebuilt data updates neither the peer window nor the RTT (kcp-go's non-regular input).
-      if (kcp.input(r, now, false) !== KCP_INPUT_OK) this.snmp.KCPInErrors++;
+      const fresh = this.withoutStalePushes(r);
+      if (fresh.length > 0 && kcp.input(fresh, now, false) !== KCP_INPUT_OK) this.snmp.KCPInErrors++;
     }
     addGains(this.snmp, this.fecDec.counters, this.seenFec, FEC_COUNTERS);
     this.collect(now);
     return result;
+  }
+
+  /**
+   * A rebuilt datagram minus its PUSH segments below rcv_nxt. FEC often completes a group only after
+   * KCP got those segments by retransmission; fed again they would only queue ACKs echoing their
+   * stale send time, and the peer takes its RTT sample from such an ACK (kcp-go's ACK filter keeps
+   * the last one), so its RTO swells and tail latency with it. Other segments pass unchanged.
+   */
+  private withoutStalePushes(d: Uint8Array): Uint8Array {
+    const rcvNxt = this.kcp.receiveNext;
+    let stale = 0;
+    for (let o = 0; d.length - o >= KCP_OVERHEAD; ) {
+      const len = readLe32(d, o + 20);
+      if (len > d.length - o - KCP_OVERHEAD) return d; // malformed: let KCP count it
+      if (d[o + 4] === KCP_CMD_PUSH && ((readLe32(d, o + KCP_SN_OFFSET) - rcvNxt) | 0) < 0) stale++;
+      o += KCP_OVERHEAD + len;
+    }
+    if (stale === 0) return d;
+    const out = this.recoveredScratch;
+    let w = 0;
+    for (let o = 0; d.length - o >= KCP_OVERHEAD; ) {
+      const end = o + KCP_OVERHEAD + readLe32(d, o + 20);
+      if (!(d[o + 4] === KCP_CMD_PUSH && ((readLe32(d, o + KCP_SN_OFFSET) - rcvNxt) | 0) < 0)) {
+        out.set(d.subarray(o, end), w);
+        w += end - o;
+      }
+      o = end;
+    }
+    return out.subarray(0, w);
   }
 
   private kcpInput(data: Uint8Array, now: number, regular: boolean): number {
@@ -222,6 +256,11 @@ export class KcpLink {
   flush(now: number): void {
     this.kcp.flush(now);
     this.collect(now);
+  }
+
+  /** Gives KCP's buffers back to the shared pool; the link must not be used afterwards. */
+  release(): void {
+    this.kcp.release();
   }
 
   /** The next sealed datagram for the socket (the caller owns it), or null. */

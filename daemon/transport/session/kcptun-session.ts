@@ -208,4 +208,9 @@ export class KcptunSession {
   close(): void {
     this.smux.closeSession();
   }
+
+  /** Returns KCP's buffers to the shared pool once the session is over; nothing may be called after. */
+  release(): void {
+    this.link.release();
+  }
 }
