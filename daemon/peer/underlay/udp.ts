@@ -153,6 +153,8 @@ export class UdpListener implements UnderlayListener {
   /** Datagrams dropped before any session saw them: malformed headers. */
   malformed = 0;
   private readonly links = new Map<string, UdpLink>();
+  /** The link of the last datagram: a stream from one peer skips building a key string per datagram. */
+  private last: { address: string; port: number; connId: number; link: UdpLink } | undefined;
   /** Links not yet released (live, or their goodbye still being sent); the socket closes after them. */
   private unreleased = 0;
   private onAllReleased: (() => void) | undefined;
@@ -185,13 +187,18 @@ export class UdpListener implements UnderlayListener {
       return;
     }
     const connId = readU32(msg, 0);
+    const last = this.last;
+    if (last && last.connId === connId && last.port === port && last.address === address) return last.link.receive(msg, type);
     const key = `${address}|${port}|${connId}`;
     const link = this.links.get(key);
-    if (link) return link.receive(msg, type);
+    if (link) {
+      this.last = { address, port, connId, link };
+      return link.receive(msg, type);
+    }
     if (type !== MSG_DATA) return;
     this.unreleased++;
-    const fresh = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
-      () => this.links.delete(key), () => this.released(), this.gso);
+    const fresh: UdpLink = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
+      () => this.forget(key, fresh), () => this.released(), this.gso);
     this.links.set(key, fresh);
     this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
   }
@@ -201,6 +208,11 @@ export class UdpListener implements UnderlayListener {
     for (const l of [...this.links.values()]) l.close();
     if (this.unreleased > 0) await allReleased;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+
+  private forget(key: string, link: UdpLink): void {
+    this.links.delete(key);
+    if (this.last?.link === link) this.last = undefined;
   }
 
   private released(): void {

@@ -55,18 +55,29 @@ test('a cleared batch sends nothing', async () => {
   assert.equal(runs.length + plain.length, 0);
 });
 
+/** A loopback listener whose accepted links (with their first packet) are awaited one by one. */
+async function listen(): Promise<{ listener: UdpListener; port: number; accepted: () => Promise<[UnderlayLink, Buffer]> }> {
+  const ready: Array<[UnderlayLink, Buffer]> = [];
+  const waiting: Array<(v: [UnderlayLink, Buffer]) => void> = [];
+  const listener = await UdpListener.open('udp://127.0.0.1:0', { scheme: 'udp', host: '127.0.0.1', port: 0 }, (link, first) => {
+    const v: [UnderlayLink, Buffer] = [link, Buffer.from(first)];
+    const w = waiting.shift();
+    if (w) w(v);
+    else ready.push(v);
+  });
+  const accepted = (): Promise<[UnderlayLink, Buffer]> =>
+    ready.length ? Promise.resolve(ready.shift()!) : new Promise((resolve) => waiting.push(resolve));
+  return { listener, port: Number(listener.boundUri.split(':').pop()), accepted };
+}
+
+const datagram = (text: string): Buffer => Buffer.concat([Buffer.alloc(UDP_HEADER_LEN), Buffer.from(text)]);
+
 /** A dialled link and the listener's end of it, over loopback. */
 async function linkPair(): Promise<{ dialled: UnderlayLink; accepted: UnderlayLink; first: Buffer; listener: UdpListener }> {
-  let onAccept!: (v: [UnderlayLink, Buffer]) => void;
-  const accepted = new Promise<[UnderlayLink, Buffer]>((resolve) => { onAccept = resolve; });
-  const listener = await UdpListener.open('udp://127.0.0.1:0', { scheme: 'udp', host: '127.0.0.1', port: 0 },
-    (link, first) => onAccept([link, Buffer.from(first)]));
-  const port = Number(listener.boundUri.split(':').pop());
+  const { listener, port, accepted } = await listen();
   const dialled = await dialUdp(listener.boundUri, { scheme: 'udp', host: '127.0.0.1', port });
-  const hello = Buffer.alloc(UDP_HEADER_LEN + 5);
-  hello.write('hello', UDP_HEADER_LEN);
-  dialled.send(hello);
-  const [link, first] = await accepted;
+  dialled.send(datagram('hello'));
+  const [link, first] = await accepted();
   return { dialled, accepted: link, first, listener };
 }
 
@@ -104,16 +115,47 @@ test('bursts over loopback arrive whole and in order, both directions', async (t
     await burstAcross(dialled, accepted);
     await burstAcross(accepted, dialled);
     // Data queued in the tick of a close still leaves before the goodbye.
-    const last = Buffer.alloc(UDP_HEADER_LEN + 3);
-    last.write('end', UDP_HEADER_LEN);
     const got = new Promise<string>((resolve) => { accepted.onPacket = (pkt) => resolve(pkt.toString()); });
     const closed = new Promise<string>((resolve) => { accepted.onClose = resolve; });
-    dialled.send(last);
+    dialled.send(datagram('end'));
     dialled.close();
     assert.equal(await got, 'end');
     assert.equal(await closed, 'remote said goodbye');
   } finally {
     dialled.close();
+    await listener.close();
+  }
+});
+
+test('two links from one address to one listener keep their datagrams apart, interleaved', async () => {
+  const { listener, port, accepted } = await listen();
+  const one = await dialUdp(listener.boundUri, { scheme: 'udp', host: '127.0.0.1', port });
+  const two = await dialUdp(listener.boundUri, { scheme: 'udp', host: '127.0.0.1', port });
+  try {
+    one.send(datagram('hi'));
+    const [oneEnd] = await accepted();
+    two.send(datagram('hi'));
+    const [twoEnd] = await accepted();
+    const got: string[] = [];
+    let onAll!: () => void;
+    const all = new Promise<void>((resolve) => { onAll = resolve; });
+    const collect = (who: string) => (pkt: Buffer): void => {
+      got.push(`${who}:${pkt.toString()}`);
+      if (got.length === 40) onAll();
+    };
+    oneEnd.onPacket = collect('one');
+    twoEnd.onPacket = collect('two');
+    for (let i = 0; i < 20; i++) {
+      one.send(datagram(`a${i}`));
+      two.send(datagram(`b${i}`));
+      await tick(); // each pair its own tick: the listener sees the two links alternate
+    }
+    await all;
+    assert.deepEqual(got.filter((g) => g.startsWith('one:')), Array.from({ length: 20 }, (_, i) => `one:a${i}`));
+    assert.deepEqual(got.filter((g) => g.startsWith('two:')), Array.from({ length: 20 }, (_, i) => `two:b${i}`));
+  } finally {
+    one.close();
+    two.close();
     await listener.close();
   }
 });
