@@ -92,11 +92,15 @@ function dumpCounters(runs: Running[]): void {
 export async function main(argv: string[]): Promise<void> {
   const check = argv.includes('--check-config');
   const tryIt = argv.includes('--try');
-  const unknown = argv.filter((a) => a.startsWith('-') && a !== '--check-config' && a !== '--try');
+  const unknown = argv.filter((a) => a.startsWith('-') && !['--check-config', '--try', '-h', '--help'].includes(a));
   const files = argv.filter((a) => !a.startsWith('-'));
-  if (files.length === 0 || unknown.length > 0 || argv.includes('-h') || argv.includes('--help')) {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  if (files.length === 0 || unknown.length > 0) {
     process.stderr.write(USAGE);
-    process.exit(files.length === 0 && unknown.length === 0 ? 0 : 2);
+    process.exit(2);
   }
   const configs = loadAll(files);
   if (configs === null) process.exit(2);

@@ -145,3 +145,17 @@ test('blast (the default) sends a write at once; blast=no leaves it for the next
     if (!blast) assert.equal(datagrams(s).length, 1, 'sent at the tick');
   }
 });
+
+test('keep_alive: PINGs every N s; a silent peer closes the session after 30 s', () => {
+  const cipher = TunnelCipher.fromPassword('none', '');
+  const s = new TubeSession({ sid: 3, cipher, side: side('keep_alive=2\n'), snmp: newSnmp(), now: 0 });
+  let pings = 0;
+  let closedAt = -1;
+  for (let now = 0; now <= 40_000 && closedAt < 0; now = Math.max(now + 1, Math.min(s.pollTimeout(), now + 1000))) {
+    s.handleTimeout(now);
+    for (const d of datagrams(s)) if (d[cipher.headerSize + 4] === T_PING) pings++;
+    for (const e of drain(s)) if (e.type === 'closed') closedAt = now;
+  }
+  assert.ok(closedAt > 30_000 && closedAt <= 31_000, `closed at ${closedAt}`);
+  assert.ok(pings >= 14 && pings <= 16, `${pings} pings`);
+});
