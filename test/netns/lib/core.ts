@@ -13,9 +13,13 @@ export interface CoreNode {
   peerId: number;
 }
 
-/** Starts easytier-core in `ns` and waits for its ready line (its log, on stderr, is merged into the lines). */
-export async function startCore(ns: Namespace, args: string[]): Promise<CoreNode> {
-  const quoted = [process.execPath, CORE, ...args].map((a) => `'${a}'`).join(' ');
+/**
+ * Starts easytier-core in `ns` and waits for its ready line (its log, on stderr, is merged into the
+ * lines). `env`: extra environment variables for the core (e.g. a test-only knob).
+ */
+export async function startCore(ns: Namespace, args: string[], env: Record<string, string> = {}): Promise<CoreNode> {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const quoted = [...(vars.length > 0 ? ['env', ...vars] : []), process.execPath, CORE, ...args].map((a) => `'${a}'`).join(' ');
   const proc = ns.spawn(['sh', '-c', `exec ${quoted} 2>&1`]);
   const m = await proc.waitForLine(/node ready peer_id=(\d+)/).catch((e: Error) => {
     throw new Error(`${e.message}\noutput:\n${proc.lines.join('\n')}`);

@@ -1,0 +1,157 @@
+/**
+ * The QUIC proxy end to end with real TUNs in namespaces. A (--enable-kcp-proxy --enable-quic-proxy)
+ * reaches B (--disable-kcp-input) over QUIC, C (accepts both) over KCP, D (--disable-kcp-input
+ * --disable-quic-input) by plain packets. Proves: one large and 200 concurrent flows over QUIC arrive
+ * byte-exact both ways, half-closing in both orders; the precedence KCP > QUIC > plain; a reset by
+ * either application reaches the other as ECONNRESET; transfers over a lossy, delaying link stay
+ * byte-exact; and the runtime fallback: H believes (test knob) that every peer accepts KCP and QUIC,
+ * so its opens to B and D are really denied, and it falls back while the SYN is held, saying why.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Netns, unavailableReason, type Namespace } from './lib/netns.js';
+import { cliJson, startCore } from './lib/core.js';
+
+const FLOWS = new URL('./fixtures/proxy-flows.js', import.meta.url);
+const RESETS = new URL('./fixtures/reset-flows.js', import.meta.url);
+const SKIP = unavailableReason();
+
+interface ProxyRow { src: string; dst: string; state: string; transport_type: string; role?: string; reason?: string }
+interface Done { ok: number; failed: number; errors: string[] }
+
+const common = (ip: string, host: string): string[] =>
+  ['--network-name', 'tt14net', '--network-secret', 'quic-secret', '-i', ip, '--hostname', host, '--dev-name', 'tt14tun',
+    '--log-level', 'info'];
+const SOURCE = ['--enable-kcp-proxy', '--enable-quic-proxy'];
+
+async function flows(ns: Namespace, host: string, count: number, up: number, down: number, finFirst: boolean,
+  seed: number): Promise<Done> {
+  const p = ns.node(FLOWS, ['flows', host, '7000', String(count), String(up), String(down), finFirst ? '1' : '0', String(seed)]);
+  return p.waitForEvent<Done>('done', 120_000);
+}
+
+/** Polls the proxy table until `ok` holds (bounded: each poll is one CLI round trip). */
+async function waitRows(ns: Namespace, what: string, ok: (rows: ProxyRow[]) => boolean): Promise<ProxyRow[]> {
+  let rows: ProxyRow[] = [];
+  for (let i = 0; i < 50; i++) {
+    rows = await cliJson<ProxyRow>(ns, ['proxy']).catch(() => []);
+    if (ok(rows)) return rows;
+  }
+  assert.fail(`${ns.name}: ${what}; last rows: ${JSON.stringify(rows.slice(0, 5))}`);
+}
+
+async function waitPeers(ns: Namespace, n: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const rows = await cliJson<{ ipv4: string }>(ns, ['route']).catch(() => []);
+    if (rows.length >= n) return;
+  }
+  assert.fail(`${ns.name}: routes never reached ${n}`);
+}
+
+const toDst = (ip: string) => (r: ProxyRow): boolean => r.dst === `${ip}:7000` && r.role !== 'dst';
+
+test('QUIC proxy: carriage, precedence, resets, loss, runtime fallback', { skip: SKIP ?? false, timeout: 300_000 }, async (t) => {
+  const net = await Netns.create('tt14-quic', t);
+  const [a, b, c, d, h] = [await net.ns('a'), await net.ns('b'), await net.ns('c'), await net.ns('d'), await net.ns('h')];
+  await net.link(a, b, '10.250.1.1/24', '10.250.1.2/24');
+  await net.link(a, c, '10.250.2.1/24', '10.250.2.2/24');
+  await net.link(a, d, '10.250.3.1/24', '10.250.3.2/24');
+  await net.link(h, b, '10.250.4.1/24', '10.250.4.2/24');
+  await net.link(h, d, '10.250.5.1/24', '10.250.5.2/24');
+
+  await startCore(b, [...common('10.144.170.2', 'node-b'), '-l', 'udp://0.0.0.0:11010', '--disable-kcp-input']);
+  await startCore(c, [...common('10.144.170.3', 'node-c'), '-l', 'udp://0.0.0.0:11010']);
+  await startCore(d, [...common('10.144.170.4', 'node-d'), '-l', 'udp://0.0.0.0:11010', '--disable-kcp-input',
+    '--disable-quic-input']);
+  await startCore(a, [...common('10.144.170.1', 'node-a'), '--no-listener', ...SOURCE,
+    '-p', 'udp://10.250.1.2:11010', '-p', 'udp://10.250.2.2:11010', '-p', 'udp://10.250.3.2:11010']);
+  await startCore(h, [...common('10.144.170.8', 'node-h'), '--no-listener', ...SOURCE,
+    '-p', 'udp://10.250.4.2:11010', '-p', 'udp://10.250.5.2:11010'], { TSTIER_TEST_ASSUME_INPUT: 'kcp,quic' });
+  await waitPeers(a, 4);
+  await waitPeers(h, 4);
+  for (const ns of [b, c, d]) await ns.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
+
+  await t.test('a destination refusing KCP gets one large flow each way over QUIC, byte-exact', async () => {
+    const r = await flows(a, '10.144.170.2', 1, 24 << 20, 24 << 20, false, 1);
+    assert.deepEqual([r.ok, r.failed, r.errors], [1, 0, []]);
+    const rows = await waitRows(a, 'A lists the flow to B', (rs) => rs.some(toDst('10.144.170.2')));
+    assert.ok(rows.filter(toDst('10.144.170.2')).every((x) => x.transport_type === 'Quic'
+      && /peer does not accept kcp; peer accepts quic/.test(x.reason ?? '')), JSON.stringify(rows));
+    const bRows = await waitRows(b, 'B lists its side', (rs) => rs.some((x) => x.role === 'dst'));
+    assert.ok(bRows.every((x) => x.transport_type === 'Quic'), JSON.stringify(bRows));
+  });
+
+  await t.test('200 concurrent flows over QUIC, half-closing in both orders, arrive byte-exact', async () => {
+    const [clientFirst, serverFirst] = await Promise.all([
+      flows(a, '10.144.170.2', 100, 40_000, 60_000, false, 10_000),
+      flows(a, '10.144.170.2', 100, 60_000, 40_000, true, 20_000),
+    ]);
+    assert.deepEqual([clientFirst.ok, clientFirst.failed, clientFirst.errors], [100, 0, []]);
+    assert.deepEqual([serverFirst.ok, serverFirst.failed, serverFirst.errors], [100, 0, []]);
+  });
+
+  await t.test('precedence: KCP when the destination accepts both; plain packets when it accepts neither', async () => {
+    const [toC, toD] = await Promise.all([
+      flows(a, '10.144.170.3', 5, 100_000, 100_000, false, 30_000),
+      flows(a, '10.144.170.4', 3, 100_000, 100_000, false, 31_000),
+    ]);
+    assert.deepEqual([toC.ok, toC.failed, toD.ok, toD.failed], [5, 0, 3, 0]);
+    const rows = await waitRows(a, 'A lists both', (rs) => rs.filter(toDst('10.144.170.3')).length >= 5
+      && rs.filter(toDst('10.144.170.4')).length >= 3);
+    assert.ok(rows.filter(toDst('10.144.170.3')).every((x) => x.transport_type === 'Kcp'), JSON.stringify(rows));
+    const plain = rows.filter(toDst('10.144.170.4'));
+    assert.ok(plain.length === 3 && plain.every((x) => x.transport_type === 'Tcp'
+      && /peer does not accept kcp; peer does not accept quic/.test(x.reason ?? '')), JSON.stringify(plain));
+    assert.equal((await cliJson<ProxyRow>(d, ['proxy'])).length, 0, 'D carried nothing');
+  });
+
+  await t.test('a reset by either application reaches the other as ECONNRESET over QUIC', async () => {
+    const server = b.node(RESETS, ['serve', '0.0.0.0', '7100']);
+    await server.waitForEvent('listening');
+    const bySource = a.node(RESETS, ['client', '10.144.170.2', '7100', 'W']);
+    await bySource.waitForEvent('reset', 30_000);
+    assert.deepEqual(await server.waitForEvent('peer', 30_000), { event: 'peer', result: 'ECONNRESET' });
+    const byServer = a.node(RESETS, ['client', '10.144.170.2', '7100', 'R']);
+    assert.deepEqual(await byServer.waitForEvent('peer', 30_000), { event: 'peer', result: 'ECONNRESET' });
+    const rows = await waitRows(a, 'A lists the reset flows', (rs) => rs.filter((x) => x.dst === '10.144.170.2:7100'
+      && x.state === 'Closed').length === 2);
+    const reasons = rows.filter((x) => x.dst === '10.144.170.2:7100').map((x) => x.reason ?? '').sort();
+    assert.ok(reasons.some((r) => /reset-by-app/.test(r)) && reasons.some((r) => /reset-by-peer/.test(r)), JSON.stringify(reasons));
+    assert.ok(rows.filter((x) => x.dst === '10.144.170.2:7100').every((x) => x.transport_type === 'Quic'));
+  });
+
+  await t.test('runtime fallback: a denied KCP open moves to QUIC; denied KCP and QUIC move to plain packets', async () => {
+    const [toB, toD] = await Promise.all([
+      flows(h, '10.144.170.2', 5, 200_000, 200_000, false, 50_000),
+      flows(h, '10.144.170.4', 3, 200_000, 200_000, true, 51_000),
+    ]);
+    assert.deepEqual([toB.ok, toB.failed, toB.errors, toD.ok, toD.failed, toD.errors], [5, 0, [], 3, 0, []]);
+    const rows = await waitRows(h, 'H lists both', (rs) => rs.filter(toDst('10.144.170.2')).length >= 5
+      && rs.filter(toDst('10.144.170.4')).length >= 3);
+    const viaQuic = rows.filter(toDst('10.144.170.2'));
+    assert.ok(viaQuic.every((x) => x.transport_type === 'Quic' && /kcp: denied by peer; peer accepts quic/.test(x.reason ?? '')),
+      JSON.stringify(viaQuic));
+    const viaPlain = rows.filter(toDst('10.144.170.4'));
+    assert.ok(viaPlain.length === 3 && viaPlain.every((x) => x.transport_type === 'Tcp'
+      && /kcp: denied by peer; peer accepts quic; quic: denied by peer; plain packets/.test(x.reason ?? '')), JSON.stringify(viaPlain));
+  });
+
+  await t.test('over a lossy, delaying link (10% loss each way, 15 ms) QUIC transfers stay byte-exact', async () => {
+    // E -> relay -> F, F refusing KCP, so QUIC crosses the lossy link.
+    const [e, f] = [await net.ns('e'), await net.ns('f')];
+    await net.link(e, f, '10.250.6.1/24', '10.250.6.2/24');
+    await startCore(f, [...common('10.144.171.2', 'node-f'), '-l', 'udp://0.0.0.0:11010', '--disable-kcp-input']);
+    const relay = e.node(new URL('../../bench/relay.js', import.meta.url), ['--listen', '127.0.0.1:12000',
+      '--target', '10.250.6.2:11010', '--loss', '0.1', '--delay', '15', '--jitter', '3', '--seed', '14']);
+    await relay.waitForLine(/relay/i);
+    const ne = await startCore(e, [...common('10.144.171.1', 'node-e'), '--no-listener', ...SOURCE, '-p', 'udp://127.0.0.1:12000']);
+    await waitPeers(e, 1).catch((err: Error) => {
+      throw new Error(`${err.message}\nnode E:\n${ne.proc.lines.join('\n')}\nrelay:\n${relay.lines.join('\n')}`);
+    });
+    await f.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
+    const r = await flows(e, '10.144.171.2', 20, 200_000, 200_000, false, 40_000);
+    assert.deepEqual([r.ok, r.failed, r.errors], [20, 0, []]);
+    const rows = await waitRows(e, 'E lists Quic flows', (rs) => rs.filter((x) => x.transport_type === 'Quic').length >= 20);
+    assert.equal(rows.filter((x) => x.transport_type !== 'Quic').length, 0, JSON.stringify(rows.slice(0, 3)));
+  });
+});
