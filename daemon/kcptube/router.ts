@@ -1,8 +1,11 @@
 /**
  * Where an incoming datagram goes, sans-IO: open it with the cipher, read the tunnel header, and
- * hand it to the session with that id, wherever it came from. Only an authenticated datagram may
- * create a session or move a session's return path (`P`: whatever the adapter uses to answer, e.g.
- * the socket it arrived on and the source address). Everything else is counted and dropped.
+ * hand it to the session with that id, wherever it came from.
+ *
+ * Only an authenticated datagram may create a session or move a session's return path (`P`:
+ * whatever the adapter uses to answer, e.g. the socket it arrived on and the source address), and
+ * only once: each carries a counter, and a counter seen before (a replay, or a duplicate on the
+ * path) is dropped. Everything else is counted and dropped too.
  */
 import { OPEN_SHORT, type TunnelCipher } from './crypt.js';
 import type { TubeSession } from './session.js';
@@ -20,12 +23,14 @@ export interface TubeCounters {
   unknownSession: number;
   /** UDP datagrams from applications dropped because the KCP window was full. */
   udpQueueFull: number;
+  /** Authentic datagrams seen before (replayed or duplicated): they may not move a session. */
+  replayed: number;
   /** Times a TCP socket was paused because KCP's window was full (not a drop: it resumes). */
   tcpPauses: number;
 }
 
 export function newTubeCounters(): TubeCounters {
-  return { short: 0, forged: 0, badType: 0, unknownSession: 0, udpQueueFull: 0, tcpPauses: 0 };
+  return { short: 0, forged: 0, badType: 0, unknownSession: 0, replayed: 0, udpQueueFull: 0, tcpPauses: 0 };
 }
 
 export interface Routed<P> {
@@ -56,6 +61,7 @@ export class SessionRouter<P> {
     }
     const sid = readU32(buf, off);
     const type = buf[off + 4]!;
+    const counter = readU32(buf, off + 5);
     if (type !== T_KCP && type !== T_PING && type !== T_PONG && type !== T_CLOSE) {
       this.counters.badType++;
       return null;
@@ -69,6 +75,10 @@ export class SessionRouter<P> {
       }
       entry = { session, path };
       this.sessions.set(sid, entry);
+    }
+    if (!entry.session.acceptCounter(counter)) {
+      this.counters.replayed++;
+      return null;
     }
     entry.path = path;
     const body = off + TUNNEL_HEADER_SIZE;

@@ -16,6 +16,7 @@
  */
 import type { DatagramCrypt } from '../transport/crypt/datagram.js';
 import { OPEN_TOO_SHORT } from '../transport/crypt/datagram.js';
+import { ReplayWindow } from '../peer/replay-window.js';
 import { KcpLink } from '../transport/session/kcp-link.js';
 import type { KcptunSnmp } from '../transport/session/snmp.js';
 import type { KcptubeSide } from './config.js';
@@ -64,12 +65,13 @@ class SessionSeal implements DatagramCrypt {
   constructor(
     private readonly cipher: TunnelCipher,
     private readonly sid: number,
+    private readonly counter: () => number,
   ) {
     this.headerSize = cipher.headerSize + TUNNEL_HEADER_SIZE;
   }
 
   seal(buf: Uint8Array, len: number): number {
-    writeTunnelHeader(buf, this.cipher.headerSize, this.sid, T_KCP);
+    writeTunnelHeader(buf, this.cipher.headerSize, this.sid, T_KCP, this.counter());
     return this.cipher.seal(buf, len);
   }
 
@@ -108,6 +110,9 @@ export class TubeSession {
   private bandwidthAt: number;
   private pingAt: number;
   private pingToken = 0;
+  /** Counter of the next datagram we send; the peer's counters go through `replay`. */
+  private txCounter = 0;
+  private readonly replay = new ReplayWindow();
 
   constructor(o: TubeSessionOptions) {
     this.sid = o.sid;
@@ -115,7 +120,7 @@ export class TubeSession {
     this.side = o.side;
     const s = o.side;
     const fec = s.fecData > 0 && s.fecRedundant > 0;
-    const seal = new SessionSeal(o.cipher, o.sid);
+    const seal = new SessionSeal(o.cipher, o.sid, () => this.txCounter++);
     this.link = new KcpLink(
       {
         conv: o.sid,
@@ -141,6 +146,14 @@ export class TubeSession {
 
   get isEnded(): boolean {
     return this.ended;
+  }
+
+  /**
+   * Whether an authenticated datagram's counter is new (then it is marked seen). A replayed
+   * datagram must be dropped before it can move the session's return path.
+   */
+  acceptCounter(counter: number): boolean {
+    return this.replay.update(counter);
   }
 
   /** A KCP body (after the tunnel header) of an authenticated datagram. Call pump() after the batch. */
@@ -340,7 +353,7 @@ export class TubeSession {
   private queueControl(type: number, token: number): void {
     const h = this.cipher.headerSize;
     const b = new Uint8Array(h + TUNNEL_HEADER_SIZE + (token >= 0 ? 4 : 0));
-    writeTunnelHeader(b, h, this.sid, type);
+    writeTunnelHeader(b, h, this.sid, type, this.txCounter++);
     if (token >= 0) writeU32(b, h + TUNNEL_HEADER_SIZE, token);
     this.control.push(b.subarray(0, this.cipher.seal(b, b.length)));
   }

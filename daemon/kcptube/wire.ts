@@ -2,7 +2,7 @@
  * tstier's kcptube wire format (docs/kcptube-wire.md), codecs only.
  *
  * Datagram, after the cipher's header (crypt.ts):
- *   [0,4) session id u32 LE | [4] type | [5,end) body
+ *   [0,4) session id u32 LE | [4] type | [5,9) datagram counter u32 LE | [9,end) body
  *   type KCP: body is KCP (FEC-framed when fec=D:R) of that session
  *   type PING / PONG: body is a u32 LE token (keep_alive)
  *   type CLOSE: no body; the session is over
@@ -21,7 +21,7 @@ import { readU32, writeU32 } from '../transport/kcp/segment.js';
 
 export { readU32, writeU32 };
 
-export const TUNNEL_HEADER_SIZE = 5;
+export const TUNNEL_HEADER_SIZE = 9;
 /** kcp-go style FEC header in front of each KCP datagram when FEC is on. */
 export const FEC_OVERHEAD = FEC_HEADER_SIZE;
 
@@ -56,9 +56,11 @@ function readU64(b: Uint8Array, o: number): number {
   return readU32(b, o) + readU32(b, o + 4) * 0x100000000;
 }
 
-export function writeTunnelHeader(b: Uint8Array, o: number, sid: number, type: number): void {
+/** `counter` numbers the session's datagrams in one direction, so a replayed one is refused. */
+export function writeTunnelHeader(b: Uint8Array, o: number, sid: number, type: number, counter: number): void {
   writeU32(b, o, sid);
   b[o + 4] = type;
+  writeU32(b, o + 5, counter);
 }
 
 export function writeRecordHeader(b: Uint8Array, o: number, kind: number, conn: number, len: number): void {

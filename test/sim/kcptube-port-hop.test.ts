@@ -89,12 +89,12 @@ for (const seed of [1, 2, 3]) {
       new TubeSession({ sid, cipher, side: cfg, snmp: newSnmp(), now }));
     const repliesVia = new Set<number>();
 
+    // The client side routes by session id too (no creation), dropping duplicates as replays.
+    const clientRouter = new SessionRouter<null>(cipher, newTubeCounters(), null);
+    clientRouter.sessions.set(0xdecaf, { session: client, path: null });
     const clientNode: SimEndpoint = {
       input(d, now) {
-        const off = cipher.open(d, d.length);
-        if (off < 0) return;
-        if (d[off + 4] === 1) client.inputKcp(d, off + 5, now);
-        else client.inputControl(d[off + 4]!, d.subarray(off + 5), now);
+        if (clientRouter.input(d, null, now) === null) return;
         client.pump(now);
         atClient.take(client);
         upPos = feed(client, up, upPos, now);
@@ -165,5 +165,6 @@ for (const seed of [1, 2, 3]) {
     assert.ok(portsUsed.size >= 3, `client used ${portsUsed.size} ports`);
     assert.ok(repliesVia.size >= 3, `server answered through ${[...repliesVia].join(',')}`);
     assert.equal(router.counters.forged + router.counters.short, 1);
+    assert.ok(router.counters.replayed + clientRouter.counters.replayed > 0, 'the links duplicated datagrams: refused as replays');
   });
 }

@@ -93,8 +93,8 @@ blast=true
     assert.equal(m.stunServer, 'stun.example');
     assert.equal(m.logPath, dir);
     assert.deepEqual([m.fecData, m.fecRedundant], [20, 4]);
-    // 1400 − 48 (IPv6 + UDP) − 5 (tunnel header) − 40 (xchacha nonce + tag) − 8 (FEC header)
-    assert.equal(m.kcpMtu, 1299);
+    // 1400 − 48 (IPv6 + UDP) − 9 (tunnel header) − 40 (xchacha nonce + tag) − 8 (FEC header)
+    assert.equal(m.kcpMtu, 1295);
     assert.deepEqual(
       { s: m.sndWnd, r: m.rcvWnd, d: m.nodelay, i: m.interval, re: m.resend, nc: m.nc },
       { s: 300, r: 400, d: 2, i: 20, re: 3, nc: 0 },

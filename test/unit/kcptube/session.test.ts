@@ -92,7 +92,7 @@ test('router: garbage, truncated, bit-flipped and wrong-key datagrams are counte
           // Correctly sealed under another key, or under ours with a garbage body and random type.
           d = new Uint8Array(cipher.headerSize + TUNNEL_HEADER_SIZE + rng.int(200));
           d.set(rng.bytes(d.length));
-          writeTunnelHeader(d, cipher.headerSize, rng.int(4), rng.pick([T_KCP, T_PING, 9, 0]));
+          writeTunnelHeader(d, cipher.headerSize, rng.int(4), rng.pick([T_KCP, T_PING, 9, 0]), rng.int(1000));
           (rng.chance(0.5) ? wrong : cipher).seal(d, d.length);
         }
       }
@@ -104,7 +104,7 @@ test('router: garbage, truncated, bit-flipped and wrong-key datagrams are counte
         datagrams(r.session);
       }
     }
-    const counted = counters.short + counters.forged + counters.badType + counters.unknownSession;
+    const counted = counters.replayed + counters.short + counters.forged + counters.badType + counters.unknownSession;
     assert.ok(counted > 0 && counted <= inputs, name);
     if (name !== 'none') assert.ok(counters.forged > 400, `${name}: forged ${counters.forged}`);
     assert.ok(created <= 5, `${name}: only authentic KCP datagrams may create sessions (${created})`);
@@ -129,7 +129,8 @@ test('a session that receives an unknown record kind ends with a protocol error;
   const out = datagrams(c);
   assert.equal(out.length, 1);
   const off = cipher.open(out[0]!, out[0]!.length);
-  assert.deepEqual([...out[0]!.subarray(off + 4)], [3 /* PONG */, 1, 2, 3, 4]);
+  assert.equal(out[0]![off + 4], 3 /* PONG */);
+  assert.deepEqual([...out[0]!.subarray(off + TUNNEL_HEADER_SIZE)], [1, 2, 3, 4]);
 });
 
 test('blast (the default) sends a write at once; blast=no leaves it for the next interval tick', () => {
@@ -158,4 +159,19 @@ test('keep_alive: PINGs every N s; a silent peer closes the session after 30 s',
   }
   assert.ok(closedAt > 30_000 && closedAt <= 31_000, `closed at ${closedAt}`);
   assert.ok(pings >= 14 && pings <= 16, `${pings} pings`);
+});
+
+test('a replayed authentic datagram is counted and cannot move the session', () => {
+  const cipher = TunnelCipher.fromPassword('aes-gcm', 'k');
+  const counters = newTubeCounters();
+  const router = new SessionRouter<string>(cipher, counters, (sid, _p, now) =>
+    new TubeSession({ sid, cipher, side: side(), snmp: newSnmp(), now }));
+  const a = new TubeSession({ sid: 8, cipher, side: side(), snmp: newSnmp(), now: 0 });
+  a.sendHello({ version: 1, outboundBps: 0, inboundBps: 0 });
+  a.pump(0);
+  const [first] = datagrams(a);
+  assert.ok(router.input(first!.slice(), 'real peer', 1) !== null);
+  assert.equal(router.input(first!.slice(), 'attacker', 2), null);
+  assert.equal(counters.replayed, 1);
+  assert.equal(router.sessions.get(8)!.path, 'real peer');
 });
