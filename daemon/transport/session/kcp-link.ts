@@ -8,7 +8,7 @@
  * Datagrams from pollTransmit() are ready for the socket. Counters go to the shared SNMP block.
  */
 import { Kcp, KCP_INPUT_OK } from '../kcp/kcp.js';
-import { IKCP_CMD_PUSH as KCP_CMD_PUSH, IKCP_OVERHEAD as KCP_OVERHEAD, IKCP_SN_OFFSET as KCP_SN_OFFSET, KCP_MTU_LIMIT } from '../kcp/segment.js';
+import { IKCP_CMD_PUSH, IKCP_OVERHEAD, IKCP_SN_OFFSET, KCP_MTU_LIMIT } from '../kcp/segment.js';
 import { readLe32 } from '../crypt/bytes.js';
 import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
 import { FecDecoder, type FecDecoderCounters } from '../fec/decoder.js';
@@ -184,18 +184,18 @@ export class KcpLink {
   private withoutStalePushes(d: Uint8Array): Uint8Array {
     const rcvNxt = this.kcp.receiveNext;
     let stale = 0;
-    for (let o = 0; d.length - o >= KCP_OVERHEAD; ) {
+    for (let o = 0; d.length - o >= IKCP_OVERHEAD; ) {
       const len = readLe32(d, o + 20);
-      if (len > d.length - o - KCP_OVERHEAD) return d; // malformed: let KCP count it
-      if (d[o + 4] === KCP_CMD_PUSH && ((readLe32(d, o + KCP_SN_OFFSET) - rcvNxt) | 0) < 0) stale++;
-      o += KCP_OVERHEAD + len;
+      if (len > d.length - o - IKCP_OVERHEAD) return d; // malformed: let KCP count it
+      if (d[o + 4] === IKCP_CMD_PUSH && ((readLe32(d, o + IKCP_SN_OFFSET) - rcvNxt) | 0) < 0) stale++;
+      o += IKCP_OVERHEAD + len;
     }
     if (stale === 0) return d;
     const out = this.recoveredScratch;
     let w = 0;
-    for (let o = 0; d.length - o >= KCP_OVERHEAD; ) {
-      const end = o + KCP_OVERHEAD + readLe32(d, o + 20);
-      if (!(d[o + 4] === KCP_CMD_PUSH && ((readLe32(d, o + KCP_SN_OFFSET) - rcvNxt) | 0) < 0)) {
+    for (let o = 0; d.length - o >= IKCP_OVERHEAD; ) {
+      const end = o + IKCP_OVERHEAD + readLe32(d, o + 20);
+      if (!(d[o + 4] === IKCP_CMD_PUSH && ((readLe32(d, o + IKCP_SN_OFFSET) - rcvNxt) | 0) < 0)) {
         out.set(d.subarray(o, end), w);
         w += end - o;
       }
