@@ -28,20 +28,19 @@ async function eventually(check: () => boolean | Promise<boolean>, tries = 200):
   return false;
 }
 
-function cleanup(t: { after(fn: () => Promise<void> | void): void }, procs: Proc[], target: SinkSource): void {
+/** A sink/source target, a list of processes killed after the test, and free server/client ports. */
+async function prepare(t: { after(fn: () => Promise<void> | void): void }) {
+  const target = new SinkSource();
+  const procs: Proc[] = [];
   t.after(async () => {
     await Promise.all(procs.map((p) => p.kill()));
     await target.close();
   });
+  return { target, procs, tport: await target.listen(), sport: await freePort(), cport: await freePort() };
 }
 
 test('kcptun-client → tstier server through the relay at 5% loss each way with jitter: 16 MiB each way on 50 streams', { timeout: 90_000 }, async (t) => {
-  const target = new SinkSource();
-  const procs: Proc[] = [];
-  cleanup(t, procs, target);
-  const tport = await target.listen();
-  const sport = await freePort();
-  const cport = await freePort();
+  const { target, procs, tport, sport, cport } = await prepare(t);
   const relay = await startRelay({
     targetHost: '127.0.0.1', targetPort: sport, seed: 11,
     up: { loss: 0.05, delay: 3, jitter: 2 }, down: { loss: 0.05, delay: 3, jitter: 2 },
@@ -62,10 +61,7 @@ test('kcptun-client → tstier server through the relay at 5% loss each way with
 });
 
 test('multiport: the server listens on every port of a range; clients dial random ports of it; -c JSON config; --ratelimit', { timeout: 60_000 }, async (t) => {
-  const target = new SinkSource();
-  const procs: Proc[] = [];
-  cleanup(t, procs, target);
-  const tport = await target.listen();
+  const { target, procs, tport, cport } = await prepare(t);
   // Find 4 consecutive free ports.
   let base = 0;
   for (let i = 0; i < 50 && !base; i++) {
@@ -82,7 +78,6 @@ test('multiport: the server listens on every port of a range; clients dial rando
   const range = `127.0.0.1:${base}-${base + 3}`;
   const dir = mkdtempSync(join(tmpdir(), 'kcptun-json-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const cport = await freePort();
   const cfgPath = join(dir, 'client.json');
   // Keys in odd case: Go's encoding/json matches them case-insensitively.
   writeFileSync(cfgPath, JSON.stringify({ LocalAddr: `127.0.0.1:${cport}`, remoteaddr: range, Key: 'multi', crypt: 'salsa20', conn: 4, unknown: true }));
@@ -109,12 +104,7 @@ test('multiport: the server listens on every port of a range; clients dial rando
 });
 
 test('--autoexpire retires sessions for new streams and the scavenger closes them; --snmplog and --log files', { timeout: 60_000 }, async (t) => {
-  const target = new SinkSource();
-  const procs: Proc[] = [];
-  cleanup(t, procs, target);
-  const tport = await target.listen();
-  const sport = await freePort();
-  const cport = await freePort();
+  const { target, procs, tport, sport, cport } = await prepare(t);
   const dir = mkdtempSync(join(tmpdir(), 'kcptun-files-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const snmpLayout = join(dir, 'snmp-20060102.log');
