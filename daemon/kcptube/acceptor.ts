@@ -201,8 +201,7 @@ export class Acceptor implements TunnelOwner {
     this.stunTimer.unref();
     if (text === this.publicAddress) return;
     this.publicAddress = text;
-    process.stdout.write(`STUN public address: ${text}\n`);
-    this.ctx.log.line(`STUN public address: ${text}`);
+    // The file first: whoever reads the printed line may look for it at once.
     if (this.side.logPath !== '') {
       try {
         writeFileSync(join(this.side.logPath, 'ip_address.txt'), `${text}\n`);
@@ -210,6 +209,8 @@ export class Acceptor implements TunnelOwner {
         this.ctx.log.line(`cannot write ip_address.txt: ${(e as Error).message}`);
       }
     }
+    process.stdout.write(`STUN public address: ${text}\n`);
+    this.ctx.log.line(`STUN public address: ${text}`);
   }
 
   stop(): void {
