@@ -300,3 +300,34 @@ test('the client accepts datagrams only from the server it dialled (others count
   assert.ok(await eventually(async () => (await snmpOf(clientProc!)).InErrs! >= FORGED), 'stranger datagrams counted');
   assert.deepEqual(await transferAndCheck(cport, target, 2, 64 * 1024, 64 * 1024, 10), []);
 });
+
+test('--closewait: a half-closed pair whose other side never ends is closed after the wait', { timeout: 60_000 }, async (t) => {
+  // The target takes the connection and never answers nor closes.
+  const held: Socket[] = [];
+  const srv = createServer({ allowHalfOpen: true }, (s) => {
+    held.push(s);
+    s.on('error', () => undefined);
+    s.resume();
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.after(() => {
+    held.forEach((s) => s.destroy());
+    srv.close();
+  });
+  const { procs, sport, cport } = await prepare(t);
+  const tport = (srv.address() as { port: number }).port;
+  const server = startTstier('server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, '--key', 'cw', '--closewait', '1']);
+  procs.push(server);
+  const client = startTstier('client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${sport}`, '--key', 'cw']);
+  procs.push(client);
+  await waitReady(server);
+  await waitReady(client);
+  const sock = await connectWithRetry(cport);
+  sock.on('error', () => undefined);
+  sock.on('data', () => undefined);
+  const ended = once(sock, 'end');
+  sock.end(randomBytes(1000)); // half-close: the target gets our FIN but never sends its own
+  await ended; // the server gave up on the pair after --closewait and sent the stream's FIN
+  assert.match(server.output(), /stream closed/);
+});
