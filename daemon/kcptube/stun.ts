@@ -71,7 +71,8 @@ function readAddress(b: Uint8Array, v: DataView, o: number, len: number, xor: bo
       const lo = b[o + 5 + i]! ^ (xor ? b[5 + i]! : 0);
       words.push(((hi << 8) | lo).toString(16));
     }
-    return { address: words.join(':'), port };
+    // The URL parser writes IPv6 in its canonical, compressed form.
+    return { address: new URL(`http://[${words.join(':')}]/`).hostname.slice(1, -1), port };
   }
   return null;
 }
