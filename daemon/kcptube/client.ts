@@ -15,8 +15,8 @@ import { PROTO_TCP, PROTO_UDP } from './wire.js';
 
 export class KcptubeClient {
   private dialer: TunnelDialer | null = null;
-  private tcp: Server | null = null;
-  private udp: UdpSocket | null = null;
+  private readonly tcp: Server[] = [];
+  private readonly udp: UdpSocket[] = [];
   private readonly udpConns = new Map<string, UdpConn>();
   private readonly mux: Tunnel[] = [];
   private muxNext = 0;
@@ -31,16 +31,32 @@ export class KcptubeClient {
   async start(): Promise<void> {
     const dest = await resolveDestination(this.side);
     this.dialer = new TunnelDialer(this.side, dest, this.ctx);
-    const host = this.side.listenOn[0] ?? (this.side.ipv4Only ? '0.0.0.0' : '::');
+    const hosts = this.side.listenOn.length > 0 ? this.side.listenOn : [this.side.ipv4Only ? '0.0.0.0' : '::'];
     const port = this.side.listenPorts!.start;
-    this.tcp = createServer({ allowHalfOpen: true }, (s) => this.onTcp(s)); // FIN is carried, not answered
-    await listen((cb) => this.tcp!.listen({ host, port, ipv6Only: this.side.ipv6Only }, cb), this.tcp, host, port);
-    this.udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: this.side.ipv6Only });
-    const udp = this.udp;
-    await listen((cb) => udp.bind(port, host, cb), udp, host, port);
-    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+    try {
+      for (const host of hosts) await this.listenOn(host, port);
+    } catch (e) {
+      this.stop();
+      throw e;
+    }
     for (let i = 0; i < this.side.muxTunnels; i++) this.mux.push(this.dialMux());
-    this.ctx.log.line(`client listening on ${host}:${port} (TCP and UDP), server ${dest.address} ports ${this.side.destinationPorts!.start}-${this.side.destinationPorts!.end}`);
+    this.ctx.log.line(`client listening on ${hosts.join(', ')} port ${port} (TCP and UDP), server ${dest.address} ports ${this.side.destinationPorts!.start}-${this.side.destinationPorts!.end}`);
+  }
+
+  /** TCP and UDP on one address. */
+  private async listenOn(host: string, port: number): Promise<void> {
+    const tcp = createServer({ allowHalfOpen: true }, (s) => this.onTcp(s)); // FIN is carried, not answered
+    await listen((cb) => tcp.listen({ host, port, ipv6Only: this.side.ipv6Only }, cb), tcp, host, port);
+    this.tcp.push(tcp);
+    const udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: this.side.ipv6Only });
+    try {
+      await listen((cb) => udp.bind(port, host, cb), udp, host, port);
+    } catch (e) {
+      udp.close();
+      throw e;
+    }
+    udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo));
+    this.udp.push(udp);
   }
 
   private dialMux(): Tunnel {
@@ -74,14 +90,13 @@ export class KcptubeClient {
     tunnel.kick();
   }
 
-  private onUdp(msg: Buffer, rinfo: RemoteInfo): void {
+  private onUdp(udp: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
     if (this.stopped) return;
-    const key = `${rinfo.address}|${rinfo.port}`;
+    const key = `${udp.address().address}|${rinfo.address}|${rinfo.port}`;
     let c = this.udpConns.get(key);
     if (c === undefined) {
       const { tunnel, conn, own } = this.tunnelFor();
       tunnel.session.open(conn, PROTO_UDP);
-      const udp = this.udp!;
       c = new UdpConn(tunnel, conn, (d) => udp.send(d, rinfo.port, rinfo.address), this.side.udpTimeout * 1000,
         this.ctx.counters, () => {
           this.udpConns.delete(key);
@@ -94,9 +109,11 @@ export class KcptubeClient {
 
   stop(): void {
     this.stopped = true;
-    this.tcp?.close();
+    for (const t of this.tcp) t.close();
     this.dialer?.closeAll();
-    const udp = this.udp;
-    setImmediate(() => udp?.close());
+    const udp = this.udp.splice(0);
+    setImmediate(() => {
+      for (const u of udp) u.close();
+    });
   }
 }

@@ -3,7 +3,8 @@
  *  - each TCP connection gets its own KCP session; mux_tunnels=2 shares two;
  *  - TCP is paused (counted) while KCP's window is full, and a destination that reads nothing
  *    for a while loses nothing once it reads again;
- *  - a UDP flow expires after udp_timeout and its session is closed on both ends.
+ *  - a UDP flow expires after udp_timeout and its session is closed on both ends;
+ *  - every listen_on address is served.
  * Waits are on log lines and socket events; the pause is a counter, polled with a bound.
  */
 import { test } from 'node:test';
@@ -74,11 +75,11 @@ interface Rig {
 }
 
 /** Server → destPort (TCP and UDP on 127.0.0.1), client listening on a free port. */
-async function rig(destPort: number, extraClient = '', extraServer = ''): Promise<Rig> {
+async function rig(destPort: number, extraClient = '', extraServer = '', clientListen = '127.0.0.1'): Promise<Rig> {
   const [serverPort, clientPort] = await freeUdpPorts(2) as [number, number];
-  const common = 'kcp=regular4\nencryption_algorithm=aes-gcm\nencryption_password=loop\nlisten_on=127.0.0.1\ndestination_address=127.0.0.1\n';
-  const sc = parseKcptubeConfig('s', `mode=server\nlisten_port=${serverPort}\ndestination_port=${destPort}\n${common}${extraServer}`);
-  const cc = parseKcptubeConfig('c', `mode=client\nlisten_port=${clientPort}\ndestination_port=${serverPort}\n${common}${extraClient}`);
+  const common = 'kcp=regular4\nencryption_algorithm=aes-gcm\nencryption_password=loop\ndestination_address=127.0.0.1\n';
+  const sc = parseKcptubeConfig('s', `mode=server\nlisten_on=127.0.0.1\nlisten_port=${serverPort}\ndestination_port=${destPort}\n${common}${extraServer}`);
+  const cc = parseKcptubeConfig('c', `mode=client\nlisten_on=${clientListen}\nlisten_port=${clientPort}\ndestination_port=${serverPort}\n${common}${extraClient}`);
   assert.deepEqual([sc.issues, cc.issues], [[], []]);
   const serverLog = new CapturedLog();
   const clientLog = new CapturedLog();
@@ -105,8 +106,8 @@ async function tcpServer(onConn: (s: Socket) => void): Promise<Server> {
 const portOf = (srv: Server): number => (srv.address() as { port: number }).port;
 
 /** Echoes `data` through the tunnel on one TCP connection; resolves with what came back. */
-async function echoOnce(port: number, data: Buffer): Promise<Buffer> {
-  const s = connect(port, '127.0.0.1');
+async function echoOnce(port: number, data: Buffer, host = '127.0.0.1'): Promise<Buffer> {
+  const s = connect(port, host);
   const chunks: Buffer[] = [];
   s.on('data', (d: Buffer) => chunks.push(d));
   s.end(data);
@@ -185,4 +186,15 @@ test('a UDP flow expires after udp_timeout; both ends close its session', { time
   assert.equal(reply.toString(), 'ping');
   await r.serverLog.waitFor(/session \w+ ended: closed by peer/);
   assert.equal(r.serverLog.count(/session \w+ created/), 1);
+});
+
+test('the client accepts TCP on every listen_on address', { timeout: 30_000 }, async (t) => {
+  const dest = await tcpServer((s) => s.pipe(s));
+  t.after(() => dest.close());
+  const r = await rig(portOf(dest), '', '', '127.0.0.1,127.0.0.2');
+  t.after(() => r.stop());
+  for (const host of ['127.0.0.1', '127.0.0.2']) {
+    const data = randomBytes(50_000);
+    assert.ok((await echoOnce(r.clientPort, data, host)).equals(data), host);
+  }
 });
