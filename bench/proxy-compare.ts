@@ -25,9 +25,9 @@
  */
 import { resolve } from 'node:path';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
-import { CORE, cliJson, startCore, type CoreNode } from '../test/netns/lib/core.js';
+import { CORE, startCore, type CoreNode } from '../test/netns/lib/core.js';
 import { topSelfTime } from './lib/cpu-profile.js';
-import { cpuSeconds } from './lib/proc-stat.js';
+import { bulkTransport, fmt, measure as measureAt, type Measured, serveTool, startRelay, tool, waitRoute } from './lib/proxy-bench.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -40,8 +40,6 @@ const RR_MAX = 5000;
 const CFB_MAX = 200;
 const PROFILE_DIR = opt('profile', '');
 
-const TOOL = new URL('./lib/flow-tool.js', import.meta.url);
-const RELAY = new URL('./relay.js', import.meta.url);
 const UNDERLAY_A = '10.254.0.1';
 const UNDERLAY_B = '10.254.0.2';
 const VIP_A = '10.144.160.1';
@@ -62,15 +60,7 @@ const CONDITIONS: Condition[] = [
 
 type PathName = 'proxy' | 'plain' | 'kcptun' | 'bare';
 
-interface Result {
-  mbps: number;
-  cpuPerGiB: number;
-  rrP50: number;
-  rrP99: number;
-  cfbP50: number;
-  cfbP99: number;
-  /** Connect-to-first-byte attempts abandoned after 5 s (they count at 5 s in the quantiles). */
-  cfbStalls: number;
+interface Result extends Measured {
   /** What we checked about the path, e.g. how A lists the bulk flow; empty when nothing to check. */
   check: string;
 }
@@ -80,39 +70,12 @@ interface Env {
   b: Namespace;
 }
 
-/** Runs one flow-tool client mode in A and returns its result event (or throws its error). */
-async function tool<T>(a: Namespace, mode: string, host: string, port: number, extra: string[]): Promise<T> {
-  const p = a.node(TOOL, [mode, host, String(port), ...extra]);
-  const m = await p.waitForLine(new RegExp(`^\\{"event":"(${mode}|error)"`), (SECONDS * 4 + 30) * 1000);
-  const ev = JSON.parse(m.input!) as T & { event: string; message?: string };
-  if (ev.event === 'error') throw new Error(`${mode} to ${host}:${port}: ${ev.message}`);
-  return ev;
-}
-
-/** Latency probes first, while nothing is queued, then the bulk run with the CPU of `pids` around it. */
-async function measure(a: Namespace, host: string, port: number, pids: number[]): Promise<Omit<Result, 'check'>> {
-  const cfb = await tool<{ p50: number; p99: number; stalls: number }>(a, 'cfb', host, port, [String(PROBE_SECONDS), String(CFB_MAX)]);
-  const rr = await tool<{ p50: number; p99: number }>(a, 'rr', host, port, [String(PROBE_SECONDS), String(RR_MAX)]);
-  const cpu0 = pids.map(cpuSeconds);
-  const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', host, port, [String(SECONDS)]);
-  const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
-  return {
-    mbps: bulk.mbps,
-    cpuPerGiB: pids.length ? cpu / (bulk.bytes / 2 ** 30) : NaN,
-    rrP50: rr.p50,
-    rrP99: rr.p99,
-    cfbP50: cfb.p50,
-    cfbP99: cfb.p99,
-    cfbStalls: cfb.stalls,
-  };
-}
+const measure = (a: Namespace, host: string, port: number, pids: number[]): Promise<Measured> =>
+  measureAt(a, host, port, pids, { seconds: SECONDS, probeSeconds: PROBE_SECONDS, rrMax: RR_MAX, cfbMax: CFB_MAX });
 
 /** Starts the relay in A towards B's `port`, or returns null on a clean link. */
-async function relay(env: Env, cond: Condition, listenPort: number, targetPort: number): Promise<NsProcess | null> {
-  if (!cond.impair) return null;
-  const r = env.a.node(RELAY, ['--listen', `127.0.0.1:${listenPort}`, '--target', `${UNDERLAY_B}:${targetPort}`, ...cond.impair]);
-  await r.waitForLine(/relay listening/);
-  return r;
+function relay(env: Env, cond: Condition, listenPort: number, targetPort: number): Promise<NsProcess> | null {
+  return cond.impair ? startRelay(env.a, `127.0.0.1:${listenPort}`, `${UNDERLAY_B}:${targetPort}`, cond.impair) : null;
 }
 
 /**
@@ -136,19 +99,8 @@ async function startPair(env: Env, cond: Condition, kcpProxy: boolean, profileDi
   const peer = cond.impair ? 'udp://127.0.0.1:12000' : `udp://${UNDERLAY_B}:11010`;
   nodes.push(await startNode(env.a, [...common(VIP_A, 'node-a'), '--no-listener', ...(kcpProxy ? ['--enable-kcp-proxy'] : []),
     '-p', peer], profileDir, 'node-a'));
-  for (let i = 0; i < 100; i++) {
-    const rows = await cliJson<{ ipv4: string }>(env.a, ['route']).catch(() => []);
-    if (rows.some((r) => r.ipv4.startsWith(`${VIP_B}/`))) return nodes;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('node-a never learned a route to node-b');
-}
-
-/** How A's proxy table lists the bulk flow just measured (the row that moved the most bytes), or null. */
-async function bulkTransport(a: Namespace): Promise<string | null> {
-  const rows = await cliJson<{ dst: string; transport_type: string; tx_bytes: number }>(a, ['proxy']);
-  const mine = rows.filter((r) => r.dst === `${VIP_B}:${TARGET_PORT}`).sort((x, y) => y.tx_bytes - x.tx_bytes);
-  return mine[0]?.transport_type ?? null;
+  await waitRoute(env.a, VIP_B);
+  return nodes;
 }
 
 async function runPath(env: Env, cond: Condition, path: PathName): Promise<Result | null> {
@@ -173,7 +125,7 @@ async function runPath(env: Env, cond: Condition, path: PathName): Promise<Resul
   const nodes = await startPair(env, cond, path === 'proxy');
   try {
     const result = await measure(env.a, VIP_B, TARGET_PORT, nodes.map((n) => n.proc.child.pid!));
-    const transport = await bulkTransport(env.a);
+    const transport = await bulkTransport(env.a, `${VIP_B}:${TARGET_PORT}`);
     if (path === 'proxy' && transport !== 'Kcp') throw new Error(`proxy path: A lists the bulk flow as ${transport ?? 'nothing'}, not Kcp`);
     if (path === 'plain' && transport !== null) throw new Error(`plain path: A proxied the bulk flow (${transport})`);
     return { ...result, check: `A's proxy table: bulk flow ${transport ?? 'not listed (plain packets)'}` };
@@ -182,7 +134,6 @@ async function runPath(env: Env, cond: Condition, path: PathName): Promise<Resul
   }
 }
 
-const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const ratio = (x: number | undefined, y: number | undefined, digits = 2): string =>
   x !== undefined && y !== undefined && Number.isFinite(x / y) ? (x / y).toFixed(digits) : 'n/a';
 
@@ -213,7 +164,7 @@ async function profileRun(env: Env): Promise<void> {
   const clean = CONDITIONS[0]!;
   const nodes = await startPair(env, clean, true, dir);
   try {
-    await tool(env.a, 'bulk', VIP_B, TARGET_PORT, [String(SECONDS)]);
+    await tool(env.a, 'bulk', VIP_B, TARGET_PORT, [String(SECONDS)], (SECONDS * 4 + 30) * 1000);
   } finally {
     await Promise.all(nodes.map((n) => n.proc.stop()));
   }
@@ -231,7 +182,7 @@ async function main(): Promise<void> {
   try {
     const env: Env = { a: await net.ns('a'), b: await net.ns('b') };
     await net.link(env.a, env.b, `${UNDERLAY_A}/24`, `${UNDERLAY_B}/24`);
-    await env.b.node(TOOL, ['serve', '0.0.0.0', String(TARGET_PORT)]).waitForLine(/listening/);
+    await serveTool(env.b, TARGET_PORT);
     const rows: Array<{ cond: string; path: string; r: Result | null }> = [];
     const t0 = performance.now();
     for (const cond of CONDITIONS) {
