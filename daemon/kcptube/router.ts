@@ -8,7 +8,7 @@
  * path) is dropped. Everything else is counted and dropped too.
  */
 import { OPEN_SHORT, type TunnelCipher } from './crypt.js';
-import type { TubeSession } from './session.js';
+import { COUNTER_NEWEST, COUNTER_REPLAY, type TubeSession } from './session.js';
 import { TUNNEL_HEADER_SIZE, T_CLOSE, T_KCP, T_PING, T_PONG, readU32 } from './wire.js';
 
 /** Counted events of one config: drops, and TCP pauses for back-pressure. */
@@ -50,7 +50,8 @@ export class SessionRouter<P> {
 
   /**
    * Opens buf (in place) and feeds its session. Returns the routed entry, or null when dropped.
-   * The entry's path becomes `path`, so replies follow the peer to its newest address.
+   * The newest datagram (highest counter) sets the entry's path, so replies follow the peer to
+   * its newest address and a straggler from an old one does not pull them back.
    */
   input(buf: Uint8Array, path: P, now: number): Routed<P> | null {
     const off = this.cipher.open(buf, buf.length);
@@ -76,11 +77,12 @@ export class SessionRouter<P> {
       entry = { session, path };
       this.sessions.set(sid, entry);
     }
-    if (!entry.session.acceptCounter(counter)) {
+    const order = entry.session.acceptCounter(counter);
+    if (order === COUNTER_REPLAY) {
       this.counters.replayed++;
       return null;
     }
-    entry.path = path;
+    if (order === COUNTER_NEWEST) entry.path = path;
     const body = off + TUNNEL_HEADER_SIZE;
     if (type === T_KCP) entry.session.inputKcp(buf, body, now);
     else entry.session.inputControl(type, buf.subarray(body), now);

@@ -38,6 +38,10 @@ export type TubeEvent =
   | { type: 'writable' }
   | { type: 'closed'; reason: string };
 
+export const COUNTER_NEWEST = 1;
+export const COUNTER_LATE = 0;
+export const COUNTER_REPLAY = -1;
+
 /** kcptube resets windows from bandwidth and RTT about this long after a session starts. */
 export const BANDWIDTH_WINDOW_DELAY_MS = 5000;
 /** kcptube closes a keep-alive channel that heard nothing for 30 s. */
@@ -113,6 +117,7 @@ export class TubeSession {
   /** Counter of the next datagram we send; the peer's counters go through `replay`. */
   private txCounter = 0;
   private readonly replay = new ReplayWindow();
+  private topCounter = -1;
 
   constructor(o: TubeSessionOptions) {
     this.sid = o.sid;
@@ -149,11 +154,16 @@ export class TubeSession {
   }
 
   /**
-   * Whether an authenticated datagram's counter is new (then it is marked seen). A replayed
-   * datagram must be dropped before it can move the session's return path.
+   * Marks an authenticated datagram's counter seen. Returns COUNTER_NEWEST for the highest
+   * counter so far (only such a datagram may move the session's return path: a late one from
+   * before a port hop must not pull it back), COUNTER_LATE for an older one not seen before, and
+   * COUNTER_REPLAY for one seen before or too old (drop it).
    */
-  acceptCounter(counter: number): boolean {
-    return this.replay.update(counter);
+  acceptCounter(counter: number): number {
+    if (!this.replay.update(counter)) return COUNTER_REPLAY;
+    if (counter <= this.topCounter) return COUNTER_LATE;
+    this.topCounter = counter;
+    return COUNTER_NEWEST;
   }
 
   /** A KCP body (after the tunnel header) of an authenticated datagram. Call pump() after the batch. */

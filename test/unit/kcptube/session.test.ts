@@ -174,4 +174,14 @@ test('a replayed authentic datagram is counted and cannot move the session', () 
   assert.equal(router.input(first!.slice(), 'attacker', 2), null);
   assert.equal(counters.replayed, 1);
   assert.equal(router.sessions.get(8)!.path, 'real peer');
+  // Two more datagrams; the later one arrives first (from the new address), then the older one
+  // (a straggler from the old address): delivered, but the path stays with the newest.
+  a.write(1, new Uint8Array(10));
+  a.pump(3);
+  a.write(1, new Uint8Array(10));
+  a.pump(4);
+  const [older, newer] = datagrams(a);
+  assert.ok(router.input(newer!, 'new address', 5) !== null);
+  assert.ok(router.input(older!, 'old address', 6) !== null, 'a late datagram is still delivered');
+  assert.equal(router.sessions.get(8)!.path, 'new address');
 });
