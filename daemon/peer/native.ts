@@ -1,5 +1,5 @@
 /**
- * The peer layer's optional addon (native/): AES-GCM with one context per key, and UDP GSO sends.
+ * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  */
 import { existsSync } from 'node:fs';
@@ -14,6 +14,8 @@ export interface PeerAddon {
   /** One GSO send of datagrams[first, first + count): all `segment` bytes, the last maybe shorter. Bytes sent or -errno. */
   udpSendRun(fd: number, datagrams: Uint8Array[], first: number, count: number, segment: number,
     ip: string | null, port: number): number;
+  /** Sets UDP_GRO on a UDP socket: 0, or -errno. */
+  udpEnableGro(fd: number): number;
 }
 
 export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';

@@ -29,15 +29,22 @@ function dgramState(socket: Socket): DgramState | undefined {
   return state && typeof state === 'object' && 'handle' in state ? state as DgramState : undefined;
 }
 
-/** One socket's GSO sends, shared by the links on it (a listener serves many). */
+/** One socket's GSO sends, shared by the links on it (a listener serves many), and its GRO. */
 export class GsoSocket {
   /** Largest segment the kernel takes in a GSO send; 0 once it showed it takes none. */
   private maxSegment = 0xffff;
+  /**
+   * UDP GRO is on: a received message may hold a run of datagrams back to back, so a GSO run
+   * costs the receiver one read, not one per datagram. Our datagrams carry their own length.
+   */
+  readonly gro: boolean;
 
   private constructor(private readonly socket: Socket, private readonly state: DgramState, private readonly fd: number,
-    private readonly addon: PeerAddon) {}
+    private readonly addon: PeerAddon) {
+    this.gro = addon.udpEnableGro(fd) === 0;
+  }
 
-  /** For a bound socket; null when GSO sends are impossible here (no addon, no fd). */
+  /** For a bound socket (and turns its GRO on); null when the addon or the fd is missing. */
   static for(socket: Socket): GsoSocket | null {
     const addon = peerAddon();
     const state = dgramState(socket);

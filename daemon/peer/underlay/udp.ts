@@ -113,8 +113,9 @@ class UdpLink implements UnderlayLink {
     this.onClose(reason);
   }
 
-  /** One datagram for this link, header included. */
-  receive(msg: Buffer, type: number): void {
+  /** One well-formed datagram for this link, header included. */
+  receive(msg: Buffer): void {
+    const type = msg[4];
     if (type === MSG_FIN) this.ended('remote said goodbye');
     else if (type === MSG_DATA && !this.closed) this.onPacket(msg.subarray(UDP_HEADER_LEN));
   }
@@ -131,11 +132,22 @@ function closeQuietly(socket: Socket): void {
 // A send error on UDP (e.g. no route right now) is the same as a lost datagram.
 function swallow(): void {}
 
-/** Header check shared by both ends: returns the msg type, or 0 if the datagram is malformed. */
-function datagramType(msg: Buffer): number {
-  if (msg.length < UDP_HEADER_LEN || readU16(msg, 6) !== msg.length - UDP_HEADER_LEN) return 0;
-  const t = msg[4]!;
-  return t === MSG_DATA || t === MSG_FIN ? t : 0;
+/**
+ * Header check shared by both ends: where the datagram at msg[at..] ends, or -1 if it is
+ * malformed. A message is one datagram, or on a socket with UDP GRO (`coalesced`) a run of
+ * them back to back, each delimited by the length in its own header.
+ */
+function datagramEnd(msg: Buffer, at: number, coalesced: boolean): number {
+  if (msg.length - at < UDP_HEADER_LEN) return -1;
+  const end = at + UDP_HEADER_LEN + readU16(msg, at + 6);
+  if (coalesced ? end > msg.length : end !== msg.length) return -1;
+  const t = msg[at + 4];
+  return t === MSG_DATA || t === MSG_FIN ? end : -1;
+}
+
+/** The datagram msg[at, end): the message itself when it holds just the one. */
+function datagramAt(msg: Buffer, at: number, end: number): Buffer {
+  return at === 0 && end === msg.length ? msg : msg.subarray(at, end);
 }
 
 function bind(socket: Socket, uri: string, port: number, host?: string): Promise<void> {
@@ -161,10 +173,13 @@ export class UdpListener implements UnderlayListener {
 
   readonly boundUri: string;
   private readonly gso: GsoSocket | null;
+  /** UDP GRO is on: one message may hold several datagrams back to back (see udp-gso.ts). */
+  readonly gro: boolean;
 
   private constructor(readonly uri: string, host: string, private readonly socket: Socket, private readonly accept: AcceptLink) {
     this.boundUri = formatUri('udp', host, socket.address().port);
     this.gso = GsoSocket.for(socket);
+    this.gro = this.gso?.gro ?? false;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
     socket.on('error', swallow);
   }
@@ -181,21 +196,29 @@ export class UdpListener implements UnderlayListener {
   }
 
   private onMessage(msg: Buffer, address: string, port: number): void {
-    const type = datagramType(msg);
-    if (type === 0) {
-      this.malformed++;
-      return;
-    }
+    let at = 0;
+    do {
+      const end = datagramEnd(msg, at, this.gro);
+      if (end < 0) {
+        this.malformed++;
+        return;
+      }
+      this.onDatagram(datagramAt(msg, at, end), address, port);
+      at = end;
+    } while (at < msg.length);
+  }
+
+  private onDatagram(msg: Buffer, address: string, port: number): void {
     const connId = readU32(msg, 0);
     const last = this.last;
-    if (last && last.connId === connId && last.port === port && last.address === address) return last.link.receive(msg, type);
+    if (last && last.connId === connId && last.port === port && last.address === address) return last.link.receive(msg);
     const key = `${address}|${port}|${connId}`;
     const link = this.links.get(key);
     if (link) {
       this.last = { address, port, connId, link };
-      return link.receive(msg, type);
+      return link.receive(msg);
     }
-    if (type !== MSG_DATA) return;
+    if (msg[4] !== MSG_DATA) return;
     this.unreleased++;
     const fresh: UdpLink = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
       () => this.forget(key, fresh), () => this.released(), this.gso);
@@ -228,13 +251,20 @@ export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<Under
   const socket = newSocket(addr.host);
   await bind(socket, uri, 0);
   await new Promise<void>((resolve) => socket.connect(addr.port, addr.host, () => resolve()));
-  let link: UdpLink | null = null;
-  link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
-    () => closeQuietly(socket), GsoSocket.for(socket));
+  const gso = GsoSocket.for(socket);
+  const coalesced = gso?.gro ?? false;
+  const link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
+    () => closeQuietly(socket), gso);
   socket.on('message', (msg, rinfo) => {
-    const type = datagramType(msg);
-    if (type !== 0 && rinfo.port === addr.port && readU32(msg, 0) === link!.connId) link!.receive(msg, type);
+    if (rinfo.port !== addr.port) return;
+    let at = 0;
+    do {
+      const end = datagramEnd(msg, at, coalesced);
+      if (end < 0) return;
+      if (readU32(msg, at) === link.connId) link.receive(datagramAt(msg, at, end));
+      at = end;
+    } while (at < msg.length);
   });
-  socket.on('error', (e) => link!.ended(`socket error: ${e.message}`));
+  socket.on('error', (e) => link.ended(`socket error: ${e.message}`));
   return link;
 }

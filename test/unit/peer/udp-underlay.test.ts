@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { peerAddon } from '../../../daemon/peer/native.js';
 import type { UnderlayLink } from '../../../daemon/peer/underlay/link.js';
 import { dialUdp, UDP_HEADER_LEN, UdpListener } from '../../../daemon/peer/underlay/udp.js';
@@ -55,17 +56,24 @@ test('a cleared batch sends nothing', async () => {
   assert.equal(runs.length + plain.length, 0);
 });
 
-/** A loopback listener whose accepted links (with their first packet) are awaited one by one. */
-async function listen(): Promise<{ listener: UdpListener; port: number; accepted: () => Promise<[UnderlayLink, Buffer]> }> {
-  const ready: Array<[UnderlayLink, Buffer]> = [];
-  const waiting: Array<(v: [UnderlayLink, Buffer]) => void> = [];
+type Accepted = [link: UnderlayLink, first: Buffer, later: string[]];
+
+/**
+ * A loopback listener whose accepted links are awaited one by one, each with its first packet and
+ * (until a test sets its own onPacket) the packets that followed, as text.
+ */
+async function listen(): Promise<{ listener: UdpListener; port: number; accepted: () => Promise<Accepted> }> {
+  const ready: Accepted[] = [];
+  const waiting: Array<(v: Accepted) => void> = [];
   const listener = await UdpListener.open('udp://127.0.0.1:0', { scheme: 'udp', host: '127.0.0.1', port: 0 }, (link, first) => {
-    const v: [UnderlayLink, Buffer] = [link, Buffer.from(first)];
+    const later: string[] = [];
+    link.onPacket = (p) => later.push(p.toString());
+    const v: Accepted = [link, Buffer.from(first), later];
     const w = waiting.shift();
     if (w) w(v);
     else ready.push(v);
   });
-  const accepted = (): Promise<[UnderlayLink, Buffer]> =>
+  const accepted = (): Promise<Accepted> =>
     ready.length ? Promise.resolve(ready.shift()!) : new Promise((resolve) => waiting.push(resolve));
   return { listener, port: Number(listener.boundUri.split(':').pop()), accepted };
 }
@@ -156,6 +164,38 @@ test('two links from one address to one listener keep their datagrams apart, int
   } finally {
     one.close();
     two.close();
+    await listener.close();
+  }
+});
+
+test('a message of datagrams back to back (what UDP GRO delivers) splits by their headers; a bad tail is counted', async () => {
+  const { listener, port, accepted } = await listen();
+  const raw = createSocket('udp4');
+  try {
+    const header = (connId: number, len: number): Buffer => {
+      const h = Buffer.alloc(UDP_HEADER_LEN);
+      h.writeUInt32LE(connId, 0);
+      h[4] = 3; // data
+      h.writeUInt16LE(len, 6);
+      return h;
+    };
+    const two = Buffer.concat([header(7, 3), Buffer.from('one'), header(7, 3), Buffer.from('two'), Buffer.from([1, 2, 3])]);
+    await new Promise<void>((resolve) => raw.send(two, port, '127.0.0.1', () => resolve()));
+    // A well-formed datagram after it, so there is an event to wait for either way.
+    await new Promise<void>((resolve) => raw.send(Buffer.concat([header(8, 4), Buffer.from('last')]), port, '127.0.0.1', () => resolve()));
+    const [, firstBody, later] = await accepted();
+    if (listener.gro) {
+      // On a GRO socket the run splits: "one" opens the link, "two" follows on it, the tail is malformed.
+      assert.equal(firstBody.toString(), 'one');
+      assert.deepEqual(later, ['two']);
+      const [, lastBody] = await accepted();
+      assert.equal(lastBody.toString(), 'last');
+    } else {
+      assert.equal(firstBody.toString(), 'last', 'without GRO the whole message is one malformed datagram');
+    }
+    assert.equal(listener.malformed, 1);
+  } finally {
+    raw.close();
     await listener.close();
   }
 });

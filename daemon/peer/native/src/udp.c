@@ -4,6 +4,9 @@
  * the device (or at the receiving socket on veth/loopback). A plain send costs a syscall and a
  * full stack traversal per datagram, most of a sending node's CPU at speed.
  *
+ * The receiving side's counterpart, UDP GRO: a socket with it set gets such a run (arriving whole
+ * over veth/loopback, or coalesced by the NIC's GRO) as ONE message, datagrams back to back.
+ *
  * JS API (registered by addon.c):
  *   udpSendRun(fd, datagrams: Uint8Array[], first, count, segment, ip: string|null, port) -> n
  *       sends datagrams[first .. first+count) as one GSO send of `segment`-byte segments: each one
@@ -11,6 +14,7 @@
  *       socket, null/0 for a connected one. n: bytes sent, or -errno (nothing was sent), e.g. -EIO
  *       or -ENOPROTOOPT where GSO is unsupported, -EINVAL for a segment over the path MTU,
  *       -EAFNOSUPPORT for an ip that is no IPv4/IPv6 literal.
+ *   udpEnableGro(fd) -> 0, or -errno (e.g. -ENOPROTOOPT before Linux 5.0)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +28,9 @@
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
 #endif
 /* The kernel's UDP_MAX_SEGMENTS. */
 #define MAX_SEGMENTS 64
@@ -106,9 +113,23 @@ static napi_value send_run(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value enable_gro(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1) CHECK(napi_invalid_arg);
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  int on = 1;
+  int r = setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on);
+  CHECK(napi_create_int32(env, r < 0 ? -errno : 0, &result));
+  return result;
+}
+
 napi_status register_udp(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"udpSendRun", NULL, send_run, NULL, NULL, NULL, napi_default, NULL},
+    {"udpEnableGro", NULL, enable_gro, NULL, NULL, NULL, napi_default, NULL},
   };
-  return napi_define_properties(env, exports, 1, props);
+  return napi_define_properties(env, exports, 2, props);
 }
