@@ -14,8 +14,8 @@ export interface PeerAddon {
   /** One GSO send of datagrams[first, first + count): all `segment` bytes, the last maybe shorter. Bytes sent or -errno. */
   udpSendRun(fd: number, datagrams: Uint8Array[], first: number, count: number, segment: number,
     ip: string | null, port: number): number;
-  /** Sets UDP_GRO on a UDP socket: 0, or -errno. */
-  udpEnableGro(fd: number): number;
+  /** Probes a UDP socket: bit 1, GSO sends work; bit 2, GRO is now on. */
+  udpOffloads(fd: number): number;
 }
 
 export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';

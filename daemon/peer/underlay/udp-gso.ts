@@ -31,8 +31,8 @@ function dgramState(socket: Socket): DgramState | undefined {
 
 /** One socket's GSO sends, shared by the links on it (a listener serves many), and its GRO. */
 export class GsoSocket {
-  /** Largest segment the kernel takes in a GSO send; 0 once it showed it takes none. */
-  private maxSegment = 0xffff;
+  /** Largest segment the kernel takes in a GSO send; 0 where it takes none. */
+  private maxSegment: number;
   /**
    * UDP GRO is on: a received message may hold a run of datagrams back to back, so a GSO run
    * costs the receiver one read, not one per datagram. Our datagrams carry their own length.
@@ -41,7 +41,9 @@ export class GsoSocket {
 
   private constructor(private readonly socket: Socket, private readonly state: DgramState, private readonly fd: number,
     private readonly addon: PeerAddon) {
-    this.gro = addon.udpEnableGro(fd) === 0;
+    const bits = addon.udpOffloads(fd);
+    this.maxSegment = bits & 1 ? 0xffff : 0;
+    this.gro = (bits & 2) !== 0;
   }
 
   /** For a bound socket (and turns its GRO on); null when the addon or the fd is missing. */

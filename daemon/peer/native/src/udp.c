@@ -14,7 +14,8 @@
  *       socket, null/0 for a connected one. n: bytes sent, or -errno (nothing was sent), e.g. -EIO
  *       or -ENOPROTOOPT where GSO is unsupported, -EINVAL for a segment over the path MTU,
  *       -EAFNOSUPPORT for an ip that is no IPv4/IPv6 literal.
- *   udpEnableGro(fd) -> 0, or -errno (e.g. -ENOPROTOOPT before Linux 5.0)
+ *   udpOffloads(fd) -> bits: 1 = GSO sends work here (Linux >= 4.18; older kernels would ignore
+ *       the cmsg and send a run as ONE datagram, so never try blind), 2 = GRO is now on (>= 5.0)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -113,23 +114,25 @@ static napi_value send_run(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value enable_gro(napi_env env, napi_callback_info info) {
+static napi_value offloads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   int32_t fd;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 1) CHECK(napi_invalid_arg);
   CHECK(napi_get_value_int32(env, argv[0], &fd));
-  int on = 1;
-  int r = setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on);
-  CHECK(napi_create_int32(env, r < 0 ? -errno : 0, &result));
+  int segment = 0, on = 1;
+  socklen_t len = sizeof segment;
+  int bits = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &len) == 0 ? 1 : 0;
+  if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0) bits |= 2;
+  CHECK(napi_create_int32(env, bits, &result));
   return result;
 }
 
 napi_status register_udp(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"udpSendRun", NULL, send_run, NULL, NULL, NULL, napi_default, NULL},
-    {"udpEnableGro", NULL, enable_gro, NULL, NULL, NULL, napi_default, NULL},
+    {"udpOffloads", NULL, offloads, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, 2, props);
 }
