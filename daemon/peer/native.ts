@@ -1,6 +1,8 @@
 /**
  * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
+ * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
+ * rule it out).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,9 +23,10 @@ export interface PeerAddon {
 export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';
 let addon: PeerAddon | null | undefined;
 
-/** The addon if built (looked for from dist/daemon/peer/ and daemon/peer/), else null; loaded once. */
+/** The addon if built (looked for from dist/daemon/peer/ and daemon/peer/) and not turned off, else null; loaded once. */
 export function peerAddon(): PeerAddon | null {
   if (addon !== undefined) return addon;
+  if (process.env.TSTIER_PEER_ADDON === 'off') return (addon = null);
   const found = ['../../../', '../../'].map((up) => new URL(up + PEER_ADDON_FILE, import.meta.url)).find((u) => existsSync(u));
   addon = found ? createRequire(import.meta.url)(found.pathname) as PeerAddon : null;
   return addon;

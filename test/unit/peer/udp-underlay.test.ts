@@ -116,7 +116,7 @@ async function burstAcross(from: UnderlayLink, to: UnderlayLink): Promise<void> 
 }
 
 test('bursts over loopback arrive whole and in order, both directions', async (t) => {
-  if (!peerAddon()) t.diagnostic('peer addon not built: plain dgram sends checked');
+  if (!peerAddon()) t.diagnostic('peer addon not built (or TSTIER_PEER_ADDON=off): plain dgram sends checked');
   const { dialled, accepted, first, listener } = await linkPair();
   try {
     assert.equal(first.toString(), 'hello');
