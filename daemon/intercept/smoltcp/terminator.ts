@@ -66,7 +66,8 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
     const owner = this.client.claim(
       { ip: u32ToIpv4(k.src), port: k.ports >>> 16 }, { ip: u32ToIpv4(k.dst), port: k.ports & 0xffff }, pkt);
     if (!owner) return false;
-    const flow: SmolFlow<O> = { owner, src: k.src, dst: k.dst, ports: k.ports, id: 0, phase: 'claimed', syn: pkt.slice(),
+    const flow: SmolFlow<O> = { owner, src: k.src, dst: k.dst, ports: k.ports, id: 0, phase: 'claimed',
+      syn: Uint8Array.prototype.slice.call(pkt), // a copy: pkt is a view into the TUN's read batch
       since: this.clock() };
     owner.term = flow;
     this.flows.set(k.src, k.dst, k.ports, flow);
