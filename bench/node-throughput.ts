@@ -6,7 +6,8 @@
  * On a busy machine throughput mostly says how much CPU the nodes were given, so each round also
  * reports what the transfer cost: CPU seconds (user + system, from /proc) each node spent per GB
  * delivered, the sender (seals) and the receiver (opens) apart. Rounds give best-of-N.
- * BENCH_CPU_PROF=<dir> writes a V8 CPU profile of every node process into <dir>.
+ * BENCH_CPU_PROF=<dir> writes a V8 CPU profile of every node process into <dir>;
+ * TSTIER_PEER_ADDON=off measures the nodes on their node:crypto/dgram fallback.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
