@@ -7,55 +7,20 @@
  *  - subnet to subnet: LAN host L1 behind router A (--use-smoltcp, -n its LAN) reaches L2 behind B
  *    (-n B's LAN) over KCP, one large and 200 concurrent flows byte-exact, A's table lists them as Kcp;
  *  - the subnet proxy: a node without the KCP proxy reaches L2 by plain packets that B terminates and
- *    re-dials (L2 has no route to the virtual network), and a closed port there is ECONNREFUSED.
+ *    re-dials (L2 has no route to the virtual network), and a closed port there is ECONNREFUSED;
+ *  - --no-tun: flows to such a node's own address end in its userspace stack and reach loopback.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Netns, unavailableReason, type Namespace } from './lib/netns.js';
-import { cliJson, startCore, type CoreNode } from './lib/core.js';
+import { Netns, unavailableReason } from './lib/netns.js';
+import { startCore } from './lib/core.js';
+import { FLOWS, connectResult, runFlows as flows, waitRoutes, waitRows, type ProxyRow } from './lib/proxy.js';
 
-const FLOWS = new URL('./fixtures/proxy-flows.js', import.meta.url);
 const SKIP = unavailableReason();
-
-interface ProxyRow { src: string; dst: string; state: string; transport_type: string; role?: string }
-interface Done { ok: number; failed: number; errors: string[]; upSha256: string; downSha256: string }
 
 const common = (ip: string, host: string): string[] =>
   ['--network-name', 'tt11net', '--network-secret', 'smol-secret', '-i', ip, '--hostname', host, '--dev-name', 'tt11tun',
     '--log-level', 'info'];
-
-async function flows(ns: Namespace, host: string, port: number, count: number, up: number, down: number,
-  finFirst: boolean, seed: number): Promise<Done> {
-  const p = ns.node(FLOWS, ['flows', host, String(port), String(count), String(up), String(down), finFirst ? '1' : '0', String(seed)]);
-  return p.waitForEvent<Done>('done', 60_000);
-}
-
-async function connectResult(ns: Namespace, host: string, port: number, timeoutMs: number): Promise<unknown> {
-  return ns.node(FLOWS, ['connect', host, String(port), String(timeoutMs)]).waitForEvent('connect', timeoutMs + 10_000);
-}
-
-/** Polls the proxy table until `ok` holds (bounded: each poll is one CLI round trip). */
-async function waitRows(ns: Namespace, what: string, ok: (rows: ProxyRow[]) => boolean): Promise<ProxyRow[]> {
-  let rows: ProxyRow[] = [];
-  for (let i = 0; i < 50; i++) {
-    rows = await cliJson<ProxyRow>(ns, ['proxy']).catch(() => []);
-    if (ok(rows)) return rows;
-  }
-  assert.fail(`${ns.name}: ${what}; last rows: ${JSON.stringify(rows.slice(0, 5))}`);
-}
-
-/** Waits until route sync lists `n` other nodes and, when given, proxy CIDR `cidr` among them. */
-async function waitRoutes(ns: Namespace, n: number, cidr?: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const rows = await cliJson<{ proxy_cidrs?: string }>(ns, ['route']).catch(() => []);
-    if (rows.length >= n && (!cidr || JSON.stringify(rows).includes(cidr))) return;
-  }
-  assert.fail(`${ns.name}: routes never reached ${n}${cidr ? ` with ${cidr}` : ''}`);
-}
-
-async function stopCore(node: CoreNode): Promise<void> {
-  await node.proc.stop();
-}
 
 test('smoltcp termination: a TUN firewall breaks the kernel path, not the userspace one; fidelity',
   { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
@@ -76,7 +41,7 @@ test('smoltcp termination: a TUN firewall breaks the kernel path, not the usersp
         await waitRoutes(a, 1);
         assert.deepEqual(await connectResult(a, '10.144.160.2', 7000, 3000), { event: 'connect', result: 'timeout' });
       } finally {
-        await stopCore(kernel);
+        await kernel.proc.stop();
       }
     });
 
@@ -115,11 +80,13 @@ test('smoltcp termination: a TUN firewall breaks the kernel path, not the usersp
 
 test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
   const net = await Netns.create('tt11-s2s', t);
-  const [l1, ra, nb, l2, c] = [await net.ns('l1'), await net.ns('ra'), await net.ns('nb'), await net.ns('l2'), await net.ns('c')];
+  const [l1, ra, nb, l2, c, d] = [await net.ns('l1'), await net.ns('ra'), await net.ns('nb'), await net.ns('l2'),
+    await net.ns('c'), await net.ns('d')];
   await net.link(l1, ra, '192.168.111.2/24', '192.168.111.1/24');
   await net.link(ra, nb, '10.253.2.1/24', '10.253.2.2/24');
   await net.link(nb, l2, '192.168.112.1/24', '192.168.112.2/24');
   await net.link(c, nb, '10.253.3.1/24', '10.253.3.2/24');
+  await net.link(d, nb, '10.253.4.1/24', '10.253.4.2/24');
   await l1.exec(['ip', 'route', 'add', 'default', 'via', '192.168.111.1']);
   await ra.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   // L2 knows only its own LAN: replies can reach a client only because B re-dials from 192.168.112.1.
@@ -128,9 +95,12 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
   await startCore(ra, [...common('10.144.161.1', 'router-a'), '--no-listener', '--enable-kcp-proxy', '--use-smoltcp',
     '-n', '192.168.111.0/24', '-p', 'udp://10.253.2.2:11010']);
   await startCore(c, [...common('10.144.161.3', 'node-c'), '--no-listener', '-p', 'udp://10.253.3.2:11010']);
+  // D has no TUN: its own address is served by its userspace stack, which dials loopback.
+  await startCore(d, [...common('10.144.161.4', 'node-d'), '--no-listener', '--no-tun', '-p', 'udp://10.253.4.2:11010']);
   await l2.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
-  await waitRoutes(ra, 2, '192.168.112.0/24');
-  await waitRoutes(c, 2, '192.168.112.0/24');
+  await d.node(FLOWS, ['serve', '127.0.0.1', '7000']).waitForEvent('listening');
+  await waitRoutes(ra, 3, '192.168.112.0/24');
+  await waitRoutes(c, 3, '192.168.112.0/24');
 
   await t.test('L1 -> L2: one large flow each way arrives byte-exact', async () => {
     const r = await flows(l1, '192.168.112.2', 7000, 1, 16 << 20, 16 << 20, false, 1);
@@ -160,5 +130,10 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
 
   await t.test('C -> a closed port behind B is ECONNREFUSED', async () => {
     assert.deepEqual(await connectResult(c, '192.168.112.2', 7999, 10_000), { event: 'connect', result: 'ECONNREFUSED' });
+  });
+
+  await t.test('C -> D (--no-tun): D terminates flows to its own address and dials loopback; byte-exact', async () => {
+    const r = await flows(c, '10.144.161.4', 7000, 5, 100_000, 100_000, true, 40_000);
+    assert.deepEqual([r.ok, r.failed, r.errors], [5, 0, []]);
   });
 });

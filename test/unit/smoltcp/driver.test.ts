@@ -6,22 +6,15 @@ import { test } from 'node:test';
 import { type FlowRequest, SmoltcpDriver, type SmoltcpSocket } from '../../../daemon/intercept/smoltcp/driver.js';
 import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { TCP_ACK, TCP_RST } from '../../../daemon/packet/tcp.js';
-import { TestClient, parseSegment } from './harness.js';
+import { Conditions, TestClient, parseSegment } from './harness.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** A driver on the real clock, wired to TestClients; `until` resolves when a condition holds. */
 async function setup(onFlow: (driver: SmoltcpDriver, request: FlowRequest) => void) {
   const clients = new Map<number, TestClient>();
-  const waiters: { done: () => boolean; resolve: () => void }[] = [];
-  const check = (): void => {
-    for (const w of [...waiters]) {
-      if (w.done()) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  };
+  const conditions = new Conditions();
+  const check = conditions.check;
   const pump = (): void => {
     for (const c of clients.values()) for (const packet of c.drain()) driver.input(packet);
     check();
@@ -38,11 +31,7 @@ async function setup(onFlow: (driver: SmoltcpDriver, request: FlowRequest) => vo
       setImmediate(check);
     },
   );
-  const until = (done: () => boolean): Promise<void> =>
-    new Promise((resolve) => {
-      waiters.push({ done, resolve });
-      check();
-    });
+  const until = (done: () => boolean): Promise<void> => conditions.until(done);
   const connect = (client: TestClient): TestClient => {
     clients.set(client.srcPort, client);
     driver.input(client.syn());

@@ -315,3 +315,24 @@ export class Harness {
     throw new Error('stack did not settle');
   }
 }
+
+/** Promises that resolve once their condition holds; call check() after anything that may change one. */
+export class Conditions {
+  private readonly waiters: { done: () => boolean; resolve: () => void }[] = [];
+
+  readonly check = (): void => {
+    for (const w of [...this.waiters]) {
+      if (w.done()) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+
+  until(done: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push({ done, resolve });
+      this.check();
+    });
+  }
+}

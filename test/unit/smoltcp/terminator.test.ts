@@ -13,7 +13,7 @@ import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../../../daemon/intercept/smoltcp/terminator.js';
 import type { TerminatorClient } from '../../../daemon/intercept/terminator.js';
 import { createLogger } from '../../../daemon/log.js';
-import { TestClient, parseSegment } from './harness.js';
+import { Conditions, TestClient, parseSegment } from './harness.js';
 
 interface Owner {
   term: unknown;
@@ -25,15 +25,8 @@ interface Owner {
 
 async function setup(claimPort: number) {
   const clients = new Map<number, TestClient>();
-  const waiters: { done: () => boolean; resolve: () => void }[] = [];
-  const check = (): void => {
-    for (const w of [...waiters]) {
-      if (w.done()) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  };
+  const conditions = new Conditions();
+  const check = conditions.check;
   const owners: Owner[] = [];
   const client: TerminatorClient<Owner> = {
     claim: (_src, dst) => {
@@ -55,10 +48,7 @@ async function setup(claimPort: number) {
     clients.get(seg.dstPort)?.receive(seg);
     setImmediate(pump);
   }, () => performance.now(), createLogger('test'));
-  const until = (done: () => boolean): Promise<void> => new Promise((resolve) => {
-    waiters.push({ done, resolve });
-    check();
-  });
+  const until = (done: () => boolean): Promise<void> => conditions.until(done);
   const open = (srcPort: number, dstPort: number): { c: TestClient; taken: boolean } => {
     const c = new TestClient('10.0.0.2', srcPort, '198.51.100.7', dstPort);
     clients.set(srcPort, c);
