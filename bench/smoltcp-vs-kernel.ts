@@ -13,7 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Netns, unavailableReason, type Namespace } from '../test/netns/lib/netns.js';
 import { cliJson, startCore, type CoreNode } from '../test/netns/lib/core.js';
-import { cpuSeconds, rssKiB } from './lib/proc-stats.js';
+import { cpuSeconds, rssKiB } from './lib/proc-stat.js';
 
 const FLOWS = new URL('../test/netns/fixtures/proxy-flows.js', import.meta.url);
 const args = process.argv.slice(2);
