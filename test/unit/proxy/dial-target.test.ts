@@ -1,0 +1,28 @@
+/** Where the destination side dials: mapped ranges back to real, own services refused, --no-tun on loopback. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NodeConfig } from '../../../daemon/config/node-config.js';
+import { dstDialTarget } from '../../../daemon/proxy/dial-target.js';
+
+const cfg = (over: Partial<NodeConfig>): NodeConfig => ({
+  instanceName: 'default', hostname: 'h', networkName: 'n', networkSecret: 's', listeners: ['udp://0.0.0.0:11010'], peers: [],
+  proxyNetworks: [{ cidr: '192.168.12.0/24', mappedCidr: '10.99.12.0/24' }], rpcPortal: '127.0.0.1:15888', devName: '',
+  mtu: 1380, noTun: false, useSmoltcp: false, enableKcpProxy: false, disableKcpInput: false, enableQuicProxy: false,
+  disableQuicInput: false, disableRelayKcp: false, disableRelayQuic: false, proxyOptimistic: false, logLevel: 'info',
+  ipv4: { address: '10.144.1.2', prefix: 24 }, ...over,
+});
+
+test('dial target: a mapped address dials the real host, host bits kept', () => {
+  assert.deepEqual(dstDialTarget({ ip: '10.99.12.7', port: 80 }, cfg({})), { ok: true, ip: '192.168.12.7' });
+  assert.deepEqual(dstDialTarget({ ip: '192.168.12.7', port: 80 }, cfg({})), { ok: true, ip: '192.168.12.7' });
+});
+
+test("dial target: the node's own listener and RPC ports are refused", () => {
+  assert.equal(dstDialTarget({ ip: '10.144.1.2', port: 11010 }, cfg({})).ok, false);
+  assert.equal(dstDialTarget({ ip: '10.144.1.2', port: 15888 }, cfg({ noTun: true })).ok, false);
+});
+
+test('dial target: with --no-tun the own address is dialled on loopback; with a TUN as is', () => {
+  assert.deepEqual(dstDialTarget({ ip: '10.144.1.2', port: 8080 }, cfg({ noTun: true })), { ok: true, ip: '127.0.0.1' });
+  assert.deepEqual(dstDialTarget({ ip: '10.144.1.2', port: 8080 }, cfg({})), { ok: true, ip: '10.144.1.2' });
+});
