@@ -31,6 +31,8 @@ const PORT = 7000;
 
 const CONDITIONS: Array<{ name: string; impair: string[] | null }> = [
   { name: 'clean veth', impair: null },
+  // Delay alone through the relay: what the relay itself costs, before any loss.
+  { name: '0% loss, 20 ms', impair: ['--delay', '20', '--seed', '20'] },
   { name: '5% loss, 20 ms', impair: ['--loss', '0.05', '--delay', '20', '--seed', '21'] },
   { name: '20% loss, 20 ms', impair: ['--loss', '0.2', '--delay', '20', '--seed', '22'] },
 ];
@@ -45,7 +47,8 @@ type PathName = keyof typeof PATHS;
 interface Row {
   cond: string;
   path: PathName;
-  r: Measured;
+  /** Null when a step stalled (the check says which). */
+  r: Measured | null;
   check: string;
 }
 
@@ -73,7 +76,8 @@ function table(rows: Row[]): string {
   const head = ['link', 'path', 'bulk MB/s', 'CPU s/GiB', 'RR p50 ms', 'RR p99 ms', 'conn+1st byte p50 ms', 'p99 ms', 'A lists'];
   const lines = [head, head.map(() => '---')];
   for (const { cond, path, r, check } of rows) {
-    lines.push([cond, path, fmt(r.mbps), fmt(r.cpuPerGiB), fmt(r.rrP50, 2), fmt(r.rrP99, 2), fmt(r.cfbP50, 2), fmt(r.cfbP99, 2),
+    if (!r) lines.push([cond, path, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', check]);
+    else lines.push([cond, path, fmt(r.mbps), fmt(r.cpuPerGiB), fmt(r.rrP50, 2), fmt(r.rrP99, 2), fmt(r.cfbP50, 2), fmt(r.cfbP99, 2),
       [check, r.cfbStalls ? `${r.cfbStalls} connects stalled > 5 s` : ''].filter(Boolean).join('; ')]);
   }
   return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
@@ -89,8 +93,9 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (const cond of CONDITIONS) {
       for (const path of Object.keys(PATHS) as PathName[]) {
-        const row = { cond: cond.name, ...(await runPath(a, b, cond.impair, path)) };
-        process.stderr.write(`${cond.name} / ${path}: ${fmt(row.r.mbps)} MB/s (${fmt((performance.now() - t0) / 1000, 0)} s)\n`);
+        const row: Row = await runPath(a, b, cond.impair, path).then((x) => ({ cond: cond.name, ...x }),
+          (e: Error) => ({ cond: cond.name, path, r: null, check: `stalled: ${e.message.split('\n')[0]}` }));
+        process.stderr.write(`${cond.name} / ${path}: ${row.r ? `${fmt(row.r.mbps)} MB/s` : row.check} (${fmt((performance.now() - t0) / 1000, 0)} s)\n`);
         rows.push(row);
       }
     }

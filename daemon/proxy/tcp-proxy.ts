@@ -385,13 +385,14 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 /**
  * The node's QUIC endpoint. Its stateless-reset key comes from the network secret and the peer id,
  * so after a restart this node's resets end its peers' stale connections at once. A missing or broken
- * QUIC core leaves the node without QUIC (logged), not without a proxy.
+ * QUIC core leaves the node without QUIC (logged), not without a proxy. TSTIER_QUIC_WASM overrides
+ * where the core is loaded from.
  */
 async function openQuicEndpoint(host: ProxyHost, log: Logger): Promise<QuicEndpoint | null> {
   const resetKey = createHash('sha256').update('tstier quic reset key\0').update(host.config.networkSecret)
     .update(String(host.peer.peerId)).digest().subarray(0, 16);
   try {
-    return await QuicEndpoint.create({ resetKey });
+    return await QuicEndpoint.create({ resetKey, wasmPath: process.env.TSTIER_QUIC_WASM || undefined });
   } catch (e) {
     log.error('QUIC core unavailable: no QUIC-carried flows on this node', { err: e });
     return null;

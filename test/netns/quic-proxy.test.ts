@@ -136,6 +136,23 @@ test('QUIC proxy: carriage, precedence, resets, loss, runtime fallback', { skip:
       && /kcp: denied by peer; peer accepts quic; quic: denied by peer; plain packets/.test(x.reason ?? '')), JSON.stringify(viaPlain));
   });
 
+  await t.test('runtime fallback: a peer whose QUIC never answers (its core is missing) gets plain packets after 3 s', async () => {
+    // X (behind B) advertises quic_input but cannot load its QUIC core, so QUIC packets to it go unanswered.
+    const x = await net.ns('x');
+    await net.link(b, x, '10.250.7.1/24', '10.250.7.2/24');
+    const nx = await startCore(x, [...common('10.144.170.9', 'node-x'), '--no-listener', '--disable-kcp-input',
+      '-p', 'udp://10.250.7.1:11010'], { TSTIER_QUIC_WASM: '/nonexistent/tstier_quic.wasm' });
+    assert.ok(nx.proc.lines.some((l) => /QUIC core unavailable/.test(l)), 'X runs without its QUIC core');
+    await waitPeers(a, 5);
+    await x.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
+    const r = await flows(a, '10.144.170.9', 2, 100_000, 100_000, false, 70_000);
+    assert.deepEqual([r.ok, r.failed, r.errors], [2, 0, []]);
+    const rows = await waitRows(a, 'A lists the flows to X', (rs) => rs.filter(toDst('10.144.170.9')).length >= 2);
+    const toX = rows.filter(toDst('10.144.170.9'));
+    assert.ok(toX.every((y) => y.transport_type === 'Tcp' && /peer accepts quic; quic: no answer in 3 s; plain packets/.test(y.reason ?? '')),
+      JSON.stringify(toX));
+  });
+
   await t.test('over a lossy, delaying link (10% loss each way, 15 ms) QUIC transfers stay byte-exact', async () => {
     // E -> relay -> F, F refusing KCP, so QUIC crosses the lossy link.
     const [e, f] = [await net.ns('e'), await net.ns('f')];
