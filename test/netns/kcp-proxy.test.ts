@@ -10,12 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, unavailableReason, type Namespace } from './lib/netns.js';
-import { cliJson, startCore } from './lib/core.js';
+import { cliJson, startCore, waitPeers, waitRows, type ProxyRow } from './lib/core.js';
 
 const FLOWS = new URL('./fixtures/proxy-flows.js', import.meta.url);
 const SKIP = unavailableReason();
 
-interface ProxyRow { src: string; dst: string; state: string; transport_type: string; role?: string; start_time: string; reason?: string }
 interface Done { ok: number; failed: number; errors: string[]; upSha256: string; downSha256: string }
 
 const common = (ip: string, host: string): string[] =>
@@ -27,24 +26,6 @@ async function flows(ns: Namespace, host: string, port: number, count: number, u
   finFirst: boolean, seed: number): Promise<Done> {
   const p = ns.node(FLOWS, ['flows', host, String(port), String(count), String(up), String(down), finFirst ? '1' : '0', String(seed)]);
   return p.waitForEvent<Done>('done', 120_000);
-}
-
-/** Polls the proxy table until `ok` holds (bounded: each poll is one CLI round trip). */
-async function waitRows(ns: Namespace, what: string, ok: (rows: ProxyRow[]) => boolean): Promise<ProxyRow[]> {
-  let rows: ProxyRow[] = [];
-  for (let i = 0; i < 50; i++) {
-    rows = await cliJson<ProxyRow>(ns, ['proxy']).catch(() => []);
-    if (ok(rows)) return rows;
-  }
-  assert.fail(`${ns.name}: ${what}; last rows: ${JSON.stringify(rows.slice(0, 5))}`);
-}
-
-async function waitPeers(ns: Namespace, n: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const rows = await cliJson<{ ipv4: string }>(ns, ['route']).catch(() => []);
-    if (rows.length >= n) return;
-  }
-  assert.fail(`${ns.name}: routes never reached ${n}`);
 }
 
 test('KCP proxy: interception, fidelity, fallback, visibility, loss', { skip: SKIP ?? false, timeout: 300_000 }, async (t) => {

@@ -6,6 +6,7 @@
 import type { PeerManager } from '../../peer/peer-manager.js';
 import type { CarrierDriver, FlowSink } from '../carrier.js';
 import type { DialStatus, OpenRequest } from '../flow-frames.js';
+import { PassScheduler } from '../pass-scheduler.js';
 import type { PipeStream } from '../socket-pipe.js';
 import { FlowEvent, KcpCarrier, type KcpFlow } from './endpoint.js';
 
@@ -19,10 +20,7 @@ type PeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
 export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
   readonly kind = 'Kcp';
   private readonly sinks = new Map<KcpFlow, FlowSink<KcpFlow>>();
-  private scheduled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
-  private closed = false;
+  private readonly passes = new PassScheduler(() => this.pass(), nowMs);
 
   constructor(
     private readonly peer: PeerSeam,
@@ -98,19 +96,14 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
 
   /** Something changed (a packet, a write, a read): run one pass soon. */
   kick(): void {
-    if (this.scheduled || this.closed) return;
-    this.scheduled = true;
-    setImmediate(() => this.pass());
+    this.passes.kick();
   }
 
   close(): void {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.passes.close();
   }
 
   private pass(): void {
-    this.scheduled = false;
-    if (this.closed) return;
     const carrier = this.carrier;
     const now = nowMs();
     if (carrier.pollTimeout() <= now) carrier.handleTimeout(now);
@@ -124,17 +117,6 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
       this.peer.sendTo(t.peerId, t.type, t.data);
       carrier.recycle(t);
     }
-    this.arm(carrier.pollTimeout());
-  }
-
-  private arm(at: number): void {
-    if (at === Infinity || at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.kick();
-    }, Math.max(0, at - nowMs()));
+    this.passes.arm(carrier.pollTimeout());
   }
 }

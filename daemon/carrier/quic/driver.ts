@@ -16,6 +16,7 @@ import type { PeerManager } from '../../peer/peer-manager.js';
 import { PacketType } from '../../peer/wire.js';
 import { FlowEvent, type CarrierDriver, type FlowSink } from '../carrier.js';
 import { decodeOpen, DialStatus, encodeControl, encodeOpen, FrameType, type OpenRequest } from '../flow-frames.js';
+import { PassScheduler } from '../pass-scheduler.js';
 import type { PipeStream } from '../socket-pipe.js';
 import { nowMs } from '../kcp/driver.js';
 import { QUIC_FIN, QUIC_GONE, type QuicConnectionStats, type QuicEndpoint, type QuicEvent } from './endpoint.js';
@@ -49,10 +50,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   private readonly scratch = new Uint8Array(READ_CHUNK);
   private readonly openTimeoutMs: number;
   private readonly statsOf = (flow: QuicFlow): QuicConnectionStats | null => this.connStats(flow);
-  private scheduled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
-  private closed = false;
+  private readonly passes = new PassScheduler(() => this.pass(), nowMs);
 
   constructor(
     private readonly peer: PeerSeam,
@@ -140,14 +138,11 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   }
 
   kick(): void {
-    if (this.scheduled || this.closed) return;
-    this.scheduled = true;
-    setImmediate(() => this.pass());
+    this.passes.kick();
   }
 
   close(): void {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.passes.close();
   }
 
   /** Open flows (for stats and tests). */
@@ -161,8 +156,6 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   // ---- the pass ----
 
   private pass(): void {
-    this.scheduled = false;
-    if (this.closed) return;
     const ep = this.ep;
     const now = nowMs();
     if (ep.pollTimeout() <= now) ep.handleTimeout(now);
@@ -180,7 +173,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     }
     let at = ep.pollTimeout();
     for (const f of this.opening) if (f.openDeadline < at) at = f.openDeadline;
-    this.arm(at);
+    this.passes.arm(at);
   }
 
   private onEvent(e: QuicEvent): void {
@@ -480,16 +473,5 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     } catch {
       return null; // the connection is gone
     }
-  }
-
-  private arm(at: number): void {
-    if (at === Infinity || at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.kick();
-    }, Math.max(0, at - nowMs()));
   }
 }

@@ -32,3 +32,33 @@ export async function cliJson<T>(ns: Namespace, args: string[]): Promise<T[]> {
   const r = await ns.exec([process.execPath, CLI, ...args, '-o', 'json']);
   return JSON.parse(r.stdout) as T[];
 }
+
+/** One row of `easytier-cli proxy -o json`, as the tests read it. */
+export interface ProxyRow {
+  src: string;
+  dst: string;
+  state: string;
+  transport_type: string;
+  role?: string;
+  start_time?: string;
+  reason?: string;
+}
+
+/** Polls the proxy table until `ok` holds (bounded: each poll is one CLI round trip); fails naming `what`. */
+export async function waitRows(ns: Namespace, what: string, ok: (rows: ProxyRow[]) => boolean): Promise<ProxyRow[]> {
+  let rows: ProxyRow[] = [];
+  for (let i = 0; i < 50; i++) {
+    rows = await cliJson<ProxyRow>(ns, ['proxy']).catch(() => []);
+    if (ok(rows)) return rows;
+  }
+  throw new Error(`${ns.name}: ${what}; last rows: ${JSON.stringify(rows.slice(0, 5))}`);
+}
+
+/** Polls the route table until it lists at least `n` nodes (bounded). */
+export async function waitPeers(ns: Namespace, n: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const rows = await cliJson<{ ipv4: string }>(ns, ['route']).catch(() => []);
+    if (rows.length >= n) return;
+  }
+  throw new Error(`${ns.name}: routes never reached ${n}`);
+}
