@@ -22,11 +22,14 @@ type Handler = (from: number, payload: Buffer, header: Buffer) => void;
 class LoopPeer {
   readonly handlers = new Map<number, Handler>();
   other!: LoopPeer;
+  /** A peer that never answers: everything sent to it is lost. */
+  deaf = false;
   constructor(readonly id: number) {}
   onPacket(type: number, h: Handler): void {
     this.handlers.set(type, h);
   }
   sendTo(_peerId: number, type: number, payload: Uint8Array): boolean {
+    if (this.other.deaf) return true;
     const copy = Buffer.from(payload);
     setImmediate(() => this.other.handlers.get(type)?.(this.id, copy, Buffer.alloc(0)));
     return true;
@@ -114,15 +117,17 @@ function bytes(n: number, seed: number): Uint8Array {
   return b;
 }
 
-async function pair(opts: { acceptInput?: boolean; maxStreams?: number } = {}) {
+async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: boolean; openTimeoutMs?: number } = {}) {
   const module = await loadQuicModule();
   const pa = new LoopPeer(101);
   const pb = new LoopPeer(202);
   pa.other = pb;
   pb.other = pa;
+  pb.deaf = opts.deaf ?? false;
   const accepted: Array<{ flow: QuicFlow }> = [];
   let onAccept: (flow: QuicFlow) => void = (flow) => accepted.push({ flow });
-  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1 }), { acceptInput: true }, () => undefined);
+  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1 }),
+    { acceptInput: true, openTimeoutMs: opts.openTimeoutMs }, () => undefined);
   const b = new QuicCarrierDriver(pb as never, new QuicEndpoint(module, { seed: 2, maxStreams: opts.maxStreams }),
     { acceptInput: opts.acceptInput ?? true }, (flow) => onAccept(flow));
   return {
@@ -232,6 +237,20 @@ test('opens beyond the peer stream limit wait for streams-available, and all com
       assert.equal(c.sha, sha(bytes(1000, 5000 + i)), `flow ${i} down`);
     });
     assert.deepEqual(new Set(servers.map((s) => s.sha)), new Set(clients.map((_, i) => sha(bytes(5000, i)))));
+  } finally {
+    p.close();
+  }
+});
+
+test('a peer that never answers: the open ends Unreachable at its timeout, never heard (so the proxy may fall back)', async () => {
+  const p = await pair({ deaf: true, openTimeoutMs: 200 });
+  try {
+    const client = new End(p.a, bytes(10, 1));
+    const flow = p.a.open(202, REQ, client);
+    await client.finished;
+    assert.equal(client.status, DialStatus.Unreachable);
+    assert.equal(flow.heard, false);
+    assert.ok(flow.ended);
   } finally {
     p.close();
   }
