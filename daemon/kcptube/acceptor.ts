@@ -20,7 +20,8 @@ import type { TubeContext } from './log.js';
 import { SessionRouter } from './router.js';
 import { TubeSession, type TubeEvent } from './session.js';
 import { buildBindingRequest, isStun, parseBindingResponse } from './stun.js';
-import { Tunnel, nowMs, type TunnelOwner } from './tunnel.js';
+import { nowMs } from '../io/clock.js';
+import { Tunnel, type TunnelOwner } from './tunnel.js';
 
 interface ServerPath {
   socket: UdpSocket;

@@ -15,7 +15,8 @@ import { TunnelCipher } from './crypt.js';
 import type { TubeContext } from './log.js';
 import { SessionRouter } from './router.js';
 import { TubeSession, type TubeEvent } from './session.js';
-import { Tunnel, nowMs, type TunnelOwner } from './tunnel.js';
+import { nowMs } from '../io/clock.js';
+import { Tunnel, type TunnelOwner } from './tunnel.js';
 import { WIRE_VERSION } from './wire.js';
 
 /** kcptun's default socket buffers; KCP's windows burst more than the kernel's defaults hold. */

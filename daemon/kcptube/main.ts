@@ -15,7 +15,7 @@ import { TunnelDialer, resolveDestination } from './dialer.js';
 import { TubeLog, newContext, type TubeContext } from './log.js';
 import { KcptubeRelay } from './relay.js';
 import { KcptubeServer } from './server.js';
-import { nowMs } from './tunnel.js';
+import { nowMs } from '../io/clock.js';
 
 const USAGE = 'usage: tstier-kcptube [--check-config | --try] CONFIG [CONFIG...]\n';
 const TRY_TIMEOUT_MS = 5000;

@@ -4,12 +4,10 @@
  * connections (TCP/UDP pipes) it carries, by connection id. Work is coalesced: inputs and socket
  * events only mark it dirty; one setImmediate pass pumps the session, dispatches events, and sends.
  */
+import { nowMs } from '../io/clock.js';
+import { PassScheduler } from '../io/pass-scheduler.js';
 import type { TubeEvent, TubeSession } from './session.js';
 
-/** The clock of every session: integer milliseconds, monotonic. */
-export function nowMs(): number {
-  return Math.floor(performance.now());
-}
 
 /** One application connection riding a tunnel. */
 export interface Conn {
@@ -38,19 +36,13 @@ const FINISH_WAIT_MS = 10_000;
 
 export class Tunnel {
   readonly conns = new Map<number, Conn>();
-  private scheduled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
   private ended = false;
+  private readonly passes = new PassScheduler(() => this.run(), nowMs);
   private finishBy = Infinity;
   /** Connections whose socket is full; reading the session waits for them. */
   private fullSinks = 0;
 
-  readonly kick = (): void => {
-    if (this.scheduled || this.ended) return;
-    this.scheduled = true;
-    setImmediate(this.run);
-  };
+  readonly kick = (): void => this.passes.kick();
 
   constructor(
     readonly session: TubeSession,
@@ -81,8 +73,7 @@ export class Tunnel {
     this.kick();
   }
 
-  private readonly run = (): void => {
-    this.scheduled = false;
+  private run(): void {
     if (this.ended) return;
     const now = nowMs();
     const s = this.session;
@@ -94,8 +85,8 @@ export class Tunnel {
       this.dispatch();
     }
     this.transmit();
-    if (!this.ended) this.arm(now);
-  };
+    if (!this.ended) this.passes.arm(Math.min(s.pollTimeout(), this.finishBy));
+  }
 
   private transmit(): void {
     let d: Uint8Array | null;
@@ -131,18 +122,6 @@ export class Tunnel {
     return any;
   }
 
-  private arm(now: number): void {
-    const at = Math.min(this.session.pollTimeout(), this.finishBy);
-    if (at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.run();
-    }, Math.max(0, at - now));
-  }
-
   /** Ends at once (CLOSE to the peer), dropping every connection. */
   close(): void {
     if (this.ended) return;
@@ -154,7 +133,7 @@ export class Tunnel {
   private end(reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.passes.close();
     this.transmit(); // a CLOSE we queued
     for (const c of [...this.conns.values()]) c.abort();
     this.conns.clear();

@@ -11,7 +11,8 @@ import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
-import { nowMs, SessionDriver } from './driver.js';
+import { nowMs } from '../io/clock.js';
+import { SessionDriver } from './driver.js';
 
 interface Slot {
   driver: SessionDriver;

@@ -6,12 +6,10 @@
 import type { Socket } from 'node:net';
 import type { TstierError } from '../errors.js';
 import type { KcptunSession } from '../transport/session/kcptun-session.js';
+import { nowMs } from '../io/clock.js';
+import { PassScheduler } from '../io/pass-scheduler.js';
 import { StreamPipe } from './pipe.js';
 
-/** The sessions' clock: integer milliseconds, monotonic. */
-export function nowMs(): number {
-  return Math.floor(performance.now());
-}
 
 export interface DriverHooks {
   /** The peer opened a stream (server side): dial the target and attach() it. */
@@ -28,15 +26,9 @@ const MAX_ROUNDS = 16;
 export class SessionDriver {
   readonly pipes = new Map<number, StreamPipe>();
   readonly createdAt = nowMs();
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
-  private scheduled = false;
   private ended = false;
-  readonly kick = (): void => {
-    if (this.scheduled || this.ended) return;
-    this.scheduled = true;
-    setImmediate(this.run);
-  };
+  private readonly passes = new PassScheduler(() => this.run(), nowMs);
+  readonly kick = (): void => this.passes.kick();
 
   constructor(
     readonly session: KcptunSession,
@@ -89,8 +81,7 @@ export class SessionDriver {
   /** FINs that arrived for streams not attached yet. */
   private readonly sawFin = new Set<number>();
 
-  private readonly run = (): void => {
-    this.scheduled = false;
+  private run(): void {
     if (this.ended) return;
     const now = nowMs();
     const s = this.session;
@@ -107,8 +98,8 @@ export class SessionDriver {
     }
     let d: Uint8Array | null;
     while ((d = s.pollTransmit()) !== null) this.send(d);
-    if (!this.ended) this.arm(now);
-  };
+    if (!this.ended) this.passes.arm(s.pollTimeout());
+  }
 
   /** Handles pending session events; true if any (they may have made more work). */
   private dispatch(): boolean {
@@ -139,18 +130,6 @@ export class SessionDriver {
     return any;
   }
 
-  private arm(now: number): void {
-    const at = this.session.pollTimeout();
-    if (at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.run();
-    }, Math.max(0, at - now));
-  }
-
   /** Closes the session and every stream. */
   close(): void {
     if (this.ended) return;
@@ -164,7 +143,7 @@ export class SessionDriver {
   private end(error: TstierError | null): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.passes.close();
     for (const p of [...this.pipes.values()]) p.close();
     this.session.release();
     this.hooks.onClosed(this, error);

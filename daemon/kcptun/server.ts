@@ -11,7 +11,8 @@ import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { peekConvSn } from '../transport/session/route.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
-import { nowMs, SessionDriver } from './driver.js';
+import { nowMs } from '../io/clock.js';
+import { SessionDriver } from './driver.js';
 
 /**
  * A memory guard against floods of forged-but-valid first packets (kcp-go's only limit is its

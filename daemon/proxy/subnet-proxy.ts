@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import { DialStatus } from '../carrier/flow-frames.js';
 import type { SocketAddr } from '../carrier/flow-frames.js';
-import { nowMs } from '../carrier/kcp/driver.js';
+import { nowMs } from '../io/clock.js';
 import type { AppStream } from '../carrier/socket-pipe.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';

@@ -6,14 +6,10 @@
 import type { PeerManager } from '../../peer/peer-manager.js';
 import type { CarrierDriver, FlowSink } from '../carrier.js';
 import type { DialStatus, OpenRequest } from '../flow-frames.js';
-import { PassScheduler } from '../pass-scheduler.js';
+import { nowMs } from '../../io/clock.js';
+import { PassScheduler } from '../../io/pass-scheduler.js';
 import type { PipeStream } from '../socket-pipe.js';
 import { FlowEvent, KcpCarrier, type KcpFlow } from './endpoint.js';
-
-/** The clock of every carrier: integer milliseconds, monotonic. */
-export function nowMs(): number {
-  return Math.floor(performance.now());
-}
 
 type PeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
 

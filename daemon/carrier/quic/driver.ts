@@ -16,9 +16,9 @@ import type { PeerManager } from '../../peer/peer-manager.js';
 import { PacketType } from '../../peer/wire.js';
 import { FlowEvent, type CarrierDriver, type FlowSink } from '../carrier.js';
 import { decodeOpen, DialStatus, encodeControl, encodeOpen, FrameType, type OpenRequest } from '../flow-frames.js';
-import { PassScheduler } from '../pass-scheduler.js';
+import { PassScheduler } from '../../io/pass-scheduler.js';
 import type { PipeStream } from '../socket-pipe.js';
-import { nowMs } from '../kcp/driver.js';
+import { nowMs } from '../../io/clock.js';
 import { QUIC_FIN, QUIC_GONE, type QuicConnectionStats, type QuicEndpoint, type QuicEvent } from './endpoint.js';
 import { QuicFlow } from './flow.js';
 

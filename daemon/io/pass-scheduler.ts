@@ -1,5 +1,5 @@
 /**
- * How a carrier driver runs its sans-IO core: work is coalesced into passes. Anything that changes
+ * How a driver runs its sans-IO core (a carrier, a kcptun session, a kcptube tunnel): work is coalesced into passes. Anything that changes
  * (a peer packet, a socket write or read) asks for a pass with kick(); one setImmediate runs it, so a
  * burst of packets costs one pass. The pass ends by arming the timer for the core's next deadline.
  */
