@@ -4,10 +4,12 @@
  * on once the bytes before it are written) and reset (one side's abort resets the other).
  */
 import type { AppStream } from '../carrier/socket-pipe.js';
+import type { FlowCounters } from './flow-table.js';
 
 export type SpliceEnd = 'clean' | 'reset';
 
-export function splice(a: AppStream, b: AppStream, onDone: (how: SpliceEnd) => void): void {
+/** `counters`, when given, counts a's bytes to b as rxBytes and b's to a as txBytes (a is the client). */
+export function splice(a: AppStream, b: AppStream, onDone: (how: SpliceEnd) => void, counters?: FlowCounters): void {
   let ends = 0;
   let done = false;
   const finish = (how: SpliceEnd): void => {
@@ -15,8 +17,9 @@ export function splice(a: AppStream, b: AppStream, onDone: (how: SpliceEnd) => v
     done = true;
     onDone(how);
   };
-  const oneWay = (from: AppStream, to: AppStream): void => {
+  const oneWay = (from: AppStream, to: AppStream, field: 'rxBytes' | 'txBytes'): void => {
     from.on('data', (chunk: Buffer) => {
+      if (counters) counters[field] += chunk.length;
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => from.resume());
@@ -35,8 +38,8 @@ export function splice(a: AppStream, b: AppStream, onDone: (how: SpliceEnd) => v
       finish('reset');
     });
   };
-  oneWay(a, b);
-  oneWay(b, a);
+  oneWay(a, b, 'rxBytes');
+  oneWay(b, a, 'txBytes');
   a.resume();
   b.resume();
 }

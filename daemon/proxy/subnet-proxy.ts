@@ -93,7 +93,7 @@ export class SubnetProxy implements TerminatorClient<InboundFlow> {
     splice(stream, socket, (how) => {
       this.term.ended(flow);
       this.finish(flow, how === 'clean' ? 'closed' : 'reset');
-    });
+    }, flow.entry.counters);
   }
 
   abandoned(flow: InboundFlow, why: string): void {

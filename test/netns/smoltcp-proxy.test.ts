@@ -125,7 +125,13 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
     assert.deepEqual([r.ok, r.failed, r.errors], [10, 0, []]);
     const rows = await waitRows(nb, 'B lists the subnet-proxied flows',
       (rs) => rs.filter((x) => x.src.startsWith('10.144.161.3:') && x.transport_type === 'Tcp').length >= 10);
-    assert.ok(rows.filter((x) => x.src.startsWith('10.144.161.3:')).every((x) => x.role === 'dst'));
+    const fromC = rows.filter((x) => x.src.startsWith('10.144.161.3:'));
+    assert.ok(fromC.every((x) => x.role === 'dst'), JSON.stringify(fromC[0]));
+    // Bytes as B's stack saw them: the 13-byte header and 200 000 up, 300 000 down.
+    const closed = await waitRows(nb, 'the subnet-proxied flows close', (rs) =>
+      rs.filter((x) => x.src.startsWith('10.144.161.3:') && x.state === 'Closed').length >= 10);
+    const counts = closed.filter((x) => x.src.startsWith('10.144.161.3:')).map((x) => [x.rx_bytes, x.tx_bytes]);
+    assert.deepEqual(counts, Array.from({ length: 10 }, () => [200_013, 300_000]));
   });
 
   await t.test('C -> a closed port behind B is ECONNREFUSED', async () => {

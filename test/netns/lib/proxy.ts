@@ -8,7 +8,17 @@ import { cliJson } from './core.js';
 
 export const FLOWS = new URL('../fixtures/proxy-flows.js', import.meta.url);
 
-export interface ProxyRow { src: string; dst: string; state: string; transport_type: string; role?: string; start_time: string; reason?: string }
+export interface ProxyRow {
+  src: string;
+  dst: string;
+  state: string;
+  transport_type: string;
+  role?: string;
+  start_time: string;
+  reason?: string;
+  tx_bytes?: number;
+  rx_bytes?: number;
+}
 export interface FlowsDone { ok: number; failed: number; errors: string[]; upSha256: string; downSha256: string }
 
 /** Runs `count` flows of the fixture from `ns` to host:port at once and returns its verdict. */
