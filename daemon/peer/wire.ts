@@ -6,6 +6,9 @@
  *   0 from_peer_id u32 | 4 to_peer_id u32 | 8 packet_type u8 | 9 flags u8
  *  10 forward_counter u8 | 11 reserved u8 | 12 len u32 (payload length)
  */
+/** This format's fields are little-endian. */
+export { readU32Le as readU32, writeU32Le as writeU32, readU16Le as readU16, writeU16Le as writeU16 } from '../packet/bytes.js';
+import { readU32Le as readU32, writeU32Le as writeU32 } from '../packet/bytes.js';
 
 export const PM_HEADER_LEN = 16;
 
@@ -61,22 +64,3 @@ export const pmFrom = (b: Uint8Array): number => readU32(b, 0);
 export const pmTo = (b: Uint8Array): number => readU32(b, 4);
 export const pmType = (b: Uint8Array): number => b[8]!;
 
-export function readU32(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-}
-
-export function writeU32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 0xff;
-  b[at + 1] = (v >>> 8) & 0xff;
-  b[at + 2] = (v >>> 16) & 0xff;
-  b[at + 3] = (v >>> 24) & 0xff;
-}
-
-export function readU16(b: Uint8Array, at: number): number {
-  return b[at]! | (b[at + 1]! << 8);
-}
-
-export function writeU16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 0xff;
-  b[at + 1] = (v >>> 8) & 0xff;
-}

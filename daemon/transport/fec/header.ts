@@ -4,6 +4,8 @@
  * A parity shard's payload starts at 6. In bare KCP, bytes 4..5 are cmd (81..84) and frg,
  * so the flag values below never occur there.
  */
+/** This format's fields are little-endian. */
+export { readU16Le as readU16, writeU16Le as writeU16 } from '../../packet/bytes.js';
 export const FEC_HEADER_SIZE = 8;
 /** Where a shard starts within the FEC header: the size field is coded along with the KCP bytes. */
 export const FEC_SHARD_OFFSET = 6;
@@ -17,11 +19,3 @@ export function paws(shardsPerGroup: number): number {
   return Math.floor(0xffffffff / shardsPerGroup) * shardsPerGroup;
 }
 
-export function readU16(b: Uint8Array, o: number): number {
-  return b[o] | (b[o + 1] << 8);
-}
-
-export function writeU16(b: Uint8Array, o: number, v: number): void {
-  b[o] = v;
-  b[o + 1] = v >>> 8;
-}

@@ -17,6 +17,9 @@
  * `parseSegmentHeader` / `encodeSegment` are the representation-level helpers for control paths,
  * tests and tools.
  */
+/** This format's fields are little-endian. */
+export { readU32Le as readU32, writeU32Le as writeU32 } from '../../packet/bytes.js';
+import { readU32Le as readU32, writeU32Le as writeU32 } from '../../packet/bytes.js';
 
 export const IKCP_OVERHEAD = 24;
 export const IKCP_SN_OFFSET = 12;
@@ -56,17 +59,6 @@ export interface SegmentHeader {
 
 export function isKnownCmd(cmd: number): boolean {
   return cmd >= IKCP_CMD_PUSH && cmd <= IKCP_CMD_WINS;
-}
-
-export function readU32(b: Uint8Array, off: number): number {
-  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
-}
-
-export function writeU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v;
-  b[off + 1] = v >>> 8;
-  b[off + 2] = v >>> 16;
-  b[off + 3] = v >>> 24;
 }
 
 /** Writes one 24-byte header at `off`; returns the offset just past it. */

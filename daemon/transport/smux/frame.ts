@@ -2,6 +2,9 @@
  * smux frame header: version (u8), cmd (u8), payload length (u16 LE), stream id (u32 LE), then the payload.
  * UPD's payload is consumed (u32 LE) + window (u32 LE).
  */
+/** This format's fields are little-endian. */
+export { readU32Le as readU32, writeU32Le as writeU32 } from '../../packet/bytes.js';
+import { readU32Le as readU32, writeU32Le as writeU32 } from '../../packet/bytes.js';
 
 export const HEADER_SIZE = 8;
 export const UPD_PAYLOAD_SIZE = 8;
@@ -38,17 +41,6 @@ export function writeHeader(b: Uint8Array, o: number, version: number, cmd: numb
   b[o + 3] = length >>> 8;
   writeU32(b, o + 4, sid);
   return o + HEADER_SIZE;
-}
-
-export function readU32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-}
-
-export function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = v >>> 24;
 }
 
 /** Encodes one whole frame into a fresh buffer (control paths and tests; the session writes in place). */
