@@ -8,7 +8,8 @@
  *    (-n B's LAN) over KCP, one large and 200 concurrent flows byte-exact, A's table lists them as Kcp;
  *  - the subnet proxy: a node without the KCP proxy reaches L2 by plain packets that B terminates and
  *    re-dials (L2 has no route to the virtual network), and a closed port there is ECONNREFUSED;
- *  - --no-tun: flows to such a node's own address end in its userspace stack and reach loopback.
+ *  - --no-tun: flows to such a node's own address end in its userspace stack and reach loopback;
+ *  - a mapped range (-n real->mapped) is reached at the mapped addresses, over KCP and by plain packets.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,14 +85,18 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
     await net.ns('c'), await net.ns('d')];
   await net.link(l1, ra, '192.168.111.2/24', '192.168.111.1/24');
   await net.link(ra, nb, '10.253.2.1/24', '10.253.2.2/24');
-  await net.link(nb, l2, '192.168.112.1/24', '192.168.112.2/24');
+  const lan2 = await net.link(nb, l2, '192.168.112.1/24', '192.168.112.2/24');
+  // A second range on the same LAN, exported under a mapped range.
+  await nb.exec(['ip', 'addr', 'add', '192.168.113.1/24', 'dev', lan2]);
+  await l2.exec(['ip', 'addr', 'add', '192.168.113.2/24', 'dev', lan2]);
   await net.link(c, nb, '10.253.3.1/24', '10.253.3.2/24');
   await net.link(d, nb, '10.253.4.1/24', '10.253.4.2/24');
   await l1.exec(['ip', 'route', 'add', 'default', 'via', '192.168.111.1']);
   await ra.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   // L2 knows only its own LAN: replies can reach a client only because B re-dials from 192.168.112.1.
 
-  await startCore(nb, [...common('10.144.161.2', 'node-b'), '-l', 'udp://0.0.0.0:11010', '-n', '192.168.112.0/24']);
+  await startCore(nb, [...common('10.144.161.2', 'node-b'), '-l', 'udp://0.0.0.0:11010',
+    '-n', '192.168.112.0/24,192.168.113.0/24->10.99.113.0/24']);
   await startCore(ra, [...common('10.144.161.1', 'router-a'), '--no-listener', '--enable-kcp-proxy', '--use-smoltcp',
     '-n', '192.168.111.0/24', '-p', 'udp://10.253.2.2:11010']);
   await startCore(c, [...common('10.144.161.3', 'node-c'), '--no-listener', '-p', 'udp://10.253.3.2:11010']);
@@ -99,8 +104,8 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
   await startCore(d, [...common('10.144.161.4', 'node-d'), '--no-listener', '--no-tun', '-p', 'udp://10.253.4.2:11010']);
   await l2.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
   await d.node(FLOWS, ['serve', '127.0.0.1', '7000']).waitForEvent('listening');
-  await waitRoutes(ra, 3, '192.168.112.0/24');
-  await waitRoutes(c, 3, '192.168.112.0/24');
+  await waitRoutes(ra, 3, '10.99.113.0/24');
+  await waitRoutes(c, 3, '10.99.113.0/24');
 
   await t.test('L1 -> L2: one large flow each way arrives byte-exact', async () => {
     const r = await flows(l1, '192.168.112.2', 7000, 1, 16 << 20, 16 << 20, false, 1);
@@ -141,5 +146,16 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
   await t.test('C -> D (--no-tun): D terminates flows to its own address and dials loopback; byte-exact', async () => {
     const r = await flows(c, '10.144.161.4', 7000, 5, 100_000, 100_000, true, 40_000);
     assert.deepEqual([r.ok, r.failed, r.errors], [5, 0, []]);
+  });
+
+  await t.test('a mapped range (-n real->mapped): L1 over KCP and C by plain packets reach the real host', async () => {
+    const [overKcp, plain] = await Promise.all([
+      flows(l1, '10.99.113.2', 7000, 5, 50_000, 50_000, false, 50_000),
+      flows(c, '10.99.113.2', 7000, 5, 50_000, 50_000, false, 60_000),
+    ]);
+    assert.deepEqual([overKcp.ok, overKcp.failed, overKcp.errors], [5, 0, []]);
+    assert.deepEqual([plain.ok, plain.failed, plain.errors], [5, 0, []]);
+    const rows = await waitRows(ra, 'A lists the mapped flows', (rs) => rs.filter((r) => r.dst === '10.99.113.2:7000').length >= 5);
+    assert.ok(rows.filter((r) => r.dst === '10.99.113.2:7000').every((r) => r.transport_type === 'Kcp'));
   });
 });
