@@ -20,6 +20,8 @@ export interface MeasureOptions {
 }
 
 export interface Measured {
+  /** Connect-to-first-byte of the very first flow (it pays for any per-peer carrier set-up, e.g. a QUIC handshake), ms. */
+  firstCfb: number;
   mbps: number;
   cpuPerGiB: number;
   rrP50: number;
@@ -46,15 +48,20 @@ export async function serveTool(ns: Namespace, port: number): Promise<NsProcess>
   return p;
 }
 
-/** Latency probes first, while nothing is queued, then the bulk run with the CPU of `pids` around it. */
+/**
+ * The first flow alone, then latency probes while nothing is queued, then the bulk run with the CPU
+ * of `pids` around it.
+ */
 export async function measure(ns: Namespace, host: string, port: number, pids: number[], o: MeasureOptions): Promise<Measured> {
   const timeout = (o.seconds * 4 + 30) * 1000;
+  const first = await tool<{ p50: number }>(ns, 'cfb', host, port, ['10', '1'], timeout);
   const cfb = await tool<{ p50: number; p99: number; stalls: number }>(ns, 'cfb', host, port, [String(o.probeSeconds), String(o.cfbMax)], timeout);
   const rr = await tool<{ p50: number; p99: number }>(ns, 'rr', host, port, [String(o.probeSeconds), String(o.rrMax)], timeout);
   const cpu0 = pids.map(cpuSeconds);
   const bulk = await tool<{ bytes: number; mbps: number }>(ns, 'bulk', host, port, [String(o.seconds)], timeout);
   const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
   return {
+    firstCfb: first.p50,
     mbps: bulk.mbps,
     cpuPerGiB: pids.length ? cpu / (bulk.bytes / 2 ** 30) : NaN,
     rrP50: rr.p50,
