@@ -2,7 +2,7 @@
  * Blowfish (Schneier 1993), big-endian words, any key of 1..56 bytes (kcptun
  * passes all 32 derived bytes).
  */
-import { readBe32, writeBe32 } from './bytes.js';
+import { readU32, writeU32 } from '../../packet/bytes.js';
 import type { BlockEncryptor } from './cfb.js';
 
 const P_WORDS = 18;
@@ -60,22 +60,22 @@ export class Blowfish implements BlockEncryptor {
     const block = new Uint8Array(8);
     for (let i = 0; i < INIT_WORDS; i += 2) {
       this.encryptBlock(block, 0);
-      state[i] = readBe32(block, 0);
-      state[i + 1] = readBe32(block, 4);
+      state[i] = readU32(block, 0);
+      state[i + 1] = readU32(block, 4);
     }
   }
 
   encryptBlock(b: Uint8Array, off: number): void {
     const { p, s0, s1, s2, s3 } = this;
-    let l = readBe32(b, off);
-    let r = readBe32(b, off + 4);
+    let l = readU32(b, off);
+    let r = readU32(b, off + 4);
     for (let i = 0; i < 16; i += 2) {
       l ^= p[i];
       r ^= ((s0[l >>> 24] + s1[(l >>> 16) & 0xff]) ^ s2[(l >>> 8) & 0xff]) + s3[l & 0xff];
       r ^= p[i + 1];
       l ^= ((s0[r >>> 24] + s1[(r >>> 16) & 0xff]) ^ s2[(r >>> 8) & 0xff]) + s3[r & 0xff];
     }
-    writeBe32(b, off, r ^ p[17]);
-    writeBe32(b, off + 4, l ^ p[16]);
+    writeU32(b, off, r ^ p[17]);
+    writeU32(b, off + 4, l ^ p[16]);
   }
 }

@@ -1,5 +1,5 @@
 /** CAST-128 (RFC 2144) with a 128-bit key, 16 rounds, big-endian words (x/crypto/cast5). */
-import { readBe32, writeBe32 } from './bytes.js';
+import { readU32, writeU32 } from '../../packet/bytes.js';
 import type { BlockEncryptor } from './cfb.js';
 import { castSBoxes } from './cast5-sboxes.js';
 
@@ -44,8 +44,8 @@ function keySchedule(key: Uint8Array, s: Uint32Array[]): Uint32Array {
   const step = (dst: Uint8Array, src: Uint8Array, steps: readonly Step[]): void => {
     for (const [dw, sw, a, b, c, d, extraBox, extra] of steps) {
       const at = (i: number): number => (i >= 16 ? dst[i - 16] : src[i]);
-      const v = readBe32(src, 4 * sw) ^ s[4][at(a)] ^ s[5][at(b)] ^ s[6][at(c)] ^ s[7][at(d)] ^ s[4 + extraBox][src[extra]];
-      writeBe32(dst, 4 * dw, v);
+      const v = readU32(src, 4 * sw) ^ s[4][at(a)] ^ s[5][at(b)] ^ s[6][at(c)] ^ s[7][at(d)] ^ s[4 + extraBox][src[extra]];
+      writeU32(dst, 4 * dw, v);
     }
   };
   const pick = (from: Uint8Array, picks: readonly KeyPick[]): void => {
@@ -86,8 +86,8 @@ export class Cast5 implements BlockEncryptor {
 
   encryptBlock(b: Uint8Array, off: number): void {
     const { km, kr, s1, s2, s3, s4 } = this;
-    let l = readBe32(b, off);
-    let r = readBe32(b, off + 4);
+    let l = readU32(b, off);
+    let r = readU32(b, off + 4);
     for (let i = 0; i < 16; i++) {
       let f: number;
       let t: number;
@@ -108,7 +108,7 @@ export class Cast5 implements BlockEncryptor {
       r = (l ^ f) >>> 0;
       l = nl;
     }
-    writeBe32(b, off, r);
-    writeBe32(b, off + 4, l);
+    writeU32(b, off, r);
+    writeU32(b, off + 4, l);
   }
 }

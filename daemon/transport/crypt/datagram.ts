@@ -14,7 +14,7 @@
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { crc32Ieee } from '../checksum/crc32.js';
-import { readLe32, writeLe32 } from './bytes.js';
+import { readU32Le, writeU32Le } from '../../packet/bytes.js';
 import { newBlockCrypt, type CryptName } from './factory.js';
 import { NonceSource } from './nonce.js';
 import { NONCE_SIZE, type BlockCrypt } from './types.js';
@@ -63,7 +63,7 @@ class CrcFramedCrypt implements DatagramCrypt {
 
   seal(buf: Uint8Array, len: number): number {
     this.nonces.fill(buf, 0, NONCE_SIZE);
-    writeLe32(buf, CRC_OFFSET, crc32Ieee(buf, CRC_HEADER_SIZE, len));
+    writeU32Le(buf, CRC_OFFSET, crc32Ieee(buf, CRC_HEADER_SIZE, len));
     this.block.encrypt(buf, len);
     return len;
   }
@@ -71,7 +71,7 @@ class CrcFramedCrypt implements DatagramCrypt {
   open(buf: Uint8Array, len: number): number {
     if (len < CRC_HEADER_SIZE) return OPEN_TOO_SHORT;
     this.block.decrypt(buf, len);
-    return readLe32(buf, CRC_OFFSET) === crc32Ieee(buf, CRC_HEADER_SIZE, len) ? CRC_HEADER_SIZE : OPEN_BAD_CRC;
+    return readU32Le(buf, CRC_OFFSET) === crc32Ieee(buf, CRC_HEADER_SIZE, len) ? CRC_HEADER_SIZE : OPEN_BAD_CRC;
   }
 }
 

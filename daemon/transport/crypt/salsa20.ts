@@ -2,7 +2,7 @@
  * Salsa20/20 with a 64-bit nonce and a 256-bit key (Bernstein's specification;
  * x/crypto's XORKeyStream with an 8-byte nonce), block counter from 0.
  */
-import { readLe32, writeLe32 } from './bytes.js';
+import { readU32Le, writeU32Le } from '../../packet/bytes.js';
 import type { BlockCrypt } from './types.js';
 
 const SIGMA0 = 0x61707865; // "expa"
@@ -17,18 +17,18 @@ export class Salsa20 {
   constructor(key: Uint8Array) {
     const s = this.state;
     s[0] = SIGMA0;
-    for (let i = 0; i < 4; i++) s[1 + i] = readLe32(key, 4 * i);
+    for (let i = 0; i < 4; i++) s[1 + i] = readU32Le(key, 4 * i);
     s[5] = SIGMA1;
     s[10] = SIGMA2;
-    for (let i = 0; i < 4; i++) s[11 + i] = readLe32(key, 16 + 4 * i);
+    for (let i = 0; i < 4; i++) s[11 + i] = readU32Le(key, 16 + 4 * i);
     s[15] = SIGMA3;
   }
 
   /** XORs buf[start, end) with the keystream for `nonce` (8 bytes at nonceBuf[nonceOff]), counter 0. */
   xorKeyStream(buf: Uint8Array, start: number, end: number, nonceBuf: Uint8Array, nonceOff: number): void {
     const s = this.state;
-    s[6] = readLe32(nonceBuf, nonceOff);
-    s[7] = readLe32(nonceBuf, nonceOff + 4);
+    s[6] = readU32Le(nonceBuf, nonceOff);
+    s[7] = readU32Le(nonceBuf, nonceOff + 4);
     s[8] = 0;
     s[9] = 0;
     const block = this.block;
@@ -84,10 +84,10 @@ export class Salsa20 {
       u = (x14 + x13) | 0; x15 ^= (u << 18) | (u >>> 14);
     }
     const b = this.block;
-    writeLe32(b, 0, x0 + x[0]); writeLe32(b, 4, x1 + x[1]); writeLe32(b, 8, x2 + x[2]); writeLe32(b, 12, x3 + x[3]);
-    writeLe32(b, 16, x4 + x[4]); writeLe32(b, 20, x5 + x[5]); writeLe32(b, 24, x6 + x[6]); writeLe32(b, 28, x7 + x[7]);
-    writeLe32(b, 32, x8 + x[8]); writeLe32(b, 36, x9 + x[9]); writeLe32(b, 40, x10 + x[10]); writeLe32(b, 44, x11 + x[11]);
-    writeLe32(b, 48, x12 + x[12]); writeLe32(b, 52, x13 + x[13]); writeLe32(b, 56, x14 + x[14]); writeLe32(b, 60, x15 + x[15]);
+    writeU32Le(b, 0, x0 + x[0]); writeU32Le(b, 4, x1 + x[1]); writeU32Le(b, 8, x2 + x[2]); writeU32Le(b, 12, x3 + x[3]);
+    writeU32Le(b, 16, x4 + x[4]); writeU32Le(b, 20, x5 + x[5]); writeU32Le(b, 24, x6 + x[6]); writeU32Le(b, 28, x7 + x[7]);
+    writeU32Le(b, 32, x8 + x[8]); writeU32Le(b, 36, x9 + x[9]); writeU32Le(b, 40, x10 + x[10]); writeU32Le(b, 44, x11 + x[11]);
+    writeU32Le(b, 48, x12 + x[12]); writeU32Le(b, 52, x13 + x[13]); writeU32Le(b, 56, x14 + x[14]); writeU32Le(b, 60, x15 + x[15]);
   }
 }
 

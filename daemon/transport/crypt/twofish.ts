@@ -4,7 +4,7 @@
  * of the specification (§4.3.5); the key-dependent S-boxes are folded together
  * with the MDS matrix into four 256-entry tables per key, so g() is four lookups.
  */
-import { readLe32, writeLe32 } from './bytes.js';
+import { readU32Le, writeU32Le } from '../../packet/bytes.js';
 import type { BlockEncryptor } from './cfb.js';
 
 const Q0_T = [
@@ -117,8 +117,8 @@ export class Twofish implements BlockEncryptor {
     const odd: number[] = [];
     const sWords: number[] = [];
     for (let i = 0; i < k; i++) {
-      even.push(readLe32(key, 8 * i));
-      odd.push(readLe32(key, 8 * i + 4));
+      even.push(readU32Le(key, 8 * i));
+      odd.push(readU32Le(key, 8 * i + 4));
       let s = 0;
       for (let row = 0; row < 4; row++) {
         let v = 0;
@@ -141,10 +141,10 @@ export class Twofish implements BlockEncryptor {
 
   encryptBlock(b: Uint8Array, off: number): void {
     const { subkeys: k, s0, s1, s2, s3 } = this;
-    let r0 = readLe32(b, off) ^ k[0];
-    let r1 = readLe32(b, off + 4) ^ k[1];
-    let r2 = readLe32(b, off + 8) ^ k[2];
-    let r3 = readLe32(b, off + 12) ^ k[3];
+    let r0 = readU32Le(b, off) ^ k[0];
+    let r1 = readU32Le(b, off + 4) ^ k[1];
+    let r2 = readU32Le(b, off + 8) ^ k[2];
+    let r3 = readU32Le(b, off + 12) ^ k[3];
     for (let round = 0; round < 16; round += 2) {
       let t0 = s0[r0 & 0xff] ^ s1[(r0 >>> 8) & 0xff] ^ s2[(r0 >>> 16) & 0xff] ^ s3[r0 >>> 24];
       let t1 = s0[r1 >>> 24] ^ s1[r1 & 0xff] ^ s2[(r1 >>> 8) & 0xff] ^ s3[(r1 >>> 16) & 0xff];
@@ -157,9 +157,9 @@ export class Twofish implements BlockEncryptor {
       r0 = (r0 >>> 1) | (r0 << 31);
       r1 = ((r1 << 1) | (r1 >>> 31)) ^ ((t0 + 2 * t1 + k[2 * round + 11]) | 0);
     }
-    writeLe32(b, off, r2 ^ k[4]);
-    writeLe32(b, off + 4, r3 ^ k[5]);
-    writeLe32(b, off + 8, r0 ^ k[6]);
-    writeLe32(b, off + 12, r1 ^ k[7]);
+    writeU32Le(b, off, r2 ^ k[4]);
+    writeU32Le(b, off + 4, r3 ^ k[5]);
+    writeU32Le(b, off + 8, r0 ^ k[6]);
+    writeU32Le(b, off + 12, r1 ^ k[7]);
   }
 }

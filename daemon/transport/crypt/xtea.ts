@@ -1,5 +1,5 @@
 /** XTEA, 64 rounds (32 cycles), big-endian words as in x/crypto/xtea. */
-import { readBe32, writeBe32 } from './bytes.js';
+import { readU32, writeU32 } from '../../packet/bytes.js';
 import type { BlockEncryptor } from './cfb.js';
 
 const DELTA = 0x9e3779b9;
@@ -12,7 +12,7 @@ export class Xtea implements BlockEncryptor {
 
   constructor(key: Uint8Array) {
     if (key.length !== 16) throw new RangeError('XTEA key must be 16 bytes');
-    const k = [readBe32(key, 0), readBe32(key, 4), readBe32(key, 8), readBe32(key, 12)];
+    const k = [readU32(key, 0), readU32(key, 4), readU32(key, 8), readU32(key, 12)];
     let sum = 0;
     for (let i = 0; i < CYCLES; i++) {
       this.table[2 * i] = (sum + k[sum & 3]) | 0;
@@ -23,13 +23,13 @@ export class Xtea implements BlockEncryptor {
 
   encryptBlock(b: Uint8Array, off: number): void {
     const t = this.table;
-    let v0 = readBe32(b, off) | 0;
-    let v1 = readBe32(b, off + 4) | 0;
+    let v0 = readU32(b, off) | 0;
+    let v1 = readU32(b, off + 4) | 0;
     for (let i = 0; i < 2 * CYCLES; i += 2) {
       v0 = (v0 + (((((v1 << 4) ^ (v1 >>> 5)) + v1) | 0) ^ t[i])) | 0;
       v1 = (v1 + (((((v0 << 4) ^ (v0 >>> 5)) + v0) | 0) ^ t[i + 1])) | 0;
     }
-    writeBe32(b, off, v0);
-    writeBe32(b, off + 4, v1);
+    writeU32(b, off, v0);
+    writeU32(b, off + 4, v1);
   }
 }

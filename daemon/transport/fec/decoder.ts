@@ -11,7 +11,7 @@
  * NON-regular input (no window or RTT update). The peer's (ds, ps) are learnt from the
  * flag pattern (autotune), so a decoder built without a shape, (1,1), still decodes.
  */
-import { readLe32 } from '../crypt/bytes.js';
+import { readU32Le } from '../../packet/bytes.js';
 import { AutoTune } from './autotune.js';
 import { FEC_HEADER_SIZE, FEC_SHARD_OFFSET, FLAG_DATA, FLAG_OOB, FLAG_PARITY, paws, readU16 } from './header.js';
 import { ReedSolomon, type ShardRef } from './reedsolomon.js';
@@ -85,7 +85,7 @@ export class FecDecoder {
     const kind = isData ? 'data' : 'parity';
     if (!isData) this.counters.parityShards++;
 
-    const seqid = readLe32(buf, off);
+    const seqid = readU32Le(buf, off);
     this.tune.sample(isData, seqid);
     if ((seqid % this.shardsPerGroup < this.codec.dataShards) !== isData) {
       // Out of step with our (ds, ps): learn the peer's, and keep this shard out of FEC meanwhile.

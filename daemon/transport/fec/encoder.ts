@@ -7,7 +7,7 @@
  * shard is copied or kept: the caller may seal (encrypt) and send each data datagram
  * right away. Shorter shards count as zero-padded, as in kcp-go.
  */
-import { writeLe32 } from '../crypt/bytes.js';
+import { writeU32Le } from '../../packet/bytes.js';
 import { mulAddInto } from './galois.js';
 import { FEC_HEADER_SIZE, FEC_SHARD_OFFSET, FLAG_DATA, FLAG_PARITY, paws, writeU16 } from './header.js';
 import { ReedSolomon } from './reedsolomon.js';
@@ -78,7 +78,7 @@ export class FecEncoder {
     if (len < h + FEC_HEADER_SIZE || len > this.maxDatagram) throw new RangeError(`FEC encode: bad datagram length ${len}`);
     this.parityViews.length = 0;
     if (this.count === 0) this.startGroup();
-    writeLe32(buf, h, this.next);
+    writeU32Le(buf, h, this.next);
     writeU16(buf, h + 4, FLAG_DATA);
     writeU16(buf, h + 6, len - h - FEC_SHARD_OFFSET);
     this.next++;
@@ -98,7 +98,7 @@ export class FecEncoder {
     for (let k = 0; k < this.parityShards; k++) {
       if (!skip) {
         const p = this.parity[k];
-        writeLe32(p, h, this.next);
+        writeU32Le(p, h, this.next);
         writeU16(p, h + 4, FLAG_PARITY);
         this.parityViews.push(p.subarray(0, this.maxLen));
       }

@@ -9,7 +9,7 @@
  */
 import { Kcp, KCP_INPUT_OK } from '../kcp/kcp.js';
 import { IKCP_CMD_PUSH, IKCP_OVERHEAD, IKCP_SN_OFFSET, KCP_MTU_LIMIT } from '../kcp/segment.js';
-import { readLe32 } from '../crypt/bytes.js';
+import { readU32Le } from '../../packet/bytes.js';
 import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
 import { FecDecoder, type FecDecoderCounters } from '../fec/decoder.js';
 import { FecEncoder } from '../fec/encoder.js';
@@ -185,17 +185,17 @@ export class KcpLink {
     const rcvNxt = this.kcp.receiveNext;
     let stale = 0;
     for (let o = 0; d.length - o >= IKCP_OVERHEAD; ) {
-      const len = readLe32(d, o + 20);
+      const len = readU32Le(d, o + 20);
       if (len > d.length - o - IKCP_OVERHEAD) return d; // malformed: let KCP count it
-      if (d[o + 4] === IKCP_CMD_PUSH && ((readLe32(d, o + IKCP_SN_OFFSET) - rcvNxt) | 0) < 0) stale++;
+      if (d[o + 4] === IKCP_CMD_PUSH && ((readU32Le(d, o + IKCP_SN_OFFSET) - rcvNxt) | 0) < 0) stale++;
       o += IKCP_OVERHEAD + len;
     }
     if (stale === 0) return d;
     const out = this.recoveredScratch;
     let w = 0;
     for (let o = 0; d.length - o >= IKCP_OVERHEAD; ) {
-      const end = o + IKCP_OVERHEAD + readLe32(d, o + 20);
-      if (!(d[o + 4] === IKCP_CMD_PUSH && ((readLe32(d, o + IKCP_SN_OFFSET) - rcvNxt) | 0) < 0)) {
+      const end = o + IKCP_OVERHEAD + readU32Le(d, o + 20);
+      if (!(d[o + 4] === IKCP_CMD_PUSH && ((readU32Le(d, o + IKCP_SN_OFFSET) - rcvNxt) | 0) < 0)) {
         out.set(d.subarray(o, end), w);
         w += end - o;
       }

@@ -2,7 +2,7 @@
  * kcp-go Listener's look at an opened datagram before it picks a session (spec §6.3): the conv and
  * sn of the first KCP segment, found after the FEC header for data shards; parity shards have none.
  */
-import { readLe32 } from '../crypt/bytes.js';
+import { readU32Le } from '../../packet/bytes.js';
 import { FEC_HEADER_SIZE, FLAG_DATA, FLAG_PARITY, readU16 } from '../fec/header.js';
 import { IKCP_OVERHEAD, IKCP_SN_OFFSET } from '../kcp/segment.js';
 
@@ -17,7 +17,7 @@ export function peekConvSn(buf: Uint8Array, off: number, end: number, out: { con
     }
   }
   if (end - off < IKCP_OVERHEAD) return false;
-  out.conv = readLe32(buf, off);
-  out.sn = readLe32(buf, off + IKCP_SN_OFFSET);
+  out.conv = readU32Le(buf, off);
+  out.sn = readU32Le(buf, off + IKCP_SN_OFFSET);
   return true;
 }
