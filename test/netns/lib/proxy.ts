@@ -4,21 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import type { Namespace } from './netns.js';
-import { cliJson } from './core.js';
+import { cliJson, waitRows as waitCoreRows, type ProxyRow as CoreProxyRow } from './core.js';
 
 export const FLOWS = new URL('../fixtures/proxy-flows.js', import.meta.url);
 
-export interface ProxyRow {
-  src: string;
-  dst: string;
-  state: string;
-  transport_type: string;
-  role?: string;
-  start_time: string;
-  reason?: string;
-  tx_bytes?: number;
-  rx_bytes?: number;
-}
+/** A proxy table row with the byte counters these tests read. */
+export type ProxyRow = CoreProxyRow & { tx_bytes?: number; rx_bytes?: number };
 export interface FlowsDone { ok: number; failed: number; errors: string[]; upSha256: string; downSha256: string }
 
 /** Runs `count` flows of the fixture from `ns` to host:port at once and returns its verdict. */
@@ -33,15 +24,8 @@ export function connectResult(ns: Namespace, host: string, port: number, timeout
   return ns.node(FLOWS, ['connect', host, String(port), String(timeoutMs)]).waitForEvent('connect', timeoutMs + 10_000);
 }
 
-/** Polls the proxy table until `ok` holds (bounded: each poll is one CLI round trip). */
-export async function waitRows(ns: Namespace, what: string, ok: (rows: ProxyRow[]) => boolean): Promise<ProxyRow[]> {
-  let rows: ProxyRow[] = [];
-  for (let i = 0; i < 50; i++) {
-    rows = await cliJson<ProxyRow>(ns, ['proxy']).catch(() => []);
-    if (ok(rows)) return rows;
-  }
-  assert.fail(`${ns.name}: ${what}; last rows: ${JSON.stringify(rows.slice(0, 5))}`);
-}
+/** core.ts's waitRows, typed with the byte counters. */
+export const waitRows = waitCoreRows as (ns: Namespace, what: string, ok: (rows: ProxyRow[]) => boolean) => Promise<ProxyRow[]>;
 
 /** Waits until route sync lists `n` other nodes (and, when given, `needle` somewhere in the rows, e.g. a CIDR). */
 export async function waitRoutes(ns: Namespace, n: number, needle?: string): Promise<void> {
