@@ -148,8 +148,10 @@ export function defaultKcptunConfig(role: KcptunRole): KcptunConfig {
 }
 
 /** The ciphers of kcptun 2021 (`--crypt`). */
+/** kcptun 2021's ciphers, plus the newer null and aes-128-gcm (kcptun ≥ 2022-06 / v20251212; not in the 2021 binary). */
 export const KCPTUN_CIPHERS = [
   'aes', 'aes-128', 'aes-192', 'salsa20', 'blowfish', 'twofish', 'cast5', '3des', 'tea', 'xtea', 'xor', 'sm4', 'none',
+  'null', 'aes-128-gcm',
 ] as const;
 
 const KCPTUN_MODE_NAMES: readonly KcpMode[] = ['normal', 'fast', 'fast2', 'fast3', 'manual'];

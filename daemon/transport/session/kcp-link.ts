@@ -107,7 +107,9 @@ export class KcpLink {
     const fec = cfg.dataShards > 0 && cfg.parityShards > 0;
     this.kcp = new Kcp({
       conv: cfg.conv,
-      mtu: cfg.mtu,
+      // An AEAD's tag is appended after the datagram, so KCP gets the budget less the tag (kcp-go:
+      // mtu − 12 − 16 − FEC − 24 bytes of payload per segment with aes-128-gcm).
+      mtu: cfg.mtu - cfg.crypt.tailroom,
       headroom: this.cryptHeader + (fec ? FEC_HEADER_SIZE : 0),
       sndWnd: cfg.sndWnd,
       rcvWnd: cfg.rcvWnd,
@@ -292,8 +294,16 @@ export class KcpLink {
   }
 
 
-  /** Seals d in place; `whole` is d's backing view when the crypto layer appends a tag past d. */
+  /**
+   * Seals d in place; `whole` is d's backing view when the crypto layer appends a tag past d. A
+   * datagram without that room (KCP's, under an AEAD) is copied into one that has it.
+   */
   private seal(d: Uint8Array, whole: Uint8Array = d): void {
+    const tailroom = this.crypt.tailroom;
+    if (whole.length < d.length + tailroom) {
+      whole = new Uint8Array(d.length + tailroom);
+      whole.set(d);
+    }
     const len = this.crypt.seal(whole, d.length);
     this.snmp.OutPkts++;
     this.snmp.OutBytes += len;
