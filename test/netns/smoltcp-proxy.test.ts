@@ -9,7 +9,8 @@
  *  - the subnet proxy: a node without the KCP proxy reaches L2 by plain packets that B terminates and
  *    re-dials (L2 has no route to the virtual network), and a closed port there is ECONNREFUSED;
  *  - --no-tun: flows to such a node's own address end in its userspace stack and reach loopback;
- *  - a mapped range (-n real->mapped) is reached at the mapped addresses, over KCP and by plain packets.
+ *  - a mapped range (-n real->mapped) is reached at the mapped addresses, over KCP and by plain packets;
+ *  - an unreachable destination leaves the SYN unanswered (the application's connect times out).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -157,5 +158,9 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
     assert.deepEqual([plain.ok, plain.failed, plain.errors], [5, 0, []]);
     const rows = await waitRows(ra, 'A lists the mapped flows', (rs) => rs.filter((r) => r.dst === '10.99.113.2:7000').length >= 5);
     assert.ok(rows.filter((r) => r.dst === '10.99.113.2:7000').every((r) => r.transport_type === 'Kcp'));
+  });
+
+  await t.test('L1 -> an absent LAN address: no SYN-ACK and no RST, so connect times out as without a proxy', async () => {
+    assert.deepEqual(await connectResult(l1, '192.168.112.99', 7000, 4000), { event: 'connect', result: 'timeout' });
   });
 });
