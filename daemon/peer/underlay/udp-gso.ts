@@ -13,6 +13,12 @@ import { constants } from 'node:os';
 import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP } = constants.errno;
+/**
+ * GSO sends are opt-in (TSTIER_UDP_GSO=on). With them on, the first bulk flows after a node starts
+ * were measured crawling at ~4 MB/s for seconds (a KCP-proxied 32 MiB download: 7.9 s against 0.8 s
+ * with GSO off), for a cause not yet found; GRO on receive and the AEAD show no such effect.
+ */
+const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
 /** The kernel's UDP_MAX_SEGMENTS. */
 const MAX_SEGMENTS = 64;
 /** Bytes one GSO send may carry: a UDP datagram's limit, less IPv6/UDP headers, rounded down. */
@@ -42,7 +48,7 @@ export class GsoSocket {
   private constructor(private readonly socket: Socket, private readonly state: DgramState, private readonly fd: number,
     private readonly addon: PeerAddon) {
     const bits = addon.udpOffloads(fd);
-    this.maxSegment = bits & 1 ? 0xffff : 0;
+    this.maxSegment = bits & 1 && GSO_SENDS ? 0xffff : 0;
     this.gro = (bits & 2) !== 0;
   }
 
