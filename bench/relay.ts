@@ -151,11 +151,14 @@ class Lane {
   }
 }
 
+const SOCKET_BUFFER = 8 << 20;
+
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const rand = seededRandom(opts.seed ?? 1);
   const upLane = new Lane(opts.up ?? {}, rand);
   const downLane = new Lane(opts.down ?? {}, rand);
-  const front = createSocket('udp4');
+  // Large socket buffers: the relay models a link, so its own receive queue must not be what drops.
+  const front = createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
   const upstreams = new Map<string, Socket>();
   const all: Socket[] = [front];
 
@@ -163,7 +166,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     const key = `${from.address}:${from.port}`;
     let up = upstreams.get(key);
     if (!up) {
-      const sock = createSocket('udp4');
+      const sock = createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
       up = sock;
       upstreams.set(key, sock);
       all.push(sock);
