@@ -7,6 +7,7 @@
  * (its patched ikcp runs that fast); our engine clamps intervals to kcp-go's [10, 5000] ms, so
  * these presets all tick every 10 ms here.
  */
+import type { KcpTuning } from '../transport/kcp/kcp.js';
 
 export const KCPTUBE_MODES = [
   'manual', 'fast1', 'fast2', 'fast3', 'fast4', 'fast5', 'fast6',
@@ -15,14 +16,7 @@ export const KCPTUBE_MODES = [
 
 export type KcptubeKcpMode = (typeof KCPTUBE_MODES)[number];
 
-export interface KcptubeKcpParams {
-  sndWnd: number;
-  rcvWnd: number;
-  nodelay: number;
-  interval: number;
-  resend: number;
-  nc: number;
-}
+export type KcptubeKcpParams = KcpTuning;
 
 /** kcptube's constant_values::kcp_send_window / kcp_receive_window; fast presets double them. */
 const REGULAR_WND = 1024;

@@ -63,6 +63,9 @@ export interface KcpOptions {
   deadLink?: number;
 }
 
+/** The knobs a mode or a user sets (kcptun's --mode/--sndwnd..., kcptube's kcp=... presets), all given. */
+export type KcpTuning = Required<Pick<KcpOptions, 'sndWnd' | 'rcvWnd' | 'nodelay' | 'interval' | 'resend' | 'nc'>>;
+
 /** input() results, as kcp-go's Input. */
 export const KCP_INPUT_OK = 0;
 /** Datagram shorter than 24 bytes, or a segment with another conv (earlier segments stay applied). */

@@ -7,7 +7,7 @@
  *
  * Datagrams from pollTransmit() are ready for the socket. Counters go to the shared SNMP block.
  */
-import { Kcp, KCP_INPUT_OK } from '../kcp/kcp.js';
+import { Kcp, type KcpTuning, KCP_INPUT_OK } from '../kcp/kcp.js';
 import { IKCP_CMD_PUSH, IKCP_OVERHEAD, IKCP_SN_OFFSET, KCP_MTU_LIMIT } from '../kcp/segment.js';
 import { readU32Le } from '../../packet/bytes.js';
 import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
@@ -17,7 +17,7 @@ import { FEC_HEADER_SIZE } from '../fec/header.js';
 import type { KcptunSnmp, SnmpField } from './snmp.js';
 import { Fifo } from '../smux/queue.js';
 
-export interface KcpLinkConfig {
+export interface KcpLinkConfig extends KcpTuning {
   conv: number;
   crypt: DatagramCrypt;
   /** Both > 0 turn FEC on for sending; received FEC packets are decoded whatever these say. */
@@ -25,12 +25,6 @@ export interface KcpLinkConfig {
   parityShards: number;
   /** Whole UDP payload budget (kcptun --mtu), crypto and FEC headers included. */
   mtu: number;
-  sndWnd: number;
-  rcvWnd: number;
-  nodelay: number;
-  interval: number;
-  resend: number;
-  nc: number;
   ackNoDelay: boolean;
 }
 
