@@ -39,6 +39,7 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     disableKcpInput: false,
     enableQuicProxy: false,
     disableQuicInput: false,
+    quicCongestion: 'bbr',
     disableRelayKcp: false,
     disableRelayQuic: false,
     proxyOptimistic: false,

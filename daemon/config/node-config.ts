@@ -33,6 +33,8 @@ export interface NodeConfig {
   disableKcpInput: boolean;
   enableQuicProxy: boolean;
   disableQuicInput: boolean;
+  /** The QUIC proxy's congestion controller. */
+  quicCongestion: 'bbr' | 'cubic' | 'newreno';
   disableRelayKcp: boolean;
   disableRelayQuic: boolean;
   /** Accept the local TCP connection before the remote dial succeeds (EasyTier's behaviour). */

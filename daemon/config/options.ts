@@ -6,7 +6,7 @@
 import type { NodeConfig } from './node-config.js';
 import {
   DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseIpv4WithPrefix, parseListener, parseLogLevel, parseMtu,
-  parseNonEmpty, parsePeerUri, parseProxyNetwork, parseRpcPortal,
+  parseNonEmpty, parsePeerUri, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
 
 /** Everything a source can set: the NodeConfig fields plus the ones that only steer loading. */
@@ -59,6 +59,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'enableKcpProxy', long: 'enable-kcp-proxy', env: 'ET_ENABLE_KCP_PROXY', toml: ['flags', 'enable_kcp_proxy'], kind: 'bool', parse: parseBool, help: 'carry TCP flows we originate over KCP' },
   { field: 'disableKcpInput', long: 'disable-kcp-input', env: 'ET_DISABLE_KCP_INPUT', toml: ['flags', 'disable_kcp_input'], kind: 'bool', parse: parseBool, help: 'refuse KCP-proxied flows from peers' },
   { field: 'enableQuicProxy', long: 'enable-quic-proxy', env: 'ET_ENABLE_QUIC_PROXY', toml: ['flags', 'enable_quic_proxy'], kind: 'bool', parse: parseBool, help: 'carry TCP flows we originate over QUIC' },
+  { field: 'quicCongestion', long: 'quic-congestion', arg: 'bbr|cubic|newreno', env: 'ET_QUIC_CONGESTION', toml: ['flags', 'quic_congestion'], kind: 'string', parse: parseQuicCongestion, help: 'congestion controller of the QUIC proxy (default bbr)' },
   { field: 'disableQuicInput', long: 'disable-quic-input', env: 'ET_DISABLE_QUIC_INPUT', toml: ['flags', 'disable_quic_input'], kind: 'bool', parse: parseBool, help: 'refuse QUIC-proxied flows from peers' },
   { field: 'disableRelayKcp', long: 'disable-relay-kcp', env: 'ET_DISABLE_RELAY_KCP', toml: ['flags', 'disable_relay_kcp'], kind: 'bool', parse: parseBool, help: 'do not relay other nodes\' KCP proxy packets' },
   { field: 'disableRelayQuic', long: 'disable-relay-quic', env: 'ET_DISABLE_RELAY_QUIC', toml: ['flags', 'disable_relay_quic'], kind: 'bool', parse: parseBool, help: 'do not relay other nodes\' QUIC proxy packets' },

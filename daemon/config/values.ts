@@ -46,6 +46,16 @@ export function parseLogLevel(raw: string, name: string): LogLevel {
   return level;
 }
 
+const QUIC_CONGESTION = ['bbr', 'cubic', 'newreno'] as const;
+
+export function parseQuicCongestion(raw: string, name: string): (typeof QUIC_CONGESTION)[number] {
+  const cc = raw.trim().toLowerCase();
+  if (!(QUIC_CONGESTION as readonly string[]).includes(cc)) {
+    throw badConfig(name, `must be one of ${QUIC_CONGESTION.join(', ')}, got ${quote(raw)}`);
+  }
+  return cc as (typeof QUIC_CONGESTION)[number];
+}
+
 /** A Linux interface name: at most 15 bytes, no '/', no whitespace. Empty = choose one. */
 export function parseDevName(raw: string, name: string): string {
   if (raw === '') return raw;

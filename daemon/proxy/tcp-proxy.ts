@@ -400,7 +400,10 @@ async function openQuicEndpoint(host: ProxyHost, log: Logger): Promise<QuicEndpo
   const resetKey = createHash('sha256').update('tstier quic reset key\0').update(host.config.networkSecret)
     .update(String(host.peer.peerId)).digest().subarray(0, 16);
   try {
-    return await QuicEndpoint.create({ streamWindow: PROXY_STREAM_WINDOW, resetKey, wasmPath: process.env.TSTIER_QUIC_WASM || undefined });
+    return await QuicEndpoint.create({
+      streamWindow: PROXY_STREAM_WINDOW, resetKey, congestion: host.config.quicCongestion,
+      wasmPath: process.env.TSTIER_QUIC_WASM || undefined,
+    });
   } catch (e) {
     log.error('QUIC core unavailable: no QUIC-carried flows on this node', { err: e });
     return null;

@@ -87,6 +87,12 @@ describe('config flags', () => {
     for (const f of fields) assert.equal(explicitFalse[f], false, f);
     assert.equal(load(['--no-tun=true']).noTun, true);
   });
+  it('--quic-congestion: bbr by default; cubic and newreno accepted; anything else names the flag', () => {
+    assert.equal(load([]).quicCongestion, 'bbr');
+    assert.equal(load(['--quic-congestion', 'CUBIC']).quicCongestion, 'cubic');
+    assert.equal(load([], { ET_QUIC_CONGESTION: 'newreno' }).quicCongestion, 'newreno');
+    assert.throws(() => load(['--quic-congestion', 'vegas']), /^TstierError: --quic-congestion: must be one of bbr, cubic, newreno/);
+  });
   it('-i: a bare address gets /24, an explicit prefix is kept', () => {
     assert.deepEqual(load(['-i', '10.144.144.1']).ipv4, { address: '10.144.144.1', prefix: 24 });
     assert.deepEqual(load(['--ipv4=10.144.144.1/16']).ipv4, { address: '10.144.144.1', prefix: 16 });
@@ -307,14 +313,14 @@ describe('config precedence: flags > env > file > defaults', () => {
       ET_USE_SMOLTCP: 'true', ET_ENABLE_KCP_PROXY: 'true', ET_DISABLE_KCP_INPUT: 'true', ET_ENABLE_QUIC_PROXY: 'true',
       ET_DISABLE_QUIC_INPUT: 'true', ET_DISABLE_RELAY_KCP: 'true', ET_DISABLE_RELAY_QUIC: 'true',
       ET_PROXY_OPTIMISTIC: 'yes', ET_DEV_NAME: 'x0', ET_MTU: '1200', ET_INSTANCE_NAME: 'i', ET_HOSTNAME: 'h',
-      ET_LOG_LEVEL: 'error',
+      ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic',
     });
     assert.deepEqual(c, {
       instanceName: 'i', hostname: 'h', networkName: 'n', networkSecret: 's', ipv4: { address: '10.0.0.1', prefix: 16 },
       listeners: ['udp://0.0.0.0:6'], peers: ['udp://1.2.3.4:5'], proxyNetworks: [{ cidr: '10.9.0.0/16' }],
       rpcPortal: '127.0.0.1:7000', devName: 'x0', mtu: 1200, noTun: true, useSmoltcp: true, enableKcpProxy: true,
       disableKcpInput: true, enableQuicProxy: true, disableQuicInput: true, disableRelayKcp: true,
-      disableRelayQuic: true, proxyOptimistic: true, logLevel: 'error',
+      disableRelayQuic: true, proxyOptimistic: true, logLevel: 'error', quicCongestion: 'cubic',
     });
     assert.deepEqual(load([], { ET_NO_LISTENER: 'true' }).listeners, []);
     rejects([], 'ET_MTU', { ET_MTU: 'big' });
