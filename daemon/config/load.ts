@@ -26,6 +26,7 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     networkName: 'default',
     networkSecret: '',
     ipv4: undefined,
+    ipv6: undefined,
     listeners: PEER_SCHEMES.map((scheme) => `${scheme}://0.0.0.0:${DEFAULT_LISTEN_PORT}`),
     noListener: false,
     peers: [],
@@ -72,9 +73,10 @@ function merge(base: Settings, ...layers: Layer[]): Settings {
 }
 
 function toNodeConfig(s: Settings): NodeConfig {
-  const { noListener, configFile: _configFile, ipv4, ...rest } = s;
+  const { noListener, configFile: _configFile, ipv4, ipv6, ...rest } = s;
   const config: NodeConfig = { ...rest, listeners: noListener ? [] : dedupe(s.listeners), peers: dedupe(s.peers) };
   if (ipv4 !== undefined) config.ipv4 = ipv4;
+  if (ipv6 !== undefined) config.ipv6 = ipv6;
   return config;
 }
 

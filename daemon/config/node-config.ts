@@ -18,6 +18,8 @@ export interface NodeConfig {
   networkSecret: string;
   /** Virtual IPv4 of the TUN (`-i`); a bare address gets /24. Absent: no TUN address, forward-only. */
   ipv4?: { address: string; prefix: number };
+  /** Virtual IPv6 of the TUN (`--ipv6`); a bare address gets /64. Needs `ipv4` for a TUN to exist. */
+  ipv6?: { address: string; prefix: number };
   /** Normalized listener URIs, e.g. "udp://0.0.0.0:11010", "tcp://0.0.0.0:11010". */
   listeners: string[];
   /** Peer URIs to connect to (`-p`), e.g. "udp://10.1.0.2:11010". */

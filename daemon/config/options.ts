@@ -5,13 +5,14 @@
  */
 import type { NodeConfig } from './node-config.js';
 import {
-  DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseIpv4WithPrefix, parseListener, parseLogLevel, parseMtu,
+  DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
   parseNonEmpty, parsePeerUri, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
 
 /** Everything a source can set: the NodeConfig fields plus the ones that only steer loading. */
-export interface Settings extends Omit<NodeConfig, 'ipv4'> {
+export interface Settings extends Omit<NodeConfig, 'ipv4' | 'ipv6'> {
   ipv4: NodeConfig['ipv4'];
+  ipv6: NodeConfig['ipv6'];
   noListener: boolean;
   configFile: string | undefined;
 }
@@ -49,6 +50,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'networkName', long: 'network-name', arg: 'NAME', env: 'ET_NETWORK_NAME', toml: ['network_identity', 'network_name'], kind: 'string', parse: parseNonEmpty, help: 'virtual network name (default "default")' },
   { field: 'networkSecret', long: 'network-secret', arg: 'SECRET', env: 'ET_NETWORK_SECRET', toml: ['network_identity', 'network_secret'], kind: 'string', parse: text, help: 'network secret (default empty)' },
   { field: 'ipv4', long: 'ipv4', short: 'i', arg: 'IP[/LEN]', env: 'ET_IPV4', toml: ['ipv4'], kind: 'string', parse: parseIpv4WithPrefix, help: 'virtual IPv4 of this node; a bare address gets /24' },
+  { field: 'ipv6', long: 'ipv6', arg: 'IP[/LEN]', env: 'ET_IPV6', toml: ['ipv6'], kind: 'string', parse: parseIpv6WithPrefix, help: 'virtual IPv6 of this node; a bare address gets /64' },
   { field: 'peers', long: 'peers', short: 'p', arg: 'URI,...', env: 'ET_PEERS', kind: 'list', parse: one(parsePeerUri), help: 'peers to connect to, e.g. udp://10.1.0.2:11010 (repeatable)' },
   { field: 'listeners', long: 'listeners', short: 'l', arg: 'LISTENER,...', env: 'ET_LISTENERS', toml: ['listeners'], kind: 'list', parse: parseListener, help: 'port, ip, ip:port, proto, proto:port or URI (default tcp+udp :11010; repeatable)' },
   { field: 'noListener', long: 'no-listener', env: 'ET_NO_LISTENER', kind: 'bool', parse: parseBool, help: 'do not listen; only connect out (wins over --listeners)' },

@@ -3,7 +3,7 @@
  * (`--mtu`, `ET_MTU`, `flags.mtu`) and either returns the validated value or throws
  * badConfig(name, ...) — so every error names the key it came from, whatever the source.
  */
-import { isIP, isIPv4 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { badConfig } from '../errors.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../log.js';
 import type { ProxyNetwork } from './node-config.js';
@@ -72,6 +72,16 @@ export function parseIpv4WithPrefix(raw: string, name: string): { address: strin
     throw badConfig(name, `must be an IPv4 address with optional /prefix, got ${quote(raw)}`);
   }
   const prefix = prefixText === undefined ? 24 : parseIntInRange(prefixText, name, 1, 32);
+  return { address, prefix };
+}
+
+/** `--ipv6`: "fd00::1" (gets /64, the usual IPv6 subnet) or "fd00::1/48"; no zone index. */
+export function parseIpv6WithPrefix(raw: string, name: string): { address: string; prefix: number } {
+  const [address = '', prefixText, extra] = raw.trim().split('/');
+  if (!isIPv6(address) || address.includes('%') || extra !== undefined) {
+    throw badConfig(name, `must be an IPv6 address with optional /prefix, got ${quote(raw)}`);
+  }
+  const prefix = prefixText === undefined ? 64 : parseIntInRange(prefixText, name, 1, 128);
   return { address, prefix };
 }
 

@@ -7,6 +7,10 @@
  * record: peerId u32 | version u32 | timestamp f64 | features u32 | ipv4 u32 | prefix u8
  *         | hostname (u8 len + utf8) | proxy CIDRs (u8 count, each u8 len + ascii)
  *         | neighbours (u16 count, each peerId u32 + cost u16)
+ *         [| ipv6 16 bytes | ipv6 prefix u8]   -- only when the node has a virtual IPv6
+ *
+ * The IPv6 tail is optional so that a node without --ipv6 sends exactly what nodes before IPv6
+ * support sent and still decode (they reject a record with trailing bytes).
  */
 import { readU16, readU32, writeU16, writeU32 } from './wire.js';
 
@@ -23,6 +27,12 @@ export interface Neighbour {
   cost: number;
 }
 
+/** A virtual IPv6 address (16 bytes, network order) and its prefix length. */
+export interface Ipv6Net {
+  address: Uint8Array;
+  prefix: number;
+}
+
 export interface RouteRecord {
   peerId: number;
   /** Raised by the origin on every change; a higher version replaces a lower one everywhere. */
@@ -33,6 +43,8 @@ export interface RouteRecord {
   /** Virtual address as a u32 (0 = none) and its prefix length. */
   ipv4: number;
   prefix: number;
+  /** Virtual IPv6, when the node has one. */
+  ipv6?: Ipv6Net;
   /** As configured: "192.168.1.0/24" or "192.168.1.0/24->10.1.0.0/24". */
   proxyCidrs: string[];
   features: number;
@@ -40,6 +52,7 @@ export interface RouteRecord {
 }
 
 const KIND_RECORDS = 1;
+const IPV6_TAIL = 17;
 /** Records are sent in messages of at most this many bytes, to fit one underlay datagram. */
 export const MAX_SYNC_PAYLOAD = 1200;
 
@@ -47,7 +60,8 @@ export function encodeRecord(r: RouteRecord): Buffer {
   const host = Buffer.from(r.hostname, 'utf8').subarray(0, 255);
   const cidrs = r.proxyCidrs.slice(0, 255).map((c) => Buffer.from(c, 'ascii').subarray(0, 255));
   const nbrs = r.neighbours.slice(0, 0xffff);
-  const size = 4 + 4 + 8 + 4 + 4 + 1 + 1 + host.length + 1 + cidrs.reduce((n, c) => n + 1 + c.length, 0) + 2 + nbrs.length * 6;
+  const size = 4 + 4 + 8 + 4 + 4 + 1 + 1 + host.length + 1 + cidrs.reduce((n, c) => n + 1 + c.length, 0) + 2 + nbrs.length * 6
+    + (r.ipv6 ? IPV6_TAIL : 0);
   const b = Buffer.alloc(size);
   let at = 0;
   writeU32(b, at, r.peerId); at += 4;
@@ -62,6 +76,7 @@ export function encodeRecord(r: RouteRecord): Buffer {
   for (const c of cidrs) { b[at++] = c.length; c.copy(b, at); at += c.length; }
   writeU16(b, at, nbrs.length); at += 2;
   for (const n of nbrs) { writeU32(b, at, n.peerId); writeU16(b, at + 4, Math.min(n.cost, 0xffff)); at += 6; }
+  if (r.ipv6) { b.set(r.ipv6.address.subarray(0, 16), at); b[at + 16] = r.ipv6.prefix; }
   return b;
 }
 
@@ -100,8 +115,16 @@ export function decodeRecord(b: Uint8Array): RouteRecord | null {
   for (let n = r.u8(); n > 0 && r.ok; n--) proxyCidrs.push(Buffer.from(r.bytes(r.u8())).toString('ascii'));
   const neighbours: Neighbour[] = [];
   for (let n = r.u16(); n > 0 && r.ok; n--) neighbours.push({ peerId: r.u32(), cost: r.u16() });
+  let ipv6: Ipv6Net | undefined;
+  if (r.ok && !r.done) {
+    const address = new Uint8Array(r.bytes(16)); // a copy: the record outlives the message
+    ipv6 = { address, prefix: r.u8() };
+    if (ipv6.prefix > 128) return null;
+  }
   if (!r.ok || !r.done || prefix > 32 || !Number.isFinite(timestamp) || peerId === 0) return null;
-  return { peerId, version, timestamp, hostname, ipv4, prefix, proxyCidrs, features, neighbours };
+  const rec: RouteRecord = { peerId, version, timestamp, hostname, ipv4, prefix, proxyCidrs, features, neighbours };
+  if (ipv6) rec.ipv6 = ipv6;
+  return rec;
 }
 
 /** Packs encoded records into as few RouteSync payloads as fit MAX_SYNC_PAYLOAD each. */

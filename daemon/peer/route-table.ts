@@ -14,7 +14,7 @@
  *   while they differ, the relays' forward counter bounds any transient loop.
  */
 import { advertisedProxyPrefix, prefixMask } from './ipv4-prefix.js';
-import { decodeSync, encodeRecord, encodeSync, type RouteRecord } from './route-record.js';
+import { decodeSync, encodeRecord, encodeSync, type Ipv6Net, type RouteRecord } from './route-record.js';
 
 export interface LocalNode {
   peerId: number;
@@ -22,6 +22,8 @@ export interface LocalNode {
   /** u32, 0 when the node has no virtual address. */
   ipv4: number;
   prefix: number;
+  /** Virtual IPv6, when the node has one. */
+  ipv6?: Ipv6Net;
   proxyCidrs: string[];
   features: number;
 }
@@ -64,6 +66,8 @@ export class RouteTable {
   private paths = new Map<number, { nextHop: number; cost: number }>();
   private readonly unreachableSince = new Map<number, number>();
   private ipv4Map = new Map<number, number>();
+  /** Reachable nodes' virtual IPv6 addresses, nearest first; compared bytewise so lookups allocate nothing. */
+  private ipv6Owners: { address: Uint8Array; peerId: number }[] = [];
   private proxyRoutes: ProxyRoute[] = [];
   private nextSync: number;
 
@@ -163,6 +167,16 @@ export class RouteTable {
     return this.ipv4Map.get(addr);
   }
 
+  /** Peer id owning the virtual IPv6 address in `packet[at..at+16]` (our own id for our address). */
+  lookupIpv6(packet: Uint8Array, at = 0): number | undefined {
+    if (packet.length < at + 16) return undefined;
+    outer: for (const o of this.ipv6Owners) {
+      for (let i = 15; i >= 0; i--) if (o.address[i] !== packet[at + i]) continue outer; // host bits differ first
+      return o.peerId;
+    }
+    return undefined;
+  }
+
   /** Peer id proxying the longest prefix that contains `addr` (our own id for our own CIDRs). */
   lookupProxy(addr: number): number | undefined {
     for (const r of this.proxyRoutes) if (((addr & r.mask) >>> 0) === r.net) return r.peerId;
@@ -250,6 +264,8 @@ export class RouteTable {
     for (const r of [...reachable].sort((a, b) => cost(b.peerId) - cost(a.peerId) || b.peerId - a.peerId)) {
       if (r.ipv4 !== 0) this.ipv4Map.set(r.ipv4, r.peerId); // nearer (then lower id) wins: set last
     }
+    this.ipv6Owners = reachable.flatMap((r) => (r.ipv6 ? [{ address: r.ipv6.address, peerId: r.peerId }] : []))
+      .sort((a, b) => cost(a.peerId) - cost(b.peerId) || a.peerId - b.peerId);
     this.proxyRoutes = reachable.flatMap((r) => r.proxyCidrs.flatMap((c) => {
       const p = advertisedProxyPrefix(c);
       return p ? [{ net: p.net, mask: prefixMask(p.prefix), prefix: p.prefix, peerId: r.peerId }] : [];

@@ -98,6 +98,14 @@ describe('config flags', () => {
     assert.deepEqual(load(['--ipv4=10.144.144.1/16']).ipv4, { address: '10.144.144.1', prefix: 16 });
     assert.deepEqual(load(['-i10.1.2.3/32']).ipv4, { address: '10.1.2.3', prefix: 32 });
   });
+  it('--ipv6: a bare address gets /64, an explicit prefix is kept, env and TOML set it too', () => {
+    assert.equal(load([]).ipv6, undefined);
+    assert.deepEqual(load(['--ipv6', 'fd00::1']).ipv6, { address: 'fd00::1', prefix: 64 });
+    assert.deepEqual(load(['--ipv6=fd00:1::7/48']).ipv6, { address: 'fd00:1::7', prefix: 48 });
+    assert.deepEqual(load([], { ET_IPV6: 'fd00::2/128' }).ipv6, { address: 'fd00::2', prefix: 128 });
+    assert.deepEqual(load(['-c', tomlFile('ipv6 = "fd00::3"\n')]).ipv6, { address: 'fd00::3', prefix: 64 });
+    assert.deepEqual(load(['-c', tomlFile('ipv6 = "fd00::3"\n'), '--ipv6', 'fd00::4/96']).ipv6, { address: 'fd00::4', prefix: 96 });
+  });
   it('-p: comma lists, repeatable, hostnames and IPv6 allowed, duplicates dropped', () => {
     assert.deepEqual(load(['-p', 'udp://10.1.0.2:11010,tcp://peer.example:11010', '--peers', 'TCP://[::1]:9',
       '-p', 'udp://10.1.0.2:11010']).peers,
@@ -153,6 +161,11 @@ describe('config errors name the flag', () => {
     rejects(['--mtu', '9001'], '--mtu');
     rejects(['-i', '10.0.0.300'], '-i');
     rejects(['--ipv4', '10.0.0.1/33'], '--ipv4');
+    rejects(['--ipv6', '10.0.0.1'], '--ipv6');
+    rejects(['--ipv6', 'fd00::1/129'], '--ipv6');
+    rejects(['--ipv6', 'fd00::1/0'], '--ipv6');
+    rejects(['--ipv6', 'fe80::1%eth0'], '--ipv6');
+    rejects(['--ipv6', 'fd00::1/64/1'], '--ipv6');
     rejects(['-p', 'udp://10.0.0.1'], '-p');
     rejects(['-p', '10.0.0.1:11010'], '-p');
     rejects(['-p', 'wg://10.0.0.1:11011'], '-p');
@@ -262,6 +275,7 @@ level = "warn"
       ['[flags]\nno_tun = "perhaps"\n', 'flags.no_tun'],
       ['[flags]\nenable_kcp_proxy = [true]\n', 'flags.enable_kcp_proxy'],
       ['ipv4 = "300.1.1.1"\n', 'ipv4'],
+      ['ipv6 = "fd00::g"\n', 'ipv6'],
       ['listeners = "udp://0.0.0.0:1"\n', 'listeners'],
       ['listeners = ["udp://0.0.0.0:1", "wg://0.0.0.0:2"]\n', 'listeners[1]'],
       ['[[peer]]\nuri = "udp://10.0.0.1:1"\n[[peer]]\nuri = "udp://10.0.0.1"\n', 'peer[1].uri'],
@@ -313,10 +327,11 @@ describe('config precedence: flags > env > file > defaults', () => {
       ET_USE_SMOLTCP: 'true', ET_ENABLE_KCP_PROXY: 'true', ET_DISABLE_KCP_INPUT: 'true', ET_ENABLE_QUIC_PROXY: 'true',
       ET_DISABLE_QUIC_INPUT: 'true', ET_DISABLE_RELAY_KCP: 'true', ET_DISABLE_RELAY_QUIC: 'true',
       ET_PROXY_OPTIMISTIC: 'yes', ET_DEV_NAME: 'x0', ET_MTU: '1200', ET_INSTANCE_NAME: 'i', ET_HOSTNAME: 'h',
-      ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic',
+      ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic', ET_IPV6: 'fd00::1',
     });
     assert.deepEqual(c, {
       instanceName: 'i', hostname: 'h', networkName: 'n', networkSecret: 's', ipv4: { address: '10.0.0.1', prefix: 16 },
+      ipv6: { address: 'fd00::1', prefix: 64 },
       listeners: ['udp://0.0.0.0:6'], peers: ['udp://1.2.3.4:5'], proxyNetworks: [{ cidr: '10.9.0.0/16' }],
       rpcPortal: '127.0.0.1:7000', devName: 'x0', mtu: 1200, noTun: true, useSmoltcp: true, enableKcpProxy: true,
       disableKcpInput: true, enableQuicProxy: true, disableQuicInput: true, disableRelayKcp: true,
@@ -325,6 +340,7 @@ describe('config precedence: flags > env > file > defaults', () => {
     assert.deepEqual(load([], { ET_NO_LISTENER: 'true' }).listeners, []);
     rejects([], 'ET_MTU', { ET_MTU: 'big' });
     rejects([], 'ET_IPV4', { ET_IPV4: 'nope' });
+    rejects([], 'ET_IPV6', { ET_IPV6: '1.2.3.4' });
     rejects([], 'ET_NO_TUN', { ET_NO_TUN: 'sometimes' });
     rejects([], 'ET_PEERS', { ET_PEERS: 'udp://1.2.3.4:5,garbage' });
   });
