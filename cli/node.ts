@@ -8,6 +8,7 @@ interface NodeInfoMessage {
   hostname: string;
   network_name: string;
   ipv4: string;
+  ipv6: string;
   proxy_cidrs: string[];
   listeners: string[];
   features: FeaturesMessage | null;
@@ -17,11 +18,11 @@ interface NodeInfoMessage {
 
 export const nodeCommand: Subcommand = {
   name: 'node',
-  summary: 'show this node: peer id, names, virtual IPv4, listeners, features',
+  summary: 'show this node: peer id, names, virtual IPv4 and IPv6, listeners, features',
   service: 'NodeInfoRpc',
   method: 'ShowNodeInfo',
   layout: 'record',
-  columns: ['peer_id', 'instance_name', 'hostname', 'network_name', 'ipv4', 'proxy_cidrs', 'listeners',
+  columns: ['peer_id', 'instance_name', 'hostname', 'network_name', 'ipv4', 'ipv6', 'proxy_cidrs', 'listeners',
     ...FEATURE_COLUMNS, 'version', 'rpc_portal'],
   toRows(response) {
     const n = (response as { node_info: NodeInfoMessage | null }).node_info;
@@ -32,6 +33,7 @@ export const nodeCommand: Subcommand = {
       hostname: n.hostname,
       network_name: n.network_name,
       ipv4: n.ipv4,
+      ipv6: n.ipv6,
       proxy_cidrs: n.proxy_cidrs.join(', '),
       listeners: n.listeners.join(', '),
       ...featureCells(n.features),

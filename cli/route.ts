@@ -6,6 +6,7 @@ interface RouteMessage {
   peer_id: number;
   hostname: string;
   ipv4: string;
+  ipv6: string;
   proxy_cidrs: string[];
   next_hop_peer_id: number;
   cost: number;
@@ -14,16 +15,17 @@ interface RouteMessage {
 
 export const routeCommand: Subcommand = {
   name: 'route',
-  summary: 'list routes: node, virtual IPv4, proxied CIDRs, next hop, cost',
+  summary: 'list routes: node, virtual IPv4 and IPv6, proxied CIDRs, next hop, cost',
   service: 'RouteRpc',
   method: 'ListRoutes',
   layout: 'list',
-  columns: ['peer_id', 'hostname', 'ipv4', 'proxy_cidrs', 'next_hop', 'cost', ...FEATURE_COLUMNS],
+  columns: ['peer_id', 'hostname', 'ipv4', 'ipv6', 'proxy_cidrs', 'next_hop', 'cost', ...FEATURE_COLUMNS],
   toRows(response) {
     return (response as { routes: RouteMessage[] }).routes.map((r) => ({
       peer_id: r.peer_id,
       hostname: r.hostname,
       ipv4: r.ipv4,
+      ipv6: r.ipv6,
       proxy_cidrs: r.proxy_cidrs.join(', '),
       next_hop: r.next_hop_peer_id,
       cost: r.cost,

@@ -7,6 +7,9 @@
  * proxied CIDR — to that node as a Data packet. Unroutable packets get an ICMP host-unreachable
  * (rate-limited) and are dropped. Inbound: a Data packet addressed to one of our addresses or
  * proxied ranges is written to the TUN; anything else a peer sends us is dropped.
+ *
+ * IPv6 (`--ipv6`) is routed by exact virtual address only: no proxied IPv6 ranges, and an
+ * unroutable IPv6 packet is dropped without an ICMPv6 error.
  */
 import { TstierError } from './errors.js';
 import type { NodeConfig } from './config/node-config.js';
@@ -15,7 +18,8 @@ import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
 import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
-import { Feature } from './peer/route-record.js';
+import { formatIpAddress, parseIpv6Address } from './packet/address.js';
+import { Feature, type Ipv6Net } from './peer/route-record.js';
 import { PacketType } from './peer/wire.js';
 import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, ProxyEntryView,
   RouteView } from './rpc/source.js';
@@ -38,12 +42,15 @@ export interface NodeStats {
   tunTxPackets: number;
   /** Outbound packets with no reachable owner; each may have earned an ICMP unreachable. */
   noRoute: number;
-  /** Packets that are not IPv4, or inbound packets not addressed to us. */
+  /** Packets that are neither IPv4 nor IPv6, or inbound packets not addressed to us. */
   dropped: number;
 }
 
 /** ICMP errors per second at most, so a scan of dead addresses cannot make us flood the TUN. */
 const UNREACHABLE_PER_SECOND = 100;
+const IPV6_HEADER = 40;
+/** Offset of the destination address in an IPv6 header. */
+const IPV6_DST = 24;
 
 function featureBits(cfg: NodeConfig): number {
   return (cfg.disableKcpInput ? 0 : Feature.KcpInput) | (cfg.disableQuicInput ? 0 : Feature.QuicInput)
@@ -65,23 +72,29 @@ export class Node implements ControlPlaneSource {
   private readonly interceptors: OutboundInterceptor[] = [];
   private readonly inboundInterceptors: OutboundInterceptor[] = [];
   private readonly myIpv4: number;
+  /** Our virtual IPv6 address (16 bytes), or null without --ipv6. */
+  private readonly myIpv6: Uint8Array | null;
   private unreachableBudget = UNREACHABLE_PER_SECOND;
   private budgetSecond = 0;
   private closed = false;
 
   private constructor(readonly config: NodeConfig, readonly peer: PeerManager, private readonly log: Logger) {
     this.myIpv4 = config.ipv4 ? ipv4ToU32(config.ipv4.address) ?? 0 : 0;
+    this.myIpv6 = config.ipv6 ? parseIpv6Address(config.ipv6.address) ?? null : null;
   }
 
   static async start(cfg: NodeConfig, opts: NodeStartOptions = {}): Promise<Node> {
     const log = opts.log ?? createLogger('node');
     const ipv4 = cfg.ipv4 ? ipv4ToU32(cfg.ipv4.address) : 0;
     if (ipv4 === null) throw new TstierError('TSTIER_E_BAD_CONFIG', `ipv4: "${cfg.ipv4!.address}" is not an IPv4 address`);
+    const v6 = cfg.ipv6 ? parseIpv6Address(cfg.ipv6.address) : undefined;
+    if (cfg.ipv6 && !v6) throw new TstierError('TSTIER_E_BAD_CONFIG', `ipv6: "${cfg.ipv6.address}" is not an IPv6 address`);
+    const ipv6: Ipv6Net | undefined = v6 && { address: v6, prefix: cfg.ipv6!.prefix };
     const peer = new PeerManager({
       networkName: cfg.networkName, networkSecret: cfg.networkSecret, log: createLogger('peer'), ...opts.peer,
       local: { hostname: cfg.hostname, ipv4, prefix: cfg.ipv4?.prefix ?? 0,
         proxyCidrs: cfg.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
-        features: featureBits(cfg) },
+        features: featureBits(cfg), ...(ipv6 ? { ipv6 } : {}) },
     });
     const node = new Node(cfg, peer, log);
     try {
@@ -96,6 +109,7 @@ export class Node implements ControlPlaneSource {
     peer.on('routes', () => void node.syncKernelRoutes());
     for (const uri of cfg.peers) peer.connect(uri);
     log.info(`node ready peer_id=${peer.peerId} ipv4=${cfg.ipv4 ? `${cfg.ipv4.address}/${cfg.ipv4.prefix}` : '-'}`
+      + ` ipv6=${cfg.ipv6 ? `${cfg.ipv6.address}/${cfg.ipv6.prefix}` : '-'}`
       + ` tun=${node.tun?.name ?? '-'}`, { listeners: cfg.listeners.join(','), peers: cfg.peers.join(',') });
     return node;
   }
@@ -133,6 +147,7 @@ export class Node implements ControlPlaneSource {
     return {
       peerId: this.peer.peerId, instanceName: c.instanceName, hostname: c.hostname, networkName: c.networkName,
       ipv4: c.ipv4 ? `${c.ipv4.address}/${c.ipv4.prefix}` : '',
+      ipv6: c.ipv6 ? `${c.ipv6.address}/${c.ipv6.prefix}` : '',
       proxyCidrs: c.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
       listeners: [...c.listeners], features: featuresView(featureBits(c)), version: NODE_VERSION, rpcPortal: c.rpcPortal,
     };
@@ -145,6 +160,7 @@ export class Node implements ControlPlaneSource {
   routes(): RouteView[] {
     return this.peer.routes.routes().map(({ record: r, nextHop, cost }) => ({
       peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
+      ipv6: r.ipv6 ? `${formatIpAddress(r.ipv6.address)}/${r.ipv6.prefix}` : '',
       proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features),
     }));
   }
@@ -155,7 +171,9 @@ export class Node implements ControlPlaneSource {
 
   private openTun(): void {
     const { address, prefix } = this.config.ipv4!;
-    const tun = TunDevice.open({ name: this.config.devName || undefined, mtu: this.config.mtu, ipv4: `${address}/${prefix}` });
+    const v6 = this.config.ipv6;
+    const tun = TunDevice.open({ name: this.config.devName || undefined, mtu: this.config.mtu, ipv4: `${address}/${prefix}`,
+      ...(v6 ? { ipv6: `${v6.address}/${v6.prefix}` } : {}) });
     this.tun = tun;
     this.kernelRoutes = new KernelRoutes(tun.name, this.log);
     tun.on('error', (err: Error) => this.log.error('TUN failed; the node now only relays', { err }));
@@ -185,10 +203,7 @@ export class Node implements ControlPlaneSource {
    * TCP proxy held and then gave up carrying).
    */
   forward(pkt: Buffer): void {
-    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) {
-      this.stats.dropped++;
-      return;
-    }
+    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) return this.forwardIpv6(pkt);
     const routes = this.peer.routes;
     const dst = ipv4Destination(pkt);
     const owner = routes.lookupIpv4(dst) ?? routes.lookupProxy(dst);
@@ -197,15 +212,31 @@ export class Node implements ControlPlaneSource {
     this.sendUnreachable(pkt);
   }
 
-  private fromPeer(pkt: Buffer): void {
-    const routes = this.peer.routes;
-    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) {
+  /** An outbound non-IPv4 packet: IPv6 goes to the owner of its destination address. */
+  private forwardIpv6(pkt: Buffer): void {
+    if (pkt.length < IPV6_HEADER || pkt[0]! >> 4 !== 6) {
       this.stats.dropped++;
       return;
     }
+    const owner = this.peer.routes.lookupIpv6(pkt, IPV6_DST);
+    if (owner !== undefined && owner !== this.peer.peerId && this.peer.sendTo(owner, PacketType.Data, pkt)) return;
+    this.stats.noRoute++;
+  }
+
+  private fromPeer(pkt: Buffer): void {
+    const routes = this.peer.routes;
+    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) return this.fromPeerIpv6(pkt);
     for (const claim of this.inboundInterceptors) if (claim(pkt)) return;
     const dst = ipv4Destination(pkt);
     const mine = dst === this.myIpv4 || routes.lookupProxy(dst) === this.peer.peerId;
+    if (!mine || !this.writeToTun(pkt)) this.stats.dropped++;
+  }
+
+  /** An inbound non-IPv4 packet: IPv6 to our virtual IPv6 goes to the TUN (the proxies' interceptors are IPv4-only). */
+  private fromPeerIpv6(pkt: Buffer): void {
+    const me = this.myIpv6;
+    let mine = me !== null && pkt.length >= IPV6_HEADER && pkt[0]! >> 4 === 6;
+    for (let i = 0; mine && i < 16; i++) mine = pkt[IPV6_DST + i] === me![i];
     if (!mine || !this.writeToTun(pkt)) this.stats.dropped++;
   }
 

@@ -14,6 +14,7 @@ function nodeInfoMessage(n: NodeInfoView): object {
     hostname: n.hostname,
     network_name: n.networkName,
     ipv4: n.ipv4,
+    ipv6: n.ipv6,
     proxy_cidrs: n.proxyCidrs,
     listeners: n.listeners,
     features: featuresMessage(n.features),

@@ -9,6 +9,7 @@ function routeMessage(r: RouteView): object {
     peer_id: r.peerId,
     hostname: r.hostname,
     ipv4: r.ipv4,
+    ipv6: r.ipv6,
     proxy_cidrs: r.proxyCidrs,
     next_hop_peer_id: r.nextHopPeerId,
     cost: r.cost,

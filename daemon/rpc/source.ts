@@ -11,6 +11,8 @@ export interface NodeInfoView {
   networkName: string;
   /** Virtual IPv4 in CIDR form, e.g. "10.144.144.1/24"; empty when the node has no TUN address. */
   ipv4: string;
+  /** Virtual IPv6 in CIDR form, e.g. "fd00::1/64"; empty without --ipv6. */
+  ipv6: string;
   /** CIDRs this node proxies (`-n`), as given: "192.168.1.0/24" or "192.168.1.0/24->10.1.0.0/24". */
   proxyCidrs: string[];
   listeners: string[];
@@ -49,6 +51,8 @@ export interface RouteView {
   peerId: number;
   hostname: string;
   ipv4: string;
+  /** "fd00::2/64", or empty when the node has no virtual IPv6. */
+  ipv6: string;
   proxyCidrs: string[];
   /** Next hop's peer id; equals peerId for a direct peer. */
   nextHopPeerId: number;

@@ -7,6 +7,7 @@ export const STUB_NODE: NodeInfoView = {
   hostname: 'stub-host',
   networkName: 'stubnet',
   ipv4: '10.144.144.1/24',
+  ipv6: 'fd00::1/64',
   proxyCidrs: ['192.168.1.0/24', '192.168.2.0/24->10.2.0.0/24'],
   listeners: ['tcp://0.0.0.0:11010', 'udp://0.0.0.0:11010'],
   features: { kcpInput: true, quicInput: false, noRelayKcp: true },
@@ -20,8 +21,8 @@ export const STUB_PEERS: PeerConnView[] = [
 ];
 
 export const STUB_ROUTES: RouteView[] = [
-  { peerId: 7, hostname: 'peer-a', ipv4: '10.144.144.2/24', proxyCidrs: ['192.168.7.0/24'], nextHopPeerId: 7, cost: 1, features: { kcpInput: true, quicInput: true, noRelayKcp: false, noRelayQuic: true } },
-  { peerId: 9, hostname: 'peer-b', ipv4: '', proxyCidrs: [], nextHopPeerId: 7, cost: 2, features: { kcpInput: false, quicInput: false } },
+  { peerId: 7, hostname: 'peer-a', ipv4: '10.144.144.2/24', ipv6: 'fd00::2/64', proxyCidrs: ['192.168.7.0/24'], nextHopPeerId: 7, cost: 1, features: { kcpInput: true, quicInput: true, noRelayKcp: false, noRelayQuic: true } },
+  { peerId: 9, hostname: 'peer-b', ipv4: '', ipv6: '', proxyCidrs: [], nextHopPeerId: 7, cost: 2, features: { kcpInput: false, quicInput: false } },
 ];
 
 export const STUB_PROXY: ProxyEntryView[] = [

@@ -41,7 +41,7 @@ describe('rpc server', () => {
     const res = await call(server.address, 'NodeInfoRpc', 'ShowNodeInfo');
     assert.deepEqual(res['node_info'], {
       peer_id: STUB_NODE.peerId, instance_name: 'stub-instance', hostname: 'stub-host', network_name: 'stubnet',
-      ipv4: '10.144.144.1/24', proxy_cidrs: STUB_NODE.proxyCidrs, listeners: STUB_NODE.listeners,
+      ipv4: '10.144.144.1/24', ipv6: 'fd00::1/64', proxy_cidrs: STUB_NODE.proxyCidrs, listeners: STUB_NODE.listeners,
       features: { kcp_input: true, quic_input: false, no_relay_kcp: true, no_relay_quic: false }, version: '0.1.0-stub', rpc_portal: '127.0.0.1:0',
     });
   });
@@ -57,7 +57,7 @@ describe('rpc server', () => {
   it('RouteRpc.ListRoutes', async () => {
     const res = await call(server.address, 'RouteRpc', 'ListRoutes');
     assert.deepEqual(res['routes'], STUB_ROUTES.map((r) => ({
-      peer_id: r.peerId, hostname: r.hostname, ipv4: r.ipv4, proxy_cidrs: r.proxyCidrs, next_hop_peer_id: r.nextHopPeerId,
+      peer_id: r.peerId, hostname: r.hostname, ipv4: r.ipv4, ipv6: r.ipv6, proxy_cidrs: r.proxyCidrs, next_hop_peer_id: r.nextHopPeerId,
       cost: r.cost, features: { kcp_input: r.features.kcpInput, quic_input: r.features.quicInput,
         no_relay_kcp: r.features.noRelayKcp ?? false, no_relay_quic: r.features.noRelayQuic ?? false },
     })));
