@@ -37,6 +37,28 @@ export class FlowKeyMap<V> {
   }
 }
 
+/**
+ * The key of an IPv6 TCP packet (TCP right after the fixed header; extension headers are not
+ * followed): source and destination address and both ports as one 36-char latin1 string, with
+ * `out.ports`/`out.flags` filled in; null when it is not one. Unlike IPv4 this allocates (the string).
+ */
+export function tcp6FlowKey(pkt: Buffer, out: { ports: number; flags: number }): string | null {
+  if (pkt.length < 40 + 14 || pkt[0]! >> 4 !== 6 || pkt[6] !== 6) return null;
+  out.ports = ((pkt[40]! << 24) | (pkt[41]! << 16) | (pkt[42]! << 8) | pkt[43]!) >>> 0;
+  out.flags = pkt[40 + 13]!;
+  return pkt.toString('latin1', 8, 44);
+}
+
+/** The same key as tcp6FlowKey, from addresses (16 bytes each) and ports. */
+export function ipv6FlowKey(src: Uint8Array, dst: Uint8Array, srcPort: number, dstPort: number): string {
+  const b = Buffer.alloc(36);
+  b.set(src, 0);
+  b.set(dst, 16);
+  b.writeUInt16BE(srcPort, 32);
+  b.writeUInt16BE(dstPort, 34);
+  return b.toString('latin1');
+}
+
 /** The key fields of an IPv4 TCP packet, or null when it is not one (or a fragment without ports). */
 export function tcpFlowKey(pkt: Uint8Array, out: { src: number; dst: number; ports: number; flags: number }): boolean {
   if (pkt.length < 20 || pkt[0]! >> 4 !== 4 || pkt[9] !== 6) return false;

@@ -8,12 +8,18 @@
 import type { NodeConfig } from '../config/node-config.js';
 import { ipv4ToU32, parseIpv4Prefix, prefixMask, u32ToIpv4 } from '../peer/ipv4-prefix.js';
 import type { SocketAddr } from '../carrier/flow-frames.js';
+import { formatIpAddress, parseIpv6Address } from '../packet/address.js';
 
 export type DialTarget = { ok: true; ip: string } | { ok: false; why: string };
 
 export function dstDialTarget(dst: SocketAddr, cfg: NodeConfig): DialTarget {
   const addr = ipv4ToU32(dst.ip);
-  if (addr === null) return { ok: true, ip: dst.ip };
+  if (addr === null) {
+    const v6 = parseIpv6Address(dst.ip);
+    const mine = v6 !== undefined && cfg.ipv6 !== undefined && formatIpAddress(v6) === canonicalIpv6(cfg.ipv6.address);
+    if (mine && protectedPorts(cfg).has(dst.port)) return { ok: false, why: `port ${dst.port} is one of this node's own services` };
+    return { ok: true, ip: dst.ip };
+  }
   if (cfg.ipv4 && ipv4ToU32(cfg.ipv4.address) === addr && protectedPorts(cfg).has(dst.port)) {
     return { ok: false, why: `port ${dst.port} is one of this node's own services` };
   }
@@ -27,6 +33,11 @@ export function dstDialTarget(dst: SocketAddr, cfg: NodeConfig): DialTarget {
     return { ok: true, ip: u32ToIpv4((real.net | host) >>> 0) };
   }
   return { ok: true, ip: dst.ip };
+}
+
+function canonicalIpv6(text: string): string | undefined {
+  const v6 = parseIpv6Address(text);
+  return v6 && formatIpAddress(v6);
 }
 
 function protectedPorts(cfg: NodeConfig): Set<number> {

@@ -14,6 +14,11 @@ export interface FlowCounters {
   retransmits: number;
 }
 
+/** An endpoint as rows show it: "10.0.0.1:80", "[fd00::1]:80". */
+export function endpointText(a: { ip: string; port: number }): string {
+  return a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
 export interface FlowEntry {
   readonly id: number;
   readonly src: string;

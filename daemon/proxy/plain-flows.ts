@@ -25,7 +25,7 @@ export class PlainFlowTracker {
   /** Whether the flow of this outbound packet (e.g. a retransmitted SYN) is already followed. */
   isTracked(pkt: Uint8Array): boolean {
     const at = (pkt[0]! & 0x0f) * 4;
-    if (this.flows.size === 0 || pkt.length < at + 4) return false;
+    if (this.flows.size === 0 || pkt[0]! >> 4 !== 4 || pkt.length < at + 4) return false;
     return this.flows.get(readU32(pkt, 16))?.has(readU16(pkt, at) * 65536 + readU16(pkt, at + 2)) ?? false;
   }
 

@@ -32,12 +32,13 @@ import { KernelTerminator } from '../intercept/kernel/terminator.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
 import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
+import { parseIpv6Address } from '../packet/address.js';
 import { ipv4ToU32 } from '../peer/ipv4-prefix.js';
 import type { PeerManager } from '../peer/peer-manager.js';
 import { Feature } from '../peer/route-record.js';
 import { PacketType } from '../peer/wire.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
-import { FlowTable, type FlowEntry } from './flow-table.js';
+import { endpointText, FlowTable, type FlowEntry } from './flow-table.js';
 import { PlainFlowTracker } from './plain-flows.js';
 import { SubnetProxy } from './subnet-proxy.js';
 import { chooseTransport } from './transport-choice.js';
@@ -192,17 +193,16 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array): SrcFlow | null {
     if (this.plain.isTracked(syn)) return null; // a retransmitted SYN of a flow already given to plain packets
-    const routes = this.host.peer.routes;
-    const dstIp = ipv4ToU32(dst.ip) ?? 0;
-    const dstPeer = routes.lookupIpv4(dstIp) ?? routes.lookupProxy(dstIp);
+    const dstPeer = this.ownerOf(dst.ip);
     if (dstPeer === undefined || dstPeer === this.host.peer.peerId) return null;
     const choice = this.choose(dstPeer, new Set());
     if (!choice) return null;
     const startTime = Math.floor(Date.now() / 1000);
-    const row = { src: `${src.ip}:${src.port}`, dst: `${dst.ip}:${dst.port}`, role: 'src' as const, startTime };
+    const row = { src: endpointText(src), dst: endpointText(dst), role: 'src' as const, startTime };
     this.log.debug('new flow', { src: row.src, dst: row.dst, ...choice });
     if (choice.transport === 'Tcp') {
-      this.plain.track(syn, this.table.add({ ...row, transport: 'Tcp', reason: choice.reason, state: 'Connected' }));
+      // Plain IPv6 flows are forwarded but not followed (the tracker reads IPv4 headers): no row for them.
+      if (syn[0]! >> 4 === 4) this.plain.track(syn, this.table.add({ ...row, transport: 'Tcp', reason: choice.reason, state: 'Connected' }));
       return null;
     }
     const entry = this.table.add({ ...row, transport: choice.transport, reason: choice.reason, state: 'SynReceived' });
@@ -269,6 +269,15 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   // ---- carrier choice and runtime fallback ----
 
+  /** The node owning a virtual address (IPv4: also a proxied range; IPv6: exact address only). */
+  private ownerOf(ip: string): number | undefined {
+    const routes = this.host.peer.routes;
+    const v6 = ip.includes(':') ? parseIpv6Address(ip) : undefined;
+    if (v6) return routes.lookupIpv6(v6);
+    const v4 = ipv4ToU32(ip) ?? 0;
+    return routes.lookupIpv4(v4) ?? routes.lookupProxy(v4);
+  }
+
   /**
    * The transport for a flow to `dstPeer` from current route info, skipping carriers already tried;
    * null when the peer has no route.
@@ -321,8 +330,9 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     if (!syn) return this.closeEntry(src, 'SYN no longer held');
     entry.reason = `${entry.reason}; plain packets`;
     entry.state = 'Connected';
-    this.plain.track(syn, entry);
     this.host.forward(Buffer.from(syn.buffer, syn.byteOffset, syn.byteLength));
+    if (syn[0]! >> 4 === 4) this.plain.track(syn, entry);
+    else this.closeEntry(src, 'not followed (IPv6)');
   }
 
   // ---- destination side ----
@@ -330,7 +340,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private onOpenRequest(driver: CarrierDriver, flow: CarrierFlow): void {
     const req = flow.request!;
     const entry = this.table.add({
-      src: `${req.src.ip}:${req.src.port}`, dst: `${req.dst.ip}:${req.dst.port}`, role: 'dst', transport: driver.kind,
+      src: endpointText(req.src), dst: endpointText(req.dst), role: 'dst', transport: driver.kind,
       reason: 'accepted', state: 'ConnectingDst', startTime: Math.floor(Date.now() / 1000),
     });
     entry.counters = flow;
