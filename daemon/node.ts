@@ -97,6 +97,7 @@ export class Node implements ControlPlaneSource {
         features: featureBits(cfg), ...(ipv6 ? { ipv6 } : {}) },
     });
     const node = new Node(cfg, peer, log);
+    if (cfg.ipv6 && !cfg.ipv4 && !cfg.noTun) log.warn('--ipv6 without -i: no TUN is opened, so the address is only advertised');
     try {
       for (const uri of cfg.listeners) node.listening.push(await peer.listen(uri));
       if (!cfg.noTun && cfg.ipv4) node.openTun();

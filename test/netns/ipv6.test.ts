@@ -6,6 +6,7 @@
  *  - with --enable-kcp-proxy --use-smoltcp on A, a TCP flow to B's virtual IPv6 ends in A's userspace
  *    stack, is carried over KCP and arrives byte-exact (sha256 both ends), and both tables list it as
  *    Kcp with bracketed IPv6 endpoints;
+ *  - the same through B's relay to C's virtual IPv6;
  *  - a closed IPv6 port is ECONNREFUSED through the proxy.
  */
 import { test } from 'node:test';
@@ -42,6 +43,7 @@ test('IPv6 virtual addresses: route sync, ping -6 direct and relayed, KCP-proxie
     await startCore(a, [...common(1), '--no-listener', '--enable-kcp-proxy', '--use-smoltcp', '-p', 'udp://10.253.15.2:11010']);
     const server = b.node(FLOWS, ['serve', '::', '7000']);
     await server.waitForEvent('listening');
+    await c.node(FLOWS, ['serve', 'fd00:15::3', '7000']).waitForEvent('listening');
 
     await t.test('route sync carries IPv6: A lists B and C (through B) with their addresses', async () => {
       const rows = await waitIpv6Routes(a, () => cliJson<RouteRow>(a, ['route']), 2);
@@ -71,6 +73,14 @@ test('IPv6 virtual addresses: route sync, ping -6 direct and relayed, KCP-proxie
       assert.ok(srcRows.every((x) => x.transport_type === 'Kcp' && x.role === 'src'), JSON.stringify(srcRows));
       const dstRows = fromA(await waitRows(b, 'B lists the IPv6 flows', (rs) => fromA(rs).length >= 3));
       assert.ok(dstRows.every((x) => x.transport_type === 'Kcp' && x.role === 'dst'), JSON.stringify(dstRows));
+    });
+
+    await t.test('TCP to C\'s virtual IPv6 through B\'s relay: byte-exact, listed on A as Kcp', async () => {
+      const r = await runFlows(a, 'fd00:15::3', 7000, 2, 1 << 20, 1 << 20, true, 25);
+      assert.deepEqual([r.ok, r.failed, r.errors], [2, 0, []]);
+      const toC = (rs: ProxyRow[]): ProxyRow[] => rs.filter((x) => x.dst === '[fd00:15::3]:7000');
+      const rows = toC(await waitRows(a, 'A lists the relayed IPv6 flows', (rs) => toC(rs).length >= 2));
+      assert.ok(rows.every((x) => x.transport_type === 'Kcp'), JSON.stringify(rows));
     });
 
     await t.test('a closed IPv6 port is ECONNREFUSED', async () => {
