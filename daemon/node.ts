@@ -148,7 +148,7 @@ export class Node implements ControlPlaneSource {
     return {
       peerId: this.peer.peerId, instanceName: c.instanceName, hostname: c.hostname, networkName: c.networkName,
       ipv4: c.ipv4 ? `${c.ipv4.address}/${c.ipv4.prefix}` : '',
-      ipv6: c.ipv6 ? `${c.ipv6.address}/${c.ipv6.prefix}` : '',
+      ipv6: this.myIpv6 && c.ipv6 ? `${formatIpAddress(this.myIpv6)}/${c.ipv6.prefix}` : '',
       proxyCidrs: c.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
       listeners: [...c.listeners], features: featuresView(featureBits(c)), version: NODE_VERSION, rpcPortal: c.rpcPortal,
     };

@@ -20,6 +20,7 @@ function config(over: Partial<NodeConfig>): NodeConfig {
 
 test('two forward-only nodes: nodeInfo, peers and routes as the control plane sees them', async (t) => {
   const b = await Node.start(config({ hostname: 'b', ipv4: { address: '10.9.0.2', prefix: 24 },
+    ipv6: { address: 'fd00:9:0:0::2', prefix: 64 },
     listeners: ['tcp://127.0.0.1:0'], disableQuicInput: true,
     proxyNetworks: [{ cidr: '192.168.5.0/24' }, { cidr: '172.16.0.0/16', mappedCidr: '10.77.0.0/16' }] }),
   { log: quietLog, peer: FAST_PEER });
@@ -31,17 +32,20 @@ test('two forward-only nodes: nodeInfo, peers and routes as the control plane se
   const info = b.nodeInfo();
   assert.equal(info.peerId, b.peer.peerId);
   assert.equal(info.ipv4, '10.9.0.2/24');
+  assert.equal(info.ipv6, 'fd00:9::2/64', 'canonical form');
+  assert.equal(a.nodeInfo().ipv6, '');
   assert.deepEqual(info.proxyCidrs, ['192.168.5.0/24', '172.16.0.0/16->10.77.0.0/16']);
   assert.deepEqual(info.features, { kcpInput: true, quicInput: false, noRelayKcp: false, noRelayQuic: false });
   assert.deepEqual(b.proxyEntries(), []);
 
   await until('A routes B', () => a.routes().length === 1);
   const [r] = a.routes();
-  assert.deepEqual(r, { peerId: b.peer.peerId, hostname: 'b', ipv4: '10.9.0.2/24',
+  assert.deepEqual(r, { peerId: b.peer.peerId, hostname: 'b', ipv4: '10.9.0.2/24', ipv6: 'fd00:9::2/64',
     proxyCidrs: ['192.168.5.0/24', '172.16.0.0/16->10.77.0.0/16'], nextHopPeerId: b.peer.peerId, cost: 1,
     features: { kcpInput: true, quicInput: false, noRelayKcp: false, noRelayQuic: false } });
   await until('B routes A', () => b.routes().length === 1);
   assert.equal(b.routes()[0]!.features.noRelayKcp, true);
+  assert.equal(b.routes()[0]!.ipv6, '', 'A has no IPv6');
   const [pa] = a.peers();
   assert.equal(pa!.peerId, b.peer.peerId);
   assert.equal(pa!.outbound, true);
