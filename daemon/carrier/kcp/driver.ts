@@ -109,6 +109,8 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
       this.sinks.get(flow)?.onFlowEvents(flow, events);
       carrier.touch(flow);
     }
+    // After the sinks read: the ACKs then advertise the window their reads opened.
+    carrier.flushAcks(now);
     for (let t = carrier.pollTransmit(); t; t = carrier.pollTransmit()) {
       this.peer.sendTo(t.peerId, t.type, t.data);
       carrier.recycle(t);

@@ -81,6 +81,8 @@ export class KcpCarrier {
   /** Flows that may need a timer run: anything with unacked data, pending ACKs or a deadline. */
   private readonly active = new Set<KcpFlow>();
   private readonly pendingEvents = new Set<KcpFlow>();
+  /** Flows that took datagrams since the last flushAcks(). */
+  private readonly acking = new Set<KcpFlow>();
   private readonly tx: CarrierTransmit[] = [];
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
@@ -159,6 +161,7 @@ export class KcpCarrier {
       t.set(conv, flow);
     }
     if (!flow.input(payload, now)) this.stats.malformed++;
+    this.acking.add(flow);
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
     }
@@ -207,6 +210,15 @@ export class KcpCarrier {
     }
   }
 
+  /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
+  flushAcks(now: number): void {
+    for (const f of this.acking) {
+      f.flushAcks(now);
+      this.touch(f);
+    }
+    this.acking.clear();
+  }
+
   /** Called after the proxy acted on a flow (write, closeWrite, reset, answer, read). */
   touch(flow: KcpFlow): void {
     flow.drainOutput(this.tx, this.types);
@@ -214,6 +226,7 @@ export class KcpCarrier {
     if (flow.hasEvents()) this.pendingEvents.add(flow);
     if (flow.finished()) {
       this.active.delete(flow);
+      this.acking.delete(flow);
       this.forget(flow, flow.lastSeen);
     } else if (flow.needsTimer()) this.active.add(flow);
     else this.active.delete(flow);

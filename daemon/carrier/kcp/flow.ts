@@ -94,6 +94,19 @@ export class KcpFlow implements CarrierFlow {
     return ok;
   }
 
+  /**
+   * Sends the ACKs owed for what input() took since the last flush, instead of leaving them for the
+   * next interval tick: an ACK held up to `interval` ms inflates the sender's RTT samples by a varying
+   * amount and releases its window in interval-sized bursts. The driver calls this once per pass, so
+   * a burst of datagrams is answered by one ACK datagram, not one each (kcp-go's ackNoDelay).
+   */
+  flushAcks(now: number): void {
+    if (!this.ackPending) return;
+    this.lastNow = now;
+    this.kcp.flush(now);
+    this.ackPending = false;
+  }
+
   handleTimeout(now: number): void {
     this.lastNow = now;
     if (this.openDeadline !== 0 && now >= this.openDeadline) this.openTimedOut(now);
