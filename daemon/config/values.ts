@@ -3,7 +3,7 @@
  * (`--mtu`, `ET_MTU`, `flags.mtu`) and either returns the validated value or throws
  * badConfig(name, ...) — so every error names the key it came from, whatever the source.
  */
-import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { badConfig } from '../errors.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../log.js';
 import type { ProxyNetwork } from './node-config.js';
@@ -67,21 +67,20 @@ export function parseDevName(raw: string, name: string): string {
 
 /** `-i`: "10.144.144.1" (gets /24, as EasyTier) or "10.144.144.1/16". */
 export function parseIpv4WithPrefix(raw: string, name: string): { address: string; prefix: number } {
-  const [address = '', prefixText, extra] = raw.trim().split('/');
-  if (!isIPv4(address) || extra !== undefined) {
-    throw badConfig(name, `must be an IPv4 address with optional /prefix, got ${quote(raw)}`);
-  }
-  const prefix = prefixText === undefined ? 24 : parseIntInRange(prefixText, name, 1, 32);
-  return { address, prefix };
+  return parseAddressWithPrefix(raw, name, 4, 24);
 }
 
 /** `--ipv6`: "fd00::1" (gets /64, the usual IPv6 subnet) or "fd00::1/48"; no zone index. */
 export function parseIpv6WithPrefix(raw: string, name: string): { address: string; prefix: number } {
+  return parseAddressWithPrefix(raw, name, 6, 64);
+}
+
+function parseAddressWithPrefix(raw: string, name: string, family: 4 | 6, defaultPrefix: number): { address: string; prefix: number } {
   const [address = '', prefixText, extra] = raw.trim().split('/');
-  if (!isIPv6(address) || address.includes('%') || extra !== undefined) {
-    throw badConfig(name, `must be an IPv6 address with optional /prefix, got ${quote(raw)}`);
+  if (isIP(address) !== family || address.includes('%') || extra !== undefined) {
+    throw badConfig(name, `must be an IPv${family} address with optional /prefix, got ${quote(raw)}`);
   }
-  const prefix = prefixText === undefined ? 64 : parseIntInRange(prefixText, name, 1, 128);
+  const prefix = prefixText === undefined ? defaultPrefix : parseIntInRange(prefixText, name, 1, family === 4 ? 32 : 128);
   return { address, prefix };
 }
 
