@@ -26,3 +26,12 @@ test('dial target: with --no-tun the own address is dialled on loopback; with a 
   assert.deepEqual(dstDialTarget({ ip: '10.144.1.2', port: 8080 }, cfg({ noTun: true })), { ok: true, ip: '127.0.0.1' });
   assert.deepEqual(dstDialTarget({ ip: '10.144.1.2', port: 8080 }, cfg({})), { ok: true, ip: '10.144.1.2' });
 });
+
+test("dial target: the node's own IPv6 service ports are refused, in any spelling; other IPv6 is dialled as is", () => {
+  const v6 = cfg({ ipv6: { address: 'fd00:0:0::2', prefix: 64 } });
+  assert.equal(dstDialTarget({ ip: 'fd00::2', port: 11010 }, v6).ok, false);
+  assert.equal(dstDialTarget({ ip: 'fd00::2', port: 15888 }, v6).ok, false);
+  assert.deepEqual(dstDialTarget({ ip: 'fd00::2', port: 8080 }, v6), { ok: true, ip: 'fd00::2' });
+  assert.deepEqual(dstDialTarget({ ip: 'fd00::3', port: 11010 }, v6), { ok: true, ip: 'fd00::3' });
+  assert.deepEqual(dstDialTarget({ ip: 'fd00::2', port: 11010 }, cfg({})), { ok: true, ip: 'fd00::2' }, 'not ours without --ipv6');
+});
