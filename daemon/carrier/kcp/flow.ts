@@ -18,6 +18,31 @@ const KIND_SEGMENTS = 0;
 /** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
 const RX_HIGH_WATER = 256 * 1024;
 
+/** Bytes read from KCP in one go; a read that fills less than SMALL_READ of it is copied out. */
+const READ_CHUNK = 64 * 1024;
+const SMALL_READ = 8 * 1024;
+/** Read buffer shared by all flows (reads are synchronous); given away when a large read keeps it. */
+let readBuf: Uint8Array | null = null;
+
+/**
+ * Up to READ_CHUNK stream bytes, or null when KCP has none. The result is the caller's to keep: a
+ * small read is copied so the shared buffer is not pinned by a few bytes; a large one takes it.
+ */
+function readChunk(kcp: Kcp): Uint8Array | null {
+  const buf = readBuf ?? new Uint8Array(READ_CHUNK);
+  const n = kcp.read(buf);
+  if (n === 0) {
+    readBuf = buf;
+    return null;
+  }
+  if (n < SMALL_READ) {
+    readBuf = buf;
+    return buf.slice(0, n);
+  }
+  readBuf = null;
+  return buf.subarray(0, n);
+}
+
 export type FlowRole = 'initiator' | 'acceptor';
 
 export class KcpFlow implements CarrierFlow {
@@ -279,10 +304,14 @@ export class KcpFlow implements CarrierFlow {
     return this.answered;
   }
 
-  /** Moves received stream bytes through the frame parser, up to the high-water mark. */
+  /**
+   * Moves received stream bytes through the frame parser, up to the high-water mark. The bytes are
+   * read many segments at a time into one buffer, so the DATA payloads handed to the application are
+   * views of a few large chunks rather than one allocation (and one socket write) per segment.
+   */
   private pull(): void {
     while (this.rxHeld < RX_HIGH_WATER && !this.isReset) {
-      const chunk = this.kcp.recv();
+      const chunk = readChunk(this.kcp);
       if (!chunk) return;
       this.frames.push(chunk);
       for (let f = this.frames.next(); f !== null; f = this.frames.next()) {
