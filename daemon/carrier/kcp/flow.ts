@@ -109,11 +109,13 @@ export class KcpFlow implements CarrierFlow {
   input(payload: Uint8Array, now: number): boolean {
     this.lastNow = now;
     this.heard = true;
+    const queued = this.kcp.waitSnd;
     const ok = this.kcp.input(payload.subarray(1), now, true) >= 0;
     this.ackPending = true;
     this.pull();
-    // New room in the send window: send what waits at once rather than at the next tick.
-    if (this.kcp.waitSnd > 0) this.kcp.flush(now);
+    // Duplicate ACKs may call for a fast retransmit: send it now rather than at the next tick. When
+    // una advanced (waitSnd fell), input() itself already flushed; a second scan of the window is waste.
+    if (this.kcp.waitSnd > 0 && this.kcp.waitSnd === queued) this.kcp.flush(now);
     this.checkWritable();
     this.checkEnded(now);
     return ok;
