@@ -68,6 +68,8 @@ export class KcpFlow implements CarrierFlow {
   private rxHeld = 0;
   private writeBlocked = false;
   private ackPending = false;
+  /** input() took datagrams that drainInput() has not parsed yet. */
+  private unread = false;
   /** Deadline for the OPEN/STATUS exchange; 0 once done. */
   private openDeadline: number;
   /** When the flow ended (both FINs and all acked, or aborted); 0 while alive. */
@@ -112,13 +114,24 @@ export class KcpFlow implements CarrierFlow {
     const queued = this.kcp.waitSnd;
     const ok = this.kcp.input(payload.subarray(1), now, true) >= 0;
     this.ackPending = true;
-    this.pull();
+    this.unread = true;
     // Duplicate ACKs may call for a fast retransmit: send it now rather than at the next tick. When
     // una advanced (waitSnd fell), input() itself already flushed; a second scan of the window is waste.
     if (this.kcp.waitSnd > 0 && this.kcp.waitSnd === queued) this.kcp.flush(now);
     this.checkWritable();
     this.checkEnded(now);
     return ok;
+  }
+
+  /**
+   * Parses what input() left in KCP's receive queue. Deferred from input() to the carrier's next
+   * pollEvent/flushAcks/handleTimeout, so the datagrams of one driver pass are read as one chunk.
+   */
+  drainInput(): void {
+    if (!this.unread) return;
+    this.unread = false;
+    this.pull();
+    this.checkEnded(this.lastNow);
   }
 
   /**
