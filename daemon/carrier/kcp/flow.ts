@@ -43,6 +43,13 @@ function readChunk(kcp: Kcp): Uint8Array | null {
   return buf.subarray(0, n);
 }
 
+/**
+ * Least time between two early ACK flushes of one flow: a fast sender's datagrams are then answered
+ * about every ms-worth of data, not once per driver pass (each ACK datagram costs both ends a
+ * seal/open and a syscall), while the ACK delay stays far below KCP's 10 ms interval.
+ */
+const ACK_SPACING_MS = 2;
+
 export type FlowRole = 'initiator' | 'acceptor';
 
 export class KcpFlow implements CarrierFlow {
@@ -68,6 +75,8 @@ export class KcpFlow implements CarrierFlow {
   private rxHeld = 0;
   private writeBlocked = false;
   private ackPending = false;
+  /** When flushAcks()/handleTimeout() last sent this flow's ACKs. */
+  private lastAckAt = -Infinity;
   /** input() took datagrams that drainInput() has not parsed yet. */
   private unread = false;
   /** Deadline for the OPEN/STATUS exchange; 0 once done. */
@@ -141,15 +150,20 @@ export class KcpFlow implements CarrierFlow {
    * a burst of datagrams is answered by one ACK datagram, not one each (kcp-go's ackNoDelay).
    */
   flushAcks(now: number): void {
-    if (!this.ackPending) return;
+    if (this.ackPending && now - this.lastAckAt >= ACK_SPACING_MS) this.sendAcks(now);
+  }
+
+  private sendAcks(now: number): void {
     this.lastNow = now;
     this.kcp.flush(now);
     this.ackPending = false;
+    this.lastAckAt = now;
   }
 
   handleTimeout(now: number): void {
     this.lastNow = now;
     if (this.openDeadline !== 0 && now >= this.openDeadline) this.openTimedOut(now);
+    if (this.ackPending && now - this.lastAckAt >= ACK_SPACING_MS) this.sendAcks(now);
     if (this.endedAt === 0 || this.kcp.waitSnd > 0 || this.ackPending) {
       this.kcp.handleTimeout(now);
       this.ackPending = false;
@@ -193,6 +207,7 @@ export class KcpFlow implements CarrierFlow {
     // A finished flow only needs its engine while something is unacknowledged; else just the linger's end.
     if (this.endedAt !== 0 && this.kcp.waitSnd === 0 && !this.ackPending) return this.endedAt + this.lingerMs;
     let t = this.kcp.pollTimeout();
+    if (this.ackPending && this.lastAckAt + ACK_SPACING_MS < t) t = this.lastAckAt + ACK_SPACING_MS;
     if (this.openDeadline !== 0 && this.openDeadline < t) t = this.openDeadline;
     return t;
   }
