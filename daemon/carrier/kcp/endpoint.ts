@@ -83,8 +83,6 @@ export class KcpCarrier {
   private readonly pendingEvents = new Set<KcpFlow>();
   /** Flows that took datagrams since the last flushAcks(). */
   private readonly acking = new Set<KcpFlow>();
-  /** Flows that took datagrams their drainInput() has not parsed yet. */
-  private readonly unread = new Set<KcpFlow>();
   private readonly tx: CarrierTransmit[] = [];
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
@@ -164,21 +162,10 @@ export class KcpCarrier {
     }
     if (!flow.input(payload, now)) this.stats.malformed++;
     this.acking.add(flow);
-    this.unread.add(flow);
-    this.touch(flow);
-  }
-
-  /** Parses the data input() queued in each flow since the last call (see KcpFlow.drainInput). */
-  private drainInput(): void {
-    if (this.unread.size === 0) return;
-    for (const flow of this.unread) {
-      flow.drainInput();
-      if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
-        flow.answer(DialStatus.Denied, flow.lastSeen);
-      }
-      this.touch(flow);
+    if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
+      flow.answer(DialStatus.Denied, now);
     }
-    this.unread.clear();
+    this.touch(flow);
   }
 
   pollTransmit(): CarrierTransmit | null {
@@ -193,7 +180,6 @@ export class KcpCarrier {
 
   /** The next flow with news, or null. */
   pollEvent(): KcpFlow | null {
-    this.drainInput();
     for (const f of this.pendingEvents) {
       this.pendingEvents.delete(f);
       return f;
@@ -212,7 +198,6 @@ export class KcpCarrier {
   }
 
   handleTimeout(now: number): void {
-    this.drainInput();
     for (const [key, gone] of this.forgotten) {
       if (now - gone.at < this.lingerMs * 6) break; // insertion order is time order
       this.forgotten.delete(key);
@@ -227,7 +212,6 @@ export class KcpCarrier {
 
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
   flushAcks(now: number): void {
-    this.drainInput();
     for (const f of this.acking) {
       f.flushAcks(now);
       this.touch(f);
@@ -243,7 +227,6 @@ export class KcpCarrier {
     if (flow.finished()) {
       this.active.delete(flow);
       this.acking.delete(flow);
-      this.unread.delete(flow);
       this.forget(flow, flow.lastSeen);
     } else if (flow.needsTimer()) this.active.add(flow);
     else this.active.delete(flow);

@@ -18,38 +18,6 @@ const KIND_SEGMENTS = 0;
 /** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
 const RX_HIGH_WATER = 256 * 1024;
 
-/** Bytes read from KCP in one go; a read that fills less than SMALL_READ of it is copied out. */
-const READ_CHUNK = 64 * 1024;
-const SMALL_READ = 8 * 1024;
-/** Read buffer shared by all flows (reads are synchronous); given away when a large read keeps it. */
-let readBuf: Uint8Array | null = null;
-
-/**
- * Up to READ_CHUNK stream bytes, or null when KCP has none. The result is the caller's to keep: a
- * small read is copied so the shared buffer is not pinned by a few bytes; a large one takes it.
- */
-function readChunk(kcp: Kcp): Uint8Array | null {
-  const buf = readBuf ?? new Uint8Array(READ_CHUNK);
-  const n = kcp.read(buf);
-  if (n === 0) {
-    readBuf = buf;
-    return null;
-  }
-  if (n < SMALL_READ) {
-    readBuf = buf;
-    return buf.slice(0, n);
-  }
-  readBuf = null;
-  return buf.subarray(0, n);
-}
-
-/**
- * Least time between two early ACK flushes of one flow: a fast sender's datagrams are then answered
- * about every ms-worth of data, not once per driver pass (each ACK datagram costs both ends a
- * seal/open and a syscall), while the ACK delay stays far below KCP's 10 ms interval.
- */
-const ACK_SPACING_MS = 2;
-
 export type FlowRole = 'initiator' | 'acceptor';
 
 export class KcpFlow implements CarrierFlow {
@@ -75,10 +43,6 @@ export class KcpFlow implements CarrierFlow {
   private rxHeld = 0;
   private writeBlocked = false;
   private ackPending = false;
-  /** When flushAcks()/handleTimeout() last sent this flow's ACKs. */
-  private lastAckAt = -Infinity;
-  /** input() took datagrams that drainInput() has not parsed yet. */
-  private unread = false;
   /** Deadline for the OPEN/STATUS exchange; 0 once done. */
   private openDeadline: number;
   /** When the flow ended (both FINs and all acked, or aborted); 0 while alive. */
@@ -123,7 +87,7 @@ export class KcpFlow implements CarrierFlow {
     const queued = this.kcp.waitSnd;
     const ok = this.kcp.input(payload.subarray(1), now, true) >= 0;
     this.ackPending = true;
-    this.unread = true;
+    this.pull();
     // Duplicate ACKs may call for a fast retransmit: send it now rather than at the next tick. When
     // una advanced (waitSnd fell), input() itself already flushed; a second scan of the window is waste.
     if (this.kcp.waitSnd > 0 && this.kcp.waitSnd === queued) this.kcp.flush(now);
@@ -133,37 +97,21 @@ export class KcpFlow implements CarrierFlow {
   }
 
   /**
-   * Parses what input() left in KCP's receive queue. Deferred from input() to the carrier's next
-   * pollEvent/flushAcks/handleTimeout, so the datagrams of one driver pass are read as one chunk.
-   */
-  drainInput(): void {
-    if (!this.unread) return;
-    this.unread = false;
-    this.pull();
-    this.checkEnded(this.lastNow);
-  }
-
-  /**
    * Sends the ACKs owed for what input() took since the last flush, instead of leaving them for the
    * next interval tick: an ACK held up to `interval` ms inflates the sender's RTT samples by a varying
    * amount and releases its window in interval-sized bursts. The driver calls this once per pass, so
    * a burst of datagrams is answered by one ACK datagram, not one each (kcp-go's ackNoDelay).
    */
   flushAcks(now: number): void {
-    if (this.ackPending && now - this.lastAckAt >= ACK_SPACING_MS) this.sendAcks(now);
-  }
-
-  private sendAcks(now: number): void {
+    if (!this.ackPending) return;
     this.lastNow = now;
     this.kcp.flush(now);
     this.ackPending = false;
-    this.lastAckAt = now;
   }
 
   handleTimeout(now: number): void {
     this.lastNow = now;
     if (this.openDeadline !== 0 && now >= this.openDeadline) this.openTimedOut(now);
-    if (this.ackPending && now - this.lastAckAt >= ACK_SPACING_MS) this.sendAcks(now);
     if (this.endedAt === 0 || this.kcp.waitSnd > 0 || this.ackPending) {
       this.kcp.handleTimeout(now);
       this.ackPending = false;
@@ -207,7 +155,6 @@ export class KcpFlow implements CarrierFlow {
     // A finished flow only needs its engine while something is unacknowledged; else just the linger's end.
     if (this.endedAt !== 0 && this.kcp.waitSnd === 0 && !this.ackPending) return this.endedAt + this.lingerMs;
     let t = this.kcp.pollTimeout();
-    if (this.ackPending && this.lastAckAt + ACK_SPACING_MS < t) t = this.lastAckAt + ACK_SPACING_MS;
     if (this.openDeadline !== 0 && this.openDeadline < t) t = this.openDeadline;
     return t;
   }
@@ -334,14 +281,10 @@ export class KcpFlow implements CarrierFlow {
     return this.answered;
   }
 
-  /**
-   * Moves received stream bytes through the frame parser, up to the high-water mark. The bytes are
-   * read many segments at a time into one buffer, so the DATA payloads handed to the application are
-   * views of a few large chunks rather than one allocation (and one socket write) per segment.
-   */
+  /** Moves received stream bytes through the frame parser, up to the high-water mark. */
   private pull(): void {
     while (this.rxHeld < RX_HIGH_WATER && !this.isReset) {
-      const chunk = readChunk(this.kcp);
+      const chunk = this.kcp.recv();
       if (!chunk) return;
       this.frames.push(chunk);
       for (let f = this.frames.next(); f !== null; f = this.frames.next()) {
