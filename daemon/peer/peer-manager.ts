@@ -12,17 +12,20 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { PeerConnView } from '../rpc/source.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
-import { derivePsk, HandshakeResponder } from './handshake.js';
+import { derivePsk, HandshakeResponder, INIT_LEN } from './handshake.js';
 import { Feature } from './route-record.js';
 import { DEFAULT_ROUTE_OPTIONS, RouteTable, type LocalNode, type RouteTableOptions } from './route-table.js';
 import { DEFAULT_TIMERS, PeerSession, type SessionTimers } from './session.js';
 import { parseUnderlayUri, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
 import { dialTcp, TcpListener } from './underlay/tcp.js';
 import { dialUdp, UdpListener } from './underlay/udp.js';
-import { MAX_FORWARD_COUNTER, PacketType, PmFlag, pmFrom, pmTo, pmType } from './wire.js';
+import { MAX_FORWARD_COUNTER, PacketType, PM_HEADER_LEN, PmFlag, pmFrom, pmTo, pmType } from './wire.js';
 
 /** Receives a packet addressed to us: the origin's peer id, the decrypted payload, the PM header. */
 export type PacketHandler = (from: number, payload: Buffer, header: Buffer) => void;
+
+/** An inbound link's first packet must be a handshake init; a stream announcing more is refused unread. */
+const MAX_FIRST_PACKET = PM_HEADER_LEN + INIT_LEN;
 
 export interface PeerManagerOptions {
   networkName: string;
@@ -131,7 +134,8 @@ export class PeerManager extends EventEmitter {
   async listen(uri: string): Promise<string> {
     const addr = parseUnderlayUri(uri, 'listeners');
     const accept = (link: UnderlayLink, first: Buffer): void => this.acceptLink(link, first);
-    const l = addr.scheme === 'udp' ? await UdpListener.open(uri, addr, accept) : await TcpListener.open(uri, addr, accept);
+    const l = addr.scheme === 'udp' ? await UdpListener.open(uri, addr, accept)
+      : await TcpListener.open(uri, addr, accept, { log: this.log, maxFirstPacket: MAX_FIRST_PACKET });
     if (this.closed) await l.close();
     else this.openListeners.push(l);
     return l.boundUri;

@@ -1,18 +1,26 @@
 /**
- * TCP underlay: each packet framed by a u32 LE length of the packet that follows (EasyTier frames
- * the same way). A frame over MAX_FRAME means the stream is not ours or is corrupt: the link ends.
- * When the kernel send buffer backs up past MAX_QUEUED, packets are dropped (as a router drops),
- * rather than letting memory grow; the tunnelled TCP flows see loss and slow down.
+ * TCP underlay: each packet framed by a u32 LE length (tcp-frames.ts). A frame over its limit means
+ * the stream is not ours or is corrupt: the link ends. When the kernel send buffer backs up past
+ * MAX_QUEUED, packets are dropped (as a router drops), rather than letting memory grow; the
+ * tunnelled TCP flows see loss and slow down.
+ *
+ * Inbound streams are half-open until their first packet (the handshake) is accepted, and the
+ * listener bounds them (half-open.ts): a deadline counted from the accept, caps per source address
+ * and in all, and a first frame no longer than a handshake. So a flood of slow clients costs at
+ * most `global` descriptors and `global` x maxFirstPacket bytes of buffered frames, whatever it
+ * trickles; authenticated links may buffer one frame of up to MAX_FRAME each.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { readU32, writeU32 } from '../wire.js';
+import { nowMs } from '../../io/clock.js';
+import type { Logger } from '../../log.js';
+import { writeU32 } from '../wire.js';
+import { DEFAULT_HALF_OPEN, HalfOpenGate, type HalfOpenLimits } from './half-open.js';
 import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { FrameReader, LENGTH_LEN, MAX_FRAME } from './tcp-frames.js';
 
-const LENGTH_LEN = 4;
-export const MAX_FRAME = 70_000;
 const MAX_QUEUED = 4 * 1024 * 1024;
-/** An inbound stream must deliver its first packet (the handshake) this soon, or it is closed. */
-const FIRST_PACKET_TIMEOUT_MS = 5000;
+/** At most one warning per this span about failing accepts (EMFILE and the like). */
+const ACCEPT_ERROR_LOG_MS = 10_000;
 
 class TcpLink implements UnderlayLink {
   readonly headroom = LENGTH_LEN;
@@ -20,16 +28,19 @@ class TcpLink implements UnderlayLink {
   onClose: (reason: string) => void = () => {};
   /** Packets dropped because the socket's send queue was full. */
   queueDrops = 0;
-  private readonly frames = new FrameReader();
+  /** Refused (or its first frame could not be a handshake): what arrives is read and discarded. */
+  discarding = false;
+  private readonly frames: FrameReader;
   private corked = false;
   private closed = false;
 
   /** An inbound link is offered to its listener's owner with its first packet. */
   private offer: AcceptLink | undefined;
 
-  constructor(readonly remoteUri: string, readonly outbound: boolean, private readonly socket: Socket, offer?: AcceptLink) {
+  constructor(readonly remoteUri: string, readonly outbound: boolean, private readonly socket: Socket,
+    offer?: AcceptLink, maxFirstPacket = MAX_FRAME) {
     this.offer = offer;
-    if (offer) socket.setTimeout(FIRST_PACKET_TIMEOUT_MS, () => this.close());
+    this.frames = new FrameReader(offer ? maxFirstPacket : MAX_FRAME);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.ended(`socket error: ${e.message}`));
@@ -62,12 +73,14 @@ class TcpLink implements UnderlayLink {
     this.ended('closed');
   }
 
-  /** Reads and discards until FIRST_PACKET_TIMEOUT_MS after the refusal, then closes: no early FIN to learn from. */
+  /**
+   * Reads and discards from now on; the listener closes the link at its half-open deadline, as it
+   * would a silent one: no early FIN to learn from.
+   */
   refuse(): void {
     this.onPacket = () => {};
     this.onClose = () => {};
-    this.socket.setTimeout(0);
-    setTimeout(() => this.close(), FIRST_PACKET_TIMEOUT_MS).unref();
+    this.discarding = true;
   }
 
   private ended(reason: string): void {
@@ -78,15 +91,19 @@ class TcpLink implements UnderlayLink {
   }
 
   private onData(chunk: Buffer): void {
-    if (!this.frames.feed(chunk, this.dispatch)) this.close();
+    if (this.discarding) return;
+    if (this.frames.feed(chunk, this.dispatch)) return;
+    // Before the handshake an oversized length is refused in silence; after it, the link ends.
+    if (this.offer) this.refuse();
+    else this.close();
   }
 
   private readonly dispatch = (pkt: Buffer): void => {
-    if (this.closed) return;
+    if (this.closed || this.discarding) return;
     if (this.offer) {
       const offer = this.offer;
       this.offer = undefined;
-      this.socket.setTimeout(0);
+      this.frames.maxFrame = MAX_FRAME;
       offer(this, pkt);
     } else {
       this.onPacket(pkt);
@@ -94,75 +111,111 @@ class TcpLink implements UnderlayLink {
   };
 }
 
-/**
- * Splits a byte stream into frames, each a u32 LE length then that many bytes. Frames are views
- * into the chunks read; only a frame split across chunks is copied, once, never a whole chunk.
- */
-export class FrameReader {
-  private pending: Buffer | null = null;
+export interface TcpListenerOptions {
+  log: Logger;
+  /** The longest first packet the owner can accept (a handshake); a longer announced frame is refused unread. */
+  maxFirstPacket: number;
+  halfOpen?: HalfOpenLimits;
+}
 
-  /** Calls `frame` with each complete frame; false (at the culprit) when a length exceeds MAX_FRAME. */
-  feed(chunk: Buffer, frame: (pkt: Buffer) => void): boolean {
-    let at = 0;
-    while (this.pending && at < chunk.length) {
-      const p = this.pending;
-      const want = p.length < LENGTH_LEN ? LENGTH_LEN : LENGTH_LEN + readU32(p, 0);
-      const take = Math.min(want - p.length, chunk.length - at);
-      const grown = Buffer.concat([p, chunk.subarray(at, at + take)]);
-      at += take;
-      this.pending = grown;
-      if (grown.length < LENGTH_LEN) break;
-      const len = readU32(grown, 0);
-      if (len > MAX_FRAME) return false;
-      if (grown.length === LENGTH_LEN + len) {
-        this.pending = null;
-        frame(grown.subarray(LENGTH_LEN));
-      }
-    }
-    while (chunk.length - at >= LENGTH_LEN) {
-      const len = readU32(chunk, at);
-      if (len > MAX_FRAME) return false;
-      if (chunk.length - at - LENGTH_LEN < len) break;
-      frame(chunk.subarray(at + LENGTH_LEN, at + LENGTH_LEN + len));
-      at += LENGTH_LEN + len;
-    }
-    if (at < chunk.length) this.pending = Buffer.from(chunk.subarray(at));
-    return true;
-  }
+export interface TcpListenerStats {
+  /** Accepts that failed (EMFILE, ENFILE, ...): libuv resets the connection it could not take. */
+  acceptErrors: number;
 }
 
 export class TcpListener implements UnderlayListener {
   private readonly sockets = new Set<Socket>();
+  /** The inbound links not yet past their handshake, with their deadline and caps. */
+  readonly halfOpen: HalfOpenGate<TcpLink>;
+  readonly stats: TcpListenerStats = { acceptErrors: 0 };
   boundUri: string;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private lastAcceptErrorLog = -Infinity;
 
-  private constructor(readonly uri: string, private readonly server: Server) {
+  private constructor(readonly uri: string, private readonly server: Server, private readonly opts: TcpListenerOptions) {
     this.boundUri = uri;
+    this.halfOpen = new HalfOpenGate(opts.halfOpen ?? DEFAULT_HALF_OPEN);
   }
 
-  static open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<TcpListener> {
+  static open(uri: string, addr: UnderlayAddress, accept: AcceptLink, opts: TcpListenerOptions): Promise<TcpListener> {
     const server = createServer();
-    const listener = new TcpListener(uri, server);
-    server.on('connection', (socket) => {
-      listener.sockets.add(socket);
-      socket.on('close', () => listener.sockets.delete(socket));
-      new TcpLink(formatUri('tcp', socket.remoteAddress ?? '?', socket.remotePort ?? 0), false, socket, accept);
-    });
+    const listener = new TcpListener(uri, server, opts);
+    server.on('connection', (socket) => listener.onConnection(socket, accept));
     return new Promise((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? addrInUse(uri, e) : e));
       server.listen(addr.port, addr.host, () => {
         server.removeAllListeners('error');
         const a = server.address();
         if (a && typeof a === 'object') listener.boundUri = formatUri('tcp', addr.host, a.port);
-        server.on('error', () => {});
+        server.on('error', (e: NodeJS.ErrnoException) => listener.onAcceptError(e));
         resolve(listener);
       });
     });
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+
+  private onConnection(socket: Socket, accept: AcceptLink): void {
+    const source = socket.remoteAddress ?? '?';
+    const link = new TcpLink(formatUri('tcp', source, socket.remotePort ?? 0), false, socket, (l, first) => {
+      accept(l, first);
+      if (!link.discarding) this.halfOpen.settle(link);
+    }, this.opts.maxFirstPacket);
+    this.sockets.add(socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.halfOpen.settle(link);
+    });
+    for (const victim of this.halfOpen.admit(link, source, nowMs())) victim.close();
+    this.afterGate();
+  }
+
+  /**
+   * An accept failed, typically EMFILE. libuv has already reset the connections it could not take
+   * (its reserve-descriptor trick), so nothing spins; Node offers no way to pause accepting, so we
+   * shed the oldest half-open connection to give the next legitimate one a descriptor.
+   */
+  private onAcceptError(e: NodeJS.ErrnoException): void {
+    this.stats.acceptErrors++;
+    const now = nowMs();
+    if (e.code === 'EMFILE' || e.code === 'ENFILE') this.halfOpen.shed(now)?.close();
+    if (now - this.lastAcceptErrorLog >= ACCEPT_ERROR_LOG_MS) {
+      this.lastAcceptErrorLog = now;
+      this.opts.log.warn('accept failed', { listener: this.uri, err: e.code ?? e.message, count: this.stats.acceptErrors });
+    }
+    this.afterGate();
+  }
+
+  /** Logs the gate's events and keeps one timer armed for its next deadline. */
+  private afterGate(): void {
+    for (let ev = this.halfOpen.pollEvent(); ev; ev = this.halfOpen.pollEvent()) {
+      if (ev.type === 'overload') {
+        this.opts.log.warn('half-open connections over the cap; closing the oldest until it eases',
+          { listener: this.uri, cap: ev.cap, source: ev.source });
+      } else {
+        this.opts.log.info('half-open overload over', { listener: this.uri, closed: ev.evicted, duration_ms: ev.durationMs });
+      }
+    }
+    const at = this.halfOpen.pollTimeout();
+    if (at === Infinity || (this.timer && this.timerAt <= at)) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, Math.max(0, at - nowMs()));
+    this.timer.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    for (const link of this.halfOpen.handleTimeout(nowMs())) link.close();
+    this.afterGate();
+  };
 }
 
 export function dialTcp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { FrameReader, MAX_FRAME } from '../../../daemon/peer/underlay/tcp.js';
+import { FrameReader, MAX_FRAME } from '../../../daemon/peer/underlay/tcp-frames.js';
 
 function framed(payloads: Buffer[]): Buffer {
   return Buffer.concat(payloads.flatMap((p) => {
