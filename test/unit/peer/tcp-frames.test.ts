@@ -49,3 +49,25 @@ test('a length over MAX_FRAME stops the reader, whole or split', () => {
   assert.deepEqual(readAll([Buffer.concat([good, bad])]), { frames: [good.subarray(4)], ok: false });
   assert.equal(readAll([bad.subarray(0, 2), bad.subarray(2)]).ok, false);
 });
+
+test('a lowered maxFrame refuses a longer announcement before buffering any of it; raising it between frames works', () => {
+  const r = new FrameReader(112);
+  const frames: Buffer[] = [];
+  const small = randomBytes(100);
+  assert.ok(r.feed(framed([small]).subarray(0, 50), (f) => frames.push(Buffer.from(f))));
+  assert.equal(r.buffered, 100, 'a split frame holds exactly its announced size');
+  assert.ok(r.feed(framed([small]).subarray(50), (f) => {
+    frames.push(Buffer.from(f));
+    r.maxFrame = MAX_FRAME;
+  }));
+  assert.deepEqual(frames, [small]);
+  assert.equal(r.buffered, 0);
+  const big = randomBytes(5000);
+  assert.ok(r.feed(framed([big]), (f) => frames.push(Buffer.from(f))), 'raised');
+  const strict = new FrameReader(112);
+  const huge = Buffer.alloc(4);
+  huge.writeUInt32LE(MAX_FRAME);
+  assert.equal(strict.feed(huge.subarray(0, 3), () => {}), true);
+  assert.equal(strict.feed(huge.subarray(3), () => {}), false);
+  assert.equal(strict.buffered, 0);
+});
