@@ -24,7 +24,7 @@ import { MAX_FORWARD_COUNTER, PacketType, PM_HEADER_LEN, PmFlag, pmFrom, pmTo, p
 /** Receives a packet addressed to us: the origin's peer id, the decrypted payload, the PM header. */
 export type PacketHandler = (from: number, payload: Buffer, header: Buffer) => void;
 
-/** An inbound link's first packet must be a handshake init; a stream announcing more is refused unread. */
+/** An inbound link's first packet must be a handshake init; a stream announcing more is closed unread. */
 const MAX_FIRST_PACKET = PM_HEADER_LEN + INIT_LEN;
 
 export interface PeerManagerOptions {

@@ -28,7 +28,7 @@ class TcpLink implements UnderlayLink {
   onClose: (reason: string) => void = () => {};
   /** Packets dropped because the socket's send queue was full. */
   queueDrops = 0;
-  /** Refused (or its first frame could not be a handshake): what arrives is read and discarded. */
+  /** Refused: what arrives is read and discarded. */
   discarding = false;
   private readonly frames: FrameReader;
   private corked = false;
@@ -92,10 +92,8 @@ class TcpLink implements UnderlayLink {
 
   private onData(chunk: Buffer): void {
     if (this.discarding) return;
-    if (this.frames.feed(chunk, this.dispatch)) return;
-    // Before the handshake an oversized length is refused in silence; after it, the link ends.
-    if (this.offer) this.refuse();
-    else this.close();
+    // A length over the limit (before the handshake, longer than a handshake): not our protocol.
+    if (!this.frames.feed(chunk, this.dispatch)) this.close();
   }
 
   private readonly dispatch = (pkt: Buffer): void => {
@@ -113,7 +111,7 @@ class TcpLink implements UnderlayLink {
 
 export interface TcpListenerOptions {
   log: Logger;
-  /** The longest first packet the owner can accept (a handshake); a longer announced frame is refused unread. */
+  /** The longest first packet the owner can accept (a handshake); announcing a longer one ends the link unread. */
   maxFirstPacket: number;
   halfOpen?: HalfOpenLimits;
 }
