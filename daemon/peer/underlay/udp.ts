@@ -229,6 +229,11 @@ export class UdpListener implements UnderlayListener {
     this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
   }
 
+  /** Links this listener routes datagrams to: the state a flood of strangers must not grow. */
+  get linkCount(): number {
+    return this.links.size;
+  }
+
   async close(): Promise<void> {
     const allReleased = new Promise<void>((resolve) => { this.onAllReleased = resolve; });
     for (const l of [...this.links.values()]) l.close();
