@@ -4,7 +4,9 @@
  * 69,000-byte frame) and reopened when cut, against a daemon limited to 2,000 descriptors.
  * Meanwhile a new peer connects over that same listener, pings, and moves 16 MiB over TCP across the virtual network,
  * byte-exact; the daemon's descriptors stay below baseline + the global half-open cap (+ slack)
- * and its RSS stays bounded, and the flood is logged once, not per connection.
+ * and its RSS stays bounded, and the flood is logged once, not per connection. Then, with fewer
+ * descriptors to spare than the half-open cap, accepts fail with EMFILE: the daemon logs it once,
+ * keeps running, and B's session keeps carrying pings.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,4 +97,20 @@ test('tcp:// listener under 4,000 trickling connections: a new peer still connec
     assert.ok(maxRss <= baseRss + RSS_SLACK_MB, `RSS ${maxRss.toFixed(0)} MB over ${baseRss.toFixed(0)} + ${RSS_SLACK_MB} MB`);
     const warnings = na.proc.lines.filter((l) => l.includes('half-open connections over the cap'));
     assert.equal(warnings.length, 1, 'one line for the burst, not one per connection');
+
+    // Out of descriptors: 100 to spare, fewer than the half-open cap. Accepts fail with EMFILE (libuv
+    // resets those silently); the daemon notices, sheds half-open streams, logs once, and B's
+    // established session carries on.
+    await run(['prlimit', `--pid=${pid}`, `--nofile=${fdCount(pid) + 100}:${NOFILE}`]);
+    const starved = m.node(TRICKLE, ['trickle', '10.253.2.1', '11010', String(CONNECTIONS / 2), SOURCES.join(','), '60000']);
+    await na.proc.waitForLine(/WARN .*descriptors nearly exhausted/, 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}\nfds ${fdCount(pid)}\n${starved.lines.slice(-3).join('\n')}\n${na.proc.lines.slice(-8).join('\n')}`);
+    });
+    await b.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.144.153.1']);
+    starved.send('stop');
+    await starved.waitForEvent('done');
+    assert.equal(na.proc.lines.filter((l) => l.includes('descriptors nearly exhausted')).length, 1, 'logged once');
+    // Afterwards the daemon still answers its CLI (another listener that shared the shortage).
+    await waitPeers(a, 1);
+    assert.equal(na.proc.child.exitCode, null, 'the daemon is still running');
   });

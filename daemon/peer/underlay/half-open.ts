@@ -29,6 +29,17 @@ export interface HalfOpenLimits {
 
 export const DEFAULT_HALF_OPEN: HalfOpenLimits = { deadlineMs: 5000, perSource: 32, global: 512, quietMs: 10_000 };
 
+/**
+ * The defaults, with the global cap at most a quarter of the descriptor limit: a flood of half-open
+ * streams then cannot by itself run the process out of descriptors (which would fail every accept,
+ * dial and file the node needs), whatever the limit it was started with.
+ */
+export function halfOpenLimitsFor(openFiles: number | undefined): HalfOpenLimits {
+  const global = openFiles === undefined ? DEFAULT_HALF_OPEN.global
+    : Math.max(1, Math.min(DEFAULT_HALF_OPEN.global, Math.floor(openFiles / 4)));
+  return { ...DEFAULT_HALF_OPEN, global };
+}
+
 export interface HalfOpenStats {
   admitted: number;
   /** Left the half-open state in time (handshake done, or closed by either side). */
@@ -129,9 +140,15 @@ export class HalfOpenGate<T> {
     return this.events.shift();
   }
 
-  /** Sheds one half-open connection (the oldest of the heaviest source) to free a descriptor; undefined if none. */
-  shed(now: number): T | undefined {
-    return this.entries.size === 0 ? undefined : this.evict(this.heaviestOldest(), 'descriptors', now);
+  /**
+   * Out of descriptors: sheds a quarter of the half-open connections (at least one), each the oldest
+   * of the heaviest source, so that a few accepts can succeed before the next failure, not just one.
+   */
+  shed(now: number): T[] {
+    const shed: T[] = [];
+    const n = Math.ceil(this.entries.size / 4);
+    for (let i = 0; i < n; i++) shed.push(this.evict(this.heaviestOldest(), 'descriptors', now));
+    return shed;
   }
 
   private evict(conn: T, cap: Cap, now: number): T {

@@ -12,15 +12,20 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { nowMs } from '../../io/clock.js';
+import { openFileCount, openFileLimit } from '../../io/limits.js';
 import type { Logger } from '../../log.js';
 import { writeU32 } from '../wire.js';
-import { DEFAULT_HALF_OPEN, HalfOpenGate, type HalfOpenLimits } from './half-open.js';
+import { halfOpenLimitsFor, HalfOpenGate, type HalfOpenLimits } from './half-open.js';
 import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { FrameReader, LENGTH_LEN, MAX_FRAME } from './tcp-frames.js';
 
 const MAX_QUEUED = 4 * 1024 * 1024;
-/** At most one warning per this span about failing accepts (EMFILE and the like). */
-const ACCEPT_ERROR_LOG_MS = 10_000;
+/** At most one warning per this span about failing accepts or scarce descriptors. */
+const WARN_EVERY_MS = 10_000;
+/** How often, at most, the listener counts the process's open descriptors (a readdir). */
+const DESCRIPTOR_CHECK_MS = 1000;
+/** Above this share of the descriptor limit in use, half-open streams are shed. */
+const DESCRIPTOR_HIGH_WATER = 0.9;
 
 class TcpLink implements UnderlayLink {
   readonly headroom = LENGTH_LEN;
@@ -113,27 +118,32 @@ export interface TcpListenerOptions {
   log: Logger;
   /** The longest first packet the owner can accept (a handshake); announcing a longer one ends the link unread. */
   maxFirstPacket: number;
+  /** By default halfOpenLimitsFor(the descriptor limit). */
   halfOpen?: HalfOpenLimits;
 }
 
 export interface TcpListenerStats {
-  /** Accepts that failed (EMFILE, ENFILE, ...): libuv resets the connection it could not take. */
+  /** Accepts that failed and were reported to us (libuv resets the connections it could not take). */
   acceptErrors: number;
+  /** Checks that found the process's descriptors nearly exhausted (and shed half-open streams). */
+  descriptorPressure: number;
 }
 
 export class TcpListener implements UnderlayListener {
   private readonly sockets = new Set<Socket>();
   /** The inbound links not yet past their handshake, with their deadline and caps. */
   readonly halfOpen: HalfOpenGate<TcpLink>;
-  readonly stats: TcpListenerStats = { acceptErrors: 0 };
+  readonly stats: TcpListenerStats = { acceptErrors: 0, descriptorPressure: 0 };
   boundUri: string;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private lastAcceptErrorLog = -Infinity;
+  private lastPressureLog = -Infinity;
+  private nextDescriptorCheck = 0;
 
   private constructor(readonly uri: string, private readonly server: Server, private readonly opts: TcpListenerOptions) {
     this.boundUri = uri;
-    this.halfOpen = new HalfOpenGate(opts.halfOpen ?? DEFAULT_HALF_OPEN);
+    this.halfOpen = new HalfOpenGate(opts.halfOpen ?? halfOpenLimitsFor(openFileLimit()));
   }
 
   static open(uri: string, addr: UnderlayAddress, accept: AcceptLink, opts: TcpListenerOptions): Promise<TcpListener> {
@@ -170,20 +180,39 @@ export class TcpListener implements UnderlayListener {
       this.sockets.delete(socket);
       this.halfOpen.settle(link);
     });
-    for (const victim of this.halfOpen.admit(link, source, nowMs())) victim.close();
+    const now = nowMs();
+    for (const victim of this.halfOpen.admit(link, source, now)) victim.close();
+    this.checkDescriptors(now);
     this.afterGate();
   }
 
   /**
-   * An accept failed, typically EMFILE. libuv has already reset the connections it could not take
-   * (its reserve-descriptor trick), so nothing spins; Node offers no way to pause accepting, so we
-   * shed the oldest half-open connection to give the next legitimate one a descriptor.
+   * Out of descriptors, libuv resets the connections it cannot accept (its reserve-descriptor trick)
+   * and tells nobody; nothing spins, but nothing is logged either, and Node offers no way to pause
+   * accepting. So, at most once a second while connections arrive or half-open ones wait, we count
+   * our descriptors: near the limit we say so (once per WARN_EVERY_MS) and shed half-open streams,
+   * which gives the next accepts a descriptor.
    */
+  private checkDescriptors(now: number): void {
+    if (now < this.nextDescriptorCheck) return;
+    this.nextDescriptorCheck = now + DESCRIPTOR_CHECK_MS;
+    const limit = openFileLimit();
+    const used = openFileCount();
+    if (limit === undefined || used === undefined || used < limit * DESCRIPTOR_HIGH_WATER) return;
+    this.stats.descriptorPressure++;
+    for (const l of this.halfOpen.shed(now)) l.close();
+    if (now - this.lastPressureLog >= WARN_EVERY_MS) {
+      this.lastPressureLog = now;
+      this.opts.log.warn('descriptors nearly exhausted; shedding half-open connections', { listener: this.uri, used, limit });
+    }
+  }
+
+  /** An accept failed and libuv could not absorb it (see checkDescriptors): counted, logged now and then, and we shed. */
   private onAcceptError(e: NodeJS.ErrnoException): void {
     this.stats.acceptErrors++;
     const now = nowMs();
-    if (e.code === 'EMFILE' || e.code === 'ENFILE') this.halfOpen.shed(now)?.close();
-    if (now - this.lastAcceptErrorLog >= ACCEPT_ERROR_LOG_MS) {
+    if (e.code === 'EMFILE' || e.code === 'ENFILE') for (const link of this.halfOpen.shed(now)) link.close();
+    if (now - this.lastAcceptErrorLog >= WARN_EVERY_MS) {
       this.lastAcceptErrorLog = now;
       this.opts.log.warn('accept failed', { listener: this.uri, err: e.code ?? e.message, count: this.stats.acceptErrors });
     }
@@ -211,7 +240,9 @@ export class TcpListener implements UnderlayListener {
   private readonly onTimer = (): void => {
     this.timer = undefined;
     this.timerAt = Infinity;
-    for (const link of this.halfOpen.handleTimeout(nowMs())) link.close();
+    const now = nowMs();
+    for (const link of this.halfOpen.handleTimeout(now)) link.close();
+    this.checkDescriptors(now);
     this.afterGate();
   };
 }

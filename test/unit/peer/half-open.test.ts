@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HalfOpenGate, type HalfOpenLimits } from '../../../daemon/peer/underlay/half-open.js';
+import { HalfOpenGate, halfOpenLimitsFor, type HalfOpenLimits } from '../../../daemon/peer/underlay/half-open.js';
 
 const LIMITS: HalfOpenLimits = { deadlineMs: 5000, perSource: 3, global: 5, quietMs: 10_000 };
 
@@ -73,13 +73,23 @@ test('evictions are reported once when a burst starts and once when it has been 
   assert.deepEqual(g.pollEvent(), { type: 'overload', cap: 'per-source', source: '10.0.0.2' });
 });
 
-test('shed gives up the oldest of the heaviest source, and nothing when there is nothing half-open', () => {
+test('shed gives up a quarter (at least one), the oldest of the heaviest sources first; nothing when empty', () => {
   const g = new HalfOpenGate<string>(LIMITS);
-  assert.equal(g.shed(0), undefined);
+  assert.deepEqual(g.shed(0), []);
   g.admit('a', '10.0.0.9', 0);
   g.admit('b', '10.0.0.1', 1);
   g.admit('c', '10.0.0.1', 2);
-  assert.equal(g.shed(3), 'b');
+  assert.deepEqual(g.shed(3), ['b']);
   assert.deepEqual(g.pollEvent(), { type: 'overload', cap: 'descriptors', source: '10.0.0.1' });
-  assert.equal(g.stats.shed, 1);
+  const big = new HalfOpenGate<number>({ ...LIMITS, perSource: 100, global: 100 });
+  for (let i = 0; i < 40; i++) big.admit(i, i < 30 ? '10.0.0.1' : `10.0.1.${i}`, i);
+  assert.deepEqual(big.shed(50), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual([big.stats.shed, big.size], [10, 30]);
+});
+
+test('the global cap is at most a quarter of the descriptor limit', () => {
+  assert.equal(halfOpenLimitsFor(undefined).global, 512);
+  assert.equal(halfOpenLimitsFor(1_048_576).global, 512);
+  assert.equal(halfOpenLimitsFor(1024).global, 256);
+  assert.equal(halfOpenLimitsFor(2).global, 1);
 });
