@@ -15,11 +15,12 @@
  *   one once `quietMs` passed without any (with the count), so a flood logs two lines, not one per
  *   connection.
  */
+import { formatIpAddress, parseIpv6Address } from '../../packet/address.js';
 
 export interface HalfOpenLimits {
   /** Total time a connection may stay half-open, from its accept. */
   deadlineMs: number;
-  /** Half-open connections one source address may hold. */
+  /** Half-open connections one source (an IPv4 address, an IPv6 /64: see sourceKey) may hold. */
   perSource: number;
   /** Half-open connections the listener holds in all. */
   global: number;
@@ -62,6 +63,21 @@ export type Cap = 'per-source' | 'global' | 'descriptors';
 export type HalfOpenEvent =
   | { type: 'overload'; cap: Cap; source: string }
   | { type: 'overload-over'; evicted: number; durationMs: number };
+
+/**
+ * The source a connection is counted against: its IPv4 address, or for IPv6 its /64, since one
+ * host commonly holds a whole /64 and could otherwise spread a flood over as many addresses as it
+ * likes. IPv4-mapped IPv6 addresses count as their IPv4 address.
+ */
+export function sourceKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const bytes = parseIpv6Address(address);
+  if (!bytes) return address;
+  const mapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (mapped) return bytes.subarray(12).join('.');
+  bytes.fill(0, 8);
+  return `${formatIpAddress(bytes)}/64`;
+}
 
 interface Entry {
   source: string;

@@ -15,7 +15,7 @@ import { nowMs } from '../../io/clock.js';
 import { openFileCount, openFileLimit } from '../../io/limits.js';
 import type { Logger } from '../../log.js';
 import { writeU32 } from '../wire.js';
-import { halfOpenLimitsFor, HalfOpenGate, type HalfOpenLimits } from './half-open.js';
+import { halfOpenLimitsFor, HalfOpenGate, sourceKey, type HalfOpenLimits } from './half-open.js';
 import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { FrameReader, LENGTH_LEN, MAX_FRAME } from './tcp-frames.js';
 
@@ -170,8 +170,8 @@ export class TcpListener implements UnderlayListener {
   }
 
   private onConnection(socket: Socket, accept: AcceptLink): void {
-    const source = socket.remoteAddress ?? '?';
-    const link = new TcpLink(formatUri('tcp', source, socket.remotePort ?? 0), false, socket, (l, first) => {
+    const address = socket.remoteAddress ?? '?';
+    const link = new TcpLink(formatUri('tcp', address, socket.remotePort ?? 0), false, socket, (l, first) => {
       accept(l, first);
       if (!link.discarding) this.halfOpen.settle(link);
     }, this.opts.maxFirstPacket);
@@ -181,7 +181,7 @@ export class TcpListener implements UnderlayListener {
       this.halfOpen.settle(link);
     });
     const now = nowMs();
-    for (const victim of this.halfOpen.admit(link, source, now)) victim.close();
+    for (const victim of this.halfOpen.admit(link, sourceKey(address), now)) victim.close();
     this.checkDescriptors(now);
     this.afterGate();
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HalfOpenGate, halfOpenLimitsFor, type HalfOpenLimits } from '../../../daemon/peer/underlay/half-open.js';
+import { HalfOpenGate, halfOpenLimitsFor, sourceKey, type HalfOpenLimits } from '../../../daemon/peer/underlay/half-open.js';
 
 const LIMITS: HalfOpenLimits = { deadlineMs: 5000, perSource: 3, global: 5, quietMs: 10_000 };
 
@@ -92,4 +92,14 @@ test('the global cap is at most a quarter of the descriptor limit', () => {
   assert.equal(halfOpenLimitsFor(1_048_576).global, 512);
   assert.equal(halfOpenLimitsFor(1024).global, 256);
   assert.equal(halfOpenLimitsFor(2).global, 1);
+});
+
+test('sources: an IPv4 address (mapped or not) is its own; IPv6 addresses count by their /64', () => {
+  assert.equal(sourceKey('10.1.2.3'), '10.1.2.3');
+  assert.equal(sourceKey('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(sourceKey('2001:db8:0:1::5'), '2001:db8:0:1::/64');
+  assert.equal(sourceKey('2001:0db8:0000:0001:ffff:1:2:3'), '2001:db8:0:1::/64');
+  assert.equal(sourceKey('2001:db8::1'), '2001:db8::/64');
+  assert.equal(sourceKey('::1'), '::/64');
+  assert.equal(sourceKey('fe80::1:2:3:4'), 'fe80::/64');
 });
