@@ -16,7 +16,7 @@ export interface UnderlayLink {
   close(): void;
   /**
    * Drops a link we refuse (its first packet was no valid handshake) without telling the remote
-   * anything: no answer, and for a stream not even a close until it has sat idle a while.
+   * anything: no answer, and for a stream not even a close before its listener's half-open deadline.
    */
   refuse(): void;
   /** Set by the owner: one packet received (a view, valid during the call). */
