@@ -5,7 +5,6 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Socket as UdpSocket } from 'node:dgram';
 import { TstierError } from '../errors.js';
 import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
@@ -13,10 +12,12 @@ import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
 import { nowMs } from '../io/clock.js';
 import { SessionDriver } from './driver.js';
+import { FakeTcpConn } from '../faketcp/dial.js';
+import type { PacketSocket } from '../faketcp/packet-socket.js';
 
 interface Slot {
   driver: SessionDriver;
-  udp: UdpSocket;
+  udp: PacketSocket;
   /** nowMs() after which no new streams go to this session (Infinity: never). */
   expiresAt: number;
 }
@@ -113,7 +114,9 @@ export class KcptunClient {
     // Multiport: each dial picks a random port of the range (kcptun ≥ 2022-10).
     const port = remote.minPort + randomInt(remote.maxPort - remote.minPort + 1);
     const host = this.remoteHost;
-    const udp = await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg);
+    // --tcp: the datagrams travel in fake TCP segments over one real TCP handshake per session.
+    const fake = cfg.tcp ? await FakeTcpConn.dial(host, port, '--tcp') : null;
+    const udp: PacketSocket = fake ?? await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg);
     const conv = randomBytes(4).readUInt32LE(0);
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
     const out = sessionSender(cfg, (d) => udp.send(d, port, host));
@@ -138,6 +141,11 @@ export class KcptunClient {
         return;
       }
       slot.driver.input(msg);
+    });
+    // A fake TCP connection the peer or a middlebox ended takes its session with it; the slot redials.
+    fake?.once('close', (why: string) => {
+      this.proc.log.line(`fake TCP connection to ${host}:${port} ended: ${why}`);
+      slot.driver.close();
     });
     this.proc.sessionOpened(true);
     return slot;

@@ -337,5 +337,4 @@ function validate(cfg: KcptunConfig): void {
       throw badConfig('--target', `expected host:port or a unix socket path, got ${JSON.stringify(cfg.remoteaddr)}`);
     }
   }
-  if (cfg.tcp) throw badConfig('--tcp', 'raw fake-TCP mode is not supported');
 }

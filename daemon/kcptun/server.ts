@@ -4,7 +4,6 @@
  * each, and every accepted stream piped to a new TCP connection to --target.
  */
 import { connect, type Socket } from 'node:net';
-import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { newDatagramCrypt, OPEN_TOO_SHORT, type DatagramCrypt } from '../transport/crypt/datagram.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
@@ -13,6 +12,8 @@ import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
 import { nowMs } from '../io/clock.js';
 import { SessionDriver } from './driver.js';
+import { FakeTcpListener } from '../faketcp/listen.js';
+import type { PacketFrom, PacketSocket } from '../faketcp/packet-socket.js';
 
 /**
  * A memory guard against floods of forged-but-valid first packets (kcp-go's only limit is its
@@ -25,7 +26,7 @@ export class KcptunServer {
   private readonly pass: Uint8Array;
   /** Opens datagrams to route them; sessions seal with their own instance. */
   private readonly opener: DatagramCrypt;
-  private readonly sockets: UdpSocket[] = [];
+  private readonly sockets: PacketSocket[] = [];
   private readonly sessions = new Map<string, SessionDriver>();
   /** The peeked conv and sn of the datagram being routed. */
   private readonly route = { conv: 0, sn: 0 };
@@ -44,10 +45,11 @@ export class KcptunServer {
     const host = await resolveHost(listen.host, true);
     try {
       for (let port = listen.minPort; port <= listen.maxPort; port++) {
-        const sock = await bindUdp(host, port, cfg);
+        // --tcp: fake TCP segments on a real TCP listener's port instead of UDP datagrams.
+        const sock: PacketSocket = cfg.tcp ? await FakeTcpListener.listen(host, port, '--listen') : await bindUdp(host, port, cfg);
         this.sockets.push(sock);
         this.ports.push(sock.address().port);
-        sock.on('message', (msg: Buffer, from: RemoteInfo) => this.onDatagram(sock, msg, from));
+        sock.on('message', (msg: Buffer, from: PacketFrom) => this.onDatagram(sock, msg, from));
       }
     } catch (e) {
       for (const s of this.sockets) s.close();
@@ -61,7 +63,7 @@ export class KcptunServer {
     return this.ports;
   }
 
-  private onDatagram(sock: UdpSocket, msg: Buffer, from: RemoteInfo): void {
+  private onDatagram(sock: PacketSocket, msg: Buffer, from: PacketFrom): void {
     const snmp = this.proc.snmp;
     const off = this.opener.open(msg, msg.length);
     if (off < 0) {
@@ -86,7 +88,7 @@ export class KcptunServer {
     driver.inputOpened(msg, off);
   }
 
-  private newSession(sock: UdpSocket, from: RemoteInfo, conv: number, key: string): SessionDriver {
+  private newSession(sock: PacketSocket, from: PacketFrom, conv: number, key: string): SessionDriver {
     const cfg = this.cfg;
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
     const out = sessionSender(cfg, (d) => sock.send(d, from.port, from.address));

@@ -14,7 +14,7 @@
  *
  * JS API:
  *   open(bindAddress|null) -> handle          throws Error with code EPERM etc.
- *   filterPort(handle, port)                  only segments to this destination port are delivered
+ *   filterPort(handle, port, dst:boolean)     only segments to (dst) or from (!dst) this port are delivered
  *   start(handle, batch:ArrayBuffer, offsets:Uint32Array, lengths:Uint32Array, onBatch(count), onError(code, msg))
  *   send(handle, segment:Uint8Array, src:uint32, dst:uint32) -> bytes sent, or -errno (addresses host order)
  *   stats(handle, out:Float64Array(6))        rxPackets rxBytes txPackets txBytes rxTruncated sendErrors
@@ -260,16 +260,17 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_filter_port(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  raw_t *r = raw_args(env, info, 2, argv);
+  napi_value argv[3];
+  raw_t *r = raw_args(env, info, 3, argv);
   if (!r) return NULL;
   uint32_t port;
-  if (napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535)
-    return throw_msg(env, "EINVAL", "rawtcp addon: port must be 0..65535");
-  /* The IPv4 header length from its first byte, then the TCP destination port behind it. */
+  bool dst = true;
+  if (napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535 || napi_get_value_bool(env, argv[2], &dst) != napi_ok)
+    return throw_msg(env, "EINVAL", "rawtcp addon: filterPort(handle, port 0..65535, dst boolean)");
+  /* The IPv4 header length from its first byte, then the TCP source (0) or destination (2) port behind it. */
   struct sock_filter code[] = {
       BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
-      BPF_STMT(BPF_LD | BPF_H | BPF_IND, 2),
+      BPF_STMT(BPF_LD | BPF_H | BPF_IND, dst ? 2 : 0),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, port, 0, 1),
       BPF_STMT(BPF_RET | BPF_K, 0xffff),
       BPF_STMT(BPF_RET | BPF_K, 0),
