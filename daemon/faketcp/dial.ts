@@ -13,15 +13,13 @@ import { nowMs } from '../io/clock.js';
 import { TCP_ACK, TCP_SYN } from '../packet/tcp.js';
 import { FakeTcpFirewall, requireFakeTcpCapabilities } from './firewall.js';
 import { FakeTcpFlow, newDataSegment } from './flow.js';
-import { copyPayload, newCounters, type FakeTcpCounters, type PacketFrom, type PacketSocket } from './packet-socket.js';
+import { copyPayload, FAKETCP_MAX_PAYLOAD, newCounters, type FakeTcpCounters, type PacketFrom, type PacketSocket } from './packet-socket.js';
 import { RawTcpSocket, setSocketTtl } from './raw-socket.js';
 import { formatAddr, parseAddr, SegmentBuilder, type SegmentInfo } from './segment.js';
 
 /** SYN-ACKs remembered until our own connect() reports its local port (parallel dials share a raw filter). */
 const MAX_SYNACKS = 16;
 const DIAL_TIMEOUT_MS = 10_000;
-/** The largest datagram carried: kcptun's --mtu tops out at 1500. */
-export const FAKETCP_MAX_PAYLOAD = 1500;
 
 interface SynAck {
   seq: number;

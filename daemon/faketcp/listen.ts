@@ -13,10 +13,9 @@ import { createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { TstierError } from '../errors.js';
 import { nowMs } from '../io/clock.js';
 import { TCP_ACK, TCP_SYN } from '../packet/tcp.js';
-import { FAKETCP_MAX_PAYLOAD } from './dial.js';
 import { FakeTcpFirewall, requireFakeTcpCapabilities } from './firewall.js';
 import { FakeTcpFlow, newDataSegment } from './flow.js';
-import { copyPayload, newCounters, type FakeTcpCounters, type PacketFrom, type PacketSocket } from './packet-socket.js';
+import { copyPayload, FAKETCP_MAX_PAYLOAD, newCounters, type FakeTcpCounters, type PacketFrom, type PacketSocket } from './packet-socket.js';
 import { RawTcpSocket, setSocketTtl } from './raw-socket.js';
 import { formatAddr, parseAddr, SegmentBuilder, type SegmentInfo } from './segment.js';
 

@@ -2,6 +2,9 @@
  * What a datagram user (kcptun's client and server, the peer underlay) needs of its socket: the part
  * of node:dgram's Socket they call, so a fake TCP connection or listener stands in for a UDP socket.
  */
+/** The largest datagram carried: kcptun's --mtu tops out at 1500. */
+export const FAKETCP_MAX_PAYLOAD = 1500;
+
 export interface PacketFrom {
   address: string;
   port: number;
