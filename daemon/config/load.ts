@@ -12,6 +12,7 @@ import type { NodeConfig } from './node-config.js';
 import type { Layer, Settings } from './options.js';
 import { readConfigFile } from './toml-file.js';
 import { usage } from './usage.js';
+import { requireFakeTcpCapabilities } from '../faketcp/firewall.js';
 import { DEFAULT_LISTEN_PORT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
 
 export type LoadResult =
@@ -59,7 +60,13 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
   const configFile = flags.configFile ?? envLayer.configFile;
   const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile);
   const merged = merge(defaults(env), file.layer, envLayer, flags);
-  return { kind: 'config', config: toNodeConfig(merged), warnings: file.warnings, configFile };
+  const config = toNodeConfig(merged);
+  // A faketcp:// URI cannot work without raw sockets and its packet-filter rule: say so up front (exit 2).
+  for (const [key, uris] of [['listeners', config.listeners], ['peers', config.peers]] as const) {
+    const fake = uris.find((u) => u.startsWith('faketcp://'));
+    if (fake) requireFakeTcpCapabilities(`${key} ${fake}`);
+  }
+  return { kind: 'config', config, warnings: file.warnings, configFile };
 }
 
 function merge(base: Settings, ...layers: Layer[]): Settings {

@@ -8,8 +8,10 @@ import { badConfig } from '../errors.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../log.js';
 import type { ProxyNetwork } from './node-config.js';
 
-/** Underlay protocols the peer layer speaks. EasyTier has more (wg, quic, ws, wss, faketcp). */
+/** Underlay protocols a listener given without one expands to. EasyTier has more (wg, quic, ws, wss). */
 export const PEER_SCHEMES: readonly string[] = ['tcp', 'udp'];
+/** What a URI may name besides: faketcp only when asked for, since it needs CAP_NET_RAW, CAP_NET_ADMIN and a packet-filter rule. */
+const URI_SCHEMES: readonly string[] = [...PEER_SCHEMES, 'faketcp'];
 export const DEFAULT_LISTEN_PORT = 11010;
 export const DEFAULT_RPC_PORTAL = '127.0.0.1:15888';
 export const MTU_MIN = 576;
@@ -150,8 +152,8 @@ function withPort(host: string, port: string | undefined): HostPort {
 }
 
 function checkScheme(scheme: string, raw: string, name: string): void {
-  if (!PEER_SCHEMES.includes(scheme)) {
-    throw badConfig(name, `unsupported protocol ${quote(scheme)} in ${quote(raw)} (tstier supports ${PEER_SCHEMES.join(', ')})`);
+  if (!URI_SCHEMES.includes(scheme)) {
+    throw badConfig(name, `unsupported protocol ${quote(scheme)} in ${quote(raw)} (tstier supports ${URI_SCHEMES.join(', ')})`);
   }
 }
 

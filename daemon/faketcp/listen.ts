@@ -42,6 +42,8 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
   readonly counters: FakeTcpCounters = newCounters();
   private readonly entries = new Map<number, Entry>();
   private readonly byName = new Map<string, Entry>();
+  /** Entries by their `from` object, for callers that keep it (one link per peer). */
+  private readonly byFrom = new Map<PacketFrom, Entry>();
   private server: Server | null = null;
   private raw: RawTcpSocket | null = null;
   private rule = -1;
@@ -150,6 +152,7 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
     e.socket = socket;
     this.entries.set(key, e);
     this.byName.set(`${e.from.address}:${e.from.port}`, e);
+    this.byFrom.set(e.from, e);
     this.connections++;
     socket.on('data', () => undefined); // the kernel's copy of the peer's raw segments
     socket.once('close', () => {
@@ -157,16 +160,33 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
       if (this.entries.get(key) === e) this.entries.delete(key);
       const name = `${e.from.address}:${e.from.port}`;
       if (this.byName.get(name) === e) this.byName.delete(name);
+      this.byFrom.delete(e.from);
       this.emit('peerclose', e.from);
     });
   }
 
   /** Sends one datagram to a connected peer; to an address with no connection it is dropped, as tcpraw does. */
   send(data: Uint8Array, port: number, host: string): void {
-    const e = this.byName.get(`${host}:${port}`);
+    this.sendEntry(this.byName.get(`${host}:${port}`), data);
+  }
+
+  /** send() to the peer a 'message' came from, by the `from` object it came with (no lookup by text). */
+  sendTo(from: PacketFrom, data: Uint8Array): void {
+    this.sendEntry(this.byFrom.get(from), data);
+  }
+
+  private sendEntry(e: Entry | undefined, data: Uint8Array): void {
     if (!e || !this.raw) return;
     e.flow.next(data.length, nowMs(), this.out);
     this.raw.send(this.builder.build(this.out, data), this.out.srcAddr, this.out.dstAddr);
+  }
+
+  /** Ends the connection of one peer: its kernel socket closes with a normal TTL, so the FIN reaches it. */
+  hangUp(from: PacketFrom): void {
+    const socket = this.byFrom.get(from)?.socket;
+    if (!socket) return;
+    setSocketTtl(socket as never, 64);
+    socket.destroySoon();
   }
 
   address(): { address: string; port: number } {

@@ -19,6 +19,7 @@ import { DEFAULT_TIMERS, PeerSession, type SessionTimers } from './session.js';
 import { parseUnderlayUri, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
 import { dialTcp, TcpListener } from './underlay/tcp.js';
 import { dialUdp, UdpListener } from './underlay/udp.js';
+import { dialFakeTcp, FakeTcpUnderlayListener } from './underlay/faketcp.js';
 import { MAX_FORWARD_COUNTER, PacketType, PM_HEADER_LEN, PmFlag, pmFrom, pmTo, pmType } from './wire.js';
 
 /** Receives a packet addressed to us: the origin's peer id, the decrypted payload, the PM header. */
@@ -135,6 +136,7 @@ export class PeerManager extends EventEmitter {
     const addr = parseUnderlayUri(uri, 'listeners');
     const accept = (link: UnderlayLink, first: Buffer): void => this.acceptLink(link, first);
     const l = addr.scheme === 'udp' ? await UdpListener.open(uri, addr, accept)
+      : addr.scheme === 'faketcp' ? await FakeTcpUnderlayListener.open(uri, addr, accept)
       : await TcpListener.open(uri, addr, accept, { log: this.log, maxFirstPacket: MAX_FIRST_PACKET });
     if (this.closed) await l.close();
     else this.openListeners.push(l);
@@ -187,7 +189,8 @@ export class PeerManager extends EventEmitter {
     const addr = parseUnderlayUri(c.uri, 'peers');
     let link: UnderlayLink;
     try {
-      link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr) : await dialTcp(c.uri, addr);
+      link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr)
+        : addr.scheme === 'faketcp' ? await dialFakeTcp(c.uri, addr) : await dialTcp(c.uri, addr);
     } catch (e) {
       this.log.debug('dial failed', { uri: c.uri, err: e });
       return this.connectorAttemptFailed(c);

@@ -36,19 +36,19 @@ export interface UnderlayListener {
 export type AcceptLink = (link: UnderlayLink, first: Buffer) => void;
 
 export interface UnderlayAddress {
-  scheme: 'udp' | 'tcp';
+  scheme: 'udp' | 'tcp' | 'faketcp';
   host: string;
   port: number;
 }
 
-/** Parses "udp://host:port" / "tcp://host:port" (IPv6 hosts in brackets); errors name the key. */
+/** Parses "udp://host:port" / "tcp://host:port" / "faketcp://host:port" (IPv6 hosts in brackets); errors name the key. */
 export function parseUnderlayUri(uri: string, key: string): UnderlayAddress {
-  const m = /^(udp|tcp):\/\/(\[[0-9A-Fa-f:.]+\]|[^:/[\]]+):(\d{1,5})\/?$/.exec(uri.trim());
+  const m = /^(udp|tcp|faketcp):\/\/(\[[0-9A-Fa-f:.]+\]|[^:/[\]]+):(\d{1,5})\/?$/.exec(uri.trim());
   const port = m ? Number(m[3]) : -1;
   if (!m || port > 65535) {
-    throw new TstierError('TSTIER_E_BAD_CONFIG', `${key}: "${uri}" is not udp://host:port or tcp://host:port`);
+    throw new TstierError('TSTIER_E_BAD_CONFIG', `${key}: "${uri}" is not udp://, tcp:// or faketcp://host:port`);
   }
-  return { scheme: m[1] as 'udp' | 'tcp', host: m[2]!.replace(/^\[|\]$/g, ''), port };
+  return { scheme: m[1] as UnderlayAddress['scheme'], host: m[2]!.replace(/^\[|\]$/g, ''), port };
 }
 
 export function formatUri(scheme: string, host: string, port: number): string {
