@@ -126,6 +126,13 @@ describe('config flags', () => {
     assert.deepEqual(load(['-l', 'udp:1,tcp:2', '--listeners', 'udp:3']).listeners,
       ['udp://0.0.0.0:1', 'tcp://0.0.0.0:2', 'udp://0.0.0.0:3']);
   });
+  it('faketcp: only where named, by -l, -p, TOML and ET_*; bare forms never expand to it', { skip: process.getuid?.() !== 0 && 'faketcp URIs need CAP_NET_RAW' }, () => {
+    assert.deepEqual(load(['-l', 'faketcp:11013', '-p', 'faketcp://10.1.0.2:11013']).listeners, ['faketcp://0.0.0.0:11013']);
+    assert.deepEqual(load(['-p', 'faketcp://10.1.0.2:11013']).peers, ['faketcp://10.1.0.2:11013']);
+    assert.deepEqual(load(['-c', tomlFile('listeners = ["faketcp://0.0.0.0:11013"]\n')]).listeners, ['faketcp://0.0.0.0:11013']);
+    assert.deepEqual(load([], { ET_LISTENERS: 'faketcp://10.0.0.5:1' }).listeners, ['faketcp://10.0.0.5:1']);
+    assert.deepEqual(load(['-l', '12000']).listeners, ['tcp://0.0.0.0:12000', 'udp://0.0.0.0:12000']);
+  });
   it('--no-listener empties the listeners, even given -l', () => {
     assert.deepEqual(load(['--no-listener']).listeners, []);
     assert.deepEqual(load(['-l', 'udp:1', '--no-listener']).listeners, []);
