@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { TstierError } from '../errors.js';
+import { badConfig, TstierError } from '../errors.js';
 import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
@@ -46,6 +46,7 @@ export class KcptunClient {
     const local = parseHostPortRange('--localaddr', cfg.localaddr);
     const remote = parseHostPortRange('--remoteaddr', cfg.remoteaddr);
     this.remoteHost = await resolveHost(remote.host, false);
+    if (cfg.tcp && this.remoteHost.includes(':')) throw badConfig('--remoteaddr', `fake TCP (--tcp) carries IPv4 only, not ${this.remoteHost}`);
     const host = await resolveHost(local.host, true);
     // allowHalfOpen: a client's FIN travels as an smux FIN while the reply keeps flowing back.
     const server = createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.accept(s));

@@ -7,6 +7,8 @@
  * Each run moves 16 MiB up and 16 MiB down on 20 concurrent streams, sha256 at both ends: our client
  * against kcptun-server --tcp and kcptun-client --tcp against our server, with aes + FEC and with
  * none and no FEC. Our side's nftables table exists while it runs and is gone after its SIGTERM.
+ * Then --conn and multiport: kcptun-client --tcp --conn 4 against our server, and our client --conn 3
+ * against our server listening on a range of ports (kcptun 2021 has no multiport), 4 MiB each way.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,9 +51,14 @@ async function ourTables(ns: Namespace): Promise<string[]> {
 
 interface Run {
   name: string;
-  ours: 'client' | 'server';
+  ours: 'client' | 'server' | 'both';
   crypt: string;
   fec: boolean;
+  /** MiB each way. */
+  mib?: number;
+  clientExtra?: string[];
+  /** The server's listen ports, e.g. "4000" or "4010-4012". */
+  ports?: string;
 }
 
 const RUNS: Run[] = [
@@ -59,6 +66,9 @@ const RUNS: Run[] = [
   { name: 'kcptun-client --tcp -> our server, aes + FEC', ours: 'server', crypt: 'aes', fec: true },
   { name: 'our client -> kcptun-server --tcp, none, no FEC', ours: 'client', crypt: 'none', fec: false },
   { name: 'kcptun-client --tcp -> our server, none, no FEC', ours: 'server', crypt: 'none', fec: false },
+  { name: 'kcptun-client --tcp --conn 4 -> our server', ours: 'server', crypt: 'aes', fec: true, mib: 4, clientExtra: ['--conn', '4'] },
+  { name: 'our client --tcp --conn 3 -> our server on ports 4010-4012', ours: 'both', crypt: 'aes', fec: true, mib: 4,
+    clientExtra: ['--conn', '3'], ports: '4010-4012' },
 ];
 
 test('fake TCP interop with kcptun --tcp, UDP dropped', { skip: SKIP ?? false, timeout: 300_000 }, async (t) => {
@@ -73,18 +83,21 @@ test('fake TCP interop with kcptun --tcp, UDP dropped', { skip: SKIP ?? false, t
   for (const run of RUNS) {
     await t.test(run.name, async () => {
       const common = ['--key', 'tf12k-secret', '--crypt', run.crypt, '--tcp', ...(run.fec ? [] : ['--ds', '0', '--ps', '0'])];
-      const serverArgs = ['-l', `${SERVER}:${PORT}`, '-t', `127.0.0.1:${target}`, ...common];
-      const server = run.ours === 'server'
+      const ports = run.ports ?? String(PORT);
+      const serverArgs = ['-l', `${SERVER}:${ports}`, '-t', `127.0.0.1:${target}`, ...common];
+      const server = run.ours !== 'client'
         ? s.spawn([process.execPath, TSTIER_KCPTUN, 'server', ...serverArgs])
         : s.spawn(['kcptun-server', ...serverArgs]);
       await waitStderr(server, /listening on/);
-      const client = run.ours === 'client'
-        ? c.spawn([process.execPath, TSTIER_KCPTUN, 'client', '-l', '127.0.0.1:6000', '-r', `${SERVER}:${PORT}`, ...common])
-        : c.spawn(['kcptun-client', '-l', '127.0.0.1:6000', '-r', `${SERVER}:${PORT}`, ...common]);
+      const clientArgs = ['-l', '127.0.0.1:6000', '-r', `${SERVER}:${ports}`, ...common, ...(run.clientExtra ?? [])];
+      const client = run.ours !== 'server'
+        ? c.spawn([process.execPath, TSTIER_KCPTUN, 'client', ...clientArgs])
+        : c.spawn(['kcptun-client', ...clientArgs]);
       const ours = run.ours === 'client' ? client : server;
       const oursNs = run.ours === 'client' ? c : s;
 
-      const driver = c.node(FIXTURE, ['drive', '6000', String(STREAMS), String(16 * MIB), String(16 * MIB), String(firstId)]);
+      const bytes = String((run.mib ?? 16) * MIB);
+      const driver = c.node(FIXTURE, ['drive', '6000', String(STREAMS), bytes, bytes, String(firstId)]);
       const done = await Promise.race([
         driver.waitForEvent<{ results: { id: number; upHash: string; downHash: string }[] }>('results', 240_000),
         driver.waitForEvent<{ error: string }>('failed', 240_000).then((f) => assert.fail(`streams failed: ${f.error}`)),
@@ -100,6 +113,16 @@ test('fake TCP interop with kcptun --tcp, UDP dropped', { skip: SKIP ?? false, t
         assert.equal(records[r.id]?.downHash, r.downHash, `stream ${r.id}: download sha256`);
       }
       firstId += STREAMS;
+      if (run.clientExtra?.includes('--conn')) {
+        // Each session has a fake connection of its own: count the kernel connections to the server.
+        const conns = await c.exec(['ss', '-Htn', 'state', 'established', 'dst', SERVER]);
+        const want = Number(run.clientExtra[run.clientExtra.indexOf('--conn') + 1]);
+        assert.equal(conns.stdout.trim().split('\n').length, want, conns.stdout);
+        if (run.ports) {
+          const used = new Set(conns.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).at(-1)!.split(':')[1]));
+          assert.ok([...used].every((p) => Number(p) >= 4010 && Number(p) <= 4012), [...used].join());
+        }
+      }
       await client.stop(5000);
       await server.stop(5000);
       assert.equal(ours.child.signalCode ?? 'exited', 'exited', 'ours exits on SIGTERM by itself');
