@@ -25,6 +25,12 @@ const MAX_CONNECTIONS = 4096;
 const MAX_PENDING = 1024;
 /** A handshake not accepted within this is forgotten (tcpraw's orphan expiry). */
 const PENDING_TTL_MS = 5000;
+/**
+ * A connection silent this long is closed (tcpraw's expiry): a peer that died without its FIN
+ * reaching us (killed, so its kernel's TTL-1 FIN was dropped; or cut off) must not hold state forever.
+ * Both our users send keepalives far more often (smux every 10 s; the peer protocol's heartbeats).
+ */
+const IDLE_MS = 60_000;
 
 interface Entry {
   flow: FakeTcpFlow;
@@ -133,8 +139,14 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
   }
 
   private sweep(): void {
-    const old = nowMs() - PENDING_TTL_MS;
-    for (const [k, e] of this.entries) if (!e.socket && e.seenAt < old) this.entries.delete(k);
+    const now = nowMs();
+    for (const [k, e] of this.entries) {
+      if (!e.socket) {
+        if (e.seenAt < now - PENDING_TTL_MS) this.entries.delete(k);
+      } else if (e.seenAt < now - IDLE_MS) {
+        this.hangUp(e.from);
+      }
+    }
   }
 
   private accept(socket: Socket): void {
