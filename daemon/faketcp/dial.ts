@@ -90,6 +90,9 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
     }
     this.synAcks.clear();
     this.flow = flow;
+    // Until now every connection to the server's port was read (the SYN-ACK's port was not known):
+    // from here on only ours, so parallel sessions (--conn) do not each read all of them.
+    this.raw.filter(localPort, true);
     // What the kernel receives of our peer's raw segments is read and thrown away.
     sock.on('data', () => undefined);
     sock.on('close', () => this.end('the kernel connection closed (FIN or RST)'));

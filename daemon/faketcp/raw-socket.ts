@@ -80,6 +80,11 @@ export class RawTcpSocket {
     this.a.start(this.handle, batch, offsets, lengths, onBatch, (_code, message) => onError(message));
   }
 
+  /** Replaces the kernel filter: from now on only segments to (dst) or from (!dst) `port` are read. */
+  filter(port: number, dst: boolean): void {
+    if (this.handle) this.a.filterPort(this.handle, port, dst);
+  }
+
   /** Sends one built segment from src to dst (host-order IPv4); bytes sent or -errno. */
   send(segment: Uint8Array, src: number, dst: number): number {
     return this.handle ? this.a.send(this.handle, segment, src, dst) : -9;
