@@ -81,7 +81,7 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
     const localPort = sock.localPort!;
     this.rule = await fw.dropKernelSegments(
       `ip saddr ${formatAddr(localAddr)} ip daddr ${this.host} tcp sport ${localPort} tcp dport ${this.port}`);
-    if (!setSocketTtl(sock as never, 1)) throw new TstierError('TSTIER_E_CLOSED', `fake TCP dial ${this.host}:${this.port}: cannot set TTL`);
+    if (!setSocketTtl(sock, 1)) throw new TstierError('TSTIER_E_CLOSED', `fake TCP dial ${this.host}:${this.port}: cannot set TTL`);
     const flow = new FakeTcpFlow(localAddr, localPort, this.remoteAddr, this.port, randomBytes(4).readUInt32LE(0));
     const synAck = this.synAcks.get(localPort);
     if (synAck) {
@@ -150,7 +150,7 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
       this.closed = true;
       this.raw.close();
       if (this.kernel && !this.kernel.destroyed) {
-        setSocketTtl(this.kernel as never, 64);
+        setSocketTtl(this.kernel, 64);
         this.kernel.end();
         this.kernel.destroySoon();
       }

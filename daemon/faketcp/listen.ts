@@ -153,7 +153,7 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
     socket.on('error', () => undefined);
     const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
-    if (this.closed || this.connections >= MAX_CONNECTIONS || !isIPv4(remote) || !isIPv4(local) || !setSocketTtl(socket as never, 1)) {
+    if (this.closed || this.connections >= MAX_CONNECTIONS || !isIPv4(remote) || !isIPv4(local) || !setSocketTtl(socket, 1)) {
       socket.destroy();
       return;
     }
@@ -197,7 +197,7 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
   hangUp(from: PacketFrom): void {
     const socket = this.byFrom.get(from)?.socket;
     if (!socket) return;
-    setSocketTtl(socket as never, 64);
+    setSocketTtl(socket, 64);
     socket.destroySoon();
   }
 
@@ -221,7 +221,7 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
       this.raw?.close();
       for (const e of this.entries.values()) {
         if (!e.socket) continue;
-        setSocketTtl(e.socket as never, 64);
+        setSocketTtl(e.socket, 64);
         e.socket.destroySoon();
       }
       this.server?.close();

@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { TstierError } from '../errors.js';
 import { newSegmentInfo, parseSegment, type SegmentError, type SegmentInfo } from './segment.js';
 
@@ -97,7 +98,8 @@ export class RawTcpSocket {
 }
 
 /** Sets IP_TTL on a connected node:net socket's descriptor; false if it has none or the call failed. */
-export function setSocketTtl(socket: { _handle?: { fd?: number } | null }, ttl: number): boolean {
-  const fd = socket._handle?.fd;
+export function setSocketTtl(socket: Socket, ttl: number): boolean {
+  // libuv's TCP handle exposes its descriptor on Linux; node:net's types do not declare it.
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 && rawTcpAddon().setTtl(fd, ttl) === 0;
 }
