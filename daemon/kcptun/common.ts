@@ -4,6 +4,7 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import { TstierError } from '../errors.js';
 import { newDatagramCrypt } from '../transport/crypt/datagram.js';
 import type { KcptunSessionConfig } from '../transport/session/kcptun-session.js';
@@ -12,6 +13,7 @@ import type { KcptunConfig } from './config.js';
 import { KcptunLog } from './log.js';
 import { startSnmpLog } from './snmp-log.js';
 import { Pacer } from './pacer.js';
+import { IoErrorLog } from '../io/io-error-log.js';
 
 /** The smux keepalive timeout kcptun leaves at smux's default. */
 const SMUX_KEEPALIVE_TIMEOUT_MS = 30_000;
@@ -47,10 +49,13 @@ export function sessionConfig(cfg: KcptunConfig, pass: Uint8Array, conv: number)
 export class KcptunProcess {
   readonly snmp: KcptunSnmp = newSnmp();
   readonly log: KcptunLog;
+  /** Socket errors (UDP sends, dials, accepts): counted, each cause logged once. */
+  readonly ioErrors: IoErrorLog;
   private readonly stops: (() => void)[] = [];
 
   constructor(readonly cfg: KcptunConfig) {
     this.log = new KcptunLog(cfg.log, cfg.quiet);
+    this.ioErrors = new IoErrorLog((line) => this.log.line(line));
   }
 
   /** SIGUSR1 dumps the counters; --snmplog writes them periodically. */
@@ -122,8 +127,27 @@ export async function resolveHost(host: string, forListen: boolean): Promise<str
   }
 }
 
+/** Descriptors kept back from connections: UDP sockets, log and --snmplog appends, DNS, stdio. */
+const RESERVED_FDS = 32;
+
+/**
+ * How many TCP connections the client may hold open: the soft RLIMIT_NOFILE less a reserve and the
+ * session sockets. Beyond it Node closes new connections itself (and says so), instead of libuv
+ * dropping them silently at EMFILE while the log, the UDP dials and the snmplog fail too.
+ */
+export function connectionBudget(sessions: number): number {
+  let limit = Infinity;
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m) limit = Number(m[1]);
+  } catch {
+    // not Linux: no budget but the kernel's
+  }
+  return Math.max(1, limit - RESERVED_FDS - sessions);
+}
+
 /** A UDP socket bound to host:port with kcptun's --sockbuf applied (node:dgram cannot set DSCP). */
-export async function bindUdp(host: string, port: number, cfg: KcptunConfig): Promise<UdpSocket> {
+export async function bindUdp(host: string, port: number, cfg: KcptunConfig, errors: IoErrorLog): Promise<UdpSocket> {
   const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject);
@@ -136,7 +160,8 @@ export async function bindUdp(host: string, port: number, cfg: KcptunConfig): Pr
       ? new TstierError('TSTIER_E_ADDR_IN_USE', `port already in use: udp ${host}:${port}`)
       : new TstierError('TSTIER_E_BAD_CONFIG', `cannot bind udp ${host}:${port}: ${e.message}`);
   });
-  sock.on('error', () => undefined); // send errors (e.g. ICMP unreachable) are not fatal; KCP retries
+  // Send errors (no route, address gone) are not fatal: KCP retransmits once the path is back.
+  sock.on('error', (e) => errors.record('udp', e));
   if (cfg.sockbuf > 0) {
     try {
       sock.setRecvBufferSize(cfg.sockbuf);
@@ -153,8 +178,18 @@ export interface DatagramSender {
   close(): void;
 }
 
-/** A session's way out: straight to the socket, or paced to --ratelimit bytes per second. */
-export function sessionSender(cfg: KcptunConfig, raw: (datagram: Uint8Array) => void): DatagramSender {
+/**
+ * A session's way out: straight to the socket, or paced to --ratelimit bytes per second. A send
+ * that throws (the socket closed under it) is recorded, never raised into the session's pass.
+ */
+export function sessionSender(cfg: KcptunConfig, send: (datagram: Uint8Array) => void, errors: IoErrorLog): DatagramSender {
+  const raw = (d: Uint8Array): void => {
+    try {
+      send(d);
+    } catch (e) {
+      errors.record('udp send', e as Error);
+    }
+  };
   if (cfg.ratelimit <= 0) return { send: raw, close: () => undefined };
   const pacer = new Pacer(cfg.ratelimit, raw);
   return { send: (d) => pacer.push(d), close: () => pacer.close() };
