@@ -152,7 +152,7 @@ export class Acceptor implements TunnelOwner {
 
   onEnded(tunnel: Tunnel, reason: string): void {
     this.tunnels.delete(tunnel.sid);
-    this.router.delete(tunnel.sid);
+    this.router.delete(tunnel.sid, nowMs());
     this.arrivedOn.delete(tunnel.sid);
     this.ctx.log.line(`session ${tunnel.sid.toString(16)} ended: ${reason}`);
     this.hooks.onEnded(tunnel, reason);

@@ -187,7 +187,7 @@ export class TunnelDialer implements TunnelOwner {
   onEnded(tunnel: Tunnel, reason: string): void {
     const t = this.tunnels.get(tunnel.sid);
     this.tunnels.delete(tunnel.sid);
-    this.router.delete(tunnel.sid);
+    this.router.delete(tunnel.sid, nowMs());
     t?.path.close();
     t?.hooks.onEnded(tunnel, reason);
   }
