@@ -6,6 +6,7 @@
 import { openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { TstierError } from '../errors.js';
+import { IoErrorLog } from '../io/io-error-log.js';
 import { newSnmp, type KcptunSnmp } from '../transport/session/snmp.js';
 import { newTubeCounters, type TubeCounters } from './router.js';
 
@@ -47,10 +48,12 @@ export class TubeLog {
 /** What every tunnel of one config shares. */
 export interface TubeContext {
   log: TubeLog;
+  /** Socket errors (UDP sends, accepts, dials): counted, each cause logged once. */
+  ioErrors: IoErrorLog;
   snmp: KcptunSnmp;
   counters: TubeCounters;
 }
 
 export function newContext(log: TubeLog): TubeContext {
-  return { log, snmp: newSnmp(), counters: newTubeCounters() };
+  return { log, ioErrors: new IoErrorLog((line) => log.line(line)), snmp: newSnmp(), counters: newTubeCounters() };
 }

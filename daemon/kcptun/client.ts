@@ -10,9 +10,8 @@ import { TstierError } from '../errors.js';
 import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
-import {
-  bindUdp, connectionBudget, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender,
-} from './common.js';
+import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
+import { capConnections, connectionBudget } from '../io/fd-budget.js';
 import { nowMs } from '../io/clock.js';
 import { SessionDriver } from './driver.js';
 
@@ -59,11 +58,7 @@ export class KcptunClient {
       server.listen(local.minPort, host, () => resolve());
     });
     server.on('error', (e) => this.proc.ioErrors.record('accept', e));
-    const budget = connectionBudget(cfg.conn);
-    if (budget !== Infinity) server.maxConnections = budget;
-    server.on('drop', (d) => this.proc.ioErrors.record('accept', Object.assign(
-      new Error(`connection from ${d?.remoteAddress}:${d?.remotePort} closed: ${budget} open, the most the descriptor limit allows`),
-      { code: 'EMFILE' })));
+    capConnections(server, connectionBudget(cfg.conn), (e) => this.proc.ioErrors.record('accept', e));
     const port = (server.address() as { port: number }).port;
     logSettings(this.proc, [
       ['listening on', `${host}:${port}`],

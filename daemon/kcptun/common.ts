@@ -4,7 +4,6 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { readFileSync } from 'node:fs';
 import { TstierError } from '../errors.js';
 import { newDatagramCrypt } from '../transport/crypt/datagram.js';
 import type { KcptunSessionConfig } from '../transport/session/kcptun-session.js';
@@ -125,25 +124,6 @@ export async function resolveHost(host: string, forListen: boolean): Promise<str
       throw new TstierError('TSTIER_E_BAD_CONFIG', `cannot resolve ${host}: ${(e as Error).message}`);
     }
   }
-}
-
-/** Descriptors kept back from connections: UDP sockets, log and --snmplog appends, DNS, stdio. */
-const RESERVED_FDS = 32;
-
-/**
- * How many TCP connections the client may hold open: the soft RLIMIT_NOFILE less a reserve and the
- * session sockets. Beyond it Node closes new connections itself (and says so), instead of libuv
- * dropping them silently at EMFILE while the log, the UDP dials and the snmplog fail too.
- */
-export function connectionBudget(sessions: number): number {
-  let limit = Infinity;
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (m) limit = Number(m[1]);
-  } catch {
-    // not Linux: no budget but the kernel's
-  }
-  return Math.max(1, limit - RESERVED_FDS - sessions);
 }
 
 /** A UDP socket bound to host:port with kcptun's --sockbuf applied (node:dgram cannot set DSCP). */

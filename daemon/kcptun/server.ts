@@ -81,7 +81,12 @@ export class KcptunServer {
       if (this.route.sn !== 0) return;
       driver.close();
     }
-    if (!hasConv || this.sessions.size >= MAX_SESSIONS) return;
+    // Only a conversation's first datagram (sn 0) opens a session. kcp-go opens one for any conv, so
+    // a client that outlived a server restart gets a session that acknowledges its segments but can
+    // never deliver them (KCP waits for sn 0), and stays up on the new server's NOPs: with kcptun
+    // both ends, new flows hang for over a minute. Unanswered, the client's smux keepalive ends its
+    // session within the timeout and the next flow dials a new one.
+    if (!hasConv || this.route.sn !== 0 || this.sessions.size >= MAX_SESSIONS) return;
     driver = this.newSession(sock, from, this.route.conv, key);
     driver.inputOpened(msg, off);
   }
