@@ -158,7 +158,7 @@ export class Acceptor implements TunnelOwner {
 
   onEnded(tunnel: Tunnel, reason: string): void {
     this.tunnels.delete(tunnel.sid);
-    this.router.delete(tunnel.sid, nowMs());
+    this.router.delete(tunnel.sid);
     this.arrivedOn.delete(tunnel.sid);
     this.ctx.log.line(`session ${tunnel.sid.toString(16)} ended: ${reason}`);
     this.hooks.onEnded(tunnel, reason);

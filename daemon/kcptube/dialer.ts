@@ -199,7 +199,7 @@ export class TunnelDialer implements TunnelOwner {
   onEnded(tunnel: Tunnel, reason: string): void {
     const t = this.tunnels.get(tunnel.sid);
     this.tunnels.delete(tunnel.sid);
-    this.router.delete(tunnel.sid, nowMs());
+    this.router.delete(tunnel.sid);
     t?.path.close();
     t?.hooks.onEnded(tunnel, reason);
   }

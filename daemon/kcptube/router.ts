@@ -46,8 +46,13 @@ export function newTubeCounters(): TubeCounters {
   };
 }
 
-/** Ended session ids remembered (under 4 MB in all): a busy server's last hours of sessions. */
+/**
+ * Ended session ids remembered (about 2 MB): a busy server's last hours of sessions. Counted, not
+ * timed: datagrams carry no time, so a replay is as good a day later as a second later.
+ */
 export const ENDED_IDS_KEPT = 65536;
+/** Where the command byte sits in a KCP segment header. */
+const KCP_CMD_OFFSET = 4;
 
 export interface Routed<P> {
   session: TubeSession;
@@ -56,8 +61,8 @@ export interface Routed<P> {
 
 export class SessionRouter<P> {
   readonly sessions = new Map<number, Routed<P>>();
-  /** Ids of ended sessions → when they ended (nowMs), oldest first; at most ENDED_IDS_KEPT. */
-  readonly ended = new Map<number, number>();
+  /** Ids of ended sessions, oldest first; at most ENDED_IDS_KEPT. */
+  readonly ended = new Set<number>();
 
   constructor(
     private readonly cipher: TunnelCipher,
@@ -113,16 +118,15 @@ export class SessionRouter<P> {
   }
 
   /** Forgets a session that ended, and remembers its id so it cannot be revived. */
-  delete(sid: number, now: number): void {
+  delete(sid: number): void {
     if (!this.sessions.delete(sid)) return;
-    this.ended.delete(sid);
-    this.ended.set(sid, now);
-    if (this.ended.size > ENDED_IDS_KEPT) this.ended.delete(this.ended.keys().next().value!);
+    this.ended.add(sid);
+    if (this.ended.size > ENDED_IDS_KEPT) this.ended.delete(this.ended.values().next().value!);
   }
 }
 
 /** Whether a KCP body starts with a session's first segment: PUSH with sn 0. */
 function opensSession(buf: Uint8Array, body: number): boolean {
   const seg = firstSegment(buf, body, buf.length);
-  return seg >= 0 && buf[seg + 4] === IKCP_CMD_PUSH && readU32(buf, seg + IKCP_SN_OFFSET) === 0;
+  return seg >= 0 && buf[seg + KCP_CMD_OFFSET] === IKCP_CMD_PUSH && readU32(buf, seg + IKCP_SN_OFFSET) === 0;
 }
