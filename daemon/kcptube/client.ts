@@ -49,8 +49,9 @@ export class KcptubeClient {
     const tcp = createServer({ allowHalfOpen: true }, (s) => this.onTcp(s)); // FIN is carried, not answered
     await listen((cb) => tcp.listen({ host, port, ipv6Only: this.side.ipv6Only }, cb), tcp, host, port);
     tcp.on('error', (e) => this.ctx.ioErrors.record(`accept ${host}:${port}`, e));
-    // Each connection costs a second descriptor for its tunnel's UDP socket.
-    capConnections(tcp, Math.floor(connectionBudget(this.side.muxTunnels) / 2),
+    // Without mux_tunnels each connection costs a second descriptor, its own tunnel's UDP socket.
+    const budget = connectionBudget(this.side.muxTunnels);
+    capConnections(tcp, this.side.muxTunnels > 0 ? budget : Math.floor(budget / 2),
       (e) => this.ctx.ioErrors.record(`accept ${host}:${port}`, e));
     this.tcp.push(tcp);
     const udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: this.side.ipv6Only });
