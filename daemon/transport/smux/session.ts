@@ -133,9 +133,9 @@ export class SmuxSession {
 
   /**
    * Consumes bytes of the underlying stream, split anywhere. Keeps views of bytes (see the file comment).
-   * `now` times the peer's last frame, for the keepalive timeout.
+   * `now` times the peer's last frame, for the keepalive timeout (default: the last time given).
    */
-  input(bytes: Uint8Array, now: number): void {
+  input(bytes: Uint8Array, now = this.lastNow): void {
     this.lastNow = now;
     let p = 0;
     const n = bytes.length;
