@@ -320,14 +320,11 @@ export function attempt(port: number, ms: number): Promise<Ending> {
   });
 }
 
-/** Connections at once in attempts(): enough to be a burst, few enough for a shared CPU. */
-const ATTEMPT_BATCH = 100;
-
-/** `n` attempts, ATTEMPT_BATCH at a time, each bounded by `ms`; returns how many ended each way. */
-export async function attempts(port: number, n: number, ms: number): Promise<Record<Ending, number>> {
+/** `n` attempts, `batch` at a time, each bounded by `ms`; returns how many ended each way. */
+export async function attempts(port: number, n: number, ms: number, batch = 100): Promise<Record<Ending, number>> {
   const tally: Record<Ending, number> = { eof: 0, rst: 0, refused: 0 };
-  for (let i = 0; i < n; i += ATTEMPT_BATCH) {
-    const ends = await Promise.all(Array.from({ length: Math.min(ATTEMPT_BATCH, n - i) }, () => attempt(port, ms)));
+  for (let i = 0; i < n; i += batch) {
+    const ends = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => attempt(port, ms)));
     for (const e of ends) tally[e]++;
   }
   return tally;
