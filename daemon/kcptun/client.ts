@@ -11,6 +11,7 @@ import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
+import { capConnections, connectionBudget } from '../io/fd-budget.js';
 import { nowMs } from '../io/clock.js';
 import { SessionDriver } from './driver.js';
 
@@ -56,7 +57,8 @@ export class KcptunClient {
           : new TstierError('TSTIER_E_BAD_CONFIG', `--localaddr: cannot listen on ${host}:${local.minPort}: ${e.message}`)));
       server.listen(local.minPort, host, () => resolve());
     });
-    server.on('error', (e) => this.proc.log.line(`accept: ${e.message}`));
+    server.on('error', (e) => this.proc.ioErrors.record('accept', e));
+    capConnections(server, connectionBudget(cfg.conn), (e) => this.proc.ioErrors.record('accept', e));
     const port = (server.address() as { port: number }).port;
     logSettings(this.proc, [
       ['listening on', `${host}:${port}`],
@@ -82,7 +84,7 @@ export class KcptunClient {
     void this.slotFor(idx).then(
       (slot) => this.openStream(slot, socket),
       (e: Error) => {
-        this.proc.log.line(`dial: ${e.message}`);
+        this.proc.ioErrors.record('dial', e);
         socket.destroy();
       },
     );
@@ -113,10 +115,10 @@ export class KcptunClient {
     // Multiport: each dial picks a random port of the range (kcptun ≥ 2022-10).
     const port = remote.minPort + randomInt(remote.maxPort - remote.minPort + 1);
     const host = this.remoteHost;
-    const udp = await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg);
+    const udp = await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg, this.proc.ioErrors);
     const conv = randomBytes(4).readUInt32LE(0);
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
-    const out = sessionSender(cfg, (d) => udp.send(d, port, host));
+    const out = sessionSender(cfg, (d) => udp.send(d, port, host), this.proc.ioErrors);
     const slot: Slot = {
       udp,
       expiresAt: cfg.autoexpire > 0 ? nowMs() + cfg.autoexpire * 1000 : Infinity,
