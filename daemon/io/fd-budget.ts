@@ -3,21 +3,15 @@
  * Beyond it Node closes new connections itself and says so ('drop'), instead of libuv dropping
  * them silently at EMFILE while log writes, UDP sockets and dials fail too.
  */
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
+import { openFileLimit } from './limits.js';
 
 /** Descriptors kept back from connections: log appends, DNS, stdio, the odd file. */
 const RESERVED_FDS = 32;
 
 /** The budget for connections when `others` descriptors (UDP sockets, per-connection dials…) are needed besides. */
 export function connectionBudget(others: number): number {
-  let limit = Infinity;
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (m) limit = Number(m[1]);
-  } catch {
-    // not Linux: no budget but the kernel's
-  }
+  const limit = openFileLimit() ?? Infinity; // not Linux, or unlimited: no budget but the kernel's
   return Math.max(1, limit - RESERVED_FDS - others);
 }
 
