@@ -7,6 +7,8 @@ export type ErrorCode =
   | 'TSTIER_E_BAD_PACKET' // malformed input from the network; counted and dropped
   | 'TSTIER_E_AUTH' // wrong key or network secret
   | 'TSTIER_E_ADDR_IN_USE' // a listener's port is taken
+  | 'TSTIER_E_LISTEN' // a listener cannot bind for another reason (address not here, privileged port)
+  | 'TSTIER_E_ADDON' // a native addon or wasm module exists but cannot be loaded
   | 'TSTIER_E_TUN' // the TUN device failed
   | 'TSTIER_E_PROTOCOL' // the peer broke a protocol rule; the session ends
   | 'TSTIER_E_CLOSED' // operation on something already closed

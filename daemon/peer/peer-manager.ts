@@ -21,6 +21,11 @@ import { dialTcp, TcpListener } from './underlay/tcp.js';
 import { dialUdp, UdpListener } from './underlay/udp.js';
 import { MAX_FORWARD_COUNTER, PacketType, PM_HEADER_LEN, PmFlag, pmFrom, pmTo, pmType } from './wire.js';
 
+/** The stack of an unexpected exception, on one line (the logger escapes newlines). */
+function stackOf(e: unknown): string {
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
+
 /** Receives a packet addressed to us: the origin's peer id, the decrypted payload, the PM header. */
 export type PacketHandler = (from: number, payload: Buffer, header: Buffer) => void;
 
@@ -62,6 +67,8 @@ export interface PeerLayerStats {
   relayRefused: number;
   /** Sessions a connector replaced by a fresh one. */
   rekeys: number;
+  /** Sessions closed because handling them threw (a bug, contained to that peer). */
+  sessionFaults: number;
 }
 
 interface Conn {
@@ -75,6 +82,8 @@ interface Conn {
 interface Connector {
   uri: string;
   attempt: number;
+  /** The cause of the last failed dial, so a new cause is a warning and a repeat is not. */
+  lastError: string;
   timer: NodeJS.Timeout | undefined;
   /** The session that carries this connection; a rekey's new session replaces it once up. */
   current: Conn | undefined;
@@ -91,7 +100,7 @@ export class PeerManager extends EventEmitter {
   readonly peerId = randomInt(1, 2 ** 32 - 1);
   readonly routes: RouteTable;
   readonly stats: PeerLayerStats = { forwarded: 0, noRoute: 0, hopLimit: 0, unhandled: 0, rejectedLinks: 0,
-    relayRefused: 0, rekeys: 0 };
+    relayRefused: 0, rekeys: 0, sessionFaults: 0 };
   private readonly psk: Buffer;
   readonly responder: HandshakeResponder;
   private readonly log: Logger;
@@ -144,7 +153,7 @@ export class PeerManager extends EventEmitter {
   /** Keeps a connection to `uri` up for the node's lifetime, redialling with backoff. */
   connect(uri: string): void {
     parseUnderlayUri(uri, 'peers');
-    const c: Connector = { uri, attempt: 0, timer: undefined, current: undefined, rekeyAt: Infinity, rekeying: false };
+    const c: Connector = { uri, attempt: 0, lastError: '', timer: undefined, current: undefined, rekeyAt: Infinity, rekeying: false };
     this.connectors.add(c);
     void this.dial(c);
   }
@@ -189,11 +198,26 @@ export class PeerManager extends EventEmitter {
     try {
       link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr) : await dialTcp(c.uri, addr);
     } catch (e) {
-      this.log.debug('dial failed', { uri: c.uri, err: e });
-      return this.connectorAttemptFailed(c);
+      return this.dialFailed(c, e);
     }
     if (this.closed) return link.close();
     this.attach(link, PeerSession.initiate(this.psk, this.peerId, link.headroom, Date.now(), this.timers), c);
+  }
+
+  /**
+   * A dial failed before any packet left (a name that does not resolve, no route to the address).
+   * A new cause is a warning; while it repeats, a line at attempts 2, 4, 8, ... shows the retries go
+   * on without a line per attempt (debug has them all).
+   */
+  private dialFailed(c: Connector, e: unknown): void {
+    const err = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    const attempt = c.attempt + 1;
+    const fields = { remote: c.uri, attempt, err: e };
+    if (err !== c.lastError) this.log.warn('peer dial failed; retrying with backoff', fields);
+    else if ((attempt & (attempt - 1)) === 0) this.log.info('peer dial still failing; retrying with backoff', fields);
+    else this.log.debug('peer dial failed again', fields);
+    c.lastError = err;
+    this.connectorAttemptFailed(c);
   }
 
   /** A dial or handshake of `c` failed: a rekey just tries again later, anything else redials. */
@@ -213,8 +237,12 @@ export class PeerManager extends EventEmitter {
   }
 
   private acceptLink(link: UnderlayLink, first: Buffer): void {
-    const session = this.closed ? null
-      : PeerSession.accept(this.responder, this.peerId, link.headroom, first, Date.now(), this.timers);
+    let session: PeerSession | null = null;
+    try {
+      session = this.closed ? null : PeerSession.accept(this.responder, this.peerId, link.headroom, first, Date.now(), this.timers);
+    } catch (e) {
+      this.log.error('bug: handshake from one link threw; refusing that link', { remote: link.remoteUri, err: e, stack: stackOf(e) });
+    }
     if (!session) {
       this.stats.rejectedLinks++;
       link.refuse();
@@ -227,16 +255,39 @@ export class PeerManager extends EventEmitter {
     const conn: Conn = { link, session, up: false, dead: false, connector };
     this.conns.add(conn);
     link.onPacket = (pkt) => this.onLinkPacket(conn, pkt);
-    link.onClose = (reason) => this.drop(conn, reason);
-    this.flush(conn);
+    link.onClose = (reason) => this.isolated(conn, () => this.drop(conn, reason));
+    this.isolated(conn, () => this.flush(conn));
   }
 
   private onLinkPacket(conn: Conn, pkt: Buffer): void {
-    const payload = conn.session.input(pkt, Date.now());
-    this.flush(conn);
-    if (!payload) return;
-    if (pmTo(pkt) === this.peerId) this.deliver(conn, pkt, payload);
-    else this.forward(pkt, payload);
+    this.isolated(conn, () => {
+      const payload = conn.session.input(pkt, Date.now());
+      this.flush(conn);
+      if (!payload) return;
+      if (pmTo(pkt) === this.peerId) this.deliver(conn, pkt, payload);
+      else this.forward(pkt, payload);
+    });
+  }
+
+  /**
+   * Runs one connection's work. An exception there is a bug, but one peer's packet must not take
+   * the process (and every other peer) down with it: that session is closed, logged with the stack,
+   * and its connector (if any) dials again.
+   */
+  private isolated(conn: Conn, work: () => void): void {
+    try {
+      work();
+    } catch (e) {
+      this.stats.sessionFaults++;
+      this.log.error('bug: handling one peer session threw; closing that session', {
+        peer_id: conn.session.peerId, remote: conn.link.remoteUri, err: e, stack: stackOf(e) });
+      if (conn.dead) return;
+      try {
+        this.drop(conn, 'internal error');
+      } finally {
+        conn.link.close();
+      }
+    }
   }
 
   private deliver(conn: Conn, header: Buffer, payload: Buffer): void {
@@ -309,6 +360,7 @@ export class PeerManager extends EventEmitter {
     const replaced = c?.current;
     if (c) {
       c.attempt = 0;
+      c.lastError = '';
       c.current = conn;
       c.rekeying = false;
       c.rekeyAt = Date.now() + this.rekeyMs * (0.9 + 0.1 * Math.random());
@@ -375,8 +427,10 @@ export class PeerManager extends EventEmitter {
     }
     for (const conn of [...this.conns]) {
       if (conn.session.pollTimeout() > now) continue;
-      conn.session.handleTimeout(now);
-      this.flush(conn);
+      this.isolated(conn, () => {
+        conn.session.handleTimeout(now);
+        this.flush(conn);
+      });
     }
     if (this.routes.pollTimeout() <= now) {
       this.routes.handleTimeout(now);

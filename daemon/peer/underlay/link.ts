@@ -55,6 +55,15 @@ export function formatUri(scheme: string, host: string, port: number): string {
   return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-export function addrInUse(uri: string, cause: unknown): TstierError {
-  return new TstierError('TSTIER_E_ADDR_IN_USE', `listener ${uri}: address already in use`, { cause });
+/**
+ * Why a listener could not bind, as one line naming it: TSTIER_E_ADDR_IN_USE for a taken port,
+ * TSTIER_E_LISTEN for anything else (an address not on this host, a privileged port, ...).
+ */
+export function listenError(uri: string, cause: unknown): TstierError {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') return new TstierError('TSTIER_E_ADDR_IN_USE', `listener ${uri}: address already in use`, { cause });
+  const why = code === 'EADDRNOTAVAIL' ? 'address not available on this host (EADDRNOTAVAIL)'
+    : code === 'EACCES' ? 'permission denied (EACCES; ports below 1024 need CAP_NET_BIND_SERVICE)'
+      : `cannot listen (${code ?? (cause instanceof Error ? cause.message : String(cause))})`;
+  return new TstierError('TSTIER_E_LISTEN', `listener ${uri}: ${why}`, { cause });
 }

@@ -12,7 +12,7 @@ import { randomInt } from 'node:crypto';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
-import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { listenError, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { DatagramBatcher, GsoSocket } from './udp-gso.js';
 
 export const UDP_HEADER_LEN = 8;
@@ -85,8 +85,15 @@ class UdpLink implements UnderlayLink {
    * Without `done` dgram drops send errors silently (a lost datagram, for UDP) and spares a tick.
    */
   private transmit(buf: Buffer, done?: () => void): void {
-    if (this.outbound) this.socket.send(buf, done);
-    else this.socket.send(buf, this.port, this.address, done);
+    try {
+      if (this.outbound) this.socket.send(buf, done);
+      else this.socket.send(buf, this.port, this.address, done);
+    } catch (e) {
+      // dgram throws synchronously on a socket that is closed or lost its connection; it runs from
+      // the batcher's nextTick too, where a throw would reach the process. It ends this link only.
+      this.ended(`send failed: ${(e as Error).message}`);
+      done?.();
+    }
   }
 
   close(): void {
@@ -155,7 +162,7 @@ function datagramAt(msg: Buffer, at: number, end: number): Buffer {
 
 function bind(socket: Socket, uri: string, port: number, host?: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException): void => reject(e.code === 'EADDRINUSE' ? addrInUse(uri, e) : e);
+    const onError = (e: NodeJS.ErrnoException): void => reject(listenError(uri, e));
     socket.once('error', onError);
     socket.bind(port, host, () => {
       socket.off('error', onError);
@@ -252,13 +259,29 @@ export class UdpListener implements UnderlayListener {
 }
 
 /**
+ * Connects a dialler's socket. A name that does not resolve, or an address with no route right
+ * now (ENETUNREACH), rejects here: the socket stays unconnected, and sending on it without an
+ * address would throw (ERR_SOCKET_BAD_PORT) from deep inside a tick.
+ */
+function connectSocket(socket: Socket, addr: UnderlayAddress): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.connect(addr.port, addr.host, (err?: Error) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
  * Dials: a socket of its own, connected to the peer, so replies from its single listening socket
  * reach only us, and a closed port (the peer restarting) surfaces as an error that ends the link.
  */
 export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
   const socket = newSocket(addr.host);
-  await bind(socket, uri, 0);
-  await new Promise<void>((resolve) => socket.connect(addr.port, addr.host, () => resolve()));
+  try {
+    await bind(socket, uri, 0);
+    await connectSocket(socket, addr);
+  } catch (e) {
+    closeQuietly(socket);
+    throw e;
+  }
   const gso = GsoSocket.for(socket);
   const coalesced = gso?.gro ?? false;
   const link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
