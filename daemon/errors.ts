@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+
 /**
  * Errors with stable codes. Callers and tests match `code`, never message text;
  * the CLI and the daemon's entry points map a code to a one-line message and an exit status.
@@ -26,4 +28,19 @@ export class TstierError extends Error {
 /** A config error that names its key, as every config error must. */
 export function badConfig(key: string, problem: string): TstierError {
   return new TstierError('TSTIER_E_BAD_CONFIG', `${key}: ${problem}`);
+}
+
+/**
+ * Loads a native addon (`.node`). A missing, truncated or foreign file makes dlopen throw with a
+ * multi-line message; this turns that into one TSTIER_E_ADDON line naming the file (and the
+ * variable that pointed to it), so start-up fails with exit 2 instead of a stack.
+ */
+export function loadNativeAddon(path: string, what: string, envKey?: string): unknown {
+  try {
+    return createRequire(import.meta.url)(path);
+  } catch (err) {
+    const first = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+    const from = envKey ? ` (from ${envKey})` : '';
+    throw new TstierError('TSTIER_E_ADDON', `${what} ${path}${from}: cannot load: ${first}`, { cause: err });
+  }
 }

@@ -18,6 +18,7 @@ import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
 import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
+import { peerAddon } from './peer/native.js';
 import { formatIpAddress, parseIpv6Address } from './packet/address.js';
 import { Feature, type Ipv6Net } from './peer/route-record.js';
 import { PacketType } from './peer/wire.js';
@@ -96,6 +97,8 @@ export class Node implements ControlPlaneSource {
         proxyCidrs: cfg.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
         features: featureBits(cfg), ...(ipv6 ? { ipv6 } : {}) },
     });
+    // Loaded now, not on the first packet: a broken addon is a start-up error naming its file.
+    peerAddon();
     const node = new Node(cfg, peer, log);
     if (cfg.ipv6 && !cfg.ipv4 && !cfg.noTun) log.warn('--ipv6 without -i: no TUN is opened, so the address is only advertised');
     try {

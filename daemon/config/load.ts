@@ -57,7 +57,8 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
   const flags = parsed.layer;
   const envLayer = readEnv(env);
   const configFile = flags.configFile ?? envLayer.configFile;
-  const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile);
+  const fileKey = flags.configFile !== undefined ? '--config-file' : 'ET_CONFIG_FILE';
+  const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile, fileKey);
   const merged = merge(defaults(env), file.layer, envLayer, flags);
   return { kind: 'config', config: toNodeConfig(merged), warnings: file.warnings, configFile };
 }

@@ -2,10 +2,11 @@
  * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
- * rule it out).
+ * rule it out); TSTIER_PEER_ADDON=<path> loads another build.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../errors.js';
 
 export type AeadHandle = object;
 
@@ -23,11 +24,19 @@ export interface PeerAddon {
 export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';
 let addon: PeerAddon | null | undefined;
 
-/** The addon if built (looked for from dist/daemon/peer/ and daemon/peer/) and not turned off, else null; loaded once. */
+/**
+ * The addon if built (looked for from dist/daemon/peer/ and daemon/peer/) and not turned off, else
+ * null; loaded once. TSTIER_PEER_ADDON=<path> loads that file instead. A file that exists but does
+ * not load is a TstierError (TSTIER_E_ADDON) naming it: the node calls this at start-up, so that
+ * surfaces there as one line, never later inside a packet path.
+ */
 export function peerAddon(): PeerAddon | null {
   if (addon !== undefined) return addon;
-  if (process.env.TSTIER_PEER_ADDON === 'off') return (addon = null);
-  const found = ['../../../', '../../'].map((up) => new URL(up + PEER_ADDON_FILE, import.meta.url)).find((u) => existsSync(u));
-  addon = found ? createRequire(import.meta.url)(found.pathname) as PeerAddon : null;
+  const setting = process.env.TSTIER_PEER_ADDON;
+  if (setting === 'off') return (addon = null);
+  const override = setting !== undefined && setting !== '' && setting !== 'on' ? setting : undefined;
+  const found = override ?? ['../../../', '../../'].map((up) => fileURLToPath(new URL(up + PEER_ADDON_FILE, import.meta.url)))
+    .find((p) => existsSync(p));
+  addon = found ? loadNativeAddon(found, 'peer addon', override && 'TSTIER_PEER_ADDON') as PeerAddon : null;
   return addon;
 }

@@ -298,7 +298,7 @@ level = "warn"
     assert.match(message, /line 2, column \d+/);
   });
   it('a missing file is a config error', () => {
-    assert.match(rejects(['-c', join(dir, 'absent.toml')], 'config_file'), /ENOENT/);
+    assert.match(rejects(['-c', join(dir, 'absent.toml')], '--config-file'), /ENOENT/);
   });
 });
 

@@ -82,7 +82,10 @@ export function loadStackModule(path = defaultModulePath()): Promise<WasmModule>
   let module = compiled.get(path);
   if (!module) {
     module = readFile(path).then(
-      (bytes) => WasmJs.compile(bytes),
+      (bytes) => WasmJs.compile(bytes).catch((cause: unknown) => {
+        compiled.delete(path);
+        throw new TstierError('TSTIER_E_ADDON', `smoltcp module ${path}: cannot load: ${(cause as Error).message}`, { cause });
+      }),
       (cause: unknown) => {
         compiled.delete(path);
         throw new TstierError('TSTIER_E_BAD_CONFIG', `smoltcp module ${path} not found: run wasm/build.sh (bin/setup does)`, {
