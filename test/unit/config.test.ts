@@ -185,6 +185,21 @@ describe('config errors name the flag', () => {
     rejects(['--network-name', ''], '--network-name');
     rejects(['-m', ''], '-m');
   });
+  it('names and addresses past their limits', () => {
+    assert.equal(load(['--network-name', 'n'.repeat(1024)]).networkName.length, 1024);
+    rejects(['--network-name', 'n'.repeat(1025)], '--network-name');
+    rejects([], 'ET_NETWORK_NAME', { ET_NETWORK_NAME: 'é'.repeat(513) }); // 1026 bytes in UTF-8
+    assert.equal(load(['--hostname', 'h'.repeat(255)]).hostname.length, 255);
+    rejects(['--hostname', 'h'.repeat(256)], '--hostname');
+    for (const ip of ['255.255.255.255', '127.0.0.1', '0.0.0.0', '169.254.1.1', '239.1.1.1', '240.0.0.1',
+      '10.0.0.0/8', '10.255.255.255/8', '192.168.7.0', '192.168.7.255', '192.168.7.4/30', '192.168.7.7/30']) {
+      rejects(['-i', ip], '-i');
+    }
+    for (const ip of ['192.168.7.5/30', '192.168.7.6/31', '192.168.7.7/31', '192.168.7.0/32', '10.255.255.254/8']) {
+      assert.equal(load(['-i', ip]).ipv4?.address, ip.split('/')[0]);
+    }
+    for (const ip of ['::', '::1', 'ff02::1', 'fe80::1']) rejects(['--ipv6', ip], '--ipv6');
+  });
   it('unknown flags, stray arguments and missing values', () => {
     rejects(['--dhcp'], '--dhcp');
     rejects(['-x'], '-x');
