@@ -14,6 +14,7 @@
 import { TstierError } from './errors.js';
 import type { NodeConfig } from './config/node-config.js';
 import { createLogger, type Logger } from './log.js';
+import { DuplicateAddressWatch } from './node/duplicate-address.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
@@ -110,7 +111,11 @@ export class Node implements ControlPlaneSource {
       throw e;
     }
     peer.onPacket(PacketType.Data, (_from, payload) => node.fromPeer(payload));
-    peer.on('routes', () => void node.syncKernelRoutes());
+    const duplicates = new DuplicateAddressWatch(peer.peerId, ipv4, node.myIpv6, log);
+    peer.on('routes', () => {
+      duplicates.check(peer.routes.routes());
+      void node.syncKernelRoutes();
+    });
     for (const uri of cfg.peers) peer.connect(uri);
     log.info(`node ready peer_id=${peer.peerId} ipv4=${cfg.ipv4 ? `${cfg.ipv4.address}/${cfg.ipv4.prefix}` : '-'}`
       + ` ipv6=${cfg.ipv6 ? `${cfg.ipv6.address}/${cfg.ipv6.prefix}` : '-'}`
