@@ -46,6 +46,8 @@ export interface NodeStats {
   noRoute: number;
   /** Packets that are neither IPv4 nor IPv6, or inbound packets not addressed to us. */
   dropped: number;
+  /** TUN packets dropped because handling them threw (a bug; logged at the 1st, 2nd, 4th, ...). */
+  tunPacketFaults: number;
 }
 
 /** ICMP errors per second at most, so a scan of dead addresses cannot make us flood the TUN. */
@@ -65,7 +67,7 @@ export function featuresView(bits: number): PeerFeatures {
 }
 
 export class Node implements ControlPlaneSource {
-  readonly stats: NodeStats = { tunRxPackets: 0, tunTxPackets: 0, noRoute: 0, dropped: 0 };
+  readonly stats: NodeStats = { tunRxPackets: 0, tunTxPackets: 0, noRoute: 0, dropped: 0, tunPacketFaults: 0 };
   /** The listeners as bound (a configured port 0 shows its real port here). */
   readonly listening: string[] = [];
   private tun: TunDevice | undefined;
@@ -187,7 +189,20 @@ export class Node implements ControlPlaneSource {
     this.kernelRoutes = new KernelRoutes(tun.name, this.log);
     tun.on('error', (err: Error) => this.log.error('TUN failed; the node now only relays', { err }));
     tun.onPackets((batch, offsets, lengths, count) => {
-      for (let i = 0; i < count; i++) this.fromTun(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+      for (let i = 0; i < count; i++) {
+        // An exception here would leave the addon's callback and end the process: one bad
+        // packet (a bug in whatever handled it) costs that packet, not the node.
+        try {
+          this.fromTun(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+        } catch (err) {
+          this.stats.tunPacketFaults++;
+          const n = this.stats.tunPacketFaults;
+          if ((n & (n - 1)) === 0) {
+            this.log.error(`bug: handling a TUN packet threw (${n} so far); packet dropped`,
+              { err, stack: err instanceof Error ? err.stack : String(err) });
+          }
+        }
+      }
     });
   }
 
