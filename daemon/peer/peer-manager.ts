@@ -9,7 +9,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../log.js';
+import type { LogFields, Logger } from '../log.js';
 import type { PeerConnView } from '../rpc/source.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { derivePsk, HandshakeResponder, INIT_LEN } from './handshake.js';
@@ -204,20 +204,25 @@ export class PeerManager extends EventEmitter {
     this.attach(link, PeerSession.initiate(this.psk, this.peerId, link.headroom, Date.now(), this.timers), c);
   }
 
-  /**
-   * A dial failed before any packet left (a name that does not resolve, no route to the address).
-   * A new cause is a warning; while it repeats, a line at attempts 2, 4, 8, ... shows the retries go
-   * on without a line per attempt (debug has them all).
-   */
+  /** A dial failed before any packet left (a name that does not resolve, no route to the address). */
   private dialFailed(c: Connector, e: unknown): void {
-    const err = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    const attempt = c.attempt + 1;
-    const fields = { remote: c.uri, attempt, err: e };
-    if (err !== c.lastError) this.log.warn('peer dial failed; retrying with backoff', fields);
-    else if ((attempt & (attempt - 1)) === 0) this.log.info('peer dial still failing; retrying with backoff', fields);
-    else this.log.debug('peer dial failed again', fields);
-    c.lastError = err;
+    const cause = `dial: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    this.noteFailure(c, cause, 'peer dial failed; retrying with backoff', 'peer dial still failing; retrying with backoff',
+      { remote: c.uri, attempt: c.attempt + 1, err: e });
     this.connectorAttemptFailed(c);
+  }
+
+  /**
+   * Logs one failed attempt of `c`, so that an unreachable peer costs a few lines, not one per
+   * attempt: a new cause is a warning; while it repeats, a line at attempts 2, 4, 8, ... shows the
+   * retries go on (debug has them all).
+   */
+  private noteFailure(c: Connector, cause: string, first: string, again: string, fields: LogFields): void {
+    const attempt = c.attempt + 1;
+    if (cause !== c.lastError) this.log.warn(first, fields);
+    else if ((attempt & (attempt - 1)) === 0) this.log.info(again, fields);
+    else this.log.debug(again, fields);
+    c.lastError = cause;
   }
 
   /** A dial or handshake of `c` failed: a rekey just tries again later, anything else redials. */
@@ -386,7 +391,10 @@ export class PeerManager extends EventEmitter {
     conn.session.close(reason);
     this.conns.delete(conn);
     // A wrong network secret looks exactly like this from the dialling side: no answer at all.
-    if (!conn.up && conn.connector) this.log.warn('peer handshake failed', { remote: conn.link.remoteUri, reason });
+    if (!conn.up && conn.connector) {
+      this.noteFailure(conn.connector, `handshake: ${reason}`, 'peer handshake failed', 'peer handshake still failing',
+        { remote: conn.link.remoteUri, reason, attempt: conn.connector.attempt + 1 });
+    }
     if (conn.up) {
       const peer = conn.session.peerId;
       const list = (this.direct.get(peer) ?? []).filter((c) => c !== conn);
