@@ -90,10 +90,13 @@ describe('easytier-core start-up errors: exit 2, one line naming the culprit', (
     }
   });
 
-  it('a corrupt .node addon, peer or TUN, named with the variable that pointed to it', { skip: ROOT ? false : 'unshare -n needs root' }, async () => {
+  it('a corrupt .node addon (peer, TUN) or wasm module (smoltcp), named with the file', { skip: ROOT ? false : 'unshare -n needs root' }, async () => {
     failsWith(await core(NO_NODE, { env: { TSTIER_PEER_ADDON: GARBAGE_ADDON } }),
       /^easytier-core: peer addon .*broken\.node \(from TSTIER_PEER_ADDON\): cannot load: /);
     failsWith(await core(['--no-listener', '-i', '10.144.160.1'], { env: { TSTIER_TUN_ADDON: GARBAGE_ADDON }, isolated: true }),
       /^easytier-core: TUN addon .*broken\.node \(from TSTIER_TUN_ADDON\): cannot load: /);
+    failsWith(await core(['--no-listener', '-r', '127.0.0.1:0', '-i', '10.144.160.1', '--enable-kcp-proxy', '--use-smoltcp'],
+      { env: { TSTIER_SMOLTCP_WASM: GARBAGE_ADDON }, isolated: true }),
+    /^easytier-core: smoltcp module .*broken\.node: cannot load: /);
   });
 });

@@ -69,8 +69,13 @@ export interface StackExports {
 
 const MODULE_FILE = 'wasm/build/tstier_stack.wasm';
 
-/** The repo root seen from this file, in source (daemon/...) and in the build (dist/daemon/...). */
+/**
+ * TSTIER_SMOLTCP_WASM if set, else the build output: the repo root seen from this file, in source
+ * (daemon/...) and in the build (dist/daemon/...).
+ */
 function defaultModulePath(): string {
+  const override = process.env.TSTIER_SMOLTCP_WASM;
+  if (override) return override;
   const candidates = ['../../../', '../../../../'].map((up) => fileURLToPath(new URL(up + MODULE_FILE, import.meta.url)));
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
