@@ -23,9 +23,13 @@ writeFileSync(GARBAGE_ADDON, 'not an ELF file\n');
 
 interface Run { code: number | null; stderr: string }
 
-/** Runs easytier-core (quiet: --log-level error), optionally in a fresh network namespace. */
-function core(args: string[], opts: { env?: NodeJS.ProcessEnv; isolated?: boolean } = {}): Promise<Run> {
-  const argv = [process.execPath, CORE, '--log-level', 'error', ...args];
+/**
+ * Runs easytier-core (quiet: --log-level error), optionally in a fresh network namespace, and
+ * optionally as user nobody without capabilities.
+ */
+function core(args: string[], opts: { env?: NodeJS.ProcessEnv; isolated?: boolean; nobody?: boolean } = {}): Promise<Run> {
+  const unprivileged = opts.nobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'] : [];
+  const argv = [...unprivileged, process.execPath, CORE, '--log-level', 'error', ...args];
   // A new namespace starts with loopback down, where the kernel lets any address be bound.
   const [bin, ...rest] = opts.isolated ? ['unshare', '-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', ...argv] : argv;
   return new Promise((resolve) => {
@@ -87,6 +91,13 @@ describe('easytier-core start-up errors: exit 2, one line naming the culprit', (
     for (const scheme of ['udp', 'tcp']) {
       failsWith(await core(['--no-tun', '-l', `${scheme}://192.0.2.1:11010`], { isolated: true }),
         new RegExp(`^easytier-core: listener ${scheme}://192\\.0\\.2\\.1:11010: address not available on this host \\(EADDRNOTAVAIL\\)$`));
+    }
+  });
+
+  it('a privileged listener port without CAP_NET_BIND_SERVICE (EACCES)', { skip: ROOT ? false : 'setpriv and unshare need root' }, async () => {
+    for (const scheme of ['udp', 'tcp']) {
+      failsWith(await core(['--no-tun', '-r', '127.0.0.1:0', '-l', `${scheme}://127.0.0.1:7`], { isolated: true, nobody: true }),
+        new RegExp(`^easytier-core: listener ${scheme}://127\\.0\\.0\\.1:7: permission denied \\(EACCES; `));
     }
   });
 
