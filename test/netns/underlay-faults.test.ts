@@ -94,6 +94,7 @@ for (const outage of OUTAGES) {
       await waitRoute(b, na.peerId);
 
       const cutAt = Date.now();
+      const linesBefore = [na, nb].map((n) => n.proc.lines.length);
       await outage.cut(b, ifname);
       // Both sessions die of silence (6 s), then B redials into a network that is not there.
       await nb.proc.waitForLine(/peer down/, OUTAGE_MS);
@@ -107,8 +108,12 @@ for (const outage of OUTAGES) {
       await waitRoute(b, na.peerId);
       assertRunning(na, 'node A');
       assertRunning(nb, 'node B');
-      for (const node of [na, nb]) {
+      for (const [i, node] of [na, nb].entries()) {
         assert.ok(!node.proc.lines.some((l) => /bug:|unhandled|ERR_SOCKET/.test(l)), node.proc.lines.join('\n'));
+        // Peer down and up, and for each of B's two connectors the cause once and then attempts 4
+        // and 8 at most: not a line per packet or per attempt.
+        const outageLines = node.proc.lines.slice(linesBefore[i]);
+        assert.ok(outageLines.length <= 8, outageLines.join('\n'));
       }
     });
 }
