@@ -91,7 +91,8 @@ class UdpLink implements UnderlayLink {
     } catch (e) {
       // dgram throws synchronously on a socket that is closed or lost its connection; it runs from
       // the batcher's nextTick too, where a throw would reach the process. It ends this link only.
-      this.ended(`send failed: ${(e as Error).message}`);
+      // `done` (the goodbye's) releases the socket itself: release it once, not twice.
+      this.ended(`send failed: ${(e as Error).message}`, done === undefined);
       done?.();
     }
   }
