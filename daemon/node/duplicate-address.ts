@@ -2,7 +2,9 @@
  * Two nodes of one network with the same virtual address each receive part of the traffic meant
  * for the other, and nothing else says why. Route sync shows it: another peer's record carries our
  * address. This watch warns once per such peer (naming both peer ids), and notes when it stops.
- * It does not pick a winner: both nodes keep the address, since neither can make the other let go.
+ * It does not make either let go: both keep the address. Who gets the traffic is already decided
+ * deterministically by the route table: each node sends to the nearest claimant, the lower peer id
+ * on a tie (and a node to itself).
  */
 import type { Logger } from '../log.js';
 import { u32ToIpv4 } from '../peer/ipv4-prefix.js';
@@ -34,7 +36,7 @@ export class DuplicateAddressWatch {
       if (this.claimants.has(r.peerId)) continue;
       const address = v4 ? u32ToIpv4(this.myIpv4) : formatIpAddress(this.myIpv6!);
       this.log.warn(`duplicate virtual address ${address}: peer ${r.peerId} uses it too (this node is peer ${this.myPeerId});`
-        + ' traffic to it may reach either node; give one of them another -i/--ipv6',
+        + ' each node sends to the nearer of the two (the lower peer id on a tie); give one of them another -i/--ipv6',
       { peer_id: r.peerId, hostname: r.hostname, our_peer_id: this.myPeerId });
     }
     for (const peerId of this.claimants) {
