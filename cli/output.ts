@@ -35,7 +35,10 @@ export function render(rows: readonly Row[], columns: readonly string[], layout:
  */
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
-/** Text for a terminal (a table cell, an error line): control characters escaped (\x1b, \u202e), so what is shown is what was sent. */
+/**
+ * Text for a terminal (a table cell, an error line): control characters escaped (\x1b, \u202e),
+ * so what is shown is what was sent.
+ */
 export function terminalSafe(cell: Cell | undefined): string {
   const text = String(cell ?? '');
   return text.replace(UNSAFE, (c) => {

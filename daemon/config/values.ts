@@ -93,10 +93,10 @@ export function parseDevName(raw: string, name: string): string {
  * or refuse them on the TUN.
  */
 const NOT_A_HOST = new BlockList();
-for (const [net, prefix] of [['0.0.0.0', 8], ['127.0.0.0', 8], ['169.254.0.0', 16], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) {
-  NOT_A_HOST.addSubnet(net, prefix, 'ipv4');
-}
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fe80::', 10], ['ff00::', 8]] as const) NOT_A_HOST.addSubnet(net, prefix, 'ipv6');
+const NOT_A_HOST_V4 = [['0.0.0.0', 8], ['127.0.0.0', 8], ['169.254.0.0', 16], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const;
+const NOT_A_HOST_V6 = [['::', 128], ['::1', 128], ['fe80::', 10], ['ff00::', 8]] as const;
+for (const [net, prefix] of NOT_A_HOST_V4) NOT_A_HOST.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of NOT_A_HOST_V6) NOT_A_HOST.addSubnet(net, prefix, 'ipv6');
 
 /**
  * `-i`: "10.144.144.1" (gets /24, as EasyTier) or "10.144.144.1/16". Must be a host address, and
@@ -107,7 +107,9 @@ export function parseIpv4WithPrefix(raw: string, name: string): { address: strin
   if (net.prefix <= 30) {
     const host = ipv4ToInt(net.address) & (2 ** (32 - net.prefix) - 1);
     if (host === 0) throw badConfig(name, `${quote(raw)} is the network address of its /${net.prefix}, not a host`);
-    if (host === 2 ** (32 - net.prefix) - 1) throw badConfig(name, `${quote(raw)} is the broadcast address of its /${net.prefix}, not a host`);
+    if (host === 2 ** (32 - net.prefix) - 1) {
+      throw badConfig(name, `${quote(raw)} is the broadcast address of its /${net.prefix}, not a host`);
+    }
   }
   return net;
 }

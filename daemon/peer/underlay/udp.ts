@@ -12,7 +12,7 @@ import { randomInt } from 'node:crypto';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
-import { listenError, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { formatUri, listenError, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { DatagramBatcher, GsoSocket } from './udp-gso.js';
 
 export const UDP_HEADER_LEN = 8;
