@@ -6,7 +6,7 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { readU32, writeU32 } from '../wire.js';
-import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { addrInUse, formatUri, errorEnd, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 
 const LENGTH_LEN = 4;
 export const MAX_FRAME = 70_000;
@@ -17,7 +17,7 @@ const FIRST_PACKET_TIMEOUT_MS = 5000;
 class TcpLink implements UnderlayLink {
   readonly headroom = LENGTH_LEN;
   onPacket: (pkt: Buffer) => void = () => {};
-  onClose: (reason: string) => void = () => {};
+  onClose: (reason: string, how: LinkEnd) => void = () => {};
   /** Packets dropped because the socket's send queue was full. */
   queueDrops = 0;
   private readonly frames = new FrameReader();
@@ -32,8 +32,9 @@ class TcpLink implements UnderlayLink {
     if (offer) socket.setTimeout(FIRST_PACKET_TIMEOUT_MS, () => this.close());
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (e) => this.ended(`socket error: ${e.message}`));
-    socket.on('close', () => this.ended('remote closed'));
+    socket.on('error', (e) => this.ended(`socket error: ${e.message}`, errorEnd(e)));
+    // A close without an error is the remote's FIN: its process closed the link or exited.
+    socket.on('close', () => this.ended('remote closed', 'closed'));
   }
 
   send(buf: Buffer): void {
@@ -59,7 +60,7 @@ class TcpLink implements UnderlayLink {
 
   close(): void {
     this.socket.destroy();
-    this.ended('closed');
+    this.ended('closed', 'local');
   }
 
   /** Reads and discards until FIRST_PACKET_TIMEOUT_MS after the refusal, then closes: no early FIN to learn from. */
@@ -70,11 +71,11 @@ class TcpLink implements UnderlayLink {
     setTimeout(() => this.close(), FIRST_PACKET_TIMEOUT_MS).unref();
   }
 
-  private ended(reason: string): void {
+  private ended(reason: string, how: LinkEnd): void {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
-    this.onClose(reason);
+    this.onClose(reason, how);
   }
 
   private onData(chunk: Buffer): void {

@@ -12,8 +12,9 @@ import { randomInt } from 'node:crypto';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
-import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
-import { DatagramBatcher, GsoSocket } from './udp-gso.js';
+import { addrInUse, formatUri, errorEnd, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { peerAddon } from '../native.js';
+import { DatagramBatcher, dgramFd, GsoSocket } from './udp-gso.js';
 
 export const UDP_HEADER_LEN = 8;
 /**
@@ -50,7 +51,7 @@ function writeHeader(buf: Buffer, connId: number, type: number, len: number): vo
 class UdpLink implements UnderlayLink {
   readonly headroom = UDP_HEADER_LEN;
   onPacket: (pkt: Buffer) => void = () => {};
-  onClose: (reason: string) => void = () => {};
+  onClose: (reason: string, how: LinkEnd) => void = () => {};
   private sent = false;
   private closed = false;
   /** Datagrams of one tick go out as GSO runs when the socket allows (udp-gso.ts). */
@@ -96,9 +97,9 @@ class UdpLink implements UnderlayLink {
       const fin = Buffer.alloc(UDP_HEADER_LEN);
       writeHeader(fin, this.connId, MSG_FIN, 0);
       this.transmit(fin, () => this.release());
-      this.ended('closed', false);
+      this.ended('closed', 'local', false);
     } else {
-      this.ended('closed');
+      this.ended('closed', 'local');
     }
   }
 
@@ -107,21 +108,33 @@ class UdpLink implements UnderlayLink {
     this.close();
   }
 
-  ended(reason: string, release = true): void {
+  ended(reason: string, how: LinkEnd, release = true): void {
     if (this.closed) return;
     this.closed = true;
     this.batcher?.clear();
     this.forget();
     if (release) this.release();
-    this.onClose(reason);
+    this.onClose(reason, how);
   }
 
   /** One well-formed datagram for this link, header included. */
   receive(msg: Buffer): void {
     const type = msg[4];
-    if (type === MSG_FIN) this.ended('remote said goodbye');
+    if (type === MSG_FIN) this.ended('remote said goodbye', 'closed');
     else if (type === MSG_DATA && !this.closed) this.onPacket(msg.subarray(UDP_HEADER_LEN));
   }
+}
+
+/**
+ * A listener's socket is not connected, so the kernel drops the ICMP port unreachable a dead peer's
+ * address answers with; the addon turns on the socket's error queue (IP_RECVERR), and a receive then
+ * fails with ECONNREFUSED, after which the queue says whose port it was. Null without the addon.
+ */
+function refusalReader(socket: Socket, ipv6: boolean): (() => (string | number)[]) | null {
+  const addon = peerAddon();
+  const fd = dgramFd(socket);
+  if (!addon || fd === undefined || addon.udpRecvErrors(fd, ipv6) !== 0) return null;
+  return () => (dgramFd(socket) === fd ? addon.udpTakeRefused(fd) : []);
 }
 
 function closeQuietly(socket: Socket): void {
@@ -131,9 +144,6 @@ function closeQuietly(socket: Socket): void {
     // already closed
   }
 }
-
-// A send error on UDP (e.g. no route right now) is the same as a lost datagram.
-function swallow(): void {}
 
 /**
  * Header check shared by both ends: where the datagram at msg[at..] ends, or -1 if it is
@@ -178,13 +188,33 @@ export class UdpListener implements UnderlayListener {
   private readonly gso: GsoSocket | null;
   /** UDP GRO is on: one message may hold several datagrams back to back (see udp-gso.ts). */
   readonly gro: boolean;
+  /** Drains the socket's ICMP reports: [address, port, ...] of refusing peers; null without the addon. */
+  private readonly takeRefused: (() => (string | number)[]) | null;
 
   private constructor(readonly uri: string, host: string, private readonly socket: Socket, private readonly accept: AcceptLink) {
     this.boundUri = formatUri('udp', host, socket.address().port);
     this.gso = GsoSocket.for(socket);
     this.gro = this.gso?.gro ?? false;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
-    socket.on('error', swallow);
+    this.takeRefused = refusalReader(socket, isIPv6(host));
+    // A receive error other than a refusal (see refusalReader) is a lost datagram, for UDP.
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ECONNREFUSED') this.onRefused();
+    });
+  }
+
+  /**
+   * Some peer's port answered ICMP port unreachable: its process is gone. Its links end now, not at
+   * their sessions' dead timers, so a peer killed with -9 has its flows reset at once.
+   */
+  private onRefused(): void {
+    const refused = this.takeRefused?.() ?? [];
+    for (let i = 0; i + 1 < refused.length; i += 2) {
+      const prefix = `${refused[i]}|${refused[i + 1]}|`;
+      for (const [key, link] of [...this.links]) {
+        if (key.startsWith(prefix)) link.ended('port unreachable', 'refused');
+      }
+    }
   }
 
   static async open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<UdpListener> {
@@ -268,6 +298,7 @@ export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<Under
       at = end;
     } while (at < msg.length);
   });
-  socket.on('error', (e) => link.ended(`socket error: ${e.message}`));
+  // ECONNREFUSED: the peer's port answered ICMP port unreachable, so its process is gone.
+  socket.on('error', (e) => link.ended(`socket error: ${e.message}`, errorEnd(e)));
   return link;
 }
