@@ -60,6 +60,11 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
     this.kick();
   }
 
+  abortPeer(peerId: number): void {
+    this.carrier.abortPeer(peerId, nowMs());
+    this.kick();
+  }
+
   /**
    * A PipeStream over a flow, for SocketPipe. Each action hands the flow back to the carrier
    * (touch) so its output is queued and its timer state kept; the pipe's kick() then sends it.

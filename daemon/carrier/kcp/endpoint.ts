@@ -42,6 +42,8 @@ export interface KcpCarrierOptions {
   openTimeoutMs?: number;
   /** How long a finished flow keeps answering its peer's late segments. */
   lingerMs?: number;
+  /** A flow with unacknowledged data that heard nothing from its peer this long is reset (the flow timeout). */
+  silentLimitMs?: number;
   /** Whether this node accepts flows (false: `--disable-kcp-input`; opens are answered Denied). */
   acceptInput?: boolean;
   /** Seed for conv numbers (tests pass one to be deterministic). */
@@ -61,8 +63,9 @@ export type { KcpFlow } from './flow.js';
 export { FlowEvent } from './flow.js';
 
 const RESET_LEN = 5;
-/** Transmissions of one segment after which the peer is deemed gone (~20 s at nodelay backoff). */
-const DEAD_LINK_XMIT = 40;
+/** KCP's own dead-link count is off: a flow's life is bounded by time (silentLimitMs), not by retransmissions. */
+const NO_DEAD_LINK = 0xffffffff;
+export const DEFAULT_SILENT_LIMIT_MS = 30_000;
 
 export class KcpCarrier {
   readonly types: CarrierPacketTypes;
@@ -72,6 +75,7 @@ export class KcpCarrier {
   private readonly interval: number;
   private readonly openTimeoutMs: number;
   private readonly lingerMs: number;
+  private readonly silentLimitMs: number;
   acceptInput: boolean;
 
   /** Flows this node opened, by peer then conv. */
@@ -103,6 +107,7 @@ export class KcpCarrier {
     this.interval = opts.interval ?? 10;
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
     this.lingerMs = opts.lingerMs ?? 10_000;
+    this.silentLimitMs = opts.silentLimitMs ?? DEFAULT_SILENT_LIMIT_MS;
     this.acceptInput = opts.acceptInput ?? true;
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
   }
@@ -114,7 +119,8 @@ export class KcpCarrier {
     let conv = this.nextConv;
     while (table.has(conv)) conv = (conv + 1) >>> 0;
     this.nextConv = (conv + 1) >>> 0;
-    const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs);
+    const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
+      this.silentLimitMs);
     table.set(conv, flow);
     flow.request = req;
     flow.sendOpen(req, now);
@@ -155,7 +161,8 @@ export class KcpCarrier {
         this.sendReset(fromPeer, fromInitiator, conv, gone?.clean ? KIND_CLOSED : KIND_RESET);
         return;
       }
-      flow = new KcpFlow(this.nextId++, fromPeer, 'acceptor', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs);
+      flow = new KcpFlow(this.nextId++, fromPeer, 'acceptor', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
+        this.silentLimitMs);
       let t = this.accepted.get(fromPeer);
       if (!t) this.accepted.set(fromPeer, (t = new Map()));
       t.set(conv, flow);
@@ -232,6 +239,19 @@ export class KcpCarrier {
     else this.active.delete(flow);
   }
 
+  /**
+   * The peer is gone (its process restarted or died) or was unreachable past the flow timeout: every
+   * flow with it is reset toward its application now, and told to the peer in case it still listens.
+   */
+  abortPeer(peerId: number, now: number): void {
+    for (const tables of [this.initiated, this.accepted]) {
+      for (const flow of [...(tables.get(peerId)?.values() ?? [])]) {
+        flow.lost(now);
+        this.touch(flow);
+      }
+    }
+  }
+
   /** Live flows (for stats and tests). */
   get flowCount(): number {
     let n = 0;
@@ -268,7 +288,7 @@ export class KcpCarrier {
       resend: 2,
       nc: 1,
       streamMode: true,
-      deadLink: DEAD_LINK_XMIT,
+      deadLink: NO_DEAD_LINK,
     });
   }
 }
