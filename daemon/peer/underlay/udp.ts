@@ -54,6 +54,8 @@ class UdpLink implements UnderlayLink {
   onClose: (reason: string, how: LinkEnd) => void = () => {};
   private sent = false;
   private closed = false;
+  /** Sends dgram refused outright (thrown, not a lost datagram on the wire). */
+  sendErrors = 0;
   /** Datagrams of one tick go out as GSO runs when the socket allows (udp-gso.ts). */
   private readonly batcher: DatagramBatcher | null;
 
@@ -86,8 +88,14 @@ class UdpLink implements UnderlayLink {
    * Without `done` dgram drops send errors silently (a lost datagram, for UDP) and spares a tick.
    */
   private transmit(buf: Buffer, done?: () => void): void {
-    if (this.outbound) this.socket.send(buf, done);
-    else this.socket.send(buf, this.port, this.address, done);
+    try {
+      if (this.outbound) this.socket.send(buf, done);
+      else this.socket.send(buf, this.port, this.address, done);
+    } catch {
+      // A socket that can no longer send (closed under us): the datagram is lost, as UDP may lose it.
+      this.sendErrors++;
+      done?.();
+    }
   }
 
   close(): void {
@@ -283,7 +291,18 @@ export class UdpListener implements UnderlayListener {
 export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
   const socket = newSocket(addr.host);
   await bind(socket, uri, 0);
-  await new Promise<void>((resolve) => socket.connect(addr.port, addr.host, () => resolve()));
+  try {
+    // connect() fails (e.g. ENETUNREACH while the underlay is down) through its callback; a socket
+    // left unconnected would take sends without an address, which dgram throws on.
+    // (@types/node omits the callback's error argument; dgram passes it.)
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => (err ? reject(err) : resolve());
+      socket.connect(addr.port, addr.host, done as () => void);
+    });
+  } catch (e) {
+    closeQuietly(socket);
+    throw e;
+  }
   const gso = GsoSocket.for(socket);
   const coalesced = gso?.gro ?? false;
   const link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},

@@ -1,0 +1,143 @@
+/**
+ * Proxied flows are tied to their peer, not to a session, proven with real daemons in namespaces:
+ * A (--enable-kcp-proxy, dials) carries TCP flows over KCP to B (listens), whose servers run in B.
+ *  - a 10 s underlay outage mid-transfer (link down; address removed) kills the peer session, yet
+ *    both daemons stay up and the transfer resumes and completes byte-exact (sha256 at both ends);
+ *  - kill -9 of either node: the application on the other side sees a reset (ECONNRESET, not a FIN)
+ *    within 2 × keepalive (2 s): A learns from its connected socket's ECONNREFUSED, B from its
+ *    listener's error queue; the restarted node carries new flows within 2 s of being ready;
+ *  - an outage past the default flow timeout (30 s): both applications get a reset, none before the
+ *    timeout, and new flows connect within 2 s of the link's return.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Netns, unavailableReason, type Namespace, type NsProcess } from './lib/netns.js';
+import { startCore, waitPeers, type CoreNode } from './lib/core.js';
+
+const FAULTS = new URL('./fixtures/fault-flows.js', import.meta.url);
+const SKIP = unavailableReason();
+/** Two keepalives (daemon/peer/session.ts: 1 s). */
+const KILL_DETECT_MS = 2_000;
+const NEW_FLOW_MS = 2_000;
+
+const A_ADDR = '10.247.3.1/24';
+const B_IP = '10.247.3.2';
+const VIP_B = '10.144.173.2';
+
+const common = (n: number): string[] =>
+  ['--network-name', 'tf3net', '--network-secret', 'fault-secret', '-i', `10.144.173.${n}`, '--hostname', `node-${n}`,
+    '--dev-name', 'tf3tun', '--log-level', 'info'];
+const argsA = [...common(1), '--no-listener', '--enable-kcp-proxy', '-p', `udp://${B_IP}:11010`];
+const argsB = [...common(2), '-l', 'udp://0.0.0.0:11010'];
+
+interface PeerEnd { result: string }
+interface Done { bytes: number; sha256: string }
+
+/** A server of the fault fixture in `ns`, listening. */
+async function server(ns: Namespace, port: number, bytes: number, rate: number): Promise<NsProcess> {
+  const p = ns.node(FAULTS, ['serve', '0.0.0.0', String(port), String(bytes), String(rate)]);
+  await p.waitForEvent('listening');
+  return p;
+}
+
+/** Ms until `p` reports how its connection ended. */
+async function endAfter(p: NsProcess, since: number, timeoutMs: number): Promise<{ result: string; ms: number }> {
+  const e = await p.waitForEvent<PeerEnd>('peer', timeoutMs);
+  return { result: e.result, ms: Date.now() - since };
+}
+
+/** A new flow from A to B's hold server connects within NEW_FLOW_MS. */
+async function newFlowWithin(a: Namespace, port: number, since: number): Promise<void> {
+  const p = a.node(FAULTS, ['retry', VIP_B, String(port), String(NEW_FLOW_MS)]);
+  const r = await Promise.race([p.waitForEvent<{ ms: number }>('connected', 10_000),
+    p.waitForEvent('gaveup', 10_000).then((e) => assert.fail(`no new flow within ${NEW_FLOW_MS} ms: ${JSON.stringify(e)}`))]);
+  assert.ok(Date.now() - since <= NEW_FLOW_MS + 500, `new flow after ${Date.now() - since} ms (fixture: ${r.ms} ms)`);
+}
+
+test('proxied flows live with their peer, not with its session', { skip: SKIP ?? false, timeout: 240_000 }, async (t) => {
+  const net = await Netns.create('tf3f', t);
+  const [a, b] = [await net.ns('a'), await net.ns('b')];
+  const veth = await net.link(a, b, A_ADDR, `${B_IP}/24`);
+  let nodeB: CoreNode = await startCore(b, argsB);
+  let nodeA: CoreNode = await startCore(a, argsA);
+  await waitPeers(a, 1);
+  const bulk = await server(b, 7000, 3 << 20, 512 << 10);
+
+  /** Runs a case; a failure carries both daemons' recent log lines. */
+  const withLogs = (fn: () => Promise<void>) => async (): Promise<void> => {
+    try {
+      await fn();
+    } catch (e) {
+      const tail = (n: CoreNode): string => n.proc.lines.slice(-30).join('\n');
+      throw new Error(`${(e as Error).message}\nnode A:\n${tail(nodeA)}\nnode B:\n${tail(nodeB)}`);
+    }
+  };
+
+  /** A 10 s outage made by `cut` and undone by `mend`, starting once 1 MiB of a 3 MiB transfer arrived. */
+  async function outageMidTransfer(cut: string[], mend: string[]): Promise<void> {
+    const fetch = a.node(FAULTS, ['fetch', VIP_B, '7000', String(1 << 20)]);
+    await fetch.waitForEvent('progress', 30_000);
+    const cutAt = Date.now();
+    await a.exec(cut);
+    // The outage outlasts the session's dead timer (6 s): this is a session re-establishment.
+    await nodeA.proc.waitForLine(/peer down/, 9_000);
+    await sleep(10_000 - (Date.now() - cutAt));
+    await a.exec(mend);
+    const [got, sent] = await Promise.all([fetch.waitForEvent<Done>('done', 60_000), bulk.waitForEvent<Done>('served', 60_000)]);
+    assert.deepEqual(got, { event: 'done', bytes: 3 << 20, sha256: sent.sha256 });
+    await nodeA.proc.waitForLine(/peer up/, 1);
+    for (const n of [nodeA, nodeB]) assert.equal(n.proc.child.exitCode, null, 'both daemons are still running');
+  }
+
+  await t.test('a 10 s link-down outage mid-transfer: the session is re-established and the KCP flow completes byte-exact', withLogs(async () => {
+    await outageMidTransfer(['ip', 'link', 'set', veth, 'down'], ['ip', 'link', 'set', veth, 'up']);
+  }));
+
+  await t.test('a 10 s outage by address removal mid-transfer: the KCP flow completes byte-exact', withLogs(async () => {
+    await outageMidTransfer(['ip', 'addr', 'del', A_ADDR, 'dev', veth], ['ip', 'addr', 'add', A_ADDR, 'dev', veth]);
+  }));
+
+  await t.test('kill -9 of the source node: the destination application sees ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async () => {
+    const hold = await server(b, 7001, 0, 0);
+    const client = a.node(FAULTS, ['hold', VIP_B, '7001']);
+    await client.waitForEvent('open', 10_000);
+    const killedAt = Date.now();
+    nodeA.proc.kill('SIGKILL');
+    const end = await endAfter(hold, killedAt, 10_000);
+    assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
+    assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
+    nodeA = await startCore(a, argsA);
+    await newFlowWithin(a, 7001, Date.now());
+  }));
+
+  await t.test('kill -9 of the destination node: the source application sees ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async () => {
+    await server(b, 7002, 0, 0);
+    const client = a.node(FAULTS, ['hold', VIP_B, '7002']);
+    await client.waitForEvent('open', 10_000);
+    const killedAt = Date.now();
+    nodeB.proc.kill('SIGKILL');
+    const end = await endAfter(client, killedAt, 10_000);
+    assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
+    assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
+    nodeB = await startCore(b, argsB);
+    await newFlowWithin(a, 7002, Date.now());
+  }));
+
+  await t.test('an outage past the default flow timeout (30 s): both applications get a reset, none earlier; new flows within 2 s of the link\'s return', withLogs(async () => {
+    const hold = await server(b, 7003, 0, 0);
+    const client = a.node(FAULTS, ['hold', VIP_B, '7003']);
+    await client.waitForEvent('open', 10_000);
+    const cutAt = Date.now();
+    await a.exec(['ip', 'link', 'set', veth, 'down']);
+    const [dstEnd, srcEnd] = await Promise.all([endAfter(hold, cutAt, 45_000), endAfter(client, cutAt, 45_000)]);
+    for (const end of [dstEnd, srcEnd]) {
+      assert.equal(end.result, 'ECONNRESET');
+      assert.ok(end.ms >= 30_000, `reset after only ${end.ms} ms`);
+    }
+    await sleep(Math.max(0, 40_000 - (Date.now() - cutAt)));
+    const back = Date.now();
+    await a.exec(['ip', 'link', 'set', veth, 'up']);
+    await newFlowWithin(a, 7003, back);
+  }));
+});
