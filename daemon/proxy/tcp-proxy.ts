@@ -463,6 +463,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   private sweep(): void {
     const now = nowMs();
+    this.watch.sweep(now);
     this.table.sweep(now);
     this.term?.sweep(now);
     this.subnet?.sweep(now);
