@@ -32,6 +32,8 @@ const argsA = [...common(1), '--no-listener', '--enable-kcp-proxy', '-p', `udp:/
 const argsB = [...common(2), '-l', 'udp://0.0.0.0:11010'];
 
 interface PeerEnd { result: string }
+/** The part of a test context the cases use: measured figures go into the TAP output. */
+interface Diagnose { diagnostic(message: string): void }
 interface Done { bytes: number; sha256: string }
 
 /** A server of the fault fixture in `ns`, listening. */
@@ -47,12 +49,14 @@ async function endAfter(p: NsProcess, since: number, timeoutMs: number): Promise
   return { result: e.result, ms: Date.now() - since };
 }
 
-/** A new flow from A to B's hold server connects within NEW_FLOW_MS. */
-async function newFlowWithin(a: Namespace, port: number, since: number): Promise<void> {
+/** A new flow from A to B's hold server connects within NEW_FLOW_MS; returns the ms it took from `since`. */
+async function newFlowWithin(a: Namespace, port: number, since: number): Promise<number> {
   const p = a.node(FAULTS, ['retry', VIP_B, String(port), String(NEW_FLOW_MS)]);
   const r = await Promise.race([p.waitForEvent<{ ms: number }>('connected', 10_000),
     p.waitForEvent('gaveup', 10_000).then((e) => assert.fail(`no new flow within ${NEW_FLOW_MS} ms: ${JSON.stringify(e)}`))]);
-  assert.ok(Date.now() - since <= NEW_FLOW_MS + 500, `new flow after ${Date.now() - since} ms (fixture: ${r.ms} ms)`);
+  // r.ms counts from the fixture's first attempt; `since` also covers starting the fixture's process.
+  assert.ok(r.ms <= NEW_FLOW_MS, `new flow after ${r.ms} ms`);
+  return Date.now() - since;
 }
 
 test('proxied flows live with their peer, not with its session', { skip: SKIP ?? false, timeout: 240_000 }, async (t) => {
@@ -65,9 +69,9 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
   const bulk = await server(b, 7000, 3 << 20, 512 << 10);
 
   /** Runs a case; a failure carries both daemons' recent log lines. */
-  const withLogs = (fn: () => Promise<void>) => async (): Promise<void> => {
+  const withLogs = (fn: (st: Diagnose) => Promise<void>) => async (st: Diagnose): Promise<void> => {
     try {
-      await fn();
+      await fn(st);
     } catch (e) {
       const tail = (n: CoreNode): string => n.proc.lines.slice(-30).join('\n');
       throw new Error(`${(e as Error).message}\nnode A:\n${tail(nodeA)}\nnode B:\n${tail(nodeB)}`);
@@ -75,7 +79,7 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
   };
 
   /** A 10 s outage made by `cut` and undone by `mend`, starting once 1 MiB of a 3 MiB transfer arrived. */
-  async function outageMidTransfer(cut: string[], mend: string[]): Promise<void> {
+  async function outageMidTransfer(st: Diagnose, cut: string[], mend: string[]): Promise<void> {
     const fetch = a.node(FAULTS, ['fetch', VIP_B, '7000', String(1 << 20)]);
     await fetch.waitForEvent('progress', 30_000);
     const cutAt = Date.now();
@@ -84,53 +88,58 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
     await nodeA.proc.waitForLine(/peer down/, 9_000);
     await sleep(10_000 - (Date.now() - cutAt));
     await a.exec(mend);
+    const mendedAt = Date.now();
     const [got, sent] = await Promise.all([fetch.waitForEvent<Done>('done', 60_000), bulk.waitForEvent<Done>('served', 60_000)]);
     assert.deepEqual(got, { event: 'done', bytes: 3 << 20, sha256: sent.sha256 });
+    st.diagnostic(`outage ${mendedAt - cutAt} ms; transfer complete ${Date.now() - mendedAt} ms after the underlay's return`);
     await nodeA.proc.waitForLine(/peer up/, 1);
     for (const n of [nodeA, nodeB]) assert.equal(n.proc.child.exitCode, null, 'both daemons are still running');
   }
 
-  await t.test('a 10 s link-down outage mid-transfer: the session is re-established and the KCP flow completes byte-exact', withLogs(async () => {
-    await outageMidTransfer(['ip', 'link', 'set', veth, 'down'], ['ip', 'link', 'set', veth, 'up']);
+  await t.test('a 10 s link-down outage mid-transfer: the session is re-established and the KCP flow completes byte-exact', withLogs(async (st) => {
+    await outageMidTransfer(st, ['ip', 'link', 'set', veth, 'down'], ['ip', 'link', 'set', veth, 'up']);
   }));
 
-  await t.test('a 10 s outage by address removal mid-transfer: the KCP flow completes byte-exact', withLogs(async () => {
-    await outageMidTransfer(['ip', 'addr', 'del', A_ADDR, 'dev', veth], ['ip', 'addr', 'add', A_ADDR, 'dev', veth]);
+  await t.test('a 10 s outage by address removal mid-transfer: the KCP flow completes byte-exact', withLogs(async (st) => {
+    await outageMidTransfer(st, ['ip', 'addr', 'del', A_ADDR, 'dev', veth], ['ip', 'addr', 'add', A_ADDR, 'dev', veth]);
   }));
 
-  await t.test('kill -9 of the source node: the destination application sees ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async () => {
+  await t.test('kill -9 of the source node: the destination application sees ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async (st) => {
     const hold = await server(b, 7001, 0, 0);
     const client = a.node(FAULTS, ['hold', VIP_B, '7001']);
     await client.waitForEvent('open', 10_000);
     const killedAt = Date.now();
     nodeA.proc.kill('SIGKILL');
     const end = await endAfter(hold, killedAt, 10_000);
+    st.diagnostic(`destination app: ${end.result} ${end.ms} ms after kill -9 of the source node`);
     assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
     assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
     nodeA = await startCore(a, argsA);
-    await newFlowWithin(a, 7001, Date.now());
+    st.diagnostic(`new flow ${await newFlowWithin(a, 7001, Date.now())} ms after the source node was ready again`);
   }));
 
-  await t.test('kill -9 of the destination node: the source application sees ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async () => {
+  await t.test('kill -9 of the destination node: the source application sees ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async (st) => {
     await server(b, 7002, 0, 0);
     const client = a.node(FAULTS, ['hold', VIP_B, '7002']);
     await client.waitForEvent('open', 10_000);
     const killedAt = Date.now();
     nodeB.proc.kill('SIGKILL');
     const end = await endAfter(client, killedAt, 10_000);
+    st.diagnostic(`source app: ${end.result} ${end.ms} ms after kill -9 of the destination node`);
     assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
     assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
     nodeB = await startCore(b, argsB);
-    await newFlowWithin(a, 7002, Date.now());
+    st.diagnostic(`new flow ${await newFlowWithin(a, 7002, Date.now())} ms after the destination node was ready again`);
   }));
 
-  await t.test('an outage past the default flow timeout (30 s): both applications get a reset, none earlier; new flows within 2 s of the link\'s return', withLogs(async () => {
+  await t.test('an outage past the default flow timeout (30 s): both applications get a reset, none earlier; new flows within 2 s of the link\'s return', withLogs(async (st) => {
     const hold = await server(b, 7003, 0, 0);
     const client = a.node(FAULTS, ['hold', VIP_B, '7003']);
     await client.waitForEvent('open', 10_000);
     const cutAt = Date.now();
     await a.exec(['ip', 'link', 'set', veth, 'down']);
     const [dstEnd, srcEnd] = await Promise.all([endAfter(hold, cutAt, 45_000), endAfter(client, cutAt, 45_000)]);
+    st.diagnostic(`resets ${dstEnd.ms} ms (destination app) and ${srcEnd.ms} ms (source app) into the outage`);
     for (const end of [dstEnd, srcEnd]) {
       assert.equal(end.result, 'ECONNRESET');
       assert.ok(end.ms >= 30_000, `reset after only ${end.ms} ms`);
@@ -138,6 +147,6 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
     await sleep(Math.max(0, 40_000 - (Date.now() - cutAt)));
     const back = Date.now();
     await a.exec(['ip', 'link', 'set', veth, 'up']);
-    await newFlowWithin(a, 7003, back);
+    st.diagnostic(`new flow ${await newFlowWithin(a, 7003, back)} ms after the link's return`);
   }));
 });
