@@ -6,14 +6,15 @@
  *  - kill -9 of either node: the application on the other side sees a reset (ECONNRESET, not a FIN)
  *    within 2 × keepalive (2 s): A learns from its connected socket's ECONNREFUSED, B from its
  *    listener's error queue; the restarted node carries new flows within 2 s of being ready;
- *  - an outage past the default flow timeout (30 s): both applications get a reset, none before the
- *    timeout, and new flows connect within 2 s of the link's return.
+ *  - an outage past the default flow timeout (30 s; the link returns once both ends have reset, ~32 s
+ *    in): both applications get a reset, none before the timeout, neither node keeps a half-open row,
+ *    and new flows connect within 2 s of the link's return.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Netns, unavailableReason, type Namespace, type NsProcess } from './lib/netns.js';
-import { startCore, waitPeers, type CoreNode } from './lib/core.js';
+import { startCore, waitPeers, waitRows, type CoreNode } from './lib/core.js';
 
 const FAULTS = new URL('./fixtures/fault-flows.js', import.meta.url);
 const SKIP = unavailableReason();
@@ -47,6 +48,13 @@ async function server(ns: Namespace, port: number, bytes: number, rate: number):
 async function endAfter(p: NsProcess, since: number, timeoutMs: number): Promise<{ result: string; ms: number }> {
   const e = await p.waitForEvent<PeerEnd>('peer', timeoutMs);
   return { result: e.result, ms: Date.now() - since };
+}
+
+/** Half-open rows never outlive their flow: every row of `ns` for port `port` of B is Closed. */
+async function rowsClosed(ns: Namespace, port: number): Promise<void> {
+  const dst = `${VIP_B}:${port}`;
+  await waitRows(ns, `${ns.name} closes every row of its flows to ${dst}`,
+    (rows) => rows.some((r) => r.dst === dst) && rows.every((r) => r.dst !== dst || r.state === 'Closed'));
 }
 
 /** A new flow from A to B's hold server connects within NEW_FLOW_MS; returns the ms it took from `since`. */
@@ -114,6 +122,7 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
     st.diagnostic(`destination app: ${end.result} ${end.ms} ms after kill -9 of the source node`);
     assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
     assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
+    await rowsClosed(b, 7001);
     nodeA = await startCore(a, argsA);
     st.diagnostic(`new flow ${await newFlowWithin(a, 7001, Date.now())} ms after the source node was ready again`);
   }));
@@ -128,6 +137,7 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
     st.diagnostic(`source app: ${end.result} ${end.ms} ms after kill -9 of the destination node`);
     assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
     assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
+    await rowsClosed(a, 7002);
     nodeB = await startCore(b, argsB);
     st.diagnostic(`new flow ${await newFlowWithin(a, 7002, Date.now())} ms after the destination node was ready again`);
   }));
@@ -144,7 +154,7 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
       assert.equal(end.result, 'ECONNRESET');
       assert.ok(end.ms >= 30_000, `reset after only ${end.ms} ms`);
     }
-    await sleep(Math.max(0, 40_000 - (Date.now() - cutAt)));
+    await Promise.all([rowsClosed(a, 7003), rowsClosed(b, 7003)]);
     const back = Date.now();
     await a.exec(['ip', 'link', 'set', veth, 'up']);
     st.diagnostic(`new flow ${await newFlowWithin(a, 7003, back)} ms after the link's return`);
