@@ -159,6 +159,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private readonly assumedInput = assumedInputBits();
   private readonly sweeper: NodeJS.Timeout;
   private readonly watch: PeerWatch;
+  /** Every flow moving bytes, source and destination side: a stopping node resets their applications. */
+  private readonly pipes = new Set<SocketPipe>();
   private readonly onPeerGone = (peerId: number): void => this.watch.gone(peerId);
   private readonly onPeerDown = (peerId: number, silentForMs: number): void => {
     if (this.host.peer.routes.nextHop(peerId) === undefined) this.watch.down(peerId, silentForMs, nowMs());
@@ -222,6 +224,9 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   close(): void {
     clearInterval(this.sweeper);
+    // Our flows end with us: their applications get a reset, not the FIN a process's exit would send,
+    // so a cut-off stream never looks complete. The peers learn it from our goodbye (PeerManager).
+    for (const pipe of [...this.pipes]) pipe.onReset();
     this.host.peer.off('peer-gone', this.onPeerGone).off('peer-down', this.onPeerDown).off('routes', this.onRoutes);
     this.term?.close();
     this.subnet?.close();
@@ -268,9 +273,11 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     }
     src.entry.state = 'Connected';
     const driver = src.driver!;
-    src.pipe = new SocketPipe(stream, driver.pipeStream(src.flow), () => driver.kick(), (how, cause) => {
+    const pipe = src.pipe = new SocketPipe(stream, driver.pipeStream(src.flow), () => driver.kick(), (how, cause) => {
+      this.pipes.delete(pipe);
       this.endSrc(src, this.pipeEnd(src.entry, how, cause));
     });
+    this.pipes.add(pipe);
     stream.resume();
   }
 
@@ -443,10 +450,12 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     }
     if (!socket) return this.answer(driver, flow, dst, status, why);
     this.answer(driver, flow, dst, DialStatus.Connected, why);
-    dst.pipe = new SocketPipe(socket, driver.pipeStream(flow), () => driver.kick(), (how, cause) => {
+    const pipe = dst.pipe = new SocketPipe(socket, driver.pipeStream(flow), () => driver.kick(), (how, cause) => {
+      this.pipes.delete(pipe);
       entry.reason = `connected; ${this.pipeEnd(entry, how, cause)}`;
       this.table.close(entry, nowMs());
     });
+    this.pipes.add(pipe);
     socket.resume();
   }
 

@@ -71,6 +71,8 @@ class UdpLink implements UnderlayLink {
     /** Called once our goodbye left (or at once without one): the socket may close now. */
     private readonly release: () => void,
     gso: GsoSocket | null,
+    /** A listener's: told each send's outcome (see UdpListener.onRefused); a dialler's sends need none. */
+    private readonly onSent: ((err: Error | null) => void) | undefined = undefined,
   ) {
     this.batcher = gso && new DatagramBatcher(gso, outbound ? null : address, port, (buf) => this.transmit(buf));
   }
@@ -90,7 +92,7 @@ class UdpLink implements UnderlayLink {
   private transmit(buf: Buffer, done?: () => void): void {
     try {
       if (this.outbound) this.socket.send(buf, done);
-      else this.socket.send(buf, this.port, this.address, done);
+      else this.socket.send(buf, this.port, this.address, done ?? this.onSent);
     } catch {
       // A socket that can no longer send (closed under us): the datagram is lost, as UDP may lose it.
       this.sendErrors++;
@@ -212,6 +214,14 @@ export class UdpListener implements UnderlayListener {
   }
 
   /**
+   * The kernel reports a refusal once, to whichever call on the socket comes first: a receive (the
+   * 'error' event) or a send (its callback). Either way the error queue then says whose port it was.
+   */
+  private readonly afterSend = (err: Error | null): void => {
+    if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') this.onRefused();
+  };
+
+  /**
    * Some peer's port answered ICMP port unreachable: its process is gone. Its links end now, not at
    * their sessions' dead timers, so a peer killed with -9 has its flows reset at once.
    */
@@ -262,7 +272,7 @@ export class UdpListener implements UnderlayListener {
     if (msg[4] !== MSG_DATA) return;
     this.unreleased++;
     const fresh: UdpLink = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
-      () => this.forget(key, fresh), () => this.released(), this.gso);
+      () => this.forget(key, fresh), () => this.released(), this.gso, this.takeRefused ? this.afterSend : undefined);
     this.links.set(key, fresh);
     this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
   }
