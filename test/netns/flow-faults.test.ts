@@ -8,6 +8,8 @@
  *  - kill -9 of either node: the application on the other side sees a reset (ECONNRESET, not a FIN)
  *    within 2 × keepalive (2 s): A learns from its connected socket's ECONNREFUSED, B from its
  *    listener's error queue; the restarted node carries new flows within 2 s of being ready;
+ *  - a node stopped with SIGTERM: its goodbye resets the flows at the other end, and its own
+ *    applications get a reset too (never the FIN a process's exit would send);
  *  - an outage past the default flow timeout (30 s; the link returns once both ends have reset, ~32 s
  *    in): both applications get a reset, none before the timeout, neither node keeps a half-open row,
  *    and new flows connect within 2 s of the link's return.
@@ -156,6 +158,27 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
     nodeB = await startCore(b, argsB);
     const ready = Date.now();
     const [kcp, quic] = await Promise.all([newFlowWithin(a, 7002, ready), newFlowWithin(c, 7002, ready)]);
+    st.diagnostic(`new flows ${kcp} ms (KCP) and ${quic} ms (QUIC) after the destination node was ready again`);
+  }));
+
+  await t.test('a stopping node (SIGTERM) says goodbye: the applications at both ends see ECONNRESET at once; restarted, new flows work within 2 s', withLogs(async (st) => {
+    const hold = await server(b, 7004, 0, 0);
+    const clients = [a.node(FAULTS, ['hold', VIP_B, '7004']), c.node(FAULTS, ['hold', VIP_B, '7004'])];
+    for (const client of clients) await client.waitForEvent('open', 10_000);
+    const stoppedAt = Date.now();
+    await nodeB.proc.stop();
+    // The destination's two connections report one after the other on the server's output.
+    const bothAtB = async (): Promise<{ result: string; ms: number }[]> =>
+      [await endAfter(hold, stoppedAt, 10_000), await endAfter(hold, stoppedAt, 10_000)];
+    const ends = (await Promise.all([...clients.map((p) => endAfter(p, stoppedAt, 10_000).then((e) => [e])), bothAtB()])).flat();
+    st.diagnostic(`resets after ${ends.map((e) => e.ms).join(', ')} ms (KCP source, QUIC source, the two at the destination)`);
+    for (const end of ends) {
+      assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
+      assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
+    }
+    nodeB = await startCore(b, argsB);
+    const ready = Date.now();
+    const [kcp, quic] = await Promise.all([newFlowWithin(a, 7004, ready), newFlowWithin(c, 7004, ready)]);
     st.diagnostic(`new flows ${kcp} ms (KCP) and ${quic} ms (QUIC) after the destination node was ready again`);
   }));
 
