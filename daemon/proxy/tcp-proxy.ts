@@ -165,7 +165,12 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private readonly onPeerDown = (peerId: number, silentForMs: number): void => {
     if (this.host.peer.routes.nextHop(peerId) === undefined) this.watch.down(peerId, silentForMs, nowMs());
   };
-  private readonly onRoutes = (): void => this.watch.routes(this.host.peer.routes.reachable(), nowMs());
+  private readonly onRoutes = (): void => {
+    const routes = this.host.peer.routes;
+    const reachable = new Map<number, number>();
+    for (const id of routes.reachable()) reachable.set(id, routes.record(id)?.ipv4 ?? 0);
+    this.watch.routes(reachable, nowMs());
+  };
 
   private constructor(private readonly host: ProxyHost, private readonly log: Logger, quic: QuicEndpoint | null) {
     const cfg = host.config;
@@ -186,9 +191,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   /** Resets every flow with the peer, on both carriers (see PeerWatch). */
   private resetPeer(peerId: number, why: string): void {
-    this.log.info('proxied flows with peer reset', { peer_id: peerId, why });
-    this.kcp.abortPeer(peerId);
-    this.quic?.abortPeer(peerId);
+    const flows = this.kcp.abortPeer(peerId) + (this.quic?.abortPeer(peerId) ?? 0);
+    if (flows > 0) this.log.info('proxied flows with peer reset', { peer_id: peerId, flows, why });
   }
 
   /**

@@ -60,9 +60,10 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
     this.kick();
   }
 
-  abortPeer(peerId: number): void {
-    this.carrier.abortPeer(peerId, nowMs());
+  abortPeer(peerId: number): number {
+    const n = this.carrier.abortPeer(peerId, nowMs());
     this.kick();
+    return n;
   }
 
   /**

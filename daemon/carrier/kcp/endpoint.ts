@@ -242,14 +242,18 @@ export class KcpCarrier {
   /**
    * The peer is gone (its process restarted or died) or was unreachable past the flow timeout: every
    * flow with it is reset toward its application now, and told to the peer in case it still listens.
+   * Returns how many were still open.
    */
-  abortPeer(peerId: number, now: number): void {
+  abortPeer(peerId: number, now: number): number {
+    let n = 0;
     for (const tables of [this.initiated, this.accepted]) {
       for (const flow of [...(tables.get(peerId)?.values() ?? [])]) {
+        if (!flow.ended) n++;
         flow.lost(now);
         this.touch(flow);
       }
     }
+    return n;
   }
 
   /** Live flows (for stats and tests). */

@@ -124,10 +124,15 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   }
 
   /** Closes our connections with the peer; their loss (next pass) resets every flow on them. */
-  abortPeer(peerId: number): void {
+  abortPeer(peerId: number): number {
     const conns = new Set<number>();
+    let n = this.waiting.get(peerId)?.length ?? 0;
     for (const [conn, byStream] of this.flows) {
-      for (const f of byStream.values()) if (f.peerId === peerId) conns.add(conn);
+      for (const f of byStream.values()) {
+        if (f.peerId !== peerId) continue;
+        conns.add(conn);
+        if (!f.ended) n++;
+      }
     }
     const outgoing = this.ep.connectionTo(peerId);
     if (outgoing !== undefined) conns.add(outgoing);
@@ -139,6 +144,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       }
     }
     this.kick();
+    return n;
   }
 
   pipeStream(flow: QuicFlow): PipeStream {
