@@ -179,7 +179,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       acceptInput: !cfg.disableKcpInput,
       silentLimitMs: cfg.proxyFlowTimeout * 1000,
     });
-    this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow));
+    this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow), log);
     this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput },
       (flow) => this.onOpenRequest(this.quic!, flow));
     this.watch = new PeerWatch(cfg.proxyFlowTimeout * 1000, (peerId, why) => this.resetPeer(peerId, why));

@@ -97,7 +97,9 @@ export class KcpCarrier {
   private nextId = 1;
 
   /** Counters for the node's stats. */
-  readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0 };
+  readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0, faults: 0 };
+  /** The last exception a flow met (a bug; `stats.faults` counts them): that flow was reset, the others carry on. */
+  lastFault: unknown = undefined;
 
   constructor(opts: KcpCarrierOptions) {
     this.types = opts.types;
@@ -167,7 +169,8 @@ export class KcpCarrier {
       if (!t) this.accepted.set(fromPeer, (t = new Map()));
       t.set(conv, flow);
     }
-    if (!flow.input(payload, now)) this.stats.malformed++;
+    const f = flow;
+    if (!this.guard(f, now, () => f.input(payload, now))) this.stats.malformed++;
     this.acking.add(flow);
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
@@ -211,7 +214,7 @@ export class KcpCarrier {
     }
     for (const f of this.active) {
       if (f.deadline() <= now) {
-        f.handleTimeout(now);
+        this.guard(f, now, () => (f.handleTimeout(now), true));
         this.touch(f);
       }
     }
@@ -220,7 +223,7 @@ export class KcpCarrier {
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
   flushAcks(now: number): void {
     for (const f of this.acking) {
-      f.flushAcks(now);
+      this.guard(f, now, () => (f.flushAcks(now), true));
       this.touch(f);
     }
     this.acking.clear();
@@ -262,6 +265,18 @@ export class KcpCarrier {
     for (const t of this.initiated.values()) n += t.size;
     for (const t of this.accepted.values()) n += t.size;
     return n;
+  }
+
+  /** Runs one flow's step; an exception (a bug) resets that flow instead of reaching the caller. */
+  private guard(flow: KcpFlow, now: number, step: () => boolean): boolean {
+    try {
+      return step();
+    } catch (e) {
+      this.stats.faults++;
+      this.lastFault = e;
+      flow.lost(now);
+      return true;
+    }
   }
 
   private forget(flow: KcpFlow, now: number): void {
