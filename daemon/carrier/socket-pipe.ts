@@ -75,8 +75,6 @@ export class SocketPipe {
    * application's connection reset, the stream aborted — and the process carries on.
    */
   fail(cause?: unknown): void {
-    if (this.done) return;
-    if ('resetAndDestroy' in this.socket && !this.socket.destroyed) this.socket.resetAndDestroy();
     this.finish('failed', cause);
   }
 
@@ -154,10 +152,16 @@ export class SocketPipe {
     this.done = true;
     try {
       if (how === 'reset-by-app' || how === 'failed') this.stream.abort();
-    } finally {
       this.stream.release();
+    } catch (e) {
+      // The carrier failed while letting go: still end the application's side and report it.
+      if (how !== 'failed') cause = e;
+      how = 'failed';
     }
-    if (!this.socket.destroyed && how !== 'clean') this.socket.destroy();
+    if (!this.socket.destroyed && how !== 'clean') {
+      if ('resetAndDestroy' in this.socket && how === 'failed') this.socket.resetAndDestroy();
+      else this.socket.destroy();
+    }
     this.kick();
     this.onDone(how, cause);
   }

@@ -337,12 +337,6 @@ export class PeerManager extends EventEmitter {
   private drop(conn: Conn, reason: string, how: LinkEnd): void {
     if (conn.dead) return;
     conn.dead = true;
-    // A refused port: the peer's process is gone, so its other sessions are dead too, only not yet silent.
-    if (how === 'refused' && conn.up) {
-      for (const other of this.direct.get(conn.session.peerId) ?? []) {
-        if (other !== conn) other.link.close();
-      }
-    }
     conn.session.close(reason);
     this.conns.delete(conn);
     // A wrong network secret looks exactly like this from the dialling side: no answer at all.
@@ -358,6 +352,8 @@ export class PeerManager extends EventEmitter {
         this.routes.linkDown(peer, now);
         this.flushRoutes();
         this.emit('peer-down', peer, Math.max(0, now - conn.session.lastHeard));
+        // Only the last session's end says it: a rekey's old session may end with a goodbye or, its
+        // goodbye lost, a refused port, while the new one carries on.
         if (how === 'closed' || how === 'refused') this.peerGone(peer, reason);
       }
     }
