@@ -12,7 +12,7 @@ import type { NodeConfig } from './node-config.js';
 import type { Layer, Settings } from './options.js';
 import { readConfigFile } from './toml-file.js';
 import { usage } from './usage.js';
-import { DEFAULT_LISTEN_PORT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
+import { DEFAULT_LISTEN_PORT, DEFAULT_PROXY_FLOW_TIMEOUT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
 
 export type LoadResult =
   | { kind: 'help'; text: string }
@@ -44,6 +44,7 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     disableRelayKcp: false,
     disableRelayQuic: false,
     proxyOptimistic: false,
+    proxyFlowTimeout: DEFAULT_PROXY_FLOW_TIMEOUT,
     // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
     logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',
     configFile: undefined,

@@ -6,7 +6,7 @@
 import type { NodeConfig } from './node-config.js';
 import {
   DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseHostname, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
-  parseNetworkName, parseNonEmpty, parsePeerUri, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
+  parseNetworkName, parseNonEmpty, parsePeerUri, parseProxyFlowTimeout, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
 
 /** Everything a source can set: the NodeConfig fields plus the ones that only steer loading. */
@@ -66,6 +66,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'disableRelayKcp', long: 'disable-relay-kcp', env: 'ET_DISABLE_RELAY_KCP', toml: ['flags', 'disable_relay_kcp'], kind: 'bool', parse: parseBool, help: 'do not relay other nodes\' KCP proxy packets' },
   { field: 'disableRelayQuic', long: 'disable-relay-quic', env: 'ET_DISABLE_RELAY_QUIC', toml: ['flags', 'disable_relay_quic'], kind: 'bool', parse: parseBool, help: 'do not relay other nodes\' QUIC proxy packets' },
   { field: 'proxyOptimistic', long: 'proxy-optimistic', env: 'ET_PROXY_OPTIMISTIC', toml: ['flags', 'proxy_optimistic'], kind: 'bool', parse: parseBool, help: 'accept the local TCP connection before the remote dial succeeds, as EasyTier does (default: wait for it)' },
+  { field: 'proxyFlowTimeout', long: 'proxy-flow-timeout', arg: 'SECONDS', env: 'ET_PROXY_FLOW_TIMEOUT', toml: ['flags', 'proxy_flow_timeout'], kind: 'int', parse: parseProxyFlowTimeout, help: 'reset proxied flows to a peer unreachable this long (default 30); a restarted peer\'s flows are reset at once' },
   { field: 'devName', long: 'dev-name', arg: 'NAME', env: 'ET_DEV_NAME', toml: ['flags', 'dev_name'], kind: 'string', parse: parseDevName, help: 'TUN device name (default: chosen by the system)' },
   { field: 'mtu', long: 'mtu', arg: 'BYTES', env: 'ET_MTU', toml: ['flags', 'mtu'], kind: 'int', parse: parseMtu, help: 'TUN MTU (default 1380)' },
   { field: 'instanceName', long: 'instance-name', short: 'm', arg: 'NAME', env: 'ET_INSTANCE_NAME', toml: ['instance_name'], kind: 'string', parse: parseNonEmpty, help: 'instance name (default "default")' },

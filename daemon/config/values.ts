@@ -33,6 +33,13 @@ export function parseIntInRange(raw: string, name: string, min: number, max: num
   return n;
 }
 
+/**
+ * Seconds a proxied flow outlives its peer's reachability. Plain TCP over a VPN rides out outages of
+ * tens of seconds; the proxy's flows should too, but not hold an application forever.
+ */
+export const DEFAULT_PROXY_FLOW_TIMEOUT = 30;
+export const parseProxyFlowTimeout = (raw: string, name: string): number => parseIntInRange(raw, name, 1, 86_400);
+
 export const parseMtu = (raw: string, name: string): number => parseIntInRange(raw, name, MTU_MIN, MTU_MAX);
 
 export function parseNonEmpty(raw: string, name: string): string {

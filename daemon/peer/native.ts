@@ -1,5 +1,6 @@
 /**
- * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO.
+ * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO, and
+ * which peers refused a listening UDP socket.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
  * rule it out); TSTIER_PEER_ADDON=<path> loads another build.
@@ -19,6 +20,10 @@ export interface PeerAddon {
     ip: string | null, port: number): number;
   /** Probes a UDP socket: bit 1, GSO sends work; bit 2, GRO is now on. */
   udpOffloads(fd: number): number;
+  /** Queues ICMP errors on a UDP socket's error queue (IP_RECVERR): 0 or -errno. */
+  udpRecvErrors(fd: number, ipv6: boolean): number;
+  /** Drains the error queue: [address, port, ...] of the peers whose port answered "unreachable". */
+  udpTakeRefused(fd: number): (string | number)[];
 }
 
 export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';

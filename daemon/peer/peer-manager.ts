@@ -16,7 +16,7 @@ import { derivePsk, HandshakeResponder, INIT_LEN } from './handshake.js';
 import { Feature } from './route-record.js';
 import { DEFAULT_ROUTE_OPTIONS, RouteTable, type LocalNode, type RouteTableOptions } from './route-table.js';
 import { DEFAULT_TIMERS, PeerSession, type SessionTimers } from './session.js';
-import { parseUnderlayUri, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
+import { parseUnderlayUri, type LinkEnd, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
 import { dialTcp, TcpListener } from './underlay/tcp.js';
 import { dialUdp, UdpListener } from './underlay/udp.js';
 import { MAX_FORWARD_COUNTER, PacketType, PM_HEADER_LEN, PmFlag, pmFrom, pmTo, pmType } from './wire.js';
@@ -89,11 +89,16 @@ interface Connector {
   current: Conn | undefined;
   rekeyAt: number;
   rekeying: boolean;
+  /** The peer id of the node this connector last reached: a different one there means it restarted. */
+  lastPeer: number;
 }
 
 /**
- * Events: 'routes' (the route table may have changed), 'peer-up' (peerId), 'peer-down' (peerId),
- * the last two once per direct peer, not per connection.
+ * Events: 'routes' (the route table may have changed), 'peer-up' (peerId), 'peer-down' (peerId,
+ * silentForMs: how long nothing had come from it), the last two once per direct peer, not per
+ * connection; 'peer-gone' (peerId): that node's process is gone — its last session ended by its
+ * goodbye, a TCP close or a refused UDP port, or a connector found a new peer id where it was (a
+ * restart) — so whatever we held for it (proxied flows) is dead, unlike after a mere outage.
  */
 export class PeerManager extends EventEmitter {
   /** Random per process start, never 0 (0 means "unknown" in headers). */
@@ -153,7 +158,8 @@ export class PeerManager extends EventEmitter {
   /** Keeps a connection to `uri` up for the node's lifetime, redialling with backoff. */
   connect(uri: string): void {
     parseUnderlayUri(uri, 'peers');
-    const c: Connector = { uri, attempt: 0, lastError: '', timer: undefined, current: undefined, rekeyAt: Infinity, rekeying: false };
+    const c: Connector = { uri, attempt: 0, lastError: '', timer: undefined, current: undefined, rekeyAt: Infinity,
+      rekeying: false, lastPeer: 0 };
     this.connectors.add(c);
     void this.dial(c);
   }
@@ -260,7 +266,7 @@ export class PeerManager extends EventEmitter {
     const conn: Conn = { link, session, up: false, dead: false, connector };
     this.conns.add(conn);
     link.onPacket = (pkt) => this.onLinkPacket(conn, pkt);
-    link.onClose = (reason) => this.isolated(conn, () => this.drop(conn, reason));
+    link.onClose = (reason, how) => this.isolated(conn, () => this.drop(conn, reason, how));
     this.isolated(conn, () => this.flush(conn));
   }
 
@@ -288,7 +294,7 @@ export class PeerManager extends EventEmitter {
         peer_id: conn.session.peerId, remote: conn.link.remoteUri, err: e, stack: stackOf(e) });
       if (conn.dead) return;
       try {
-        this.drop(conn, 'internal error');
+        this.drop(conn, 'internal error', 'local');
       } finally {
         conn.link.close();
       }
@@ -341,7 +347,7 @@ export class PeerManager extends EventEmitter {
     for (let p = s.pollTransmit(); p; p = s.pollTransmit()) conn.link.send(p);
     for (let ev = s.pollEvent(); ev; ev = s.pollEvent()) {
       if (ev.type === 'down') {
-        this.drop(conn, ev.reason);
+        this.drop(conn, ev.reason, 'failed');
         conn.link.close();
       } else if (ev.peerId === this.peerId) {
         this.log.warn('connected to ourselves; dropping that link', { remote: conn.link.remoteUri });
@@ -364,6 +370,10 @@ export class PeerManager extends EventEmitter {
     const c = conn.connector;
     const replaced = c?.current;
     if (c) {
+      const before = c.lastPeer;
+      c.lastPeer = peer;
+      // The node at this address restarted: what we held for its previous life is gone.
+      if (before !== 0 && before !== peer && !this.direct.has(before)) this.peerGone(before, 'restarted with a new peer id');
       c.attempt = 0;
       c.lastError = '';
       c.current = conn;
@@ -380,12 +390,12 @@ export class PeerManager extends EventEmitter {
       // Make before break: the new session is in place before the old one goes.
       this.stats.rekeys++;
       this.log.debug('rekeyed', { peer_id: peer, remote: conn.link.remoteUri });
-      this.drop(replaced, 'replaced by a fresh session');
+      this.drop(replaced, 'replaced by a fresh session', 'local');
       replaced.link.close();
     }
   }
 
-  private drop(conn: Conn, reason: string): void {
+  private drop(conn: Conn, reason: string, how: LinkEnd): void {
     if (conn.dead) return;
     conn.dead = true;
     conn.session.close(reason);
@@ -401,16 +411,25 @@ export class PeerManager extends EventEmitter {
       if (list.length > 0) this.direct.set(peer, list);
       else {
         this.direct.delete(peer);
+        const now = Date.now();
         this.log.info('peer down', { peer_id: peer, remote: conn.link.remoteUri, reason });
-        this.routes.linkDown(peer, Date.now());
+        this.routes.linkDown(peer, now);
         this.flushRoutes();
-        this.emit('peer-down', peer);
+        this.emit('peer-down', peer, Math.max(0, now - conn.session.lastHeard));
+        // Only the last session's end says it: a rekey's old session may end with a goodbye or, its
+        // goodbye lost, a refused port, while the new one carries on.
+        if (how === 'closed' || how === 'refused') this.peerGone(peer, reason);
       }
     }
     const c = conn.connector;
     if (!c || (conn.up && c.current !== conn)) return; // a replaced session: its successor carries on
     if (c.current === conn) c.current = undefined;
     this.connectorAttemptFailed(c);
+  }
+
+  private peerGone(peer: number, reason: string): void {
+    this.log.info('peer gone', { peer_id: peer, reason });
+    this.emit('peer-gone', peer);
   }
 
   /** Sends what the route table queued; called after everything that can change the table. */

@@ -16,7 +16,7 @@ import { openFileCount, openFileLimit } from '../../io/limits.js';
 import type { Logger } from '../../log.js';
 import { writeU32 } from '../wire.js';
 import { halfOpenLimitsFor, HalfOpenGate, sourceKey, type HalfOpenLimits } from './half-open.js';
-import { formatUri, listenError, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { errorEnd, formatUri, listenError, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { FrameReader, LENGTH_LEN, MAX_FRAME } from './tcp-frames.js';
 
 const MAX_QUEUED = 4 * 1024 * 1024;
@@ -32,7 +32,7 @@ const DIAL_TIMEOUT_MS = 10_000;
 class TcpLink implements UnderlayLink {
   readonly headroom = LENGTH_LEN;
   onPacket: (pkt: Buffer) => void = () => {};
-  onClose: (reason: string) => void = () => {};
+  onClose: (reason: string, how: LinkEnd) => void = () => {};
   /** Packets dropped because the socket's send queue was full. */
   queueDrops = 0;
   /** Refused: what arrives is read and discarded. */
@@ -50,8 +50,9 @@ class TcpLink implements UnderlayLink {
     this.frames = new FrameReader(offer ? maxFirstPacket : MAX_FRAME);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (e) => this.ended(`socket error: ${e.message}`));
-    socket.on('close', () => this.ended('remote closed'));
+    socket.on('error', (e) => this.ended(`socket error: ${e.message}`, errorEnd(e)));
+    // A close without an error is the remote's FIN: its process closed the link or exited.
+    socket.on('close', () => this.ended('remote closed', 'closed'));
   }
 
   send(buf: Buffer): void {
@@ -77,7 +78,7 @@ class TcpLink implements UnderlayLink {
 
   close(): void {
     this.socket.destroy();
-    this.ended('closed');
+    this.ended('closed', 'local');
   }
 
   /**
@@ -90,11 +91,11 @@ class TcpLink implements UnderlayLink {
     this.discarding = true;
   }
 
-  private ended(reason: string): void {
+  private ended(reason: string, how: LinkEnd): void {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
-    this.onClose(reason);
+    this.onClose(reason, how);
   }
 
   private onData(chunk: Buffer): void {

@@ -15,7 +15,7 @@ function config(over: Partial<NodeConfig>): NodeConfig {
     instanceName: 'default', hostname: 'h', networkName: 'unit', networkSecret: 'sec', listeners: [], peers: [],
     proxyNetworks: [], rpcPortal: '127.0.0.1:0', devName: '', mtu: 1380, noTun: true, useSmoltcp: false,
     enableKcpProxy: false, disableKcpInput: false, enableQuicProxy: false, disableQuicInput: false,
-    disableRelayKcp: false, disableRelayQuic: false, proxyOptimistic: false, logLevel: 'info', quicCongestion: 'bbr', ...over,
+    disableRelayKcp: false, disableRelayQuic: false, proxyOptimistic: false, proxyFlowTimeout: 30, logLevel: 'info', quicCongestion: 'bbr', ...over,
   };
 }
 
