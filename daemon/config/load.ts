@@ -13,7 +13,7 @@ import type { Layer, Settings } from './options.js';
 import { readConfigFile } from './toml-file.js';
 import { usage } from './usage.js';
 import { requireFakeTcpCapabilities } from '../faketcp/firewall.js';
-import { DEFAULT_LISTEN_PORT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
+import { DEFAULT_LISTEN_PORT, DEFAULT_PROXY_FLOW_TIMEOUT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
 
 export type LoadResult =
   | { kind: 'help'; text: string }
@@ -45,6 +45,7 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     disableRelayKcp: false,
     disableRelayQuic: false,
     proxyOptimistic: false,
+    proxyFlowTimeout: DEFAULT_PROXY_FLOW_TIMEOUT,
     // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
     logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',
     configFile: undefined,
@@ -58,7 +59,8 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
   const flags = parsed.layer;
   const envLayer = readEnv(env);
   const configFile = flags.configFile ?? envLayer.configFile;
-  const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile);
+  const fileKey = flags.configFile !== undefined ? '--config-file' : 'ET_CONFIG_FILE';
+  const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile, fileKey);
   const merged = merge(defaults(env), file.layer, envLayer, flags);
   const config = toNodeConfig(merged);
   // A faketcp:// URI cannot work without raw sockets and its packet-filter rule: say so up front (exit 2).

@@ -41,6 +41,8 @@ export interface NodeConfig {
   disableRelayQuic: boolean;
   /** Accept the local TCP connection before the remote dial succeeds (EasyTier's behaviour). */
   proxyOptimistic: boolean;
+  /** Seconds a peer may stay unreachable before its proxied flows are reset toward the applications. */
+  proxyFlowTimeout: number;
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

@@ -10,6 +10,7 @@ import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
+import { capConnections, connectionBudget } from '../io/fd-budget.js';
 import { nowMs } from '../io/clock.js';
 import { SessionDriver } from './driver.js';
 import { FakeTcpConn } from '../faketcp/dial.js';
@@ -58,7 +59,8 @@ export class KcptunClient {
           : new TstierError('TSTIER_E_BAD_CONFIG', `--localaddr: cannot listen on ${host}:${local.minPort}: ${e.message}`)));
       server.listen(local.minPort, host, () => resolve());
     });
-    server.on('error', (e) => this.proc.log.line(`accept: ${e.message}`));
+    server.on('error', (e) => this.proc.ioErrors.record('accept', e));
+    capConnections(server, connectionBudget(cfg.conn), (e) => this.proc.ioErrors.record('accept', e));
     const port = (server.address() as { port: number }).port;
     logSettings(this.proc, [
       ['listening on', `${host}:${port}`],
@@ -84,7 +86,7 @@ export class KcptunClient {
     void this.slotFor(idx).then(
       (slot) => this.openStream(slot, socket),
       (e: Error) => {
-        this.proc.log.line(`dial: ${e.message}`);
+        this.proc.ioErrors.record('dial', e);
         socket.destroy();
       },
     );
@@ -117,10 +119,10 @@ export class KcptunClient {
     const host = this.remoteHost;
     // --tcp: the datagrams travel in fake TCP segments over one real TCP handshake per session.
     const fake = cfg.tcp ? await FakeTcpConn.dial(host, port, '--tcp') : null;
-    const udp: PacketSocket = fake ?? await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg);
+    const udp: PacketSocket = fake ?? await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg, this.proc.ioErrors);
     const conv = randomBytes(4).readUInt32LE(0);
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
-    const out = sessionSender(cfg, (d) => udp.send(d, port, host));
+    const out = sessionSender(cfg, (d) => udp.send(d, port, host), this.proc.ioErrors);
     const slot: Slot = {
       udp,
       expiresAt: cfg.autoexpire > 0 ? nowMs() + cfg.autoexpire * 1000 : Infinity,

@@ -38,7 +38,12 @@ export function main(argv: string[]): void {
     process.stdout.write(parsed.help === 'version' ? 'tstier-kcptun (kcptun v20210922 compatible)\n' : USAGE);
     process.exit(0);
   }
-  const node = role === 'client' ? new KcptunClient(parsed.config) : new KcptunServer(parsed.config);
+  let node: KcptunClient | KcptunServer;
+  try {
+    node = role === 'client' ? new KcptunClient(parsed.config) : new KcptunServer(parsed.config);
+  } catch (e) {
+    fail(e);
+  }
   const stop = (): void => {
     void node.stop().finally(() => process.exit(0));
   };

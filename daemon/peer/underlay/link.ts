@@ -22,7 +22,7 @@ export interface UnderlayLink {
   /** Set by the owner: one packet received (a view, valid during the call). */
   onPacket: (pkt: Buffer) => void;
   /** Set by the owner: the link ended (remote closed, error, or our close). Called once. */
-  onClose: (reason: string) => void;
+  onClose: (reason: string, how: LinkEnd) => void;
 }
 
 export interface UnderlayListener {
@@ -55,6 +55,31 @@ export function formatUri(scheme: string, host: string, port: number): string {
   return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-export function addrInUse(uri: string, cause: unknown): TstierError {
-  return new TstierError('TSTIER_E_ADDR_IN_USE', `listener ${uri}: address already in use`, { cause });
+/**
+ * Why a listener could not bind, as one line naming it: TSTIER_E_ADDR_IN_USE for a taken port,
+ * TSTIER_E_LISTEN for anything else (an address not on this host, a privileged port, ...).
+ */
+export function listenError(uri: string, cause: unknown): TstierError {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') return new TstierError('TSTIER_E_ADDR_IN_USE', `listener ${uri}: address already in use`, { cause });
+  const why = code === 'EADDRNOTAVAIL' ? 'address not available on this host (EADDRNOTAVAIL)'
+    : code === 'EACCES' ? 'permission denied (EACCES; ports below 1024 need CAP_NET_BIND_SERVICE)'
+      : `cannot listen (${code ?? (cause instanceof Error ? cause.message : String(cause))})`;
+  return new TstierError('TSTIER_E_LISTEN', `listener ${uri}: ${why}`, { cause });
+}
+
+/**
+ * How a link ended, as far as the far end's process is concerned:
+ *  - 'local': we closed it;
+ *  - 'failed': an error or silence; the remote may well be alive (an outage);
+ *  - 'closed': the remote closed it (a goodbye, a TCP FIN or RST): that link is done, its node may live on;
+ *  - 'refused': the remote's port answered ICMP port unreachable: nothing listens there any more, so
+ *    the process behind it is gone (killed, or restarted on another port).
+ */
+export type LinkEnd = 'local' | 'failed' | 'closed' | 'refused';
+
+/** A socket error's LinkEnd. */
+export function errorEnd(e: NodeJS.ErrnoException): LinkEnd {
+  if (e.code === 'ECONNREFUSED') return 'refused';
+  return e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'closed' : 'failed';
 }
