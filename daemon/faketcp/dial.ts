@@ -66,6 +66,8 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
   private async handshake(fw: FakeTcpFirewall): Promise<void> {
     const sock = connect({ host: this.host, port: this.port, noDelay: true });
     this.kernel = sock;
+    // From the first moment: an RST while the rule is being added must not be an unhandled 'error'.
+    sock.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => sock.destroy(new Error('handshake timed out')), DIAL_TIMEOUT_MS);
       sock.once('connect', () => {
@@ -96,7 +98,6 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
     // What the kernel receives of our peer's raw segments is read and thrown away.
     sock.on('data', () => undefined);
     sock.on('close', () => this.end('the kernel connection closed (FIN or RST)'));
-    sock.on('error', () => undefined);
     if (sock.destroyed) this.end('the kernel connection closed during the handshake');
   }
 
