@@ -13,7 +13,7 @@ server: -l/--listen, -t/--target
 both:   --key ($KCPTUN_KEY), --crypt, --mode, --nodelay --interval --resend --nc, --mtu, --sndwnd, --rcvwnd,
         --ds/--datashard, --ps/--parityshard, --dscp, --nocomp, --acknodelay, --sockbuf, --smuxver,
         --smuxbuf, --framesize, --streambuf, --keepalive, --closewait, --ratelimit, --snmplog,
-        --snmpperiod, --log, --quiet, -c config.json
+        --snmpperiod, --log, --quiet, --tcp (fake TCP), -c config.json
 `;
 
 function fail(e: unknown): never {
