@@ -59,6 +59,8 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
   private readonly out = newDataSegment();
   private port = 0;
   private closed = false;
+  /** The entry of the last send(), so a run of replies to one peer skips the text key. */
+  private lastSent: Entry | undefined;
 
   private constructor(readonly host: string) {
     super();
@@ -94,7 +96,7 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
     const any = this.host === '0.0.0.0';
     this.rule = await fw.dropKernelSegments(`${any ? '' : `ip saddr ${this.host} `}tcp sport ${this.port}`);
     this.raw = new RawTcpSocket(any ? null : this.host, this.port, true, (buf, seg) => this.onSegment(buf, seg),
-      (m) => this.emit('error', new Error(m)));
+      (m) => this.fail(m));
     this.sweeper = setInterval(() => this.sweep(), PENDING_TTL_MS);
     this.sweeper.unref();
   }
@@ -173,13 +175,20 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
       const name = `${e.from.address}:${e.from.port}`;
       if (this.byName.get(name) === e) this.byName.delete(name);
       this.byFrom.delete(e.from);
+      if (this.lastSent === e) this.lastSent = undefined;
       this.emit('peerclose', e.from);
     });
   }
 
   /** Sends one datagram to a connected peer; to an address with no connection it is dropped, as tcpraw does. */
   send(data: Uint8Array, port: number, host: string): void {
-    this.sendEntry(this.byName.get(`${host}:${port}`), data);
+    // Replies go to one peer in runs: look the text key up only when the peer changes.
+    let e = this.lastSent;
+    if (!e || e.from.port !== port || e.from.address !== host) {
+      e = this.byName.get(`${host}:${port}`);
+      this.lastSent = e;
+    }
+    this.sendEntry(e, data);
   }
 
   /** send() to the peer a 'message' came from, by the `from` object it came with (no lookup by text). */
@@ -212,6 +221,13 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
 
   stats(): FakeTcpCounters {
     return { ...this.counters, malformed: this.raw?.errors.malformed ?? 0, badChecksum: this.raw?.errors.badChecksum ?? 0 };
+  }
+
+  /** The raw socket failed (it cannot recover): the listener closes and says why ('close'). */
+  private fail(reason: string): void {
+    if (this.closed) return;
+    this.close();
+    this.emit('close', reason);
   }
 
   close(callback?: () => void): void {

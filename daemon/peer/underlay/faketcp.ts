@@ -72,7 +72,11 @@ export class FakeTcpUnderlayListener implements UnderlayListener {
       this.links.delete(from);
       link?.ended('remote closed the connection');
     });
-    l.on('error', () => undefined);
+    // The raw socket failed: the listener is gone, and its links with it.
+    l.on('close', (why: string) => {
+      for (const link of [...this.links.values()]) link.ended(`listener failed: ${why}`);
+      this.links.clear();
+    });
   }
 
   static async open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<FakeTcpUnderlayListener> {
