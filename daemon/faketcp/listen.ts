@@ -219,6 +219,11 @@ export class FakeTcpListener extends EventEmitter implements PacketSocket {
     return this.connections;
   }
 
+  /** Handshakes seen and not accepted (yet): what a SYN flood could grow, bounded by MAX_PENDING. */
+  get pendingCount(): number {
+    return this.entries.size - this.connections;
+  }
+
   stats(): FakeTcpCounters {
     return { ...this.counters, malformed: this.raw?.errors.malformed ?? 0, badChecksum: this.raw?.errors.badChecksum ?? 0 };
   }

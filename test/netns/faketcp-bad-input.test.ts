@@ -3,8 +3,8 @@
  *  - without CAP_NET_RAW or CAP_NET_ADMIN (dropped with setpriv), `tstier-kcptun --tcp` and
  *    `easytier-core -l faketcp://` print one line naming the missing capability and exit 2;
  *  - a faketcp port a real TCP listener already holds: one clear line naming the port;
- *  - forged segments (no connection, broken checksum, short header) are counted and dropped, and
- *    genuine datagrams keep flowing;
+ *  - forged segments (no connection, broken checksum, short header) are counted and dropped, a SYN
+ *    flood's pending handshakes stay bounded, and genuine datagrams keep flowing;
  *  - none of these leaves an nftables table of ours behind.
  */
 import { test } from 'node:test';
@@ -63,10 +63,11 @@ test('fake TCP bad input: missing capabilities, a taken port, forged segments', 
     assert.deepEqual(await ourTables(ns), [], 'the failed starts removed their tables');
   });
 
-  await t.test('forged segments are counted and dropped; genuine datagrams still flow', async () => {
+  await t.test('forged segments are counted and dropped, a SYN flood stays bounded; genuine datagrams still flow', async () => {
     const p = ns.node(FORGE, ['4302']);
-    const done = await p.waitForEvent<{ echoed: number; listener: Record<string, number>; client: Record<string, number> }>('done', 30_000);
+    const done = await p.waitForEvent<{ echoed: number; pending: number; listener: Record<string, number>; client: Record<string, number> }>('done', 30_000);
     assert.equal(done.echoed, 2);
+    assert.ok(done.pending > 1000 && done.pending <= 1024, `a SYN flood's pending handshakes fill the table and stay bounded: ${done.pending}`);
     assert.equal(done.listener.badChecksum, 1, JSON.stringify(done));
     assert.equal(done.listener.malformed, 1, JSON.stringify(done));
     assert.ok(done.listener.orphans! >= 1, JSON.stringify(done));
