@@ -13,6 +13,7 @@ import type { Layer, Settings } from './options.js';
 import { readConfigFile } from './toml-file.js';
 import { usage } from './usage.js';
 import { requireFakeTcpCapabilities } from '../faketcp/firewall.js';
+import { badConfig } from '../errors.js';
 import { DEFAULT_LISTEN_PORT, DEFAULT_PROXY_FLOW_TIMEOUT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
 
 export type LoadResult =
@@ -63,10 +64,13 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
   const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile, fileKey);
   const merged = merge(defaults(env), file.layer, envLayer, flags);
   const config = toNodeConfig(merged);
-  // A faketcp:// URI cannot work without raw sockets and its packet-filter rule: say so up front (exit 2).
+  // A faketcp:// URI cannot work without raw sockets and its packet-filter rule, nor over IPv6:
+  // say so up front (exit 2) rather than at every redial.
   for (const [key, uris] of [['listeners', config.listeners], ['peers', config.peers]] as const) {
-    const fake = uris.find((u) => u.startsWith('faketcp://'));
-    if (fake) requireFakeTcpCapabilities(`${key} ${fake}`);
+    const fake = uris.filter((u) => u.startsWith('faketcp://'));
+    const v6 = fake.find((u) => u.startsWith('faketcp://['));
+    if (v6) throw badConfig(key, `fake TCP carries IPv4 only, not ${v6}`);
+    if (fake.length > 0) requireFakeTcpCapabilities(`${key} ${fake[0]}`);
   }
   return { kind: 'config', config, warnings: file.warnings, configFile };
 }

@@ -132,6 +132,8 @@ describe('config flags', () => {
     assert.deepEqual(load(['-c', tomlFile('listeners = ["faketcp://0.0.0.0:11013"]\n')]).listeners, ['faketcp://0.0.0.0:11013']);
     assert.deepEqual(load([], { ET_LISTENERS: 'faketcp://10.0.0.5:1' }).listeners, ['faketcp://10.0.0.5:1']);
     assert.deepEqual(load(['-l', '12000']).listeners, ['tcp://0.0.0.0:12000', 'udp://0.0.0.0:12000']);
+    rejects(['-p', 'faketcp://[fd00::2]:11013'], 'peers');
+    rejects(['-l', 'faketcp://[::]:11013'], 'listeners');
   });
   it('--no-listener empties the listeners, even given -l', () => {
     assert.deepEqual(load(['--no-listener']).listeners, []);
