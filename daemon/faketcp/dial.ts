@@ -44,7 +44,7 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
     super();
     this.remoteAddr = parseAddr(host);
     this.from = { address: host, port };
-    this.raw = new RawTcpSocket(null, port, false, (buf, seg) => this.onSegment(buf, seg), (m) => this.end(m));
+    this.raw = new RawTcpSocket(null, port, false, (buf, seg) => this.onSegment(buf, seg), (m) => this.end(m, 'failed'));
   }
 
   /** Dials host:port (IPv4); `what` names the flag or URI for errors. */
@@ -97,8 +97,8 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
     this.raw.filter(localPort, true);
     // What the kernel receives of our peer's raw segments is read and thrown away.
     sock.on('data', () => undefined);
-    sock.on('close', () => this.end('the kernel connection closed (FIN or RST)'));
-    if (sock.destroyed) this.end('the kernel connection closed during the handshake');
+    sock.on('close', () => this.end('the kernel connection closed (FIN or RST)', 'closed'));
+    if (sock.destroyed) this.end('the kernel connection closed during the handshake', 'closed');
   }
 
   private onSegment(buf: Uint8Array, seg: SegmentInfo): void {
@@ -139,10 +139,11 @@ export class FakeTcpConn extends EventEmitter implements PacketSocket {
     return { ...this.counters, malformed: this.raw.errors.malformed, badChecksum: this.raw.errors.badChecksum };
   }
 
-  private end(reason: string): void {
+  /** 'closed': the far end's kernel closed the connection (its process is gone); 'failed': ours broke. */
+  private end(reason: string, how: 'closed' | 'failed'): void {
     if (this.closed) return;
     this.close();
-    this.emit('close', reason);
+    this.emit('close', reason, how);
   }
 
   /** Ends the connection: the kernel socket closes with a normal TTL (its FIN reaches the peer). */

@@ -10,12 +10,12 @@ import { TstierError } from '../../errors.js';
 import { FakeTcpConn } from '../../faketcp/dial.js';
 import { FakeTcpListener } from '../../faketcp/listen.js';
 import type { PacketFrom } from '../../faketcp/packet-socket.js';
-import { formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { formatUri, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 
 class FakeTcpLink implements UnderlayLink {
   readonly headroom = 0;
   onPacket: (pkt: Buffer) => void = () => {};
-  onClose: (reason: string) => void = () => {};
+  onClose: (reason: string, how: LinkEnd) => void = () => {};
   private closed = false;
 
   constructor(
@@ -32,7 +32,7 @@ class FakeTcpLink implements UnderlayLink {
   close(): void {
     if (this.closed) return;
     this.hangUp();
-    this.ended('closed');
+    this.ended('closed', 'local');
   }
 
   /**
@@ -43,10 +43,10 @@ class FakeTcpLink implements UnderlayLink {
     this.close();
   }
 
-  ended(reason: string): void {
+  ended(reason: string, how: LinkEnd): void {
     if (this.closed) return;
     this.closed = true;
-    this.onClose(reason);
+    this.onClose(reason, how);
   }
 }
 
@@ -70,11 +70,11 @@ export class FakeTcpUnderlayListener implements UnderlayListener {
     l.on('peerclose', (from: PacketFrom) => {
       const link = this.links.get(from);
       this.links.delete(from);
-      link?.ended('remote closed the connection');
+      link?.ended('remote closed the connection', 'closed');
     });
     // The raw socket failed: the listener is gone, and its links with it.
     l.on('close', (why: string) => {
-      for (const link of [...this.links.values()]) link.ended(`listener failed: ${why}`);
+      for (const link of [...this.links.values()]) link.ended(`listener failed: ${why}`, 'failed');
       this.links.clear();
     });
   }
@@ -106,6 +106,6 @@ export async function dialFakeTcp(uri: string, addr: UnderlayAddress): Promise<U
   const conn = await FakeTcpConn.dial(host, addr.port, uri);
   const link = new FakeTcpLink(uri, true, (buf) => conn.send(buf), () => conn.close());
   conn.on('message', (msg: Buffer) => link.onPacket(msg));
-  conn.once('close', (why: string) => link.ended(why));
+  conn.once('close', (why: string, how: 'closed' | 'failed') => link.ended(why, how));
   return link;
 }
