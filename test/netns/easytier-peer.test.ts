@@ -1,0 +1,81 @@
+/**
+ * tstier's EasyTier wire against the real EasyTier 2.6.4 core: the prototype peer
+ * (fixtures/et-peer.ts, on daemon/peer/easytier/) dials a real EasyTier node in another namespace,
+ * one over udp:// and one over tcp://. Proves: the handshake is accepted and a wrong secret is not;
+ * route sync works both ways (EasyTier's routes() lists our nodes with hostname, IP and cost 1;
+ * ours list EasyTier's node, and each other at cost 2 through it); Data flows both ways (ping
+ * from EasyTier's TUN to our echo responder, and our echo requests to EasyTier's TUN and across
+ * EasyTier as a relay, tstier – EasyTier – tstier).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Netns, unavailableReason, type Namespace, type NsProcess } from './lib/netns.js';
+import { easytierUnavailable, etConfig, startEasyTier } from './lib/easytier.js';
+
+const SKIP = unavailableReason() ?? easytierUnavailable();
+const FIXTURE = new URL('./fixtures/et-peer.js', import.meta.url);
+const NET = { name: 'tet-peer-net', secret: 'tet-peer-secret' };
+
+interface Peer { proc: NsProcess; peerId: number }
+
+function startPeer(ns: Namespace, url: string, hostname: string, ipv4: string, secret = NET.secret): Peer {
+  const peerId = (randomBytes(4).readUInt32LE(0) | 1) >>> 0;
+  const proc = ns.node(FIXTURE, [JSON.stringify({ url, name: NET.name, secret, peerId, hostname, ipv4 })]);
+  return { proc, peerId };
+}
+
+interface RouteLine { routes: { peer_id: number; hostname: string; ipv4: string | null; cost: number; next_hop: number }[] }
+
+/** Waits for the fixture's next route report that lists every id in `ids`; returns it. */
+async function waitOurRoutes(p: Peer, ids: number[]): Promise<RouteLine['routes']> {
+  for (;;) {
+    const r = await p.proc.waitForEvent<RouteLine>('routes', 20_000);
+    if (ids.every((id) => r.routes.some((x) => x.peer_id === id))) return r.routes;
+  }
+}
+
+test('tstier peers dial a real EasyTier node over udp:// and tcp://: routes, relay and pings both ways', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const net = await Netns.create('tet-peer', t);
+  const [a, b] = [await net.ns('a'), await net.ns('b')];
+  await net.link(a, b, '198.18.92.1/24', '198.18.92.2/24');
+  const et = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.92.0.1/24', hostname: 'et-a', listeners: ['udp://0.0.0.0:11010', 'tcp://0.0.0.0:11010'] }));
+
+  // A wrong secret first: EasyTier answers with a zero digest (it does not vouch) and closes.
+  const intruder = startPeer(b, 'tcp://198.18.92.1:11010', 'ts-intruder', '10.92.0.9/24', 'not-the-secret');
+  const refused = await intruder.proc.waitForEvent<{ reason: string }>('down');
+  assert.equal(refused.reason, 'zero-digest');
+
+  const overUdp = startPeer(b, 'udp://198.18.92.1:11010', 'ts-udp', '10.92.0.2/24');
+  const overTcp = startPeer(b, 'tcp://198.18.92.1:11010', 'ts-tcp', '10.92.0.3/24');
+  for (const p of [overUdp, overTcp]) assert.equal((await p.proc.waitForEvent<{ peer_id: number }>('up')).peer_id, et.peerId);
+
+  const etRoutes = await et.waitRoutes([overUdp.peerId, overTcp.peerId]);
+  const byId = (id: number) => etRoutes.find((r) => r.peer_id === id)!;
+  assert.deepEqual([byId(overUdp.peerId).hostname, byId(overUdp.peerId).cost, byId(overUdp.peerId).version], ['ts-udp', 1, '2.6.4-tstier']);
+  assert.equal(byId(overUdp.peerId).ipv4_addr?.address.addr, ((10 << 24) | (92 << 16) | 2) >>> 0);
+  assert.equal(byId(overTcp.peerId).hostname, 'ts-tcp');
+  assert.equal(byId(overUdp.peerId).feature_flag?.['kcp_input'] ?? false, false, 'we do not offer KCP input yet');
+  assert.ok(!etRoutes.some((r) => r.peer_id === intruder.peerId), 'the wrong secret never got a route');
+
+  // Ours: EasyTier's node at cost 1, the other tstier peer at cost 2 through it.
+  const seenByUdp = await waitOurRoutes(overUdp, [et.peerId, overTcp.peerId]);
+  assert.deepEqual(seenByUdp.find((r) => r.peer_id === et.peerId), { peer_id: et.peerId, hostname: 'et-a', ipv4: '10.92.0.1', cost: 1, next_hop: et.peerId, version: et.version });
+  assert.deepEqual(seenByUdp.find((r) => r.peer_id === overTcp.peerId)?.cost, 2);
+
+  // EasyTier's TUN -> our echo responders, on each link.
+  await a.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', '10.92.0.2']);
+  await a.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', '10.92.0.3']);
+  // Ours -> EasyTier's TUN, and across EasyTier to the other tstier peer.
+  overUdp.proc.send('ping 10.92.0.1 1');
+  assert.deepEqual(await overUdp.proc.waitForEvent('echo-reply'), { event: 'echo-reply', src: '10.92.0.1', seq: 1 });
+  overUdp.proc.send('ping 10.92.0.3 2');
+  assert.deepEqual(await overUdp.proc.waitForEvent('echo-reply'), { event: 'echo-reply', src: '10.92.0.3', seq: 2 });
+  overTcp.proc.send('ping 10.92.0.2 3');
+  assert.deepEqual(await overTcp.proc.waitForEvent('echo-reply'), { event: 'echo-reply', src: '10.92.0.2', seq: 3 });
+
+  // Nothing EasyTier sent us was dropped (no plaintext, no failed tags, no garbled RPC).
+  overUdp.proc.send('drops');
+  assert.deepEqual(await overUdp.proc.waitForEvent('drops'), { event: 'drops', core: { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0 } });
+  await et.stop();
+});
