@@ -19,11 +19,15 @@ const NET = { name: 'tet-peer-net', secret: 'tet-peer-secret' };
 
 interface Peer { proc: NsProcess; peerId: number }
 
-function startPeer(ns: Namespace, url: string, hostname: string, ipv4: string, secret = NET.secret): Peer {
+interface PeerOptions { url?: string; listen?: string; hostname: string; ipv4: string; secret?: string; encryption?: string; zeroDigest?: boolean }
+
+function startPeer(ns: Namespace, o: PeerOptions): Peer {
   const peerId = (randomBytes(4).readUInt32LE(0) | 1) >>> 0;
-  const proc = ns.node(FIXTURE, [JSON.stringify({ url, name: NET.name, secret, peerId, hostname, ipv4 })]);
+  const proc = ns.node(FIXTURE, [JSON.stringify({ name: NET.name, secret: NET.secret, peerId, ...o })]);
   return { proc, peerId };
 }
+
+const ping = (ns: Namespace, ip: string) => ns.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', ip]);
 
 interface RouteLine { routes: { peer_id: number; hostname: string; ipv4: string | null; cost: number; next_hop: number }[] }
 
@@ -42,12 +46,12 @@ test('tstier peers dial a real EasyTier node over udp:// and tcp://: routes, rel
   const et = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.92.0.1/24', hostname: 'et-a', listeners: ['udp://0.0.0.0:11010', 'tcp://0.0.0.0:11010'] }));
 
   // A wrong secret first: EasyTier answers with a zero digest (it does not vouch) and closes.
-  const intruder = startPeer(b, 'tcp://198.18.92.1:11010', 'ts-intruder', '10.92.0.9/24', 'not-the-secret');
+  const intruder = startPeer(b, { url: 'tcp://198.18.92.1:11010', hostname: 'ts-intruder', ipv4: '10.92.0.9/24', secret: 'not-the-secret' });
   const refused = await intruder.proc.waitForEvent<{ reason: string }>('down');
   assert.equal(refused.reason, 'zero-digest');
 
-  const overUdp = startPeer(b, 'udp://198.18.92.1:11010', 'ts-udp', '10.92.0.2/24');
-  const overTcp = startPeer(b, 'tcp://198.18.92.1:11010', 'ts-tcp', '10.92.0.3/24');
+  const overUdp = startPeer(b, { url: 'udp://198.18.92.1:11010', hostname: 'ts-udp', ipv4: '10.92.0.2/24' });
+  const overTcp = startPeer(b, { url: 'tcp://198.18.92.1:11010', hostname: 'ts-tcp', ipv4: '10.92.0.3/24' });
   for (const p of [overUdp, overTcp]) assert.equal((await p.proc.waitForEvent<{ peer_id: number }>('up')).peer_id, et.peerId);
 
   const etRoutes = await et.waitRoutes([overUdp.peerId, overTcp.peerId]);
@@ -64,8 +68,8 @@ test('tstier peers dial a real EasyTier node over udp:// and tcp://: routes, rel
   assert.deepEqual(seenByUdp.find((r) => r.peer_id === overTcp.peerId)?.cost, 2);
 
   // EasyTier's TUN -> our echo responders, on each link.
-  await a.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', '10.92.0.2']);
-  await a.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', '10.92.0.3']);
+  await ping(a, '10.92.0.2');
+  await ping(a, '10.92.0.3');
   // Ours -> EasyTier's TUN, and across EasyTier to the other tstier peer.
   overUdp.proc.send('ping 10.92.0.1 1');
   assert.deepEqual(await overUdp.proc.waitForEvent('echo-reply'), { event: 'echo-reply', src: '10.92.0.1', seq: 1 });
@@ -78,4 +82,44 @@ test('tstier peers dial a real EasyTier node over udp:// and tcp://: routes, rel
   overUdp.proc.send('drops');
   assert.deepEqual(await overUdp.proc.waitForEvent('drops'), { event: 'drops', core: { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0 } });
   await et.stop();
+});
+
+test('a real EasyTier node dials tstier listeners over udp:// and tcp://; a forged zero-digest peer is refused by tstier', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const net = await Netns.create('tet-lis', t);
+  const [a, b] = [await net.ns('a'), await net.ns('b')];
+  await net.link(a, b, '198.18.93.1/24', '198.18.93.2/24');
+  const lu = startPeer(b, { listen: 'udp://0.0.0.0:11020', hostname: 'ts-lu', ipv4: '10.93.0.2/24' });
+  const lt = startPeer(b, { listen: 'tcp://0.0.0.0:11021', hostname: 'ts-lt', ipv4: '10.93.0.3/24' });
+  await Promise.all([lu.proc.waitForEvent('listening'), lt.proc.waitForEvent('listening')]);
+  const et = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.93.0.1/24', hostname: 'et-a', peers: ['udp://198.18.93.2:11020', 'tcp://198.18.93.2:11021'] }));
+  for (const p of [lu, lt]) assert.equal((await p.proc.waitForEvent<{ peer_id: number }>('up', 20_000)).peer_id, et.peerId);
+  const etRoutes = await et.waitRoutes([lu.peerId, lt.peerId]);
+  assert.deepEqual(etRoutes.map((r) => r.cost), [1, 1]);
+  assert.equal((await waitOurRoutes(lu, [lt.peerId])).find((r) => r.peer_id === lt.peerId)?.cost, 2);
+  await ping(a, '10.93.0.2');
+  await ping(a, '10.93.0.3');
+
+  // The right name and 32 zero bytes: EasyTier would take this peer by name alone; tstier does not.
+  const forged = startPeer(a, { url: 'udp://198.18.93.2:11020', hostname: 'forger', ipv4: '10.93.0.66/24', zeroDigest: true });
+  assert.deepEqual(await lu.proc.waitForEvent('down'), { event: 'down', peer_id: forged.peerId, reason: 'zero-digest' });
+  assert.equal((await forged.proc.waitForEvent<{ reason: string }>('down')).reason, 'zero-digest', 'and our reply did not vouch for it');
+  await ping(a, '10.93.0.2'); // the real link is untouched
+  assert.ok(!(await et.routes()).some((r) => r.peer_id === forged.peerId));
+  await et.stop();
+});
+
+test('every encryption setting EasyTier offers interoperates: aes-256-gcm, chacha20, xor, and none', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const net = await Netns.create('tet-enc', t);
+  const [a, b] = [await net.ns('a'), await net.ns('b')];
+  await net.link(a, b, '198.18.94.1/24', '198.18.94.2/24');
+  for (const [etAlgo, ours] of [['aes-256-gcm', 'aes-256-gcm'], ['chacha20', 'chacha20'], ['xor', 'xor'], [false, 'none']] as const) {
+    const et = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.94.0.1/24', hostname: 'et-a', listeners: ['udp://0.0.0.0:11010'], encryption: etAlgo }));
+    const p = startPeer(b, { url: 'udp://198.18.94.1:11010', hostname: `ts-${ours}`, ipv4: '10.94.0.2/24', encryption: ours });
+    await et.waitRoutes([p.peerId]);
+    await ping(a, '10.94.0.2');
+    p.proc.send('ping 10.94.0.1 7');
+    assert.deepEqual(await p.proc.waitForEvent('echo-reply'), { event: 'echo-reply', src: '10.94.0.1', seq: 7 }, ours);
+    await p.proc.stop();
+    await et.stop();
+  }
 });
