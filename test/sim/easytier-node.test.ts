@@ -44,6 +44,7 @@ class EtSimNode implements SimEndpoint {
     this.core = new EtNodeCore({
       me: { peerId: peerIdOf(id), networkName: NET, digest: secretDigest(NET, SECRET) },
       cipher: etCipher('aes-gcm', SECRET),
+      now: start,
       info: { peerId: peerIdOf(id), instId: randomBytes(16), networkLength: 24, proxyCidrs: [], hostname: `n${id}`, udpNatType: 0,
         version: 1, easytierVersion: 'sim', featureFlag: {}, peerRouteId: BigInt(id) },
     });
@@ -78,12 +79,12 @@ class EtSimNode implements SimEndpoint {
       this.#out.push({ to: n, data: Uint8Array.of(SYN) });
       this.syns++;
     }
-    if ((this.core.pollTimeout() ?? Infinity) <= now) this.core.handleTimeout(now);
+    if (this.core.pollTimeout() <= now) this.core.handleTimeout(now);
     this.#drain(now);
   }
 
   pollTimeout(): number {
-    return Math.min(this.core.pollTimeout() ?? Infinity, ...this.#dialAt.values(), ...this.#awaitingSack.values());
+    return Math.min(this.core.pollTimeout(), ...this.#dialAt.values(), ...this.#awaitingSack.values());
   }
 
   pollTransmit(): SimDatagram | null {

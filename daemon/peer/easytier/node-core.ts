@@ -21,9 +21,15 @@ import { randomBytes } from 'node:crypto';
 
 /** EasyTier's initiator re-sends at least every 10 s; we send our view this often to each neighbour. */
 export const SYNC_INTERVAL_MS = 5000;
+/**
+ * A receiver stamps an info with its own clock only when the version rises, and drops infos older
+ * than 3660 s; EasyTier bumps its version hourly. We bump ours every half hour, to stay well clear.
+ */
+export const INFO_REFRESH_MS = 30 * 60_000;
 
 export type EtNodeEvent =
   | { type: 'peer-up'; key: string; peerId: number }
+  /** A link ended, or never came up (then peerId may be 0); the reason says why. */
   | { type: 'peer-down'; key: string; peerId: number; reason: CloseReason | 'underlay' }
   | { type: 'routes-changed' }
   /** Data (an IP packet) for us, opened. */
@@ -34,6 +40,7 @@ export interface EtNodeOptions {
   cipher: EtCipher;
   /** Our RoutePeerInfo as first advertised (version 1); peerId must equal me.peerId. */
   info: RoutePeerInfo;
+  now: number;
 }
 
 interface Link {
@@ -51,6 +58,7 @@ export class EtNodeCore {
   readonly #rpc: EtRpcEndpoint;
   #tx: { key: string; pm: Uint8Array }[] = [];
   #events: EtNodeEvent[] = [];
+  #refreshAt: number;
   /** Dropped packets by reason (RPC garbage, no route, hop limit), beyond each conn's own drops. */
   readonly drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0 };
 
@@ -59,6 +67,7 @@ export class EtNodeCore {
     this.#cipher = o.cipher;
     this.routes = new EtRouteState(o.info);
     this.#rpc = new EtRpcEndpoint(o.me.peerId);
+    this.#refreshAt = o.now + INFO_REFRESH_MS;
   }
 
   /** A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at once. */
@@ -85,6 +94,11 @@ export class EtNodeCore {
   }
 
   handleTimeout(now: number): void {
+    if (now >= this.#refreshAt) {
+      this.#refreshAt = now + INFO_REFRESH_MS;
+      this.routes.updateMyInfo({});
+      for (const l of this.#links.values()) l.nextSyncAt = now;
+    }
     for (const [key, link] of this.#links) {
       link.conn.handleTimeout(now);
       if (link.conn.state === 'up' && now >= link.nextSyncAt) this.#sendSync(key, link, now);
@@ -94,12 +108,12 @@ export class EtNodeCore {
     this.routes.expire(now);
   }
 
-  pollTimeout(): number | null {
-    let t: number | null = null;
+  pollTimeout(): number {
+    let t = this.#refreshAt;
     for (const link of this.#links.values()) {
       const c = link.conn.pollTimeout();
       const s = link.conn.state === 'up' ? link.nextSyncAt : null;
-      for (const x of [c, s]) if (x !== null && (t === null || x < t)) t = x;
+      for (const x of [c, s]) if (x !== null && x < t) t = x;
     }
     return t;
   }

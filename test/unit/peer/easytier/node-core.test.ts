@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { EtNodeCore, type EtNodeEvent } from '../../../../daemon/peer/easytier/node-core.js';
+import { EtNodeCore, INFO_REFRESH_MS, type EtNodeEvent } from '../../../../daemon/peer/easytier/node-core.js';
 import { etCipher } from '../../../../daemon/peer/easytier/cipher.js';
 import { secretDigest } from '../../../../daemon/peer/easytier/identity.js';
 import { EtPacketType, buildPm, splitPm } from '../../../../daemon/peer/easytier/pm.js';
@@ -13,11 +13,12 @@ import { encodeHandshake, ourHandshake } from '../../../../daemon/peer/easytier/
 
 const NET = 'sim-net';
 
-function node(peerId: number, secret = 's3cret', ipv4?: number): EtNodeCore {
+function node(peerId: number, secret = 's3cret', ipv4?: number, now = 0): EtNodeCore {
   const me = { peerId, networkName: NET, digest: secretDigest(NET, secret) };
   return new EtNodeCore({
     me,
     cipher: etCipher('aes-gcm', secret),
+    now,
     info: {
       peerId, instId: randomBytes(16), networkLength: 24, proxyCidrs: [], hostname: `n${peerId}`, udpNatType: 0, version: 1,
       easytierVersion: '2.6.4-tstier', featureFlag: {}, peerRouteId: 1n, ...(ipv4 !== undefined ? { ipv4 } : {}),
@@ -64,9 +65,9 @@ class World {
   /** Advances the clock to `until`, firing timers as each node asks. */
   run(until: number): void {
     while (this.now < until) {
-      const next = Math.min(until, ...[...this.nodes.values()].map((n) => n.pollTimeout() ?? Infinity));
+      const next = Math.min(until, ...[...this.nodes.values()].map((n) => n.pollTimeout()));
       this.now = Math.max(this.now, next);
-      for (const n of this.nodes.values()) if ((n.pollTimeout() ?? Infinity) <= this.now) n.handleTimeout(this.now);
+      for (const n of this.nodes.values()) if (n.pollTimeout() <= this.now) n.handleTimeout(this.now);
       this.pump();
       if (next === until) break;
     }
@@ -81,6 +82,16 @@ test('two nodes handshake, sync routes both ways, and keep the link alive with p
   assert.deepEqual(w.nodes.get(2)!.routes.routes().map((r) => [r.peerId, r.cost]), [[1, 1]]);
   w.run(60_000);
   assert.ok(!w.events.get(1)!.some((e) => e.type === 'peer-down'), 'pings kept the link up for a minute');
+});
+
+test('our info is re-versioned every half hour, so receivers never age it out (they drop infos unchanged for 3660 s)', () => {
+  const w = new World();
+  w.add([1, node(1)], [2, node(2)]);
+  w.link(1, 2);
+  assert.equal(w.nodes.get(2)!.routes.route(1)!.info.version, 1);
+  w.run(INFO_REFRESH_MS + 1000);
+  assert.equal(w.nodes.get(1)!.routes.myInfo.version, 2);
+  assert.equal(w.nodes.get(2)!.routes.route(1)!.info.version, 2, 'the neighbour took the new version');
 });
 
 test('a line 1 - 2 - 3: the ends learn each other through the middle (cost 2) and exchange Data via the relay', () => {
