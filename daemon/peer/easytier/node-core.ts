@@ -33,7 +33,9 @@ export type EtNodeEvent =
   | { type: 'peer-down'; key: string; peerId: number; reason: CloseReason | 'underlay' }
   | { type: 'routes-changed' }
   /** Data (an IP packet) for us, opened. */
-  | { type: 'data'; from: number; payload: Uint8Array };
+  | { type: 'data'; from: number; payload: Uint8Array }
+  /** A kcp-sys packet for us (KcpSrc goes to our dst endpoint, KcpDst to our src endpoint), opened. */
+  | { type: 'kcp'; packetType: number; from: number; payload: Uint8Array };
 
 export interface EtNodeOptions {
   me: LocalIdentity;
@@ -128,9 +130,14 @@ export class EtNodeCore {
 
   /** Sends an IP packet to the node `to` via its next hop; false if there is no route. */
   sendData(to: number, ipPacket: Uint8Array): boolean {
+    return this.sendPayload(EtPacketType.Data, to, ipPacket);
+  }
+
+  /** Sends a Data, KcpSrc/KcpDst or QuicSrc/QuicDst payload to `to` (sealed, routed); false if no route. */
+  sendPayload(type: number, to: number, payload: Uint8Array): boolean {
     const key = this.#keyToward(to);
     if (key === undefined) return false;
-    this.#links.get(key)!.conn.send(EtPacketType.Data, to, ipPacket);
+    this.#links.get(key)!.conn.send(type, to, payload);
     this.#collect(key);
     return true;
   }
@@ -168,6 +175,10 @@ export class EtNodeCore {
   #onPacket(key: string, link: Link, header: PmHeader, payload: Uint8Array, now: number): void {
     if (header.type === EtPacketType.Data) {
       this.#events.push({ type: 'data', from: header.from, payload });
+      return;
+    }
+    if (header.type === EtPacketType.KcpSrc || header.type === EtPacketType.KcpDst) {
+      this.#events.push({ type: 'kcp', packetType: header.type, from: header.from, payload });
       return;
     }
     if (header.type !== EtPacketType.RpcReq && header.type !== EtPacketType.RpcResp) return;
