@@ -5,7 +5,8 @@
  * route sync works both ways (EasyTier's routes() lists our nodes with hostname, IP and cost 1;
  * ours list EasyTier's node, and each other at cost 2 through it); Data flows both ways (ping
  * from EasyTier's TUN to our echo responder, and our echo requests to EasyTier's TUN and across
- * EasyTier as a relay, tstier – EasyTier – tstier).
+ * EasyTier as a relay, tstier – EasyTier – tstier); the KCP proxy on EasyTier's wire both ways
+ * (daemon/peer/easytier/kcp-endpoint.ts), byte-exact, counted by EasyTier as protocol=KCP.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +20,16 @@ const NET = { name: 'tet-peer-net', secret: 'tet-peer-secret' };
 
 interface Peer { proc: NsProcess; peerId: number }
 
-interface PeerOptions { url?: string; listen?: string; hostname: string; ipv4: string; secret?: string; encryption?: string; zeroDigest?: boolean }
+interface PeerOptions {
+  url?: string;
+  listen?: string;
+  hostname: string;
+  ipv4: string;
+  secret?: string;
+  encryption?: string;
+  zeroDigest?: boolean;
+  kcp?: { accept?: boolean; forward?: { listen: number; dst: string } };
+}
 
 function startPeer(ns: Namespace, o: PeerOptions): Peer {
   const peerId = (randomBytes(4).readUInt32LE(0) | 1) >>> 0;
@@ -122,4 +132,47 @@ test('every encryption setting EasyTier offers interoperates: aes-256-gcm, chach
     await p.proc.stop();
     await et.stop();
   }
+});
+
+const TRANSFER = new URL('./fixtures/node-tcp-transfer.js', import.meta.url);
+const KCP_BYTES = 4 * 1024 * 1024;
+
+/** Runs a sink in `sinkNs` and a source in `srcNs` toward `dial`; returns both reports. */
+async function transfer(sinkNs: Namespace, sinkAt: [string, number], srcNs: Namespace, dial: [string, number]): Promise<{ sent: string; got: string; bytes: number }> {
+  const sink = sinkNs.node(TRANSFER, ['sink', sinkAt[0], String(sinkAt[1])]);
+  await sink.waitForEvent('listening');
+  const source = srcNs.node(TRANSFER, ['source', dial[0], String(dial[1]), String(KCP_BYTES)]);
+  const [s, g] = await Promise.all([source.waitForEvent<{ sha256: string }>('done', 60_000), sink.waitForEvent<{ sha256: string; bytes: number }>('done', 60_000)]);
+  return { sent: s.sha256, got: g.sha256, bytes: g.bytes };
+}
+
+test('the KCP proxy on EasyTier\'s wire, both ways: EasyTier → tstier and tstier → EasyTier, byte-exact', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const net = await Netns.create('tet-kcp', t);
+  const [a, b] = [await net.ns('a'), await net.ns('b')];
+  await net.link(a, b, '198.18.95.1/24', '198.18.95.2/24');
+  // Our peer has no TUN: its virtual IP lives on b's loopback, where accepted flows are dialled.
+  await b.exec(['ip', 'addr', 'add', '10.95.0.2/32', 'dev', 'lo']);
+  const et = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.95.0.1/24', hostname: 'et-a', listeners: ['udp://0.0.0.0:11010'], enableKcpProxy: true }));
+  const ts = startPeer(b, { url: 'udp://198.18.95.1:11010', hostname: 'ts-kcp', ipv4: '10.95.0.2/24', kcp: { accept: true, forward: { listen: 6000, dst: '10.95.0.1:5301' } } });
+  await ts.proc.waitForEvent('forwarding');
+  const routes = await et.waitRoutes([ts.peerId]);
+  assert.equal(routes.find((r) => r.peer_id === ts.peerId)?.feature_flag?.['kcp_input'], true, 'EasyTier sees our kcp_input');
+  await waitOurRoutes(ts, [et.peerId]);
+
+  // EasyTier → tstier: a client in a dials our virtual IP; EasyTier claims the SYN and opens KCP to us.
+  const down = await transfer(b, ['10.95.0.2', 5300], a, ['10.95.0.2', 5300]);
+  assert.equal(down.bytes, KCP_BYTES);
+  assert.equal(down.got, down.sent);
+  assert.deepEqual(await ts.proc.waitForEvent('kcp-accepted'), { event: 'kcp-accepted', dst: '10.95.0.2:5300' });
+
+  // tstier → EasyTier: our forwarder opens KCP to EasyTier, which dials 10.95.0.1:5301 itself.
+  const up = await transfer(a, ['10.95.0.1', 5301], b, ['127.0.0.1', 6000]);
+  assert.equal(up.bytes, KCP_BYTES);
+  assert.equal(up.got, up.sent);
+  // EasyTier counted the flow it originated as a KCP proxy connection to our IP.
+  const labels = (m: Record<string, unknown>): Record<string, string> =>
+    Object.fromEntries(((m['labels'] as { labels: { key: string; value: string }[] }).labels).map((l) => [l.key, l.value]));
+  const connects = (await et.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels);
+  assert.deepEqual(connects.map((l) => [l['dst_ip'], l['protocol']]), [['10.95.0.2', 'KCP']]);
+  await et.stop();
 });
