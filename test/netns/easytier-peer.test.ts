@@ -134,6 +134,26 @@ test('every encryption setting EasyTier offers interoperates: aes-256-gcm, chach
   }
 });
 
+test('EasyTier – tstier – EasyTier: two real EasyTier nodes learn each other through a tstier relay and ping across it', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const net = await Netns.create('tet-mid', t);
+  const [a, b, c] = [await net.ns('a'), await net.ns('b'), await net.ns('c')];
+  await net.link(a, b, '198.18.96.1/24', '198.18.96.2/24');
+  await net.link(b, c, '198.18.97.2/24', '198.18.97.3/24');
+  const mid = startPeer(b, { listen: 'udp://0.0.0.0:11020', hostname: 'ts-mid', ipv4: '10.96.0.2/24' });
+  await mid.proc.waitForEvent('listening');
+  const ea = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.96.0.1/24', hostname: 'et-a', peers: ['udp://198.18.96.2:11020'] }));
+  const ec = await startEasyTier(c, etConfig({ ...NET, ipv4: '10.96.0.3/24', hostname: 'et-c', peers: ['udp://198.18.97.2:11020'] }));
+  const ra = await ea.waitRoutes([mid.peerId, ec.peerId], 30);
+  const toC = ra.find((r) => r.peer_id === ec.peerId)!;
+  assert.deepEqual([toC.hostname, toC.cost, toC.next_hop_peer_id], ['et-c', 2, mid.peerId], 'C is two hops away, through tstier');
+  const rc = await ec.waitRoutes([mid.peerId, ea.peerId], 30);
+  assert.equal(rc.find((r) => r.peer_id === ea.peerId)?.next_hop_peer_id, mid.peerId);
+  // Their Data crosses our relay sealed for the far end; we only count the hop.
+  await ping(a, '10.96.0.3');
+  await ping(c, '10.96.0.1');
+  await Promise.all([ea.stop(), ec.stop()]);
+});
+
 const TRANSFER = new URL('./fixtures/node-tcp-transfer.js', import.meta.url);
 const KCP_BYTES = 4 * 1024 * 1024;
 
