@@ -94,7 +94,7 @@ test('tstier peers dial a real EasyTier node over udp:// and tcp://: routes, rel
   await et.stop();
 });
 
-test('a real EasyTier node dials tstier listeners over udp:// and tcp://; a forged zero-digest peer is refused by tstier', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+test('a real EasyTier node dials tstier listeners over udp:// and tcp://; a forged zero-digest peer and a wrong secret are refused by tstier', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
   const net = await Netns.create('tet-lis', t);
   const [a, b] = [await net.ns('a'), await net.ns('b')];
   await net.link(a, b, '198.18.93.1/24', '198.18.93.2/24');
@@ -115,7 +115,15 @@ test('a real EasyTier node dials tstier listeners over udp:// and tcp://; a forg
   assert.equal((await forged.proc.waitForEvent<{ reason: string }>('down')).reason, 'zero-digest', 'and our reply did not vouch for it');
   await ping(a, '10.93.0.2'); // the real link is untouched
   assert.ok(!(await et.routes()).some((r) => r.peer_id === forged.peerId));
-  await et.stop();
+
+  // A real EasyTier node with the wrong secret dials us: refused, and no route on either side.
+  const c = await net.ns('c');
+  await net.link(b, c, '198.18.98.2/24', '198.18.98.3/24');
+  const wrong = await startEasyTier(c, etConfig({ ...NET, secret: 'wrong', ipv4: '10.93.0.4/24', hostname: 'et-wrong', peers: ['udp://198.18.98.2:11020'] }));
+  assert.deepEqual(await lu.proc.waitForEvent('down', 20_000), { event: 'down', peer_id: wrong.peerId, reason: 'wrong-digest' });
+  assert.deepEqual((await wrong.routes()).map((r) => r.peer_id), []);
+  assert.ok(!(await et.routes()).some((r) => r.peer_id === wrong.peerId));
+  await Promise.all([et.stop(), wrong.stop()]);
 });
 
 test('every encryption setting EasyTier offers interoperates: aes-256-gcm, chacha20, xor, and none', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
