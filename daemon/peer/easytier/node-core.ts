@@ -61,8 +61,10 @@ export class EtNodeCore {
   #tx: { key: string; pm: Uint8Array }[] = [];
   #events: EtNodeEvent[] = [];
   #refreshAt: number;
-  /** Dropped packets by reason (RPC garbage, no route, hop limit), beyond each conn's own drops. */
-  readonly drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0 };
+  /** Dropped packets by reason (RPC garbage, no route, hop limit, a type nobody here handles). */
+  readonly #drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0, unhandled: 0 };
+  /** What closed links had dropped (their conns are gone, their counts are not). */
+  readonly #retiredConnDrops: Record<string, number> = {};
 
   constructor(o: EtNodeOptions) {
     this.#me = o.me;
@@ -90,7 +92,7 @@ export class EtNodeCore {
   connClosed(key: string, now: number): void {
     const link = this.#links.get(key);
     if (!link) return;
-    this.#links.delete(key);
+    this.#retire(key);
     if (link.conn.state === 'up') this.#events.push({ type: 'peer-down', key, peerId: link.conn.peerId, reason: 'underlay' });
     this.#neighboursChanged(now);
   }
@@ -118,6 +120,13 @@ export class EtNodeCore {
       for (const x of [c, s]) if (x !== null && x < t) t = x;
     }
     return t;
+  }
+
+  /** Every packet dropped so far, by reason: this node's and its links' (conn.ts), closed links included. */
+  drops(): Record<string, number> {
+    const out: Record<string, number> = { ...this.#drops, ...this.#retiredConnDrops };
+    for (const link of this.#links.values()) for (const [k, v] of Object.entries(link.conn.drops)) out[k] = (out[k] ?? 0) + v;
+    return out;
   }
 
   pollTransmit(): { key: string; pm: Uint8Array } | undefined {
@@ -153,7 +162,7 @@ export class EtNodeCore {
         this.#sendSync(key, link, now);
       } else if (ev.type === 'closed') {
         this.#collect(key);
-        this.#links.delete(key);
+        this.#retire(key);
         this.#events.push({ type: 'peer-down', key, peerId: link.conn.peerId, reason: ev.reason });
         this.#neighboursChanged(now);
         return;
@@ -181,12 +190,15 @@ export class EtNodeCore {
       this.#events.push({ type: 'kcp', packetType: header.type, from: header.from, payload });
       return;
     }
-    if (header.type !== EtPacketType.RpcReq && header.type !== EtPacketType.RpcResp) return;
+    if (header.type !== EtPacketType.RpcReq && header.type !== EtPacketType.RpcResp) {
+      this.#drops.unhandled++;
+      return;
+    }
     let got;
     try {
       got = this.#rpc.input(payload, now);
     } catch {
-      this.drops['rpc-malformed']++;
+      this.#drops['rpc-malformed']++;
       return;
     }
     if (!got) return;
@@ -199,7 +211,7 @@ export class EtNodeCore {
       try {
         sync = decodeSyncRouteInfoRequest(got.request.request);
       } catch {
-        this.drops['rpc-malformed']++;
+        this.#drops['rpc-malformed']++;
         return;
       }
       const changed = this.routes.merge(sync, now);
@@ -217,7 +229,7 @@ export class EtNodeCore {
   #reply(to: number, pieces: Uint8Array[]): void {
     const key = this.#keyToward(to);
     if (key === undefined) {
-      this.drops['no-route']++;
+      this.#drops['no-route']++;
       return;
     }
     const conn = this.#links.get(key)!.conn;
@@ -237,12 +249,12 @@ export class EtNodeCore {
   #forward(raw: Uint8Array): void {
     const pm = Uint8Array.from(raw);
     if (forwardInPlace(pm) === 'drop') {
-      this.drops['hop-limit']++;
+      this.#drops['hop-limit']++;
       return;
     }
     const key = this.#keyToward(pm[4]! | (pm[5]! << 8) | (pm[6]! << 16) | (pm[7]! << 24));
     if (key === undefined) {
-      this.drops['no-route']++;
+      this.#drops['no-route']++;
       return;
     }
     this.#links.get(key)!.conn.sendRaw(pm);
@@ -255,6 +267,13 @@ export class EtNodeCore {
     const hop = this.routes.route(want)?.nextHop ?? want;
     for (const [key, link] of this.#links) if (link.conn.state === 'up' && link.conn.peerId === hop) return key;
     return undefined;
+  }
+
+  #retire(key: string): void {
+    const link = this.#links.get(key);
+    if (!link) return;
+    this.#links.delete(key);
+    for (const [k, v] of Object.entries(link.conn.drops)) this.#retiredConnDrops[k] = (this.#retiredConnDrops[k] ?? 0) + v;
   }
 
   #neighboursChanged(now: number): void {
