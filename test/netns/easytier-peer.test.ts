@@ -211,3 +211,28 @@ test('the KCP proxy on EasyTier\'s wire, both ways: EasyTier → tstier and tsti
   assert.deepEqual(connects.map((l) => [l['dst_ip'], l['protocol']]), [['10.95.0.2', 'KCP']]);
   await et.stop();
 });
+
+test('--disable-kcp-input is honoured both ways: EasyTier falls back from a tstier node without kcp_input, tstier from an EasyTier node', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const net = await Netns.create('tet-nokcp', t);
+  const [a, b] = [await net.ns('a'), await net.ns('b')];
+  await net.link(a, b, '198.18.99.1/24', '198.18.99.2/24');
+  const et = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.99.0.1/24', hostname: 'et-a', listeners: ['udp://0.0.0.0:11010'], enableKcpProxy: true, disableKcpInput: true }));
+  // Our node takes no KCP input (accept off) but would forward over KCP.
+  const ts = startPeer(b, { url: 'udp://198.18.99.1:11010', hostname: 'ts-nokcp', ipv4: '10.99.0.2/24', kcp: { forward: { listen: 6001, dst: '10.99.0.1:5301' } } });
+  await ts.proc.waitForEvent('forwarding');
+  const routes = await et.waitRoutes([ts.peerId]);
+  assert.equal(routes.find((r) => r.peer_id === ts.peerId)?.feature_flag?.['kcp_input'] ?? false, false);
+  const ours = await waitOurRoutes(ts, [et.peerId]);
+  assert.ok(ours.some((r) => r.peer_id === et.peerId));
+
+  // EasyTier → tstier: with no kcp_input on our side the client's SYN arrives as plain Data.
+  await a.exec([process.execPath, '-e', "const s=require('net').connect(5300,'10.99.0.2');s.on('error',()=>{});setTimeout(()=>process.exit(0),1500)"]);
+  assert.deepEqual(await ts.proc.waitForEvent('tcp-syn'), { event: 'tcp-syn', dst: '10.99.0.2:5300' });
+  assert.ok(!ts.proc.lines.some((l) => l.includes('kcp-accepted')));
+  assert.deepEqual((await et.metrics()).filter((m) => m['name'] === 'TcpProxyConnect'), [], 'EasyTier proxied nothing');
+
+  // tstier → EasyTier: EasyTier's disable_kcp_input reaches us as kcp_input false, and we do not open KCP.
+  await b.exec([process.execPath, '-e', "const s=require('net').connect(6001,'127.0.0.1');s.on('error',()=>{});s.on('close',()=>process.exit(0))"]);
+  assert.deepEqual(await ts.proc.waitForEvent('kcp-refused'), { event: 'kcp-refused', dst: '10.99.0.1:5301', reason: 'no kcp_input' });
+  await et.stop();
+});
