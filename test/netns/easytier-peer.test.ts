@@ -49,6 +49,22 @@ async function waitOurRoutes(p: Peer, ids: number[]): Promise<RouteLine['routes'
   }
 }
 
+const TRANSFER = new URL('./fixtures/node-tcp-transfer.js', import.meta.url);
+const KCP_BYTES = 4 * 1024 * 1024;
+
+/** Runs a sink in `sinkNs` and a source in `srcNs` toward `dial`; returns both reports. */
+async function transfer(sinkNs: Namespace, sinkAt: [string, number], srcNs: Namespace, dial: [string, number]): Promise<{ sent: string; got: string; bytes: number }> {
+  const sink = sinkNs.node(TRANSFER, ['sink', sinkAt[0], String(sinkAt[1])]);
+  await sink.waitForEvent('listening');
+  const source = srcNs.node(TRANSFER, ['source', dial[0], String(dial[1]), String(KCP_BYTES)]);
+  const [s, g] = await Promise.all([source.waitForEvent<{ sha256: string }>('done', 60_000), sink.waitForEvent<{ sha256: string; bytes: number }>('done', 60_000)]);
+  return { sent: s.sha256, got: g.sha256, bytes: g.bytes };
+}
+
+/** A metric's labels as a plain object. */
+const labels = (m: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries((m['labels'] as { labels: { key: string; value: string }[] }).labels.map((l) => [l.key, l.value]));
+
 test('tstier peers dial a real EasyTier node over udp:// and tcp://: routes, relay and pings both ways', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
   const net = await Netns.create('tet-peer', t);
   const [a, b] = [await net.ns('a'), await net.ns('b')];
@@ -146,14 +162,14 @@ test('every encryption setting EasyTier offers interoperates: aes-256-gcm, chach
   }
 });
 
-test('EasyTier – tstier – EasyTier: two real EasyTier nodes learn each other through a tstier relay and ping across it', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+test('EasyTier – tstier – EasyTier: two real EasyTier nodes learn each other through a tstier relay, ping and carry a KCP flow across it', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
   const net = await Netns.create('tet-mid', t);
   const [a, b, c] = [await net.ns('a'), await net.ns('b'), await net.ns('c')];
   await net.link(a, b, '198.18.96.1/24', '198.18.96.2/24');
   await net.link(b, c, '198.18.97.2/24', '198.18.97.3/24');
   const mid = startPeer(b, { listen: 'udp://0.0.0.0:11020', hostname: 'ts-mid', ipv4: '10.96.0.2/24' });
   await mid.proc.waitForEvent('listening');
-  const ea = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.96.0.1/24', hostname: 'et-a', peers: ['udp://198.18.96.2:11020'] }));
+  const ea = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.96.0.1/24', hostname: 'et-a', peers: ['udp://198.18.96.2:11020'], enableKcpProxy: true }));
   const ec = await startEasyTier(c, etConfig({ ...NET, ipv4: '10.96.0.3/24', hostname: 'et-c', peers: ['udp://198.18.97.2:11020'] }));
   const ra = await ea.waitRoutes([mid.peerId, ec.peerId], 30);
   const toC = ra.find((r) => r.peer_id === ec.peerId)!;
@@ -163,20 +179,17 @@ test('EasyTier – tstier – EasyTier: two real EasyTier nodes learn each other
   // Their Data crosses our relay sealed for the far end; we only count the hop.
   await ping(a, '10.96.0.3');
   await ping(c, '10.96.0.1');
+  // A KCP-proxied flow A → C crosses our relay as KcpSrc/KcpDst packets we forward untouched.
+  const flow = await transfer(c, ['10.96.0.3', 5302], a, ['10.96.0.3', 5302]);
+  assert.equal(flow.bytes, KCP_BYTES);
+  assert.equal(flow.got, flow.sent);
+  const connects = (await ea.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels);
+  assert.deepEqual(connects.map((l) => [l['dst_ip'], l['protocol']]), [['10.96.0.3', 'KCP']]);
+  mid.proc.send('drops');
+  const drops = await mid.proc.waitForEvent<Record<string, number>>('drops');
+  assert.ok(Object.entries(drops).every(([k, v]) => k === 'event' || v === 0), JSON.stringify(drops));
   await Promise.all([ea.stop(), ec.stop()]);
 });
-
-const TRANSFER = new URL('./fixtures/node-tcp-transfer.js', import.meta.url);
-const KCP_BYTES = 4 * 1024 * 1024;
-
-/** Runs a sink in `sinkNs` and a source in `srcNs` toward `dial`; returns both reports. */
-async function transfer(sinkNs: Namespace, sinkAt: [string, number], srcNs: Namespace, dial: [string, number]): Promise<{ sent: string; got: string; bytes: number }> {
-  const sink = sinkNs.node(TRANSFER, ['sink', sinkAt[0], String(sinkAt[1])]);
-  await sink.waitForEvent('listening');
-  const source = srcNs.node(TRANSFER, ['source', dial[0], String(dial[1]), String(KCP_BYTES)]);
-  const [s, g] = await Promise.all([source.waitForEvent<{ sha256: string }>('done', 60_000), sink.waitForEvent<{ sha256: string; bytes: number }>('done', 60_000)]);
-  return { sent: s.sha256, got: g.sha256, bytes: g.bytes };
-}
 
 test('the KCP proxy on EasyTier\'s wire, both ways: EasyTier → tstier and tstier → EasyTier, byte-exact', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
   const net = await Netns.create('tet-kcp', t);
@@ -205,8 +218,6 @@ test('the KCP proxy on EasyTier\'s wire, both ways: EasyTier → tstier and tsti
   const drops = await ts.proc.waitForEvent<Record<string, number>>('drops');
   assert.ok(Object.entries(drops).every(([k, v]) => k === 'event' || v === 0), JSON.stringify(drops));
   // EasyTier counted the flow it originated as a KCP proxy connection to our IP.
-  const labels = (m: Record<string, unknown>): Record<string, string> =>
-    Object.fromEntries(((m['labels'] as { labels: { key: string; value: string }[] }).labels).map((l) => [l.key, l.value]));
   const connects = (await et.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels);
   assert.deepEqual(connects.map((l) => [l['dst_ip'], l['protocol']]), [['10.95.0.2', 'KCP']]);
   await et.stop();
