@@ -1,0 +1,224 @@
+/**
+ * One EasyTier PeerConn, sans-IO: the handshake, then Ping/Pong liveness, with every other packet
+ * for us opened (decrypted, checked) and handed up. Framing-agnostic: `input` takes one PM packet
+ * as the underlay (underlay.ts) delimited it; `pollTransmit` returns PM packets to frame and send.
+ *
+ *   input(pm, now) · handleTimeout(now) · pollTransmit() · pollTimeout() · pollEvent()
+ *
+ * Dialler speaks first; the listener waits, replies (vouching only for a matching digest), then
+ * both judge the other side (handshake.ts: stricter than EasyTier). Each side pings every
+ * PING_INTERVAL_MS; PINGS_LOST_TO_CLOSE consecutive unanswered pings close the connection, as
+ * EasyTier closes after five. Every Ping we receive is answered at once.
+ */
+import { decodeHandshake, encodeHandshake, judgeHandshake, listenerVouches, ourHandshake, HANDSHAKE_TIMEOUT_MS, type LocalIdentity } from './handshake.js';
+import { EtPacketType, ORIGIN_FORWARD_COUNTER, buildPing, buildPm, openPm, pingSeq, pongFor, splitPm, type OpenFailure, type PmHeader } from './pm.js';
+import type { EtCipher } from './cipher.js';
+import { TstierError } from '../../errors.js';
+
+export const PING_INTERVAL_MS = 1000;
+export const PING_TIMEOUT_MS = 2000;
+export const PINGS_LOST_TO_CLOSE = 5;
+/** Outgoing packets held while the adapter does not drain them; beyond this the oldest is dropped. */
+const MAX_QUEUED = 256;
+
+export type CloseReason =
+  | 'handshake-timeout'
+  | 'handshake-malformed'
+  | 'other-network'
+  | 'zero-digest'
+  | 'wrong-digest'
+  | 'peer-id-conflict'
+  | 'ping-timeout'
+  | 'local';
+
+export type EtConnEvent =
+  | { type: 'up'; peerId: number; features: string[] }
+  /** A packet for us (or to forward, if header.to is not us), payload already opened. */
+  | { type: 'packet'; header: PmHeader; payload: Uint8Array; raw: Uint8Array }
+  | { type: 'closed'; reason: CloseReason };
+
+/** Drops, by reason; each failed packet is counted once and never closes the connection. */
+export type EtConnDrops = Record<OpenFailure | 'short' | 'before-up' | 'not-for-this-link', number>;
+
+export interface EtConnOptions {
+  role: 'dialler' | 'listener';
+  me: LocalIdentity;
+  cipher: EtCipher;
+  now: number;
+}
+
+export class EtPeerConn {
+  readonly role: 'dialler' | 'listener';
+  #state: 'handshake' | 'up' | 'closed' = 'handshake';
+  readonly #me: LocalIdentity;
+  readonly #cipher: EtCipher;
+  #peerId = 0;
+  #tx: Uint8Array[] = [];
+  #events: EtConnEvent[] = [];
+  #handshakeDeadline: number;
+  #nextPingAt = 0;
+  #pingSeq = 0;
+  /** seq → sent time of pings not yet answered nor timed out. */
+  readonly #inFlight = new Map<number, number>();
+  #lostInARow = 0;
+  readonly drops: EtConnDrops = { compressed: 0, 'encrypted-but-off': 0, 'decrypt-failed': 0, 'plaintext-refused': 0, 'bad-len': 0, short: 0, 'before-up': 0, 'not-for-this-link': 0 };
+  /** Round-trip time of the last answered ping, ms. */
+  rttMs: number | null = null;
+
+  constructor(o: EtConnOptions) {
+    this.role = o.role;
+    this.#me = o.me;
+    this.#cipher = o.cipher;
+    this.#handshakeDeadline = o.now + HANDSHAKE_TIMEOUT_MS;
+    if (o.role === 'dialler') this.#sendHandshake(true);
+  }
+
+  get state(): 'handshake' | 'up' | 'closed' {
+    return this.#state;
+  }
+
+  /** The other side's peer id, once its handshake arrived. */
+  get peerId(): number {
+    return this.#peerId;
+  }
+
+  input(pm: Uint8Array, now: number): void {
+    if (this.#state === 'closed') return;
+    const p = splitPm(pm);
+    if (!p) {
+      this.drops.short++;
+      return;
+    }
+    if (this.#state === 'handshake') {
+      // EasyTier skips anything else while it waits for the handshake; so do we.
+      if (p.header.type === EtPacketType.HandShake) this.#onHandshake(p.body, now);
+      else this.drops['before-up']++;
+      return;
+    }
+    switch (p.header.type) {
+      case EtPacketType.HandShake:
+        return; // a repeat; the link is already up
+      case EtPacketType.Ping:
+        if (p.header.to === this.#me.peerId) this.#queue(pongFor(pm));
+        else this.drops['not-for-this-link']++;
+        return;
+      case EtPacketType.Pong:
+        this.#onPong(pingSeq(p), now);
+        return;
+    }
+    if (p.header.to !== this.#me.peerId) {
+      // Transit traffic: sealed for someone else, handed up untouched for the forwarder.
+      this.#events.push({ type: 'packet', header: p.header, payload: p.body, raw: pm });
+      return;
+    }
+    const opened = openPm(p, this.#cipher);
+    if ('drop' in opened) {
+      this.drops[opened.drop]++;
+      return;
+    }
+    this.#events.push({ type: 'packet', header: p.header, payload: opened.payload, raw: pm });
+  }
+
+  /**
+   * Sends a payload to `to` (this neighbour or, through it, a node further on): builds, seals if
+   * the type is sealed, queues. RPC leaves with forward counter 2, as EasyTier's does.
+   */
+  send(type: number, to: number, payload: Uint8Array, forwardCounter = ORIGIN_FORWARD_COUNTER): void {
+    if (this.#state !== 'up') throw new TstierError('TSTIER_E_CLOSED', `easytier conn to ${this.#peerId} is ${this.#state}`);
+    this.#queue(buildPm({ from: this.#me.peerId, to, type, flags: 0, forwardCounter }, payload, this.#cipher));
+  }
+
+  /** Queues an already-built packet (a forwarder's). */
+  sendRaw(pm: Uint8Array): void {
+    if (this.#state === 'up') this.#queue(pm);
+  }
+
+  handleTimeout(now: number): void {
+    if (this.#state === 'handshake') {
+      if (now >= this.#handshakeDeadline) this.#close('handshake-timeout');
+      return;
+    }
+    if (this.#state !== 'up') return;
+    for (const [seq, sentAt] of this.#inFlight) {
+      if (now - sentAt < PING_TIMEOUT_MS) continue;
+      this.#inFlight.delete(seq);
+      if (++this.#lostInARow >= PINGS_LOST_TO_CLOSE) {
+        this.#close('ping-timeout');
+        return;
+      }
+    }
+    if (now >= this.#nextPingAt) {
+      const seq = this.#pingSeq;
+      this.#pingSeq = (this.#pingSeq + 1) >>> 0;
+      this.#inFlight.set(seq, now);
+      this.#queue(buildPing(this.#me.peerId, this.#peerId, seq));
+      this.#nextPingAt = now + PING_INTERVAL_MS;
+    }
+  }
+
+  pollTimeout(): number | null {
+    if (this.#state === 'handshake') return this.#handshakeDeadline;
+    if (this.#state !== 'up') return null;
+    let t = this.#nextPingAt;
+    for (const sentAt of this.#inFlight.values()) t = Math.min(t, sentAt + PING_TIMEOUT_MS);
+    return t;
+  }
+
+  pollTransmit(): Uint8Array | undefined {
+    return this.#tx.shift();
+  }
+
+  pollEvent(): EtConnEvent | undefined {
+    return this.#events.shift();
+  }
+
+  close(): void {
+    this.#close('local');
+  }
+
+  #onHandshake(body: Uint8Array, now: number): void {
+    let theirs;
+    try {
+      theirs = decodeHandshake(body);
+    } catch {
+      this.#close('handshake-malformed');
+      return;
+    }
+    this.#peerId = theirs.myPeerId;
+    if (this.role === 'listener') this.#sendHandshake(listenerVouches(this.#me, theirs));
+    const verdict = judgeHandshake(this.#me, theirs);
+    if (!verdict.ok) {
+      this.#close(verdict.reason);
+      return;
+    }
+    this.#state = 'up';
+    this.#nextPingAt = now;
+    this.#events.push({ type: 'up', peerId: theirs.myPeerId, features: theirs.features });
+  }
+
+  #onPong(seq: number | null, now: number): void {
+    if (seq === null) return;
+    const sentAt = this.#inFlight.get(seq);
+    if (sentAt === undefined) return;
+    this.#inFlight.delete(seq);
+    this.#lostInARow = 0;
+    this.rttMs = now - sentAt;
+  }
+
+  #sendHandshake(vouch: boolean): void {
+    const body = encodeHandshake(ourHandshake(this.#me, vouch));
+    this.#queue(buildPm({ from: this.#me.peerId, to: 0, type: EtPacketType.HandShake, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER }, body, this.#cipher));
+  }
+
+  #queue(pm: Uint8Array): void {
+    if (this.#tx.length >= MAX_QUEUED) this.#tx.shift();
+    this.#tx.push(pm);
+  }
+
+  #close(reason: CloseReason): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#inFlight.clear();
+    this.#events.push({ type: 'closed', reason });
+  }
+}

@@ -1,0 +1,384 @@
+/**
+ * One side of EasyTier's KCP proxy transport (kcp-sys), sans-IO. A 'src' endpoint opens
+ * connections (its packets are PM type KcpSrc); a 'dst' endpoint accepts them (type KcpDst). Each
+ * connection is named by (conv, src peer id, dst peer id) and runs one ikcp in stream mode with
+ * EasyTier's settings over the envelope of kcp-envelope.ts:
+ *
+ *   src: SYN + KcpConnData  →  dst: SYN|ACK  →  src: ACK|DATA (empty)  →  both: ACK|DATA + segments
+ *   FIN when the local writer is closed and everything sent is acknowledged (half-close);
+ *   PING every 10 s, answered PING|PONG (or RST if unknown); silent for 60 s = dropped.
+ *
+ * kcp-sys sends FIN once, unacknowledged; a lost FIN would leave the peer waiting for EOF. So we
+ * repeat our FIN every FIN_RESEND_MS until the connection is done, and a done connection lingers
+ * LINGER_MS (repeating FIN, answering pings, ignoring the rest) before it is forgotten.
+ *
+ * A connect that gets no SYN|ACK is retried with a new conv every CONNECT_RETRY_MS (EasyTier
+ * hedges five attempts 200 ms apart) until CONNECT_TIMEOUT_MS. Bounded: at most MAX_CONNS live
+ * connections; a SYN beyond that is answered with RST.
+ */
+import { randomBytes } from 'node:crypto';
+import { Kcp } from '../../transport/kcp/kcp.js';
+import { ET_KCP, KCP_ENVELOPE_LEN, KcpFlag, decodeKcpConnData, decodeKcpEnvelope, encodeKcpConnData, encodeKcpEnvelope, type KcpConnData } from './kcp-envelope.js';
+import { EtPacketType } from './pm.js';
+import { writeU32Le } from '../../packet/bytes.js';
+
+export const CONNECT_RETRY_MS = 1000;
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const KCP_PING_INTERVAL_MS = 10_000;
+export const KCP_IDLE_TIMEOUT_MS = 60_000;
+export const MAX_CONNS = 4096;
+export const FIN_RESEND_MS = 1000;
+export const LINGER_MS = 3000;
+/** kcp-sys lets a writer proceed while ikcp holds at most twice the send window. */
+const WRITE_LIMIT_SEGMENTS = 2 * ET_KCP.sndWnd;
+/** ikcp's MTU counts only its own bytes; the envelope rides in the datagram's headroom. */
+const KCP_DATAGRAM = ET_KCP.mtu + KCP_ENVELOPE_LEN;
+
+export type KcpConnId = string;
+
+export type KcpEndpointEvent =
+  | { type: 'accepted'; id: KcpConnId; peer: number; connData: KcpConnData }
+  | { type: 'connected'; id: KcpConnId }
+  | { type: 'readable'; id: KcpConnId }
+  | { type: 'writable'; id: KcpConnId }
+  /** The peer closed its writing side; what it sent has all been read. */
+  | { type: 'eof'; id: KcpConnId }
+  | { type: 'closed'; id: KcpConnId; reason: 'done' | 'reset' | 'connect-timeout' | 'idle' | 'dead-link' };
+
+export interface KcpOut {
+  to: number;
+  /** EtPacketType.KcpSrc or KcpDst. */
+  type: number;
+  payload: Uint8Array;
+}
+
+interface Conn {
+  /** The handle callers hold; stays the same across connect retries. */
+  id: KcpConnId;
+  conv: number;
+  src: number;
+  dst: number;
+  peer: number;
+  state: 'syn-sent' | 'syn-received' | 'established' | 'lingering' | 'closed';
+  kcp: Kcp | null;
+  connData: Uint8Array;
+  localFin: 'open' | 'pending' | 'sent';
+  peerFin: boolean;
+  eofReported: boolean;
+  writeBlocked: boolean;
+  lastRx: number;
+  nextPingAt: number;
+  /** syn-sent: when to retry, and when to give up; after our FIN: when to repeat it; lingering: when to forget. */
+  retryAt: number;
+  giveUpAt: number;
+}
+
+export class EtKcpEndpoint {
+  readonly role: 'src' | 'dst';
+  readonly #me: number;
+  readonly #type: number;
+  readonly #byTriple = new Map<string, Conn>();
+  readonly #byId = new Map<KcpConnId, Conn>();
+  #nextConv: number;
+  #nextId = 1;
+  /** The latest `now` any call brought; closeWrite and read, which take none, act at that time. */
+  #now = 0;
+  #tx: KcpOut[] = [];
+  #events: KcpEndpointEvent[] = [];
+  /** Packets refused or ignored, by reason. */
+  readonly drops = { malformed: 0, 'unknown-conn': 0, 'over-limit': 0 };
+
+  constructor(role: 'src' | 'dst', myPeerId: number) {
+    this.role = role;
+    this.#me = myPeerId;
+    this.#type = role === 'src' ? EtPacketType.KcpSrc : EtPacketType.KcpDst;
+    this.#nextConv = randomBytes(4).readUInt32LE(0);
+  }
+
+  /** Opens a connection to the node `peer` for the flow `connData` (src endpoints only). */
+  connect(peer: number, connData: KcpConnData, now: number): KcpConnId {
+    this.#now = now;
+    const c: Conn = {
+      id: `k${this.#nextId++}`, conv: 0, src: this.#me, dst: peer, peer, state: 'syn-sent', kcp: null,
+      connData: encodeKcpConnData(connData), localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false,
+      lastRx: now, nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: now, giveUpAt: now + CONNECT_TIMEOUT_MS,
+    };
+    this.#byId.set(c.id, c);
+    this.#sendSyn(c, now);
+    return c.id;
+  }
+
+  /** One kcp-sys packet from `from` (the payload of a PM KcpSrc/KcpDst packet for us). */
+  input(from: number, payload: Uint8Array, now: number): void {
+    this.#now = now;
+    const got = decodeKcpEnvelope(payload);
+    if (!got) {
+      this.drops.malformed++;
+      return;
+    }
+    const { env, body } = got;
+    const c = this.#byTriple.get(triple(env.conv, env.srcSessionId, env.dstSessionId));
+    if (!c || c.peer !== from) {
+      this.#unknown(from, env.conv, env.srcSessionId, env.dstSessionId, env.flag, body, now);
+      return;
+    }
+    c.lastRx = now;
+    if (c.state === 'lingering') {
+      if (env.flag === KcpFlag.Ping) this.#send(c, KcpFlag.Ping | KcpFlag.Pong);
+      return;
+    }
+    if (env.flag & KcpFlag.Rst) {
+      this.#close(c, 'reset');
+      return;
+    }
+    if (env.flag & KcpFlag.Ping) {
+      if (!(env.flag & KcpFlag.Pong)) this.#send(c, KcpFlag.Ping | KcpFlag.Pong);
+      return;
+    }
+    if (c.state === 'syn-sent' && env.flag === (KcpFlag.Syn | KcpFlag.Ack)) {
+      c.state = 'established';
+      c.kcp = newKcp(c.conv);
+      this.#send(c, KcpFlag.Ack | KcpFlag.Data);
+      this.#events.push({ type: 'connected', id: c.id });
+      return;
+    }
+    if (c.state === 'syn-received') {
+      if (env.flag === KcpFlag.Syn) this.#send(c, KcpFlag.Syn | KcpFlag.Ack); // our SYN|ACK was lost
+      else if (env.flag & KcpFlag.Ack) {
+        c.state = 'established';
+        c.kcp = newKcp(c.conv);
+        this.#events.push({ type: 'accepted', id: c.id, peer: c.peer, connData: readConnData(c.connData)! });
+      }
+    }
+    if (c.state !== 'established') return;
+    if (env.flag & KcpFlag.Data && body.length > 0) {
+      const kcp = c.kcp!;
+      kcp.input(body, now);
+      if (kcp.readable()) this.#events.push({ type: 'readable', id: c.id });
+      this.#checkWritable(c);
+      this.#flushKcp(c);
+    }
+    if (env.flag & KcpFlag.Fin && !c.peerFin) {
+      c.peerFin = true;
+      this.#maybeEof(c);
+    }
+  }
+
+  /** Queues bytes; returns how many were taken (0 while ikcp holds too much: wait for 'writable'). */
+  write(id: KcpConnId, data: Uint8Array, now: number): number {
+    this.#now = now;
+    const c = this.#byId.get(id);
+    if (!c || c.state !== 'established' || c.localFin !== 'open' || data.length === 0) return 0;
+    if (c.kcp!.waitSnd >= WRITE_LIMIT_SEGMENTS) {
+      c.writeBlocked = true;
+      return 0;
+    }
+    c.kcp!.send(data);
+    c.kcp!.flush(now);
+    this.#collect(c);
+    return data.length;
+  }
+
+  /** Reads delivered bytes into `dst`; 0 if none are waiting. */
+  read(id: KcpConnId, dst: Uint8Array): number {
+    const c = this.#byId.get(id);
+    if (!c?.kcp) return 0;
+    const n = c.kcp.read(dst);
+    this.#maybeEof(c);
+    return n > 0 ? n : 0;
+  }
+
+  /** Half-close: a FIN follows once everything written is acknowledged. */
+  closeWrite(id: KcpConnId): void {
+    const c = this.#byId.get(id);
+    if (!c || c.localFin !== 'open') return;
+    c.localFin = 'pending';
+    this.#maybeFin(c);
+  }
+
+  /** Drops the connection at once, telling the peer (RST). */
+  abort(id: KcpConnId): void {
+    const c = this.#byId.get(id);
+    if (!c) return;
+    if (c.state !== 'closed') this.#send(c, KcpFlag.Rst);
+    this.#close(c, 'reset');
+  }
+
+  handleTimeout(now: number): void {
+    this.#now = now;
+    for (const c of [...this.#byId.values()]) {
+      if (c.localFin === 'sent' && now >= c.retryAt) {
+        c.retryAt = now + FIN_RESEND_MS;
+        this.#send(c, KcpFlag.Fin);
+      }
+      if (c.state === 'lingering') {
+        if (now >= c.giveUpAt) this.#forget(c);
+        continue;
+      }
+      if (c.state === 'syn-sent') {
+        if (now >= c.giveUpAt) this.#close(c, 'connect-timeout');
+        else if (now >= c.retryAt) this.#sendSyn(c, now);
+        continue;
+      }
+      if (now - c.lastRx >= KCP_IDLE_TIMEOUT_MS) {
+        this.#close(c, 'idle');
+        continue;
+      }
+      if (now >= c.nextPingAt) {
+        c.nextPingAt = now + KCP_PING_INTERVAL_MS;
+        this.#send(c, KcpFlag.Ping);
+      }
+      if (c.kcp && c.kcp.pollTimeout() <= now) {
+        c.kcp.handleTimeout(now);
+        if (c.kcp.deadLinkReached) {
+          this.#send(c, KcpFlag.Rst);
+          this.#close(c, 'dead-link');
+          continue;
+        }
+        this.#flushKcp(c);
+      }
+    }
+  }
+
+  pollTimeout(): number {
+    let t = Infinity;
+    for (const c of this.#byId.values()) {
+      if (c.state === 'syn-sent' || c.state === 'lingering') t = Math.min(t, c.retryAt, c.giveUpAt);
+      else if (c.localFin === 'sent') t = Math.min(t, c.retryAt, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
+      else t = Math.min(t, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
+    }
+    return t;
+  }
+
+  pollTransmit(): KcpOut | undefined {
+    return this.#tx.shift();
+  }
+
+  pollEvent(): KcpEndpointEvent | undefined {
+    return this.#events.shift();
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** A packet for no connection we know: a bare SYN opens one (dst endpoints), anything else but RST is answered with RST. */
+  #unknown(from: number, conv: number, src: number, dst: number, flag: number, body: Uint8Array, now: number): void {
+    if (flag === KcpFlag.Syn && this.role === 'dst' && dst === this.#me && src === from) {
+      if (this.#byId.size >= MAX_CONNS || !readConnData(body)) {
+        this.drops[this.#byId.size >= MAX_CONNS ? 'over-limit' : 'malformed']++;
+        this.#tx.push({ to: from, type: this.#type, payload: encodeKcpEnvelope({ conv, srcSessionId: src, dstSessionId: dst, flag: KcpFlag.Rst }) });
+        return;
+      }
+      const c: Conn = {
+        id: `k${this.#nextId++}`, conv, src, dst, peer: from, state: 'syn-received', kcp: null, connData: Uint8Array.from(body),
+        localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false, lastRx: now,
+        nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: Infinity, giveUpAt: Infinity,
+      };
+      this.#byId.set(c.id, c);
+      this.#byTriple.set(triple(conv, src, dst), c);
+      this.#send(c, KcpFlag.Syn | KcpFlag.Ack);
+      return;
+    }
+    this.drops['unknown-conn']++;
+    if (!(flag & KcpFlag.Rst)) {
+      this.#tx.push({ to: from, type: this.#type, payload: encodeKcpEnvelope({ conv, srcSessionId: src, dstSessionId: dst, flag: KcpFlag.Rst }) });
+    }
+  }
+
+  /** (Re)sends the SYN of a connect, on a fresh conv: a late SYN|ACK for an old one meets RST. */
+  #sendSyn(c: Conn, now: number): void {
+    this.#byTriple.delete(triple(c.conv, c.src, c.dst));
+    do c.conv = this.#nextConv++ >>> 0;
+    while (this.#byTriple.has(triple(c.conv, c.src, c.dst)));
+    this.#nextConv >>>= 0;
+    this.#byTriple.set(triple(c.conv, c.src, c.dst), c);
+    c.retryAt = now + CONNECT_RETRY_MS;
+    this.#tx.push({ to: c.peer, type: this.#type, payload: encodeKcpEnvelope({ conv: c.conv, srcSessionId: c.src, dstSessionId: c.dst, flag: KcpFlag.Syn }, c.connData) });
+  }
+
+  #send(c: Conn, flag: number): void {
+    this.#tx.push({ to: c.peer, type: this.#type, payload: encodeKcpEnvelope({ conv: c.conv, srcSessionId: c.src, dstSessionId: c.dst, flag }) });
+  }
+
+  #flushKcp(c: Conn): void {
+    this.#collect(c);
+    this.#maybeFin(c);
+  }
+
+  /** Wraps ikcp's datagrams: the envelope goes into the headroom ikcp left for it. */
+  #collect(c: Conn): void {
+    for (let d = c.kcp!.pollTransmit(); d; d = c.kcp!.pollTransmit()) {
+      writeU32Le(d, 0, c.conv);
+      writeU32Le(d, 4, c.src);
+      writeU32Le(d, 8, c.dst);
+      d[12] = KcpFlag.Ack | KcpFlag.Data;
+      d[13] = 0;
+      this.#tx.push({ to: c.peer, type: this.#type, payload: d });
+    }
+  }
+
+  #maybeFin(c: Conn): void {
+    if (c.localFin !== 'pending' || !c.kcp || c.kcp.waitSnd > 0) return;
+    c.localFin = 'sent';
+    c.retryAt = this.#now + FIN_RESEND_MS;
+    this.#send(c, KcpFlag.Fin);
+    this.#maybeDone(c);
+  }
+
+  #maybeEof(c: Conn): void {
+    if (!c.peerFin || c.eofReported || (c.kcp && c.kcp.readable())) return;
+    c.eofReported = true;
+    this.#events.push({ type: 'eof', id: c.id });
+    this.#maybeDone(c);
+  }
+
+  #checkWritable(c: Conn): void {
+    if (c.writeBlocked && c.kcp!.waitSnd < WRITE_LIMIT_SEGMENTS) {
+      c.writeBlocked = false;
+      this.#events.push({ type: 'writable', id: c.id });
+    }
+  }
+
+  /** Both directions finished: the connection is done, and lingers to repeat its FIN. */
+  #maybeDone(c: Conn): void {
+    if (c.localFin !== 'sent' || !c.eofReported || !c.kcp) return;
+    c.state = 'lingering';
+    c.giveUpAt = this.#now + LINGER_MS;
+    c.kcp.release();
+    c.kcp = null;
+    this.#events.push({ type: 'closed', id: c.id, reason: 'done' });
+  }
+
+  #close(c: Conn, reason: 'reset' | 'connect-timeout' | 'idle' | 'dead-link'): void {
+    if (c.state === 'closed' || c.state === 'lingering') return;
+    this.#forget(c);
+    this.#events.push({ type: 'closed', id: c.id, reason });
+  }
+
+  #forget(c: Conn): void {
+    c.kcp?.release();
+    c.kcp = null;
+    c.state = 'closed';
+    this.#byId.delete(c.id);
+    this.#byTriple.delete(triple(c.conv, c.src, c.dst));
+  }
+}
+
+/** The connect message, or null if it is garbled or not IPv4. */
+function readConnData(body: Uint8Array): KcpConnData | null {
+  try {
+    return decodeKcpConnData(body);
+  } catch {
+    return null;
+  }
+}
+
+const triple = (conv: number, src: number, dst: number): string => `${conv >>> 0}:${src >>> 0}:${dst >>> 0}`;
+
+function newKcp(conv: number): Kcp {
+  return new Kcp({
+    conv, mtu: KCP_DATAGRAM, headroom: KCP_ENVELOPE_LEN, sndWnd: ET_KCP.sndWnd, rcvWnd: ET_KCP.rcvWnd,
+    nodelay: 1, interval: 10, resend: ET_KCP.resend, nc: 1, streamMode: true,
+  });
+}

@@ -1,0 +1,286 @@
+/**
+ * A prototype EasyTier member node, sans-IO: neighbour connections (conn.ts), peer RPC
+ * (rpc-endpoint.ts) and route sync (route-state.ts) composed. It answers SyncRouteInfo, sends its
+ * own view to each neighbour at once and every SYNC_INTERVAL_MS, answers every other service with
+ * invalid_service, relays transit packets by least hops, and hands Data for us to the adapter.
+ *
+ * The seam for the peer layer: an adapter owns the sockets and one timer, and calls
+ *   addConn(key, role, now) · input(key, pm, now) · connClosed(key, now) · handleTimeout(now)
+ * then drains pollTransmit() → {key, pm} (frame and send on that link), pollEvent(), pollTimeout().
+ * Not wired into peer-manager.ts yet.
+ */
+import { EtPeerConn, type CloseReason } from './conn.js';
+import { EtRpcEndpoint } from './rpc-endpoint.js';
+import { EtRouteState } from './route-state.js';
+import { EtPacketType, RPC_ORIGIN_FORWARD_COUNTER, forwardInPlace, type PmHeader } from './pm.js';
+import { OSPF_SERVICE, SYNC_ROUTE_INFO_METHOD, SYNC_ROUTE_TIMEOUT_MS, decodeSyncRouteInfoRequest, encodeSyncRouteInfoRequest, encodeSyncRouteInfoResponse, type RoutePeerInfo } from './route-msg.js';
+import { invalidServiceResponse } from './rpc.js';
+import type { EtCipher } from './cipher.js';
+import type { LocalIdentity } from './handshake.js';
+import { randomBytes } from 'node:crypto';
+
+/** EasyTier's initiator re-sends at least every 10 s; we send our view this often to each neighbour. */
+export const SYNC_INTERVAL_MS = 5000;
+/**
+ * A receiver stamps an info with its own clock only when the version rises, and drops infos older
+ * than 3660 s; EasyTier bumps its version hourly. We bump ours every half hour, to stay well clear.
+ */
+export const INFO_REFRESH_MS = 30 * 60_000;
+
+export type EtNodeEvent =
+  | { type: 'peer-up'; key: string; peerId: number }
+  /** A link ended, or never came up (then peerId may be 0); the reason says why. */
+  | { type: 'peer-down'; key: string; peerId: number; reason: CloseReason | 'underlay' }
+  | { type: 'routes-changed' }
+  /** Data (an IP packet) for us, opened. */
+  | { type: 'data'; from: number; payload: Uint8Array }
+  /** A kcp-sys packet for us (KcpSrc goes to our dst endpoint, KcpDst to our src endpoint), opened. */
+  | { type: 'kcp'; packetType: number; from: number; payload: Uint8Array };
+
+export interface EtNodeOptions {
+  me: LocalIdentity;
+  cipher: EtCipher;
+  /** Our RoutePeerInfo as first advertised (version 1); peerId must equal me.peerId. */
+  info: RoutePeerInfo;
+  now: number;
+}
+
+interface Link {
+  conn: EtPeerConn;
+  /** Our session id toward this neighbour; a new link gets a new one, so the far end resends all. */
+  sessionId: bigint;
+  nextSyncAt: number;
+}
+
+export class EtNodeCore {
+  readonly #me: LocalIdentity;
+  readonly #cipher: EtCipher;
+  readonly #links = new Map<string, Link>();
+  readonly routes: EtRouteState;
+  readonly #rpc: EtRpcEndpoint;
+  #tx: { key: string; pm: Uint8Array }[] = [];
+  #events: EtNodeEvent[] = [];
+  #refreshAt: number;
+  /** Dropped packets by reason (RPC garbage, no route, hop limit, a type nobody here handles). */
+  readonly #drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0, unhandled: 0 };
+  /** What closed links had dropped (their conns are gone, their counts are not). */
+  readonly #retiredConnDrops: Record<string, number> = {};
+
+  constructor(o: EtNodeOptions) {
+    this.#me = o.me;
+    this.#cipher = o.cipher;
+    this.routes = new EtRouteState(o.info);
+    this.#rpc = new EtRpcEndpoint(o.me.peerId);
+    this.#refreshAt = o.now + INFO_REFRESH_MS;
+  }
+
+  /** A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at once. */
+  addConn(key: string, role: 'dialler' | 'listener', now: number): void {
+    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now });
+    this.#links.set(key, { conn, sessionId: randomBytes(8).readBigUInt64LE(0), nextSyncAt: now });
+    this.#drain(key, now);
+  }
+
+  input(key: string, pm: Uint8Array, now: number): void {
+    const link = this.#links.get(key);
+    if (!link) return;
+    link.conn.input(pm, now);
+    this.#drain(key, now);
+  }
+
+  /** The underlay ended (EOF, error): the neighbour is gone from this link. */
+  connClosed(key: string, now: number): void {
+    const link = this.#links.get(key);
+    if (!link) return;
+    this.#retire(key);
+    if (link.conn.state === 'up') this.#events.push({ type: 'peer-down', key, peerId: link.conn.peerId, reason: 'underlay' });
+    this.#neighboursChanged(now);
+  }
+
+  handleTimeout(now: number): void {
+    if (now >= this.#refreshAt) {
+      this.#refreshAt = now + INFO_REFRESH_MS;
+      this.routes.updateMyInfo({});
+      for (const l of this.#links.values()) l.nextSyncAt = now;
+    }
+    for (const [key, link] of this.#links) {
+      link.conn.handleTimeout(now);
+      if (link.conn.state === 'up' && now >= link.nextSyncAt) this.#sendSync(key, link, now);
+      this.#drain(key, now);
+    }
+    this.#rpc.expire(now);
+    this.routes.expire(now);
+  }
+
+  pollTimeout(): number {
+    let t = this.#refreshAt;
+    for (const link of this.#links.values()) {
+      const c = link.conn.pollTimeout();
+      const s = link.conn.state === 'up' ? link.nextSyncAt : null;
+      for (const x of [c, s]) if (x !== null && x < t) t = x;
+    }
+    return t;
+  }
+
+  /** Every packet dropped so far, by reason: this node's and its links' (conn.ts), closed links included. */
+  drops(): Record<string, number> {
+    const out: Record<string, number> = { ...this.#drops, ...this.#retiredConnDrops };
+    for (const link of this.#links.values()) for (const [k, v] of Object.entries(link.conn.drops)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  }
+
+  pollTransmit(): { key: string; pm: Uint8Array } | undefined {
+    return this.#tx.shift();
+  }
+
+  pollEvent(): EtNodeEvent | undefined {
+    return this.#events.shift();
+  }
+
+  /** Sends an IP packet to the node `to` via its next hop; false if there is no route. */
+  sendData(to: number, ipPacket: Uint8Array): boolean {
+    return this.sendPayload(EtPacketType.Data, to, ipPacket);
+  }
+
+  /** Sends a Data, KcpSrc/KcpDst or QuicSrc/QuicDst payload to `to` (sealed, routed); false if no route. */
+  sendPayload(type: number, to: number, payload: Uint8Array): boolean {
+    const key = this.#keyToward(to);
+    if (key === undefined) return false;
+    this.#links.get(key)!.conn.send(type, to, payload);
+    this.#collect(key);
+    return true;
+  }
+
+  /** Moves one link's output and events up, reacting to what its conn reported. */
+  #drain(key: string, now: number): void {
+    const link = this.#links.get(key);
+    if (!link) return;
+    for (let ev = link.conn.pollEvent(); ev; ev = link.conn.pollEvent()) {
+      if (ev.type === 'up') {
+        this.#events.push({ type: 'peer-up', key, peerId: ev.peerId });
+        this.#neighboursChanged(now);
+        this.#sendSync(key, link, now);
+      } else if (ev.type === 'closed') {
+        this.#collect(key);
+        this.#retire(key);
+        this.#events.push({ type: 'peer-down', key, peerId: link.conn.peerId, reason: ev.reason });
+        this.#neighboursChanged(now);
+        return;
+      } else if (ev.header.to !== this.#me.peerId) {
+        this.#forward(ev.raw);
+      } else {
+        this.#onPacket(key, link, ev.header, ev.payload, now);
+      }
+    }
+    this.#collect(key);
+  }
+
+  #collect(key: string): void {
+    const conn = this.#links.get(key)?.conn;
+    if (!conn) return;
+    for (let pm = conn.pollTransmit(); pm; pm = conn.pollTransmit()) this.#tx.push({ key, pm });
+  }
+
+  #onPacket(key: string, link: Link, header: PmHeader, payload: Uint8Array, now: number): void {
+    if (header.type === EtPacketType.Data) {
+      this.#events.push({ type: 'data', from: header.from, payload });
+      return;
+    }
+    if (header.type === EtPacketType.KcpSrc || header.type === EtPacketType.KcpDst) {
+      this.#events.push({ type: 'kcp', packetType: header.type, from: header.from, payload });
+      return;
+    }
+    if (header.type !== EtPacketType.RpcReq && header.type !== EtPacketType.RpcResp) {
+      this.#drops.unhandled++;
+      return;
+    }
+    let got;
+    try {
+      got = this.#rpc.input(payload, now);
+    } catch {
+      this.#drops['rpc-malformed']++;
+      return;
+    }
+    if (!got) return;
+    // Responses carry the neighbour's session id, which EasyTier uses to decide between a delta and
+    // a full resend; this prototype always sends its full view, so it needs nothing from them.
+    if (got.kind === 'response') return;
+    const d = got.call.descriptor;
+    if (d.serviceName === OSPF_SERVICE && d.methodIndex === SYNC_ROUTE_INFO_METHOD) {
+      let sync;
+      try {
+        sync = decodeSyncRouteInfoRequest(got.request.request);
+      } catch {
+        this.#drops['rpc-malformed']++;
+        return;
+      }
+      const changed = this.routes.merge(sync, now);
+      const resp = encodeSyncRouteInfoResponse({ isInitiator: true, sessionId: link.sessionId });
+      this.#reply(got.call.fromPeer, this.#rpc.respond(got.call, { response: resp }));
+      if (changed) {
+        this.#events.push({ type: 'routes-changed' });
+        for (const [k, l] of this.#links) if (k !== key) l.nextSyncAt = now;
+      }
+      return;
+    }
+    this.#reply(got.call.fromPeer, this.#rpc.respond(got.call, invalidServiceResponse(d.serviceName)));
+  }
+
+  #reply(to: number, pieces: Uint8Array[]): void {
+    const key = this.#keyToward(to);
+    if (key === undefined) {
+      this.#drops['no-route']++;
+      return;
+    }
+    const conn = this.#links.get(key)!.conn;
+    for (const p of pieces) conn.send(EtPacketType.RpcResp, to, p, RPC_ORIGIN_FORWARD_COUNTER);
+    this.#collect(key);
+  }
+
+  #sendSync(key: string, link: Link, now: number): void {
+    const req = this.routes.syncRequestFor(link.conn.peerId, link.sessionId, true);
+    const descriptor = { domainName: this.#me.networkName, protoName: OSPF_SERVICE, serviceName: OSPF_SERVICE, methodIndex: SYNC_ROUTE_INFO_METHOD };
+    const { pieces } = this.#rpc.request(link.conn.peerId, descriptor, { request: encodeSyncRouteInfoRequest(req), timeoutMs: SYNC_ROUTE_TIMEOUT_MS });
+    for (const p of pieces) link.conn.send(EtPacketType.RpcReq, link.conn.peerId, p, RPC_ORIGIN_FORWARD_COUNTER);
+    link.nextSyncAt = now + SYNC_INTERVAL_MS;
+    this.#collect(key);
+  }
+
+  #forward(raw: Uint8Array): void {
+    const pm = Uint8Array.from(raw);
+    if (forwardInPlace(pm) === 'drop') {
+      this.#drops['hop-limit']++;
+      return;
+    }
+    const key = this.#keyToward(pm[4]! | (pm[5]! << 8) | (pm[6]! << 16) | (pm[7]! << 24));
+    if (key === undefined) {
+      this.#drops['no-route']++;
+      return;
+    }
+    this.#links.get(key)!.conn.sendRaw(pm);
+    this.#collect(key);
+  }
+
+  /** The link toward `peerId`: a direct one if up, else the one to its next hop. */
+  #keyToward(peerId: number): string | undefined {
+    const want = peerId >>> 0;
+    const hop = this.routes.route(want)?.nextHop ?? want;
+    for (const [key, link] of this.#links) if (link.conn.state === 'up' && link.conn.peerId === hop) return key;
+    return undefined;
+  }
+
+  #retire(key: string): void {
+    const link = this.#links.get(key);
+    if (!link) return;
+    this.#links.delete(key);
+    for (const [k, v] of Object.entries(link.conn.drops)) this.#retiredConnDrops[k] = (this.#retiredConnDrops[k] ?? 0) + v;
+  }
+
+  #neighboursChanged(now: number): void {
+    const ids: number[] = [];
+    for (const link of this.#links.values()) if (link.conn.state === 'up') ids.push(link.conn.peerId);
+    this.routes.setNeighbours(ids, now);
+    this.#events.push({ type: 'routes-changed' });
+    for (const l of this.#links.values()) l.nextSyncAt = now;
+  }
+}

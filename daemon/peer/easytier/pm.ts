@@ -1,0 +1,133 @@
+/**
+ * EasyTier's PM packet: the 16-byte header tstier's own peer layer shares (../wire.ts), EasyTier's
+ * packet types, and what happens to a payload between the header and the underlay (encryption,
+ * the forward counter, ping/pong).
+ *
+ * Stricter than EasyTier (docs/easytier-wire.md): with encryption on, a plaintext Data, KCP, QUIC
+ * or RPC packet is refused (EasyTier passes it through, so a peer that only knows the network name
+ * could inject). Compressed payloads (flag 0x10, zstd) are refused too, as this codec has no zstd.
+ */
+import { MAX_FORWARD_COUNTER, PM_HEADER_LEN, PmFlag, writePmHeader, type PmHeader } from '../wire.js';
+import { readU32Le } from '../../packet/bytes.js';
+import type { EtCipher } from './cipher.js';
+
+export { PM_HEADER_LEN, PmFlag, MAX_FORWARD_COUNTER, type PmHeader };
+
+/** EasyTier 2.6 packet types (spec "packet_type"); the ones marked "no" in the spec are never sent. */
+export const EtPacketType = {
+  Invalid: 0,
+  Data: 1,
+  HandShake: 2,
+  Ping: 4,
+  Pong: 5,
+  TaRpc: 6,
+  RpcReq: 8,
+  RpcResp: 9,
+  ForeignNetworkPacket: 10,
+  KcpSrc: 11,
+  KcpDst: 12,
+  NoiseHandshakeMsg1: 13,
+  NoiseHandshakeMsg2: 14,
+  NoiseHandshakeMsg3: 15,
+  QuicSrc: 16,
+  QuicDst: 17,
+  RelayHandshake: 20,
+  RelayHandshakeAck: 21,
+} as const;
+
+/** Forward counter a packet leaves its origin with. RPC packets pass the origin's own forwarder once. */
+export const ORIGIN_FORWARD_COUNTER = 1;
+export const RPC_ORIGIN_FORWARD_COUNTER = 2;
+
+/** Types EasyTier encrypts when encryption is on (RPC too, unless the peer is a public server). */
+export function isEncryptedType(type: number): boolean {
+  return (
+    type === EtPacketType.Data ||
+    type === EtPacketType.KcpSrc ||
+    type === EtPacketType.KcpDst ||
+    type === EtPacketType.QuicSrc ||
+    type === EtPacketType.QuicDst ||
+    type === EtPacketType.RpcReq ||
+    type === EtPacketType.RpcResp
+  );
+}
+
+export function readPmHeader(b: Uint8Array): PmHeader {
+  return { from: readU32Le(b, 0), to: readU32Le(b, 4), type: b[8]!, flags: b[9]!, forwardCounter: b[10]!, len: readU32Le(b, 12) };
+}
+
+export interface PmPacket {
+  header: PmHeader;
+  /** The bytes after the header as they came (possibly sealed). */
+  body: Uint8Array;
+}
+
+/** Splits one PM packet as the underlay delimited it; null if shorter than the header. */
+export function splitPm(packet: Uint8Array): PmPacket | null {
+  if (packet.length < PM_HEADER_LEN) return null;
+  return { header: readPmHeader(packet), body: packet.subarray(PM_HEADER_LEN) };
+}
+
+/**
+ * Builds one PM packet. Encryptable types are sealed with `cipher` (setting ENCRYPTED) unless it is
+ * 'none'; len is the plaintext length, as EasyTier writes it.
+ */
+export function buildPm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, cipher: EtCipher): Uint8Array {
+  const seal = cipher.algorithm !== 'none' && isEncryptedType(h.type);
+  const body = seal ? cipher.seal(payload) : payload;
+  const out = new Uint8Array(PM_HEADER_LEN + body.length);
+  writePmHeader(out, 0, { ...h, flags: seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, len: payload.length });
+  out.set(body, PM_HEADER_LEN);
+  return out;
+}
+
+export type OpenFailure = 'compressed' | 'encrypted-but-off' | 'decrypt-failed' | 'plaintext-refused' | 'bad-len';
+
+/** The plaintext payload of a packet addressed to us, or why it is dropped (each reason is counted). */
+export function openPm(p: PmPacket, cipher: EtCipher): { payload: Uint8Array } | { drop: OpenFailure } {
+  const { header, body } = p;
+  if (header.flags & PmFlag.Compressed) return { drop: 'compressed' };
+  let payload = body;
+  if (header.flags & PmFlag.Encrypted) {
+    if (cipher.algorithm === 'none') return { drop: 'encrypted-but-off' };
+    const opened = cipher.open(body);
+    if (!opened) return { drop: 'decrypt-failed' };
+    payload = opened;
+  } else if (cipher.algorithm !== 'none' && isEncryptedType(header.type)) {
+    return { drop: 'plaintext-refused' };
+  }
+  if (payload.length !== header.len) return { drop: 'bad-len' };
+  return { payload };
+}
+
+/**
+ * A relay's step on a packet for someone else, in place: drop past 7 hops, clear LATENCY_FIRST
+ * past 2, count this hop. The payload is not touched (it is sealed for the destination).
+ */
+export function forwardInPlace(packet: Uint8Array): 'forward' | 'drop' {
+  const fwd = packet[10]!;
+  if (fwd > MAX_FORWARD_COUNTER) return 'drop';
+  if (fwd > 2) packet[9] = packet[9]! & ~PmFlag.LatencyFirst;
+  packet[10] = fwd + 1;
+  return 'forward';
+}
+
+/** A Ping: to the peer at the other end of this connection, never relayed nor encrypted. */
+export function buildPing(from: number, to: number, seq: number): Uint8Array {
+  const out = new Uint8Array(PM_HEADER_LEN + 4);
+  writePmHeader(out, 0, { from, to, type: EtPacketType.Ping, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER, len: 4 });
+  new DataView(out.buffer).setUint32(PM_HEADER_LEN, seq >>> 0, true);
+  return out;
+}
+
+/** The Pong for a Ping: the same bytes with the type changed (from/to are not swapped). */
+export function pongFor(ping: Uint8Array): Uint8Array {
+  const out = Uint8Array.from(ping);
+  out[8] = EtPacketType.Pong;
+  return out;
+}
+
+/** The seq of a Ping or Pong payload, or null if it is not 4 bytes. */
+export function pingSeq(p: PmPacket): number | null {
+  return p.body.length === 4 ? readU32Le(p.body, 0) : null;
+}

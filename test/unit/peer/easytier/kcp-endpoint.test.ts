@@ -1,0 +1,153 @@
+/**
+ * EasyTier's kcp-sys connections between a src and a dst endpoint on a virtual clock: the
+ * SYN / SYN|ACK / ACK|DATA opening, a transfer each way with half-close over a lossy path, the
+ * refusals (unknown connections get RST), SYN retries and the connect timeout, pings.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { CONNECT_TIMEOUT_MS, EtKcpEndpoint, type KcpEndpointEvent, type KcpOut } from '../../../../daemon/peer/easytier/kcp-endpoint.js';
+import { KcpFlag, decodeKcpEnvelope, encodeKcpEnvelope } from '../../../../daemon/peer/easytier/kcp-envelope.js';
+import { EtPacketType } from '../../../../daemon/peer/easytier/pm.js';
+import { Rng } from '../../../sim/world.js';
+
+const SRC = 0x1111;
+const DST = 0x2222;
+const flow = { src: { addr: 0x0a000001, port: 40000 }, dst: { addr: 0x0a000002, port: 5201 } };
+
+/** Moves packets between the two endpoints (dropping some), firing timers, until `until` or a time limit. */
+class Pair {
+  now = 0;
+  readonly src = new EtKcpEndpoint('src', SRC);
+  readonly dst = new EtKcpEndpoint('dst', DST);
+  readonly events: { src: KcpEndpointEvent[]; dst: KcpEndpointEvent[] } = { src: [], dst: [] };
+  readonly wire: KcpOut[] = [];
+  constructor(readonly rng = new Rng(1), public loss = 0) {}
+
+  pump(onEvent: (side: 'src' | 'dst', e: KcpEndpointEvent) => void = () => {}): void {
+    for (let moved = true; moved;) {
+      moved = false;
+      for (const [side, ep, other, otherId] of [['src', this.src, this.dst, SRC], ['dst', this.dst, this.src, DST]] as const) {
+        for (let o = ep.pollTransmit(); o; o = ep.pollTransmit()) {
+          moved = true;
+          this.wire.push(o);
+          if (!this.rng.chance(this.loss)) other.input(otherId, o.payload, this.now);
+        }
+        for (let e = ep.pollEvent(); e; e = ep.pollEvent()) {
+          moved = true;
+          this.events[side].push(e);
+          onEvent(side, e);
+        }
+      }
+    }
+  }
+
+  run(until: () => boolean, limitMs: number, onEvent?: (side: 'src' | 'dst', e: KcpEndpointEvent) => void): boolean {
+    const end = this.now + limitMs;
+    this.pump(onEvent);
+    while (!until() && this.now < end) {
+      this.now = Math.min(end, Math.max(this.now + 1, Math.min(this.src.pollTimeout(), this.dst.pollTimeout())));
+      this.src.handleTimeout(this.now);
+      this.dst.handleTimeout(this.now);
+      this.pump(onEvent);
+    }
+    return until();
+  }
+}
+
+test('opening: SYN with the connect message, SYN|ACK, empty ACK|DATA; then accepted on the dst side', () => {
+  const p = new Pair();
+  const id = p.src.connect(DST, flow, 0);
+  p.pump();
+  const [syn, synAck, ackData] = p.wire.map((o) => ({ type: o.type, ...decodeKcpEnvelope(o.payload)! }));
+  assert.deepEqual([syn!.type, syn!.env.flag, syn!.env.srcSessionId, syn!.env.dstSessionId, syn!.body.length], [EtPacketType.KcpSrc, KcpFlag.Syn, SRC, DST, 25]);
+  assert.deepEqual([synAck!.type, synAck!.env.flag, synAck!.body.length], [EtPacketType.KcpDst, KcpFlag.Syn | KcpFlag.Ack, 0]);
+  assert.deepEqual([ackData!.type, ackData!.env.flag, ackData!.body.length], [EtPacketType.KcpSrc, KcpFlag.Ack | KcpFlag.Data, 0]);
+  assert.equal(syn!.env.conv, synAck!.env.conv);
+  assert.deepEqual(p.events.src, [{ type: 'connected', id }]);
+  const acc = p.events.dst[0]!;
+  assert.ok(acc.type === 'accepted');
+  assert.equal(acc.peer, SRC);
+  assert.deepEqual(acc.connData, flow);
+});
+
+test('a transfer each way with half-close over a path losing 10%: bytes intact, both sides done', () => {
+  for (const seed of [1, 2, 3]) {
+    const p = new Pair(new Rng(seed), 0.1);
+    const rng = new Rng(seed + 100);
+    const up = rng.bytes(300_000);
+    const down = rng.bytes(200_000);
+    const got = { src: [] as Buffer[], dst: [] as Buffer[] };
+    const sent = { src: 0, dst: 0 };
+    const ids = { src: p.src.connect(DST, flow, 0), dst: '' };
+    const buf = new Uint8Array(65536);
+    const pushMore = (side: 'src' | 'dst'): void => {
+      const ep = side === 'src' ? p.src : p.dst;
+      const data = side === 'src' ? up : down;
+      while (sent[side] < data.length) {
+        const n = ep.write(ids[side], data.subarray(sent[side], sent[side] + 8192), p.now);
+        if (n === 0) return;
+        sent[side] += n;
+      }
+      ep.closeWrite(ids[side]);
+    };
+    const closed = new Set<string>();
+    const done = p.run(() => closed.size === 2, 120_000, (side, e) => {
+      const ep = side === 'src' ? p.src : p.dst;
+      if (e.type === 'accepted') (ids.dst = e.id), pushMore('dst');
+      else if (e.type === 'connected' || e.type === 'writable') pushMore(side);
+      else if (e.type === 'readable') for (let n = ep.read(e.id, buf); n > 0; n = ep.read(e.id, buf)) got[side].push(Buffer.from(buf.subarray(0, n)));
+      else if (e.type === 'closed') {
+        assert.equal(e.reason, 'done', `seed ${seed} ${side}`);
+        closed.add(side);
+      }
+    });
+    assert.ok(done, `seed ${seed}: not both done; src events ${JSON.stringify(p.events.src.slice(-3))}`);
+    const h = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+    assert.equal(h(Buffer.concat(got.dst)), h(up), `seed ${seed}: upstream`);
+    assert.equal(h(Buffer.concat(got.src)), h(down), `seed ${seed}: downstream`);
+    p.run(() => p.src.size + p.dst.size === 0, 10_000);
+    assert.equal(p.src.size + p.dst.size, 0, 'no state left once the linger is over');
+  }
+});
+
+test('refusals: data for an unknown connection gets RST, a bare RST gets nothing, a SYN to a src endpoint is refused', () => {
+  const p = new Pair();
+  p.dst.input(SRC, encodeKcpEnvelope({ conv: 9, srcSessionId: SRC, dstSessionId: DST, flag: KcpFlag.Ack | KcpFlag.Data }, new Uint8Array(30)), 0);
+  p.dst.input(SRC, encodeKcpEnvelope({ conv: 9, srcSessionId: SRC, dstSessionId: DST, flag: KcpFlag.Rst }), 0);
+  p.src.input(DST, encodeKcpEnvelope({ conv: 9, srcSessionId: DST, dstSessionId: SRC, flag: KcpFlag.Syn }), 0);
+  p.dst.input(SRC, encodeKcpEnvelope({ conv: 9, srcSessionId: SRC, dstSessionId: DST, flag: KcpFlag.Syn }, Uint8Array.of(1, 2, 3)), 0);
+  const out = [p.dst.pollTransmit(), p.dst.pollTransmit(), p.src.pollTransmit(), p.dst.pollTransmit()];
+  assert.equal(decodeKcpEnvelope(out[0]!.payload)!.env.flag, KcpFlag.Rst, 'stray data');
+  assert.equal(decodeKcpEnvelope(out[1]!.payload)!.env.flag, KcpFlag.Rst, 'a SYN with a garbled connect message');
+  assert.equal(decodeKcpEnvelope(out[2]!.payload)!.env.flag, KcpFlag.Rst, 'a SYN to the src endpoint');
+  assert.equal(out[3], undefined, 'nothing answers the bare RST');
+  assert.equal(p.dst.size + p.src.size, 0);
+});
+
+test('an unanswered connect retries with a new conv each second, then times out; a late SYN|ACK meets RST', () => {
+  const p = new Pair(new Rng(1), 1); // everything is lost
+  const id = p.src.connect(DST, flow, 0);
+  assert.equal(p.run(() => p.events.src.length > 0, CONNECT_TIMEOUT_MS + 10), true);
+  assert.deepEqual(p.events.src, [{ type: 'closed', id, reason: 'connect-timeout' }]);
+  const syns = p.wire.filter((o) => decodeKcpEnvelope(o.payload)!.env.flag === KcpFlag.Syn);
+  assert.equal(syns.length, 10);
+  assert.equal(new Set(syns.map((o) => decodeKcpEnvelope(o.payload)!.env.conv)).size, 10, 'each attempt its own conv');
+  p.src.input(DST, encodeKcpEnvelope({ ...decodeKcpEnvelope(syns[0]!.payload)!.env, flag: KcpFlag.Syn | KcpFlag.Ack }), p.now);
+  assert.equal(decodeKcpEnvelope(p.src.pollTransmit()!.payload)!.env.flag, KcpFlag.Rst);
+});
+
+test('a live connection pings every 10 s and answers pings; one whose peer falls silent is dropped after 60 s', () => {
+  const p = new Pair();
+  const id = p.src.connect(DST, flow, 0);
+  p.pump();
+  p.run(() => false, 25_000);
+  const flags = p.wire.map((o) => decodeKcpEnvelope(o.payload)!.env.flag);
+  const pings = flags.filter((f) => f === KcpFlag.Ping).length;
+  assert.ok(pings >= 4, `${pings} pings`);
+  assert.equal(flags.filter((f) => f === (KcpFlag.Ping | KcpFlag.Pong)).length, pings, 'every ping answered');
+  assert.equal(p.src.size, 1, 'kept alive by pongs');
+  p.loss = 1;
+  assert.ok(p.run(() => p.events.src.some((e) => e.type === 'closed'), 70_000));
+  assert.deepEqual(p.events.src.at(-1), { type: 'closed', id, reason: 'idle' });
+});
