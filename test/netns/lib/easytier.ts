@@ -21,8 +21,10 @@ export const EASYTIER_RUNNER = root('test/interop/easytier/node.py');
 
 /** Why EasyTier interop tests cannot run here, or null if they can. */
 export function easytierUnavailable(): string | null {
-  if (!existsSync(EASYTIER_PYTHON)) return 'no EasyTier venv: run bin/setup (test/interop/easytier/setup.sh)';
-  return null;
+  if (existsSync(EASYTIER_PYTHON)) return null;
+  // In CI the setup has run: a missing venv there is a failure, never a silent skip.
+  if (process.env.CI) throw new Error('no EasyTier venv: bin/setup did not install it (test/interop/easytier/setup.sh)');
+  return 'no EasyTier venv: run bin/setup (test/interop/easytier/setup.sh)';
 }
 
 /** The options the interop tests vary; everything else takes EasyTier's defaults. */
