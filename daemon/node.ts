@@ -14,6 +14,7 @@
 import { TstierError } from './errors.js';
 import type { NodeConfig } from './config/node-config.js';
 import { createLogger, type Logger } from './log.js';
+import { Fronts } from './node/fronts.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
@@ -68,6 +69,7 @@ export class Node implements ControlPlaneSource {
   readonly listening: string[] = [];
   private tun: TunDevice | undefined;
   private proxy: TcpProxy | undefined;
+  private fronts: Fronts | undefined;
   private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
   private readonly inboundInterceptors: OutboundInterceptor[] = [];
@@ -102,6 +104,7 @@ export class Node implements ControlPlaneSource {
       for (const uri of cfg.listeners) node.listening.push(await peer.listen(uri));
       if (!cfg.noTun && cfg.ipv4) node.openTun();
       node.proxy = await TcpProxy.start(node, createLogger('proxy'));
+      node.fronts = await Fronts.start(node, node.proxy, createLogger('fronts'));
     } catch (e) {
       await node.close();
       throw e;
@@ -138,6 +141,7 @@ export class Node implements ControlPlaneSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.fronts?.close();
     this.proxy?.close();
     this.tun?.close();
     await this.peer.close();

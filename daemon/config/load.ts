@@ -44,6 +44,8 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     disableRelayKcp: false,
     disableRelayQuic: false,
     proxyOptimistic: false,
+    socks5: undefined,
+    socks5AllowOutside: false,
     // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
     logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',
     configFile: undefined,

@@ -4,6 +4,14 @@
  * consumes it and never sees raw strings.
  */
 
+/** `--socks5`: where the SOCKS5 server listens and whether it asks for a password. */
+export interface Socks5Listen {
+  /** "ip:port" (IPv6 bracketed); port 0 asks the OS. */
+  listen: string;
+  /** RFC 1929 username/password; null: no authentication. */
+  credentials: { username: string; password: string } | null;
+}
+
 export interface ProxyNetwork {
   /** The real LAN range behind this node, e.g. "192.168.1.0/24". */
   cidr: string;
@@ -41,6 +49,10 @@ export interface NodeConfig {
   disableRelayQuic: boolean;
   /** Accept the local TCP connection before the remote dial succeeds (EasyTier's behaviour). */
   proxyOptimistic: boolean;
+  /** The SOCKS5 server (`--socks5`); absent: none. */
+  socks5?: Socks5Listen;
+  /** SOCKS5 may reach addresses outside the virtual network (by this host's own routes). */
+  socks5AllowOutside?: boolean;
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

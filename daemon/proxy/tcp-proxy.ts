@@ -40,6 +40,7 @@ import { PacketType } from '../peer/wire.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { endpointText, FlowTable, type FlowEntry } from './flow-table.js';
 import { PlainFlowTracker } from './plain-flows.js';
+import type { SocketCarriers } from './socket-flow.js';
 import { SubnetProxy } from './subnet-proxy.js';
 import { chooseTransport } from './transport-choice.js';
 import { dstDialTarget } from './dial-target.js';
@@ -172,6 +173,15 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   entries(): ProxyEntryView[] {
     return this.table.list();
+  }
+
+  /** The seam for flows that start at a Node socket (SOCKS5, port forwarding): socket-flow.ts. */
+  socketCarriers(): SocketCarriers {
+    return {
+      table: this.table, config: this.host.config, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS,
+      ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
+      driver: (t) => (t === 'Kcp' || !this.quic ? this.kcp : this.quic),
+    };
   }
 
   close(): void {

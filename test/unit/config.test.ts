@@ -328,6 +328,7 @@ describe('config precedence: flags > env > file > defaults', () => {
       ET_DISABLE_QUIC_INPUT: 'true', ET_DISABLE_RELAY_KCP: 'true', ET_DISABLE_RELAY_QUIC: 'true',
       ET_PROXY_OPTIMISTIC: 'yes', ET_DEV_NAME: 'x0', ET_MTU: '1200', ET_INSTANCE_NAME: 'i', ET_HOSTNAME: 'h',
       ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic', ET_IPV6: 'fd00::1',
+      ET_SOCKS5: 'socks5://u:p@0.0.0.0:1080', ET_SOCKS5_ALLOW_OUTSIDE: 'true',
     });
     assert.deepEqual(c, {
       instanceName: 'i', hostname: 'h', networkName: 'n', networkSecret: 's', ipv4: { address: '10.0.0.1', prefix: 16 },
@@ -336,6 +337,7 @@ describe('config precedence: flags > env > file > defaults', () => {
       rpcPortal: '127.0.0.1:7000', devName: 'x0', mtu: 1200, noTun: true, useSmoltcp: true, enableKcpProxy: true,
       disableKcpInput: true, enableQuicProxy: true, disableQuicInput: true, disableRelayKcp: true,
       disableRelayQuic: true, proxyOptimistic: true, logLevel: 'error', quicCongestion: 'cubic',
+      socks5: { listen: '0.0.0.0:1080', credentials: { username: 'u', password: 'p' } }, socks5AllowOutside: true,
     });
     assert.deepEqual(load([], { ET_NO_LISTENER: 'true' }).listeners, []);
     rejects([], 'ET_MTU', { ET_MTU: 'big' });
