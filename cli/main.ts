@@ -9,16 +9,17 @@ import { callRpc } from './client.js';
 import { nodeCommand } from './node.js';
 import { OUTPUT_FORMATS, render, type OutputFormat } from './output.js';
 import { peerCommand } from './peer.js';
+import { portForwardCommand } from './port-forward.js';
 import { proxyCommand } from './proxy.js';
 import { routeCommand } from './route.js';
 import type { Subcommand } from './subcommand.js';
 
-const SUBCOMMANDS: readonly Subcommand[] = [nodeCommand, peerCommand, routeCommand, proxyCommand];
+const SUBCOMMANDS: readonly Subcommand[] = [nodeCommand, peerCommand, routeCommand, proxyCommand, portForwardCommand];
 const DEFAULT_PORTAL = '127.0.0.1:15888';
 
 class UsageError extends Error {}
 
-interface Invocation { portal: string; format: OutputFormat; command: Subcommand }
+interface Invocation { portal: string; format: OutputFormat; command: Subcommand; method: string; request: object }
 
 function usage(): string {
   return [
@@ -30,7 +31,7 @@ function usage(): string {
     '  -h, --help               print this help',
     '',
     'Commands:',
-    ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(7)}${c.summary}`),
+    ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(13)}${c.summary}`),
     '',
   ].join('\n');
 }
@@ -53,13 +54,20 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
   }
   if (parsed.values.help === true) return 'help';
   const [name, ...extra] = parsed.positionals;
-  // EasyTier spells listings as `peer list`, `route list`: accept that form too.
-  if (extra.length > 1 || (extra.length === 1 && extra[0] !== 'list' && extra[0] !== 'info')) {
-    throw new UsageError(`unexpected argument "${extra.join(' ')}"`);
-  }
   const command = SUBCOMMANDS.find((c) => c.name === name);
   if (command === undefined) {
     throw new UsageError(name === undefined ? 'missing command' : `unknown command "${name}"`);
+  }
+  let call = { method: command.method, request: {} };
+  if (command.request) {
+    try {
+      call = command.request(extra);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  } else if (extra.length > 1 || (extra.length === 1 && extra[0] !== 'list' && extra[0] !== 'info')) {
+    // EasyTier spells listings as `peer list`, `route list`: accept that form too.
+    throw new UsageError(`unexpected argument "${extra.join(' ')}"`);
   }
   const format = parsed.values.output ?? 'table';
   if (!OUTPUT_FORMATS.includes(format as OutputFormat)) throw new UsageError(`-o: must be table or json, got "${format}"`);
@@ -69,7 +77,7 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  return { portal, format: format as OutputFormat, command };
+  return { portal, format: format as OutputFormat, command, ...call };
 }
 
 /** Runs one invocation; returns the exit status. Never throws. */
@@ -80,8 +88,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(usage());
       return 0;
     }
-    const { portal, format, command } = invocation;
-    const response = await callRpc(portal, command.service, command.method);
+    const { portal, format, command, method, request } = invocation;
+    const response = await callRpc(portal, command.service, method, request);
     process.stdout.write(render(command.toRows(response), command.columns, command.layout, format));
     return 0;
   } catch (err) {

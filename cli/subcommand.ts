@@ -9,6 +9,11 @@ export interface Subcommand {
   method: string;
   layout: Layout;
   columns: readonly string[];
+  /**
+   * For a subcommand that takes arguments (`port-forward add SPEC`): which method to call with what.
+   * Throws an Error whose message is the usage problem.
+   */
+  request?(args: readonly string[]): { method: string; request: object };
   /** The decoded response (snake_case fields, enums as names) → rows keyed by `columns`. */
   toRows(response: unknown): Row[];
 }

@@ -22,7 +22,7 @@ import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
 import { formatIpAddress, parseIpv6Address } from './packet/address.js';
 import { Feature, type Ipv6Net } from './peer/route-record.js';
 import { PacketType } from './peer/wire.js';
-import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, ProxyEntryView,
+import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, PortForwardControl, ProxyEntryView,
   RouteView } from './rpc/source.js';
 import { TunDevice } from './tun/tun-device.js';
 import { TcpProxy } from './proxy/tcp-proxy.js';
@@ -172,6 +172,10 @@ export class Node implements ControlPlaneSource {
 
   proxyEntries(): ProxyEntryView[] {
     return this.proxy?.entries() ?? [];
+  }
+
+  portForwards(): PortForwardControl | undefined {
+    return this.fronts?.portForwards.control();
   }
 
   private openTun(): void {

@@ -46,6 +46,7 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     proxyOptimistic: false,
     socks5: undefined,
     socks5AllowOutside: false,
+    portForwards: [],
     // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
     logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',
     configFile: undefined,

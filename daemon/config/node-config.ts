@@ -12,6 +12,13 @@ export interface Socks5Listen {
   credentials: { username: string; password: string } | null;
 }
 
+/** `--port-forward`: a local port whose connections or datagrams go to an address in the virtual network. */
+export interface PortForwardSpec {
+  proto: 'tcp' | 'udp';
+  bind: { ip: string; port: number };
+  dst: { ip: string; port: number };
+}
+
 export interface ProxyNetwork {
   /** The real LAN range behind this node, e.g. "192.168.1.0/24". */
   cidr: string;
@@ -53,6 +60,8 @@ export interface NodeConfig {
   socks5?: Socks5Listen;
   /** SOCKS5 may reach addresses outside the virtual network (by this host's own routes). */
   socks5AllowOutside?: boolean;
+  /** `--port-forward`, repeatable; more can be added at run time through the RPC. */
+  portForwards?: PortForwardSpec[];
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

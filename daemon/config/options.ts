@@ -8,6 +8,7 @@ import {
   DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
   parseNonEmpty, parsePeerUri, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
+import { parsePortForward } from './port-forward-value.js';
 import { parseSocks5 } from './socks5-value.js';
 
 /** Everything a source can set: the NodeConfig fields plus the ones that only steer loading. */
@@ -69,6 +70,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'proxyOptimistic', long: 'proxy-optimistic', env: 'ET_PROXY_OPTIMISTIC', toml: ['flags', 'proxy_optimistic'], kind: 'bool', parse: parseBool, help: 'accept the local TCP connection before the remote dial succeeds, as EasyTier does (default: wait for it)' },
   { field: 'socks5', long: 'socks5', arg: '[IP:]PORT|URL', env: 'ET_SOCKS5', toml: ['socks5_proxy'], kind: 'string', parse: parseSocks5, help: 'SOCKS5 server into the virtual network; a bare port binds 127.0.0.1; socks5://USER:PASS@IP:PORT asks for a password' },
   { field: 'socks5AllowOutside', long: 'socks5-allow-outside', env: 'ET_SOCKS5_ALLOW_OUTSIDE', toml: ['flags', 'socks5_allow_outside'], kind: 'bool', parse: parseBool, help: 'let SOCKS5 clients reach addresses outside the virtual network too' },
+  { field: 'portForwards', long: 'port-forward', arg: 'PROTO://IP:PORT/VIP:PORT', env: 'ET_PORT_FORWARD', kind: 'list', parse: one(parsePortForward), help: 'forward a local tcp or udp port to an address in the virtual network (repeatable)' },
   { field: 'devName', long: 'dev-name', arg: 'NAME', env: 'ET_DEV_NAME', toml: ['flags', 'dev_name'], kind: 'string', parse: parseDevName, help: 'TUN device name (default: chosen by the system)' },
   { field: 'mtu', long: 'mtu', arg: 'BYTES', env: 'ET_MTU', toml: ['flags', 'mtu'], kind: 'int', parse: parseMtu, help: 'TUN MTU (default 1380)' },
   { field: 'instanceName', long: 'instance-name', short: 'm', arg: 'NAME', env: 'ET_INSTANCE_NAME', toml: ['instance_name'], kind: 'string', parse: parseNonEmpty, help: 'instance name (default "default")' },

@@ -8,6 +8,7 @@ import { TstierError } from '../errors.js';
 import { loadApi, type ServiceName } from './api.js';
 import { nodeInfoService } from './node-service.js';
 import { peerService } from './peer-service.js';
+import { portForwardService } from './port-forward-service.js';
 import { proxyService } from './proxy-service.js';
 import { routeService } from './route-service.js';
 import type { ControlPlaneSource } from './source.js';
@@ -31,6 +32,7 @@ export async function startRpcServer(source: ControlPlaneSource, portal: string)
     PeerRpc: peerService(source),
     RouteRpc: routeService(source),
     TcpProxyRpc: proxyService(source),
+    PortForwardRpc: portForwardService(source),
   };
   for (const [name, impl] of Object.entries(implementations)) {
     server.addService(api.services[name as ServiceName].service, impl);

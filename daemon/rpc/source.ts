@@ -83,9 +83,29 @@ export interface ProxyEntryView {
   reason: string;
 }
 
+/** One port forward, as `easytier-cli port-forward list` shows it. */
+export interface PortForwardView {
+  spec: string;
+  proto: 'tcp' | 'udp';
+  bind: string;
+  dst: string;
+  /** Open TCP connections, or UDP clients seen recently. */
+  active: number;
+}
+
+/** Run-time changes to the port forwards; errors are TstierErrors with one-line messages. */
+export interface PortForwardControl {
+  list(): PortForwardView[];
+  add(spec: string): Promise<void>;
+  /** False when no forward has that spec. */
+  remove(spec: string): boolean;
+}
+
 export interface ControlPlaneSource {
   nodeInfo(): NodeInfoView;
   peers(): PeerConnView[];
   routes(): RouteView[];
   proxyEntries(): ProxyEntryView[];
+  /** Absent on a source without port forwarding. */
+  portForwards?(): PortForwardControl | undefined;
 }

@@ -17,6 +17,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { DialStatus } from '../carrier/flow-frames.js';
 import type { Socks5Listen } from '../config/node-config.js';
+import { TstierError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { dialFromSocket, placeOf, type SocketCarriers, type SocketDial } from '../proxy/socket-flow.js';
 import type { VirtualUdp, VirtualUdpSocket } from '../proxy/virtual-udp.js';
@@ -54,7 +55,8 @@ export class Socks5Server {
     const sep = opts.listen.lastIndexOf(':');
     const host = opts.listen.slice(0, sep).replace(/^\[|\]$/g, '');
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`socks5 listener ${opts.listen}: ${e.code ?? e.message}`)));
+      server.once('error', (e: NodeJS.ErrnoException) => reject(new TstierError(e.code === 'EADDRINUSE' ? 'TSTIER_E_ADDR_IN_USE' : 'TSTIER_E_BAD_CONFIG',
+        `socks5: cannot listen on ${opts.listen}: ${e.code ?? e.message}`)));
       server.listen(Number(opts.listen.slice(sep + 1)), host, () => resolve());
     });
     server.on('error', (e) => log.warn('socks5 listener error', { err: e }));
