@@ -12,14 +12,22 @@ import { peerCommand } from './peer.js';
 import { portForwardCommand } from './port-forward.js';
 import { proxyCommand } from './proxy.js';
 import { routeCommand } from './route.js';
+import { statsCommand } from './stats.js';
 import type { Subcommand } from './subcommand.js';
 
-const SUBCOMMANDS: readonly Subcommand[] = [nodeCommand, peerCommand, routeCommand, proxyCommand, portForwardCommand];
+const SUBCOMMANDS: readonly Subcommand[] = [nodeCommand, peerCommand, routeCommand, proxyCommand, portForwardCommand, statsCommand];
 const DEFAULT_PORTAL = '127.0.0.1:15888';
 
 class UsageError extends Error {}
 
-interface Invocation { portal: string; format: OutputFormat; command: Subcommand; method: string; request: object }
+interface Invocation {
+  portal: string;
+  format: OutputFormat;
+  command: Subcommand;
+  method: string;
+  request: object;
+  raw?: ((response: unknown) => string) | undefined;
+}
 
 function usage(): string {
   return [
@@ -58,7 +66,7 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
   if (command === undefined) {
     throw new UsageError(name === undefined ? 'missing command' : `unknown command "${name}"`);
   }
-  let call = { method: command.method, request: {} };
+  let call: Pick<Invocation, 'method' | 'request' | 'raw'> = { method: command.method, request: {} };
   if (command.request) {
     try {
       call = command.request(extra);
@@ -88,9 +96,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(usage());
       return 0;
     }
-    const { portal, format, command, method, request } = invocation;
+    const { portal, format, command, method, request, raw } = invocation;
     const response = await callRpc(portal, command.service, method, request);
-    process.stdout.write(render(command.toRows(response), command.columns, command.layout, format));
+    process.stdout.write(raw ? raw(response) : render(command.toRows(response), command.columns, command.layout, format));
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -11,9 +11,10 @@ export interface Subcommand {
   columns: readonly string[];
   /**
    * For a subcommand that takes arguments (`port-forward add SPEC`): which method to call with what.
+   * `raw`: the answer is printed as this text instead of rows (`stats prometheus`).
    * Throws an Error whose message is the usage problem.
    */
-  request?(args: readonly string[]): { method: string; request: object };
+  request?(args: readonly string[]): { method: string; request: object; raw?: (response: unknown) => string };
   /** The decoded response (snake_case fields, enums as names) → rows keyed by `columns`. */
   toRows(response: unknown): Row[];
 }

@@ -14,6 +14,10 @@
 import { TstierError } from './errors.js';
 import type { NodeConfig } from './config/node-config.js';
 import { createLogger, type Logger } from './log.js';
+import { collectMetrics } from './metrics/collect.js';
+import type { Family } from './metrics/family.js';
+import { MetricsHttp } from './metrics/http.js';
+import { renderPrometheus } from './metrics/prometheus.js';
 import { Fronts } from './node/fronts.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
@@ -70,6 +74,7 @@ export class Node implements ControlPlaneSource {
   private tun: TunDevice | undefined;
   private proxy: TcpProxy | undefined;
   private fronts: Fronts | undefined;
+  private metricsHttp: MetricsHttp | undefined;
   private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
   private readonly inboundInterceptors: OutboundInterceptor[] = [];
@@ -105,6 +110,7 @@ export class Node implements ControlPlaneSource {
       if (!cfg.noTun && cfg.ipv4) node.openTun();
       node.proxy = await TcpProxy.start(node, createLogger('proxy'));
       node.fronts = await Fronts.start(node, node.proxy, createLogger('fronts'));
+      if (cfg.metricsListen) node.metricsHttp = await MetricsHttp.start(cfg.metricsListen, () => renderPrometheus(node.metrics()), log);
     } catch (e) {
       await node.close();
       throw e;
@@ -141,6 +147,7 @@ export class Node implements ControlPlaneSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.metricsHttp?.close();
     this.fronts?.close();
     this.proxy?.close();
     this.tun?.close();
@@ -172,6 +179,10 @@ export class Node implements ControlPlaneSource {
 
   proxyEntries(): ProxyEntryView[] {
     return this.proxy?.entries() ?? [];
+  }
+
+  metrics(): Family[] {
+    return collectMetrics({ peers: this.peer.peerConns(), peerLayer: this.peer.stats, node: this.stats, flows: this.proxy!.table });
   }
 
   portForwards(): PortForwardControl | undefined {

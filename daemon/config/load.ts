@@ -47,6 +47,7 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     socks5: undefined,
     socks5AllowOutside: false,
     portForwards: [],
+    metricsListen: undefined,
     // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
     logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',
     configFile: undefined,

@@ -62,6 +62,8 @@ export interface NodeConfig {
   socks5AllowOutside?: boolean;
   /** `--port-forward`, repeatable; more can be added at run time through the RPC. */
   portForwards?: PortForwardSpec[];
+  /** `--metrics-listen`: "ip:port" of the HTTP /metrics endpoint; absent: none. */
+  metricsListen?: string;
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

@@ -189,6 +189,7 @@ class OutboundFlow implements FlowSink, SocketDial {
     entry.reason = `${entry.reason}; ${entry.transport.toLowerCase()}: ${why}`;
     this.dropCarrier();
     const next = this.c.choose(this.peerId, this.tried) ?? { transport: 'Tcp', reason: 'no route' };
+    this.c.table.totals.fellBack(entry.transport, next.transport);
     entry.reason = `${entry.reason}; ${next.reason}`;
     this.next(next);
   }

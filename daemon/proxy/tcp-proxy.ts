@@ -329,6 +329,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     src.flow = src.driver = null;
     entry.reason = `${entry.reason}; ${gaveUp.toLowerCase()}: ${why}`;
     const next = this.choose(src.dstPeer, src.tried);
+    this.table.totals.fellBack(gaveUp, next?.transport ?? 'Tcp');
     this.log.debug('proxied flow falls back', { src: entry.src, dst: entry.dst, from: gaveUp, why, to: next?.transport ?? 'none' });
     if (next && next.transport !== 'Tcp') {
       entry.reason = `${entry.reason}; ${next.reason}`;

@@ -11,6 +11,7 @@ import { peerService } from './peer-service.js';
 import { portForwardService } from './port-forward-service.js';
 import { proxyService } from './proxy-service.js';
 import { routeService } from './route-service.js';
+import { statsService } from './stats-service.js';
 import type { ControlPlaneSource } from './source.js';
 
 export interface RpcServer {
@@ -33,6 +34,7 @@ export async function startRpcServer(source: ControlPlaneSource, portal: string)
     RouteRpc: routeService(source),
     TcpProxyRpc: proxyService(source),
     PortForwardRpc: portForwardService(source),
+    StatsRpc: statsService(source),
   };
   for (const [name, impl] of Object.entries(implementations)) {
     server.addService(api.services[name as ServiceName].service, impl);

@@ -4,6 +4,8 @@
  * RPC layer be tested against any node and keeps the data path free of protobuf types.
  */
 
+import type { Family } from '../metrics/family.js';
+
 export interface NodeInfoView {
   peerId: number;
   instanceName: string;
@@ -44,6 +46,10 @@ export interface PeerConnView {
   rxPackets: number;
   /** Unix ms when the session was established. */
   establishedAt: number;
+  /** Packets this session dropped (metrics); of them, failed authentication and replays. */
+  dropped?: number;
+  forged?: number;
+  replayed?: number;
 }
 
 /** One entry of the route table: how to reach a node of the virtual network. */
@@ -108,4 +114,6 @@ export interface ControlPlaneSource {
   proxyEntries(): ProxyEntryView[];
   /** Absent on a source without port forwarding. */
   portForwards?(): PortForwardControl | undefined;
+  /** The node's metrics (absent: none). */
+  metrics?(): Family[];
 }

@@ -4,8 +4,12 @@
  * KCP and are listed with their forward; udp datagrams of many sizes echo byte-exact; `easytier-cli
  * port-forward add/remove` changes it at run time (a removed port refuses connections); a forward to
  * a node no carrier reaches, on a --no-tun node, closes the connection and its row says why; a bad
- * spec is one line naming itself, exit 2, from both easytier-core and easytier-cli.
+ * spec is one line naming itself, exit 2, from both easytier-core and easytier-cli; /metrics, scraped
+ * with curl, and `easytier-cli stats prometheus` parse with the Prometheus project's parser
+ * (prometheus_client, in the .venv bin/setup makes) and count what the flows did.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, run, unavailableReason } from './lib/netns.js';
@@ -17,6 +21,22 @@ const SKIP = unavailableReason();
 
 const common = (ip: string, host: string): string[] =>
   ['--network-name', 'th9pfnet', '--network-secret', 'pf-secret', '-i', ip, '--hostname', host, '--log-level', 'info'];
+
+const PYTHON = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
+const PARSE = `import sys, json
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        out.setdefault(s.name, []).append({'labels': s.labels, 'value': s.value})
+print(json.dumps(out))`;
+type Parsed = Record<string, Array<{ labels: Record<string, string>; value: number }>>;
+
+/** Parses Prometheus text with prometheus_client; throws (its error) on text it rejects. */
+async function parseProm(text: string): Promise<Parsed> {
+  const r = await run([PYTHON, '-c', PARSE], { input: text });
+  return JSON.parse(r.stdout) as Parsed;
+}
 
 interface ForwardRow { proto: string; bind_addr: string; dst_addr: string; active: number; spec: string }
 
@@ -30,7 +50,7 @@ test('port forwarding on a --no-tun node: tcp and udp, runtime add/remove, bad s
     '--disable-kcp-input']);
   await startCore(a, [...common('10.144.161.1', 'node-a'), '--no-listener', '--no-tun', '--enable-kcp-proxy',
     '--port-forward', 'tcp://127.0.0.1:9000/10.144.161.2:7000', '--port-forward', 'udp://127.0.0.1:9001/10.144.161.2:7007',
-    '--port-forward', 'tcp://127.0.0.1:9003/10.144.161.3:7000', '-p', 'udp://10.253.10.2:11010', '-p', 'udp://10.253.11.2:11010']);
+    '--port-forward', 'tcp://127.0.0.1:9003/10.144.161.3:7000', '--metrics-listen', '9100', '-p', 'udp://10.253.10.2:11010', '-p', 'udp://10.253.11.2:11010']);
   await waitPeers(a, 2);
   for (const ns of [b, c]) await ns.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
   await b.node(CLIENT, ['udp-echo', '10.144.161.2', '7007']).waitForEvent('listening');
@@ -73,6 +93,29 @@ test('port forwarding on a --no-tun node: tcp and udp, runtime add/remove, bad s
     const again = await a.exec([process.execPath, CLI, 'port-forward', 'remove', spec], { allowFailure: true });
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no port forward tcp:\/\/127\.0\.0\.1:9002/);
+  });
+
+  await t.test('/metrics and stats prometheus parse as Prometheus text and count the flows', {
+    skip: existsSync(PYTHON) ? false : 'no .venv with prometheus_client: run bin/setup',
+  }, async () => {
+    const scraped = await a.exec(['curl', '-sS', '--fail', '--max-time', '10', 'http://127.0.0.1:9100/metrics']);
+    const m = await parseProm(scraped.stdout);
+    const one = (name: string, labels: Record<string, string>): number =>
+      (m[name] ?? []).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0);
+    assert.ok(one('tstier_proxy_flows_closed_total', { transport: 'Kcp', role: 'src', outcome: 'connected' }) >= 6, JSON.stringify(m['tstier_proxy_flows_closed_total']));
+    assert.ok(one('tstier_proxy_flows_closed_total', { transport: 'Tcp', role: 'src', outcome: 'failed' }) >= 1);
+    assert.equal(new Set((m['tstier_peer_rx_bytes_total'] ?? []).filter((s) => s.value > 0).map((s) => s.labels['peer_id'])).size, 2);
+    assert.ok(one('tstier_peer_tx_packets_total', {}) > 0);
+    for (const name of ['tstier_proxy_retransmits_total', 'tstier_wasm_traps_total', 'tstier_peer_dropped_packets_total', 'tstier_proxy_fallbacks_total']) {
+      assert.ok(scraped.stdout.includes(`# TYPE ${name} counter`), name);
+    }
+    const viaCli = await a.exec([process.execPath, CLI, 'stats', 'prometheus']);
+    const c = await parseProm(viaCli.stdout);
+    assert.deepEqual(Object.keys(c).sort(), Object.keys(m).sort());
+    const notFound = await a.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:9100/other']);
+    assert.equal(notFound.stdout, '404');
+    const rows = await cliJson<{ name: string; labels: string; value: number }>(a, ['stats', 'show']);
+    assert.ok(rows.some((r) => r.name === 'tstier_proxy_flows_closed_total' && r.labels.includes('transport=Kcp')));
   });
 
   await t.test('a bad spec is one line naming itself, exit 2 (core and cli)', async () => {

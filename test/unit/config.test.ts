@@ -329,7 +329,7 @@ describe('config precedence: flags > env > file > defaults', () => {
       ET_PROXY_OPTIMISTIC: 'yes', ET_DEV_NAME: 'x0', ET_MTU: '1200', ET_INSTANCE_NAME: 'i', ET_HOSTNAME: 'h',
       ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic', ET_IPV6: 'fd00::1',
       ET_SOCKS5: 'socks5://u:p@0.0.0.0:1080', ET_SOCKS5_ALLOW_OUTSIDE: 'true',
-      ET_PORT_FORWARD: 'udp://127.0.0.1:53/10.0.0.2:53',
+      ET_PORT_FORWARD: 'udp://127.0.0.1:53/10.0.0.2:53', ET_METRICS_LISTEN: '9100',
     });
     assert.deepEqual(c, {
       instanceName: 'i', hostname: 'h', networkName: 'n', networkSecret: 's', ipv4: { address: '10.0.0.1', prefix: 16 },
@@ -340,6 +340,7 @@ describe('config precedence: flags > env > file > defaults', () => {
       disableRelayQuic: true, proxyOptimistic: true, logLevel: 'error', quicCongestion: 'cubic',
       socks5: { listen: '0.0.0.0:1080', credentials: { username: 'u', password: 'p' } }, socks5AllowOutside: true,
       portForwards: [{ proto: 'udp', bind: { ip: '127.0.0.1', port: 53 }, dst: { ip: '10.0.0.2', port: 53 } }],
+      metricsListen: '127.0.0.1:9100',
     });
     assert.deepEqual(load([], { ET_NO_LISTENER: 'true' }).listeners, []);
     rejects([], 'ET_MTU', { ET_MTU: 'big' });
