@@ -7,7 +7,7 @@ import { parseRpcPortal } from '../daemon/config/values.js';
 import { TstierError } from '../daemon/errors.js';
 import { callRpc } from './client.js';
 import { nodeCommand } from './node.js';
-import { OUTPUT_FORMATS, render, type OutputFormat } from './output.js';
+import { OUTPUT_FORMATS, render, type OutputFormat, type Row } from './output.js';
 import { peerCommand } from './peer.js';
 import { portForwardCommand } from './port-forward.js';
 import { proxyCommand } from './proxy.js';
@@ -27,15 +27,18 @@ interface Invocation {
   method: string;
   request: object;
   raw?: ((response: unknown) => string) | undefined;
+  /** Columns and rows other than the command's own (--summary). */
+  view?: { columns: readonly string[]; toRows(response: unknown): Row[] } | undefined;
 }
 
 function usage(): string {
   return [
-    'Usage: easytier-cli [-p ADDR] [-o table|json] <command>',
+    'Usage: easytier-cli [-p ADDR] [-o table|json] [--summary] <command> [args]',
     '',
     'Options:',
     `  -p, --rpc-portal <ADDR>  easytier-core's rpc portal, ip:port or port (default ${DEFAULT_PORTAL})`,
     '  -o, --output <FORMAT>    table (default) or json',
+    '      --summary            proxy: count flows by transport, state and role instead of listing them',
     '  -h, --help               print this help',
     '',
     'Commands:',
@@ -54,6 +57,7 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
         'rpc-portal': { type: 'string', short: 'p' },
         output: { type: 'string', short: 'o' },
         help: { type: 'boolean', short: 'h' },
+        summary: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -66,10 +70,14 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
   if (command === undefined) {
     throw new UsageError(name === undefined ? 'missing command' : `unknown command "${name}"`);
   }
-  let call: Pick<Invocation, 'method' | 'request' | 'raw'> = { method: command.method, request: {} };
+  let call: Pick<Invocation, 'method' | 'request' | 'raw' | 'view'> = { method: command.method, request: {} };
+  if (parsed.values.summary === true) {
+    if (!command.summaryView) throw new UsageError(`--summary: only for proxy, not ${command.name}`);
+    call.view = command.summaryView;
+  }
   if (command.request) {
     try {
-      call = command.request(extra);
+      call = { ...call, ...command.request(extra) };
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
@@ -96,9 +104,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(usage());
       return 0;
     }
-    const { portal, format, command, method, request, raw } = invocation;
+    const { portal, format, command, method, request, raw, view } = invocation;
     const response = await callRpc(portal, command.service, method, request);
-    process.stdout.write(raw ? raw(response) : render(command.toRows(response), command.columns, command.layout, format));
+    const { columns, toRows } = view ?? command;
+    process.stdout.write(raw ? raw(response) : render(toRows(response), columns, command.layout, format));
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

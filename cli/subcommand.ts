@@ -15,6 +15,8 @@ export interface Subcommand {
    * Throws an Error whose message is the usage problem.
    */
   request?(args: readonly string[]): { method: string; request: object; raw?: (response: unknown) => string };
+  /** `--summary`: other columns and rows from the same response (`proxy --summary`). */
+  summaryView?: { columns: readonly string[]; toRows(response: unknown): Row[] };
   /** The decoded response (snake_case fields, enums as names) → rows keyed by `columns`. */
   toRows(response: unknown): Row[];
 }

@@ -30,6 +30,7 @@ import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, Port
   RouteView } from './rpc/source.js';
 import { TunDevice } from './tun/tun-device.js';
 import { TcpProxy } from './proxy/tcp-proxy.js';
+import { transportNow } from './proxy/transport-now.js';
 
 export const NODE_VERSION = '0.1.0';
 
@@ -166,7 +167,7 @@ export class Node implements ControlPlaneSource {
   }
 
   peers(): PeerConnView[] {
-    return this.peer.peerConns();
+    return this.peer.peerConns().map((p) => ({ ...p, ...this.tcpTransport(p.peerId) }));
   }
 
   routes(): RouteView[] {
@@ -174,7 +175,16 @@ export class Node implements ControlPlaneSource {
       peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
       ipv6: r.ipv6 ? `${formatIpAddress(r.ipv6.address)}/${r.ipv6.prefix}` : '',
       proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features),
+      ...this.tcpTransport(r.peerId),
     }));
+  }
+
+  /** The peer and route tables' "which transport, and why" for a new TCP flow to `peerId`. */
+  private tcpTransport(peerId: number): { tcpTransport: string; tcpReason: string } {
+    if (!this.proxy) return { tcpTransport: '', tcpReason: '' };
+    const routes = this.peer.routes;
+    const now = transportNow(this.proxy.socketCarriers(), peerId, routes.nextHop(peerId), (id) => routes.record(id)?.hostname);
+    return { tcpTransport: now.transport, tcpReason: now.reason };
   }
 
   proxyEntries(): ProxyEntryView[] {

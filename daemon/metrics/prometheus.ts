@@ -12,7 +12,7 @@ export function renderPrometheus(families: readonly Family[]): string {
       out.push(`${f.name}${labels ? `{${labels}}` : ''} ${Number.isFinite(s.value) ? s.value : 0}`);
     }
   }
-  return out.join('\n') + '\n';
+  return out.length === 0 ? '' : out.join('\n') + '\n';
 }
 
 function escapeLabel(v: string): string {

@@ -15,7 +15,7 @@ type Handler = grpc.handleUnaryCall<{ spec?: string }, object>;
 function call(source: ControlPlaneSource, act: (pf: PortForwardControl, spec: string) => Promise<void> | void): Handler {
   return (req, callback) => {
     const pf = source.portForwards?.();
-    if (!pf) return callback({ code: grpc.status.UNIMPLEMENTED, details: 'this node has no port forwarding' });
+    if (!pf) return callback({ code: grpc.status.FAILED_PRECONDITION, details: 'this node has no port forwarding' });
     Promise.resolve()
       .then(() => act(pf, req.request.spec ?? ''))
       .then(() => callback(null, listMessage(pf.list())), (err: unknown) => {

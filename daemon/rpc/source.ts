@@ -46,6 +46,9 @@ export interface PeerConnView {
   rxPackets: number;
   /** Unix ms when the session was established. */
   establishedAt: number;
+  /** What a new TCP flow to this peer would use now (Kcp, Quic, Tcp) and why. */
+  tcpTransport?: string;
+  tcpReason?: string;
   /** Packets this session dropped (metrics); of them, failed authentication and replays. */
   dropped?: number;
   forged?: number;
@@ -65,6 +68,9 @@ export interface RouteView {
   /** Hops to reach it: 1 for a direct peer. */
   cost: number;
   features: PeerFeatures;
+  /** What a new TCP flow to this node would use now (Kcp, Quic, Tcp; empty: this node) and why. */
+  tcpTransport?: string;
+  tcpReason?: string;
 }
 
 export type ProxyState =

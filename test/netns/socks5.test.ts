@@ -63,6 +63,9 @@ test('SOCKS5 on a --no-tun node: CONNECT over KCP, replies, bad input, UDP ASSOC
     assert.equal(row.transport_type, 'Kcp', JSON.stringify(row));
     assert.match(row.reason ?? '', /^socks5; peer accepts kcp/);
     assert.match(row.src, /^127\.0\.0\.1:\d+$/);
+    const summary = await cliJson<{ transport_type: string; state: string; role: string; count: number }>(a, ['proxy', '--summary']);
+    const kcp = summary.filter((r) => r.transport_type === 'Kcp' && r.role === 'src');
+    assert.equal(kcp.reduce((n, r) => n + r.count, 0), rows.filter((r) => r.transport_type === 'Kcp' && r.role === 'src').length, JSON.stringify(summary));
   });
 
   await t.test('a refused port: 05 "connection refused"', async () => {
