@@ -163,6 +163,7 @@ export class Node implements ControlPlaneSource {
       ipv6: this.myIpv6 && c.ipv6 ? `${formatIpAddress(this.myIpv6)}/${c.ipv6.prefix}` : '',
       proxyCidrs: c.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
       listeners: [...c.listeners], features: featuresView(featureBits(c)), version: NODE_VERSION, rpcPortal: c.rpcPortal,
+      kcpSettings: this.proxy?.kcpSettings ?? '',
     };
   }
 

@@ -4,6 +4,8 @@
  * consumes it and never sees raw strings.
  */
 
+import type { KcpMode } from '../transport/kcp/modes.js';
+
 /** `--socks5`: where the SOCKS5 server listens and whether it asks for a password. */
 export interface Socks5Listen {
   /** "ip:port" (IPv6 bracketed); port 0 asks the OS. */
@@ -64,6 +66,15 @@ export interface NodeConfig {
   portForwards?: PortForwardSpec[];
   /** `--metrics-listen`: "ip:port" of the HTTP /metrics endpoint; absent: none. */
   metricsListen?: string;
+  /** The proxy's KCP tuning (`--kcp-mode`, `--kcp-nodelay`, ...); absent: the built-in defaults. */
+  kcpMode?: KcpMode;
+  kcpNodelay?: number;
+  kcpInterval?: number;
+  kcpResend?: number;
+  kcpNc?: number;
+  kcpSndwnd?: number;
+  kcpRcvwnd?: number;
+  kcpMtu?: number;
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

@@ -8,6 +8,7 @@ import {
   DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
   parseNonEmpty, parsePeerUri, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
+import { parseKcpInterval, parseKcpMode, parseKcpMtu, parseKcpNc, parseKcpNodelay, parseKcpResend, parseKcpWindow } from './kcp-values.js';
 import { parsePortForward } from './port-forward-value.js';
 import { parseSocks5 } from './socks5-value.js';
 
@@ -72,6 +73,14 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'socks5AllowOutside', long: 'socks5-allow-outside', env: 'ET_SOCKS5_ALLOW_OUTSIDE', toml: ['flags', 'socks5_allow_outside'], kind: 'bool', parse: parseBool, help: 'let SOCKS5 clients reach addresses outside the virtual network too' },
   { field: 'portForwards', long: 'port-forward', arg: 'PROTO://IP:PORT/VIP:PORT', env: 'ET_PORT_FORWARD', kind: 'list', parse: one(parsePortForward), help: 'forward a local tcp or udp port to an address in the virtual network (repeatable)' },
   { field: 'metricsListen', long: 'metrics-listen', arg: '[IP:]PORT', env: 'ET_METRICS_LISTEN', toml: ['metrics_listen'], kind: 'string', parse: parseRpcPortal, help: 'serve Prometheus metrics at http://IP:PORT/metrics; a bare port binds 127.0.0.1' },
+  { field: 'kcpMode', long: 'kcp-mode', arg: 'MODE', env: 'ET_KCP_MODE', toml: ['kcp', 'mode'], kind: 'string', parse: parseKcpMode, help: 'KCP proxy preset: normal, fast, fast2, fast3 or manual (default: fast3 with 1024-segment windows)' },
+  { field: 'kcpNodelay', long: 'kcp-nodelay', arg: '0-2', env: 'ET_KCP_NODELAY', toml: ['kcp', 'nodelay'], kind: 'int', parse: parseKcpNodelay, help: 'KCP proxy nodelay (overrides the mode)' },
+  { field: 'kcpInterval', long: 'kcp-interval', arg: 'MS', env: 'ET_KCP_INTERVAL', toml: ['kcp', 'interval'], kind: 'int', parse: parseKcpInterval, help: 'KCP proxy flush interval, 10-5000 ms (overrides the mode)' },
+  { field: 'kcpResend', long: 'kcp-resend', arg: 'N', env: 'ET_KCP_RESEND', toml: ['kcp', 'resend'], kind: 'int', parse: parseKcpResend, help: 'KCP proxy fast resend after N duplicate ACKs, 0 off (overrides the mode)' },
+  { field: 'kcpNc', long: 'kcp-nc', arg: '0|1', env: 'ET_KCP_NC', toml: ['kcp', 'nc'], kind: 'int', parse: parseKcpNc, help: 'KCP proxy: 1 turns congestion control off (overrides the mode)' },
+  { field: 'kcpSndwnd', long: 'kcp-sndwnd', arg: 'SEGMENTS', env: 'ET_KCP_SNDWND', toml: ['kcp', 'sndwnd'], kind: 'int', parse: parseKcpWindow, help: 'KCP proxy send window, 16-4096 segments (default 1024)' },
+  { field: 'kcpRcvwnd', long: 'kcp-rcvwnd', arg: 'SEGMENTS', env: 'ET_KCP_RCVWND', toml: ['kcp', 'rcvwnd'], kind: 'int', parse: parseKcpWindow, help: 'KCP proxy receive window, 16-4096 segments (default 1024)' },
+  { field: 'kcpMtu', long: 'kcp-mtu', arg: 'BYTES', env: 'ET_KCP_MTU', toml: ['kcp', 'mtu'], kind: 'int', parse: parseKcpMtu, help: 'KCP proxy datagram size, 256-1400 (default 1200)' },
   { field: 'devName', long: 'dev-name', arg: 'NAME', env: 'ET_DEV_NAME', toml: ['flags', 'dev_name'], kind: 'string', parse: parseDevName, help: 'TUN device name (default: chosen by the system)' },
   { field: 'mtu', long: 'mtu', arg: 'BYTES', env: 'ET_MTU', toml: ['flags', 'mtu'], kind: 'int', parse: parseMtu, help: 'TUN MTU (default 1380)' },
   { field: 'instanceName', long: 'instance-name', short: 'm', arg: 'NAME', env: 'ET_INSTANCE_NAME', toml: ['instance_name'], kind: 'string', parse: parseNonEmpty, help: 'instance name (default "default")' },

@@ -39,6 +39,7 @@ import { Feature } from '../peer/route-record.js';
 import { PacketType } from '../peer/wire.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { endpointText, FlowTable, type FlowEntry } from './flow-table.js';
+import { kcpSettingsText, proxyKcpSettings } from './kcp-tuning.js';
 import { PlainFlowTracker } from './plain-flows.js';
 import type { SocketCarriers } from './socket-flow.js';
 import { SubnetProxy } from './subnet-proxy.js';
@@ -130,13 +131,18 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private readonly opening = new Set<SrcFlow>();
   private readonly assumedInput = assumedInputBits();
   private readonly sweeper: NodeJS.Timeout;
+  /** The KCP carrier's settings, as `easytier-cli node` shows them. */
+  readonly kcpSettings: string;
 
   private constructor(private readonly host: ProxyHost, private readonly log: Logger, quic: QuicEndpoint | null) {
     const cfg = host.config;
+    const { mode, ...tuning } = proxyKcpSettings(cfg);
     const carrier = new KcpCarrier({
       types: { fromInitiator: PacketType.KcpSrc, fromAcceptor: PacketType.KcpDst },
-      acceptInput: !cfg.disableKcpInput,
+      acceptInput: !cfg.disableKcpInput, ...tuning,
     });
+    // Read back from the carrier, so what the CLI shows is what the flows get.
+    this.kcpSettings = kcpSettingsText({ mode, ...carrier.settings });
     this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow));
     this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput },
       (flow) => this.onOpenRequest(this.quic!, flow));

@@ -21,6 +21,8 @@ export interface NodeInfoView {
   features: PeerFeatures;
   version: string;
   rpcPortal: string;
+  /** The KCP proxy carrier's settings, e.g. "mode=fast2 nodelay=1 interval=20 ..." (absent: unknown). */
+  kcpSettings?: string;
 }
 
 export interface PeerFeatures {

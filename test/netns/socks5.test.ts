@@ -5,7 +5,8 @@
  * over KCP and A's proxy table lists the flow as Kcp; a refused port gets reply 05, a dead proxied
  * host 04, an unowned virtual address 04, an address outside the network 02; garbage and unknown
  * auth methods get 05 FF; UDP ASSOCIATE echoes datagrams of many sizes from B's virtual address;
- * and the node is still serving afterwards.
+ * and the node is still serving afterwards. A's KCP carrier is tuned by flags (fast2, a 256-segment
+ * send window, 1000-byte datagrams): `easytier-cli node` shows them as the carrier holds them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,7 +44,7 @@ test('SOCKS5 on a --no-tun node: CONNECT over KCP, replies, bad input, UDP ASSOC
   await startCore(b, [...common('10.144.160.2', 'node-b'), '-l', 'udp://0.0.0.0:11010', '--dev-name', 'th9tun',
     '-n', '10.99.7.0/24']);
   const na = await startCore(a, [...common('10.144.160.1', 'node-a'), '--no-listener', '--no-tun', '--enable-kcp-proxy',
-    '--socks5', `${SOCKS[0]}:${SOCKS[1]}`, '-p', 'udp://10.253.9.2:11010']);
+    '--kcp-mode', 'fast2', '--kcp-sndwnd', '256', '--kcp-mtu', '1000', '--socks5', `${SOCKS[0]}:${SOCKS[1]}`, '-p', 'udp://10.253.9.2:11010']);
   await waitPeers(a, 1);
 
   const dir = mkdtempSync(join(tmpdir(), 'th9s5-'));
@@ -95,9 +96,12 @@ test('SOCKS5 on a --no-tun node: CONNECT over KCP, replies, bad input, UDP ASSOC
     assert.deepEqual({ ok: r.ok, mismatches: r.mismatches, from: r.from }, { ok: 20, mismatches: 0, from: ['10.144.160.2:7007'] });
   });
 
-  await t.test('the node is still serving', async () => {
-    const rows = await cliJson<{ peer_id: number }>(a, ['node']);
+  await t.test('the node is still serving, with the KCP settings its flags asked for', async () => {
+    const rows = await cliJson<{ peer_id: number; kcp_settings: string }>(a, ['node']);
     assert.equal(rows[0]?.peer_id, na.peerId);
+    assert.equal(rows[0]?.kcp_settings, 'mode=fast2 nodelay=1 interval=20 resend=2 nc=1 sndwnd=256 rcvwnd=1024 mtu=1000');
+    const [bNode] = await cliJson<{ kcp_settings: string }>(b, ['node']);
+    assert.equal(bNode?.kcp_settings, 'mode=default nodelay=1 interval=10 resend=2 nc=1 sndwnd=1024 rcvwnd=1024 mtu=1200');
     assert.equal(na.proc.child.exitCode, null);
   });
 });

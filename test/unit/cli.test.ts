@@ -67,7 +67,7 @@ describe('easytier-cli against a live rpc server', () => {
       peer_id: STUB_NODE.peerId, instance_name: STUB_NODE.instanceName, hostname: STUB_NODE.hostname,
       network_name: STUB_NODE.networkName, ipv4: STUB_NODE.ipv4, ipv6: STUB_NODE.ipv6, proxy_cidrs: STUB_NODE.proxyCidrs.join(', '),
       listeners: STUB_NODE.listeners.join(', '), kcp_input: true, quic_input: false, no_relay_kcp: true, no_relay_quic: false, version: STUB_NODE.version,
-      rpc_portal: STUB_NODE.rpcPortal,
+      rpc_portal: STUB_NODE.rpcPortal, kcp_settings: STUB_NODE.kcpSettings,
     }]);
     assert.deepEqual(JSON.parse(peer.stdout), STUB_PEERS.map((p) => ({
       peer_id: p.peerId, remote: p.remoteUri, direction: p.outbound ? 'out' : 'in', rtt_ms: p.rttMs, tx_bytes: p.txBytes,

@@ -13,6 +13,7 @@ export const STUB_NODE: NodeInfoView = {
   features: { kcpInput: true, quicInput: false, noRelayKcp: true },
   version: '0.1.0-stub',
   rpcPortal: '127.0.0.1:0',
+  kcpSettings: 'mode=fast2 nodelay=1 interval=20 resend=2 nc=1 sndwnd=512 rcvwnd=512 mtu=1000',
 };
 
 export const STUB_PEERS: PeerConnView[] = [

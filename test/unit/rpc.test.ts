@@ -43,6 +43,7 @@ describe('rpc server', () => {
       peer_id: STUB_NODE.peerId, instance_name: 'stub-instance', hostname: 'stub-host', network_name: 'stubnet',
       ipv4: '10.144.144.1/24', ipv6: 'fd00::1/64', proxy_cidrs: STUB_NODE.proxyCidrs, listeners: STUB_NODE.listeners,
       features: { kcp_input: true, quic_input: false, no_relay_kcp: true, no_relay_quic: false }, version: '0.1.0-stub', rpc_portal: '127.0.0.1:0',
+      kcp_settings: STUB_NODE.kcpSettings,
     });
   });
 
