@@ -75,6 +75,8 @@ export interface NodeConfig {
   kcpSndwnd?: number;
   kcpRcvwnd?: number;
   kcpMtu?: number;
+  /** `--rpc-portal-whitelist`: CIDRs allowed to call the portal; absent or empty: everyone. */
+  rpcPortalWhitelist?: string[];
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

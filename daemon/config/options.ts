@@ -10,6 +10,7 @@ import {
 } from './values.js';
 import { parseKcpInterval, parseKcpMode, parseKcpMtu, parseKcpNc, parseKcpNodelay, parseKcpResend, parseKcpWindow } from './kcp-values.js';
 import { parsePortForward } from './port-forward-value.js';
+import { parseWhitelistCidr } from './whitelist-value.js';
 import { parseSocks5 } from './socks5-value.js';
 
 /** Everything a source can set: the NodeConfig fields plus the ones that only steer loading. */
@@ -59,6 +60,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'noListener', long: 'no-listener', env: 'ET_NO_LISTENER', kind: 'bool', parse: parseBool, help: 'do not listen; only connect out (wins over --listeners)' },
   { field: 'proxyNetworks', long: 'proxy-networks', short: 'n', arg: 'CIDR[->CIDR],...', env: 'ET_PROXY_NETWORKS', kind: 'list', parse: one(parseProxyNetwork), help: 'LAN ranges to export, optionally mapped (repeatable)' },
   { field: 'rpcPortal', long: 'rpc-portal', short: 'r', arg: 'PORT|IP:PORT', env: 'ET_RPC_PORTAL', kind: 'string', parse: parseRpcPortal, help: `gRPC control portal (default ${DEFAULT_RPC_PORTAL}; a bare port binds 127.0.0.1)` },
+  { field: 'rpcPortalWhitelist', long: 'rpc-portal-whitelist', arg: 'CIDR,...', env: 'ET_RPC_PORTAL_WHITELIST', toml: ['rpc_portal_whitelist'], kind: 'list', parse: one(parseWhitelistCidr), help: 'who may call the rpc portal (default: anyone who reaches it)' },
   { field: 'noTun', long: 'no-tun', env: 'ET_NO_TUN', toml: ['flags', 'no_tun'], kind: 'bool', parse: parseBool, help: 'no TUN device; implies the userspace stack' },
   { field: 'useSmoltcp', long: 'use-smoltcp', env: 'ET_USE_SMOLTCP', toml: ['flags', 'use_smoltcp'], kind: 'bool', parse: parseBool, help: 'terminate proxied TCP in the userspace stack' },
   { field: 'enableKcpProxy', long: 'enable-kcp-proxy', env: 'ET_ENABLE_KCP_PROXY', toml: ['flags', 'enable_kcp_proxy'], kind: 'bool', parse: parseBool, help: 'carry TCP flows we originate over KCP' },
