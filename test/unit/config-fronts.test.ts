@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadNodeConfig } from '../../../daemon/config/load.js';
-import { parseConfigToml } from '../../../daemon/config/toml-file.js';
-import { TstierError } from '../../../daemon/errors.js';
+import { loadNodeConfig } from '../../daemon/config/load.js';
+import { parseConfigToml } from '../../daemon/config/toml-file.js';
+import { TstierError } from '../../daemon/errors.js';
 
 function socks(argv: string[]): unknown {
   const r = loadNodeConfig(argv, {});
@@ -32,4 +32,10 @@ test('a bad --socks5 value is a one-line error naming the flag', () => {
       return true;
     }, bad);
   }
+});
+
+test('TOML [[port_forward]] tables, as EasyTier writes them', () => {
+  const { layer } = parseConfigToml('[[port_forward]]\nbind_addr = "0.0.0.0:11011"\ndst_addr = "10.144.144.3:80"\nproto = "tcp"\n', 'p.toml');
+  assert.deepEqual(layer.portForwards, [{ proto: 'tcp', bind: { ip: '0.0.0.0', port: 11011 }, dst: { ip: '10.144.144.3', port: 80 } }]);
+  assert.throws(() => parseConfigToml('[[port_forward]]\nbind_addr = "0.0.0.0:1"\nproto = "udp"\n', 'p.toml'), /port_forward\[0\]\.dst_addr: is missing/);
 });
