@@ -42,7 +42,7 @@ function usage(): string {
     '  -h, --help               print this help',
     '',
     'Commands:',
-    ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(13)}${c.summary}`),
+    ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(14)}${c.summary}`),
     '',
   ].join('\n');
 }

@@ -18,7 +18,7 @@ interface PeerConnMessage {
 
 export const peerCommand: Subcommand = {
   name: 'peer',
-  summary: 'list directly connected peers with traffic counters',
+  summary: 'list directly connected peers: traffic counters, and which transport a new TCP flow would take',
   service: 'PeerRpc',
   method: 'ListPeers',
   layout: 'list',

@@ -17,7 +17,7 @@ interface RouteMessage {
 
 export const routeCommand: Subcommand = {
   name: 'route',
-  summary: 'list routes: node, virtual IPv4 and IPv6, proxied CIDRs, next hop, cost',
+  summary: 'list routes: node, virtual IPv4 and IPv6, proxied CIDRs, next hop, cost, transport for a new TCP flow',
   service: 'RouteRpc',
   method: 'ListRoutes',
   layout: 'list',
