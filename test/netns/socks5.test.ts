@@ -7,6 +7,8 @@
  * auth methods get 05 FF; UDP ASSOCIATE echoes datagrams of many sizes from B's virtual address;
  * and the node is still serving afterwards. A's KCP carrier is tuned by flags (fast2, a 256-segment
  * send window, 1000-byte datagrams): `easytier-cli node` shows them as the carrier holds them.
+ * B runs a SOCKS server too, with a password and no carrier enabled: its CONNECT to A takes the
+ * plain path, a kernel connection over B's TUN (A, --no-tun, terminates it and dials its loopback).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,7 +44,7 @@ test('SOCKS5 on a --no-tun node: CONNECT over KCP, replies, bad input, UDP ASSOC
   const [a, b] = [await net.ns('a'), await net.ns('b')];
   await net.link(a, b, '10.253.9.1/24', '10.253.9.2/24');
   await startCore(b, [...common('10.144.160.2', 'node-b'), '-l', 'udp://0.0.0.0:11010', '--dev-name', 'th9tun',
-    '-n', '10.99.7.0/24']);
+    '-n', '10.99.7.0/24', '--socks5', 'socks5://alice:s3cret@127.0.0.1:1080']);
   const na = await startCore(a, [...common('10.144.160.1', 'node-a'), '--no-listener', '--no-tun', '--enable-kcp-proxy',
     '--kcp-mode', 'fast2', '--kcp-sndwnd', '256', '--kcp-mtu', '1000', '--socks5', `${SOCKS[0]}:${SOCKS[1]}`, '-p', 'udp://10.253.9.2:11010']);
   await waitPeers(a, 1);
@@ -67,6 +69,23 @@ test('SOCKS5 on a --no-tun node: CONNECT over KCP, replies, bad input, UDP ASSOC
     const summary = await cliJson<{ transport_type: string; state: string; role: string; count: number }>(a, ['proxy', '--summary']);
     const kcp = summary.filter((r) => r.transport_type === 'Kcp' && r.role === 'src');
     assert.equal(kcp.reduce((n, r) => n + r.count, 0), rows.filter((r) => r.transport_type === 'Kcp' && r.role === 'src').length, JSON.stringify(summary));
+  });
+
+  await t.test('on a TUN node without carriers, SOCKS (with a password) takes the plain path over the TUN, byte-exact', async () => {
+    const http2 = a.spawn(['/usr/bin/python3', '-u', '-m', 'http.server', '8001', '--bind', '127.0.0.1', '--directory', dir]);
+    await http2.waitForLine(/Serving HTTP/, 15_000);
+    const out = join(dir, 'fetched-plain');
+    await b.exec(['curl', '-sS', '--fail', '--max-time', '60', '-x', 'socks5://alice:s3cret@127.0.0.1:1080',
+      'http://10.144.160.1:8001/blob', '-o', out]);
+    assert.equal(sha256(readFileSync(out)), sha256(blob));
+    const rows = await waitRows(b, 'B lists the SOCKS flow', (rs) => rs.some((r) => r.dst === '10.144.160.1:8001'));
+    const row = rows.find((r) => r.dst === '10.144.160.1:8001')!;
+    assert.equal(row.transport_type, 'Tcp', JSON.stringify(row));
+    assert.match(row.reason ?? '', /^socks5; proxy disabled/);
+    const wrong = await b.exec(['curl', '-sS', '--max-time', '20', '-x', 'socks5://alice:nope@127.0.0.1:1080',
+      'http://10.144.160.1:8001/blob', '-o', '/dev/null'], { allowFailure: true });
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /authentication failed|User was rejected/i);
   });
 
   await t.test('a refused port: 05 "connection refused"', async () => {
