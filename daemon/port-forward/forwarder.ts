@@ -18,6 +18,7 @@ import { DialStatus } from '../carrier/flow-frames.js';
 import { TstierError } from '../errors.js';
 import { nowMs } from '../io/clock.js';
 import type { Logger } from '../log.js';
+import { endpointText } from '../proxy/flow-table.js';
 import { dialFromSocket, type SocketCarriers } from '../proxy/socket-flow.js';
 import type { VirtualUdp, VirtualUdpSocket } from '../proxy/virtual-udp.js';
 import type { PortForwardControl, PortForwardView } from '../rpc/source.js';
@@ -62,7 +63,7 @@ export class PortForwards {
 
   list(): PortForwardView[] {
     return [...this.forwards.entries()].map(([key, f]) => ({
-      spec: key, proto: f.spec.proto, bind: key.slice(6, key.indexOf('/', 6)), dst: key.slice(key.indexOf('/', 6) + 1), active: f.active(),
+      spec: key, proto: f.spec.proto, bind: endpointText(f.spec.bind), dst: endpointText(f.spec.dst), active: f.active(),
     }));
   }
 

@@ -7,7 +7,7 @@
  * Datagrams are not fragmented: one larger than the TUN MTU allows is dropped and counted.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { buildUdpPacket } from '../packet/build.js';
+import { emitUdpPacket } from '../packet/build.js';
 import { Ipv4View, IPV4_HEADER_LEN } from '../packet/ipv4.js';
 import { parseIpv4Address } from '../packet/address.js';
 import { IPPROTO_UDP, UDP_HEADER_LEN, UdpView } from '../packet/udp.js';
@@ -42,11 +42,14 @@ export class VirtualUdp {
   private readonly ipU32: number;
   private readonly view = new Ipv4View();
   private readonly udp = new UdpView();
+  /** Where --no-tun packets are built: the peer layer copies a packet while sending it. */
+  private readonly scratch: Buffer;
 
   constructor(private readonly host: ProxyHost) {
     const address = host.config.ipv4?.address ?? '0.0.0.0';
     this.ip = parseIpv4Address(address) ?? new Uint8Array(4);
     this.ipU32 = ipv4ToU32(address) ?? 0;
+    this.scratch = Buffer.allocUnsafe(host.config.mtu);
   }
 
   /** Throws (a message naming the cause) when the node has no virtual IPv4 address. */
@@ -77,8 +80,8 @@ export class VirtualUdp {
           this.tooLarge++;
           return false;
         }
-        const pkt = buildUdpPacket({ src: this.ip, dst, dontFragment: false }, { srcPort: port, dstPort: to.port, payload });
-        this.host.forward(Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength));
+        const n = emitUdpPacket({ src: this.ip, dst, dontFragment: false }, { srcPort: port, dstPort: to.port, payload }, this.scratch);
+        this.host.forward(this.scratch.subarray(0, n));
         return true;
       },
       close: () => {
