@@ -7,7 +7,7 @@ import { parseRpcPortal } from '../daemon/config/values.js';
 import { TstierError } from '../daemon/errors.js';
 import { callRpc } from './client.js';
 import { nodeCommand } from './node.js';
-import { OUTPUT_FORMATS, render, type OutputFormat, type Row } from './output.js';
+import { OUTPUT_FORMATS, render, terminalSafe, type OutputFormat, type Row } from './output.js';
 import { peerCommand } from './peer.js';
 import { portForwardCommand } from './port-forward.js';
 import { proxyCommand } from './proxy.js';
@@ -114,12 +114,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`easytier-cli: ${err.message} (see --help)\n`);
       return 2;
     }
+    // Error text may quote the daemon (gRPC details), or whatever answers on that port: made safe.
     if (err instanceof TstierError) {
-      process.stderr.write(`easytier-cli: ${err.message}\n`);
+      process.stderr.write(`easytier-cli: ${terminalSafe(err.message)}\n`);
       return 1;
     }
     // A bug in the CLI itself: still one line on stderr, but say it is one.
-    process.stderr.write(`easytier-cli: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`easytier-cli: internal error: ${terminalSafe(err instanceof Error ? err.message : String(err))}\n`);
     return 1;
   }
 }

@@ -19,13 +19,32 @@ export function render(rows: readonly Row[], columns: readonly string[], layout:
   if (layout === 'record') {
     const table = new Table({ style });
     for (const row of rows) {
-      for (const column of columns) table.push({ [column]: String(row[column] ?? '') });
+      for (const column of columns) table.push({ [column]: terminalSafe(row[column]) });
     }
     return table.toString() + '\n';
   }
   const table = new Table({ head: [...columns], style });
-  for (const row of rows) table.push(columns.map((column) => String(row[column] ?? '')));
+  for (const row of rows) table.push(columns.map((column) => terminalSafe(row[column])));
   return table.toString() + '\n';
+}
+
+/**
+ * C0 and C1 controls, DEL, and the bidi overrides/isolates: in a terminal they move the cursor,
+ * recolour, retitle the window or reorder the text. Any string from the daemon may hold them — a
+ * peer's hostname comes from a remote node — so a table shows them as escapes instead.
+ */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text for a terminal (a table cell, an error line): control characters escaped (\x1b, \u202e),
+ * so what is shown is what was sent.
+ */
+export function terminalSafe(cell: Cell | undefined): string {
+  const text = String(cell ?? '');
+  return text.replace(UNSAFE, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 const pad2 = (n: number): string => String(n).padStart(2, '0');

@@ -1,8 +1,10 @@
 /**
  * easytier-core: flags + ET_* env + TOML → NodeConfig → one Node, and its gRPC portal.
  *
- * Exit status: 0 after SIGINT/SIGTERM and a clean close; 2 for a bad configuration (one line on
- * stderr); 1 when the node or the portal cannot start (e.g. port in use), or for a bug.
+ * Exit status: 0 after SIGINT/SIGTERM and a clean close; 2 when it cannot start as configured — a
+ * bad flag, key or file, a listener or portal that cannot bind, a TUN or addon that cannot be
+ * opened — with one line on stderr naming what; 1 for a bug. systemd does not restart after a 2
+ * (RestartPreventExitStatus): the same configuration would fail the same way.
  */
 import { loadNodeConfig } from './config/load.js';
 import { TstierError } from './errors.js';
@@ -50,7 +52,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     await closeAll(running);
     if (!(err instanceof TstierError)) throw err;
     process.stderr.write(`easytier-core: ${err.message}\n`);
-    return 1;
+    return 2;
   }
 
   const signal = await nextSignal();

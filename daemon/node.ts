@@ -19,10 +19,12 @@ import type { Family } from './metrics/family.js';
 import { MetricsHttp } from './metrics/http.js';
 import { renderPrometheus } from './metrics/prometheus.js';
 import { Fronts } from './node/fronts.js';
+import { DuplicateAddressWatch } from './node/duplicate-address.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
 import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
+import { peerAddon } from './peer/native.js';
 import { formatIpAddress, parseIpv6Address } from './packet/address.js';
 import { Feature, type Ipv6Net } from './peer/route-record.js';
 import { PacketType } from './peer/wire.js';
@@ -50,6 +52,8 @@ export interface NodeStats {
   noRoute: number;
   /** Packets that are neither IPv4 nor IPv6, or inbound packets not addressed to us. */
   dropped: number;
+  /** TUN packets dropped because handling them threw (a bug; logged at the 1st, 2nd, 4th, ...). */
+  tunPacketFaults: number;
 }
 
 /** ICMP errors per second at most, so a scan of dead addresses cannot make us flood the TUN. */
@@ -69,7 +73,7 @@ export function featuresView(bits: number): PeerFeatures {
 }
 
 export class Node implements ControlPlaneSource {
-  readonly stats: NodeStats = { tunRxPackets: 0, tunTxPackets: 0, noRoute: 0, dropped: 0 };
+  readonly stats: NodeStats = { tunRxPackets: 0, tunTxPackets: 0, noRoute: 0, dropped: 0, tunPacketFaults: 0 };
   /** The listeners as bound (a configured port 0 shows its real port here). */
   readonly listening: string[] = [];
   private tun: TunDevice | undefined;
@@ -104,6 +108,8 @@ export class Node implements ControlPlaneSource {
         proxyCidrs: cfg.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
         features: featureBits(cfg), ...(ipv6 ? { ipv6 } : {}) },
     });
+    // Loaded now, not on the first packet: a broken addon is a start-up error naming its file.
+    peerAddon();
     const node = new Node(cfg, peer, log);
     if (cfg.ipv6 && !cfg.ipv4 && !cfg.noTun) log.warn('--ipv6 without -i: no TUN is opened, so the address is only advertised');
     try {
@@ -117,7 +123,11 @@ export class Node implements ControlPlaneSource {
       throw e;
     }
     peer.onPacket(PacketType.Data, (_from, payload) => node.fromPeer(payload));
-    peer.on('routes', () => void node.syncKernelRoutes());
+    const duplicates = new DuplicateAddressWatch(peer.peerId, ipv4, node.myIpv6, log);
+    peer.on('routes', () => {
+      duplicates.check(peer.routes.routes());
+      void node.syncKernelRoutes();
+    });
     for (const uri of cfg.peers) peer.connect(uri);
     log.info(`node ready peer_id=${peer.peerId} ipv4=${cfg.ipv4 ? `${cfg.ipv4.address}/${cfg.ipv4.prefix}` : '-'}`
       + ` ipv6=${cfg.ipv6 ? `${cfg.ipv6.address}/${cfg.ipv6.prefix}` : '-'}`
@@ -209,7 +219,20 @@ export class Node implements ControlPlaneSource {
     this.kernelRoutes = new KernelRoutes(tun.name, this.log);
     tun.on('error', (err: Error) => this.log.error('TUN failed; the node now only relays', { err }));
     tun.onPackets((batch, offsets, lengths, count) => {
-      for (let i = 0; i < count; i++) this.fromTun(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+      for (let i = 0; i < count; i++) {
+        // An exception here would leave the addon's callback and end the process: one bad
+        // packet (a bug in whatever handled it) costs that packet, not the node.
+        try {
+          this.fromTun(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+        } catch (err) {
+          this.stats.tunPacketFaults++;
+          const n = this.stats.tunPacketFaults;
+          if ((n & (n - 1)) === 0) {
+            this.log.error(`bug: handling a TUN packet threw (${n} so far); packet dropped`,
+              { err, stack: err instanceof Error ? err.stack : String(err) });
+          }
+        }
+      }
     });
   }
 

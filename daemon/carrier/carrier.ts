@@ -58,6 +58,8 @@ export interface CarrierDriver<F extends CarrierFlow = CarrierFlow> {
   answer(flow: F, status: DialStatus): void;
   /** Aborts the flow; the peer sees a reset. */
   abort(flow: F): void;
+  /** Resets every flow with `peerId` toward its sink (FlowEvent.Reset): the peer is gone or timed out. How many. */
+  abortPeer(peerId: number): number;
   pipeStream(flow: F): PipeStream;
   /** Something changed: send what is queued soon. */
   kick(): void;

@@ -26,7 +26,8 @@ export interface PipeStream {
   release(): void;
 }
 
-export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer';
+/** 'failed': a bug met inside this flow (an exception) closed it, both ways reset. */
+export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer' | 'failed';
 
 /**
  * The application's end: a kernel socket, or any Duplex that ends like one (the userspace stack's
@@ -46,26 +47,46 @@ export class SocketPipe {
     private readonly stream: PipeStream,
     /** Asks the carrier's driver to send what the stream queued. */
     private readonly kick: () => void,
-    private readonly onDone: (how: PipeEnd) => void,
+    /** `cause`: the exception, when a bug ended the flow ('failed'). */
+    private readonly onDone: (how: PipeEnd, cause?: unknown) => void,
   ) {
     if ('setNoDelay' in socket) socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.fromSocket(chunk));
-    socket.on('end', () => {
+    socket.on('data', this.guarded((chunk: Buffer) => this.fromSocket(chunk)));
+    socket.on('end', this.guarded(() => {
       this.socketEnded = true;
       if (this.pending === null) this.stream.shutdown();
       this.kick();
       this.maybeFinish();
-    });
-    socket.on('drain', () => {
+    }));
+    socket.on('drain', this.guarded(() => {
       this.socketFull = false;
       this.onReadable();
-    });
+    }));
     socket.on('error', () => undefined); // 'close' follows with hadError
-    socket.on('close', (hadError?: boolean) => {
+    socket.on('close', this.guarded((hadError?: boolean) => {
       if (hadError || !this.socketEnded || !this.socket.writableFinished) this.finish('reset-by-app');
       else this.maybeFinish();
-    });
-    this.onReadable();
+    }));
+    this.guarded(() => this.onReadable())();
+  }
+
+  /**
+   * A bug met inside this flow (an exception from the carrier or here): the flow is closed — the
+   * application's connection reset, the stream aborted — and the process carries on.
+   */
+  fail(cause?: unknown): void {
+    this.finish('failed', cause);
+  }
+
+  /** A socket event handler that turns an exception into this flow's failure, not the process's. */
+  private guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try {
+        fn(...args);
+      } catch (e) {
+        this.fail(e);
+      }
+    };
   }
 
   /** The stream can take more bytes. */
@@ -126,13 +147,22 @@ export class SocketPipe {
     }
   }
 
-  private finish(how: PipeEnd): void {
+  private finish(how: PipeEnd, cause?: unknown): void {
     if (this.done) return;
     this.done = true;
-    if (how === 'reset-by-app') this.stream.abort();
-    this.stream.release();
-    if (!this.socket.destroyed && how !== 'clean') this.socket.destroy();
+    try {
+      if (how === 'reset-by-app' || how === 'failed') this.stream.abort();
+      this.stream.release();
+    } catch (e) {
+      // The carrier failed while letting go: still end the application's side and report it.
+      if (how !== 'failed') cause = e;
+      how = 'failed';
+    }
+    if (!this.socket.destroyed && how !== 'clean') {
+      if ('resetAndDestroy' in this.socket && how === 'failed') this.socket.resetAndDestroy();
+      else this.socket.destroy();
+    }
     this.kick();
-    this.onDone(how);
+    this.onDone(how, cause);
   }
 }

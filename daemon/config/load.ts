@@ -12,7 +12,9 @@ import type { NodeConfig } from './node-config.js';
 import type { Layer, Settings } from './options.js';
 import { readConfigFile } from './toml-file.js';
 import { usage } from './usage.js';
-import { DEFAULT_LISTEN_PORT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
+import { requireFakeTcpCapabilities } from '../faketcp/firewall.js';
+import { badConfig } from '../errors.js';
+import { DEFAULT_LISTEN_PORT, DEFAULT_PROXY_FLOW_TIMEOUT, DEFAULT_RPC_PORTAL, PEER_SCHEMES } from './values.js';
 
 export type LoadResult =
   | { kind: 'help'; text: string }
@@ -48,6 +50,7 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     socks5AllowOutside: false,
     portForwards: [],
     metricsListen: undefined,
+    proxyFlowTimeout: DEFAULT_PROXY_FLOW_TIMEOUT,
     // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
     logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',
     configFile: undefined,
@@ -61,9 +64,19 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
   const flags = parsed.layer;
   const envLayer = readEnv(env);
   const configFile = flags.configFile ?? envLayer.configFile;
-  const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile);
+  const fileKey = flags.configFile !== undefined ? '--config-file' : 'ET_CONFIG_FILE';
+  const file = configFile === undefined ? { layer: {}, warnings: [] } : readConfigFile(configFile, fileKey);
   const merged = merge(defaults(env), file.layer, envLayer, flags);
-  return { kind: 'config', config: toNodeConfig(merged), warnings: file.warnings, configFile };
+  const config = toNodeConfig(merged);
+  // A faketcp:// URI cannot work without raw sockets and its packet-filter rule, nor over IPv6:
+  // say so up front (exit 2) rather than at every redial.
+  for (const [key, uris] of [['listeners', config.listeners], ['peers', config.peers]] as const) {
+    const fake = uris.filter((u) => u.startsWith('faketcp://'));
+    const v6 = fake.find((u) => u.startsWith('faketcp://['));
+    if (v6) throw badConfig(key, `fake TCP carries IPv4 only, not ${v6}`);
+    if (fake.length > 0) requireFakeTcpCapabilities(`${key} ${fake[0]}`);
+  }
+  return { kind: 'config', config, warnings: file.warnings, configFile };
 }
 
 function merge(base: Settings, ...layers: Layer[]): Settings {

@@ -77,6 +77,8 @@ export interface NodeConfig {
   kcpMtu?: number;
   /** `--rpc-portal-whitelist`: CIDRs allowed to call the portal; absent or empty: everyone. */
   rpcPortalWhitelist?: string[];
+  /** Seconds a peer may stay unreachable before its proxied flows are reset toward the applications. */
+  proxyFlowTimeout: number;
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

@@ -5,8 +5,8 @@
  */
 import type { NodeConfig } from './node-config.js';
 import {
-  DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
-  parseNonEmpty, parsePeerUri, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
+  DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseHostname, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
+  parseNetworkName, parseNonEmpty, parsePeerUri, parseProxyFlowTimeout, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
 import { parseKcpInterval, parseKcpMode, parseKcpMtu, parseKcpNc, parseKcpNodelay, parseKcpResend, parseKcpWindow } from './kcp-values.js';
 import { parsePortForward } from './port-forward-value.js';
@@ -51,7 +51,7 @@ const one = <T>(parse: (raw: string, name: string) => T) => (raw: string, name: 
 
 export const OPTIONS: readonly OptionDef[] = [
   { field: 'configFile', long: 'config-file', short: 'c', arg: 'PATH', env: 'ET_CONFIG_FILE', kind: 'string', parse: parseNonEmpty, help: 'EasyTier TOML config file' },
-  { field: 'networkName', long: 'network-name', arg: 'NAME', env: 'ET_NETWORK_NAME', toml: ['network_identity', 'network_name'], kind: 'string', parse: parseNonEmpty, help: 'virtual network name (default "default")' },
+  { field: 'networkName', long: 'network-name', arg: 'NAME', env: 'ET_NETWORK_NAME', toml: ['network_identity', 'network_name'], kind: 'string', parse: parseNetworkName, help: 'virtual network name (default "default")' },
   { field: 'networkSecret', long: 'network-secret', arg: 'SECRET', env: 'ET_NETWORK_SECRET', toml: ['network_identity', 'network_secret'], kind: 'string', parse: text, help: 'network secret (default empty)' },
   { field: 'ipv4', long: 'ipv4', short: 'i', arg: 'IP[/LEN]', env: 'ET_IPV4', toml: ['ipv4'], kind: 'string', parse: parseIpv4WithPrefix, help: 'virtual IPv4 of this node; a bare address gets /24' },
   { field: 'ipv6', long: 'ipv6', arg: 'IP[/LEN]', env: 'ET_IPV6', toml: ['ipv6'], kind: 'string', parse: parseIpv6WithPrefix, help: 'virtual IPv6 of this node; a bare address gets /64' },
@@ -83,10 +83,11 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'kcpSndwnd', long: 'kcp-sndwnd', arg: 'SEGMENTS', env: 'ET_KCP_SNDWND', toml: ['kcp', 'sndwnd'], kind: 'int', parse: parseKcpWindow, help: 'KCP proxy send window, 16-4096 segments (default 1024)' },
   { field: 'kcpRcvwnd', long: 'kcp-rcvwnd', arg: 'SEGMENTS', env: 'ET_KCP_RCVWND', toml: ['kcp', 'rcvwnd'], kind: 'int', parse: parseKcpWindow, help: 'KCP proxy receive window, 16-4096 segments (default 1024)' },
   { field: 'kcpMtu', long: 'kcp-mtu', arg: 'BYTES', env: 'ET_KCP_MTU', toml: ['kcp', 'mtu'], kind: 'int', parse: parseKcpMtu, help: 'KCP proxy datagram size, 256-1400 (default 1200)' },
+  { field: 'proxyFlowTimeout', long: 'proxy-flow-timeout', arg: 'SECONDS', env: 'ET_PROXY_FLOW_TIMEOUT', toml: ['flags', 'proxy_flow_timeout'], kind: 'int', parse: parseProxyFlowTimeout, help: 'reset proxied flows to a peer unreachable this long (default 30); a restarted peer\'s flows are reset at once' },
   { field: 'devName', long: 'dev-name', arg: 'NAME', env: 'ET_DEV_NAME', toml: ['flags', 'dev_name'], kind: 'string', parse: parseDevName, help: 'TUN device name (default: chosen by the system)' },
   { field: 'mtu', long: 'mtu', arg: 'BYTES', env: 'ET_MTU', toml: ['flags', 'mtu'], kind: 'int', parse: parseMtu, help: 'TUN MTU (default 1380)' },
   { field: 'instanceName', long: 'instance-name', short: 'm', arg: 'NAME', env: 'ET_INSTANCE_NAME', toml: ['instance_name'], kind: 'string', parse: parseNonEmpty, help: 'instance name (default "default")' },
-  { field: 'hostname', long: 'hostname', arg: 'NAME', env: 'ET_HOSTNAME', toml: ['hostname'], kind: 'string', parse: parseNonEmpty, help: 'name shown to peers (default: the OS hostname)' },
+  { field: 'hostname', long: 'hostname', arg: 'NAME', env: 'ET_HOSTNAME', toml: ['hostname'], kind: 'string', parse: parseHostname, help: 'name shown to peers (default: the OS hostname)' },
   { field: 'logLevel', long: 'log-level', arg: 'LEVEL', env: 'ET_LOG_LEVEL', toml: ['console_logger', 'level'], kind: 'string', parse: parseLogLevel, help: 'error, warn, info, debug or trace (default info)' },
 ];
 

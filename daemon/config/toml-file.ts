@@ -3,7 +3,7 @@
  * EasyTier ignores unknown `[flags]` keys; a supported key with a bad value is an error naming
  * the key (`flags.mtu`, `peer[1].uri`, ...).
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parse, TomlError } from 'smol-toml';
 import { badConfig, TstierError } from '../errors.js';
 import type { PortForwardSpec, ProxyNetwork } from './node-config.js';
@@ -25,15 +25,46 @@ const isTable = (value: unknown): value is Table =>
 // Tables of [[array]] entries handled below rather than through OPTIONS.
 const ARRAY_TABLES = new Set(['peer', 'proxy_network', 'port_forward']);
 
-export function readConfigFile(path: string): FileLayer {
-  let text: string;
+/**
+ * A config file is a few KiB of TOML; this bound keeps a wrong path (a log, an image) from being
+ * read whole into memory.
+ */
+export const CONFIG_FILE_MAX_BYTES = 1024 * 1024;
+
+/** Reads and parses the file at `path`; `name` is how the user gave it (--config-file, ET_CONFIG_FILE). */
+export function readConfigFile(path: string, name: string): FileLayer {
+  return parseConfigToml(readBoundedFile(path, name), path);
+}
+
+/**
+ * Only a regular file, of at most CONFIG_FILE_MAX_BYTES: a device such as /dev/zero or a FIFO
+ * would never end (or never start). The read itself is bounded too, in case the file grows.
+ */
+function readBoundedFile(path: string, name: string): string {
+  const quoted = JSON.stringify(path);
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw badConfig('config_file', `cannot read ${JSON.stringify(path)}: ${reason}`);
+    throw badConfig(name, `cannot read ${quoted}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseConfigToml(text, path);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw badConfig(name, `${quoted} is not a regular file`);
+    if (st.size > CONFIG_FILE_MAX_BYTES) {
+      throw badConfig(name, `${quoted} is ${st.size} bytes; a config file may have at most ${CONFIG_FILE_MAX_BYTES}`);
+    }
+    const buf = Buffer.alloc(CONFIG_FILE_MAX_BYTES + 1);
+    let len = 0;
+    for (let n = 1; n > 0 && len < buf.length; len += n) n = readSync(fd, buf, len, buf.length - len, null);
+    if (len > CONFIG_FILE_MAX_BYTES) throw badConfig(name, `${quoted} grew past ${CONFIG_FILE_MAX_BYTES} bytes while being read`);
+    return buf.toString('utf8', 0, len);
+  } catch (err) {
+    if (err instanceof TstierError) throw err;
+    throw badConfig(name, `cannot read ${quoted}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function parseConfigToml(text: string, origin: string): FileLayer {

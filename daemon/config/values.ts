@@ -3,13 +3,15 @@
  * (`--mtu`, `ET_MTU`, `flags.mtu`) and either returns the validated value or throws
  * badConfig(name, ...) — so every error names the key it came from, whatever the source.
  */
-import { isIP, isIPv4 } from 'node:net';
+import { BlockList, isIP, isIPv4 } from 'node:net';
 import { badConfig } from '../errors.js';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../log.js';
 import type { ProxyNetwork } from './node-config.js';
 
-/** Underlay protocols the peer layer speaks. EasyTier has more (wg, quic, ws, wss, faketcp). */
+/** Underlay protocols a listener given without one expands to. EasyTier has more (wg, quic, ws, wss). */
 export const PEER_SCHEMES: readonly string[] = ['tcp', 'udp'];
+/** What a URI may name besides: faketcp only when asked for, since it needs CAP_NET_RAW, CAP_NET_ADMIN and a packet-filter rule. */
+const URI_SCHEMES: readonly string[] = [...PEER_SCHEMES, 'faketcp'];
 export const DEFAULT_LISTEN_PORT = 11010;
 export const DEFAULT_RPC_PORTAL = '127.0.0.1:15888';
 export const MTU_MIN = 576;
@@ -33,10 +35,39 @@ export function parseIntInRange(raw: string, name: string, min: number, max: num
   return n;
 }
 
+/**
+ * Seconds a proxied flow outlives its peer's reachability. Plain TCP over a VPN rides out outages of
+ * tens of seconds; the proxy's flows should too, but not hold an application forever.
+ */
+export const DEFAULT_PROXY_FLOW_TIMEOUT = 30;
+export const parseProxyFlowTimeout = (raw: string, name: string): number => parseIntInRange(raw, name, 1, 86_400);
+
 export const parseMtu = (raw: string, name: string): number => parseIntInRange(raw, name, MTU_MIN, MTU_MAX);
 
 export function parseNonEmpty(raw: string, name: string): string {
   if (raw.trim() === '') throw badConfig(name, 'must not be empty');
+  return raw;
+}
+
+/**
+ * The network name is the HKDF `info` of the session key derivation, which takes at most 1024
+ * bytes; a longer name could never key a session, so it is refused here, naming the flag.
+ */
+export const NETWORK_NAME_MAX_BYTES = 1024;
+/** A route record carries the hostname with a one-byte length. */
+export const HOSTNAME_MAX_BYTES = 255;
+
+export function parseNetworkName(raw: string, name: string): string {
+  return parseBoundedText(raw, name, NETWORK_NAME_MAX_BYTES);
+}
+
+export function parseHostname(raw: string, name: string): string {
+  return parseBoundedText(raw, name, HOSTNAME_MAX_BYTES);
+}
+
+function parseBoundedText(raw: string, name: string, maxBytes: number): string {
+  const bytes = Buffer.byteLength(parseNonEmpty(raw, name));
+  if (bytes > maxBytes) throw badConfig(name, `must be at most ${maxBytes} bytes (UTF-8), got ${bytes}`);
   return raw;
 }
 
@@ -65,9 +96,31 @@ export function parseDevName(raw: string, name: string): string {
   return raw;
 }
 
-/** `-i`: "10.144.144.1" (gets /24, as EasyTier) or "10.144.144.1/16". */
+/**
+ * Addresses no node may take as its virtual address: they are not one host's (unspecified,
+ * loopback, link-local, multicast, reserved, broadcast), and the kernel would route them elsewhere
+ * or refuse them on the TUN.
+ */
+const NOT_A_HOST = new BlockList();
+const NOT_A_HOST_V4 = [['0.0.0.0', 8], ['127.0.0.0', 8], ['169.254.0.0', 16], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const;
+const NOT_A_HOST_V6 = [['::', 128], ['::1', 128], ['fe80::', 10], ['ff00::', 8]] as const;
+for (const [net, prefix] of NOT_A_HOST_V4) NOT_A_HOST.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of NOT_A_HOST_V6) NOT_A_HOST.addSubnet(net, prefix, 'ipv6');
+
+/**
+ * `-i`: "10.144.144.1" (gets /24, as EasyTier) or "10.144.144.1/16". Must be a host address, and
+ * neither the network nor the broadcast address of its prefix (/31 and /32 have neither).
+ */
 export function parseIpv4WithPrefix(raw: string, name: string): { address: string; prefix: number } {
-  return parseAddressWithPrefix(raw, name, 4, 24);
+  const net = parseAddressWithPrefix(raw, name, 4, 24);
+  if (net.prefix <= 30) {
+    const host = ipv4ToInt(net.address) & (2 ** (32 - net.prefix) - 1);
+    if (host === 0) throw badConfig(name, `${quote(raw)} is the network address of its /${net.prefix}, not a host`);
+    if (host === 2 ** (32 - net.prefix) - 1) {
+      throw badConfig(name, `${quote(raw)} is the broadcast address of its /${net.prefix}, not a host`);
+    }
+  }
+  return net;
 }
 
 /** `--ipv6`: "fd00::1" (gets /64, the usual IPv6 subnet) or "fd00::1/48"; no zone index. */
@@ -81,6 +134,9 @@ function parseAddressWithPrefix(raw: string, name: string, family: 4 | 6, defaul
     throw badConfig(name, `must be an IPv${family} address with optional /prefix, got ${quote(raw)}`);
   }
   const prefix = prefixText === undefined ? defaultPrefix : parseIntInRange(prefixText, name, 1, family === 4 ? 32 : 128);
+  if (NOT_A_HOST.check(address, family === 4 ? 'ipv4' : 'ipv6')) {
+    throw badConfig(name, `${quote(raw)} is not a unicast host address (loopback, link-local, multicast, broadcast or reserved)`);
+  }
   return { address, prefix };
 }
 
@@ -150,8 +206,8 @@ function withPort(host: string, port: string | undefined): HostPort {
 }
 
 function checkScheme(scheme: string, raw: string, name: string): void {
-  if (!PEER_SCHEMES.includes(scheme)) {
-    throw badConfig(name, `unsupported protocol ${quote(scheme)} in ${quote(raw)} (tstier supports ${PEER_SCHEMES.join(', ')})`);
+  if (!URI_SCHEMES.includes(scheme)) {
+    throw badConfig(name, `unsupported protocol ${quote(scheme)} in ${quote(raw)} (tstier supports ${URI_SCHEMES.join(', ')})`);
   }
 }
 

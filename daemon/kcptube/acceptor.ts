@@ -110,7 +110,8 @@ export class Acceptor implements TunnelOwner {
       s.close();
       throw e;
     }
-    s.on('error', () => undefined);
+    // Send errors (no route, address gone) are not fatal: KCP retransmits once the path is back.
+    s.on('error', (e) => this.ctx.ioErrors.record(`udp ${host}:${port}`, e));
     s.on('message', (msg, rinfo) => this.onMessage(s, port, msg, rinfo));
     this.sockets.push(s);
   }
@@ -132,7 +133,12 @@ export class Acceptor implements TunnelOwner {
 
   private sendFor(sid: number, d: Uint8Array): void {
     const p = this.router.sessions.get(sid)?.path;
-    if (p !== undefined) p.socket.send(d, p.port, p.address);
+    if (p === undefined) return;
+    try {
+      p.socket.send(d, p.port, p.address);
+    } catch (e) {
+      this.ctx.ioErrors.record('udp send', e as Error); // the socket closed under the session
+    }
   }
 
   onEvent(tunnel: Tunnel, e: TubeEvent): void {

@@ -9,6 +9,7 @@ import type { KcptubeSide } from './config.js';
 import { TunnelDialer, resolveDestination } from './dialer.js';
 import type { TubeContext } from './log.js';
 import { listen } from './listen.js';
+import { capConnections, connectionBudget } from '../io/fd-budget.js';
 import { TcpConn, UdpConn } from './pipes.js';
 import type { Tunnel } from './tunnel.js';
 import { PROTO_TCP, PROTO_UDP } from './wire.js';
@@ -47,6 +48,11 @@ export class KcptubeClient {
   private async listenOn(host: string, port: number): Promise<void> {
     const tcp = createServer({ allowHalfOpen: true }, (s) => this.onTcp(s)); // FIN is carried, not answered
     await listen((cb) => tcp.listen({ host, port, ipv6Only: this.side.ipv6Only }, cb), tcp, host, port);
+    tcp.on('error', (e) => this.ctx.ioErrors.record(`accept ${host}:${port}`, e));
+    // Without mux_tunnels each connection costs a second descriptor, its own tunnel's UDP socket.
+    const budget = connectionBudget(this.side.muxTunnels);
+    capConnections(tcp, this.side.muxTunnels > 0 ? budget : Math.floor(budget / 2),
+      (e) => this.ctx.ioErrors.record(`accept ${host}:${port}`, e));
     this.tcp.push(tcp);
     const udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: this.side.ipv6Only });
     try {
@@ -56,6 +62,7 @@ export class KcptubeClient {
       throw e;
     }
     udp.on('message', (msg, rinfo) => this.onUdp(udp, msg, rinfo));
+    udp.on('error', (e) => this.ctx.ioErrors.record(`udp ${host}:${port}`, e));
     this.udp.push(udp);
   }
 
@@ -97,7 +104,7 @@ export class KcptubeClient {
     if (c === undefined) {
       const { tunnel, conn, own } = this.tunnelFor();
       tunnel.session.open(conn, PROTO_UDP);
-      c = new UdpConn(tunnel, conn, (d) => udp.send(d, rinfo.port, rinfo.address), this.side.udpTimeout * 1000,
+      c = new UdpConn(tunnel, conn, (d) => this.sendTo(udp, d, rinfo), this.side.udpTimeout * 1000,
         this.ctx.counters, () => {
           this.udpConns.delete(key);
           if (own) tunnel.finish();
@@ -105,6 +112,15 @@ export class KcptubeClient {
       this.udpConns.set(key, c);
     }
     c.fromApp(msg);
+  }
+
+  /** A datagram back to a UDP application; a socket closed by stop() only counts an error. */
+  private sendTo(udp: UdpSocket, d: Uint8Array, to: RemoteInfo): void {
+    try {
+      udp.send(d, to.port, to.address);
+    } catch (e) {
+      this.ctx.ioErrors.record('udp send', e as Error);
+    }
   }
 
   stop(): void {

@@ -79,6 +79,8 @@ export class HoppingPath {
     private readonly onMessage: (msg: Buffer) => void,
     /** Told of every hop (logging). */
     private readonly onHop: (port: number) => void,
+    /** A socket error: a failed send, or a socket that could not even bind (out of descriptors). */
+    private readonly onError: (e: NodeJS.ErrnoException) => void,
   ) {
     this.port = randomPort(range);
     this.sock = this.newSocket();
@@ -91,12 +93,17 @@ export class HoppingPath {
   private newSocket(): UdpSocket {
     const s = createSocket({ type: this.dest.family === 6 ? 'udp6' : 'udp4', ...SOCKET_BUFFERS });
     s.on('message', this.onMessage);
-    s.on('error', () => undefined); // ICMP errors while the server restarts: KCP retransmits
+    s.on('error', this.onError);
     return s;
   }
 
   send(d: Uint8Array): void {
-    if (!this.closed) this.sock.send(d, this.port, this.dest.address);
+    if (this.closed) return;
+    try {
+      this.sock.send(d, this.port, this.dest.address);
+    } catch (e) {
+      this.onError(e as NodeJS.ErrnoException);
+    }
   }
 
   /**
@@ -168,7 +175,12 @@ export class TunnelDialer implements TunnelOwner {
       if (r !== null) this.tunnels.get(r.session.sid)?.tunnel.kick();
     };
     const path = new HoppingPath(this.dest, this.side.destinationPorts!, this.side.dportRefresh, onMessage, (port) =>
-      this.ctx.log.line(`session ${sid.toString(16)} hops to port ${port}`));
+      this.ctx.log.line(`session ${sid.toString(16)} hops to port ${port}`), (e) => {
+      this.ctx.ioErrors.record('udp', e);
+      // Without a bound socket the tunnel can never send: end it, so its connections are reset
+      // instead of waiting. Other send errors (no route while a link is down) pass: KCP retransmits.
+      if (e.syscall === 'bind') this.tunnels.get(sid)?.tunnel.close();
+    });
     const tunnel = new Tunnel(session, (d) => path.send(d), this);
     this.router.sessions.set(sid, { session, path: null });
     this.tunnels.set(sid, { tunnel, path, hooks });

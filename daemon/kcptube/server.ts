@@ -41,12 +41,21 @@ export class KcptubeServer {
     const host = this.dest.address;
     if (e.protocol === PROTO_TCP) {
       const socket = connect({ host, port, allowHalfOpen: true });
+      // Refused, unreachable, out of descriptors: TcpConn resets the connection at once; say why.
+      const onDialError = (err: Error): void => this.ctx.ioErrors.record(`connect ${host}:${port}`, err);
+      socket.once('error', onDialError);
+      socket.once('connect', () => socket.off('error', onDialError));
       new TcpConn(tunnel, e.conn, socket, this.ctx.counters, () => tunnel.kick());
     } else if (e.protocol === PROTO_UDP) {
       const sock = createSocket(this.dest.family === 6 ? 'udp6' : 'udp4');
-      sock.on('error', () => undefined);
-      const conn = new UdpConn(tunnel, e.conn, (d) => sock.send(d, port, host), this.side.udpTimeout * 1000, this.ctx.counters,
-        () => sock.close());
+      sock.on('error', (err) => this.ctx.ioErrors.record(`udp to ${host}:${port}`, err));
+      const conn = new UdpConn(tunnel, e.conn, (d) => {
+        try {
+          sock.send(d, port, host);
+        } catch (err) {
+          this.ctx.ioErrors.record(`udp to ${host}:${port}`, err as Error);
+        }
+      }, this.side.udpTimeout * 1000, this.ctx.counters, () => sock.close());
       sock.on('message', (msg) => conn.fromApp(msg));
     } else {
       tunnel.session.reset(e.conn);

@@ -37,7 +37,7 @@ const FINISH_WAIT_MS = 10_000;
 export class Tunnel {
   readonly conns = new Map<number, Conn>();
   private ended = false;
-  private readonly passes = new PassScheduler(() => this.run(), nowMs);
+  private readonly passes = new PassScheduler(() => this.pass(), nowMs);
   private finishBy = Infinity;
   /** Connections whose socket is full; reading the session waits for them. */
   private fullSinks = 0;
@@ -71,6 +71,15 @@ export class Tunnel {
   finish(): void {
     if (this.finishBy === Infinity) this.finishBy = nowMs() + FINISH_WAIT_MS;
     this.kick();
+  }
+
+  /** One pass; an exception in it (a bug) ends this tunnel, never the process. */
+  private pass(): void {
+    try {
+      this.run();
+    } catch (e) {
+      this.end(`internal error: ${(e as Error).message}`, false);
+    }
   }
 
   private run(): void {
@@ -130,11 +139,12 @@ export class Tunnel {
     this.transmit();
   }
 
-  private end(reason: string): void {
+  /** `flush` false: the pass broke, so nothing more is sent (sending may be what broke). */
+  private end(reason: string, flush = true): void {
     if (this.ended) return;
     this.ended = true;
     this.passes.close();
-    this.transmit(); // a CLOSE we queued
+    if (flush) this.transmit(); // a CLOSE we queued
     for (const c of [...this.conns.values()]) c.abort();
     this.conns.clear();
     this.owner.onEnded(this, reason);

@@ -5,18 +5,20 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Socket as UdpSocket } from 'node:dgram';
-import { TstierError } from '../errors.js';
+import { badConfig, TstierError } from '../errors.js';
 import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
+import { capConnections, connectionBudget } from '../io/fd-budget.js';
 import { nowMs } from '../io/clock.js';
 import { SessionDriver } from './driver.js';
+import { FakeTcpConn } from '../faketcp/dial.js';
+import type { PacketSocket } from '../faketcp/packet-socket.js';
 
 interface Slot {
   driver: SessionDriver;
-  udp: UdpSocket;
+  udp: PacketSocket;
   /** nowMs() after which no new streams go to this session (Infinity: never). */
   expiresAt: number;
 }
@@ -45,6 +47,7 @@ export class KcptunClient {
     const local = parseHostPortRange('--localaddr', cfg.localaddr);
     const remote = parseHostPortRange('--remoteaddr', cfg.remoteaddr);
     this.remoteHost = await resolveHost(remote.host, false);
+    if (cfg.tcp && this.remoteHost.includes(':')) throw badConfig('--remoteaddr', `fake TCP (--tcp) carries IPv4 only, not ${this.remoteHost}`);
     const host = await resolveHost(local.host, true);
     // allowHalfOpen: a client's FIN travels as an smux FIN while the reply keeps flowing back.
     const server = createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.accept(s));
@@ -56,7 +59,8 @@ export class KcptunClient {
           : new TstierError('TSTIER_E_BAD_CONFIG', `--localaddr: cannot listen on ${host}:${local.minPort}: ${e.message}`)));
       server.listen(local.minPort, host, () => resolve());
     });
-    server.on('error', (e) => this.proc.log.line(`accept: ${e.message}`));
+    server.on('error', (e) => this.proc.ioErrors.record('accept', e));
+    capConnections(server, connectionBudget(cfg.conn), (e) => this.proc.ioErrors.record('accept', e));
     const port = (server.address() as { port: number }).port;
     logSettings(this.proc, [
       ['listening on', `${host}:${port}`],
@@ -82,7 +86,7 @@ export class KcptunClient {
     void this.slotFor(idx).then(
       (slot) => this.openStream(slot, socket),
       (e: Error) => {
-        this.proc.log.line(`dial: ${e.message}`);
+        this.proc.ioErrors.record('dial', e);
         socket.destroy();
       },
     );
@@ -113,10 +117,12 @@ export class KcptunClient {
     // Multiport: each dial picks a random port of the range (kcptun ≥ 2022-10).
     const port = remote.minPort + randomInt(remote.maxPort - remote.minPort + 1);
     const host = this.remoteHost;
-    const udp = await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg);
+    // --tcp: the datagrams travel in fake TCP segments over one real TCP handshake per session.
+    const fake = cfg.tcp ? await FakeTcpConn.dial(host, port, '--tcp') : null;
+    const udp: PacketSocket = fake ?? await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg, this.proc.ioErrors);
     const conv = randomBytes(4).readUInt32LE(0);
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
-    const out = sessionSender(cfg, (d) => udp.send(d, port, host));
+    const out = sessionSender(cfg, (d) => udp.send(d, port, host), this.proc.ioErrors);
     const slot: Slot = {
       udp,
       expiresAt: cfg.autoexpire > 0 ? nowMs() + cfg.autoexpire * 1000 : Infinity,
@@ -138,6 +144,11 @@ export class KcptunClient {
         return;
       }
       slot.driver.input(msg);
+    });
+    // A fake TCP connection the peer or a middlebox ended takes its session with it; the slot redials.
+    fake?.once('close', (why: string) => {
+      this.proc.log.line(`fake TCP connection to ${host}:${port} ended: ${why}`);
+      slot.driver.close();
     });
     this.proc.sessionOpened(true);
     return slot;

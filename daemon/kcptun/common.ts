@@ -12,6 +12,7 @@ import type { KcptunConfig } from './config.js';
 import { KcptunLog } from './log.js';
 import { startSnmpLog } from './snmp-log.js';
 import { Pacer } from './pacer.js';
+import { IoErrorLog } from '../io/io-error-log.js';
 
 /** The smux keepalive timeout kcptun leaves at smux's default. */
 const SMUX_KEEPALIVE_TIMEOUT_MS = 30_000;
@@ -47,10 +48,13 @@ export function sessionConfig(cfg: KcptunConfig, pass: Uint8Array, conv: number)
 export class KcptunProcess {
   readonly snmp: KcptunSnmp = newSnmp();
   readonly log: KcptunLog;
+  /** Socket errors (UDP sends, dials, accepts): counted, each cause logged once. */
+  readonly ioErrors: IoErrorLog;
   private readonly stops: (() => void)[] = [];
 
   constructor(readonly cfg: KcptunConfig) {
     this.log = new KcptunLog(cfg.log, cfg.quiet);
+    this.ioErrors = new IoErrorLog((line) => this.log.line(line));
   }
 
   /** SIGUSR1 dumps the counters; --snmplog writes them periodically. */
@@ -123,7 +127,7 @@ export async function resolveHost(host: string, forListen: boolean): Promise<str
 }
 
 /** A UDP socket bound to host:port with kcptun's --sockbuf applied (node:dgram cannot set DSCP). */
-export async function bindUdp(host: string, port: number, cfg: KcptunConfig): Promise<UdpSocket> {
+export async function bindUdp(host: string, port: number, cfg: KcptunConfig, errors: IoErrorLog): Promise<UdpSocket> {
   const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject);
@@ -136,7 +140,8 @@ export async function bindUdp(host: string, port: number, cfg: KcptunConfig): Pr
       ? new TstierError('TSTIER_E_ADDR_IN_USE', `port already in use: udp ${host}:${port}`)
       : new TstierError('TSTIER_E_BAD_CONFIG', `cannot bind udp ${host}:${port}: ${e.message}`);
   });
-  sock.on('error', () => undefined); // send errors (e.g. ICMP unreachable) are not fatal; KCP retries
+  // Send errors (no route, address gone) are not fatal: KCP retransmits once the path is back.
+  sock.on('error', (e) => errors.record('udp', e));
   if (cfg.sockbuf > 0) {
     try {
       sock.setRecvBufferSize(cfg.sockbuf);
@@ -153,8 +158,18 @@ export interface DatagramSender {
   close(): void;
 }
 
-/** A session's way out: straight to the socket, or paced to --ratelimit bytes per second. */
-export function sessionSender(cfg: KcptunConfig, raw: (datagram: Uint8Array) => void): DatagramSender {
+/**
+ * A session's way out: straight to the socket, or paced to --ratelimit bytes per second. A send
+ * that throws (the socket closed under it) is recorded, never raised into the session's pass.
+ */
+export function sessionSender(cfg: KcptunConfig, send: (datagram: Uint8Array) => void, errors: IoErrorLog): DatagramSender {
+  const raw = (d: Uint8Array): void => {
+    try {
+      send(d);
+    } catch (e) {
+      errors.record('udp send', e as Error);
+    }
+  };
   if (cfg.ratelimit <= 0) return { send: raw, close: () => undefined };
   const pacer = new Pacer(cfg.ratelimit, raw);
   return { send: (d) => pacer.push(d), close: () => pacer.close() };

@@ -6,6 +6,7 @@
  * keys it contains (case-insensitive keys, unknown keys ignored, as Go's encoding/json does).
  * Every problem is a `TSTIER_E_BAD_CONFIG` naming the flag or key.
  */
+import { requireFakeTcpCapabilities } from '../faketcp/firewall.js';
 import { readFileSync } from 'node:fs';
 import { badConfig } from '../errors.js';
 import { kcpModeParams, type KcpMode } from '../transport/kcp/modes.js';
@@ -337,5 +338,6 @@ function validate(cfg: KcptunConfig): void {
       throw badConfig('--target', `expected host:port or a unix socket path, got ${JSON.stringify(cfg.remoteaddr)}`);
     }
   }
-  if (cfg.tcp) throw badConfig('--tcp', 'raw fake-TCP mode is not supported');
+  // Fake TCP needs raw sockets and a packet-filter rule: fail at start, not at the first dial.
+  if (cfg.tcp) requireFakeTcpCapabilities('--tcp');
 }

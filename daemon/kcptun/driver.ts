@@ -4,7 +4,7 @@
  * session dirty; one setImmediate pass then pumps the layers, dispatches events, and sends.
  */
 import type { Socket } from 'node:net';
-import type { TstierError } from '../errors.js';
+import { TstierError } from '../errors.js';
 import type { KcptunSession } from '../transport/session/kcptun-session.js';
 import { nowMs } from '../io/clock.js';
 import { PassScheduler } from '../io/pass-scheduler.js';
@@ -27,7 +27,7 @@ export class SessionDriver {
   readonly pipes = new Map<number, StreamPipe>();
   readonly createdAt = nowMs();
   private ended = false;
-  private readonly passes = new PassScheduler(() => this.run(), nowMs);
+  private readonly passes = new PassScheduler(() => this.pass(), nowMs);
   readonly kick = (): void => this.passes.kick();
 
   constructor(
@@ -80,6 +80,15 @@ export class SessionDriver {
 
   /** FINs that arrived for streams not attached yet. */
   private readonly sawFin = new Set<number>();
+
+  /** One pass; an exception in it (a bug) ends this session, never the process. */
+  private pass(): void {
+    try {
+      this.run();
+    } catch (e) {
+      this.end(new TstierError('TSTIER_E_CLOSED', `internal error: ${(e as Error).message}`, { cause: e }));
+    }
+  }
 
   private run(): void {
     if (this.ended) return;

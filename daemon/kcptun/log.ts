@@ -2,7 +2,8 @@
  * kcptun's log: Go's standard logger format (`2006/01/02 15:04:05 message`), to stderr or to the
  * --log file (appended). One instance per process.
  */
-import { appendFileSync } from 'node:fs';
+import { openSync, writeSync } from 'node:fs';
+import { TstierError } from '../errors.js';
 
 function pad(n: number, w = 2): string {
   return String(n).padStart(w, '0');
@@ -22,19 +23,25 @@ export function goTimeLayout(layout: string, d: Date): string {
 }
 
 export class KcptunLog {
-  constructor(
-    private readonly file: string,
-    readonly quiet: boolean,
-  ) {}
+  /** The --log file, opened once: kcptun exits when it cannot open it, and so do we. */
+  private readonly fd: number | null;
+
+  constructor(file: string, readonly quiet: boolean) {
+    try {
+      this.fd = file ? openSync(file, 'a') : null;
+    } catch (e) {
+      throw new TstierError('TSTIER_E_BAD_CONFIG', `--log: cannot open ${file}: ${(e as Error).message.replace(/, open '.*'$/, '')}`);
+    }
+  }
 
   line(message: string): void {
     const text = `${goTimeLayout('2006/01/02 15:04:05', new Date())} ${message}\n`;
-    if (this.file) {
+    if (this.fd !== null) {
       try {
-        appendFileSync(this.file, text);
+        writeSync(this.fd, text);
         return;
       } catch {
-        // fall through to stderr: a log that cannot be written must not stop the tunnel
+        // fall through to stderr: a full disk must not stop the tunnel
       }
     }
     process.stderr.write(text);

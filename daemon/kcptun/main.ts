@@ -13,7 +13,7 @@ server: -l/--listen, -t/--target
 both:   --key ($KCPTUN_KEY), --crypt, --mode, --nodelay --interval --resend --nc, --mtu, --sndwnd, --rcvwnd,
         --ds/--datashard, --ps/--parityshard, --dscp, --nocomp, --acknodelay, --sockbuf, --smuxver,
         --smuxbuf, --framesize, --streambuf, --keepalive, --closewait, --ratelimit, --snmplog,
-        --snmpperiod, --log, --quiet, -c config.json
+        --snmpperiod, --log, --quiet, --tcp (fake TCP), -c config.json
 `;
 
 function fail(e: unknown): never {
@@ -38,7 +38,12 @@ export function main(argv: string[]): void {
     process.stdout.write(parsed.help === 'version' ? 'tstier-kcptun (kcptun v20210922 compatible)\n' : USAGE);
     process.exit(0);
   }
-  const node = role === 'client' ? new KcptunClient(parsed.config) : new KcptunServer(parsed.config);
+  let node: KcptunClient | KcptunServer;
+  try {
+    node = role === 'client' ? new KcptunClient(parsed.config) : new KcptunServer(parsed.config);
+  } catch (e) {
+    fail(e);
+  }
   const stop = (): void => {
     void node.stop().finally(() => process.exit(0));
   };

@@ -4,7 +4,6 @@
  * each, and every accepted stream piped to a new TCP connection to --target.
  */
 import { connect, type Socket } from 'node:net';
-import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import { deriveKcptunKey } from '../transport/crypt/kdf.js';
 import { newDatagramCrypt, OPEN_TOO_SHORT, type DatagramCrypt } from '../transport/crypt/datagram.js';
 import { KcptunSession } from '../transport/session/kcptun-session.js';
@@ -13,6 +12,8 @@ import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
 import { nowMs } from '../io/clock.js';
 import { SessionDriver } from './driver.js';
+import { FakeTcpListener } from '../faketcp/listen.js';
+import type { PacketFrom, PacketSocket } from '../faketcp/packet-socket.js';
 
 /**
  * A memory guard against floods of forged-but-valid first packets (kcp-go's only limit is its
@@ -25,7 +26,7 @@ export class KcptunServer {
   private readonly pass: Uint8Array;
   /** Opens datagrams to route them; sessions seal with their own instance. */
   private readonly opener: DatagramCrypt;
-  private readonly sockets: UdpSocket[] = [];
+  private readonly sockets: PacketSocket[] = [];
   private readonly sessions = new Map<string, SessionDriver>();
   /** The peeked conv and sn of the datagram being routed. */
   private readonly route = { conv: 0, sn: 0 };
@@ -44,10 +45,12 @@ export class KcptunServer {
     const host = await resolveHost(listen.host, true);
     try {
       for (let port = listen.minPort; port <= listen.maxPort; port++) {
-        const sock = await bindUdp(host, port, cfg);
+        // --tcp: fake TCP segments on a real TCP listener's port instead of UDP datagrams.
+        const sock: PacketSocket = cfg.tcp ? await FakeTcpListener.listen(host, port, '--listen')
+          : await bindUdp(host, port, cfg, this.proc.ioErrors);
         this.sockets.push(sock);
         this.ports.push(sock.address().port);
-        sock.on('message', (msg: Buffer, from: RemoteInfo) => this.onDatagram(sock, msg, from));
+        sock.on('message', (msg: Buffer, from: PacketFrom) => this.onDatagram(sock, msg, from));
       }
     } catch (e) {
       for (const s of this.sockets) s.close();
@@ -61,7 +64,7 @@ export class KcptunServer {
     return this.ports;
   }
 
-  private onDatagram(sock: UdpSocket, msg: Buffer, from: RemoteInfo): void {
+  private onDatagram(sock: PacketSocket, msg: Buffer, from: PacketFrom): void {
     const snmp = this.proc.snmp;
     const off = this.opener.open(msg, msg.length);
     if (off < 0) {
@@ -81,15 +84,20 @@ export class KcptunServer {
       if (this.route.sn !== 0) return;
       driver.close();
     }
-    if (!hasConv || this.sessions.size >= MAX_SESSIONS) return;
+    // Only a conversation's first datagram (sn 0) opens a session. kcp-go opens one for any conv, so
+    // a client that outlived a server restart gets a session that acknowledges its segments but can
+    // never deliver them (KCP waits for sn 0), and stays up on the new server's NOPs: with kcptun
+    // both ends, new flows hang for over a minute. Unanswered, the client's smux keepalive ends its
+    // session within the timeout and the next flow dials a new one.
+    if (!hasConv || this.route.sn !== 0 || this.sessions.size >= MAX_SESSIONS) return;
     driver = this.newSession(sock, from, this.route.conv, key);
     driver.inputOpened(msg, off);
   }
 
-  private newSession(sock: UdpSocket, from: RemoteInfo, conv: number, key: string): SessionDriver {
+  private newSession(sock: PacketSocket, from: PacketFrom, conv: number, key: string): SessionDriver {
     const cfg = this.cfg;
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
-    const out = sessionSender(cfg, (d) => sock.send(d, from.port, from.address));
+    const out = sessionSender(cfg, (d) => sock.send(d, from.port, from.address), this.proc.ioErrors);
     const driver = new SessionDriver(session, out.send, {
       onAccept: (drv, sid) => this.dialTarget(drv, sid, key),
       onClosed: (drv, error) => {
@@ -117,7 +125,11 @@ export class KcptunServer {
       socket = connect({ port: Number(target.slice(i + 1)), host, allowHalfOpen: true });
     }
     socket.setNoDelay(true);
+    // Node clears `connecting` before it emits a connect error, so the flag cannot tell the two
+    // apart; this one can. After connect the pipe owns the socket and its errors.
+    let connected = false;
     socket.once('connect', () => {
+      connected = true;
       if (driver.isEnded) {
         socket.destroy();
         return;
@@ -125,11 +137,13 @@ export class KcptunServer {
       this.proc.log.stream(`stream opened in: ${key} out: ${target} sid: ${sid}`);
       driver.attach(sid, socket);
     });
-    socket.once('error', (e) => {
-      if (socket.connecting) {
-        this.proc.log.line(`dial ${target}: ${e.message}`);
-        driver.reject(sid);
-      }
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      if (connected) return;
+      // Refused, unreachable, out of descriptors: the stream ends at once (kcptun closes it too),
+      // so the client's application sees EOF instead of waiting on a stream nobody serves.
+      this.proc.ioErrors.record(`dial ${target}`, e);
+      socket.destroy();
+      if (!driver.isEnded) driver.reject(sid);
     });
   }
 

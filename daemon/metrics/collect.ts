@@ -43,6 +43,7 @@ export function collectMetrics(i: MetricsInputs): Family[] {
     { labels: { reason: 'relay_refused' }, value: l.relayRefused },
   ]);
   fam('tstier_peer_rejected_links_total', 'counter', 'Inbound links refused because their first packet was no valid handshake', [{ labels: {}, value: l.rejectedLinks }]);
+  fam('tstier_peer_session_faults_total', 'counter', 'Peer sessions closed because handling one of their packets threw', [{ labels: {}, value: l.sessionFaults }]);
   fam('tstier_peer_forwarded_packets_total', 'counter', 'Packets relayed for other nodes', [{ labels: {}, value: l.forwarded }]);
   fam('tstier_tun_packets_total', 'counter', 'Packets read from (rx) and written to (tx) the TUN', [
     { labels: { direction: 'rx' }, value: i.node.tunRxPackets },

@@ -7,7 +7,11 @@ export interface BackoffOptions {
   maxMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 8000 };
+/**
+ * At most a second between attempts: a lost peer is back within about a second of its link's return
+ * (proxied flows wait for it), and an attempt costs one small datagram or a SYN.
+ */
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 1000 };
 
 /** Delay before attempt `attempt` (0 = first retry); `random` in [0, 1). */
 export function backoffDelay(attempt: number, random: number, opts: BackoffOptions = DEFAULT_BACKOFF): number {

@@ -1,11 +1,13 @@
 /**
- * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO.
+ * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO, and
+ * which peers refused a listening UDP socket.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
- * rule it out).
+ * rule it out); TSTIER_PEER_ADDON=<path> loads another build.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../errors.js';
 
 export type AeadHandle = object;
 
@@ -18,16 +20,28 @@ export interface PeerAddon {
     ip: string | null, port: number): number;
   /** Probes a UDP socket: bit 1, GSO sends work; bit 2, GRO is now on. */
   udpOffloads(fd: number): number;
+  /** Queues ICMP errors on a UDP socket's error queue (IP_RECVERR): 0 or -errno. */
+  udpRecvErrors(fd: number, ipv6: boolean): number;
+  /** Drains the error queue: [address, port, ...] of the peers whose port answered "unreachable". */
+  udpTakeRefused(fd: number): (string | number)[];
 }
 
 export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';
 let addon: PeerAddon | null | undefined;
 
-/** The addon if built (looked for from dist/daemon/peer/ and daemon/peer/) and not turned off, else null; loaded once. */
+/**
+ * The addon if built (looked for from dist/daemon/peer/ and daemon/peer/) and not turned off, else
+ * null; loaded once. TSTIER_PEER_ADDON=<path> loads that file instead. A file that exists but does
+ * not load is a TstierError (TSTIER_E_ADDON) naming it: the node calls this at start-up, so that
+ * surfaces there as one line, never later inside a packet path.
+ */
 export function peerAddon(): PeerAddon | null {
   if (addon !== undefined) return addon;
-  if (process.env.TSTIER_PEER_ADDON === 'off') return (addon = null);
-  const found = ['../../../', '../../'].map((up) => new URL(up + PEER_ADDON_FILE, import.meta.url)).find((u) => existsSync(u));
-  addon = found ? createRequire(import.meta.url)(found.pathname) as PeerAddon : null;
+  const setting = process.env.TSTIER_PEER_ADDON;
+  if (setting === 'off') return (addon = null);
+  const override = setting !== undefined && setting !== '' && setting !== 'on' ? setting : undefined;
+  const found = override ?? ['../../../', '../../'].map((up) => fileURLToPath(new URL(up + PEER_ADDON_FILE, import.meta.url)))
+    .find((p) => existsSync(p));
+  addon = found ? loadNativeAddon(found, 'peer addon', override && 'TSTIER_PEER_ADDON') as PeerAddon : null;
   return addon;
 }

@@ -9,17 +9,23 @@
  */
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../log.js';
+import type { LogFields, Logger } from '../log.js';
 import type { PeerConnView } from '../rpc/source.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { derivePsk, HandshakeResponder, INIT_LEN } from './handshake.js';
 import { Feature } from './route-record.js';
 import { DEFAULT_ROUTE_OPTIONS, RouteTable, type LocalNode, type RouteTableOptions } from './route-table.js';
 import { DEFAULT_TIMERS, PeerSession, type SessionTimers } from './session.js';
-import { parseUnderlayUri, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
+import { parseUnderlayUri, type LinkEnd, type UnderlayLink, type UnderlayListener } from './underlay/link.js';
 import { dialTcp, TcpListener } from './underlay/tcp.js';
 import { dialUdp, UdpListener } from './underlay/udp.js';
+import { dialFakeTcp, FakeTcpUnderlayListener } from './underlay/faketcp.js';
 import { MAX_FORWARD_COUNTER, PacketType, PM_HEADER_LEN, PmFlag, pmFrom, pmTo, pmType } from './wire.js';
+
+/** The stack of an unexpected exception, on one line (the logger escapes newlines). */
+function stackOf(e: unknown): string {
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
 
 /** Receives a packet addressed to us: the origin's peer id, the decrypted payload, the PM header. */
 export type PacketHandler = (from: number, payload: Buffer, header: Buffer) => void;
@@ -62,6 +68,8 @@ export interface PeerLayerStats {
   relayRefused: number;
   /** Sessions a connector replaced by a fresh one. */
   rekeys: number;
+  /** Sessions closed because handling them threw (a bug, contained to that peer). */
+  sessionFaults: number;
 }
 
 interface Conn {
@@ -75,23 +83,30 @@ interface Conn {
 interface Connector {
   uri: string;
   attempt: number;
+  /** The cause of the last failed dial, so a new cause is a warning and a repeat is not. */
+  lastError: string;
   timer: NodeJS.Timeout | undefined;
   /** The session that carries this connection; a rekey's new session replaces it once up. */
   current: Conn | undefined;
   rekeyAt: number;
   rekeying: boolean;
+  /** The peer id of the node this connector last reached: a different one there means it restarted. */
+  lastPeer: number;
 }
 
 /**
- * Events: 'routes' (the route table may have changed), 'peer-up' (peerId), 'peer-down' (peerId),
- * the last two once per direct peer, not per connection.
+ * Events: 'routes' (the route table may have changed), 'peer-up' (peerId), 'peer-down' (peerId,
+ * silentForMs: how long nothing had come from it), the last two once per direct peer, not per
+ * connection; 'peer-gone' (peerId): that node's process is gone — its last session ended by its
+ * goodbye, a TCP close or a refused UDP port, or a connector found a new peer id where it was (a
+ * restart) — so whatever we held for it (proxied flows) is dead, unlike after a mere outage.
  */
 export class PeerManager extends EventEmitter {
   /** Random per process start, never 0 (0 means "unknown" in headers). */
   readonly peerId = randomInt(1, 2 ** 32 - 1);
   readonly routes: RouteTable;
   readonly stats: PeerLayerStats = { forwarded: 0, noRoute: 0, hopLimit: 0, unhandled: 0, rejectedLinks: 0,
-    relayRefused: 0, rekeys: 0 };
+    relayRefused: 0, rekeys: 0, sessionFaults: 0 };
   private readonly psk: Buffer;
   readonly responder: HandshakeResponder;
   private readonly log: Logger;
@@ -135,6 +150,7 @@ export class PeerManager extends EventEmitter {
     const addr = parseUnderlayUri(uri, 'listeners');
     const accept = (link: UnderlayLink, first: Buffer): void => this.acceptLink(link, first);
     const l = addr.scheme === 'udp' ? await UdpListener.open(uri, addr, accept)
+      : addr.scheme === 'faketcp' ? await FakeTcpUnderlayListener.open(uri, addr, accept)
       : await TcpListener.open(uri, addr, accept, { log: this.log, maxFirstPacket: MAX_FIRST_PACKET });
     if (this.closed) await l.close();
     else this.openListeners.push(l);
@@ -144,7 +160,8 @@ export class PeerManager extends EventEmitter {
   /** Keeps a connection to `uri` up for the node's lifetime, redialling with backoff. */
   connect(uri: string): void {
     parseUnderlayUri(uri, 'peers');
-    const c: Connector = { uri, attempt: 0, timer: undefined, current: undefined, rekeyAt: Infinity, rekeying: false };
+    const c: Connector = { uri, attempt: 0, lastError: '', timer: undefined, current: undefined, rekeyAt: Infinity,
+      rekeying: false, lastPeer: 0 };
     this.connectors.add(c);
     void this.dial(c);
   }
@@ -187,13 +204,34 @@ export class PeerManager extends EventEmitter {
     const addr = parseUnderlayUri(c.uri, 'peers');
     let link: UnderlayLink;
     try {
-      link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr) : await dialTcp(c.uri, addr);
+      link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr)
+        : addr.scheme === 'faketcp' ? await dialFakeTcp(c.uri, addr) : await dialTcp(c.uri, addr);
     } catch (e) {
-      this.log.debug('dial failed', { uri: c.uri, err: e });
-      return this.connectorAttemptFailed(c);
+      return this.dialFailed(c, e);
     }
     if (this.closed) return link.close();
     this.attach(link, PeerSession.initiate(this.psk, this.peerId, link.headroom, Date.now(), this.timers), c);
+  }
+
+  /** A dial failed before any packet left (a name that does not resolve, no route to the address). */
+  private dialFailed(c: Connector, e: unknown): void {
+    const cause = `dial: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    this.noteFailure(c, cause, 'peer dial failed; retrying with backoff', 'peer dial still failing; retrying with backoff',
+      { remote: c.uri, attempt: c.attempt + 1, err: e });
+    this.connectorAttemptFailed(c);
+  }
+
+  /**
+   * Logs one failed attempt of `c`, so that an unreachable peer costs a few lines, not one per
+   * attempt: a new cause is a warning; while it repeats, a line at attempts 2, 4, 8, ... shows the
+   * retries go on (debug has them all).
+   */
+  private noteFailure(c: Connector, cause: string, first: string, again: string, fields: LogFields): void {
+    const attempt = c.attempt + 1;
+    if (cause !== c.lastError) this.log.warn(first, fields);
+    else if ((attempt & (attempt - 1)) === 0) this.log.info(again, fields);
+    else this.log.debug(again, fields);
+    c.lastError = cause;
   }
 
   /** A dial or handshake of `c` failed: a rekey just tries again later, anything else redials. */
@@ -213,8 +251,12 @@ export class PeerManager extends EventEmitter {
   }
 
   private acceptLink(link: UnderlayLink, first: Buffer): void {
-    const session = this.closed ? null
-      : PeerSession.accept(this.responder, this.peerId, link.headroom, first, Date.now(), this.timers);
+    let session: PeerSession | null = null;
+    try {
+      session = this.closed ? null : PeerSession.accept(this.responder, this.peerId, link.headroom, first, Date.now(), this.timers);
+    } catch (e) {
+      this.log.error('bug: handshake from one link threw; refusing that link', { remote: link.remoteUri, err: e, stack: stackOf(e) });
+    }
     if (!session) {
       this.stats.rejectedLinks++;
       link.refuse();
@@ -227,16 +269,39 @@ export class PeerManager extends EventEmitter {
     const conn: Conn = { link, session, up: false, dead: false, connector };
     this.conns.add(conn);
     link.onPacket = (pkt) => this.onLinkPacket(conn, pkt);
-    link.onClose = (reason) => this.drop(conn, reason);
-    this.flush(conn);
+    link.onClose = (reason, how) => this.isolated(conn, () => this.drop(conn, reason, how));
+    this.isolated(conn, () => this.flush(conn));
   }
 
   private onLinkPacket(conn: Conn, pkt: Buffer): void {
-    const payload = conn.session.input(pkt, Date.now());
-    this.flush(conn);
-    if (!payload) return;
-    if (pmTo(pkt) === this.peerId) this.deliver(conn, pkt, payload);
-    else this.forward(pkt, payload);
+    this.isolated(conn, () => {
+      const payload = conn.session.input(pkt, Date.now());
+      this.flush(conn);
+      if (!payload) return;
+      if (pmTo(pkt) === this.peerId) this.deliver(conn, pkt, payload);
+      else this.forward(pkt, payload);
+    });
+  }
+
+  /**
+   * Runs one connection's work. An exception there is a bug, but one peer's packet must not take
+   * the process (and every other peer) down with it: that session is closed, logged with the stack,
+   * and its connector (if any) dials again.
+   */
+  private isolated(conn: Conn, work: () => void): void {
+    try {
+      work();
+    } catch (e) {
+      this.stats.sessionFaults++;
+      this.log.error('bug: handling one peer session threw; closing that session', {
+        peer_id: conn.session.peerId, remote: conn.link.remoteUri, err: e, stack: stackOf(e) });
+      if (conn.dead) return;
+      try {
+        this.drop(conn, 'internal error', 'local');
+      } finally {
+        conn.link.close();
+      }
+    }
   }
 
   private deliver(conn: Conn, header: Buffer, payload: Buffer): void {
@@ -285,7 +350,7 @@ export class PeerManager extends EventEmitter {
     for (let p = s.pollTransmit(); p; p = s.pollTransmit()) conn.link.send(p);
     for (let ev = s.pollEvent(); ev; ev = s.pollEvent()) {
       if (ev.type === 'down') {
-        this.drop(conn, ev.reason);
+        this.drop(conn, ev.reason, 'failed');
         conn.link.close();
       } else if (ev.peerId === this.peerId) {
         this.log.warn('connected to ourselves; dropping that link', { remote: conn.link.remoteUri });
@@ -308,7 +373,12 @@ export class PeerManager extends EventEmitter {
     const c = conn.connector;
     const replaced = c?.current;
     if (c) {
+      const before = c.lastPeer;
+      c.lastPeer = peer;
+      // The node at this address restarted: what we held for its previous life is gone.
+      if (before !== 0 && before !== peer && !this.direct.has(before)) this.peerGone(before, 'restarted with a new peer id');
       c.attempt = 0;
+      c.lastError = '';
       c.current = conn;
       c.rekeying = false;
       c.rekeyAt = Date.now() + this.rekeyMs * (0.9 + 0.1 * Math.random());
@@ -323,34 +393,46 @@ export class PeerManager extends EventEmitter {
       // Make before break: the new session is in place before the old one goes.
       this.stats.rekeys++;
       this.log.debug('rekeyed', { peer_id: peer, remote: conn.link.remoteUri });
-      this.drop(replaced, 'replaced by a fresh session');
+      this.drop(replaced, 'replaced by a fresh session', 'local');
       replaced.link.close();
     }
   }
 
-  private drop(conn: Conn, reason: string): void {
+  private drop(conn: Conn, reason: string, how: LinkEnd): void {
     if (conn.dead) return;
     conn.dead = true;
     conn.session.close(reason);
     this.conns.delete(conn);
     // A wrong network secret looks exactly like this from the dialling side: no answer at all.
-    if (!conn.up && conn.connector) this.log.warn('peer handshake failed', { remote: conn.link.remoteUri, reason });
+    if (!conn.up && conn.connector) {
+      this.noteFailure(conn.connector, `handshake: ${reason}`, 'peer handshake failed', 'peer handshake still failing',
+        { remote: conn.link.remoteUri, reason, attempt: conn.connector.attempt + 1 });
+    }
     if (conn.up) {
       const peer = conn.session.peerId;
       const list = (this.direct.get(peer) ?? []).filter((c) => c !== conn);
       if (list.length > 0) this.direct.set(peer, list);
       else {
         this.direct.delete(peer);
+        const now = Date.now();
         this.log.info('peer down', { peer_id: peer, remote: conn.link.remoteUri, reason });
-        this.routes.linkDown(peer, Date.now());
+        this.routes.linkDown(peer, now);
         this.flushRoutes();
-        this.emit('peer-down', peer);
+        this.emit('peer-down', peer, Math.max(0, now - conn.session.lastHeard));
+        // Only the last session's end says it: a rekey's old session may end with a goodbye or, its
+        // goodbye lost, a refused port, while the new one carries on.
+        if (how === 'closed' || how === 'refused') this.peerGone(peer, reason);
       }
     }
     const c = conn.connector;
     if (!c || (conn.up && c.current !== conn)) return; // a replaced session: its successor carries on
     if (c.current === conn) c.current = undefined;
     this.connectorAttemptFailed(c);
+  }
+
+  private peerGone(peer: number, reason: string): void {
+    this.log.info('peer gone', { peer_id: peer, reason });
+    this.emit('peer-gone', peer);
   }
 
   /** Sends what the route table queued; called after everything that can change the table. */
@@ -375,8 +457,10 @@ export class PeerManager extends EventEmitter {
     }
     for (const conn of [...this.conns]) {
       if (conn.session.pollTimeout() > now) continue;
-      conn.session.handleTimeout(now);
-      this.flush(conn);
+      this.isolated(conn, () => {
+        conn.session.handleTimeout(now);
+        this.flush(conn);
+      });
     }
     if (this.routes.pollTimeout() <= now) {
       this.routes.handleTimeout(now);

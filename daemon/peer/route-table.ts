@@ -187,6 +187,11 @@ export class RouteTable {
     return this.db.get(peerId);
   }
 
+  /** The peer ids of every reachable node but us. */
+  reachable(): IterableIterator<number> {
+    return this.paths.keys();
+  }
+
   /** Every reachable node but us, by peer id. */
   routes(): RouteEntry[] {
     const out: RouteEntry[] = [];

@@ -174,6 +174,11 @@ export class PeerSession {
     return out;
   }
 
+  /** When the last authentic packet arrived (the caller's clock); 0 before any. */
+  get lastHeard(): number {
+    return this.lastRecv;
+  }
+
   pollTransmit(): Buffer | undefined {
     return this.transmit.shift();
   }

@@ -36,6 +36,8 @@ export interface SocketCarriers {
   driver(transport: 'Kcp' | 'Quic'): CarrierDriver;
   /** How long a carrier may stay silent before the flow tries the next transport. */
   readonly noAnswerMs: number;
+  /** The proxy's flows moving bytes: a stopping node resets their applications, these included. */
+  readonly pipes: Set<SocketPipe>;
 }
 
 /** Where a destination lies, as a SOCKS server decides whether to take it. */
@@ -173,10 +175,13 @@ class OutboundFlow implements FlowSink, SocketDial {
           return this.closeRow('reset before the client was attached');
         }
         if (early.length > 0) socket.unshift(Buffer.from(early));
-        this.pipe = new SocketPipe(socket, driver.pipeStream(flow), () => driver.kick(), (how) => {
+        const pipe = new SocketPipe(socket, driver.pipeStream(flow), () => driver.kick(), (how) => {
+          this.c.pipes.delete(pipe);
           driver.detach(flow);
           this.closeRow(how === 'clean' ? 'closed' : how);
         });
+        this.pipe = pipe;
+        this.c.pipes.add(pipe);
         socket.resume();
       },
     });

@@ -27,7 +27,7 @@ import { KcpCarrierDriver } from '../carrier/kcp/driver.js';
 import { nowMs } from '../io/clock.js';
 import { QuicCarrierDriver } from '../carrier/quic/driver.js';
 import { QuicEndpoint } from '../carrier/quic/endpoint.js';
-import { SocketPipe, type AppStream } from '../carrier/socket-pipe.js';
+import { SocketPipe, type AppStream, type PipeEnd } from '../carrier/socket-pipe.js';
 import { KernelTerminator } from '../intercept/kernel/terminator.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
@@ -40,6 +40,7 @@ import { PacketType } from '../peer/wire.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { endpointText, FlowTable, type FlowEntry } from './flow-table.js';
 import { kcpSettingsText, proxyKcpSettings } from './kcp-tuning.js';
+import { PeerWatch } from './peer-watch.js';
 import { PlainFlowTracker } from './plain-flows.js';
 import type { SocketCarriers } from './socket-flow.js';
 import { SubnetProxy } from './subnet-proxy.js';
@@ -89,6 +90,14 @@ class SrcFlow implements TerminatedFlow, FlowSink {
 
   onFlowEvents(flow: CarrierFlow, ev: number): void {
     if (flow !== this.flow) return; // a carrier this flow already gave up for the next one
+    try {
+      this.handle(flow, ev);
+    } catch (e) {
+      this.proxy.srcFault(this, e);
+    }
+  }
+
+  private handle(flow: CarrierFlow, ev: number): void {
     if (ev & FlowEvent.Status) this.proxy.onStatus(this, flow.status!);
     if (this.pipe) {
       if (ev & FlowEvent.Reset) this.pipe.onReset();
@@ -104,9 +113,29 @@ class SrcFlow implements TerminatedFlow, FlowSink {
 class DstFlow implements FlowSink {
   pipe: SocketPipe | null = null;
   socket: Socket | null = null;
-  constructor(readonly entry: FlowEntry) {}
+  constructor(readonly entry: FlowEntry, private readonly driver: CarrierDriver, private readonly table: FlowTable,
+    private readonly log: Logger) {}
 
-  onFlowEvents(_flow: CarrierFlow, ev: number): void {
+  /** A bug met inside this flow: it is closed (reset both ways, row closed), the node carries on. */
+  fault(flow: CarrierFlow, e: unknown): void {
+    if (this.pipe) return contain(() => this.pipe!.fail(e)); // the pipe's end resets both ways, logs, closes the row
+    this.log.error('proxied flow failed; reset', { src: this.entry.src, dst: this.entry.dst, err: e });
+    this.entry.reason = `${this.entry.reason}; failed: ${errorText(e)}`;
+    contain(() => this.socket?.destroy());
+    contain(() => this.driver.abort(flow));
+    this.driver.detach(flow);
+    this.table.close(this.entry, nowMs());
+  }
+
+  onFlowEvents(flow: CarrierFlow, ev: number): void {
+    try {
+      this.handle(ev);
+    } catch (e) {
+      this.fault(flow, e);
+    }
+  }
+
+  private handle(ev: number): void {
     if (!this.pipe) {
       if (ev & FlowEvent.Reset) this.socket?.destroy();
       return;
@@ -133,21 +162,45 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private readonly sweeper: NodeJS.Timeout;
   /** The KCP carrier's settings, as `easytier-cli node` shows them. */
   readonly kcpSettings: string;
+  private readonly watch: PeerWatch;
+  /** Every flow moving bytes, source and destination side: a stopping node resets their applications. */
+  private readonly pipes = new Set<SocketPipe>();
+  private readonly onPeerGone = (peerId: number): void => this.watch.gone(peerId);
+  private readonly onPeerDown = (peerId: number, silentForMs: number): void => {
+    if (this.host.peer.routes.nextHop(peerId) === undefined) this.watch.down(peerId, silentForMs, nowMs());
+  };
+  private readonly onRoutes = (): void => {
+    const routes = this.host.peer.routes;
+    const reachable = new Map<number, number>();
+    for (const id of routes.reachable()) reachable.set(id, routes.record(id)?.ipv4 ?? 0);
+    this.watch.routes(reachable, nowMs());
+  };
 
   private constructor(private readonly host: ProxyHost, private readonly log: Logger, quic: QuicEndpoint | null) {
     const cfg = host.config;
     const { mode, ...tuning } = proxyKcpSettings(cfg);
     const carrier = new KcpCarrier({
       types: { fromInitiator: PacketType.KcpSrc, fromAcceptor: PacketType.KcpDst },
-      acceptInput: !cfg.disableKcpInput, ...tuning,
+      acceptInput: !cfg.disableKcpInput,
+      silentLimitMs: cfg.proxyFlowTimeout * 1000,
+      ...tuning,
     });
     // Read back from the carrier, so what the CLI shows is what the flows get.
     this.kcpSettings = kcpSettingsText({ mode, ...carrier.settings });
-    this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow));
+    this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow), log);
     this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput },
       (flow) => this.onOpenRequest(this.quic!, flow));
+    this.watch = new PeerWatch(cfg.proxyFlowTimeout * 1000, (peerId, why) => this.resetPeer(peerId, why));
+    host.peer.on('peer-gone', this.onPeerGone).on('peer-down', this.onPeerDown).on('routes', this.onRoutes);
+    this.onRoutes();
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
+  }
+
+  /** Resets every flow with the peer, on both carriers (see PeerWatch). */
+  private resetPeer(peerId: number, why: string): void {
+    const flows = this.kcp.abortPeer(peerId) + (this.quic?.abortPeer(peerId) ?? 0);
+    if (flows > 0) this.log.info('proxied flows with peer reset', { peer_id: peerId, flows, why });
   }
 
   /**
@@ -184,7 +237,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   /** The seam for flows that start at a Node socket (SOCKS5, port forwarding): socket-flow.ts. */
   socketCarriers(): SocketCarriers {
     return {
-      table: this.table, config: this.host.config, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS,
+      table: this.table, config: this.host.config, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS, pipes: this.pipes,
       ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
       driver: (t) => (t === 'Kcp' || !this.quic ? this.kcp : this.quic),
     };
@@ -192,6 +245,10 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   close(): void {
     clearInterval(this.sweeper);
+    // Our flows end with us: their applications get a reset, not the FIN a process's exit would send,
+    // so a cut-off stream never looks complete. The peers learn it from our goodbye (PeerManager).
+    for (const pipe of [...this.pipes]) pipe.onReset();
+    this.host.peer.off('peer-gone', this.onPeerGone).off('peer-down', this.onPeerDown).off('routes', this.onRoutes);
     this.term?.close();
     this.subnet?.close();
     this.kcp.close();
@@ -237,9 +294,11 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     }
     src.entry.state = 'Connected';
     const driver = src.driver!;
-    src.pipe = new SocketPipe(stream, driver.pipeStream(src.flow), () => driver.kick(), (how) => {
-      this.endSrc(src, how === 'clean' ? 'closed' : how);
+    const pipe = src.pipe = new SocketPipe(stream, driver.pipeStream(src.flow), () => driver.kick(), (how, cause) => {
+      this.pipes.delete(pipe);
+      this.endSrc(src, this.pipeEnd(src.entry, how, cause));
     });
+    this.pipes.add(pipe);
     stream.resume();
   }
 
@@ -259,6 +318,23 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     if (status === DialStatus.Refused) this.term!.refuse(src);
     else this.term!.drop(src);
     this.endSrc(src, `dial ${dialStatusText(status)}`);
+  }
+
+  /** A bug met inside this flow: it is closed (the application gets a reset), the node carries on. */
+  srcFault(src: SrcFlow, e: unknown): void {
+    if (src.pipe) return contain(() => src.pipe!.fail(e)); // the pipe's end resets both ways, logs, closes the row
+    this.log.error('proxied flow failed; reset', { src: src.entry.src, dst: src.entry.dst, err: e });
+    contain(() => this.term!.drop(src));
+    if (src.flow && !src.flow.ended) contain(() => src.driver!.abort(src.flow!));
+    contain(() => this.endSrc(src, `failed: ${errorText(e)}`));
+    this.closeEntry(src, 'failed');
+  }
+
+  /** How a piped flow ended, for its row; a failure (a bug met in the flow) is logged with its cause. */
+  private pipeEnd(entry: FlowEntry, how: PipeEnd, cause: unknown): string {
+    if (how !== 'failed') return how === 'clean' ? 'closed' : how;
+    this.log.error('proxied flow failed; reset', { src: entry.src, dst: entry.dst, err: cause });
+    return `failed: ${errorText(cause)}`;
   }
 
   /** The carrier reset the flow before any STATUS. */
@@ -361,27 +437,48 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       reason: 'accepted', state: 'ConnectingDst', startTime: Math.floor(Date.now() / 1000),
     });
     entry.counters = flow;
-    const dst = new DstFlow(entry);
+    const dst = new DstFlow(entry, driver, this.table, this.log);
     driver.attach(flow, dst);
+    try {
+      this.dialFor(driver, flow, dst);
+    } catch (e) {
+      dst.fault(flow, e);
+    }
+  }
+
+  private dialFor(driver: CarrierDriver, flow: CarrierFlow, dst: DstFlow): void {
+    const req = flow.request!;
     const target = dstDialTarget(req.dst, this.host.config);
     if (!target.ok) return this.answer(driver, flow, dst, DialStatus.Denied, target.why);
     dst.socket = dialDestination(target.ip, req.dst.port, (status, socket, why) => {
-      if (flow.ended) {
-        // The source gave up (reset) while we dialled.
-        socket?.destroy();
-        driver.detach(flow);
-        entry.reason = 'source reset during the dial';
-        this.table.close(entry, nowMs());
-        return;
+      try {
+        this.dialed(driver, flow, dst, status, socket, why);
+      } catch (e) {
+        dst.fault(flow, e);
       }
-      if (!socket) return this.answer(driver, flow, dst, status, why);
-      this.answer(driver, flow, dst, DialStatus.Connected, why);
-      dst.pipe = new SocketPipe(socket, driver.pipeStream(flow), () => driver.kick(), (how) => {
-        entry.reason = `connected; ${how === 'clean' ? 'closed' : how}`;
-        this.table.close(entry, nowMs());
-      });
-      socket.resume();
     });
+  }
+
+  private dialed(driver: CarrierDriver, flow: CarrierFlow, dst: DstFlow, status: DialStatus, socket: Socket | null,
+    why: string): void {
+    const entry = dst.entry;
+    if (flow.ended) {
+      // The source gave up (reset) while we dialled.
+      socket?.destroy();
+      driver.detach(flow);
+      entry.reason = 'source reset during the dial';
+      this.table.close(entry, nowMs());
+      return;
+    }
+    if (!socket) return this.answer(driver, flow, dst, status, why);
+    this.answer(driver, flow, dst, DialStatus.Connected, why);
+    const pipe = dst.pipe = new SocketPipe(socket, driver.pipeStream(flow), () => driver.kick(), (how, cause) => {
+      this.pipes.delete(pipe);
+      entry.reason = `connected; ${this.pipeEnd(entry, how, cause)}`;
+      this.table.close(entry, nowMs());
+    });
+    this.pipes.add(pipe);
+    socket.resume();
   }
 
   private answer(driver: CarrierDriver, flow: CarrierFlow, dst: DstFlow, status: DialStatus, why: string): void {
@@ -397,6 +494,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   private sweep(): void {
     const now = nowMs();
+    this.watch.sweep(now);
     this.table.sweep(now);
     this.term?.sweep(now);
     this.subnet?.sweep(now);
@@ -407,6 +505,19 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     }
     this.kcp.kick();
     this.quic?.kick();
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Runs a step of cleaning up after a fault; a second fault there must not stop the rest. */
+function contain(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // already reported once; the flow is being closed anyway
   }
 }
 
@@ -429,6 +540,8 @@ async function openQuicEndpoint(host: ProxyHost, log: Logger): Promise<QuicEndpo
   try {
     return await QuicEndpoint.create({
       streamWindow: PROXY_STREAM_WINDOW, resetKey, congestion: host.config.quicCongestion,
+      // A connection survives silence as long as the flows on it should (the flow timeout), no longer.
+      idleTimeoutMs: host.config.proxyFlowTimeout * 1000,
       wasmPath: process.env.TSTIER_QUIC_WASM || undefined,
     });
   } catch (e) {

@@ -8,8 +8,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { TstierError } from '../errors.js';
+import { fileURLToPath } from 'node:url';
+import { loadNativeAddon, TstierError } from '../errors.js';
 
 export interface TunOptions {
   /** Interface name, at most 15 bytes; a kernel pattern such as "tt%d" works. Default: the kernel's "tun%d". */
@@ -65,16 +65,20 @@ interface NativeTun {
 const ADDON_FILE = 'daemon/tun/native/build/Release/tstier_tun.node';
 let addon: NativeTun | undefined;
 
-/** Loads the addon on first use, so importing this module never fails on a machine without it. */
+/**
+ * Loads the addon on first use, so importing this module never fails on a machine without it.
+ * TSTIER_TUN_ADDON names another file to load instead (a build elsewhere, or a test's broken one).
+ */
 function loadAddon(): NativeTun {
   if (addon) return addon;
+  const override = process.env.TSTIER_TUN_ADDON;
   // Compiled code lives in dist/daemon/tun/, sources in daemon/tun/: try the project root seen from both.
-  const candidates = ['../../../', '../../'].map((up) => new URL(up + ADDON_FILE, import.meta.url));
-  const found = candidates.find((u) => existsSync(u));
+  const candidates = ['../../../', '../../'].map((up) => fileURLToPath(new URL(up + ADDON_FILE, import.meta.url)));
+  const found = override || candidates.find((p) => existsSync(p));
   if (!found) {
     throw new TstierError('TSTIER_E_TUN', `TUN addon not built (${ADDON_FILE} missing): run bin/setup`);
   }
-  addon = createRequire(import.meta.url)(found.pathname) as NativeTun;
+  addon = loadNativeAddon(found, 'TUN addon', override ? 'TSTIER_TUN_ADDON' : undefined) as NativeTun;
   return addon;
 }
 

@@ -14,6 +14,8 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
+import { readdirSync } from 'node:fs';
+import assert from 'node:assert/strict';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const TSTIER_KCPTUN = resolve(REPO_ROOT, 'bin/tstier-kcptun');
@@ -140,8 +142,8 @@ export class SinkSource {
     this.server = createServer((s) => this.handle(s));
   }
 
-  async listen(): Promise<number> {
-    this.server.listen(0, '127.0.0.1');
+  async listen(port = 0): Promise<number> {
+    this.server.listen(port, '127.0.0.1');
     await once(this.server, 'listening');
     return (this.server.address() as { port: number }).port;
   }
@@ -292,4 +294,63 @@ export async function transferAndCheck(
   }
   for (const e of target.errors) problems.push(`target: ${e.message}`);
   return problems;
+}
+
+/** How one application connection through a tunnel ended. */
+export type Ending = 'eof' | 'rst' | 'refused';
+
+/** Connects, sends a line, and resolves with how the connection ended; rejects if it is still open after `ms`. */
+export function attempt(port: number, ms: number): Promise<Ending> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`still open after ${ms} ms`));
+    }, ms);
+    const done = (how: Ending): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(how);
+    };
+    s.on('connect', () => s.write('hello\n'));
+    s.on('data', () => undefined);
+    s.on('end', () => done('eof'));
+    s.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'rst'));
+    s.on('close', () => done('eof'));
+  });
+}
+
+/** `n` attempts, `batch` at a time, each bounded by `ms`; returns how many ended each way. */
+export async function attempts(port: number, n: number, ms: number, batch = 100): Promise<Record<Ending, number>> {
+  const tally: Record<Ending, number> = { eof: 0, rst: 0, refused: 0 };
+  for (let i = 0; i < n; i += batch) {
+    const ends = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => attempt(port, ms)));
+    for (const e of ends) tally[e]++;
+  }
+  return tally;
+}
+
+/** Open descriptors of a process. */
+export function fdCount(p: Proc): number {
+  return readdirSync(`/proc/${p.child.pid}/fd`).length;
+}
+
+/** Polls `check` every 50 ms, at most `tries` times (for effects with no event, such as descriptor counts). */
+export async function eventually(check: () => boolean, tries = 100): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
+}
+
+/**
+ * An error line that must appear once, not once per event: its first occurrence exactly once,
+ * and at most a few "(N times in the last S s)" repeats (one per 10 s).
+ */
+export function assertLoggedOnce(output: string, line: RegExp): void {
+  const first = new RegExp(`${line.source}$`, 'gm');
+  const any = new RegExp(line.source, 'g');
+  assert.equal(output.match(first)?.length, 1, `logged once: ${line}\n${output}`);
+  assert.ok((output.match(any)?.length ?? 0) <= 4, `and repeats only as summaries: ${line}\n${output}`);
 }

@@ -122,12 +122,15 @@ test('forged datagrams and a wrongly keyed kcptun-client are counted and dropped
   assert.equal(server.child.exitCode, null);
 });
 
-test('bad flags and a taken port are one-line errors naming them, exit status 2', async () => {
+test('bad flags, an unwritable --log and a taken port are one-line errors naming them, exit status 2', async () => {
   const cases: [string[], RegExp][] = [
     [['client', '--bogus'], /--bogus/],
     [['server', '--mtu', 'huge'], /--mtu/],
     [['client', '--crypt', 'rot13'], /--crypt/],
     [['server', '--smuxver', '7'], /--smuxver/],
+    // kcptun exits when it cannot open its --log; a log silently going nowhere would be worse.
+    [['client', '--log', '/proc/tstier-kcptun.log'], /^tstier-kcptun: --log: cannot open \/proc\/tstier-kcptun\.log: ENOENT/],
+    [['server', '--log', '/'], /^tstier-kcptun: --log: cannot open \/: EISDIR/],
   ];
   for (const [args, re] of cases) {
     const p = startTstier(args[0] as 'client' | 'server', args.slice(1));

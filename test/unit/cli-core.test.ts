@@ -77,13 +77,13 @@ describe('easytier-core lifecycle', { skip: NODE_BUILT ? false : 'daemon/node.ts
     assert.match(stderr, /SIGTERM: shutting down/);
   });
 
-  it('an rpc portal already in use: exit 1, one line naming rpc_portal', async (t) => {
+  it('an rpc portal already in use: exit 2, one line naming rpc_portal', async (t) => {
     const squatter = createServer();
     await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
     t.after(() => squatter.close());
     const port = (squatter.address() as { port: number }).port;
     const r = await run(CORE, ['--no-tun', '--no-listener', '--log-level', 'error', '-r', `127.0.0.1:${port}`]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.deepEqual(oneLine(r.stderr), [`easytier-core: rpc_portal: 127.0.0.1:${port} is already in use (another easytier-core? pick one with -r)`]);
   });
 });

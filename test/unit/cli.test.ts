@@ -84,6 +84,26 @@ describe('easytier-cli against a live rpc server', () => {
   });
 });
 
+describe('easytier-cli and hostile strings from the daemon', () => {
+  // A peer picks its own hostname; this one would clear the screen, retitle the terminal and
+  // reverse the text after it if printed raw.
+  const EVIL = 'evil\x1b[2J\x1b]0;pwned\x07\r\n\u202eoof\x9b';
+  const evilSource = { ...stubSource, routes: () => STUB_ROUTES.map((r) => ({ ...r, hostname: EVIL })) };
+  let server: RpcServer;
+  before(async () => { server = await startRpcServer(evilSource, '127.0.0.1:0'); });
+  after(() => server.close());
+
+  it('a table escapes control characters; JSON carries the exact string', async () => {
+    const [table, json] = await Promise.all([cli('-p', server.address, 'route'), cli('-p', server.address, '-o', 'json', 'route')]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.doesNotMatch(table.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/, 'no control character but newlines');
+    assert.ok(table.stdout.includes('evil\\x1b[2J\\x1b]0;pwned\\x07\\x0d\\x0a\\u202eoof\\x9b'), table.stdout);
+    assert.equal(json.code, 0, json.stderr);
+    const rows = JSON.parse(json.stdout) as { hostname: string }[];
+    assert.deepEqual(rows.map((r) => r.hostname), STUB_ROUTES.map(() => EVIL));
+  });
+});
+
 describe('easytier-cli failures', () => {
   it('a daemon that is not running: exit 1, one line, no stack trace', async () => {
     // Take a free port and release it, so nothing listens there.

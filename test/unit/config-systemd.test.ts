@@ -26,6 +26,16 @@ describe('systemd/easytier@.service', () => {
     assert.deepEqual(directive('ProtectSystem'), ['strict']);
   });
 
+  it('does not restart after a start-up error (exit 2), gives up on a crash loop, and is bounded', () => {
+    assert.deepEqual(directive('RestartPreventExitStatus'), ['2']);
+    assert.deepEqual(directive('StartLimitIntervalSec'), ['300']);
+    assert.deepEqual(directive('StartLimitBurst'), ['10']);
+    assert.deepEqual(directive('MemoryMax'), ['1G']);
+    assert.deepEqual(directive('TasksMax'), ['64']);
+    assert.deepEqual(directive('SystemCallFilter'), ['@system-service pkey_alloc pkey_free pkey_mprotect']);
+    assert.deepEqual(directive('SystemCallErrorNumber'), ['EPERM']);
+  });
+
   it('systemd-analyze verify accepts it', { skip: existsSync(ANALYZE) ? false : 'no systemd-analyze' }, async (t) => {
     // verify checks that ExecStart exists; point it at this checkout's binary instead of /usr/local/bin.
     const dir = mkdtempSync(join(tmpdir(), 'tstier-unit-'));

@@ -126,6 +126,15 @@ describe('config flags', () => {
     assert.deepEqual(load(['-l', 'udp:1,tcp:2', '--listeners', 'udp:3']).listeners,
       ['udp://0.0.0.0:1', 'tcp://0.0.0.0:2', 'udp://0.0.0.0:3']);
   });
+  it('faketcp: only where named, by -l, -p, TOML and ET_*; bare forms never expand to it', { skip: process.getuid?.() !== 0 && 'faketcp URIs need CAP_NET_RAW' }, () => {
+    assert.deepEqual(load(['-l', 'faketcp:11013', '-p', 'faketcp://10.1.0.2:11013']).listeners, ['faketcp://0.0.0.0:11013']);
+    assert.deepEqual(load(['-p', 'faketcp://10.1.0.2:11013']).peers, ['faketcp://10.1.0.2:11013']);
+    assert.deepEqual(load(['-c', tomlFile('listeners = ["faketcp://0.0.0.0:11013"]\n')]).listeners, ['faketcp://0.0.0.0:11013']);
+    assert.deepEqual(load([], { ET_LISTENERS: 'faketcp://10.0.0.5:1' }).listeners, ['faketcp://10.0.0.5:1']);
+    assert.deepEqual(load(['-l', '12000']).listeners, ['tcp://0.0.0.0:12000', 'udp://0.0.0.0:12000']);
+    rejects(['-p', 'faketcp://[fd00::2]:11013'], 'peers');
+    rejects(['-l', 'faketcp://[::]:11013'], 'listeners');
+  });
   it('--no-listener empties the listeners, even given -l', () => {
     assert.deepEqual(load(['--no-listener']).listeners, []);
     assert.deepEqual(load(['-l', 'udp:1', '--no-listener']).listeners, []);
@@ -185,6 +194,21 @@ describe('config errors name the flag', () => {
     rejects(['--network-name', ''], '--network-name');
     rejects(['-m', ''], '-m');
   });
+  it('names and addresses past their limits', () => {
+    assert.equal(load(['--network-name', 'n'.repeat(1024)]).networkName.length, 1024);
+    rejects(['--network-name', 'n'.repeat(1025)], '--network-name');
+    rejects([], 'ET_NETWORK_NAME', { ET_NETWORK_NAME: 'é'.repeat(513) }); // 1026 bytes in UTF-8
+    assert.equal(load(['--hostname', 'h'.repeat(255)]).hostname.length, 255);
+    rejects(['--hostname', 'h'.repeat(256)], '--hostname');
+    for (const ip of ['255.255.255.255', '127.0.0.1', '0.0.0.0', '169.254.1.1', '239.1.1.1', '240.0.0.1',
+      '10.0.0.0/8', '10.255.255.255/8', '192.168.7.0', '192.168.7.255', '192.168.7.4/30', '192.168.7.7/30']) {
+      rejects(['-i', ip], '-i');
+    }
+    for (const ip of ['192.168.7.5/30', '192.168.7.6/31', '192.168.7.7/31', '192.168.7.0/32', '10.255.255.254/8']) {
+      assert.equal(load(['-i', ip]).ipv4?.address, ip.split('/')[0]);
+    }
+    for (const ip of ['::', '::1', 'ff02::1', 'fe80::1']) rejects(['--ipv6', ip], '--ipv6');
+  });
   it('unknown flags, stray arguments and missing values', () => {
     rejects(['--dhcp'], '--dhcp');
     rejects(['-x'], '-x');
@@ -230,6 +254,7 @@ disable_quic_input = true
 disable_relay_kcp = true
 disable_relay_quic = true
 proxy_optimistic = true
+proxy_flow_timeout = 90
 dev_name = "tst0"
 mtu = 1300
 enable_encryption = true
@@ -256,6 +281,7 @@ level = "warn"
     }
     assert.equal(c.devName, 'tst0');
     assert.equal(c.mtu, 1300);
+    assert.equal(c.proxyFlowTimeout, 90);
     assert.equal(c.logLevel, 'warn');
     // rpc_portal is process-level since EasyTier 2.5: ignored in the file, with a warning.
     assert.equal(c.rpcPortal, '127.0.0.1:15888');
@@ -298,7 +324,7 @@ level = "warn"
     assert.match(message, /line 2, column \d+/);
   });
   it('a missing file is a config error', () => {
-    assert.match(rejects(['-c', join(dir, 'absent.toml')], 'config_file'), /ENOENT/);
+    assert.match(rejects(['-c', join(dir, 'absent.toml')], '--config-file'), /ENOENT/);
   });
 });
 
@@ -327,7 +353,7 @@ describe('config precedence: flags > env > file > defaults', () => {
       ET_USE_SMOLTCP: 'true', ET_ENABLE_KCP_PROXY: 'true', ET_DISABLE_KCP_INPUT: 'true', ET_ENABLE_QUIC_PROXY: 'true',
       ET_DISABLE_QUIC_INPUT: 'true', ET_DISABLE_RELAY_KCP: 'true', ET_DISABLE_RELAY_QUIC: 'true',
       ET_PROXY_OPTIMISTIC: 'yes', ET_DEV_NAME: 'x0', ET_MTU: '1200', ET_INSTANCE_NAME: 'i', ET_HOSTNAME: 'h',
-      ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic', ET_IPV6: 'fd00::1',
+      ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic', ET_IPV6: 'fd00::1', ET_PROXY_FLOW_TIMEOUT: '45',
       ET_SOCKS5: 'socks5://u:p@0.0.0.0:1080', ET_SOCKS5_ALLOW_OUTSIDE: 'true',
       ET_PORT_FORWARD: 'udp://127.0.0.1:53/10.0.0.2:53', ET_METRICS_LISTEN: '9100',
     });
@@ -337,12 +363,16 @@ describe('config precedence: flags > env > file > defaults', () => {
       listeners: ['udp://0.0.0.0:6'], peers: ['udp://1.2.3.4:5'], proxyNetworks: [{ cidr: '10.9.0.0/16' }],
       rpcPortal: '127.0.0.1:7000', devName: 'x0', mtu: 1200, noTun: true, useSmoltcp: true, enableKcpProxy: true,
       disableKcpInput: true, enableQuicProxy: true, disableQuicInput: true, disableRelayKcp: true,
-      disableRelayQuic: true, proxyOptimistic: true, logLevel: 'error', quicCongestion: 'cubic',
+      disableRelayQuic: true, proxyOptimistic: true, proxyFlowTimeout: 45, logLevel: 'error', quicCongestion: 'cubic',
       socks5: { listen: '0.0.0.0:1080', credentials: { username: 'u', password: 'p' } }, socks5AllowOutside: true,
       portForwards: [{ proto: 'udp', bind: { ip: '127.0.0.1', port: 53 }, dst: { ip: '10.0.0.2', port: 53 } }],
       metricsListen: '127.0.0.1:9100',
     });
     assert.deepEqual(load([], { ET_NO_LISTENER: 'true' }).listeners, []);
+    assert.equal(load([]).proxyFlowTimeout, 30);
+    assert.equal(load(['--proxy-flow-timeout', '5']).proxyFlowTimeout, 5);
+    rejects([], 'ET_PROXY_FLOW_TIMEOUT', { ET_PROXY_FLOW_TIMEOUT: '0' });
+    rejects(['--proxy-flow-timeout', 'soon'], '--proxy-flow-timeout');
     rejects([], 'ET_MTU', { ET_MTU: 'big' });
     rejects([], 'ET_IPV4', { ET_IPV4: 'nope' });
     rejects([], 'ET_IPV6', { ET_IPV6: '1.2.3.4' });

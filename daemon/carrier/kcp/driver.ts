@@ -3,6 +3,7 @@
  * and socket activity only mark the carrier dirty; one setImmediate pass then dispatches flow events
  * to their sinks, sends what the carrier queued, and re-arms the timer for its next deadline.
  */
+import type { Logger } from '../../log.js';
 import type { PeerManager } from '../../peer/peer-manager.js';
 import type { CarrierDriver, FlowSink } from '../carrier.js';
 import type { DialStatus, OpenRequest } from '../flow-frames.js';
@@ -17,12 +18,14 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
   readonly kind = 'Kcp';
   private readonly sinks = new Map<KcpFlow, FlowSink<KcpFlow>>();
   private readonly passes = new PassScheduler(() => this.pass(), nowMs);
+  private faultsLogged = 0;
 
   constructor(
     private readonly peer: PeerSeam,
     readonly carrier: KcpCarrier,
     /** A peer asked us to carry a flow (the carrier already decoded where to). */
     private readonly onOpenRequest: (flow: KcpFlow) => void,
+    private readonly log?: Logger,
   ) {
     const { fromInitiator, fromAcceptor } = carrier.types;
     const input = (type: number) => (from: number, payload: Buffer): void => {
@@ -58,6 +61,12 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
     flow.reset(nowMs());
     this.carrier.touch(flow);
     this.kick();
+  }
+
+  abortPeer(peerId: number): number {
+    const n = this.carrier.abortPeer(peerId, nowMs());
+    this.kick();
+    return n;
   }
 
   /**
@@ -102,6 +111,7 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
   private pass(): void {
     const carrier = this.carrier;
     const now = nowMs();
+    this.reportFaults();
     if (carrier.pollTimeout() <= now) carrier.handleTimeout(now);
     for (let flow = carrier.pollEvent(); flow; flow = carrier.pollEvent()) {
       const events = flow.takeEvents();
@@ -116,5 +126,13 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
       carrier.recycle(t);
     }
     this.passes.arm(carrier.pollTimeout());
+  }
+
+  /** Logs, once per pass, that flows met exceptions (each was reset; see KcpCarrier.guard). */
+  private reportFaults(): void {
+    const n = this.carrier.stats.faults;
+    if (n === this.faultsLogged) return;
+    this.log?.error('KCP-carried flows failed and were reset', { flows: n - this.faultsLogged, err: this.carrier.lastFault });
+    this.faultsLogged = n;
   }
 }

@@ -46,6 +46,8 @@ export interface KcpCarrierOptions {
   openTimeoutMs?: number;
   /** How long a finished flow keeps answering its peer's late segments. */
   lingerMs?: number;
+  /** A flow with unacknowledged data that heard nothing from its peer this long is reset (the flow timeout). */
+  silentLimitMs?: number;
   /** Whether this node accepts flows (false: `--disable-kcp-input`; opens are answered Denied). */
   acceptInput?: boolean;
   /** Seed for conv numbers (tests pass one to be deterministic). */
@@ -65,8 +67,9 @@ export type { KcpFlow } from './flow.js';
 export { FlowEvent } from './flow.js';
 
 const RESET_LEN = 5;
-/** Transmissions of one segment after which the peer is deemed gone (~20 s at nodelay backoff). */
-const DEAD_LINK_XMIT = 40;
+/** KCP's own dead-link count is off: a flow's life is bounded by time (silentLimitMs), not by retransmissions. */
+const NO_DEAD_LINK = 0xffffffff;
+export const DEFAULT_SILENT_LIMIT_MS = 30_000;
 
 export class KcpCarrier {
   readonly types: CarrierPacketTypes;
@@ -77,6 +80,7 @@ export class KcpCarrier {
   private readonly noDelay: { nodelay: number; resend: number; nc: number };
   private readonly openTimeoutMs: number;
   private readonly lingerMs: number;
+  private readonly silentLimitMs: number;
   acceptInput: boolean;
 
   /** Flows this node opened, by peer then conv. */
@@ -98,7 +102,9 @@ export class KcpCarrier {
   private nextId = 1;
 
   /** Counters for the node's stats. */
-  readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0 };
+  readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0, faults: 0 };
+  /** The last exception a flow met (a bug; `stats.faults` counts them): that flow was reset, the others carry on. */
+  lastFault: unknown = undefined;
 
   constructor(opts: KcpCarrierOptions) {
     this.types = opts.types;
@@ -109,6 +115,7 @@ export class KcpCarrier {
     this.noDelay = { nodelay: opts.nodelay ?? 1, resend: opts.resend ?? 2, nc: opts.nc ?? 1 };
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
     this.lingerMs = opts.lingerMs ?? 10_000;
+    this.silentLimitMs = opts.silentLimitMs ?? DEFAULT_SILENT_LIMIT_MS;
     this.acceptInput = opts.acceptInput ?? true;
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
   }
@@ -125,7 +132,8 @@ export class KcpCarrier {
     let conv = this.nextConv;
     while (table.has(conv)) conv = (conv + 1) >>> 0;
     this.nextConv = (conv + 1) >>> 0;
-    const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs);
+    const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
+      this.silentLimitMs);
     table.set(conv, flow);
     flow.request = req;
     flow.sendOpen(req, now);
@@ -166,12 +174,14 @@ export class KcpCarrier {
         this.sendReset(fromPeer, fromInitiator, conv, gone?.clean ? KIND_CLOSED : KIND_RESET);
         return;
       }
-      flow = new KcpFlow(this.nextId++, fromPeer, 'acceptor', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs);
+      flow = new KcpFlow(this.nextId++, fromPeer, 'acceptor', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
+        this.silentLimitMs);
       let t = this.accepted.get(fromPeer);
       if (!t) this.accepted.set(fromPeer, (t = new Map()));
       t.set(conv, flow);
     }
-    if (!flow.input(payload, now)) this.stats.malformed++;
+    const f = flow;
+    if (!this.guard(f, now, () => f.input(payload, now))) this.stats.malformed++;
     this.acking.add(flow);
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
@@ -215,7 +225,7 @@ export class KcpCarrier {
     }
     for (const f of this.active) {
       if (f.deadline() <= now) {
-        f.handleTimeout(now);
+        this.guard(f, now, () => (f.handleTimeout(now), true));
         this.touch(f);
       }
     }
@@ -224,7 +234,7 @@ export class KcpCarrier {
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
   flushAcks(now: number): void {
     for (const f of this.acking) {
-      f.flushAcks(now);
+      this.guard(f, now, () => (f.flushAcks(now), true));
       this.touch(f);
     }
     this.acking.clear();
@@ -243,12 +253,41 @@ export class KcpCarrier {
     else this.active.delete(flow);
   }
 
+  /**
+   * The peer is gone (its process restarted or died) or was unreachable past the flow timeout: every
+   * flow with it is reset toward its application now, and told to the peer in case it still listens.
+   * Returns how many were still open.
+   */
+  abortPeer(peerId: number, now: number): number {
+    let n = 0;
+    for (const tables of [this.initiated, this.accepted]) {
+      for (const flow of [...(tables.get(peerId)?.values() ?? [])]) {
+        if (!flow.ended) n++;
+        flow.lost(now);
+        this.touch(flow);
+      }
+    }
+    return n;
+  }
+
   /** Live flows (for stats and tests). */
   get flowCount(): number {
     let n = 0;
     for (const t of this.initiated.values()) n += t.size;
     for (const t of this.accepted.values()) n += t.size;
     return n;
+  }
+
+  /** Runs one flow's step; an exception (a bug) resets that flow instead of reaching the caller. */
+  private guard(flow: KcpFlow, now: number, step: () => boolean): boolean {
+    try {
+      return step();
+    } catch (e) {
+      this.stats.faults++;
+      this.lastFault = e;
+      flow.lost(now);
+      return true;
+    }
   }
 
   private forget(flow: KcpFlow, now: number): void {
@@ -277,7 +316,7 @@ export class KcpCarrier {
       ...this.noDelay,
       interval: this.interval,
       streamMode: true,
-      deadLink: DEAD_LINK_XMIT,
+      deadLink: NO_DEAD_LINK,
     });
   }
 }

@@ -48,6 +48,8 @@ export class KcpFlow implements CarrierFlow {
   /** When the flow ended (both FINs and all acked, or aborted); 0 while alive. */
   private endedAt = 0;
   private lastNow: number;
+  /** When a datagram of this flow last came from the peer. */
+  private heardAt: number;
   private readonly hdr = new Uint8Array(3);
 
   constructor(
@@ -58,9 +60,11 @@ export class KcpFlow implements CarrierFlow {
     now: number,
     openTimeoutMs: number,
     private readonly lingerMs: number,
+    /** Unacknowledged data and nothing from the peer this long: the peer is deemed gone (the flow timeout). */
+    private readonly silentLimitMs: number,
   ) {
     this.openDeadline = now + openTimeoutMs;
-    this.lastNow = now;
+    this.lastNow = this.heardAt = now;
   }
 
   /** Whether a datagram for an unknown conv may start a new flow: it carries one of the first segments. */
@@ -82,7 +86,7 @@ export class KcpFlow implements CarrierFlow {
 
   /** Feeds one datagram (kind byte first). Returns false if KCP rejected it as malformed. */
   input(payload: Uint8Array, now: number): boolean {
-    this.lastNow = now;
+    this.lastNow = this.heardAt = now;
     this.heard = true;
     const queued = this.kcp.waitSnd;
     const ok = this.kcp.input(payload.subarray(1), now, true) >= 0;
@@ -116,9 +120,15 @@ export class KcpFlow implements CarrierFlow {
       this.kcp.handleTimeout(now);
       this.ackPending = false;
     }
-    if (this.kcp.state !== 0 && this.endedAt === 0) this.abort(now);
+    // Not KCP's count of transmissions: an outage shorter than the flow timeout must not end the flow.
+    if (this.endedAt === 0 && this.kcp.waitSnd > 0 && now - this.heardAt >= this.silentLimitMs) this.abort(now);
     this.checkWritable();
     this.checkEnded(now);
+  }
+
+  /** The peer is gone (restarted, killed) or unreachable past the flow timeout: reset toward the application. */
+  lost(now: number): void {
+    this.abort(now);
   }
 
   peerReset(now: number): void {

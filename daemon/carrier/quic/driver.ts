@@ -34,6 +34,8 @@ export interface QuicDriverOptions {
 /** Application error codes on the stream: an application's reset, or a flow the node refused. */
 const CODE_APP_RESET = 1;
 const CODE_REFUSED = 2;
+/** Connection close code: the peer is gone (restarted, killed) or was unreachable past the flow timeout. */
+const CODE_PEER_GONE = 3;
 const READ_CHUNK = 64 * 1024;
 
 export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
@@ -119,6 +121,30 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     if (flow.ended) return;
     this.teardown(flow, CODE_APP_RESET);
     this.kick();
+  }
+
+  /** Closes our connections with the peer; their loss (next pass) resets every flow on them. */
+  abortPeer(peerId: number): number {
+    const conns = new Set<number>();
+    let n = this.waiting.get(peerId)?.length ?? 0;
+    for (const [conn, byStream] of this.flows) {
+      for (const f of byStream.values()) {
+        if (f.peerId !== peerId) continue;
+        conns.add(conn);
+        if (!f.ended) n++;
+      }
+    }
+    const outgoing = this.ep.connectionTo(peerId);
+    if (outgoing !== undefined) conns.add(outgoing);
+    for (const conn of conns) {
+      try {
+        this.ep.close(conn, CODE_PEER_GONE, nowMs());
+      } catch {
+        // already gone: its connection-lost event is on its way
+      }
+    }
+    this.kick();
+    return n;
   }
 
   pipeStream(flow: QuicFlow): PipeStream {

@@ -69,8 +69,13 @@ export interface StackExports {
 
 const MODULE_FILE = 'wasm/build/tstier_stack.wasm';
 
-/** The repo root seen from this file, in source (daemon/...) and in the build (dist/daemon/...). */
+/**
+ * TSTIER_SMOLTCP_WASM if set, else the build output: the repo root seen from this file, in source
+ * (daemon/...) and in the build (dist/daemon/...).
+ */
 function defaultModulePath(): string {
+  const override = process.env.TSTIER_SMOLTCP_WASM;
+  if (override) return override;
   const candidates = ['../../../', '../../../../'].map((up) => fileURLToPath(new URL(up + MODULE_FILE, import.meta.url)));
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
@@ -82,7 +87,10 @@ export function loadStackModule(path = defaultModulePath()): Promise<WasmModule>
   let module = compiled.get(path);
   if (!module) {
     module = readFile(path).then(
-      (bytes) => WasmJs.compile(bytes),
+      (bytes) => WasmJs.compile(bytes).catch((cause: unknown) => {
+        compiled.delete(path);
+        throw new TstierError('TSTIER_E_ADDON', `smoltcp module ${path}: cannot load: ${(cause as Error).message}`, { cause });
+      }),
       (cause: unknown) => {
         compiled.delete(path);
         throw new TstierError('TSTIER_E_BAD_CONFIG', `smoltcp module ${path} not found: run wasm/build.sh (bin/setup does)`, {

@@ -16,7 +16,7 @@ import { openFileCount, openFileLimit } from '../../io/limits.js';
 import type { Logger } from '../../log.js';
 import { writeU32 } from '../wire.js';
 import { halfOpenLimitsFor, HalfOpenGate, sourceKey, type HalfOpenLimits } from './half-open.js';
-import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { errorEnd, formatUri, listenError, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { FrameReader, LENGTH_LEN, MAX_FRAME } from './tcp-frames.js';
 
 const MAX_QUEUED = 4 * 1024 * 1024;
@@ -26,11 +26,13 @@ const WARN_EVERY_MS = 10_000;
 const DESCRIPTOR_CHECK_MS = 1000;
 /** Above this share of the descriptor limit in use, half-open streams are shed. */
 const DESCRIPTOR_HIGH_WATER = 0.9;
+/** A dial that has no answer this soon is abandoned (and retried with backoff). */
+const DIAL_TIMEOUT_MS = 10_000;
 
 class TcpLink implements UnderlayLink {
   readonly headroom = LENGTH_LEN;
   onPacket: (pkt: Buffer) => void = () => {};
-  onClose: (reason: string) => void = () => {};
+  onClose: (reason: string, how: LinkEnd) => void = () => {};
   /** Packets dropped because the socket's send queue was full. */
   queueDrops = 0;
   /** Refused: what arrives is read and discarded. */
@@ -48,8 +50,9 @@ class TcpLink implements UnderlayLink {
     this.frames = new FrameReader(offer ? maxFirstPacket : MAX_FRAME);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (e) => this.ended(`socket error: ${e.message}`));
-    socket.on('close', () => this.ended('remote closed'));
+    socket.on('error', (e) => this.ended(`socket error: ${e.message}`, errorEnd(e)));
+    // A close without an error is the remote's FIN: its process closed the link or exited.
+    socket.on('close', () => this.ended('remote closed', 'closed'));
   }
 
   send(buf: Buffer): void {
@@ -75,7 +78,7 @@ class TcpLink implements UnderlayLink {
 
   close(): void {
     this.socket.destroy();
-    this.ended('closed');
+    this.ended('closed', 'local');
   }
 
   /**
@@ -88,11 +91,11 @@ class TcpLink implements UnderlayLink {
     this.discarding = true;
   }
 
-  private ended(reason: string): void {
+  private ended(reason: string, how: LinkEnd): void {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
-    this.onClose(reason);
+    this.onClose(reason, how);
   }
 
   private onData(chunk: Buffer): void {
@@ -151,7 +154,7 @@ export class TcpListener implements UnderlayListener {
     const listener = new TcpListener(uri, server, opts);
     server.on('connection', (socket) => listener.onConnection(socket, accept));
     return new Promise((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? addrInUse(uri, e) : e));
+      server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(uri, e)));
       server.listen(addr.port, addr.host, () => {
         server.removeAllListeners('error');
         const a = server.address();
@@ -247,15 +250,24 @@ export class TcpListener implements UnderlayListener {
   };
 }
 
+/**
+ * Dials; an error (no route, refused, a name that does not resolve) or no answer within
+ * DIAL_TIMEOUT_MS rejects, and the connector tries again with backoff. Without the timeout a
+ * black-holed address would hold the dial for the kernel's two minutes of SYN retries.
+ */
 export function dialTcp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: addr.host, port: addr.port });
     const onError = (e: Error): void => {
+      clearTimeout(timer);
       socket.destroy();
       reject(e);
     };
+    const timer = setTimeout(() => onError(Object.assign(new Error(`no answer within ${DIAL_TIMEOUT_MS} ms`),
+      { code: 'ETIMEDOUT' })), DIAL_TIMEOUT_MS);
     socket.once('error', onError);
     socket.once('connect', () => {
+      clearTimeout(timer);
       socket.off('error', onError);
       resolve(new TcpLink(uri, true, socket));
     });

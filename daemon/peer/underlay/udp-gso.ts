@@ -35,6 +35,12 @@ function dgramState(socket: Socket): DgramState | undefined {
   return state && typeof state === 'object' && 'handle' in state ? state as DgramState : undefined;
 }
 
+/** A bound dgram socket's file descriptor, if it has one. */
+export function dgramFd(socket: Socket): number | undefined {
+  const fd = dgramState(socket)?.handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 /** One socket's GSO sends, shared by the links on it (a listener serves many), and its GRO. */
 export class GsoSocket {
   /** Largest segment the kernel takes in a GSO send; 0 where it takes none. */

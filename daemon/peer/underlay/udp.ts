@@ -12,8 +12,9 @@ import { randomInt } from 'node:crypto';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
-import { addrInUse, formatUri, type AcceptLink, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
-import { DatagramBatcher, GsoSocket } from './udp-gso.js';
+import { errorEnd, formatUri, listenError, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
+import { peerAddon } from '../native.js';
+import { DatagramBatcher, dgramFd, GsoSocket } from './udp-gso.js';
 
 export const UDP_HEADER_LEN = 8;
 /**
@@ -50,9 +51,11 @@ function writeHeader(buf: Buffer, connId: number, type: number, len: number): vo
 class UdpLink implements UnderlayLink {
   readonly headroom = UDP_HEADER_LEN;
   onPacket: (pkt: Buffer) => void = () => {};
-  onClose: (reason: string) => void = () => {};
+  onClose: (reason: string, how: LinkEnd) => void = () => {};
   private sent = false;
   private closed = false;
+  /** Sends dgram refused outright (thrown, not a lost datagram on the wire). */
+  sendErrors = 0;
   /** Datagrams of one tick go out as GSO runs when the socket allows (udp-gso.ts). */
   private readonly batcher: DatagramBatcher | null;
 
@@ -68,6 +71,8 @@ class UdpLink implements UnderlayLink {
     /** Called once our goodbye left (or at once without one): the socket may close now. */
     private readonly release: () => void,
     gso: GsoSocket | null,
+    /** A listener's: told each send's outcome (see UdpListener.onRefused); a dialler's sends need none. */
+    private readonly onSent: ((err: Error | null) => void) | undefined = undefined,
   ) {
     this.batcher = gso && new DatagramBatcher(gso, outbound ? null : address, port, (buf) => this.transmit(buf));
   }
@@ -85,8 +90,17 @@ class UdpLink implements UnderlayLink {
    * Without `done` dgram drops send errors silently (a lost datagram, for UDP) and spares a tick.
    */
   private transmit(buf: Buffer, done?: () => void): void {
-    if (this.outbound) this.socket.send(buf, done);
-    else this.socket.send(buf, this.port, this.address, done);
+    try {
+      if (this.outbound) this.socket.send(buf, done);
+      else this.socket.send(buf, this.port, this.address, done ?? this.onSent);
+    } catch (e) {
+      // dgram throws synchronously on a socket that is closed or lost its connection; it runs from
+      // the batcher's nextTick too, where a throw would reach the process. It ends this link only.
+      // `done` (the goodbye's) releases the socket itself: release it once, not twice.
+      this.sendErrors++;
+      this.ended(`send failed: ${(e as Error).message}`, 'failed', done === undefined);
+      done?.();
+    }
   }
 
   close(): void {
@@ -96,9 +110,9 @@ class UdpLink implements UnderlayLink {
       const fin = Buffer.alloc(UDP_HEADER_LEN);
       writeHeader(fin, this.connId, MSG_FIN, 0);
       this.transmit(fin, () => this.release());
-      this.ended('closed', false);
+      this.ended('closed', 'local', false);
     } else {
-      this.ended('closed');
+      this.ended('closed', 'local');
     }
   }
 
@@ -107,21 +121,33 @@ class UdpLink implements UnderlayLink {
     this.close();
   }
 
-  ended(reason: string, release = true): void {
+  ended(reason: string, how: LinkEnd, release = true): void {
     if (this.closed) return;
     this.closed = true;
     this.batcher?.clear();
     this.forget();
     if (release) this.release();
-    this.onClose(reason);
+    this.onClose(reason, how);
   }
 
   /** One well-formed datagram for this link, header included. */
   receive(msg: Buffer): void {
     const type = msg[4];
-    if (type === MSG_FIN) this.ended('remote said goodbye');
+    if (type === MSG_FIN) this.ended('remote said goodbye', 'closed');
     else if (type === MSG_DATA && !this.closed) this.onPacket(msg.subarray(UDP_HEADER_LEN));
   }
+}
+
+/**
+ * A listener's socket is not connected, so the kernel drops the ICMP port unreachable a dead peer's
+ * address answers with; the addon turns on the socket's error queue (IP_RECVERR), and a receive then
+ * fails with ECONNREFUSED, after which the queue says whose port it was. Null without the addon.
+ */
+function refusalReader(socket: Socket, ipv6: boolean): (() => (string | number)[]) | null {
+  const addon = peerAddon();
+  const fd = dgramFd(socket);
+  if (!addon || fd === undefined || addon.udpRecvErrors(fd, ipv6) !== 0) return null;
+  return () => (dgramFd(socket) === fd ? addon.udpTakeRefused(fd) : []);
 }
 
 function closeQuietly(socket: Socket): void {
@@ -131,9 +157,6 @@ function closeQuietly(socket: Socket): void {
     // already closed
   }
 }
-
-// A send error on UDP (e.g. no route right now) is the same as a lost datagram.
-function swallow(): void {}
 
 /**
  * Header check shared by both ends: where the datagram at msg[at..] ends, or -1 if it is
@@ -155,7 +178,7 @@ function datagramAt(msg: Buffer, at: number, end: number): Buffer {
 
 function bind(socket: Socket, uri: string, port: number, host?: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException): void => reject(e.code === 'EADDRINUSE' ? addrInUse(uri, e) : e);
+    const onError = (e: NodeJS.ErrnoException): void => reject(listenError(uri, e));
     socket.once('error', onError);
     socket.bind(port, host, () => {
       socket.off('error', onError);
@@ -178,13 +201,41 @@ export class UdpListener implements UnderlayListener {
   private readonly gso: GsoSocket | null;
   /** UDP GRO is on: one message may hold several datagrams back to back (see udp-gso.ts). */
   readonly gro: boolean;
+  /** Drains the socket's ICMP reports: [address, port, ...] of refusing peers; null without the addon. */
+  private readonly takeRefused: (() => (string | number)[]) | null;
 
   private constructor(readonly uri: string, host: string, private readonly socket: Socket, private readonly accept: AcceptLink) {
     this.boundUri = formatUri('udp', host, socket.address().port);
     this.gso = GsoSocket.for(socket);
     this.gro = this.gso?.gro ?? false;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
-    socket.on('error', swallow);
+    this.takeRefused = refusalReader(socket, isIPv6(host));
+    // A receive error other than a refusal (see refusalReader) is a lost datagram, for UDP.
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ECONNREFUSED') this.onRefused();
+    });
+  }
+
+  /**
+   * The kernel reports a refusal once, to whichever call on the socket comes first: a receive (the
+   * 'error' event) or a send (its callback). Either way the error queue then says whose port it was.
+   */
+  private readonly afterSend = (err: Error | null): void => {
+    if ((err as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') this.onRefused();
+  };
+
+  /**
+   * Some peer's port answered ICMP port unreachable: its process is gone. Its links end now, not at
+   * their sessions' dead timers, so a peer killed with -9 has its flows reset at once.
+   */
+  private onRefused(): void {
+    const refused = this.takeRefused?.() ?? [];
+    for (let i = 0; i + 1 < refused.length; i += 2) {
+      const prefix = `${refused[i]}|${refused[i + 1]}|`;
+      for (const [key, link] of [...this.links]) {
+        if (key.startsWith(prefix)) link.ended('port unreachable', 'refused');
+      }
+    }
   }
 
   static async open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<UdpListener> {
@@ -224,7 +275,7 @@ export class UdpListener implements UnderlayListener {
     if (msg[4] !== MSG_DATA) return;
     this.unreleased++;
     const fresh: UdpLink = new UdpLink(formatUri('udp', address, port), false, this.socket, connId, port, address,
-      () => this.forget(key, fresh), () => this.released(), this.gso);
+      () => this.forget(key, fresh), () => this.released(), this.gso, this.takeRefused ? this.afterSend : undefined);
     this.links.set(key, fresh);
     this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
   }
@@ -252,13 +303,29 @@ export class UdpListener implements UnderlayListener {
 }
 
 /**
+ * Connects a dialler's socket. A name that does not resolve, or an address with no route right
+ * now (ENETUNREACH), rejects here: the socket stays unconnected, and sending on it without an
+ * address would throw (ERR_SOCKET_BAD_PORT) from deep inside a tick.
+ */
+function connectSocket(socket: Socket, addr: UnderlayAddress): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.connect(addr.port, addr.host, (err?: Error) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
  * Dials: a socket of its own, connected to the peer, so replies from its single listening socket
  * reach only us, and a closed port (the peer restarting) surfaces as an error that ends the link.
  */
 export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
   const socket = newSocket(addr.host);
-  await bind(socket, uri, 0);
-  await new Promise<void>((resolve) => socket.connect(addr.port, addr.host, () => resolve()));
+  try {
+    await bind(socket, uri, 0);
+    await connectSocket(socket, addr);
+  } catch (e) {
+    closeQuietly(socket);
+    throw e;
+  }
   const gso = GsoSocket.for(socket);
   const coalesced = gso?.gro ?? false;
   const link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
@@ -273,6 +340,7 @@ export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<Under
       at = end;
     } while (at < msg.length);
   });
-  socket.on('error', (e) => link.ended(`socket error: ${e.message}`));
+  // ECONNREFUSED: the peer's port answered ICMP port unreachable, so its process is gone.
+  socket.on('error', (e) => link.ended(`socket error: ${e.message}`, errorEnd(e)));
   return link;
 }

@@ -95,10 +95,15 @@ export class SmuxSession {
 
   // Keepalive.
   private nopPending = false;
-  /** A frame header arrived since the last keepalive-timeout check. */
-  private dataReady = false;
+  /**
+   * When the peer last showed life: its last frame header, or the last time we were not reading on
+   * purpose. smux's ticker checks only every keepAliveTimeout, so a dead peer took up to twice the
+   * timeout to notice; here a session closes keepAliveTimeout after the peer went silent.
+   */
+  private heardAt: number;
+  /** The `now` of the latest input() or handleTimeout(). */
+  private lastNow: number;
   private nextPing: number;
-  private nextTimeoutCheck: number;
 
   constructor(role: SmuxRole, config: Partial<SmuxConfig>, now: number) {
     this.config = smuxConfig(config);
@@ -107,7 +112,8 @@ export class SmuxSession {
     this.nextSid = role === 'client' ? 1 : 0;
     this.bucket = this.config.maxReceiveBuffer;
     this.nextPing = this.config.keepAliveInterval > 0 ? now + this.config.keepAliveInterval : Infinity;
-    this.nextTimeoutCheck = this.config.keepAliveTimeout > 0 ? now + this.config.keepAliveTimeout : Infinity;
+    this.heardAt = now;
+    this.lastNow = now;
   }
 
   get version(): number {
@@ -127,9 +133,10 @@ export class SmuxSession {
 
   /**
    * Consumes bytes of the underlying stream, split anywhere. Keeps views of bytes (see the file comment).
-   * `now` is accepted for symmetry with the other cores; frames carry no timing.
+   * `now` times the peer's last frame, for the keepalive timeout (default: the last time given).
    */
-  input(bytes: Uint8Array, _now?: number): void {
+  input(bytes: Uint8Array, now = this.lastNow): void {
+    this.lastNow = now;
     let p = 0;
     const n = bytes.length;
     while (p < n && !this.closedFlag) {
@@ -179,7 +186,7 @@ export class SmuxSession {
   }
 
   private onHeader(h: SmuxHeader): void {
-    this.dataReady = true;
+    this.heardAt = this.lastNow;
     if (h.version !== this.config.version) {
       this.shutdown(new TstierError('TSTIER_E_PROTOCOL', `smux: invalid protocol (frame version ${h.version}, session version ${this.config.version})`));
       return;
@@ -469,25 +476,27 @@ export class SmuxSession {
   /** When handleTimeout() must next run, or null when the session is closed or keepalive is off. */
   pollTimeout(): number | null {
     if (this.closedFlag) return null;
-    const t = Math.min(this.nextPing, this.nextTimeoutCheck);
+    const t = Math.min(this.nextPing, this.deadline());
     return t === Infinity ? null : t;
+  }
+
+  /** When the session is closed unless the peer sends a frame first. */
+  private deadline(): number {
+    return this.config.keepAliveTimeout > 0 ? this.heardAt + this.config.keepAliveTimeout : Infinity;
   }
 
   /** Queues the keepalive NOP when due, and closes the session if the peer went silent. */
   handleTimeout(now: number): void {
     if (this.closedFlag) return;
+    this.lastNow = now;
     if (now >= this.nextPing) {
       this.nopPending = true;
       this.nextPing = nextTick(this.nextPing, this.config.keepAliveInterval, now);
     }
-    if (now >= this.nextTimeoutCheck) {
-      this.nextTimeoutCheck = nextTick(this.nextTimeoutCheck, this.config.keepAliveTimeout, now);
-      // While the bucket is empty we stopped reading on purpose, so silence is not the peer's fault.
-      if (!this.dataReady && this.bucket > 0) {
-        this.shutdown(new TstierError('TSTIER_E_CLOSED', 'smux: keepalive timeout (no frame from the peer)'));
-        return;
-      }
-      this.dataReady = false;
+    // While the bucket is empty we stopped reading on purpose, so silence is not the peer's fault.
+    if (this.bucket <= 0) this.heardAt = now;
+    else if (now >= this.deadline()) {
+      this.shutdown(new TstierError('TSTIER_E_CLOSED', 'smux: keepalive timeout (no frame from the peer)'));
     }
   }
 

@@ -86,3 +86,16 @@ test('--try: reaches a running server and exits 0; exits 1 when nothing answers'
   assert.equal(none.status, 1);
   assert.match(none.stderr, /no answer from the server/);
 });
+
+test('a log_path where the log cannot be written is a one-line error naming it, exit status 2', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kcptube-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const [port] = await freePorts();
+  const conf = join(dir, 'server.conf');
+  // /proc is an existing directory in which no file can be created, even by root.
+  writeFileSync(conf, `mode=server\nlisten_on=127.0.0.1\nlisten_port=${port}\ndestination_address=127.0.0.1\ndestination_port=9\nlog_path=/proc\n`);
+  const r = cli([conf]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stdout, '', 'never reported ready');
+  assert.match(r.stderr, /^tstier-kcptube: server\.conf: log_path: cannot write \/proc\/server_output\.log: ENOENT[^\n]*\n$/);
+});

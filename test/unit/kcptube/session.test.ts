@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseKcptubeConfig, type KcptubeSide } from '../../../daemon/kcptube/config.js';
 import { TunnelCipher, type KcptubeCipher } from '../../../daemon/kcptube/crypt.js';
-import { SessionRouter, newTubeCounters } from '../../../daemon/kcptube/router.js';
+import { ENDED_IDS_KEPT, SessionRouter, newTubeCounters } from '../../../daemon/kcptube/router.js';
 import { TubeSession, windowFromBandwidth, type TubeEvent } from '../../../daemon/kcptube/session.js';
 import { TUNNEL_HEADER_SIZE, T_KCP, T_PING, writeTunnelHeader } from '../../../daemon/kcptube/wire.js';
 import { newSnmp } from '../../../daemon/transport/session/snmp.js';
@@ -184,4 +184,38 @@ test('a replayed authentic datagram is counted and cannot move the session', () 
   assert.ok(router.input(newer!, 'new address', 5) !== null);
   assert.ok(router.input(older!, 'old address', 6) !== null, 'a late datagram is still delivered');
   assert.equal(router.sessions.get(8)!.path, 'new address');
+});
+
+test('an ended session stays dead; only a first datagram creates one; the memory of ended ids is bounded', () => {
+  const cipher = TunnelCipher.fromPassword('chacha20', 'k');
+  const counters = newTubeCounters();
+  let created = 0;
+  const router = new SessionRouter<string>(cipher, counters, (sid, _p, now) => {
+    created++;
+    return new TubeSession({ sid, cipher, side: side(), snmp: newSnmp(), now });
+  });
+  const a = new TubeSession({ sid: 9, cipher, side: side(), snmp: newSnmp(), now: 0 });
+  a.sendHello({ version: 1, outboundBps: 0, inboundBps: 0 });
+  a.pump(0);
+  a.write(1, new Uint8Array(3000)); // more segments, more datagrams
+  a.pump(1);
+  const [first, ...later] = datagrams(a);
+  assert.ok(later.length > 0);
+  // A later datagram cannot open the session (KCP would wait for segment 0 forever, acking a stranger).
+  assert.equal(router.input(later[0]!.slice(), 'x', 1), null);
+  assert.equal(counters.unknownSession, 1);
+  assert.ok(router.input(first!.slice(), 'peer', 2) !== null);
+  assert.equal(created, 1);
+  router.delete(9);
+  for (const d of [first!, ...later]) assert.equal(router.input(d.slice(), 'stranger', 3), null);
+  assert.equal(created, 1, 'the replays created nothing');
+  assert.equal(counters.endedSession, 1 + later.length);
+  // Bounded: the oldest ended id is forgotten first.
+  for (let sid = 100; sid < 100 + ENDED_IDS_KEPT; sid++) {
+    router.sessions.set(sid, { session: a, path: 'x' });
+    router.delete(sid);
+  }
+  assert.equal(router.ended.size, ENDED_IDS_KEPT);
+  assert.equal(router.ended.has(9), false);
+  assert.equal(router.ended.has(100), true);
 });

@@ -172,3 +172,23 @@ test('rekeying replaces sessions make-before-break: routes never drop, packets k
   await until('both delivered', () => got.length === 2);
   assert.deepEqual(got.sort(), ['a->b', 'b->a']);
 });
+
+test('an exception while handling one peer\'s packet closes that session only; the peer comes back', async (t) => {
+  const [a, b, c] = [manager('a', 0x0a000001), manager('b', 0x0a000002), manager('c', 0x0a000003)];
+  t.after(() => Promise.all([a.close(), b.close(), c.close()]));
+  const bUdp = await b.listen('udp://127.0.0.1:0');
+  a.connect(bUdp);
+  c.connect(bUdp);
+  await until('B has A and C', () => b.peerConns().length === 2 && a.routes.nextHop(b.peerId) === b.peerId);
+  const downs: number[] = [];
+  b.on('peer-down', (peer: number) => downs.push(peer));
+  b.onPacket(PacketType.KcpSrc, (from) => {
+    if (from === a.peerId) throw new Error('a bug in some handler');
+  });
+  assert.equal(a.sendTo(b.peerId, PacketType.KcpSrc, Buffer.from('boom')), true);
+  await until('B closed the session with A', () => b.stats.sessionFaults === 1 && downs.length === 1);
+  assert.deepEqual(downs, [a.peerId]);
+  assert.deepEqual(b.peerConns().map((p) => p.peerId), [c.peerId], 'C is untouched');
+  // A's connector notices (B said goodbye) and dials again.
+  await until('A back at B', () => b.peerConns().length === 2 && a.routes.nextHop(b.peerId) === b.peerId);
+});

@@ -8,7 +8,7 @@ const cfg = (over: Partial<NodeConfig>): NodeConfig => ({
   instanceName: 'default', hostname: 'h', networkName: 'n', networkSecret: 's', listeners: ['udp://0.0.0.0:11010'], peers: [],
   proxyNetworks: [{ cidr: '192.168.12.0/24', mappedCidr: '10.99.12.0/24' }], rpcPortal: '127.0.0.1:15888', devName: '',
   mtu: 1380, noTun: false, useSmoltcp: false, enableKcpProxy: false, disableKcpInput: false, enableQuicProxy: false,
-  disableQuicInput: false, disableRelayKcp: false, disableRelayQuic: false, proxyOptimistic: false, logLevel: 'info', quicCongestion: 'bbr',
+  disableQuicInput: false, disableRelayKcp: false, disableRelayQuic: false, proxyOptimistic: false, proxyFlowTimeout: 30, logLevel: 'info', quicCongestion: 'bbr',
   ipv4: { address: '10.144.1.2', prefix: 24 }, ...over,
 });
 

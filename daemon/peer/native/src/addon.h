@@ -19,4 +19,5 @@ int bytes_of(napi_env env, napi_value v, uint8_t **p, size_t *len);
 
 napi_status register_aead(napi_env env, napi_value exports);
 napi_status register_udp(napi_env env, napi_value exports);
+napi_status register_icmp(napi_env env, napi_value exports);
 #endif
