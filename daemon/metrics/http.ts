@@ -37,7 +37,7 @@ export class MetricsHttp {
     const sep = listen.lastIndexOf(':');
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new TstierError(e.code === 'EADDRINUSE' ? 'TSTIER_E_ADDR_IN_USE' : 'TSTIER_E_BAD_CONFIG',
-        `metrics_listen: cannot listen on ${listen}: ${e.code ?? e.message}`)));
+        `--metrics-listen: cannot listen on ${listen}: ${e.code ?? e.message}`)));
       server.listen(Number(listen.slice(sep + 1)), listen.slice(0, sep).replace(/^\[|\]$/g, ''), () => resolve());
     });
     const a = server.address() as { address: string; port: number };

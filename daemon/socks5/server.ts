@@ -56,7 +56,7 @@ export class Socks5Server {
     const host = opts.listen.slice(0, sep).replace(/^\[|\]$/g, '');
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new TstierError(e.code === 'EADDRINUSE' ? 'TSTIER_E_ADDR_IN_USE' : 'TSTIER_E_BAD_CONFIG',
-        `socks5: cannot listen on ${opts.listen}: ${e.code ?? e.message}`)));
+        `--socks5: cannot listen on ${opts.listen}: ${e.code ?? e.message}`)));
       server.listen(Number(opts.listen.slice(sep + 1)), host, () => resolve());
     });
     server.on('error', (e) => log.warn('socks5 listener error', { err: e }));
