@@ -6,13 +6,13 @@ import { loadApi, type ServiceName } from '../daemon/rpc/api.js';
 // The daemon answers from memory; a call this slow means it is wedged or the port is not ours.
 const CALL_DEADLINE_MS = 5000;
 
-export async function callRpc(portal: string, service: ServiceName, method: string): Promise<unknown> {
+export async function callRpc(portal: string, service: ServiceName, method: string, request: object = {}): Promise<unknown> {
   const Client = loadApi().services[service];
   const client = new Client(portal, grpc.credentials.createInsecure());
   try {
     return await new Promise((resolve, reject) => {
       const call = client[method] as (req: object, opts: grpc.CallOptions, cb: grpc.requestCallback<unknown>) => void;
-      call.call(client, {}, { deadline: Date.now() + CALL_DEADLINE_MS }, (err, response) => {
+      call.call(client, request, { deadline: Date.now() + CALL_DEADLINE_MS }, (err, response) => {
         if (err) reject(callError(portal, service, err));
         else resolve(response);
       });

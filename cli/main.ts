@@ -7,30 +7,42 @@ import { parseRpcPortal } from '../daemon/config/values.js';
 import { TstierError } from '../daemon/errors.js';
 import { callRpc } from './client.js';
 import { nodeCommand } from './node.js';
-import { OUTPUT_FORMATS, render, terminalSafe, type OutputFormat } from './output.js';
+import { OUTPUT_FORMATS, render, terminalSafe, type OutputFormat, type Row } from './output.js';
 import { peerCommand } from './peer.js';
+import { portForwardCommand } from './port-forward.js';
 import { proxyCommand } from './proxy.js';
 import { routeCommand } from './route.js';
+import { statsCommand } from './stats.js';
 import type { Subcommand } from './subcommand.js';
 
-const SUBCOMMANDS: readonly Subcommand[] = [nodeCommand, peerCommand, routeCommand, proxyCommand];
+const SUBCOMMANDS: readonly Subcommand[] = [nodeCommand, peerCommand, routeCommand, proxyCommand, portForwardCommand, statsCommand];
 const DEFAULT_PORTAL = '127.0.0.1:15888';
 
 class UsageError extends Error {}
 
-interface Invocation { portal: string; format: OutputFormat; command: Subcommand }
+interface Invocation {
+  portal: string;
+  format: OutputFormat;
+  command: Subcommand;
+  method: string;
+  request: object;
+  raw?: ((response: unknown) => string) | undefined;
+  /** Columns and rows other than the command's own (--summary). */
+  view?: { columns: readonly string[]; toRows(response: unknown): Row[] } | undefined;
+}
 
 function usage(): string {
   return [
-    'Usage: easytier-cli [-p ADDR] [-o table|json] <command>',
+    'Usage: easytier-cli [-p ADDR] [-o table|json] [--summary] <command> [args]',
     '',
     'Options:',
     `  -p, --rpc-portal <ADDR>  easytier-core's rpc portal, ip:port or port (default ${DEFAULT_PORTAL})`,
     '  -o, --output <FORMAT>    table (default) or json',
+    '      --summary            proxy: count flows by transport, state and role instead of listing them',
     '  -h, --help               print this help',
     '',
     'Commands:',
-    ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(7)}${c.summary}`),
+    ...SUBCOMMANDS.map((c) => `  ${c.name.padEnd(14)}${c.summary}`),
     '',
   ].join('\n');
 }
@@ -45,6 +57,7 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
         'rpc-portal': { type: 'string', short: 'p' },
         output: { type: 'string', short: 'o' },
         help: { type: 'boolean', short: 'h' },
+        summary: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -53,13 +66,24 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
   }
   if (parsed.values.help === true) return 'help';
   const [name, ...extra] = parsed.positionals;
-  // EasyTier spells listings as `peer list`, `route list`: accept that form too.
-  if (extra.length > 1 || (extra.length === 1 && extra[0] !== 'list' && extra[0] !== 'info')) {
-    throw new UsageError(`unexpected argument "${extra.join(' ')}"`);
-  }
   const command = SUBCOMMANDS.find((c) => c.name === name);
   if (command === undefined) {
     throw new UsageError(name === undefined ? 'missing command' : `unknown command "${name}"`);
+  }
+  let call: Pick<Invocation, 'method' | 'request' | 'raw' | 'view'> = { method: command.method, request: {} };
+  if (parsed.values.summary === true) {
+    if (!command.summaryView) throw new UsageError(`--summary: only for proxy, not ${command.name}`);
+    call.view = command.summaryView;
+  }
+  if (command.request) {
+    try {
+      call = { ...call, ...command.request(extra) };
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  } else if (extra.length > 1 || (extra.length === 1 && extra[0] !== 'list' && extra[0] !== 'info')) {
+    // EasyTier spells listings as `peer list`, `route list`: accept that form too.
+    throw new UsageError(`unexpected argument "${extra.join(' ')}"`);
   }
   const format = parsed.values.output ?? 'table';
   if (!OUTPUT_FORMATS.includes(format as OutputFormat)) throw new UsageError(`-o: must be table or json, got "${format}"`);
@@ -69,7 +93,7 @@ function parseInvocation(argv: readonly string[]): Invocation | 'help' {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  return { portal, format: format as OutputFormat, command };
+  return { portal, format: format as OutputFormat, command, ...call };
 }
 
 /** Runs one invocation; returns the exit status. Never throws. */
@@ -80,9 +104,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(usage());
       return 0;
     }
-    const { portal, format, command } = invocation;
-    const response = await callRpc(portal, command.service, command.method);
-    process.stdout.write(render(command.toRows(response), command.columns, command.layout, format));
+    const { portal, format, command, method, request, raw, view } = invocation;
+    const response = await callRpc(portal, command.service, method, request);
+    const { columns, toRows } = view ?? command;
+    process.stdout.write(raw ? raw(response) : render(toRows(response), columns, command.layout, format));
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -14,6 +14,7 @@ interface NodeInfoMessage {
   features: FeaturesMessage | null;
   version: string;
   rpc_portal: string;
+  kcp_settings: string;
 }
 
 export const nodeCommand: Subcommand = {
@@ -23,7 +24,7 @@ export const nodeCommand: Subcommand = {
   method: 'ShowNodeInfo',
   layout: 'record',
   columns: ['peer_id', 'instance_name', 'hostname', 'network_name', 'ipv4', 'ipv6', 'proxy_cidrs', 'listeners',
-    ...FEATURE_COLUMNS, 'version', 'rpc_portal'],
+    ...FEATURE_COLUMNS, 'version', 'rpc_portal', 'kcp_settings'],
   toRows(response) {
     const n = (response as { node_info: NodeInfoMessage | null }).node_info;
     if (n === null) return [];
@@ -39,6 +40,7 @@ export const nodeCommand: Subcommand = {
       ...featureCells(n.features),
       version: n.version,
       rpc_portal: n.rpc_portal,
+      kcp_settings: n.kcp_settings,
     }];
   },
 };

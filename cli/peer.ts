@@ -12,15 +12,18 @@ interface PeerConnMessage {
   tx_packets: number;
   rx_packets: number;
   established_at_ms: number;
+  tcp_transport: string;
+  tcp_reason: string;
 }
 
 export const peerCommand: Subcommand = {
   name: 'peer',
-  summary: 'list directly connected peers with traffic counters',
+  summary: 'list directly connected peers: traffic counters, and which transport a new TCP flow would take',
   service: 'PeerRpc',
   method: 'ListPeers',
   layout: 'list',
-  columns: ['peer_id', 'remote', 'direction', 'rtt_ms', 'tx_bytes', 'rx_bytes', 'tx_packets', 'rx_packets', 'established'],
+  columns: ['peer_id', 'remote', 'direction', 'rtt_ms', 'tx_bytes', 'rx_bytes', 'tx_packets', 'rx_packets', 'established',
+    'tcp_transport', 'tcp_reason'],
   toRows(response) {
     return (response as { peers: PeerConnMessage[] }).peers.map((p) => ({
       peer_id: p.peer_id,
@@ -32,6 +35,8 @@ export const peerCommand: Subcommand = {
       tx_packets: p.tx_packets,
       rx_packets: p.rx_packets,
       established: formatLocalTime(p.established_at_ms),
+      tcp_transport: p.tcp_transport,
+      tcp_reason: p.tcp_reason,
     }));
   },
 };

@@ -30,6 +30,20 @@ export const proxyCommand: Subcommand = {
   layout: 'list',
   columns: ['src', 'dst', 'start_time', 'state', 'transport_type', 'role', 'tx_bytes', 'rx_bytes', 'rtt_ms',
     'retransmits', 'reason'],
+  summaryView: {
+    columns: ['transport_type', 'state', 'role', 'count'],
+    toRows(response) {
+      const counts = new Map<string, number>();
+      for (const e of (response as { entries: TcpProxyEntryMessage[] }).entries) {
+        const key = [TRANSPORT_NAME[e.transport_type] ?? e.transport_type, e.state, e.role.toLowerCase()].join('|');
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([key, count]) => {
+        const [transport_type, state, role] = key.split('|') as [string, string, string];
+        return { transport_type, state, role, count };
+      });
+    },
+  },
   toRows(response) {
     return (response as { entries: TcpProxyEntryMessage[] }).entries.map((e) => ({
       src: e.src,

@@ -11,15 +11,17 @@ interface RouteMessage {
   next_hop_peer_id: number;
   cost: number;
   features: FeaturesMessage | null;
+  tcp_transport: string;
+  tcp_reason: string;
 }
 
 export const routeCommand: Subcommand = {
   name: 'route',
-  summary: 'list routes: node, virtual IPv4 and IPv6, proxied CIDRs, next hop, cost',
+  summary: 'list routes: node, virtual IPv4 and IPv6, proxied CIDRs, next hop, cost, transport for a new TCP flow',
   service: 'RouteRpc',
   method: 'ListRoutes',
   layout: 'list',
-  columns: ['peer_id', 'hostname', 'ipv4', 'ipv6', 'proxy_cidrs', 'next_hop', 'cost', ...FEATURE_COLUMNS],
+  columns: ['peer_id', 'hostname', 'ipv4', 'ipv6', 'proxy_cidrs', 'next_hop', 'cost', ...FEATURE_COLUMNS, 'tcp_transport', 'tcp_reason'],
   toRows(response) {
     return (response as { routes: RouteMessage[] }).routes.map((r) => ({
       peer_id: r.peer_id,
@@ -30,6 +32,8 @@ export const routeCommand: Subcommand = {
       next_hop: r.next_hop_peer_id,
       cost: r.cost,
       ...featureCells(r.features),
+      tcp_transport: r.tcp_transport,
+      tcp_reason: r.tcp_reason,
     }));
   },
 };

@@ -10,6 +10,7 @@ import { loadNodeConfig } from './config/load.js';
 import { TstierError } from './errors.js';
 import { createLogger, isLogLevel, setLogLevel } from './log.js';
 import { startRpcServer, type RpcServer } from './rpc/server.js';
+import { portalRisk } from './rpc/whitelist.js';
 
 const log = createLogger('main');
 
@@ -42,7 +43,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const { Node } = await import('./node.js');
     const node = await Node.start(config);
     running.push(node);
-    const rpc: RpcServer = await startRpcServer(node, config.rpcPortal);
+    const rpc: RpcServer = await startRpcServer(node, config.rpcPortal, config.rpcPortalWhitelist);
+    const risk = portalRisk(rpc.address, config.rpcPortalWhitelist);
+    if (risk) log.warn(risk);
     running.unshift(rpc); // close the portal first: no queries against a half-closed node
     log.info(`rpc portal listening on ${rpc.address}`, { instance: config.instanceName });
   } catch (err) {

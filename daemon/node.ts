@@ -14,6 +14,11 @@
 import { TstierError } from './errors.js';
 import type { NodeConfig } from './config/node-config.js';
 import { createLogger, type Logger } from './log.js';
+import { collectMetrics } from './metrics/collect.js';
+import type { Family } from './metrics/family.js';
+import { MetricsHttp } from './metrics/http.js';
+import { renderPrometheus } from './metrics/prometheus.js';
+import { Fronts } from './node/fronts.js';
 import { DuplicateAddressWatch } from './node/duplicate-address.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
@@ -23,10 +28,11 @@ import { peerAddon } from './peer/native.js';
 import { formatIpAddress, parseIpv6Address } from './packet/address.js';
 import { Feature, type Ipv6Net } from './peer/route-record.js';
 import { PacketType } from './peer/wire.js';
-import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, ProxyEntryView,
+import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, PortForwardControl, ProxyEntryView,
   RouteView } from './rpc/source.js';
 import { TunDevice } from './tun/tun-device.js';
 import { TcpProxy } from './proxy/tcp-proxy.js';
+import { transportNow } from './proxy/transport-now.js';
 
 export const NODE_VERSION = '0.1.0';
 
@@ -72,6 +78,8 @@ export class Node implements ControlPlaneSource {
   readonly listening: string[] = [];
   private tun: TunDevice | undefined;
   private proxy: TcpProxy | undefined;
+  private fronts: Fronts | undefined;
+  private metricsHttp: MetricsHttp | undefined;
   private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
   private readonly inboundInterceptors: OutboundInterceptor[] = [];
@@ -108,6 +116,8 @@ export class Node implements ControlPlaneSource {
       for (const uri of cfg.listeners) node.listening.push(await peer.listen(uri));
       if (!cfg.noTun && cfg.ipv4) node.openTun();
       node.proxy = await TcpProxy.start(node, createLogger('proxy'));
+      node.fronts = await Fronts.start(node, node.proxy, createLogger('fronts'));
+      if (cfg.metricsListen) node.metricsHttp = await MetricsHttp.start(cfg.metricsListen, () => renderPrometheus(node.metrics()), log);
     } catch (e) {
       await node.close();
       throw e;
@@ -148,6 +158,8 @@ export class Node implements ControlPlaneSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.metricsHttp?.close();
+    this.fronts?.close();
     this.proxy?.close();
     this.tun?.close();
     await this.peer.close();
@@ -161,11 +173,12 @@ export class Node implements ControlPlaneSource {
       ipv6: this.myIpv6 && c.ipv6 ? `${formatIpAddress(this.myIpv6)}/${c.ipv6.prefix}` : '',
       proxyCidrs: c.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
       listeners: [...c.listeners], features: featuresView(featureBits(c)), version: NODE_VERSION, rpcPortal: c.rpcPortal,
+      kcpSettings: this.proxy?.kcpSettings ?? '',
     };
   }
 
   peers(): PeerConnView[] {
-    return this.peer.peerConns();
+    return this.peer.peerConns().map((p) => ({ ...p, ...this.tcpTransport(p.peerId) }));
   }
 
   routes(): RouteView[] {
@@ -173,11 +186,28 @@ export class Node implements ControlPlaneSource {
       peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
       ipv6: r.ipv6 ? `${formatIpAddress(r.ipv6.address)}/${r.ipv6.prefix}` : '',
       proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features),
+      ...this.tcpTransport(r.peerId),
     }));
+  }
+
+  /** The peer and route tables' "which transport, and why" for a new TCP flow to `peerId`. */
+  private tcpTransport(peerId: number): { tcpTransport: string; tcpReason: string } {
+    if (!this.proxy) return { tcpTransport: '', tcpReason: '' };
+    const routes = this.peer.routes;
+    const now = transportNow(this.proxy.socketCarriers(), peerId, routes.nextHop(peerId), (id) => routes.record(id)?.hostname);
+    return { tcpTransport: now.transport, tcpReason: now.reason };
   }
 
   proxyEntries(): ProxyEntryView[] {
     return this.proxy?.entries() ?? [];
+  }
+
+  metrics(): Family[] {
+    return collectMetrics({ peers: this.peer.peerConns(), peerLayer: this.peer.stats, node: this.stats, flows: this.proxy!.table });
+  }
+
+  portForwards(): PortForwardControl | undefined {
+    return this.fronts?.portForwards.control();
   }
 
   private openTun(): void {

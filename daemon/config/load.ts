@@ -46,6 +46,10 @@ function defaults(env: NodeJS.ProcessEnv): Settings {
     disableRelayKcp: false,
     disableRelayQuic: false,
     proxyOptimistic: false,
+    socks5: undefined,
+    socks5AllowOutside: false,
+    portForwards: [],
+    metricsListen: undefined,
     proxyFlowTimeout: DEFAULT_PROXY_FLOW_TIMEOUT,
     // TSTIER_LOG_LEVEL, which already set the level while loading, stays the default.
     logLevel: presetLevel !== undefined && isLogLevel(presetLevel) ? presetLevel : 'info',

@@ -4,6 +4,23 @@
  * consumes it and never sees raw strings.
  */
 
+import type { KcpMode } from '../transport/kcp/modes.js';
+
+/** `--socks5`: where the SOCKS5 server listens and whether it asks for a password. */
+export interface Socks5Listen {
+  /** "ip:port" (IPv6 bracketed); port 0 asks the OS. */
+  listen: string;
+  /** RFC 1929 username/password; null: no authentication. */
+  credentials: { username: string; password: string } | null;
+}
+
+/** `--port-forward`: a local port whose connections or datagrams go to an address in the virtual network. */
+export interface PortForwardSpec {
+  proto: 'tcp' | 'udp';
+  bind: { ip: string; port: number };
+  dst: { ip: string; port: number };
+}
+
 export interface ProxyNetwork {
   /** The real LAN range behind this node, e.g. "192.168.1.0/24". */
   cidr: string;
@@ -41,6 +58,25 @@ export interface NodeConfig {
   disableRelayQuic: boolean;
   /** Accept the local TCP connection before the remote dial succeeds (EasyTier's behaviour). */
   proxyOptimistic: boolean;
+  /** The SOCKS5 server (`--socks5`); absent: none. */
+  socks5?: Socks5Listen;
+  /** SOCKS5 may reach addresses outside the virtual network (by this host's own routes). */
+  socks5AllowOutside?: boolean;
+  /** `--port-forward`, repeatable; more can be added at run time through the RPC. */
+  portForwards?: PortForwardSpec[];
+  /** `--metrics-listen`: "ip:port" of the HTTP /metrics endpoint; absent: none. */
+  metricsListen?: string;
+  /** The proxy's KCP tuning (`--kcp-mode`, `--kcp-nodelay`, ...); absent: the built-in defaults. */
+  kcpMode?: KcpMode;
+  kcpNodelay?: number;
+  kcpInterval?: number;
+  kcpResend?: number;
+  kcpNc?: number;
+  kcpSndwnd?: number;
+  kcpRcvwnd?: number;
+  kcpMtu?: number;
+  /** `--rpc-portal-whitelist`: CIDRs allowed to call the portal; absent or empty: everyone. */
+  rpcPortalWhitelist?: string[];
   /** Seconds a peer may stay unreachable before its proxied flows are reset toward the applications. */
   proxyFlowTimeout: number;
   /** Log level: error | warn | info | debug | trace. */

@@ -8,6 +8,10 @@ import {
   DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseHostname, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
   parseNetworkName, parseNonEmpty, parsePeerUri, parseProxyFlowTimeout, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
+import { parseKcpInterval, parseKcpMode, parseKcpMtu, parseKcpNc, parseKcpNodelay, parseKcpResend, parseKcpWindow } from './kcp-values.js';
+import { parsePortForward } from './port-forward-value.js';
+import { parseWhitelistCidr } from './whitelist-value.js';
+import { parseSocks5 } from './socks5-value.js';
 
 /** Everything a source can set: the NodeConfig fields plus the ones that only steer loading. */
 export interface Settings extends Omit<NodeConfig, 'ipv4' | 'ipv6'> {
@@ -56,6 +60,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'noListener', long: 'no-listener', env: 'ET_NO_LISTENER', kind: 'bool', parse: parseBool, help: 'do not listen; only connect out (wins over --listeners)' },
   { field: 'proxyNetworks', long: 'proxy-networks', short: 'n', arg: 'CIDR[->CIDR],...', env: 'ET_PROXY_NETWORKS', kind: 'list', parse: one(parseProxyNetwork), help: 'LAN ranges to export, optionally mapped (repeatable)' },
   { field: 'rpcPortal', long: 'rpc-portal', short: 'r', arg: 'PORT|IP:PORT', env: 'ET_RPC_PORTAL', kind: 'string', parse: parseRpcPortal, help: `gRPC control portal (default ${DEFAULT_RPC_PORTAL}; a bare port binds 127.0.0.1)` },
+  { field: 'rpcPortalWhitelist', long: 'rpc-portal-whitelist', arg: 'CIDR,...', env: 'ET_RPC_PORTAL_WHITELIST', toml: ['rpc_portal_whitelist'], kind: 'list', parse: one(parseWhitelistCidr), help: 'who may call the rpc portal (default: anyone who reaches it)' },
   { field: 'noTun', long: 'no-tun', env: 'ET_NO_TUN', toml: ['flags', 'no_tun'], kind: 'bool', parse: parseBool, help: 'no TUN device; implies the userspace stack' },
   { field: 'useSmoltcp', long: 'use-smoltcp', env: 'ET_USE_SMOLTCP', toml: ['flags', 'use_smoltcp'], kind: 'bool', parse: parseBool, help: 'terminate proxied TCP in the userspace stack' },
   { field: 'enableKcpProxy', long: 'enable-kcp-proxy', env: 'ET_ENABLE_KCP_PROXY', toml: ['flags', 'enable_kcp_proxy'], kind: 'bool', parse: parseBool, help: 'carry TCP flows we originate over KCP' },
@@ -66,6 +71,18 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'disableRelayKcp', long: 'disable-relay-kcp', env: 'ET_DISABLE_RELAY_KCP', toml: ['flags', 'disable_relay_kcp'], kind: 'bool', parse: parseBool, help: 'do not relay other nodes\' KCP proxy packets' },
   { field: 'disableRelayQuic', long: 'disable-relay-quic', env: 'ET_DISABLE_RELAY_QUIC', toml: ['flags', 'disable_relay_quic'], kind: 'bool', parse: parseBool, help: 'do not relay other nodes\' QUIC proxy packets' },
   { field: 'proxyOptimistic', long: 'proxy-optimistic', env: 'ET_PROXY_OPTIMISTIC', toml: ['flags', 'proxy_optimistic'], kind: 'bool', parse: parseBool, help: 'accept the local TCP connection before the remote dial succeeds, as EasyTier does (default: wait for it)' },
+  { field: 'socks5', long: 'socks5', arg: '[IP:]PORT|URL', env: 'ET_SOCKS5', toml: ['socks5_proxy'], kind: 'string', parse: parseSocks5, help: 'SOCKS5 server into the virtual network; a bare port binds 127.0.0.1; socks5://USER:PASS@IP:PORT asks for a password' },
+  { field: 'socks5AllowOutside', long: 'socks5-allow-outside', env: 'ET_SOCKS5_ALLOW_OUTSIDE', toml: ['flags', 'socks5_allow_outside'], kind: 'bool', parse: parseBool, help: 'let SOCKS5 clients reach addresses outside the virtual network too' },
+  { field: 'portForwards', long: 'port-forward', arg: 'PROTO://IP:PORT/VIP:PORT', env: 'ET_PORT_FORWARD', kind: 'list', parse: one(parsePortForward), help: 'forward a local tcp or udp port to an address in the virtual network (repeatable)' },
+  { field: 'metricsListen', long: 'metrics-listen', arg: '[IP:]PORT', env: 'ET_METRICS_LISTEN', toml: ['metrics_listen'], kind: 'string', parse: parseRpcPortal, help: 'serve Prometheus metrics at http://IP:PORT/metrics; a bare port binds 127.0.0.1' },
+  { field: 'kcpMode', long: 'kcp-mode', arg: 'MODE', env: 'ET_KCP_MODE', toml: ['kcp', 'mode'], kind: 'string', parse: parseKcpMode, help: 'KCP proxy preset: normal, fast, fast2, fast3 or manual (default: fast3 with 1024-segment windows)' },
+  { field: 'kcpNodelay', long: 'kcp-nodelay', arg: '0-2', env: 'ET_KCP_NODELAY', toml: ['kcp', 'nodelay'], kind: 'int', parse: parseKcpNodelay, help: 'KCP proxy nodelay (overrides the mode)' },
+  { field: 'kcpInterval', long: 'kcp-interval', arg: 'MS', env: 'ET_KCP_INTERVAL', toml: ['kcp', 'interval'], kind: 'int', parse: parseKcpInterval, help: 'KCP proxy flush interval, 10-5000 ms (overrides the mode)' },
+  { field: 'kcpResend', long: 'kcp-resend', arg: 'N', env: 'ET_KCP_RESEND', toml: ['kcp', 'resend'], kind: 'int', parse: parseKcpResend, help: 'KCP proxy fast resend after N duplicate ACKs, 0 off (overrides the mode)' },
+  { field: 'kcpNc', long: 'kcp-nc', arg: '0|1', env: 'ET_KCP_NC', toml: ['kcp', 'nc'], kind: 'int', parse: parseKcpNc, help: 'KCP proxy: 1 turns congestion control off (overrides the mode)' },
+  { field: 'kcpSndwnd', long: 'kcp-sndwnd', arg: 'SEGMENTS', env: 'ET_KCP_SNDWND', toml: ['kcp', 'sndwnd'], kind: 'int', parse: parseKcpWindow, help: 'KCP proxy send window, 16-4096 segments (default 1024)' },
+  { field: 'kcpRcvwnd', long: 'kcp-rcvwnd', arg: 'SEGMENTS', env: 'ET_KCP_RCVWND', toml: ['kcp', 'rcvwnd'], kind: 'int', parse: parseKcpWindow, help: 'KCP proxy receive window, 16-4096 segments (default 1024)' },
+  { field: 'kcpMtu', long: 'kcp-mtu', arg: 'BYTES', env: 'ET_KCP_MTU', toml: ['kcp', 'mtu'], kind: 'int', parse: parseKcpMtu, help: 'KCP proxy datagram size, 256-1400 (default 1200)' },
   { field: 'proxyFlowTimeout', long: 'proxy-flow-timeout', arg: 'SECONDS', env: 'ET_PROXY_FLOW_TIMEOUT', toml: ['flags', 'proxy_flow_timeout'], kind: 'int', parse: parseProxyFlowTimeout, help: 'reset proxied flows to a peer unreachable this long (default 30); a restarted peer\'s flows are reset at once' },
   { field: 'devName', long: 'dev-name', arg: 'NAME', env: 'ET_DEV_NAME', toml: ['flags', 'dev_name'], kind: 'string', parse: parseDevName, help: 'TUN device name (default: chosen by the system)' },
   { field: 'mtu', long: 'mtu', arg: 'BYTES', env: 'ET_MTU', toml: ['flags', 'mtu'], kind: 'int', parse: parseMtu, help: 'TUN MTU (default 1380)' },

@@ -6,7 +6,8 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parse, TomlError } from 'smol-toml';
 import { badConfig, TstierError } from '../errors.js';
-import type { ProxyNetwork } from './node-config.js';
+import type { PortForwardSpec, ProxyNetwork } from './node-config.js';
+import { parsePortForward } from './port-forward-value.js';
 import { OPTIONS, type Layer, type OptionDef } from './options.js';
 import { parseIpv4Cidr, parseMappedCidr, parsePeerUri } from './values.js';
 
@@ -22,7 +23,7 @@ const isTable = (value: unknown): value is Table =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 
 // Tables of [[array]] entries handled below rather than through OPTIONS.
-const ARRAY_TABLES = new Set(['peer', 'proxy_network']);
+const ARRAY_TABLES = new Set(['peer', 'proxy_network', 'port_forward']);
 
 /**
  * A config file is a few KiB of TOML; this bound keeps a wrong path (a log, an image) from being
@@ -97,6 +98,7 @@ export function parseConfigToml(text: string, origin: string): FileLayer {
   wrap(() => {
     if (doc['peer'] !== undefined) layer.peers = readPeers(doc['peer']);
     if (doc['proxy_network'] !== undefined) layer.proxyNetworks = readProxyNetworks(doc['proxy_network']);
+    if (doc['port_forward'] !== undefined) layer.portForwards = readPortForwards(doc['port_forward']);
   });
   for (const key of unknownKeys(doc, known)) {
     warnings.push(key === 'rpc_portal'
@@ -160,6 +162,18 @@ function readProxyNetworks(value: unknown): ProxyNetwork[] {
     const mappedName = `proxy_network[${i}].mapped_cidr`;
     const mapped = stringField(table, 'mapped_cidr', mappedName);
     return mapped === undefined ? { cidr } : { cidr, mappedCidr: parseMappedCidr(mapped, real.prefix, mappedName) };
+  });
+}
+
+/** EasyTier's `[[port_forward]]` tables: bind_addr, dst_addr, proto. */
+function readPortForwards(value: unknown): PortForwardSpec[] {
+  return tablesOf(value, 'port_forward').map((table, i) => {
+    const field = (key: string): string => {
+      const v = stringField(table, key, `port_forward[${i}].${key}`);
+      if (v === undefined) throw badConfig(`port_forward[${i}].${key}`, 'is missing');
+      return v;
+    };
+    return parsePortForward(`${field('proto')}://${field('bind_addr')}/${field('dst_addr')}`, `port_forward[${i}]`);
   });
 }
 

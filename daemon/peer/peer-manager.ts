@@ -184,7 +184,7 @@ export class PeerManager extends EventEmitter {
       const s = c.session.stats;
       rows.push({ peerId: c.session.peerId, remoteUri: c.link.remoteUri, outbound: c.link.outbound, rttMs: s.rttMs,
         txBytes: s.txBytes, rxBytes: s.rxBytes, txPackets: s.txPackets, rxPackets: s.rxPackets,
-        establishedAt: s.establishedAt });
+        establishedAt: s.establishedAt, dropped: s.dropped, forged: s.forged, replayed: s.replayed });
     }
     return rows;
   }

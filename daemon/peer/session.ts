@@ -48,6 +48,10 @@ export interface SessionStats {
   rxPackets: number;
   /** Packets dropped: malformed, failed authentication, replayed, or arriving in the wrong state. */
   dropped: number;
+  /** Of those: packets that failed authentication (forged or corrupted). */
+  forged: number;
+  /** Of those: packets whose counter the replay window had already seen or left behind. */
+  replayed: number;
   rttMs: number;
   establishedAt: number;
 }
@@ -56,7 +60,7 @@ export class PeerSession {
   state: SessionState;
   /** The remote peer id; 0 until the handshake tells us. */
   peerId = 0;
-  readonly stats: SessionStats = { txBytes: 0, rxBytes: 0, txPackets: 0, rxPackets: 0, dropped: 0, rttMs: 0, establishedAt: 0 };
+  readonly stats: SessionStats = { txBytes: 0, rxBytes: 0, txPackets: 0, rxPackets: 0, dropped: 0, forged: 0, replayed: 0, rttMs: 0, establishedAt: 0 };
 
   /** Set up once per session, from the handshake's keys (see aead.ts). */
   private keys: { send: PacketSealer; recv: PacketOpener } | null = null;
@@ -125,9 +129,15 @@ export class PeerSession {
     const lo = readU32(wire, PM_HEADER_LEN);
     const hi = readU32(wire, PM_HEADER_LEN + 4);
     const counter = hi * 2 ** 32 + lo;
-    if (!this.window.check(counter)) return this.drop();
+    if (!this.window.check(counter)) {
+      this.stats.replayed++;
+      return this.drop();
+    }
     const plain = this.keys.recv.open(wire);
-    if (!plain) return this.drop();
+    if (!plain) {
+      this.stats.forged++;
+      return this.drop();
+    }
     this.window.update(counter);
     this.lastRecv = now;
     this.stats.rxPackets++;

@@ -5,6 +5,7 @@
  * and so late packets of the flow can still be matched.
  */
 import type { ProxyEntryView, ProxyState, ProxyTransport } from '../rpc/source.js';
+import { FlowTotals } from './flow-totals.js';
 
 /** Live per-flow numbers that the carrier owns; read only when the table is listed. */
 export interface FlowCounters {
@@ -39,6 +40,8 @@ export const CLOSED_LINGER_MS = 10_000;
 export class FlowTable {
   private readonly entries = new Map<number, FlowEntry>();
   private nextId = 1;
+  /** What closed rows add up to, for metrics. */
+  readonly totals = new FlowTotals();
 
   constructor(private readonly lingerMs = CLOSED_LINGER_MS) {}
 
@@ -71,6 +74,8 @@ export class FlowTable {
   /** Marks the entry Closed; it is listed until `sweep` runs `lingerMs` later. */
   close(entry: FlowEntry, now: number): void {
     if (entry.closedAt !== 0) return;
+    this.totals.flowClosed({ transport: entry.transport, role: entry.role, connected: entry.state === 'Connected',
+      retransmits: entry.counters.retransmits });
     entry.state = 'Closed';
     entry.closedAt = now || 1;
   }
@@ -91,6 +96,11 @@ export class FlowTable {
     let n = 0;
     for (const e of this.entries.values()) if (e.closedAt === 0) n++;
     return n;
+  }
+
+  /** Open entries only, for metrics. */
+  *open(): IterableIterator<FlowEntry> {
+    for (const e of this.entries.values()) if (e.closedAt === 0) yield e;
   }
 
   list(): ProxyEntryView[] {

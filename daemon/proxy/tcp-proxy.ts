@@ -39,8 +39,10 @@ import { Feature } from '../peer/route-record.js';
 import { PacketType } from '../peer/wire.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { endpointText, FlowTable, type FlowEntry } from './flow-table.js';
+import { kcpSettingsText, proxyKcpSettings } from './kcp-tuning.js';
 import { PeerWatch } from './peer-watch.js';
 import { PlainFlowTracker } from './plain-flows.js';
+import type { SocketCarriers } from './socket-flow.js';
 import { SubnetProxy } from './subnet-proxy.js';
 import { chooseTransport } from './transport-choice.js';
 import { dstDialTarget } from './dial-target.js';
@@ -158,6 +160,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private readonly opening = new Set<SrcFlow>();
   private readonly assumedInput = assumedInputBits();
   private readonly sweeper: NodeJS.Timeout;
+  /** The KCP carrier's settings, as `easytier-cli node` shows them. */
+  readonly kcpSettings: string;
   private readonly watch: PeerWatch;
   /** Every flow moving bytes, source and destination side: a stopping node resets their applications. */
   private readonly pipes = new Set<SocketPipe>();
@@ -174,11 +178,15 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   private constructor(private readonly host: ProxyHost, private readonly log: Logger, quic: QuicEndpoint | null) {
     const cfg = host.config;
+    const { mode, ...tuning } = proxyKcpSettings(cfg);
     const carrier = new KcpCarrier({
       types: { fromInitiator: PacketType.KcpSrc, fromAcceptor: PacketType.KcpDst },
       acceptInput: !cfg.disableKcpInput,
       silentLimitMs: cfg.proxyFlowTimeout * 1000,
+      ...tuning,
     });
+    // Read back from the carrier, so what the CLI shows is what the flows get.
+    this.kcpSettings = kcpSettingsText({ mode, ...carrier.settings });
     this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow), log);
     this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput },
       (flow) => this.onOpenRequest(this.quic!, flow));
@@ -224,6 +232,15 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   entries(): ProxyEntryView[] {
     return this.table.list();
+  }
+
+  /** The seam for flows that start at a Node socket (SOCKS5, port forwarding): socket-flow.ts. */
+  socketCarriers(): SocketCarriers {
+    return {
+      table: this.table, config: this.host.config, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS, pipes: this.pipes,
+      ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
+      driver: (t) => (t === 'Kcp' || !this.quic ? this.kcp : this.quic),
+    };
   }
 
   close(): void {
@@ -394,6 +411,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     src.flow = src.driver = null;
     entry.reason = `${entry.reason}; ${gaveUp.toLowerCase()}: ${why}`;
     const next = this.choose(src.dstPeer, src.tried);
+    this.table.totals.fellBack(gaveUp, next?.transport ?? 'Tcp');
     this.log.debug('proxied flow falls back', { src: entry.src, dst: entry.dst, from: gaveUp, why, to: next?.transport ?? 'none' });
     if (next && next.transport !== 'Tcp') {
       entry.reason = `${entry.reason}; ${next.reason}`;

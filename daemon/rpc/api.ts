@@ -10,12 +10,12 @@ import { createLogger } from '../log.js';
 
 // Compiled to dist/daemon/rpc/api.js; proto/ sits at the repository root.
 const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
-const PROTO_FILES = ['node.proto', 'peer.proto', 'route.proto', 'proxy.proto'];
+const PROTO_FILES = ['node.proto', 'peer.proto', 'route.proto', 'proxy.proto', 'port_forward.proto', 'stats.proto'];
 
 export const API_PACKAGE = 'tstier.api';
 
-export type ServiceName = 'NodeInfoRpc' | 'PeerRpc' | 'RouteRpc' | 'TcpProxyRpc';
-export const SERVICE_NAMES: readonly ServiceName[] = ['NodeInfoRpc', 'PeerRpc', 'RouteRpc', 'TcpProxyRpc'];
+export type ServiceName = 'NodeInfoRpc' | 'PeerRpc' | 'RouteRpc' | 'TcpProxyRpc' | 'PortForwardRpc' | 'StatsRpc';
+export const SERVICE_NAMES: readonly ServiceName[] = ['NodeInfoRpc', 'PeerRpc', 'RouteRpc', 'TcpProxyRpc', 'PortForwardRpc', 'StatsRpc'];
 
 export interface Api {
   packageDefinition: protoLoader.PackageDefinition;

@@ -20,6 +20,7 @@ function nodeInfoMessage(n: NodeInfoView): object {
     features: featuresMessage(n.features),
     version: n.version,
     rpc_portal: n.rpcPortal,
+    kcp_settings: n.kcpSettings ?? '',
   };
 }
 

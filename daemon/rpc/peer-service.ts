@@ -14,6 +14,8 @@ function peerConnMessage(p: PeerConnView): object {
     tx_packets: p.txPackets,
     rx_packets: p.rxPackets,
     established_at_ms: p.establishedAt,
+    tcp_transport: p.tcpTransport ?? '',
+    tcp_reason: p.tcpReason ?? '',
   };
 }
 

@@ -14,6 +14,8 @@ function routeMessage(r: RouteView): object {
     next_hop_peer_id: r.nextHopPeerId,
     cost: r.cost,
     features: featuresMessage(r.features),
+    tcp_transport: r.tcpTransport ?? '',
+    tcp_reason: r.tcpReason ?? '',
   };
 }
 

@@ -8,9 +8,12 @@ import { TstierError } from '../errors.js';
 import { loadApi, type ServiceName } from './api.js';
 import { nodeInfoService } from './node-service.js';
 import { peerService } from './peer-service.js';
+import { portForwardService } from './port-forward-service.js';
 import { proxyService } from './proxy-service.js';
 import { routeService } from './route-service.js';
+import { statsService } from './stats-service.js';
 import type { ControlPlaneSource } from './source.js';
+import { whitelistCheck } from './whitelist.js';
 
 export interface RpcServer {
   /** "ip:port" actually bound (the real port when the portal asked for port 0). */
@@ -22,8 +25,11 @@ export interface RpcServer {
 // In-flight calls are tiny reads; a graceful shutdown that takes longer is stuck on a client.
 const SHUTDOWN_GRACE_MS = 2000;
 
-/** Binds `portal` ("ip:port"). A taken port is TSTIER_E_ADDR_IN_USE naming rpc_portal. */
-export async function startRpcServer(source: ControlPlaneSource, portal: string): Promise<RpcServer> {
+/**
+ * Binds `portal` ("ip:port"). A taken port is TSTIER_E_ADDR_IN_USE naming rpc_portal. With a
+ * `whitelist` (CIDRs), calls from elsewhere get PERMISSION_DENIED.
+ */
+export async function startRpcServer(source: ControlPlaneSource, portal: string, whitelist?: readonly string[]): Promise<RpcServer> {
   const api = loadApi();
   const server = new grpc.Server();
   const implementations: Record<ServiceName, grpc.UntypedServiceImplementation> = {
@@ -31,9 +37,12 @@ export async function startRpcServer(source: ControlPlaneSource, portal: string)
     PeerRpc: peerService(source),
     RouteRpc: routeService(source),
     TcpProxyRpc: proxyService(source),
+    PortForwardRpc: portForwardService(source),
+    StatsRpc: statsService(source),
   };
+  const allowed = whitelistCheck(whitelist);
   for (const [name, impl] of Object.entries(implementations)) {
-    server.addService(api.services[name as ServiceName].service, impl);
+    server.addService(api.services[name as ServiceName].service, allowed ? guarded(impl, allowed) : impl);
   }
   new ReflectionService(api.packageDefinition).addToServer(server);
 
@@ -45,6 +54,19 @@ export async function startRpcServer(source: ControlPlaneSource, portal: string)
   });
   const host = portal.slice(0, portal.lastIndexOf(':'));
   return { address: `${host}:${port}`, port, close: () => shutdown(server) };
+}
+
+/** Every unary handler of `impl`, refusing callers `allowed` rejects. */
+function guarded(impl: grpc.UntypedServiceImplementation, allowed: (peer: string) => boolean): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, handler] of Object.entries(impl)) {
+    const h = handler as grpc.handleUnaryCall<unknown, unknown>;
+    out[method] = ((call, callback) => {
+      if (allowed(call.getPeer())) return h(call, callback);
+      callback({ code: grpc.status.PERMISSION_DENIED, details: `${call.getPeer()} is not in --rpc-portal-whitelist` });
+    }) as grpc.handleUnaryCall<unknown, unknown>;
+  }
+  return out;
 }
 
 function bindError(portal: string, err: Error): TstierError {

@@ -4,6 +4,8 @@
  * RPC layer be tested against any node and keeps the data path free of protobuf types.
  */
 
+import type { Family } from '../metrics/family.js';
+
 export interface NodeInfoView {
   peerId: number;
   instanceName: string;
@@ -19,6 +21,8 @@ export interface NodeInfoView {
   features: PeerFeatures;
   version: string;
   rpcPortal: string;
+  /** The KCP proxy carrier's settings, e.g. "mode=fast2 nodelay=1 interval=20 ..." (absent: unknown). */
+  kcpSettings?: string;
 }
 
 export interface PeerFeatures {
@@ -44,6 +48,13 @@ export interface PeerConnView {
   rxPackets: number;
   /** Unix ms when the session was established. */
   establishedAt: number;
+  /** What a new TCP flow to this peer would use now (Kcp, Quic, Tcp) and why. */
+  tcpTransport?: string;
+  tcpReason?: string;
+  /** Packets this session dropped (metrics); of them, failed authentication and replays. */
+  dropped?: number;
+  forged?: number;
+  replayed?: number;
 }
 
 /** One entry of the route table: how to reach a node of the virtual network. */
@@ -59,6 +70,9 @@ export interface RouteView {
   /** Hops to reach it: 1 for a direct peer. */
   cost: number;
   features: PeerFeatures;
+  /** What a new TCP flow to this node would use now (Kcp, Quic, Tcp; empty: this node) and why. */
+  tcpTransport?: string;
+  tcpReason?: string;
 }
 
 export type ProxyState =
@@ -83,9 +97,31 @@ export interface ProxyEntryView {
   reason: string;
 }
 
+/** One port forward, as `easytier-cli port-forward list` shows it. */
+export interface PortForwardView {
+  spec: string;
+  proto: 'tcp' | 'udp';
+  bind: string;
+  dst: string;
+  /** Open TCP connections, or UDP clients seen recently. */
+  active: number;
+}
+
+/** Run-time changes to the port forwards; errors are TstierErrors with one-line messages. */
+export interface PortForwardControl {
+  list(): PortForwardView[];
+  add(spec: string): Promise<void>;
+  /** False when no forward has that spec. */
+  remove(spec: string): boolean;
+}
+
 export interface ControlPlaneSource {
   nodeInfo(): NodeInfoView;
   peers(): PeerConnView[];
   routes(): RouteView[];
   proxyEntries(): ProxyEntryView[];
+  /** Absent on a source without port forwarding. */
+  portForwards?(): PortForwardControl | undefined;
+  /** The node's metrics (absent: none). */
+  metrics?(): Family[];
 }

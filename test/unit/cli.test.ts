@@ -67,16 +67,18 @@ describe('easytier-cli against a live rpc server', () => {
       peer_id: STUB_NODE.peerId, instance_name: STUB_NODE.instanceName, hostname: STUB_NODE.hostname,
       network_name: STUB_NODE.networkName, ipv4: STUB_NODE.ipv4, ipv6: STUB_NODE.ipv6, proxy_cidrs: STUB_NODE.proxyCidrs.join(', '),
       listeners: STUB_NODE.listeners.join(', '), kcp_input: true, quic_input: false, no_relay_kcp: true, no_relay_quic: false, version: STUB_NODE.version,
-      rpc_portal: STUB_NODE.rpcPortal,
+      rpc_portal: STUB_NODE.rpcPortal, kcp_settings: STUB_NODE.kcpSettings,
     }]);
     assert.deepEqual(JSON.parse(peer.stdout), STUB_PEERS.map((p) => ({
       peer_id: p.peerId, remote: p.remoteUri, direction: p.outbound ? 'out' : 'in', rtt_ms: p.rttMs, tx_bytes: p.txBytes,
       rx_bytes: p.rxBytes, tx_packets: p.txPackets, rx_packets: p.rxPackets, established: utc(p.establishedAt),
+      tcp_transport: p.tcpTransport, tcp_reason: p.tcpReason,
     })));
     assert.deepEqual(JSON.parse(route.stdout), STUB_ROUTES.map((r) => ({
       peer_id: r.peerId, hostname: r.hostname, ipv4: r.ipv4, ipv6: r.ipv6, proxy_cidrs: r.proxyCidrs.join(', '), next_hop: r.nextHopPeerId,
       cost: r.cost, kcp_input: r.features.kcpInput, quic_input: r.features.quicInput,
       no_relay_kcp: r.features.noRelayKcp ?? false, no_relay_quic: r.features.noRelayQuic ?? false,
+      tcp_transport: r.tcpTransport, tcp_reason: r.tcpReason,
     })));
     assert.match(nodeTable.stdout, /network_name\s*│\s*stubnet/);
   });

@@ -354,6 +354,8 @@ describe('config precedence: flags > env > file > defaults', () => {
       ET_DISABLE_QUIC_INPUT: 'true', ET_DISABLE_RELAY_KCP: 'true', ET_DISABLE_RELAY_QUIC: 'true',
       ET_PROXY_OPTIMISTIC: 'yes', ET_DEV_NAME: 'x0', ET_MTU: '1200', ET_INSTANCE_NAME: 'i', ET_HOSTNAME: 'h',
       ET_LOG_LEVEL: 'error', ET_QUIC_CONGESTION: 'cubic', ET_IPV6: 'fd00::1', ET_PROXY_FLOW_TIMEOUT: '45',
+      ET_SOCKS5: 'socks5://u:p@0.0.0.0:1080', ET_SOCKS5_ALLOW_OUTSIDE: 'true',
+      ET_PORT_FORWARD: 'udp://127.0.0.1:53/10.0.0.2:53', ET_METRICS_LISTEN: '9100',
     });
     assert.deepEqual(c, {
       instanceName: 'i', hostname: 'h', networkName: 'n', networkSecret: 's', ipv4: { address: '10.0.0.1', prefix: 16 },
@@ -362,6 +364,9 @@ describe('config precedence: flags > env > file > defaults', () => {
       rpcPortal: '127.0.0.1:7000', devName: 'x0', mtu: 1200, noTun: true, useSmoltcp: true, enableKcpProxy: true,
       disableKcpInput: true, enableQuicProxy: true, disableQuicInput: true, disableRelayKcp: true,
       disableRelayQuic: true, proxyOptimistic: true, proxyFlowTimeout: 45, logLevel: 'error', quicCongestion: 'cubic',
+      socks5: { listen: '0.0.0.0:1080', credentials: { username: 'u', password: 'p' } }, socks5AllowOutside: true,
+      portForwards: [{ proto: 'udp', bind: { ip: '127.0.0.1', port: 53 }, dst: { ip: '10.0.0.2', port: 53 } }],
+      metricsListen: '127.0.0.1:9100',
     });
     assert.deepEqual(load([], { ET_NO_LISTENER: 'true' }).listeners, []);
     assert.equal(load([]).proxyFlowTimeout, 30);

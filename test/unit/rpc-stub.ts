@@ -13,16 +13,17 @@ export const STUB_NODE: NodeInfoView = {
   features: { kcpInput: true, quicInput: false, noRelayKcp: true },
   version: '0.1.0-stub',
   rpcPortal: '127.0.0.1:0',
+  kcpSettings: 'mode=fast2 nodelay=1 interval=20 resend=2 nc=1 sndwnd=512 rcvwnd=512 mtu=1000',
 };
 
 export const STUB_PEERS: PeerConnView[] = [
-  { peerId: 7, remoteUri: 'udp://10.1.0.2:11010', outbound: true, rttMs: 1.5, txBytes: 1234, rxBytes: 5678, txPackets: 12, rxPackets: 34, establishedAt: 1_700_000_000_000 },
-  { peerId: 8, remoteUri: 'tcp://10.1.0.3:40000', outbound: false, rttMs: 20, txBytes: 0, rxBytes: 9_007_199_254_740_991, txPackets: 0, rxPackets: 1, establishedAt: 1_700_000_123_000 },
+  { peerId: 7, remoteUri: 'udp://10.1.0.2:11010', outbound: true, rttMs: 1.5, txBytes: 1234, rxBytes: 5678, txPackets: 12, rxPackets: 34, establishedAt: 1_700_000_000_000, tcpTransport: 'Kcp', tcpReason: 'peer accepts kcp' },
+  { peerId: 8, remoteUri: 'tcp://10.1.0.3:40000', outbound: false, rttMs: 20, txBytes: 0, rxBytes: 9_007_199_254_740_991, txPackets: 0, rxPackets: 1, establishedAt: 1_700_000_123_000, tcpTransport: 'Tcp', tcpReason: 'peer does not accept kcp' },
 ];
 
 export const STUB_ROUTES: RouteView[] = [
-  { peerId: 7, hostname: 'peer-a', ipv4: '10.144.144.2/24', ipv6: 'fd00::2/64', proxyCidrs: ['192.168.7.0/24'], nextHopPeerId: 7, cost: 1, features: { kcpInput: true, quicInput: true, noRelayKcp: false, noRelayQuic: true } },
-  { peerId: 9, hostname: 'peer-b', ipv4: '', ipv6: '', proxyCidrs: [], nextHopPeerId: 7, cost: 2, features: { kcpInput: false, quicInput: false } },
+  { peerId: 7, hostname: 'peer-a', ipv4: '10.144.144.2/24', ipv6: 'fd00::2/64', proxyCidrs: ['192.168.7.0/24'], nextHopPeerId: 7, cost: 1, features: { kcpInput: true, quicInput: true, noRelayKcp: false, noRelayQuic: true }, tcpTransport: 'Kcp', tcpReason: 'peer accepts kcp' },
+  { peerId: 9, hostname: 'peer-b', ipv4: '', ipv6: '', proxyCidrs: [], nextHopPeerId: 7, cost: 2, features: { kcpInput: false, quicInput: false }, tcpTransport: 'Quic', tcpReason: 'relay peer-a refuses kcp; peer accepts quic' },
 ];
 
 export const STUB_PROXY: ProxyEntryView[] = [

@@ -43,6 +43,7 @@ describe('rpc server', () => {
       peer_id: STUB_NODE.peerId, instance_name: 'stub-instance', hostname: 'stub-host', network_name: 'stubnet',
       ipv4: '10.144.144.1/24', ipv6: 'fd00::1/64', proxy_cidrs: STUB_NODE.proxyCidrs, listeners: STUB_NODE.listeners,
       features: { kcp_input: true, quic_input: false, no_relay_kcp: true, no_relay_quic: false }, version: '0.1.0-stub', rpc_portal: '127.0.0.1:0',
+      kcp_settings: STUB_NODE.kcpSettings,
     });
   });
 
@@ -51,6 +52,7 @@ describe('rpc server', () => {
     assert.deepEqual(res['peers'], STUB_PEERS.map((p) => ({
       peer_id: p.peerId, remote_uri: p.remoteUri, outbound: p.outbound, rtt_ms: p.rttMs, tx_bytes: p.txBytes,
       rx_bytes: p.rxBytes, tx_packets: p.txPackets, rx_packets: p.rxPackets, established_at_ms: p.establishedAt,
+      tcp_transport: p.tcpTransport, tcp_reason: p.tcpReason,
     })));
   });
 
@@ -60,6 +62,7 @@ describe('rpc server', () => {
       peer_id: r.peerId, hostname: r.hostname, ipv4: r.ipv4, ipv6: r.ipv6, proxy_cidrs: r.proxyCidrs, next_hop_peer_id: r.nextHopPeerId,
       cost: r.cost, features: { kcp_input: r.features.kcpInput, quic_input: r.features.quicInput,
         no_relay_kcp: r.features.noRelayKcp ?? false, no_relay_quic: r.features.noRelayQuic ?? false },
+      tcp_transport: r.tcpTransport, tcp_reason: r.tcpReason,
     })));
   });
 

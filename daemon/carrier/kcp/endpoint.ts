@@ -38,6 +38,10 @@ export interface KcpCarrierOptions {
   sndWnd?: number;
   rcvWnd?: number;
   interval?: number;
+  /** KCP's NoDelay knobs; default 1, 2, 1 (with interval 10: kcptun's fast3). */
+  nodelay?: number;
+  resend?: number;
+  nc?: number;
   /** An opening flow with no STATUS after this long is reported Unreachable. */
   openTimeoutMs?: number;
   /** How long a finished flow keeps answering its peer's late segments. */
@@ -73,6 +77,7 @@ export class KcpCarrier {
   private readonly sndWnd: number;
   private readonly rcvWnd: number;
   private readonly interval: number;
+  private readonly noDelay: { nodelay: number; resend: number; nc: number };
   private readonly openTimeoutMs: number;
   private readonly lingerMs: number;
   private readonly silentLimitMs: number;
@@ -107,11 +112,17 @@ export class KcpCarrier {
     this.sndWnd = opts.sndWnd ?? 1024;
     this.rcvWnd = opts.rcvWnd ?? 1024;
     this.interval = opts.interval ?? 10;
+    this.noDelay = { nodelay: opts.nodelay ?? 1, resend: opts.resend ?? 2, nc: opts.nc ?? 1 };
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
     this.lingerMs = opts.lingerMs ?? 10_000;
     this.silentLimitMs = opts.silentLimitMs ?? DEFAULT_SILENT_LIMIT_MS;
     this.acceptInput = opts.acceptInput ?? true;
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
+  }
+
+  /** The KCP settings every flow of this carrier gets. */
+  get settings(): { mtu: number; sndWnd: number; rcvWnd: number; interval: number; nodelay: number; resend: number; nc: number } {
+    return { mtu: this.mtu, sndWnd: this.sndWnd, rcvWnd: this.rcvWnd, interval: this.interval, ...this.noDelay };
   }
 
   /** Opens a flow to `peerId`; the OPEN frame is queued at once. */
@@ -302,10 +313,8 @@ export class KcpCarrier {
       headroom: 1,
       sndWnd: this.sndWnd,
       rcvWnd: this.rcvWnd,
-      nodelay: 1,
+      ...this.noDelay,
       interval: this.interval,
-      resend: 2,
-      nc: 1,
       streamMode: true,
       deadLink: NO_DEAD_LINK,
     });

@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { TstierError, badConfig } from '../../errors.js';
+import { wasmTraps } from '../../metrics/wasm-traps.js';
 import { OpError, type QuicExports, type WasmModule, instantiateQuic, isWasmTrap, loadQuicModule } from './wasm.js';
 
 export type CongestionControl = 'bbr' | 'cubic' | 'newreno';
@@ -558,6 +559,7 @@ export class QuicEndpoint {
   private crashed(e: unknown): void {
     if (!isWasmTrap(e)) throw e;
     this.crashes++;
+    wasmTraps.quic++;
     for (const [conn, peerId] of this.conns) this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'crashed', errorCode: 0, detail: 'QUIC core trapped' });
     this.conns.clear();
     this.outgoing.clear();

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { TstierError, badConfig } from '../../errors.js';
+import { wasmTraps } from '../../metrics/wasm-traps.js';
 import { formatIpAddress, parseIpv4Address, parseIpv6Address } from '../../packet/address.js';
 import { type StackExports, type WasmModule, instantiateStack, isWasmTrap, loadStackModule } from './wasm.js';
 
@@ -460,6 +461,7 @@ export class SmoltcpStack {
   private crashed(e: unknown): void {
     this.rethrowUnlessTrap(e);
     this.crashes++;
+    wasmTraps.smoltcp++;
     const error = new TstierError('TSTIER_E_CLOSED', 'userspace TCP stack crashed; flow reset', { cause: e });
     for (const id of this.held) this.crashEvents.push({ type: 'error', id, error });
     this.held.clear();

@@ -8,7 +8,7 @@
  *   await a.stop();
  *
  * The node runs under test/interop/easytier/node.py in the venv that test/interop/easytier/setup.sh
- * builds (build/easytier-venv). It is kept offline: STUN lists are empty and UPnP is off, and the
+ * builds (build/venv). It is kept offline: STUN lists are empty and UPnP is off, and the
  * namespaces a test creates have no default route.
  */
 import { existsSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { Namespace, NsProcess } from './netns.js';
 
 const root = (p: string): string => fileURLToPath(new URL(`../../../../${p}`, import.meta.url));
-export const EASYTIER_PYTHON = root('build/easytier-venv/bin/python');
+export const EASYTIER_PYTHON = root('build/venv/bin/python');
 export const EASYTIER_RUNNER = root('test/interop/easytier/node.py');
 
 /** Why EasyTier interop tests cannot run here, or null if they can. */

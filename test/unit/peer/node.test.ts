@@ -43,7 +43,8 @@ test('two forward-only nodes: nodeInfo, peers and routes as the control plane se
   const [r] = a.routes();
   assert.deepEqual(r, { peerId: b.peer.peerId, hostname: 'b', ipv4: '10.9.0.2/24', ipv6: 'fd00:9::2/64',
     proxyCidrs: ['192.168.5.0/24', '172.16.0.0/16->10.77.0.0/16'], nextHopPeerId: b.peer.peerId, cost: 1,
-    features: { kcpInput: true, quicInput: false, noRelayKcp: false, noRelayQuic: false } });
+    features: { kcpInput: true, quicInput: false, noRelayKcp: false, noRelayQuic: false },
+    tcpTransport: 'Tcp', tcpReason: 'proxy disabled' });
   await until('B routes A', () => b.routes().length === 1);
   assert.equal(b.routes()[0]!.features.noRelayKcp, true);
   assert.equal(b.routes()[0]!.ipv6, '', 'A has no IPv6');

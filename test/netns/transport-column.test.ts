@@ -1,0 +1,91 @@
+/**
+ * "Which transport, and why" with no flow open: A (--enable-kcp-proxy --enable-quic-proxy) peers
+ * with B (accepts both), C (--disable-kcp-input, and refuses to relay KCP) and D (accepts neither);
+ * E sits behind C. `easytier-cli peer` and `route` on A must say Kcp, Quic, Tcp with the reasons,
+ * and name C as the relay that refuses KCP on the way to E. Then F, a --no-tun SOCKS5 node that
+ * (test knob) believes every peer takes KCP and QUIC, shows the runtime fallback of flows that start
+ * at a socket: to C, KCP is denied and the flow moves to QUIC; to D, both are denied and, with no
+ * TUN for plain packets, the client gets "host unreachable".
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Netns, unavailableReason } from './lib/netns.js';
+import { cliJson, startCore, waitPeers } from './lib/core.js';
+import { FLOWS } from './lib/proxy.js';
+
+const CLIENT = new URL('./fixtures/socks-client.js', import.meta.url);
+
+const SKIP = unavailableReason();
+
+const common = (ip: string, host: string): string[] =>
+  ['--network-name', 'th9tcnet', '--network-secret', 'tc-secret', '-i', ip, '--hostname', host, '--no-tun', '--log-level', 'info'];
+
+interface Row { peer_id: number; hostname?: string; tcp_transport: string; tcp_reason: string }
+
+test('peer and route tables say which transport a new TCP flow would take, and why', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const net = await Netns.create('th9tc', t);
+  const [a, b, c, d, e] = [await net.ns('a'), await net.ns('b'), await net.ns('c'), await net.ns('d'), await net.ns('e')];
+  await net.link(a, b, '10.253.12.1/24', '10.253.12.2/24');
+  await net.link(a, c, '10.253.13.1/24', '10.253.13.2/24');
+  await net.link(a, d, '10.253.14.1/24', '10.253.14.2/24');
+  await net.link(c, e, '10.253.15.1/24', '10.253.15.2/24');
+  const listen = ['-l', 'udp://0.0.0.0:11010'];
+  const nb = await startCore(b, [...common('10.144.162.2', 'node-b'), ...listen]);
+  const nc = await startCore(c, [...common('10.144.162.3', 'node-c'), ...listen, '--disable-kcp-input', '--disable-relay-kcp']);
+  const nd = await startCore(d, [...common('10.144.162.4', 'node-d'), ...listen, '--disable-kcp-input', '--disable-quic-input']);
+  const ne = await startCore(e, [...common('10.144.162.5', 'node-e'), '--no-listener', '-p', 'udp://10.253.15.1:11010']);
+  const na = await startCore(a, [...common('10.144.162.1', 'node-a'), '--no-listener', '--enable-kcp-proxy', '--enable-quic-proxy',
+    '-p', 'udp://10.253.12.2:11010', '-p', 'udp://10.253.13.2:11010', '-p', 'udp://10.253.14.2:11010']);
+  await waitPeers(a, 4);
+
+  const want = new Map<number, [string, RegExp]>([
+    [nb.peerId, ['Kcp', /^peer accepts kcp$/]],
+    [nc.peerId, ['Quic', /^peer does not accept kcp; peer accepts quic$/]],
+    [nd.peerId, ['Tcp', /^peer does not accept kcp; peer does not accept quic$/]],
+  ]);
+  const peers = await cliJson<Row>(a, ['peer']);
+  for (const [id, [transport, reason]] of want) {
+    const row = peers.find((p) => p.peer_id === id);
+    assert.ok(row, `peer ${id} listed: ${JSON.stringify(peers)}`);
+    assert.equal(row.tcp_transport, transport, JSON.stringify(row));
+    assert.match(row.tcp_reason, reason);
+  }
+  const routes = await cliJson<Row>(a, ['route']);
+  for (const [id, [transport, reason]] of want) {
+    const row = routes.find((r) => r.peer_id === id)!;
+    assert.deepEqual([row.tcp_transport, reason.test(row.tcp_reason)], [transport, true], JSON.stringify(row));
+  }
+  const toE = routes.find((r) => r.peer_id === ne.peerId);
+  assert.ok(toE, JSON.stringify(routes));
+  assert.equal(toE.tcp_transport, 'Quic', JSON.stringify(toE));
+  assert.equal(toE.tcp_reason, 'relay node-c refuses kcp; peer accepts quic');
+  const self = routes.find((r) => r.peer_id === na.peerId);
+  if (self) assert.equal(self.tcp_transport, '');
+  // The table form carries the columns too.
+  const table = await a.exec([process.execPath, new URL('../../../bin/easytier-cli', import.meta.url).pathname, 'peer']);
+  assert.match(table.stdout, /tcp_transport/);
+  assert.match(table.stdout, /peer does not accept kcp; peer accepts quic/);
+
+  // F: in A's namespace, its own portal and SOCKS port, peering with C and D only.
+  await startCore(a, [...common('10.144.162.6', 'node-f'), '--no-listener', '-r', '15899', '--socks5', '1081',
+    '--enable-kcp-proxy', '--enable-quic-proxy', '-p', 'udp://10.253.13.2:11010', '-p', 'udp://10.253.14.2:11010'],
+  { TSTIER_TEST_ASSUME_INPUT: 'kcp,quic' });
+  const fRows = async (): Promise<Array<{ dst: string; transport_type: string; reason: string; state: string }>> =>
+    cliJson(a, ['-p', '127.0.0.1:15899', 'proxy']);
+  for (let i = 0; i < 100 && (await cliJson(a, ['-p', '127.0.0.1:15899', 'route']).catch(() => [])).length < 2; i++);
+  // With --no-tun, a flow to C's own virtual address is dialled on C's loopback.
+  await c.node(FLOWS, ['serve', '127.0.0.1', '7000']).waitForEvent('listening');
+  const toC = await a.node(CLIENT, ['connect', '127.0.0.1', '1081', '10.144.162.3', '7000']).waitForEvent<{ rep: number }>('connect', 30_000);
+  assert.equal(toC.rep, 0);
+  const rowC = (await fRows()).find((r) => r.dst === '10.144.162.3:7000');
+  assert.equal(rowC?.transport_type, 'Quic', JSON.stringify(rowC));
+  assert.match(rowC!.reason, /^socks5; peer accepts kcp; kcp: denied by peer; peer accepts quic/);
+  const toD = await a.node(CLIENT, ['connect', '127.0.0.1', '1081', '10.144.162.4', '7000']).waitForEvent<{ rep: number }>('connect', 30_000);
+  assert.equal(toD.rep, 4);
+  const rowD = (await fRows()).find((r) => r.dst === '10.144.162.4:7000');
+  assert.equal(rowD?.transport_type, 'Tcp', JSON.stringify(rowD));
+  assert.match(rowD!.reason, /kcp: denied by peer; .*quic: denied by peer; .*no carrier and no TUN for plain packets \(--no-tun\)/);
+  const prom = await a.exec([process.execPath, new URL('../../../bin/easytier-cli', import.meta.url).pathname, '-p', '127.0.0.1:15899', 'stats', 'prometheus']);
+  assert.match(prom.stdout, /^tstier_proxy_fallbacks_total\{from="Kcp",to="Quic"\} 2$/m);
+  assert.match(prom.stdout, /^tstier_proxy_fallbacks_total\{from="Quic",to="Tcp"\} 1$/m);
+});
