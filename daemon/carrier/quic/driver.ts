@@ -12,6 +12,7 @@
  * Work is coalesced like the KCP driver's: packets and socket activity mark the driver dirty; one
  * setImmediate pass handles QUIC events, tells the sinks, sends, and re-arms the timer.
  */
+import type { Logger } from '../../log.js';
 import type { PeerManager } from '../../peer/peer-manager.js';
 import { PacketType } from '../../peer/wire.js';
 import { FlowEvent, type CarrierDriver, type FlowSink } from '../carrier.js';
@@ -29,6 +30,8 @@ export interface QuicDriverOptions {
   acceptInput: boolean;
   /** An open with no STATUS after this long is reported Unreachable. Default 10 s. */
   openTimeoutMs?: number;
+  /** Where every flow reset and connection loss is logged with its cause. */
+  log?: Logger;
 }
 
 /** Application error codes on the stream: an application's reset, or a flow the node refused. */
@@ -83,8 +86,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       if (!queue) this.waiting.set(peerId, (queue = []));
       queue.push(flow);
       this.openWaiting(peerId);
-    } catch {
-      this.fail(flow); // a crashed core or a bad peer id: the proxy sees a reset before any answer
+    } catch (err) {
+      this.fail(flow, err); // a crashed core or a bad peer id: the proxy sees a reset before any answer
     }
     this.kick();
     return flow;
@@ -184,6 +187,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
         this.openWaiting(e.peerId);
         return;
       case 'connection-lost':
+        this.opts.log?.warn('QUIC connection lost', { peer: e.peerId, conn: e.conn, reason: e.reason, code: e.errorCode, detail: e.detail, flows: this.flows.get(e.conn)?.size ?? 0 });
         return this.connectionLost(e.conn, e.peerId);
       case 'stream-opened':
         return this.accept(e.conn, e.peerId, e.stream);
@@ -209,6 +213,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
         // An initiator may find the STATUS (sent before the peer gave up) still readable.
         if (!flow.headDone && e.type === 'stopped') this.readHead(flow);
         if (flow.ended) return;
+        this.opts.log?.info(`QUIC flow ${e.type} by peer`, { peer: e.peerId, conn: e.conn, stream: e.stream, code: e.code });
         this.teardown(flow, CODE_APP_RESET);
         this.raise(flow, FlowEvent.Reset);
         return;
@@ -230,8 +235,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       let ref;
       try {
         ref = this.ep.openStream(peerId);
-      } catch {
-        this.fail(flow);
+      } catch (err) {
+        this.fail(flow, err);
         continue;
       }
       if (ref === null) break;
@@ -265,6 +270,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       if (n < 0) {
         // FIN or reset before a whole head frame: not a flow.
         this.stats.malformedHeads++;
+        this.opts.log?.warn('QUIC flow reset: its stream ended before a whole head frame', { peer: flow.peerId, conn: flow.conn, stream: flow.stream });
         this.teardown(flow, CODE_REFUSED);
         this.raise(flow, FlowEvent.Reset);
         return;
@@ -274,6 +280,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       const req = head === 'error' ? null : flow.role === 'acceptor' ? decodeOpen(head.payload) : null;
       if (head === 'error' || (flow.role === 'acceptor' && !req)) {
         this.stats.malformedHeads++;
+        this.opts.log?.warn('QUIC flow reset: malformed head frame', { peer: flow.peerId, conn: flow.conn, stream: flow.stream });
         this.teardown(flow, CODE_REFUSED);
         this.raise(flow, FlowEvent.Reset);
         return;
@@ -316,6 +323,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     this.opening.delete(flow);
     if (flow.status !== null || flow.isReset) return;
     flow.status = DialStatus.Unreachable;
+    this.opts.log?.warn(`QUIC flow reset: no STATUS within ${this.openTimeoutMs / 1000} s`, { peer: flow.peerId, conn: flow.conn, stream: flow.stream });
     this.teardown(flow, CODE_REFUSED);
     this.raise(flow, FlowEvent.Status);
   }
@@ -329,8 +337,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     let n: number;
     try {
       n = this.ep.write(flow.conn, flow.stream, d);
-    } catch {
-      this.fail(flow);
+    } catch (err) {
+      this.fail(flow, err);
       return 0;
     }
     if (n === QUIC_GONE) return 0; // a stopped/reset event follows
@@ -363,8 +371,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   private readRaw(flow: QuicFlow): number {
     try {
       return this.ep.read(flow.conn, flow.stream, this.scratch);
-    } catch {
-      this.fail(flow);
+    } catch (err) {
+      this.fail(flow, err);
       return QUIC_GONE;
     }
   }
@@ -375,8 +383,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     let n: number;
     try {
       n = this.ep.write(flow.conn, flow.stream, head);
-    } catch {
-      return this.fail(flow);
+    } catch (err) {
+      return this.fail(flow, err);
     }
     if (n === QUIC_GONE) return;
     flow.head = n >= head.length ? null : head.subarray(n);
@@ -399,8 +407,9 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   }
 
   /** The core failed under a stream call: the flow is reset (the core reports its connections lost). */
-  private fail(flow: QuicFlow): void {
+  private fail(flow: QuicFlow, err: unknown): void {
     if (flow.isReset) return;
+    this.opts.log?.warn('QUIC flow reset: a stream call failed', { peer: flow.peerId, conn: flow.conn, stream: flow.stream, err });
     this.markReset(flow);
     this.raise(flow, FlowEvent.Reset);
   }
@@ -437,8 +446,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     if (flow.conn < 0) return;
     try {
       fn();
-    } catch {
-      this.fail(flow);
+    } catch (err) {
+      this.fail(flow, err);
     }
   }
 

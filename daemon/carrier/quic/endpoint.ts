@@ -35,7 +35,7 @@ export interface QuicOptions {
   keepAliveMs?: number;
   /** Streams a peer may have open to us at once. Default 255, as EasyTier. */
   maxStreams?: number;
-  /** Receive window per stream, bytes. Default 1.25 MB (quinn's). */
+  /** Receive window per stream, bytes. Default 1.25 MB (quinn's); at most `maxStreamWindow(maxUdpPayload)`. */
   streamWindow?: number;
   /** Receive window per connection, bytes. Default 16 MiB. */
   connectionWindow?: number;
@@ -74,6 +74,22 @@ const LIMITS = {
   connectionWindow: [1024, 0xffff_ffff],
   sendWindow: [1024, 0xffff_ffff],
 } as const;
+
+/** Separate runs of bytes quinn keeps in one stream's receive buffer before it kills the connection. */
+const QUINN_MAX_CHUNKS = 1024;
+/** Bytes of a full datagram that are not stream data: header, tag, STREAM frame header (rounded up). */
+const DATAGRAM_OVERHEAD = 64;
+
+/**
+ * The largest safe receive window per stream. quinn closes the whole connection (INTERNAL_ERROR "too
+ * many gaps in stream buffer") once one stream buffers more than 1024 separate runs of bytes, and under
+ * loss the received runs alternate with holes: a window of W bytes can hold W / (2 × stream bytes per
+ * datagram) runs. An 8 MiB window at 20 % loss each way reached that within seconds and reset every flow
+ * to the peer; this bound (2 MiB at 1200-byte datagrams, 10 % margin) keeps it out of reach at any loss.
+ */
+export function maxStreamWindow(maxUdpPayload: number): number {
+  return Math.floor(QUINN_MAX_CHUNKS * 2 * (maxUdpPayload - DATAGRAM_OVERHEAD) * 0.9);
+}
 
 const CONGESTION: Record<CongestionControl, number> = { bbr: 0, cubic: 1, newreno: 2 };
 
@@ -194,6 +210,8 @@ export class QuicEndpoint {
       const v = merged[key as keyof typeof LIMITS];
       if (!Number.isInteger(v) || v < min || v > max) throw badConfig(`quic.${key}`, `${v} is not an integer in [${min}, ${max}]`);
     }
+    const windowCap = maxStreamWindow(merged.maxUdpPayload);
+    if (merged.streamWindow > windowCap) throw badConfig('quic.streamWindow', `${merged.streamWindow} is above ${windowCap}, where one stream's gaps under loss could close the connection`);
     if (!(merged.congestion in CONGESTION)) throw badConfig('quic.congestion', `${merged.congestion} is not bbr, cubic or newreno`);
     const seed = options.seed ?? randomBytes(4).readUInt32LE(0);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw badConfig('quic.seed', `${seed} is not a u32`);
