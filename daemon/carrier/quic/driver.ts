@@ -32,6 +32,8 @@ export interface QuicDriverOptions {
   openTimeoutMs?: number;
   /** Where every flow reset and connection loss is logged with its cause. */
   log?: Logger;
+  /** A connection we opened that has carried no flow for this long is closed. Default 60 s. */
+  idleCloseMs?: number;
 }
 
 /** Application error codes on the stream: an application's reset, or a flow the node refused. */
@@ -52,6 +54,12 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   private readonly withEvents = new Set<QuicFlow>();
   private readonly scratch = new Uint8Array(READ_CHUNK);
   private readonly openTimeoutMs: number;
+  private readonly idleCloseMs: number;
+  /**
+   * Our connections whose handshake completed (peer → connection), with when each was last seen
+   * carrying no flow (Infinity while it carries some). A flow waiting there has been heard from.
+   */
+  private readonly established = new Map<number, { conn: number; idleSince: number }>();
   private readonly statsOf = (flow: QuicFlow): QuicConnectionStats | null => this.connStats(flow);
   private readonly passes = new PassScheduler(() => this.pass(), nowMs);
 
@@ -63,6 +71,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     private readonly onOpenRequest: (flow: QuicFlow) => void,
   ) {
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
+    this.idleCloseMs = opts.idleCloseMs ?? 60_000;
     peer.onPacket(PacketType.QuicSrc, (from, payload) => {
       ep.input(from, payload, nowMs(), true);
       this.kick();
@@ -164,6 +173,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     if (ep.pollTimeout() <= now) ep.handleTimeout(now);
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) this.onEvent(e);
     for (const f of this.opening) if (f.openDeadline <= now) this.openTimedOut(f);
+    this.closeIdle(now);
     for (const flow of this.withEvents) {
       this.withEvents.delete(flow);
       const events = flow.events;
@@ -176,6 +186,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     }
     let at = ep.pollTimeout();
     for (const f of this.opening) if (f.openDeadline < at) at = f.openDeadline;
+    for (const c of this.established.values()) at = Math.min(at, c.idleSince + this.idleCloseMs);
     this.passes.arm(at);
   }
 
@@ -184,10 +195,13 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       case 'connected':
       case 'streams-available':
         if (e.type === 'connected' && !e.outgoing) return;
+        if (e.type === 'connected') this.established.set(e.peerId, { conn: e.conn, idleSince: Infinity });
         this.openWaiting(e.peerId);
         return;
       case 'connection-lost':
-        this.opts.log?.warn('QUIC connection lost', { peer: e.peerId, conn: e.conn, reason: e.reason, code: e.errorCode, detail: e.detail, flows: this.flows.get(e.conn)?.size ?? 0 });
+        if (this.established.get(e.peerId)?.conn === e.conn) this.established.delete(e.peerId);
+        if (e.reason === 'locally-closed') return this.connectionLost(e.conn, e.peerId);
+        this.logLost(e);
         return this.connectionLost(e.conn, e.peerId);
       case 'stream-opened':
         return this.accept(e.conn, e.peerId, e.stream);
@@ -243,6 +257,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       flow.conn = ref.conn;
       flow.stream = ref.stream;
       flow.heard = true; // a stream opens only on an established connection: the peer's QUIC answered
+      // The open timeout counts from here: time spent waiting for a stream is not the peer's silence.
+      if (flow.status === null) flow.openDeadline = nowMs() + this.openTimeoutMs;
       this.register(flow);
       this.flushHead(flow);
       if (flow.writeBlocked && flow.openForData && !flow.head) {
@@ -252,6 +268,43 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     }
     queue.splice(0, i);
     if (queue.length === 0) this.waiting.delete(peerId);
+    else if (this.established.has(peerId)) {
+      // Waiting for the peer's stream limit (it grants more as flows end): the peer did answer, so
+      // neither the no-answer fallback nor the open timeout applies until a stream opens.
+      for (const flow of queue) {
+        flow.heard = true;
+        flow.openDeadline = Infinity;
+      }
+    }
+  }
+
+  /** A loss that resets flows is a warning; an idle connection the peer closed is routine. */
+  private logLost(e: Extract<QuicEvent, { type: 'connection-lost' }>): void {
+    const flows = (this.flows.get(e.conn)?.size ?? 0) + (this.ep.connectionTo(e.peerId) === undefined ? this.waiting.get(e.peerId)?.length ?? 0 : 0);
+    const fields = { peer: e.peerId, conn: e.conn, reason: e.reason, code: e.errorCode, detail: e.detail, flows };
+    if (flows > 0) this.opts.log?.warn('QUIC connection lost; its flows are reset', fields);
+    else this.opts.log?.debug('QUIC connection lost', fields);
+  }
+
+  /**
+   * Closes connections we opened that have carried no flow for idleCloseMs (keep-alives would hold
+   * them forever). Only the initiator closes: the acceptor could race a stream the initiator opens.
+   */
+  private closeIdle(now: number): void {
+    for (const [peerId, c] of this.established) {
+      if ((this.flows.get(c.conn)?.size ?? 0) > 0 || this.waiting.has(peerId)) c.idleSince = Infinity;
+      else if (c.idleSince === Infinity) c.idleSince = now;
+      else if (now - c.idleSince >= this.idleCloseMs) {
+        this.established.delete(peerId);
+        this.opts.log?.debug('QUIC connection closed: idle', { peer: peerId, conn: c.conn, idleMs: now - c.idleSince });
+        try {
+          this.ep.close(c.conn, 0, now);
+        } catch {
+          // Already gone inside the core: its connection-lost event is on the way.
+        }
+        this.kick(); // the close's event is handled in the next pass
+      }
+    }
   }
 
   /** A peer opened a stream: a flow it wants us to carry; its OPEN frame is read as it arrives. */
