@@ -357,7 +357,9 @@ export class QuicEndpoint {
       if (r === OpError.blocked) break;
       if (r < 0) return this.goneOrThrow(conn, stream, r, accepted);
       accepted += r;
-      if (r < n) break;
+      // A short write goes round again on purpose: quinn promises a `writable` event only to a write
+      // it refused (Blocked), not to one it cut short at the connection's send window or credit.
+      // Stopping here left flows waiting forever once 1,000 of them shared the send window.
     }
     return accepted;
   }

@@ -3,7 +3,8 @@
  * reaches the acceptor, STATUS comes back, bytes cross both ways byte-exact with FIN; a denied open
  * (QUIC input off) reaches the initiator as Denied; a reset either way reaches the other side;
  * opens beyond the peer's stream limit wait for streams-available instead of failing, heard and
- * untimed meanwhile; a connection idle past idleCloseMs is closed, and the next flow opens a new one.
+ * untimed meanwhile; writes cut short by the connection's send window resume at `writable`; a
+ * connection idle past idleCloseMs is closed, and the next flow opens a new one.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -80,9 +81,10 @@ class End implements FlowSink<QuicFlow> {
     const p = this.pipe;
     if (!p || this.sent === -1) return;
     while (this.sent < this.out.length) {
-      const n = p.write(this.out.subarray(this.sent, this.sent + 100_000));
-      if (n === 0) return;
+      const chunk = this.out.subarray(this.sent, this.sent + 100_000);
+      const n = p.write(chunk);
       this.sent += n;
+      if (n < chunk.length) return; // as SocketPipe does: the rest waits for Writable
     }
     p.shutdown();
     this.sent = -1;
@@ -139,7 +141,7 @@ class LogTap {
   }
 }
 
-async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: boolean; openTimeoutMs?: number; idleCloseMs?: number } = {}) {
+async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: boolean; openTimeoutMs?: number; idleCloseMs?: number; sendWindow?: number } = {}) {
   const module = await loadQuicModule();
   const pa = new LoopPeer(101);
   const pb = new LoopPeer(202);
@@ -150,7 +152,7 @@ async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: b
   let onAccept: (flow: QuicFlow) => void = (flow) => accepted.push({ flow });
   const logA = new LogTap();
   const logB = new LogTap();
-  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1 }),
+  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1, sendWindow: opts.sendWindow }),
     { acceptInput: true, openTimeoutMs: opts.openTimeoutMs, idleCloseMs: opts.idleCloseMs, log: logA as never }, () => undefined);
   const b = new QuicCarrierDriver(pb as never, new QuicEndpoint(module, { seed: 2, maxStreams: opts.maxStreams }),
     { acceptInput: opts.acceptInput ?? true, log: logB as never }, (flow) => onAccept(flow));
@@ -315,6 +317,32 @@ test('a connection idle past idleCloseMs is closed by its initiator; the next fl
       p.logB.lines.length = 0;
     }
     assert.equal(p.a.ep.connectionCount, 0);
+  } finally {
+    p.close();
+  }
+});
+
+test('writes cut short by the connection send window resume: flows sharing a small window all complete', { timeout: 20_000 }, async () => {
+  // quinn signals `writable` only after a refused write; a short one must be followed by a refused
+  // one, or the flow waits forever (seen with 1,000 flows sharing the 16 MiB window).
+  const p = await pair({ sendWindow: 50_000 });
+  const servers: End[] = [];
+  p.setAccept((flow) => {
+    const s = new End(p.b, bytes(10, 1));
+    servers.push(s);
+    p.b.attach(flow, s);
+    p.b.answer(flow, DialStatus.Connected);
+    s.start(flow);
+  });
+  try {
+    const clients = [1, 2, 3].map((i) => {
+      const c = new End(p.a, bytes(150_000, 40 + i));
+      p.a.open(202, { ...REQ, src: { ip: '10.0.0.1', port: 6000 + i } }, c);
+      return c;
+    });
+    await Promise.all(clients.map((c) => c.finished));
+    await Promise.all(servers.map((s) => s.finished));
+    assert.deepEqual(new Set(servers.map((s) => s.sha)), new Set([1, 2, 3].map((i) => sha(bytes(150_000, 40 + i)))));
   } finally {
     p.close();
   }
