@@ -41,6 +41,12 @@ const CODE_APP_RESET = 1;
 const CODE_REFUSED = 2;
 const READ_CHUNK = 64 * 1024;
 
+function resetCause(code: number): string {
+  if (code === CODE_APP_RESET) return 'its application reset the connection, or its node ended the flow';
+  if (code === CODE_REFUSED) return 'its node refused the flow';
+  return 'unknown code';
+}
+
 export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   readonly kind = 'Quic';
   readonly stats = { malformedHeads: 0, refusedOpens: 0 };
@@ -227,7 +233,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
         // An initiator may find the STATUS (sent before the peer gave up) still readable.
         if (!flow.headDone && e.type === 'stopped') this.readHead(flow);
         if (flow.ended) return;
-        this.opts.log?.info(`QUIC flow ${e.type} by peer`, { peer: e.peerId, conn: e.conn, stream: e.stream, code: e.code });
+        this.opts.log?.info(`QUIC flow ${e.type} by peer: ${resetCause(e.code)}`, { peer: e.peerId, conn: e.conn, stream: e.stream, code: e.code });
         this.teardown(flow, CODE_APP_RESET);
         this.raise(flow, FlowEvent.Reset);
         return;
