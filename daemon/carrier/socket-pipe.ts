@@ -99,8 +99,11 @@ export class SocketPipe {
       return;
     }
     this.pending = null;
-    if (this.socketEnded) this.stream.shutdown();
-    else this.socket.resume();
+    if (this.socketEnded) {
+      this.stream.shutdown();
+      // The socket may have closed meanwhile (its 'close' found these bytes pending): finish here.
+      this.maybeFinish();
+    } else this.socket.resume();
     this.kick();
   }
 

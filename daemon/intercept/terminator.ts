@@ -47,5 +47,10 @@ export interface Terminator<O extends TerminatedFlow> {
 
 /** A held SYN whose dial never finished is forgotten after this long. */
 export const HELD_TIMEOUT_MS = 30_000;
-/** How long a closed flow keeps taking its late FIN/ACK packets. */
-export const CLOSED_LINGER_MS = 10_000;
+/**
+ * How long a closed flow keeps taking its late packets. The application's socket may still be
+ * retransmitting its last bytes and FIN after the proxy closed it, with TCP's backoff: under load
+ * (1,000 flows through one TUN) 10 s lost them for a few flows, whose clients then waited in
+ * FIN-WAIT-2 forever. 60 s is Linux's own FIN timeout.
+ */
+export const CLOSED_LINGER_MS = 60_000;

@@ -26,7 +26,7 @@ import { KcpCarrier } from '../carrier/kcp/endpoint.js';
 import { KcpCarrierDriver } from '../carrier/kcp/driver.js';
 import { nowMs } from '../io/clock.js';
 import { QuicCarrierDriver } from '../carrier/quic/driver.js';
-import { QuicEndpoint } from '../carrier/quic/endpoint.js';
+import { maxStreamWindow, QUIC_DEFAULTS, QuicEndpoint } from '../carrier/quic/endpoint.js';
 import { SocketPipe, type AppStream, type PipeEnd } from '../carrier/socket-pipe.js';
 import { KernelTerminator } from '../intercept/kernel/terminator.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
@@ -188,7 +188,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     // Read back from the carrier, so what the CLI shows is what the flows get.
     this.kcpSettings = kcpSettingsText({ mode, ...carrier.settings });
     this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow), log);
-    this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput },
+    this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput, log },
       (flow) => this.onOpenRequest(this.quic!, flow));
     this.watch = new PeerWatch(cfg.proxyFlowTimeout * 1000, (peerId, why) => this.resetPeer(peerId, why));
     host.peer.on('peer-gone', this.onPeerGone).on('peer-down', this.onPeerDown).on('routes', this.onRoutes);
@@ -522,11 +522,12 @@ function contain(fn: () => void): void {
 }
 
 /**
- * Receive window per QUIC stream. quinn's 1.25 MB held one flow to ~13 MB/s at 40 ms RTT (measured:
- * 8 MiB gave ~31 MB/s on the same path); the connection window (16 MiB) still bounds what one peer
- * can make us buffer.
+ * Receive window per QUIC stream: the largest that loss cannot turn into a connection close (see
+ * maxStreamWindow). quinn's 1.25 MB held one flow to ~13 MB/s at 40 ms RTT; 8 MiB gave ~31 MB/s but
+ * killed the connection at 20 % loss. The connection window (16 MiB) bounds what one peer can make us
+ * buffer.
  */
-const PROXY_STREAM_WINDOW = 8 << 20;
+const PROXY_STREAM_WINDOW = maxStreamWindow(QUIC_DEFAULTS.maxUdpPayload);
 
 /**
  * The node's QUIC endpoint. Its stateless-reset key comes from the network secret and the peer id,

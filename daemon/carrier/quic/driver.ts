@@ -12,6 +12,7 @@
  * Work is coalesced like the KCP driver's: packets and socket activity mark the driver dirty; one
  * setImmediate pass handles QUIC events, tells the sinks, sends, and re-arms the timer.
  */
+import type { Logger } from '../../log.js';
 import type { PeerManager } from '../../peer/peer-manager.js';
 import { PacketType } from '../../peer/wire.js';
 import { FlowEvent, type CarrierDriver, type FlowSink } from '../carrier.js';
@@ -29,6 +30,10 @@ export interface QuicDriverOptions {
   acceptInput: boolean;
   /** An open with no STATUS after this long is reported Unreachable. Default 10 s. */
   openTimeoutMs?: number;
+  /** Where every flow reset and connection loss is logged with its cause. */
+  log?: Logger;
+  /** A connection we opened that has carried no flow for this long is closed. Default 60 s. */
+  idleCloseMs?: number;
 }
 
 /** Application error codes on the stream: an application's reset, or a flow the node refused. */
@@ -37,6 +42,12 @@ const CODE_REFUSED = 2;
 /** Connection close code: the peer is gone (restarted, killed) or was unreachable past the flow timeout. */
 const CODE_PEER_GONE = 3;
 const READ_CHUNK = 64 * 1024;
+
+function resetCause(code: number): string {
+  if (code === CODE_APP_RESET) return 'its application reset the connection, or its node ended the flow';
+  if (code === CODE_REFUSED) return 'its node refused the flow';
+  return 'unknown code';
+}
 
 export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   readonly kind = 'Quic';
@@ -51,6 +62,12 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   private readonly withEvents = new Set<QuicFlow>();
   private readonly scratch = new Uint8Array(READ_CHUNK);
   private readonly openTimeoutMs: number;
+  private readonly idleCloseMs: number;
+  /**
+   * Our connections whose handshake completed (peer → connection), with when each was last seen
+   * carrying no flow (Infinity while it carries some). A flow waiting there has been heard from.
+   */
+  private readonly established = new Map<number, { conn: number; idleSince: number }>();
   private readonly statsOf = (flow: QuicFlow): QuicConnectionStats | null => this.connStats(flow);
   private readonly passes = new PassScheduler(() => this.pass(), nowMs);
 
@@ -62,6 +79,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     private readonly onOpenRequest: (flow: QuicFlow) => void,
   ) {
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
+    this.idleCloseMs = opts.idleCloseMs ?? 60_000;
     peer.onPacket(PacketType.QuicSrc, (from, payload) => {
       ep.input(from, payload, nowMs(), true);
       this.kick();
@@ -85,8 +103,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       if (!queue) this.waiting.set(peerId, (queue = []));
       queue.push(flow);
       this.openWaiting(peerId);
-    } catch {
-      this.fail(flow); // a crashed core or a bad peer id: the proxy sees a reset before any answer
+    } catch (err) {
+      this.fail(flow, err); // a crashed core or a bad peer id: the proxy sees a reset before any answer
     }
     this.kick();
     return flow;
@@ -187,6 +205,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     if (ep.pollTimeout() <= now) ep.handleTimeout(now);
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) this.onEvent(e);
     for (const f of this.opening) if (f.openDeadline <= now) this.openTimedOut(f);
+    this.closeIdle(now);
     for (const flow of this.withEvents) {
       this.withEvents.delete(flow);
       const events = flow.events;
@@ -199,6 +218,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     }
     let at = ep.pollTimeout();
     for (const f of this.opening) if (f.openDeadline < at) at = f.openDeadline;
+    for (const c of this.established.values()) at = Math.min(at, c.idleSince + this.idleCloseMs);
     this.passes.arm(at);
   }
 
@@ -207,9 +227,13 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       case 'connected':
       case 'streams-available':
         if (e.type === 'connected' && !e.outgoing) return;
+        if (e.type === 'connected') this.established.set(e.peerId, { conn: e.conn, idleSince: Infinity });
         this.openWaiting(e.peerId);
         return;
       case 'connection-lost':
+        if (this.established.get(e.peerId)?.conn === e.conn) this.established.delete(e.peerId);
+        if (e.reason === 'locally-closed') return this.connectionLost(e.conn, e.peerId);
+        this.logLost(e);
         return this.connectionLost(e.conn, e.peerId);
       case 'stream-opened':
         return this.accept(e.conn, e.peerId, e.stream);
@@ -235,6 +259,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
         // An initiator may find the STATUS (sent before the peer gave up) still readable.
         if (!flow.headDone && e.type === 'stopped') this.readHead(flow);
         if (flow.ended) return;
+        this.opts.log?.info(`QUIC flow ${e.type} by peer: ${resetCause(e.code)}`, { peer: e.peerId, conn: e.conn, stream: e.stream, code: e.code });
         this.teardown(flow, CODE_APP_RESET);
         this.raise(flow, FlowEvent.Reset);
         return;
@@ -256,14 +281,16 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       let ref;
       try {
         ref = this.ep.openStream(peerId);
-      } catch {
-        this.fail(flow);
+      } catch (err) {
+        this.fail(flow, err);
         continue;
       }
       if (ref === null) break;
       flow.conn = ref.conn;
       flow.stream = ref.stream;
       flow.heard = true; // a stream opens only on an established connection: the peer's QUIC answered
+      // The open timeout counts from here: time spent waiting for a stream is not the peer's silence.
+      if (flow.status === null) flow.openDeadline = nowMs() + this.openTimeoutMs;
       this.register(flow);
       this.flushHead(flow);
       if (flow.writeBlocked && flow.openForData && !flow.head) {
@@ -273,6 +300,43 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     }
     queue.splice(0, i);
     if (queue.length === 0) this.waiting.delete(peerId);
+    else if (this.established.has(peerId)) {
+      // Waiting for the peer's stream limit (it grants more as flows end): the peer did answer, so
+      // neither the no-answer fallback nor the open timeout applies until a stream opens.
+      for (const flow of queue) {
+        flow.heard = true;
+        flow.openDeadline = Infinity;
+      }
+    }
+  }
+
+  /** A loss that resets flows is a warning; an idle connection the peer closed is routine. */
+  private logLost(e: Extract<QuicEvent, { type: 'connection-lost' }>): void {
+    const flows = (this.flows.get(e.conn)?.size ?? 0) + (this.ep.connectionTo(e.peerId) === undefined ? this.waiting.get(e.peerId)?.length ?? 0 : 0);
+    const fields = { peer: e.peerId, conn: e.conn, reason: e.reason, code: e.errorCode, detail: e.detail, flows };
+    if (flows > 0) this.opts.log?.warn('QUIC connection lost; its flows are reset', fields);
+    else this.opts.log?.debug('QUIC connection lost', fields);
+  }
+
+  /**
+   * Closes connections we opened that have carried no flow for idleCloseMs (keep-alives would hold
+   * them forever). Only the initiator closes: the acceptor could race a stream the initiator opens.
+   */
+  private closeIdle(now: number): void {
+    for (const [peerId, c] of this.established) {
+      if ((this.flows.get(c.conn)?.size ?? 0) > 0 || this.waiting.has(peerId)) c.idleSince = Infinity;
+      else if (c.idleSince === Infinity) c.idleSince = now;
+      else if (now - c.idleSince >= this.idleCloseMs) {
+        this.established.delete(peerId);
+        this.opts.log?.debug('QUIC connection closed: idle', { peer: peerId, conn: c.conn, idleMs: now - c.idleSince });
+        try {
+          this.ep.close(c.conn, 0, now);
+        } catch {
+          // Already gone inside the core: its connection-lost event is on the way.
+        }
+        this.kick(); // the close's event is handled in the next pass
+      }
+    }
   }
 
   /** A peer opened a stream: a flow it wants us to carry; its OPEN frame is read as it arrives. */
@@ -291,6 +355,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       if (n < 0) {
         // FIN or reset before a whole head frame: not a flow.
         this.stats.malformedHeads++;
+        this.opts.log?.warn('QUIC flow reset: its stream ended before a whole head frame', { peer: flow.peerId, conn: flow.conn, stream: flow.stream });
         this.teardown(flow, CODE_REFUSED);
         this.raise(flow, FlowEvent.Reset);
         return;
@@ -300,6 +365,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
       const req = head === 'error' ? null : flow.role === 'acceptor' ? decodeOpen(head.payload) : null;
       if (head === 'error' || (flow.role === 'acceptor' && !req)) {
         this.stats.malformedHeads++;
+        this.opts.log?.warn('QUIC flow reset: malformed head frame', { peer: flow.peerId, conn: flow.conn, stream: flow.stream });
         this.teardown(flow, CODE_REFUSED);
         this.raise(flow, FlowEvent.Reset);
         return;
@@ -342,6 +408,7 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     this.opening.delete(flow);
     if (flow.status !== null || flow.isReset) return;
     flow.status = DialStatus.Unreachable;
+    this.opts.log?.warn(`QUIC flow reset: no STATUS within ${this.openTimeoutMs / 1000} s`, { peer: flow.peerId, conn: flow.conn, stream: flow.stream });
     this.teardown(flow, CODE_REFUSED);
     this.raise(flow, FlowEvent.Status);
   }
@@ -355,8 +422,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     let n: number;
     try {
       n = this.ep.write(flow.conn, flow.stream, d);
-    } catch {
-      this.fail(flow);
+    } catch (err) {
+      this.fail(flow, err);
       return 0;
     }
     if (n === QUIC_GONE) return 0; // a stopped/reset event follows
@@ -389,8 +456,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   private readRaw(flow: QuicFlow): number {
     try {
       return this.ep.read(flow.conn, flow.stream, this.scratch);
-    } catch {
-      this.fail(flow);
+    } catch (err) {
+      this.fail(flow, err);
       return QUIC_GONE;
     }
   }
@@ -401,8 +468,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     let n: number;
     try {
       n = this.ep.write(flow.conn, flow.stream, head);
-    } catch {
-      return this.fail(flow);
+    } catch (err) {
+      return this.fail(flow, err);
     }
     if (n === QUIC_GONE) return;
     flow.head = n >= head.length ? null : head.subarray(n);
@@ -425,8 +492,9 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   }
 
   /** The core failed under a stream call: the flow is reset (the core reports its connections lost). */
-  private fail(flow: QuicFlow): void {
+  private fail(flow: QuicFlow, err: unknown): void {
     if (flow.isReset) return;
+    this.opts.log?.warn('QUIC flow reset: a stream call failed', { peer: flow.peerId, conn: flow.conn, stream: flow.stream, err });
     this.markReset(flow);
     this.raise(flow, FlowEvent.Reset);
   }
@@ -463,8 +531,8 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     if (flow.conn < 0) return;
     try {
       fn();
-    } catch {
-      this.fail(flow);
+    } catch (err) {
+      this.fail(flow, err);
     }
   }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KernelNat, Verdict } from '../../../daemon/intercept/kernel/nat.js';
+import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS } from '../../../daemon/intercept/terminator.js';
 import { buildTcpPacket } from '../../../daemon/packet/build.js';
 import { parseIpv4Address } from '../../../daemon/packet/address.js';
 import { Ipv4View } from '../../../daemon/packet/ipv4.js';
@@ -82,9 +83,11 @@ test('closed flows linger, held SYNs expire, and other traffic passes untouched'
   n.release(active);
   const held = n.hold(pkt(MY, 8001, DST, 80, TCP_SYN), null)!;
   n.closed(active, 1000);
-  assert.deepEqual(n.sweep(10_999, () => 0), []);
-  assert.deepEqual(n.sweep(11_000, () => 0), [active]);
-  assert.deepEqual(n.sweep(40_000, () => 5_000), [held]);
+  const heldAt = (): number => 5_000;
+  assert.deepEqual(n.sweep(5_000 + HELD_TIMEOUT_MS - 1, heldAt), []);
+  assert.deepEqual(n.sweep(5_000 + HELD_TIMEOUT_MS, heldAt), [held]);
+  assert.deepEqual(n.sweep(1_000 + CLOSED_LINGER_MS - 1, heldAt), []);
+  assert.deepEqual(n.sweep(1_000 + CLOSED_LINGER_MS, heldAt), [active]);
   assert.equal(n.size, 0);
   for (const other of [pkt('10.0.0.9', 1, DST, 80, TCP_SYN), pkt(MY, 1, DST, 80, TCP_ACK), new Uint8Array(7), new Uint8Array(60).fill(0x45)]) {
     assert.equal(n.classify(other), Verdict.Pass);

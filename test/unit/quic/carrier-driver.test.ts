@@ -2,7 +2,9 @@
  * QuicCarrierDriver between two real QUIC cores joined by an in-process peer seam: a flow's OPEN
  * reaches the acceptor, STATUS comes back, bytes cross both ways byte-exact with FIN; a denied open
  * (QUIC input off) reaches the initiator as Denied; a reset either way reaches the other side;
- * opens beyond the peer's stream limit wait for streams-available instead of failing.
+ * opens beyond the peer's stream limit wait for streams-available instead of failing, heard and
+ * untimed meanwhile; writes cut short by the connection's send window resume at `writable`; a
+ * connection idle past idleCloseMs is closed, and the next flow opens a new one.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,9 +81,10 @@ class End implements FlowSink<QuicFlow> {
     const p = this.pipe;
     if (!p || this.sent === -1) return;
     while (this.sent < this.out.length) {
-      const n = p.write(this.out.subarray(this.sent, this.sent + 100_000));
-      if (n === 0) return;
+      const chunk = this.out.subarray(this.sent, this.sent + 100_000);
+      const n = p.write(chunk);
       this.sent += n;
+      if (n < chunk.length) return; // as SocketPipe does: the rest waits for Writable
     }
     p.shutdown();
     this.sent = -1;
@@ -117,7 +120,28 @@ function bytes(n: number, seed: number): Uint8Array {
   return b;
 }
 
-async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: boolean; openTimeoutMs?: number } = {}) {
+/** Captures log lines, so a test can wait for one. */
+class LogTap {
+  readonly lines: string[] = [];
+  private waiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  private add(message: string, fields?: Record<string, unknown>): void {
+    const line = `${message} ${JSON.stringify(fields ?? {})}`;
+    this.lines.push(line);
+    this.waiters = this.waiters.filter((w) => !(w.re.test(line) && (w.resolve(), true)));
+  }
+  readonly error = this.add.bind(this);
+  readonly warn = this.add.bind(this);
+  readonly info = this.add.bind(this);
+  readonly debug = this.add.bind(this);
+  readonly trace = this.add.bind(this);
+  /** Resolves at the first line (past or future) matching `re`. */
+  next(re: RegExp): Promise<void> {
+    if (this.lines.some((l) => re.test(l))) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ re, resolve }));
+  }
+}
+
+async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: boolean; openTimeoutMs?: number; idleCloseMs?: number; sendWindow?: number } = {}) {
   const module = await loadQuicModule();
   const pa = new LoopPeer(101);
   const pb = new LoopPeer(202);
@@ -126,12 +150,14 @@ async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: b
   pb.deaf = opts.deaf ?? false;
   const accepted: Array<{ flow: QuicFlow }> = [];
   let onAccept: (flow: QuicFlow) => void = (flow) => accepted.push({ flow });
-  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1 }),
-    { acceptInput: true, openTimeoutMs: opts.openTimeoutMs }, () => undefined);
+  const logA = new LogTap();
+  const logB = new LogTap();
+  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1, sendWindow: opts.sendWindow }),
+    { acceptInput: true, openTimeoutMs: opts.openTimeoutMs, idleCloseMs: opts.idleCloseMs, log: logA as never }, () => undefined);
   const b = new QuicCarrierDriver(pb as never, new QuicEndpoint(module, { seed: 2, maxStreams: opts.maxStreams }),
-    { acceptInput: opts.acceptInput ?? true }, (flow) => onAccept(flow));
+    { acceptInput: opts.acceptInput ?? true, log: logB as never }, (flow) => onAccept(flow));
   return {
-    a, b, accepted,
+    a, b, accepted, logA, logB,
     setAccept: (fn: (flow: QuicFlow) => void) => (onAccept = fn),
     close: () => {
       a.close();
@@ -213,25 +239,35 @@ for (const who of ['initiator', 'acceptor'] as const) {
   });
 }
 
-test('opens beyond the peer stream limit wait for streams-available, and all complete', async () => {
-  const p = await pair({ maxStreams: 4 });
+test('opens beyond the peer stream limit wait for streams-available, heard and past the open timeout, and all complete', async () => {
+  // The first flows' replies start after 4 open timeouts: the other flows wait that long for a stream.
+  const p = await pair({ maxStreams: 4, openTimeoutMs: 100 });
   try {
     const servers: End[] = [];
+    const waitedFlows: QuicFlow[] = [];
     p.setAccept((flow) => {
       const s = new End(p.b, bytes(1000, flow.request!.src.port));
       servers.push(s);
       p.b.attach(flow, s);
       p.b.answer(flow, DialStatus.Connected);
-      s.start(flow);
+      if (servers.length > 4) return s.start(flow);
+      // Meanwhile the rest wait for a stream: the peer answered, so they count as heard.
+      setTimeout(() => {
+        waitedFlows.push(...flowsA.filter((f) => f.conn < 0));
+        s.start(flow);
+        p.b.kick();
+      }, 400);
     });
+    const flowsA: QuicFlow[] = [];
     const clients = Array.from({ length: 20 }, (_, i) => {
       const c = new End(p.a, bytes(5000, i));
-      p.a.open(202, { ...REQ, src: { ip: '10.0.0.1', port: 5000 + i } }, c);
+      flowsA.push(p.a.open(202, { ...REQ, src: { ip: '10.0.0.1', port: 5000 + i } }, c));
       return c;
     });
     await Promise.all(clients.map((c) => c.finished));
     await Promise.all(servers.map((s) => s.finished));
     assert.equal(servers.length, 20);
+    assert.ok(waitedFlows.length >= 16 && waitedFlows.every((f) => f.heard), `${waitedFlows.length} flows waited, all heard`);
     clients.forEach((c, i) => {
       assert.equal(c.status, DialStatus.Connected);
       assert.equal(c.sha, sha(bytes(1000, 5000 + i)), `flow ${i} down`);
@@ -251,6 +287,62 @@ test('a peer that never answers: the open ends Unreachable at its timeout, never
     assert.equal(client.status, DialStatus.Unreachable);
     assert.equal(flow.heard, false);
     assert.ok(flow.ended);
+  } finally {
+    p.close();
+  }
+});
+
+test('a connection idle past idleCloseMs is closed by its initiator; the next flow opens a new one', async () => {
+  const p = await pair({ idleCloseMs: 150 });
+  p.setAccept((flow) => {
+    const s = new End(p.b, bytes(2000, 9));
+    p.b.attach(flow, s);
+    p.b.answer(flow, DialStatus.Connected);
+    s.start(flow);
+    void s.finished.then(() => s.pipe!.release()); // as a SocketPipe does once both ways ended
+  });
+  try {
+    for (const round of [1, 2]) {
+      const c = new End(p.a, bytes(3000, round));
+      const flow = p.a.open(202, REQ, c);
+      await c.finished;
+      assert.equal(c.sha, sha(bytes(2000, 9)), `round ${round}: bytes down`);
+      c.pipe!.release();
+      const conn = flow.conn;
+      await p.logA.next(new RegExp(`QUIC connection closed: idle .*"conn":${conn}`));
+      // The peer learns of the close as a routine loss (no flow reset, so not a warning).
+      await p.logB.next(/^QUIC connection lost .*"reason":"application-closed"/);
+      assert.equal(p.b.ep.connectionCount, 0, `round ${round}: the acceptor forgot the connection`);
+      assert.ok(!p.logA.lines.concat(p.logB.lines).some((l) => /flows are reset/.test(l)), 'no flow was reset');
+      p.logB.lines.length = 0;
+    }
+    assert.equal(p.a.ep.connectionCount, 0);
+  } finally {
+    p.close();
+  }
+});
+
+test('writes cut short by the connection send window resume: flows sharing a small window all complete', { timeout: 20_000 }, async () => {
+  // quinn signals `writable` only after a refused write; a short one must be followed by a refused
+  // one, or the flow waits forever (seen with 1,000 flows sharing the 16 MiB window).
+  const p = await pair({ sendWindow: 50_000 });
+  const servers: End[] = [];
+  p.setAccept((flow) => {
+    const s = new End(p.b, bytes(10, 1));
+    servers.push(s);
+    p.b.attach(flow, s);
+    p.b.answer(flow, DialStatus.Connected);
+    s.start(flow);
+  });
+  try {
+    const clients = [1, 2, 3].map((i) => {
+      const c = new End(p.a, bytes(150_000, 40 + i));
+      p.a.open(202, { ...REQ, src: { ip: '10.0.0.1', port: 6000 + i } }, c);
+      return c;
+    });
+    await Promise.all(clients.map((c) => c.finished));
+    await Promise.all(servers.map((s) => s.finished));
+    assert.deepEqual(new Set(servers.map((s) => s.sha)), new Set([1, 2, 3].map((i) => sha(bytes(150_000, 40 + i)))));
   } finally {
     p.close();
   }

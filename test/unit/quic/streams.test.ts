@@ -249,6 +249,8 @@ test('bad options are config errors naming the key', async () => {
     [{ maxUdpPayload: 1000 }, 'quic.maxUdpPayload'],
     [{ congestion: 'vegas' as never }, 'quic.congestion'],
     [{ streamWindow: 1.5 }, 'quic.streamWindow'],
+    // Above the window where one stream's gaps under loss could make quinn close the connection.
+    [{ streamWindow: 8 << 20 }, 'quic.streamWindow'],
     [{ seed: -1 }, 'quic.seed'],
   ] as const) {
     assert.throws(() => new QuicEndpoint(module, options), (e: Error & { code?: string }) => e.code === 'TSTIER_E_BAD_CONFIG' && e.message.startsWith(key));
