@@ -3,6 +3,8 @@
 # Expects `bin/setup` to have run (the README's test command does both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Lint first (eslint.config.js: the house rules; about 20 s of CPU), then build.
+npx eslint .
 npx tsc -p tsconfig.json
 # Only *.test.js files are tests (fixtures and harness modules live beside them).
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)

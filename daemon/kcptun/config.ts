@@ -231,7 +231,7 @@ export function parseKcptunArgs(
   return { config: cfg };
 }
 
-/** JSON keys per role (§7.2), including the later framesize/closewait/ratelimit. */
+/** `-c` JSON keys per role, as kcptun names them, including the later framesize/closewait/ratelimit. */
 function jsonKeyOf(spec: FlagSpec): string {
   return spec.json ?? spec.name;
 }

@@ -1,6 +1,6 @@
 /**
  * kcptun server: one UDP socket per --listen port (a `host:min-max` range listens on every port),
- * sessions keyed by the source address with kcp-go's Listener rules (spec §6.3), a smux server on
+ * sessions keyed by the source address with kcp-go's Listener rules (docs/kcptun-wire.md §7), a smux server on
  * each, and every accepted stream piped to a new TCP connection to --target.
  */
 import { connect, type Socket } from 'node:net';

@@ -14,7 +14,7 @@
  */
 import { readU16, readU32, writeU16, writeU32 } from './wire.js';
 
-/** Feature bits, numbered as EasyTier's PeerFeatureFlag fields (spec §4.1): bit n = field n. */
+/** Feature bits, numbered as EasyTier's PeerFeatureFlag fields: bit n = field n. */
 export const Feature = {
   KcpInput: 1 << 3,
   NoRelayKcp: 1 << 4,

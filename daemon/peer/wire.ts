@@ -1,6 +1,6 @@
 /**
  * The peer-manager ("PM") header every overlay packet starts with: 16 bytes, little-endian,
- * the layout EasyTier uses (spec §7.2). The header travels in clear so relays can route on it;
+ * the layout EasyTier uses (docs/easytier-wire.md). The header travels in clear so relays can route on it;
  * the payload after it is sealed per link (see session.ts) and the header is its AAD.
  *
  *   0 from_peer_id u32 | 4 to_peer_id u32 | 8 packet_type u8 | 9 flags u8
@@ -37,7 +37,7 @@ export const PmFlag = {
   NotSendToTun: 0x40,
 } as const;
 
-/** A relay drops a packet whose forward counter would exceed this (spec §7.2). */
+/** A relay drops a packet whose forward counter would exceed this, as in EasyTier. */
 export const MAX_FORWARD_COUNTER = 7;
 
 /** Header fields, for writing one. Readers use the getters below, in place. */

@@ -3,7 +3,7 @@
  * real->mapped`) is translated back to the real range, host bits kept; and a flow aimed at one of
  * this node's own service ports (its peer listeners, its RPC portal) is refused, so the proxy cannot
  * be used to reach what the node keeps to itself. With --no-tun, the node's own address is dialled
- * on loopback (spec easytier-proxy.md §1.3).
+ * on loopback, as EasyTier does.
  */
 import type { NodeConfig } from '../config/node-config.js';
 import { ipv4ToU32, parseIpv4Prefix, prefixMask, u32ToIpv4 } from '../peer/ipv4-prefix.js';

@@ -2,7 +2,7 @@
  * The destination node's subnet proxy (`-n CIDR`, `-n CIDR->MAPPED`): TCP flows that peers send as
  * plain Data packets to one of our proxied ranges (or, with --no-tun, to our own address) end in a
  * userspace stack here, and this node dials the LAN host itself. So LAN hosts need no route back to
- * the virtual network: they see this node as the client (spec easytier-proxy.md §1.1, §2.3).
+ * the virtual network: they see this node as the client (docs/userspace-stack.md, "Subnet proxy").
  *
  * Fidelity as on the KCP path: the client's SYN is held until our dial's outcome. Connected: SYN-ACK;
  * refused: RST; unreachable or timed out: silence. The stack's packets go back to the node that owns

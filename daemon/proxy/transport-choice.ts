@@ -1,6 +1,6 @@
 /**
  * Which transport carries a new TCP flow, decided per SYN from what route sync says about the
- * destination node and the first relay (spec easytier-proxy.md §4.2). Precedence here is
+ * destination node and the first relay (docs/quic-proxy.md, "Which transport a flow takes"). Precedence here is
  * KCP > QUIC > plain packets: KCP keeps latency lowest, QUIC serves peers that refuse KCP.
  */
 import { Feature } from '../peer/route-record.js';

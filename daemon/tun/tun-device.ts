@@ -3,7 +3,7 @@
  *
  * Reads arrive in batches: one reused buffer plus offsets/lengths, valid ONLY during the callback
  * (copy what you keep). This is what keeps the receive path free of per-packet allocation; see
- * /work/shared/specs/tun-notes.md for the measurements behind it. Writes go one packet per call.
+ * docs/tun.md for the measurements behind it. Writes go one packet per call.
  * Device failures (e.g. EBADFD after `ip link del`) arrive as an 'error' event followed by 'close'.
  */
 import { EventEmitter } from 'node:events';

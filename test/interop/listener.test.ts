@@ -1,5 +1,5 @@
 /**
- * The server's session table follows kcp-go's Listener (spec §6.3), checked in-process over loopback:
+ * The server's session table follows kcp-go's Listener (docs/kcptun-wire.md §7), checked in-process over loopback:
  * sessions are keyed by source address; another conv from the same address takes over only when its
  * first segment has sn 0; otherwise it is dropped.
  */

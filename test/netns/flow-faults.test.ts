@@ -92,7 +92,7 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
       await fn(st);
     } catch (e) {
       const tail = (n: CoreNode): string => n.proc.lines.slice(-30).join('\n');
-      throw new Error(`${(e as Error).message}\nnode A:\n${tail(nodeA)}\nnode B:\n${tail(nodeB)}\nnode C:\n${tail(nodeC)}`);
+      throw new Error(`${(e as Error).message}\nnode A:\n${tail(nodeA)}\nnode B:\n${tail(nodeB)}\nnode C:\n${tail(nodeC)}`, { cause: e });
     }
   };
 

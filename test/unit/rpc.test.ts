@@ -12,7 +12,7 @@ import { STUB_NODE, STUB_PEERS, STUB_PROXY, STUB_ROUTES, stubSource } from './rp
 function call(address: string, service: ServiceName, method: string): Promise<Record<string, unknown>> {
   const client = new (loadApi().services[service])(address, grpc.credentials.createInsecure());
   return new Promise<Record<string, unknown>>((resolve, reject) => {
-    (client[method] as Function).call(client, {}, { deadline: Date.now() + 5000 }, (err: Error | null, res: Record<string, unknown>) => {
+    (client[method] as (...args: unknown[]) => unknown).call(client, {}, { deadline: Date.now() + 5000 }, (err: Error | null, res: Record<string, unknown>) => {
       client.close();
       if (err) reject(err);
       else resolve(res);
@@ -21,6 +21,11 @@ function call(address: string, service: ServiceName, method: string): Promise<Re
 }
 
 interface Numbered { name: string; number: number }
+/** The two reflection responses the test asks for (keepCase field names). */
+interface ReflectionAnswer {
+  list_services_response?: { service: { name: string }[] };
+  file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+}
 
 /** The descriptor proto-loader keeps for a message or enum of tstier.api. */
 function descriptor(name: string): { field?: Numbered[]; value?: Numbered[] } {
@@ -90,19 +95,20 @@ describe('rpc server', () => {
     const Client = Reflection['ServerReflection'] as grpc.ServiceClientConstructor;
     const client = new Client(server.address, grpc.credentials.createInsecure());
     try {
-      const stream = (client['ServerReflectionInfo'] as Function).call(client) as grpc.ClientDuplexStream<object, Record<string, any>>;
-      const answers: Record<string, any>[] = [];
+      const open = client['ServerReflectionInfo'] as (this: grpc.Client) => grpc.ClientDuplexStream<object, ReflectionAnswer>;
+      const stream = open.call(client);
+      const answers: ReflectionAnswer[] = [];
       const done = new Promise<void>((resolve, reject) => {
-        stream.on('data', (msg: Record<string, any>) => { answers.push(msg); if (answers.length === 2) stream.end(); });
+        stream.on('data', (msg: ReflectionAnswer) => { answers.push(msg); if (answers.length === 2) stream.end(); });
         stream.on('end', resolve);
         stream.on('error', reject);
       });
       stream.write({ list_services: '' });
       stream.write({ file_containing_symbol: 'tstier.api.TcpProxyRpc' });
       await done;
-      const names = (answers[0]!['list_services_response'].service as { name: string }[]).map((s) => s.name);
+      const names = answers[0]!.list_services_response!.service.map((s) => s.name);
       for (const name of SERVICE_NAMES) assert.ok(names.includes(`tstier.api.${name}`), `${name} in ${names.join(', ')}`);
-      const files = answers[1]!['file_descriptor_response'].file_descriptor_proto as Buffer[];
+      const files = answers[1]!.file_descriptor_response!.file_descriptor_proto;
       assert.ok(files.length > 0);
       assert.ok(files.some((f) => f.includes('ListTcpProxyEntry')), 'descriptor of proxy.proto');
     } finally {

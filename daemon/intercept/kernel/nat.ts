@@ -1,6 +1,6 @@
 /**
  * Kernel-path termination of proxied TCP flows, as a pure state machine over IPv4 packets read from
- * the TUN (EasyTier's NAT trick, spec easytier-proxy.md §1.2-1.3):
+ * the TUN (EasyTier's NAT trick; docs/kcp-proxy.md, "How a flow goes"):
  *
  *   app  myIp:P  -> dst D:Q                    (read from the TUN)
  *   becomes fakeIp:P -> myIp:L                 (written back into the TUN: the kernel sees an inbound

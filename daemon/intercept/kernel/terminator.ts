@@ -2,7 +2,7 @@
  * The kernel path behind the Terminator seam: KernelNat rewrites the app's SYN toward one of our
  * kernel listeners (held until released), and the accepted net.Socket is the application's stream.
  * Only flows from this node's own address qualify (KernelNat passes the rest): a LAN host's SYN
- * rewritten to us would be answered by the kernel over the LAN, never through the TUN (spec §2.3);
+ * rewritten to us would be answered by the kernel over the LAN, never through the TUN (docs/userspace-stack.md);
  * those need smoltcp.
  */
 import type { Socket } from 'node:net';

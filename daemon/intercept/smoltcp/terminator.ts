@@ -2,7 +2,7 @@
  * The userspace path behind the Terminator seam (`--use-smoltcp`, `--no-tun`): the app's TCP flow
  * ends in our smoltcp stack instead of the kernel, so no inbound SYN ever has to pass the host's
  * firewall on the TUN, any destination works, and SYNs from LAN hosts behind this router node are
- * terminated too (their replies are routed back by the kernel, spec §2.3).
+ * terminated too (their replies are routed back by the kernel; docs/userspace-stack.md).
  *
  * Packets of a flow the proxy claimed go into the stack; everything else passes. A claimed SYN is
  * held by the stack until release (SYN-ACK), refuse (RST) or drop (silence). The stack's packets go

@@ -1,8 +1,8 @@
 /**
- * What an EasyTier network derives from its name and secret (spec "handshake" and "payload
- * encryption"): the 32-byte secret digest carried in the handshake, and the 128/256-bit payload
- * keys every node of the network shares. All are SipHash-1-3(k=0) outputs, written big-endian,
- * with earlier outputs fed back in. Only the digest uses the network name.
+ * What an EasyTier network derives from its name and secret (docs/easytier-wire.md): the 32-byte
+ * secret digest carried in the handshake, and the 128/256-bit payload keys every node of the network
+ * shares. All are SipHash-1-3(k=0) outputs, written big-endian, with earlier outputs fed back in.
+ * Only the digest uses the network name.
  */
 import { SipHash13 } from './siphash.js';
 

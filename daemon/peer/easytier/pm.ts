@@ -13,7 +13,7 @@ import type { EtCipher } from './cipher.js';
 
 export { PM_HEADER_LEN, PmFlag, MAX_FORWARD_COUNTER, type PmHeader };
 
-/** EasyTier 2.6 packet types (spec "packet_type"); the ones marked "no" in the spec are never sent. */
+/** EasyTier 2.6 packet types, numbered as EasyTier numbers them; not every one is sent by tstier. */
 export const EtPacketType = {
   Invalid: 0,
   Data: 1,

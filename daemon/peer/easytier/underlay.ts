@@ -1,5 +1,5 @@
 /**
- * How EasyTier's underlays delimit PM packets (spec "underlay framing"):
+ * How EasyTier's underlays delimit PM packets (docs/easytier-wire.md):
  * - tcp://: each PM packet is prefixed with u32 LE length (16 + bytes after the header);
  *   a length over 2000 or under 16 ends the stream;
  * - udp://: one PM packet per datagram behind an 8-byte header

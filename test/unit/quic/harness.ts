@@ -8,7 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 
 import { QUIC_FIN, QUIC_GONE, QuicEndpoint, type QuicEvent, type QuicOptions } from '../../../daemon/carrier/quic/endpoint.js';
 import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
-import { type LinkParams, Rng, type SimDatagram, type SimEndpoint, World } from '../../sim/world.js';
+import { type LinkParams, type Rng, type SimDatagram, type SimEndpoint, World } from '../../sim/world.js';
 
 /** Peer ids are unrelated to node indexes, like real ones. */
 export const peerIdOf = (node: number): number => (0x5eed_0000 + node * 7919) >>> 0;

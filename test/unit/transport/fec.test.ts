@@ -26,7 +26,7 @@ function u16(b: Uint8Array, o: number): number {
   return b[o] | (b[o + 1] << 8);
 }
 
-describe('Reed-Solomon coding matrix (spec §2.4 parity rows)', () => {
+describe('Reed-Solomon coding matrix (docs/kcptun-wire.md §3 parity rows)', () => {
   const cases: [number, number, string[]][] = [
     [10, 3, ['8196afb8d2c4fee80302', '9681b8afc4d2e8fe0203', 'bfd6620a066fdfb70504']],
     [3, 2, ['010101', '0f0806']],

@@ -8,7 +8,7 @@ import { kcpModeParams } from '../../../daemon/transport/kcp/modes.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 
-// kcptun-wire.md §1.1: the KCP part of the first client→server datagram captured from kcptun 2021,
+// docs/kcptun-wire.md §4 lays the fields out. The KCP part of the first client→server datagram captured from kcptun 2021,
 // written field by field in wire order.
 const GOLDEN = hex(
   'cdd8982b 51 00 0002 240a0000 00000000 00000000 12000000 ' +

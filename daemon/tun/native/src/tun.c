@@ -6,7 +6,7 @@
  * is slow and reorders packets. Here the fd is non-blocking and watched by uv_poll on the main loop;
  * when readable we read() until EAGAIN or BATCH_MAX packets, packing them into ONE buffer owned by
  * JavaScript, then make ONE call with the count. JS reads offsets/lengths from two Uint32Arrays it
- * also owns. Nothing is allocated per packet or per batch (see /work/shared/specs/tun-notes.md).
+ * also owns. Nothing is allocated per packet or per batch (docs/tun.md has the measurements).
  *
  * JS API (all methods take the handle returned by open):
  *   open(name|null, mtu, txQueueLen, ipv4|null, ipv4Prefix, ipv6|null, ipv6Prefix) -> [handle, ifname]

@@ -6,7 +6,7 @@ import { secretDigest } from '../../../../daemon/peer/easytier/identity.js';
 import { EtPacketType, buildPm, splitPm } from '../../../../daemon/peer/easytier/pm.js';
 import { etCipher } from '../../../../daemon/peer/easytier/cipher.js';
 import { tcpFrame } from '../../../../daemon/peer/easytier/underlay.js';
-import { TstierError } from '../../../../daemon/errors.js';
+import type { TstierError } from '../../../../daemon/errors.js';
 
 const digest = secretDigest('wspec-net', 'wspec-secret');
 const captured = Buffer.concat([
