@@ -6,17 +6,7 @@
  */
 #include "addon.h"
 
-int bytes_of(napi_env env, napi_value v, uint8_t **p, size_t *len) {
-  napi_typedarray_type type;
-  size_t length, offset;
-  void *data;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return 0;
-  if (type != napi_uint8_array) return 0;
-  *p = data;
-  *len = length;
-  return 1;
-}
+const char addon_name[] = "peer addon";
 
 static napi_value init(napi_env env, napi_value exports) {
   if (register_aead(env, exports) != napi_ok || register_udp(env, exports) != napi_ok ||
