@@ -92,11 +92,30 @@ void reader_close(batch_reader_t *r) {
   if (!r->in_callback) release_js(r);
 }
 
-void reader_finalize(napi_env env, void *data, void *hint) {
+/* A handle dropped without close() still releases its fd. */
+static void reader_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   reader_close(data);
   free(data);
+}
+
+void *reader_new(napi_env env, size_t size, int fd, napi_value *handle) {
+  batch_reader_t *r = calloc(1, size);
+  if (!r) {
+    close(fd);
+    throw_errno(env, ENOMEM, "allocate", NULL);
+    return NULL;
+  }
+  r->env = env;
+  r->fd = fd;
+  if (napi_create_external(env, r, reader_finalize, NULL, handle) != napi_ok) {
+    reader_close(r);
+    free(r);
+    throw_internal(env, "napi_create_external");
+    return NULL;
+  }
+  return r;
 }
 
 /* A JS callback that throws is a bug in the caller: surface it as an uncaught exception. */
@@ -146,13 +165,16 @@ void reader_report_error(batch_reader_t *r, int err, const char *what) {
   napi_close_handle_scope(r->env, scope);
 }
 
-void reader_count_tx(batch_reader_t *r, ssize_t n) {
+napi_value reader_tx_result(napi_env env, batch_reader_t *r, ssize_t n) {
   if (n >= 0) {
     r->tx_packets++;
     r->tx_bytes += (double)n;
   } else {
     r->tx_errors++;
   }
+  napi_value result;
+  NAPI_CHECK(env, napi_create_int32(env, (int32_t)n, &result));
+  return result;
 }
 
 napi_value reader_start(napi_env env, batch_reader_t *r, napi_value *argv, size_t batch_min, const char *what,
@@ -233,4 +255,12 @@ napi_value reader_js_close(napi_env env, napi_callback_info info) {
   if (!r) return NULL;
   reader_close(r);
   return NULL;
+}
+
+napi_value reader_exports(napi_env env, napi_value exports, const napi_property_descriptor *methods, size_t count) {
+  napi_value batch_max;
+  NAPI_CHECK(env, napi_define_properties(env, exports, count, methods));
+  NAPI_CHECK(env, napi_create_uint32(env, BATCH_MAX, &batch_max));
+  NAPI_CHECK(env, napi_set_named_property(env, exports, "BATCH_MAX", batch_max));
+  return exports;
 }

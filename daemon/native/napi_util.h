@@ -59,6 +59,10 @@ typedef struct {
   double rx_packets, rx_bytes, tx_packets, tx_bytes, rx_truncated, tx_errors;
 } batch_reader_t;
 
+/* A zeroed handle struct of `size` bytes (a batch reader first) for the open `fd`, wrapped as the JS
+ * handle in *handle with reader_finalize; NULL with the fd closed and an error thrown on failure. */
+void *reader_new(napi_env env, size_t size, int fd, napi_value *handle);
+
 /* The reader is the FIRST member of each addon's handle struct, so the handle's external data, the
  * poll's data and the reader are one pointer. Fetches up to `want` arguments into argv (missing ones
  * are undefined) and the handle in argv[0]; NULL with a TypeError thrown for a bad handle. */
@@ -75,15 +79,15 @@ void reader_close(batch_reader_t *r);
 void reader_deliver(batch_reader_t *r, uint32_t count);
 /* Reports a fatal fd error (err: errno, or a negative libuv code) to onError once, and stops polling. */
 void reader_report_error(batch_reader_t *r, int err, const char *what);
-/* Counts a write or send that returned n (bytes, or -errno). */
-void reader_count_tx(batch_reader_t *r, ssize_t n);
+/* Counts a write or send that returned n (bytes, or -errno), and returns n to JS. */
+napi_value reader_tx_result(napi_env env, batch_reader_t *r, ssize_t n);
 
 /* stats(handle, out: Float64Array(6)) and close(handle), the same in every batch-reading addon. */
 napi_value reader_js_stats(napi_env env, napi_callback_info info);
 napi_value reader_js_close(napi_env env, napi_callback_info info);
 
-/* A finalizer for the handle object: a handle dropped without close() still releases its fd. */
-void reader_finalize(napi_env env, void *data, void *hint);
+/* Defines the addon's methods on exports, and its BATCH_MAX; returns exports, or NULL (thrown). */
+napi_value reader_exports(napi_env env, napi_value exports, const napi_property_descriptor *methods, size_t count);
 
 /* An enumerable method of the exports object. */
 #define NAPI_METHOD(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL}

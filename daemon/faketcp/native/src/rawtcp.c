@@ -29,8 +29,6 @@
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -114,15 +112,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   /* Room for bursts while Node is descheduled; the kernel caps it at rmem_max. */
   int rcvbuf = 4 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  raw_t *r = calloc(1, sizeof *r);
-  if (!r) {
-    close(fd);
-    return throw_errno(env, ENOMEM, "allocate", NULL);
-  }
-  r->r.env = env;
-  r->r.fd = fd;
-  NAPI_CHECK(env, napi_create_external(env, r, reader_finalize, NULL, &handle));
-  return handle;
+  return reader_new(env, sizeof(raw_t), fd, &handle) ? handle : NULL;
 }
 
 static napi_value js_filter_port(napi_env env, napi_callback_info info) {
@@ -154,7 +144,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  napi_value argv[4], result;
+  napi_value argv[4];
   batch_reader_t *r = reader_args(env, info, 4, argv);
   if (!r) return NULL;
   size_t len;
@@ -191,9 +181,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     } while (n < 0 && errno == EINTR);
     if (n < 0) n = -errno;
   }
-  reader_count_tx(r, n);
-  NAPI_CHECK(env, napi_create_int32(env, (int32_t)n, &result));
-  return result;
+  return reader_tx_result(env, r, n);
 }
 
 static napi_value js_set_ttl(napi_env env, napi_callback_info info) {
@@ -221,9 +209,7 @@ static napi_value init(napi_env env, napi_value exports) {
       NAPI_METHOD("setTtl", js_set_ttl),
   };
   napi_value v;
-  NAPI_CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  NAPI_CHECK(env, napi_create_uint32(env, BATCH_MAX, &v));
-  NAPI_CHECK(env, napi_set_named_property(env, exports, "BATCH_MAX", v));
+  if (!reader_exports(env, exports, props, sizeof props / sizeof props[0])) return NULL;
   NAPI_CHECK(env, napi_create_uint32(env, SLOT, &v));
   NAPI_CHECK(env, napi_set_named_property(env, exports, "SLOT", v));
   return exports;

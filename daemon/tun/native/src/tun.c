@@ -26,8 +26,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -191,16 +189,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (has_v6 && (err = set_ipv6(ifname, v6, v6prefix))) { step = "set IPv6 address on"; goto fail; }
   close(sock);
 
-  tun_t *t = calloc(1, sizeof *t);
-  if (!t) {
-    close(fd);
-    return throw_errno(env, ENOMEM, "allocate", NULL);
-  }
-  t->r.env = env;
-  t->r.fd = fd;
-  t->slot = slot_for_mtu(mtu);
   napi_value handle, ifname_v, result;
-  NAPI_CHECK(env, napi_create_external(env, t, reader_finalize, NULL, &handle));
+  tun_t *t = reader_new(env, sizeof *t, fd, &handle);
+  if (!t) return NULL;
+  t->slot = slot_for_mtu(mtu);
   NAPI_CHECK(env, napi_create_string_utf8(env, ifname, NAPI_AUTO_LENGTH, &ifname_v));
   NAPI_CHECK(env, napi_create_array_with_length(env, 2, &result));
   NAPI_CHECK(env, napi_set_element(env, result, 0, handle));
@@ -221,7 +213,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_write(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
+  napi_value argv[2];
   batch_reader_t *r = reader_args(env, info, 2, argv);
   if (!r) return NULL;
   size_t len;
@@ -235,9 +227,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     } while (n < 0 && errno == EINTR);
     if (n < 0) n = -errno;
   }
-  reader_count_tx(r, n);
-  NAPI_CHECK(env, napi_create_int32(env, (int32_t)n, &result));
-  return result;
+  return reader_tx_result(env, r, n);
 }
 
 static napi_value js_slot_size(napi_env env, napi_callback_info info) {
@@ -259,11 +249,7 @@ static napi_value init(napi_env env, napi_value exports) {
       NAPI_METHOD("close", reader_js_close),
       NAPI_METHOD("slotSize", js_slot_size),
   };
-  napi_value batch_max;
-  NAPI_CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  NAPI_CHECK(env, napi_create_uint32(env, BATCH_MAX, &batch_max));
-  NAPI_CHECK(env, napi_set_named_property(env, exports, "BATCH_MAX", batch_max));
-  return exports;
+  return reader_exports(env, exports, props, sizeof props / sizeof props[0]);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
