@@ -8,6 +8,16 @@
 
 const char addon_name[] = "peer addon";
 
+int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok) {
+    napi_throw_error(env, "TSTIER_E_NATIVE", "peer addon: bad arguments");
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   if (register_aead(env, exports) != napi_ok || register_udp(env, exports) != napi_ok ||
       register_icmp(env, exports) != napi_ok) return NULL;

@@ -13,6 +13,9 @@
     }                                                                 \
   } while (0)
 
+/* Exactly `want` arguments into argv, the first a file descriptor, into *fd: 1, or 0 with the error thrown. */
+int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd);
+
 napi_status register_aead(napi_env env, napi_value exports);
 napi_status register_udp(napi_env env, napi_value exports);
 napi_status register_icmp(napi_env env, napi_value exports);

@@ -129,9 +129,9 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
 
 napi_status register_aead(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"aeadCreate", NULL, create, NULL, NULL, NULL, napi_default, NULL},
-    {"aeadSeal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
-    {"aeadOpen", NULL, open_packet, NULL, NULL, NULL, napi_default, NULL},
+    NAPI_METHOD("aeadCreate", create),
+    NAPI_METHOD("aeadSeal", seal),
+    NAPI_METHOD("aeadOpen", open_packet),
   };
-  return napi_define_properties(env, exports, 3, props);
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }
