@@ -19,9 +19,16 @@ int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  if (register_aead(env, exports) != napi_ok || register_udp(env, exports) != napi_ok ||
-      register_icmp(env, exports) != napi_ok) return NULL;
-  return exports;
+  napi_property_descriptor props[] = {
+    NAPI_METHOD("aeadCreate", aead_create),
+    NAPI_METHOD("aeadSeal", aead_seal),
+    NAPI_METHOD("aeadOpen", aead_open),
+    NAPI_METHOD("udpSendRun", udp_send_run),
+    NAPI_METHOD("udpOffloads", udp_offloads),
+    NAPI_METHOD("udpRecvErrors", udp_recv_errors),
+    NAPI_METHOD("udpTakeRefused", udp_take_refused),
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok ? exports : NULL;
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -24,7 +24,7 @@
 
 #define MAX_REPORTS 256
 
-static napi_value recv_errors(napi_env env, napi_callback_info info) {
+napi_value udp_recv_errors(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   int32_t fd;
   bool ipv6;
@@ -37,7 +37,7 @@ static napi_value recv_errors(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value take_refused(napi_env env, napi_callback_info info) {
+napi_value udp_take_refused(napi_env env, napi_callback_info info) {
   napi_value argv[1], result, item;
   int32_t fd;
   if (!fd_args(env, info, 1, argv, &fd)) return NULL;
@@ -78,12 +78,4 @@ static napi_value take_refused(napi_env env, napi_callback_info info) {
     CHECK(napi_set_element(env, result, n++, item));
   }
   return result;
-}
-
-napi_status register_icmp(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    NAPI_METHOD("udpRecvErrors", recv_errors),
-    NAPI_METHOD("udpTakeRefused", take_refused),
-  };
-  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -36,7 +36,7 @@
 /* The kernel's UDP_MAX_SEGMENTS. */
 #define MAX_SEGMENTS 64
 
-static napi_value send_run(napi_env env, napi_callback_info info) {
+napi_value udp_send_run(napi_env env, napi_callback_info info) {
   napi_value argv[7], result, item;
   int32_t fd, port;
   uint32_t first, count, segment;
@@ -111,7 +111,7 @@ static napi_value send_run(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value offloads(napi_env env, napi_callback_info info) {
+napi_value udp_offloads(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   int32_t fd;
   if (!fd_args(env, info, 1, argv, &fd)) return NULL;
@@ -121,12 +121,4 @@ static napi_value offloads(napi_env env, napi_callback_info info) {
   if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0) bits |= 2;
   CHECK(napi_create_int32(env, bits, &result));
   return result;
-}
-
-napi_status register_udp(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    NAPI_METHOD("udpSendRun", send_run),
-    NAPI_METHOD("udpOffloads", offloads),
-  };
-  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }
