@@ -174,14 +174,12 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     struct in_pktinfo *pi = (struct in_pktinfo *)CMSG_DATA(c);
     pi->ipi_spec_dst.s_addr = htonl(src);
   }
-  ssize_t n = -EBADF;
-  if (r->fd >= 0) {
-    do {
-      n = sendmsg(r->fd, &msg, MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) n = -errno;
-  }
-  return reader_tx_result(env, r, n);
+  /* A closed socket's fd is -1, so the send fails with EBADF. */
+  ssize_t n;
+  do {
+    n = sendmsg(r->fd, &msg, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  return reader_tx_result(env, r, n < 0 ? -errno : n);
 }
 
 static napi_value js_set_ttl(napi_env env, napi_callback_info info) {

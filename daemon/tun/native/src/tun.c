@@ -219,15 +219,13 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   size_t len;
   void *data = typed_data(env, argv[1], napi_uint8_array, 0, &len, "packet must be a Uint8Array");
   if (!data) return NULL;
-  /* One write per packet: writev on a TUN would merge pieces into a single packet. */
-  ssize_t n = -EBADF;
-  if (r->fd >= 0) {
-    do {
-      n = write(r->fd, data, len);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) n = -errno;
-  }
-  return reader_tx_result(env, r, n);
+  /* One write per packet: writev on a TUN would merge pieces into a single packet. A closed
+   * device's fd is -1, so the write fails with EBADF. */
+  ssize_t n;
+  do {
+    n = write(r->fd, data, len);
+  } while (n < 0 && errno == EINTR);
+  return reader_tx_result(env, r, n < 0 ? -errno : n);
 }
 
 static napi_value js_slot_size(napi_env env, napi_callback_info info) {
