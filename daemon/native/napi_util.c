@@ -83,7 +83,8 @@ static void stop_poll(batch_reader_t *r) {
   }
 }
 
-void reader_close(batch_reader_t *r) {
+/* Stops polling, closes the fd, and releases the JS side unless JS is running from the poll. */
+static void reader_close(batch_reader_t *r) {
   stop_poll(r);
   if (r->fd >= 0) {
     close(r->fd);

@@ -73,8 +73,6 @@ void *reader_args(napi_env env, napi_callback_info info, size_t want, napi_value
  * on_readable. `what` names the fd in errors ("TUN device"), `resource` the async resource. */
 napi_value reader_start(napi_env env, batch_reader_t *r, napi_value *argv, size_t batch_min, const char *what,
                         const char *resource, uv_poll_cb on_readable);
-/* Stops polling, closes the fd, and releases the JS side unless JS is running from the poll. */
-void reader_close(batch_reader_t *r);
 /* Calls onBatch(count) when count > 0. */
 void reader_deliver(batch_reader_t *r, uint32_t count);
 /* Reports a fatal fd error (err: errno, or a negative libuv code) to onError once, and stops polling. */
