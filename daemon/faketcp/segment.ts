@@ -20,8 +20,8 @@ export const TS_OPTION_LEN = 12;
 /** The pseudo IPv4 header in front of the segment in the send buffer: only summed, never sent. */
 const PSEUDO_LEN = 20;
 
-/** What a received segment says, filled in place by parseSegment (no allocation per segment). */
-export interface SegmentInfo {
+/** The header fields a received segment and a sent one both carry. */
+interface SegmentHeader {
   /** IPv4 addresses as host-order uint32. */
   srcAddr: number;
   dstAddr: number;
@@ -29,6 +29,10 @@ export interface SegmentInfo {
   dstPort: number;
   seq: number;
   ack: number;
+}
+
+/** What a received segment says, filled in place by parseSegment (no allocation per segment). */
+export interface SegmentInfo extends SegmentHeader {
   flags: number;
   /** The peer's TSval, or -1 without the timestamp option. */
   tsVal: number;
@@ -88,13 +92,7 @@ function findTsVal(buf: Uint8Array, at: number, end: number): number {
 }
 
 /** The fields of one outgoing data segment; the flow fills them. */
-export interface DataSegment {
-  srcAddr: number;
-  dstAddr: number;
-  srcPort: number;
-  dstPort: number;
-  seq: number;
-  ack: number;
+export interface DataSegment extends SegmentHeader {
   window: number;
   /** [TSval, TSecr] are written when this is true. */
   timestamps: boolean;

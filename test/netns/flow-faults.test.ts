@@ -51,6 +51,13 @@ async function server(ns: Namespace, port: number, bytes: number, rate: number):
   return p;
 }
 
+/** A connection from `src` to B's hold server on `port`, open. */
+async function holdFrom(src: Namespace, port: number): Promise<NsProcess> {
+  const p = src.node(FAULTS, ['hold', VIP_B, String(port)]);
+  await p.waitForEvent('open', 10_000);
+  return p;
+}
+
 /** Ms until `p` reports how its connection ended. */
 async function endAfter(p: NsProcess, since: number, timeoutMs: number): Promise<{ result: string; ms: number }> {
   const e = await p.waitForEvent<PeerEnd>('peer', timeoutMs);
@@ -96,6 +103,14 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
     }
   };
 
+  /** Restarts the destination node B; new flows to `port` from A (KCP) and C (QUIC) connect within NEW_FLOW_MS. */
+  async function restartDestination(st: Diagnose, port: number): Promise<void> {
+    nodeB = await startCore(b, argsB);
+    const ready = Date.now();
+    const [kcp, quic] = await Promise.all([newFlowWithin(a, port, ready), newFlowWithin(c, port, ready)]);
+    st.diagnostic(`new flows ${kcp} ms (KCP) and ${quic} ms (QUIC) after the destination node was ready again`);
+  }
+
   /** A 10 s outage made by `cut` and undone by `mend`, starting once 1 MiB of a 3 MiB transfer arrived. */
   async function outageMidTransfer(st: Diagnose, src: Namespace, node: CoreNode, cut: string[], mend: string[]): Promise<void> {
     const fetch = src.node(FAULTS, ['fetch', VIP_B, '7000', String(1 << 20)]);
@@ -129,8 +144,7 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
 
   await t.test('kill -9 of the source node: the destination application sees ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async (st) => {
     const hold = await server(b, 7001, 0, 0);
-    const client = a.node(FAULTS, ['hold', VIP_B, '7001']);
-    await client.waitForEvent('open', 10_000);
+    await holdFrom(a, 7001);
     const killedAt = Date.now();
     nodeA.proc.kill('SIGKILL');
     const end = await endAfter(hold, killedAt, 10_000);
@@ -144,8 +158,7 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
 
   await t.test('kill -9 of the destination node: the source applications (KCP and QUIC) see ECONNRESET within 2 s; restarted, new flows work within 2 s', withLogs(async (st) => {
     await server(b, 7002, 0, 0);
-    const clients = [a.node(FAULTS, ['hold', VIP_B, '7002']), c.node(FAULTS, ['hold', VIP_B, '7002'])];
-    for (const client of clients) await client.waitForEvent('open', 10_000);
+    const clients = [await holdFrom(a, 7002), await holdFrom(c, 7002)];
     const killedAt = Date.now();
     nodeB.proc.kill('SIGKILL');
     const ends = await Promise.all(clients.map((client) => endAfter(client, killedAt, 10_000)));
@@ -155,16 +168,12 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
       assert.ok(end.ms <= KILL_DETECT_MS, `${carrier}: reset after ${end.ms} ms`);
     }
     await Promise.all([rowsClosed(a, 7002), rowsClosed(c, 7002)]);
-    nodeB = await startCore(b, argsB);
-    const ready = Date.now();
-    const [kcp, quic] = await Promise.all([newFlowWithin(a, 7002, ready), newFlowWithin(c, 7002, ready)]);
-    st.diagnostic(`new flows ${kcp} ms (KCP) and ${quic} ms (QUIC) after the destination node was ready again`);
+    await restartDestination(st, 7002);
   }));
 
   await t.test('a stopping node (SIGTERM) says goodbye: the applications at both ends see ECONNRESET at once; restarted, new flows work within 2 s', withLogs(async (st) => {
     const hold = await server(b, 7004, 0, 0);
-    const clients = [a.node(FAULTS, ['hold', VIP_B, '7004']), c.node(FAULTS, ['hold', VIP_B, '7004'])];
-    for (const client of clients) await client.waitForEvent('open', 10_000);
+    const clients = [await holdFrom(a, 7004), await holdFrom(c, 7004)];
     const stoppedAt = Date.now();
     await nodeB.proc.stop();
     // The destination's two connections report one after the other on the server's output.
@@ -176,16 +185,12 @@ test('proxied flows live with their peer, not with its session', { skip: SKIP ??
       assert.equal(end.result, 'ECONNRESET', 'a reset, not a FIN');
       assert.ok(end.ms <= KILL_DETECT_MS, `reset after ${end.ms} ms`);
     }
-    nodeB = await startCore(b, argsB);
-    const ready = Date.now();
-    const [kcp, quic] = await Promise.all([newFlowWithin(a, 7004, ready), newFlowWithin(c, 7004, ready)]);
-    st.diagnostic(`new flows ${kcp} ms (KCP) and ${quic} ms (QUIC) after the destination node was ready again`);
+    await restartDestination(st, 7004);
   }));
 
   await t.test('an outage past the default flow timeout (30 s): both applications get a reset, none earlier; new flows within 2 s of the link\'s return', withLogs(async (st) => {
     const hold = await server(b, 7003, 0, 0);
-    const client = a.node(FAULTS, ['hold', VIP_B, '7003']);
-    await client.waitForEvent('open', 10_000);
+    const client = await holdFrom(a, 7003);
     const cutAt = Date.now();
     await a.exec(['ip', 'link', 'set', veth, 'down']);
     const [dstEnd, srcEnd] = await Promise.all([endAfter(hold, cutAt, 45_000), endAfter(client, cutAt, 45_000)]);

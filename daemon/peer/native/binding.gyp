@@ -2,7 +2,8 @@
   "targets": [
     {
       "target_name": "tstier_peer",
-      "sources": ["src/addon.c", "src/aead.c", "src/icmp.c", "src/udp.c"],
+      "sources": ["../../native/napi_util.c", "src/addon.c", "src/aead.c", "src/icmp.c", "src/udp.c"],
+      "include_dirs": ["../../native"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }

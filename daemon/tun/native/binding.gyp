@@ -2,7 +2,8 @@
   "targets": [
     {
       "target_name": "tstier_tun",
-      "sources": ["src/tun.c"],
+      "sources": ["../../native/napi_util.c", "src/tun.c"],
+      "include_dirs": ["../../native"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }

@@ -6,22 +6,29 @@
  */
 #include "addon.h"
 
-int bytes_of(napi_env env, napi_value v, uint8_t **p, size_t *len) {
-  napi_typedarray_type type;
-  size_t length, offset;
-  void *data;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return 0;
-  if (type != napi_uint8_array) return 0;
-  *p = data;
-  *len = length;
+const char addon_name[] = "peer addon";
+
+int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok) {
+    napi_throw_error(env, "TSTIER_E_NATIVE", "peer addon: bad arguments");
+    return 0;
+  }
   return 1;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  if (register_aead(env, exports) != napi_ok || register_udp(env, exports) != napi_ok ||
-      register_icmp(env, exports) != napi_ok) return NULL;
-  return exports;
+  napi_property_descriptor props[] = {
+    NAPI_METHOD("aeadCreate", aead_create),
+    NAPI_METHOD("aeadSeal", aead_seal),
+    NAPI_METHOD("aeadOpen", aead_open),
+    NAPI_METHOD("udpSendRun", udp_send_run),
+    NAPI_METHOD("udpOffloads", udp_offloads),
+    NAPI_METHOD("udpRecvErrors", udp_recv_errors),
+    NAPI_METHOD("udpTakeRefused", udp_take_refused),
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok ? exports : NULL;
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,9 +1,8 @@
-/* Shared by the peer-layer addon's parts: argument helpers and each part's registration. */
+/* Shared by the peer-layer addon's parts: argument checks and each part's methods (bytes_of and
+ * the other N-API helpers shared with the other addons are in daemon/native/napi_util.h). */
 #ifndef TSTIER_PEER_ADDON_H
 #define TSTIER_PEER_ADDON_H
-#include <node_api.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "napi_util.h"
 
 /* Argument errors throw: they are programming errors, never caused by packet contents. */
 #define CHECK(call)                                                   \
@@ -14,10 +13,15 @@
     }                                                                 \
   } while (0)
 
-/* The bytes of a Uint8Array (a Buffer is one); 0 if `v` is anything else. */
-int bytes_of(napi_env env, napi_value v, uint8_t **p, size_t *len);
+/* Exactly `want` arguments into argv, the first a file descriptor, into *fd: 1, or 0 with the error thrown. */
+int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd);
 
-napi_status register_aead(napi_env env, napi_value exports);
-napi_status register_udp(napi_env env, napi_value exports);
-napi_status register_icmp(napi_env env, napi_value exports);
+/* The methods, each part's own (see its file), exported under their JS names by addon.c. */
+napi_value aead_create(napi_env env, napi_callback_info info);
+napi_value aead_seal(napi_env env, napi_callback_info info);
+napi_value aead_open(napi_env env, napi_callback_info info);
+napi_value udp_send_run(napi_env env, napi_callback_info info);
+napi_value udp_offloads(napi_env env, napi_callback_info info);
+napi_value udp_recv_errors(napi_env env, napi_callback_info info);
+napi_value udp_take_refused(napi_env env, napi_callback_info info);
 #endif

@@ -57,7 +57,7 @@ static void nonce(uint8_t iv[12], const uint8_t *counter) {
   memcpy(iv + 4, counter, COUNTER_LEN);
 }
 
-static napi_value create(napi_env env, napi_callback_info info) {
+napi_value aead_create(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], out;
   uint8_t *key;
@@ -81,7 +81,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value seal(napi_env env, napi_callback_info info) {
+napi_value aead_seal(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   uint8_t *out, *payload;
@@ -105,7 +105,7 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value open_packet(napi_env env, napi_callback_info info) {
+napi_value aead_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], result;
   uint8_t *wire;
@@ -125,13 +125,4 @@ static napi_value open_packet(napi_env env, napi_callback_info info) {
     && EVP_DecryptFinal_ex(a->ctx, data + len, &len) == 1;
   CHECK(napi_get_boolean(env, ok, &result));
   return result;
-}
-
-napi_status register_aead(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"aeadCreate", NULL, create, NULL, NULL, NULL, napi_default, NULL},
-    {"aeadSeal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
-    {"aeadOpen", NULL, open_packet, NULL, NULL, NULL, napi_default, NULL},
-  };
-  return napi_define_properties(env, exports, 3, props);
 }

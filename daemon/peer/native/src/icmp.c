@@ -24,14 +24,11 @@
 
 #define MAX_REPORTS 256
 
-static napi_value recv_errors(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+napi_value udp_recv_errors(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   int32_t fd;
   bool ipv6;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 2) CHECK(napi_invalid_arg);
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_args(env, info, 2, argv, &fd)) return NULL;
   CHECK(napi_get_value_bool(env, argv[1], &ipv6));
   int on = 1, rc = 0;
   if (ipv6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on) != 0) rc = -errno;
@@ -40,13 +37,10 @@ static napi_value recv_errors(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value take_refused(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+napi_value udp_take_refused(napi_env env, napi_callback_info info) {
   napi_value argv[1], result, item;
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1) CHECK(napi_invalid_arg);
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_args(env, info, 1, argv, &fd)) return NULL;
   CHECK(napi_create_array(env, &result));
   uint32_t n = 0;
   for (int i = 0; i < MAX_REPORTS; i++) {
@@ -84,12 +78,4 @@ static napi_value take_refused(napi_env env, napi_callback_info info) {
     CHECK(napi_set_element(env, result, n++, item));
   }
   return result;
-}
-
-napi_status register_icmp(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"udpRecvErrors", NULL, recv_errors, NULL, NULL, NULL, napi_default, NULL},
-    {"udpTakeRefused", NULL, take_refused, NULL, NULL, NULL, napi_default, NULL},
-  };
-  return napi_define_properties(env, exports, 2, props);
 }

@@ -36,14 +36,11 @@
 /* The kernel's UDP_MAX_SEGMENTS. */
 #define MAX_SEGMENTS 64
 
-static napi_value send_run(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
+napi_value udp_send_run(napi_env env, napi_callback_info info) {
   napi_value argv[7], result, item;
   int32_t fd, port;
   uint32_t first, count, segment;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 7) CHECK(napi_invalid_arg);
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_args(env, info, 7, argv, &fd)) return NULL;
   CHECK(napi_get_value_uint32(env, argv[2], &first));
   CHECK(napi_get_value_uint32(env, argv[3], &count));
   CHECK(napi_get_value_uint32(env, argv[4], &segment));
@@ -114,25 +111,14 @@ static napi_value send_run(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value offloads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+napi_value udp_offloads(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1) CHECK(napi_invalid_arg);
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!fd_args(env, info, 1, argv, &fd)) return NULL;
   int segment = 0, on = 1;
   socklen_t len = sizeof segment;
   int bits = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &len) == 0 ? 1 : 0;
   if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0) bits |= 2;
   CHECK(napi_create_int32(env, bits, &result));
   return result;
-}
-
-napi_status register_udp(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"udpSendRun", NULL, send_run, NULL, NULL, NULL, napi_default, NULL},
-    {"udpOffloads", NULL, offloads, NULL, NULL, NULL, napi_default, NULL},
-  };
-  return napi_define_properties(env, exports, 2, props);
 }
