@@ -53,8 +53,10 @@ const frame = (len: number): Buffer => {
 
 test('a trickler is cut at the deadline counted from its accept, though it never goes quiet', async (t) => {
   const h = await listen(t);
-  const s = await dial(h.port);
+  // Taken before the dial: the listener may accept (and start its deadline) before our connect
+  // callback runs, so a later reading could make the deadline look early.
   const started = performance.now();
+  const s = await dial(h.port);
   const closed = closedByListener(s);
   // A byte every 50 ms: an inactivity timeout of any length over 50 ms would never fire.
   const bytes = frame(100);
@@ -73,8 +75,8 @@ test('a refused stream hears nothing until the deadline; an accepted one leaves 
   const h = await listen(t, (link, first) => {
     if (first.length === MAX_FIRST) link.refuse();
   });
+  const started = performance.now(); // before the dial, as above
   const refused = await dial(h.port);
-  const started = performance.now();
   const refusedClosed = closedByListener(refused);
   refused.write(frame(MAX_FIRST));
   const accepted = await dial(h.port);
