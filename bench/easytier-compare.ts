@@ -26,8 +26,9 @@
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
- *   node dist/bench/easytier-compare.js [--quick] [--seconds 6]
+ *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--only TEXT]
  * --quick: clean and 5 % only, 3 s bulk and 2 s probes: a smoke run.
+ * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -72,7 +73,12 @@ const ALL_CONDITIONS: Condition[] = [
   { name: '20% loss, 20 ms', relay: ['--loss', '0.2', '--delay', '20', '--seed', '33'], loaded: false, rttMs: 40 },
   { name: '100 Mbit/s, 10% loss, 20 ms', relay: ['--rate', '100', '--queue-ms', '50', '--loss', '0.1', '--delay', '20', '--seed', '34'], loaded: true, rttMs: 40 },
 ];
-const CONDITIONS = QUICK ? ALL_CONDITIONS.filter((c) => c.name.startsWith('clean') || c.name.startsWith('5%')) : ALL_CONDITIONS;
+const ONLY = opt('only', '');
+const CONDITIONS = ALL_CONDITIONS.filter((c) => (QUICK ? c.name.startsWith('clean') || c.name.startsWith('5%') : true) && c.name.includes(ONLY));
+if (CONDITIONS.length === 0) {
+  process.stderr.write(`easytier-compare: --only ${ONLY} matches no condition (${ALL_CONDITIONS.map((c) => c.name).join('; ')})\n`);
+  process.exit(2);
+}
 
 type Mode = 'plain' | 'kcp' | 'quic';
 const MODES: Mode[] = ['plain', 'kcp', 'quic'];
@@ -112,6 +118,8 @@ interface Pair {
   /** The transport A lists for flows to B (null: not proxied), and the carrier retransmissions. */
   carried(): Promise<{ listed: string | null; retrans: number }>;
   stop(): Promise<unknown>;
+  /** Log lines of the nodes that say a peer went down or something failed (tstier only), for the progress output. */
+  trouble(): string[];
 }
 
 /** The pid must be the node itself (not a shell or `ip` around it), or its CPU would read as zero. */
@@ -156,6 +164,7 @@ async function startTstier(a: Namespace, b: Namespace, mode: Mode, server: strin
       return { listed: bulk?.transport_type ?? null, retrans: rows.reduce((s, r) => s + (r.retransmits ?? 0), 0) };
     },
     stop: () => Promise.all([na.stop(), nb.stop()]),
+    trouble: () => [...na.lines.map((l) => `A: ${l}`), ...nb.lines.map((l) => `B: ${l}`)].filter((l) => /peer down|WARN|ERROR/i.test(l)),
   };
   await waitRoute(a, VIP_B).catch(async (e: Error) => {
     await pair.stop();
@@ -188,6 +197,7 @@ async function startEt(a: Namespace, b: Namespace, mode: Mode, server: string): 
       return { listed: protocols[0] ?? null, retrans: NaN };
     },
     stop: () => Promise.all([ea.stop(), eb.stop()]),
+    trouble: () => [],
   };
   await ea.waitRoutes([eb.peerId]).catch(async (e: Error) => {
     await pair.stop();
@@ -247,6 +257,8 @@ async function runCell(a: Namespace, b: Namespace, cond: Condition, impl: Impl, 
     f.carrierRetrans = mode === 'plain' ? NaN : retrans;
     return { cond: cond.name, impl, mode, f, check: listed ?? 'plain packets' };
   } finally {
+    const trouble = pair.trouble();
+    if (trouble.length) process.stderr.write(`  ${trouble.length} log lines of trouble, first: ${trouble.slice(0, 3).join(' | ')}\n`);
     await pair.stop();
   }
 }
@@ -297,6 +309,7 @@ async function main(): Promise<void> {
     const [a, b] = [await net.ns('a'), await net.ns('b')];
     const veth = await net.link(a, b, `${VETH[0]}/24`, `${VETH[1]}/24`);
     await serveTool(b, PORT);
+    const cc = (await a.exec(['sysctl', '-n', 'net.ipv4.tcp_congestion_control'])).stdout.trim();
     const rows: Row[] = [];
     const t0 = performance.now();
     for (const cond of CONDITIONS) {
@@ -323,7 +336,7 @@ async function main(): Promise<void> {
     const load1 = loadavg();
     const la = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
     console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
-      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
+      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s, inner TCP ${cc}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
     console.log(tables(rows));
     console.log('\nMixed pairs (tstier ↔ EasyTier) are not measured: the daemon does not speak EasyTier\'s wire yet ' +
       '(a prototype peer exists in daemon/peer/easytier/). EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');
