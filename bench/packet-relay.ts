@@ -7,10 +7,15 @@
  * the two namespaces are joined by a point-to-point link that passes through this process. Every IP
  * packet read on one side is written to the other after `delay` ms, or dropped with probability `loss`
  * (seeded), each direction on its own. A constant delay keeps packets in order, as a link would.
+ * With --rate, each direction is also a bottleneck of that many Mbit/s: a packet that survives the
+ * loss waits its turn to be serialised behind the ones before it (a drop-tail FIFO holding at most
+ * --queue-ms of transmission time; a packet that would wait longer is dropped, as an overflowing
+ * router queue drops it), then travels for `delay` ms. So a sender that overruns the rate sees the
+ * queueing delay grow and then tail drops, on top of the random loss.
  *
  *   ip netns exec A node dist/bench/packet-relay.js --peer-ns B --a 10.131.0.1/24 --b 10.131.0.2/24 \
- *        [--loss 0.05] [--delay 20] [--seed 7]
- * Prints "ready" once both ends are up; runs until SIGTERM.
+ *        [--loss 0.05] [--delay 20] [--seed 7] [--rate 100 [--queue-ms 50]]
+ * Prints "ready" once both ends are up; runs until SIGTERM, then prints per-direction counts.
  */
 import { execFileSync } from 'node:child_process';
 import { TunDevice } from '../daemon/tun/tun-device.js';
@@ -26,10 +31,21 @@ const addrB = opt('b', '');
 const loss = Number(opt('loss', '0'));
 const delay = Number(opt('delay', '0'));
 let seed = Number(opt('seed', '7')) >>> 0 || 1;
+/** Bottleneck rate in Mbit/s each way; 0 = unlimited. */
+const rateMbit = Number(opt('rate', '0'));
+const queueMs = Number(opt('queue-ms', '50'));
 if (!peerNs || !addrA || !addrB) {
-  process.stderr.write('usage: packet-relay.js --peer-ns NS --a CIDR --b CIDR [--loss P] [--delay MS] [--seed N]\n');
+  process.stderr.write('usage: packet-relay.js --peer-ns NS --a CIDR --b CIDR [--loss P] [--delay MS] [--seed N] [--rate MBIT [--queue-ms MS]]\n');
   process.exit(2);
 }
+for (const [flag, v] of [['loss', loss], ['delay', delay], ['rate', rateMbit], ['queue-ms', queueMs]] as const) {
+  if (!Number.isFinite(v) || v < 0 || (flag === 'loss' && v >= 1)) {
+    process.stderr.write(`packet-relay: --${flag} ${opt(flag, '')} is not a valid value\n`);
+    process.exit(2);
+  }
+}
+/** Milliseconds one byte occupies the bottleneck. */
+const msPerByte = rateMbit > 0 ? 8 / (rateMbit * 1e3) : 0;
 const MTU = 1500;
 
 /** xorshift32 in [0, 1): seeded, so runs are repeatable. */
@@ -47,7 +63,10 @@ class DelayLine {
   private readonly queue: { due: number; pkt: Buffer }[] = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** When the bottleneck finishes serialising the last packet accepted (rate-capped only). */
+  private busyUntil = 0;
   dropped = 0;
+  overflowed = 0;
   passed = 0;
 
   constructor(private readonly out: TunDevice) {}
@@ -57,13 +76,24 @@ class DelayLine {
       this.dropped++;
       return;
     }
+    const now = performance.now();
+    let sent = now;
+    if (msPerByte > 0) {
+      const start = Math.max(now, this.busyUntil);
+      if (start - now > queueMs) {
+        this.overflowed++;
+        return;
+      }
+      sent = this.busyUntil = start + pkt.length * msPerByte;
+    }
     this.passed++;
-    if (delay <= 0) {
+    if (sent + delay <= now) {
       this.out.write(pkt);
       return;
     }
-    this.queue.push({ due: performance.now() + delay, pkt: Buffer.from(pkt) });
-    if (!this.timer) this.timer = setTimeout(() => this.drain(), delay);
+    // Due times never decrease (constant delay, FIFO bottleneck), so the queue stays in order.
+    this.queue.push({ due: sent + delay, pkt: Buffer.from(pkt) });
+    if (!this.timer) this.timer = setTimeout(() => this.drain(), sent + delay - now);
   }
 
   private drain(): void {
@@ -92,7 +122,8 @@ b.onPackets((batch, offsets, lengths, count) => {
   for (let i = 0; i < count; i++) toA.push(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
 });
 process.on('SIGTERM', () => {
-  process.stderr.write(`packet-relay: a->b passed ${toB.passed} dropped ${toB.dropped}; b->a passed ${toA.passed} dropped ${toA.dropped}\n`);
+  const counts = (d: DelayLine): string => `passed ${d.passed} dropped ${d.dropped} overflowed ${d.overflowed}`;
+  process.stderr.write(`packet-relay: a->b ${counts(toB)}; b->a ${counts(toA)}\n`);
   process.exit(0);
 });
 console.log('ready');

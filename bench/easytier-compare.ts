@@ -1,0 +1,348 @@
+/**
+ * tstier against the real EasyTier 2.6.4 (the easytier-pyo3 wheel in build/venv, see
+ * test/interop/easytier/setup.sh), in one run, on the same links. Bench only (needs root, the venv
+ * and a built tree); prints markdown tables.
+ *
+ * Namespaces A and B ("ttec-*", no default route), joined twice: a veth (the clean link) and the
+ * packet-level impairment relay (bench/packet-relay.ts), restarted for each impaired condition, with
+ * the veth down meanwhile (EasyTier dials every address a peer listens on, and would bypass the relay):
+ *  - clean veth;
+ *  - 1 %, 5 % and 20 % random loss each way, 20 ms one-way;
+ *  - a 100 Mbit/s bottleneck each way (drop-tail queue of 50 ms) with 10 % loss and 20 ms one-way.
+ * For each condition and mode, a tstier pair (easytier-core, TUN in each namespace) and an EasyTier
+ * pair (test/interop/easytier/node.py, TUN in each namespace), one after the other; B listens on
+ * udp://, A dials it; A carries flows from A to a TCP server in B in one of three modes, checked:
+ *  - plain: no proxy; the kernel's TCP packets cross as forwarded IP packets (tstier's proxy table
+ *    lacks the flow; EasyTier counted no TcpProxyConnect);
+ *  - kcp:   A --enable-kcp-proxy (tstier lists the bulk flow as Kcp; EasyTier's TcpProxyConnect
+ *           metric says protocol=KCP);
+ *  - quic:  A --enable-quic-proxy (Quic; protocol=QUIC).
+ * Mixed pairs (tstier with EasyTier) are not measured: the daemon does not speak EasyTier's wire yet.
+ *
+ * Figures, per cell: 64-byte request/response p50/p99 on one connection with nothing else queued
+ * (PROBE seconds); one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
+ * per GiB of both node processes over the bulk run (utime+stime from /proc, every thread); retransmitted
+ * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter) and the inner TCP's
+ * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
+ * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
+ *
+ *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--only TEXT]
+ * --quick: clean and 5 % only, 3 s bulk and 2 s probes: a smoke run.
+ * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
+ */
+import { loadavg } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
+import { CORE, cliJson } from '../test/netns/lib/core.js';
+import { etConfig, startEasyTier, easytierUnavailable, type EasyTierNode } from '../test/netns/lib/easytier.js';
+import { cpuSeconds } from './lib/proc-stat.js';
+import { fmt, serveTool, tool, waitRoute } from './lib/proxy-bench.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
+};
+const QUICK = args.includes('--quick');
+const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
+const PROBE = QUICK ? 2 : 4;
+const RR_MAX = 5000;
+const RELAY = fileURLToPath(new URL('./packet-relay.js', import.meta.url));
+
+const VETH = ['10.132.0.1', '10.132.0.2'] as const;
+const RELAYED = ['10.131.0.1', '10.131.0.2'] as const;
+const VIP_A = '10.144.181.1';
+const VIP_B = '10.144.181.2';
+const PORT = 7000;
+const NET = { name: 'ttec', secret: 'bench' };
+
+interface Condition {
+  name: string;
+  /** packet-relay flags, or null for the clean veth. */
+  relay: string[] | null;
+  /** Also measure RR while a bulk stream fills the link. */
+  loaded: boolean;
+  /** The relay's round trip (twice its one-way delay), ms; 0 on the veth. */
+  rttMs: number;
+}
+const ALL_CONDITIONS: Condition[] = [
+  { name: 'clean veth', relay: null, loaded: false, rttMs: 0 },
+  { name: '1% loss, 20 ms', relay: ['--loss', '0.01', '--delay', '20', '--seed', '31'], loaded: false, rttMs: 40 },
+  { name: '5% loss, 20 ms', relay: ['--loss', '0.05', '--delay', '20', '--seed', '32'], loaded: false, rttMs: 40 },
+  { name: '20% loss, 20 ms', relay: ['--loss', '0.2', '--delay', '20', '--seed', '33'], loaded: false, rttMs: 40 },
+  { name: '100 Mbit/s, 10% loss, 20 ms', relay: ['--rate', '100', '--queue-ms', '50', '--loss', '0.1', '--delay', '20', '--seed', '34'], loaded: true, rttMs: 40 },
+];
+const ONLY = opt('only', '');
+const CONDITIONS = ALL_CONDITIONS.filter((c) => (QUICK ? c.name.startsWith('clean') || c.name.startsWith('5%') : true) && c.name.includes(ONLY));
+if (CONDITIONS.length === 0) {
+  process.stderr.write(`easytier-compare: --only ${ONLY} matches no condition (${ALL_CONDITIONS.map((c) => c.name).join('; ')})\n`);
+  process.exit(2);
+}
+
+type Mode = 'plain' | 'kcp' | 'quic';
+const MODES: Mode[] = ['plain', 'kcp', 'quic'];
+type Impl = 'tstier' | 'EasyTier';
+const IMPLS: Impl[] = ['tstier', 'EasyTier'];
+/** How each implementation names the transport that carried a flow (null: not proxied). */
+const LISTED: Record<Mode, { tstier: string | null; EasyTier: string | null }> = {
+  plain: { tstier: null, EasyTier: null },
+  kcp: { tstier: 'Kcp', EasyTier: 'KCP' },
+  quic: { tstier: 'Quic', EasyTier: 'QUIC' },
+};
+
+interface Figures {
+  mbps: number;
+  cpuPerGiB: number;
+  rrP50: number;
+  rrP99: number;
+  loadedP50: number;
+  loadedP99: number;
+  /** Retransmitted KCP segments / QUIC packets of the proxied flows to B, or NaN where not exposed. */
+  carrierRetrans: number;
+  /** RetransSegs of A's kernel TCP during the bulk run. */
+  tcpRetrans: number;
+}
+
+interface Row {
+  cond: string;
+  impl: Impl;
+  mode: Mode;
+  f: Figures | null;
+  check: string;
+}
+
+/** A running pair: the pids whose CPU we count, how to read what carried the flows, and how to stop. */
+interface Pair {
+  pids: number[];
+  /** The transport A lists for flows to B (null: not proxied), and the carrier retransmissions. */
+  carried(): Promise<{ listed: string | null; retrans: number }>;
+  stop(): Promise<unknown>;
+  /** Log lines of the nodes that say a peer went down or something failed (tstier only), for the progress output. */
+  trouble(): string[];
+}
+
+/** The pid must be the node itself (not a shell or `ip` around it), or its CPU would read as zero. */
+function nodePid(proc: NsProcess, comm: RegExp): number {
+  const pid = proc.child.pid!;
+  const name = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  if (!comm.test(name)) throw new Error(`pid ${pid} is ${name}, not the node`);
+  return pid;
+}
+
+/**
+ * startCore, but with a start-up allowance for a loaded machine, and a core that never says it is
+ * ready is stopped (startCore does not hand it back), so the next cell finds the ports and TUN name free.
+ */
+async function startTs(ns: Namespace, argv: string[]): Promise<NsProcess> {
+  const proc = ns.spawn(['sh', '-c', `exec ${[process.execPath, CORE, ...argv].map((x) => `'${x}'`).join(' ')} 2>&1`]);
+  try {
+    await proc.waitForLine(/node ready peer_id=\d+/, 60_000);
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+  return proc;
+}
+
+async function startTstier(a: Namespace, b: Namespace, mode: Mode, server: string): Promise<Pair> {
+  const common = (vip: string, host: string): string[] => ['--network-name', NET.name, '--network-secret', NET.secret,
+    '-i', vip, '--hostname', host, '--dev-name', 'tsc0', '--log-level', 'info'];
+  const flags = { plain: [], kcp: ['--enable-kcp-proxy'], quic: ['--enable-quic-proxy'] }[mode];
+  const nb = await startTs(b, [...common(VIP_B, 'ts-b'), '-l', 'udp://0.0.0.0:11010']);
+  const na = await startTs(a, [...common(VIP_A, 'ts-a'), '--no-listener', ...flags, '-p', `udp://${server}:11010`])
+    .catch(async (e: Error) => {
+      await nb.stop();
+      throw e;
+    });
+  const pair: Pair = {
+    pids: [nodePid(na, /node/), nodePid(nb, /node/)],
+    async carried() {
+      const rows = (await cliJson<{ dst: string; transport_type: string; tx_bytes: number; retransmits: number }>(a, ['proxy']))
+        .filter((r) => r.dst === `${VIP_B}:${PORT}`);
+      const bulk = [...rows].sort((x, y) => y.tx_bytes - x.tx_bytes)[0];
+      return { listed: bulk?.transport_type ?? null, retrans: rows.reduce((s, r) => s + (r.retransmits ?? 0), 0) };
+    },
+    stop: () => Promise.all([na.stop(), nb.stop()]),
+    trouble: () => [...na.lines.map((l) => `A: ${l}`), ...nb.lines.map((l) => `B: ${l}`)].filter((l) => /peer down|WARN|ERROR/i.test(l)),
+  };
+  await waitRoute(a, VIP_B).catch(async (e: Error) => {
+    await pair.stop();
+    throw e;
+  });
+  return pair;
+}
+
+/** A metric's labels as a plain object. */
+const labels = (m: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries((m['labels'] as { labels: { key: string; value: string }[] }).labels.map((l) => [l.key, l.value]));
+
+async function startEt(a: Namespace, b: Namespace, mode: Mode, server: string): Promise<Pair> {
+  const eb = await startEasyTier(b, etConfig({ ...NET, ipv4: `${VIP_B}/24`, hostname: 'et-b', devName: 'etc0', listeners: ['udp://0.0.0.0:11010'] }));
+  let ea: EasyTierNode;
+  try {
+    ea = await startEasyTier(a, etConfig({ ...NET, ipv4: `${VIP_A}/24`, hostname: 'et-a', devName: 'etc0', peers: [`udp://${server}:11010`],
+      enableKcpProxy: mode === 'kcp', enableQuicProxy: mode === 'quic' }));
+  } catch (e) {
+    await eb.stop();
+    throw e;
+  }
+  const pair: Pair = {
+    pids: [nodePid(ea.proc, /python/), nodePid(eb.proc, /python/)],
+    async carried() {
+      const connects = (await ea.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels).filter((l) => l['dst_ip'] === VIP_B);
+      const protocols = [...new Set(connects.map((l) => l['protocol']))];
+      if (protocols.length > 1) throw new Error(`EasyTier carried flows to B over ${protocols.join(' and ')}`);
+      // EasyTier 2.6.4 counts no KCP or QUIC retransmissions.
+      return { listed: protocols[0] ?? null, retrans: NaN };
+    },
+    stop: () => Promise.all([ea.stop(), eb.stop()]),
+    trouble: () => [],
+  };
+  await ea.waitRoutes([eb.peerId]).catch(async (e: Error) => {
+    await pair.stop();
+    throw e;
+  });
+  return pair;
+}
+
+/** Waits (bounded) until A reaches B's virtual address: a listed route is not yet a working TUN path. */
+async function waitPing(a: Namespace): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    if ((await a.exec(['ping', '-c', '1', '-W', '1', VIP_B], { allowFailure: true })).code === 0) return;
+  }
+  throw new Error(`A never reached ${VIP_B}`);
+}
+
+/** RetransSegs of the kernel TCP in `ns` so far. */
+async function tcpRetransSegs(ns: Namespace): Promise<number> {
+  const lines = (await ns.exec(['cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+  const [head, values] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
+  return Number(values[head.indexOf('RetransSegs')]);
+}
+
+async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figures> {
+  const timeout = (SECONDS * 4 + 30) * 1000;
+  const rr = await tool<{ p50: number; p99: number }>(a, 'rr', VIP_B, PORT, [String(PROBE), String(RR_MAX)], timeout);
+  const cpu0 = pair.pids.map(cpuSeconds);
+  const tcp0 = await tcpRetransSegs(a);
+  const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', VIP_B, PORT, [String(SECONDS)], timeout);
+  const cpu = pair.pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
+  const tcpRetrans = (await tcpRetransSegs(a)) - tcp0;
+  let under = { p50: NaN, p99: NaN };
+  if (loaded) {
+    // The RR probe starts once the bulk stream has had a second to fill the queue, and ends before it does.
+    const load = tool(a, 'bulk', VIP_B, PORT, [String(PROBE + 2)], timeout);
+    await new Promise((r) => setTimeout(r, 1000));
+    under = await tool<{ p50: number; p99: number }>(a, 'rr', VIP_B, PORT, [String(PROBE), String(RR_MAX)], timeout);
+    await load;
+  }
+  return {
+    mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), rrP50: rr.p50, rrP99: rr.p99,
+    loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, tcpRetrans,
+  };
+}
+
+async function runCell(a: Namespace, b: Namespace, cond: Condition, impl: Impl, mode: Mode): Promise<Row> {
+  const server = cond.relay ? RELAYED[1] : VETH[1];
+  const pair = await (impl === 'tstier' ? startTstier : startEt)(a, b, mode, server);
+  try {
+    await waitPing(a);
+    const f = await measure(a, pair, cond.loaded);
+    const { listed, retrans } = await pair.carried();
+    // A round trip cannot beat the relay's two one-way delays: if it does, the flows went round it.
+    if (cond.rttMs && f.rrP50 < cond.rttMs) throw new Error(`RR p50 ${fmt(f.rrP50, 2)} ms is below the link RTT: the flows bypassed the relay`);
+    const want = LISTED[mode][impl];
+    if (listed !== want) throw new Error(`${mode}: A carried the flows as ${listed ?? 'plain packets'}, not ${want ?? 'plain packets'}`);
+    f.carrierRetrans = mode === 'plain' ? NaN : retrans;
+    return { cond: cond.name, impl, mode, f, check: listed ?? 'plain packets' };
+  } finally {
+    const trouble = pair.trouble();
+    if (trouble.length) process.stderr.write(`  ${trouble.length} log lines of trouble, first: ${trouble.slice(0, 3).join(' | ')}\n`);
+    await pair.stop();
+  }
+}
+
+async function startRelayLink(a: Namespace, b: Namespace, flags: string[]): Promise<NsProcess> {
+  const relay = a.node(RELAY, ['--peer-ns', b.name, '--a', `${RELAYED[0]}/24`, '--b', `${RELAYED[1]}/24`, ...flags]);
+  await relay.waitForLine(/^ready$/);
+  return relay;
+}
+
+const count = (n: number): string => (Number.isFinite(n) ? String(n) : 'n/a');
+const ratio = (x: number | undefined, y: number | undefined): string =>
+  x !== undefined && y !== undefined && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
+const md = (lines: string[][]): string => lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
+
+function tables(rows: Row[]): string {
+  const anyLoaded = CONDITIONS.some((c) => c.loaded);
+  const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms',
+    ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans', 'inner TCP retrans', 'carried as'];
+  const main = [head, head.map(() => '---')];
+  for (const { cond, impl, mode, f, check } of rows) {
+    const loadedCell = anyLoaded ? [f && Number.isFinite(f.loadedP50) ? `${fmt(f.loadedP50, 1)} / ${fmt(f.loadedP99, 1)}` : ''] : [];
+    main.push(f
+      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
+      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
+  }
+  const rhead = ['link', 'mode', 'goodput', 'CPU s/GiB', 'RR p50', 'RR p99'];
+  const ratios = [rhead, rhead.map(() => '---')];
+  for (const cond of CONDITIONS) {
+    for (const mode of MODES) {
+      const get = (impl: Impl): Figures | undefined => rows.find((r) => r.cond === cond.name && r.impl === impl && r.mode === mode)?.f ?? undefined;
+      const [t, e] = [get('tstier'), get('EasyTier')];
+      ratios.push([cond.name, mode, ratio(t?.mbps, e?.mbps), ratio(t?.cpuPerGiB, e?.cpuPerGiB), ratio(t?.rrP50, e?.rrP50), ratio(t?.rrP99, e?.rrP99)]);
+    }
+  }
+  return `${md(main)}\n\nRatios tstier / EasyTier (goodput: higher is better; the rest: lower is better):\n\n${md(ratios)}`;
+}
+
+async function main(): Promise<void> {
+  const skip = easytierUnavailable();
+  if (skip) {
+    process.stderr.write(`easytier-compare: ${skip}\n`);
+    process.exit(2);
+  }
+  const load0 = loadavg();
+  const net = await Netns.create('ttec');
+  try {
+    const [a, b] = [await net.ns('a'), await net.ns('b')];
+    const veth = await net.link(a, b, `${VETH[0]}/24`, `${VETH[1]}/24`);
+    await serveTool(b, PORT);
+    const cc = (await a.exec(['sysctl', '-n', 'net.ipv4.tcp_congestion_control'])).stdout.trim();
+    const rows: Row[] = [];
+    const t0 = performance.now();
+    for (const cond of CONDITIONS) {
+      // On an impaired condition the veth is down: EasyTier's direct connector would otherwise find
+      // B's veth address among its listeners' addresses and bypass the relay.
+      for (const ns of [a, b]) await ns.exec(['ip', 'link', 'set', veth, cond.relay ? 'down' : 'up']);
+      const relay = cond.relay ? await startRelayLink(a, b, cond.relay) : null;
+      try {
+        for (const mode of MODES) {
+          // The two implementations back to back, so both see the same load on the shared machine.
+          for (const impl of IMPLS) {
+            const row = await runCell(a, b, cond, impl, mode).catch((e: Error) =>
+              ({ cond: cond.name, impl, mode, f: null, check: `failed: ${e.message.split('\n')[0]}` }));
+            process.stderr.write(`${cond.name} / ${impl} / ${mode}: ${row.f ? `${fmt(row.f.mbps, 2)} MB/s` : row.check} ` +
+              `(${fmt((performance.now() - t0) / 1000, 0)} s, load ${loadavg()[0]!.toFixed(1)})\n`);
+            rows.push(row);
+          }
+        }
+      } finally {
+        await relay?.stop();
+        if (relay) process.stderr.write(`${cond.name}: ${relay.stderr.trim()}\n`);
+      }
+    }
+    const load1 = loadavg();
+    const la = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
+    console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
+      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s, inner TCP ${cc}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
+    console.log(tables(rows));
+    console.log('\nMixed pairs (tstier ↔ EasyTier) are not measured: the daemon does not speak EasyTier\'s wire yet ' +
+      '(a prototype peer exists in daemon/peer/easytier/). EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');
+  } finally {
+    await net.destroy();
+  }
+}
+
+await main();
