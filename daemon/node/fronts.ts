@@ -6,7 +6,8 @@
  */
 import type { Logger } from '../log.js';
 import { PortForwards } from '../port-forward/forwarder.js';
-import type { ProxyHost, TcpProxy } from '../proxy/tcp-proxy.js';
+import type { ProxyHost } from '../proxy/proxy-host.js';
+import type { TcpProxy } from '../proxy/tcp-proxy.js';
 import { VirtualUdp } from '../proxy/virtual-udp.js';
 import { Socks5Server } from '../socks5/server.js';
 

@@ -24,7 +24,7 @@ import { dialDestination } from './dial.js';
 import { dstDialTarget } from './dial-target.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { splice } from './splice.js';
-import type { ProxyHost } from './tcp-proxy.js';
+import type { ProxyHost } from './proxy-host.js';
 
 class InboundFlow implements TerminatedFlow {
   term: unknown = null;

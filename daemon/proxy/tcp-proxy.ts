@@ -18,7 +18,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { NodeConfig } from '../config/node-config.js';
 import type { Logger } from '../log.js';
 import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '../carrier/carrier.js';
 import { DialStatus, dialStatusText, type OpenRequest, type SocketAddr } from '../carrier/flow-frames.js';
@@ -34,7 +33,6 @@ import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
 import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
 import { parseIpv6Address } from '../packet/address.js';
 import { ipv4ToU32 } from '../peer/ipv4-prefix.js';
-import type { PeerManager } from '../peer/peer-manager.js';
 import { Feature } from '../peer/route-record.js';
 import { PacketType } from '../peer/wire.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
@@ -47,18 +45,7 @@ import { SubnetProxy } from './subnet-proxy.js';
 import { chooseTransport } from './transport-choice.js';
 import { dstDialTarget } from './dial-target.js';
 import { dialDestination } from './dial.js';
-
-/** What the proxy needs from its node. */
-export interface ProxyHost {
-  readonly config: NodeConfig;
-  readonly peer: PeerManager;
-  addInterceptor(fn: (packet: Buffer) => boolean): void;
-  /** Claims a Data packet from a peer (return true) before it is written to the TUN. */
-  addInboundInterceptor(fn: (packet: Buffer) => boolean): void;
-  writeToTun(packet: Uint8Array): boolean;
-  /** Forwards an outbound IP packet as plain Data, past the interceptors. */
-  forward(packet: Buffer): void;
-}
+import type { ProxyHost } from './proxy-host.js';
 
 const SWEEP_MS = 1_000;
 /** A held flow whose carrier heard nothing from the peer this long tries the next transport. */

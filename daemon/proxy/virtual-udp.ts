@@ -12,7 +12,7 @@ import { Ipv4View, IPV4_HEADER_LEN } from '../packet/ipv4.js';
 import { parseIpv4Address } from '../packet/address.js';
 import { IPPROTO_UDP, UDP_HEADER_LEN, UdpView } from '../packet/udp.js';
 import { ipv4ToU32, u32ToIpv4 } from '../peer/ipv4-prefix.js';
-import type { ProxyHost } from './tcp-proxy.js';
+import type { ProxyHost } from './proxy-host.js';
 
 export interface UdpPeer {
   ip: string;
