@@ -68,8 +68,9 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
     const carrier = this.carrier;
     return {
       write: (d) => {
-        const ok = flow.write(d, nowMs());
-        carrier.touch(flow);
+        const now = nowMs();
+        const ok = flow.write(d, now);
+        carrier.touch(flow, now);
         return ok ? d.length : 0;
       },
       read: () => {
@@ -115,6 +116,8 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
       this.peer.sendTo(t.peerId, t.type, t.data);
       carrier.recycle(t);
     }
-    this.passes.arm(carrier.pollTimeout());
+    // The pacer's grants may have made writable flows the loop above did not see.
+    if (carrier.hasEvents()) this.kick();
+    else this.passes.arm(carrier.pollTimeout());
   }
 }

@@ -9,6 +9,7 @@ import {
   type OpenRequest,
 } from '../flow-frames.js';
 import type { CarrierPacketTypes, CarrierTransmit } from './endpoint.js';
+import type { PathController } from './path-controller.js';
 
 import { FlowEvent, type CarrierFlow } from '../carrier.js';
 
@@ -17,6 +18,11 @@ export { FlowEvent };
 const KIND_SEGMENTS = 0;
 /** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
 const RX_HIGH_WATER = 256 * 1024;
+/**
+ * Segments written but not yet granted a send, beyond which write() refuses: the path's pacer decides
+ * when they go, so more would only be memory (a thousand flows × this is the node's send buffering).
+ */
+const UNSENT_HIGH_WATER = 64;
 
 export type FlowRole = 'initiator' | 'acceptor';
 
@@ -49,6 +55,17 @@ export class KcpFlow implements CarrierFlow {
   private endedAt = 0;
   private lastNow: number;
   private readonly hdr = new Uint8Array(3);
+
+  /** In its path's ring, waiting for a send grant (see PeerPath). */
+  waitingForGrant = false;
+  /** Forgotten by the carrier: never granted again. */
+  retired = false;
+  /** The engine's counters as last reported to the path controller. */
+  private seenDelivered = 0;
+  private seenFlight = 0;
+  private seenNew = 0;
+  private seenRetx = 0;
+  private seenRtts = 0;
 
   constructor(
     readonly id: number,
@@ -143,12 +160,43 @@ export class KcpFlow implements CarrierFlow {
     return r;
   }
 
-  drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes): void {
+  /** Moves the engine's datagrams to `out`; returns their bytes. */
+  drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes): number {
     const type = this.role === 'initiator' ? types.fromInitiator : types.fromAcceptor;
+    let bytes = 0;
     for (let d = this.kcp.pollTransmit(); d !== null; d = this.kcp.pollTransmit()) {
       d[0] = KIND_SEGMENTS;
+      bytes += d.length;
       out.push({ peerId: this.peerId, type, data: d });
     }
+    if (bytes > 0) this.checkWritable();
+    return bytes;
+  }
+
+  /** Hands the engine's new samples (RTT, delivered, in flight, sends) to the path controller. */
+  report(ctl: PathController, now: number): void {
+    const k = this.kcp;
+    if (k.rttSamples !== this.seenRtts) {
+      this.seenRtts = k.rttSamples;
+      ctl.onRtt(k.lastRtt, now);
+    }
+    if (k.newSegsSent !== this.seenNew || k.retransSegs !== this.seenRetx) {
+      ctl.onSegments(k.newSegsSent - this.seenNew, k.retransSegs - this.seenRetx);
+      this.seenNew = k.newSegsSent;
+      this.seenRetx = k.retransSegs;
+    }
+    ctl.inflight += k.flightBytes - this.seenFlight;
+    this.seenFlight = k.flightBytes;
+    if (k.deliveredBytes !== this.seenDelivered) {
+      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, now);
+      this.seenDelivered = k.deliveredBytes;
+    }
+  }
+
+  /** The flow leaves the path: its bytes in flight stop counting. */
+  unreport(ctl: PathController): void {
+    ctl.inflight -= this.seenFlight;
+    this.seenFlight = 0;
   }
 
   deadline(): number {
@@ -196,7 +244,8 @@ export class KcpFlow implements CarrierFlow {
 
   /** Whether write() would accept data now. */
   get writable(): boolean {
-    return this.isOpenForData() && !this.localFin && this.kcp.waitSnd < this.kcp.sendWindow * 2;
+    const k = this.kcp;
+    return this.isOpenForData() && !this.localFin && k.unsentCount < UNSENT_HIGH_WATER && k.waitSnd < k.sendWindow * 2;
   }
 
   /**

@@ -120,6 +120,22 @@ export class Kcp {
   lostSegs = 0;
   repeatSegs = 0;
 
+  /**
+   * New segments a flush may still move into flight. Infinity (the default, kcp-go's behaviour): as many
+   * as the windows allow. An outer pacer (the proxy carrier's path controller) keeps it at 0 and grants a
+   * few at a time; retransmissions and ACKs are never held back by it.
+   */
+  newSegmentQuota = Infinity;
+  /** Payload bytes acknowledged for the first time (selectively or by una), cumulative. */
+  deliveredBytes = 0;
+  /** Payload bytes sent and not yet acknowledged. */
+  flightBytes = 0;
+  /** Segments moved into flight (first transmissions), cumulative. */
+  newSegsSent = 0;
+  /** RTT samples taken, and the last one (ms). */
+  rttSamples = 0;
+  lastRtt = 0;
+
   /** 0, or KCP_STATE_DEAD once a segment was sent `deadLink` times. kcp-go itself never acts on it. */
   state = 0;
   ackNoDelay: boolean;
@@ -221,6 +237,19 @@ export class Kcp {
   /** Segments queued or in flight (kcp-go WaitSnd). */
   get waitSnd(): number {
     return this.sndBuf.length + this.sndQueue.length;
+  }
+
+  /** Segments queued and not yet sent once. */
+  get unsentCount(): number {
+    return this.sndQueue.length;
+  }
+
+  /** Whether a flush with quota would move a new segment into flight (data queued, windows open). */
+  canSlide(): boolean {
+    if (this.sndQueue.length === 0) return false;
+    let wnd = Math.min(this.sndWnd, this.rmtWnd);
+    if (this.nocwnd === 0) wnd = Math.min(this.cwnd, wnd);
+    return ((this.sndNxt - (this.sndUna + wnd)) | 0) < 0;
   }
 
   /** kcptun 2021's write back-pressure: a Write may proceed while waitsnd < min(snd_wnd, rmt_wnd). */
@@ -454,7 +483,9 @@ export class Kcp {
     const buf = this.sndBuf;
     let count = 0;
     while (buf.length > 0 && ((una - buf.get(0).sn) | 0) > 0) {
-      this.recycleSegment(buf.shift());
+      const seg = buf.shift();
+      if (!seg.acked) this.delivered(seg.len);
+      this.recycleSegment(seg);
       count++;
     }
     return count;
@@ -473,11 +504,20 @@ export class Kcp {
     const idx = (sn - this.sndUna) | 0;
     if (idx < 0 || ((sn - this.sndNxt) | 0) >= 0) return;
     const buf = this.sndBuf;
-    buf.get(idx).acked = true;
+    const acked = buf.get(idx);
+    if (!acked.acked) {
+      acked.acked = true;
+      this.delivered(acked.len);
+    }
     for (let i = 0; i < idx; i++) {
       const seg = buf.get(i);
       if (((seg.ts - ts) | 0) <= 0) seg.fastack++;
     }
+  }
+
+  private delivered(len: number): void {
+    this.deliveredBytes += len;
+    this.flightBytes -= len;
   }
 
   private ackPush(sn: number, ts: number): void {
@@ -536,6 +576,8 @@ export class Kcp {
 
   /** kcp-go's update_ack (RFC 6298 with an 8× lighter weight for samples below srtt − rttvar). */
   private updateRtt(rtt: number): void {
+    this.rttSamples++;
+    this.lastRtt = rtt;
     if (this.rxSrtt === 0) {
       this.rxSrtt = rtt;
       this.rxRttvar = rtt >> 1;
@@ -691,13 +733,19 @@ export class Kcp {
     // Slide new segments into flight.
     let newSegs = 0;
     const sndBuf = this.sndBuf;
-    while (this.sndQueue.length > 0 && ((this.sndNxt - (this.sndUna + cwnd)) | 0) < 0) {
+    while (this.sndQueue.length > 0 && ((this.sndNxt - (this.sndUna + cwnd)) | 0) < 0 && this.newSegmentQuota > 0) {
       const seg = this.sndQueue.shift();
       seg.sn = this.sndNxt;
       sndBuf.push(seg);
       this.sndNxt = (this.sndNxt + 1) >>> 0;
+      this.flightBytes += seg.len;
+      this.newSegmentQuota--;
       newSegs++;
     }
+    this.newSegsSent += newSegs;
+    // kcp-go's early retransmit is for a tail: nothing new could go out. A paced engine with data still
+    // queued is merely waiting its turn, so one out-of-order ACK must not resend there.
+    const tail = newSegs === 0 && (this.newSegmentQuota === Infinity || this.sndQueue.length === 0);
 
     const resent = this.fastresend > 0 ? this.fastresend : 0xffffffff;
     const rxRto = this.rxRto;
@@ -719,7 +767,7 @@ export class Kcp {
         seg.resendts = (current + seg.rto) >>> 0;
         change++;
         fast++;
-      } else if (seg.fastack > 0 && newSegs === 0) {
+      } else if (seg.fastack > 0 && tail) {
         // kcp-go's early retransmit: any duplicate ACK resends when nothing new could go out.
         seg.fastack = 0;
         seg.rto = rxRto;
