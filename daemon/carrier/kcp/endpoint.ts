@@ -313,7 +313,7 @@ export class KcpCarrier {
   }
 
   private newKcp(conv: number): Kcp {
-    return new Kcp({
+    const kcp = new Kcp({
       conv,
       mtu: this.mtu,
       headroom: 1,
@@ -325,7 +325,10 @@ export class KcpCarrier {
       nc: 1,
       streamMode: true,
       deadLink: DEAD_LINK_XMIT,
+      ackRepeat: true,
     });
+    kcp.newSegmentQuota = 0; // new data goes only when its path grants it (PeerPath.pace)
+    return kcp;
   }
 }
 

@@ -41,6 +41,11 @@ const MAX_LOSS_SHARE = 0.5;
 const MIN_LOSS_SAMPLE = 16;
 /** Budget that may accumulate while idle, in ms of the pacing rate (one pass's lateness). */
 const BURST_MS = 4;
+const MAX_DEBT_MS = 50;
+/** The RTO floor never exceeds this many (base RTT + a round). */
+const MAX_RTO_FLOOR_RTTS = 4;
+/** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
+const MIN_RATE_SEGS = 4;
 
 const enum Mode {
   Startup,
@@ -107,7 +112,8 @@ export class PathController {
   /** `bytes` left on the wire (payload, headers, ACKs: all of it costs path capacity). */
   onSent(bytes: number, now: number): void {
     this.refill(now);
-    this.tokens -= bytes;
+    // Debt is capped: a burst of retransmissions or ACKs delays new data, it does not stall the path.
+    this.tokens = Math.max(this.tokens - bytes, -this.rate * MAX_DEBT_MS);
   }
 
   /** A flow reports `newSegs` first transmissions and `retxSegs` retransmissions since its last report. */
@@ -145,6 +151,18 @@ export class PathController {
     return Math.min(this.tokens, room);
   }
 
+  /**
+   * The least RTO a flow of this path should use: the base RTT plus the time the bottleneck needs to
+   * pass everything now in flight (the queue this controller itself lets build), plus a round of
+   * timer and ACK slack. Below that a timeout is the pacer's own queue, not a loss.
+   */
+  rtoFloor(): number {
+    if (this.bw === 0 || this.minRtt === Infinity) return 0;
+    const rtt = this.minRtt + MIN_ROUND_MS;
+    // Capped: a young or app-limited model may underrate the path, and a lost segment must not wait on it.
+    return Math.min(rtt + this.inflight / this.bw, MAX_RTO_FLOOR_RTTS * rtt);
+  }
+
   /** Whether the in-flight cap, not the pacer, is what holds sends back (then an ACK, not time, frees them). */
   windowFull(): boolean {
     return this.inflight >= this.inflightLimit();
@@ -159,7 +177,7 @@ export class PathController {
 
   /** The cap on payload bytes in flight: gain × BDP, grown by the loss share (lost segments stay in flight until repaired). */
   inflightLimit(): number {
-    if (this.bw === 0 || this.minRtt === Infinity) return Math.max(this.minWindow, this.initialRate * MIN_ROUND_MS * STARTUP_CWND_GAIN);
+    if (this.bw === 0 || this.minRtt === Infinity) return this.minWindow;
     const gain = this.mode === Mode.Startup ? STARTUP_CWND_GAIN : CWND_GAIN;
     // Timers and ACK batching add up to a round of delay on top of the path's own RTT.
     const bdp = this.bw * (this.minRtt + MIN_ROUND_MS);
@@ -218,22 +236,27 @@ export class PathController {
 
   private endRound(sample: number): void {
     this.stats.rounds++;
-    // An app-limited round only counts when it beats the model: a low one says the senders were idle.
-    if (this.appLimited && sample < this.bw) sample = this.bwRing[(this.bwIndex + BW_ROUNDS - 1) % BW_ROUNDS]!;
-    this.bwRing[this.bwIndex] = sample;
-    this.bwIndex = (this.bwIndex + 1) % BW_ROUNDS;
+    // An app-limited round only counts when it beats the model: a low one says the senders were idle,
+    // not that the path slowed (and a path that only ever carried a handshake has no model yet).
+    if (!this.appLimited || sample > this.bw) {
+      this.bwRing[this.bwIndex] = sample;
+      this.bwIndex = (this.bwIndex + 1) % BW_ROUNDS;
+    }
     let bw = 0;
     for (let i = 0; i < BW_ROUNDS; i++) if (this.bwRing[i]! > bw) bw = this.bwRing[i]!;
     this.bw = bw;
 
+    this.queued = this.roundMinRtt !== Infinity && this.minRtt !== Infinity &&
+      this.roundMinRtt > this.minRtt * QUEUE_RTT_FACTOR + QUEUE_SLACK_MS;
     const sent = this.roundNew + this.roundRetx;
-    if (sent >= MIN_LOSS_SAMPLE) {
+    if (this.queued) {
+      // Losses while a queue stands are (partly) the queue overflowing: stop compensating for them.
+      this.stats.queuedRounds++;
+      this.lossShare /= 2;
+    } else if (sent >= MIN_LOSS_SAMPLE) {
       const share = Math.min(MAX_LOSS_SHARE, this.roundRetx / sent);
       this.lossShare += (share - this.lossShare) / 4;
     }
-    this.queued = this.roundMinRtt !== Infinity && this.minRtt !== Infinity &&
-      this.roundMinRtt > this.minRtt * QUEUE_RTT_FACTOR + QUEUE_SLACK_MS;
-    if (this.queued) this.stats.queuedRounds++;
 
     switch (this.mode) {
       case Mode.Startup:
@@ -259,6 +282,11 @@ export class PathController {
   }
 
   private pacingRate(): number {
+    const rtt = this.minRtt === Infinity ? MIN_ROUND_MS : this.minRtt + MIN_ROUND_MS;
+    return Math.max(this.modelRate(), (MIN_RATE_SEGS * this.mss) / rtt);
+  }
+
+  private modelRate(): number {
     const bw = this.bw > 0 ? this.bw : this.initialRate;
     if (this.mode === Mode.Startup) return bw * STARTUP_GAIN * this.compensation();
     if (this.mode === Mode.Drain) return bw * DRAIN_GAIN;

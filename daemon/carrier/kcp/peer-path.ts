@@ -27,8 +27,9 @@ export class PeerPath {
 
   /** After anything reached the flow: report its samples, and queue it if new data waits to go. */
   note(flow: KcpFlow, now: number): void {
+    if (flow.retired) return; // the proxy may still touch a flow the carrier forgot
     flow.report(this.ctl, now);
-    if (!flow.waitingForGrant && !flow.retired && flow.kcp.canSlide()) {
+    if (!flow.waitingForGrant && flow.kcp.canSlide()) {
       flow.waitingForGrant = true;
       this.ready.push(flow);
     }
@@ -60,6 +61,7 @@ export class PeerPath {
       const share = Math.floor(segs / (ready.length + 1));
       const kcp = flow.kcp;
       kcp.newSegmentQuota = Math.min(segs, Math.max(QUANTUM_SEGS, share));
+      kcp.rtoFloor = this.ctl.rtoFloor();
       kcp.flush(now);
       kcp.newSegmentQuota = 0;
       sent(flow);

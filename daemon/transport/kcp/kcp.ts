@@ -57,6 +57,14 @@ export interface KcpOptions {
   streamMode?: boolean;
   /** Flush ACKs at the end of every input(). Default false. */
   ackNoDelay?: boolean;
+  /**
+   * Repeat each flush's out-of-order ACKs in the next flush that carries ACKs (default false, kcp-go
+   * never does). KCP has no SACK: an ACK lost above a hole is only healed by a spurious fast
+   * retransmission, which at 30 % loss wastes a third of the path. The peer must count a repeated
+   * ACK once (this engine does; kcp-go would count it as a second duplicate ACK), so only for
+   * tstier-to-tstier links.
+   */
+  ackRepeat?: boolean;
   /** First window-probe wait when the peer's window is 0: 7000 in kcp-go ≤ v5.6.42, 500 later. */
   probeInitMs?: number;
   /** Transmissions of one segment after which `state` becomes 0xFFFFFFFF. Default 20. */
@@ -126,6 +134,8 @@ export class Kcp {
    * few at a time; retransmissions and ACKs are never held back by it.
    */
   newSegmentQuota = Infinity;
+  /** Lower bound (ms) on every segment's RTO, set by an outer pacer (0: kcp-go's RTO alone). */
+  rtoFloor = 0;
   /** Payload bytes acknowledged for the first time (selectively or by una), cumulative. */
   deliveredBytes = 0;
   /** Payload bytes sent and not yet acknowledged. */
@@ -140,6 +150,7 @@ export class Kcp {
   state = 0;
   ackNoDelay: boolean;
   streamMode: boolean;
+  private readonly ackRepeat: boolean;
 
   private sndUna = 0;
   private sndNxt = 0;
@@ -182,6 +193,9 @@ export class Kcp {
 
   private ackList = new Uint32Array(256); // sn, ts pairs
   private ackCount = 0;
+  /** With ackRepeat: the last flush's ACKs, sent once more with the next ones. */
+  private ackPrev = new Uint32Array(256);
+  private ackPrevCount = 0;
 
   private readonly txQueue = new Ring<Uint8Array>(16);
   private out: Uint8Array;
@@ -196,6 +210,7 @@ export class Kcp {
     this.deadLink = intInRange('deadLink', opts.deadLink ?? IKCP_DEADLINK, 1, 0xffffffff);
     this.streamMode = opts.streamMode ?? false;
     this.ackNoDelay = opts.ackNoDelay ?? false;
+    this.ackRepeat = opts.ackRepeat ?? false;
     this.setWindows(
       intInRange('sndWnd', opts.sndWnd ?? IKCP_WND_SND, 1, 0xffff),
       intInRange('rcvWnd', opts.rcvWnd ?? IKCP_WND_RCV, 1, 0xffff),
@@ -505,7 +520,9 @@ export class Kcp {
     if (idx < 0 || ((sn - this.sndNxt) | 0) >= 0) return;
     const buf = this.sndBuf;
     const acked = buf.get(idx);
-    if (!acked.acked) {
+    if (acked.acked) {
+      if (this.ackRepeat) return; // a repeated ACK is no new evidence of a hole
+    } else {
       acked.acked = true;
       this.delivered(acked.len);
     }
@@ -656,6 +673,20 @@ export class Kcp {
     return this.rcvQueue.length < this.rcvWnd ? this.rcvWnd - this.rcvQueue.length : 0;
   }
 
+  /** Writes last flush's ACKs still above rcv_nxt again, then keeps this flush's for the next one. */
+  private repeatAcks(wnd: number, una: number): void {
+    const prev = this.ackPrev;
+    for (let i = 0; i < this.ackPrevCount; i++) {
+      const sn = prev[2 * i]!;
+      if (((sn - this.rcvNxt) | 0) < 0) continue; // una covers it now
+      this.makeSpace(IKCP_OVERHEAD);
+      this.writeHeader(IKCP_CMD_ACK, 0, wnd, prev[2 * i + 1]!, sn, una, 0);
+    }
+    if (prev.length < this.ackList.length) this.ackPrev = new Uint32Array(this.ackList.length);
+    this.ackPrev.set(this.ackList.subarray(0, 2 * this.ackCount));
+    this.ackPrevCount = this.ackCount;
+  }
+
   /** Starts a new datagram when `space` more bytes would overflow the MTU. */
   private makeSpace(space: number): void {
     if (this.outPos + space > this.mtu) this.emit();
@@ -686,6 +717,8 @@ export class Kcp {
     let tplTs = 0;
     const acks = this.ackList;
     const n = this.ackCount;
+    // Repeats first: the RTT sample is taken from a datagram's last ACK, which must be a fresh one.
+    if (this.ackRepeat && n > 0) this.repeatAcks(wnd, una);
     for (let i = 0; i < n; i++) {
       this.makeSpace(IKCP_OVERHEAD);
       const sn = acks[2 * i]!;
@@ -748,7 +781,8 @@ export class Kcp {
     const tail = newSegs === 0 && (this.newSegmentQuota === Infinity || this.sndQueue.length === 0);
 
     const resent = this.fastresend > 0 ? this.fastresend : 0xffffffff;
-    const rxRto = this.rxRto;
+    // An outer pacer knows how long its own queue holds a segment; the RTT samples may not show it yet.
+    const rxRto = Math.max(this.rxRto, this.rtoFloor);
     let minrto = this.interval;
     let change = 0;
     let lost = 0;
