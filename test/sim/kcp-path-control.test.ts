@@ -130,9 +130,14 @@ function run(seed: number, c: Case): Outcome {
   let atEnd = null as number[] | null;
   let endMs = 0;
   // The queue bound holds after warm-up; STARTUP's overshoot (it doubles until the rate stops growing) is its price.
+  let dropsAtWarm = 0;
+  let sentAtWarm = 0;
   world.schedule(warmMs, () => {
     atWarm = sample();
-    world.stats(0, 1).peakQueueBytes = 0;
+    const st = world.stats(0, 1);
+    st.peakQueueBytes = 0;
+    dropsAtWarm = st.queueDrops;
+    sentAtWarm = st.sent;
   });
   const r = world.run({
     until: () => {
@@ -160,8 +165,8 @@ function run(seed: number, c: Case): Outcome {
     goodputShare: total / ((endMs - warmMs) * c.rate),
     jain,
     peakQueue: st.peakQueueBytes,
-    queueDrops: st.queueDrops,
-    sent: st.sent,
+    queueDrops: st.queueDrops - dropsAtWarm,
+    sent: st.sent - sentAtWarm,
   };
 }
 

@@ -62,6 +62,7 @@ export class KcpFlow implements CarrierFlow {
   retired = false;
   /** The engine's counters as last reported to the path controller. */
   private seenDelivered = 0;
+  private seenDeliveredSegs = 0;
   private seenFlight = 0;
   private seenNew = 0;
   private seenRetx = 0;
@@ -188,8 +189,9 @@ export class KcpFlow implements CarrierFlow {
     ctl.inflight += k.flightBytes - this.seenFlight;
     this.seenFlight = k.flightBytes;
     if (k.deliveredBytes !== this.seenDelivered) {
-      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, now);
+      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, k.deliveredSegs - this.seenDeliveredSegs, now);
       this.seenDelivered = k.deliveredBytes;
+      this.seenDeliveredSegs = k.deliveredSegs;
     }
   }
 

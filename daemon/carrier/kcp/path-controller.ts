@@ -21,7 +21,7 @@
 const STARTUP_GAIN = 2.885;
 const DRAIN_GAIN = 1 / STARTUP_GAIN;
 const PROBE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1];
-/** Gain while a standing queue is seen: a little under the model, so the queue drains. */
+/** Gain while a standing queue is seen. */
 const QUEUED_GAIN = 0.9;
 const STARTUP_CWND_GAIN = 2.885;
 const CWND_GAIN = 2;
@@ -42,6 +42,8 @@ const MIN_LOSS_SAMPLE = 16;
 /** Budget that may accumulate while idle, in ms of the pacing rate (one pass's lateness). */
 const BURST_MS = 4;
 const MAX_DEBT_MS = 50;
+/** The window allows at most this many (base RTT + a round) of standing delay. */
+const MAX_STANDING_RTTS = 1;
 /** The RTO floor never exceeds this many (base RTT + a round). */
 const MAX_RTO_FLOOR_RTTS = 4;
 /** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
@@ -80,10 +82,13 @@ export class PathController {
 
   private roundStart = -1;
   private roundDelivered = 0;
+  private roundSegs = 0;
   private roundMinRtt = Infinity;
   private roundRetx = 0;
   private roundNew = 0;
   private queued = false;
+  /** Smoothed delay above the base RTT that every sample of a round carries (ACK batching, busy event loops). */
+  private standing = 0;
   /** The senders ran out of data this round with budget left: its delivery rate says little about the path. */
   private appLimited = false;
   private cycle = 0;
@@ -91,7 +96,7 @@ export class PathController {
   /** Smoothed share of sends that were retransmissions. */
   private lossShare = 0;
 
-  /** Payload bytes in flight over every flow of the path. */
+  /** Segment bytes (headers included) in flight over every flow of the path. */
   inflight = 0;
   private tokens = 0;
   private refilledAt = -1;
@@ -122,9 +127,10 @@ export class PathController {
     this.roundRetx += retxSegs;
   }
 
-  /** Payload bytes acknowledged for the first time. */
-  onDelivered(bytes: number, now: number): void {
+  /** Segment bytes (headers included) acknowledged for the first time, and how many segments. */
+  onDelivered(bytes: number, segs: number, now: number): void {
     this.roundDelivered += bytes;
+    this.roundSegs += segs;
     this.maybeEndRound(now);
   }
 
@@ -179,8 +185,11 @@ export class PathController {
   inflightLimit(): number {
     if (this.bw === 0 || this.minRtt === Infinity) return this.minWindow;
     const gain = this.mode === Mode.Startup ? STARTUP_CWND_GAIN : CWND_GAIN;
-    // Timers and ACK batching add up to a round of delay on top of the path's own RTT.
-    const bdp = this.bw * (this.minRtt + MIN_ROUND_MS);
+    // Timers and ACK batching add up to a round of delay on top of the path's own RTT, and a busy
+    // host's event loops a standing delay more: a window of base RTT alone would starve the pipe
+    // (BBR's extra_acked plays this part). Bounded, so a real standing queue cannot feed itself.
+    const rtt = this.minRtt + MIN_ROUND_MS;
+    const bdp = this.bw * (rtt + Math.min(this.standing, MAX_STANDING_RTTS * rtt));
     return Math.max(this.minWindow, (gain * bdp) / (1 - this.lossShare));
   }
 
@@ -226,10 +235,13 @@ export class PathController {
     const length = Math.max(MIN_ROUND_MS, this.minRtt === Infinity ? 0 : this.minRtt);
     const elapsed = now - this.roundStart;
     if (elapsed < length) return;
+    // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
+    if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
     this.endRound(this.roundDelivered / elapsed);
     this.appLimited = false;
     this.roundStart = now;
     this.roundDelivered = 0;
+    this.roundSegs = 0;
     this.roundMinRtt = Infinity;
     this.roundNew = this.roundRetx = 0;
   }
@@ -238,7 +250,7 @@ export class PathController {
     this.stats.rounds++;
     // An app-limited round only counts when it beats the model: a low one says the senders were idle,
     // not that the path slowed (and a path that only ever carried a handshake has no model yet).
-    if (!this.appLimited || sample > this.bw) {
+    if (!this.appLimited || (this.bw > 0 && sample > this.bw)) {
       this.bwRing[this.bwIndex] = sample;
       this.bwIndex = (this.bwIndex + 1) % BW_ROUNDS;
     }
@@ -248,6 +260,9 @@ export class PathController {
 
     this.queued = this.roundMinRtt !== Infinity && this.minRtt !== Infinity &&
       this.roundMinRtt > this.minRtt * QUEUE_RTT_FACTOR + QUEUE_SLACK_MS;
+    if (this.roundMinRtt !== Infinity && this.minRtt !== Infinity) {
+      this.standing += (this.roundMinRtt - this.minRtt - this.standing) / 8;
+    }
     const sent = this.roundNew + this.roundRetx;
     if (this.queued) {
       // Losses while a queue stands are (partly) the queue overflowing: stop compensating for them.
@@ -288,8 +303,10 @@ export class PathController {
 
   private modelRate(): number {
     const bw = this.bw > 0 ? this.bw : this.initialRate;
-    if (this.mode === Mode.Startup) return bw * STARTUP_GAIN * this.compensation();
+    // No loss compensation yet: STARTUP's losses are as likely its own overshoot as the path's.
+    if (this.mode === Mode.Startup) return bw * STARTUP_GAIN;
     if (this.mode === Mode.Drain) return bw * DRAIN_GAIN;
+    // No probe up into a standing queue: a little under the model instead, so it drains.
     if (this.queued) return bw * QUEUED_GAIN;
     return bw * PROBE_GAINS[this.cycle]! * this.compensation();
   }

@@ -136,9 +136,13 @@ export class Kcp {
   newSegmentQuota = Infinity;
   /** Lower bound (ms) on every segment's RTO, set by an outer pacer (0: kcp-go's RTO alone). */
   rtoFloor = 0;
-  /** Payload bytes acknowledged for the first time (selectively or by una), cumulative. */
+  /**
+   * Segment bytes (header included: a small segment still costs one) acknowledged for the first time,
+   * selectively or by una, and how many segments that was; cumulative.
+   */
   deliveredBytes = 0;
-  /** Payload bytes sent and not yet acknowledged. */
+  deliveredSegs = 0;
+  /** Segment bytes (header included) sent and not yet acknowledged. */
   flightBytes = 0;
   /** Segments moved into flight (first transmissions), cumulative. */
   newSegsSent = 0;
@@ -533,8 +537,9 @@ export class Kcp {
   }
 
   private delivered(len: number): void {
-    this.deliveredBytes += len;
-    this.flightBytes -= len;
+    this.deliveredBytes += len + IKCP_OVERHEAD;
+    this.deliveredSegs++;
+    this.flightBytes -= len + IKCP_OVERHEAD;
   }
 
   private ackPush(sn: number, ts: number): void {
@@ -771,7 +776,7 @@ export class Kcp {
       seg.sn = this.sndNxt;
       sndBuf.push(seg);
       this.sndNxt = (this.sndNxt + 1) >>> 0;
-      this.flightBytes += seg.len;
+      this.flightBytes += seg.len + IKCP_OVERHEAD;
       this.newSegmentQuota--;
       newSegs++;
     }
