@@ -43,7 +43,7 @@ const MIN_LOSS_SAMPLE = 16;
 const BURST_MS = 4;
 const MAX_DEBT_MS = 50;
 /** The window allows at most this many (base RTT + a round) of standing delay. */
-const MAX_STANDING_RTTS = 1;
+const MAX_STANDING_RTTS = 4;
 /** The RTO floor never exceeds this many (base RTT + a round). */
 const MAX_RTO_FLOOR_RTTS = 4;
 /** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
