@@ -44,7 +44,7 @@ test('KCP proxy: 1,000 concurrent flows x 1 MiB, byte-exact, all over KCP, no ro
   await tool(b, ['sink', '0.0.0.0', '7100']).waitForLine(/listening/);
 
   const watch = watchCarriers(a, '10.144.160.2:7100');
-  const load = tool(a, ['load', '10.144.160.2', '7100', String(FLOWS), String(BYTES), '4000']);
+  const load = tool(a, ['load', '10.144.160.2', '7100', String(FLOWS), String(BYTES), '4000', '60']);
   const done = await load.waitForEvent<LoadDone>('done', 600_000).finally(() => watch.stop());
   const seen = await watch.stop();
   t.diagnostic(`${FLOWS} x ${BYTES} B in ${done.secs.toFixed(1)} s`);
