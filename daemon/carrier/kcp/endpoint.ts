@@ -326,6 +326,8 @@ export class KcpCarrier {
       streamMode: true,
       deadLink: DEAD_LINK_XMIT,
       ackRepeat: true,
+      // A sender that saw our window closed asks again after this (kcp-go ≤ v5.6.42's 7 s stalls a flow).
+      probeInitMs: 500,
     });
     kcp.newSegmentQuota = 0; // new data goes only when its path grants it (PeerPath.pace)
     return kcp;

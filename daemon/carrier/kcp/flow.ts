@@ -337,6 +337,9 @@ export class KcpFlow implements CarrierFlow {
     while (this.rxHeld < RX_HIGH_WATER && !this.isReset) {
       const chunk = this.kcp.recv();
       if (!chunk) return;
+      // The window this frees must reach the sender: one that saw it closed waits on a probe
+      // otherwise, and a flow with nothing else to send would not flush until then.
+      this.ackPending = true;
       this.frames.push(chunk);
       for (let f = this.frames.next(); f !== null; f = this.frames.next()) {
         if (f === 'error') {
