@@ -138,6 +138,8 @@ export interface LinkStats {
   duplicated: number;
   corrupted: number;
   bytes: number;
+  /** The most bytes ever waiting in a rate-limited link's queue. */
+  peakQueueBytes: number;
 }
 
 interface Link {
@@ -235,7 +237,7 @@ export class World {
     this.defaultRoute.clear();
     this.links.set(from * 65536 + to, {
       params: { ...NO_LIMIT, ...params },
-      stats: { sent: 0, delivered: 0, lost: 0, queueDrops: 0, oversize: 0, duplicated: 0, corrupted: 0, bytes: 0 },
+      stats: { sent: 0, delivered: 0, lost: 0, queueDrops: 0, oversize: 0, duplicated: 0, corrupted: 0, bytes: 0, peakQueueBytes: 0 },
       freeAt: this.now,
     });
   }
@@ -330,6 +332,8 @@ export class World {
         st.queueDrops++;
         return;
       }
+      const queued = (start - this.now) * p.rateBytesPerMs + data.length;
+      if (queued > st.peakQueueBytes) st.peakQueueBytes = queued;
       link.freeAt = start + data.length / p.rateBytesPerMs;
       departAt = link.freeAt;
     }

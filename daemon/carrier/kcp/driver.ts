@@ -77,8 +77,9 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
     const carrier = this.carrier;
     return {
       write: (d) => {
-        const ok = flow.write(d, nowMs());
-        carrier.touch(flow);
+        const now = nowMs();
+        const ok = flow.write(d, now);
+        carrier.touch(flow, now);
         return ok ? d.length : 0;
       },
       read: () => {
@@ -125,7 +126,9 @@ export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
       this.peer.sendTo(t.peerId, t.type, t.data);
       carrier.recycle(t);
     }
-    this.passes.arm(carrier.pollTimeout());
+    // The pacer's grants may have made writable flows the loop above did not see.
+    if (carrier.hasEvents()) this.kick();
+    else this.passes.arm(carrier.pollTimeout());
   }
 
   /** Logs, once per pass, that flows met exceptions (each was reset; see KcpCarrier.guard). */

@@ -12,6 +12,10 @@
  * The initiator sends packet type KcpSrc, the acceptor KcpDst, so a conv number only has to be unique
  * per (initiator, acceptor) pair and each side knows which of its two tables to look in.
  *
+ * Sending is paced per peer, not per flow: every flow to a peer shares that peer's PeerPath (one
+ * congestion controller, round-robin send grants), so a thousand flows together send what the path
+ * takes, not a thousand windows' worth (path-controller.ts, peer-path.ts).
+ *
  * Inside the conversation the stream carries flow frames (flow-frames.ts). The OPEN frame is the first
  * stream bytes, so a lost open is retransmitted by KCP itself, and the acceptor starts its dial the
  * moment the first segment arrives.
@@ -20,6 +24,7 @@ import { Kcp } from '../../transport/kcp/kcp.js';
 import { readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
 import { KcpFlow } from './flow.js';
+import { PeerPath } from './peer-path.js';
 
 export const KIND_SEGMENTS = 0;
 export const KIND_RESET = 1;
@@ -93,6 +98,16 @@ export class KcpCarrier {
   /** Flows that took datagrams since the last flushAcks(). */
   private readonly acking = new Set<KcpFlow>();
   private readonly tx: CarrierTransmit[] = [];
+  /** One send path (controller + grant ring) per peer, kept while the peer has flows. */
+  private readonly paths = new Map<number, PeerPath>();
+  /** Paths with flows waiting for the pacer's clock. */
+  private readonly pacing = new Set<PeerPath>();
+  /** The clock of the latest call that carried one. */
+  private clock = 0;
+  private readonly mss: number;
+  private readonly onSent = (flow: KcpFlow): void => {
+    this.account(flow, this.clock);
+  };
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
    * being mistaken for a new flow.
@@ -118,6 +133,7 @@ export class KcpCarrier {
     this.silentLimitMs = opts.silentLimitMs ?? DEFAULT_SILENT_LIMIT_MS;
     this.acceptInput = opts.acceptInput ?? true;
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
+    this.mss = this.mtu - 1 - 24; // kind byte, KCP header
   }
 
   /** The KCP settings every flow of this carrier gets. */
@@ -127,6 +143,7 @@ export class KcpCarrier {
 
   /** Opens a flow to `peerId`; the OPEN frame is queued at once. */
   open(peerId: number, req: OpenRequest, now: number): KcpFlow {
+    this.clock = now;
     let table = this.initiated.get(peerId);
     if (!table) this.initiated.set(peerId, (table = new Map()));
     let conv = this.nextConv;
@@ -145,6 +162,7 @@ export class KcpCarrier {
   input(fromPeer: number, type: number, payload: Uint8Array, now: number): void {
     const fromInitiator = type === this.types.fromInitiator;
     if (!fromInitiator && type !== this.types.fromAcceptor) return;
+    this.clock = now;
     if (payload.length < RESET_LEN) {
       this.stats.malformed++;
       return;
@@ -211,6 +229,7 @@ export class KcpCarrier {
   /** Absolute time at which handleTimeout must run, or Infinity when nothing is pending. */
   pollTimeout(): number {
     let t = Infinity;
+    for (const p of this.pacing) if (p.wakeAt < t) t = p.wakeAt;
     for (const f of this.active) {
       const d = f.deadline();
       if (d < t) t = d;
@@ -219,6 +238,7 @@ export class KcpCarrier {
   }
 
   handleTimeout(now: number): void {
+    this.clock = now;
     for (const [key, gone] of this.forgotten) {
       if (now - gone.at < this.lingerMs * 6) break; // insertion order is time order
       this.forgotten.delete(key);
@@ -229,10 +249,12 @@ export class KcpCarrier {
         this.touch(f);
       }
     }
+    for (const p of this.pacing) if (p.wakeAt <= now) this.pace(p, now);
   }
 
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
   flushAcks(now: number): void {
+    this.clock = now;
     for (const f of this.acking) {
       this.guard(f, now, () => (f.flushAcks(now), true));
       this.touch(f);
@@ -240,9 +262,19 @@ export class KcpCarrier {
     this.acking.clear();
   }
 
-  /** Called after the proxy acted on a flow (write, closeWrite, reset, answer, read). */
-  touch(flow: KcpFlow): void {
-    flow.drainOutput(this.tx, this.types);
+  /** Whether flows have news not yet taken by pollEvent() (the pacer's grants can make some). */
+  hasEvents(): boolean {
+    return this.pendingEvents.size > 0;
+  }
+
+  /**
+   * Called after the proxy acted on a flow (write, closeWrite, reset, answer, read), with the time it
+   * did so (default: the clock of the latest call).
+   */
+  touch(flow: KcpFlow, now = this.clock): void {
+    if (now > this.clock) this.clock = now;
+    const path = this.account(flow, now);
+    this.pace(path, now);
     if (flow.takeResetToSend()) this.sendReset(flow.peerId, flow.role === 'acceptor', flow.kcp.conv);
     if (flow.hasEvents()) this.pendingEvents.add(flow);
     if (flow.finished()) {
@@ -290,12 +322,36 @@ export class KcpCarrier {
     }
   }
 
+  /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
+  private account(flow: KcpFlow, now: number): PeerPath {
+    let path = this.paths.get(flow.peerId);
+    if (!path) this.paths.set(flow.peerId, (path = new PeerPath(this.mss)));
+    const bytes = flow.drainOutput(this.tx, this.types);
+    if (bytes > 0) path.ctl.onSent(bytes, now);
+    path.note(flow, now);
+    if (flow.hasEvents()) this.pendingEvents.add(flow);
+    return path;
+  }
+
+  private pace(path: PeerPath, now: number): void {
+    path.pace(now, this.onSent);
+    if (path.wakeAt !== Infinity) this.pacing.add(path);
+    else this.pacing.delete(path);
+  }
+
   private forget(flow: KcpFlow, now: number): void {
+    this.paths.get(flow.peerId)?.retire(flow);
     this.forgotten.set(forgottenKey(flow.peerId, flow.role, flow.kcp.conv), { at: now, clean: !flow.isReset });
     const tables = flow.role === 'initiator' ? this.initiated : this.accepted;
     const t = tables.get(flow.peerId);
     t?.delete(flow.kcp.conv);
     if (t && t.size === 0) tables.delete(flow.peerId);
+    // A peer with no flows left keeps no path: its model would be stale by the next flow anyway.
+    if (!this.initiated.has(flow.peerId) && !this.accepted.has(flow.peerId)) {
+      const path = this.paths.get(flow.peerId);
+      if (path) this.pacing.delete(path);
+      this.paths.delete(flow.peerId);
+    }
   }
 
   private sendReset(peerId: number, toInitiator: boolean, conv: number, kind = KIND_RESET): void {
@@ -307,7 +363,7 @@ export class KcpCarrier {
   }
 
   private newKcp(conv: number): Kcp {
-    return new Kcp({
+    const kcp = new Kcp({
       conv,
       mtu: this.mtu,
       headroom: 1,
@@ -317,7 +373,12 @@ export class KcpCarrier {
       interval: this.interval,
       streamMode: true,
       deadLink: NO_DEAD_LINK,
+      ackRepeat: true,
+      // A sender that saw our window closed asks again after this (kcp-go ≤ v5.6.42's 7 s stalls a flow).
+      probeInitMs: 500,
     });
+    kcp.newSegmentQuota = 0; // new data goes only when its path grants it (PeerPath.pace)
+    return kcp;
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type OpenRequest,
 } from '../flow-frames.js';
 import type { CarrierPacketTypes, CarrierTransmit } from './endpoint.js';
+import type { PathController } from './path-controller.js';
 
 import { FlowEvent, type CarrierFlow } from '../carrier.js';
 
@@ -17,6 +18,11 @@ export { FlowEvent };
 const KIND_SEGMENTS = 0;
 /** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
 const RX_HIGH_WATER = 256 * 1024;
+/**
+ * Segments written but not yet granted a send, beyond which write() refuses: the path's pacer decides
+ * when they go, so more would only be memory (a thousand flows × this is the node's send buffering).
+ */
+const UNSENT_HIGH_WATER = 64;
 
 export type FlowRole = 'initiator' | 'acceptor';
 
@@ -51,6 +57,18 @@ export class KcpFlow implements CarrierFlow {
   /** When a datagram of this flow last came from the peer. */
   private heardAt: number;
   private readonly hdr = new Uint8Array(3);
+
+  /** In its path's ring, waiting for a send grant (see PeerPath). */
+  waitingForGrant = false;
+  /** Forgotten by the carrier: never granted again. */
+  retired = false;
+  /** The engine's counters as last reported to the path controller. */
+  private seenDelivered = 0;
+  private seenDeliveredSegs = 0;
+  private seenFlight = 0;
+  private seenNew = 0;
+  private seenRetx = 0;
+  private seenRtts = 0;
 
   constructor(
     readonly id: number,
@@ -153,12 +171,44 @@ export class KcpFlow implements CarrierFlow {
     return r;
   }
 
-  drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes): void {
+  /** Moves the engine's datagrams to `out`; returns their bytes. */
+  drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes): number {
     const type = this.role === 'initiator' ? types.fromInitiator : types.fromAcceptor;
+    let bytes = 0;
     for (let d = this.kcp.pollTransmit(); d !== null; d = this.kcp.pollTransmit()) {
       d[0] = KIND_SEGMENTS;
+      bytes += d.length;
       out.push({ peerId: this.peerId, type, data: d });
     }
+    if (bytes > 0) this.checkWritable();
+    return bytes;
+  }
+
+  /** Hands the engine's new samples (RTT, delivered, in flight, sends) to the path controller. */
+  report(ctl: PathController, now: number): void {
+    const k = this.kcp;
+    if (k.rttSamples !== this.seenRtts) {
+      this.seenRtts = k.rttSamples;
+      ctl.onRtt(k.lastRtt, now);
+    }
+    if (k.newSegsSent !== this.seenNew || k.retransSegs !== this.seenRetx) {
+      ctl.onSegments(k.newSegsSent - this.seenNew, k.retransSegs - this.seenRetx);
+      this.seenNew = k.newSegsSent;
+      this.seenRetx = k.retransSegs;
+    }
+    ctl.inflight += k.flightBytes - this.seenFlight;
+    this.seenFlight = k.flightBytes;
+    if (k.deliveredBytes !== this.seenDelivered) {
+      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, k.deliveredSegs - this.seenDeliveredSegs, now);
+      this.seenDelivered = k.deliveredBytes;
+      this.seenDeliveredSegs = k.deliveredSegs;
+    }
+  }
+
+  /** The flow leaves the path: its bytes in flight stop counting. */
+  unreport(ctl: PathController): void {
+    ctl.inflight -= this.seenFlight;
+    this.seenFlight = 0;
   }
 
   deadline(): number {
@@ -206,7 +256,8 @@ export class KcpFlow implements CarrierFlow {
 
   /** Whether write() would accept data now. */
   get writable(): boolean {
-    return this.isOpenForData() && !this.localFin && this.kcp.waitSnd < this.kcp.sendWindow * 2;
+    const k = this.kcp;
+    return this.isOpenForData() && !this.localFin && k.unsentCount < UNSENT_HIGH_WATER && k.waitSnd < k.sendWindow * 2;
   }
 
   /**
@@ -296,6 +347,9 @@ export class KcpFlow implements CarrierFlow {
     while (this.rxHeld < RX_HIGH_WATER && !this.isReset) {
       const chunk = this.kcp.recv();
       if (!chunk) return;
+      // The window this frees must reach the sender: one that saw it closed waits on a probe
+      // otherwise, and a flow with nothing else to send would not flush until then.
+      this.ackPending = true;
       this.frames.push(chunk);
       for (let f = this.frames.next(); f !== null; f = this.frames.next()) {
         if (f === 'error') {

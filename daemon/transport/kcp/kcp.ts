@@ -57,6 +57,14 @@ export interface KcpOptions {
   streamMode?: boolean;
   /** Flush ACKs at the end of every input(). Default false. */
   ackNoDelay?: boolean;
+  /**
+   * Repeat each flush's out-of-order ACKs in the next flush that carries ACKs (default false, kcp-go
+   * never does). KCP has no SACK: an ACK lost above a hole is only healed by a spurious fast
+   * retransmission, which at 30 % loss wastes a third of the path. The peer must count a repeated
+   * ACK once (this engine does; kcp-go would count it as a second duplicate ACK), so only for
+   * tstier-to-tstier links.
+   */
+  ackRepeat?: boolean;
   /** First window-probe wait when the peer's window is 0: 7000 in kcp-go ≤ v5.6.42, 500 later. */
   probeInitMs?: number;
   /** Transmissions of one segment after which `state` becomes 0xFFFFFFFF. Default 20. */
@@ -120,10 +128,33 @@ export class Kcp {
   lostSegs = 0;
   repeatSegs = 0;
 
+  /**
+   * New segments a flush may still move into flight. Infinity (the default, kcp-go's behaviour): as many
+   * as the windows allow. An outer pacer (the proxy carrier's path controller) keeps it at 0 and grants a
+   * few at a time; retransmissions and ACKs are never held back by it.
+   */
+  newSegmentQuota = Infinity;
+  /** Lower bound (ms) on every segment's RTO, set by an outer pacer (0: kcp-go's RTO alone). */
+  rtoFloor = 0;
+  /**
+   * Segment bytes (header included: a small segment still costs one) acknowledged for the first time,
+   * selectively or by una, and how many segments that was; cumulative.
+   */
+  deliveredBytes = 0;
+  deliveredSegs = 0;
+  /** Segment bytes (header included) sent and not yet acknowledged. */
+  flightBytes = 0;
+  /** Segments moved into flight (first transmissions), cumulative. */
+  newSegsSent = 0;
+  /** RTT samples taken, and the last one (ms). */
+  rttSamples = 0;
+  lastRtt = 0;
+
   /** 0, or KCP_STATE_DEAD once a segment was sent `deadLink` times. kcp-go itself never acts on it. */
   state = 0;
   ackNoDelay: boolean;
   streamMode: boolean;
+  private readonly ackRepeat: boolean;
 
   private sndUna = 0;
   private sndNxt = 0;
@@ -166,6 +197,9 @@ export class Kcp {
 
   private ackList = new Uint32Array(256); // sn, ts pairs
   private ackCount = 0;
+  /** With ackRepeat: the last flush's ACKs, sent once more with the next ones. */
+  private ackPrev = new Uint32Array(256);
+  private ackPrevCount = 0;
 
   private readonly txQueue = new Ring<Uint8Array>(16);
   private out: Uint8Array;
@@ -180,6 +214,7 @@ export class Kcp {
     this.deadLink = intInRange('deadLink', opts.deadLink ?? IKCP_DEADLINK, 1, 0xffffffff);
     this.streamMode = opts.streamMode ?? false;
     this.ackNoDelay = opts.ackNoDelay ?? false;
+    this.ackRepeat = opts.ackRepeat ?? false;
     this.setWindows(
       intInRange('sndWnd', opts.sndWnd ?? IKCP_WND_SND, 1, 0xffff),
       intInRange('rcvWnd', opts.rcvWnd ?? IKCP_WND_RCV, 1, 0xffff),
@@ -221,6 +256,19 @@ export class Kcp {
   /** Segments queued or in flight (kcp-go WaitSnd). */
   get waitSnd(): number {
     return this.sndBuf.length + this.sndQueue.length;
+  }
+
+  /** Segments queued and not yet sent once. */
+  get unsentCount(): number {
+    return this.sndQueue.length;
+  }
+
+  /** Whether a flush with quota would move a new segment into flight (data queued, windows open). */
+  canSlide(): boolean {
+    if (this.sndQueue.length === 0) return false;
+    let wnd = Math.min(this.sndWnd, this.rmtWnd);
+    if (this.nocwnd === 0) wnd = Math.min(this.cwnd, wnd);
+    return ((this.sndNxt - (this.sndUna + wnd)) | 0) < 0;
   }
 
   /** kcptun 2021's write back-pressure: a Write may proceed while waitsnd < min(snd_wnd, rmt_wnd). */
@@ -454,7 +502,9 @@ export class Kcp {
     const buf = this.sndBuf;
     let count = 0;
     while (buf.length > 0 && ((una - buf.get(0).sn) | 0) > 0) {
-      this.recycleSegment(buf.shift());
+      const seg = buf.shift();
+      if (!seg.acked) this.delivered(seg.len);
+      this.recycleSegment(seg);
       count++;
     }
     return count;
@@ -473,11 +523,23 @@ export class Kcp {
     const idx = (sn - this.sndUna) | 0;
     if (idx < 0 || ((sn - this.sndNxt) | 0) >= 0) return;
     const buf = this.sndBuf;
-    buf.get(idx).acked = true;
+    const acked = buf.get(idx);
+    if (acked.acked) {
+      if (this.ackRepeat) return; // a repeated ACK is no new evidence of a hole
+    } else {
+      acked.acked = true;
+      this.delivered(acked.len);
+    }
     for (let i = 0; i < idx; i++) {
       const seg = buf.get(i);
       if (((seg.ts - ts) | 0) <= 0) seg.fastack++;
     }
+  }
+
+  private delivered(len: number): void {
+    this.deliveredBytes += len + IKCP_OVERHEAD;
+    this.deliveredSegs++;
+    this.flightBytes -= len + IKCP_OVERHEAD;
   }
 
   private ackPush(sn: number, ts: number): void {
@@ -536,6 +598,8 @@ export class Kcp {
 
   /** kcp-go's update_ack (RFC 6298 with an 8× lighter weight for samples below srtt − rttvar). */
   private updateRtt(rtt: number): void {
+    this.rttSamples++;
+    this.lastRtt = rtt;
     if (this.rxSrtt === 0) {
       this.rxSrtt = rtt;
       this.rxRttvar = rtt >> 1;
@@ -614,6 +678,20 @@ export class Kcp {
     return this.rcvQueue.length < this.rcvWnd ? this.rcvWnd - this.rcvQueue.length : 0;
   }
 
+  /** Writes last flush's ACKs still above rcv_nxt again, then keeps this flush's for the next one. */
+  private repeatAcks(wnd: number, una: number): void {
+    const prev = this.ackPrev;
+    for (let i = 0; i < this.ackPrevCount; i++) {
+      const sn = prev[2 * i]!;
+      if (((sn - this.rcvNxt) | 0) < 0) continue; // una covers it now
+      this.makeSpace(IKCP_OVERHEAD);
+      this.writeHeader(IKCP_CMD_ACK, 0, wnd, prev[2 * i + 1]!, sn, una, 0);
+    }
+    if (prev.length < this.ackList.length) this.ackPrev = new Uint32Array(this.ackList.length);
+    this.ackPrev.set(this.ackList.subarray(0, 2 * this.ackCount));
+    this.ackPrevCount = this.ackCount;
+  }
+
   /** Starts a new datagram when `space` more bytes would overflow the MTU. */
   private makeSpace(space: number): void {
     if (this.outPos + space > this.mtu) this.emit();
@@ -644,6 +722,8 @@ export class Kcp {
     let tplTs = 0;
     const acks = this.ackList;
     const n = this.ackCount;
+    // Repeats first: the RTT sample is taken from a datagram's last ACK, which must be a fresh one.
+    if (this.ackRepeat && n > 0) this.repeatAcks(wnd, una);
     for (let i = 0; i < n; i++) {
       this.makeSpace(IKCP_OVERHEAD);
       const sn = acks[2 * i]!;
@@ -691,16 +771,23 @@ export class Kcp {
     // Slide new segments into flight.
     let newSegs = 0;
     const sndBuf = this.sndBuf;
-    while (this.sndQueue.length > 0 && ((this.sndNxt - (this.sndUna + cwnd)) | 0) < 0) {
+    while (this.sndQueue.length > 0 && ((this.sndNxt - (this.sndUna + cwnd)) | 0) < 0 && this.newSegmentQuota > 0) {
       const seg = this.sndQueue.shift();
       seg.sn = this.sndNxt;
       sndBuf.push(seg);
       this.sndNxt = (this.sndNxt + 1) >>> 0;
+      this.flightBytes += seg.len + IKCP_OVERHEAD;
+      this.newSegmentQuota--;
       newSegs++;
     }
+    this.newSegsSent += newSegs;
+    // kcp-go's early retransmit is for a tail: nothing new could go out. A paced engine with data still
+    // queued is merely waiting its turn, so one out-of-order ACK must not resend there.
+    const tail = newSegs === 0 && (this.newSegmentQuota === Infinity || this.sndQueue.length === 0);
 
     const resent = this.fastresend > 0 ? this.fastresend : 0xffffffff;
-    const rxRto = this.rxRto;
+    // An outer pacer knows how long its own queue holds a segment; the RTT samples may not show it yet.
+    const rxRto = Math.max(this.rxRto, this.rtoFloor);
     let minrto = this.interval;
     let change = 0;
     let lost = 0;
@@ -719,7 +806,7 @@ export class Kcp {
         seg.resendts = (current + seg.rto) >>> 0;
         change++;
         fast++;
-      } else if (seg.fastack > 0 && newSegs === 0) {
+      } else if (seg.fastack > 0 && tail) {
         // kcp-go's early retransmit: any duplicate ACK resends when nothing new could go out.
         seg.fastack = 0;
         seg.rto = rxRto;

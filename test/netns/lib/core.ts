@@ -54,6 +54,36 @@ export async function waitRows(ns: Namespace, what: string, ok: (rows: ProxyRow[
   throw new Error(`${ns.name}: ${what}; last rows: ${JSON.stringify(rows.slice(0, 5))}`);
 }
 
+/**
+ * Watches `ns`'s proxy table while a load runs: every `everyMs` it records each row to `dst` as
+ * src → transport_type. A closed row lingers 10 s, so polling more often than that sees every flow.
+ * stop() (idempotent) ends the polling and returns what was seen.
+ */
+export function watchCarriers(ns: Namespace, dst: string, everyMs = 2_000): { stop: () => Promise<Map<string, string>> } {
+  const seen = new Map<string, string>();
+  let running = true;
+  let wake: (() => void) | null = null;
+  const loop = (async (): Promise<void> => {
+    while (running) {
+      for (const r of await cliJson<ProxyRow>(ns, ['proxy']).catch(() => [])) if (r.dst === dst) seen.set(r.src, r.transport_type);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, everyMs);
+      });
+    }
+  })();
+  let stopped: Promise<Map<string, string>> | null = null;
+  const finish = async (): Promise<Map<string, string>> => {
+    running = false;
+    wake?.();
+    await loop;
+    // One last look: flows that ended since the previous poll are still listed (lingering).
+    for (const r of await cliJson<ProxyRow>(ns, ['proxy']).catch(() => [])) if (r.dst === dst) seen.set(r.src, r.transport_type);
+    return seen;
+  };
+  return { stop: () => (stopped ??= finish()) };
+}
+
 /** Polls the route table until it lists at least `n` nodes (bounded). */
 export async function waitPeers(ns: Namespace, n: number): Promise<void> {
   for (let i = 0; i < 100; i++) {

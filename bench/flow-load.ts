@@ -1,0 +1,124 @@
+/**
+ * A thousand flows at once through each TCP path of the daemon, in one run: the KCP proxy, the QUIC
+ * proxy and plain forwarded packets. Bench only (needs root and a built tree); prints a markdown table.
+ *
+ * Two namespaces A and B joined by a clean veth, an easytier-core in each (restarted per path, A with
+ * --enable-kcp-proxy, --enable-quic-proxy or neither). From A, `--flows` concurrent connections each
+ * send `--bytes` to a sink in B, which answers with the sha256 of what it got; every flow is checked
+ * (test/netns/fixtures/many-flows.ts). Paths run interleaved, `--reps` rounds.
+ *
+ * Figures per path: wall time of the whole load (first connect to last digest), aggregate MB/s, CPU
+ * seconds per GiB of the two daemons (utime+stime), each daemon's peak RSS (VmHWM), how A's proxy
+ * table listed the flows (polled more often than a closed row lingers), and the flows that failed.
+ *
+ *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain]
+ */
+import { fileURLToPath } from 'node:url';
+import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
+import { startCore, watchCarriers, type CoreNode } from '../test/netns/lib/core.js';
+import { cpuSeconds, peakRssKiB } from './lib/proc-stat.js';
+import { fmt, waitRoute } from './lib/proxy-bench.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
+};
+const FLOWS = Number(opt('flows', '1000'));
+const BYTES = Number(opt('bytes', String(1 << 20)));
+const REPS = Number(opt('reps', '1'));
+
+const TOOL = fileURLToPath(new URL('../test/netns/fixtures/many-flows.js', import.meta.url));
+/** A socket per flow on each side, with room to spare (a shell's default of 1024 would not do). */
+const NOFILE = '--nofile=16384:16384';
+const UNDERLAY_B = '10.254.4.2';
+const VIP_A = '10.144.170.1';
+const VIP_B = '10.144.170.2';
+const PORT = 7100;
+
+const PATHS = {
+  kcp: ['--enable-kcp-proxy'],
+  quic: ['--enable-quic-proxy'],
+  plain: [],
+} as const;
+type PathName = keyof typeof PATHS;
+const chosen = opt('paths', 'kcp,quic,plain').split(',') as PathName[];
+for (const p of chosen) if (!(p in PATHS)) throw new Error(`--paths: unknown path ${p} (kcp, quic, plain)`);
+
+interface Row {
+  path: PathName;
+  secs: number;
+  ok: number;
+  cpuPerGiB: number;
+  rssA: number;
+  rssB: number;
+  listed: string;
+}
+
+function tool(ns: Namespace, argv: string[]): NsProcess {
+  return ns.spawn(['prlimit', NOFILE, process.execPath, TOOL, ...argv]);
+}
+
+async function runPath(a: Namespace, b: Namespace, path: PathName): Promise<Row> {
+  const common = (vip: string, host: string): string[] => ['--network-name', 'tf4b', '--network-secret', 'bench', '-i', vip,
+    '--hostname', host, '--dev-name', 'tf4b0', '--log-level', 'info'];
+  const nodes: CoreNode[] = [];
+  try {
+    nodes.push(await startCore(b, [...common(VIP_B, 'node-b'), '-l', 'udp://0.0.0.0:11010']));
+    nodes.push(await startCore(a, [...common(VIP_A, 'node-a'), '--no-listener', ...PATHS[path], '-p', `udp://${UNDERLAY_B}:11010`]));
+    const pids = nodes.map((n) => n.proc.child.pid!);
+    for (const pid of pids) await a.exec(['prlimit', `--pid=${pid}`, NOFILE]);
+    await waitRoute(a, VIP_B);
+    const watch = watchCarriers(a, `${VIP_B}:${PORT}`);
+    const cpu0 = pids.map(cpuSeconds);
+    const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
+      .waitForEvent<{ ok: number; secs: number }>('done', 30 * 60_000).finally(() => watch.stop());
+    const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
+    const kinds = new Map<string, number>();
+    for (const kind of (await watch.stop()).values()) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    return {
+      path,
+      secs: done.secs,
+      ok: done.ok,
+      cpuPerGiB: cpu / ((FLOWS * BYTES) / 2 ** 30),
+      rssA: peakRssKiB(pids[1]!) / 1024,
+      rssB: peakRssKiB(pids[0]!) / 1024,
+      listed: kinds.size ? [...kinds].map(([k, n]) => `${n} ${k}`).join(', ') : 'none (plain packets)',
+    };
+  } finally {
+    await Promise.all(nodes.map((n) => n.proc.stop()));
+  }
+}
+
+function table(rows: Row[]): string {
+  const head = ['path', 'wall s', 'MB/s', 'CPU s/GiB', 'peak RSS A MiB', 'peak RSS B MiB', 'flows ok', 'A listed'];
+  const lines = [head, head.map(() => '---')];
+  for (const r of rows) {
+    lines.push([r.path, fmt(r.secs), fmt((FLOWS * BYTES) / 1e6 / r.secs), fmt(r.cpuPerGiB), fmt(r.rssA, 0), fmt(r.rssB, 0),
+      `${r.ok}/${FLOWS}`, r.listed]);
+  }
+  return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
+}
+
+async function main(): Promise<void> {
+  const net = await Netns.create('tf4b');
+  try {
+    const [a, b] = [await net.ns('a'), await net.ns('b')];
+    await net.link(a, b, '10.254.4.1/24', `${UNDERLAY_B}/24`);
+    await tool(b, ['sink', '0.0.0.0', String(PORT)]).waitForLine(/listening/);
+    const rows: Row[] = [];
+    for (let rep = 0; rep < REPS; rep++) for (const path of chosen) rows.push(await runPath(a, b, path));
+    console.log(`\n${FLOWS} concurrent flows x ${BYTES} B, clean veth, ${REPS} round(s), paths interleaved:\n`);
+    console.log(table(rows));
+    const median = (p: PathName): number => {
+      const s = rows.filter((r) => r.path === p).map((r) => r.secs).sort((x, y) => x - y);
+      return s[Math.floor(s.length / 2)] ?? NaN;
+    };
+    if (chosen.includes('kcp') && chosen.includes('plain')) console.log(`\nKCP wall time / plain: ${fmt(median('kcp') / median('plain'), 2)}`);
+    if (chosen.includes('quic') && chosen.includes('plain')) console.log(`QUIC wall time / plain: ${fmt(median('quic') / median('plain'), 2)}`);
+  } finally {
+    await net.destroy();
+  }
+}
+
+await main();

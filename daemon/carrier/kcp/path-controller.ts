@@ -1,0 +1,318 @@
+/**
+ * One congestion controller per peer path, shared by every KCP flow to that peer. Sans-IO: the
+ * carrier reports what it sent, what was acknowledged and the RTT samples, each with `now`; the
+ * controller answers how many bytes may go now (budget), how many may be in flight (inflightLimit)
+ * and when the next byte may go (nextSendAt).
+ *
+ * The model is BBR's (delivery rate and minimum RTT, not loss): the bottleneck rate is the maximum
+ * delivery rate over the last BW_ROUNDS rounds, the path's base RTT the minimum over MIN_RTT_WINDOW_MS.
+ * Sends are paced at gain × rate, and what is in flight is capped at a few bandwidth-delay products.
+ * STARTUP doubles the rate each round until the delivery rate stops growing, DRAIN empties the queue
+ * that built, then PROBE_BW cycles gains 1.25, 0.75, 1 × 6 to find more bandwidth and give it back.
+ *
+ * Random loss is not read as congestion: the path is lossy by design. Instead the controller measures
+ * the share of sends that are retransmissions and paces that much faster on the wire, so the *delivered*
+ * rate still meets the model (Brutal's compensation, bounded to 2×). Compensation is withheld while the
+ * round's smallest RTT sample sits well above the base RTT: a queue is standing at the bottleneck, so
+ * the losses are the queue overflowing, and then only the model's rate goes out (and the probe up is
+ * skipped). The in-flight cap bounds the queue whatever the estimates say.
+ */
+
+const STARTUP_GAIN = 2.885;
+const DRAIN_GAIN = 1 / STARTUP_GAIN;
+const PROBE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1];
+/** Gain while a standing queue is seen. */
+const QUEUED_GAIN = 0.9;
+const STARTUP_CWND_GAIN = 2.885;
+const CWND_GAIN = 2;
+/** Rounds the bandwidth maximum filter spans. */
+const BW_ROUNDS = 10;
+const MIN_RTT_WINDOW_MS = 10_000;
+/** STARTUP ends after this many rounds without 25 % growth of the delivery rate. */
+const FULL_BW_ROUNDS = 3;
+/** A round lasts at least this long: shorter windows measure the sender's burstiness, not the path. */
+const MIN_ROUND_MS = 10;
+/** RTT above base × this plus QUEUE_SLACK_MS means a standing queue. */
+const QUEUE_RTT_FACTOR = 1.25;
+const QUEUE_SLACK_MS = 5;
+/** Loss compensation never more than doubles the wire rate. */
+const MAX_LOSS_SHARE = 0.5;
+/** Sends counted before a round's retransmission share is trusted. */
+const MIN_LOSS_SAMPLE = 16;
+/** Budget that may accumulate while idle, in ms of the pacing rate (one pass's lateness). */
+const BURST_MS = 4;
+const MAX_DEBT_MS = 50;
+/** The window allows at most this many (base RTT + a round) of standing delay. */
+const MAX_STANDING_RTTS = 4;
+/** The RTO floor never exceeds this many (base RTT + a round). */
+const MAX_RTO_FLOOR_RTTS = 4;
+/** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
+const MIN_RATE_SEGS = 4;
+
+const enum Mode {
+  Startup,
+  Drain,
+  ProbeBw,
+}
+
+export interface PathControllerOptions {
+  /** Payload bytes per segment: the unit of the floors below. */
+  mss: number;
+  /** Rate assumed before the first sample, bytes/ms. */
+  initialRate?: number;
+  /** Smallest in-flight cap, in segments (so a tiny or unknown BDP still moves). */
+  minWindowSegs?: number;
+}
+
+export class PathController {
+  private readonly mss: number;
+  private readonly minWindow: number;
+  private readonly initialRate: number;
+  private mode = Mode.Startup;
+
+  /** Per-round delivery-rate maxima (bytes/ms), a ring of BW_ROUNDS. */
+  private readonly bwRing = new Float64Array(BW_ROUNDS);
+  private bwIndex = 0;
+  private bw = 0;
+  private fullBw = 0;
+  private fullBwRounds = 0;
+
+  private minRtt = Infinity;
+  private minRttAt = 0;
+
+  private roundStart = -1;
+  private roundDelivered = 0;
+  private roundSegs = 0;
+  private roundMinRtt = Infinity;
+  private roundRetx = 0;
+  private roundNew = 0;
+  private queued = false;
+  /** Smoothed delay above the base RTT that every sample of a round carries (ACK batching, busy event loops). */
+  private standing = 0;
+  /** The senders ran out of data this round with budget left: its delivery rate says little about the path. */
+  private appLimited = false;
+  private cycle = 0;
+
+  /** Smoothed share of sends that were retransmissions. */
+  private lossShare = 0;
+
+  /** Segment bytes (headers included) in flight over every flow of the path. */
+  inflight = 0;
+  private tokens = 0;
+  private refilledAt = -1;
+  private rate = 0;
+
+  /** Figures for the node's stats and the tests. */
+  readonly stats = { rounds: 0, queuedRounds: 0 };
+
+  constructor(opts: PathControllerOptions) {
+    this.mss = opts.mss;
+    this.minWindow = (opts.minWindowSegs ?? 32) * opts.mss;
+    this.initialRate = opts.initialRate ?? (32 * opts.mss) / MIN_ROUND_MS;
+    this.rate = this.pacingRate();
+  }
+
+  // ---- samples in ----
+
+  /** `bytes` left on the wire (payload, headers, ACKs: all of it costs path capacity). */
+  onSent(bytes: number, now: number): void {
+    this.refill(now);
+    // Debt is capped: a burst of retransmissions or ACKs delays new data, it does not stall the path.
+    this.tokens = Math.max(this.tokens - bytes, -this.rate * MAX_DEBT_MS);
+  }
+
+  /** A flow reports `newSegs` first transmissions and `retxSegs` retransmissions since its last report. */
+  onSegments(newSegs: number, retxSegs: number): void {
+    this.roundNew += newSegs;
+    this.roundRetx += retxSegs;
+  }
+
+  /** Segment bytes (headers included) acknowledged for the first time, and how many segments. */
+  onDelivered(bytes: number, segs: number, now: number): void {
+    this.roundDelivered += bytes;
+    this.roundSegs += segs;
+    this.maybeEndRound(now);
+  }
+
+  onRtt(rtt: number, now: number): void {
+    if (rtt < 0) return;
+    if (rtt < this.roundMinRtt) this.roundMinRtt = rtt;
+    if (rtt <= this.minRtt || now - this.minRttAt > MIN_RTT_WINDOW_MS) {
+      this.minRtt = rtt;
+      this.minRttAt = now;
+    }
+  }
+
+  /** The senders had nothing more to send while budget remained. */
+  onAppLimited(): void {
+    this.appLimited = true;
+  }
+
+  // ---- answers out ----
+
+  /** Bytes that may be sent now (may be ≤ 0: wait until nextSendAt()). */
+  budget(now: number): number {
+    this.refill(now);
+    const room = this.inflightLimit() - this.inflight;
+    return Math.min(this.tokens, room);
+  }
+
+  /**
+   * The least RTO a flow of this path should use: the base RTT plus the time the bottleneck needs to
+   * pass everything now in flight (the queue this controller itself lets build), plus a round of
+   * timer and ACK slack. Below that a timeout is the pacer's own queue, not a loss.
+   */
+  rtoFloor(): number {
+    if (this.bw === 0 || this.minRtt === Infinity) return 0;
+    const rtt = this.minRtt + MIN_ROUND_MS;
+    // Capped: a young or app-limited model may underrate the path, and a lost segment must not wait on it.
+    return Math.min(rtt + this.inflight / this.bw, MAX_RTO_FLOOR_RTTS * rtt);
+  }
+
+  /** Whether the in-flight cap, not the pacer, is what holds sends back (then an ACK, not time, frees them). */
+  windowFull(): boolean {
+    return this.inflight >= this.inflightLimit();
+  }
+
+  /** When `bytes` more of budget will have accrued (absolute ms); never earlier than now + 1. */
+  nextSendAt(now: number, bytes: number): number {
+    this.refill(now);
+    const wait = (bytes - this.tokens) / this.rate;
+    return now + Math.max(1, Math.ceil(wait));
+  }
+
+  /** The cap on payload bytes in flight: gain × BDP, grown by the loss share (lost segments stay in flight until repaired). */
+  inflightLimit(): number {
+    if (this.bw === 0 || this.minRtt === Infinity) return this.minWindow;
+    const gain = this.mode === Mode.Startup ? STARTUP_CWND_GAIN : CWND_GAIN;
+    // Timers and ACK batching add up to a round of delay on top of the path's own RTT, and a busy
+    // host's event loops a standing delay more: a window of base RTT alone would starve the pipe
+    // (BBR's extra_acked plays this part). Bounded, so a real standing queue cannot feed itself.
+    const rtt = this.minRtt + MIN_ROUND_MS;
+    const bdp = this.bw * (rtt + Math.min(this.standing, MAX_STANDING_RTTS * rtt));
+    return Math.max(this.minWindow, (gain * bdp) / (1 - this.lossShare));
+  }
+
+  get bandwidth(): number {
+    return this.bw;
+  }
+
+  get baseRtt(): number {
+    return this.minRtt;
+  }
+
+  get pacing(): number {
+    return this.rate;
+  }
+
+  get retransmitShare(): number {
+    return this.lossShare;
+  }
+
+  get modeName(): 'startup' | 'drain' | 'probe-bw' {
+    return this.mode === Mode.Startup ? 'startup' : this.mode === Mode.Drain ? 'drain' : 'probe-bw';
+  }
+
+  // ---- internals ----
+
+  private refill(now: number): void {
+    if (this.refilledAt < 0) {
+      this.refilledAt = now;
+      this.tokens = this.rate * BURST_MS;
+      return;
+    }
+    const dt = now - this.refilledAt;
+    if (dt <= 0) return;
+    this.refilledAt = now;
+    this.tokens = Math.min(this.tokens + dt * this.rate, Math.max(this.rate * BURST_MS, 4 * this.mss));
+  }
+
+  private maybeEndRound(now: number): void {
+    if (this.roundStart < 0) {
+      this.roundStart = now;
+      return;
+    }
+    const length = Math.max(MIN_ROUND_MS, this.minRtt === Infinity ? 0 : this.minRtt);
+    const elapsed = now - this.roundStart;
+    if (elapsed < length) return;
+    // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
+    if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
+    this.endRound(this.roundDelivered / elapsed);
+    this.appLimited = false;
+    this.roundStart = now;
+    this.roundDelivered = 0;
+    this.roundSegs = 0;
+    this.roundMinRtt = Infinity;
+    this.roundNew = this.roundRetx = 0;
+  }
+
+  private endRound(sample: number): void {
+    this.stats.rounds++;
+    // An app-limited round only counts when it beats the model: a low one says the senders were idle,
+    // not that the path slowed (and a path that only ever carried a handshake has no model yet).
+    if (!this.appLimited || (this.bw > 0 && sample > this.bw)) {
+      this.bwRing[this.bwIndex] = sample;
+      this.bwIndex = (this.bwIndex + 1) % BW_ROUNDS;
+    }
+    let bw = 0;
+    for (let i = 0; i < BW_ROUNDS; i++) if (this.bwRing[i]! > bw) bw = this.bwRing[i]!;
+    this.bw = bw;
+
+    this.queued = this.roundMinRtt !== Infinity && this.minRtt !== Infinity &&
+      this.roundMinRtt > this.minRtt * QUEUE_RTT_FACTOR + QUEUE_SLACK_MS;
+    if (this.roundMinRtt !== Infinity && this.minRtt !== Infinity) {
+      this.standing += (this.roundMinRtt - this.minRtt - this.standing) / 8;
+    }
+    const sent = this.roundNew + this.roundRetx;
+    if (this.queued) {
+      // Losses while a queue stands are (partly) the queue overflowing: stop compensating for them.
+      this.stats.queuedRounds++;
+      this.lossShare /= 2;
+    } else if (sent >= MIN_LOSS_SAMPLE) {
+      const share = Math.min(MAX_LOSS_SHARE, this.roundRetx / sent);
+      this.lossShare += (share - this.lossShare) / 4;
+    }
+
+    switch (this.mode) {
+      case Mode.Startup:
+        if (this.appLimited && !this.queued) break;
+        if (bw >= this.fullBw * 1.25) {
+          this.fullBw = bw;
+          this.fullBwRounds = 0;
+        } else if (++this.fullBwRounds >= FULL_BW_ROUNDS || this.queued) {
+          this.mode = Mode.Drain;
+        }
+        break;
+      case Mode.Drain:
+        if (this.inflight <= this.bw * (this.minRtt + MIN_ROUND_MS)) {
+          this.mode = Mode.ProbeBw;
+          this.cycle = 2; // start cruising; the probe up comes later in the cycle
+        }
+        break;
+      case Mode.ProbeBw:
+        this.cycle = (this.cycle + 1) % PROBE_GAINS.length;
+        break;
+    }
+    this.rate = this.pacingRate();
+  }
+
+  private pacingRate(): number {
+    const rtt = this.minRtt === Infinity ? MIN_ROUND_MS : this.minRtt + MIN_ROUND_MS;
+    return Math.max(this.modelRate(), (MIN_RATE_SEGS * this.mss) / rtt);
+  }
+
+  private modelRate(): number {
+    const bw = this.bw > 0 ? this.bw : this.initialRate;
+    // No loss compensation yet: STARTUP's losses are as likely its own overshoot as the path's.
+    if (this.mode === Mode.Startup) return bw * STARTUP_GAIN;
+    if (this.mode === Mode.Drain) return bw * DRAIN_GAIN;
+    // No probe up into a standing queue: a little under the model instead, so it drains.
+    if (this.queued) return bw * QUEUED_GAIN;
+    return bw * PROBE_GAINS[this.cycle]! * this.compensation();
+  }
+
+  /** Wire rate per delivered rate: 1 / (1 − retransmission share) while no queue stands. */
+  private compensation(): number {
+    return this.queued ? 1 : 1 / (1 - this.lossShare);
+  }
+}

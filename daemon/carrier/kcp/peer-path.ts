@@ -1,0 +1,78 @@
+/**
+ * The flows to one peer share one path: one PathController and a round-robin ring of flows that have
+ * new data waiting. A flow's KCP engine never moves new segments into flight on its own (its quota is
+ * 0); pace() hands out small quotas in turn while the controller's budget lasts, so every flow gets
+ * an equal share of what the path takes, and together they never send more than it. ACKs and
+ * retransmissions go out whenever the engine wants them: they are charged to the budget afterwards.
+ *
+ * Cost per pass: O(grants), not O(flows) — a flow enters the ring when it has something to send and
+ * leaves it when served; an idle flow costs nothing.
+ */
+import { Ring } from '../../transport/kcp/ring.js';
+import type { KcpFlow } from './flow.js';
+import { PathController } from './path-controller.js';
+
+/** Segments one flow may send per turn when many wait: small, so turns interleave finely. */
+const QUANTUM_SEGS = 4;
+
+export class PeerPath {
+  readonly ctl: PathController;
+  /** Absolute time at which pace() should run again, Infinity when nothing waits on time. */
+  wakeAt = Infinity;
+  private readonly ready = new Ring<KcpFlow>(64);
+
+  constructor(private readonly mss: number) {
+    this.ctl = new PathController({ mss });
+  }
+
+  /** After anything reached the flow: report its samples, and queue it if new data waits to go. */
+  note(flow: KcpFlow, now: number): void {
+    if (flow.retired) return; // the proxy may still touch a flow the carrier forgot
+    flow.report(this.ctl, now);
+    if (!flow.waitingForGrant && flow.kcp.canSlide()) {
+      flow.waitingForGrant = true;
+      this.ready.push(flow);
+    }
+  }
+
+  /** The flow is being forgotten: whatever it had in flight no longer counts. */
+  retire(flow: KcpFlow): void {
+    flow.retired = true;
+    flow.unreport(this.ctl);
+  }
+
+  get waiting(): number {
+    return this.ready.length;
+  }
+
+  /**
+   * Grants quotas round-robin while budget lasts. `sent(flow)` must drain what the flow queued and
+   * call note() (which puts the flow back at the tail if it still has data).
+   */
+  pace(now: number, sent: (flow: KcpFlow) => void): void {
+    const ready = this.ready;
+    let budget = this.ctl.budget(now);
+    while (ready.length > 0) {
+      if (budget <= 0) break;
+      const flow = ready.shift();
+      flow.waitingForGrant = false;
+      if (flow.retired || !flow.kcp.canSlide()) continue;
+      const segs = Math.ceil(budget / this.mss);
+      const share = Math.floor(segs / (ready.length + 1));
+      const kcp = flow.kcp;
+      kcp.newSegmentQuota = Math.min(segs, Math.max(QUANTUM_SEGS, share));
+      kcp.rtoFloor = this.ctl.rtoFloor();
+      kcp.flush(now);
+      kcp.newSegmentQuota = 0;
+      sent(flow);
+      budget = this.ctl.budget(now);
+    }
+    if (ready.length === 0) {
+      if (budget > 0) this.ctl.onAppLimited();
+      this.wakeAt = Infinity;
+    } else {
+      // Held by the in-flight cap: an ACK will free it (note() runs then), not the clock.
+      this.wakeAt = this.ctl.windowFull() ? Infinity : this.ctl.nextSendAt(now, this.mss);
+    }
+  }
+}
