@@ -232,7 +232,7 @@ async function tcpRetransSegs(ns: Namespace): Promise<number> {
 }
 
 async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figures> {
-  const timeout = (SECONDS * 4 + 30) * 1000;
+  const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
   const rr = await tool<{ p50: number; p99: number }>(a, 'rr', VIP_B, PORT, [String(PROBE), String(RR_MAX)], timeout);
   const cpu0 = pair.pids.map(cpuSeconds);
   const tcp0 = await tcpRetransSegs(a);
