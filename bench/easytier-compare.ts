@@ -4,7 +4,7 @@
  * and a built tree); prints markdown tables.
  *
  * Namespaces A and B ("ttec-*", no default route), joined twice: a veth (the clean link) and the
- * packet-level impairment relay (bench/packet-relay.ts), restarted for each impaired condition, with
+ * packet-level impairment relay (bench/packet-relay.ts), restarted for each cell of an impaired condition, with
  * the veth down meanwhile (EasyTier dials every address a peer listens on, and would bypass the relay):
  *  - clean veth;
  *  - 1 %, 5 % and 20 % random loss each way, 20 ms one-way;
@@ -26,9 +26,13 @@
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
- *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--only TEXT]
+ *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic]
  * --quick: clean and 5 % only, 3 s bulk and 2 s probes: a smoke run.
+ * --probe: seconds of RR probes. At 20 % loss a round trip that meets a loss costs an RTO (0.3-2 s),
+ *   so 4 s hold only ~10-20 samples and the p50 flips between the RTT and an RTO by chance
+ *   (P(no loss) = 0.8^2 per round trip); give it 30 s or more to compare pairs on lossy links.
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
+ * --mode: only that mode.
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -46,7 +50,7 @@ const opt = (name: string, dflt: string): string => {
 };
 const QUICK = args.includes('--quick');
 const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
-const PROBE = QUICK ? 2 : 4;
+const PROBE = Number(opt('probe', QUICK ? '2' : '4'));
 const RR_MAX = 5000;
 const RELAY = fileURLToPath(new URL('./packet-relay.js', import.meta.url));
 
@@ -81,7 +85,13 @@ if (CONDITIONS.length === 0) {
 }
 
 type Mode = 'plain' | 'kcp' | 'quic';
-const MODES: Mode[] = ['plain', 'kcp', 'quic'];
+const ALL_MODES: Mode[] = ['plain', 'kcp', 'quic'];
+const MODE = opt('mode', '');
+const MODES = ALL_MODES.filter((m) => !MODE || m === MODE);
+if (MODES.length === 0) {
+  process.stderr.write(`easytier-compare: --mode ${MODE} is none of ${ALL_MODES.join(', ')}\n`);
+  process.exit(2);
+}
 type Impl = 'tstier' | 'EasyTier';
 const IMPLS: Impl[] = ['tstier', 'EasyTier'];
 /** How each implementation names the transport that carried a flow (null: not proxied). */
@@ -222,7 +232,7 @@ async function tcpRetransSegs(ns: Namespace): Promise<number> {
 }
 
 async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figures> {
-  const timeout = (SECONDS * 4 + 30) * 1000;
+  const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
   const rr = await tool<{ p50: number; p99: number }>(a, 'rr', VIP_B, PORT, [String(PROBE), String(RR_MAX)], timeout);
   const cpu0 = pair.pids.map(cpuSeconds);
   const tcp0 = await tcpRetransSegs(a);
@@ -316,21 +326,24 @@ async function main(): Promise<void> {
       // On an impaired condition the veth is down: EasyTier's direct connector would otherwise find
       // B's veth address among its listeners' addresses and bypass the relay.
       for (const ns of [a, b]) await ns.exec(['ip', 'link', 'set', veth, cond.relay ? 'down' : 'up']);
-      const relay = cond.relay ? await startRelayLink(a, b, cond.relay) : null;
-      try {
-        for (const mode of MODES) {
-          // The two implementations back to back, so both see the same load on the shared machine.
-          for (const impl of IMPLS) {
+      for (const mode of MODES) {
+        // The two implementations back to back, so both see the same load on the shared machine.
+        for (const impl of IMPLS) {
+          // A fresh relay per cell: each pair meets the same seeded loss draws from its first packet.
+          // With one relay per condition the first pair always met the start of the sequence and the
+          // next one whatever the bulk runs left over: a fixed stroke of luck for one of them, every run.
+          const relay = cond.relay ? await startRelayLink(a, b, cond.relay) : null;
+          try {
             const row = await runCell(a, b, cond, impl, mode).catch((e: Error) =>
               ({ cond: cond.name, impl, mode, f: null, check: `failed: ${e.message.split('\n')[0]}` }));
             process.stderr.write(`${cond.name} / ${impl} / ${mode}: ${row.f ? `${fmt(row.f.mbps, 2)} MB/s` : row.check} ` +
               `(${fmt((performance.now() - t0) / 1000, 0)} s, load ${loadavg()[0]!.toFixed(1)})\n`);
             rows.push(row);
+          } finally {
+            await relay?.stop();
+            if (relay) process.stderr.write(`  ${relay.stderr.trim()}\n`);
           }
         }
-      } finally {
-        await relay?.stop();
-        if (relay) process.stderr.write(`${cond.name}: ${relay.stderr.trim()}\n`);
       }
     }
     const load1 = loadavg();
