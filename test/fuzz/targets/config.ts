@@ -13,7 +13,7 @@ import {
 } from '../../../daemon/kcptube/wire.js';
 import type { Rng } from '../../sim/world.js';
 import type { FuzzTarget } from '../engine.js';
-import { concat, pieces, withControl } from './split.js';
+import { concat, eachPiece, withControl } from './split.js';
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -126,7 +126,7 @@ export const kcptubeWireTarget: FuzzTarget = {
   },
   run(input) {
     const reader = new RecordReader();
-    for (const piece of pieces(input)) {
+    eachPiece(input, (piece) => {
       for (let at = 0; at < piece.length; ) {
         const space = reader.space();
         const n = Math.min(space.length, piece.length - at);
@@ -141,8 +141,9 @@ export const kcptubeWireTarget: FuzzTarget = {
             check(h === null || (h.portStart > 0 && h.portStart <= h.portEnd), 'a port range that should have been refused');
           }
         }
-        if (reader.failed) return;
+        if (reader.failed) return false;
       }
-    }
+      return true;
+    });
   },
 };

@@ -10,7 +10,7 @@ import { PeerSession } from '../../../daemon/peer/session.js';
 import { PacketType } from '../../../daemon/peer/wire.js';
 import type { Rng } from '../../sim/world.js';
 import type { FuzzTarget } from '../engine.js';
-import { concat, datagrams, joinDatagrams, pieces, withControl } from './split.js';
+import { concat, datagrams, eachPiece, joinDatagrams, withControl } from './split.js';
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -144,14 +144,15 @@ export const flowFramesTarget: FuzzTarget = {
   run(input) {
     const reader = new FrameReader();
     let dataBytes = 0;
-    for (const piece of pieces(input)) {
+    eachPiece(input, (piece) => {
       reader.push(piece);
       for (let f = reader.next(); f !== null; f = reader.next()) {
-        if (f === 'error') return;
+        if (f === 'error') return false;
         if (f.type === FrameType.Data) dataBytes += f.payload.length;
         else if (f.type === FrameType.Open) decodeOpen(f.payload);
       }
-    }
+      return true;
+    });
     check(dataBytes <= input.length, 'more DATA bytes than were pushed');
   },
 };

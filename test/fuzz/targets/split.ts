@@ -29,15 +29,17 @@ export function joinDatagrams(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Piece size from the control byte: 1..128 bytes, or the whole stream at once for 0x80 and up. */
-export function pieces(input: Uint8Array): Uint8Array[] {
-  if (input.length === 0) return [];
+/**
+ * Calls `fn` with each piece of a stream input in order; the piece size comes from the control byte:
+ * 1..128 bytes, or the whole stream at once for 0x80 and up. `fn` returns false to stop.
+ */
+export function eachPiece(input: Uint8Array, fn: (piece: Uint8Array) => boolean | void): void {
+  if (input.length === 0) return;
   const c = input[0]!;
-  const rest = input.subarray(1);
-  const size = c < 0x80 ? c + 1 : Math.max(1, rest.length);
-  const out: Uint8Array[] = [];
-  for (let at = 0; at < rest.length; at += size) out.push(rest.subarray(at, at + size));
-  return out;
+  const size = c < 0x80 ? c + 1 : input.length;
+  for (let at = 1; at < input.length; at += size) {
+    if (fn(input.subarray(at, at + size)) === false) return;
+  }
 }
 
 /** A stream input: the control byte, then the bytes. */

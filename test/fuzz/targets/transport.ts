@@ -20,7 +20,7 @@ import { SnappyFrameReader, SnappyFrameWriter } from '../../../daemon/transport/
 import { TstierError } from '../../../daemon/errors.js';
 import type { Rng } from '../../sim/world.js';
 import type { FuzzTarget } from '../engine.js';
-import { concat, datagrams, joinDatagrams, pieces, withControl } from './split.js';
+import { concat, datagrams, eachPiece, joinDatagrams, withControl } from './split.js';
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -159,7 +159,7 @@ export const smuxTarget: FuzzTarget = {
     const version = (input[0]! & 1) === 1 ? 1 : 2;
     const s = new SmuxSession('server', { version, maxReceiveBuffer: 4096, maxStreamBuffer: 4096 }, 0);
     let now = 0;
-    for (const piece of pieces(input)) {
+    eachPiece(input, (piece) => {
       s.input(piece, now);
       for (let e = s.pollEvent(); e !== null; e = s.pollEvent()) {
         if (e.type === 'readable') while (s.read(e.sid) !== null);
@@ -168,7 +168,7 @@ export const smuxTarget: FuzzTarget = {
       while (s.pollTransmit(smuxOut) > 0);
       now += 1000;
       s.handleTimeout(now);
-    }
+    });
     s.inputEnded();
     check(s.isClosed(), 'session open after inputEnded()');
   },
@@ -200,10 +200,11 @@ export const snappyTarget: FuzzTarget = {
       return;
     }
     const reader = new SnappyFrameReader();
-    for (const piece of pieces(input)) {
+    eachPiece(input, (piece) => {
       const r = reader.push(piece);
-      if (r instanceof TstierError) return;
+      if (r instanceof TstierError) return false;
       for (const chunk of r) check(chunk.length <= MAX_BLOCK_SIZE, `a chunk of ${chunk.length} bytes`);
-    }
+      return true;
+    });
   },
 };
