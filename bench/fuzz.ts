@@ -39,7 +39,8 @@ const report = (r: FuzzResult): void => {
 console.log(`fuzz: ${count} inputs per target, seed ${seed}, ${jobs} worker(s)`);
 await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, async () => {
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-    for (const r of await runWatched({ targets: [name], count, seed, onResult: report })) {
+    const onProgress = (target: string, inputs: number): void => console.log(`  ${target}: ${inputs} inputs so far`);
+    for (const r of await runWatched({ targets: [name], count, seed, onResult: report, onProgress, progressMs: 60_000 })) {
       results.push(r);
       if (r.ms === 0) report(r); // a hang: the worker never posted it
     }

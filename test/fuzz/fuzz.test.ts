@@ -11,7 +11,7 @@ import { runWatched } from './watchdog.js';
 
 test('every parser takes random and mutated input without a crash or a hang', async () => {
   const seed = Number(process.env['FUZZ_SEED'] ?? 1);
-  const count = Number(process.env['FUZZ_COUNT'] ?? 4000);
+  const count = Number(process.env['FUZZ_COUNT'] ?? 3000);
   const names = FUZZ_TARGETS.map((t) => t.name);
   const results = await runWatched({ targets: names, count, seed, hangMs: 10_000 });
   const crashes = results.flatMap((r) => r.crashes);

@@ -26,6 +26,9 @@ export interface WatchOptions {
   hangMs?: number;
   /** Called as each target finishes. */
   onResult?: (r: FuzzResult) => void;
+  /** Called every `progressMs` with the running target and its inputs so far (long runs). */
+  onProgress?: (target: string, inputs: number) => void;
+  progressMs?: number;
 }
 
 export function runWatched(o: WatchOptions): Promise<FuzzResult[]> {
@@ -39,7 +42,12 @@ export function runWatched(o: WatchOptions): Promise<FuzzResult[]> {
     let last = -1;
     let lastChange = performance.now();
     let settled = false;
+    let nextProgress = performance.now() + (o.progressMs ?? Infinity);
     const timer = setInterval(() => {
+      if (o.onProgress && performance.now() >= nextProgress) {
+        nextProgress += o.progressMs!;
+        o.onProgress(o.targets[Atomics.load(head, 1)]!, Atomics.load(head, 2) + 1);
+      }
       const progress = Atomics.load(head, 0);
       if (progress !== last) {
         last = progress;

@@ -2,13 +2,14 @@
 import type { FuzzTarget } from '../engine.js';
 import { kcptubeConfigTarget, kcptubeWireTarget, tomlTarget } from './config.js';
 import { packetTarget } from './packet.js';
-import { flowFramesTarget, handshakeTarget, peerSessionTarget, routeRecordTarget } from './peer.js';
+import { flowFramesTarget, handshakeTarget, peerSessionTarget, routeRecordTarget, tcpFramesTarget } from './peer.js';
+import { kcptubeCipherTarget, kcptunSessionTarget } from './sessions.js';
 import { cryptTarget, fecTarget, kcpTarget, smuxTarget, snappyTarget } from './transport.js';
 
 export const FUZZ_TARGETS: readonly FuzzTarget[] = [
   packetTarget, kcpTarget, fecTarget, cryptTarget, smuxTarget, snappyTarget,
-  peerSessionTarget, handshakeTarget, routeRecordTarget, flowFramesTarget,
-  tomlTarget, kcptubeConfigTarget, kcptubeWireTarget,
+  peerSessionTarget, handshakeTarget, routeRecordTarget, tcpFramesTarget, flowFramesTarget,
+  tomlTarget, kcptubeConfigTarget, kcptubeWireTarget, kcptubeCipherTarget, kcptunSessionTarget,
 ];
 
 export function targetNamed(name: string): FuzzTarget {

@@ -1,12 +1,14 @@
 /**
  * The peer protocol (daemon/peer/): the PM header and sealed packets through a session that is up,
- * handshake init/response, RouteSync records; and the carriers' flow frames. All of them document
+ * handshake init/response, RouteSync records, the TCP underlay's length framing; and the carriers'
+ * flow frames. All of them document
  * "never throws": a bad packet is dropped (counted), a bad message is null, a bad stream is 'error'.
  */
 import { DialStatus, FrameReader, FrameType, decodeOpen, encodeControl, encodeOpen } from '../../../daemon/carrier/flow-frames.js';
 import { HandshakeInitiator, HandshakeResponder, derivePsk } from '../../../daemon/peer/handshake.js';
 import { decodeRecord, decodeSync, encodeRecord, encodeSync } from '../../../daemon/peer/route-record.js';
 import { PeerSession } from '../../../daemon/peer/session.js';
+import { FrameReader as TcpFrameReader, MAX_FRAME } from '../../../daemon/peer/underlay/tcp-frames.js';
 import { PacketType } from '../../../daemon/peer/wire.js';
 import type { Rng } from '../../sim/world.js';
 import type { FuzzTarget } from '../engine.js';
@@ -154,5 +156,34 @@ export const flowFramesTarget: FuzzTarget = {
       return true;
     });
     check(dataBytes <= input.length, 'more DATA bytes than were pushed');
+  },
+};
+
+// ---------------------------------------------------------------- TCP underlay framing
+
+export const tcpFramesTarget: FuzzTarget = {
+  name: 'tcp-frames',
+  maxLength: 3000,
+  corpus(rng: Rng) {
+    const frame = (n: number): Uint8Array => {
+      const f = new Uint8Array(4 + n);
+      f[0] = n & 0xff;
+      f[1] = n >> 8;
+      f.set(rng.bytes(n), 4);
+      return f;
+    };
+    const stream = concat([frame(100), frame(0), frame(1200), frame(7)]);
+    return [withControl(0x80, stream), withControl(2, stream), withControl(60, stream)];
+  },
+  run(input) {
+    // A listener's first-frame limit for odd lengths (a handshake init is 16 + 96 bytes), MAX_FRAME otherwise.
+    const limit = (input.length & 1) === 1 ? 112 : MAX_FRAME;
+    const reader = new TcpFrameReader(limit);
+    let bytes = 0;
+    eachPiece(input, (piece) => reader.feed(Buffer.from(piece.buffer, piece.byteOffset, piece.length), (pkt) => {
+      check(pkt.length <= limit, `a frame of ${pkt.length} bytes`);
+      bytes += 4 + pkt.length;
+    }) && reader.buffered <= 4 + limit);
+    check(bytes <= input.length && reader.buffered <= 4 + limit, 'frames or the buffer hold more bytes than were fed or allowed');
   },
 };
