@@ -7,8 +7,9 @@
  * a rejection the target itself caught because the module documents it (e.g. TstierError from a
  * config parser). Anything else that escapes run() is a crash: a TypeError or RangeError from an
  * out-of-bounds read, a failed invariant the target checks, an unexpected throw. Inputs come from
- * Rng(seed ^ hash(target name)) in order, so (seed, target, index) names one input, and the crash
- * report carries the input's hex too, to paste into a regression test.
+ * Rng(seed ^ hash(target name)) in order, so (seed, target, index) names one input; the crash report
+ * carries the input's hex too, which is what replays it where the corpus itself holds random bytes
+ * (sealed packets: session keys and nonces are fresh per process).
  */
 import { Rng } from '../sim/world.js';
 
