@@ -141,7 +141,7 @@ export const flowFramesTarget: FuzzTarget = {
       encodeControl(FrameType.Status, DialStatus.Connected), data(500), data(0), data(40),
       encodeControl(FrameType.Fin), encodeControl(FrameType.Rst),
     ]);
-    return [withControl(0x80, stream), withControl(4, stream), withControl(0, stream)];
+    return [withControl(0x80, stream), withControl(4, stream), withControl(24, stream)];
   },
   run(input) {
     const reader = new FrameReader();
@@ -173,7 +173,7 @@ export const tcpFramesTarget: FuzzTarget = {
       return f;
     };
     const stream = concat([frame(100), frame(0), frame(1200), frame(7)]);
-    return [withControl(0x80, stream), withControl(2, stream), withControl(60, stream)];
+    return [withControl(0x80, stream), withControl(3, stream), withControl(60, stream)];
   },
   run(input) {
     // A listener's first-frame limit for odd lengths (a handshake init is 16 + 96 bytes), MAX_FRAME otherwise.

@@ -31,12 +31,14 @@ export function joinDatagrams(parts: readonly Uint8Array[]): Uint8Array {
 
 /**
  * Calls `fn` with each piece of a stream input in order; the piece size comes from the control byte:
- * 1..128 bytes, or the whole stream at once for 0x80 and up. `fn` returns false to stop.
+ * 1 + c²/8 bytes for c below 0x80 (1..2017: byte-sized pieces for c < 3, most a few hundred bytes,
+ * so trickled input is tried without every input costing a call per byte), or the whole stream at
+ * once for 0x80 and up. `fn` returns false to stop.
  */
 export function eachPiece(input: Uint8Array, fn: (piece: Uint8Array) => boolean | void): void {
   if (input.length === 0) return;
   const c = input[0]!;
-  const size = c < 0x80 ? c + 1 : input.length;
+  const size = c < 0x80 ? 1 + ((c * c) >> 3) : input.length;
   for (let at = 1; at < input.length; at += size) {
     if (fn(input.subarray(at, at + size)) === false) return;
   }
