@@ -7,7 +7,7 @@
  *   node dist/bench/fuzz.js [--count 10000000] [--seed 1] [--target packet,kcp] [--jobs 1]
  */
 import { parseArgs } from 'node:util';
-import { formatCrash, type FuzzResult } from '../test/fuzz/engine.js';
+import { formatCrash, type FuzzCrash, type FuzzResult } from '../test/fuzz/engine.js';
 import { FUZZ_TARGETS } from '../test/fuzz/targets/index.js';
 import { runWatched } from '../test/fuzz/watchdog.js';
 
@@ -40,7 +40,8 @@ console.log(`fuzz: ${count} inputs per target, seed ${seed}, ${jobs} worker(s)`)
 await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, async () => {
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
     const onProgress = (target: string, inputs: number): void => console.log(`  ${target}: ${inputs} inputs so far`);
-    for (const r of await runWatched({ targets: [name], count, seed, onResult: report, onProgress, progressMs: 60_000 })) {
+    const onCrash = (c: FuzzCrash): void => console.log(`crash (the run goes on): ${formatCrash(c)}`);
+    for (const r of await runWatched({ targets: [name], count, seed, onResult: report, onCrash, onProgress, progressMs: 60_000 })) {
       results.push(r);
       if (r.ms === 0) report(r); // a hang: the worker never posted it
     }

@@ -131,14 +131,16 @@ export class InputSource {
 
 export const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
-/**
- * Runs `count` inputs through one target. `before(input, index)` is called ahead of each run (the
- * worker records the input there, so a hang can be reported). Stops after `maxCrashes` crashes.
- */
-export function fuzzTarget(
-  target: FuzzTarget, count: number, seed: number,
-  before: (input: Uint8Array, index: number) => void = () => {}, maxCrashes = 5,
-): FuzzResult {
+export interface FuzzHooks {
+  /** Called ahead of each run (the worker records the input there, so a hang can be reported). */
+  before?: (input: Uint8Array, index: number) => void;
+  /** Called at once for each crash, so a long run shows it before it ends. */
+  onCrash?: (c: FuzzCrash) => void;
+}
+
+/** Runs `count` inputs through one target. Stops after `maxCrashes` crashes. */
+export function fuzzTarget(target: FuzzTarget, count: number, seed: number, hooks: FuzzHooks = {}, maxCrashes = 5): FuzzResult {
+  const before = hooks.before ?? ((): void => {});
   const source = new InputSource(target, seed);
   const crashes: FuzzCrash[] = [];
   const started = performance.now();
@@ -151,7 +153,9 @@ export function fuzzTarget(
       target.run(input);
     } catch (e) {
       const error = e instanceof Error ? `${e.name}: ${e.message}\n${e.stack?.split('\n').slice(1, 4).join('\n')}` : String(e);
-      crashes.push({ target: target.name, seed, index: i, error, hex: toHex(copy) });
+      const crash = { target: target.name, seed, index: i, error, hex: toHex(copy) };
+      crashes.push(crash);
+      hooks.onCrash?.(crash);
     }
   }
   return { target: target.name, inputs: i, crashes, ms: performance.now() - started };

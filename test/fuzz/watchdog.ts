@@ -18,6 +18,9 @@ export interface WorkerJob {
   shared: SharedArrayBuffer;
 }
 
+/** What the worker posts: each crash as it happens, and each target's result. */
+export type WorkerMessage = { crash: FuzzCrash } | { result: FuzzResult };
+
 export interface WatchOptions {
   targets: string[];
   count: number;
@@ -26,6 +29,8 @@ export interface WatchOptions {
   hangMs?: number;
   /** Called as each target finishes. */
   onResult?: (r: FuzzResult) => void;
+  /** Called at once for each crash (the result lists it again). */
+  onCrash?: (c: FuzzCrash) => void;
   /** Called every `progressMs` with the running target and its inputs so far (long runs). */
   onProgress?: (target: string, inputs: number) => void;
   progressMs?: number;
@@ -73,9 +78,13 @@ export function runWatched(o: WatchOptions): Promise<FuzzResult[]> {
       clearInterval(timer);
       then();
     };
-    worker.on('message', (r: FuzzResult) => {
-      results.push(r);
-      o.onResult?.(r);
+    worker.on('message', (m: WorkerMessage) => {
+      if ('crash' in m) {
+        o.onCrash?.(m.crash);
+        return;
+      }
+      results.push(m.result);
+      o.onResult?.(m.result);
     });
     worker.on('error', (e) => finish(() => reject(e)));
     worker.on('exit', () => finish(() => resolve(results)));
