@@ -18,6 +18,12 @@ export const enum FrameType {
 
 export const FRAME_HEADER = 3;
 export const MAX_FRAME_PAYLOAD = 0xffff;
+/**
+ * Longest control payload (OPEN with two IPv6 addresses is 40 bytes). A longer one is a broken stream:
+ * the reader re-copies a split control frame on every push, which a 64 KiB one trickled in would make
+ * quadratic.
+ */
+export const MAX_CONTROL_PAYLOAD = 64;
 
 /** Outcome of the remote dial, carried in STATUS. Mirrors what a plain TCP connect would see. */
 export const enum DialStatus {
@@ -166,6 +172,7 @@ export class FrameReader {
       this.dataLeft = len;
       return this.next();
     }
+    if (len > MAX_CONTROL_PAYLOAD) return 'error';
     if (b.length - this.pos < FRAME_HEADER + len) return this.startPartial();
     const payload = b.subarray(this.pos + FRAME_HEADER, this.pos + FRAME_HEADER + len);
     this.pos += FRAME_HEADER + len;

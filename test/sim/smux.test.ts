@@ -1,7 +1,9 @@
 /**
  * Two smux sessions over an in-memory byte pipe that splits the stream at random points (seeded), many
  * concurrent streams both ways, every byte checked by sha256. Optionally with snappy framing in the
- * pipe, as kcptun runs it. The pipe honours wantsInput(), like an adapter reading KCP would.
+ * pipe, as kcptun runs it. The pipe honours wantsInput(), like an adapter reading KCP would. Besides
+ * the heavy cases, a sweep of small seeded runs draws the version, frame size, buffers, stream counts
+ * and snappy per seed (SIM_SMUX_SEEDS=n sets the count, default 1500; SIM_SEED=n replays one).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +12,7 @@ import { TstierError } from '../../daemon/errors.js';
 import type { SmuxConfig } from '../../daemon/transport/smux/config.js';
 import { SmuxSession } from '../../daemon/transport/smux/session.js';
 import { SnappyFrameReader, SnappyFrameWriter } from '../../daemon/transport/snappy/framing.js';
+import { seedsFor, sweep } from './seeds.js';
 import { Rng } from './world.js';
 
 /** One direction of the underlying byte stream. */
@@ -252,4 +255,19 @@ test('smux v1 and v2 over snappy framing, as kcptun composes them', () => {
     // Half the payloads are text-like, so the wire must be noticeably smaller than the payload.
     assert.ok(r.bytesOnWire < r.payload, `wire ${r.bytesOnWire} vs payload ${r.payload}`);
   }
+});
+
+test('smux: a seeded sweep of versions, frame sizes, buffers and stream counts, sha256 per stream', (t) => {
+  sweep(t, 'smux', seedsFor('SIM_SMUX_SEEDS', 1500), (seed) => {
+    const r = new Rng(seed ^ 0x5a5a);
+    const maxReceiveBuffer = r.range(16_384, 300_000);
+    run({
+      seed, clientStreams: r.range(1, 6), serverStreams: r.int(4), maxPayload: r.range(1, 40_000), snappy: r.chance(0.3),
+      config: {
+        version: r.chance(0.5) ? 1 : 2, maxFrameSize: r.pick([512, 4096, 8192, 32768, 65535]), maxReceiveBuffer,
+        maxStreamBuffer: r.range(1024, maxReceiveBuffer), streamSendBuffer: r.range(1000, 100_000),
+      },
+    });
+    return null;
+  });
 });

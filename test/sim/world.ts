@@ -30,6 +30,8 @@
  * fixed rate behind a drop-tail queue), mtu (larger datagrams are dropped).
  */
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 export class Rng {
   private a: number;
   private b: number;
@@ -89,6 +91,12 @@ export class Rng {
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
     let i = 0;
+    if (LITTLE_ENDIAN) {
+      // Whole words at once (payload generation was a tenth of a KCP sim's time); same bytes as below.
+      const words = new Uint32Array(out.buffer, 0, n >>> 2);
+      for (let w = 0; w < words.length; w++) words[w] = this.next();
+      i = words.length * 4;
+    }
     for (; i + 4 <= n; i += 4) {
       const v = this.next();
       out[i] = v;

@@ -355,9 +355,11 @@ export class Kcp {
     for (let i = 0; i < q.length; i++) {
       const seg = q.get(i);
       size += seg.len;
-      if (seg.frg === 0) break;
+      if (seg.frg === 0) return size;
     }
-    return size;
+    // Fragment numbers that never reach 0 within the queue (only a broken or hostile peer sends
+    // them) make no complete message, so popMessage must not take any: it would run past the queue.
+    return -1;
   }
 
   /**

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   decodeOpen, DialStatus, encodeControl, encodeOpen, FrameReader, FrameType, writeFrameHeader, FRAME_HEADER,
+  MAX_CONTROL_PAYLOAD,
 } from '../../../daemon/carrier/flow-frames.js';
 
 test('OPEN round-trips IPv4 and IPv6 addresses and the optimistic flag', () => {
@@ -68,4 +69,24 @@ test('an unknown frame type is a stream error', () => {
   const r = new FrameReader();
   r.push(new Uint8Array([0x7f, 0, 0]));
   assert.equal(r.next(), 'error');
+});
+
+test('a control frame longer than any real one is a stream error at its header, not buffered (fuzz)', () => {
+  // Found by the flow-frames fuzzer: an OPEN declaring 65535 bytes, trickled in, was re-copied whole on
+  // every push (quadratic). The longest real control payload is an IPv6 OPEN (40 bytes).
+  const open = encodeOpen({ src: { ip: 'fd00::1', port: 1 }, dst: { ip: 'fd00::2', port: 2 }, optimistic: false });
+  assert.ok(open.length - FRAME_HEADER <= MAX_CONTROL_PAYLOAD);
+  for (const type of [FrameType.Open, FrameType.Status, FrameType.Fin, FrameType.Rst]) {
+    const r = new FrameReader();
+    r.push(Uint8Array.of(type, 0xff, 0xff, 1));
+    assert.equal(r.next(), 'error', `type ${type}`);
+    const split = new FrameReader();
+    split.push(Uint8Array.of(type, 0));
+    assert.equal(split.next(), null);
+    split.push(Uint8Array.of(MAX_CONTROL_PAYLOAD + 1));
+    assert.equal(split.next(), 'error', `type ${type}, header split`);
+  }
+  const data = new FrameReader();
+  data.push(Uint8Array.of(FrameType.Data, 0xff, 0xff, 7));
+  assert.deepEqual((data.next() as { payload: Uint8Array }).payload, Uint8Array.of(7), 'DATA may be 64 KiB');
 });

@@ -125,6 +125,24 @@ test('input never throws on garbage and reports kcp-go error codes', () => {
   assert.deepEqual(fresh.recv(), Uint8Array.of(7, 7));
 });
 
+test('fragments that never count down to 0 make no message: recv() and read() return nothing, never throw (fuzz)', () => {
+  // Found by the KCP fuzzer: two in-order segments both saying frg 1. peekSize() saw "2 queued ≥ frg+1"
+  // and popMessage() then looked for a frg-0 segment past the end of the queue.
+  for (const streamMode of [false, true]) {
+    const k = engine({ streamMode });
+    const seg = (sn: number): Uint8Array =>
+      encodeSegment({ conv: CONV, cmd: IKCP_CMD_PUSH, frg: 1, wnd: 32, ts: 1, sn, una: 0 }, new Uint8Array(20).fill(sn + 1));
+    assert.equal(k.input(Buffer.concat([seg(1), seg(0)]), 0), 0);
+    assert.equal(k.peekSize(), -1);
+    assert.equal(k.readable(), false);
+    assert.equal(k.recv(), null);
+    assert.equal(k.read(new Uint8Array(100)), 0);
+    // A last fragment completes the (odd, three-segment) message; it is then delivered whole.
+    assert.equal(k.input(encodeSegment({ conv: CONV, cmd: IKCP_CMD_PUSH, frg: 0, wnd: 32, ts: 1, sn: 2, una: 0 }, Uint8Array.of(9)), 0), 0);
+    assert.equal(k.peekSize(), 41);
+  }
+});
+
 test('the engine still works after a garbage storm', () => {
   const a = engine({ nc: 1 });
   const b = engine({ nc: 1 });
