@@ -57,10 +57,6 @@ export default tseslint.config(
     rules: { '@typescript-eslint/consistent-type-imports': 'off' },
   },
   {
-    files: ['daemon/transport/snappy/block.ts'],
-    rules: { 'no-useless-assignment': 'off' },
-  },
-  {
     // Tests write one-line steps as comma sequences: `(ids.dst = e.id), pushMore('dst')`.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-unused-expressions': 'off' },

@@ -1,6 +1,6 @@
 /**
  * Binds a QuicEndpoint to the peer layer and one timer, and turns its streams into proxied flows
- * (EasyTier 2.6's design, spec easytier-proxy.md §3.2): one QUIC connection per destination peer,
+ * (EasyTier 2.6's design, docs/quic-proxy.md "How a flow is carried"): one QUIC connection per destination peer,
  * opened on first use and reused; one bidirectional stream per flow. QUIC datagrams travel as peer
  * packets QuicSrc (on connections the sender initiated) / QuicDst (replies), so the peer layer
  * encrypts them and relays carry them like any peer packet.

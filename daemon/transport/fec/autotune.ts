@@ -1,6 +1,6 @@
 /**
  * Detects the peer's (ds, ps) from the data/parity flag pattern of the shards it
- * receives (kcp-go's autotune, §2.6 of the spec): a sender only keeps the strict
+ * receives (kcp-go's autotune, docs/kcptun-wire.md §3): a sender only keeps the strict
  * layout "ds data, then ps parity, seqids contiguous".
  */
 

@@ -1,6 +1,6 @@
 /**
  * Sans-IO KCP engine, wire- and behaviour-compatible with kcp-go v5.6.1 as kcptun v20210922 drives it
- * (spec kcptun-wire.md §1). No sockets, timers or clocks: the caller supplies `now` (milliseconds,
+ * (docs/kcptun-wire.md §4). No sockets, timers or clocks: the caller supplies `now` (milliseconds,
  * any monotonic integer clock) and moves datagrams.
  *
  * Driving it (what kcp-go's UDPSession does):

@@ -1,6 +1,6 @@
 /**
  * kcptun's `--mode` presets for KCP's NoDelay(nodelay, interval, resend, nc)
- * (spec kcptun-wire.md §1.3; identical in kcptun 2021 and current).
+ * (docs/kcptun-wire.md §8; identical in kcptun 2021 and current).
  */
 
 export type KcpMode = 'normal' | 'fast' | 'fast2' | 'fast3' | 'manual';

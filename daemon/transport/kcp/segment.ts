@@ -1,5 +1,5 @@
 /**
- * KCP segment wire format (kcp-go v5, spec kcptun-wire.md §1.1).
+ * KCP segment wire format (kcp-go v5, docs/kcptun-wire.md §4).
  *
  * A KCP datagram is one or more segments end to end; each is a 24-byte little-endian header
  * followed by `len` bytes of data:

@@ -1,6 +1,6 @@
 /**
  * One kcp-go UDPSession's datagram pipeline, sans-IO: crypt + CRC framing ↔ FEC ↔ KCP (one conv).
- * It turns datagrams into a reliable byte stream and back (spec kcptun-wire.md §2.1):
+ * It turns datagrams into a reliable byte stream and back (docs/kcptun-wire.md §1):
  *
  *   in:  open (decrypt + CRC) → FEC? (flag at offset 4) → KCP input (regular / rebuilt)
  *   out: KCP datagram (headroom left for FEC + crypto) → FEC data header (+ parity) → seal

@@ -1,5 +1,5 @@
 /**
- * kcp-go Listener's look at an opened datagram before it picks a session (spec §6.3): the conv and
+ * kcp-go Listener's look at an opened datagram before it picks a session (docs/kcptun-wire.md §7): the conv and
  * sn of the first KCP segment, found after the FEC header for data shards; parity shards have none.
  */
 import { readU32Le } from '../../packet/bytes.js';

@@ -1,5 +1,5 @@
 /**
- * kcp-go's SNMP counters (spec kcptun-wire.md §7.1), in kcptun 2021's CSV column order.
+ * kcp-go's SNMP counters (docs/kcptun-wire.md §9), in kcptun 2021's CSV column order.
  * One `KcptunSnmp` is shared by every session of a process, as kcp-go's DefaultSnmp is.
  */
 

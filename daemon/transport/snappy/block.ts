@@ -82,7 +82,7 @@ export class SnappyCompressor {
     outer: for (;;) {
       let skip = 32;
       let nextS = s;
-      let candidate = 0;
+      let candidate: number;
       for (;;) {
         s = nextS;
         const step = skip >> 5;
