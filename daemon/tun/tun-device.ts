@@ -19,7 +19,12 @@ export interface TunOptions {
   ipv4?: string;
   /** "fd00::1/64" */
   ipv6?: string;
-  /** Kernel queue towards us; 4096 by default because the default 500 overflows whenever Node is descheduled. */
+  /**
+   * Kernel queue towards us, in packets (default 32768). The kernel's 500 overflows whenever Node is
+   * descheduled; 4096 still overflowed under the kernel-path proxy, whose flows cross the TUN twice
+   * (docs/tun.md, "Queue length"). A drop there costs the application's TCP a retransmission timeout,
+   * and repeated ones back it off for a minute.
+   */
   txQueueLen?: number;
 }
 
@@ -133,7 +138,7 @@ export class TunDevice extends EventEmitter {
       const [handle, name] = native.open(
         opts.name ?? null,
         opts.mtu,
-        opts.txQueueLen ?? 4096,
+        opts.txQueueLen ?? 32768,
         v4,
         v4prefix,
         v6,

@@ -13,10 +13,12 @@ import { cliJson, startCore, waitPeers, watchCarriers, type ProxyRow } from './l
 
 const TOOL = new URL('./fixtures/many-flows.js', import.meta.url);
 /**
- * Opt-in (TSTIER_LOAD=1) until it passes: on this shared 2-core machine, under load, about half the
- * flows stall after 96 KiB sent: their KCP flows are Connected and idle on both nodes (nothing unsent,
- * not blocked), so A's side no longer reads the application's socket; the cause is not found yet.
- * (The code before the path controller resets ~200 of the 1,000 at connect instead.) Minutes long.
+ * Opt-in (TSTIER_LOAD=1): about 170 s on this shared 2-core machine, too long for the default suite.
+ * (Flows used to stall here after 80-96 KiB: the TUN's queue to the daemon, 4096 packets, overflowed and
+ * the applications' TCP backed off past the stall limit; the queue is 32768 now, see docs/tun.md.)
+ * The stall limit is generous because a flow whose bytes all sit in socket buffers shows the tool no
+ * progress while a thousand flows share the path: at about 7 KB/s each, a few hundred KiB of backlog
+ * takes over a minute. A real hang still ends the run.
  */
 const SKIP = unavailableReason() ?? (process.env.TSTIER_LOAD === '1' ? null : 'the 1,000-flow load: set TSTIER_LOAD=1');
 const FLOWS = 1000;
@@ -50,7 +52,7 @@ test('KCP proxy: 1,000 concurrent flows x 1 MiB, byte-exact, all over KCP, no ro
   await tool(b, ['sink', '0.0.0.0', '7100']).waitForLine(/listening/);
 
   const watch = watchCarriers(a, '10.144.160.2:7100');
-  const load = tool(a, ['load', '10.144.160.2', '7100', String(FLOWS), String(BYTES), '4000', '60']);
+  const load = tool(a, ['load', '10.144.160.2', '7100', String(FLOWS), String(BYTES), '4000', '180']);
   const done = await load.waitForEvent<LoadDone>('done', 600_000).finally(() => watch.stop());
   const seen = await watch.stop();
   t.diagnostic(`${FLOWS} x ${BYTES} B in ${done.secs.toFixed(1)} s`);

@@ -33,7 +33,7 @@ test('ping through a JS echo responder on the TUN, IPv4 and IPv6; close is clean
   // The device is configured as asked, by ioctls in the addon.
   const link = JSON.parse((await ns.exec(['ip', '-j', 'addr', 'show', 'dev', 'tt4tun0'])).stdout)[0];
   assert.equal(link.mtu, 1400);
-  assert.equal(link.txqlen, 4096);
+  assert.equal(link.txqlen, 32768); // 4096 overflowed under the 1,000-flow proxy load (kcp-load.test.ts)
   assert.ok(link.flags.includes('UP'));
   const addrs = link.addr_info.map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`);
   assert.ok(addrs.includes('10.201.0.1/24') && addrs.includes('fd42:201::1/64'), addrs.join(' '));
