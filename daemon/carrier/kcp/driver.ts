@@ -10,7 +10,7 @@ import type { DialStatus, OpenRequest } from '../flow-frames.js';
 import { nowMs } from '../../io/clock.js';
 import { PassScheduler } from '../../io/pass-scheduler.js';
 import type { PipeStream } from '../socket-pipe.js';
-import { FlowEvent, KcpCarrier, type KcpFlow } from './endpoint.js';
+import { FlowEvent, type KcpCarrier, type KcpFlow } from './endpoint.js';
 
 type PeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
 

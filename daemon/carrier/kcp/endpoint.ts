@@ -25,16 +25,7 @@ import { readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
 import { KcpFlow } from './flow.js';
 import { PeerPath } from './peer-path.js';
-
-export const KIND_SEGMENTS = 0;
-export const KIND_RESET = 1;
-export const KIND_CLOSED = 2;
-
-/** Packet types on the peer channel (the peer layer's numbers). */
-export interface CarrierPacketTypes {
-  fromInitiator: number;
-  fromAcceptor: number;
-}
+import { KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
 export interface KcpCarrierOptions {
   types: CarrierPacketTypes;
@@ -59,11 +50,6 @@ export interface KcpCarrierOptions {
   convSeed?: number;
 }
 
-export interface CarrierTransmit {
-  peerId: number;
-  type: number;
-  data: Uint8Array;
-}
 
 /**
  * Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened.

@@ -2,20 +2,18 @@
  * One proxied TCP flow carried by one KCP conversation: the KCP engine plus the flow-frame layer
  * (OPEN / STATUS / DATA / FIN / RST) and the flow's lifecycle. Sans-IO; owned by KcpCarrier.
  */
-import { Kcp } from '../../transport/kcp/kcp.js';
+import { type Kcp } from '../../transport/kcp/kcp.js';
 import { IKCP_CMD_PUSH, IKCP_OVERHEAD, readU32 } from '../../transport/kcp/segment.js';
 import {
   decodeOpen, DialStatus, encodeControl, encodeOpen, FrameReader, FrameType, MAX_FRAME_PAYLOAD, writeFrameHeader,
   type OpenRequest,
 } from '../flow-frames.js';
-import type { CarrierPacketTypes, CarrierTransmit } from './endpoint.js';
-import type { PathController } from './path-controller.js';
-
 import { FlowEvent, type CarrierFlow } from '../carrier.js';
+import type { PathController } from './path-controller.js';
+import { KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
 export { FlowEvent };
 
-const KIND_SEGMENTS = 0;
 /** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
 const RX_HIGH_WATER = 256 * 1024;
 /**
