@@ -8,12 +8,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { KcpCarrier, FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
+import { FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
 import { DialStatus } from '../../daemon/carrier/flow-frames.js';
 import { seedsFor, sweep } from './seeds.js';
-import { Rng, World, type SimEndpoint } from './world.js';
+import { CarrierNode } from './carrier-node.js';
+import { Rng, World } from './world.js';
 
-const TYPES = { fromInitiator: 11, fromAcceptor: 12 };
 const LINGER = 2_000;
 
 interface Plan {
@@ -32,12 +32,11 @@ interface Tally {
 }
 
 /** One node: a carrier plus an application that writes its plan's bytes and records what it reads. */
-class Node implements SimEndpoint {
-  readonly carrier: KcpCarrier;
+class Node extends CarrierNode {
   readonly tallies = new Map<KcpFlow, Tally>();
   readonly writeQueue = new Map<KcpFlow, { data: Uint8Array; off: number }>();
-  constructor(readonly peerId: number, private readonly otherId: number, seed: number, private readonly plans: Map<string, Plan>) {
-    this.carrier = new KcpCarrier({ types: TYPES, lingerMs: LINGER, openTimeoutMs: 60_000, convSeed: seed });
+  constructor(readonly peerId: number, otherId: number, seed: number, private readonly plans: Map<string, Plan>) {
+    super(otherId, seed, LINGER);
   }
 
   open(key: string, now: number): KcpFlow {
@@ -46,27 +45,6 @@ class Node implements SimEndpoint {
     }, now);
     this.tallies.set(flow, { received: [], fin: false, reset: false, status: null, sentAll: false });
     return flow;
-  }
-
-  input(d: Uint8Array, now: number): void {
-    this.carrier.input(this.otherId, d[0]!, d.subarray(1), now);
-    this.react(now);
-  }
-  pollTransmit(): Uint8Array | null {
-    const t = this.carrier.pollTransmit();
-    if (!t) return null;
-    const out = new Uint8Array(1 + t.data.length);
-    out[0] = t.type;
-    out.set(t.data, 1);
-    this.carrier.recycle(t);
-    return out;
-  }
-  pollTimeout(): number {
-    return this.carrier.pollTimeout();
-  }
-  handleTimeout(now: number): void {
-    this.carrier.handleTimeout(now);
-    this.react(now);
   }
 
   /** The application's side: answer opens, read, write what remains, half-close when done. */

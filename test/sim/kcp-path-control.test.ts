@@ -11,11 +11,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { KcpCarrier, FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
+import { FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
 import { DialStatus } from '../../daemon/carrier/flow-frames.js';
-import { Rng, World, type SimEndpoint } from './world.js';
+import { CarrierNode } from './carrier-node.js';
+import { Rng, World } from './world.js';
 
-const TYPES = { fromInitiator: 11, fromAcceptor: 12 };
 
 interface Case {
   loss: number;
@@ -27,33 +27,11 @@ interface Case {
 }
 
 /** A carrier whose application writes its flows' bytes as fast as they are taken, or reads and hashes. */
-class Node implements SimEndpoint {
-  readonly carrier: KcpCarrier;
+class Node extends CarrierNode {
   readonly sending = new Map<KcpFlow, { data: Uint8Array; off: number }>();
   readonly received = new Map<KcpFlow, { hash: ReturnType<typeof createHash>; bytes: number; fin: boolean; reset: boolean }>();
-  constructor(private readonly otherId: number, seed: number) {
-    this.carrier = new KcpCarrier({ types: TYPES, lingerMs: 1_000, openTimeoutMs: 60_000, convSeed: seed });
-  }
-
-  input(d: Uint8Array, now: number): void {
-    this.carrier.input(this.otherId, d[0]!, d.subarray(1), now);
-    this.react(now);
-  }
-  pollTransmit(): Uint8Array | null {
-    const t = this.carrier.pollTransmit();
-    if (!t) return null;
-    const out = new Uint8Array(1 + t.data.length);
-    out[0] = t.type;
-    out.set(t.data, 1);
-    this.carrier.recycle(t);
-    return out;
-  }
-  pollTimeout(): number {
-    return this.carrier.pollTimeout();
-  }
-  handleTimeout(now: number): void {
-    this.carrier.handleTimeout(now);
-    this.react(now);
+  constructor(otherId: number, seed: number) {
+    super(otherId, seed, 1_000);
   }
 
   react(now: number): void {
