@@ -42,7 +42,7 @@ export type OutboundInterceptor = (packet: Buffer) => boolean;
 export interface NodeStartOptions {
   log?: Logger;
   /** Peer-layer timers and tick, for tests that want faster failure detection. */
-  peer?: Pick<PeerManagerOptions, 'timers' | 'route' | 'backoff' | 'tickMs'>;
+  peer?: Pick<PeerManagerOptions, 'timers' | 'route' | 'backoff'>;
 }
 
 export interface NodeStats {

@@ -11,6 +11,8 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { LogFields, Logger } from '../log.js';
 import type { PeerConnView } from '../rpc/source.js';
+import { nowMs, wallMsAt } from '../io/clock.js';
+import { PassScheduler } from '../io/pass-scheduler.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { derivePsk, HandshakeResponder, INIT_LEN } from './handshake.js';
 import { Feature } from './route-record.js';
@@ -41,8 +43,6 @@ export interface PeerManagerOptions {
   timers?: SessionTimers;
   route?: RouteTableOptions;
   backoff?: BackoffOptions;
-  /** Granularity of the one timer that drives every session and the route table. */
-  tickMs?: number;
   /** How often a connector replaces its session with a fresh handshake (new keys). */
   rekeyMs?: number;
 }
@@ -119,7 +119,8 @@ export class PeerManager extends EventEmitter {
   private readonly handlers = new Map<number, PacketHandler>();
   private readonly openListeners: UnderlayListener[] = [];
   private readonly connectors = new Set<Connector>();
-  private readonly tick: NodeJS.Timeout;
+  /** One timer for every session, connector and the route table, armed for the earliest deadline. */
+  private readonly wakes = new PassScheduler(() => this.onTick(), nowMs);
   private closed = false;
   private announcedGeneration = -1;
   /** Packet types we advertise we do not relay, and so do not (no_relay_kcp / no_relay_quic). */
@@ -138,8 +139,8 @@ export class PeerManager extends EventEmitter {
       ...(f & Feature.NoRelayQuic ? [PacketType.QuicSrc, PacketType.QuicDst] : []),
     ]);
     this.responder = new HandshakeResponder(this.psk, this.peerId);
-    this.routes = new RouteTable({ ...opts.local, peerId: this.peerId }, Date.now(), opts.route ?? DEFAULT_ROUTE_OPTIONS);
-    this.tick = setInterval(() => this.onTick(), opts.tickMs ?? 100);
+    this.routes = new RouteTable({ ...opts.local, peerId: this.peerId }, nowMs(), opts.route ?? DEFAULT_ROUTE_OPTIONS);
+    this.wakes.arm(this.routes.pollTimeout());
   }
 
   /**
@@ -184,7 +185,7 @@ export class PeerManager extends EventEmitter {
       const s = c.session.stats;
       rows.push({ peerId: c.session.peerId, remoteUri: c.link.remoteUri, outbound: c.link.outbound, rttMs: s.rttMs,
         txBytes: s.txBytes, rxBytes: s.rxBytes, txPackets: s.txPackets, rxPackets: s.rxPackets,
-        establishedAt: s.establishedAt, dropped: s.dropped, forged: s.forged, replayed: s.replayed });
+        establishedAt: wallMsAt(s.establishedAt), dropped: s.dropped, forged: s.forged, replayed: s.replayed });
     }
     return rows;
   }
@@ -192,7 +193,7 @@ export class PeerManager extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.tick);
+    this.wakes.close();
     for (const c of this.connectors) clearTimeout(c.timer);
     for (const c of [...this.conns]) c.link.close();
     await Promise.all(this.openListeners.map((l) => l.close()));
@@ -210,7 +211,7 @@ export class PeerManager extends EventEmitter {
       return this.dialFailed(c, e);
     }
     if (this.closed) return link.close();
-    this.attach(link, PeerSession.initiate(this.psk, this.peerId, link.headroom, Date.now(), this.timers), c);
+    this.attach(link, PeerSession.initiate(this.psk, this.peerId, link.headroom, nowMs(), this.timers, Date.now()), c);
   }
 
   /** A dial failed before any packet left (a name that does not resolve, no route to the address). */
@@ -238,7 +239,8 @@ export class PeerManager extends EventEmitter {
   private connectorAttemptFailed(c: Connector): void {
     if (c.current && !c.current.dead) {
       c.rekeying = false;
-      c.rekeyAt = Date.now() + this.rekeyMs / 10;
+      c.rekeyAt = nowMs() + this.rekeyMs / 10;
+      this.wakes.arm(c.rekeyAt);
       return;
     }
     this.redial(c);
@@ -253,7 +255,8 @@ export class PeerManager extends EventEmitter {
   private acceptLink(link: UnderlayLink, first: Buffer): void {
     let session: PeerSession | null = null;
     try {
-      session = this.closed ? null : PeerSession.accept(this.responder, this.peerId, link.headroom, first, Date.now(), this.timers);
+      session = this.closed ? null : PeerSession.accept(this.responder, this.peerId, link.headroom, first, nowMs(), this.timers,
+        Date.now());
     } catch (e) {
       this.log.error('bug: handshake from one link threw; refusing that link', { remote: link.remoteUri, err: e, stack: stackOf(e) });
     }
@@ -275,7 +278,7 @@ export class PeerManager extends EventEmitter {
 
   private onLinkPacket(conn: Conn, pkt: Buffer): void {
     this.isolated(conn, () => {
-      const payload = conn.session.input(pkt, Date.now());
+      const payload = conn.session.input(pkt, nowMs());
       this.flush(conn);
       if (!payload) return;
       if (pmTo(pkt) === this.peerId) this.deliver(conn, pkt, payload);
@@ -309,7 +312,7 @@ export class PeerManager extends EventEmitter {
     if (type === PacketType.RouteSync) {
       // Route records come only from the direct peer at the other end of this session.
       if (pmFrom(header) !== conn.session.peerId) return;
-      this.routes.input(conn.session.peerId, payload, Date.now());
+      this.routes.input(conn.session.peerId, payload, nowMs());
       return this.flushRoutes();
     }
     const handler = this.handlers.get(type);
@@ -348,6 +351,7 @@ export class PeerManager extends EventEmitter {
   private flush(conn: Conn): void {
     const s = conn.session;
     for (let p = s.pollTransmit(); p; p = s.pollTransmit()) conn.link.send(p);
+    this.wakes.arm(s.pollTimeout());
     for (let ev = s.pollEvent(); ev; ev = s.pollEvent()) {
       if (ev.type === 'down') {
         this.drop(conn, ev.reason, 'failed');
@@ -381,11 +385,12 @@ export class PeerManager extends EventEmitter {
       c.lastError = '';
       c.current = conn;
       c.rekeying = false;
-      c.rekeyAt = Date.now() + this.rekeyMs * (0.9 + 0.1 * Math.random());
+      c.rekeyAt = nowMs() + this.rekeyMs * (0.9 + 0.1 * Math.random());
+      this.wakes.arm(c.rekeyAt);
     }
     if (firstToPeer) {
       this.log.info('peer up', { peer_id: peer, remote: conn.link.remoteUri, outbound: conn.link.outbound });
-      this.routes.linkUp(peer, Date.now());
+      this.routes.linkUp(peer, nowMs());
       this.flushRoutes();
       this.emit('peer-up', peer);
     }
@@ -414,7 +419,7 @@ export class PeerManager extends EventEmitter {
       if (list.length > 0) this.direct.set(peer, list);
       else {
         this.direct.delete(peer);
-        const now = Date.now();
+        const now = nowMs();
         this.log.info('peer down', { peer_id: peer, remote: conn.link.remoteUri, reason });
         this.routes.linkDown(peer, now);
         this.flushRoutes();
@@ -442,29 +447,38 @@ export class PeerManager extends EventEmitter {
       const out = conn?.session.seal(this.peerId, m.to, PacketType.RouteSync, 0, 1, m.payload);
       if (out) conn!.link.send(out);
     }
+    this.wakes.arm(this.routes.pollTimeout());
     if (this.routes.generation !== this.announcedGeneration) {
       this.announcedGeneration = this.routes.generation;
       this.emit('routes');
     }
   }
 
+  /** Runs whatever is due, then arms the one timer for the earliest deadline left. */
   private onTick(): void {
-    const now = Date.now();
+    const now = nowMs();
+    let next = Infinity;
     for (const c of this.connectors) {
-      if (c.rekeying || now < c.rekeyAt || !c.current?.up || this.closed) continue;
-      c.rekeying = true;
-      void this.dial(c);
+      if (c.rekeying || !c.current?.up || this.closed) continue;
+      if (now < c.rekeyAt) next = Math.min(next, c.rekeyAt);
+      else {
+        c.rekeying = true;
+        void this.dial(c);
+      }
     }
     for (const conn of [...this.conns]) {
-      if (conn.session.pollTimeout() > now) continue;
-      this.isolated(conn, () => {
-        conn.session.handleTimeout(now);
-        this.flush(conn);
-      });
+      if (conn.session.pollTimeout() <= now) {
+        this.isolated(conn, () => {
+          conn.session.handleTimeout(now);
+          this.flush(conn);
+        });
+      }
+      next = Math.min(next, conn.session.pollTimeout());
     }
     if (this.routes.pollTimeout() <= now) {
       this.routes.handleTimeout(now);
       this.flushRoutes();
     }
+    this.wakes.arm(Math.min(next, this.routes.pollTimeout()));
   }
 }

@@ -87,11 +87,14 @@ export class PeerSession {
     this.startedAt = now;
   }
 
-  /** A session that dials: its init is ready in pollTransmit at once. */
+  /**
+   * A session that dials: its init is ready in pollTransmit at once. `now` (monotonic) drives the
+   * timers; `wallMs` is the handshake's timestamp, which the other node checks against its own wall clock.
+   */
   static initiate(psk: Buffer, myPeerId: number, headroom: number, now: number,
-    timers: SessionTimers = DEFAULT_TIMERS): PeerSession {
+    timers: SessionTimers = DEFAULT_TIMERS, wallMs = now): PeerSession {
     const s = new PeerSession(myPeerId, headroom, timers, now);
-    s.initiator = new HandshakeInitiator(psk, myPeerId, now);
+    s.initiator = new HandshakeInitiator(psk, myPeerId, wallMs);
     s.queueHandshake(0, s.initiator.message);
     s.nextHandshakeRetry = now + timers.handshakeRetryMs;
     return s;
@@ -102,10 +105,10 @@ export class PeerSession {
    * state and sends nothing — unless the packet is a valid, fresh handshake init.
    */
   static accept(responder: HandshakeResponder, myPeerId: number, headroom: number, first: Uint8Array, now: number,
-    timers: SessionTimers = DEFAULT_TIMERS): PeerSession | null {
+    timers: SessionTimers = DEFAULT_TIMERS, wallMs = now): PeerSession | null {
     const body = handshakeBody(first);
     if (!body) return null;
-    const ok = responder.accept(body, now);
+    const ok = responder.accept(body, wallMs);
     if (typeof ok === 'string') return null;
     const s = new PeerSession(myPeerId, headroom, timers, now);
     s.state = 'confirming';

@@ -9,7 +9,6 @@ export const FAST_PEER = {
   timers: { keepaliveMs: 100, deadMs: 600, handshakeRetryMs: 100, handshakeTimeoutMs: 800 },
   route: { syncMs: 300, expireMs: 1000 },
   backoff: { baseMs: 50, maxMs: 200 },
-  tickMs: 10,
 };
 
 /** Polls `cond` (state with no event to wait on) every 10 ms; fails after `ms`. */
