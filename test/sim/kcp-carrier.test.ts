@@ -56,21 +56,20 @@ class Node extends CarrierNode {
         t = { received: [], fin: false, reset: false, status: null, sentAll: false };
         this.tallies.set(flow, t);
         const plan = this.plans.get(String(flow.request!.src.port - 1000))!;
-        flow.answer(plan.refuse ? DialStatus.Refused : DialStatus.Connected, now);
-        if (plan.resetBy === 'acceptor') flow.reset(now);
+        this.carrier.answer(flow, plan.refuse ? DialStatus.Refused : DialStatus.Connected, now);
+        if (plan.resetBy === 'acceptor') this.carrier.reset(flow, now);
         else if (!plan.refuse) this.writeQueue.set(flow, { data: plan.down, off: 0 });
       }
       if (!t) continue;
       if (ev & FlowEvent.Status) {
         t.status = flow.status;
         const plan = this.plans.get(String(flow.request!.src.port - 1000))!;
-        if (flow.status === DialStatus.Connected && plan.resetBy === 'initiator') flow.reset(now);
+        if (flow.status === DialStatus.Connected && plan.resetBy === 'initiator') this.carrier.reset(flow, now);
         else if (flow.status === DialStatus.Connected) this.writeQueue.set(flow, { data: plan.up, off: 0 });
       }
-      for (let c = flow.read(); c; c = flow.read()) t.received.push(Buffer.from(c));
+      for (let c = this.carrier.read(flow); c; c = this.carrier.read(flow)) t.received.push(Buffer.from(c));
       if (ev & FlowEvent.Fin) t.fin = true;
       if (ev & FlowEvent.Reset) t.reset = true;
-      this.carrier.touch(flow);
     }
     for (const [flow, q] of this.writeQueue) {
       if (flow.isReset) {
@@ -79,15 +78,14 @@ class Node extends CarrierNode {
       }
       while (q.off < q.data.length) {
         const n = Math.min(q.data.length - q.off, 1 + ((q.off * 7919) % 20000));
-        if (!flow.write(q.data.subarray(q.off, q.off + n), now)) break;
+        if (!this.carrier.write(flow, q.data.subarray(q.off, q.off + n), now)) break;
         q.off += n;
       }
       if (q.off === q.data.length) {
         this.writeQueue.delete(flow);
         this.tallies.get(flow)!.sentAll = true;
-        flow.closeWrite(now);
+        this.carrier.closeWrite(flow, now);
       }
-      this.carrier.touch(flow);
     }
   }
 }

@@ -38,35 +38,33 @@ class Node extends CarrierNode {
     for (let flow = this.carrier.pollEvent(); flow; flow = this.carrier.pollEvent()) {
       const ev = flow.takeEvents();
       if (ev & FlowEvent.OpenRequest) {
-        flow.answer(DialStatus.Connected, now);
+        this.carrier.answer(flow, DialStatus.Connected, now);
         this.received.set(flow, { hash: createHash('sha256'), bytes: 0, fin: false, reset: false });
       }
       const r = this.received.get(flow);
       if (r) {
-        for (let c = flow.read(); c; c = flow.read()) {
+        for (let c = this.carrier.read(flow); c; c = this.carrier.read(flow)) {
           r.hash.update(c);
           r.bytes += c.length;
         }
         if (ev & FlowEvent.Fin && !r.fin) {
           r.fin = true;
-          flow.closeWrite(now);
+          this.carrier.closeWrite(flow, now);
         }
         if (ev & FlowEvent.Reset) r.reset = true;
       }
-      this.carrier.touch(flow, now);
     }
     for (const [flow, q] of this.sending) {
       if (flow.status !== DialStatus.Connected) continue;
       while (q.off < q.data.length) {
         const n = Math.min(q.data.length - q.off, 16 * 1024);
-        if (!flow.write(q.data.subarray(q.off, q.off + n), now)) break;
+        if (!this.carrier.write(flow, q.data.subarray(q.off, q.off + n), now)) break;
         q.off += n;
       }
       if (q.off === q.data.length) {
         this.sending.delete(flow);
-        flow.closeWrite(now);
+        this.carrier.closeWrite(flow, now);
       }
-      this.carrier.touch(flow, now);
     }
   }
 }

@@ -20,6 +20,7 @@
  * stream bytes, so a lost open is retransmitted by KCP itself, and the acceptor starts its dial the
  * moment the first segment arrives.
  */
+import { DeadlineHeap } from '../../io/deadline-heap.js';
 import { Kcp } from '../../transport/kcp/kcp.js';
 import { readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
@@ -78,8 +79,13 @@ export class KcpCarrier {
   private readonly initiated = new Map<number, Map<number, KcpFlow>>();
   /** Flows this node accepted, by peer then conv. */
   private readonly accepted = new Map<number, Map<number, KcpFlow>>();
-  /** Flows that may need a timer run: anything with unacked data, pending ACKs or a deadline. */
-  private readonly active = new Set<KcpFlow>();
+  /**
+   * Flows that need a timer run (unacked data, pending ACKs, a deadline), by when: a pass looks at
+   * the earliest only, and a flow's deadline moves in O(log flows) after each operation on it.
+   */
+  private readonly timers = new DeadlineHeap<KcpFlow>();
+  /** The flows one handleTimeout() found due (reused; no allocation per pass). */
+  private readonly due: KcpFlow[] = [];
   private readonly pendingEvents = new Set<KcpFlow>();
   /** Flows that took datagrams since the last flushAcks(). */
   private readonly acking = new Set<KcpFlow>();
@@ -93,6 +99,8 @@ export class KcpCarrier {
   private readonly mss: number;
   private readonly onSent = (flow: KcpFlow): void => {
     this.account(flow, this.clock);
+    // Its grant sent new segments: their retransmission timer is now its deadline.
+    if (!flow.retired) this.timers.set(flow, flow.needsTimer() ? flow.deadline() : Infinity);
   };
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
@@ -140,7 +148,7 @@ export class KcpCarrier {
     table.set(conv, flow);
     flow.request = req;
     flow.sendOpen(req, now);
-    this.touch(flow);
+    this.settle(flow, now);
     return flow;
   }
 
@@ -162,7 +170,7 @@ export class KcpCarrier {
       if (flow) {
         if (kind === KIND_RESET) flow.peerReset(now);
         else flow.peerClosed(now);
-        this.touch(flow);
+        this.settle(flow, now);
       }
       return;
     }
@@ -190,7 +198,7 @@ export class KcpCarrier {
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
     }
-    this.touch(flow);
+    this.settle(flow, now);
   }
 
   pollTransmit(): CarrierTransmit | null {
@@ -214,12 +222,8 @@ export class KcpCarrier {
 
   /** Absolute time at which handleTimeout must run, or Infinity when nothing is pending. */
   pollTimeout(): number {
-    let t = Infinity;
+    let t = this.timers.peekAt();
     for (const p of this.pacing) if (p.wakeAt < t) t = p.wakeAt;
-    for (const f of this.active) {
-      const d = f.deadline();
-      if (d < t) t = d;
-    }
     return t;
   }
 
@@ -229,12 +233,14 @@ export class KcpCarrier {
       if (now - gone.at < this.lingerMs * 6) break; // insertion order is time order
       this.forgotten.delete(key);
     }
-    for (const f of this.active) {
-      if (f.deadline() <= now) {
-        this.guard(f, now, () => (f.handleTimeout(now), true));
-        this.touch(f);
-      }
+    // Taken out first: a flow's new deadline may still be due, and it runs once per call.
+    const due = this.due;
+    for (let f = this.timers.popDue(now); f; f = this.timers.popDue(now)) due.push(f);
+    for (const f of due) {
+      if (f.deadline() <= now) this.guard(f, now, () => (f.handleTimeout(now), true));
+      this.settle(f, now);
     }
+    due.length = 0;
     for (const p of this.pacing) if (p.wakeAt <= now) this.pace(p, now);
   }
 
@@ -243,7 +249,7 @@ export class KcpCarrier {
     this.clock = now;
     for (const f of this.acking) {
       this.guard(f, now, () => (f.flushAcks(now), true));
-      this.touch(f);
+      this.settle(f, now);
     }
     this.acking.clear();
   }
@@ -253,22 +259,53 @@ export class KcpCarrier {
     return this.pendingEvents.size > 0;
   }
 
-  /**
-   * Called after the proxy acted on a flow (write, closeWrite, reset, answer, read), with the time it
-   * did so (default: the clock of the latest call).
-   */
-  touch(flow: KcpFlow, now = this.clock): void {
+  // ---- the proxy's operations on a flow: each goes through here, so its output is queued and its deadline kept ----
+
+  /** Takes `data` if the flow's window has room (see KcpFlow.write). */
+  write(flow: KcpFlow, data: Uint8Array, now: number): boolean {
+    const ok = flow.write(data, now);
+    this.settle(flow, now);
+    return ok;
+  }
+
+  /** The next chunk the peer sent, or null; reading may open the receive window. */
+  read(flow: KcpFlow): Uint8Array | null {
+    const d = flow.read();
+    if (d) this.settle(flow, this.clock);
+    return d;
+  }
+
+  /** Our half-close, after the bytes written. */
+  closeWrite(flow: KcpFlow, now: number): void {
+    flow.closeWrite(now);
+    this.settle(flow, now);
+  }
+
+  /** Aborts the flow; the peer sees a reset. */
+  reset(flow: KcpFlow, now: number): void {
+    flow.reset(now);
+    this.settle(flow, now);
+  }
+
+  /** Acceptor: the remote dial's outcome. */
+  answer(flow: KcpFlow, status: DialStatus, now: number): void {
+    flow.answer(status, now);
+    this.settle(flow, now);
+  }
+
+  /** After anything that changed a flow: queue its output and events, move its deadline, forget it once finished. */
+  private settle(flow: KcpFlow, now: number): void {
     if (now > this.clock) this.clock = now;
     const path = this.account(flow, now);
     this.pace(path, now);
     if (flow.takeResetToSend()) this.sendReset(flow.peerId, flow.role === 'acceptor', flow.kcp.conv);
     if (flow.hasEvents()) this.pendingEvents.add(flow);
+    if (flow.retired) return; // the proxy may still act on a flow the carrier forgot
     if (flow.finished()) {
-      this.active.delete(flow);
+      this.timers.delete(flow);
       this.acking.delete(flow);
       this.forget(flow, flow.lastSeen);
-    } else if (flow.needsTimer()) this.active.add(flow);
-    else this.active.delete(flow);
+    } else this.timers.set(flow, flow.needsTimer() ? flow.deadline() : Infinity);
   }
 
   /**
@@ -282,7 +319,7 @@ export class KcpCarrier {
       for (const flow of [...(tables.get(peerId)?.values() ?? [])]) {
         if (!flow.ended) n++;
         flow.lost(now);
-        this.touch(flow);
+        this.settle(flow, now);
       }
     }
     return n;

@@ -60,6 +60,8 @@ export class KcpFlow implements CarrierFlow {
   waitingForGrant = false;
   /** Forgotten by the carrier: never granted again. */
   retired = false;
+  /** Its place in the carrier's deadline heap; -1 while it needs no timer. */
+  heapIndex = -1;
   /** The engine's counters as last reported to the path controller. */
   private seenDelivered = 0;
   private seenDeliveredSegs = 0;

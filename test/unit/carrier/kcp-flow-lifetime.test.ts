@@ -40,8 +40,7 @@ function connected(p: ReturnType<typeof pair>): { src: KcpFlow; dst: KcpFlow } {
   p.step(1);
   const dst = p.b.pollEvent()!;
   assert.equal(dst.takeEvents() & FlowEvent.OpenRequest, FlowEvent.OpenRequest);
-  dst.answer(DialStatus.Connected, 1);
-  p.b.touch(dst);
+  p.b.answer(dst, DialStatus.Connected, 1);
   p.step(2);
   assert.equal(src.status, DialStatus.Connected);
   src.takeEvents();
@@ -57,8 +56,7 @@ test('unacked data through a silent link: the flow lives up to the flow timeout,
   const p = pair(30_000);
   const { src } = connected(p);
   p.wire.up = false;
-  assert.ok(src.write(new Uint8Array(5000), 10));
-  p.a.touch(src);
+  assert.ok(p.a.write(src, new Uint8Array(5000), 10));
   run(p, 10, 29_000);
   assert.equal(src.ended, false, 'still alive well past KCP\'s own dead-link count (~12 s)');
   run(p, 29_010, 31_000);
@@ -70,13 +68,12 @@ test('an outage shorter than the flow timeout: the flow resumes and delivers', (
   const p = pair(30_000);
   const { src, dst } = connected(p);
   p.wire.up = false;
-  assert.ok(src.write(new Uint8Array(3000).fill(7), 10));
-  p.a.touch(src);
+  assert.ok(p.a.write(src, new Uint8Array(3000).fill(7), 10));
   run(p, 10, 20_000);
   p.wire.up = true;
   run(p, 20_010, 25_000);
   let got = 0;
-  for (let d = dst.read(); d; d = dst.read()) got += d.length;
+  for (let d = p.b.read(dst); d; d = p.b.read(dst)) got += d.length;
   assert.equal(got, 3000);
   assert.equal(src.ended, false);
 });
@@ -98,12 +95,10 @@ test('an exception inside one flow resets that flow; the carrier and other flows
   bad.dst.kcp.input = (): number => {
     throw new Error('bug in one flow');
   };
-  assert.ok(bad.src.write(new Uint8Array(100), 10) && good.src.write(new Uint8Array(100).fill(1), 10));
-  p.a.touch(bad.src);
-  p.a.touch(good.src);
+  assert.ok(p.a.write(bad.src, new Uint8Array(100), 10) && p.a.write(good.src, new Uint8Array(100).fill(1), 10));
   assert.doesNotThrow(() => run(p, 10, 500));
   assert.ok(p.b.stats.faults >= 1, 'counted (once per exception: the broken flow keeps failing until forgotten)');
   assert.equal((p.b.lastFault as Error).message, 'bug in one flow');
   assert.equal(bad.dst.isReset, true);
-  assert.equal(good.dst.read()?.length, 100);
+  assert.equal(p.b.read(good.dst)?.length, 100);
 });
