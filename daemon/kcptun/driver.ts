@@ -1,13 +1,13 @@
 /**
- * Binds one KcptunSession to I/O: a datagram sender, one timer driven by pollTimeout(), and the
- * StreamPipes of its smux streams. Work is coalesced: datagrams and socket events only mark the
- * session dirty; one setImmediate pass then pumps the layers, dispatches events, and sends.
+ * Binds one KcptunSession to I/O through drive(): a datagram sender, one timer driven by
+ * pollTimeout(), and the StreamPipes of its smux streams. Datagrams and socket events only kick it;
+ * one pass then pumps the layers, dispatches events, and sends.
  */
 import type { Socket } from 'node:net';
 import { TstierError } from '../errors.js';
-import type { KcptunSession } from '../transport/session/kcptun-session.js';
+import type { KcptunSession, KcptunSessionEvent } from '../transport/session/kcptun-session.js';
 import { nowMs } from '../io/clock.js';
-import { PassScheduler } from '../io/pass-scheduler.js';
+import { drive, type Drive } from '../io/drive.js';
 import { StreamPipe } from './pipe.js';
 
 
@@ -20,22 +20,25 @@ export interface DriverHooks {
   onStreamClosed?(driver: SessionDriver, sid: number): void;
 }
 
-/** Event-dispatch rounds per pass; each round may unblock more work, but a pass must end. */
-const MAX_ROUNDS = 16;
-
 export class SessionDriver {
   readonly pipes = new Map<number, StreamPipe>();
   readonly createdAt = nowMs();
   private ended = false;
-  private readonly passes = new PassScheduler(() => this.pass(), nowMs);
-  readonly kick = (): void => this.passes.kick();
+  private readonly drive: Drive<Uint8Array, KcptunSessionEvent>;
+  readonly kick = (): void => this.drive.kick();
 
   constructor(
     readonly session: KcptunSession,
-    private readonly send: (datagram: Uint8Array) => void,
+    send: (datagram: Uint8Array) => void,
     private readonly hooks: DriverHooks,
     private readonly closeWaitMs: number,
   ) {
+    this.drive = drive(session, {
+      event: (e) => this.dispatch(e),
+      transmit: send,
+      // An exception in a pass (a bug) ends this session, never the process.
+      failed: (e) => this.end(new TstierError('TSTIER_E_CLOSED', `internal error: ${(e as Error).message}`, { cause: e })),
+    });
     this.kick();
   }
 
@@ -81,62 +84,28 @@ export class SessionDriver {
   /** FINs that arrived for streams not attached yet. */
   private readonly sawFin = new Set<number>();
 
-  /** One pass; an exception in it (a bug) ends this session, never the process. */
-  private pass(): void {
-    try {
-      this.run();
-    } catch (e) {
-      this.end(new TstierError('TSTIER_E_CLOSED', `internal error: ${(e as Error).message}`, { cause: e }));
-    }
-  }
-
-  private run(): void {
-    if (this.ended) return;
-    const now = nowMs();
-    const s = this.session;
-    if (now >= s.pollTimeout()) s.handleTimeout(now);
-    else s.pump(now);
-    let round = 0;
-    while (this.dispatch()) {
-      s.pump(now);
-      // Still busy: yield to the event loop and carry on in the next pass.
-      if (++round === MAX_ROUNDS) {
-        this.kick();
+  private dispatch(e: KcptunSessionEvent): void {
+    switch (e.type) {
+      case 'accept':
+        this.hooks.onAccept?.(this, e.sid);
+        break;
+      case 'readable':
+        this.pipes.get(e.sid)?.onReadable();
+        break;
+      case 'writable':
+        this.pipes.get(e.sid)?.onWritable();
+        break;
+      case 'fin': {
+        const pipe = this.pipes.get(e.sid);
+        if (pipe) pipe.onFin();
+        else this.sawFin.add(e.sid);
         break;
       }
+      case 'closed':
+        this.drive.flushTransmit();
+        this.end(e.error);
+        break;
     }
-    let d: Uint8Array | null;
-    while ((d = s.pollTransmit()) !== null) this.send(d);
-    if (!this.ended) this.passes.arm(s.pollTimeout());
-  }
-
-  /** Handles pending session events; true if any (they may have made more work). */
-  private dispatch(): boolean {
-    let any = false;
-    for (let e = this.session.pollEvent(); e !== null; e = this.session.pollEvent()) {
-      any = true;
-      switch (e.type) {
-        case 'accept':
-          this.hooks.onAccept?.(this, e.sid);
-          break;
-        case 'readable':
-          this.pipes.get(e.sid)?.onReadable();
-          break;
-        case 'writable':
-          this.pipes.get(e.sid)?.onWritable();
-          break;
-        case 'fin': {
-          const pipe = this.pipes.get(e.sid);
-          if (pipe) pipe.onFin();
-          else this.sawFin.add(e.sid);
-          break;
-        }
-        case 'closed':
-          this.end(e.error);
-          return false;
-      }
-    }
-    return any;
   }
 
   /** Closes the session and every stream. */
@@ -144,15 +113,14 @@ export class SessionDriver {
     if (this.ended) return;
     this.session.close();
     // Send what is queued (FINs) once more before going quiet.
-    let d: Uint8Array | null;
-    while ((d = this.session.pollTransmit()) !== null) this.send(d);
+    this.drive.flushTransmit();
     this.end(null);
   }
 
   private end(error: TstierError | null): void {
     if (this.ended) return;
     this.ended = true;
-    this.passes.close();
+    this.drive.stop();
     for (const p of [...this.pipes.values()]) p.close();
     this.session.release();
     this.hooks.onClosed(this, error);
