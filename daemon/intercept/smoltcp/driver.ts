@@ -1,7 +1,7 @@
 /**
- * The thin I/O adapter around SmoltcpStack: a real clock and one timer drive it, packets it
- * emits go to `write` (e.g. the TUN), and each accepted flow becomes a Node Duplex stream, so
- * the proxy can pipe a userspace-terminated TCP flow like a net.Socket.
+ * The thin I/O adapter around SmoltcpStack, run by drive(): a real clock and one timer drive it,
+ * packets it emits go to `write` (e.g. the TUN), and each accepted flow becomes a Node Duplex
+ * stream, so the proxy can pipe a userspace-terminated TCP flow like a net.Socket.
  *
  *   const driver = new SmoltcpDriver(stack, (p) => tun.write(p), (req) => {
  *     dial(req.dst, { signal: req.signal }).then(
@@ -13,6 +13,7 @@
 import { Duplex } from 'node:stream';
 
 import { TstierError } from '../../errors.js';
+import { drive, type Drive } from '../../io/drive.js';
 import { type FlowEndpoint, InputOutcome, type SmoltcpEvent, type SmoltcpStack } from './stack.js';
 
 /** A SYN waiting for the remote dial; `signal` aborts if the client gives up or the stack dies. */
@@ -24,15 +25,13 @@ export interface FlowRequest {
   readonly signal: AbortSignal;
 }
 
-/** Rounds of poll/transmit/events per flush before yielding to the event loop. */
-const MAX_FLUSH_ROUNDS = 64;
+/** Rounds of events per pass before yielding to the event loop. */
+const MAX_ROUNDS = 64;
 
 export class SmoltcpDriver {
   private readonly sockets = new Map<number, SmoltcpSocket>();
   private readonly requests = new Map<number, AbortController>();
-  private scheduled = false;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private timerAt = Infinity;
+  private readonly drive: Drive<Uint8Array, SmoltcpEvent>;
   private closed = false;
 
   /**
@@ -41,10 +40,20 @@ export class SmoltcpDriver {
    */
   constructor(
     readonly stack: SmoltcpStack,
-    private readonly write: (packet: Uint8Array) => void,
+    write: (packet: Uint8Array) => void,
     private readonly onFlow: (request: FlowRequest) => void,
     private readonly clock: () => number = () => performance.now(),
-  ) {}
+  ) {
+    // smoltcp's poll() is both its timed work and the pump that moves what input() and the sockets queued.
+    const core = {
+      pollTimeout: (): number => stack.pollTimeout(),
+      handleTimeout: (now: number): void => void stack.poll(now),
+      pump: (now: number): void => void stack.poll(now),
+      pollTransmit: (): Uint8Array | null => stack.pollTransmit(),
+      pollEvent: (): SmoltcpEvent | null => stack.pollEvent(),
+    };
+    this.drive = drive(core, { transmit: write, event: (e) => this.dispatch(e), clock, maxRounds: MAX_ROUNDS });
+  }
 
   /** An IP packet from the TUN; returns the stack's `InputOutcome` (e.g. newFlow for a SYN it now holds). */
   input(packet: Uint8Array): number {
@@ -81,7 +90,7 @@ export class SmoltcpDriver {
   /** Stops the timer and resets every flow. */
   close(): void {
     this.closed = true;
-    clearTimeout(this.timer);
+    this.drive.stop();
     for (const socket of this.sockets.values()) socket.destroy();
     for (const [id, controller] of this.requests) {
       controller.abort(new TstierError('TSTIER_E_CLOSED', 'smoltcp driver closed'));
@@ -92,54 +101,18 @@ export class SmoltcpDriver {
       }
     }
     this.requests.clear();
-    this.flush();
+    // The resets leave now: no pass runs after close.
+    this.stack.poll(this.clock());
+    this.drive.flushTransmit();
   }
 
-  /** Schedules a flush after the current synchronous work (coalesces many calls into one). */
+  /** Something changed (a packet, a socket's read or write): run one pass soon. */
   kick(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    queueMicrotask(this.flushTask);
+    this.drive.kick();
   }
 
   forget(id: number): void {
     this.sockets.delete(id);
-  }
-
-  private readonly flushTask = (): void => {
-    this.scheduled = false;
-    this.flush();
-  };
-
-  private flush(): void {
-    const now = this.clock();
-    for (let round = 0; round < MAX_FLUSH_ROUNDS; round++) {
-      this.stack.poll(now);
-      let moved = false;
-      for (let p = this.stack.pollTransmit(); p; p = this.stack.pollTransmit()) {
-        this.write(p);
-        moved = true;
-      }
-      for (let e = this.stack.pollEvent(); e; e = this.stack.pollEvent()) {
-        this.dispatch(e);
-        moved = true;
-      }
-      if (!moved) break;
-    }
-    this.arm(now);
-  }
-
-  private arm(now: number): void {
-    const at = this.closed ? Infinity : this.stack.pollTimeout();
-    if (at === this.timerAt) return;
-    clearTimeout(this.timer);
-    this.timerAt = at;
-    if (at !== Infinity) {
-      this.timer = setTimeout(() => {
-        this.timerAt = Infinity;
-        this.flush();
-      }, Math.max(0, at - now));
-    }
   }
 
   private dispatch(e: SmoltcpEvent): void {
