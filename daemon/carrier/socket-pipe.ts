@@ -1,18 +1,22 @@
 /**
- * Pipes a TCP socket to a carrier stream (a proxied flow's KCP conversation or QUIC stream), both
- * ways, with back-pressure, half-close and reset:
+ * The one pipe between an application's stream (a TCP socket, or a userspace-stack flow) and a
+ * carrier stream: a proxied flow's KCP conversation or QUIC stream, a kcptun smux stream, a kcptube
+ * connection, or a second application stream (proxy/splice.ts). One set of rules for all of them:
  *  - socket → stream: bytes the stream cannot take yet stay here and the socket is paused until the
- *    carrier reports the stream writable;
+ *    stream's owner reports it writable (onWritable);
  *  - stream → socket: chunks are written until the socket's buffer is full; then reading stops (so
- *    the carrier's receive window closes) until the socket drains;
- *  - a FIN either way is passed on once every byte before it is delivered;
- *  - a reset either way becomes a reset on the other side (an RST to the application).
+ *    the carrier's receive window closes; a stream that pushes is told to hold) until it drains;
+ *  - half-close both ways: a FIN either way is passed on once every byte before it is delivered;
+ *  - a reset either way becomes a reset on the other side (an RST to the application);
+ *  - close-wait: with `closeWaitMs`, a half-closed pair lingers at most that long after the first
+ *    direction ends, then both sides are closed ('close-wait');
+ *  - every byte is counted: rxBytes from the application, txBytes to it.
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 export interface PipeStream {
-  /** Takes what it can of `data` (copying it) and returns how many bytes it took. */
+  /** Takes what it can of `data` (copying it, or keeping the view) and returns how many bytes it took. */
   write(data: Uint8Array): number;
   /** The next chunk for the socket (the caller's to keep), or null. */
   read(): Uint8Array | null;
@@ -24,10 +28,15 @@ export interface PipeStream {
   abort(): void;
   /** The pipe is done with the stream (after both directions ended, or after an abort). */
   release(): void;
+  /**
+   * The socket's buffer filled (true) or drained (false). Only a stream that pushes its bytes rather
+   * than waiting to be read needs it: it stops delivering meanwhile.
+   */
+  hold?(full: boolean): void;
 }
 
 /** 'failed': a bug met inside this flow (an exception) closed it, both ways reset. */
-export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer' | 'failed';
+export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer' | 'close-wait' | 'failed';
 
 /**
  * The application's end: a kernel socket, or any Duplex that ends like one (the userspace stack's
@@ -35,21 +44,40 @@ export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer' | 'failed';
  */
 export type AppStream = Socket | Duplex;
 
+/** Bytes through a pipe: rxBytes from the application into the stream, txBytes from the stream to it. */
+export interface PipeCounters {
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface PipeOptions {
+  /** How long a half-closed pair may linger after its first direction ends; default: until the other ends. */
+  closeWaitMs?: number;
+  /** Where the bytes are counted (e.g. the flow table's row); default: the pipe's own. */
+  counters?: PipeCounters;
+}
+
 export class SocketPipe {
+  readonly counters: PipeCounters;
   private pending: Uint8Array | null = null;
   private socketFull = false;
   private socketEnded = false;
   private peerEnded = false;
   private done = false;
+  private readonly closeWaitMs: number;
+  private lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: AppStream,
     private readonly stream: PipeStream,
-    /** Asks the carrier's driver to send what the stream queued. */
+    /** Asks the stream's driver to send what the stream queued. */
     private readonly kick: () => void,
     /** `cause`: the exception, when a bug ended the flow ('failed'). */
     private readonly onDone: (how: PipeEnd, cause?: unknown) => void,
+    opts: PipeOptions = {},
   ) {
+    this.counters = opts.counters ?? { rxBytes: 0, txBytes: 0 };
+    this.closeWaitMs = opts.closeWaitMs ?? 0;
     if ('setNoDelay' in socket) socket.setNoDelay(true);
     socket.on('data', this.guarded((chunk: Buffer) => this.fromSocket(chunk)));
     socket.on('end', this.guarded(() => {
@@ -59,11 +87,14 @@ export class SocketPipe {
       this.maybeFinish();
     }));
     socket.on('drain', this.guarded(() => {
-      this.socketFull = false;
+      this.setFull(false);
       this.onReadable();
+      this.kick();
     }));
     socket.on('error', () => undefined); // 'close' follows with hadError
     socket.on('close', this.guarded((hadError?: boolean) => {
+      // A clean close after both FINs may come while socket bytes still wait for room in the
+      // stream: the pair finishes once they are handed over (onWritable).
       if (hadError || !this.socketEnded || !this.socket.writableFinished) this.finish('reset-by-app');
       else this.maybeFinish();
     }));
@@ -71,22 +102,11 @@ export class SocketPipe {
   }
 
   /**
-   * A bug met inside this flow (an exception from the carrier or here): the flow is closed — the
+   * A bug met inside this flow (an exception from the stream or here): the flow is closed — the
    * application's connection reset, the stream aborted — and the process carries on.
    */
   fail(cause?: unknown): void {
     this.finish('failed', cause);
-  }
-
-  /** A socket event handler that turns an exception into this flow's failure, not the process's. */
-  private guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
-    return (...args: A) => {
-      try {
-        fn(...args);
-      } catch (e) {
-        this.fail(e);
-      }
-    };
   }
 
   /** The stream can take more bytes. */
@@ -94,6 +114,7 @@ export class SocketPipe {
     const p = this.pending;
     if (p === null || this.done) return;
     const n = this.stream.write(p);
+    this.counters.rxBytes += n;
     if (n < p.length) {
       this.pending = p.subarray(n);
       return;
@@ -110,12 +131,13 @@ export class SocketPipe {
   /** The stream has bytes, or its FIN, for the socket. */
   onReadable(): void {
     if (this.done) return;
-    // Corked, the chunks the carrier delivered in one go leave in one writev instead of a syscall each.
+    // Corked, the chunks the stream delivered in one go leave in one writev instead of a syscall each.
     this.socket.cork();
     while (!this.socketFull) {
       const d = this.stream.read();
       if (d === null) break;
-      if (!this.socket.write(d)) this.socketFull = true;
+      this.counters.txBytes += d.length;
+      if (!this.socket.write(d)) this.setFull(true);
     }
     this.socket.uncork();
     if (!this.socketFull && !this.peerEnded && this.stream.readEnded()) {
@@ -125,16 +147,27 @@ export class SocketPipe {
     }
   }
 
-  /** The peer aborted: reset the application's connection. */
+  /** The peer aborted (or its session ended): reset the application's connection. */
   onReset(): void {
     if (this.done) return;
-    if ('resetAndDestroy' in this.socket) this.socket.resetAndDestroy();
-    else this.socket.destroy(); // a userspace flow answers destroy() with an RST
+    reset(this.socket);
     this.finish('reset-by-peer');
+  }
+
+  /** A socket event handler that turns an exception into this flow's failure, not the process's. */
+  private guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try {
+        fn(...args);
+      } catch (e) {
+        this.fail(e);
+      }
+    };
   }
 
   private fromSocket(chunk: Buffer): void {
     const n = this.stream.write(chunk);
+    this.counters.rxBytes += n;
     if (n < chunk.length) {
       this.pending = chunk.subarray(n);
       this.socket.pause();
@@ -142,30 +175,54 @@ export class SocketPipe {
     this.kick();
   }
 
+  private setFull(full: boolean): void {
+    if (this.socketFull === full) return;
+    this.socketFull = full;
+    this.stream.hold?.(full);
+  }
+
+  /** Both directions done: finish. One done: start the close-wait timer, if there is one. */
   private maybeFinish(): void {
-    if (this.socketEnded && this.peerEnded && this.pending === null) {
+    if (this.done) return;
+    const fromAppDone = this.socketEnded && this.pending === null;
+    if (fromAppDone && this.peerEnded) {
       // A kernel socket closes once its FIN is out; a Duplex auto-destroys after both ends.
       if ('destroySoon' in this.socket) this.socket.destroySoon();
       this.finish('clean');
+      return;
+    }
+    if ((fromAppDone || this.peerEnded) && this.closeWaitMs > 0 && !this.lingerTimer) {
+      this.lingerTimer = setTimeout(this.guarded(() => this.finish('close-wait')), this.closeWaitMs);
+      this.lingerTimer.unref();
     }
   }
 
   private finish(how: PipeEnd, cause?: unknown): void {
     if (this.done) return;
     this.done = true;
+    clearTimeout(this.lingerTimer);
     try {
-      if (how === 'reset-by-app' || how === 'failed') this.stream.abort();
+      if (how === 'reset-by-app' || how === 'close-wait' || how === 'failed') this.stream.abort();
       this.stream.release();
     } catch (e) {
-      // The carrier failed while letting go: still end the application's side and report it.
+      // The stream failed while letting go: still end the application's side and report it.
       if (how !== 'failed') cause = e;
       how = 'failed';
     }
     if (!this.socket.destroyed && how !== 'clean') {
-      if ('resetAndDestroy' in this.socket && how === 'failed') this.socket.resetAndDestroy();
+      // After close-wait the application has our FIN or we have its: a close, not an abort.
+      if (how === 'failed') reset(this.socket);
+      else if (how === 'close-wait' && this.socket.writableEnded && 'destroySoon' in this.socket) this.socket.destroySoon();
       else this.socket.destroy();
     }
     this.kick();
     this.onDone(how, cause);
   }
+}
+
+/** Aborts an application stream so its peer sees an RST (a userspace flow answers destroy() with one). */
+export function reset(s: AppStream): void {
+  if (s.destroyed) return;
+  if ('resetAndDestroy' in s) s.resetAndDestroy();
+  else s.destroy();
 }

@@ -1,102 +1,102 @@
 /**
  * Application connections on a tunnel.
  *
- * TcpConn: TCP ⇄ records, with back-pressure both ways. TCP is paused (never dropped) while KCP's
- * window is full and resumed on 'writable'; while the socket's own buffer is full the tunnel stops
- * reading KCP, so the peer's window closes. Half-close is carried as FIN both ways.
+ * TcpConn: TCP ⇄ records through the shared pipe (daemon/carrier/socket-pipe.ts): TCP is paused
+ * (never dropped) while KCP's window is full and resumed on 'writable'; while the socket's own
+ * buffer is full the tunnel stops reading KCP (hold), so the peer's window closes. Half-close is
+ * carried as FIN both ways, an abort as RESET both ways.
  *
  * UdpConn: datagrams ⇄ DATA records, one record per datagram. A datagram that finds KCP's window
  * full is dropped and counted, as kcptube drops it. The connection expires after udp_timeout
  * seconds without traffic either way.
  */
 import type { Socket } from 'node:net';
+import { SocketPipe, type PipeStream } from '../carrier/socket-pipe.js';
 import type { TubeCounters } from './router.js';
 import type { Conn, Tunnel } from './tunnel.js';
 
-export class TcpConn implements Conn {
-  private localEnded = false;
-  private remoteEnded = false;
-  private full = false;
-  private done = false;
+export class TcpConn implements Conn, PipeStream {
+  private readonly pipe: SocketPipe;
+  /** The peer's records for the socket, waiting while it is full (the session pushes them). */
+  private readonly rx: Uint8Array[] = [];
+  private peerFin = false;
+  private held = false;
+  private blocked = false;
 
   constructor(
     private readonly tunnel: Tunnel,
     readonly id: number,
-    private readonly socket: Socket,
-    counters: TubeCounters,
-    private readonly onDone: (c: TcpConn) => void,
+    socket: Socket,
+    private readonly counters: TubeCounters,
+    onDone: (c: TcpConn) => void,
   ) {
     tunnel.conns.set(id, this);
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      const s = tunnel.session;
-      s.write(id, chunk);
-      if (!s.canWrite()) {
-        socket.pause();
-        counters.tcpPauses++;
-      }
-      tunnel.kick();
-    });
-    socket.on('end', () => {
-      this.localEnded = true;
-      tunnel.session.fin(id);
-      tunnel.kick();
-      this.maybeDone();
-    });
-    socket.on('drain', () => this.setFull(false));
-    socket.on('error', () => undefined); // 'close' follows
-    socket.on('close', () => {
-      if (!this.done) {
-        if (!(this.localEnded && this.remoteEnded)) tunnel.session.reset(id);
-        this.finish();
-      }
-    });
+    this.pipe = new SocketPipe(socket, this, tunnel.kick, () => onDone(this));
   }
 
+  // ---- the tunnel's side (Conn) ----
+
   data(d: Uint8Array): void {
-    if (this.done || this.socket.destroyed) return;
-    if (!this.socket.write(d)) this.setFull(true);
+    this.rx.push(d);
+    this.pipe.onReadable();
   }
 
   fin(): void {
-    this.remoteEnded = true;
-    if (!this.socket.destroyed) this.socket.end();
-    this.maybeDone();
+    this.peerFin = true;
+    this.pipe.onReadable();
   }
 
   reset(): void {
-    this.abort();
+    this.pipe.onReset();
   }
 
   writable(): void {
-    if (!this.localEnded && !this.done) this.socket.resume();
+    this.pipe.onWritable();
+  }
+
+  tunnelEnded(): void {
+    this.pipe.onReset();
+  }
+
+  // ---- the pipe's side (PipeStream) ----
+
+  write(d: Uint8Array): number {
+    const s = this.tunnel.session;
+    if (!s.canWrite()) {
+      if (!this.blocked) this.counters.tcpPauses++;
+      this.blocked = true;
+      return 0;
+    }
+    this.blocked = false;
+    s.write(this.id, d);
+    return d.length;
+  }
+
+  read(): Uint8Array | null {
+    return this.rx.shift() ?? null;
+  }
+
+  readEnded(): boolean {
+    return this.peerFin && this.rx.length === 0;
+  }
+
+  shutdown(): void {
+    this.tunnel.session.fin(this.id);
   }
 
   abort(): void {
-    if (!this.socket.destroyed) this.socket.destroy();
-    this.finish();
+    this.tunnel.session.reset(this.id);
   }
 
-  private setFull(full: boolean): void {
-    if (this.full === full) return;
-    this.full = full;
+  hold(full: boolean): void {
+    if (this.held === full) return;
+    this.held = full;
     this.tunnel.sinkFull(full);
   }
 
-  private maybeDone(): void {
-    if (this.localEnded && this.remoteEnded && !this.done) {
-      // Both FINs crossed: the socket closes once its last bytes are flushed.
-      this.socket.once('finish', () => this.socket.destroy());
-      if (this.socket.writableFinished) this.socket.destroy();
-    }
-  }
-
-  private finish(): void {
-    if (this.done) return;
-    this.done = true;
-    this.setFull(false);
+  release(): void {
+    this.hold(false);
     this.tunnel.conns.delete(this.id);
-    this.onDone(this);
   }
 }
 
@@ -148,7 +148,7 @@ export class UdpConn implements Conn {
 
   writable(): void {}
 
-  abort(): void {
+  tunnelEnded(): void {
     this.finish();
   }
 

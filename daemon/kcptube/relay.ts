@@ -59,7 +59,7 @@ class SpliceConn implements Conn {
     this.from.sinkFull(false);
   }
 
-  abort(): void {
+  tunnelEnded(): void {
     this.drop();
   }
 

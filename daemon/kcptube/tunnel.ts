@@ -19,8 +19,8 @@ export interface Conn {
   reset(): void;
   /** KCP's window has room again. */
   writable(): void;
-  /** The tunnel ended: drop everything. */
-  abort(): void;
+  /** The tunnel ended: drop everything (a TCP connection is reset). */
+  tunnelEnded(): void;
 }
 
 export interface TunnelOwner {
@@ -127,7 +127,7 @@ export class Tunnel {
     this.ended = true;
     this.drive.stop();
     if (flush) this.drive.flushTransmit(); // a CLOSE we queued
-    for (const c of [...this.conns.values()]) c.abort();
+    for (const c of [...this.conns.values()]) c.tunnelEnded();
     this.conns.clear();
     this.owner.onEnded(this, reason);
   }

@@ -1,6 +1,6 @@
 /**
  * Binds one KcptunSession to I/O through drive(): a datagram sender, one timer driven by
- * pollTimeout(), and the StreamPipes of its smux streams. Datagrams and socket events only kick it;
+ * pollTimeout(), and a SocketPipe per smux stream. Datagrams and socket events only kick it;
  * one pass then pumps the layers, dispatches events, and sends.
  */
 import type { Socket } from 'node:net';
@@ -8,7 +8,14 @@ import { TstierError } from '../errors.js';
 import type { KcptunSession, KcptunSessionEvent } from '../transport/session/kcptun-session.js';
 import { nowMs } from '../io/clock.js';
 import { drive, type Drive } from '../io/drive.js';
-import { StreamPipe } from './pipe.js';
+import { SocketPipe, type PipeStream } from '../carrier/socket-pipe.js';
+
+/** A smux stream attached to its socket. */
+interface AttachedStream {
+  readonly pipe: SocketPipe;
+  /** The peer's FIN arrived. */
+  onFin(): void;
+}
 
 
 export interface DriverHooks {
@@ -21,7 +28,7 @@ export interface DriverHooks {
 }
 
 export class SessionDriver {
-  readonly pipes = new Map<number, StreamPipe>();
+  readonly pipes = new Map<number, AttachedStream>();
   readonly createdAt = nowMs();
   private ended = false;
   private readonly drive: Drive<Uint8Array, KcptunSessionEvent>;
@@ -60,16 +67,29 @@ export class SessionDriver {
     this.kick();
   }
 
-  /** Pipes a smux stream to a TCP socket. */
-  attach(sid: number, socket: Socket): StreamPipe {
-    const pipe = new StreamPipe(this.session, sid, socket, this.kick, this.closeWaitMs, (p) => {
-      this.pipes.delete(p.sid);
-      this.hooks.onStreamClosed?.(this, p.sid);
+  /** Pipes a smux stream to a TCP socket (data and a FIN may have arrived while the caller was dialling). */
+  attach(sid: number, socket: Socket): SocketPipe {
+    const s = this.session;
+    let fin = this.sawFin.delete(sid);
+    // smux has no reset: an abort closes the stream like a FIN (release; kcptun does the same).
+    const stream: PipeStream = {
+      write: (d) => s.streamWrite(sid, d),
+      read: () => s.streamRead(sid),
+      readEnded: () => fin && !s.streamReadable(sid),
+      shutdown: () => s.streamShutdown(sid),
+      abort: () => undefined,
+      release: () => s.streamClose(sid),
+    };
+    const pipe = new SocketPipe(socket, stream, this.kick, () => {
+      this.pipes.delete(sid);
+      this.hooks.onStreamClosed?.(this, sid);
+    }, { closeWaitMs: this.closeWaitMs });
+    this.pipes.set(sid, {
+      pipe, onFin: () => {
+        fin = true;
+        pipe.onReadable();
+      },
     });
-    this.pipes.set(sid, pipe);
-    // Data may have arrived while the caller was dialling.
-    pipe.onReadable();
-    if (this.sawFin.delete(sid)) pipe.onFin();
     this.kick();
     return pipe;
   }
@@ -90,14 +110,14 @@ export class SessionDriver {
         this.hooks.onAccept?.(this, e.sid);
         break;
       case 'readable':
-        this.pipes.get(e.sid)?.onReadable();
+        this.pipes.get(e.sid)?.pipe.onReadable();
         break;
       case 'writable':
-        this.pipes.get(e.sid)?.onWritable();
+        this.pipes.get(e.sid)?.pipe.onWritable();
         break;
       case 'fin': {
-        const pipe = this.pipes.get(e.sid);
-        if (pipe) pipe.onFin();
+        const entry = this.pipes.get(e.sid);
+        if (entry) entry.onFin();
         else this.sawFin.add(e.sid);
         break;
       }
@@ -121,7 +141,8 @@ export class SessionDriver {
     if (this.ended) return;
     this.ended = true;
     this.drive.stop();
-    for (const p of [...this.pipes.values()]) p.close();
+    // The session is gone: every stream's application sees a reset.
+    for (const p of [...this.pipes.values()]) p.pipe.onReset();
     this.session.release();
     this.hooks.onClosed(this, error);
   }
