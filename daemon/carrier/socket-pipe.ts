@@ -1,7 +1,7 @@
 /**
  * The one pipe between an application's stream (a TCP socket, or a userspace-stack flow) and a
  * carrier stream: a proxied flow's KCP conversation or QUIC stream, a kcptun smux stream, a kcptube
- * connection, or a second application stream (proxy/splice.ts). One set of rules for all of them:
+ * connection, or a second application stream (joinStreams). One set of rules for all of them:
  *  - socket → stream: bytes the stream cannot take yet stay here and the socket is paused until the
  *    stream's owner reports it writable (onWritable);
  *  - stream → socket: chunks are written until the socket's buffer is full; then reading stops (so
@@ -225,4 +225,43 @@ export function reset(s: AppStream): void {
   if (s.destroyed) return;
   if ('resetAndDestroy' in s) s.resetAndDestroy();
   else s.destroy();
+}
+
+/**
+ * Joins two application streams both ways (a kernel socket and a userspace-stack flow, or two
+ * sockets): `b` is read (paused mode) and written as the pipe's stream, so back-pressure, half-close,
+ * reset and close-wait follow the same rules as a carried flow's. A kernel socket must allow half-open.
+ */
+export function joinStreams(a: AppStream, b: AppStream, onDone: (how: PipeEnd, cause?: unknown) => void,
+  opts: PipeOptions = {}): SocketPipe {
+  const pipe = new SocketPipe(a, streamOf(b), () => undefined, onDone, opts);
+  b.on('readable', () => pipe.onReadable());
+  b.on('end', () => pipe.onReadable());
+  b.on('drain', () => pipe.onWritable());
+  b.on('error', () => undefined); // 'close' follows
+  b.on('close', () => {
+    if (!b.readableEnded || !b.writableFinished) pipe.onReset();
+  });
+  a.resume();
+  return pipe;
+}
+
+/** `s` as a pipe's stream: read in paused mode, written until its buffer is full, ended, reset. */
+function streamOf(s: AppStream): PipeStream {
+  return {
+    write: (d) => {
+      if (s.destroyed) return d.length; // its 'close' resets the pipe
+      if (s.writableNeedDrain) return 0;
+      s.write(d);
+      return d.length;
+    },
+    read: () => s.read() as Buffer | null,
+    readEnded: () => s.readableEnded,
+    shutdown: () => s.end(),
+    abort: () => reset(s),
+    // Both directions ended: a kernel socket closes once its FIN is out; a Duplex auto-destroys.
+    release: () => {
+      if ('destroySoon' in s) s.destroySoon();
+    },
+  };
 }
