@@ -33,6 +33,7 @@ import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, Port
 import { TunDevice } from './tun/tun-device.js';
 import { TcpProxy } from './proxy/tcp-proxy.js';
 import { transportNow } from './proxy/transport-now.js';
+import { nowMs } from './io/clock.js';
 
 export const NODE_VERSION = '0.1.0';
 
@@ -295,7 +296,7 @@ export class Node implements ControlPlaneSource {
   }
 
   private sendUnreachable(pkt: Buffer): void {
-    const second = Math.floor(Date.now() / 1000);
+    const second = Math.floor(nowMs() / 1000);
     if (second !== this.budgetSecond) {
       this.budgetSecond = second;
       this.unreachableBudget = UNREACHABLE_PER_SECOND;

@@ -3,12 +3,14 @@
  * Datagrams over the rate wait in a queue of at most QUEUE_SECONDS worth of bytes; beyond that they
  * are dropped, as a router's queue would, and KCP retransmits them.
  */
+import { nowMs } from '../io/clock.js';
+
 const BURST_SECONDS = 0.05;
 const QUEUE_SECONDS = 0.5;
 
 export class Pacer {
   private tokens: number;
-  private last = performance.now();
+  private last = nowMs();
   private readonly queue: Uint8Array[] = [];
   private queued = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -40,7 +42,7 @@ export class Pacer {
   }
 
   private refill(): void {
-    const now = performance.now();
+    const now = nowMs();
     const cap = this.bytesPerSecond * BURST_SECONDS;
     this.tokens = Math.min(cap, this.tokens + ((now - this.last) * this.bytesPerSecond) / 1000);
     this.last = now;

@@ -13,6 +13,7 @@
 import { Duplex } from 'node:stream';
 
 import { TstierError } from '../../errors.js';
+import { nowMs } from '../../io/clock.js';
 import { drive, type Drive } from '../../io/drive.js';
 import { type FlowEndpoint, InputOutcome, type SmoltcpEvent, type SmoltcpStack } from './stack.js';
 
@@ -36,13 +37,13 @@ export class SmoltcpDriver {
 
   /**
    * `write` receives each outbound IP packet as a view valid only during the call.
-   * `clock` gives milliseconds; the default is the monotonic performance.now().
+   * `clock` gives milliseconds; the default is the monotonic nowMs().
    */
   constructor(
     readonly stack: SmoltcpStack,
     write: (packet: Uint8Array) => void,
     private readonly onFlow: (request: FlowRequest) => void,
-    private readonly clock: () => number = () => performance.now(),
+    private readonly clock: () => number = nowMs,
   ) {
     // smoltcp's poll() is both its timed work and the pump that moves what input() and the sockets queued.
     const core = {
