@@ -63,15 +63,6 @@ export class Drive<T, E> {
   /** Something changed (an input, a write, a read): run one pass soon. */
   readonly kick = (): void => this.passes.kick();
 
-  /** The driver's clock now. */
-  now(): number {
-    return this.clock();
-  }
-
-  get isStopped(): boolean {
-    return this.stopped;
-  }
-
   /** No pass after this; a pass in progress stops after the current event. */
   stop(): void {
     this.stopped = true;
@@ -81,11 +72,6 @@ export class Drive<T, E> {
   /** Sends what the core queued, now (e.g. the goodbyes a close queued, after stop()). */
   flushTransmit(): void {
     for (let t = this.core.pollTransmit(); t !== null; t = this.core.pollTransmit()) this.io.transmit(t);
-  }
-
-  /** Runs a pass now instead of at the next turn of the event loop. */
-  runNow(): void {
-    this.pass();
   }
 
   private pass(): void {
