@@ -2,7 +2,7 @@
  * One proxied TCP flow carried by one bidirectional QUIC stream. QUIC already gives ordered,
  * reliable bytes, half-close (FIN) and abort (RESET_STREAM / STOP_SENDING), so the stream carries
  * only one flow frame each way before raw bytes: the initiator's OPEN (where to dial) and the
- * acceptor's STATUS (how the dial went). State only; QuicCarrierDriver does the stream calls.
+ * acceptor's STATUS (how the dial went). State only; QuicCarrier (carrier.ts) does the stream calls.
  */
 import type { CarrierFlow } from '../carrier.js';
 import { DialStatus, FRAME_HEADER, FrameType, type OpenRequest } from '../flow-frames.js';
@@ -35,8 +35,10 @@ export class QuicFlow implements CarrierFlow {
   rxBytes = 0;
   /** Initiator: when an unanswered open is given up (driver clock); 0 once answered. */
   openDeadline: number;
-  /** FlowEvent bits not yet delivered. */
+  /** FlowEvent bits not yet taken (takeEvents). */
   events = 0;
+  /** Its owner (the proxy) still holds it: an ended flow is forgotten only once released. */
+  held = false;
   /** The peer's head frame, gathered while it arrives in pieces. */
   private headIn: Uint8Array | null = null;
 
@@ -50,8 +52,20 @@ export class QuicFlow implements CarrierFlow {
     this.openDeadline = openDeadline;
   }
 
+  /** FlowEvent bits since the last call. */
+  takeEvents(): number {
+    const e = this.events;
+    this.events = 0;
+    return e;
+  }
+
   get ended(): boolean {
     return this.isReset || (this.localFin && this.peerFin && this.head === null);
+  }
+
+  /** The peer half-closed and every byte before its FIN has been read. */
+  get readEnded(): boolean {
+    return this.peerFin && this.leftover === null && !this.isReset;
   }
 
   get rttMs(): number {
