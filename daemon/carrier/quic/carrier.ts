@@ -308,8 +308,12 @@ export class QuicCarrier {
         return;
       case 'stopped':
       case 'reset':
-        // An initiator may find the STATUS (sent before the peer gave up) still readable.
-        if (!flow.headDone && e.type === 'stopped') this.readHead(flow);
+        if (e.type === 'stopped' && flow.role === 'initiator' && !flow.headDone) {
+          // A refusing peer sends STATUS, FIN, then STOP_SENDING; under loss the STOP_SENDING can come
+          // first. Our sending is over, but the STATUS is on its way (a peer that gave up resets too).
+          this.readHead(flow);
+          if (!flow.headDone && !flow.isReset) return this.stopSending(flow);
+        }
         if (flow.ended) return;
         this.log?.info(`QUIC flow ${e.type} by peer: ${resetCause(e.code)}`, { peer: e.peerId, conn: e.conn, stream: e.stream, code: e.code });
         this.teardown(flow, CODE_APP_RESET);
@@ -491,6 +495,14 @@ export class QuicCarrier {
     if (n === QUIC_GONE) return;
     flow.head = n >= head.length ? null : head.subarray(n);
     if (!flow.head && flow.finPending) this.finishStream(flow);
+  }
+
+  /** The peer stopped reading before its STATUS came: abandon our side, keep reading for the STATUS. */
+  private stopSending(flow: QuicFlow): void {
+    this.call(flow, () => this.ep.reset(flow.conn, flow.stream, CODE_REFUSED));
+    flow.localFin = true;
+    flow.finPending = false;
+    flow.head = null;
   }
 
   private finishStream(flow: QuicFlow): void {
