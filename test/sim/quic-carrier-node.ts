@@ -44,6 +44,9 @@ export class Tally {
   written = 0;
   digest = '';
   released = false;
+  /** When a write last took bytes (or the flow could first write), and the longest wait between two. */
+  lastWriteAt = -1;
+  longestWait = 0;
   constructor(readonly plan: Plan, readonly out: Uint8Array) {}
 }
 
@@ -146,6 +149,8 @@ export class QuicCarrierNode implements SimEndpoint {
       t.fin = true;
       t.digest = t.hash.copy().digest('hex');
     }
+    const before = t.written;
+    if (t.lastWriteAt < 0 && flow.status === DialStatus.Connected) t.lastWriteAt = this.clock; // free to write from here
     const resetDue = (): boolean => t.plan.resetBy === mine && !flow.isReset && flow.status === DialStatus.Connected &&
       t.written >= Math.min(t.plan.resetAfter, t.out.length);
     while (!t.sentAll && !flow.isReset && t.written < t.out.length && !resetDue()) {
@@ -156,6 +161,10 @@ export class QuicCarrierNode implements SimEndpoint {
       if (took < n) break;
     }
     if (resetDue()) this.carrier.abort(flow);
+    if (t.written > before) {
+      t.longestWait = Math.max(t.longestWait, this.clock - t.lastWriteAt);
+      t.lastWriteAt = this.clock;
+    }
     const open = mine === 'initiator' ? flow.status === DialStatus.Connected : flow.answered && flow.status === DialStatus.Connected;
     if (!t.sentAll && open && !flow.isReset && t.written === t.out.length && t.plan.resetBy !== mine) {
       this.carrier.shutdown(flow);

@@ -31,6 +31,8 @@ export class QuicFlow implements CarrierFlow {
   peerFin = false;
   isReset = false;
   writeBlocked = false;
+  /** When a write of it was last accepted (the carrier's count of writes): who waited longest writes first. */
+  servedSeq = 0;
   txBytes = 0;
   rxBytes = 0;
   /** Initiator: when an unanswered open is given up (driver clock); 0 once answered. */
