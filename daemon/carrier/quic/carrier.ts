@@ -19,7 +19,8 @@ import type { Logger } from '../../log.js';
 import { FlowEvent } from '../carrier.js';
 import { decodeOpen, DialStatus, encodeControl, encodeOpen, FrameType, type OpenRequest } from '../flow-frames.js';
 import { QUIC_FIN, QUIC_GONE, type QuicConnectionStats, type QuicEndpoint, type QuicEvent } from './endpoint.js';
-import { QuicFlow } from './flow.js';
+import { CODE_APP_RESET, CODE_PEER_GONE, CODE_REFUSED, QuicFlow, resetCause } from './flow.js';
+import { IdleConnections } from './idle-connections.js';
 
 export interface QuicCarrierOptions {
   /** Peer packet types of datagrams on connections their sender initiated / accepted. */
@@ -41,18 +42,7 @@ export interface QuicCarrierTransmit {
   data: Uint8Array;
 }
 
-/** Application error codes on the stream: an application's reset, or a flow the node refused. */
-export const CODE_APP_RESET = 1;
-export const CODE_REFUSED = 2;
-/** Connection close code: the peer is gone (restarted, killed) or was unreachable past the flow timeout. */
-export const CODE_PEER_GONE = 3;
 const READ_CHUNK = 64 * 1024;
-
-function resetCause(code: number): string {
-  if (code === CODE_APP_RESET) return 'its application reset the connection, or its node ended the flow';
-  if (code === CODE_REFUSED) return 'its node refused the flow';
-  return 'unknown code';
-}
 
 export class QuicCarrier {
   readonly stats = { malformedHeads: 0, refusedOpens: 0 };
@@ -67,18 +57,13 @@ export class QuicCarrier {
   private readonly woken: QuicFlow[] = [];
   /** Writes accepted so far: each flow's servedSeq is this count at its latest. */
   private writes = 0;
-  /**
-   * Our connections whose handshake completed (peer → connection), with when each was last seen
-   * carrying no flow (Infinity while it carries some). A flow waiting there has been heard from.
-   */
-  private readonly established = new Map<number, { conn: number; idleSince: number }>();
+  private readonly established: IdleConnections;
   private readonly scratch = new Uint8Array(READ_CHUNK);
   private readonly tx: QuicCarrierTransmit = { peerId: 0, type: 0, data: new Uint8Array(0) };
   private readonly types: QuicCarrierOptions['types'];
   private readonly openTimeoutMs: number;
-  private readonly idleCloseMs: number;
   private readonly log: Logger | undefined;
-  private readonly statsOf = (flow: QuicFlow): QuicConnectionStats | null => this.connStats(flow);
+  private readonly statsOf = (flow: QuicFlow): QuicConnectionStats | null => (flow.conn < 0 ? null : this.ep.statsIfOpen(flow.conn));
   /** The clock of the latest call that carried one. */
   private clock = 0;
   acceptInput: boolean;
@@ -87,7 +72,7 @@ export class QuicCarrier {
     this.types = opts.types;
     this.acceptInput = opts.acceptInput;
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
-    this.idleCloseMs = opts.idleCloseMs ?? 60_000;
+    this.established = new IdleConnections(opts.idleCloseMs ?? 60_000);
     this.log = opts.log;
   }
 
@@ -136,8 +121,7 @@ export class QuicCarrier {
   pollTimeout(): number {
     let at = this.ep.pollTimeout();
     for (const f of this.opening) if (f.openDeadline < at) at = f.openDeadline;
-    for (const c of this.established.values()) if (c.idleSince + this.idleCloseMs < at) at = c.idleSince + this.idleCloseMs;
-    return at;
+    return Math.min(at, this.established.deadline());
   }
 
   handleTimeout(now: number): void {
@@ -303,13 +287,13 @@ export class QuicCarrier {
     switch (e.type) {
       case 'connected':
         if (!e.outgoing) return;
-        this.established.set(e.peerId, { conn: e.conn, idleSince: Infinity });
+        this.established.established(e.peerId, e.conn);
         this.openWaiting(e.peerId);
         return this.noteIdle(e.peerId);
       case 'streams-available':
         return this.openWaiting(e.peerId);
       case 'connection-lost':
-        if (this.established.get(e.peerId)?.conn === e.conn) this.established.delete(e.peerId);
+        this.established.lost(e.peerId, e.conn);
         if (e.reason !== 'locally-closed') this.logLost(e);
         return this.connectionLost(e.conn, e.peerId);
       case 'stream-opened':
@@ -395,21 +379,15 @@ export class QuicCarrier {
 
   /** Marks when our connection to `peerId` stopped carrying flows (Infinity while it carries some). */
   private noteIdle(peerId: number): void {
-    const c = this.established.get(peerId);
-    if (!c) return;
-    if ((this.flows.get(c.conn)?.size ?? 0) > 0 || this.waiting.has(peerId)) c.idleSince = Infinity;
-    else if (c.idleSince === Infinity) c.idleSince = this.clock;
+    const conn = this.established.connectionTo(peerId);
+    if (conn === undefined) return;
+    this.established.note(peerId, (this.flows.get(conn)?.size ?? 0) > 0 || this.waiting.has(peerId), this.clock);
   }
 
-  /**
-   * Closes connections we opened that have carried no flow for idleCloseMs (keep-alives would hold
-   * them forever). Only the initiator closes: the acceptor could race a stream the initiator opens.
-   */
+  /** Closes our connections that carried no flow for idleCloseMs (idle-connections.ts). */
   private closeIdle(now: number): void {
-    for (const [peerId, c] of this.established) {
-      if (now - c.idleSince < this.idleCloseMs) continue;
-      this.established.delete(peerId);
-      this.log?.debug('QUIC connection closed: idle', { peer: peerId, conn: c.conn, idleMs: now - c.idleSince });
+    for (const c of this.established.takeExpired(now)) {
+      this.log?.debug('QUIC connection closed: idle', { peer: c.peerId, conn: c.conn, idleMs: c.idleMs });
       try {
         this.ep.close(c.conn, 0, now);
       } catch {
@@ -609,14 +587,5 @@ export class QuicCarrier {
   private raise(flow: QuicFlow, bits: number): void {
     flow.events |= bits;
     this.pendingEvents.add(flow);
-  }
-
-  private connStats(flow: QuicFlow): QuicConnectionStats | null {
-    if (flow.conn < 0) return null;
-    try {
-      return this.ep.stats(flow.conn);
-    } catch {
-      return null; // the connection is gone
-    }
   }
 }

@@ -360,6 +360,15 @@ export class QuicEndpoint {
     return decodeStats(new Float64Array(this.wasm.memory.buffer, this.wasm.stats_ptr(), STATS_LEN));
   }
 
+  /** The connection's statistics, or null once it is gone. */
+  statsIfOpen(conn: number): QuicConnectionStats | null {
+    try {
+      return this.stats(conn);
+    } catch {
+      return null;
+    }
+  }
+
   /** Test hook: makes the module trap, as a Rust panic would. */
   debugPanic(): void {
     try {

@@ -10,6 +10,19 @@ import type { QuicConnectionStats } from './endpoint.js';
 
 export type QuicFlowRole = 'initiator' | 'acceptor';
 
+/** Application error codes on the stream: an application's reset, or a flow the node refused. */
+export const CODE_APP_RESET = 1;
+export const CODE_REFUSED = 2;
+/** Connection close code: the peer is gone (restarted, killed) or was unreachable past the flow timeout. */
+export const CODE_PEER_GONE = 3;
+
+/** Words for a stream's reset or stop code, for the log. */
+export function resetCause(code: number): string {
+  if (code === CODE_APP_RESET) return 'its application reset the connection, or its node ended the flow';
+  if (code === CODE_REFUSED) return 'its node refused the flow';
+  return 'unknown code';
+}
+
 /** The largest OPEN frame payload accepted (two IPv6 addresses need 40). */
 const MAX_HEAD_PAYLOAD = 512;
 
