@@ -1,19 +1,19 @@
 /**
- * Binds the sans-IO QuicCarrier (carrier.ts) to the peer layer and to one timer, as KcpCarrierDriver
- * does for KCP. Work is coalesced: peer packets and socket activity only mark the carrier dirty; one
- * setImmediate pass then runs its timers, hands flow events to their sinks, sends what QUIC queued,
- * and re-arms the timer for its next deadline. QUIC datagrams travel as peer packets QuicSrc (on
- * connections the sender initiated) / QuicDst (replies).
+ * Binds the sans-IO QuicCarrier (carrier.ts) to the peer layer, through drive() as KcpCarrierDriver
+ * does for KCP: peer packets and socket activity only kick it; one pass then runs its timers, hands
+ * flow events to their sinks, sends what QUIC queued, and re-arms the timer for its next deadline.
+ * QUIC datagrams travel as peer packets QuicSrc (on connections the sender initiated) / QuicDst
+ * (replies).
  */
 import type { Logger } from '../../log.js';
 import type { PeerManager } from '../../peer/peer-manager.js';
 import { PacketType } from '../../peer/wire.js';
 import { FlowEvent, type CarrierDriver, type FlowSink } from '../carrier.js';
 import type { DialStatus, OpenRequest } from '../flow-frames.js';
-import { PassScheduler } from '../../io/pass-scheduler.js';
+import { drive, type Drive } from '../../io/drive.js';
 import type { PipeStream } from '../socket-pipe.js';
 import { nowMs } from '../../io/clock.js';
-import { QuicCarrier } from './carrier.js';
+import { QuicCarrier, type QuicCarrierTransmit } from './carrier.js';
 import type { QuicEndpoint } from './endpoint.js';
 import type { QuicFlow } from './flow.js';
 
@@ -34,10 +34,10 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   readonly kind = 'Quic';
   readonly carrier: QuicCarrier;
   private readonly sinks = new Map<QuicFlow, FlowSink<QuicFlow>>();
-  private readonly passes = new PassScheduler(() => this.pass(), nowMs);
+  private readonly drive: Drive<QuicCarrierTransmit, QuicFlow>;
 
   constructor(
-    private readonly peer: PeerSeam,
+    peer: PeerSeam,
     readonly ep: QuicEndpoint,
     opts: QuicDriverOptions,
     /** A peer asked us to carry a flow: dial `flow.request`, then answer(). */
@@ -45,6 +45,10 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   ) {
     const types = { fromInitiator: PacketType.QuicSrc, fromAcceptor: PacketType.QuicDst };
     this.carrier = new QuicCarrier(ep, { ...opts, types });
+    this.drive = drive(this.carrier, {
+      event: (flow) => this.dispatch(flow),
+      transmit: (t) => peer.sendTo(t.peerId, t.type, t.data),
+    });
     const input = (type: number) => (from: number, payload: Buffer): void => {
       this.carrier.input(from, type, payload, nowMs());
       this.kick();
@@ -104,11 +108,11 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   }
 
   kick(): void {
-    this.passes.kick();
+    this.drive.kick();
   }
 
   close(): void {
-    this.passes.close();
+    this.drive.stop();
   }
 
   /** Open flows (for stats and tests). */
@@ -116,16 +120,9 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
     return this.carrier.flowCount;
   }
 
-  private pass(): void {
-    const carrier = this.carrier;
-    const now = nowMs();
-    if (carrier.pollTimeout() <= now) carrier.handleTimeout(now);
-    for (let flow = carrier.pollEvent(); flow; flow = carrier.pollEvent()) {
-      const events = flow.takeEvents();
-      if (events & FlowEvent.OpenRequest && !this.sinks.has(flow) && !flow.answered) this.onOpenRequest(flow);
-      this.sinks.get(flow)?.onFlowEvents(flow, events);
-    }
-    for (let t = carrier.pollTransmit(); t; t = carrier.pollTransmit()) this.peer.sendTo(t.peerId, t.type, t.data);
-    this.passes.arm(carrier.pollTimeout());
+  private dispatch(flow: QuicFlow): void {
+    const events = flow.takeEvents();
+    if (events & FlowEvent.OpenRequest && !this.sinks.has(flow) && !flow.answered) this.onOpenRequest(flow);
+    this.sinks.get(flow)?.onFlowEvents(flow, events);
   }
 }
