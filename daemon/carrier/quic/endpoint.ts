@@ -19,7 +19,11 @@ import { randomBytes } from 'node:crypto';
 
 import { TstierError, badConfig } from '../../errors.js';
 import { wasmTraps } from '../../metrics/wasm-traps.js';
-import { OpError, type QuicExports, type WasmModule, instantiateQuic, isWasmTrap, loadQuicModule } from './wasm.js';
+import { CongestionCode, EventKind, OpError, STATS_LEN } from './abi.js';
+import { decodeEvent, decodeStats, type QuicConnectionStats, type QuicEvent } from './events.js';
+import { type QuicExports, type WasmModule, instantiateQuic, isWasmTrap, loadQuicModule } from './wasm.js';
+
+export type { QuicConnectionStats, QuicEvent, QuicLostReason } from './events.js';
 
 export type CongestionControl = 'bbr' | 'cubic' | 'newreno';
 
@@ -96,54 +100,6 @@ export function maxStreamWindow(maxUdpPayload: number): number {
   return Math.floor(QUINN_MAX_CHUNKS * 2 * (maxUdpPayload - DATAGRAM_OVERHEAD) * 0.9);
 }
 
-const CONGESTION: Record<CongestionControl, number> = { bbr: 0, cubic: 1, newreno: 2 };
-
-/** Why a connection ended. `crashed`: the wasm instance trapped. */
-export type QuicLostReason =
-  | 'timed-out'
-  | 'reset'
-  | 'application-closed'
-  | 'connection-closed'
-  | 'locally-closed'
-  | 'transport-error'
-  | 'version-mismatch'
-  | 'cids-exhausted'
-  | 'crashed';
-
-const LOST_REASONS: readonly (QuicLostReason | undefined)[] = [
-  undefined,
-  'timed-out',
-  'reset',
-  'application-closed',
-  'connection-closed',
-  'locally-closed',
-  'transport-error',
-  'version-mismatch',
-  'cids-exhausted',
-];
-
-export type QuicEvent =
-  /** Handshake done; `outgoing` is true for connections we opened. */
-  | { type: 'connected'; conn: number; peerId: number; outgoing: boolean }
-  /**
-   * The connection and all its streams are gone. `errorCode`: the QUIC (transport or
-   * application) code, 0 if none; `detail`: quinn's description, for logs.
-   */
-  | { type: 'connection-lost'; conn: number; peerId: number; reason: QuicLostReason; errorCode: number; detail: string }
-  /** The peer opened a stream: read it (its data may already be there). */
-  | { type: 'stream-opened'; conn: number; peerId: number; stream: number }
-  | { type: 'readable'; conn: number; peerId: number; stream: number }
-  /** `write` may accept bytes again. */
-  | { type: 'writable'; conn: number; peerId: number; stream: number }
-  /** Everything we wrote, FIN included, was acknowledged. */
-  | { type: 'finished'; conn: number; peerId: number; stream: number }
-  /** The peer no longer reads (STOP_SENDING). */
-  | { type: 'stopped'; conn: number; peerId: number; stream: number; code: number }
-  /** The peer abandoned its sending side (RESET_STREAM); unread data is dropped. */
-  | { type: 'reset'; conn: number; peerId: number; stream: number; code: number }
-  /** `openStream` may succeed again on this connection. */
-  | { type: 'streams-available'; conn: number; peerId: number };
-
 export interface QuicStreamRef {
   conn: number;
   stream: number;
@@ -160,28 +116,11 @@ export interface QuicTransmit {
   fromInitiator: boolean;
 }
 
-export interface QuicConnectionStats {
-  rttMs: number;
-  minRttMs: number;
-  /** Congestion window, bytes. */
-  cwnd: number;
-  congestionEvents: number;
-  lostPackets: number;
-  lostBytes: number;
-  sentPackets: number;
-  datagramsOut: number;
-  bytesOut: number;
-  datagramsIn: number;
-  bytesIn: number;
-  mtu: number;
-}
-
 /** `read` result: the peer's FIN was reached; no more data will come. */
 export const QUIC_FIN = -1;
 /** `read`/`write` result: the stream is gone in that direction (reset, stopped, finished, or its connection). */
 export const QUIC_GONE = -2;
 
-const STATS_LEN = 12;
 const RESET_KEY_LEN = 16;
 
 export class QuicEndpoint {
@@ -217,7 +156,7 @@ export class QuicEndpoint {
     }
     const windowCap = maxStreamWindow(merged.maxUdpPayload);
     if (merged.streamWindow > windowCap) throw badConfig('quic.streamWindow', `${merged.streamWindow} is above ${windowCap}, where one stream's gaps under loss could close the connection`);
-    if (!(merged.congestion in CONGESTION)) throw badConfig('quic.congestion', `${merged.congestion} is not bbr, cubic or newreno`);
+    if (!(merged.congestion in CongestionCode)) throw badConfig('quic.congestion', `${merged.congestion} is not bbr, cubic or newreno`);
     const seed = options.seed ?? randomBytes(4).readUInt32LE(0);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw badConfig('quic.seed', `${seed} is not a u32`);
     if (givenKey !== undefined && givenKey.length !== RESET_KEY_LEN) throw badConfig('quic.resetKey', `must be ${RESET_KEY_LEN} bytes, not ${givenKey.length}`);
@@ -418,22 +357,16 @@ export class QuicEndpoint {
   stats(conn: number): QuicConnectionStats {
     const r = this.call(() => this.wasm.conn_stats(conn));
     if (r < 0) throw new TstierError('TSTIER_E_CLOSED', `QUIC connection ${conn} does not exist`);
-    const ptr = this.wasm.stats_ptr();
-    const s = new Float64Array(this.wasm.memory.buffer, ptr, STATS_LEN);
-    return {
-      rttMs: s[0]! / 1000,
-      minRttMs: s[1]! / 1000,
-      cwnd: s[2]!,
-      congestionEvents: s[3]!,
-      lostPackets: s[4]!,
-      lostBytes: s[5]!,
-      sentPackets: s[6]!,
-      datagramsOut: s[7]!,
-      bytesOut: s[8]!,
-      datagramsIn: s[9]!,
-      bytesIn: s[10]!,
-      mtu: s[11]!,
-    };
+    return decodeStats(new Float64Array(this.wasm.memory.buffer, this.wasm.stats_ptr(), STATS_LEN));
+  }
+
+  /** The connection's statistics, or null once it is gone. */
+  statsIfOpen(conn: number): QuicConnectionStats | null {
+    try {
+      return this.stats(conn);
+    } catch {
+      return null;
+    }
   }
 
   /** Test hook: makes the module trap, as a Rust panic would. */
@@ -455,7 +388,7 @@ export class QuicEndpoint {
     const seedHi = this.crashes;
     const r = this.wasm.endpoint_create(
       s.maxUdpPayload,
-      CONGESTION[s.congestion],
+      CongestionCode[s.congestion],
       s.acceptIncoming ? 1 : 0,
       s.idleTimeoutMs,
       s.keepAliveMs,
@@ -479,59 +412,23 @@ export class QuicEndpoint {
   }
 
   private collectEvents(): void {
+    const w = this.wasm;
     for (;;) {
       let kind: number;
       try {
-        kind = this.wasm.event_next();
+        kind = w.event_next();
       } catch (e) {
         this.crashed(e);
         return;
       }
-      if (kind === 0) return;
-      const w = this.wasm;
-      const conn = w.event_conn() >>> 0;
-      const peerId = w.event_peer() >>> 0;
-      const stream = w.event_stream();
-      const code = w.event_code();
-      switch (kind) {
-        case 1:
-          this.pending.push({ type: 'connected', conn, peerId, outgoing: code === 1 });
-          this.track(conn, peerId);
-          break;
-        case 2:
-          this.pending.push({
-            type: 'connection-lost',
-            conn,
-            peerId,
-            reason: LOST_REASONS[code] ?? 'transport-error',
-            errorCode: stream,
-            detail: this.lostDetail(),
-          });
-          this.forget(conn);
-          break;
-        case 3:
-          this.track(conn, peerId);
-          this.pending.push({ type: 'stream-opened', conn, peerId, stream });
-          break;
-        case 4:
-          this.pending.push({ type: 'readable', conn, peerId, stream });
-          break;
-        case 5:
-          this.pending.push({ type: 'writable', conn, peerId, stream });
-          break;
-        case 6:
-          this.pending.push({ type: 'finished', conn, peerId, stream });
-          break;
-        case 7:
-          this.pending.push({ type: 'stopped', conn, peerId, stream, code });
-          break;
-        case 8:
-          this.pending.push({ type: 'streams-available', conn, peerId });
-          break;
-        case 9:
-          this.pending.push({ type: 'reset', conn, peerId, stream, code });
-          break;
-      }
+      if (kind === EventKind.none) return;
+      const raw = { kind, conn: w.event_conn() >>> 0, peerId: w.event_peer() >>> 0, stream: w.event_stream(), code: w.event_code() };
+      const event = decodeEvent(raw, () => this.lostDetail());
+      if (event === null) continue;
+      // A connection is known from its first event (ours from `connect`) until it is lost.
+      if (event.type === 'connection-lost') this.forget(event.conn);
+      else if (event.type === 'connected' || event.type === 'stream-opened') this.track(event.conn, event.peerId);
+      this.pending.push(event);
     }
   }
 

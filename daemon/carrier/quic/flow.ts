@@ -2,13 +2,26 @@
  * One proxied TCP flow carried by one bidirectional QUIC stream. QUIC already gives ordered,
  * reliable bytes, half-close (FIN) and abort (RESET_STREAM / STOP_SENDING), so the stream carries
  * only one flow frame each way before raw bytes: the initiator's OPEN (where to dial) and the
- * acceptor's STATUS (how the dial went). State only; QuicCarrierDriver does the stream calls.
+ * acceptor's STATUS (how the dial went). State only; QuicCarrier (carrier.ts) does the stream calls.
  */
 import type { CarrierFlow } from '../carrier.js';
 import { DialStatus, FRAME_HEADER, FrameType, type OpenRequest } from '../flow-frames.js';
 import type { QuicConnectionStats } from './endpoint.js';
 
 export type QuicFlowRole = 'initiator' | 'acceptor';
+
+/** Application error codes on the stream: an application's reset, or a flow the node refused. */
+export const CODE_APP_RESET = 1;
+export const CODE_REFUSED = 2;
+/** Connection close code: the peer is gone (restarted, killed) or was unreachable past the flow timeout. */
+export const CODE_PEER_GONE = 3;
+
+/** Words for a stream's reset or stop code, for the log. */
+export function resetCause(code: number): string {
+  if (code === CODE_APP_RESET) return 'its application reset the connection, or its node ended the flow';
+  if (code === CODE_REFUSED) return 'its node refused the flow';
+  return 'unknown code';
+}
 
 /** The largest OPEN frame payload accepted (two IPv6 addresses need 40). */
 const MAX_HEAD_PAYLOAD = 512;
@@ -31,12 +44,16 @@ export class QuicFlow implements CarrierFlow {
   peerFin = false;
   isReset = false;
   writeBlocked = false;
+  /** When a write of it was last accepted (the carrier's count of writes): who waited longest writes first. */
+  servedSeq = 0;
   txBytes = 0;
   rxBytes = 0;
   /** Initiator: when an unanswered open is given up (driver clock); 0 once answered. */
   openDeadline: number;
-  /** FlowEvent bits not yet delivered. */
+  /** FlowEvent bits not yet taken (takeEvents). */
   events = 0;
+  /** Its owner (the proxy) still holds it: an ended flow is forgotten only once released. */
+  held = false;
   /** The peer's head frame, gathered while it arrives in pieces. */
   private headIn: Uint8Array | null = null;
 
@@ -50,8 +67,20 @@ export class QuicFlow implements CarrierFlow {
     this.openDeadline = openDeadline;
   }
 
+  /** FlowEvent bits since the last call. */
+  takeEvents(): number {
+    const e = this.events;
+    this.events = 0;
+    return e;
+  }
+
   get ended(): boolean {
     return this.isReset || (this.localFin && this.peerFin && this.head === null);
+  }
+
+  /** The peer half-closed and every byte before its FIN has been read. */
+  get readEnded(): boolean {
+    return this.peerFin && this.leftover === null && !this.isReset;
   }
 
   get rttMs(): number {
