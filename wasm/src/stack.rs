@@ -33,6 +33,10 @@ pub struct Settings {
     pub first_id: u32,
 }
 
+// The enums below are the wasm ABI: wasm/gen-abi.mjs turns them into TypeScript constants
+// (daemon/wasm/abi/stack.ts), so the two sides cannot drift.
+
+/// What `event_next` reports (0: no event).
 #[repr(i32)]
 #[derive(Clone, Copy)]
 pub enum Event {
@@ -63,10 +67,27 @@ pub enum OpError {
     UnknownFlow = -1,
     InvalidState = -2,
     Eof = -3,
+    /// No stack: `stack_init` was not called.
+    NoStack = -4,
 }
 
-/// `flow_state` value for a flow whose SYN is held (beyond smoltcp's 0..=10).
-pub const STATE_PENDING: i32 = 11;
+/// `flow_state` values: smoltcp's TCP states, and `Pending` for a flow whose SYN is held.
+#[repr(i32)]
+#[derive(Clone, Copy)]
+pub enum FlowState {
+    Closed = 0,
+    Listen = 1,
+    SynSent = 2,
+    SynReceived = 3,
+    Established = 4,
+    FinWait1 = 5,
+    FinWait2 = 6,
+    CloseWait = 7,
+    Closing = 8,
+    LastAck = 9,
+    TimeWait = 10,
+    Pending = 11,
+}
 /// Segments one flow may emit per service before yielding to the next poll.
 const EGRESS_BURST: usize = 64;
 const OUT_QUEUE_LIMIT: usize = 4096;
@@ -106,6 +127,8 @@ pub struct Stack {
     due: Vec<u32>,
     events: VecDeque<(Event, u32)>,
     next_id: u32,
+    /// The flow the last `input` went to (the new one, for `NewFlow`); 0 for none.
+    pub input_flow: u32,
     pending: usize,
     now: Instant,
     pub stats: Stats,
@@ -139,6 +162,7 @@ impl Stack {
         iface.set_any_ip(true);
         Stack {
             next_id: settings.first_id.max(1),
+            input_flow: 0,
             settings,
             iface,
             device,
@@ -159,6 +183,7 @@ impl Stack {
     pub fn input(&mut self, packet: &[u8], now_ms: i64) -> InputOutcome {
         self.now = Instant::from_millis(now_ms);
         self.stats.packets_in += 1;
+        self.input_flow = 0;
         self.input_datagram(packet, true)
     }
 
@@ -217,6 +242,7 @@ impl Stack {
         let Some(flow) = self.flows.get_mut(&id) else {
             return InputOutcome::NoFlow;
         };
+        self.input_flow = id;
         match &mut flow.phase {
             Phase::Pending { syn } => {
                 if segment.syn {
@@ -272,6 +298,7 @@ impl Stack {
             },
         );
         self.by_key.insert(segment.key, id);
+        self.input_flow = id;
         self.pending += 1;
         self.events.push_back((Event::NewFlow, id));
         InputOutcome::NewFlow
@@ -407,9 +434,9 @@ impl Stack {
     pub fn state(&mut self, id: u32) -> Result<i32, OpError> {
         let flow = open_flow(&mut self.flows, id)?;
         Ok(match &mut flow.phase {
-            Phase::Pending { .. } => STATE_PENDING,
+            Phase::Pending { .. } => FlowState::Pending,
             Phase::Open { set, handle } => state_code(set.get::<tcp::Socket>(*handle).state()),
-        })
+        } as i32)
     }
 
     /// (family, src, dst, src port, dst port) as stored in the key.
@@ -615,18 +642,18 @@ fn listen_endpoint_of(key: &FlowKey) -> (IpAddress, u16) {
     (addr, port)
 }
 
-fn state_code(state: State) -> i32 {
+fn state_code(state: State) -> FlowState {
     match state {
-        State::Closed => 0,
-        State::Listen => 1,
-        State::SynSent => 2,
-        State::SynReceived => 3,
-        State::Established => 4,
-        State::FinWait1 => 5,
-        State::FinWait2 => 6,
-        State::CloseWait => 7,
-        State::Closing => 8,
-        State::LastAck => 9,
-        State::TimeWait => 10,
+        State::Closed => FlowState::Closed,
+        State::Listen => FlowState::Listen,
+        State::SynSent => FlowState::SynSent,
+        State::SynReceived => FlowState::SynReceived,
+        State::Established => FlowState::Established,
+        State::FinWait1 => FlowState::FinWait1,
+        State::FinWait2 => FlowState::FinWait2,
+        State::CloseWait => FlowState::CloseWait,
+        State::Closing => FlowState::Closing,
+        State::LastAck => FlowState::LastAck,
+        State::TimeWait => FlowState::TimeWait,
     }
 }

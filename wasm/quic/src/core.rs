@@ -58,7 +58,10 @@ pub struct Settings {
     pub reset_key: [u64; 2],
 }
 
-/// What JS learns from `event_next` (codes are part of the wasm ABI).
+// EventKind, LostReason, Congestion, OpError, Stat and CONNECTED_OUTGOING are the wasm ABI:
+// wasm/gen-abi.mjs turns them into TypeScript constants (daemon/wasm/abi/quic.ts).
+
+/// What JS learns from `event_next` (codes are part of the wasm ABI; 0: no event).
 #[derive(Clone, Copy)]
 pub enum EventKind {
     Connected = 1,
@@ -115,7 +118,12 @@ pub enum OpError {
     Finished = -8,
     BadArgument = -9,
     ConnectFailed = -10,
+    /// No endpoint: `endpoint_create` was not called (or failed).
+    NoEndpoint = -100,
 }
+
+/// `Connected`'s code for a connection we opened (0: the peer opened it).
+pub const CONNECTED_OUTGOING: u64 = 1;
 
 struct Conn {
     handle: ConnectionHandle,
@@ -387,7 +395,7 @@ impl Core {
         }
         while let Some(ev) = conn.inner.poll() {
             let (kind, stream, code) = match ev {
-                QuinnEvent::Connected => (EventKind::Connected, 0, u64::from(conn.outgoing)),
+                QuinnEvent::Connected => (EventKind::Connected, 0, if conn.outgoing { CONNECTED_OUTGOING } else { 0 }),
                 QuinnEvent::ConnectionLost { reason } => {
                     conn.lost = true;
                     self.lost_detail = reason.to_string();
@@ -594,31 +602,45 @@ impl Core {
         Ok(())
     }
 
-    /// rtt µs, min rtt µs, cwnd, congestion events, lost packets, lost bytes, sent packets,
-    /// datagrams out, bytes out, datagrams in, bytes in, current MTU.
+    /// Fills `out`, indexed by `Stat`.
     pub fn stats(&mut self, id: u32, out: &mut [f64; STATS_LEN]) -> Result<(), OpError> {
         let conn = self.conn(id)?;
         let s = conn.inner.stats();
-        *out = [
-            s.path.rtt.as_micros() as f64,
-            s.path.min_rtt.as_micros() as f64,
-            s.path.cwnd as f64,
-            s.path.congestion_events as f64,
-            s.path.lost_packets as f64,
-            s.path.lost_bytes as f64,
-            s.path.sent_packets as f64,
-            s.udp_tx.datagrams as f64,
-            s.udp_tx.bytes as f64,
-            s.udp_rx.datagrams as f64,
-            s.udp_rx.bytes as f64,
-            f64::from(s.path.current_mtu),
-        ];
+        out[Stat::RttMicros as usize] = s.path.rtt.as_micros() as f64;
+        out[Stat::MinRttMicros as usize] = s.path.min_rtt.as_micros() as f64;
+        out[Stat::Cwnd as usize] = s.path.cwnd as f64;
+        out[Stat::CongestionEvents as usize] = s.path.congestion_events as f64;
+        out[Stat::LostPackets as usize] = s.path.lost_packets as f64;
+        out[Stat::LostBytes as usize] = s.path.lost_bytes as f64;
+        out[Stat::SentPackets as usize] = s.path.sent_packets as f64;
+        out[Stat::DatagramsOut as usize] = s.udp_tx.datagrams as f64;
+        out[Stat::BytesOut as usize] = s.udp_tx.bytes as f64;
+        out[Stat::DatagramsIn as usize] = s.udp_rx.datagrams as f64;
+        out[Stat::BytesIn as usize] = s.udp_rx.bytes as f64;
+        out[Stat::Mtu as usize] = f64::from(s.path.current_mtu);
         Ok(())
     }
 
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
+}
+
+/// The slots of the stats region `conn_stats` fills (part of the wasm ABI).
+#[derive(Clone, Copy)]
+pub enum Stat {
+    RttMicros = 0,
+    MinRttMicros = 1,
+    Cwnd = 2,
+    CongestionEvents = 3,
+    LostPackets = 4,
+    LostBytes = 5,
+    SentPackets = 6,
+    DatagramsOut = 7,
+    BytesOut = 8,
+    DatagramsIn = 9,
+    BytesIn = 10,
+    Mtu = 11,
 }
 
 pub const STATS_LEN: usize = 12;

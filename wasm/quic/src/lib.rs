@@ -27,7 +27,7 @@ static STATS: Global<[f64; STATS_LEN]> = Global(UnsafeCell::new([0.0; STATS_LEN]
 static EVENT: Global<Option<core::Event>> = Global(UnsafeCell::new(None));
 
 const IO_CAPACITY: usize = 64 * 1024;
-const NO_ENDPOINT: i32 = -100;
+const NO_ENDPOINT: i32 = OpError::NoEndpoint as i32;
 
 fn with_core<R>(absent: R, f: impl FnOnce(&mut Core) -> R) -> R {
     // SAFETY: single thread, and no export re-enters another, so this is the only borrow.
