@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 
-import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
+import { InputOutcome, SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { TCP_ACK, TCP_RST, TCP_SYN } from '../../../daemon/packet/tcp.js';
 import { Harness, TestClient } from './harness.js';
 import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
@@ -17,10 +17,12 @@ test('SYN to an arbitrary IPv4 destination is held and reported as a new flow', 
   const h = await harness();
   h.app.onNew = () => {}; // decide later
   const c = h.add(new TestClient('10.0.0.2', 40000, '93.184.216.34', 443));
-  h.stack.input(c.syn(), h.now);
+  assert.equal(h.stack.input(c.syn(), h.now), InputOutcome.newFlow);
+  const opened = h.stack.inputFlow();
   h.exchange();
   const [flow] = h.app.ofType('new');
   assert.ok(flow);
+  assert.equal(flow.id, opened, 'the input call itself tells which flow the SYN opened');
   assert.equal(flow.family, 4);
   assert.deepEqual(flow.src, socketAddrOf('10.0.0.2', 40000));
   assert.deepEqual(flow.dst, socketAddrOf('93.184.216.34', 443));
