@@ -6,6 +6,7 @@
 //! Negative return values are `OpError` codes. A panic aborts, which traps in wasm: the JS
 //! binding treats that instance as dead.
 
+mod abi;
 mod device;
 mod inbound;
 mod reassembly;
@@ -15,7 +16,8 @@ use std::cell::UnsafeCell;
 
 use smoltcp::wire::{Ipv4Address, Ipv6Address};
 
-use stack::{OpError, Settings, Stack};
+use abi::{OpError, Stat};
+use stack::{Settings, Stack};
 
 struct Global(UnsafeCell<Option<Stack>>);
 // SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
@@ -244,25 +246,6 @@ pub extern "C" fn flow_abort(id: u32) -> i32 {
 #[no_mangle]
 pub extern "C" fn flow_state(id: u32) -> i32 {
     with_stack(NO_STACK, |s| s.state(id).unwrap_or_else(|e| e as i32))
-}
-
-/// The counters `stack_stat` reads, by index (part of the wasm ABI, like the enums in stack.rs).
-#[repr(u32)]
-#[derive(Clone, Copy)]
-pub enum Stat {
-    PacketsIn = 0,
-    Malformed = 1,
-    NotTcp = 2,
-    /// Fragments received.
-    Fragments = 3,
-    /// Segments of no flow (answered with RST).
-    NoFlow = 4,
-    /// SYNs over the flow limits.
-    OverLimit = 5,
-    /// Outbound packets dropped (queue full).
-    TxDropped = 6,
-    OpenFlows = 7,
-    PendingFlows = 8,
 }
 
 const STATS: [Stat; 9] = [

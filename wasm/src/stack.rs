@@ -15,6 +15,7 @@ use smoltcp::socket::tcp::{self, RecvError, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint, Ipv4Address, Ipv6Address};
 
+use crate::abi::{Event, FlowState, InputOutcome, OpError};
 use crate::device::QueueDevice;
 use crate::inbound::{self, Discard, FlowKey, Segment};
 use crate::reassembly::Reassembler;
@@ -33,61 +34,6 @@ pub struct Settings {
     pub first_id: u32,
 }
 
-// The enums below are the wasm ABI: wasm/gen-abi.mjs turns them into TypeScript constants
-// (daemon/wasm/abi/stack.ts), so the two sides cannot drift.
-
-/// What `event_next` reports (0: no event).
-#[repr(i32)]
-#[derive(Clone, Copy)]
-pub enum Event {
-    NewFlow = 1,
-    Readable = 2,
-    Writable = 3,
-    Fin = 4,
-    Closed = 5,
-    Reset = 6,
-}
-
-/// What `input` did with a packet; JS counts these.
-#[repr(i32)]
-pub enum InputOutcome {
-    Delivered = 0,
-    NewFlow = 1,
-    Malformed = 2,
-    NotTcp = 3,
-    Fragment = 4,
-    NoFlow = 5,
-    OverLimit = 6,
-    HeldSynRefreshed = 7,
-}
-
-#[repr(i32)]
-#[derive(Debug)]
-pub enum OpError {
-    UnknownFlow = -1,
-    InvalidState = -2,
-    Eof = -3,
-    /// No stack: `stack_init` was not called.
-    NoStack = -4,
-}
-
-/// `flow_state` values: smoltcp's TCP states, and `Pending` for a flow whose SYN is held.
-#[repr(i32)]
-#[derive(Clone, Copy)]
-pub enum FlowState {
-    Closed = 0,
-    Listen = 1,
-    SynSent = 2,
-    SynReceived = 3,
-    Established = 4,
-    FinWait1 = 5,
-    FinWait2 = 6,
-    CloseWait = 7,
-    Closing = 8,
-    LastAck = 9,
-    TimeWait = 10,
-    Pending = 11,
-}
 /// Segments one flow may emit per service before yielding to the next poll.
 const EGRESS_BURST: usize = 64;
 const OUT_QUEUE_LIMIT: usize = 4096;
@@ -435,7 +381,7 @@ impl Stack {
         let flow = open_flow(&mut self.flows, id)?;
         Ok(match &mut flow.phase {
             Phase::Pending { .. } => FlowState::Pending,
-            Phase::Open { set, handle } => state_code(set.get::<tcp::Socket>(*handle).state()),
+            Phase::Open { set, handle } => FlowState::from(set.get::<tcp::Socket>(*handle).state()),
         } as i32)
     }
 
@@ -640,20 +586,4 @@ fn listen_endpoint_of(key: &FlowKey) -> (IpAddress, u16) {
         IpAddress::Ipv6(Ipv6Address::from(octets))
     };
     (addr, port)
-}
-
-fn state_code(state: State) -> FlowState {
-    match state {
-        State::Closed => FlowState::Closed,
-        State::Listen => FlowState::Listen,
-        State::SynSent => FlowState::SynSent,
-        State::SynReceived => FlowState::SynReceived,
-        State::Established => FlowState::Established,
-        State::FinWait1 => FlowState::FinWait1,
-        State::FinWait2 => FlowState::FinWait2,
-        State::CloseWait => FlowState::CloseWait,
-        State::Closing => FlowState::Closing,
-        State::LastAck => FlowState::LastAck,
-        State::TimeWait => FlowState::TimeWait,
-    }
 }

@@ -15,7 +15,7 @@ import { EventKind, StatIndex } from '../../../daemon/wasm/abi/quic.js';
 import { FlowStateCode, StackEvent } from '../../../daemon/wasm/abi/stack.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const SOURCES = ['wasm/gen-abi.mjs', 'wasm/src/stack.rs', 'wasm/src/lib.rs', 'wasm/quic/src/core.rs', 'daemon/wasm/abi'];
+const SOURCES = ['wasm/gen-abi.mjs', 'wasm/src/abi.rs', 'wasm/quic/src/abi.rs', 'daemon/wasm/abi'];
 
 const check = (root: string) => spawnSync(process.execPath, [join(root, 'wasm/gen-abi.mjs'), '--check'], { encoding: 'utf8' });
 
@@ -32,7 +32,7 @@ test('a Rust enum changed without regenerating is caught, naming the file', (t) 
   const dir = mkdtempSync(join(tmpdir(), 'tstier-abi-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (const p of SOURCES) cpSync(join(ROOT, p), join(dir, p), { recursive: true });
-  const stack = join(dir, 'wasm/src/stack.rs');
+  const stack = join(dir, 'wasm/src/abi.rs');
   writeFileSync(stack, readFileSync(stack, 'utf8').replace('Readable = 2,', 'Readable = 7,'));
   const r = check(dir);
   assert.equal(r.status, 1);

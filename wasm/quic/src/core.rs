@@ -22,6 +22,7 @@ use quinn_proto::{
 };
 use web_time::Instant;
 
+use crate::abi::{Congestion, EventKind, LostReason, OpError, Stat, CONNECTED_OUTGOING, STATS_LEN};
 use crate::crypto::{NoTokenKey, NullClientConfig, NullServerConfig, ResetKey};
 use crate::rng;
 
@@ -31,13 +32,6 @@ const MAX_RESPONSES: usize = 256;
 pub const PORT_FROM_INITIATOR: u16 = 16;
 /// Fake-address port of datagrams on connections we accepted (EasyTier's PM type QuicDst).
 pub const PORT_FROM_ACCEPTOR: u16 = 17;
-
-#[derive(Clone, Copy)]
-pub enum Congestion {
-    Bbr = 0,
-    Cubic = 1,
-    NewReno = 2,
-}
 
 pub struct Settings {
     pub max_udp_payload: u16,
@@ -58,37 +52,6 @@ pub struct Settings {
     pub reset_key: [u64; 2],
 }
 
-// EventKind, LostReason, Congestion, OpError, Stat and CONNECTED_OUTGOING are the wasm ABI:
-// wasm/gen-abi.mjs turns them into TypeScript constants (daemon/wasm/abi/quic.ts).
-
-/// What JS learns from `event_next` (codes are part of the wasm ABI; 0: no event).
-#[derive(Clone, Copy)]
-pub enum EventKind {
-    Connected = 1,
-    ConnectionLost = 2,
-    StreamOpened = 3,
-    StreamReadable = 4,
-    StreamWritable = 5,
-    StreamFinished = 6,
-    StreamStopped = 7,
-    StreamsAvailable = 8,
-    /// The peer reset the stream (RESET_STREAM, code in `code`); its unread data is gone.
-    StreamReset = 9,
-}
-
-/// Why a connection ended (`ConnectionLost`'s reason; part of the wasm ABI).
-#[derive(Clone, Copy)]
-pub enum LostReason {
-    TimedOut = 1,
-    Reset = 2,
-    ApplicationClosed = 3,
-    ConnectionClosed = 4,
-    LocallyClosed = 5,
-    TransportError = 6,
-    VersionMismatch = 7,
-    CidsExhausted = 8,
-}
-
 #[derive(Clone, Copy)]
 pub struct Event {
     pub kind: EventKind,
@@ -99,31 +62,6 @@ pub struct Event {
     /// Stop/reset code, lost reason, or 1 for an outgoing connection in `Connected`.
     pub code: u64,
 }
-
-/// Failures of a JS call (negative return values; part of the wasm ABI).
-#[derive(Clone, Copy, Debug)]
-pub enum OpError {
-    UnknownConnection = -1,
-    /// No stream can be opened now: handshake not done or the peer's stream limit reached.
-    StreamsExhausted = -3,
-    /// The peer stopped the stream (STOP_SENDING); the code is in `last_code`.
-    Stopped = -4,
-    /// The peer reset the stream (RESET_STREAM); the code is in `last_code`.
-    Reset = -5,
-    /// The stream already ended in this direction (finished, reset, or fully read).
-    Closed = -6,
-    /// Nothing to read yet / the send window is full; wait for a readable/writable event.
-    Blocked = -7,
-    /// The peer finished its side: every byte has been read.
-    Finished = -8,
-    BadArgument = -9,
-    ConnectFailed = -10,
-    /// No endpoint: `endpoint_create` was not called (or failed).
-    NoEndpoint = -100,
-}
-
-/// `Connected`'s code for a connection we opened (0: the peer opened it).
-pub const CONNECTED_OUTGOING: u64 = 1;
 
 struct Conn {
     handle: ConnectionHandle,
@@ -626,21 +564,3 @@ impl Core {
     }
 }
 
-/// The slots of the stats region `conn_stats` fills (part of the wasm ABI).
-#[derive(Clone, Copy)]
-pub enum Stat {
-    RttMicros = 0,
-    MinRttMicros = 1,
-    Cwnd = 2,
-    CongestionEvents = 3,
-    LostPackets = 4,
-    LostBytes = 5,
-    SentPackets = 6,
-    DatagramsOut = 7,
-    BytesOut = 8,
-    DatagramsIn = 9,
-    BytesIn = 10,
-    Mtu = 11,
-}
-
-pub const STATS_LEN: usize = 12;

@@ -8,13 +8,15 @@
 //! too, exact up to 2^53. Negative return values are `OpError` codes. A panic aborts, which traps
 //! in wasm: the JS binding then treats the whole instance as dead.
 
+mod abi;
 mod core;
 mod crypto;
 mod rng;
 
 use std::cell::UnsafeCell;
 
-use crate::core::{instant, Congestion, Core, OpError, Settings, STATS_LEN};
+use crate::abi::{Congestion, OpError, STATS_LEN};
+use crate::core::{instant, Core, Settings};
 
 struct Global<T>(UnsafeCell<T>);
 // SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
