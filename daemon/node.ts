@@ -11,7 +11,6 @@
  * IPv6 (`--ipv6`) is routed by exact virtual address only: no proxied IPv6 ranges, and an
  * unroutable IPv6 packet is dropped without an ICMPv6 error.
  */
-import { TstierError } from './errors.js';
 import type { NodeConfig } from './config/node-config.js';
 import { createLogger, type Logger } from './log.js';
 import { collectMetrics } from './metrics/collect.js';
@@ -22,10 +21,12 @@ import { Fronts } from './node/fronts.js';
 import { DuplicateAddressWatch } from './node/duplicate-address.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
-import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
+import { advertisedProxyPrefix, ipv4Destination, u32ToIpv4 } from './peer/ipv4-prefix.js';
 import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
 import { peerAddon } from './peer/native.js';
-import { formatIpAddress, parseIpv6Address } from './packet/address.js';
+import { formatIpAddress } from './packet/address.js';
+import { ipVersion } from './packet/flow-key.js';
+import { type NodeAddresses, resolveAddresses } from './config/addresses.js';
 import { Feature, type Ipv6Net } from './peer/route-record.js';
 import { PacketType } from './peer/wire.js';
 import type { ControlPlaneSource, NodeInfoView, PeerConnView, PeerFeatures, PortForwardControl, ProxyEntryView,
@@ -59,7 +60,6 @@ export interface NodeStats {
 
 /** ICMP errors per second at most, so a scan of dead addresses cannot make us flood the TUN. */
 const UNREACHABLE_PER_SECOND = 100;
-const IPV6_HEADER = 40;
 /** Offset of the destination address in an IPv6 header. */
 const IPV6_DST = 24;
 
@@ -87,22 +87,24 @@ export class Node implements ControlPlaneSource {
   private readonly myIpv4: number;
   /** Our virtual IPv6 address (16 bytes), or null without --ipv6. */
   private readonly myIpv6: Uint8Array | null;
+  /** The config's addresses and prefixes, resolved once. */
+  readonly addresses: NodeAddresses;
   private unreachableBudget = UNREACHABLE_PER_SECOND;
   private budgetSecond = 0;
   private closed = false;
 
-  private constructor(readonly config: NodeConfig, readonly peer: PeerManager, private readonly log: Logger) {
-    this.myIpv4 = config.ipv4 ? ipv4ToU32(config.ipv4.address) ?? 0 : 0;
-    this.myIpv6 = config.ipv6 ? parseIpv6Address(config.ipv6.address) ?? null : null;
+  private constructor(readonly config: NodeConfig, addresses: NodeAddresses, readonly peer: PeerManager,
+    private readonly log: Logger) {
+    this.addresses = addresses;
+    this.myIpv4 = addresses.ipv4?.u32 ?? 0;
+    this.myIpv6 = addresses.ipv6?.bytes ?? null;
   }
 
   static async start(cfg: NodeConfig, opts: NodeStartOptions = {}): Promise<Node> {
     const log = opts.log ?? createLogger('node');
-    const ipv4 = cfg.ipv4 ? ipv4ToU32(cfg.ipv4.address) : 0;
-    if (ipv4 === null) throw new TstierError('TSTIER_E_BAD_CONFIG', `ipv4: "${cfg.ipv4!.address}" is not an IPv4 address`);
-    const v6 = cfg.ipv6 ? parseIpv6Address(cfg.ipv6.address) : undefined;
-    if (cfg.ipv6 && !v6) throw new TstierError('TSTIER_E_BAD_CONFIG', `ipv6: "${cfg.ipv6.address}" is not an IPv6 address`);
-    const ipv6: Ipv6Net | undefined = v6 && { address: v6, prefix: cfg.ipv6!.prefix };
+    const addresses = resolveAddresses(cfg);
+    const ipv4 = addresses.ipv4?.u32 ?? 0;
+    const ipv6: Ipv6Net | undefined = addresses.ipv6 ? { address: addresses.ipv6.bytes, prefix: addresses.ipv6.prefix } : undefined;
     const peer = new PeerManager({
       networkName: cfg.networkName, networkSecret: cfg.networkSecret, log: createLogger('peer'), ...opts.peer,
       local: { hostname: cfg.hostname, ipv4, prefix: cfg.ipv4?.prefix ?? 0,
@@ -111,7 +113,7 @@ export class Node implements ControlPlaneSource {
     });
     // Loaded now, not on the first packet: a broken addon is a start-up error naming its file.
     peerAddon();
-    const node = new Node(cfg, peer, log);
+    const node = new Node(cfg, addresses, peer, log);
     if (cfg.ipv6 && !cfg.ipv4 && !cfg.noTun) log.warn('--ipv6 without -i: no TUN is opened, so the address is only advertised');
     try {
       for (const uri of cfg.listeners) node.listening.push(await peer.listen(uri));
@@ -258,7 +260,7 @@ export class Node implements ControlPlaneSource {
    * TCP proxy held and then gave up carrying).
    */
   forward(pkt: Buffer): void {
-    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) return this.forwardIpv6(pkt);
+    if (ipVersion(pkt) !== 4) return this.forwardIpv6(pkt);
     const routes = this.peer.routes;
     const dst = ipv4Destination(pkt);
     const owner = routes.lookupIpv4(dst) ?? routes.lookupProxy(dst);
@@ -269,7 +271,7 @@ export class Node implements ControlPlaneSource {
 
   /** An outbound non-IPv4 packet: IPv6 goes to the owner of its destination address. */
   private forwardIpv6(pkt: Buffer): void {
-    if (pkt.length < IPV6_HEADER || pkt[0]! >> 4 !== 6) {
+    if (ipVersion(pkt) !== 6) {
       this.stats.dropped++;
       return;
     }
@@ -280,7 +282,7 @@ export class Node implements ControlPlaneSource {
 
   private fromPeer(pkt: Buffer): void {
     const routes = this.peer.routes;
-    if (pkt.length < 20 || pkt[0]! >> 4 !== 4) return this.fromPeerIpv6(pkt);
+    if (ipVersion(pkt) !== 4) return this.fromPeerIpv6(pkt);
     for (const claim of this.inboundInterceptors) if (claim(pkt)) return;
     const dst = ipv4Destination(pkt);
     const mine = dst === this.myIpv4 || routes.lookupProxy(dst) === this.peer.peerId;
@@ -290,7 +292,7 @@ export class Node implements ControlPlaneSource {
   /** An inbound non-IPv4 packet: IPv6 to our virtual IPv6 goes to the TUN (the proxies' interceptors are IPv4-only). */
   private fromPeerIpv6(pkt: Buffer): void {
     const me = this.myIpv6;
-    let mine = me !== null && pkt.length >= IPV6_HEADER && pkt[0]! >> 4 === 6;
+    let mine = me !== null && ipVersion(pkt) === 6;
     for (let i = 0; mine && i < 16; i++) mine = pkt[IPV6_DST + i] === me![i];
     if (!mine || !this.writeToTun(pkt)) this.stats.dropped++;
   }

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . ./toolchain.sh
 
+# The TypeScript ABI constants of both crates (daemon/wasm/abi/), from their Rust enums: cheap, so always.
+node gen-abi.mjs
+
 # Other crates build themselves, each skipping when up to date.
 bash quic/build.sh
 

@@ -6,7 +6,7 @@
  *
  * Frame: type u8 | length u16 BE | payload. DATA payloads are at most 65535 bytes.
  */
-import { formatIpAddress, parseIpAddress } from '../packet/address.js';
+import type { SocketAddr } from '../packet/flow-key.js';
 
 export const enum FrameType {
   Open = 1,
@@ -41,12 +41,7 @@ export function dialStatusText(s: DialStatus): string {
   return ['connected', 'refused', 'unreachable', 'denied'][s] ?? `status ${s}`;
 }
 
-export interface SocketAddr {
-  /** Dotted IPv4 or RFC 5952 IPv6 text. */
-  ip: string;
-  port: number;
-}
-
+/** Where a flow goes, in binary (4 or 16 address bytes): text is for logs, the table and the RPC. */
 export interface OpenRequest {
   src: SocketAddr;
   dst: SocketAddr;
@@ -58,9 +53,8 @@ const OPEN_VERSION = 1;
 const FLAG_OPTIMISTIC = 1;
 
 function addrBytes(a: SocketAddr): Uint8Array {
-  const ip = parseIpAddress(a.ip);
-  if (!ip) throw new RangeError(`not an IP address: ${a.ip}`);
-  return ip;
+  if (a.ip.length !== 4 && a.ip.length !== 16) throw new RangeError(`an IP address is 4 or 16 bytes, not ${a.ip.length}`);
+  return a.ip;
 }
 
 function writeAddr(out: Uint8Array, off: number, ip: Uint8Array, port: number): number {
@@ -76,13 +70,13 @@ function readAddr(buf: Uint8Array, off: number): { addr: SocketAddr; next: numbe
   const family = buf[off];
   const ipLen = family === 4 ? 4 : family === 6 ? 16 : -1;
   if (ipLen < 0 || off + 1 + ipLen + 2 > buf.length) return null;
-  const ipBytes = buf.subarray(off + 1, off + 1 + ipLen);
-  const ip = formatIpAddress(ipBytes);
+  // A copy (not Buffer's slice(), a view): the request outlives the stream bytes it was read from.
+  const ip = new Uint8Array(buf.subarray(off + 1, off + 1 + ipLen));
   const p = off + 1 + ipLen;
   return { addr: { ip, port: (buf[p]! << 8) | buf[p + 1]! }, next: p + 2 };
 }
 
-/** Encodes a whole OPEN frame (header included). Throws RangeError on an address that is not an IP. */
+/** Encodes a whole OPEN frame (header included). Throws RangeError on an address of neither length. */
 export function encodeOpen(req: OpenRequest): Uint8Array {
   const src = addrBytes(req.src);
   const dst = addrBytes(req.dst);

@@ -15,7 +15,7 @@
  *                     held too long): the proxy resets its carrier side
  */
 import type { AppStream } from '../carrier/socket-pipe.js';
-import type { SocketAddr } from '../carrier/flow-frames.js';
+import type { SocketAddr } from '../packet/flow-key.js';
 
 /** The proxy's per-flow object; the terminator keeps its own state for the flow in `term`. */
 export interface TerminatedFlow {
@@ -23,6 +23,7 @@ export interface TerminatedFlow {
 }
 
 export interface TerminatorClient<O extends TerminatedFlow> {
+  /** `src`/`dst` are copies (binary addresses); `syn` is the packet as read, valid during the call. */
   claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array): O | null;
   held(owner: O): void;
   accepted(owner: O, stream: AppStream): void;

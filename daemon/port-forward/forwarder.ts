@@ -18,6 +18,8 @@ import { DialStatus } from '../carrier/flow-frames.js';
 import { TstierError } from '../errors.js';
 import { nowMs } from '../io/clock.js';
 import type { Logger } from '../log.js';
+import { parseIpAddress } from '../packet/address.js';
+import { socketAddrOf } from '../packet/flow-key.js';
 import { endpointText } from '../proxy/flow-table.js';
 import { dialFromSocket, type SocketCarriers } from '../proxy/socket-flow.js';
 import type { VirtualUdp, VirtualUdpSocket } from '../proxy/virtual-udp.js';
@@ -82,6 +84,9 @@ export class PortForwards {
   }
 
   private async tcp(spec: PortForwardSpec, key: string): Promise<Forward> {
+    // The destination in binary once; parsePortForward took only IP addresses.
+    const dst = socketAddrOf(spec.dst.ip, spec.dst.port);
+    if (!dst) throw new TstierError('TSTIER_E_BAD_CONFIG', `port-forward ${key}: ${spec.dst.ip} is not an IP address`);
     const server: Server = createServer({ allowHalfOpen: true });
     server.maxConnections = MAX_TCP_CONNECTIONS;
     let open = 0;
@@ -89,9 +94,10 @@ export class PortForwards {
       open++;
       socket.pause();
       socket.on('error', () => undefined); // 'close' follows
-      const src = { ip: (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:(?=\d+\.)/, ''), port: socket.remotePort ?? 0 };
+      const srcIp = (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:(?=\d+\.)/, '');
+      const src = { ip: parseIpAddress(srcIp) ?? new Uint8Array(4), port: socket.remotePort ?? 0 };
       let answered = false;
-      const dial = dialFromSocket(this.carriers, { src, dst: spec.dst, label: `port-forward ${key}` }, (r) => {
+      const dial = dialFromSocket(this.carriers, { src, dst, label: `port-forward ${key}` }, (r) => {
         answered = true;
         if (r.ok) return r.attach(socket, new Uint8Array(0));
         if (r.status === DialStatus.Refused) socket.resetAndDestroy();

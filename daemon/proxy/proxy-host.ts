@@ -2,11 +2,14 @@
  * What the proxy and the fronts beside it (the subnet proxy, SOCKS5 UDP, port forwards) need from
  * their node. Its own module, so each of them can depend on it without depending on TcpProxy.
  */
+import type { NodeAddresses } from '../config/addresses.js';
 import type { NodeConfig } from '../config/node-config.js';
 import type { PeerManager } from '../peer/peer-manager.js';
 
 export interface ProxyHost {
   readonly config: NodeConfig;
+  /** The config's addresses, resolved once at start. */
+  readonly addresses: NodeAddresses;
   readonly peer: PeerManager;
   addInterceptor(fn: (packet: Buffer) => boolean): void;
   /** Claims a Data packet from a peer (return true) before it is written to the TUN. */

@@ -13,14 +13,18 @@
 import type { Socket } from 'node:net';
 import type { NodeConfig } from '../config/node-config.js';
 import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '../carrier/carrier.js';
-import { DialStatus, dialStatusText, type SocketAddr } from '../carrier/flow-frames.js';
+import { DialStatus, dialStatusText } from '../carrier/flow-frames.js';
 import { SocketPipe } from '../carrier/socket-pipe.js';
 import { nowMs } from '../io/clock.js';
-import { ipv4ToU32, prefixMask } from '../peer/ipv4-prefix.js';
+import { isOwnAddress, type NodeAddresses } from '../config/addresses.js';
+import { formatIpAddress } from '../packet/address.js';
+import { readU32 } from '../packet/bytes.js';
+import { formatSocketAddr, type SocketAddr } from '../packet/flow-key.js';
+import { prefixMask } from '../peer/ipv4-prefix.js';
 import type { ProxyTransport } from '../rpc/source.js';
 import { dialDestination } from './dial.js';
 import { dstDialTarget } from './dial-target.js';
-import { endpointText, type FlowEntry, type FlowTable } from './flow-table.js';
+import type { FlowEntry, FlowTable } from './flow-table.js';
 import { splice } from './splice.js';
 import type { TransportChoice } from './transport-choice.js';
 
@@ -28,9 +32,10 @@ import type { TransportChoice } from './transport-choice.js';
 export interface SocketCarriers {
   readonly table: FlowTable;
   readonly config: NodeConfig;
+  readonly addresses: NodeAddresses;
   readonly selfId: number;
-  /** The node owning a virtual address or proxied range, if any. */
-  ownerOf(ip: string): number | undefined;
+  /** The node owning a virtual address (4 or 16 bytes) or proxied range, if any. */
+  ownerOf(ip: Uint8Array): number | undefined;
   /** As for a TUN flow; null when the peer has no route. */
   choose(peerId: number, tried: Set<ProxyTransport>): TransportChoice | null;
   driver(transport: 'Kcp' | 'Quic'): CarrierDriver;
@@ -44,15 +49,14 @@ export interface SocketCarriers {
 export type Placement = 'self' | 'peer' | 'unowned' | 'outside';
 
 /** `unowned`: inside this node's virtual network but no node has the address (now). */
-export function placeOf(c: SocketCarriers, ip: string): Placement {
+export function placeOf(c: SocketCarriers, ip: Uint8Array): Placement {
   const owner = c.ownerOf(ip);
-  if (owner === c.selfId || (c.config.ipv4 && c.config.ipv4.address === ip)) return 'self';
+  if (owner === c.selfId || (ip.length === 4 && isOwnAddress(c.addresses, ip))) return 'self';
   if (owner !== undefined) return 'peer';
-  const v4 = ipv4ToU32(ip);
-  const net = c.config.ipv4;
-  if (v4 !== null && net) {
+  const net = c.addresses.ipv4;
+  if (ip.length === 4 && net) {
     const mask = prefixMask(net.prefix);
-    if (((v4 & mask) >>> 0) === ((ipv4ToU32(net.address)! & mask) >>> 0)) return 'unowned';
+    if (((readU32(ip, 0) & mask) >>> 0) === ((net.u32 & mask) >>> 0)) return 'unowned';
   }
   return 'outside';
 }
@@ -99,14 +103,14 @@ class OutboundFlow implements FlowSink, SocketDial {
     const { dst } = this.opts;
     const place = placeOf(this.c, dst.ip);
     if (place === 'self') {
-      const target = dstDialTarget(dst, this.c.config);
+      const target = dstDialTarget(dst, this.c.addresses, this.c.config.noTun);
       this.addRow('Tcp', 'this node');
       if (!target.ok) return this.fail(DialStatus.Denied, target.why);
       return this.dialKernel(target.ip);
     }
     if (place === 'outside') {
       this.addRow('Tcp', 'outside the virtual network');
-      return this.dialKernel(dst.ip);
+      return this.dialKernel(formatIpAddress(dst.ip));
     }
     const owner = this.c.ownerOf(dst.ip);
     const choice = owner === undefined ? null : this.c.choose(owner, this.tried);
@@ -207,7 +211,7 @@ class OutboundFlow implements FlowSink, SocketDial {
     if (this.c.config.noTun || !this.c.config.ipv4) {
       return this.fail(DialStatus.Unreachable, 'no carrier and no TUN for plain packets (--no-tun)');
     }
-    this.dialKernel(this.opts.dst.ip);
+    this.dialKernel(formatIpAddress(this.opts.dst.ip));
   }
 
   private dialKernel(ip: string): void {
@@ -255,7 +259,7 @@ class OutboundFlow implements FlowSink, SocketDial {
 
   private addRow(transport: ProxyTransport, reason: string): void {
     this.entry = this.c.table.add({
-      src: endpointText(this.opts.src), dst: endpointText(this.opts.dst), role: 'src', transport,
+      src: formatSocketAddr(this.opts.src), dst: formatSocketAddr(this.opts.dst), role: 'src', transport,
       reason: `${this.opts.label}; ${reason}`, state: 'SynReceived', startTime: Math.floor(Date.now() / 1000),
     });
   }

@@ -11,14 +11,15 @@
  */
 import type { Socket } from 'node:net';
 import { DialStatus } from '../carrier/flow-frames.js';
-import type { SocketAddr } from '../carrier/flow-frames.js';
 import { nowMs } from '../io/clock.js';
 import type { AppStream } from '../carrier/socket-pipe.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
 import type { TerminatedFlow, TerminatorClient } from '../intercept/terminator.js';
 import type { Logger } from '../log.js';
-import { ipv4Destination, ipv4ToU32 } from '../peer/ipv4-prefix.js';
+import { readU32 } from '../packet/bytes.js';
+import { formatSocketAddr, type SocketAddr } from '../packet/flow-key.js';
+import { ipv4Destination } from '../peer/ipv4-prefix.js';
 import { PacketType } from '../peer/wire.js';
 import { dialDestination } from './dial.js';
 import { dstDialTarget } from './dial-target.js';
@@ -41,8 +42,7 @@ export class SubnetProxy implements TerminatorClient<InboundFlow> {
 
   private constructor(private readonly host: ProxyHost, private readonly table: FlowTable, stack: SmoltcpStack,
     private readonly log: Logger) {
-    const cfg = host.config;
-    this.myIp = cfg.ipv4 ? ipv4ToU32(cfg.ipv4.address) ?? 0 : 0;
+    this.myIp = host.addresses.ipv4?.u32 ?? 0;
     this.term = new SmoltcpTerminator(stack, this, (p) => this.toClient(p), nowMs, log);
   }
 
@@ -57,16 +57,17 @@ export class SubnetProxy implements TerminatorClient<InboundFlow> {
 
   claim(src: SocketAddr, dst: SocketAddr): InboundFlow | null {
     const peer = this.host.peer;
-    const dstIp = ipv4ToU32(dst.ip) ?? 0;
+    if (dst.ip.length !== 4) return null; // proxied ranges are IPv4
+    const dstIp = readU32(dst.ip, 0);
     const ours = peer.routes.lookupProxy(dstIp) === peer.peerId || (this.host.config.noTun && dstIp === this.myIp);
     if (!ours) return null;
-    const entry = this.table.add({ src: `${src.ip}:${src.port}`, dst: `${dst.ip}:${dst.port}`, role: 'dst',
+    const entry = this.table.add({ src: formatSocketAddr(src), dst: formatSocketAddr(dst), role: 'dst',
       transport: 'Tcp', reason: 'subnet proxy', state: 'ConnectingDst', startTime: Math.floor(Date.now() / 1000) });
     return new InboundFlow(entry, dst);
   }
 
   held(flow: InboundFlow): void {
-    const target = dstDialTarget(flow.dst, this.host.config);
+    const target = dstDialTarget(flow.dst, this.host.addresses, this.host.config.noTun);
     if (!target.ok) {
       this.term.refuse(flow);
       return this.finish(flow, target.why);

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '../carrier/carrier.js';
-import { DialStatus, dialStatusText, type OpenRequest, type SocketAddr } from '../carrier/flow-frames.js';
+import { DialStatus, dialStatusText, type OpenRequest } from '../carrier/flow-frames.js';
 import { KcpCarrier } from '../carrier/kcp/endpoint.js';
 import { KcpCarrierDriver } from '../carrier/kcp/driver.js';
 import { nowMs } from '../io/clock.js';
@@ -31,12 +31,12 @@ import { KernelTerminator } from '../intercept/kernel/terminator.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
 import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
-import { parseIpv6Address } from '../packet/address.js';
-import { ipv4ToU32 } from '../peer/ipv4-prefix.js';
+import { readU32 } from '../packet/bytes.js';
+import { formatSocketAddr, type SocketAddr } from '../packet/flow-key.js';
 import { Feature } from '../peer/route-record.js';
 import { PacketType } from '../peer/wire.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
-import { endpointText, FlowTable, type FlowEntry } from './flow-table.js';
+import { FlowTable, type FlowEntry } from './flow-table.js';
 import { kcpSettingsText, proxyKcpSettings } from './kcp-tuning.js';
 import { PeerWatch } from './peer-watch.js';
 import { PlainFlowTracker } from './plain-flows.js';
@@ -198,13 +198,12 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   static async start(host: ProxyHost, log: Logger): Promise<TcpProxy> {
     const cfg = host.config;
     const proxy = new TcpProxy(host, log, await openQuicEndpoint(host, log));
-    const myIp = cfg.ipv4 ? ipv4ToU32(cfg.ipv4.address) ?? 0 : 0;
     const toTun = (p: Uint8Array): void => void host.writeToTun(p);
     try {
       if ((cfg.enableKcpProxy || cfg.enableQuicProxy) && cfg.ipv4 && !cfg.noTun) {
         proxy.term = cfg.useSmoltcp
           ? new SmoltcpTerminator(await SmoltcpStack.create({ mtu: cfg.mtu }), proxy, toTun, nowMs, log)
-          : await KernelTerminator.open(myIp, cfg.ipv4.prefix, proxy, toTun, nowMs, log);
+          : await KernelTerminator.open(host.addresses.ipv4!.u32, cfg.ipv4.prefix, proxy, toTun, nowMs, log);
         host.addInterceptor((pkt) => proxy.fromTun(pkt));
         const carriers = [cfg.enableKcpProxy ? 'kcp' : '', cfg.enableQuicProxy && proxy.quic ? 'quic' : ''].filter(Boolean);
         log.info(`tcp proxy (${carriers.join(', ') || 'no carrier'}): source flows terminated in the ${proxy.term.kind} stack`);
@@ -224,7 +223,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   /** The seam for flows that start at a Node socket (SOCKS5, port forwarding): socket-flow.ts. */
   socketCarriers(): SocketCarriers {
     return {
-      table: this.table, config: this.host.config, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS, pipes: this.pipes,
+      table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS, pipes: this.pipes,
       ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
       driver: (t) => (t === 'Kcp' || !this.quic ? this.kcp : this.quic),
     };
@@ -258,11 +257,10 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     const choice = this.choose(dstPeer, new Set());
     if (!choice) return null;
     const startTime = Math.floor(Date.now() / 1000);
-    const row = { src: endpointText(src), dst: endpointText(dst), role: 'src' as const, startTime };
+    const row = { src: formatSocketAddr(src), dst: formatSocketAddr(dst), role: 'src' as const, startTime };
     this.log.debug('new flow', { src: row.src, dst: row.dst, ...choice });
     if (choice.transport === 'Tcp') {
-      // Plain IPv6 flows are forwarded but not followed (the tracker reads IPv4 headers): no row for them.
-      if (syn[0]! >> 4 === 4) this.plain.track(syn, this.table.add({ ...row, transport: 'Tcp', reason: choice.reason, state: 'Connected' }));
+      this.plain.track(syn, this.table.add({ ...row, transport: 'Tcp', reason: choice.reason, state: 'Connected' }));
       return null;
     }
     const entry = this.table.add({ ...row, transport: choice.transport, reason: choice.reason, state: 'SynReceived' });
@@ -349,11 +347,10 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   // ---- carrier choice and runtime fallback ----
 
   /** The node owning a virtual address (IPv4: also a proxied range; IPv6: exact address only). */
-  private ownerOf(ip: string): number | undefined {
+  private ownerOf(ip: Uint8Array): number | undefined {
     const routes = this.host.peer.routes;
-    const v6 = ip.includes(':') ? parseIpv6Address(ip) : undefined;
-    if (v6) return routes.lookupIpv6(v6);
-    const v4 = ipv4ToU32(ip) ?? 0;
+    if (ip.length === 16) return routes.lookupIpv6(ip);
+    const v4 = readU32(ip, 0);
     return routes.lookupIpv4(v4) ?? routes.lookupProxy(v4);
   }
 
@@ -411,8 +408,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     entry.reason = `${entry.reason}; plain packets`;
     entry.state = 'Connected';
     this.host.forward(Buffer.from(syn.buffer, syn.byteOffset, syn.byteLength));
-    if (syn[0]! >> 4 === 4) this.plain.track(syn, entry);
-    else this.closeEntry(src, 'not followed (IPv6)');
+    if (!this.plain.track(syn, entry)) this.closeEntry(src, 'not followed');
   }
 
   // ---- destination side ----
@@ -420,7 +416,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private onOpenRequest(driver: CarrierDriver, flow: CarrierFlow): void {
     const req = flow.request!;
     const entry = this.table.add({
-      src: endpointText(req.src), dst: endpointText(req.dst), role: 'dst', transport: driver.kind,
+      src: formatSocketAddr(req.src), dst: formatSocketAddr(req.dst), role: 'dst', transport: driver.kind,
       reason: 'accepted', state: 'ConnectingDst', startTime: Math.floor(Date.now() / 1000),
     });
     entry.counters = flow;
@@ -435,7 +431,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   private dialFor(driver: CarrierDriver, flow: CarrierFlow, dst: DstFlow): void {
     const req = flow.request!;
-    const target = dstDialTarget(req.dst, this.host.config);
+    const target = dstDialTarget(req.dst, this.host.addresses, this.host.config.noTun);
     if (!target.ok) return this.answer(driver, flow, dst, DialStatus.Denied, target.why);
     dst.socket = dialDestination(target.ip, req.dst.port, (status, socket, why) => {
       try {

@@ -11,7 +11,7 @@ import { emitUdpPacket } from '../packet/build.js';
 import { Ipv4View, IPV4_HEADER_LEN } from '../packet/ipv4.js';
 import { parseIpv4Address } from '../packet/address.js';
 import { IPPROTO_UDP, UDP_HEADER_LEN, UdpView } from '../packet/udp.js';
-import { ipv4ToU32, u32ToIpv4 } from '../peer/ipv4-prefix.js';
+import { u32ToIpv4 } from '../peer/ipv4-prefix.js';
 import type { ProxyHost } from './proxy-host.js';
 
 export interface UdpPeer {
@@ -46,9 +46,8 @@ export class VirtualUdp {
   private readonly scratch: Buffer;
 
   constructor(private readonly host: ProxyHost) {
-    const address = host.config.ipv4?.address ?? '0.0.0.0';
-    this.ip = parseIpv4Address(address) ?? new Uint8Array(4);
-    this.ipU32 = ipv4ToU32(address) ?? 0;
+    this.ip = host.addresses.ipv4?.bytes ?? new Uint8Array(4);
+    this.ipU32 = host.addresses.ipv4?.u32 ?? 0;
     this.scratch = Buffer.allocUnsafe(host.config.mtu);
   }
 

@@ -19,6 +19,7 @@ import { DialStatus } from '../carrier/flow-frames.js';
 import type { Socks5Listen } from '../config/node-config.js';
 import { TstierError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { parseIpAddress } from '../packet/address.js';
 import { dialFromSocket, placeOf, type SocketCarriers, type SocketDial } from '../proxy/socket-flow.js';
 import type { VirtualUdp, VirtualUdpSocket } from '../proxy/virtual-udp.js';
 import { Socks5Session } from './session.js';
@@ -111,11 +112,13 @@ class Socks5Client {
     const ip = await resolve(dst.host);
     if (this.socket.destroyed) return;
     if (!ip) return this.answer(Rep.HostUnreachable, `cannot resolve ${dst.host}`);
-    if (placeOf(this.carriers, ip) === 'outside' && !this.opts.allowOutside) {
+    const ipBytes = parseIpAddress(ip);
+    if (!ipBytes) return this.answer(Rep.HostUnreachable, `cannot resolve ${dst.host}`);
+    if (placeOf(this.carriers, ipBytes) === 'outside' && !this.opts.allowOutside) {
       return this.answer(Rep.NotAllowed, `${ip} is outside the virtual network (--socks5-allow-outside)`);
     }
-    const src = { ip: plainIp(this.socket.remoteAddress), port: this.socket.remotePort ?? 0 };
-    this.dial = dialFromSocket(this.carriers, { src, dst: { ip, port: dst.port }, label: 'socks5' }, (r) => {
+    const src = { ip: parseIpAddress(plainIp(this.socket.remoteAddress)) ?? new Uint8Array(4), port: this.socket.remotePort ?? 0 };
+    this.dial = dialFromSocket(this.carriers, { src, dst: { ip: ipBytes, port: dst.port }, label: 'socks5' }, (r) => {
       if (!r.ok) return this.answer(STATUS_REP[r.status], r.why);
       this.session.reply(Rep.Succeeded, { ip: plainIp(this.socket.localAddress), port: this.socket.localPort ?? 0 });
       this.pump();
@@ -208,7 +211,7 @@ class UdpRelay {
     const d = parseUdpDatagram(msg);
     if (!d || !isIP(d.dst.host)) return;
     const to = { ip: d.dst.host, port: d.dst.port };
-    const place = placeOf(this.carriers, to.ip);
+    const place = placeOf(this.carriers, parseIpAddress(to.ip)!); // isIP() above
     if (place === 'outside') {
       if (this.allowOutside) this.sock.send(d.payload, to.port, to.ip);
       return;

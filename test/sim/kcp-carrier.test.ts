@@ -13,6 +13,7 @@ import { DialStatus } from '../../daemon/carrier/flow-frames.js';
 import { seedsFor, sweep } from './seeds.js';
 import { CarrierNode } from './carrier-node.js';
 import { Rng, World } from './world.js';
+import { socketAddrOf } from '../../daemon/packet/flow-key.js';
 
 const LINGER = 2_000;
 
@@ -41,7 +42,7 @@ class Node extends CarrierNode {
 
   open(key: string, now: number): KcpFlow {
     const flow = this.carrier.open(this.otherId, {
-      src: { ip: '10.0.0.1', port: 1000 + Number(key) }, dst: { ip: '10.0.0.2', port: 80 }, optimistic: false,
+      src: socketAddrOf('10.0.0.1', 1000 + Number(key))!, dst: socketAddrOf('10.0.0.2', 80)!, optimistic: false,
     }, now);
     this.tallies.set(flow, { received: [], fin: false, reset: false, status: null, sentAll: false });
     return flow;

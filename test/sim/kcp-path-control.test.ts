@@ -15,6 +15,7 @@ import { FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
 import { DialStatus } from '../../daemon/carrier/flow-frames.js';
 import { CarrierNode } from './carrier-node.js';
 import { Rng, World } from './world.js';
+import { socketAddrOf } from '../../daemon/packet/flow-key.js';
 
 
 interface Case {
@@ -94,7 +95,7 @@ function run(seed: number, c: Case): Outcome {
   for (let i = 0; i < c.flows; i++) {
     const data = rng.bytes(c.bytesPerFlow);
     payloads.push(data);
-    const flow = a.carrier.open(2, { src: { ip: '10.0.0.1', port: 1000 + i }, dst: { ip: '10.0.0.2', port: 80 }, optimistic: false }, 0);
+    const flow = a.carrier.open(2, { src: socketAddrOf('10.0.0.1', 1000 + i)!, dst: socketAddrOf('10.0.0.2', 80)!, optimistic: false }, 0);
     a.sending.set(flow, { data, off: 0 });
     opened.push(flow);
   }

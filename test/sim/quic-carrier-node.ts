@@ -14,6 +14,9 @@ import type { QuicFlow } from '../../daemon/carrier/quic/flow.js';
 import type { WasmModule } from '../../daemon/carrier/quic/wasm.js';
 import type { SimEndpoint } from './world.js';
 
+const SRC_IP = Uint8Array.of(10, 1, 0, 1);
+const DST_IP = Uint8Array.of(10, 1, 0, 2);
+
 export const TYPES = { fromInitiator: 16, fromAcceptor: 17 };
 
 export interface Plan {
@@ -75,7 +78,7 @@ export class QuicCarrierNode implements SimEndpoint {
   open(i: number, now: number): QuicFlow {
     this.clock = now;
     const plan = this.plans[i]!;
-    const req: OpenRequest = { src: { ip: '10.1.0.1', port: portOf(i) }, dst: { ip: '10.1.0.2', port: 80 }, optimistic: plan.optimistic };
+    const req: OpenRequest = { src: { ip: SRC_IP, port: portOf(i) }, dst: { ip: DST_IP, port: 80 }, optimistic: plan.optimistic };
     const flow = this.carrier.open(this.otherId, req, now);
     this.tallies.set(flow, new Tally(plan, plan.up));
     this.react(now);

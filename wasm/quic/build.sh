@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . ../toolchain.sh
 
+# Its TypeScript ABI constants (daemon/wasm/abi/quic.ts), from the Rust enums: cheap, so always.
+node ../gen-abi.mjs
+
 out=build/tstier_quic.wasm
 if wasm_up_to_date "$out" src shims Cargo.toml Cargo.lock build.sh ../toolchain.sh; then
   exit 0

@@ -6,6 +6,7 @@
 //! Negative return values are `OpError` codes. A panic aborts, which traps in wasm: the JS
 //! binding treats that instance as dead.
 
+mod abi;
 mod device;
 mod inbound;
 mod reassembly;
@@ -15,14 +16,15 @@ use std::cell::UnsafeCell;
 
 use smoltcp::wire::{Ipv4Address, Ipv6Address};
 
-use stack::{OpError, Settings, Stack};
+use abi::{OpError, Stat};
+use stack::{Settings, Stack};
 
 struct Global(UnsafeCell<Option<Stack>>);
 // SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
 unsafe impl Sync for Global {}
 static STACK: Global = Global(UnsafeCell::new(None));
 
-const NO_STACK: i32 = -4;
+const NO_STACK: i32 = OpError::NoStack as i32;
 
 fn with_stack<R>(absent: R, f: impl FnOnce(&mut Stack) -> R) -> R {
     // SAFETY: single thread, and no export re-enters another, so this is the only borrow.
@@ -139,6 +141,13 @@ pub extern "C" fn transmit_ptr() -> *const u8 {
     with_stack(std::ptr::null(), |s| s.current_transmit().as_ptr())
 }
 
+/// The flow the last `stack_input` went to: for `NewFlow`, the id of the flow it opened (so JS
+/// knows it without matching addresses); 0 when it went to none.
+#[no_mangle]
+pub extern "C" fn input_flow() -> u32 {
+    with_stack(0, |s| s.input_flow)
+}
+
 static mut EVENT_FLOW: u32 = 0;
 
 /// Kind of the next event (0: none); `event_flow` then tells which flow.
@@ -239,24 +248,36 @@ pub extern "C" fn flow_state(id: u32) -> i32 {
     with_stack(NO_STACK, |s| s.state(id).unwrap_or_else(|e| e as i32))
 }
 
-/// Counters for JS: 0 packets in, 1 malformed, 2 not TCP, 3 fragments received, 4 no flow (RST sent),
-/// 5 SYNs over the flow limits, 6 outbound packets dropped (queue full), 7 open flows,
-/// 8 pending flows.
+const STATS: [Stat; 9] = [
+    Stat::PacketsIn,
+    Stat::Malformed,
+    Stat::NotTcp,
+    Stat::Fragments,
+    Stat::NoFlow,
+    Stat::OverLimit,
+    Stat::TxDropped,
+    Stat::OpenFlows,
+    Stat::PendingFlows,
+];
+
+/// One counter (`Stat`), or -1 for an unknown index.
 #[no_mangle]
 pub extern "C" fn stack_stat(index: u32) -> f64 {
+    let Some(&stat) = STATS.iter().find(|s| **s as u32 == index) else {
+        return -1.0;
+    };
     with_stack(-1.0, |s| {
         let (open, pending) = s.counts();
-        (match index {
-            0 => s.stats.packets_in,
-            1 => s.stats.malformed,
-            2 => s.stats.not_tcp,
-            3 => s.stats.fragments,
-            4 => s.stats.no_flow,
-            5 => s.stats.over_limit,
-            6 => s.tx_dropped(),
-            7 => open as u64,
-            8 => pending as u64,
-            _ => return -1.0,
+        (match stat {
+            Stat::PacketsIn => s.stats.packets_in,
+            Stat::Malformed => s.stats.malformed,
+            Stat::NotTcp => s.stats.not_tcp,
+            Stat::Fragments => s.stats.fragments,
+            Stat::NoFlow => s.stats.no_flow,
+            Stat::OverLimit => s.stats.over_limit,
+            Stat::TxDropped => s.tx_dropped(),
+            Stat::OpenFlows => open as u64,
+            Stat::PendingFlows => pending as u64,
         }) as f64
     })
 }

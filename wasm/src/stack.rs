@@ -15,6 +15,7 @@ use smoltcp::socket::tcp::{self, RecvError, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpListenEndpoint, Ipv4Address, Ipv6Address};
 
+use crate::abi::{Event, FlowState, InputOutcome, OpError};
 use crate::device::QueueDevice;
 use crate::inbound::{self, Discard, FlowKey, Segment};
 use crate::reassembly::Reassembler;
@@ -33,40 +34,6 @@ pub struct Settings {
     pub first_id: u32,
 }
 
-#[repr(i32)]
-#[derive(Clone, Copy)]
-pub enum Event {
-    NewFlow = 1,
-    Readable = 2,
-    Writable = 3,
-    Fin = 4,
-    Closed = 5,
-    Reset = 6,
-}
-
-/// What `input` did with a packet; JS counts these.
-#[repr(i32)]
-pub enum InputOutcome {
-    Delivered = 0,
-    NewFlow = 1,
-    Malformed = 2,
-    NotTcp = 3,
-    Fragment = 4,
-    NoFlow = 5,
-    OverLimit = 6,
-    HeldSynRefreshed = 7,
-}
-
-#[repr(i32)]
-#[derive(Debug)]
-pub enum OpError {
-    UnknownFlow = -1,
-    InvalidState = -2,
-    Eof = -3,
-}
-
-/// `flow_state` value for a flow whose SYN is held (beyond smoltcp's 0..=10).
-pub const STATE_PENDING: i32 = 11;
 /// Segments one flow may emit per service before yielding to the next poll.
 const EGRESS_BURST: usize = 64;
 const OUT_QUEUE_LIMIT: usize = 4096;
@@ -106,6 +73,8 @@ pub struct Stack {
     due: Vec<u32>,
     events: VecDeque<(Event, u32)>,
     next_id: u32,
+    /// The flow the last `input` went to (the new one, for `NewFlow`); 0 for none.
+    pub input_flow: u32,
     pending: usize,
     now: Instant,
     pub stats: Stats,
@@ -139,6 +108,7 @@ impl Stack {
         iface.set_any_ip(true);
         Stack {
             next_id: settings.first_id.max(1),
+            input_flow: 0,
             settings,
             iface,
             device,
@@ -159,6 +129,7 @@ impl Stack {
     pub fn input(&mut self, packet: &[u8], now_ms: i64) -> InputOutcome {
         self.now = Instant::from_millis(now_ms);
         self.stats.packets_in += 1;
+        self.input_flow = 0;
         self.input_datagram(packet, true)
     }
 
@@ -217,6 +188,7 @@ impl Stack {
         let Some(flow) = self.flows.get_mut(&id) else {
             return InputOutcome::NoFlow;
         };
+        self.input_flow = id;
         match &mut flow.phase {
             Phase::Pending { syn } => {
                 if segment.syn {
@@ -272,6 +244,7 @@ impl Stack {
             },
         );
         self.by_key.insert(segment.key, id);
+        self.input_flow = id;
         self.pending += 1;
         self.events.push_back((Event::NewFlow, id));
         InputOutcome::NewFlow
@@ -407,9 +380,9 @@ impl Stack {
     pub fn state(&mut self, id: u32) -> Result<i32, OpError> {
         let flow = open_flow(&mut self.flows, id)?;
         Ok(match &mut flow.phase {
-            Phase::Pending { .. } => STATE_PENDING,
-            Phase::Open { set, handle } => state_code(set.get::<tcp::Socket>(*handle).state()),
-        })
+            Phase::Pending { .. } => FlowState::Pending,
+            Phase::Open { set, handle } => FlowState::from(set.get::<tcp::Socket>(*handle).state()),
+        } as i32)
     }
 
     /// (family, src, dst, src port, dst port) as stored in the key.
@@ -613,20 +586,4 @@ fn listen_endpoint_of(key: &FlowKey) -> (IpAddress, u16) {
         IpAddress::Ipv6(Ipv6Address::from(octets))
     };
     (addr, port)
-}
-
-fn state_code(state: State) -> i32 {
-    match state {
-        State::Closed => 0,
-        State::Listen => 1,
-        State::SynSent => 2,
-        State::SynReceived => 3,
-        State::Established => 4,
-        State::FinWait1 => 5,
-        State::FinWait2 => 6,
-        State::CloseWait => 7,
-        State::Closing => 8,
-        State::LastAck => 9,
-        State::TimeWait => 10,
-    }
 }

@@ -18,10 +18,12 @@
 import { randomBytes } from 'node:crypto';
 
 import { TstierError, badConfig } from '../../errors.js';
-import { wasmTraps } from '../../metrics/wasm-traps.js';
+import type { WasmMemory } from '../../wasm/memory.js';
+import { checkIntegerOptions, definedOnly } from '../../wasm/options.js';
+import { TrapSupervisor } from '../../wasm/supervisor.js';
 import { CongestionCode, EventKind, OpError, STATS_LEN } from './abi.js';
 import { decodeEvent, decodeStats, type QuicConnectionStats, type QuicEvent } from './events.js';
-import { type QuicExports, type WasmModule, instantiateQuic, isWasmTrap, loadQuicModule } from './wasm.js';
+import { type QuicExports, type WasmModule, loadQuicModule } from './wasm.js';
 
 export type { QuicConnectionStats, QuicEvent, QuicLostReason } from './events.js';
 
@@ -124,10 +126,9 @@ export const QUIC_GONE = -2;
 const RESET_KEY_LEN = 16;
 
 export class QuicEndpoint {
-  private readonly module: WasmModule;
   private readonly settings: typeof QUIC_DEFAULTS & { seed: number; resetKey: Uint8Array };
-  private wasm!: QuicExports;
-  private mem!: Uint8Array;
+  /** The instance, its memory view and crash recovery (daemon/wasm/). */
+  private readonly sup: TrapSupervisor<QuicExports>;
   private ioPtr = 0;
   private ioCapacity = 0;
   /** Open connections (id → peer), reported as lost if the instance dies. */
@@ -139,7 +140,6 @@ export class QuicEndpoint {
   /** Above every connection id seen, so a rebuilt instance never reuses one. */
   private nextFirstConn = 1;
   private lastNow = 0;
-  private crashes = 0;
   private inputDropped = 0;
 
   static async create(options: QuicOptions = {}): Promise<QuicEndpoint> {
@@ -147,13 +147,9 @@ export class QuicEndpoint {
   }
 
   constructor(module: WasmModule, options: QuicOptions = {}) {
-    this.module = module;
     const { resetKey: givenKey, wasmPath: _path, ...rest } = options;
     const merged = { ...QUIC_DEFAULTS, ...definedOnly(rest) };
-    for (const [key, [min, max]] of Object.entries(LIMITS)) {
-      const v = merged[key as keyof typeof LIMITS];
-      if (!Number.isInteger(v) || v < min || v > max) throw badConfig(`quic.${key}`, `${v} is not an integer in [${min}, ${max}]`);
-    }
+    checkIntegerOptions('quic', merged, LIMITS);
     const windowCap = maxStreamWindow(merged.maxUdpPayload);
     if (merged.streamWindow > windowCap) throw badConfig('quic.streamWindow', `${merged.streamWindow} is above ${windowCap}, where one stream's gaps under loss could close the connection`);
     if (!(merged.congestion in CongestionCode)) throw badConfig('quic.congestion', `${merged.congestion} is not bbr, cubic or newreno`);
@@ -161,12 +157,21 @@ export class QuicEndpoint {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw badConfig('quic.seed', `${seed} is not a u32`);
     if (givenKey !== undefined && givenKey.length !== RESET_KEY_LEN) throw badConfig('quic.resetKey', `must be ${RESET_KEY_LEN} bytes, not ${givenKey.length}`);
     this.settings = { ...merged, seed, resetKey: givenKey?.slice() ?? randomBytes(RESET_KEY_LEN) };
-    this.start(0);
+    this.sup = new TrapSupervisor(module, {
+      metric: 'quic',
+      crashMessage: 'QUIC core crashed; its connections were lost',
+      start: (wasm, memory, crashes) => this.start(wasm, memory, crashes),
+      lost: () => this.lost(),
+    });
+  }
+
+  private get wasm(): QuicExports {
+    return this.sup.wasm;
   }
 
   /** Instances lost to a trap so far. */
   get crashCount(): number {
-    return this.crashes;
+    return this.sup.crashes;
   }
 
   /** Datagrams dropped before reaching QUIC (larger than the input buffer, or peer id 0). */
@@ -176,7 +181,7 @@ export class QuicEndpoint {
 
   /** Size of the core's linear memory (it grows, never shrinks): for leak checks and metrics. */
   get memoryBytes(): number {
-    return this.wasm.memory.buffer.byteLength;
+    return this.sup.memory.byteLength;
   }
 
   get connectionCount(): number {
@@ -378,15 +383,15 @@ export class QuicEndpoint {
     }
   }
 
-  private start(firstConn: number): void {
-    this.wasm = instantiateQuic(this.module);
+  /** Sets up a fresh instance (the supervisor's, at creation and after each crash). */
+  private start(wasm: QuicExports, memory: WasmMemory, crashes: number): void {
     const s = this.settings;
-    this.ioPtr = this.wasm.io_ptr();
-    this.ioCapacity = this.wasm.io_capacity();
-    this.refreshView().set(s.resetKey, this.ioPtr);
+    this.ioPtr = wasm.io_ptr();
+    this.ioCapacity = wasm.io_capacity();
+    memory.bytes().set(s.resetKey, this.ioPtr);
     // A rebuilt instance draws a different stream of random choices than the dead one.
-    const seedHi = this.crashes;
-    const r = this.wasm.endpoint_create(
+    const seedHi = crashes;
+    const r = wasm.endpoint_create(
       s.maxUdpPayload,
       CongestionCode[s.congestion],
       s.acceptIncoming ? 1 : 0,
@@ -398,17 +403,16 @@ export class QuicEndpoint {
       s.sendWindow,
       s.seed,
       seedHi,
-      Math.max(firstConn, 1),
+      this.nextFirstConn,
       RESET_KEY_LEN,
       this.lastNow,
     );
     if (r < 0) throw badConfig('quic', `the QUIC core refused these settings (code ${r})`);
   }
 
-  /** The byte view of wasm memory; rebuilt after the memory grew (which detaches the old one). */
+  /** The byte view of wasm memory; renewed after the memory grew (which detaches the old one). */
   private refreshView(): Uint8Array {
-    if (this.mem === undefined || this.mem.buffer !== this.wasm.memory.buffer) this.mem = new Uint8Array(this.wasm.memory.buffer);
-    return this.mem;
+    return this.sup.memory.bytes();
   }
 
   private collectEvents(): void {
@@ -463,28 +467,24 @@ export class QuicEndpoint {
    * the caller. (Hot paths inline the same try/catch, to allocate no closure per packet.)
    */
   private call(fn: () => number): number {
-    try {
-      return fn();
-    } catch (e) {
-      this.fail(e);
-    }
+    return this.sup.call(fn);
   }
 
   /** A trap in a stream or connection call: recover, then tell the caller its call failed. */
   private fail(e: unknown): never {
-    this.crashed(e);
-    throw new TstierError('TSTIER_E_CLOSED', 'QUIC core crashed; its connections were lost', { cause: e });
+    this.sup.fail(e);
   }
 
-  /** The instance trapped: every connection it held is lost, and a fresh instance takes over. */
+  /** For a caught throw: a trap is recovered from, anything else rethrown (the supervisor's). */
   private crashed(e: unknown): void {
-    if (!isWasmTrap(e)) throw e;
-    this.crashes++;
-    wasmTraps.quic++;
+    this.sup.crashed(e);
+  }
+
+  /** The instance trapped: every connection it held is lost (the supervisor then starts a fresh one). */
+  private lost(): void {
     for (const [conn, peerId] of this.conns) this.pending.push({ type: 'connection-lost', conn, peerId, reason: 'crashed', errorCode: 0, detail: 'QUIC core trapped' });
     this.conns.clear();
     this.outgoing.clear();
-    this.start(this.nextFirstConn);
   }
 }
 
@@ -499,8 +499,4 @@ function checkCode(code: number): number {
 
 function streamError(conn: number, stream: number, code: number): TstierError {
   return new TstierError('TSTIER_E_CLOSED', `QUIC stream ${stream} of connection ${conn}: operation failed (code ${code})`);
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,22 +1,20 @@
 /**
- * Loads the QUIC core module (wasm/quic/build/tstier_quic.wasm, built by wasm/build.sh) and
- * describes its exports. The module has no imports; each instance is one QUIC endpoint.
- * Compiling and instantiating go through the smoltcp binding's loader, which is generic.
+ * The QUIC core crate (wasm/quic/build/tstier_quic.wasm, built by wasm/build.sh): where it is and
+ * what it exports. Loading, crash recovery and the memory view are daemon/wasm/'s; the numeric ABI
+ * (events, lost reasons, errors, stats) is generated into daemon/wasm/abi/quic.ts.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { type WasmBaseExports, type WasmCrate, type WasmModule, instantiate, loadWasmModule } from '../../wasm/loader.js';
 
-import { TstierError } from '../../errors.js';
-import { type WasmModule, instantiateStack, loadStackModule } from '../../intercept/smoltcp/wasm.js';
+export { isWasmTrap, type WasmModule } from '../../wasm/loader.js';
+export { OpError } from '../../wasm/abi/quic.js';
 
-export { isWasmTrap, type WasmModule } from '../../intercept/smoltcp/wasm.js';
+export const QUIC_CRATE: WasmCrate = { file: 'wasm/quic/build/tstier_quic.wasm', what: 'QUIC module', env: 'TSTIER_QUIC_WASM' };
 
 /**
  * The crate's `extern "C"` exports (wasm/quic/src/lib.rs). u32 results arrive as signed i32;
  * stream ids, codes and times are f64.
  */
-export interface QuicExports {
-  memory: { readonly buffer: ArrayBuffer };
+export interface QuicExports extends WasmBaseExports {
   io_ptr(): number;
   io_capacity(): number;
   endpoint_create(
@@ -60,40 +58,13 @@ export interface QuicExports {
   conn_stats(conn: number): number;
   stats_ptr(): number;
   conn_count(): number;
-  debug_panic(): void;
-}
-
-/** Negative results of the exports (the crate's `OpError`). */
-export const OpError = {
-  unknownConnection: -1,
-  streamsExhausted: -3,
-  stopped: -4,
-  reset: -5,
-  closed: -6,
-  blocked: -7,
-  finished: -8,
-  badArgument: -9,
-  connectFailed: -10,
-  noEndpoint: -100,
-} as const;
-
-const MODULE_FILE = 'wasm/quic/build/tstier_quic.wasm';
-
-/** The repo root seen from this file, in source (daemon/...) and in the build (dist/daemon/...). */
-function defaultModulePath(): string {
-  const candidates = ['../../../', '../../../../'].map((up) => fileURLToPath(new URL(up + MODULE_FILE, import.meta.url)));
-  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
 /** Compiles the module once per path; instances are then created synchronously. */
-export async function loadQuicModule(path = defaultModulePath()): Promise<WasmModule> {
-  try {
-    return await loadStackModule(path);
-  } catch (cause) {
-    throw new TstierError('TSTIER_E_BAD_CONFIG', `QUIC module ${path} not loadable: run wasm/build.sh (bin/setup does)`, { cause });
-  }
+export function loadQuicModule(path?: string): Promise<WasmModule> {
+  return loadWasmModule(QUIC_CRATE, path);
 }
 
 export function instantiateQuic(module: WasmModule): QuicExports {
-  return instantiateStack(module) as unknown as QuicExports;
+  return instantiate<QuicExports>(module);
 }

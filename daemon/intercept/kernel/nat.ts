@@ -19,8 +19,8 @@
  */
 import { rewriteAddress, rewritePort } from '../../packet/rewrite.js';
 import { buildTcpPacket } from '../../packet/build.js';
-import { Ipv4View } from '../../packet/ipv4.js';
-import { IPPROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../../packet/tcp.js';
+import { readTcpFlowKey, TcpFlowKey } from '../../packet/flow-key.js';
+import { TCP_ACK, TCP_RST, TCP_SYN } from '../../packet/tcp.js';
 import { u32ToBytes } from './addr.js';
 import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS } from '../terminator.js';
 
@@ -59,8 +59,8 @@ export class KernelNat {
   private readonly byListener = new Map<number, NatFlow>(); // key: listenerPort * 65536 + appPort
   private readonly myIpBytes: Uint8Array;
   private readonly fakeIpBytes: Uint8Array;
-  private readonly ip = new Ipv4View();
-  private readonly tcp = new TcpView();
+  /** The key of the packet at hand; its views are what the rewrites work on. */
+  private readonly key = new TcpFlowKey();
 
   constructor(
     readonly myIp: number,
@@ -77,10 +77,10 @@ export class KernelNat {
    * are accepted; what does not parse as IPv4/TCP passes.
    */
   classify(pkt: Uint8Array): Verdict {
-    const ip = this.ip;
-    const tcp = this.tcp;
-    if (ip.wrap(pkt) !== null || ip.protocol !== IPPROTO_TCP || !ip.hasTransportHeader) return Verdict.Pass;
-    if (ip.src !== this.myIp || tcp.wrap(pkt, ip.payloadStart, ip.end) !== null) return Verdict.Pass;
+    const k = this.key;
+    if (!this.bind(pkt) || k.src4 !== this.myIp) return Verdict.Pass;
+    const ip = k.ip4;
+    const tcp = k.tcp;
 
     if (ip.dst === this.fakeIp) {
       // Our listener answering an injected connection.
@@ -107,9 +107,8 @@ export class KernelNat {
    * is already paired with this app port (the caller then lets the flow pass unproxied).
    */
   hold(syn: Uint8Array, owner: unknown): NatFlow | null {
-    const ip = this.ip;
-    const tcp = this.tcp;
-    if (ip.wrap(syn) !== null || tcp.wrap(syn, ip.payloadStart, ip.end) !== null) return null;
+    if (!this.bind(syn)) return null;
+    const { ip4: ip, tcp } = this.key;
     const appPort = tcp.srcPort;
     const listenerPort = this.listenerPorts.find((l) => !this.byListener.has(l * 65536 + appPort));
     if (listenerPort === undefined) return null;
@@ -130,7 +129,7 @@ export class KernelNat {
     flow.syn = null;
     if (flow.state !== 'held' || !syn) return null;
     flow.state = 'active';
-    if (this.ip.wrap(syn) !== null || this.tcp.wrap(syn, this.ip.payloadStart, this.ip.end) !== null) return null;
+    if (!this.bind(syn)) return null;
     this.toListener(flow);
     return syn;
   }
@@ -139,11 +138,11 @@ export class KernelNat {
   refuse(flow: NatFlow): Uint8Array | null {
     const syn = flow.syn;
     this.remove(flow);
-    if (!syn || this.ip.wrap(syn) !== null || this.tcp.wrap(syn, this.ip.payloadStart, this.ip.end) !== null) return null;
+    if (!syn || !this.bind(syn)) return null;
     return buildTcpPacket(
       { src: u32ToBytes(flow.dstIp), dst: this.myIpBytes },
       {
-        srcPort: flow.dstPort, dstPort: flow.appPort, seq: 0, ack: (this.tcp.seq + 1) >>> 0,
+        srcPort: flow.dstPort, dstPort: flow.appPort, seq: 0, ack: (this.key.tcp.seq + 1) >>> 0,
         flags: TCP_RST | TCP_ACK, window: 0, urgent: 0, options: {}, payload: new Uint8Array(0),
       },
     );
@@ -189,9 +188,15 @@ export class KernelNat {
 
   /** Rewrites the packet bound in the views: fakeIp:appPort -> myIp:listenerPort. */
   private toListener(flow: NatFlow): void {
-    rewriteAddress(this.ip, 'src', this.fakeIpBytes);
-    rewriteAddress(this.ip, 'dst', this.myIpBytes);
-    rewritePort(this.ip, 'dst', flow.listenerPort);
+    const ip = this.key.ip4;
+    rewriteAddress(ip, 'src', this.fakeIpBytes);
+    rewriteAddress(ip, 'dst', this.myIpBytes);
+    rewritePort(ip, 'dst', flow.listenerPort);
+  }
+
+  /** Binds the key (and its views) to an IPv4 TCP flow packet; false for anything else. */
+  private bind(pkt: Uint8Array): boolean {
+    return readTcpFlowKey(pkt, this.key) && this.key.family === 4;
   }
 }
 

@@ -8,6 +8,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../../log.js';
 import { prefixMask, u32ToIpv4 } from '../../peer/ipv4-prefix.js';
+import { u32ToBytes } from './addr.js';
 import { KernelListeners } from './listeners.js';
 import { KernelNat, Verdict, type NatFlow } from './nat.js';
 import type { TerminatedFlow, Terminator, TerminatorClient } from '../terminator.js';
@@ -99,9 +100,8 @@ export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O>
   private onSyn(syn: Buffer): boolean {
     const nat = this.nat.hold(syn, null);
     if (!nat) return false; // every listener port already pairs with this source port
-    const ihl = (syn[0]! & 0x0f) * 4;
     const owner = this.client.claim(
-      { ip: u32ToIpv4(this.nat.myIp), port: nat.appPort }, { ip: u32ToIpv4(nat.dstIp), port: nat.dstPort }, syn.subarray(0, ihl + 20));
+      { ip: u32ToBytes(this.nat.myIp), port: nat.appPort }, { ip: u32ToBytes(nat.dstIp), port: nat.dstPort }, syn);
     if (!owner) {
       this.nat.remove(nat);
       return false;

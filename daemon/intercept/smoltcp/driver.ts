@@ -15,14 +15,15 @@ import { Duplex } from 'node:stream';
 import { TstierError } from '../../errors.js';
 import { nowMs } from '../../io/clock.js';
 import { drive, type Drive } from '../../io/drive.js';
-import { type FlowEndpoint, InputOutcome, type SmoltcpEvent, type SmoltcpStack } from './stack.js';
+import type { SocketAddr } from '../../packet/flow-key.js';
+import { InputOutcome, type SmoltcpEvent, type SmoltcpStack } from './stack.js';
 
 /** A SYN waiting for the remote dial; `signal` aborts if the client gives up or the stack dies. */
 export interface FlowRequest {
   readonly id: number;
   readonly family: 4 | 6;
-  readonly src: FlowEndpoint;
-  readonly dst: FlowEndpoint;
+  readonly src: SocketAddr;
+  readonly dst: SocketAddr;
   readonly signal: AbortSignal;
 }
 

@@ -12,9 +12,15 @@
 import { randomBytes } from 'node:crypto';
 
 import { TstierError, badConfig } from '../../errors.js';
-import { wasmTraps } from '../../metrics/wasm-traps.js';
-import { formatIpAddress, parseIpv4Address, parseIpv6Address } from '../../packet/address.js';
-import { type StackExports, type WasmModule, instantiateStack, isWasmTrap, loadStackModule } from './wasm.js';
+import { parseIpv4Address, parseIpv6Address } from '../../packet/address.js';
+import { readU32 } from '../../packet/bytes.js';
+import type { SocketAddr } from '../../packet/flow-key.js';
+import { FlowStateCode, InputOutcome as Outcome, StackError, StackEvent, StackStat } from '../../wasm/abi/stack.js';
+import { type WasmModule, loadWasmModule } from '../../wasm/loader.js';
+import type { WasmMemory } from '../../wasm/memory.js';
+import { checkIntegerOptions, definedOnly } from '../../wasm/options.js';
+import { TrapSupervisor } from '../../wasm/supervisor.js';
+import { STACK_CRATE, type StackExports } from './wasm.js';
 
 export interface SmoltcpOptions {
   /** The stack's own IPv4 address (the gateway of its any-IP default route). */
@@ -56,14 +62,9 @@ export const SMOLTCP_DEFAULTS = {
   keepAliveMs: 60_000,
 } as const;
 
-export interface FlowEndpoint {
-  address: string;
-  port: number;
-}
-
 export type SmoltcpEvent =
   /** A SYN for a flow nobody handles yet. Answer with accept (SYN-ACK) or reject (RST). */
-  | { type: 'new'; id: number; family: 4 | 6; src: FlowEndpoint; dst: FlowEndpoint }
+  | { type: 'new'; id: number; family: 4 | 6; src: SocketAddr; dst: SocketAddr }
   /** Data arrived after the last recv drained the flow: read until recv returns null. */
   | { type: 'readable'; id: number }
   /** The flow became established, or half the send buffer is free again after a short send. */
@@ -91,31 +92,13 @@ export type FlowState =
   | 'time-wait'
   | 'pending';
 
-const FLOW_STATES: readonly FlowState[] = [
-  'closed',
-  'listen',
-  'syn-sent',
-  'syn-received',
-  'established',
-  'fin-wait-1',
-  'fin-wait-2',
-  'close-wait',
-  'closing',
-  'last-ack',
-  'time-wait',
-  'pending',
-];
+/** The crate's FlowState codes as names: "finWait1" is 'fin-wait-1'. */
+const FLOW_STATES: readonly FlowState[] = Object.entries(FlowStateCode)
+  .sort(([, x], [, y]) => x - y).map(([name]) => name.replace(/[A-Z0-9]/g, (c) => `-${c.toLowerCase()}`) as FlowState);
 
 /** What `input` did with a packet (the crate's InputOutcome). */
 export const InputOutcome = {
-  delivered: 0,
-  newFlow: 1,
-  malformed: 2,
-  notTcp: 3,
-  fragment: 4,
-  noFlow: 5,
-  overLimit: 6,
-  synRefreshed: 7,
+  ...Outcome,
   /** Too large for any IP packet, or the stack crashed on it. */
   dropped: -1,
 } as const;
@@ -149,21 +132,26 @@ const LIMITS = {
   keepAliveMs: [0, 0xffff_ffff],
 } as const;
 
-const EVENT_TYPES = [null, 'new', 'readable', 'writable', 'fin', 'closed', 'reset'] as const;
-const ERR_UNKNOWN_FLOW = -1;
-const ERR_STATE = -2;
-const ERR_EOF = -3;
+/** The crate's event codes as event types, indexed by code. */
+const EVENT_TYPES: readonly (Exclude<SmoltcpEvent['type'], 'error'> | undefined)[] = (() => {
+  const types: (Exclude<SmoltcpEvent['type'], 'error'> | undefined)[] = [];
+  types[StackEvent.newFlow] = 'new';
+  types[StackEvent.readable] = 'readable';
+  types[StackEvent.writable] = 'writable';
+  types[StackEvent.fin] = 'fin';
+  types[StackEvent.closed] = 'closed';
+  types[StackEvent.reset] = 'reset';
+  return types;
+})();
 const MAX_PACKET = 65535;
 const IO_CHUNK = 64 * 1024;
 const FLOW_INFO_LEN = 38;
 
 export class SmoltcpStack {
-  private readonly module: WasmModule;
   private readonly settings: Required<Omit<SmoltcpOptions, 'wasmPath'>>;
   private readonly ipv4: number;
   private readonly ipv6: Uint8Array;
-  private wasm!: StackExports;
-  private view!: Uint8Array;
+  private readonly sup: TrapSupervisor<StackExports>;
   private inPtr = 0;
   private ioPtr = 0;
   private infoPtr = 0;
@@ -173,28 +161,33 @@ export class SmoltcpStack {
   private crashEventsRead = 0;
   private nextFirstId = 1;
   private lastNow = 0;
-  private crashes = 0;
 
   /** Compiles (once) and instantiates the module. */
   static async create(options: SmoltcpOptions = {}): Promise<SmoltcpStack> {
-    return new SmoltcpStack(await loadStackModule(options.wasmPath), options);
+    return new SmoltcpStack(await loadWasmModule(STACK_CRATE, options.wasmPath), options);
   }
 
   constructor(module: WasmModule, options: SmoltcpOptions = {}) {
-    this.module = module;
     const { wasmPath: _unused, ...rest } = options;
     this.settings = { ...SMOLTCP_DEFAULTS, ...definedOnly(rest) };
     const v4 = parseIpv4Address(this.settings.ipv4);
     if (!v4) throw badConfig('smoltcp.ipv4', `not an IPv4 address: ${this.settings.ipv4}`);
     const v6 = parseIpv6Address(this.settings.ipv6);
     if (!v6) throw badConfig('smoltcp.ipv6', `not an IPv6 address: ${this.settings.ipv6}`);
-    for (const [key, [min, max]] of Object.entries(LIMITS)) {
-      const v = this.settings[key as keyof typeof LIMITS];
-      if (!Number.isInteger(v) || v < min || v > max) throw badConfig(`smoltcp.${key}`, `${v} is not an integer in [${min}, ${max}]`);
-    }
-    this.ipv4 = ((v4[0]! << 24) | (v4[1]! << 16) | (v4[2]! << 8) | v4[3]!) >>> 0;
+    checkIntegerOptions('smoltcp', this.settings, LIMITS);
+    this.ipv4 = readU32(v4, 0);
     this.ipv6 = v6;
-    this.start(0);
+    this.sup = new TrapSupervisor(module, {
+      metric: 'smoltcp',
+      crashMessage: 'userspace TCP stack crashed; its flows were reset',
+      // Fresh ids after a crash, so a late call with an id of the dead instance cannot hit a new flow.
+      start: (wasm, memory) => this.start(wasm, memory, this.nextFirstId),
+      lost: (cause) => this.lost(cause),
+    });
+  }
+
+  private get wasm(): StackExports {
+    return this.sup.wasm;
   }
 
   /** Feeds one inbound IP packet; returns an `InputOutcome` value (for counters). */
@@ -205,9 +198,14 @@ export class SmoltcpStack {
       this.bytes().set(packet, this.inPtr);
       return this.wasm.stack_input(this.inPtr, packet.length, now);
     } catch (e) {
-      this.crashed(e);
+      this.sup.crashed(e);
       return InputOutcome.dropped;
     }
+  }
+
+  /** The flow the last `input` went to: for InputOutcome.newFlow, the id of the flow it opened; 0: none. */
+  inputFlow(): number {
+    return this.sup.call(() => this.wasm.input_flow());
   }
 
   /**
@@ -219,7 +217,7 @@ export class SmoltcpStack {
     try {
       return this.wasm.stack_poll(now);
     } catch (e) {
-      this.crashed(e);
+      this.sup.crashed(e);
       return 0;
     }
   }
@@ -230,7 +228,7 @@ export class SmoltcpStack {
       const at = this.wasm.stack_poll_at();
       return at < 0 ? Infinity : at;
     } catch (e) {
-      this.crashed(e);
+      this.sup.crashed(e);
       return Infinity;
     }
   }
@@ -246,7 +244,7 @@ export class SmoltcpStack {
       const ptr = this.wasm.transmit_ptr();
       return this.bytes().subarray(ptr, ptr + len);
     } catch (e) {
-      this.crashed(e);
+      this.sup.crashed(e);
       return null;
     }
   }
@@ -269,7 +267,7 @@ export class SmoltcpStack {
           return { type: kind, id };
       }
     } catch (e) {
-      this.crashed(e);
+      this.sup.crashed(e);
       return this.nextCrashEvent();
     }
   }
@@ -307,8 +305,7 @@ export class SmoltcpStack {
         if (n < chunk) break;
       }
     } catch (e) {
-      this.rethrowUnlessTrap(e);
-      this.crashed(e);
+      this.sup.crashed(e);
       throw closedError(id);
     }
     return sent;
@@ -323,13 +320,12 @@ export class SmoltcpStack {
     try {
       n = this.wasm.flow_recv(id, this.ioPtr, IO_CHUNK);
     } catch (e) {
-      this.rethrowUnlessTrap(e);
-      this.crashed(e);
+      this.sup.crashed(e);
       throw closedError(id);
     }
     if (n > 0) return this.bytes().slice(this.ioPtr, this.ioPtr + n);
     // Not readable yet (handshake), or at end of stream: nothing now either way.
-    if (n === 0 || n === ERR_EOF || n === ERR_STATE) return null;
+    if (n === 0 || n === StackError.eof || n === StackError.invalidState) return null;
     this.check(id, n);
     return null;
   }
@@ -353,39 +349,38 @@ export class SmoltcpStack {
   stats(): SmoltcpStats {
     const stat = (i: number): number => this.call(() => this.wasm.stack_stat(i));
     return {
-      packetsIn: stat(0),
-      malformed: stat(1),
-      notTcp: stat(2),
-      fragments: stat(3),
-      noFlow: stat(4),
-      overLimit: stat(5),
-      txDropped: stat(6),
-      openFlows: stat(7),
-      pendingFlows: stat(8),
-      crashes: this.crashes,
+      packetsIn: stat(StackStat.packetsIn),
+      malformed: stat(StackStat.malformed),
+      notTcp: stat(StackStat.notTcp),
+      fragments: stat(StackStat.fragments),
+      noFlow: stat(StackStat.noFlow),
+      overLimit: stat(StackStat.overLimit),
+      txDropped: stat(StackStat.txDropped),
+      openFlows: stat(StackStat.openFlows),
+      pendingFlows: stat(StackStat.pendingFlows),
+      crashes: this.sup.crashes,
     };
   }
 
   /** Linear memory of the current instance, in bytes. */
   memoryBytes(): number {
-    return this.wasm.memory.buffer.byteLength;
+    return this.sup.memory.byteLength;
   }
 
   /** Makes the instance panic, to exercise crash recovery. */
   debugPanic(): void {
-    this.call(() => this.wasm.debug_panic());
+    this.sup.debugPanic();
   }
 
-  private start(firstId: number): void {
-    this.wasm = instantiateStack(this.module);
-    this.view = new Uint8Array(this.wasm.memory.buffer);
-    this.inPtr = this.wasm.buf_alloc(MAX_PACKET);
-    this.ioPtr = this.wasm.buf_alloc(IO_CHUNK);
-    this.infoPtr = this.wasm.buf_alloc(FLOW_INFO_LEN);
-    this.bytes().set(this.ipv6, this.infoPtr);
+  /** Sets up a fresh instance (the supervisor's, at creation and after each crash). */
+  private start(wasm: StackExports, memory: WasmMemory, firstId: number): void {
+    this.inPtr = wasm.buf_alloc(MAX_PACKET);
+    this.ioPtr = wasm.buf_alloc(IO_CHUNK);
+    this.infoPtr = wasm.buf_alloc(FLOW_INFO_LEN);
+    memory.bytes().set(this.ipv6, this.infoPtr);
     const seed = randomBytes(8);
     const s = this.settings;
-    this.wasm.stack_init(
+    wasm.stack_init(
       this.ipv4,
       this.infoPtr,
       s.mtu,
@@ -402,10 +397,8 @@ export class SmoltcpStack {
     );
   }
 
-  /** The memory view, renewed after the instance grew its memory (which detaches the old one). */
   private bytes(): Uint8Array {
-    if (this.view.buffer !== this.wasm.memory.buffer) this.view = new Uint8Array(this.wasm.memory.buffer);
-    return this.view;
+    return this.sup.memory.bytes();
   }
 
   private nextCrashEvent(): SmoltcpEvent | null {
@@ -429,51 +422,30 @@ export class SmoltcpStack {
       type: 'new',
       id,
       family,
-      src: { address: formatIpAddress(info.slice(6, 6 + addrLen)), port: (info[2]! << 8) | info[3]! },
-      dst: { address: formatIpAddress(info.slice(22, 22 + addrLen)), port: (info[4]! << 8) | info[5]! },
+      src: { ip: info.slice(6, 6 + addrLen), port: (info[2]! << 8) | info[3]! },
+      dst: { ip: info.slice(22, 22 + addrLen), port: (info[4]! << 8) | info[5]! },
     };
   }
 
   /** Runs one export; a trap becomes crash recovery plus a TSTIER_E_CLOSED for the caller. */
-  private call(fn: () => number): number;
-  private call(fn: () => void): void;
-  private call(fn: () => number | void): number | void {
-    try {
-      return fn();
-    } catch (e) {
-      this.rethrowUnlessTrap(e);
-      this.crashed(e);
-      throw new TstierError('TSTIER_E_CLOSED', 'userspace TCP stack crashed; its flows were reset', { cause: e });
-    }
+  private call<R>(fn: () => R): R {
+    return this.sup.call(fn);
   }
 
   private check(id: number, code: number): void {
     if (code >= 0) return;
-    if (code === ERR_UNKNOWN_FLOW) throw closedError(id);
+    if (code === StackError.unknownFlow) throw closedError(id);
     throw new TstierError('TSTIER_E_CLOSED', `smoltcp flow ${id}: not in a state for this operation (code ${code})`);
   }
 
-  private rethrowUnlessTrap(e: unknown): void {
-    if (!isWasmTrap(e)) throw e;
-  }
-
-  /** The instance trapped: every flow it held ends with an error, and a fresh instance takes over. */
-  private crashed(e: unknown): void {
-    this.rethrowUnlessTrap(e);
-    this.crashes++;
-    wasmTraps.smoltcp++;
-    const error = new TstierError('TSTIER_E_CLOSED', 'userspace TCP stack crashed; flow reset', { cause: e });
+  /** The instance trapped: every flow it held ends with an error (the supervisor then starts a fresh one). */
+  private lost(cause: unknown): void {
+    const error = new TstierError('TSTIER_E_CLOSED', 'userspace TCP stack crashed; flow reset', { cause });
     for (const id of this.held) this.crashEvents.push({ type: 'error', id, error });
     this.held.clear();
-    // Fresh ids, so a late call with an id of the dead instance cannot hit a new flow.
-    this.start(this.nextFirstId);
   }
 }
 
 function closedError(id: number): TstierError {
   return new TstierError('TSTIER_E_CLOSED', `smoltcp flow ${id} does not exist (closed, reset or rejected)`);
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -6,31 +6,30 @@
  *
  * Packets of a flow the proxy claimed go into the stack; everything else passes. A claimed SYN is
  * held by the stack until release (SYN-ACK), refuse (RST) or drop (silence). The stack's packets go
- * back into the TUN. Flows are tracked by 4-tuple until a linger after their end, so late FIN/ACKs
- * still reach the stack rather than leaking to the peer as plain packets. IPv4 flows are keyed by
- * numbers (no allocation per packet); IPv6 flows by a 36-byte string key (see tcp6FlowKey).
+ * back into the TUN. Flows are tracked by their key (packet/flow-key.ts) until a linger after their
+ * end, so late FIN/ACKs still reach the stack rather than leaking to the peer as plain packets. The
+ * stack tells which flow a claimed SYN opened (its id, from the input call itself), so its later
+ * events find the flow by id, never by re-matching addresses.
  */
 import type { Logger } from '../../log.js';
-import { formatIpAddress, parseIpv6Address } from '../../packet/address.js';
-import { u32ToIpv4, ipv4ToU32 } from '../../peer/ipv4-prefix.js';
+import { formatSocketAddr, readTcpFlowKey, type SocketAddr, TcpFlowKey } from '../../packet/flow-key.js';
 import { TCP_ACK, TCP_SYN } from '../../packet/tcp.js';
-import { FlowKeyMap, ipv6FlowKey, tcp6FlowKey, tcpFlowKey } from '../flow-key-map.js';
+import { FlowKeyMap, type StoredFlowKey } from '../flow-key-map.js';
 import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS, type TerminatedFlow, type Terminator,
   type TerminatorClient } from '../terminator.js';
 import { type FlowRequest, SmoltcpDriver } from './driver.js';
 import { InputOutcome, type SmoltcpStack } from './stack.js';
-import { isWasmTrap } from './wasm.js';
+import { isWasmTrap } from '../../wasm/loader.js';
 
 type Phase = 'claimed' | 'held' | 'open' | 'closed';
 
 interface SmolFlow<O> {
   readonly owner: O;
-  readonly src: number;
-  readonly dst: number;
-  readonly ports: number;
-  /** IPv6 flows: their key in `flows6` (src and dst are then 0); null for IPv4. */
-  readonly key6: string | null;
-  /** The stack's flow id, once its 'new' event arrived. */
+  readonly src: SocketAddr;
+  readonly dst: SocketAddr;
+  /** Its key in `flows`; set once stored. */
+  key: StoredFlowKey | null;
+  /** The stack's flow id, from the input call that opened it. */
   id: number;
   phase: Phase;
   /** The app's SYN as read, until the flow is released (pass() hands it back for plain forwarding). */
@@ -43,8 +42,9 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
   readonly kind = 'smoltcp';
   readonly driver: SmoltcpDriver;
   private readonly flows = new FlowKeyMap<SmolFlow<O>>();
-  private readonly flows6 = new Map<string, SmolFlow<O>>();
-  private readonly key = { src: 0, dst: 0, ports: 0, flags: 0 };
+  /** Flows the stack opened, by its id. */
+  private readonly byId = new Map<number, SmolFlow<O>>();
+  private readonly key = new TcpFlowKey();
 
   constructor(
     stack: SmoltcpStack,
@@ -59,11 +59,8 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
 
   intercept(pkt: Buffer): boolean {
     const k = this.key;
-    let key6: string | null = null;
-    let known: SmolFlow<O> | undefined;
-    if (tcpFlowKey(pkt, k)) known = this.flows.get(k.src, k.dst, k.ports);
-    else if ((key6 = tcp6FlowKey(pkt, k)) !== null) known = this.flows6.get(key6);
-    else return false;
+    if (!readTcpFlowKey(pkt, k)) return false;
+    const known = this.flows.get(k);
     const pureSyn = (k.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN;
     if (known && !(known.phase === 'closed' && pureSyn)) {
       this.driver.input(pkt);
@@ -71,20 +68,20 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
     }
     if (!pureSyn) return false;
     if (known) this.untrack(known); // the 4-tuple is reused: a new flow
-    const owner = this.client.claim(
-      { ip: key6 === null ? u32ToIpv4(k.src) : formatIpAddress(pkt.subarray(8, 24)), port: k.ports >>> 16 },
-      { ip: key6 === null ? u32ToIpv4(k.dst) : formatIpAddress(pkt.subarray(24, 40)), port: k.ports & 0xffff }, pkt);
+    const src = k.srcAddr();
+    const dst = k.dstAddr();
+    const owner = this.client.claim(src, dst, pkt);
     if (!owner) return false;
-    const src = key6 === null ? k.src : 0;
-    const dst = key6 === null ? k.dst : 0;
-    const flow: SmolFlow<O> = { owner, src, dst, ports: k.ports, key6, id: 0, phase: 'claimed',
+    const flow: SmolFlow<O> = { owner, src, dst, key: null, id: 0, phase: 'claimed',
       syn: Uint8Array.prototype.slice.call(pkt), // a copy: pkt is a view into the TUN's read batch
       since: this.clock() };
     owner.term = flow;
-    if (key6 === null) this.flows.set(src, dst, k.ports, flow);
-    else this.flows6.set(key6, flow);
+    flow.key = this.flows.set(k, flow);
     const outcome = this.driver.input(pkt);
-    if (outcome !== InputOutcome.newFlow) {
+    if (outcome === InputOutcome.newFlow) {
+      flow.id = this.driver.stack.inputFlow();
+      this.byId.set(flow.id, flow);
+    } else {
       // Over the flow limit the stack answered with RST; a malformed SYN it dropped.
       this.untrack(flow);
       this.client.abandoned(owner, `userspace stack did not take the SYN (outcome ${outcome})`);
@@ -137,7 +134,7 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
 
   sweep(now: number): void {
     const expired: SmolFlow<O>[] = [];
-    for (const f of [...this.flows.values(), ...this.flows6.values()]) {
+    for (const f of this.flows.values()) {
       if (f.phase === 'closed' ? now - f.since >= CLOSED_LINGER_MS : f.phase !== 'open' && now - f.since >= HELD_TIMEOUT_MS) {
         expired.push(f);
       }
@@ -155,14 +152,11 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
   }
 
   get size(): number {
-    return this.flows.size + this.flows6.size;
+    return this.flows.size;
   }
 
   private onRequest(req: FlowRequest): void {
-    const flow = req.family === 4
-      ? this.flows.get(ipv4ToU32(req.src.address) ?? 0, ipv4ToU32(req.dst.address) ?? 0, ((req.src.port << 16) | req.dst.port) >>> 0)
-      : this.flows6.get(ipv6FlowKey(parseIpv6Address(req.src.address) ?? new Uint8Array(16),
-        parseIpv6Address(req.dst.address) ?? new Uint8Array(16), req.src.port, req.dst.port));
+    const flow = this.byId.get(req.id);
     if (!flow || flow.phase !== 'claimed') {
       this.driver.reject(req.id); // not a SYN we claimed (cannot happen: only claimed flows are fed)
       return;
@@ -180,17 +174,13 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
   }
 
   private untrack(flow: SmolFlow<O>): void {
-    if (flow.key6 !== null) {
-      if (this.flows6.get(flow.key6) === flow) this.flows6.delete(flow.key6);
-    } else if (this.flows.get(flow.src, flow.dst, flow.ports) === flow) this.flows.delete(flow.src, flow.dst, flow.ports);
+    if (flow.key && this.flows.getStored(flow.key) === flow) this.flows.delete(flow.key);
+    if (this.byId.get(flow.id) === flow) this.byId.delete(flow.id);
     if (flow.phase !== 'closed') flow.phase = 'closed';
     flow.syn = null;
   }
 
   private describe(flow: SmolFlow<O>): string {
-    const key = flow.key6 === null ? null : Buffer.from(flow.key6, 'latin1');
-    const src = key ? `[${formatIpAddress(key.subarray(0, 16))}]` : u32ToIpv4(flow.src);
-    const dst = key ? `[${formatIpAddress(key.subarray(16, 32))}]` : u32ToIpv4(flow.dst);
-    return `${src}:${flow.ports >>> 16} -> ${dst}:${flow.ports & 0xffff}`;
+    return `${formatSocketAddr(flow.src)} -> ${formatSocketAddr(flow.dst)}`;
   }
 }

@@ -3,10 +3,13 @@
  * Beyond "no exception", the oracle catches silent out-of-bounds reads (which in JS yield undefined,
  * not an error): the packet is parsed once alone and once inside a larger buffer with random bytes
  * before and after it, bounded by (start, end); everything the views report must be identical, and
- * every offset they give must lie within [start, end].
+ * every offset they give must lie within [start, end]. The TCP flow key (packet/flow-key.ts) read
+ * from the same bytes must agree with the views: a key only for a whole TCP segment, its fields
+ * within the packet.
  */
 import { buildIcmpEchoPacket, buildTcpPacket, buildUdpPacket } from '../../../daemon/packet/build.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IcmpView } from '../../../daemon/packet/icmp.js';
+import { isIpFragment, readTcpFlowKey, TcpFlowKey } from '../../../daemon/packet/flow-key.js';
 import { Ipv4View } from '../../../daemon/packet/ipv4.js';
 import { Ipv6View } from '../../../daemon/packet/ipv6.js';
 import { IPPROTO_TCP, TCP_ACK, TCP_SYN, TcpView, type TcpOptions } from '../../../daemon/packet/tcp.js';
@@ -19,6 +22,7 @@ const v6 = new Ipv6View();
 const tcp = new TcpView();
 const udp = new UdpView();
 const icmp = new IcmpView();
+const key = new TcpFlowKey();
 
 function inRange(what: string, at: number, start: number, end: number): number {
   if (!(at >= start && at <= end)) throw new Error(`${what} ${at} outside [${start}, ${end}]`);
@@ -122,6 +126,17 @@ function corpus(rng: Rng): Uint8Array[] {
   return out;
 }
 
+/** A flow key exactly for an unfragmented TCP segment the views accept, with every field inside the packet. */
+function checkFlowKey(input: Uint8Array): void {
+  if (!readTcpFlowKey(input, key)) return;
+  const ip = key.family === 4 ? v4 : v6;
+  if (ip.wrap(input) !== null || ip.transportProtocol !== IPPROTO_TCP || isIpFragment(ip)) throw new Error('a flow key for a packet that is no whole TCP segment');
+  inRange('source address', key.srcAt + key.addrLen, 0, input.length);
+  inRange('destination address', key.dstAt + key.addrLen, 0, input.length);
+  if (tcp.wrap(input, ip.transportStart, ip.end) !== null || tcp.srcPort !== key.srcPort || tcp.dstPort !== key.dstPort
+    || tcp.flags !== key.flags) throw new Error('the flow key disagrees with the TCP view');
+}
+
 export const packetTarget: FuzzTarget = {
   name: 'packet',
   maxLength: 1600,
@@ -136,5 +151,6 @@ export const packetTarget: FuzzTarget = {
     padded.set(JUNK, lead + n);
     const inside = describe(padded, lead, lead + n);
     if (inside !== alone) throw new Error(`views read outside their bounds: alone ${alone}, padded ${inside}`);
+    checkFlowKey(input);
   },
 };

@@ -13,6 +13,7 @@ import { PacketType } from '../../../daemon/peer/wire.js';
 import type { Rng } from '../../sim/world.js';
 import type { FuzzTarget } from '../engine.js';
 import { concat, datagrams, eachPiece, joinDatagrams, withControl } from './split.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -137,7 +138,7 @@ export const flowFramesTarget: FuzzTarget = {
       return f;
     };
     const stream = concat([
-      encodeOpen({ src: { ip: '10.0.0.1', port: 1000 }, dst: { ip: 'fd00::2', port: 80 }, optimistic: true }),
+      encodeOpen({ src: socketAddrOf('10.0.0.1', 1000)!, dst: socketAddrOf('fd00::2', 80)!, optimistic: true }),
       encodeControl(FrameType.Status, DialStatus.Connected), data(500), data(0), data(40),
       encodeControl(FrameType.Fin), encodeControl(FrameType.Rst),
     ]);

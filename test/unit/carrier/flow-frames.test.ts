@@ -4,12 +4,15 @@ import {
   decodeOpen, DialStatus, encodeControl, encodeOpen, FrameReader, FrameType, writeFrameHeader, FRAME_HEADER,
   MAX_CONTROL_PAYLOAD,
 } from '../../../daemon/carrier/flow-frames.js';
+import { type SocketAddr, socketAddrOf } from '../../../daemon/packet/flow-key.js';
+
+const sa = (ip: string, port: number): SocketAddr => socketAddrOf(ip, port)!;
 
 test('OPEN round-trips IPv4 and IPv6 addresses and the optimistic flag', () => {
   const cases = [
-    { src: { ip: '10.144.144.1', port: 40000 }, dst: { ip: '10.144.144.3', port: 80 }, optimistic: false },
-    { src: { ip: 'fd00::1', port: 1 }, dst: { ip: '2001:db8::8:800:200c:417a', port: 65535 }, optimistic: true },
-    { src: { ip: '::ffff:1.2.3.4', port: 5 }, dst: { ip: '::', port: 6 }, optimistic: false },
+    { src: sa('10.144.144.1', 40000), dst: sa('10.144.144.3', 80), optimistic: false },
+    { src: sa('fd00::1', 1), dst: sa('2001:db8::8:800:200c:417a', 65535), optimistic: true },
+    { src: sa('::ffff:1.2.3.4', 5), dst: sa('::', 6), optimistic: false },
   ];
   for (const c of cases) {
     const frame = encodeOpen(c);
@@ -19,8 +22,15 @@ test('OPEN round-trips IPv4 and IPv6 addresses and the optimistic flag', () => {
   }
 });
 
+test('OPEN keeps its version-1 wire format: family, address bytes and port per endpoint', () => {
+  const frame = encodeOpen({ src: sa('10.0.0.1', 40000), dst: sa('fd00::2', 80), optimistic: true });
+  assert.equal(Buffer.from(frame).toString('hex'),
+    '01001c' + '0101' + '04' + '0a000001' + '9c40' + '06' + 'fd000000000000000000000000000002' + '0050');
+  assert.throws(() => encodeOpen({ src: { ip: new Uint8Array(5), port: 1 }, dst: sa('1.2.3.4', 2), optimistic: false }), RangeError);
+});
+
 test('malformed OPEN payloads decode to null, never throw', () => {
-  const good = encodeOpen({ src: { ip: '1.2.3.4', port: 1 }, dst: { ip: '5.6.7.8', port: 2 }, optimistic: false })
+  const good = encodeOpen({ src: sa('1.2.3.4', 1), dst: sa('5.6.7.8', 2), optimistic: false })
     .subarray(FRAME_HEADER);
   for (let cut = 0; cut < good.length; cut++) assert.equal(decodeOpen(good.subarray(0, cut)), null);
   const badVersion = good.slice(); badVersion[0] = 9;
@@ -36,7 +46,7 @@ test('FrameReader parses a stream split at every boundary; DATA is passed throug
   const dataFrame = new Uint8Array(FRAME_HEADER + data.length);
   writeFrameHeader(dataFrame, 0, FrameType.Data, data.length);
   dataFrame.set(data, FRAME_HEADER);
-  const open = encodeOpen({ src: { ip: '10.0.0.1', port: 1 }, dst: { ip: 'fd00::9', port: 2 }, optimistic: false });
+  const open = encodeOpen({ src: sa('10.0.0.1', 1), dst: sa('fd00::9', 2), optimistic: false });
   const stream = Buffer.concat([open, encodeControl(FrameType.Status, DialStatus.Refused), dataFrame, encodeControl(FrameType.Fin)]);
   for (const piece of [1, 2, 3, 7, 500, stream.length]) {
     const r = new FrameReader();
@@ -74,7 +84,7 @@ test('an unknown frame type is a stream error', () => {
 test('a control frame longer than any real one is a stream error at its header, not buffered (fuzz)', () => {
   // Found by the flow-frames fuzzer: an OPEN declaring 65535 bytes, trickled in, was re-copied whole on
   // every push (quadratic). The longest real control payload is an IPv6 OPEN (40 bytes).
-  const open = encodeOpen({ src: { ip: 'fd00::1', port: 1 }, dst: { ip: 'fd00::2', port: 2 }, optimistic: false });
+  const open = encodeOpen({ src: sa('fd00::1', 1), dst: sa('fd00::2', 2), optimistic: false });
   assert.ok(open.length - FRAME_HEADER <= MAX_CONTROL_PAYLOAD);
   for (const type of [FrameType.Open, FrameType.Status, FrameType.Fin, FrameType.Rst]) {
     const r = new FrameReader();

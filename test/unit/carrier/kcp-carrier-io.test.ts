@@ -6,11 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KcpCarrier } from '../../../daemon/carrier/kcp/endpoint.js';
 import { IKCP_CMD_ACK, IKCP_OVERHEAD } from '../../../daemon/transport/kcp/segment.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 const TYPES = { fromInitiator: 11, fromAcceptor: 12 };
 const A = 1;
 const B = 2;
-const REQ = { src: { ip: '10.0.0.1', port: 1000 }, dst: { ip: '10.0.0.2', port: 80 }, optimistic: false };
+const REQ = { src: socketAddrOf('10.0.0.1', 1000)!, dst: socketAddrOf('10.0.0.2', 80)!, optimistic: false };
 
 /** Moves everything `from` queued into `to` (no loss); returns how many datagrams moved. */
 function deliver(from: KcpCarrier, fromId: number, to: KcpCarrier, now: number): number {

@@ -7,11 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KcpCarrier, FlowEvent, type KcpFlow } from '../../../daemon/carrier/kcp/endpoint.js';
 import { DialStatus } from '../../../daemon/carrier/flow-frames.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 const TYPES = { fromInitiator: 11, fromAcceptor: 12 };
 const A = 1;
 const B = 2;
-const REQ = { src: { ip: '10.0.0.1', port: 4000 }, dst: { ip: '10.0.0.2', port: 80 }, optimistic: false };
+const REQ = { src: socketAddrOf('10.0.0.1', 4000)!, dst: socketAddrOf('10.0.0.2', 80)!, optimistic: false };
 
 /** Two carriers joined by a switchable wire; `step` runs both to `now`, delivering while the wire is up. */
 function pair(silentLimitMs: number): { a: KcpCarrier; b: KcpCarrier; step: (now: number) => void; wire: { up: boolean } } {

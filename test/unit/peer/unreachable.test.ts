@@ -38,5 +38,7 @@ test('never answers ICMP errors, multicast, broadcast, later fragments or garbag
   assert.equal(hostUnreachableFor(ipv4([224, 0, 0, 5], 17)), null);
   assert.equal(hostUnreachableFor(ipv4([10, 0, 0, 255], 17)), null);
   assert.equal(hostUnreachableFor(ipv4([10, 0, 0, 9], 17, 0, 100)), null);
+  assert.equal(hostUnreachableFor(ipv4([10, 0, 0, 9], 17, 0, 0x2000)), null, 'a first fragment (MF set) is a fragment too');
+  assert.ok(hostUnreachableFor(ipv4([10, 0, 0, 9], 17, 0, 0x4000)), "Don't Fragment alone is no fragment");
   for (let n = 0; n < 40; n++) assert.equal(hostUnreachableFor(Buffer.alloc(n, 0x45)), null);
 });

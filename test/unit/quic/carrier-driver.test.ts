@@ -17,6 +17,7 @@ import { QuicEndpoint } from '../../../daemon/carrier/quic/endpoint.js';
 import type { QuicFlow } from '../../../daemon/carrier/quic/flow.js';
 import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
 import type { PipeStream } from '../../../daemon/carrier/socket-pipe.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 type Handler = (from: number, payload: Buffer, header: Buffer) => void;
 
@@ -108,7 +109,7 @@ class End implements FlowSink<QuicFlow> {
 }
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-const REQ: OpenRequest = { src: { ip: '10.0.0.1', port: 4000 }, dst: { ip: '10.0.0.2', port: 80 }, optimistic: false };
+const REQ: OpenRequest = { src: socketAddrOf('10.0.0.1', 4000)!, dst: socketAddrOf('10.0.0.2', 80)!, optimistic: false };
 
 function bytes(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -261,7 +262,7 @@ test('opens beyond the peer stream limit wait for streams-available, heard and p
     const flowsA: QuicFlow[] = [];
     const clients = Array.from({ length: 20 }, (_, i) => {
       const c = new End(p.a, bytes(5000, i));
-      flowsA.push(p.a.open(202, { ...REQ, src: { ip: '10.0.0.1', port: 5000 + i } }, c));
+      flowsA.push(p.a.open(202, { ...REQ, src: socketAddrOf('10.0.0.1', 5000 + i)! }, c));
       return c;
     });
     await Promise.all(clients.map((c) => c.finished));
@@ -337,7 +338,7 @@ test('writes cut short by the connection send window resume: flows sharing a sma
   try {
     const clients = [1, 2, 3].map((i) => {
       const c = new End(p.a, bytes(150_000, 40 + i));
-      p.a.open(202, { ...REQ, src: { ip: '10.0.0.1', port: 6000 + i } }, c);
+      p.a.open(202, { ...REQ, src: socketAddrOf('10.0.0.1', 6000 + i)! }, c);
       return c;
     });
     await Promise.all(clients.map((c) => c.finished));

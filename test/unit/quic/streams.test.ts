@@ -10,6 +10,7 @@ import { QuicEndpoint } from '../../../daemon/carrier/quic/endpoint.js';
 import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
 import { Rng } from '../../sim/world.js';
 import { type Pair, QuicNode, SIDE_ACCEPTOR, SIDE_INITIATOR, type StreamState, connectedPair, payload, peerState, sha256 } from './harness.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 const MAX_TIME = 10 * 60_000;
 
@@ -162,7 +163,7 @@ test('a connection close reaches the peer as connection-lost and frees openStrea
 test("a flow's OPEN frame as the stream's first bytes reaches the acceptor intact", async () => {
   const { world, a, b } = await connectedPair({ seed: 8 });
   b.keepBytes = true;
-  const open = { src: { ip: '10.0.0.1', port: 40000 }, dst: { ip: 'fd00::2', port: 443 }, optimistic: true };
+  const open = { src: socketAddrOf('10.0.0.1', 40000)!, dst: socketAddrOf('fd00::2', 443)!, optimistic: true };
   const s = a.send(b.node, encodeOpen(open));
   assert.ok(s);
   assert.ok(world.run({ until: () => peerState(b, s.stream)?.in.fin === true, maxTime: MAX_TIME }).done);

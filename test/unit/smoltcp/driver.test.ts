@@ -7,6 +7,7 @@ import { type FlowRequest, SmoltcpDriver, type SmoltcpSocket } from '../../../da
 import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { TCP_ACK, TCP_RST } from '../../../daemon/packet/tcp.js';
 import { Conditions, TestClient, parseSegment } from './harness.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -66,7 +67,7 @@ test('driver: an accepted flow is a Duplex stream; data both ways and half-close
   await ended;
   await until(() => client.finReceived && client.receivedBytes().length === down.length);
   await closed;
-  assert.deepEqual(request.dst, { address: '198.51.100.60', port: 443 });
+  assert.deepEqual(request.dst, socketAddrOf('198.51.100.60', 443));
   assert.equal(sha256(Buffer.concat(received)), sha256(up));
   assert.equal(sha256(client.receivedBytes()), sha256(down));
   assert.equal(socket.destroyed, true);

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 
-import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
+import { InputOutcome, SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { TCP_ACK, TCP_RST, TCP_SYN } from '../../../daemon/packet/tcp.js';
 import { Harness, TestClient } from './harness.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -16,13 +17,15 @@ test('SYN to an arbitrary IPv4 destination is held and reported as a new flow', 
   const h = await harness();
   h.app.onNew = () => {}; // decide later
   const c = h.add(new TestClient('10.0.0.2', 40000, '93.184.216.34', 443));
-  h.stack.input(c.syn(), h.now);
+  assert.equal(h.stack.input(c.syn(), h.now), InputOutcome.newFlow);
+  const opened = h.stack.inputFlow();
   h.exchange();
   const [flow] = h.app.ofType('new');
   assert.ok(flow);
+  assert.equal(flow.id, opened, 'the input call itself tells which flow the SYN opened');
   assert.equal(flow.family, 4);
-  assert.deepEqual(flow.src, { address: '10.0.0.2', port: 40000 });
-  assert.deepEqual(flow.dst, { address: '93.184.216.34', port: 443 });
+  assert.deepEqual(flow.src, socketAddrOf('10.0.0.2', 40000));
+  assert.deepEqual(flow.dst, socketAddrOf('93.184.216.34', 443));
   assert.equal(h.stack.state(flow.id), 'pending');
   assert.equal(h.emitted.length, 0, 'nothing answers the SYN before accept');
 
@@ -192,8 +195,8 @@ test('IPv6 SYN behind Hop-by-Hop and Destination Options headers is detected and
   h.runUntil(() => h.app.ofType('writable').length === 1);
   const [flow] = h.app.ofType('new');
   assert.equal(flow!.family, 6);
-  assert.deepEqual(flow!.dst, { address: '2001:db8::80', port: 8443 });
-  assert.deepEqual(flow!.src, { address: 'fd00::2', port: 43000 });
+  assert.deepEqual(flow!.dst, socketAddrOf('2001:db8::80', 8443));
+  assert.deepEqual(flow!.src, socketAddrOf('fd00::2', 43000));
   const up = randomBytes(20_000);
   c.write(up);
   h.runUntil(() => h.app.receivedBytes(flow!.id).length === up.length);

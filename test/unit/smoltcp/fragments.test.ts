@@ -6,6 +6,7 @@ import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { Ipv4View } from '../../../daemon/packet/ipv4.js';
 import { TCP_ACK, TCP_PSH } from '../../../daemon/packet/tcp.js';
 import { Harness, TestClient } from './harness.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -78,7 +79,7 @@ test('IPv4: a fragmented SYN opens a flow; fragmented data out of order arrives 
   h.stack.input(syn[0]!, h.now);
   h.runUntil(() => h.app.ofType('writable').length === 1);
   const flow = h.app.ofType('new')[0]!;
-  assert.deepEqual(flow.dst, { address: '192.0.2.50', port: 443 });
+  assert.deepEqual(flow.dst, socketAddrOf('192.0.2.50', 443));
   const data = randomBytes(1000);
   sendFragmented(h, c, data, (p) => fragmentV4(p, 400, 0x2222), [2, 0, 1]);
   h.runUntil(() => h.app.receivedBytes(flow.id).length === data.length);

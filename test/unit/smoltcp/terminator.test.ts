@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { SocketPipe, type AppStream, type PipeStream } from '../../../daemon/carrier/socket-pipe.js';
-import type { SocketAddr } from '../../../daemon/carrier/flow-frames.js';
+import type { SocketAddr } from '../../../daemon/packet/flow-key.js';
 import { SmoltcpStack } from '../../../daemon/intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../../../daemon/intercept/smoltcp/terminator.js';
 import type { TerminatorClient } from '../../../daemon/intercept/terminator.js';
 import { createLogger } from '../../../daemon/log.js';
 import { Conditions, TestClient, parseSegment } from './harness.js';
+import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 interface Owner {
   term: unknown;
@@ -69,7 +70,7 @@ test('terminator: claimed SYNs are held, then released, refused or dropped; othe
   const c = open(40003, 443);
   assert.deepEqual([a.taken, b.taken, c.taken], [true, true, true]);
   await until(() => owners.length === 3 && owners.every((o) => o.held));
-  assert.deepEqual(owners[0]!.dst, { ip: '198.51.100.7', port: 443 });
+  assert.deepEqual(owners[0]!.dst, socketAddrOf('198.51.100.7', 443));
   assert.equal(a.c.established || b.c.established || c.c.established, false, 'no SYN-ACK before the dial outcome');
 
   term.release(owners[0]!);

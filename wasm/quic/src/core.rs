@@ -22,6 +22,7 @@ use quinn_proto::{
 };
 use web_time::Instant;
 
+use crate::abi::{Congestion, EventKind, LostReason, OpError, Stat, CONNECTED_OUTGOING, STATS_LEN};
 use crate::crypto::{NoTokenKey, NullClientConfig, NullServerConfig, ResetKey};
 use crate::rng;
 
@@ -31,13 +32,6 @@ const MAX_RESPONSES: usize = 256;
 pub const PORT_FROM_INITIATOR: u16 = 16;
 /// Fake-address port of datagrams on connections we accepted (EasyTier's PM type QuicDst).
 pub const PORT_FROM_ACCEPTOR: u16 = 17;
-
-#[derive(Clone, Copy)]
-pub enum Congestion {
-    Bbr = 0,
-    Cubic = 1,
-    NewReno = 2,
-}
 
 pub struct Settings {
     pub max_udp_payload: u16,
@@ -58,34 +52,6 @@ pub struct Settings {
     pub reset_key: [u64; 2],
 }
 
-/// What JS learns from `event_next` (codes are part of the wasm ABI).
-#[derive(Clone, Copy)]
-pub enum EventKind {
-    Connected = 1,
-    ConnectionLost = 2,
-    StreamOpened = 3,
-    StreamReadable = 4,
-    StreamWritable = 5,
-    StreamFinished = 6,
-    StreamStopped = 7,
-    StreamsAvailable = 8,
-    /// The peer reset the stream (RESET_STREAM, code in `code`); its unread data is gone.
-    StreamReset = 9,
-}
-
-/// Why a connection ended (`ConnectionLost`'s reason; part of the wasm ABI).
-#[derive(Clone, Copy)]
-pub enum LostReason {
-    TimedOut = 1,
-    Reset = 2,
-    ApplicationClosed = 3,
-    ConnectionClosed = 4,
-    LocallyClosed = 5,
-    TransportError = 6,
-    VersionMismatch = 7,
-    CidsExhausted = 8,
-}
-
 #[derive(Clone, Copy)]
 pub struct Event {
     pub kind: EventKind,
@@ -95,26 +61,6 @@ pub struct Event {
     pub stream: u64,
     /// Stop/reset code, lost reason, or 1 for an outgoing connection in `Connected`.
     pub code: u64,
-}
-
-/// Failures of a JS call (negative return values; part of the wasm ABI).
-#[derive(Clone, Copy, Debug)]
-pub enum OpError {
-    UnknownConnection = -1,
-    /// No stream can be opened now: handshake not done or the peer's stream limit reached.
-    StreamsExhausted = -3,
-    /// The peer stopped the stream (STOP_SENDING); the code is in `last_code`.
-    Stopped = -4,
-    /// The peer reset the stream (RESET_STREAM); the code is in `last_code`.
-    Reset = -5,
-    /// The stream already ended in this direction (finished, reset, or fully read).
-    Closed = -6,
-    /// Nothing to read yet / the send window is full; wait for a readable/writable event.
-    Blocked = -7,
-    /// The peer finished its side: every byte has been read.
-    Finished = -8,
-    BadArgument = -9,
-    ConnectFailed = -10,
 }
 
 struct Conn {
@@ -387,7 +333,7 @@ impl Core {
         }
         while let Some(ev) = conn.inner.poll() {
             let (kind, stream, code) = match ev {
-                QuinnEvent::Connected => (EventKind::Connected, 0, u64::from(conn.outgoing)),
+                QuinnEvent::Connected => (EventKind::Connected, 0, if conn.outgoing { CONNECTED_OUTGOING } else { 0 }),
                 QuinnEvent::ConnectionLost { reason } => {
                     conn.lost = true;
                     self.lost_detail = reason.to_string();
@@ -594,25 +540,22 @@ impl Core {
         Ok(())
     }
 
-    /// rtt µs, min rtt µs, cwnd, congestion events, lost packets, lost bytes, sent packets,
-    /// datagrams out, bytes out, datagrams in, bytes in, current MTU.
+    /// Fills `out`, indexed by `Stat`.
     pub fn stats(&mut self, id: u32, out: &mut [f64; STATS_LEN]) -> Result<(), OpError> {
         let conn = self.conn(id)?;
         let s = conn.inner.stats();
-        *out = [
-            s.path.rtt.as_micros() as f64,
-            s.path.min_rtt.as_micros() as f64,
-            s.path.cwnd as f64,
-            s.path.congestion_events as f64,
-            s.path.lost_packets as f64,
-            s.path.lost_bytes as f64,
-            s.path.sent_packets as f64,
-            s.udp_tx.datagrams as f64,
-            s.udp_tx.bytes as f64,
-            s.udp_rx.datagrams as f64,
-            s.udp_rx.bytes as f64,
-            f64::from(s.path.current_mtu),
-        ];
+        out[Stat::RttMicros as usize] = s.path.rtt.as_micros() as f64;
+        out[Stat::MinRttMicros as usize] = s.path.min_rtt.as_micros() as f64;
+        out[Stat::Cwnd as usize] = s.path.cwnd as f64;
+        out[Stat::CongestionEvents as usize] = s.path.congestion_events as f64;
+        out[Stat::LostPackets as usize] = s.path.lost_packets as f64;
+        out[Stat::LostBytes as usize] = s.path.lost_bytes as f64;
+        out[Stat::SentPackets as usize] = s.path.sent_packets as f64;
+        out[Stat::DatagramsOut as usize] = s.udp_tx.datagrams as f64;
+        out[Stat::BytesOut as usize] = s.udp_tx.bytes as f64;
+        out[Stat::DatagramsIn as usize] = s.udp_rx.datagrams as f64;
+        out[Stat::BytesIn as usize] = s.udp_rx.bytes as f64;
+        out[Stat::Mtu as usize] = f64::from(s.path.current_mtu);
         Ok(())
     }
 
@@ -621,4 +564,3 @@ impl Core {
     }
 }
 
-pub const STATS_LEN: usize = 12;

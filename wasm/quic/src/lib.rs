@@ -8,13 +8,15 @@
 //! too, exact up to 2^53. Negative return values are `OpError` codes. A panic aborts, which traps
 //! in wasm: the JS binding then treats the whole instance as dead.
 
+mod abi;
 mod core;
 mod crypto;
 mod rng;
 
 use std::cell::UnsafeCell;
 
-use crate::core::{instant, Congestion, Core, OpError, Settings, STATS_LEN};
+use crate::abi::{Congestion, OpError, STATS_LEN};
+use crate::core::{instant, Core, Settings};
 
 struct Global<T>(UnsafeCell<T>);
 // SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
@@ -27,7 +29,7 @@ static STATS: Global<[f64; STATS_LEN]> = Global(UnsafeCell::new([0.0; STATS_LEN]
 static EVENT: Global<Option<core::Event>> = Global(UnsafeCell::new(None));
 
 const IO_CAPACITY: usize = 64 * 1024;
-const NO_ENDPOINT: i32 = -100;
+const NO_ENDPOINT: i32 = OpError::NoEndpoint as i32;
 
 fn with_core<R>(absent: R, f: impl FnOnce(&mut Core) -> R) -> R {
     // SAFETY: single thread, and no export re-enters another, so this is the only borrow.
