@@ -48,6 +48,9 @@ export function decodeFeatureFlag(buf: Uint8Array): PeerFeatureFlag {
   return out;
 }
 
+/** RoutePeerInfo's private field for tstierFeatures: far above EasyTier's numbers, below protobuf's reserved 19000. */
+export const TSTIER_FEATURES_FIELD = 1000;
+
 /** The fields of `peer_rpc.RoutePeerInfo` a member node reads and writes. */
 export interface RoutePeerInfo {
   peerId: number;
@@ -66,6 +69,12 @@ export interface RoutePeerInfo {
   easytierVersion: string;
   featureFlag: PeerFeatureFlag;
   peerRouteId: bigint;
+  /**
+   * tstier's own feature bits (route-record.ts Feature), present only on tstier nodes: it says the
+   * node speaks tstier's KCP and QUIC carriers. A private field (TSTIER_FEATURES_FIELD): EasyTier
+   * skips it when decoding and relays it unchanged inside the raw info.
+   */
+  tstierFeatures?: number;
   /** The encoding this info arrived in (set by decode), to relay unchanged. */
   raw?: Uint8Array;
 }
@@ -96,6 +105,7 @@ export function encodeRoutePeerInfo(p: RoutePeerInfo): Uint8Array {
     .message(11, encodeFeatureFlag(p.featureFlag))
     .uint(12, p.peerRouteId)
     .uint(13, p.networkLength)
+    .optionalUint(TSTIER_FEATURES_FIELD, p.tstierFeatures)
     .finish();
 }
 
@@ -125,6 +135,7 @@ export function decodeRoutePeerInfo(buf: Uint8Array): RoutePeerInfo {
     else if (f.no === 11) p.featureFlag = decodeFeatureFlag(f.bytes);
     else if (f.no === 12) p.peerRouteId = f.varint;
     else if (f.no === 13) p.networkLength = u32(f);
+    else if (f.no === TSTIER_FEATURES_FIELD) p.tstierFeatures = u32(f);
   }
   return p;
 }
