@@ -180,14 +180,16 @@ export class Node implements ControlPlaneSource {
   }
 
   peers(): PeerConnView[] {
-    return this.peer.peerConns().map((p) => ({ ...p, ...this.tcpTransport(p.peerId) }));
+    const routes = this.peer.routes;
+    return this.peer.peerConns().map((p) => ({ ...p, hostname: routes.record(p.peerId)?.hostname ?? '',
+      version: routes.record(p.peerId)?.softwareVersion ?? '', ...this.tcpTransport(p.peerId) }));
   }
 
   routes(): RouteView[] {
     return this.peer.routes.routes().map(({ record: r, nextHop, cost }) => ({
       peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
       ipv6: r.ipv6 ? `${formatIpAddress(r.ipv6.address)}/${r.ipv6.prefix}` : '',
-      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features),
+      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features), version: r.softwareVersion ?? '',
       ...this.tcpTransport(r.peerId),
     }));
   }

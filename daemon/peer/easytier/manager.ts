@@ -318,7 +318,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
           this.peerUp(ev.key, ev.peerId);
           break;
         case 'peer-down':
-          this.onCoreDown(ev.key, ev.reason);
+          this.onCoreDown(ev.key, ev.peerId, ev.reason);
           break;
       }
     }
@@ -373,10 +373,14 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   }
 
   /** The core closed a link (a refused handshake, ping loss): close its underlay too. */
-  private onCoreDown(key: string, reason: string): void {
+  private onCoreDown(key: string, peerId: number, reason: string): void {
     const link = this.links.get(key);
     if (!link || reason === 'underlay') return;
-    if (!link.up) this.counts.rejectedLinks++;
+    if (!link.up && !link.connector) {
+      // Stricter than EasyTier (docs/easytier-wire.md): a zero or wrong digest is refused, and counted.
+      this.counts.rejectedLinks++;
+      this.log.warn('peer handshake refused', { peer_id: peerId, remote: link.underlay.remoteUri, reason });
+    }
     this.links.delete(key);
     link.underlay.onClose = () => {};
     // Let the reply (a listener's handshake) leave before the underlay goes.
