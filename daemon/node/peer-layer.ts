@@ -10,7 +10,7 @@ import { PeerManager, type PeerManagerOptions } from '../peer/peer-manager.js';
 export type PeerLayerOptions = Pick<PeerManagerOptions, 'networkName' | 'networkSecret' | 'local' | 'log' | 'timers' | 'route' | 'backoff' | 'tickMs'>;
 
 export function createPeerLayer(cfg: NodeConfig, opts: PeerLayerOptions): PeerLayer {
-  if (cfg.peerProtocol !== 'easytier') return new PeerManager(opts);
+  if (cfg.peerProtocol === 'tstier') return new PeerManager(opts);
   return new EtPeerManager({
     networkName: opts.networkName, networkSecret: opts.networkSecret, local: opts.local, log: opts.log,
     encryption: cfg.disableEncryption ? 'none' : (cfg.encryptionAlgorithm ?? 'aes-gcm'),

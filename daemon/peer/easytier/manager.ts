@@ -29,7 +29,8 @@ import { PacketType, PM_HEADER_LEN } from '../wire.js';
 import { etCipher, type EtAlgorithm } from './cipher.js';
 import { secretDigest } from './identity.js';
 import { EtNodeCore } from './node-core.js';
-import { EtPacketType, TstierPacketType } from './pm.js';
+import { EtPacketType, TstierPacketType, splitPm } from './pm.js';
+import { decodeHandshake, judgeHandshake, type LocalIdentity } from './handshake.js';
 import { EtRouteView } from './route-view.js';
 
 /** The version string other nodes show for us (EasyTier shows its own as "2.6.4-<commit>"). */
@@ -43,6 +44,28 @@ const CARRIER_TYPES = new Map<number, number>([
   [PacketType.QuicSrc, TstierPacketType.QuicSrc], [PacketType.QuicDst, TstierPacketType.QuicDst],
 ]);
 const wireType = (type: number): number => CARRIER_TYPES.get(type) ?? type;
+
+/**
+ * Why an inbound link's first packet is refused, or null to take the link: it must be a
+ * well-formed HandShake of our network with our digest (handshake.ts judgeHandshake).
+ */
+function firstPacketVerdict(me: LocalIdentity, pm: Uint8Array): { reason: string; peerId: number } | null {
+  const p = splitPm(pm);
+  if (!p || p.header.type !== EtPacketType.HandShake || p.header.len !== p.body.length) return { reason: 'not a handshake', peerId: 0 };
+  let theirs;
+  try {
+    theirs = decodeHandshake(p.body);
+  } catch {
+    return { reason: 'malformed handshake', peerId: 0 };
+  }
+  const v = judgeHandshake(me, theirs);
+  return v.ok ? null : { reason: reasonText(v.reason), peerId: theirs.myPeerId };
+}
+
+/** A conn's close reason in the words PeerManager logs ("handshake timeout", "peer silent"). */
+function reasonText(reason: string): string {
+  return reason === 'ping-timeout' ? 'peer silent' : reason.replace(/-/g, ' ');
+}
 
 export interface EtPeerManagerOptions {
   networkName: string;
@@ -84,6 +107,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   /** What this adapter counts; the core's own drops are added in `stats`. */
   private readonly counts = { noRoute: 0, unhandled: 0, rejectedLinks: 0 };
   readonly core: EtNodeCore;
+  private readonly me: LocalIdentity;
   private readonly log: Logger;
   private readonly backoff: BackoffOptions;
   private readonly links = new Map<string, Link>();
@@ -104,8 +128,9 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     const l = opts.local;
     const f = l.features;
     const now = nowMs();
+    this.me = { peerId: this.peerId, networkName: opts.networkName, digest: secretDigest(opts.networkName, opts.networkSecret) };
     this.core = new EtNodeCore({
-      me: { peerId: this.peerId, networkName: opts.networkName, digest: secretDigest(opts.networkName, opts.networkSecret) },
+      me: this.me,
       cipher: etCipher(opts.encryption, opts.networkSecret),
       now,
       info: {
@@ -221,27 +246,49 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       link = addr.scheme === 'udp' ? await dialUdp(c.uri, addr, { syn: true })
         : addr.scheme === 'faketcp' ? await dialFakeTcp(c.uri, addr) : await dialTcp(c.uri, addr);
     } catch (e) {
-      this.failed(c, `dial: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const cause = `dial: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      this.failed(c, cause, 'peer dial failed; retrying with backoff', 'peer dial still failing; retrying with backoff', { err: e });
       return;
     }
     if (this.closed) return link.close();
     this.attach(link, 'dialler', c);
   }
 
-  /** One failed attempt: a new cause is a warning, a repeat is logged at attempts 1, 2, 4, 8, ...; then redial. */
-  private failed(c: Connector, cause: string): void {
+  /**
+   * One failed attempt of `c`, logged as PeerManager logs it (so an unreachable peer costs a few
+   * lines: a new cause is a warning, a repeat shows at attempts 2, 4, 8, ...), then a redial.
+   */
+  private failed(c: Connector, cause: string, first: string, again: string, fields: Record<string, unknown>): void {
     const attempt = c.attempt + 1;
-    const fields = { remote: c.uri, attempt, cause };
-    if (cause !== c.lastError) this.log.warn('peer connect failed; retrying with backoff', fields);
-    else if ((attempt & (attempt - 1)) === 0) this.log.info('peer connect still failing; retrying with backoff', fields);
+    const all = { remote: c.uri, ...fields, attempt };
+    if (cause !== c.lastError) this.log.warn(first, all);
+    else if ((attempt & (attempt - 1)) === 0) this.log.info(again, all);
+    else this.log.debug(again, all);
     c.lastError = cause;
+    this.redial(c);
+  }
+
+  private redial(c: Connector): void {
     if (this.closed || c.timer) return;
     const delay = backoffDelay(c.attempt++, Math.random(), this.backoff);
     c.timer = setTimeout(() => void this.dial(c), delay);
   }
 
+  /**
+   * A new inbound link. Its first packet must be a handshake with our name and our digest: anything
+   * else is refused without a word and without state (stricter than EasyTier, which answers a wrong
+   * digest with zeros, takes a zero digest by name alone, keeps garbage open for its 5 s handshake
+   * wait, and adopts another network's node as a foreign network): a stranger learns nothing, not
+   * even our peer id, and a flood of them costs nothing.
+   */
   private accept(underlay: UnderlayLink, first: Buffer): void {
     if (this.closed) return underlay.refuse();
+    const refused = firstPacketVerdict(this.me, first);
+    if (refused) {
+      this.counts.rejectedLinks++;
+      this.log.warn('peer handshake refused', { peer_id: refused.peerId, remote: underlay.remoteUri, reason: refused.reason });
+      return underlay.refuse();
+    }
     const link = this.attach(underlay, 'listener', undefined);
     this.input(link, first);
   }
@@ -288,10 +335,10 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
         if (how === 'closed' || how === 'refused') this.peerGone(link.peerId, reason);
       }
     } else if (c) {
-      this.failed(c, `handshake: ${reason}`);
+      this.failed(c, `handshake: ${reason}`, 'peer handshake failed', 'peer handshake still failing', { reason });
       return;
     }
-    if (c && !this.closed) this.failed(c, `link: ${reason}`);
+    if (c) this.redial(c);
   }
 
   /** Sends what the core queued and acts on its events. */
@@ -377,15 +424,14 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     const link = this.links.get(key);
     if (!link || reason === 'underlay') return;
     if (!link.up && !link.connector) {
-      // Stricter than EasyTier (docs/easytier-wire.md): a zero or wrong digest is refused, and counted.
       this.counts.rejectedLinks++;
-      this.log.warn('peer handshake refused', { peer_id: peerId, remote: link.underlay.remoteUri, reason });
+      this.log.warn('peer handshake refused', { peer_id: peerId, remote: link.underlay.remoteUri, reason: reasonText(reason) });
     }
     this.links.delete(key);
     link.underlay.onClose = () => {};
     // Let the reply (a listener's handshake) leave before the underlay goes.
     setImmediate(() => link.underlay.close());
-    this.linkDown(link, reason, 'failed');
+    this.linkDown(link, reasonText(reason), 'failed');
   }
 
   private peerGone(peer: number, reason: string): void {
