@@ -1,6 +1,6 @@
 /**
- * The node's peer layer, by `--peer-protocol`: tstier's own (PeerManager) or EasyTier 2.6's wire
- * (EtPeerManager), both behind the one PeerLayer seam the rest of the node uses.
+ * The node's peer layer, by `--peer-protocol`: EasyTier 2.6's wire (EtPeerManager, the default) or
+ * tstier's earlier protocol (PeerManager), both behind the one PeerLayer seam the rest of the node uses.
  */
 import type { NodeConfig } from '../config/node-config.js';
 import { EtPeerManager } from '../peer/easytier/manager.js';

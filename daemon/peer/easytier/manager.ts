@@ -135,6 +135,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       now,
       info: {
         peerId: this.peerId, instId: randomBytes(16), ...(l.ipv4 ? { ipv4: l.ipv4 } : {}), networkLength: l.prefix || 24,
+        ...(l.ipv6 ? { ipv6: l.ipv6 } : {}),
         // EasyTier announces the range others route to: the mapped one of "real->mapped".
         proxyCidrs: l.proxyCidrs.flatMap((c) => {
           const p = advertisedProxyPrefix(c);
@@ -247,7 +248,8 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
         : addr.scheme === 'faketcp' ? await dialFakeTcp(c.uri, addr) : await dialTcp(c.uri, addr);
     } catch (e) {
       const cause = `dial: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-      this.failed(c, cause, 'peer dial failed; retrying with backoff', 'peer dial still failing; retrying with backoff', { err: e });
+      this.failed(c, cause, 'peer dial failed; retrying with backoff', 'peer dial still failing; retrying with backoff',
+        (attempt) => ({ remote: c.uri, attempt, err: e }));
       return;
     }
     if (this.closed) return link.close();
@@ -258,12 +260,11 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
    * One failed attempt of `c`, logged as PeerManager logs it (so an unreachable peer costs a few
    * lines: a new cause is a warning, a repeat shows at attempts 2, 4, 8, ...), then a redial.
    */
-  private failed(c: Connector, cause: string, first: string, again: string, fields: Record<string, unknown>): void {
+  private failed(c: Connector, cause: string, first: string, again: string, fields: (attempt: number) => Record<string, unknown>): void {
     const attempt = c.attempt + 1;
-    const all = { remote: c.uri, ...fields, attempt };
-    if (cause !== c.lastError) this.log.warn(first, all);
-    else if ((attempt & (attempt - 1)) === 0) this.log.info(again, all);
-    else this.log.debug(again, all);
+    if (cause !== c.lastError) this.log.warn(first, fields(attempt));
+    else if ((attempt & (attempt - 1)) === 0) this.log.info(again, fields(attempt));
+    else this.log.debug(again, fields(attempt));
     c.lastError = cause;
     this.redial(c);
   }
@@ -335,7 +336,8 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
         if (how === 'closed' || how === 'refused') this.peerGone(link.peerId, reason);
       }
     } else if (c) {
-      this.failed(c, `handshake: ${reason}`, 'peer handshake failed', 'peer handshake still failing', { reason });
+      this.failed(c, `handshake: ${reason}`, 'peer handshake failed', 'peer handshake still failing',
+        (attempt) => ({ remote: link.underlay.remoteUri, reason, attempt }));
       return;
     }
     if (c) this.redial(c);

@@ -39,7 +39,7 @@ function recordOf(info: RoutePeerInfo): RouteRecord {
     peerId: info.peerId, version: info.version, timestamp: 0, hostname: info.hostname ?? '',
     ipv4: info.ipv4 ?? 0, prefix: info.ipv4 === undefined ? 0 : info.networkLength || 24,
     proxyCidrs: [...info.proxyCidrs], features: carrierFeatures(info), neighbours: [],
-    softwareVersion: info.easytierVersion,
+    softwareVersion: info.easytierVersion, ...(info.ipv6 ? { ipv6: info.ipv6 } : {}),
   };
 }
 
@@ -50,6 +50,7 @@ export class EtRouteView implements RouteLookup {
   #advertised = new Map<number, number>();
   #ipv4 = new Map<number, number>();
   #proxy: ProxyRoute[] = [];
+  #ipv6: { address: Uint8Array; peerId: number }[] = [];
 
   constructor(private readonly state: EtRouteState) {
     this.rebuild();
@@ -69,6 +70,8 @@ export class EtRouteView implements RouteLookup {
     for (const r of [...reachable].sort((a, b) => b.cost - a.cost || b.info.peerId - a.info.peerId)) {
       if (r.info.ipv4) this.#ipv4.set(r.info.ipv4, r.info.peerId);
     }
+    this.#ipv6 = reachable.flatMap((r) => (r.info.ipv6 ? [{ address: r.info.ipv6.address, peerId: r.info.peerId, cost: r.cost }] : []))
+      .sort((a, b) => a.cost - b.cost || a.peerId - b.peerId);
     this.#proxy = reachable.flatMap((r) => r.info.proxyCidrs.flatMap((c) => {
       const p = advertisedProxyPrefix(c);
       return p ? [{ net: p.net, mask: prefixMask(p.prefix), prefix: p.prefix, peerId: r.info.peerId, cost: r.cost }] : [];
@@ -83,8 +86,13 @@ export class EtRouteView implements RouteLookup {
     return this.#ipv4.get(addr);
   }
 
-  /** IPv6 is not carried on EasyTier's wire yet (RoutePeerInfo field 15 is not read). */
-  lookupIpv6(): number | undefined {
+  /** The owner of the virtual IPv6 address in `packet[at..at+16]` (our own id for ours), nearest first. */
+  lookupIpv6(packet: Uint8Array, at = 0): number | undefined {
+    if (packet.length < at + 16) return undefined;
+    outer: for (const o of this.#ipv6) {
+      for (let i = 15; i >= 0; i--) if (o.address[i] !== packet[at + i]) continue outer; // host bits differ first
+      return o.peerId;
+    }
     return undefined;
   }
 
