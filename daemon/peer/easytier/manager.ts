@@ -197,6 +197,17 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     return this.send(peerId, type, payload);
   }
 
+  /**
+   * What we advertise in EasyTier's own flags: kcp_input (we take kcp-sys flows) and quic_input (we
+   * take quinn-plaintext flows). Both start false; the kcp-sys carrier turns kcp_input on once it is
+   * registered, and every neighbour hears of it at once (a new info version).
+   */
+  advertiseEasyTierInput(input: { kcpInput: boolean; quicInput: boolean }): void {
+    const flags = { ...this.core.routes.myInfo.featureFlag, ...input };
+    this.core.updateMyInfo({ featureFlag: flags }, nowMs());
+    this.service();
+  }
+
   peerConns(): PeerConnView[] {
     const rows: PeerConnView[] = [];
     for (const l of this.links.values()) {
