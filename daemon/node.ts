@@ -22,7 +22,9 @@ import { DuplicateAddressWatch } from './node/duplicate-address.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, u32ToIpv4 } from './peer/ipv4-prefix.js';
-import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
+import type { PeerManagerOptions } from './peer/peer-manager.js';
+import type { PeerLayer } from './peer/peer-layer.js';
+import { createPeerLayer } from './node/peer-layer.js';
 import { peerAddon } from './peer/native.js';
 import { formatIpAddress } from './packet/address.js';
 import { ipVersion } from './packet/flow-key.js';
@@ -93,7 +95,7 @@ export class Node implements ControlPlaneSource {
   private budgetSecond = 0;
   private closed = false;
 
-  private constructor(readonly config: NodeConfig, addresses: NodeAddresses, readonly peer: PeerManager,
+  private constructor(readonly config: NodeConfig, addresses: NodeAddresses, readonly peer: PeerLayer,
     private readonly log: Logger) {
     this.addresses = addresses;
     this.myIpv4 = addresses.ipv4?.u32 ?? 0;
@@ -105,7 +107,7 @@ export class Node implements ControlPlaneSource {
     const addresses = resolveAddresses(cfg);
     const ipv4 = addresses.ipv4?.u32 ?? 0;
     const ipv6: Ipv6Net | undefined = addresses.ipv6 ? { address: addresses.ipv6.bytes, prefix: addresses.ipv6.prefix } : undefined;
-    const peer = new PeerManager({
+    const peer = createPeerLayer(cfg, {
       networkName: cfg.networkName, networkSecret: cfg.networkSecret, log: createLogger('peer'), ...opts.peer,
       local: { hostname: cfg.hostname, ipv4, prefix: cfg.ipv4?.prefix ?? 0,
         proxyCidrs: cfg.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
@@ -181,14 +183,16 @@ export class Node implements ControlPlaneSource {
   }
 
   peers(): PeerConnView[] {
-    return this.peer.peerConns().map((p) => ({ ...p, ...this.tcpTransport(p.peerId) }));
+    const routes = this.peer.routes;
+    return this.peer.peerConns().map((p) => ({ ...p, hostname: routes.record(p.peerId)?.hostname ?? '',
+      version: routes.record(p.peerId)?.softwareVersion ?? '', ...this.tcpTransport(p.peerId) }));
   }
 
   routes(): RouteView[] {
     return this.peer.routes.routes().map(({ record: r, nextHop, cost }) => ({
       peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
       ipv6: r.ipv6 ? `${formatIpAddress(r.ipv6.address)}/${r.ipv6.prefix}` : '',
-      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features),
+      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features), version: r.softwareVersion ?? '',
       ...this.tcpTransport(r.peerId),
     }));
   }

@@ -4,13 +4,13 @@
  */
 import type { NodeAddresses } from '../config/addresses.js';
 import type { NodeConfig } from '../config/node-config.js';
-import type { PeerManager } from '../peer/peer-manager.js';
+import type { PeerLayer } from '../peer/peer-layer.js';
 
 export interface ProxyHost {
   readonly config: NodeConfig;
   /** The config's addresses, resolved once at start. */
   readonly addresses: NodeAddresses;
-  readonly peer: PeerManager;
+  readonly peer: PeerLayer;
   addInterceptor(fn: (packet: Buffer) => boolean): void;
   /** Claims a Data packet from a peer (return true) before it is written to the TUN. */
   addInboundInterceptor(fn: (packet: Buffer) => boolean): void;
