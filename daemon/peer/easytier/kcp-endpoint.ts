@@ -12,6 +12,14 @@
  * repeat our FIN every FIN_RESEND_MS until the connection is done, and a done connection lingers
  * LINGER_MS (repeating FIN, answering pings, ignoring the rest) before it is forgotten.
  *
+ * "Everything acknowledged" is not enough before a FIN to kcp-sys: its receiver stops taking bytes
+ * out of ikcp the moment a FIN arrives, and ikcp acknowledges a segment when it enters its receive
+ * queue, not when the application has read it. Segments still queued there are lost (the tail of a
+ * flow toward EasyTier, when its TCP writer is slower than the link). So our FIN also waits until
+ * the peer's advertised free window is whole again (its queue is empty), asking with WASK probes
+ * (FIN_PROBE_MIN_MS doubling to FIN_PROBE_MAX_MS); a peer whose window stops growing for
+ * FIN_DRAIN_STALL_MS (an application that no longer reads, or a smaller rcv_wnd) gets its FIN anyway.
+ *
  * A connect that gets no SYN|ACK is retried with a new conv every CONNECT_RETRY_MS (EasyTier
  * hedges five attempts 200 ms apart) until CONNECT_TIMEOUT_MS. Bounded: at most MAX_CONNS live
  * connections; a SYN beyond that is answered with RST.
@@ -29,6 +37,9 @@ export const KCP_IDLE_TIMEOUT_MS = 60_000;
 export const MAX_CONNS = 4096;
 export const FIN_RESEND_MS = 1000;
 export const LINGER_MS = 3000;
+export const FIN_PROBE_MIN_MS = 10;
+export const FIN_PROBE_MAX_MS = 200;
+export const FIN_DRAIN_STALL_MS = 10_000;
 /** kcp-sys lets a writer proceed while ikcp holds at most twice the send window. */
 const WRITE_LIMIT_SEGMENTS = 2 * ET_KCP.sndWnd;
 /** ikcp's MTU counts only its own bytes; the envelope rides in the datagram's headroom. */
@@ -71,6 +82,11 @@ interface Conn {
   /** syn-sent: when to retry, and when to give up; after our FIN: when to repeat it; lingering: when to forget. */
   retryAt: number;
   giveUpAt: number;
+  /** FIN pending, all acknowledged: when to ask the peer's window next (Infinity: not waiting), the backoff, and the window's last growth. */
+  probeAt: number;
+  probeWait: number;
+  drainWnd: number;
+  drainSince: number;
 }
 
 export class EtKcpEndpoint {
@@ -101,7 +117,7 @@ export class EtKcpEndpoint {
     const c: Conn = {
       id: `k${this.#nextId++}`, conv: 0, src: this.#me, dst: peer, peer, state: 'syn-sent', kcp: null,
       connData: encodeKcpConnData(connData), localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false,
-      lastRx: now, nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: now, giveUpAt: now + CONNECT_TIMEOUT_MS,
+      lastRx: now, nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: now, giveUpAt: now + CONNECT_TIMEOUT_MS, ...NO_DRAIN,
     };
     this.#byId.set(c.id, c);
     this.#sendSyn(c, now);
@@ -228,6 +244,13 @@ export class EtKcpEndpoint {
         c.nextPingAt = now + KCP_PING_INTERVAL_MS;
         this.#send(c, KcpFlag.Ping);
       }
+      if (c.kcp && now >= c.probeAt) {
+        c.probeWait = Math.min(2 * c.probeWait, FIN_PROBE_MAX_MS);
+        c.probeAt = now + c.probeWait;
+        c.kcp.askWindow();
+        c.kcp.flush(now);
+        this.#flushKcp(c);
+      }
       if (c.kcp && c.kcp.pollTimeout() <= now) {
         c.kcp.handleTimeout(now);
         if (c.kcp.deadLinkReached) {
@@ -245,7 +268,7 @@ export class EtKcpEndpoint {
     for (const c of this.#byId.values()) {
       if (c.state === 'syn-sent' || c.state === 'lingering') t = Math.min(t, c.retryAt, c.giveUpAt);
       else if (c.localFin === 'sent') t = Math.min(t, c.retryAt, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
-      else t = Math.min(t, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
+      else t = Math.min(t, c.probeAt, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
     }
     return t;
   }
@@ -273,7 +296,7 @@ export class EtKcpEndpoint {
       const c: Conn = {
         id: `k${this.#nextId++}`, conv, src, dst, peer: from, state: 'syn-received', kcp: null, connData: Uint8Array.from(body),
         localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false, lastRx: now,
-        nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: Infinity, giveUpAt: Infinity,
+        nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: Infinity, giveUpAt: Infinity, ...NO_DRAIN,
       };
       this.#byId.set(c.id, c);
       this.#byTriple.set(triple(conv, src, dst), c);
@@ -320,6 +343,19 @@ export class EtKcpEndpoint {
 
   #maybeFin(c: Conn): void {
     if (c.localFin !== 'pending' || !c.kcp || c.kcp.waitSnd > 0) return;
+    const wnd = c.kcp.remoteWindow;
+    if (c.probeAt === Infinity || wnd > c.drainWnd) {
+      c.drainWnd = wnd;
+      c.drainSince = this.#now;
+    }
+    if (wnd < ET_KCP.rcvWnd && this.#now - c.drainSince < FIN_DRAIN_STALL_MS) {
+      if (c.probeAt === Infinity) {
+        c.probeWait = FIN_PROBE_MIN_MS;
+        c.probeAt = this.#now + FIN_PROBE_MIN_MS;
+      }
+      return;
+    }
+    c.probeAt = Infinity;
     c.localFin = 'sent';
     c.retryAt = this.#now + FIN_RESEND_MS;
     this.#send(c, KcpFlag.Fin);
@@ -373,6 +409,8 @@ function readConnData(body: Uint8Array): KcpConnData | null {
     return null;
   }
 }
+
+const NO_DRAIN = { probeAt: Infinity, probeWait: 0, drainWnd: 0, drainSince: 0 } as const;
 
 const triple = (conv: number, src: number, dst: number): string => `${conv >>> 0}:${src >>> 0}:${dst >>> 0}`;
 

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { CONNECT_TIMEOUT_MS, EtKcpEndpoint, type KcpEndpointEvent, type KcpOut } from '../../../../daemon/peer/easytier/kcp-endpoint.js';
+import { CONNECT_TIMEOUT_MS, FIN_DRAIN_STALL_MS, EtKcpEndpoint, type KcpEndpointEvent, type KcpOut } from '../../../../daemon/peer/easytier/kcp-endpoint.js';
 import { KcpFlag, decodeKcpEnvelope, encodeKcpEnvelope } from '../../../../daemon/peer/easytier/kcp-envelope.js';
 import { EtPacketType } from '../../../../daemon/peer/easytier/pm.js';
 import { Rng } from '../../../sim/world.js';
@@ -150,4 +150,50 @@ test('a live connection pings every 10 s and answers pings; one whose peer falls
   p.loss = 1;
   assert.ok(p.run(() => p.events.src.some((e) => e.type === 'closed'), 70_000));
   assert.deepEqual(p.events.src.at(-1), { type: 'closed', id, reason: 'idle' });
+});
+
+/** Runs `p` to `untilMs` in steps of at most `stepMs`, calling `tick` after each step. */
+function runSteps(p: Pair, untilMs: number, stepMs: number, tick: () => void): void {
+  while (p.now < untilMs) {
+    p.now = Math.min(untilMs, p.now + stepMs, Math.max(p.now + 1, Math.min(p.src.pollTimeout(), p.dst.pollTimeout())));
+    p.src.handleTimeout(p.now);
+    p.dst.handleTimeout(p.now);
+    p.pump();
+    tick();
+  }
+}
+
+test('our FIN waits until the peer has read everything, not just acknowledged it (kcp-sys stops reading at a FIN)', () => {
+  const p = new Pair();
+  const id = p.src.connect(DST, flow, 0);
+  p.pump();
+  const data = new Rng(7).bytes(300_000);
+  assert.equal(p.src.write(id, data, p.now), data.length);
+  p.src.closeWrite(id);
+  const dstId = p.events.dst.find((e) => e.type === 'accepted')!.id;
+  // A slow application behind the dst: 3 KiB every 5 ms, so its ikcp queue stays full long after the last ACK.
+  const buf = new Uint8Array(3072);
+  let read = 0;
+  let unreadAtFin = -1;
+  const finSeen = (): boolean => p.wire.some((o) => o.type === EtPacketType.KcpSrc && decodeKcpEnvelope(o.payload)!.env.flag === KcpFlag.Fin);
+  runSteps(p, 5000, 5, () => {
+    if (unreadAtFin < 0 && finSeen()) unreadAtFin = data.length - read;
+    read += p.dst.read(dstId, buf);
+  });
+  assert.equal(read, data.length);
+  assert.equal(unreadAtFin, 0, 'the FIN left only once the peer had read every byte');
+  const wasks = p.wire.filter((o) => o.type === EtPacketType.KcpSrc && o.payload.length > 14 && o.payload[14 + 4] === 83).length;
+  assert.ok(wasks > 0, 'it asked for the window');
+  assert.ok(p.events.dst.some((e) => e.type === 'eof'));
+});
+
+test('a peer that stops reading gets its FIN after FIN_DRAIN_STALL_MS', () => {
+  const p = new Pair();
+  const id = p.src.connect(DST, flow, 0);
+  p.pump();
+  p.src.write(id, new Uint8Array(50_000), p.now);
+  p.src.closeWrite(id);
+  const fin = (): KcpOut | undefined => p.wire.find((o) => o.type === EtPacketType.KcpSrc && decodeKcpEnvelope(o.payload)!.env.flag === KcpFlag.Fin);
+  assert.ok(p.run(() => fin() !== undefined, FIN_DRAIN_STALL_MS + 1000));
+  assert.ok(p.now >= FIN_DRAIN_STALL_MS, `FIN at ${p.now} ms`);
 });
