@@ -14,6 +14,8 @@ interface PeerConnMessage {
   established_at_ms: number;
   tcp_transport: string;
   tcp_reason: string;
+  hostname: string;
+  version: string;
 }
 
 export const peerCommand: Subcommand = {
@@ -23,7 +25,7 @@ export const peerCommand: Subcommand = {
   method: 'ListPeers',
   layout: 'list',
   columns: ['peer_id', 'remote', 'direction', 'rtt_ms', 'tx_bytes', 'rx_bytes', 'tx_packets', 'rx_packets', 'established',
-    'tcp_transport', 'tcp_reason'],
+    'tcp_transport', 'tcp_reason', 'hostname', 'version'],
   toRows(response) {
     return (response as { peers: PeerConnMessage[] }).peers.map((p) => ({
       peer_id: p.peer_id,
@@ -37,6 +39,8 @@ export const peerCommand: Subcommand = {
       established: formatLocalTime(p.established_at_ms),
       tcp_transport: p.tcp_transport,
       tcp_reason: p.tcp_reason,
+      hostname: p.hostname,
+      version: p.version,
     }));
   },
 };

@@ -13,6 +13,7 @@ interface RouteMessage {
   features: FeaturesMessage | null;
   tcp_transport: string;
   tcp_reason: string;
+  version: string;
 }
 
 export const routeCommand: Subcommand = {
@@ -21,7 +22,7 @@ export const routeCommand: Subcommand = {
   service: 'RouteRpc',
   method: 'ListRoutes',
   layout: 'list',
-  columns: ['peer_id', 'hostname', 'ipv4', 'ipv6', 'proxy_cidrs', 'next_hop', 'cost', ...FEATURE_COLUMNS, 'tcp_transport', 'tcp_reason'],
+  columns: ['peer_id', 'hostname', 'ipv4', 'ipv6', 'proxy_cidrs', 'next_hop', 'cost', ...FEATURE_COLUMNS, 'tcp_transport', 'tcp_reason', 'version'],
   toRows(response) {
     return (response as { routes: RouteMessage[] }).routes.map((r) => ({
       peer_id: r.peer_id,
@@ -34,6 +35,7 @@ export const routeCommand: Subcommand = {
       ...featureCells(r.features),
       tcp_transport: r.tcp_transport,
       tcp_reason: r.tcp_reason,
+      version: r.version,
     }));
   },
 };

@@ -23,7 +23,9 @@ import { DuplicateAddressWatch } from './node/duplicate-address.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, ipv4ToU32, u32ToIpv4 } from './peer/ipv4-prefix.js';
-import { PeerManager, type PeerManagerOptions } from './peer/peer-manager.js';
+import type { PeerManagerOptions } from './peer/peer-manager.js';
+import type { PeerLayer } from './peer/peer-layer.js';
+import { createPeerLayer } from './node/peer-layer.js';
 import { peerAddon } from './peer/native.js';
 import { formatIpAddress, parseIpv6Address } from './packet/address.js';
 import { Feature, type Ipv6Net } from './peer/route-record.js';
@@ -90,7 +92,7 @@ export class Node implements ControlPlaneSource {
   private budgetSecond = 0;
   private closed = false;
 
-  private constructor(readonly config: NodeConfig, readonly peer: PeerManager, private readonly log: Logger) {
+  private constructor(readonly config: NodeConfig, readonly peer: PeerLayer, private readonly log: Logger) {
     this.myIpv4 = config.ipv4 ? ipv4ToU32(config.ipv4.address) ?? 0 : 0;
     this.myIpv6 = config.ipv6 ? parseIpv6Address(config.ipv6.address) ?? null : null;
   }
@@ -102,7 +104,7 @@ export class Node implements ControlPlaneSource {
     const v6 = cfg.ipv6 ? parseIpv6Address(cfg.ipv6.address) : undefined;
     if (cfg.ipv6 && !v6) throw new TstierError('TSTIER_E_BAD_CONFIG', `ipv6: "${cfg.ipv6.address}" is not an IPv6 address`);
     const ipv6: Ipv6Net | undefined = v6 && { address: v6, prefix: cfg.ipv6!.prefix };
-    const peer = new PeerManager({
+    const peer = createPeerLayer(cfg, {
       networkName: cfg.networkName, networkSecret: cfg.networkSecret, log: createLogger('peer'), ...opts.peer,
       local: { hostname: cfg.hostname, ipv4, prefix: cfg.ipv4?.prefix ?? 0,
         proxyCidrs: cfg.proxyNetworks.map((p) => (p.mappedCidr ? `${p.cidr}->${p.mappedCidr}` : p.cidr)),
@@ -178,14 +180,16 @@ export class Node implements ControlPlaneSource {
   }
 
   peers(): PeerConnView[] {
-    return this.peer.peerConns().map((p) => ({ ...p, ...this.tcpTransport(p.peerId) }));
+    const routes = this.peer.routes;
+    return this.peer.peerConns().map((p) => ({ ...p, hostname: routes.record(p.peerId)?.hostname ?? '',
+      version: routes.record(p.peerId)?.softwareVersion ?? '', ...this.tcpTransport(p.peerId) }));
   }
 
   routes(): RouteView[] {
     return this.peer.routes.routes().map(({ record: r, nextHop, cost }) => ({
       peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
       ipv6: r.ipv6 ? `${formatIpAddress(r.ipv6.address)}/${r.ipv6.prefix}` : '',
-      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features),
+      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features), version: r.softwareVersion ?? '',
       ...this.tcpTransport(r.peerId),
     }));
   }

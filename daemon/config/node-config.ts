@@ -5,6 +5,8 @@
  */
 
 import type { KcpMode } from '../transport/kcp/modes.js';
+import type { PeerProtocol } from './peer-protocol-value.js';
+import type { EtAlgorithm } from '../peer/easytier/cipher.js';
 
 /** `--socks5`: where the SOCKS5 server listens and whether it asks for a password. */
 export interface Socks5Listen {
@@ -39,6 +41,12 @@ export interface NodeConfig {
   ipv6?: { address: string; prefix: number };
   /** Normalized listener URIs, e.g. "udp://0.0.0.0:11010", "tcp://0.0.0.0:11010". */
   listeners: string[];
+  /** The peers' wire (`--peer-protocol`): tstier's own (absent) or EasyTier 2.6's. */
+  peerProtocol?: PeerProtocol;
+  /** EasyTier wire: the payload cipher (`--encryption-algorithm`; absent: aes-gcm). */
+  encryptionAlgorithm?: Exclude<EtAlgorithm, 'none'>;
+  /** EasyTier wire: payloads in clear (`--disable-encryption`). */
+  disableEncryption?: boolean;
   /** Peer URIs to connect to (`-p`), e.g. "udp://10.1.0.2:11010". */
   peers: string[];
   proxyNetworks: ProxyNetwork[];

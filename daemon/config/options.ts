@@ -12,6 +12,7 @@ import { parseKcpInterval, parseKcpMode, parseKcpMtu, parseKcpNc, parseKcpNodela
 import { parsePortForward } from './port-forward-value.js';
 import { parseWhitelistCidr } from './whitelist-value.js';
 import { parseSocks5 } from './socks5-value.js';
+import { parseEncryptionAlgorithm, parsePeerProtocol } from './peer-protocol-value.js';
 
 /** Everything a source can set: the NodeConfig fields plus the ones that only steer loading. */
 export interface Settings extends Omit<NodeConfig, 'ipv4' | 'ipv6'> {
@@ -55,6 +56,9 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'networkSecret', long: 'network-secret', arg: 'SECRET', env: 'ET_NETWORK_SECRET', toml: ['network_identity', 'network_secret'], kind: 'string', parse: text, help: 'network secret (default empty)' },
   { field: 'ipv4', long: 'ipv4', short: 'i', arg: 'IP[/LEN]', env: 'ET_IPV4', toml: ['ipv4'], kind: 'string', parse: parseIpv4WithPrefix, help: 'virtual IPv4 of this node; a bare address gets /24' },
   { field: 'ipv6', long: 'ipv6', arg: 'IP[/LEN]', env: 'ET_IPV6', toml: ['ipv6'], kind: 'string', parse: parseIpv6WithPrefix, help: 'virtual IPv6 of this node; a bare address gets /64' },
+  { field: 'peerProtocol', long: 'peer-protocol', arg: 'tstier|easytier', env: 'ET_PEER_PROTOCOL', toml: ['flags', 'peer_protocol'], kind: 'string', parse: parsePeerProtocol, help: 'the peers\' wire: EasyTier 2.6\'s (default; joins EasyTier nodes) or tstier\'s earlier one' },
+  { field: 'encryptionAlgorithm', long: 'encryption-algorithm', arg: 'ALGO', env: 'ET_ENCRYPTION_ALGORITHM', toml: ['flags', 'encryption_algorithm'], kind: 'string', parse: parseEncryptionAlgorithm, help: 'EasyTier wire: aes-gcm (default), aes-256-gcm, chacha20 or xor' },
+  { field: 'disableEncryption', long: 'disable-encryption', short: 'u', env: 'ET_DISABLE_ENCRYPTION', toml: ['flags', 'disable_encryption'], kind: 'bool', parse: parseBool, help: 'EasyTier wire: send payloads in clear (every node of the network must agree)' },
   { field: 'peers', long: 'peers', short: 'p', arg: 'URI,...', env: 'ET_PEERS', kind: 'list', parse: one(parsePeerUri), help: 'peers to connect to, e.g. udp://10.1.0.2:11010 (repeatable)' },
   { field: 'listeners', long: 'listeners', short: 'l', arg: 'LISTENER,...', env: 'ET_LISTENERS', toml: ['listeners'], kind: 'list', parse: parseListener, help: 'port, ip, ip:port, proto, proto:port or URI (default tcp+udp :11010; repeatable)' },
   { field: 'noListener', long: 'no-listener', env: 'ET_NO_LISTENER', kind: 'bool', parse: parseBool, help: 'do not listen; only connect out (wins over --listeners)' },

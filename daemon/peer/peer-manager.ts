@@ -11,6 +11,8 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { LogFields, Logger } from '../log.js';
 import type { PeerConnView } from '../rpc/source.js';
+import type { PacketHandler, PeerLayer, PeerLayerStats } from './peer-layer.js';
+export type { PacketHandler, PeerLayerStats } from './peer-layer.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { derivePsk, HandshakeResponder, INIT_LEN } from './handshake.js';
 import { Feature } from './route-record.js';
@@ -27,8 +29,6 @@ function stackOf(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
 }
 
-/** Receives a packet addressed to us: the origin's peer id, the decrypted payload, the PM header. */
-export type PacketHandler = (from: number, payload: Buffer, header: Buffer) => void;
 
 /** An inbound link's first packet must be a handshake init; a stream announcing more is closed unread. */
 const MAX_FIRST_PACKET = PM_HEADER_LEN + INIT_LEN;
@@ -53,24 +53,6 @@ export interface PeerManagerOptions {
  */
 export const DEFAULT_REKEY_MS = 5 * 60_000;
 
-export interface PeerLayerStats {
-  /** Packets relayed for others. */
-  forwarded: number;
-  /** Packets for a node we have no route to (or no live session towards). */
-  noRoute: number;
-  /** Packets dropped because their forward counter passed MAX_FORWARD_COUNTER. */
-  hopLimit: number;
-  /** Packets of a type nobody registered for. */
-  unhandled: number;
-  /** Inbound links whose first packet was not a valid handshake: refused without a word. */
-  rejectedLinks: number;
-  /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
-  relayRefused: number;
-  /** Sessions a connector replaced by a fresh one. */
-  rekeys: number;
-  /** Sessions closed because handling them threw (a bug, contained to that peer). */
-  sessionFaults: number;
-}
 
 interface Conn {
   link: UnderlayLink;
@@ -101,7 +83,7 @@ interface Connector {
  * goodbye, a TCP close or a refused UDP port, or a connector found a new peer id where it was (a
  * restart) — so whatever we held for it (proxied flows) is dead, unlike after a mere outage.
  */
-export class PeerManager extends EventEmitter {
+export class PeerManager extends EventEmitter implements PeerLayer {
   /** Random per process start, never 0 (0 means "unknown" in headers). */
   readonly peerId = randomInt(1, 2 ** 32 - 1);
   readonly routes: RouteTable;
@@ -313,7 +295,7 @@ export class PeerManager extends EventEmitter {
       return this.flushRoutes();
     }
     const handler = this.handlers.get(type);
-    if (handler) handler(pmFrom(header), payload, header);
+    if (handler) handler(pmFrom(header), payload);
     else this.stats.unhandled++;
   }
 

@@ -49,6 +49,8 @@ export interface RouteRecord {
   proxyCidrs: string[];
   features: number;
   neighbours: Neighbour[];
+  /** The node's software version as it announced it (EasyTier's wire carries one; tstier's does not). */
+  softwareVersion?: string;
 }
 
 const KIND_RECORDS = 1;

@@ -3,11 +3,11 @@
  * their node. Its own module, so each of them can depend on it without depending on TcpProxy.
  */
 import type { NodeConfig } from '../config/node-config.js';
-import type { PeerManager } from '../peer/peer-manager.js';
+import type { PeerLayer } from '../peer/peer-layer.js';
 
 export interface ProxyHost {
   readonly config: NodeConfig;
-  readonly peer: PeerManager;
+  readonly peer: PeerLayer;
   addInterceptor(fn: (packet: Buffer) => boolean): void;
   /** Claims a Data packet from a peer (return true) before it is written to the TUN. */
   addInboundInterceptor(fn: (packet: Buffer) => boolean): void;

@@ -16,6 +16,8 @@ function peerConnMessage(p: PeerConnView): object {
     established_at_ms: p.establishedAt,
     tcp_transport: p.tcpTransport ?? '',
     tcp_reason: p.tcpReason ?? '',
+    hostname: p.hostname ?? '',
+    version: p.version ?? '',
   };
 }
 

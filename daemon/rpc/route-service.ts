@@ -16,6 +16,7 @@ function routeMessage(r: RouteView): object {
     features: featuresMessage(r.features),
     tcp_transport: r.tcpTransport ?? '',
     tcp_reason: r.tcpReason ?? '',
+    version: r.version ?? '',
   };
 }
 

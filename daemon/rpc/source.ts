@@ -51,6 +51,9 @@ export interface PeerConnView {
   /** What a new TCP flow to this peer would use now (Kcp, Quic, Tcp) and why. */
   tcpTransport?: string;
   tcpReason?: string;
+  /** The peer's hostname and software version, from its route info ('' when not known). */
+  hostname?: string;
+  version?: string;
   /** Packets this session dropped (metrics); of them, failed authentication and replays. */
   dropped?: number;
   forged?: number;
@@ -70,6 +73,8 @@ export interface RouteView {
   /** Hops to reach it: 1 for a direct peer. */
   cost: number;
   features: PeerFeatures;
+  /** The node's software version as it announced it ('' when not known). */
+  version?: string;
   /** What a new TCP flow to this node would use now (Kcp, Quic, Tcp; empty: this node) and why. */
   tcpTransport?: string;
   tcpReason?: string;

@@ -72,13 +72,13 @@ describe('easytier-cli against a live rpc server', () => {
     assert.deepEqual(JSON.parse(peer.stdout), STUB_PEERS.map((p) => ({
       peer_id: p.peerId, remote: p.remoteUri, direction: p.outbound ? 'out' : 'in', rtt_ms: p.rttMs, tx_bytes: p.txBytes,
       rx_bytes: p.rxBytes, tx_packets: p.txPackets, rx_packets: p.rxPackets, established: utc(p.establishedAt),
-      tcp_transport: p.tcpTransport, tcp_reason: p.tcpReason,
+      tcp_transport: p.tcpTransport, tcp_reason: p.tcpReason, hostname: p.hostname ?? '', version: p.version ?? '',
     })));
     assert.deepEqual(JSON.parse(route.stdout), STUB_ROUTES.map((r) => ({
       peer_id: r.peerId, hostname: r.hostname, ipv4: r.ipv4, ipv6: r.ipv6, proxy_cidrs: r.proxyCidrs.join(', '), next_hop: r.nextHopPeerId,
       cost: r.cost, kcp_input: r.features.kcpInput, quic_input: r.features.quicInput,
       no_relay_kcp: r.features.noRelayKcp ?? false, no_relay_quic: r.features.noRelayQuic ?? false,
-      tcp_transport: r.tcpTransport, tcp_reason: r.tcpReason,
+      tcp_transport: r.tcpTransport, tcp_reason: r.tcpReason, version: r.version ?? '',
     })));
     assert.match(nodeTable.stdout, /network_name\s*│\s*stubnet/);
   });

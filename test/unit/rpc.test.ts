@@ -57,7 +57,7 @@ describe('rpc server', () => {
     assert.deepEqual(res['peers'], STUB_PEERS.map((p) => ({
       peer_id: p.peerId, remote_uri: p.remoteUri, outbound: p.outbound, rtt_ms: p.rttMs, tx_bytes: p.txBytes,
       rx_bytes: p.rxBytes, tx_packets: p.txPackets, rx_packets: p.rxPackets, established_at_ms: p.establishedAt,
-      tcp_transport: p.tcpTransport, tcp_reason: p.tcpReason,
+      tcp_transport: p.tcpTransport, tcp_reason: p.tcpReason, hostname: p.hostname ?? '', version: p.version ?? '',
     })));
   });
 
@@ -67,7 +67,7 @@ describe('rpc server', () => {
       peer_id: r.peerId, hostname: r.hostname, ipv4: r.ipv4, ipv6: r.ipv6, proxy_cidrs: r.proxyCidrs, next_hop_peer_id: r.nextHopPeerId,
       cost: r.cost, features: { kcp_input: r.features.kcpInput, quic_input: r.features.quicInput,
         no_relay_kcp: r.features.noRelayKcp ?? false, no_relay_quic: r.features.noRelayQuic ?? false },
-      tcp_transport: r.tcpTransport, tcp_reason: r.tcpReason,
+      tcp_transport: r.tcpTransport, tcp_reason: r.tcpReason, version: r.version ?? '',
     })));
   });
 

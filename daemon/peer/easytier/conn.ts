@@ -8,7 +8,8 @@
  * Dialler speaks first; the listener waits, replies (vouching only for a matching digest), then
  * both judge the other side (handshake.ts: stricter than EasyTier). Each side pings every
  * PING_INTERVAL_MS; PINGS_LOST_TO_CLOSE consecutive unanswered pings close the connection, as
- * EasyTier closes after five. Every Ping we receive is answered at once.
+ * EasyTier closes after five, unless a packet for us opened in between (EasyTier 2.6.4 counts any
+ * packet). Every Ping we receive is answered at once.
  */
 import { decodeHandshake, encodeHandshake, judgeHandshake, listenerVouches, ourHandshake, HANDSHAKE_TIMEOUT_MS, type LocalIdentity } from './handshake.js';
 import { EtPacketType, ORIGIN_FORWARD_COUNTER, buildPing, buildPm, openPm, pingSeq, pongFor, splitPm, type OpenFailure, type PmHeader } from './pm.js';
@@ -116,6 +117,9 @@ export class EtPeerConn {
       this.drops[opened.drop]++;
       return;
     }
+    // Proof of life, as EasyTier 2.6.4 takes any packet: a busy link whose pongs queue behind data
+    // is not dead. Only packets that opened count (sealed ones passed their tag).
+    this.#lostInARow = 0;
     this.#events.push({ type: 'packet', header: p.header, payload: opened.payload, raw: pm });
   }
 

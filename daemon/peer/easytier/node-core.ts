@@ -7,7 +7,7 @@
  * The seam for the peer layer: an adapter owns the sockets and one timer, and calls
  *   addConn(key, role, now) · input(key, pm, now) · connClosed(key, now) · handleTimeout(now)
  * then drains pollTransmit() → {key, pm} (frame and send on that link), pollEvent(), pollTimeout().
- * Not wired into peer-manager.ts yet.
+ * easytier-core binds it to sockets in manager.ts (--peer-protocol easytier).
  */
 import { EtPeerConn, type CloseReason } from './conn.js';
 import { EtRpcEndpoint } from './rpc-endpoint.js';
@@ -35,7 +35,9 @@ export type EtNodeEvent =
   /** Data (an IP packet) for us, opened. */
   | { type: 'data'; from: number; payload: Uint8Array }
   /** A kcp-sys packet for us (KcpSrc goes to our dst endpoint, KcpDst to our src endpoint), opened. */
-  | { type: 'kcp'; packetType: number; from: number; payload: Uint8Array };
+  | { type: 'kcp'; packetType: number; from: number; payload: Uint8Array }
+  /** Any other payload type the owner asked for (`deliverTypes`): QUIC proxy, tstier's carriers. Opened. */
+  | { type: 'packet'; packetType: number; from: number; payload: Uint8Array };
 
 export interface EtNodeOptions {
   me: LocalIdentity;
@@ -43,6 +45,10 @@ export interface EtNodeOptions {
   /** Our RoutePeerInfo as first advertised (version 1); peerId must equal me.peerId. */
   info: RoutePeerInfo;
   now: number;
+  /** Packet types besides Data and KcpSrc/KcpDst handed up as 'packet' events. */
+  deliverTypes?: readonly number[];
+  /** Packet types of others this node will not relay (no_relay_kcp / no_relay_quic); counted. */
+  refuseRelay?: readonly number[];
 }
 
 interface Link {
@@ -61,8 +67,12 @@ export class EtNodeCore {
   #tx: { key: string; pm: Uint8Array }[] = [];
   #events: EtNodeEvent[] = [];
   #refreshAt: number;
-  /** Dropped packets by reason (RPC garbage, no route, hop limit, a type nobody here handles). */
-  readonly #drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0, unhandled: 0 };
+  readonly #deliver: ReadonlySet<number>;
+  readonly #refuseRelay: ReadonlySet<number>;
+  /** Dropped packets by reason (RPC garbage, no route, hop limit, a type nobody here handles, a relay we refuse). */
+  readonly #drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0, unhandled: 0, 'relay-refused': 0 };
+  /** Packets relayed for others. */
+  forwarded = 0;
   /** What closed links had dropped (their conns are gone, their counts are not). */
   readonly #retiredConnDrops: Record<string, number> = {};
 
@@ -72,6 +82,25 @@ export class EtNodeCore {
     this.routes = new EtRouteState(o.info);
     this.#rpc = new EtRpcEndpoint(o.me.peerId);
     this.#refreshAt = o.now + INFO_REFRESH_MS;
+    this.#deliver = new Set(o.deliverTypes ?? []);
+    this.#refuseRelay = new Set(o.refuseRelay ?? []);
+  }
+
+  /** The connection behind a link key (for its peer id, state, RTT and drops), if the link is open. */
+  conn(key: string): EtPeerConn | undefined {
+    return this.#links.get(key)?.conn;
+  }
+
+  /** Closes one link from our side (its underlay is going away); reported as peer-down 'local'. */
+  closeConn(key: string, now: number): void {
+    this.#links.get(key)?.conn.close();
+    this.#drain(key, now);
+  }
+
+  /** Our own RoutePeerInfo changed (features, addresses): bump its version and tell every neighbour. */
+  updateMyInfo(change: Partial<RoutePeerInfo>, now: number): void {
+    this.routes.updateMyInfo(change);
+    for (const l of this.#links.values()) l.nextSyncAt = now;
   }
 
   /** A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at once. */
@@ -190,6 +219,10 @@ export class EtNodeCore {
       this.#events.push({ type: 'kcp', packetType: header.type, from: header.from, payload });
       return;
     }
+    if (this.#deliver.has(header.type)) {
+      this.#events.push({ type: 'packet', packetType: header.type, from: header.from, payload });
+      return;
+    }
     if (header.type !== EtPacketType.RpcReq && header.type !== EtPacketType.RpcResp) {
       this.#drops.unhandled++;
       return;
@@ -247,6 +280,10 @@ export class EtNodeCore {
   }
 
   #forward(raw: Uint8Array): void {
+    if (this.#refuseRelay.has(raw[8]!)) {
+      this.#drops['relay-refused']++;
+      return;
+    }
     const pm = Uint8Array.from(raw);
     if (forwardInPlace(pm) === 'drop') {
       this.#drops['hop-limit']++;
@@ -258,6 +295,7 @@ export class EtNodeCore {
       return;
     }
     this.#links.get(key)!.conn.sendRaw(pm);
+    this.forwarded++;
     this.#collect(key);
   }
 

@@ -35,6 +35,19 @@ export const EtPacketType = {
   RelayHandshakeAck: 21,
 } as const;
 
+/**
+ * tstier's own KCP and QUIC carriers between tstier nodes, on EasyTier's wire: private packet types
+ * (EasyTier's own KcpSrc/KcpDst/QuicSrc/QuicDst carry kcp-sys and quinn-plaintext, which a tstier
+ * carrier does not speak). EasyTier relays them like any packet for someone else and drops them,
+ * as unhandled, if one is ever addressed to it. Sealed like Data.
+ */
+export const TstierPacketType = {
+  KcpSrc: 75,
+  KcpDst: 76,
+  QuicSrc: 80,
+  QuicDst: 81,
+} as const;
+
 /** Forward counter a packet leaves its origin with. RPC packets pass the origin's own forwarder once. */
 export const ORIGIN_FORWARD_COUNTER = 1;
 export const RPC_ORIGIN_FORWARD_COUNTER = 2;
@@ -48,7 +61,11 @@ export function isEncryptedType(type: number): boolean {
     type === EtPacketType.QuicSrc ||
     type === EtPacketType.QuicDst ||
     type === EtPacketType.RpcReq ||
-    type === EtPacketType.RpcResp
+    type === EtPacketType.RpcResp ||
+    type === TstierPacketType.KcpSrc ||
+    type === TstierPacketType.KcpDst ||
+    type === TstierPacketType.QuicSrc ||
+    type === TstierPacketType.QuicDst
   );
 }
 

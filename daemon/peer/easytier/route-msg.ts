@@ -48,6 +48,9 @@ export function decodeFeatureFlag(buf: Uint8Array): PeerFeatureFlag {
   return out;
 }
 
+/** RoutePeerInfo's private field for tstierFeatures: far above EasyTier's numbers, below protobuf's reserved 19000. */
+export const TSTIER_FEATURES_FIELD = 1000;
+
 /** The fields of `peer_rpc.RoutePeerInfo` a member node reads and writes. */
 export interface RoutePeerInfo {
   peerId: number;
@@ -56,6 +59,8 @@ export interface RoutePeerInfo {
   /** Virtual IPv4 as a u32 (octets big-endian), absent if the node has none. */
   ipv4?: number;
   networkLength: number;
+  /** Virtual IPv6 (16 bytes) and its prefix length (common.Ipv6Inet, field 15), absent if none. */
+  ipv6?: { address: Uint8Array; prefix: number };
   proxyCidrs: string[];
   hostname?: string;
   udpNatType: number;
@@ -66,6 +71,12 @@ export interface RoutePeerInfo {
   easytierVersion: string;
   featureFlag: PeerFeatureFlag;
   peerRouteId: bigint;
+  /**
+   * tstier's own feature bits (route-record.ts Feature), present only on tstier nodes: it says the
+   * node speaks tstier's KCP and QUIC carriers. A private field (TSTIER_FEATURES_FIELD): EasyTier
+   * skips it when decoding and relays it unchanged inside the raw info.
+   */
+  tstierFeatures?: number;
   /** The encoding this info arrived in (set by decode), to relay unchanged. */
   raw?: Uint8Array;
 }
@@ -75,6 +86,20 @@ function encodeUuid(b: Uint8Array): Uint8Array {
   const w = new ProtoWriter();
   for (let i = 0; i < 4; i++) w.uint(i + 1, dv.getUint32(4 * i, false));
   return w.finish();
+}
+
+/** common.Ipv6Inet {1 address: Ipv6Addr {1..4 part: u32, big-endian words}, 2 network_length}. */
+function encodeIpv6Inet(v: { address: Uint8Array; prefix: number }): Uint8Array {
+  return new ProtoWriter().message(1, encodeUuid(v.address)).uint(2, v.prefix).finish();
+}
+
+function decodeIpv6Inet(buf: Uint8Array): { address: Uint8Array; prefix: number } {
+  const out: { address: Uint8Array; prefix: number } = { address: new Uint8Array(16), prefix: 0 };
+  for (const f of protoFields(buf)) {
+    if (f.no === 1) out.address = decodeUuid(f.bytes);
+    else if (f.no === 2) out.prefix = u32(f);
+  }
+  return out;
 }
 
 function decodeUuid(buf: Uint8Array): Uint8Array {
@@ -90,12 +115,14 @@ export function encodeRoutePeerInfo(p: RoutePeerInfo): Uint8Array {
   for (const c of p.proxyCidrs) w.string(5, c, true);
   w.string(6, p.hostname, true).uint(7, p.udpNatType);
   if (p.lastUpdate) w.message(8, new ProtoWriter().uint(1, p.lastUpdate.seconds).uint(2, p.lastUpdate.nanos).finish());
-  return w
-    .uint(9, p.version)
+  w.uint(9, p.version)
     .string(10, p.easytierVersion)
     .message(11, encodeFeatureFlag(p.featureFlag))
     .uint(12, p.peerRouteId)
-    .uint(13, p.networkLength)
+    .uint(13, p.networkLength);
+  if (p.ipv6) w.message(15, encodeIpv6Inet(p.ipv6));
+  return w
+    .optionalUint(TSTIER_FEATURES_FIELD, p.tstierFeatures)
     .finish();
 }
 
@@ -125,6 +152,8 @@ export function decodeRoutePeerInfo(buf: Uint8Array): RoutePeerInfo {
     else if (f.no === 11) p.featureFlag = decodeFeatureFlag(f.bytes);
     else if (f.no === 12) p.peerRouteId = f.varint;
     else if (f.no === 13) p.networkLength = u32(f);
+    else if (f.no === 15) p.ipv6 = decodeIpv6Inet(f.bytes);
+    else if (f.no === TSTIER_FEATURES_FIELD) p.tstierFeatures = u32(f);
   }
   return p;
 }

@@ -3,12 +3,15 @@
  * {conn_id u32 LE, msg_type u8, pad u8, len u16 LE}. The conn_id, picked at random by the
  * dialler, lets one listening socket serve many peers (and several links from one address).
  * msg_type 3 = Data, 4 = Fin (a polite goodbye, so the peer need not wait for its dead timer).
+ * EasyTier's connect (docs/easytier-wire.md): a dialler with `syn` first sends Syn (1) with an
+ * 8-byte magic and waits for the Sack (2) echoing conn_id and magic; every listener answers a Syn
+ * with its Sack, statelessly (a link is still made by its first Data, so Syns cost no state).
  *
  * Speed (udp-gso.ts, with the peer addon): a tick's datagrams leave in GSO runs, one syscall per
  * run, and arrive through GRO, one read per run; the datagrams on the wire stay the same.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { randomInt } from 'node:crypto';
+import { randomFillSync, randomInt } from 'node:crypto';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
@@ -38,8 +41,13 @@ function literalLookup(host: string, family: number | LookupOneOptions,
 function newSocket(host: string): Socket {
   return createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup, ...SOCKET_BUFFERS });
 }
+const MSG_SYN = 1;
+const MSG_SACK = 2;
 const MSG_DATA = 3;
 const MSG_FIN = 4;
+const MAGIC_LEN = 8;
+/** EasyTier's connector waits this long for the Sack; the Syn is not repeated. */
+export const SYN_TIMEOUT_MS = 3000;
 
 function writeHeader(buf: Buffer, connId: number, type: number, len: number): void {
   writeU32(buf, 0, connId);
@@ -168,6 +176,7 @@ function datagramEnd(msg: Buffer, at: number, coalesced: boolean): number {
   const end = at + UDP_HEADER_LEN + readU16(msg, at + 6);
   if (coalesced ? end > msg.length : end !== msg.length) return -1;
   const t = msg[at + 4];
+  if (t === MSG_SYN || t === MSG_SACK) return end - at === UDP_HEADER_LEN + MAGIC_LEN ? end : -1;
   return t === MSG_DATA || t === MSG_FIN ? end : -1;
 }
 
@@ -263,6 +272,7 @@ export class UdpListener implements UnderlayListener {
   }
 
   private onDatagram(msg: Buffer, address: string, port: number): void {
+    if (msg[4] === MSG_SYN) return this.answerSyn(msg, address, port);
     const connId = readU32(msg, 0);
     const last = this.last;
     if (last && last.connId === connId && last.port === port && last.address === address) return last.link.receive(msg);
@@ -278,6 +288,17 @@ export class UdpListener implements UnderlayListener {
       () => this.forget(key, fresh), () => this.released(), this.gso, this.takeRefused ? this.afterSend : undefined);
     this.links.set(key, fresh);
     this.accept(fresh, msg.subarray(UDP_HEADER_LEN));
+  }
+
+  /** A Syn's Sack: the same bytes with the type changed, from this socket. No state is kept. */
+  private answerSyn(msg: Buffer, address: string, port: number): void {
+    const sack = Buffer.from(msg);
+    sack[4] = MSG_SACK;
+    try {
+      this.socket.send(sack, port, address);
+    } catch {
+      // a closed socket: the dialler retries
+    }
   }
 
   /** Links this listener routes datagrams to: the state a flood of strangers must not grow. */
@@ -317,18 +338,20 @@ function connectSocket(socket: Socket, addr: UnderlayAddress): Promise<void> {
  * Dials: a socket of its own, connected to the peer, so replies from its single listening socket
  * reach only us, and a closed port (the peer restarting) surfaces as an error that ends the link.
  */
-export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<UnderlayLink> {
+export async function dialUdp(uri: string, addr: UnderlayAddress, opts: { syn?: boolean } = {}): Promise<UnderlayLink> {
   const socket = newSocket(addr.host);
+  const connId = randomInt(1, 2 ** 32 - 1);
   try {
     await bind(socket, uri, 0);
     await connectSocket(socket, addr);
+    if (opts.syn) await synExchange(socket, connId);
   } catch (e) {
     closeQuietly(socket);
     throw e;
   }
   const gso = GsoSocket.for(socket);
   const coalesced = gso?.gro ?? false;
-  const link = new UdpLink(uri, true, socket, randomInt(1, 2 ** 32 - 1), addr.port, addr.host, () => {},
+  const link = new UdpLink(uri, true, socket, connId, addr.port, addr.host, () => {},
     () => closeQuietly(socket), gso);
   socket.on('message', (msg, rinfo) => {
     if (rinfo.port !== addr.port) return;
@@ -343,4 +366,28 @@ export async function dialUdp(uri: string, addr: UnderlayAddress): Promise<Under
   // ECONNREFUSED: the peer's port answered ICMP port unreachable, so its process is gone.
   socket.on('error', (e) => link.ended(`socket error: ${e.message}`, errorEnd(e)));
   return link;
+}
+
+/** EasyTier's connect on a connected socket: Syn, then the Sack echoing conn_id and magic within SYN_TIMEOUT_MS. */
+function synExchange(socket: Socket, connId: number): Promise<void> {
+  const syn = Buffer.alloc(UDP_HEADER_LEN + MAGIC_LEN);
+  writeHeader(syn, connId, MSG_SYN, MAGIC_LEN);
+  randomFillSync(syn, UDP_HEADER_LEN);
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      socket.off('message', onMessage);
+      socket.off('error', onError);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onMessage = (msg: Buffer): void => {
+      if (msg.length === syn.length && msg[4] === MSG_SACK && readU32(msg, 0) === connId && msg.subarray(UDP_HEADER_LEN).equals(syn.subarray(UDP_HEADER_LEN))) done();
+    };
+    const onError = (e: Error): void => done(e);
+    const timer = setTimeout(() => done(new Error(`no Sack within ${SYN_TIMEOUT_MS} ms`)), SYN_TIMEOUT_MS);
+    socket.on('message', onMessage);
+    socket.on('error', onError);
+    socket.send(syn, (err) => err && done(err));
+  });
 }

@@ -42,9 +42,10 @@ test('two forward-only nodes: nodeInfo, peers and routes as the control plane se
   await until('A routes B', () => a.routes().length === 1);
   const [r] = a.routes();
   assert.deepEqual(r, { peerId: b.peer.peerId, hostname: 'b', ipv4: '10.9.0.2/24', ipv6: 'fd00:9::2/64',
-    proxyCidrs: ['192.168.5.0/24', '172.16.0.0/16->10.77.0.0/16'], nextHopPeerId: b.peer.peerId, cost: 1,
+    // Others see the range they route to (the mapped one), as EasyTier announces it.
+    proxyCidrs: ['192.168.5.0/24', '10.77.0.0/16'], nextHopPeerId: b.peer.peerId, cost: 1,
     features: { kcpInput: true, quicInput: false, noRelayKcp: false, noRelayQuic: false },
-    tcpTransport: 'Tcp', tcpReason: 'proxy disabled' });
+    tcpTransport: 'Tcp', tcpReason: 'proxy disabled', version: '2.6.4-tstier' });
   await until('B routes A', () => b.routes().length === 1);
   assert.equal(b.routes()[0]!.features.noRelayKcp, true);
   assert.equal(b.routes()[0]!.ipv6, '', 'A has no IPv6');

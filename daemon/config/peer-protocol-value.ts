@@ -1,0 +1,24 @@
+/**
+ * The peer layer's wire and EasyTier's payload encryption: `--peer-protocol tstier|easytier`,
+ * `--encryption-algorithm aes-gcm|aes-256-gcm|chacha20|xor` (EasyTier's names; EasyTier falls back
+ * to aes-gcm on an unknown one, we refuse it) and `--disable-encryption` (`-u`).
+ */
+import { parseEtAlgorithm, type EtAlgorithm } from '../peer/easytier/cipher.js';
+import { badConfig } from '../errors.js';
+
+const quote = (raw: string): string => JSON.stringify(raw);
+
+export const PEER_PROTOCOLS = ['tstier', 'easytier'] as const;
+export type PeerProtocol = (typeof PEER_PROTOCOLS)[number];
+
+export function parsePeerProtocol(raw: string, name: string): PeerProtocol {
+  const p = raw.trim().toLowerCase();
+  if (!(PEER_PROTOCOLS as readonly string[]).includes(p)) throw badConfig(name, `must be one of ${PEER_PROTOCOLS.join(', ')}, got ${quote(raw)}`);
+  return p as PeerProtocol;
+}
+
+export function parseEncryptionAlgorithm(raw: string, name: string): Exclude<EtAlgorithm, 'none'> {
+  const a = parseEtAlgorithm(raw.trim().toLowerCase());
+  if (a === null || a === 'none') throw badConfig(name, `must be one of aes-gcm, aes-256-gcm, chacha20, xor, got ${quote(raw)}`);
+  return a;
+}

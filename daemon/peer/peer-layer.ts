@@ -1,0 +1,61 @@
+/**
+ * What the rest of the node (forwarding, the TCP proxy, the control plane) uses of a peer layer.
+ * Two implement it: peer-manager.ts (tstier's own peer protocol) and easytier/manager.ts (EasyTier
+ * 2.6's, chosen with --peer-protocol easytier). Events, as PeerManager documents them: 'routes',
+ * 'peer-up' (peerId), 'peer-down' (peerId, silentForMs), 'peer-gone' (peerId).
+ */
+import type { EventEmitter } from 'node:events';
+import type { PeerConnView } from '../rpc/source.js';
+import type { RouteRecord } from './route-record.js';
+import type { RouteEntry } from './route-table.js';
+
+/** Receives a packet addressed to us: the origin's peer id and the decrypted payload. */
+export type PacketHandler = (from: number, payload: Buffer) => void;
+
+/** Who owns which address, and how to reach each node. Our own id answers for our own addresses. */
+export interface RouteLookup {
+  nextHop(peerId: number): number | undefined;
+  lookupIpv4(addr: number): number | undefined;
+  lookupIpv6(packet: Uint8Array, at?: number): number | undefined;
+  lookupProxy(addr: number): number | undefined;
+  record(peerId: number): RouteRecord | undefined;
+  reachable(): IterableIterator<number>;
+  /** Every reachable node but us, sorted by peer id. */
+  routes(): RouteEntry[];
+}
+
+export interface PeerLayerStats {
+  /** Packets relayed for others. */
+  forwarded: number;
+  /** Packets for a node we have no route to (or no live session towards). */
+  noRoute: number;
+  /** Packets dropped because their forward counter passed MAX_FORWARD_COUNTER. */
+  hopLimit: number;
+  /** Packets of a type nobody registered for. */
+  unhandled: number;
+  /** Inbound links whose first packet was not a valid handshake: refused without a word. */
+  rejectedLinks: number;
+  /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
+  relayRefused: number;
+  /** Sessions a connector replaced by a fresh one. */
+  rekeys: number;
+  /** Sessions closed because handling them threw (a bug, contained to that peer). */
+  sessionFaults: number;
+}
+
+export interface PeerLayer extends EventEmitter {
+  readonly peerId: number;
+  readonly routes: RouteLookup;
+  readonly stats: PeerLayerStats;
+  /** Opens a listener; resolves to the URI bound (port 0 filled in). */
+  listen(uri: string): Promise<string>;
+  /** Keeps a connection to `uri` up for the node's lifetime, redialling with backoff. */
+  connect(uri: string): void;
+  /** Registers the receiver of one packet type (one receiver per type). */
+  onPacket(type: number, handler: PacketHandler): void;
+  /** Sends a packet of `type` to any reachable node; false if there is no route right now. */
+  sendTo(peerId: number, type: number, payload: Uint8Array, flags?: number): boolean;
+  /** One row per live connection. */
+  peerConns(): PeerConnView[];
+  close(): Promise<void>;
+}
