@@ -23,6 +23,7 @@ import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '
 import { DialStatus, type OpenRequest } from '../../carrier/flow-frames.js';
 import type { PipeStream } from '../../carrier/socket-pipe.js';
 import { ipv4ToU32, u32ToIpv4 } from '../ipv4-prefix.js';
+import { Feature } from '../route-record.js';
 import { EtKcpEndpoint, type KcpConnId, type KcpEndpointEvent } from './kcp-endpoint.js';
 import type { KcpConnData } from './kcp-envelope.js';
 import { EtPacketType } from './pm.js';
@@ -33,12 +34,43 @@ export interface EtKcpPeerSeam {
   sendEasyTier(peerId: number, type: number, payload: Uint8Array): boolean;
 }
 
+/** The EasyTier peer layer as the proxy registers this carrier on it. */
+export interface EtKcpHost extends EtKcpPeerSeam {
+  readonly peerId: number;
+  /** Sets kcp_input / quic_input in the flags we advertise to every node. */
+  advertiseEasyTierInput(input: { kcpInput: boolean; quicInput: boolean }): void;
+  readonly routes: {
+    record(peerId: number): { features: number } | undefined;
+    /** A node's EasyTier flags as Feature bits. */
+    advertised(peerId: number): number | undefined;
+  };
+}
+
+/** The peer layer, if it speaks EasyTier's wire (it has the kcp-sys hook); null for tstier's own. */
+export function etKcpHost(peer: object): EtKcpHost | null {
+  return 'onEasyTierPacket' in peer && 'advertiseEasyTierInput' in peer ? (peer as EtKcpHost) : null;
+}
+
+/**
+ * For a flow to `dstPeer` (first hop `hop`): the feature bits the transport choice should read when
+ * the destination is an EasyTier node taking kcp-sys input (it advertises kcp_input and not tstier's
+ * own carrier), else null. Only KCP counts: QUIC toward EasyTier would be quinn-plaintext, which we
+ * do not speak, and the relay's no_relay_kcp is honoured as EasyTier honours it.
+ */
+export function easyTierKcpFeatures(host: EtKcpHost, dstPeer: number, hop: number): { dst: number; relay: number | undefined } | null {
+  const routes = host.routes;
+  if ((routes.record(dstPeer)?.features ?? 0) & (Feature.KcpInput | Feature.QuicInput)) return null; // a tstier node
+  const advertised = routes.advertised(dstPeer) ?? 0;
+  if (!(advertised & Feature.KcpInput)) return null;
+  const relay = hop === dstPeer ? undefined : routes.advertised(hop);
+  return { dst: advertised & (Feature.KcpInput | Feature.NoRelayKcp), relay: relay === undefined ? undefined : relay & Feature.NoRelayKcp };
+}
+
 const READ_CHUNK = 64 * 1024;
 
 export class EtKcpFlow implements CarrierFlow {
   status: DialStatus | null = null;
   answered = false;
-  heard = false;
   ended = false;
   txBytes = 0;
   rxBytes = 0;
@@ -53,7 +85,13 @@ export class EtKcpFlow implements CarrierFlow {
     readonly endpoint: EtKcpEndpoint,
     readonly peerId: number,
     readonly request: OpenRequest | null,
+    /** Peers whose kcp-sys endpoint has answered us: a flow queued behind its siblings' opens waits on us, not on them. */
+    private readonly answering: ReadonlySet<number>,
   ) {}
+
+  get heard(): boolean {
+    return this.status !== null || this.answering.has(this.peerId);
+  }
 }
 
 export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
@@ -66,6 +104,7 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
   readonly #dirty = new Set<EtKcpFlow>();
   readonly #passes = new PassScheduler(() => this.#pass(), nowMs);
   readonly #readBuf = new Uint8Array(READ_CHUNK);
+  readonly #answering = new Set<number>();
 
   constructor(
     private readonly peer: EtKcpPeerSeam,
@@ -90,7 +129,7 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
   open(peerId: number, req: OpenRequest, sink: FlowSink<EtKcpFlow>): EtKcpFlow {
     const connData = toConnData(req);
     const now = nowMs();
-    const flow = new EtKcpFlow(connData ? this.src.connect(peerId, connData, now) : `v6-${now}`, this.src, peerId, req);
+    const flow = new EtKcpFlow(connData ? this.src.connect(peerId, connData, now) : `v6-${now}`, this.src, peerId, req, this.#answering);
     this.#sinks.set(flow, sink);
     if (connData) this.#flows.get(this.src)!.set(flow.id, flow);
     else this.#end(flow, FlowEvent.Status, DialStatus.Unreachable); // kcp-sys carries IPv4 flows only
@@ -118,6 +157,7 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
   }
 
   abortPeer(peerId: number): number {
+    this.#answering.delete(peerId);
     let n = 0;
     for (const flows of this.#flows.values()) {
       for (const flow of flows.values()) {
@@ -186,8 +226,7 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
   #onEvent(ep: EtKcpEndpoint, e: KcpEndpointEvent): void {
     const flows = this.#flows.get(ep)!;
     if (e.type === 'accepted') {
-      const flow = new EtKcpFlow(e.id, ep, e.peer, fromConnData(e.connData));
-      flow.heard = true;
+      const flow = new EtKcpFlow(e.id, ep, e.peer, fromConnData(e.connData), this.#answering);
       flows.set(e.id, flow);
       this.#mark(flow, FlowEvent.OpenRequest);
       return;
@@ -195,7 +234,7 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
     const flow = flows.get(e.id);
     if (!flow) return;
     if (e.type === 'connected') {
-      flow.heard = true;
+      this.#answering.add(flow.peerId);
       flow.status = DialStatus.Connected;
       this.#mark(flow, FlowEvent.Status);
     } else if (e.type === 'readable') {
