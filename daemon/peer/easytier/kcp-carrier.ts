@@ -227,6 +227,7 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
     const flows = this.#flows.get(ep)!;
     if (e.type === 'accepted') {
       const flow = new EtKcpFlow(e.id, ep, e.peer, fromConnData(e.connData), this.#answering);
+      this.#answering.add(e.peer); // its kcp-sys endpoint is alive: our opens to it wait on its accept loop, not on a dead carrier
       flows.set(e.id, flow);
       this.#mark(flow, FlowEvent.OpenRequest);
       return;
