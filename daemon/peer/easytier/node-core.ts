@@ -299,12 +299,17 @@ export class EtNodeCore {
     this.#collect(key);
   }
 
-  /** The link toward `peerId`: a direct one if up, else the one to its next hop. */
+  /**
+   * The link toward `peerId`: a direct one if up, else the one to its next hop. Of several links to
+   * that neighbour the newest carries the traffic: after a reconnect the older one may be dead
+   * already (its end unnoticed) and would swallow packets until its pings time out.
+   */
   #keyToward(peerId: number): string | undefined {
     const want = peerId >>> 0;
     const hop = this.routes.route(want)?.nextHop ?? want;
-    for (const [key, link] of this.#links) if (link.conn.state === 'up' && link.conn.peerId === hop) return key;
-    return undefined;
+    let found: string | undefined;
+    for (const [key, link] of this.#links) if (link.conn.state === 'up' && link.conn.peerId === hop) found = key;
+    return found;
   }
 
   #retire(key: string): void {
