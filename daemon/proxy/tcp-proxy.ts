@@ -23,6 +23,7 @@ import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '
 import { DialStatus, dialStatusText, type OpenRequest } from '../carrier/flow-frames.js';
 import { KcpCarrier } from '../carrier/kcp/endpoint.js';
 import { KcpCarrierDriver } from '../carrier/kcp/driver.js';
+import { EtKcpCarrierDriver, easyTierKcpFeatures, etKcpHost, type EtKcpHost } from '../peer/easytier/kcp-carrier.js';
 import { nowMs } from '../io/clock.js';
 import { QuicCarrierDriver } from '../carrier/quic/driver.js';
 import { maxStreamWindow, QUIC_DEFAULTS, QuicEndpoint } from '../carrier/quic/endpoint.js';
@@ -138,6 +139,9 @@ class DstFlow implements FlowSink {
 export class TcpProxy implements TerminatorClient<SrcFlow> {
   readonly table = new FlowTable();
   private readonly kcp: KcpCarrierDriver;
+  /** kcp-sys flows with EasyTier nodes, when the peer layer speaks EasyTier's wire. */
+  private readonly etKcp: EtKcpCarrierDriver | null;
+  private readonly etHost: EtKcpHost | null;
   /** Null when the QUIC core could not be loaded (the node then carries no QUIC flows). */
   private readonly quic: QuicCarrierDriver | null;
   private term: Terminator<SrcFlow> | null = null;
@@ -175,6 +179,10 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     // Read back from the carrier, so what the CLI shows is what the flows get.
     this.kcpSettings = kcpSettingsText({ mode, ...carrier.settings });
     this.kcp = new KcpCarrierDriver(host.peer, carrier, (flow) => this.onOpenRequest(this.kcp, flow), log);
+    this.etHost = etKcpHost(host.peer);
+    this.etKcp = this.etHost && new EtKcpCarrierDriver(this.etHost, this.etHost.peerId, { acceptInput: !cfg.disableKcpInput },
+      (flow) => this.onOpenRequest(this.etKcp!, flow), log);
+    this.etHost?.advertiseEasyTierInput({ kcpInput: !cfg.disableKcpInput, quicInput: false });
     this.quic = quic && new QuicCarrierDriver(host.peer, quic, { acceptInput: !cfg.disableQuicInput, log },
       (flow) => this.onOpenRequest(this.quic!, flow));
     this.watch = new PeerWatch(cfg.proxyFlowTimeout * 1000, (peerId, why) => this.resetPeer(peerId, why));
@@ -186,7 +194,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   /** Resets every flow with the peer, on both carriers (see PeerWatch). */
   private resetPeer(peerId: number, why: string): void {
-    const flows = this.kcp.abortPeer(peerId) + (this.quic?.abortPeer(peerId) ?? 0);
+    const flows = this.kcp.abortPeer(peerId) + (this.etKcp?.abortPeer(peerId) ?? 0) + (this.quic?.abortPeer(peerId) ?? 0);
     if (flows > 0) this.log.info('proxied flows with peer reset', { peer_id: peerId, flows, why });
   }
 
@@ -238,6 +246,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     this.term?.close();
     this.subnet?.close();
     this.kcp.close();
+    this.etKcp?.close();
     this.quic?.close();
   }
 
@@ -364,15 +373,19 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     if (hop === undefined) return null;
     const cfg = this.host.config;
     const features = routes.record(dstPeer)?.features;
+    const local = { enableKcpProxy: cfg.enableKcpProxy && !tried.has('Kcp'), enableQuicProxy: cfg.enableQuicProxy && this.quic !== null && !tried.has('Quic') };
+    const et = this.etHost && easyTierKcpFeatures(this.etHost, dstPeer, hop);
+    if (et) return chooseTransport(local, et.dst, et.relay, hop !== dstPeer);
     return chooseTransport(
-      { enableKcpProxy: cfg.enableKcpProxy && !tried.has('Kcp'), enableQuicProxy: cfg.enableQuicProxy && this.quic !== null && !tried.has('Quic') },
+      local,
       features === undefined && this.assumedInput === 0 ? undefined : (features ?? 0) | this.assumedInput,
       routes.record(hop)?.features, hop !== dstPeer,
     );
   }
 
   private openWith(src: SrcFlow, transport: CarriedTransport): void {
-    const driver: CarrierDriver = transport === 'Kcp' ? this.kcp : this.quic!;
+    const viaEt = transport === 'Kcp' && this.etHost !== null && easyTierKcpFeatures(this.etHost, src.dstPeer, src.dstPeer) !== null;
+    const driver: CarrierDriver = transport === 'Kcp' ? (viaEt ? this.etKcp! : this.kcp) : this.quic!;
     src.driver = driver;
     src.flow = driver.open(src.dstPeer, src.req, src);
     src.entry.transport = transport;

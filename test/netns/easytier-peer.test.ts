@@ -191,11 +191,33 @@ test('EasyTier – tstier – EasyTier: two real EasyTier nodes learn each other
   await Promise.all([ea.stop(), ec.stop()]);
 });
 
-// Known flaky, so it runs and reports but cannot turn the suite red: once in four full runs the
-// tstier → EasyTier direction lost the last 28,699 bytes of 4 MiB. The endpoint is the issue-11 prototype
-// (daemon/peer/easytier/), not used by easytier-core yet; the cause is to be found before it is.
-const KCP_TAIL_TODO = 'prototype: the tail of a tstier → EasyTier KCP flow is sometimes lost';
-test('the KCP proxy on EasyTier\'s wire, both ways: EasyTier → tstier and tstier → EasyTier, byte-exact', { skip: SKIP ?? false, todo: KCP_TAIL_TODO, timeout: 120_000 }, async (t) => {
+const FLOWS = 20;
+/** Each way 16 MiB over FLOWS concurrent flows, each flow carrying its share up and its share down. */
+const FLOW_BYTES = Math.ceil((16 * 1024 * 1024) / FLOWS);
+const FLOWS_FIXTURE = new URL('./fixtures/duplex-flows.js', import.meta.url);
+
+interface ConnLine { ok: boolean; bytes: number; sha256: string }
+
+/**
+ * FLOWS concurrent full-duplex flows from `srcNs` to `dial`, served at `serveAt` in `sinkNs`: every
+ * flow's upstream is checked byte for byte (and hashed) by the server, its downstream by the client.
+ * Neither end half-closes before it has everything: EasyTier's proxy ends a flow when either
+ * direction ends (docs/easytier-wire.md).
+ */
+async function flowsBothWays(sinkNs: Namespace, serveAt: [string, number], srcNs: Namespace, dial: [string, number]): Promise<void> {
+  const server = sinkNs.node(FLOWS_FIXTURE, ['serve', serveAt[0], String(serveAt[1])]);
+  await server.waitForEvent('listening');
+  const client = srcNs.node(FLOWS_FIXTURE, ['flows', dial[0], String(dial[1]), String(FLOWS), String(FLOW_BYTES), String(FLOW_BYTES)]);
+  const done = await client.waitForEvent<{ ok: number; failed: number; errors: string[] }>('done', 120_000);
+  assert.deepEqual([done.ok, done.errors], [FLOWS, []], 'every flow got its downstream, byte-exact');
+  const conns: ConnLine[] = [];
+  while (conns.length < FLOWS) conns.push(await server.waitForEvent<ConnLine>('conn'));
+  assert.deepEqual(conns.filter((c) => !c.ok || c.bytes !== FLOW_BYTES), [], 'every flow\'s upstream arrived whole');
+  assert.equal(new Set(conns.map((c) => c.sha256)).size, FLOWS, 'each flow its own stream');
+  await server.stop();
+}
+
+test(`the KCP proxy on EasyTier's wire, both ways: EasyTier → tstier and tstier → EasyTier, ${FLOWS} concurrent flows, 16 MiB each way`, { skip: SKIP ?? false, timeout: 240_000 }, async (t) => {
   const net = await Netns.create('tet-kcp', t);
   const [a, b] = [await net.ns('a'), await net.ns('b')];
   await net.link(a, b, '198.18.95.1/24', '198.18.95.2/24');
@@ -208,22 +230,25 @@ test('the KCP proxy on EasyTier\'s wire, both ways: EasyTier → tstier and tsti
   assert.equal(routes.find((r) => r.peer_id === ts.peerId)?.feature_flag?.['kcp_input'], true, 'EasyTier sees our kcp_input');
   await waitOurRoutes(ts, [et.peerId]);
 
-  // EasyTier → tstier: a client in a dials our virtual IP; EasyTier claims the SYN and opens KCP to us.
-  const down = await transfer(b, ['10.95.0.2', 5300], a, ['10.95.0.2', 5300]);
-  assert.equal(down.bytes, KCP_BYTES);
-  assert.equal(down.got, down.sent);
-  assert.deepEqual(await ts.proc.waitForEvent('kcp-accepted'), { event: 'kcp-accepted', dst: '10.95.0.2:5300' });
+  // EasyTier → tstier: clients in a dial our virtual IP; EasyTier claims each SYN and opens KCP to us.
+  await flowsBothWays(b, ['10.95.0.2', 5300], a, ['10.95.0.2', 5300]);
+  // At least one KCP connection per flow: EasyTier hedges a connect that is slow to answer with
+  // another 200 ms later, and the loser is accepted (and its destination dialled) all the same.
+  const accepted = ts.proc.lines.filter((l) => l.includes('"kcp-accepted"'));
+  assert.ok(accepted.length >= FLOWS, `${accepted.length} accepted`);
+  assert.ok(accepted.every((l) => l.includes('"10.95.0.2:5300"')));
 
   // tstier → EasyTier: our forwarder opens KCP to EasyTier, which dials 10.95.0.1:5301 itself.
-  const up = await transfer(a, ['10.95.0.1', 5301], b, ['127.0.0.1', 6000]);
-  assert.equal(up.bytes, KCP_BYTES);
-  assert.equal(up.got, up.sent);
+  await flowsBothWays(a, ['10.95.0.1', 5301], b, ['127.0.0.1', 6000]);
   ts.proc.send('drops');
   const drops = await ts.proc.waitForEvent<Record<string, number>>('drops');
-  assert.ok(Object.entries(drops).every(([k, v]) => k === 'event' || v === 0), JSON.stringify(drops));
-  // EasyTier counted the flow it originated as a KCP proxy connection to our IP.
-  const connects = (await et.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels);
-  assert.deepEqual(connects.map((l) => [l['dst_ip'], l['protocol']]), [['10.95.0.2', 'KCP']]);
+  // A packet for a connection already forgotten (a late ping on a finished or hedged connection) is
+  // answered with RST and counted; nothing else may have been dropped.
+  assert.ok(Object.entries(drops).every(([k, v]) => k === 'event' || k.endsWith('unknown-conn') || v === 0), JSON.stringify(drops));
+  // EasyTier counted the flows it originated as KCP proxy connections to our IP.
+  const connects = (await et.metrics()).filter((m) => m['name'] === 'TcpProxyConnect');
+  assert.deepEqual(connects.map(labels).map((l) => [l['dst_ip'], l['protocol']]), [['10.95.0.2', 'KCP']]);
+  assert.equal(Number(connects[0]!['value']), FLOWS, JSON.stringify(connects[0]));
   await et.stop();
 });
 

@@ -12,9 +12,25 @@
  * repeat our FIN every FIN_RESEND_MS until the connection is done, and a done connection lingers
  * LINGER_MS (repeating FIN, answering pings, ignoring the rest) before it is forgotten.
  *
+ * "Everything acknowledged" is not enough before a FIN to kcp-sys: its receiver stops taking bytes
+ * out of ikcp the moment a FIN arrives, and ikcp acknowledges a segment when it enters its receive
+ * queue, not when the application has read it. Segments still queued there are lost (the tail of a
+ * flow toward EasyTier, when its TCP writer is slower than the link). So our FIN also waits until
+ * the peer's advertised free window is whole again (its queue is empty), asking with WASK probes
+ * (FIN_PROBE_MIN_MS doubling to FIN_PROBE_MAX_MS); a peer whose window stops growing for
+ * FIN_DRAIN_STALL_MS (an application that no longer reads, or a smaller rcv_wnd) gets its FIN anyway.
+ *
  * A connect that gets no SYN|ACK is retried with a new conv every CONNECT_RETRY_MS (EasyTier
  * hedges five attempts 200 ms apart) until CONNECT_TIMEOUT_MS. Bounded: at most MAX_CONNS live
  * connections; a SYN beyond that is answered with RST.
+ *
+ * A kcp-sys acceptor only creates a connection's ikcp when its accept loop takes the connection
+ * from a queue four deep, filled with try_send: connections established faster than it accepts
+ * are dropped without a word, and everything sent on them vanishes (seen: 14 of 20 concurrent
+ * flows toward EasyTier). So a connect is 'connected' only once the acceptor's ikcp has answered
+ * (a WASK after our ACK|DATA, repeated every CONFIRM_RETRY_MS, draws a WINS); one unanswered for
+ * CONFIRM_TIMEOUT_MS is reset and opened again on a new conv (no data was sent on it), and at most
+ * MAX_OPENING_PER_PEER connects to one peer are in flight at once, the rest wait their turn.
  */
 import { randomBytes } from 'node:crypto';
 import { Kcp } from '../../transport/kcp/kcp.js';
@@ -23,12 +39,18 @@ import { EtPacketType } from './pm.js';
 import { writeU32Le } from '../../packet/bytes.js';
 
 export const CONNECT_RETRY_MS = 1000;
+export const CONFIRM_RETRY_MS = 200;
+export const CONFIRM_TIMEOUT_MS = 2000;
+export const MAX_OPENING_PER_PEER = 2;
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const KCP_PING_INTERVAL_MS = 10_000;
 export const KCP_IDLE_TIMEOUT_MS = 60_000;
 export const MAX_CONNS = 4096;
 export const FIN_RESEND_MS = 1000;
 export const LINGER_MS = 3000;
+export const FIN_PROBE_MIN_MS = 10;
+export const FIN_PROBE_MAX_MS = 200;
+export const FIN_DRAIN_STALL_MS = 10_000;
 /** kcp-sys lets a writer proceed while ikcp holds at most twice the send window. */
 const WRITE_LIMIT_SEGMENTS = 2 * ET_KCP.sndWnd;
 /** ikcp's MTU counts only its own bytes; the envelope rides in the datagram's headroom. */
@@ -59,7 +81,7 @@ interface Conn {
   src: number;
   dst: number;
   peer: number;
-  state: 'syn-sent' | 'syn-received' | 'established' | 'lingering' | 'closed';
+  state: 'queued' | 'syn-sent' | 'confirming' | 'syn-received' | 'established' | 'lingering' | 'closed';
   kcp: Kcp | null;
   connData: Uint8Array;
   localFin: 'open' | 'pending' | 'sent';
@@ -68,9 +90,16 @@ interface Conn {
   writeBlocked: boolean;
   lastRx: number;
   nextPingAt: number;
-  /** syn-sent: when to retry, and when to give up; after our FIN: when to repeat it; lingering: when to forget. */
+  /** syn-sent/confirming: when to retry, and when to give up; after our FIN: when to repeat it; lingering: when to forget. */
   retryAt: number;
   giveUpAt: number;
+  /** confirming: when to give this conv up and open another. */
+  confirmBy: number;
+  /** FIN pending, all acknowledged: when to ask the peer's window next (Infinity: not waiting), the backoff, and the window's last growth. */
+  probeAt: number;
+  probeWait: number;
+  drainWnd: number;
+  drainSince: number;
 }
 
 export class EtKcpEndpoint {
@@ -81,6 +110,9 @@ export class EtKcpEndpoint {
   readonly #byId = new Map<KcpConnId, Conn>();
   #nextConv: number;
   #nextId = 1;
+  /** Connects in flight (syn-sent or confirming) by peer, and those waiting for a place, in order. */
+  readonly #opening = new Map<number, number>();
+  #queued: Conn[] = [];
   /** The latest `now` any call brought; closeWrite and read, which take none, act at that time. */
   #now = 0;
   #tx: KcpOut[] = [];
@@ -99,12 +131,13 @@ export class EtKcpEndpoint {
   connect(peer: number, connData: KcpConnData, now: number): KcpConnId {
     this.#now = now;
     const c: Conn = {
-      id: `k${this.#nextId++}`, conv: 0, src: this.#me, dst: peer, peer, state: 'syn-sent', kcp: null,
+      id: `k${this.#nextId++}`, conv: 0, src: this.#me, dst: peer, peer, state: 'queued', kcp: null, confirmBy: Infinity,
       connData: encodeKcpConnData(connData), localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false,
-      lastRx: now, nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: now, giveUpAt: now + CONNECT_TIMEOUT_MS,
+      lastRx: now, nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: now, giveUpAt: now + CONNECT_TIMEOUT_MS, ...NO_DRAIN,
     };
     this.#byId.set(c.id, c);
-    this.#sendSyn(c, now);
+    if ((this.#opening.get(peer) ?? 0) < MAX_OPENING_PER_PEER) this.#open(c, now);
+    else this.#queued.push(c);
     return c.id;
   }
 
@@ -136,9 +169,18 @@ export class EtKcpEndpoint {
       return;
     }
     if (c.state === 'syn-sent' && env.flag === (KcpFlag.Syn | KcpFlag.Ack)) {
-      c.state = 'established';
+      c.state = 'confirming';
       c.kcp = newKcp(c.conv);
+      c.confirmBy = now + CONFIRM_TIMEOUT_MS;
       this.#send(c, KcpFlag.Ack | KcpFlag.Data);
+      this.#askConfirm(c, now);
+      return;
+    }
+    if (c.state === 'confirming' && env.flag & KcpFlag.Data && body.length > 0) {
+      // Any ikcp segment from the acceptor: its connection exists, so what we send now is taken.
+      if (c.kcp!.input(body, now) !== 0) return;
+      c.state = 'established';
+      this.#leaveOpening(c, now);
       this.#events.push({ type: 'connected', id: c.id });
       return;
     }
@@ -215,9 +257,11 @@ export class EtKcpEndpoint {
         if (now >= c.giveUpAt) this.#forget(c);
         continue;
       }
-      if (c.state === 'syn-sent') {
+      if (c.state === 'queued' || c.state === 'syn-sent' || c.state === 'confirming') {
         if (now >= c.giveUpAt) this.#close(c, 'connect-timeout');
-        else if (now >= c.retryAt) this.#sendSyn(c, now);
+        else if (c.state === 'syn-sent' && now >= c.retryAt) this.#sendSyn(c, now);
+        else if (c.state === 'confirming' && now >= c.confirmBy) this.#reopen(c, now);
+        else if (c.state === 'confirming' && now >= c.retryAt) this.#askConfirm(c, now);
         continue;
       }
       if (now - c.lastRx >= KCP_IDLE_TIMEOUT_MS) {
@@ -227,6 +271,13 @@ export class EtKcpEndpoint {
       if (now >= c.nextPingAt) {
         c.nextPingAt = now + KCP_PING_INTERVAL_MS;
         this.#send(c, KcpFlag.Ping);
+      }
+      if (c.kcp && now >= c.probeAt) {
+        c.probeWait = Math.min(2 * c.probeWait, FIN_PROBE_MAX_MS);
+        c.probeAt = now + c.probeWait;
+        c.kcp.askWindow();
+        c.kcp.flush(now);
+        this.#flushKcp(c);
       }
       if (c.kcp && c.kcp.pollTimeout() <= now) {
         c.kcp.handleTimeout(now);
@@ -243,9 +294,11 @@ export class EtKcpEndpoint {
   pollTimeout(): number {
     let t = Infinity;
     for (const c of this.#byId.values()) {
-      if (c.state === 'syn-sent' || c.state === 'lingering') t = Math.min(t, c.retryAt, c.giveUpAt);
+      if (c.state === 'queued') t = Math.min(t, c.giveUpAt);
+      else if (c.state === 'syn-sent' || c.state === 'lingering') t = Math.min(t, c.retryAt, c.giveUpAt);
+      else if (c.state === 'confirming') t = Math.min(t, c.retryAt, c.giveUpAt, c.confirmBy);
       else if (c.localFin === 'sent') t = Math.min(t, c.retryAt, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
-      else t = Math.min(t, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
+      else t = Math.min(t, c.probeAt, c.lastRx + KCP_IDLE_TIMEOUT_MS, c.nextPingAt, c.kcp?.pollTimeout() ?? Infinity);
     }
     return t;
   }
@@ -273,7 +326,7 @@ export class EtKcpEndpoint {
       const c: Conn = {
         id: `k${this.#nextId++}`, conv, src, dst, peer: from, state: 'syn-received', kcp: null, connData: Uint8Array.from(body),
         localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false, lastRx: now,
-        nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: Infinity, giveUpAt: Infinity,
+        nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: Infinity, giveUpAt: Infinity, confirmBy: Infinity, ...NO_DRAIN,
       };
       this.#byId.set(c.id, c);
       this.#byTriple.set(triple(conv, src, dst), c);
@@ -284,6 +337,40 @@ export class EtKcpEndpoint {
     if (!(flag & KcpFlag.Rst)) {
       this.#tx.push({ to: from, type: this.#type, payload: encodeKcpEnvelope({ conv, srcSessionId: src, dstSessionId: dst, flag: KcpFlag.Rst }) });
     }
+  }
+
+  /** A queued connect takes its place among the peer's connects in flight and sends its SYN. */
+  #open(c: Conn, now: number): void {
+    this.#opening.set(c.peer, (this.#opening.get(c.peer) ?? 0) + 1);
+    c.state = 'syn-sent';
+    this.#sendSyn(c, now);
+  }
+
+  /** A connect left the in-flight set (confirmed or closed): the next queued one to that peer goes. */
+  #leaveOpening(c: Conn, now: number): void {
+    const n = (this.#opening.get(c.peer) ?? 1) - 1;
+    if (n > 0) this.#opening.set(c.peer, n);
+    else this.#opening.delete(c.peer);
+    const i = this.#queued.findIndex((q) => q.peer === c.peer);
+    if (i >= 0) this.#open(this.#queued.splice(i, 1)[0]!, now);
+  }
+
+  /** A WASK on a just-opened connection: only an acceptor that has taken it answers (WINS). */
+  #askConfirm(c: Conn, now: number): void {
+    c.retryAt = now + CONFIRM_RETRY_MS;
+    c.kcp!.askWindow();
+    c.kcp!.flush(now);
+    this.#collect(c);
+  }
+
+  /** The acceptor never took this conv: reset it and open the connect again on a fresh one. */
+  #reopen(c: Conn, now: number): void {
+    this.#send(c, KcpFlag.Rst);
+    c.kcp!.release();
+    c.kcp = null;
+    c.confirmBy = Infinity;
+    c.state = 'syn-sent';
+    this.#sendSyn(c, now);
   }
 
   /** (Re)sends the SYN of a connect, on a fresh conv: a late SYN|ACK for an old one meets RST. */
@@ -320,6 +407,19 @@ export class EtKcpEndpoint {
 
   #maybeFin(c: Conn): void {
     if (c.localFin !== 'pending' || !c.kcp || c.kcp.waitSnd > 0) return;
+    const wnd = c.kcp.remoteWindow;
+    if (c.probeAt === Infinity || wnd > c.drainWnd) {
+      c.drainWnd = wnd;
+      c.drainSince = this.#now;
+    }
+    if (wnd < ET_KCP.rcvWnd && this.#now - c.drainSince < FIN_DRAIN_STALL_MS) {
+      if (c.probeAt === Infinity) {
+        c.probeWait = FIN_PROBE_MIN_MS;
+        c.probeAt = this.#now + FIN_PROBE_MIN_MS;
+      }
+      return;
+    }
+    c.probeAt = Infinity;
     c.localFin = 'sent';
     c.retryAt = this.#now + FIN_RESEND_MS;
     this.#send(c, KcpFlag.Fin);
@@ -357,11 +457,13 @@ export class EtKcpEndpoint {
   }
 
   #forget(c: Conn): void {
+    if (c.state === 'syn-sent' || c.state === 'confirming') this.#leaveOpening(c, this.#now);
+    else if (c.state === 'queued') this.#queued = this.#queued.filter((q) => q !== c);
     c.kcp?.release();
     c.kcp = null;
     c.state = 'closed';
     this.#byId.delete(c.id);
-    this.#byTriple.delete(triple(c.conv, c.src, c.dst));
+    if (this.#byTriple.get(triple(c.conv, c.src, c.dst)) === c) this.#byTriple.delete(triple(c.conv, c.src, c.dst));
   }
 }
 
@@ -374,11 +476,19 @@ function readConnData(body: Uint8Array): KcpConnData | null {
   }
 }
 
+const NO_DRAIN = { probeAt: Infinity, probeWait: 0, drainWnd: 0, drainSince: 0 } as const;
+
 const triple = (conv: number, src: number, dst: number): string => `${conv >>> 0}:${src >>> 0}:${dst >>> 0}`;
 
+/**
+ * EasyTier's wire settings (MTU, windows, stream mode, nodelay, fast resend). One local departure:
+ * our sender keeps KCP's congestion window (kcp-sys turns it off). Without it twenty flows opened at
+ * once put 20 × 1024 segments on the link in one burst; EasyTier's socket overflowed, its pings to us
+ * were lost with the data, and after five it dropped the whole peer link.
+ */
 function newKcp(conv: number): Kcp {
   return new Kcp({
     conv, mtu: KCP_DATAGRAM, headroom: KCP_ENVELOPE_LEN, sndWnd: ET_KCP.sndWnd, rcvWnd: ET_KCP.rcvWnd,
-    nodelay: 1, interval: 10, resend: ET_KCP.resend, nc: 1, streamMode: true,
+    nodelay: 1, interval: 10, resend: ET_KCP.resend, nc: 0, streamMode: true,
   });
 }

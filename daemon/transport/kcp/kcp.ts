@@ -289,6 +289,11 @@ export class Kcp {
   /** Segments waiting out of order in rcv_buf. */
   get rcvBufCount(): number { return this.rcvBufSegs; }
   get deadLinkReached(): boolean { return this.state === KCP_STATE_DEAD; }
+
+  /** Asks the peer for its free receive window: a WASK goes out with the next flush, answered by a WINS. */
+  askWindow(): void {
+    this.probe |= ASK_SEND;
+  }
   /** rcv_nxt: every sn below it has been received. */
   get receiveNext(): number { return this.rcvNxt; }
 

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { CONNECT_TIMEOUT_MS, EtKcpEndpoint, type KcpEndpointEvent, type KcpOut } from '../../../../daemon/peer/easytier/kcp-endpoint.js';
+import { CONFIRM_TIMEOUT_MS, CONNECT_TIMEOUT_MS, FIN_DRAIN_STALL_MS, MAX_OPENING_PER_PEER, EtKcpEndpoint, type KcpEndpointEvent, type KcpOut } from '../../../../daemon/peer/easytier/kcp-endpoint.js';
 import { KcpFlag, decodeKcpEnvelope, encodeKcpEnvelope } from '../../../../daemon/peer/easytier/kcp-envelope.js';
 import { EtPacketType } from '../../../../daemon/peer/easytier/pm.js';
 import { Rng } from '../../../sim/world.js';
@@ -22,6 +22,8 @@ class Pair {
   readonly dst = new EtKcpEndpoint('dst', DST);
   readonly events: { src: KcpEndpointEvent[]; dst: KcpEndpointEvent[] } = { src: [], dst: [] };
   readonly wire: KcpOut[] = [];
+  /** Packets this returns true for are lost too (a kcp-sys acceptor that never took a connection). */
+  drop: (o: KcpOut) => boolean = () => false;
   constructor(readonly rng = new Rng(1), public loss = 0) {}
 
   pump(onEvent: (side: 'src' | 'dst', e: KcpEndpointEvent) => void = () => {}): void {
@@ -31,7 +33,7 @@ class Pair {
         for (let o = ep.pollTransmit(); o; o = ep.pollTransmit()) {
           moved = true;
           this.wire.push(o);
-          if (!this.rng.chance(this.loss)) other.input(otherId, o.payload, this.now);
+          if (!this.rng.chance(this.loss) && !this.drop(o)) other.input(otherId, o.payload, this.now);
         }
         for (let e = ep.pollEvent(); e; e = ep.pollEvent()) {
           moved = true;
@@ -55,15 +57,22 @@ class Pair {
   }
 }
 
-test('opening: SYN with the connect message, SYN|ACK, empty ACK|DATA; then accepted on the dst side', () => {
+/** The ikcp command of a kcp-sys packet's first segment (83 WASK, 84 WINS), or -1 if it carries none. */
+const ikcpCmd = (o: KcpOut): number => (o.payload.length >= 14 + 24 ? o.payload[14 + 4]! : -1);
+
+test('opening: SYN with the connect message, SYN|ACK, empty ACK|DATA; accepted on the dst side; connected once its ikcp answers', () => {
   const p = new Pair();
   const id = p.src.connect(DST, flow, 0);
   p.pump();
-  const [syn, synAck, ackData] = p.wire.map((o) => ({ type: o.type, ...decodeKcpEnvelope(o.payload)! }));
+  const [syn, synAck, ackData, wask] = p.wire.map((o) => ({ type: o.type, ...decodeKcpEnvelope(o.payload)! }));
   assert.deepEqual([syn!.type, syn!.env.flag, syn!.env.srcSessionId, syn!.env.dstSessionId, syn!.body.length], [EtPacketType.KcpSrc, KcpFlag.Syn, SRC, DST, 25]);
   assert.deepEqual([synAck!.type, synAck!.env.flag, synAck!.body.length], [EtPacketType.KcpDst, KcpFlag.Syn | KcpFlag.Ack, 0]);
   assert.deepEqual([ackData!.type, ackData!.env.flag, ackData!.body.length], [EtPacketType.KcpSrc, KcpFlag.Ack | KcpFlag.Data, 0]);
   assert.equal(syn!.env.conv, synAck!.env.conv);
+  assert.deepEqual([wask!.type, wask!.env.flag, ikcpCmd(p.wire[3]!)], [EtPacketType.KcpSrc, KcpFlag.Ack | KcpFlag.Data, 83], 'a WASK asks whether the acceptor took it');
+  assert.deepEqual(p.events.src, [], 'not connected before the acceptor\'s ikcp answers');
+  assert.ok(p.run(() => p.events.src.length > 0, 100));
+  assert.ok(p.wire.some((o) => o.type === EtPacketType.KcpDst && ikcpCmd(o) === 84), 'its WINS');
   assert.deepEqual(p.events.src, [{ type: 'connected', id }]);
   const acc = p.events.dst[0]!;
   assert.ok(acc.type === 'accepted');
@@ -150,4 +159,72 @@ test('a live connection pings every 10 s and answers pings; one whose peer falls
   p.loss = 1;
   assert.ok(p.run(() => p.events.src.some((e) => e.type === 'closed'), 70_000));
   assert.deepEqual(p.events.src.at(-1), { type: 'closed', id, reason: 'idle' });
+});
+
+/** Runs `p` to `untilMs` in steps of at most `stepMs`, calling `tick` after each step. */
+function runSteps(p: Pair, untilMs: number, stepMs: number, tick: () => void): void {
+  while (p.now < untilMs) {
+    p.now = Math.min(untilMs, p.now + stepMs, Math.max(p.now + 1, Math.min(p.src.pollTimeout(), p.dst.pollTimeout())));
+    p.src.handleTimeout(p.now);
+    p.dst.handleTimeout(p.now);
+    p.pump();
+    tick();
+  }
+}
+
+test('our FIN waits until the peer has read everything, not just acknowledged it (kcp-sys stops reading at a FIN)', () => {
+  const p = new Pair();
+  const id = p.src.connect(DST, flow, 0);
+  assert.ok(p.run(() => p.events.src.some((e) => e.type === 'connected'), 1000));
+  const data = new Rng(7).bytes(300_000);
+  assert.equal(p.src.write(id, data, p.now), data.length);
+  p.src.closeWrite(id);
+  const dstId = p.events.dst.find((e) => e.type === 'accepted')!.id;
+  // A slow application behind the dst: 3 KiB every 5 ms, so its ikcp queue stays full long after the last ACK.
+  const buf = new Uint8Array(3072);
+  let read = 0;
+  let unreadAtFin = -1;
+  const finSeen = (): boolean => p.wire.some((o) => o.type === EtPacketType.KcpSrc && decodeKcpEnvelope(o.payload)!.env.flag === KcpFlag.Fin);
+  runSteps(p, 5000, 5, () => {
+    if (unreadAtFin < 0 && finSeen()) unreadAtFin = data.length - read;
+    read += p.dst.read(dstId, buf);
+  });
+  assert.equal(read, data.length);
+  assert.equal(unreadAtFin, 0, 'the FIN left only once the peer had read every byte');
+  const wasks = p.wire.filter((o) => o.type === EtPacketType.KcpSrc && o.payload.length > 14 && o.payload[14 + 4] === 83).length;
+  assert.ok(wasks > 0, 'it asked for the window');
+  assert.ok(p.events.dst.some((e) => e.type === 'eof'));
+});
+
+test('a peer that stops reading gets its FIN after FIN_DRAIN_STALL_MS', () => {
+  const p = new Pair();
+  const id = p.src.connect(DST, flow, 0);
+  assert.ok(p.run(() => p.events.src.some((e) => e.type === 'connected'), 1000));
+  p.src.write(id, new Uint8Array(50_000), p.now);
+  p.src.closeWrite(id);
+  const fin = (): KcpOut | undefined => p.wire.find((o) => o.type === EtPacketType.KcpSrc && decodeKcpEnvelope(o.payload)!.env.flag === KcpFlag.Fin);
+  assert.ok(p.run(() => fin() !== undefined, FIN_DRAIN_STALL_MS + 1000));
+  assert.ok(p.now >= FIN_DRAIN_STALL_MS, `FIN at ${p.now} ms`);
+});
+
+test('at most MAX_OPENING_PER_PEER connects to a peer in flight; a conv its acceptor never takes is reset and opened anew', () => {
+  const p = new Pair();
+  // The acceptor's ikcp never sees the first conv's segments (kcp-sys dropped it from its accept queue).
+  const ids = Array.from({ length: 5 }, () => p.src.connect(DST, flow, 0));
+  const first: KcpOut[] = [];
+  for (let o = p.src.pollTransmit(); o; o = p.src.pollTransmit()) first.push(o);
+  const firstConv = decodeKcpEnvelope(first[0]!.payload)!.env.conv;
+  p.drop = (o) => o.type === EtPacketType.KcpSrc && decodeKcpEnvelope(o.payload)!.env.conv === firstConv && o.payload.length > 14;
+  assert.deepEqual(first.map((o) => decodeKcpEnvelope(o.payload)!.env.flag), Array(MAX_OPENING_PER_PEER).fill(KcpFlag.Syn), 'the others wait');
+  for (const o of first) {
+    p.wire.push(o);
+    p.dst.input(SRC, o.payload, 0);
+  }
+  const syns = (): number => p.wire.filter((o) => decodeKcpEnvelope(o.payload)!.env.flag === KcpFlag.Syn).length;
+  assert.ok(p.run(() => p.events.src.filter((e) => e.type === 'connected').length === 5, CONNECT_TIMEOUT_MS));
+  assert.deepEqual(new Set(p.events.src.map((e) => e.id)), new Set(ids));
+  assert.ok(p.now >= CONFIRM_TIMEOUT_MS, 'the first waited out its confirmation');
+  const resets = p.wire.filter((o) => o.type === EtPacketType.KcpSrc && decodeKcpEnvelope(o.payload)!.env.flag === KcpFlag.Rst);
+  assert.deepEqual(resets.map((o) => decodeKcpEnvelope(o.payload)!.env.conv), [firstConv]);
+  assert.equal(syns(), 6, 'one SYN more, for the conv that replaced it');
 });
