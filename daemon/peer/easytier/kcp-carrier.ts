@@ -22,7 +22,7 @@ import type { Logger } from '../../log.js';
 import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '../../carrier/carrier.js';
 import { DialStatus, type OpenRequest } from '../../carrier/flow-frames.js';
 import type { PipeStream } from '../../carrier/socket-pipe.js';
-import { ipv4ToU32, u32ToIpv4 } from '../ipv4-prefix.js';
+import { readU32, writeU32 } from '../../packet/bytes.js';
 import { Feature } from '../route-record.js';
 import { EtKcpEndpoint, type KcpConnId, type KcpEndpointEvent } from './kcp-endpoint.js';
 import type { KcpConnData } from './kcp-envelope.js';
@@ -268,14 +268,19 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
 
 /** The connect message for an IPv4 flow; null for IPv6 (kcp-sys's connectors refuse those too). */
 function toConnData(req: OpenRequest): KcpConnData | null {
-  const src = ipv4ToU32(req.src.ip);
-  const dst = ipv4ToU32(req.dst.ip);
-  return src === null || dst === null ? null : { src: { addr: src, port: req.src.port }, dst: { addr: dst, port: req.dst.port } };
+  if (req.src.ip.length !== 4 || req.dst.ip.length !== 4) return null;
+  return { src: { addr: readU32(req.src.ip, 0), port: req.src.port }, dst: { addr: readU32(req.dst.ip, 0), port: req.dst.port } };
+}
+
+function ipv4Bytes(addr: number): Uint8Array {
+  const b = new Uint8Array(4);
+  writeU32(b, 0, addr);
+  return b;
 }
 
 /** An accepted flow's request: the source has already accepted its client, so data may come at once. */
 const fromConnData = (c: KcpConnData): OpenRequest => ({
-  src: { ip: u32ToIpv4(c.src.addr), port: c.src.port },
-  dst: { ip: u32ToIpv4(c.dst.addr), port: c.dst.port },
+  src: { ip: ipv4Bytes(c.src.addr), port: c.src.port },
+  dst: { ip: ipv4Bytes(c.dst.addr), port: c.dst.port },
   optimistic: true,
 });

@@ -12,10 +12,11 @@ import { FlowEvent, type FlowSink } from '../../../../daemon/carrier/carrier.js'
 import { DialStatus } from '../../../../daemon/carrier/flow-frames.js';
 import type { PipeStream } from '../../../../daemon/carrier/socket-pipe.js';
 import { EtKcpCarrierDriver, type EtKcpFlow, type EtKcpPeerSeam } from '../../../../daemon/peer/easytier/kcp-carrier.js';
+import { parseIpv6Address } from '../../../../daemon/packet/address.js';
 
 const A = 0x0a0a0a0a;
 const B = 0x0b0b0b0b;
-const req = { src: { ip: '10.1.0.1', port: 40001 }, dst: { ip: '10.1.0.2', port: 5201 }, optimistic: true };
+const req = { src: { ip: Uint8Array.of(10, 1, 0, 1), port: 40001 }, dst: { ip: Uint8Array.of(10, 1, 0, 2), port: 5201 }, optimistic: true };
 
 /** Two peer seams wired to each other; a packet is delivered on a later turn, as a socket would. */
 function link(): { a: EtKcpPeerSeam; b: EtKcpPeerSeam } {
@@ -114,7 +115,7 @@ test('a failed dial at the acceptor resets the flow; an IPv6 flow is refused at 
     a.open(B, req, sink);
     await sink.wait(FlowEvent.Reset);
     const v6 = new Sink();
-    const f6 = a.open(B, { ...req, src: { ip: 'fd00::1', port: 1 }, dst: { ip: 'fd00::2', port: 2 } }, v6);
+    const f6 = a.open(B, { ...req, src: { ip: parseIpv6Address('fd00::1')!, port: 1 }, dst: { ip: parseIpv6Address('fd00::2')!, port: 2 } }, v6);
     await v6.wait(FlowEvent.Status);
     assert.equal(f6.status, DialStatus.Unreachable);
   } finally {
