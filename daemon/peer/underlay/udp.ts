@@ -4,8 +4,8 @@
  * dialler, lets one listening socket serve many peers (and several links from one address).
  * msg_type 3 = Data, 4 = Fin (a polite goodbye, so the peer need not wait for its dead timer).
  *
- * Speed (udp-gso.ts, with the peer addon): a tick's datagrams leave in GSO runs, one syscall per
- * run, and arrive through GRO, one read per run; the datagrams on the wire stay the same.
+ * Speed (udp-gso.ts, with the peer addon): a tick's datagrams leave in sendmmsg batches (or GSO
+ * runs), one syscall per batch, and arrive through GRO; the datagrams on the wire stay the same.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
@@ -74,7 +74,7 @@ class UdpLink implements UnderlayLink {
     /** A listener's: told each send's outcome (see UdpListener.onRefused); a dialler's sends need none. */
     private readonly onSent: ((err: Error | null) => void) | undefined = undefined,
   ) {
-    this.batcher = gso && new DatagramBatcher(gso, outbound ? null : address, port, (buf) => this.transmit(buf));
+    this.batcher = gso && new DatagramBatcher(gso, outbound ? null : address, port, (buf) => this.transmit(buf), onSent);
   }
 
   send(buf: Buffer): void {
