@@ -11,12 +11,18 @@
  * seconds per GiB of the two daemons (utime+stime), each daemon's peak RSS (VmHWM), how A's proxy
  * table listed the flows (polled more often than a closed row lingers), and the flows that failed.
  *
- *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain]
+ * `--cpu-prof DIR` runs both daemons under `node --cpu-prof`, writing one .cpuprofile per daemon into DIR
+ * and printing each one's top functions by self time after the path's row.
+ *
+ *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR]
  */
 import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { startCore, watchCarriers, type CoreNode } from '../test/netns/lib/core.js';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { cpuSeconds, peakRssKiB } from './lib/proc-stat.js';
+import { topSelfTime } from './lib/cpu-profile.js';
 import { fmt, waitRoute } from './lib/proxy-bench.js';
 
 const args = process.argv.slice(2);
@@ -27,6 +33,9 @@ const opt = (name: string, dflt: string): string => {
 const FLOWS = Number(opt('flows', '1000'));
 const BYTES = Number(opt('bytes', String(1 << 20)));
 const REPS = Number(opt('reps', '1'));
+const PROF_DIR = opt('cpu-prof', '');
+/** The profiler writes its file when the daemon exits normally (it does on SIGTERM). */
+const nodeArgs = PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
 
 const TOOL = fileURLToPath(new URL('../test/netns/fixtures/many-flows.js', import.meta.url));
 /** A socket per flow on each side, with room to spare (a shell's default of 1024 would not do). */
@@ -64,8 +73,8 @@ async function runPath(a: Namespace, b: Namespace, path: PathName): Promise<Row>
     '--hostname', host, '--dev-name', 'tf4b0', '--log-level', 'info'];
   const nodes: CoreNode[] = [];
   try {
-    nodes.push(await startCore(b, [...common(VIP_B, 'node-b'), '-l', 'udp://0.0.0.0:11010']));
-    nodes.push(await startCore(a, [...common(VIP_A, 'node-a'), '--no-listener', ...PATHS[path], '-p', `udp://${UNDERLAY_B}:11010`]));
+    nodes.push(await startCore(b, [...common(VIP_B, 'node-b'), '-l', 'udp://0.0.0.0:11010'], {}, nodeArgs));
+    nodes.push(await startCore(a, [...common(VIP_A, 'node-a'), '--no-listener', ...PATHS[path], '-p', `udp://${UNDERLAY_B}:11010`], {}, nodeArgs));
     const pids = nodes.map((n) => n.proc.child.pid!);
     for (const pid of pids) await a.exec(['prlimit', `--pid=${pid}`, NOFILE]);
     await waitRoute(a, VIP_B);
@@ -87,6 +96,17 @@ async function runPath(a: Namespace, b: Namespace, path: PathName): Promise<Row>
     };
   } finally {
     await Promise.all(nodes.map((n) => n.proc.stop()));
+    if (PROF_DIR) printProfiles(path, nodes.map((n) => n.proc.child.pid!));
+  }
+}
+
+/** Each daemon's top functions by self time, from the .cpuprofile its pid wrote into PROF_DIR. */
+function printProfiles(path: PathName, pids: number[]): void {
+  for (const [i, pid] of pids.entries()) {
+    const file = readdirSync(PROF_DIR).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
+    if (!file) continue;
+    console.log(`\n${path}, node ${i === 0 ? 'B' : 'A'} (${join(PROF_DIR, file)}):`);
+    for (const t of topSelfTime(join(PROF_DIR, file), 25)) console.log(`  ${fmt(t.share * 100, 1).padStart(5)}%  ${fmt(t.ms, 0).padStart(6)} ms  ${t.where}`);
   }
 }
 

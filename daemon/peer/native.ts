@@ -1,6 +1,6 @@
 /**
- * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO and GRO, and
- * which peers refused a listening UDP socket.
+ * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO, GRO and
+ * sendmmsg, and which peers refused a listening UDP socket.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
  * rule it out); TSTIER_PEER_ADDON=<path> loads another build.
@@ -18,6 +18,8 @@ export interface PeerAddon {
   /** One GSO send of datagrams[first, first + count): all `segment` bytes, the last maybe shorter. Bytes sent or -errno. */
   udpSendRun(fd: number, datagrams: Uint8Array[], first: number, count: number, segment: number,
     ip: string | null, port: number): number;
+  /** One sendmmsg of datagrams[first, first + count) (any sizes, count ≤ 64): how many went, or -errno when none did. */
+  udpSendMany(fd: number, datagrams: Uint8Array[], first: number, count: number, ip: string | null, port: number): number;
   /** Probes a UDP socket: bit 1, GSO sends work; bit 2, GRO is now on. */
   udpOffloads(fd: number): number;
   /** Queues ICMP errors on a UDP socket's error queue (IP_RECVERR): 0 or -errno. */

@@ -7,8 +7,8 @@
  * 8-byte magic and waits for the Sack (2) echoing conn_id and magic; every listener answers a Syn
  * with its Sack, statelessly (a link is still made by its first Data, so Syns cost no state).
  *
- * Speed (udp-gso.ts, with the peer addon): a tick's datagrams leave in GSO runs, one syscall per
- * run, and arrive through GRO, one read per run; the datagrams on the wire stay the same.
+ * Speed (udp-gso.ts, with the peer addon): a tick's datagrams leave in sendmmsg batches (or GSO
+ * runs), one syscall per batch, and arrive through GRO; the datagrams on the wire stay the same.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { randomFillSync, randomInt } from 'node:crypto';
@@ -82,7 +82,7 @@ class UdpLink implements UnderlayLink {
     /** A listener's: told each send's outcome (see UdpListener.onRefused); a dialler's sends need none. */
     private readonly onSent: ((err: Error | null) => void) | undefined = undefined,
   ) {
-    this.batcher = gso && new DatagramBatcher(gso, outbound ? null : address, port, (buf) => this.transmit(buf));
+    this.batcher = gso && new DatagramBatcher(gso, outbound ? null : address, port, (buf) => this.transmit(buf), onSent);
   }
 
   send(buf: Buffer): void {

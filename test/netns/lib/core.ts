@@ -15,11 +15,12 @@ export interface CoreNode {
 
 /**
  * Starts easytier-core in `ns` and waits for its ready line (its log, on stderr, is merged into the
- * lines). `env`: extra environment variables for the core (e.g. a test-only knob).
+ * lines). `env`: extra environment variables for the core (e.g. a test-only knob); `nodeArgs`: flags
+ * for node itself (e.g. --cpu-prof, which Node does not accept in NODE_OPTIONS).
  */
-export async function startCore(ns: Namespace, args: string[], env: Record<string, string> = {}): Promise<CoreNode> {
+export async function startCore(ns: Namespace, args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<CoreNode> {
   const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const quoted = [...(vars.length > 0 ? ['env', ...vars] : []), process.execPath, CORE, ...args].map((a) => `'${a}'`).join(' ');
+  const quoted = [...(vars.length > 0 ? ['env', ...vars] : []), process.execPath, ...nodeArgs, CORE, ...args].map((a) => `'${a}'`).join(' ');
   const proc = ns.spawn(['sh', '-c', `exec ${quoted} 2>&1`]);
   const m = await proc.waitForLine(/node ready peer_id=(\d+)/).catch((e: Error) => {
     throw new Error(`${e.message}\noutput:\n${proc.lines.join('\n')}`);

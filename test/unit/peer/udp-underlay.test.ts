@@ -5,12 +5,13 @@ import { createSocket } from 'node:dgram';
 import { peerAddon } from '../../../daemon/peer/native.js';
 import type { UnderlayLink } from '../../../daemon/peer/underlay/link.js';
 import { dialUdp, UDP_HEADER_LEN, UdpListener } from '../../../daemon/peer/underlay/udp.js';
-import { DatagramBatcher, type GsoSocket } from '../../../daemon/peer/underlay/udp-gso.js';
+import { DatagramBatcher, GsoSocket } from '../../../daemon/peer/underlay/udp-gso.js';
 
 /** A GsoSocket stand-in that records each run it is offered and takes those `accept` allows. */
 function recordingGso(accept: (count: number, segment: number) => boolean): { gso: GsoSocket; runs: Buffer[][] } {
   const runs: Buffer[][] = [];
   const gso = {
+    maxSegment: 0xffff,
     trySend(q: Buffer[], first: number, count: number, segment: number): boolean {
       const run = q.slice(first, first + count);
       assert.ok(run.every((b, i) => (i === count - 1 ? b.length <= segment : b.length === segment)), 'equal segments, last may be short');
@@ -54,6 +55,31 @@ test('a cleared batch sends nothing', async () => {
   b.clear();
   await tick();
   assert.equal(runs.length + plain.length, 0);
+});
+
+test('without GSO a tick of datagrams of any sizes leaves in sendmmsg batches, whole and in order',
+  { skip: !peerAddon() && 'peer addon not built', timeout: 10_000 }, async () => {
+  // Room for the whole burst: a default receive buffer drops some of 150 datagrams sent at once.
+  const rx = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+  const tx = createSocket('udp4');
+  await Promise.all([new Promise<void>((r) => rx.bind(0, '127.0.0.1', r)), new Promise<void>((r) => tx.bind(0, '127.0.0.1', r))]);
+  try {
+    const gso = GsoSocket.for(tx)!;
+    gso.maxSegment = 0; // GSO off: what the batcher does by default (TSTIER_UDP_GSO unset)
+    const sent = Array.from({ length: 100 }, (_, i) => randomBytes(1 + ((i * 37) % 1400)));
+    const got: Buffer[] = [];
+    const all = new Promise<void>((resolve) => rx.on('message', (m) => got.push(m) === sent.length && resolve()));
+    const plain: Buffer[] = [];
+    const b = new DatagramBatcher(gso, '127.0.0.1', rx.address().port, (buf) => plain.push(buf));
+    for (const d of sent) b.push(d);
+    await tick();
+    assert.equal(plain.length, 0, 'no datagram fell back to dgram');
+    await all;
+    assert.deepEqual(got, sent);
+  } finally {
+    rx.close();
+    tx.close();
+  }
 });
 
 type Accepted = [link: UnderlayLink, first: Buffer, later: string[]];

@@ -14,9 +14,16 @@
  *       socket, null/0 for a connected one. n: bytes sent, or -errno (nothing was sent), e.g. -EIO
  *       or -ENOPROTOOPT where GSO is unsupported, -EINVAL for a segment over the path MTU,
  *       -EAFNOSUPPORT for an ip that is no IPv4/IPv6 literal.
+ *   udpSendMany(fd, datagrams: Uint8Array[], first, count, ip: string|null, port) -> n
+ *       sends datagrams[first .. first+count) (any sizes, count <= 64) with ONE sendmmsg: the
+ *       syscall and the JS-to-kernel crossing are paid once, the stack is still walked per datagram
+ *       (for where GSO is off). n: how many went, in order (the rest did not: the socket buffer is
+ *       full), or -errno when none did.
  *   udpOffloads(fd) -> bits: 1 = GSO sends work here (Linux >= 4.18; older kernels would ignore
  *       the cmsg and send a run as ONE datagram, so never try blind), 2 = GRO is now on (>= 5.0)
  */
+/* sendmmsg */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -35,6 +42,40 @@
 #endif
 /* The kernel's UDP_MAX_SEGMENTS. */
 #define MAX_SEGMENTS 64
+/* Datagrams per udpSendMany call (the kernel takes up to UIO_MAXIOV = 1024). */
+#define MAX_MANY 64
+
+/*
+ * The destination `ip` (a string, or null for a connected socket: *to_len = 0) and `port` as a
+ * sockaddr: 0, or 1 when ip is no IPv4/IPv6 literal, or -1 with a JS error thrown.
+ */
+static int destination(napi_env env, napi_value ip_val, int32_t port, struct sockaddr_storage *to, socklen_t *to_len) {
+  napi_valuetype ip_type;
+  *to_len = 0;
+  if (napi_typeof(env, ip_val, &ip_type) != napi_ok) goto bad_args;
+  if (ip_type != napi_string) return 0;
+  char ip[64];
+  size_t ip_len;
+  if (napi_get_value_string_utf8(env, ip_val, ip, sizeof ip, &ip_len) != napi_ok) goto bad_args;
+  memset(to, 0, sizeof *to);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)to;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)to;
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *to_len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *to_len = sizeof *v6;
+  } else {
+    return 1;
+  }
+  return 0;
+bad_args:
+  napi_throw_error(env, "TSTIER_E_NATIVE", "peer addon: bad arguments");
+  return -1;
+}
 
 napi_value udp_send_run(napi_env env, napi_callback_info info) {
   napi_value argv[7], result, item;
@@ -59,28 +100,12 @@ napi_value udp_send_run(napi_env env, napi_callback_info info) {
   }
 
   struct sockaddr_storage to;
-  socklen_t to_len = 0;
-  napi_valuetype ip_type;
-  CHECK(napi_typeof(env, argv[5], &ip_type));
-  if (ip_type == napi_string) {
-    char ip[64];
-    size_t ip_len;
-    CHECK(napi_get_value_string_utf8(env, argv[5], ip, sizeof ip, &ip_len));
-    memset(&to, 0, sizeof to);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&to;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&to;
-    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons((uint16_t)port);
-      to_len = sizeof *v4;
-    } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons((uint16_t)port);
-      to_len = sizeof *v6;
-    } else {
-      CHECK(napi_create_int32(env, -EAFNOSUPPORT, &result));
-      return result;
-    }
+  socklen_t to_len;
+  int bad = destination(env, argv[5], port, &to, &to_len);
+  if (bad < 0) return NULL;
+  if (bad > 0) {
+    CHECK(napi_create_int32(env, -EAFNOSUPPORT, &result));
+    return result;
   }
 
   union {
@@ -108,6 +133,47 @@ napi_value udp_send_run(napi_env env, napi_callback_info info) {
     n = sendmsg(fd, &msg, MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   CHECK(napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result));
+  return result;
+}
+
+napi_value udp_send_many(napi_env env, napi_callback_info info) {
+  napi_value argv[6], result, item;
+  int32_t fd, port;
+  uint32_t first, count;
+  if (!fd_args(env, info, 6, argv, &fd)) return NULL;
+  CHECK(napi_get_value_uint32(env, argv[2], &first));
+  CHECK(napi_get_value_uint32(env, argv[3], &count));
+  CHECK(napi_get_value_int32(env, argv[5], &port));
+  if (count < 1 || count > MAX_MANY) CHECK(napi_invalid_arg);
+
+  struct sockaddr_storage to;
+  socklen_t to_len;
+  int bad = destination(env, argv[4], port, &to, &to_len);
+  if (bad < 0) return NULL;
+  if (bad > 0) {
+    CHECK(napi_create_int32(env, -EAFNOSUPPORT, &result));
+    return result;
+  }
+  struct iovec iov[MAX_MANY];
+  struct mmsghdr msgs[MAX_MANY];
+  memset(msgs, 0, count * sizeof msgs[0]);
+  for (uint32_t i = 0; i < count; i++) {
+    uint8_t *p;
+    size_t len;
+    CHECK(napi_get_element(env, argv[1], first + i, &item));
+    if (!bytes_of(env, item, &p, &len)) CHECK(napi_invalid_arg);
+    iov[i].iov_base = p;
+    iov[i].iov_len = len;
+    msgs[i].msg_hdr.msg_name = to_len ? &to : NULL;
+    msgs[i].msg_hdr.msg_namelen = to_len;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int n;
+  do {
+    n = sendmmsg(fd, msgs, count, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, n < 0 ? -errno : n, &result));
   return result;
 }
 
