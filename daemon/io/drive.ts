@@ -50,6 +50,11 @@ export class Drive<T, E> {
   private readonly clock: () => number;
   private readonly maxRounds: number;
   private stopped = false;
+  /**
+   * While a pass dispatches events: a kick then (a handler wrote or read) needs no pass of its own,
+   * since this pass pumps, sends and goes round again after them.
+   */
+  private dispatching = false;
 
   constructor(
     private readonly core: DrivenCore<T, E>,
@@ -61,7 +66,9 @@ export class Drive<T, E> {
   }
 
   /** Something changed (an input, a write, a read): run one pass soon. */
-  readonly kick = (): void => this.passes.kick();
+  readonly kick = (): void => {
+    if (!this.dispatching) this.passes.kick();
+  };
 
   /** No pass after this; a pass in progress stops after the current event. */
   stop(): void {
@@ -76,14 +83,13 @@ export class Drive<T, E> {
 
   private pass(): void {
     if (this.stopped) return;
-    if (!this.io.failed) {
-      this.run();
-      return;
-    }
     try {
       this.run();
     } catch (e) {
+      if (!this.io.failed) throw e;
       this.io.failed(e);
+    } finally {
+      this.dispatching = false;
     }
   }
 
@@ -95,11 +101,14 @@ export class Drive<T, E> {
     else core.pump?.(now);
     for (let round = 1; ; round++) {
       let any = false;
+      this.dispatching = true;
       for (let e = core.pollEvent(); e !== null; e = core.pollEvent()) {
         any = true;
         io.event(e);
-        if (this.stopped) return;
+        if (this.stopped) break;
       }
+      this.dispatching = false;
+      if (this.stopped) return;
       if (any) core.pump?.(now);
       io.afterEvents?.(now);
       this.flushTransmit();
