@@ -1,12 +1,14 @@
 /**
  * A rekey never looks like a dead peer, proven with real daemons in namespaces: A (--enable-quic-proxy,
  * dials, rekeying every 1.5 s through the test-only TSTIER_TEST_REKEY_MS) carries TCP flows over QUIC to
- * B's servers. Each rekey is made to race: A's packets on the new link (a fresh source port) are held
- * back 1.2 s by netem, so B answers the new session's handshake but takes it up only 1.2 s later, as a
- * starved B would; meanwhile B keeps sending on the old link. Had A closed that link as soon as its side
- * was up, B's sends would meet a closed port (ICMP port unreachable: the sign of a killed peer) and B
- * would reset every flow. Across three such rekeys: transfers complete byte-exact (sha256 at both
- * ends), held flows stay open, and neither node logs a peer gone.
+ * B's servers, while B is starved: stopped (SIGSTOP) 300 ms of every 900 ms. A rekey opens a new link
+ * from a fresh source port; B answers its handshake but may take the new session up only after its next
+ * stop, and meanwhile goes on sending on the old link (and A's goodbye there may well be read first).
+ * Had A closed the old link as soon as its own side was up, B would see a goodbye or a closed port (ICMP
+ * port unreachable, the sign of a killed peer) on its only live session and reset every flow: the old
+ * code did so at every rekey. Across three rekeys: transfers complete byte-exact (sha256 at both
+ * ends), held flows stay open, and neither node logs a peer gone. Rekeying is tstier's protocol's, so
+ * the nodes use it whatever ET_PEER_PROTOCOL a run sets.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +26,7 @@ const STOP_MS = 300;
 
 const common = (n: number): string[] =>
   ['--network-name', 'g9rknet', '--network-secret', 'rekey-secret', '-i', `10.144.179.${n}`, '--hostname', `node-${n}`,
-    '--dev-name', 'g9rktun', '--log-level', 'info'];
+    '--dev-name', 'g9rktun', '--log-level', 'info', '--peer-protocol', 'tstier'];
 
 /** A's source ports toward B's listener (one per live link; two while a rekey is in progress). */
 async function linkPorts(a: Namespace): Promise<number[]> {
