@@ -9,8 +9,17 @@ import { PeerManager, type PeerManagerOptions } from '../peer/peer-manager.js';
 
 export type PeerLayerOptions = Pick<PeerManagerOptions, 'networkName' | 'networkSecret' | 'local' | 'log' | 'timers' | 'route' | 'backoff'>;
 
+/**
+ * Test-only: `TSTIER_TEST_REKEY_MS=n` rekeys every n ms instead of every few minutes, so a test sees
+ * many rekeys in seconds. Ignored unless a positive integer.
+ */
+function testRekeyMs(): { rekeyMs?: number } {
+  const n = Number(process.env.TSTIER_TEST_REKEY_MS);
+  return Number.isInteger(n) && n > 0 ? { rekeyMs: n } : {};
+}
+
 export function createPeerLayer(cfg: NodeConfig, opts: PeerLayerOptions): PeerLayer {
-  if (cfg.peerProtocol !== 'easytier') return new PeerManager(opts);
+  if (cfg.peerProtocol !== 'easytier') return new PeerManager({ ...opts, ...testRekeyMs() });
   return new EtPeerManager({
     networkName: opts.networkName, networkSecret: opts.networkSecret, local: opts.local, log: opts.log,
     encryption: cfg.disableEncryption ? 'none' : (cfg.encryptionAlgorithm ?? 'aes-gcm'),

@@ -60,6 +60,14 @@ interface Conn {
   up: boolean;
   dead: boolean;
   connector: Connector | undefined;
+  /**
+   * A rekey's session this one replaces, kept up until the peer has sent on this one: till then the
+   * peer may not have taken this session up (a starved process, a delayed packet) and still sends on
+   * the old link, which must not answer with a closed port, the sign of a dead peer.
+   */
+  predecessor: Conn | undefined;
+  /** Set on a peer's pending session when its last live one ended as if the peer were gone (why). */
+  goneUnlessUp: string | undefined;
 }
 
 interface Connector {
@@ -251,7 +259,7 @@ export class PeerManager extends EventEmitter implements PeerLayer {
   }
 
   private attach(link: UnderlayLink, session: PeerSession, connector: Connector | undefined): void {
-    const conn: Conn = { link, session, up: false, dead: false, connector };
+    const conn: Conn = { link, session, up: false, dead: false, connector, predecessor: undefined, goneUnlessUp: undefined };
     this.conns.add(conn);
     link.onPacket = (pkt) => this.onLinkPacket(conn, pkt);
     link.onClose = (reason, how) => this.isolated(conn, () => this.drop(conn, reason, how));
@@ -262,6 +270,7 @@ export class PeerManager extends EventEmitter implements PeerLayer {
     this.isolated(conn, () => {
       const payload = conn.session.input(pkt, nowMs());
       this.flush(conn);
+      if (conn.predecessor && conn.session.stats.rxPackets > 0) this.retire(conn);
       if (!payload) return;
       if (pmTo(pkt) === this.peerId) this.deliver(conn, pkt, payload);
       else this.forward(pkt, payload);
@@ -350,14 +359,17 @@ export class PeerManager extends EventEmitter implements PeerLayer {
   private sessionUp(conn: Conn): void {
     const peer = conn.session.peerId;
     conn.up = true;
-    // The newest session carries the traffic: after a rekey or a reconnect the older one may be
-    // dead already (its goodbye lost) and would swallow packets until its dead timer fires.
+    conn.goneUnlessUp = undefined;
+    const c = conn.connector;
+    const replaced = c?.current && !c.current.dead ? c.current : undefined;
+    // The newest session carries the traffic: after a reconnect the older one may be dead already (its
+    // goodbye lost) and would swallow packets until its dead timer fires. A rekey's old session is
+    // alive, and carries on until the peer has shown it holds the new one (retire).
     const list = this.direct.get(peer) ?? [];
-    list.unshift(conn);
+    if (replaced?.up && list[0] === replaced) list.splice(1, 0, conn);
+    else list.unshift(conn);
     this.direct.set(peer, list);
     const firstToPeer = list.length === 1;
-    const c = conn.connector;
-    const replaced = c?.current;
     if (c) {
       const before = c.lastPeer;
       c.lastPeer = peer;
@@ -376,13 +388,33 @@ export class PeerManager extends EventEmitter implements PeerLayer {
       this.flushRoutes();
       this.emit('peer-up', peer);
     }
-    if (replaced && !replaced.dead) {
-      // Make before break: the new session is in place before the old one goes.
-      this.stats.rekeys++;
-      this.log.debug('rekeyed', { peer_id: peer, remote: conn.link.remoteUri });
-      this.drop(replaced, 'replaced by a fresh session', 'local');
-      replaced.link.close();
+    if (replaced) {
+      conn.predecessor = replaced;
+      if (conn.session.stats.rxPackets > 0) this.retire(conn);
     }
+  }
+
+  /**
+   * Make before break: the peer has sent on `conn`, so it holds the new session; the old one goes,
+   * and `conn` carries the traffic.
+   */
+  private retire(conn: Conn): void {
+    const old = conn.predecessor!;
+    conn.predecessor = undefined;
+    if (old.dead) return;
+    const list = this.direct.get(conn.session.peerId);
+    const at = list?.indexOf(conn) ?? -1;
+    if (at > 0) list!.unshift(...list!.splice(at, 1));
+    this.stats.rekeys++;
+    this.log.debug('rekeyed', { peer_id: conn.session.peerId, remote: conn.link.remoteUri });
+    this.drop(old, 'replaced by a fresh session', 'local');
+    old.link.close();
+  }
+
+  /** A session of `peer` still being taken up (a rekey's, answered by us): whether the peer lives is up to it. */
+  private pendingSession(peer: number): Conn | undefined {
+    for (const c of this.conns) if (!c.up && !c.dead && c.session.peerId === peer) return c;
+    return undefined;
   }
 
   private drop(conn: Conn, reason: string, how: LinkEnd): void {
@@ -407,13 +439,18 @@ export class PeerManager extends EventEmitter implements PeerLayer {
         this.flushRoutes();
         this.emit('peer-down', peer, Math.max(0, now - conn.session.lastHeard));
         // Only the last session's end says it: a rekey's old session may end with a goodbye or, its
-        // goodbye lost, a refused port, while the new one carries on.
-        if (how === 'closed' || how === 'refused') this.peerGone(peer, reason);
+        // goodbye lost, a refused port, while the new one carries on or is still being taken up (a
+        // peer that rekeys without waiting for us): then the verdict waits for that one.
+        const next = how === 'closed' || how === 'refused' ? this.pendingSession(peer) : undefined;
+        if (next) next.goneUnlessUp = reason;
+        else if (how === 'closed' || how === 'refused') this.peerGone(peer, reason);
       }
     }
+    if (!conn.up && conn.goneUnlessUp !== undefined) this.peerGone(conn.session.peerId, conn.goneUnlessUp);
     const c = conn.connector;
     if (!c || (conn.up && c.current !== conn)) return; // a replaced session: its successor carries on
-    if (c.current === conn) c.current = undefined;
+    // A rekey's session failed before the peer took it up: the old one carries on, and rekeys later.
+    if (c.current === conn) c.current = conn.predecessor && !conn.predecessor.dead ? conn.predecessor : undefined;
     this.connectorAttemptFailed(c);
   }
 
