@@ -48,6 +48,11 @@ export interface KcpCarrierOptions {
   acceptInput?: boolean;
   /** Seed for conv numbers (tests pass one to be deterministic). */
   convSeed?: number;
+  /**
+   * Whether a peer announced that it decodes the carrier's adaptive FEC (route feature KcpFec).
+   * Asked when a peer's path is made; without it, or when it says no, that peer gets no FEC.
+   */
+  peerDecodesFec?: (peerId: number) => boolean;
 }
 
 
