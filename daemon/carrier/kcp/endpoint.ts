@@ -24,7 +24,7 @@ import { Kcp } from '../../transport/kcp/kcp.js';
 import { readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
 import { KcpFlow } from './flow.js';
-import { PeerPath } from './peer-path.js';
+import { MIN_FLOW_WINDOW, PeerPath } from './peer-path.js';
 import { KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
 export interface KcpCarrierOptions {
@@ -63,6 +63,13 @@ export type { KcpFlow } from './flow.js';
 export { FlowEvent } from './flow.js';
 
 const RESET_LEN = 5;
+/**
+ * Hard bounds on KCP windows, in segments (≈ 1.2 KB of memory each when full): one flow's send or
+ * receive window, and what all flows of this node together may hold in each direction. A window's
+ * share of the node's budget shrinks as flows are added, never below MIN_FLOW_WINDOW.
+ */
+export const MAX_FLOW_WINDOW = 8192;
+export const NODE_WINDOW_BUDGET = 65536;
 /** KCP's own dead-link count is off: a flow's life is bounded by time (silentLimitMs), not by retransmissions. */
 const NO_DEAD_LINK = 0xffffffff;
 export const DEFAULT_SILENT_LIMIT_MS = 30_000;
@@ -106,6 +113,8 @@ export class KcpCarrier {
   private readonly forgotten = new Map<string, { at: number; clean: boolean }>();
   private nextConv: number;
   private nextId = 1;
+  /** Flows in the tables (initiated and accepted). */
+  private liveFlows = 0;
 
   /** Counters for the node's stats. */
   readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0, faults: 0 };
@@ -143,6 +152,7 @@ export class KcpCarrier {
     const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
       this.silentLimitMs);
     table.set(conv, flow);
+    this.liveFlows++;
     flow.request = req;
     flow.sendOpen(req, now);
     this.touch(flow);
@@ -188,6 +198,7 @@ export class KcpCarrier {
       let t = this.accepted.get(fromPeer);
       if (!t) this.accepted.set(fromPeer, (t = new Map()));
       t.set(conv, flow);
+      this.liveFlows++;
     }
     const f = flow;
     if (!this.guard(f, now, () => f.input(payload, now))) this.stats.malformed++;
@@ -317,6 +328,8 @@ export class KcpCarrier {
   private account(flow: KcpFlow, now: number): PeerPath {
     let path = this.paths.get(flow.peerId);
     if (!path) this.paths.set(flow.peerId, (path = new PeerPath(this.mss)));
+    // The receive window: the flow's share of the node's budget (its slots fill only as data arrives).
+    flow.kcp.setWindows(0, this.windowCap());
     const bytes = flow.drainOutput(this.tx, this.types);
     if (bytes > 0) path.ctl.onSent(bytes, now);
     path.note(flow, now);
@@ -324,8 +337,13 @@ export class KcpCarrier {
     return path;
   }
 
+  /** The most segments one flow's window may span now: its share of the node's budget. */
+  private windowCap(): number {
+    return Math.max(MIN_FLOW_WINDOW, Math.min(MAX_FLOW_WINDOW, Math.floor(NODE_WINDOW_BUDGET / Math.max(1, this.liveFlows))));
+  }
+
   private pace(path: PeerPath, now: number): void {
-    path.pace(now, this.onSent);
+    path.pace(now, this.onSent, this.windowCap());
     if (path.wakeAt !== Infinity) this.pacing.add(path);
     else this.pacing.delete(path);
   }
@@ -335,7 +353,7 @@ export class KcpCarrier {
     this.forgotten.set(forgottenKey(flow.peerId, flow.role, flow.kcp.conv), { at: now, clean: !flow.isReset });
     const tables = flow.role === 'initiator' ? this.initiated : this.accepted;
     const t = tables.get(flow.peerId);
-    t?.delete(flow.kcp.conv);
+    if (t?.delete(flow.kcp.conv)) this.liveFlows--;
     if (t && t.size === 0) tables.delete(flow.peerId);
     // A peer with no flows left keeps no path: its model would be stale by the next flow anyway.
     if (!this.initiated.has(flow.peerId) && !this.accepted.has(flow.peerId)) {
@@ -365,6 +383,7 @@ export class KcpCarrier {
       streamMode: true,
       deadLink: NO_DEAD_LINK,
       ackRepeat: true,
+      rack: true,
       // A sender that saw our window closed asks again after this (kcp-go ≤ v5.6.42's 7 s stalls a flow).
       probeInitMs: 500,
     });

@@ -14,6 +14,14 @@ import { PathController } from './path-controller.js';
 
 /** Segments one flow may send per turn when many wait: small, so turns interleave finely. */
 const QUANTUM_SEGS = 4;
+/**
+ * A flow's send window (the sn span from the oldest unacknowledged segment) per segment the path may
+ * have in flight: a hole at the window's start takes about a round trip to repair (RACK), and the
+ * segments sent meanwhile must still fit, or the flow stalls at every loss.
+ */
+const WINDOW_PER_INFLIGHT = 2;
+/** Send windows never fall below this many segments (a path with no model yet must still move). */
+export const MIN_FLOW_WINDOW = 64;
 
 export class PeerPath {
   readonly ctl: PathController;
@@ -41,6 +49,12 @@ export class PeerPath {
     flow.unreport(this.ctl);
   }
 
+  /** Segments a flow's send window spans: from the path's bandwidth-delay product, within [MIN_FLOW_WINDOW, maxWindow]. */
+  sendWindow(maxWindow: number): number {
+    const segs = Math.ceil((WINDOW_PER_INFLIGHT * this.ctl.inflightLimit()) / this.mss);
+    return Math.max(MIN_FLOW_WINDOW, Math.min(maxWindow, segs));
+  }
+
   get waiting(): number {
     return this.ready.length;
   }
@@ -49,7 +63,7 @@ export class PeerPath {
    * Grants quotas round-robin while budget lasts. `sent(flow)` must drain what the flow queued and
    * call note() (which puts the flow back at the tail if it still has data).
    */
-  pace(now: number, sent: (flow: KcpFlow) => void): void {
+  pace(now: number, sent: (flow: KcpFlow) => void, maxWindow: number): void {
     const ready = this.ready;
     let budget = this.ctl.budget(now);
     while (ready.length > 0) {
@@ -62,6 +76,7 @@ export class PeerPath {
       const kcp = flow.kcp;
       kcp.newSegmentQuota = Math.min(segs, Math.max(QUANTUM_SEGS, share));
       kcp.rtoFloor = this.ctl.rtoFloor();
+      kcp.setWindows(this.sendWindow(maxWindow), 0);
       kcp.flush(now);
       kcp.newSegmentQuota = 0;
       sent(flow);

@@ -495,7 +495,8 @@ export class Kcp {
     // queued is merely waiting its turn, so one out-of-order ACK must not resend there.
     const tail = this.rack === null && newSegs === 0 && (this.newSegmentQuota === Infinity || this.sndQueue.length === 0);
 
-    const resent = this.fastresend > 0 ? this.fastresend : 0xffffffff;
+    // RACK replaces the duplicate-ACK count: both at once would resend on the first reordering again.
+    const resent = this.fastresend > 0 && this.rack === null ? this.fastresend : 0xffffffff;
     // An outer pacer knows how long its own queue holds a segment; the RTT samples may not show it yet.
     const rxRto = Math.max(this.rtt.rto, this.rtoFloor);
     const rack = this.rack;
