@@ -24,7 +24,9 @@ import { Kcp } from '../../transport/kcp/kcp.js';
 import { readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
 import { KcpFlow } from './flow.js';
+import { FEC_DATA_PREFIX, FecDecoder, KIND_FEC_DATA, KIND_FEC_PARITY, KIND_FEC_REPORT, type Rebuilt } from './path-fec.js';
 import { MIN_FLOW_WINDOW, PeerPath } from './peer-path.js';
+import type { DatagramFramer } from './flow.js';
 import { KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
 export interface KcpCarrierOptions {
@@ -106,6 +108,22 @@ export class KcpCarrier {
   private readonly onSent = (flow: KcpFlow): void => {
     this.account(flow, this.clock);
   };
+  private readonly peerDecodesFec: (peerId: number) => boolean;
+  /** FEC decoders by peer, made on the first FEC datagram from it, dropped with its last flow. */
+  private readonly decoders = new Map<number, FecDecoder>();
+  /** The path whose flow is being drained (for the framer). */
+  private framing: PeerPath | null = null;
+  private readonly frame: DatagramFramer = (d, type) => {
+    const fec = this.framing?.fec;
+    if (!fec) return d.subarray(FEC_DATA_PREFIX);
+    return fec.data(d, d.length - FEC_DATA_PREFIX, type === this.types.fromInitiator ? 0 : 1, this.clock, this.onParity);
+  };
+  private readonly onParity = (parity: Uint8Array): void => {
+    const path = this.framing!;
+    path.ctl.onSent(parity.length, this.clock);
+    this.tx.push({ peerId: this.framingPeer, type: this.types.fromInitiator, data: parity });
+  };
+  private framingPeer = 0;
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
    * being mistaken for a new flow.
@@ -133,7 +151,8 @@ export class KcpCarrier {
     this.silentLimitMs = opts.silentLimitMs ?? DEFAULT_SILENT_LIMIT_MS;
     this.acceptInput = opts.acceptInput ?? true;
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
-    this.mss = this.mtu - 1 - 24; // kind byte, KCP header
+    this.mss = this.mtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
+    this.peerDecodesFec = opts.peerDecodesFec ?? (() => false);
   }
 
   /** The KCP settings every flow of this carrier gets. */
@@ -169,6 +188,35 @@ export class KcpCarrier {
       return;
     }
     const kind = payload[0];
+    if (kind === KIND_FEC_DATA || kind === KIND_FEC_PARITY || kind === KIND_FEC_REPORT) return this.fecInput(fromPeer, kind, payload, now);
+    this.inputPlain(fromPeer, fromInitiator, payload, now, true);
+  }
+
+  /** A FEC datagram: deliver the data inside it, and whatever its group lets us rebuild. */
+  private fecInput(fromPeer: number, kind: number, payload: Uint8Array, now: number): void {
+    const body = payload.subarray(1);
+    if (kind === KIND_FEC_REPORT) {
+      this.paths.get(fromPeer)?.fec?.report(body);
+      return;
+    }
+    let dec = this.decoders.get(fromPeer);
+    if (!dec) this.decoders.set(fromPeer, (dec = new FecDecoder()));
+    const rebuilt = (r: Rebuilt): void => {
+      if (r.payload.length >= RESET_LEN && r.payload[0] === KIND_SEGMENTS) this.inputPlain(fromPeer, r.type === 0, r.payload, now, false);
+    };
+    if (kind === KIND_FEC_PARITY) dec.parity(body, rebuilt);
+    else {
+      const inner = dec.data(body, rebuilt);
+      if (inner === null || inner.payload.length < RESET_LEN) this.stats.malformed++;
+      else this.inputPlain(fromPeer, inner.type === 0, inner.payload, now, true);
+    }
+    const report = dec.takeReport(now);
+    if (report) this.tx.push({ peerId: fromPeer, type: this.types.fromInitiator, data: report });
+  }
+
+  /** A datagram as it goes without FEC (kind byte first); `regular` = false when FEC rebuilt it. */
+  private inputPlain(fromPeer: number, fromInitiator: boolean, payload: Uint8Array, now: number, regular: boolean): void {
+    const kind = payload[0];
     const conv = readU32(payload, 1);
     const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
     let flow = table?.get(conv);
@@ -201,7 +249,7 @@ export class KcpCarrier {
       this.liveFlows++;
     }
     const f = flow;
-    if (!this.guard(f, now, () => f.input(payload, now))) this.stats.malformed++;
+    if (!this.guard(f, now, () => f.input(payload, now, regular))) this.stats.malformed++;
     this.acking.add(flow);
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
@@ -215,7 +263,10 @@ export class KcpCarrier {
 
   /** Returns a datagram's memory once sent (optional). */
   recycle(t: CarrierTransmit): void {
-    const flow = (t.type === this.types.fromInitiator ? this.initiated : this.accepted).get(t.peerId)?.get(readU32(t.data, 1));
+    const kind = t.data[0];
+    const at = kind === KIND_SEGMENTS ? 1 : kind === KIND_FEC_DATA ? FEC_DATA_PREFIX + 1 : -1;
+    if (at < 0) return; // parity, reports, resets: not an engine's buffer
+    const flow = (t.type === this.types.fromInitiator ? this.initiated : this.accepted).get(t.peerId)?.get(readU32(t.data, at));
     flow?.kcp.recycleTransmit(t.data);
   }
 
@@ -232,6 +283,10 @@ export class KcpCarrier {
   pollTimeout(): number {
     let t = Infinity;
     for (const p of this.pacing) if (p.wakeAt < t) t = p.wakeAt;
+    for (const p of this.paths.values()) {
+      const d = p.fec?.deadline() ?? Infinity;
+      if (d < t) t = d;
+    }
     for (const f of this.active) {
       const d = f.deadline();
       if (d < t) t = d;
@@ -252,6 +307,13 @@ export class KcpCarrier {
       }
     }
     for (const p of this.pacing) if (p.wakeAt <= now) this.pace(p, now);
+    for (const [peerId, p] of this.paths) {
+      if (p.fec === null || p.fec.deadline() > now) continue;
+      this.framing = p;
+      this.framingPeer = peerId;
+      p.fec.handleTimeout(now, this.onParity);
+      this.framing = null;
+    }
   }
 
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
@@ -327,10 +389,13 @@ export class KcpCarrier {
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
   private account(flow: KcpFlow, now: number): PeerPath {
     let path = this.paths.get(flow.peerId);
-    if (!path) this.paths.set(flow.peerId, (path = new PeerPath(this.mss)));
+    if (!path) this.paths.set(flow.peerId, (path = new PeerPath(this.mss, this.peerDecodesFec(flow.peerId))));
     // The receive window: the flow's share of the node's budget (its slots fill only as data arrives).
     flow.kcp.setWindows(0, this.windowCap());
-    const bytes = flow.drainOutput(this.tx, this.types);
+    this.framing = path;
+    this.framingPeer = flow.peerId;
+    const bytes = flow.drainOutput(this.tx, this.types, this.frame);
+    this.framing = null;
     if (bytes > 0) path.ctl.onSent(bytes, now);
     path.note(flow, now);
     if (flow.hasEvents()) this.pendingEvents.add(flow);
@@ -360,6 +425,7 @@ export class KcpCarrier {
       const path = this.paths.get(flow.peerId);
       if (path) this.pacing.delete(path);
       this.paths.delete(flow.peerId);
+      this.decoders.delete(flow.peerId);
     }
   }
 
@@ -375,7 +441,7 @@ export class KcpCarrier {
     const kcp = new Kcp({
       conv,
       mtu: this.mtu,
-      headroom: 1,
+      headroom: FEC_DATA_PREFIX + 1,
       sndWnd: this.sndWnd,
       rcvWnd: this.rcvWnd,
       ...this.noDelay,

@@ -11,6 +11,7 @@
 import { Ring } from '../../transport/kcp/ring.js';
 import type { KcpFlow } from './flow.js';
 import { PathController } from './path-controller.js';
+import { FecEncoder } from './path-fec.js';
 
 /** Segments one flow may send per turn when many wait: small, so turns interleave finely. */
 const QUANTUM_SEGS = 4;
@@ -25,12 +26,15 @@ export const MIN_FLOW_WINDOW = 64;
 
 export class PeerPath {
   readonly ctl: PathController;
+  /** Adaptive FEC toward this peer, or null when it did not announce that it decodes it. */
+  readonly fec: FecEncoder | null;
   /** Absolute time at which pace() should run again, Infinity when nothing waits on time. */
   wakeAt = Infinity;
   private readonly ready = new Ring<KcpFlow>(64);
 
-  constructor(private readonly mss: number) {
+  constructor(private readonly mss: number, fec: boolean) {
     this.ctl = new PathController({ mss });
+    this.fec = fec ? new FecEncoder() : null;
   }
 
   /** After anything reached the flow: report its samples, and queue it if new data waits to go. */

@@ -45,9 +45,9 @@ export class SegmentStore {
     return datagramPool.take(this.mtu) ?? new Uint8Array(this.mtu);
   }
 
-  /** A datagram handed out earlier (a view from offset 0 of an MTU-sized buffer) comes back. */
+  /** A datagram handed out earlier (any view of an MTU-sized buffer) comes back. */
   giveDatagram(buf: Uint8Array): void {
-    if (buf.byteOffset === 0 && buf.buffer.byteLength === this.mtu) {
+    if (buf.buffer.byteLength === this.mtu) {
       datagramPool.give(this.mtu, new Uint8Array(buf.buffer, 0, this.mtu));
     }
   }
