@@ -121,6 +121,9 @@ export class KcpCarrier {
   private readonly onParity = (parity: Uint8Array): void => {
     const path = this.framing!;
     path.ctl.onSent(parity.length, this.clock);
+    // Overhead like a retransmission: the controller paces that much above the delivery rate it
+    // models, or every round would deliver less than the last and the model would shrink to nothing.
+    path.ctl.onSegments(0, 1);
     this.tx.push({ peerId: this.framingPeer, type: this.types.fromInitiator, data: parity });
   };
   private framingPeer = 0;
@@ -366,7 +369,15 @@ export class KcpCarrier {
     return n;
   }
 
-  /** Live flows (for stats and tests). */
+  /** FEC toward `peerId` (shards sent) and from it (datagrams rebuilt), for stats and tests; undefined without. */
+  fecStats(peerId: number): { data: number; parity: number; recovered: number } | undefined {
+    const enc = this.paths.get(peerId)?.fec;
+    const dec = this.decoders.get(peerId);
+    if (!enc && !dec) return undefined;
+    return { data: enc?.stats.data ?? 0, parity: enc?.stats.parity ?? 0, recovered: dec?.stats.recovered ?? 0 };
+  }
+
+    /** Live flows (for stats and tests). */
   get flowCount(): number {
     let n = 0;
     for (const t of this.initiated.values()) n += t.size;

@@ -8,10 +8,12 @@
  *
  * Parity follows the loss the peer measures: the decoder counts the shards it receives against the
  * per-path sequence numbers and reports both every REPORT_MS; the encoder smooths that loss rate and
- * sends parity = round(GROUP_DATA × loss × PARITY_PER_LOSS), none below MIN_LOSS. The report counts
- * raw losses (FEC-repaired ones included), so parity does not fall as it starts to work. It costs
- * about what it repairs: roughly one parity shard per expected loss, because on a rate-capped path
- * every parity byte displaces a data byte; repairs that miss fall back to RACK's retransmission.
+ * sends PARITY_PER_LOSS parity shards per expected lost one (a group of GROUP_DATA: round(16 × loss × 2),
+ * at most MAX_PARITY), none below MIN_LOSS. The report counts
+ * raw losses (FEC-repaired ones included), so parity does not fall as it starts to work. Two parity
+ * shards per expected loss repair about two thirds of the holes at 5-20 % (a group fails when its
+ * losses outnumber its parity); more would buy little: on a rate-capped path every parity byte
+ * displaces a data byte. Holes a group cannot rebuild fall back to RACK's retransmission.
  *
  * Wire (after the carrier's kind byte):
  *   data:   KIND_FEC_DATA   | seq u32 | group u32 | index u8 | shard = (type u8 | len u16 | payload)
@@ -37,12 +39,17 @@ export const FEC_REPORT_LEN = 9;
 
 /** Data shards per group at most: small enough that a repair waits little, large enough to be cheap. */
 const GROUP_DATA = 16;
-/** A group is closed (its parity sent) at most this long after its first shard. */
-export const GROUP_MS = 5;
+/**
+ * A group is closed (its parity sent) at most groupMs after its first shard: a quarter of the path's
+ * base RTT within these bounds, so a thin flow's groups still gather a few shards, and a repair still
+ * comes well before a retransmission would (the engine's RACK allows for it, see rackExtraMs).
+ */
+const MIN_GROUP_MS = 5;
+const MAX_GROUP_MS = 40;
 const MAX_PARITY = 8;
 /** Below this loss rate the path gets no parity. */
 const MIN_LOSS = 0.005;
-const PARITY_PER_LOSS = 1.25;
+const PARITY_PER_LOSS = 2;
 const REPORT_MS = 100;
 /** Groups the decoder keeps open; older ones are dropped (their holes are KCP's to repair). */
 const KEEP_GROUPS = 8;
@@ -56,7 +63,7 @@ function codec(data: number, parity: number): ReedSolomon {
   return c;
 }
 
-/** Parity shards per full group for a measured loss rate. */
+/** Parity shards per full group for a measured loss rate (what a group accumulates; a short one sends fewer). */
 export function parityFor(loss: number): number {
   if (loss < MIN_LOSS) return 0;
   return Math.min(MAX_PARITY, Math.max(1, Math.round(GROUP_DATA * loss * PARITY_PER_LOSS)));
@@ -65,6 +72,8 @@ export function parityFor(loss: number): number {
 export class FecEncoder {
   /** Smoothed loss rate the peer reports. */
   loss = 0;
+  /** How long a group may stay open (ms); see setBaseRtt(). */
+  groupMs = MIN_GROUP_MS;
   /** Parity shards sent, and data shards. */
   readonly stats = { data: 0, parity: 0 };
   private seq = 0;
@@ -102,14 +111,24 @@ export class FecEncoder {
     return d.subarray(0, SHARD_AT + shardLen);
   }
 
-  /** When the open group must be closed, or Infinity. */
-  deadline(): number {
-    return this.count > 0 ? this.openedAt + GROUP_MS : Infinity;
+  /** The path's base RTT (ms, Infinity while unknown) sets how long a group may gather shards. */
+  setBaseRtt(rtt: number): void {
+    this.groupMs = rtt === Infinity ? MIN_GROUP_MS : Math.min(MAX_GROUP_MS, Math.max(MIN_GROUP_MS, Math.round(rtt / 4)));
   }
 
-  /** Closes a group that waited GROUP_MS for more data. */
+  /** How much later than a retransmission's ACK a repair may come: the group time, while parity is sent. */
+  get repairDelay(): number {
+    return parityFor(this.loss) > 0 ? this.groupMs : 0;
+  }
+
+  /** When the open group must be closed, or Infinity. */
+  deadline(): number {
+    return this.count > 0 ? this.openedAt + this.groupMs : Infinity;
+  }
+
+  /** Closes a group that waited groupMs for more data. */
   handleTimeout(now: number, out: (parity: Uint8Array) => void): void {
-    if (this.count > 0 && now >= this.openedAt + GROUP_MS) this.close(out);
+    if (this.count > 0 && now >= this.openedAt + this.groupMs) this.close(out);
   }
 
   /** A report from the peer (bytes after the kind byte). */
@@ -137,7 +156,10 @@ export class FecEncoder {
   }
 
   private close(out: (parity: Uint8Array) => void): void {
-    for (let p = 0; p < this.parity; p++) {
+    // A group closed early (thin traffic) needs less parity for the same share; still one, or its holes
+    // would wait a round trip. Thin traffic leaves the path idle, so that one costs no goodput.
+    const send = this.parity === 0 ? 0 : Math.min(this.parity, Math.max(1, Math.round(this.count * this.loss * PARITY_PER_LOSS)));
+    for (let p = 0; p < send; p++) {
       const shard = this.acc[p]!;
       const d = new Uint8Array(PARITY_SHARD_AT + this.maxLen);
       d[0] = KIND_FEC_PARITY;

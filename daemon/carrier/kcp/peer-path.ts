@@ -80,6 +80,10 @@ export class PeerPath {
       const kcp = flow.kcp;
       kcp.newSegmentQuota = Math.min(segs, Math.max(QUANTUM_SEGS, share));
       kcp.rtoFloor = this.ctl.rtoFloor();
+      if (this.fec) {
+        this.fec.setBaseRtt(this.ctl.baseRtt);
+        kcp.rackExtraMs = this.fec.repairDelay;
+      }
       kcp.setWindows(this.sendWindow(maxWindow), 0);
       kcp.flush(now);
       kcp.newSegmentQuota = 0;

@@ -70,6 +70,8 @@ export class Kcp {
   newSegmentQuota = Infinity;
   /** Lower bound (ms) on every segment's RTO, set by an outer pacer (0: kcp-go's RTO alone). */
   rtoFloor = 0;
+  /** With `rack`: ms more to wait before a hole counts as lost (an outer FEC's repair may still come). */
+  rackExtraMs = 0;
   /**
    * Segment bytes (header included: a small segment still costs one) acknowledged for the first time,
    * selectively or by una, and how many segments that was; cumulative.
@@ -500,7 +502,7 @@ export class Kcp {
     // An outer pacer knows how long its own queue holds a segment; the RTT samples may not show it yet.
     const rxRto = Math.max(this.rtt.rto, this.rtoFloor);
     const rack = this.rack;
-    const rackWait = rack === null ? -1 : rack.wait(this.rtt.srtt);
+    const rackWait = rack === null ? -1 : rack.wait(this.rtt.srtt, this.rackExtraMs);
     let minrto = this.interval;
     let change = 0;
     let lost = 0;

@@ -30,9 +30,9 @@ export class Rack {
     this.rtt = Math.max(0, (current - ts) | 0);
   }
 
-  /** How long after its send a candidate counts as lost, or -1 before any delivery. */
-  wait(srtt: number): number {
-    return this.rtt < 0 ? -1 : this.rtt + Math.max(MIN_REORDER_MS, srtt >> 3);
+  /** How long after its send a candidate counts as lost (`extra` ms more), or -1 before any delivery. */
+  wait(srtt: number, extra: number): number {
+    return this.rtt < 0 ? -1 : this.rtt + Math.max(MIN_REORDER_MS, srtt >> 3) + extra;
   }
 
   /** Sent no later than the latest delivered transmission (same ms: lower sn first). */
