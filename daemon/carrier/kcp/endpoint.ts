@@ -24,7 +24,9 @@ import { Kcp } from '../../transport/kcp/kcp.js';
 import { readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
 import { KcpFlow } from './flow.js';
-import { FEC_DATA_PREFIX, FecDecoder, KIND_FEC_DATA, KIND_FEC_PARITY, KIND_FEC_REPORT, type Rebuilt } from './path-fec.js';
+import {
+  FEC_DATA_PREFIX, FecDecoder, KIND_FEC_DATA, KIND_FEC_PARITY, KIND_FEC_REPORT, PARITY_EXTRA, type Rebuilt,
+} from './path-fec.js';
 import { MIN_FLOW_WINDOW, PeerPath } from './peer-path.js';
 import type { DatagramFramer } from './flow.js';
 import { KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
@@ -154,8 +156,13 @@ export class KcpCarrier {
     this.silentLimitMs = opts.silentLimitMs ?? DEFAULT_SILENT_LIMIT_MS;
     this.acceptInput = opts.acceptInput ?? true;
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
-    this.mss = this.mtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
+    this.mss = this.engineMtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
     this.peerDecodesFec = opts.peerDecodesFec ?? (() => false);
+  }
+
+  /** An engine's datagram budget: a parity shard carries one byte more header than a data shard. */
+  private get engineMtu(): number {
+    return this.mtu - PARITY_EXTRA;
   }
 
   /** The KCP settings every flow of this carrier gets. */
@@ -451,7 +458,7 @@ export class KcpCarrier {
   private newKcp(conv: number): Kcp {
     const kcp = new Kcp({
       conv,
-      mtu: this.mtu,
+      mtu: this.engineMtu,
       headroom: FEC_DATA_PREFIX + 1,
       sndWnd: this.sndWnd,
       rcvWnd: this.rcvWnd,
@@ -461,6 +468,7 @@ export class KcpCarrier {
       deadLink: NO_DEAD_LINK,
       ackRepeat: true,
       rack: true,
+      inputFlushes: false,
       // A sender that saw our window closed asks again after this (kcp-go ≤ v5.6.42's 7 s stalls a flow).
       probeInitMs: 500,
     });

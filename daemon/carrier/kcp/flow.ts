@@ -111,13 +111,11 @@ export class KcpFlow implements CarrierFlow {
   input(payload: Uint8Array, now: number, regular = true): boolean {
     this.lastNow = this.heardAt = now;
     this.heard = true;
-    const queued = this.kcp.waitSnd;
     const ok = this.kcp.input(payload.subarray(1), now, regular) >= 0;
+    // The pass's flushAcks() flushes once for all the datagrams it took: ACKs, and the resends they
+    // reveal. Not per datagram: a full flush scans the whole window.
     this.ackPending = true;
     this.pull();
-    // Duplicate ACKs may call for a fast retransmit: send it now rather than at the next tick. When
-    // una advanced (waitSnd fell), input() itself already flushed; a second scan of the window is waste.
-    if (this.kcp.waitSnd > 0 && this.kcp.waitSnd === queued) this.kcp.flush(now);
     this.checkWritable();
     this.checkEnded(now);
     return ok;

@@ -35,6 +35,8 @@ export const KIND_FEC_REPORT = 5;
 export const FEC_DATA_PREFIX = 13;
 const SHARD_AT = 10;
 const PARITY_SHARD_AT = 11;
+/** A parity datagram is this much longer than the longest data datagram of its group. */
+export const PARITY_EXTRA = PARITY_SHARD_AT - SHARD_AT;
 export const FEC_REPORT_LEN = 9;
 
 /** Data shards per group at most: small enough that a repair waits little, large enough to be cheap. */

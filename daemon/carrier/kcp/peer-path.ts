@@ -16,11 +16,12 @@ import { FecEncoder } from './path-fec.js';
 /** Segments one flow may send per turn when many wait: small, so turns interleave finely. */
 const QUANTUM_SEGS = 4;
 /**
- * A flow's send window (the sn span from the oldest unacknowledged segment) per segment the path may
- * have in flight: a hole at the window's start takes about a round trip to repair (RACK), and the
- * segments sent meanwhile must still fit, or the flow stalls at every loss.
+ * A flow's send window (the sn span from the oldest unacknowledged segment) in path BDPs: the pipe
+ * itself, plus a hole at the window's start takes about a round trip to repair (RACK) while the
+ * segments sent meanwhile must still fit, plus slack. Not more: on a clean link the window is also
+ * what bounds the queue in the hosts' own buffers.
  */
-const WINDOW_PER_INFLIGHT = 2;
+const WINDOW_BDPS = 3;
 /** Send windows never fall below this many segments (a path with no model yet must still move). */
 export const MIN_FLOW_WINDOW = 64;
 
@@ -55,7 +56,9 @@ export class PeerPath {
 
   /** Segments a flow's send window spans: from the path's bandwidth-delay product, within [MIN_FLOW_WINDOW, maxWindow]. */
   sendWindow(maxWindow: number): number {
-    const segs = Math.ceil((WINDOW_PER_INFLIGHT * this.ctl.inflightLimit()) / this.mss);
+    const bdp = this.ctl.bdp();
+    // Before a model: the in-flight cap's floor, so STARTUP has room to find the rate.
+    const segs = Math.ceil((bdp === 0 ? 2 * this.ctl.inflightLimit() : WINDOW_BDPS * bdp) / this.mss);
     return Math.max(MIN_FLOW_WINDOW, Math.min(maxWindow, segs));
   }
 
@@ -85,7 +88,7 @@ export class PeerPath {
         kcp.rackExtraMs = this.fec.repairDelay;
       }
       kcp.setWindows(this.sendWindow(maxWindow), 0);
-      kcp.flush(now);
+      kcp.flushNew(now);
       kcp.newSegmentQuota = 0;
       sent(flow);
       budget = this.ctl.budget(now);

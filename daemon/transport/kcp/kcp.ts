@@ -46,6 +46,9 @@ export {
 } from './options.js';
 
 
+/** With RACK: segments one flush resends on timeout (see the flush). */
+const RACK_RTO_PROBES = 2;
+
 export class Kcp {
   readonly conv: number;
   readonly mtu: number;
@@ -88,6 +91,7 @@ export class Kcp {
   ackNoDelay: boolean;
   streamMode: boolean;
   private readonly ackRepeat: boolean;
+  private readonly inputFlushes: boolean;
   /** Time-based loss detection (the `rack` option), or null for kcp-go's duplicate ACKs. */
   private readonly rack: Rack | null;
 
@@ -127,6 +131,7 @@ export class Kcp {
     this.streamMode = opts.streamMode ?? false;
     this.ackNoDelay = opts.ackNoDelay ?? false;
     this.ackRepeat = opts.ackRepeat ?? false;
+    this.inputFlushes = opts.inputFlushes ?? true;
     this.rack = opts.rack ? new Rack() : null;
     this.store = new SegmentStore(this.mtu);
     this.cc = new CongestionWindow(this.mss);
@@ -334,7 +339,7 @@ export class Kcp {
     }
     if (this.nocwnd === 0 && ((this.sndUna - prevUna) | 0) > 0) this.cc.grow(this.rmtWnd);
 
-    if (windowSlides) this.flushSegments(false);
+    if (windowSlides && this.inputFlushes) this.flushSegments(false);
     else if (this.ackNoDelay && this.acks.count > 0) this.flushSegments(true);
     return KCP_INPUT_OK;
   }
@@ -393,7 +398,17 @@ export class Kcp {
   /** A full flush now (what kcp-go does on every Write with write-delay off). */
   flush(now: number): void {
     this.setNow(now);
-    this.flushSegments(false);
+    this.flushSegments(false, false);
+  }
+
+  /**
+   * Sends pending ACKs and moves new segments into flight (up to the quota) without checking the
+   * segments already in flight for resends: O(new segments), where flush() is O(window). For an outer
+   * pacer's grants, between the full flushes its driver makes once per pass.
+   */
+  flushNew(now: number): void {
+    this.setNow(now);
+    this.flushSegments(false, true);
   }
 
   /** Absolute time (caller's domain) at which handleTimeout must run; before the first call: at once. */
@@ -443,7 +458,7 @@ export class Kcp {
    * kcp-go v5.6.1 flush: ACKs, then WASK/WINS, then new and retransmitted PUSH segments in sn order.
    * Returns the delay until the next timer run: min(interval, earliest positive RTO deadline).
    */
-  private flushSegments(ackOnly: boolean): number {
+  private flushSegments(ackOnly: boolean, newOnly = false): number {
     const current = this.current;
     const wnd = this.rx.unused();
     const una = this.rx.next;
@@ -508,7 +523,7 @@ export class Kcp {
     let lost = 0;
     let fast = 0;
     let early = 0;
-    for (let k = 0; k < sndBuf.length; k++) {
+    for (let k = newOnly ? sndBuf.length - newSegs : 0; k < sndBuf.length; k++) {
       const seg = sndBuf.get(k);
       if (seg.acked) continue;
       let needsend = true;
@@ -533,11 +548,17 @@ export class Kcp {
         seg.resendts = (current + seg.rto) >>> 0;
         change++;
         early++;
-      } else if (((current - seg.resendts) | 0) >= 0) {
+      } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || lost < RACK_RTO_PROBES)) {
         seg.rto += this.nodelay === 0 ? rxRto : rxRto >>> 1;
         seg.fastack = 0;
         seg.resendts = (current + seg.rto) >>> 0;
         lost++;
+      } else if (((current - seg.resendts) | 0) >= 0) {
+        // RACK: a timeout resends only the oldest segments, as probes. A stalled host or path (the
+        // usual cause on a busy machine) then costs two segments, not the window; if the rest are
+        // really lost, the probes' ACKs let RACK find them within a round trip.
+        seg.resendts = (current + seg.rto) >>> 0;
+        needsend = false;
       } else {
         needsend = false;
       }

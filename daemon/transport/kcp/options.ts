@@ -44,6 +44,13 @@ export interface KcpOptions {
    * (any peer can receive it, but it changes when this end resends).
    */
   rack?: boolean;
+  /**
+   * Whether input() runs a full flush when the peer's una advanced, as kcp-go does (default true).
+   * A full flush scans every segment in flight; with windows of thousands of segments, once per ACK
+   * datagram is most of the CPU. false: the caller flushes once per batch of input instead (the
+   * proxy carrier's per-pass flushAcks).
+   */
+  inputFlushes?: boolean;
   /** First window-probe wait when the peer's window is 0: 7000 in kcp-go ≤ v5.6.42, 500 later. */
   probeInitMs?: number;
   /** Transmissions of one segment after which `state` becomes 0xFFFFFFFF. Default 20. */
