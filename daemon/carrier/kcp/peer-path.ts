@@ -18,8 +18,9 @@ const QUANTUM_SEGS = 4;
 /**
  * A flow's send window (the sn span from the oldest unacknowledged segment) in path BDPs: the pipe
  * itself, plus a hole at the window's start takes about a round trip to repair (RACK) while the
- * segments sent meanwhile must still fit, plus slack. Not more: on a clean link the window is also
- * what bounds the queue in the hosts' own buffers.
+ * segments sent meanwhile must still fit, plus slack. And at least twice the controller's in-flight
+ * cap, which also counts the standing delay of a busy host: a window of the base RTT alone keeps the
+ * flow window-limited there, and then the rate it measures never grows.
  */
 const WINDOW_BDPS = 3;
 /** Send windows never fall below this many segments (a path with no model yet must still move). */
@@ -56,9 +57,7 @@ export class PeerPath {
 
   /** Segments a flow's send window spans: from the path's bandwidth-delay product, within [MIN_FLOW_WINDOW, maxWindow]. */
   sendWindow(maxWindow: number): number {
-    const bdp = this.ctl.bdp();
-    // Before a model: the in-flight cap's floor, so STARTUP has room to find the rate.
-    const segs = Math.ceil((bdp === 0 ? 2 * this.ctl.inflightLimit() : WINDOW_BDPS * bdp) / this.mss);
+    const segs = Math.ceil(Math.max(WINDOW_BDPS * this.ctl.bdp(), 2 * this.ctl.inflightLimit()) / this.mss);
     return Math.max(MIN_FLOW_WINDOW, Math.min(maxWindow, segs));
   }
 

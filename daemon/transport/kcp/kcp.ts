@@ -231,9 +231,7 @@ export class Kcp {
   // ---- receiving ----
 
   /** Size of the next complete message in rcv_queue (stream mode: the next segment), or -1. */
-  peekSize(): number {
-    return this.rx.peekSize();
-  }
+  peekSize(): number { return this.rx.peekSize(); }
 
   /**
    * kcp-go's Recv: copies the next whole message into dst at offset; returns its length, -1 when
@@ -265,16 +263,12 @@ export class Kcp {
   }
 
   /** True when read() would return data. */
-  readable(): boolean {
-    return this.rx.readable();
-  }
+  readable(): boolean { return this.rx.readable(); }
 
   /** The peer saw a zero window and waits for a probe answer: tell it at once ("fast recover"). */
   private afterRead(): void {
-    if (this.rx.reopened) {
-      this.rx.reopened = false;
-      this.probe.due |= ASK_TELL;
-    }
+    if (this.rx.reopened) this.probe.due |= ASK_TELL;
+    this.rx.reopened = false;
   }
 
   // ---- input ----
