@@ -67,7 +67,8 @@ const IPV6_DST = 24;
 
 function featureBits(cfg: NodeConfig): number {
   return (cfg.disableKcpInput ? 0 : Feature.KcpInput) | (cfg.disableQuicInput ? 0 : Feature.QuicInput)
-    | (cfg.disableRelayKcp ? Feature.NoRelayKcp : 0) | (cfg.disableRelayQuic ? Feature.NoRelayQuic : 0);
+    | (cfg.disableRelayKcp ? Feature.NoRelayKcp : 0) | (cfg.disableRelayQuic ? Feature.NoRelayQuic : 0)
+    | Feature.KcpFec;
 }
 
 export function featuresView(bits: number): PeerFeatures {

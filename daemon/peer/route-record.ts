@@ -20,6 +20,11 @@ export const Feature = {
   NoRelayKcp: 1 << 4,
   QuicInput: 1 << 6,
   NoRelayQuic: 1 << 7,
+  /**
+   * tstier's own (no EasyTier field): this node's KCP carrier decodes per-peer adaptive FEC
+   * (carrier/kcp/path-fec.ts). A high bit, clear of EasyTier's numbering.
+   */
+  KcpFec: 1 << 24,
 } as const;
 
 export interface Neighbour {

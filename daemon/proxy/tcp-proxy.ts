@@ -174,6 +174,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       types: { fromInitiator: PacketType.KcpSrc, fromAcceptor: PacketType.KcpDst },
       acceptInput: !cfg.disableKcpInput,
       silentLimitMs: cfg.proxyFlowTimeout * 1000,
+      // FEC toward a peer only when it announces that it decodes it.
+      peerDecodesFec: (peerId) => ((host.peer.routes.record(peerId)?.features ?? 0) & Feature.KcpFec) !== 0,
       ...tuning,
     });
     // Read back from the carrier, so what the CLI shows is what the flows get.

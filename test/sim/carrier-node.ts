@@ -1,17 +1,23 @@
 /**
  * A KcpCarrier as one end of the simulated world: datagrams are the peer packet type byte followed
  * by the carrier's payload. Subclasses play the applications by reacting to the carrier's events.
+ *
+ * It behaves as the daemon's driver does: the datagrams that arrive within one virtual millisecond
+ * are answered by one flushAcks() pass (not one ACK datagram each, nor one per KCP interval), and
+ * the applications react again while the carrier has news (a pacer grant that freed send room).
  */
-import { KcpCarrier } from '../../daemon/carrier/kcp/endpoint.js';
+import { KcpCarrier, type KcpCarrierOptions } from '../../daemon/carrier/kcp/endpoint.js';
 import type { SimEndpoint } from './world.js';
 
 export const TYPES = { fromInitiator: 11, fromAcceptor: 12 };
 
 export abstract class CarrierNode implements SimEndpoint {
   readonly carrier: KcpCarrier;
+  /** When input() took datagrams whose ACKs the next pass sends; Infinity when none wait. */
+  private acksDueAt = Infinity;
 
-  constructor(protected readonly otherId: number, seed: number, lingerMs: number) {
-    this.carrier = new KcpCarrier({ types: TYPES, lingerMs, openTimeoutMs: 60_000, convSeed: seed });
+  constructor(protected readonly otherId: number, seed: number, lingerMs: number, options: Partial<KcpCarrierOptions> = {}) {
+    this.carrier = new KcpCarrier({ types: TYPES, lingerMs, openTimeoutMs: 60_000, convSeed: seed, ...options });
   }
 
   /** The applications' side: act on the events the carrier's flows have. */
@@ -19,7 +25,14 @@ export abstract class CarrierNode implements SimEndpoint {
 
   input(d: Uint8Array, now: number): void {
     this.carrier.input(this.otherId, d[0]!, d.subarray(1), now);
+    if (this.acksDueAt === Infinity) this.acksDueAt = now;
+    this.settle(now);
+  }
+
+  /** The applications act until the carrier has no news left (bounded: a livelock fails the test's run). */
+  private settle(now: number): void {
     this.react(now);
+    for (let i = 0; i < 64 && this.carrier.hasEvents(); i++) this.react(now);
   }
 
   pollTransmit(): Uint8Array | null {
@@ -33,11 +46,15 @@ export abstract class CarrierNode implements SimEndpoint {
   }
 
   pollTimeout(): number {
-    return this.carrier.pollTimeout();
+    return Math.min(this.carrier.pollTimeout(), this.acksDueAt);
   }
 
   handleTimeout(now: number): void {
+    if (this.acksDueAt <= now) {
+      this.acksDueAt = Infinity;
+      this.carrier.flushAcks(now);
+    }
     this.carrier.handleTimeout(now);
-    this.react(now);
+    this.settle(now);
   }
 }

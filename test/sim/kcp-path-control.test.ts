@@ -31,8 +31,8 @@ interface Case {
 class Node extends CarrierNode {
   readonly sending = new Map<KcpFlow, { data: Uint8Array; off: number }>();
   readonly received = new Map<KcpFlow, { hash: ReturnType<typeof createHash>; bytes: number; fin: boolean; reset: boolean }>();
-  constructor(otherId: number, seed: number) {
-    super(otherId, seed, 1_000);
+  constructor(otherId: number, seed: number, fec: boolean) {
+    super(otherId, seed, 1_000, { peerDecodesFec: () => fec });
   }
 
   react(now: number): void {
@@ -78,13 +78,15 @@ interface Outcome {
   peakQueue: number;
   queueDrops: number;
   sent: number;
+  /** FEC over the measured window: data and parity shards A sent, datagrams B rebuilt, datagrams the link lost. */
+  fec: { data: number; parity: number; recovered: number; lost: number };
 }
 
-function run(seed: number, c: Case): Outcome {
+function run(seed: number, c: Case, fec = false): Outcome {
   const rng = new Rng(seed);
   const world = new World({ seed });
-  const a = new Node(2, seed);
-  const b = new Node(1, seed ^ 0x5a5a);
+  const a = new Node(2, seed, fec);
+  const b = new Node(1, seed ^ 0x5a5a, fec);
   world.addNode(a);
   world.addNode(b);
   world.link(0, 1, { loss: c.loss, delayMs: c.delayMs, jitterMs: 1, rateBytesPerMs: c.rate, queueBytes: c.queue });
@@ -109,18 +111,27 @@ function run(seed: number, c: Case): Outcome {
   // The queue bound holds after warm-up; STARTUP's overshoot (it doubles until the rate stops growing) is its price.
   let dropsAtWarm = 0;
   let sentAtWarm = 0;
+  const fecNow = (): Outcome['fec'] => {
+    const st = world.stats(0, 1);
+    const enc = a.carrier.fecStats(2);
+    return { data: enc?.data ?? 0, parity: enc?.parity ?? 0, recovered: b.carrier.fecStats(1)?.recovered ?? 0, lost: st.lost + st.queueDrops };
+  };
+  let fecAtWarm = fecNow();
+  let fecAtEnd = fecAtWarm;
   world.schedule(warmMs, () => {
     atWarm = sample();
     const st = world.stats(0, 1);
     st.peakQueueBytes = 0;
     dropsAtWarm = st.queueDrops;
     sentAtWarm = st.sent;
+    fecAtWarm = fecNow();
   });
   const r = world.run({
     until: () => {
       if (atEnd === null && world.now > warmMs && [...b.received.values()].some((x) => x.bytes === c.bytesPerFlow)) {
         atEnd = sample();
         endMs = world.now;
+        fecAtEnd = fecNow();
       }
       return a.carrier.flowCount === 0 && b.carrier.flowCount === 0;
     },
@@ -144,13 +155,19 @@ function run(seed: number, c: Case): Outcome {
     peakQueue: st.peakQueueBytes,
     queueDrops: st.queueDrops - dropsAtWarm,
     sent: st.sent - sentAtWarm,
+    fec: {
+      data: fecAtEnd.data - fecAtWarm.data, parity: fecAtEnd.parity - fecAtWarm.parity,
+      recovered: fecAtEnd.recovered - fecAtWarm.recovered, lost: fecAtEnd.lost - fecAtWarm.lost,
+    },
   };
 }
 
 /** `maxDropShare`: overflow drops allowed, as a share of the datagrams sent into the bottleneck. */
 function check(o: Outcome, c: Case, maxDropShare: number): void {
   if (process.env.SIM_VERBOSE) console.log(o);
-  assert.ok(o.goodputShare >= 0.85, `goodput ${(o.goodputShare * 100).toFixed(1)} % of capacity: ${o.label}`);
+  // Parity takes its share of the bottleneck: the rest is what the flows' data can have.
+  const capacity = 1 - o.fec.parity / Math.max(1, o.fec.data + o.fec.parity);
+  assert.ok(o.goodputShare >= 0.85 * capacity, `goodput ${(o.goodputShare * 100).toFixed(1)} % of capacity: ${o.label}`);
   assert.ok(o.jain >= 0.95, `unfair share (Jain ${o.jain.toFixed(3)}): ${o.label}`);
   // Bounded queue: the controller's in-flight cap, not the queue's size, limits it. KCP's 10 ms
   // interval delays ACKs by up to a tick, so the pipe it must fill is the RTT plus one.
@@ -193,5 +210,32 @@ test('path control: a shallow queue (half a BDP) overflows rarely and the link s
     };
     c.bytesPerFlow = Math.ceil((c.rate * 8_000) / c.flows);
     check(run(seed, c), c, 0.2);
+  }
+});
+
+test('adaptive FEC: parity follows the loss (none on a clean link), repairs most holes, and the link still fills', () => {
+  for (const seed of seeds(4)) {
+    const rng = new Rng(seed * 13 + 5);
+    const c: Case = {
+      loss: [0, 0.05, 0.2, 0.3][seed % 4]!,
+      flows: rng.range(2, 4),
+      rate: rng.pick([1000, 2000]),
+      queue: 4 << 20,
+      delayMs: rng.range(10, 30),
+      bytesPerFlow: 0,
+    };
+    c.bytesPerFlow = Math.ceil((c.rate * 8_000) / c.flows);
+    const o = run(seed, c, true);
+    check(o, c, 0);
+    const { data, parity, recovered, lost } = o.fec;
+    assert.ok(data > 0, `no FEC data shards: ${o.label}`);
+    if (c.loss === 0) {
+      assert.equal(parity, 0, `parity on a clean link: ${o.label}`);
+    } else {
+      // About two parity shards per expected loss (a short group still gets one), never more than a third.
+      assert.ok(parity <= data * Math.min(0.5, c.loss * 2.5) + data / 8, `${parity} parity for ${data} data at ${c.loss}: ${o.label}`);
+      // Most holes (the link's losses, parity's own included) are rebuilt without a round trip.
+      assert.ok(recovered >= 0.5 * lost * (data / (data + parity)), `${recovered} rebuilt of ${lost} lost: ${o.label}`);
+    }
   }
 });

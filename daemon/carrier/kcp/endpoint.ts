@@ -25,7 +25,11 @@ import { Kcp } from '../../transport/kcp/kcp.js';
 import { readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
 import { KcpFlow } from './flow.js';
-import { PeerPath } from './peer-path.js';
+import {
+  FEC_DATA_PREFIX, FecDecoder, KIND_FEC_DATA, KIND_FEC_PARITY, KIND_FEC_REPORT, PARITY_EXTRA, type Rebuilt,
+} from './path-fec.js';
+import { MIN_FLOW_WINDOW, PeerPath } from './peer-path.js';
+import type { DatagramFramer } from './flow.js';
 import { KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
 export interface KcpCarrierOptions {
@@ -49,6 +53,11 @@ export interface KcpCarrierOptions {
   acceptInput?: boolean;
   /** Seed for conv numbers (tests pass one to be deterministic). */
   convSeed?: number;
+  /**
+   * Whether a peer announced that it decodes the carrier's adaptive FEC (route feature KcpFec).
+   * Asked when a peer's path is made; without it, or when it says no, that peer gets no FEC.
+   */
+  peerDecodesFec?: (peerId: number) => boolean;
 }
 
 
@@ -59,6 +68,13 @@ export type { KcpFlow } from './flow.js';
 export { FlowEvent } from './flow.js';
 
 const RESET_LEN = 5;
+/**
+ * Hard bounds on KCP windows, in segments (≈ 1.2 KB of memory each when full): one flow's send or
+ * receive window, and what all flows of this node together may hold in each direction. A window's
+ * share of the node's budget shrinks as flows are added, never below MIN_FLOW_WINDOW.
+ */
+export const MAX_FLOW_WINDOW = 8192;
+export const NODE_WINDOW_BUDGET = 65536;
 /** KCP's own dead-link count is off: a flow's life is bounded by time (silentLimitMs), not by retransmissions. */
 const NO_DEAD_LINK = 0xffffffff;
 export const DEFAULT_SILENT_LIMIT_MS = 30_000;
@@ -102,6 +118,25 @@ export class KcpCarrier {
     // Its grant sent new segments: their retransmission timer is now its deadline.
     if (!flow.retired) this.timers.set(flow, flow.needsTimer() ? flow.deadline() : Infinity);
   };
+  private readonly peerDecodesFec: (peerId: number) => boolean;
+  /** FEC decoders by peer, made on the first FEC datagram from it, dropped with its last flow. */
+  private readonly decoders = new Map<number, FecDecoder>();
+  /** The path whose flow is being drained (for the framer). */
+  private framing: PeerPath | null = null;
+  private readonly frame: DatagramFramer = (d, type) => {
+    const fec = this.framing?.fec;
+    if (!fec) return d.subarray(FEC_DATA_PREFIX);
+    return fec.data(d, d.length - FEC_DATA_PREFIX, type === this.types.fromInitiator ? 0 : 1, this.clock, this.onParity);
+  };
+  private readonly onParity = (parity: Uint8Array): void => {
+    const path = this.framing!;
+    path.ctl.onSent(parity.length, this.clock);
+    // Overhead like a retransmission: the controller paces that much above the delivery rate it
+    // models, or every round would deliver less than the last and the model would shrink to nothing.
+    path.ctl.onSegments(0, 1);
+    this.tx.push({ peerId: this.framingPeer, type: this.types.fromInitiator, data: parity });
+  };
+  private framingPeer = 0;
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
    * being mistaken for a new flow.
@@ -109,6 +144,8 @@ export class KcpCarrier {
   private readonly forgotten = new Map<string, { at: number; clean: boolean }>();
   private nextConv: number;
   private nextId = 1;
+  /** Flows in the tables (initiated and accepted). */
+  private liveFlows = 0;
 
   /** Counters for the node's stats. */
   readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0, faults: 0 };
@@ -127,7 +164,13 @@ export class KcpCarrier {
     this.silentLimitMs = opts.silentLimitMs ?? DEFAULT_SILENT_LIMIT_MS;
     this.acceptInput = opts.acceptInput ?? true;
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
-    this.mss = this.mtu - 1 - 24; // kind byte, KCP header
+    this.mss = this.engineMtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
+    this.peerDecodesFec = opts.peerDecodesFec ?? (() => false);
+  }
+
+  /** An engine's datagram budget: a parity shard carries one byte more header than a data shard. */
+  private get engineMtu(): number {
+    return this.mtu - PARITY_EXTRA;
   }
 
   /** The KCP settings every flow of this carrier gets. */
@@ -146,6 +189,7 @@ export class KcpCarrier {
     const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
       this.silentLimitMs);
     table.set(conv, flow);
+    this.liveFlows++;
     flow.request = req;
     flow.sendOpen(req, now);
     this.settle(flow, now);
@@ -161,6 +205,35 @@ export class KcpCarrier {
       this.stats.malformed++;
       return;
     }
+    const kind = payload[0];
+    if (kind === KIND_FEC_DATA || kind === KIND_FEC_PARITY || kind === KIND_FEC_REPORT) return this.fecInput(fromPeer, kind, payload, now);
+    this.inputPlain(fromPeer, fromInitiator, payload, now, true);
+  }
+
+  /** A FEC datagram: deliver the data inside it, and whatever its group lets us rebuild. */
+  private fecInput(fromPeer: number, kind: number, payload: Uint8Array, now: number): void {
+    const body = payload.subarray(1);
+    if (kind === KIND_FEC_REPORT) {
+      this.paths.get(fromPeer)?.fec?.report(body);
+      return;
+    }
+    let dec = this.decoders.get(fromPeer);
+    if (!dec) this.decoders.set(fromPeer, (dec = new FecDecoder()));
+    const rebuilt = (r: Rebuilt): void => {
+      if (r.payload.length >= RESET_LEN && r.payload[0] === KIND_SEGMENTS) this.inputPlain(fromPeer, r.type === 0, r.payload, now, false);
+    };
+    if (kind === KIND_FEC_PARITY) dec.parity(body, rebuilt);
+    else {
+      const inner = dec.data(body, rebuilt);
+      if (inner === null || inner.payload.length < RESET_LEN) this.stats.malformed++;
+      else this.inputPlain(fromPeer, inner.type === 0, inner.payload, now, true);
+    }
+    const report = dec.takeReport(now);
+    if (report) this.tx.push({ peerId: fromPeer, type: this.types.fromInitiator, data: report });
+  }
+
+  /** A datagram as it goes without FEC (kind byte first); `regular` = false when FEC rebuilt it. */
+  private inputPlain(fromPeer: number, fromInitiator: boolean, payload: Uint8Array, now: number, regular: boolean): void {
     const kind = payload[0];
     const conv = readU32(payload, 1);
     const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
@@ -191,9 +264,10 @@ export class KcpCarrier {
       let t = this.accepted.get(fromPeer);
       if (!t) this.accepted.set(fromPeer, (t = new Map()));
       t.set(conv, flow);
+      this.liveFlows++;
     }
     const f = flow;
-    if (!this.guard(f, now, () => f.input(payload, now))) this.stats.malformed++;
+    if (!this.guard(f, now, () => f.input(payload, now, regular))) this.stats.malformed++;
     this.acking.add(flow);
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
@@ -207,7 +281,10 @@ export class KcpCarrier {
 
   /** Returns a datagram's memory once sent (optional). */
   recycle(t: CarrierTransmit): void {
-    const flow = (t.type === this.types.fromInitiator ? this.initiated : this.accepted).get(t.peerId)?.get(readU32(t.data, 1));
+    const kind = t.data[0];
+    const at = kind === KIND_SEGMENTS ? 1 : kind === KIND_FEC_DATA ? FEC_DATA_PREFIX + 1 : -1;
+    if (at < 0) return; // parity, reports, resets: not an engine's buffer
+    const flow = (t.type === this.types.fromInitiator ? this.initiated : this.accepted).get(t.peerId)?.get(readU32(t.data, at));
     flow?.kcp.recycleTransmit(t.data);
   }
 
@@ -224,6 +301,10 @@ export class KcpCarrier {
   pollTimeout(): number {
     let t = this.timers.peekAt();
     for (const p of this.pacing) if (p.wakeAt < t) t = p.wakeAt;
+    for (const p of this.paths.values()) {
+      const d = p.fec?.deadline() ?? Infinity;
+      if (d < t) t = d;
+    }
     return t;
   }
 
@@ -242,6 +323,13 @@ export class KcpCarrier {
     }
     due.length = 0;
     for (const p of this.pacing) if (p.wakeAt <= now) this.pace(p, now);
+    for (const [peerId, p] of this.paths) {
+      if (p.fec === null || p.fec.deadline() > now) continue;
+      this.framing = p;
+      this.framingPeer = peerId;
+      p.fec.handleTimeout(now, this.onParity);
+      this.framing = null;
+    }
   }
 
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
@@ -325,7 +413,15 @@ export class KcpCarrier {
     return n;
   }
 
-  /** Live flows (for stats and tests). */
+  /** FEC toward `peerId` (shards sent) and from it (datagrams rebuilt), for stats and tests; undefined without. */
+  fecStats(peerId: number): { data: number; parity: number; recovered: number } | undefined {
+    const enc = this.paths.get(peerId)?.fec;
+    const dec = this.decoders.get(peerId);
+    if (!enc && !dec) return undefined;
+    return { data: enc?.stats.data ?? 0, parity: enc?.stats.parity ?? 0, recovered: dec?.stats.recovered ?? 0 };
+  }
+
+    /** Live flows (for stats and tests). */
   get flowCount(): number {
     let n = 0;
     for (const t of this.initiated.values()) n += t.size;
@@ -348,16 +444,26 @@ export class KcpCarrier {
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
   private account(flow: KcpFlow, now: number): PeerPath {
     let path = this.paths.get(flow.peerId);
-    if (!path) this.paths.set(flow.peerId, (path = new PeerPath(this.mss)));
-    const bytes = flow.drainOutput(this.tx, this.types);
+    if (!path) this.paths.set(flow.peerId, (path = new PeerPath(this.mss, this.peerDecodesFec(flow.peerId))));
+    // The receive window: the flow's share of the node's budget (its slots fill only as data arrives).
+    flow.kcp.setWindows(0, this.windowCap());
+    this.framing = path;
+    this.framingPeer = flow.peerId;
+    const bytes = flow.drainOutput(this.tx, this.types, this.frame);
+    this.framing = null;
     if (bytes > 0) path.ctl.onSent(bytes, now);
     path.note(flow, now);
     if (flow.hasEvents()) this.pendingEvents.add(flow);
     return path;
   }
 
+  /** The most segments one flow's window may span now: its share of the node's budget. */
+  private windowCap(): number {
+    return Math.max(MIN_FLOW_WINDOW, Math.min(MAX_FLOW_WINDOW, Math.floor(NODE_WINDOW_BUDGET / Math.max(1, this.liveFlows))));
+  }
+
   private pace(path: PeerPath, now: number): void {
-    path.pace(now, this.onSent);
+    path.pace(now, this.onSent, this.windowCap());
     if (path.wakeAt !== Infinity) this.pacing.add(path);
     else this.pacing.delete(path);
   }
@@ -367,13 +473,14 @@ export class KcpCarrier {
     this.forgotten.set(forgottenKey(flow.peerId, flow.role, flow.kcp.conv), { at: now, clean: !flow.isReset });
     const tables = flow.role === 'initiator' ? this.initiated : this.accepted;
     const t = tables.get(flow.peerId);
-    t?.delete(flow.kcp.conv);
+    if (t?.delete(flow.kcp.conv)) this.liveFlows--;
     if (t && t.size === 0) tables.delete(flow.peerId);
     // A peer with no flows left keeps no path: its model would be stale by the next flow anyway.
     if (!this.initiated.has(flow.peerId) && !this.accepted.has(flow.peerId)) {
       const path = this.paths.get(flow.peerId);
       if (path) this.pacing.delete(path);
       this.paths.delete(flow.peerId);
+      this.decoders.delete(flow.peerId);
     }
   }
 
@@ -388,8 +495,8 @@ export class KcpCarrier {
   private newKcp(conv: number): Kcp {
     const kcp = new Kcp({
       conv,
-      mtu: this.mtu,
-      headroom: 1,
+      mtu: this.engineMtu,
+      headroom: FEC_DATA_PREFIX + 1,
       sndWnd: this.sndWnd,
       rcvWnd: this.rcvWnd,
       ...this.noDelay,
@@ -397,6 +504,8 @@ export class KcpCarrier {
       streamMode: true,
       deadLink: NO_DEAD_LINK,
       ackRepeat: true,
+      rack: true,
+      inputFlushes: false,
       // A sender that saw our window closed asks again after this (kcp-go ≤ v5.6.42's 7 s stalls a flow).
       probeInitMs: 500,
     });

@@ -10,7 +10,11 @@ import {
 } from '../flow-frames.js';
 import { FlowEvent, type CarrierFlow } from '../carrier.js';
 import type { PathController } from './path-controller.js';
+import { FEC_DATA_PREFIX } from './path-fec.js';
 import { KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
+
+/** Turns an engine datagram into what goes on the peer channel (a view of it, FEC-framed or not). */
+export type DatagramFramer = (d: Uint8Array, type: number) => Uint8Array;
 
 export { FlowEvent };
 
@@ -108,17 +112,18 @@ export class KcpFlow implements CarrierFlow {
     this.kcp.flush(now);
   }
 
-  /** Feeds one datagram (kind byte first). Returns false if KCP rejected it as malformed. */
-  input(payload: Uint8Array, now: number): boolean {
+  /**
+   * Feeds one datagram (kind byte first); `regular` = false for one rebuilt by FEC (no window or RTT
+   * sample from it). Returns false if KCP rejected it as malformed.
+   */
+  input(payload: Uint8Array, now: number, regular = true): boolean {
     this.lastNow = this.heardAt = now;
     this.heard = true;
-    const queued = this.kcp.waitSnd;
-    const ok = this.kcp.input(payload.subarray(1), now, true) >= 0;
+    const ok = this.kcp.input(payload.subarray(1), now, regular) >= 0;
+    // The pass's flushAcks() flushes once for all the datagrams it took: ACKs, and the resends they
+    // reveal. Not per datagram: a full flush scans the whole window.
     this.ackPending = true;
     this.pull();
-    // Duplicate ACKs may call for a fast retransmit: send it now rather than at the next tick. When
-    // una advanced (waitSnd fell), input() itself already flushed; a second scan of the window is waste.
-    if (this.kcp.waitSnd > 0 && this.kcp.waitSnd === queued) this.kcp.flush(now);
     this.checkWritable();
     this.checkEnded(now);
     return ok;
@@ -177,14 +182,18 @@ export class KcpFlow implements CarrierFlow {
     return r;
   }
 
-  /** Moves the engine's datagrams to `out`; returns their bytes. */
-  drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes): number {
+  /**
+   * Moves the engine's datagrams to `out`, each framed by `frame` (the plain payload starts at
+   * d[FEC_DATA_PREFIX], its kind byte; the bytes before are room for FEC); returns their bytes.
+   */
+  drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes, frame: DatagramFramer): number {
     const type = this.role === 'initiator' ? types.fromInitiator : types.fromAcceptor;
     let bytes = 0;
     for (let d = this.kcp.pollTransmit(); d !== null; d = this.kcp.pollTransmit()) {
-      d[0] = KIND_SEGMENTS;
-      bytes += d.length;
-      out.push({ peerId: this.peerId, type, data: d });
+      d[FEC_DATA_PREFIX] = KIND_SEGMENTS;
+      const data = frame(d, type);
+      bytes += data.length;
+      out.push({ peerId: this.peerId, type, data });
     }
     if (bytes > 0) this.checkWritable();
     return bytes;

@@ -193,6 +193,16 @@ export class PathController {
     return Math.max(this.minWindow, (gain * bdp) / (1 - this.lossShare));
   }
 
+  /**
+   * The path's bandwidth-delay product in bytes: the model's rate × (base RTT + a round), grown by the
+   * loss share; 0 before a model. Unlike inflightLimit() it leaves out the standing delay a busy host
+   * adds, so what is sized from it does not grow with the queue it feeds.
+   */
+  bdp(): number {
+    if (this.bw === 0 || this.minRtt === Infinity) return 0;
+    return (this.bw * (this.minRtt + MIN_ROUND_MS)) / (1 - this.lossShare);
+  }
+
   get bandwidth(): number {
     return this.bw;
   }

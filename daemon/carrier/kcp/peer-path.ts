@@ -11,18 +11,32 @@
 import { Ring } from '../../transport/kcp/ring.js';
 import type { KcpFlow } from './flow.js';
 import { PathController } from './path-controller.js';
+import { FecEncoder } from './path-fec.js';
 
 /** Segments one flow may send per turn when many wait: small, so turns interleave finely. */
 const QUANTUM_SEGS = 4;
+/**
+ * A flow's send window (the sn span from the oldest unacknowledged segment) in path BDPs: the pipe
+ * itself, plus a hole at the window's start takes about a round trip to repair (RACK) while the
+ * segments sent meanwhile must still fit, plus slack. And at least twice the controller's in-flight
+ * cap, which also counts the standing delay of a busy host: a window of the base RTT alone keeps the
+ * flow window-limited there, and then the rate it measures never grows.
+ */
+const WINDOW_BDPS = 3;
+/** Send windows never fall below this many segments (a path with no model yet must still move). */
+export const MIN_FLOW_WINDOW = 64;
 
 export class PeerPath {
   readonly ctl: PathController;
+  /** Adaptive FEC toward this peer, or null when it did not announce that it decodes it. */
+  readonly fec: FecEncoder | null;
   /** Absolute time at which pace() should run again, Infinity when nothing waits on time. */
   wakeAt = Infinity;
   private readonly ready = new Ring<KcpFlow>(64);
 
-  constructor(private readonly mss: number) {
+  constructor(private readonly mss: number, fec: boolean) {
     this.ctl = new PathController({ mss });
+    this.fec = fec ? new FecEncoder() : null;
   }
 
   /** After anything reached the flow: report its samples, and queue it if new data waits to go. */
@@ -41,6 +55,12 @@ export class PeerPath {
     flow.unreport(this.ctl);
   }
 
+  /** Segments a flow's send window spans: from the path's bandwidth-delay product, within [MIN_FLOW_WINDOW, maxWindow]. */
+  sendWindow(maxWindow: number): number {
+    const segs = Math.ceil(Math.max(WINDOW_BDPS * this.ctl.bdp(), 2 * this.ctl.inflightLimit()) / this.mss);
+    return Math.max(MIN_FLOW_WINDOW, Math.min(maxWindow, segs));
+  }
+
   get waiting(): number {
     return this.ready.length;
   }
@@ -49,7 +69,7 @@ export class PeerPath {
    * Grants quotas round-robin while budget lasts. `sent(flow)` must drain what the flow queued and
    * call note() (which puts the flow back at the tail if it still has data).
    */
-  pace(now: number, sent: (flow: KcpFlow) => void): void {
+  pace(now: number, sent: (flow: KcpFlow) => void, maxWindow: number): void {
     const ready = this.ready;
     let budget = this.ctl.budget(now);
     while (ready.length > 0) {
@@ -62,7 +82,12 @@ export class PeerPath {
       const kcp = flow.kcp;
       kcp.newSegmentQuota = Math.min(segs, Math.max(QUANTUM_SEGS, share));
       kcp.rtoFloor = this.ctl.rtoFloor();
-      kcp.flush(now);
+      if (this.fec) {
+        this.fec.setBaseRtt(this.ctl.baseRtt);
+        kcp.rackExtraMs = this.fec.repairDelay;
+      }
+      kcp.setWindows(this.sendWindow(maxWindow), 0);
+      kcp.flushNew(now);
       kcp.newSegmentQuota = 0;
       sent(flow);
       budget = this.ctl.budget(now);

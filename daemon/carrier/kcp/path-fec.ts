@@ -1,0 +1,306 @@
+/**
+ * Adaptive forward error correction on one peer path of the KCP carrier, between tstier nodes that
+ * both announce the KcpFec route feature. Every datagram to the peer (all flows together, so groups
+ * fill even when each flow is thin) becomes a data shard; after GROUP_DATA of them, or GROUP_MS after
+ * a group's first, the encoder sends `parity` Reed-Solomon parity shards, and the peer rebuilds up to
+ * that many lost datagrams of the group without a round trip. The code is the kcptun-compatible one
+ * (transport/fec/reedsolomon.ts); the framing is the carrier's own, since groups vary in size.
+ *
+ * Parity follows the loss the peer measures: the decoder counts the shards it receives against the
+ * per-path sequence numbers and reports both every REPORT_MS; the encoder smooths that loss rate and
+ * sends PARITY_PER_LOSS parity shards per expected lost one (a group of GROUP_DATA: round(16 × loss × 2),
+ * at most MAX_PARITY), none below MIN_LOSS. The report counts
+ * raw losses (FEC-repaired ones included), so parity does not fall as it starts to work. Two parity
+ * shards per expected loss repair about two thirds of the holes at 5-20 % (a group fails when its
+ * losses outnumber its parity); more would buy little: on a rate-capped path every parity byte
+ * displaces a data byte. Holes a group cannot rebuild fall back to RACK's retransmission.
+ *
+ * Wire (after the carrier's kind byte):
+ *   data:   KIND_FEC_DATA   | seq u32 | group u32 | index u8 | shard = (type u8 | len u16 | payload)
+ *   parity: KIND_FEC_PARITY | seq u32 | group u32 | index u8 | data count u8 | shard bytes
+ *   report: KIND_FEC_REPORT | highest seq u32 | shards received u32   (both cumulative)
+ * `payload` is the carrier datagram as it would go without FEC (kind 0 first); `type` says which of
+ * the two packet types carried it (0: from the initiator), so a rebuilt one reaches the right table.
+ * Shards shorter than the group's longest count as zero-padded; a group that closed early has zero
+ * data shards past its count, which parity need not carry.
+ */
+import { writeU32Le, readU32Le } from '../../packet/bytes.js';
+import { mulAddInto } from '../../transport/fec/galois.js';
+import { ReedSolomon, type ShardRef } from '../../transport/fec/reedsolomon.js';
+
+export const KIND_FEC_DATA = 3;
+export const KIND_FEC_PARITY = 4;
+export const KIND_FEC_REPORT = 5;
+/** Bytes a data shard's datagram carries before the plain payload: kind, seq, group, index, type, len. */
+export const FEC_DATA_PREFIX = 13;
+const SHARD_AT = 10;
+const PARITY_SHARD_AT = 11;
+/** A parity datagram is this much longer than the longest data datagram of its group. */
+export const PARITY_EXTRA = PARITY_SHARD_AT - SHARD_AT;
+export const FEC_REPORT_LEN = 9;
+
+/** Data shards per group at most: small enough that a repair waits little, large enough to be cheap. */
+const GROUP_DATA = 16;
+/**
+ * A group is closed (its parity sent) at most groupMs after its first shard: a quarter of the path's
+ * base RTT within these bounds, so a thin flow's groups still gather a few shards, and a repair still
+ * comes well before a retransmission would (the engine's RACK allows for it, see rackExtraMs).
+ */
+const MIN_GROUP_MS = 5;
+const MAX_GROUP_MS = 40;
+const MAX_PARITY = 8;
+/** Below this loss rate the path gets no parity. */
+const MIN_LOSS = 0.005;
+const PARITY_PER_LOSS = 2;
+const REPORT_MS = 100;
+/** Groups the decoder keeps open; older ones are dropped (their holes are KCP's to repair). */
+const KEEP_GROUPS = 8;
+const MAX_SHARD = 1500;
+
+const codecs = new Map<number, ReedSolomon>();
+function codec(data: number, parity: number): ReedSolomon {
+  const key = data * 256 + parity;
+  let c = codecs.get(key);
+  if (!c) codecs.set(key, (c = new ReedSolomon(data, parity)));
+  return c;
+}
+
+/** Parity shards per full group for a measured loss rate (what a group accumulates; a short one sends fewer). */
+export function parityFor(loss: number): number {
+  if (loss < MIN_LOSS) return 0;
+  return Math.min(MAX_PARITY, Math.max(1, Math.round(GROUP_DATA * loss * PARITY_PER_LOSS)));
+}
+
+export class FecEncoder {
+  /** Smoothed loss rate the peer reports. */
+  loss = 0;
+  /** How long a group may stay open (ms); see setBaseRtt(). */
+  groupMs = MIN_GROUP_MS;
+  /** Parity shards sent, and data shards. */
+  readonly stats = { data: 0, parity: 0 };
+  private seq = 0;
+  private group = 0;
+  private count = 0;
+  private parity = 0;
+  private maxLen = 0;
+  private openedAt = 0;
+  private readonly acc: Uint8Array[] = [];
+  private lastReport: { seq: number; received: number } | null = null;
+
+  /**
+   * Frames the datagram `d` in place as a data shard: its plain payload (kind byte first) starts at
+   * d[FEC_DATA_PREFIX], the bytes before are free; `type` 0 or 1. Returns the view to send. Parity,
+   * when this completes a group, goes to `out`.
+   */
+  data(d: Uint8Array, payloadLen: number, type: number, now: number, out: (parity: Uint8Array) => void): Uint8Array {
+    if (this.count === 0) this.open(now);
+    d[0] = KIND_FEC_DATA;
+    writeU32Le(d, 1, this.seq);
+    this.seq = (this.seq + 1) >>> 0;
+    writeU32Le(d, 5, this.group);
+    d[9] = this.count;
+    d[10] = type;
+    d[11] = payloadLen & 0xff;
+    d[12] = payloadLen >>> 8;
+    const shardLen = payloadLen + 3;
+    if (this.parity > 0) {
+      const rs = codec(GROUP_DATA, this.parity);
+      for (let p = 0; p < this.parity; p++) mulAddInto(rs.parityCoefficient(p, this.count), d, SHARD_AT, this.acc[p]!, 0, shardLen);
+    }
+    if (shardLen > this.maxLen) this.maxLen = shardLen;
+    this.stats.data++;
+    if (++this.count === GROUP_DATA) this.close(out);
+    return d.subarray(0, SHARD_AT + shardLen);
+  }
+
+  /** The path's base RTT (ms, Infinity while unknown) sets how long a group may gather shards. */
+  setBaseRtt(rtt: number): void {
+    this.groupMs = rtt === Infinity ? MIN_GROUP_MS : Math.min(MAX_GROUP_MS, Math.max(MIN_GROUP_MS, Math.round(rtt / 4)));
+  }
+
+  /** How much later than a retransmission's ACK a repair may come: the group time, while parity is sent. */
+  get repairDelay(): number {
+    return parityFor(this.loss) > 0 ? this.groupMs : 0;
+  }
+
+  /** When the open group must be closed, or Infinity. */
+  deadline(): number {
+    return this.count > 0 ? this.openedAt + this.groupMs : Infinity;
+  }
+
+  /** Closes a group that waited groupMs for more data. */
+  handleTimeout(now: number, out: (parity: Uint8Array) => void): void {
+    if (this.count > 0 && now >= this.openedAt + this.groupMs) this.close(out);
+  }
+
+  /** A report from the peer (bytes after the kind byte). */
+  report(body: Uint8Array): void {
+    if (body.length < FEC_REPORT_LEN - 1) return;
+    const seq = readU32Le(body, 0);
+    const received = readU32Le(body, 4);
+    const last = this.lastReport;
+    this.lastReport = { seq, received };
+    if (!last) return;
+    const sent = (seq - last.seq) >>> 0;
+    const got = (received - last.received) >>> 0;
+    if (sent < 32 || got > sent) return; // too few to judge, or a stale report
+    this.loss += (1 - got / sent - this.loss) / 4;
+  }
+
+  private open(now: number): void {
+    this.openedAt = now;
+    this.maxLen = 0;
+    this.parity = parityFor(this.loss);
+    for (let p = 0; p < this.parity; p++) {
+      if (this.acc.length <= p) this.acc.push(new Uint8Array(MAX_SHARD + PARITY_SHARD_AT));
+      this.acc[p]!.fill(0);
+    }
+  }
+
+  private close(out: (parity: Uint8Array) => void): void {
+    // A group closed early (thin traffic) needs less parity for the same share; still one, or its holes
+    // would wait a round trip. Thin traffic leaves the path idle, so that one costs no goodput.
+    const send = this.parity === 0 ? 0 : Math.min(this.parity, Math.max(1, Math.round(this.count * this.loss * PARITY_PER_LOSS)));
+    for (let p = 0; p < send; p++) {
+      const shard = this.acc[p]!;
+      const d = new Uint8Array(PARITY_SHARD_AT + this.maxLen);
+      d[0] = KIND_FEC_PARITY;
+      writeU32Le(d, 1, this.seq);
+      this.seq = (this.seq + 1) >>> 0;
+      writeU32Le(d, 5, this.group);
+      d[9] = GROUP_DATA + p;
+      d[10] = this.count;
+      d.set(shard.subarray(0, this.maxLen), PARITY_SHARD_AT);
+      this.stats.parity++;
+      out(d);
+    }
+    this.group = (this.group + 1) >>> 0;
+    this.count = 0;
+  }
+}
+
+interface Group {
+  id: number;
+  shards: (ShardRef | null)[];
+  /** Data shards in the group (known from a parity shard; GROUP_DATA until then). */
+  dataCount: number;
+  present: number;
+  parityCount: number;
+  done: boolean;
+}
+
+/** A rebuilt datagram: the packet type flag and the plain payload (kind 0 first). */
+export interface Rebuilt {
+  type: number;
+  payload: Uint8Array;
+}
+
+export class FecDecoder {
+  readonly stats = { recovered: 0 };
+  private readonly groups: Group[] = [];
+  private readonly pool: Uint8Array[] = [];
+  private highest = -1;
+  private received = 0;
+  private reportedAt = -Infinity;
+
+  /**
+   * A data shard arrived (body = bytes after the kind byte); returns the plain payload inside it (a
+   * view of `body`) to deliver now, or null if malformed. Rebuilt datagrams go to `rebuilt`.
+   */
+  data(body: Uint8Array, rebuilt: (r: Rebuilt) => void): Rebuilt | null {
+    if (body.length < FEC_DATA_PREFIX - 1) return null;
+    const len = body[10]! | (body[11]! << 8);
+    if (len + 12 > body.length || len < 1) return null;
+    this.store(body, rebuilt, false);
+    return { type: body[9]!, payload: body.subarray(12, 12 + len) };
+  }
+
+  parity(body: Uint8Array, rebuilt: (r: Rebuilt) => void): void {
+    if (body.length < PARITY_SHARD_AT) return;
+    this.store(body, rebuilt, true);
+  }
+
+  /** The report to send now (kind byte first), or null while the last one is recent. */
+  takeReport(now: number): Uint8Array | null {
+    if (now - this.reportedAt < REPORT_MS || this.highest < 0) return null;
+    this.reportedAt = now;
+    const r = new Uint8Array(FEC_REPORT_LEN);
+    r[0] = KIND_FEC_REPORT;
+    writeU32Le(r, 1, (this.highest + 1) >>> 0);
+    writeU32Le(r, 5, this.received);
+    return r;
+  }
+
+  private store(body: Uint8Array, rebuilt: (r: Rebuilt) => void, isParity: boolean): void {
+    const seq = readU32Le(body, 0);
+    const id = readU32Le(body, 4);
+    const index = body[8]!;
+    this.received = (this.received + 1) >>> 0;
+    if (this.highest < 0 || ((seq - this.highest) | 0) > 0) this.highest = seq;
+    if (index >= GROUP_DATA + MAX_PARITY) return;
+    const g = this.groupOf(id);
+    if (g === null || g.done || g.shards[index] !== null) return;
+    const at = isParity ? PARITY_SHARD_AT - 1 : SHARD_AT - 1;
+    const n = body.length - at;
+    if (n > MAX_SHARD) return;
+    const copy = this.pool.pop() ?? new Uint8Array(MAX_SHARD);
+    copy.set(body.subarray(at));
+    g.shards[index] = { buf: copy, off: 0, len: n };
+    g.present++;
+    if (isParity) {
+      g.dataCount = body[9]!;
+      g.parityCount++;
+    }
+    this.tryRebuild(g, rebuilt);
+  }
+
+  private groupOf(id: number): Group | null {
+    for (const g of this.groups) if (g.id === id) return g;
+    const newest = this.groups.length > 0 ? this.groups[this.groups.length - 1]!.id : id - 1;
+    if (((id - newest) | 0) <= 0) return null; // older than every group kept: its time is over
+    const g: Group = { id, shards: new Array<ShardRef | null>(GROUP_DATA + MAX_PARITY).fill(null), dataCount: GROUP_DATA, present: 0, parityCount: 0, done: false };
+    this.groups.push(g);
+    if (this.groups.length > KEEP_GROUPS) this.free(this.groups.shift()!);
+    return g;
+  }
+
+  private tryRebuild(g: Group, rebuilt: (r: Rebuilt) => void): void {
+    if (g.parityCount === 0) return;
+    const k = g.dataCount;
+    let dataPresent = 0;
+    for (let i = 0; i < k; i++) if (g.shards[i] !== null) dataPresent++;
+    if (dataPresent === k) {
+      g.done = true;
+      return;
+    }
+    if (dataPresent + g.parityCount < k) return;
+    // Data shards past the count were never sent: zeros, present by definition.
+    const zero: ShardRef = { buf: new Uint8Array(0), off: 0, len: 0 };
+    let parityCap = 0;
+    for (let p = 0; p < MAX_PARITY; p++) if (g.shards[GROUP_DATA + p] !== null) parityCap = p + 1;
+    const rs = codec(GROUP_DATA, Math.max(parityCap, 1));
+    const shards: (ShardRef | null)[] = [];
+    for (let i = 0; i < GROUP_DATA; i++) shards.push(i < k ? g.shards[i]! : zero);
+    for (let p = 0; p < rs.parityShards; p++) shards.push(g.shards[GROUP_DATA + p]!);
+    const out: { index: number; buf: Uint8Array }[] = [];
+    const ok = rs.reconstructData(shards, (i) => {
+      const buf = this.pool.pop() ?? new Uint8Array(MAX_SHARD);
+      out.push({ index: i, buf });
+      return buf;
+    });
+    g.done = true;
+    if (!ok) return;
+    for (const { buf } of out) {
+      const len = buf[1]! | (buf[2]! << 8);
+      if (len >= 1 && len + 3 <= MAX_SHARD) {
+        this.stats.recovered++;
+        rebuilt({ type: buf[0]!, payload: buf.subarray(3, 3 + len) });
+      }
+      this.pool.push(buf);
+    }
+  }
+
+  private free(g: Group): void {
+    for (const s of g.shards) if (s !== null) this.pool.push(s.buf);
+  }
+}
