@@ -88,6 +88,8 @@ export type FlowAction<C extends CarrierView> =
   | { kind: 'dial'; flow: DstFlowState<C>; ip: string; port: number }
   /** Destination: answer the OPEN; anything but Connected also detaches the carrier flow. */
   | { kind: 'answer'; flow: DstFlowState<C>; status: DialStatus }
+  /** Reset the application's piped connection (its pipe's end then closes the row). */
+  | { kind: 'reset-app'; flow: SrcFlowState<C> }
   /** Destination: abort the dial in progress (its outcome still comes back through dialed()). */
   | { kind: 'cancel-dial'; flow: DstFlowState<C> };
 
@@ -198,6 +200,11 @@ export class FlowCore<C extends CarrierView = CarrierView> {
     }
     // Nothing moved yet (the SYN is still held): another carrier, or plain packets, may still work.
     if (status === DialStatus.Denied && holding) return this.fallback(src, 'denied by peer', now);
+    if (src.phase === 'piped') {
+      // Optimistic: the application is already connected, and learns of the failed dial by a reset.
+      src.row.reason = `${src.row.reason}; dial ${dialStatusText(status)}`;
+      return this.push({ kind: 'reset-app', flow: src });
+    }
     this.push({ kind: status === DialStatus.Refused ? 'refuse' : 'drop', flow: src });
     this.endSrc(src, `dial ${dialStatusText(status)}`, now);
   }

@@ -350,6 +350,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
         return this.term![a.kind](this.srcs.get(a.flow)!);
       case 'pass':
         return this.passPlain(a.flow);
+      case 'reset-app':
+        return this.srcs.get(a.flow)!.pipe?.onReset();
       case 'abort-peer': {
         const flows = this.carriers.abortPeer(a.peer);
         if (flows > 0) this.log.info('proxied flows with peer reset', { peer_id: a.peer, flows, why: a.why });
