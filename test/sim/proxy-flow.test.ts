@@ -11,7 +11,7 @@
  *   - at a quiet checkpoint, open rows come in pairs, Connected on both nodes (issue 14: no row
  *     ConnectingDst on one side and Connected on the other);
  *   - after the applications close, both tables drain to empty: no row outlives its flow.
- * A failing seed prints itself; replay with SIM_SEED=n (SIM_PROXY_SEEDS=n sets the count, default 5000).
+ * A failing seed prints itself; replay with SIM_SEED=n (SIM_PROXY_SEEDS=n sets the count, default 10,000).
  */
 import { test } from 'node:test';
 import { DialStatus } from '../../daemon/carrier/flow-frames.js';
@@ -151,5 +151,5 @@ function checkpoint(s: ProxyNode, d: ProxyNode): string[] {
 }
 
 test('proxy flow core: verdicts, transport choice, fallback and rows under refusals, denials, silence, resets and outages', (t) => {
-  sweep(t, 'proxy flow core', seedsFor('SIM_PROXY_SEEDS', 5000), runSeed);
+  sweep(t, 'proxy flow core', seedsFor('SIM_PROXY_SEEDS', 10_000), runSeed);
 });
