@@ -68,7 +68,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   readonly table = new FlowTable();
   private readonly core: FlowCore<CarrierFlow>;
   private readonly timer = new PassScheduler(() => this.onTimer(), nowMs);
-  private readonly housekeeping: NodeJS.Timeout;
+  private housekeeping: NodeJS.Timeout | undefined;
   private carriers!: ProxyCarriers;
   private term: Terminator<SrcFlow> | null = null;
   private subnet: SubnetProxy | null = null;
@@ -96,8 +96,6 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     });
     // Rows closed outside the core (socket flows, the subnet proxy) linger out on the core's clock too.
     this.table.onSweepDue = (at) => this.timer.arm(at);
-    this.housekeeping = setInterval(() => this.sweepTerminators(), HOUSEKEEPING_MS);
-    this.housekeeping.unref();
   }
 
   /** The KCP carrier's settings, as `easytier-cli node` shows them. */
@@ -114,6 +112,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     const cfg = host.config;
     const proxy = new TcpProxy(host, log);
     proxy.carriers = await ProxyCarriers.open(host, log, (driver, flow) => proxy.onOpenRequest(driver, flow));
+    proxy.housekeeping = setInterval(() => proxy.sweepTerminators(), HOUSEKEEPING_MS);
+    proxy.housekeeping.unref();
     host.peer.on('peer-gone', proxy.onPeerGone).on('peer-down', proxy.onPeerDown).on('routes', proxy.onRoutes);
     proxy.onRoutes();
     const myIp = cfg.ipv4 ? ipv4ToU32(cfg.ipv4.address) ?? 0 : 0;
