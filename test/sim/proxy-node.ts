@@ -42,6 +42,8 @@ export interface FlowPlan {
   endMs: number;
   /** A carrier reset of this flow at this time (ms after the open), or -1. */
   carrierResetMs: number;
+  /** The OPEN takes this long to cross (a burst queued ahead of it), or 0: the usual delay. */
+  slowOpenMs: number;
 }
 
 export class SimFlow implements CarrierView {
@@ -208,7 +210,7 @@ export class ProxyNode implements SimEndpoint {
     this.attached.add(flow);
     const input = transport === 'Kcp' ? this.other.setup.kcpInput : this.other.setup.quicInput;
     const plan = this.plans.get(key)!;
-    if (input !== 'silent') this.later(this.delay(), (t) => this.other.openArrived(flow, src.req, t));
+    if (input !== 'silent') this.later(plan.slowOpenMs || this.delay(), (t) => this.other.openArrived(flow, src.req, t));
     this.later(CARRIER_OPEN_TIMEOUT_MS, () => {
       if (!flow.heard && !flow.ended) this.resetFlow(flow, true);
     });
