@@ -14,9 +14,7 @@
  * Runtime fallback (beyond EasyTier, which only decides from route info): while the SYN is still held,
  * a carrier the peer denies, or that heard nothing from the peer after NO_ANSWER_FALLBACK_MS, gives
  * way to the next transport (KCP > QUIC > plain packets); plain packets means the held SYN is handed
- * back and forwarded as is. The row says what was tried and why. A carrier that keeps answering other
- * flows to the same peer meanwhile is busy (a burst of SYNs), not absent: its flow waits, up to
- * BUSY_WAIT_MS, before it falls back.
+ * back and forwarded as is. The row says what was tried and why.
  *
  * Rows never outlive their flow: a released SYN whose connection never reaches the proxy (the kernel
  * listener dropped the application's last handshake ACK, e.g. with a full accept queue) is given up
