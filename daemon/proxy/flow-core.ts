@@ -38,12 +38,6 @@ export const NO_ANSWER_FALLBACK_MS = 3_000;
  */
 export const ACCEPT_TIMEOUT_MS = 65_000;
 
-/**
- * How long a held flow may wait for a carrier that is busy answering others (see lastAnswer) before it
- * falls back anyway: well inside the terminator's 30 s limit on a held SYN.
- */
-export const BUSY_WAIT_MS = 12_000;
-
 export type CarriedTransport = 'Kcp' | 'Quic';
 
 /** What the core reads of a carrier's flow (CarrierFlow has it all). */
@@ -68,8 +62,6 @@ export class SrcFlowState<C extends CarrierView = CarrierView> {
   phase: SrcPhase = 'held';
   carrier: C | null = null;
   transport: CarriedTransport = 'Kcp';
-  /** When the current carrier's open started. */
-  openedAt = 0;
   /** Transports that failed this flow before any byte moved. */
   readonly tried = new Set<ProxyTransport>();
   constructor(readonly row: FlowEntry, readonly req: OpenRequest, readonly dstPeer: number) {}
@@ -165,10 +157,10 @@ export class FlowCore<C extends CarrierView = CarrierView> {
       if (t > now) break;
       this.noAnswer.delete(src);
       // Heard: the STATUS is late (a slow dial), not missing; the carrier's own open timeout ends it.
-      if (!src.carrier || src.carrier.status !== null || src.carrier.heard) continue;
-      const busy = (this.lastAnswer.get(`${src.dstPeer}|${src.transport}`) ?? -Infinity) >= src.openedAt;
-      if (busy && now - src.openedAt < BUSY_WAIT_MS) this.noAnswer.set(src, now + this.noAnswerMs);
-      else this.fallback(src, `no answer in ${Math.round((t - src.openedAt) / 1000)} s`, now);
+      const busy = (this.lastAnswer.get(`${src.dstPeer}|${src.transport}`) ?? -Infinity) >= t - this.noAnswerMs;
+      if (src.carrier && src.carrier.status === null && !src.carrier.heard && !busy) {
+        this.fallback(src, `no answer in ${this.noAnswerMs / 1000} s`, now);
+      }
     }
     for (const [src, t] of this.accepting) {
       if (t > now) break;
@@ -279,7 +271,6 @@ export class FlowCore<C extends CarrierView = CarrierView> {
 
   private openWith(src: SrcFlowState<C>, transport: CarriedTransport, now: number): void {
     src.transport = transport;
-    src.openedAt = now;
     src.phase = 'opening';
     src.row.transport = transport;
     src.row.state = 'ConnectingDst';
