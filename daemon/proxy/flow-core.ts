@@ -116,12 +116,6 @@ export class FlowCore<C extends CarrierView = CarrierView> {
   private actionAt = 0;
   /** Held flows waiting for STATUS, by no-answer deadline: insertion order is deadline order. */
   private readonly noAnswer = new Map<SrcFlowState<C>, number>();
-  /**
-   * When each peer's carrier last answered a flow ("peer|transport" → ms). A flow unanswered past its
-   * deadline while the same carrier answered others since it opened is waiting behind a burst (a
-   * thousand SYNs at once), not talking to a carrier that is not there: it does not fall back.
-   */
-  private readonly lastAnswer = new Map<string, number>();
   /** Released flows waiting for the app's connection, by accept deadline (insertion order too). */
   private readonly accepting = new Map<SrcFlowState<C>, number>();
   private readonly watch: PeerWatch;
@@ -132,10 +126,7 @@ export class FlowCore<C extends CarrierView = CarrierView> {
     this.table = opts.table;
     this.noAnswerMs = opts.noAnswerMs ?? NO_ANSWER_FALLBACK_MS;
     this.acceptTimeoutMs = opts.acceptTimeoutMs ?? ACCEPT_TIMEOUT_MS;
-    this.watch = new PeerWatch(opts.flowTimeoutMs, (peer, why) => {
-      for (const t of ['Kcp', 'Quic']) this.lastAnswer.delete(`${peer}|${t}`);
-      this.push({ kind: 'abort-peer', peer, why });
-    });
+    this.watch = new PeerWatch(opts.flowTimeoutMs, (peer, why) => this.push({ kind: 'abort-peer', peer, why }));
   }
 
   pollAction(): FlowAction<C> | null {
@@ -157,8 +148,7 @@ export class FlowCore<C extends CarrierView = CarrierView> {
       if (t > now) break;
       this.noAnswer.delete(src);
       // Heard: the STATUS is late (a slow dial), not missing; the carrier's own open timeout ends it.
-      const busy = (this.lastAnswer.get(`${src.dstPeer}|${src.transport}`) ?? -Infinity) >= t - this.noAnswerMs;
-      if (src.carrier && src.carrier.status === null && !src.carrier.heard && !busy) {
+      if (src.carrier && src.carrier.status === null && !src.carrier.heard) {
         this.fallback(src, `no answer in ${this.noAnswerMs / 1000} s`, now);
       }
     }
@@ -203,7 +193,6 @@ export class FlowCore<C extends CarrierView = CarrierView> {
   status(src: SrcFlowState<C>, carrier: C, status: DialStatus, now: number): void {
     if (carrier !== src.carrier || src.phase === 'done') return;
     this.noAnswer.delete(src);
-    this.lastAnswer.set(`${src.dstPeer}|${src.transport}`, now);
     const holding = src.phase === 'opening';
     if (status === DialStatus.Connected) {
       if (holding) this.release(src, now);
