@@ -22,6 +22,7 @@ import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
 import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
 import { parseIpv6Address } from '../packet/address.js';
 import { ipv4ToU32 } from '../peer/ipv4-prefix.js';
+import { DEFAULT_TIMERS } from '../peer/session.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { ProxyCarriers } from './carriers.js';
 import { dstDialTarget } from './dial-target.js';
@@ -78,8 +79,13 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   /** Every flow moving bytes, source and destination side: a stopping node resets their applications. */
   private readonly pipes = new Set<SocketPipe>();
   private readonly onPeerGone = (peerId: number): void => this.step(() => this.core.peerGone(peerId));
+  /**
+   * The peer went silent somewhere between its last packet and the next keepalive it owed us: it has
+   * been away since then at the earliest, so its flows are never reset before the flow timeout.
+   */
   private readonly onPeerDown = (peerId: number, silentForMs: number): void => {
-    if (this.host.peer.routes.nextHop(peerId) === undefined) this.step(() => this.core.peerDown(peerId, silentForMs, nowMs()));
+    const awayMs = Math.max(0, silentForMs - DEFAULT_TIMERS.keepaliveMs);
+    if (this.host.peer.routes.nextHop(peerId) === undefined) this.step(() => this.core.peerDown(peerId, awayMs, nowMs()));
   };
   private readonly onRoutes = (): void => {
     const routes = this.host.peer.routes;
