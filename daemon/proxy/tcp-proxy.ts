@@ -215,6 +215,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   /** The carrier's events for a source flow. */
   srcEvents(src: SrcFlow, flow: CarrierFlow, ev: number): void {
+    if (flow !== src.state.carrier) return; // a carrier this flow already gave up for the next one
     this.step(() => {
       if (ev & FlowEvent.Status) this.core.status(src.state, flow, flow.status!, nowMs());
       if (src.pipe) pipeEvents(src.pipe, ev);
