@@ -36,12 +36,17 @@ export interface FlowEntry {
 }
 
 export const CLOSED_LINGER_MS = 10_000;
+const SWEEP_BATCH_MS = 1_000;
 
 export class FlowTable {
   private readonly entries = new Map<number, FlowEntry>();
   private nextId = 1;
   /** What closed rows add up to, for metrics. */
   readonly totals = new FlowTotals();
+  /** When the first closed row is due to go (Infinity: none); the owner's clock wakes sweep() then. */
+  sweepAt = Infinity;
+  /** Told when sweepAt moves earlier (a row closed), so the owner can arm its timer. */
+  onSweepDue: ((at: number) => void) | null = null;
 
   constructor(private readonly lingerMs = CLOSED_LINGER_MS) {}
 
@@ -78,13 +83,24 @@ export class FlowTable {
       retransmits: entry.counters.retransmits });
     entry.state = 'Closed';
     entry.closedAt = now || 1;
+    if (entry.closedAt + this.lingerMs < this.sweepAt) {
+      this.sweepAt = entry.closedAt + this.lingerMs;
+      this.onSweepDue?.(this.sweepAt);
+    }
   }
 
-  /** Forgets entries closed more than `lingerMs` ago. */
+  /**
+   * Forgets entries closed more than `lingerMs` ago. The next sweep is due no sooner than a second
+   * from now: one pass over the table collects every row due in that second.
+   */
   sweep(now: number): void {
+    let next = Infinity;
     for (const [id, e] of this.entries) {
-      if (e.closedAt !== 0 && now - e.closedAt >= this.lingerMs) this.entries.delete(id);
+      if (e.closedAt === 0) continue;
+      if (now - e.closedAt >= this.lingerMs) this.entries.delete(id);
+      else next = Math.min(next, e.closedAt + this.lingerMs);
     }
+    this.sweepAt = next === Infinity ? next : Math.max(next, now + SWEEP_BATCH_MS);
   }
 
   get size(): number {

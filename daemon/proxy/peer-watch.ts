@@ -55,6 +55,13 @@ export class PeerWatch {
     }
   }
 
+  /** When sweep() next has a peer to reset (Infinity: none unreachable). */
+  nextDeadline(): number {
+    let at = Infinity;
+    for (const since of this.unreachable.values()) at = Math.min(at, since + this.timeoutMs);
+    return at;
+  }
+
   /** Resets the flows of peers unreachable past the timeout. */
   sweep(now: number): void {
     for (const [peerId, since] of this.unreachable) {

@@ -5,7 +5,7 @@
  *
  *   SIM_SEED=n     replays seed n alone, in every area (a failure prints itself as SIM_SEED=n)
  *   SIM_SCALE=x    multiplies every area's default count (0.1 for a quick look, 10 for a soak)
- *   <AREA_VAR>=n   sets one area's count (SIM_SEEDS for KCP, SIM_CARRIER_SEEDS, ...; see each file)
+ *   <AREA_VAR>=n   sets one area's count (SIM_SEEDS for KCP, SIM_CARRIER_SEEDS, SIM_PROXY_SEEDS, ...; see each file)
  */
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
