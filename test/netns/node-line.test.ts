@@ -116,9 +116,12 @@ test('three nodes in a line, a relay that restarts, and an intruder', { skip: SK
     const nd = await startCore(d, ['--network-name', 'tt5net', '--network-secret', 'wrong', '-i', '10.144.144.4',
       '--hostname', 'node-d', '--dev-name', 'tt5tun', '--no-listener',
       '-p', 'udp://10.251.3.2:11010', '-p', 'tcp://10.251.3.2:11010']);
-    // Both dials fail the same way: B answers neither, so each handshake times out.
-    await nd.proc.waitForLine(/peer handshake failed remote=tcp:/);
-    await nd.proc.waitForLine(/peer handshake failed remote=udp:.*handshake timeout/);
+    // Both dials fail the same way: B answers neither, so each handshake times out (in either order).
+    const failed = new Set<string>();
+    while (failed.size < 2) {
+      const m = await nd.proc.waitForLine(/peer handshake failed remote=(tcp):|peer handshake failed remote=(udp):.*handshake timeout/);
+      failed.add(m[1] ?? m[2]!);
+    }
     for (const ns of [a, b, c]) {
       const rows = await routes(ns);
       assert.equal(rows.some((r) => r.peer_id === nd.peerId || r.hostname === 'node-d'), false, `${ns.name} routes D`);

@@ -215,9 +215,7 @@ export class Kcp {
   get deadLinkReached(): boolean { return this.state === KCP_STATE_DEAD; }
 
   /** Asks the peer for its free receive window: a WASK goes out with the next flush, answered by a WINS. */
-  askWindow(): void {
-    this.probe.due |= ASK_SEND;
-  }
+  askWindow(): void { this.probe.due |= ASK_SEND; }
   /** rcv_nxt: every sn below it has been received. */
   get receiveNext(): number { return this.rx.next; }
 
