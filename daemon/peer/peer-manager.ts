@@ -15,7 +15,7 @@ import { nowMs, wallMsAt } from '../io/clock.js';
 import { PassScheduler } from '../io/pass-scheduler.js';
 import type { PacketHandler, PeerLayer, PeerLayerStats } from './peer-layer.js';
 export type { PacketHandler, PeerLayerStats } from './peer-layer.js';
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { backoffDelay, DEFAULT_BACKOFF, logFailedAttempt, type BackoffOptions } from './backoff.js';
 import { derivePsk, HandshakeResponder, INIT_LEN } from './handshake.js';
 import { Feature } from './route-record.js';
 import { DEFAULT_ROUTE_OPTIONS, RouteTable, type LocalNode, type RouteTableOptions } from './route-table.js';
@@ -212,17 +212,8 @@ export class PeerManager extends EventEmitter implements PeerLayer {
     this.connectorAttemptFailed(c);
   }
 
-  /**
-   * Logs one failed attempt of `c`, so that an unreachable peer costs a few lines, not one per
-   * attempt: a new cause is a warning; while it repeats, a line at attempts 2, 4, 8, ... shows the
-   * retries go on (debug has them all).
-   */
   private noteFailure(c: Connector, cause: string, first: string, again: string, fields: LogFields): void {
-    const attempt = c.attempt + 1;
-    if (cause !== c.lastError) this.log.warn(first, fields);
-    else if ((attempt & (attempt - 1)) === 0) this.log.info(again, fields);
-    else this.log.debug(again, fields);
-    c.lastError = cause;
+    logFailedAttempt(this.log, c, cause, first, again, fields);
   }
 
   /** A dial or handshake of `c` failed: a rekey just tries again later, anything else redials. */

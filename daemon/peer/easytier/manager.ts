@@ -16,7 +16,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Logger } from '../../log.js';
 import type { PeerConnView } from '../../rpc/source.js';
 import { nowMs } from '../../io/clock.js';
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../backoff.js';
+import { backoffDelay, DEFAULT_BACKOFF, logFailedAttempt, type BackoffOptions } from '../backoff.js';
 import { advertisedProxyPrefix, u32ToIpv4 } from '../ipv4-prefix.js';
 import type { PacketHandler, PeerLayer, PeerLayerStats } from '../peer-layer.js';
 import { Feature } from '../route-record.js';
@@ -269,14 +269,10 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
 
   /**
    * One failed attempt of `c`, logged as PeerManager logs it (so an unreachable peer costs a few
-   * lines: a new cause is a warning, a repeat shows at attempts 2, 4, 8, ...), then a redial.
+   * lines; see logFailedAttempt), then a redial.
    */
   private failed(c: Connector, cause: string, first: string, again: string, fields: (attempt: number) => Record<string, unknown>): void {
-    const attempt = c.attempt + 1;
-    if (cause !== c.lastError) this.log.warn(first, fields(attempt));
-    else if ((attempt & (attempt - 1)) === 0) this.log.info(again, fields(attempt));
-    else this.log.debug(again, fields(attempt));
-    c.lastError = cause;
+    logFailedAttempt(this.log, c, cause, first, again, fields(c.attempt + 1));
     this.redial(c);
   }
 
