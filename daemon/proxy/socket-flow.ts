@@ -24,6 +24,7 @@ import { prefixMask } from '../peer/ipv4-prefix.js';
 import type { ProxyTransport } from '../rpc/source.js';
 import { dialDestination } from './dial.js';
 import { dstDialTarget } from './dial-target.js';
+import type { SocketOpening } from './flow-core.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { splice } from './splice.js';
 import type { TransportChoice } from './transport-choice.js';
@@ -39,8 +40,10 @@ export interface SocketCarriers {
   /** As for a TUN flow; null when the peer has no route. */
   choose(peerId: number, tried: Set<ProxyTransport>): TransportChoice | null;
   driver(transport: 'Kcp' | 'Quic'): CarrierDriver;
-  /** How long a carrier may stay silent before the flow tries the next transport. */
-  readonly noAnswerMs: number;
+  /** The flow opened a carrier: the flow core's no-answer deadline starts (its expiry calls flow.noAnswer()). */
+  awaitAnswer(flow: SocketOpening<CarrierFlow>): void;
+  /** The flow has its answer, or gave the carrier up: the deadline goes. */
+  settled(flow: SocketOpening<CarrierFlow>): void;
   /** The proxy's flows moving bytes: a stopping node resets their applications, these included. */
   readonly pipes: Set<SocketPipe>;
 }
@@ -85,14 +88,13 @@ export function dialFromSocket(c: SocketCarriers, opts: SocketDialOptions, done:
   return flow;
 }
 
-class OutboundFlow implements FlowSink, SocketDial {
+class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
   private entry: FlowEntry | null = null;
   private peerId = 0;
   private driver: CarrierDriver | null = null;
   private flow: CarrierFlow | null = null;
   private pipe: SocketPipe | null = null;
   private kernel: Socket | null = null;
-  private timer: NodeJS.Timeout | null = null;
   private settled = false;
   private readonly tried = new Set<ProxyTransport>();
 
@@ -123,10 +125,19 @@ class OutboundFlow implements FlowSink, SocketDial {
     this.next(choice);
   }
 
+  get carrier(): CarrierFlow | null {
+    return this.flow;
+  }
+
+  /** The flow core's verdict: the carrier heard nothing from the peer in time. */
+  noAnswer(why: string): void {
+    if (!this.settled && this.flow) this.fallback(why);
+  }
+
   abort(): void {
     if (this.settled && this.pipe) return;
     this.settled = true;
-    this.stopTimer();
+    this.c.settled(this);
     this.kernel?.destroy();
     this.dropCarrier();
     this.closeRow('client left before the answer');
@@ -156,15 +167,12 @@ class OutboundFlow implements FlowSink, SocketDial {
     this.driver = driver;
     this.flow = driver.open(this.peerId, { src: this.opts.src, dst: this.opts.dst, optimistic: false }, this);
     entry.counters = this.flow;
-    this.stopTimer();
-    this.timer = setTimeout(() => {
-      if (this.flow && this.flow.status === null && !this.flow.heard) this.fallback(`no answer in ${this.c.noAnswerMs / 1000} s`);
-    }, this.c.noAnswerMs);
+    this.c.awaitAnswer(this);
   }
 
   private onStatus(status: DialStatus): void {
     if (this.settled) return;
-    this.stopTimer();
+    this.c.settled(this);
     if (status === DialStatus.Denied) return this.fallback('denied by peer');
     if (status !== DialStatus.Connected) return this.fail(status, `dial ${dialStatusText(status)}`);
     this.settled = true;
@@ -239,7 +247,7 @@ class OutboundFlow implements FlowSink, SocketDial {
   private fail(status: DialStatus, why: string): void {
     if (this.settled) return;
     this.settled = true;
-    this.stopTimer();
+    this.c.settled(this);
     this.dropCarrier();
     this.closeRow(why);
     this.done({ ok: false, status, why });
@@ -250,11 +258,6 @@ class OutboundFlow implements FlowSink, SocketDial {
     if (!this.flow.ended) this.driver!.abort(this.flow);
     this.driver!.detach(this.flow);
     this.flow = this.driver = null;
-  }
-
-  private stopTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
   }
 
   private addRow(transport: ProxyTransport, reason: string): void {

@@ -148,9 +148,11 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   /** The seam for flows that start at a Node socket (SOCKS5, port forwarding): socket-flow.ts. */
   socketCarriers(): SocketCarriers {
     return {
-      table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS, pipes: this.pipes,
+      table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, pipes: this.pipes,
       ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
       driver: (t) => this.carriers.driver(t),
+      awaitAnswer: (flow) => this.step(() => this.core.socketOpened(flow, nowMs())),
+      settled: (flow) => this.step(() => this.core.socketSettled(flow)),
     };
   }
 
@@ -377,6 +379,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       }
       case 'cancel-dial':
         return void this.dsts.get(a.flow)?.socket?.destroy();
+      case 'socket-no-answer':
+        return a.flow.noAnswer(a.why);
     }
   }
 
