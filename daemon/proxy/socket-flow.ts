@@ -46,6 +46,8 @@ export interface SocketCarriers {
   settled(flow: SocketOpening<CarrierFlow>): void;
   /** The proxy's flows moving bytes: a stopping node resets their applications, these included. */
   readonly pipes: Set<SocketPipe>;
+  /** The pipes' close-wait bound (--proxy-close-wait), ms; 0: none. */
+  readonly closeWaitMs: number;
 }
 
 /** Where a destination lies, as a SOCKS server decides whether to take it. */
@@ -191,7 +193,7 @@ class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
           this.c.pipes.delete(pipe);
           driver.detach(flow);
           this.closeRow(how === 'clean' ? 'closed' : how);
-        });
+        }, { closeWaitMs: this.c.closeWaitMs });
         this.pipe = pipe;
         this.c.pipes.add(pipe);
         socket.resume();
@@ -238,7 +240,7 @@ class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
         ok: true, transport: 'Tcp',
         attach: (client, early) => {
           if (early.length > 0) socket.write(early);
-          splice(client, socket, (how) => this.closeRow(how === 'clean' ? 'closed' : how), entry.counters);
+          splice(client, socket, (how) => this.closeRow(how === 'clean' ? 'closed' : how), this.c.closeWaitMs, entry.counters);
         },
       });
     });
