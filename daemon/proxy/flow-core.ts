@@ -22,6 +22,10 @@
  *
  * Destination role: the OPEN's row, the dial (or its denial by policy), the STATUS answer, the pipe's
  * end. Peers: PeerWatch decides when a peer's flows are reset (gone, or unreachable past the timeout).
+ *
+ * Flows that start at a socket (SOCKS5, port forwards: socket-flow.ts) keep their own state, but
+ * their no-answer deadline is here too (socketOpened / socketSettled / 'socket-no-answer'), so every
+ * flow timer of the proxy is one of the core's deadlines.
  */
 import { DialStatus, dialStatusText, type OpenRequest } from '../carrier/flow-frames.js';
 import type { ProxyTransport } from '../rpc/source.js';

@@ -3,8 +3,9 @@
  * port-forward's accepted connection. They take the same path as a TUN flow: the same transport
  * choice from route info (KCP > QUIC > plain), the same runtime fallback while nothing has moved
  * (a carrier the peer denies, or that heard nothing for NO_ANSWER_FALLBACK_MS, gives way to the
- * next), the same fidelity (the caller learns Connected, Refused or Unreachable from the far node's
- * real dial before it answers its client), and a row in the proxy table.
+ * next; that deadline is the flow core's, flow-core.ts), the same fidelity (the caller learns
+ * Connected, Refused or Unreachable from the far node's real dial before it answers its client), the
+ * same pipe and close-wait bound, and a row in the proxy table.
  *
  * "Plain" for a socket means a kernel connect to the virtual address, which the kernel routes over
  * the TUN. Without a TUN (--no-tun) there is no plain path: a destination no carrier can reach is

@@ -28,15 +28,13 @@ import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { ProxyCarriers } from './carriers.js';
 import { dstDialTarget } from './dial-target.js';
 import { dialDestination } from './dial.js';
-import { errorText, FlowCore, NO_ANSWER_FALLBACK_MS, type DstFlowState, type FlowAction, type SrcFlowState } from './flow-core.js';
+import { errorText, FlowCore, type DstFlowState, type FlowAction, type SrcFlowState } from './flow-core.js';
 import { FlowTable } from './flow-table.js';
 import { PlainFlowTracker } from './plain-flows.js';
 import { closeWaitMs, type ProxyHost } from './proxy-host.js';
 import type { SocketCarriers } from './socket-flow.js';
 import { SubnetProxy } from './subnet-proxy.js';
 import { chooseTransport, type TransportChoice } from './transport-choice.js';
-
-export { NO_ANSWER_FALLBACK_MS };
 
 /** The terminators and the subnet proxy expire held SYNs and lingering flows on this tick. */
 const HOUSEKEEPING_MS = 1_000;
