@@ -95,6 +95,30 @@ test('driver: an accepted flow is the pipe\'s application end; data both ways an
   assert.equal(end.destroyed, true);
 });
 
+test('driver: a paused end leaves the client\'s bytes in the stack until its window closes; resume delivers them all, then the FIN', async (t) => {
+  const up = randomBytes(100_000);
+  let end!: SmoltcpAppEnd;
+  let events!: ReturnType<typeof bound>;
+  const { driver, pump, until, connect } = await setup((d, req) => {
+    end = d.accept(req.id);
+    events = bound(end);
+    end.pause(); // as the pipe does while its carrier has no room
+  });
+  t.after(() => driver.close());
+  const client = connect(new TestClient('10.0.0.2', 49000, '198.51.100.60', 443));
+  await until(() => client.established);
+  client.write(up);
+  client.close();
+  pump();
+  await until(() => client.peerWindow === 0);
+  assert.equal(events.received.length, 0, 'nothing read while paused');
+  assert.equal(events.ended, false);
+  end.resume();
+  pump();
+  await until(() => events.ended);
+  assert.equal(sha256(Buffer.concat(events.received)), sha256(up));
+});
+
 test('driver: a client reset before accept aborts the request signal', async (t) => {
   let request!: FlowRequest;
   const { driver, until, connect } = await setup((_d, req) => {
