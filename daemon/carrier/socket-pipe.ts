@@ -1,6 +1,6 @@
 /**
- * The one pipe between an application's stream (a TCP socket, or a userspace-stack flow) and a
- * carrier stream: a proxied flow's KCP conversation or QUIC stream, a kcptun smux stream, a kcptube
+ * The one pipe between an application's stream (a TCP socket, or a userspace-stack flow: its
+ * AppEnd, app-end.ts) and a carrier stream: a proxied flow's KCP conversation or QUIC stream, a kcptun smux stream, a kcptube
  * connection, or a second application stream (joinStreams). One set of rules for all of them:
  *  - socket → stream: bytes the stream cannot take yet stay here and the socket is paused until the
  *    stream's owner reports it writable (onWritable);
@@ -13,7 +13,9 @@
  *  - every byte is counted: rxBytes from the application, txBytes to it.
  */
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { appEnd, resetApp, type AppEnd, type AppStream } from './app-end.js';
+
+export type { AppStream } from './app-end.js';
 
 export interface PipeStream {
   /** Takes what it can of `data` (copying it, or keeping the view) and returns how many bytes it took. */
@@ -38,12 +40,6 @@ export interface PipeStream {
 /** 'failed': a bug met inside this flow (an exception) closed it, both ways reset. */
 export type PipeEnd = 'clean' | 'reset-by-app' | 'reset-by-peer' | 'close-wait' | 'failed';
 
-/**
- * The application's end: a kernel socket, or any Duplex that ends like one (the userspace stack's
- * flow): 'end' on the peer's FIN, end() for ours, destroy() as a reset, 'close' when done.
- */
-export type AppStream = Socket | Duplex;
-
 /** Bytes through a pipe: rxBytes from the application into the stream, txBytes from the stream to it. */
 export interface PipeCounters {
   rxBytes: number;
@@ -66,9 +62,10 @@ export class SocketPipe {
   private done = false;
   private readonly closeWaitMs: number;
   private lingerTimer: NodeJS.Timeout | undefined;
+  private readonly socket: AppEnd;
 
   constructor(
-    private readonly socket: AppStream,
+    app: AppStream,
     private readonly stream: PipeStream,
     /** Asks the stream's driver to send what the stream queued. */
     private readonly kick: () => void,
@@ -78,26 +75,27 @@ export class SocketPipe {
   ) {
     this.counters = opts.counters ?? { rxBytes: 0, txBytes: 0 };
     this.closeWaitMs = opts.closeWaitMs ?? 0;
-    if ('setNoDelay' in socket) socket.setNoDelay(true);
-    socket.on('data', this.guarded((chunk: Buffer) => this.fromSocket(chunk)));
-    socket.on('end', this.guarded(() => {
-      this.socketEnded = true;
-      if (this.pending === null) this.stream.shutdown();
-      this.kick();
-      this.maybeFinish();
-    }));
-    socket.on('drain', this.guarded(() => {
-      this.setFull(false);
-      this.onReadable();
-      this.kick();
-    }));
-    socket.on('error', () => undefined); // 'close' follows with hadError
-    socket.on('close', this.guarded((hadError?: boolean) => {
-      // A clean close after both FINs may come while socket bytes still wait for room in the
-      // stream: the pair finishes once they are handed over (onWritable).
-      if (hadError || !this.socketEnded || !this.socket.writableFinished) this.finish('reset-by-app');
-      else this.maybeFinish();
-    }));
+    const socket = this.socket = appEnd(app);
+    socket.bind({
+      data: this.guarded((chunk: Uint8Array) => this.fromSocket(chunk)),
+      end: this.guarded(() => {
+        this.socketEnded = true;
+        if (this.pending === null) this.stream.shutdown();
+        this.kick();
+        this.maybeFinish();
+      }),
+      drain: this.guarded(() => {
+        this.setFull(false);
+        this.onReadable();
+        this.kick();
+      }),
+      close: this.guarded((hadError: boolean) => {
+        // A clean close after both FINs may come while socket bytes still wait for room in the
+        // stream: the pair finishes once they are handed over (onWritable).
+        if (hadError || !this.socketEnded || !this.socket.writableFinished) this.finish('reset-by-app');
+        else this.maybeFinish();
+      }),
+    });
     this.guarded(() => this.onReadable())();
   }
 
@@ -132,14 +130,14 @@ export class SocketPipe {
   onReadable(): void {
     if (this.done) return;
     // Corked, the chunks the stream delivered in one go leave in one writev instead of a syscall each.
-    this.socket.cork();
+    this.socket.cork?.();
     while (!this.socketFull) {
       const d = this.stream.read();
       if (d === null) break;
       this.counters.txBytes += d.length;
       if (!this.socket.write(d)) this.setFull(true);
     }
-    this.socket.uncork();
+    this.socket.uncork?.();
     if (!this.socketFull && !this.peerEnded && this.stream.readEnded()) {
       this.peerEnded = true;
       this.socket.end();
@@ -150,7 +148,7 @@ export class SocketPipe {
   /** The peer aborted (or its session ended): reset the application's connection. */
   onReset(): void {
     if (this.done) return;
-    reset(this.socket);
+    this.socket.reset();
     this.finish('reset-by-peer');
   }
 
@@ -165,7 +163,7 @@ export class SocketPipe {
     };
   }
 
-  private fromSocket(chunk: Buffer): void {
+  private fromSocket(chunk: Uint8Array): void {
     const n = this.stream.write(chunk);
     this.counters.rxBytes += n;
     if (n < chunk.length) {
@@ -186,8 +184,7 @@ export class SocketPipe {
     if (this.done) return;
     const fromAppDone = this.socketEnded && this.pending === null;
     if (fromAppDone && this.peerEnded) {
-      // A kernel socket closes once its FIN is out; a Duplex auto-destroys after both ends.
-      if ('destroySoon' in this.socket) this.socket.destroySoon();
+      this.socket.closeSoon();
       this.finish('clean');
       return;
     }
@@ -211,8 +208,8 @@ export class SocketPipe {
     }
     if (!this.socket.destroyed && how !== 'clean') {
       // After close-wait the application has our FIN or we have its: a close, not an abort.
-      if (how === 'failed') reset(this.socket);
-      else if (how === 'close-wait' && this.socket.writableEnded && 'destroySoon' in this.socket) this.socket.destroySoon();
+      if (how === 'failed') this.socket.reset();
+      else if (how === 'close-wait' && this.socket.writableEnded) this.socket.closeSoon();
       else this.socket.destroy();
     }
     this.kick();
@@ -220,19 +217,12 @@ export class SocketPipe {
   }
 }
 
-/** Aborts an application stream so its peer sees an RST (a userspace flow answers destroy() with one). */
-export function reset(s: AppStream): void {
-  if (s.destroyed) return;
-  if ('resetAndDestroy' in s) s.resetAndDestroy();
-  else s.destroy();
-}
-
 /**
- * Joins two application streams both ways (a kernel socket and a userspace-stack flow, or two
- * sockets): `b` is read (paused mode) and written as the pipe's stream, so back-pressure, half-close,
+ * Joins two application streams both ways (a userspace-stack flow or a kernel socket, and a kernel
+ * socket): `b` is read (paused mode) and written as the pipe's stream, so back-pressure, half-close,
  * reset and close-wait follow the same rules as a carried flow's. A kernel socket must allow half-open.
  */
-export function joinStreams(a: AppStream, b: AppStream, onDone: (how: PipeEnd, cause?: unknown) => void,
+export function joinStreams(a: AppStream, b: Socket, onDone: (how: PipeEnd, cause?: unknown) => void,
   opts: PipeOptions = {}): SocketPipe {
   const pipe = new SocketPipe(a, streamOf(b), () => undefined, onDone, opts);
   b.on('readable', () => pipe.onReadable());
@@ -247,7 +237,7 @@ export function joinStreams(a: AppStream, b: AppStream, onDone: (how: PipeEnd, c
 }
 
 /** `s` as a pipe's stream: read in paused mode, written until its buffer is full, ended, reset. */
-function streamOf(s: AppStream): PipeStream {
+function streamOf(s: Socket): PipeStream {
   return {
     write: (d) => {
       if (s.destroyed) return d.length; // its 'close' resets the pipe
@@ -258,10 +248,8 @@ function streamOf(s: AppStream): PipeStream {
     read: () => s.read() as Buffer | null,
     readEnded: () => s.readableEnded,
     shutdown: () => s.end(),
-    abort: () => reset(s),
-    // Both directions ended: a kernel socket closes once its FIN is out; a Duplex auto-destroys.
-    release: () => {
-      if ('destroySoon' in s) s.destroySoon();
-    },
+    abort: () => resetApp(s),
+    // Both directions ended: the socket closes once its FIN is out.
+    release: () => s.destroySoon(),
   };
 }

@@ -87,6 +87,8 @@ export interface NodeConfig {
   rpcPortalWhitelist?: string[];
   /** Seconds a peer may stay unreachable before its proxied flows are reset toward the applications. */
   proxyFlowTimeout: number;
+  /** Seconds a half-closed proxied flow may linger after its first FIN (absent: the default; 0: no bound). */
+  proxyCloseWait?: number;
   /** Log level: error | warn | info | debug | trace. */
   logLevel: string;
 }

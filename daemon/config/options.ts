@@ -6,7 +6,7 @@
 import type { NodeConfig } from './node-config.js';
 import {
   DEFAULT_RPC_PORTAL, parseBool, parseDevName, parseHostname, parseIpv4WithPrefix, parseIpv6WithPrefix, parseListener, parseLogLevel, parseMtu,
-  parseNetworkName, parseNonEmpty, parsePeerUri, parseProxyFlowTimeout, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
+  parseNetworkName, parseNonEmpty, parsePeerUri, parseProxyCloseWait, parseProxyFlowTimeout, parseProxyNetwork, parseQuicCongestion, parseRpcPortal,
 } from './values.js';
 import { parseKcpInterval, parseKcpMode, parseKcpMtu, parseKcpNc, parseKcpNodelay, parseKcpResend, parseKcpWindow } from './kcp-values.js';
 import { parsePortForward } from './port-forward-value.js';
@@ -88,6 +88,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'kcpRcvwnd', long: 'kcp-rcvwnd', arg: 'SEGMENTS', env: 'ET_KCP_RCVWND', toml: ['kcp', 'rcvwnd'], kind: 'int', parse: parseKcpWindow, help: 'KCP proxy receive window, 16-4096 segments (default 1024)' },
   { field: 'kcpMtu', long: 'kcp-mtu', arg: 'BYTES', env: 'ET_KCP_MTU', toml: ['kcp', 'mtu'], kind: 'int', parse: parseKcpMtu, help: 'KCP proxy datagram size, 256-1400 (default 1200)' },
   { field: 'proxyFlowTimeout', long: 'proxy-flow-timeout', arg: 'SECONDS', env: 'ET_PROXY_FLOW_TIMEOUT', toml: ['flags', 'proxy_flow_timeout'], kind: 'int', parse: parseProxyFlowTimeout, help: 'reset proxied flows to a peer unreachable this long (default 30); a restarted peer\'s flows are reset at once' },
+  { field: 'proxyCloseWait', long: 'proxy-close-wait', arg: 'SECONDS', env: 'ET_PROXY_CLOSE_WAIT', toml: ['flags', 'proxy_close_wait'], kind: 'int', parse: parseProxyCloseWait, help: 'close a half-closed proxied flow this long after its first FIN if the other side never finishes (default 600, 0: never)' },
   { field: 'devName', long: 'dev-name', arg: 'NAME', env: 'ET_DEV_NAME', toml: ['flags', 'dev_name'], kind: 'string', parse: parseDevName, help: 'TUN device name (default: chosen by the system)' },
   { field: 'mtu', long: 'mtu', arg: 'BYTES', env: 'ET_MTU', toml: ['flags', 'mtu'], kind: 'int', parse: parseMtu, help: 'TUN MTU (default 1380)' },
   { field: 'instanceName', long: 'instance-name', short: 'm', arg: 'NAME', env: 'ET_INSTANCE_NAME', toml: ['instance_name'], kind: 'string', parse: parseNonEmpty, help: 'instance name (default "default")' },

@@ -42,6 +42,15 @@ export function parseIntInRange(raw: string, name: string, min: number, max: num
 export const DEFAULT_PROXY_FLOW_TIMEOUT = 30;
 export const parseProxyFlowTimeout = (raw: string, name: string): number => parseIntInRange(raw, name, 1, 86_400);
 
+/**
+ * Seconds a half-closed proxied flow may wait for its other side to finish. Half-close is honoured
+ * (one side may go on sending after the other's FIN), but an application that never ends its side
+ * must not hold two sockets and a carrier flow forever. Generous, since a long answer after a
+ * request's FIN is legitimate.
+ */
+export const DEFAULT_PROXY_CLOSE_WAIT = 600;
+export const parseProxyCloseWait = (raw: string, name: string): number => parseIntInRange(raw, name, 0, 86_400);
+
 export const parseMtu = (raw: string, name: string): number => parseIntInRange(raw, name, MTU_MIN, MTU_MAX);
 
 export function parseNonEmpty(raw: string, name: string): string {

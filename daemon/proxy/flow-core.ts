@@ -22,6 +22,10 @@
  *
  * Destination role: the OPEN's row, the dial (or its denial by policy), the STATUS answer, the pipe's
  * end. Peers: PeerWatch decides when a peer's flows are reset (gone, or unreachable past the timeout).
+ *
+ * Flows that start at a socket (SOCKS5, port forwards: socket-flow.ts) keep their own state, but
+ * their no-answer deadline is here too (socketOpened / socketSettled / 'socket-no-answer'), so every
+ * flow timer of the proxy is one of the core's deadlines.
  */
 import { DialStatus, dialStatusText, type OpenRequest } from '../carrier/flow-frames.js';
 import type { ProxyTransport } from '../rpc/source.js';
@@ -74,6 +78,17 @@ export class DstFlowState<C extends CarrierView = CarrierView> {
   constructor(readonly row: FlowEntry, readonly carrier: C, readonly transport: CarriedTransport, readonly req: OpenRequest) {}
 }
 
+/**
+ * A flow that starts at a socket (a SOCKS5 CONNECT, a port forward; socket-flow.ts) while it opens on
+ * a carrier: its adapter keeps the rest of its state, the core its no-answer deadline.
+ */
+export interface SocketOpening<C extends CarrierView = CarrierView> {
+  /** The carrier flow being opened; null once given up. */
+  readonly carrier: C | null;
+  /** What the adapter calls for this flow's 'socket-no-answer'. */
+  noAnswer(why: string): void;
+}
+
 export type FlowAction<C extends CarrierView> =
   /** Open the flow on `transport`; hand the carrier's flow back with opened(). */
   | { kind: 'open'; flow: SrcFlowState<C>; transport: CarriedTransport }
@@ -92,7 +107,9 @@ export type FlowAction<C extends CarrierView> =
   /** Reset the application's piped connection (its pipe's end then closes the row). */
   | { kind: 'reset-app'; flow: SrcFlowState<C> }
   /** Destination: abort the dial in progress (its outcome still comes back through dialed()). */
-  | { kind: 'cancel-dial'; flow: DstFlowState<C> };
+  | { kind: 'cancel-dial'; flow: DstFlowState<C> }
+  /** A socket flow's carrier heard nothing from the peer in time: it tries the next transport. */
+  | { kind: 'socket-no-answer'; flow: SocketOpening<C>; why: string };
 
 export type Claim<C extends CarrierView> =
   | { kind: 'held'; flow: SrcFlowState<C> }
@@ -115,8 +132,8 @@ export class FlowCore<C extends CarrierView = CarrierView> {
   readonly table: FlowTable;
   private readonly actions: FlowAction<C>[] = [];
   private actionAt = 0;
-  /** Held flows waiting for STATUS, by no-answer deadline: insertion order is deadline order. */
-  private readonly noAnswer = new Map<SrcFlowState<C>, number>();
+  /** Held flows and socket flows waiting for STATUS, by no-answer deadline: insertion order is deadline order. */
+  private readonly noAnswer = new Map<SrcFlowState<C> | SocketOpening<C>, number>();
   /** Released flows waiting for the app's connection, by accept deadline (insertion order too). */
   private readonly accepting = new Map<SrcFlowState<C>, number>();
   private readonly watch: PeerWatch;
@@ -145,13 +162,14 @@ export class FlowCore<C extends CarrierView = CarrierView> {
   }
 
   handleTimeout(now: number): void {
-    for (const [src, t] of this.noAnswer) {
+    for (const [flow, t] of this.noAnswer) {
       if (t > now) break;
-      this.noAnswer.delete(src);
+      this.noAnswer.delete(flow);
       // Heard: the STATUS is late (a slow dial), not missing; the carrier's own open timeout ends it.
-      if (src.carrier && src.carrier.status === null && !src.carrier.heard) {
-        this.fallback(src, `no answer in ${this.noAnswerMs / 1000} s`, now);
-      }
+      if (!flow.carrier || flow.carrier.status !== null || flow.carrier.heard) continue;
+      const why = `no answer in ${this.noAnswerMs / 1000} s`;
+      if (flow instanceof SrcFlowState) this.fallback(flow, why, now);
+      else this.push({ kind: 'socket-no-answer', flow, why });
     }
     for (const [src, t] of this.accepting) {
       if (t > now) break;
@@ -317,6 +335,19 @@ export class FlowCore<C extends CarrierView = CarrierView> {
     src.row.reason = `${src.row.reason}; ${why}`;
     this.opts.note?.('proxied flow ended', { src: src.row.src, dst: src.row.dst, why });
     this.table.close(src.row, now);
+  }
+
+  // ---- flows from sockets ----
+
+  /** A socket flow opened its carrier: it falls back if the carrier hears nothing in time. */
+  socketOpened(flow: SocketOpening<C>, now: number): void {
+    this.noAnswer.delete(flow); // a later deadline goes last, keeping deadline order
+    this.noAnswer.set(flow, now + this.noAnswerMs);
+  }
+
+  /** The socket flow has its answer (or is gone): no deadline any more. */
+  socketSettled(flow: SocketOpening<C>): void {
+    this.noAnswer.delete(flow);
   }
 
   // ---- destination role ----

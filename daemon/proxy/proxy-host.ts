@@ -4,6 +4,7 @@
  */
 import type { NodeAddresses } from '../config/addresses.js';
 import type { NodeConfig } from '../config/node-config.js';
+import { DEFAULT_PROXY_CLOSE_WAIT } from '../config/values.js';
 import type { PeerLayer } from '../peer/peer-layer.js';
 
 export interface ProxyHost {
@@ -17,4 +18,9 @@ export interface ProxyHost {
   writeToTun(packet: Uint8Array): boolean;
   /** Forwards an outbound IP packet as plain Data, past the interceptors. */
   forward(packet: Buffer): void;
+}
+
+/** The pipes' close-wait bound (--proxy-close-wait) in ms; 0: none. */
+export function closeWaitMs(config: NodeConfig): number {
+  return (config.proxyCloseWait ?? DEFAULT_PROXY_CLOSE_WAIT) * 1000;
 }

@@ -3,8 +3,9 @@
  * port-forward's accepted connection. They take the same path as a TUN flow: the same transport
  * choice from route info (KCP > QUIC > plain), the same runtime fallback while nothing has moved
  * (a carrier the peer denies, or that heard nothing for NO_ANSWER_FALLBACK_MS, gives way to the
- * next), the same fidelity (the caller learns Connected, Refused or Unreachable from the far node's
- * real dial before it answers its client), and a row in the proxy table.
+ * next; that deadline is the flow core's, flow-core.ts), the same fidelity (the caller learns
+ * Connected, Refused or Unreachable from the far node's real dial before it answers its client), the
+ * same pipe and close-wait bound, and a row in the proxy table.
  *
  * "Plain" for a socket means a kernel connect to the virtual address, which the kernel routes over
  * the TUN. Without a TUN (--no-tun) there is no plain path: a destination no carrier can reach is
@@ -24,6 +25,7 @@ import { prefixMask } from '../peer/ipv4-prefix.js';
 import type { ProxyTransport } from '../rpc/source.js';
 import { dialDestination } from './dial.js';
 import { dstDialTarget } from './dial-target.js';
+import type { SocketOpening } from './flow-core.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { splice } from './splice.js';
 import type { TransportChoice } from './transport-choice.js';
@@ -39,10 +41,14 @@ export interface SocketCarriers {
   /** As for a TUN flow; null when the peer has no route. */
   choose(peerId: number, tried: Set<ProxyTransport>): TransportChoice | null;
   driver(transport: 'Kcp' | 'Quic'): CarrierDriver;
-  /** How long a carrier may stay silent before the flow tries the next transport. */
-  readonly noAnswerMs: number;
+  /** The flow opened a carrier: the flow core's no-answer deadline starts (its expiry calls flow.noAnswer()). */
+  awaitAnswer(flow: SocketOpening<CarrierFlow>): void;
+  /** The flow has its answer, or gave the carrier up: the deadline goes. */
+  settled(flow: SocketOpening<CarrierFlow>): void;
   /** The proxy's flows moving bytes: a stopping node resets their applications, these included. */
   readonly pipes: Set<SocketPipe>;
+  /** The pipes' close-wait bound (--proxy-close-wait), ms; 0: none. */
+  readonly closeWaitMs: number;
 }
 
 /** Where a destination lies, as a SOCKS server decides whether to take it. */
@@ -85,14 +91,13 @@ export function dialFromSocket(c: SocketCarriers, opts: SocketDialOptions, done:
   return flow;
 }
 
-class OutboundFlow implements FlowSink, SocketDial {
+class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
   private entry: FlowEntry | null = null;
   private peerId = 0;
   private driver: CarrierDriver | null = null;
   private flow: CarrierFlow | null = null;
   private pipe: SocketPipe | null = null;
   private kernel: Socket | null = null;
-  private timer: NodeJS.Timeout | null = null;
   private settled = false;
   private readonly tried = new Set<ProxyTransport>();
 
@@ -123,10 +128,19 @@ class OutboundFlow implements FlowSink, SocketDial {
     this.next(choice);
   }
 
+  get carrier(): CarrierFlow | null {
+    return this.flow;
+  }
+
+  /** The flow core's verdict: the carrier heard nothing from the peer in time. */
+  noAnswer(why: string): void {
+    if (!this.settled && this.flow) this.fallback(why);
+  }
+
   abort(): void {
     if (this.settled && this.pipe) return;
     this.settled = true;
-    this.stopTimer();
+    this.c.settled(this);
     this.kernel?.destroy();
     this.dropCarrier();
     this.closeRow('client left before the answer');
@@ -156,15 +170,12 @@ class OutboundFlow implements FlowSink, SocketDial {
     this.driver = driver;
     this.flow = driver.open(this.peerId, { src: this.opts.src, dst: this.opts.dst, optimistic: false }, this);
     entry.counters = this.flow;
-    this.stopTimer();
-    this.timer = setTimeout(() => {
-      if (this.flow && this.flow.status === null && !this.flow.heard) this.fallback(`no answer in ${this.c.noAnswerMs / 1000} s`);
-    }, this.c.noAnswerMs);
+    this.c.awaitAnswer(this);
   }
 
   private onStatus(status: DialStatus): void {
     if (this.settled) return;
-    this.stopTimer();
+    this.c.settled(this);
     if (status === DialStatus.Denied) return this.fallback('denied by peer');
     if (status !== DialStatus.Connected) return this.fail(status, `dial ${dialStatusText(status)}`);
     this.settled = true;
@@ -183,7 +194,7 @@ class OutboundFlow implements FlowSink, SocketDial {
           this.c.pipes.delete(pipe);
           driver.detach(flow);
           this.closeRow(how === 'clean' ? 'closed' : how);
-        });
+        }, { closeWaitMs: this.c.closeWaitMs });
         this.pipe = pipe;
         this.c.pipes.add(pipe);
         socket.resume();
@@ -230,7 +241,7 @@ class OutboundFlow implements FlowSink, SocketDial {
         ok: true, transport: 'Tcp',
         attach: (client, early) => {
           if (early.length > 0) socket.write(early);
-          splice(client, socket, (how) => this.closeRow(how === 'clean' ? 'closed' : how), entry.counters);
+          splice(client, socket, (how) => this.closeRow(how === 'clean' ? 'closed' : how), this.c.closeWaitMs, entry.counters);
         },
       });
     });
@@ -239,7 +250,7 @@ class OutboundFlow implements FlowSink, SocketDial {
   private fail(status: DialStatus, why: string): void {
     if (this.settled) return;
     this.settled = true;
-    this.stopTimer();
+    this.c.settled(this);
     this.dropCarrier();
     this.closeRow(why);
     this.done({ ok: false, status, why });
@@ -250,11 +261,6 @@ class OutboundFlow implements FlowSink, SocketDial {
     if (!this.flow.ended) this.driver!.abort(this.flow);
     this.driver!.detach(this.flow);
     this.flow = this.driver = null;
-  }
-
-  private stopTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
   }
 
   private addRow(transport: ProxyTransport, reason: string): void {

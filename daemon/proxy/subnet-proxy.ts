@@ -25,7 +25,7 @@ import { dialDestination } from './dial.js';
 import { dstDialTarget } from './dial-target.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { splice } from './splice.js';
-import type { ProxyHost } from './proxy-host.js';
+import { closeWaitMs, type ProxyHost } from './proxy-host.js';
 
 class InboundFlow implements TerminatedFlow {
   term: unknown = null;
@@ -93,8 +93,8 @@ export class SubnetProxy implements TerminatorClient<InboundFlow> {
     flow.entry.state = 'Connected';
     splice(stream, socket, (how) => {
       this.term.ended(flow);
-      this.finish(flow, how === 'clean' ? 'closed' : 'reset');
-    }, flow.entry.counters);
+      this.finish(flow, how === 'clean' ? 'closed' : how);
+    }, closeWaitMs(this.host.config), flow.entry.counters);
   }
 
   abandoned(flow: InboundFlow, why: string): void {

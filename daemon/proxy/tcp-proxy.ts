@@ -28,15 +28,13 @@ import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { ProxyCarriers } from './carriers.js';
 import { dstDialTarget } from './dial-target.js';
 import { dialDestination } from './dial.js';
-import { errorText, FlowCore, NO_ANSWER_FALLBACK_MS, type DstFlowState, type FlowAction, type SrcFlowState } from './flow-core.js';
+import { errorText, FlowCore, type DstFlowState, type FlowAction, type SrcFlowState } from './flow-core.js';
 import { FlowTable } from './flow-table.js';
 import { PlainFlowTracker } from './plain-flows.js';
-import type { ProxyHost } from './proxy-host.js';
+import { closeWaitMs, type ProxyHost } from './proxy-host.js';
 import type { SocketCarriers } from './socket-flow.js';
 import { SubnetProxy } from './subnet-proxy.js';
 import { chooseTransport, type TransportChoice } from './transport-choice.js';
-
-export { NO_ANSWER_FALLBACK_MS };
 
 /** The terminators and the subnet proxy expire held SYNs and lingering flows on this tick. */
 const HOUSEKEEPING_MS = 1_000;
@@ -79,6 +77,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private readonly dsts = new WeakMap<Dst, DstFlow>();
   /** Every flow moving bytes, source and destination side: a stopping node resets their applications. */
   private readonly pipes = new Set<SocketPipe>();
+  /** A half-closed flow whose other side never finishes is closed this long after its first FIN. */
+  private readonly closeWaitMs: number;
   private readonly onPeerGone = (peerId: number): void => this.step(() => this.core.peerGone(peerId));
   /**
    * The peer went silent somewhere between its last packet and the next keepalive it owed us: it has
@@ -96,6 +96,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   };
 
   private constructor(private readonly host: ProxyHost, private readonly log: Logger) {
+    this.closeWaitMs = closeWaitMs(host.config);
     this.core = new FlowCore<CarrierFlow>({
       table: this.table, flowTimeoutMs: host.config.proxyFlowTimeout * 1000,
       choose: (peer, tried) => this.choose(peer, tried),
@@ -148,9 +149,12 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   /** The seam for flows that start at a Node socket (SOCKS5, port forwarding): socket-flow.ts. */
   socketCarriers(): SocketCarriers {
     return {
-      table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS, pipes: this.pipes,
+      table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, pipes: this.pipes,
+      closeWaitMs: this.closeWaitMs,
       ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
       driver: (t) => this.carriers.driver(t),
+      awaitAnswer: (flow) => this.step(() => this.core.socketOpened(flow, nowMs())),
+      settled: (flow) => this.step(() => this.core.socketSettled(flow)),
     };
   }
 
@@ -204,7 +208,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     const pipe = src.pipe = new SocketPipe(stream, driver.pipeStream(flow), () => driver.kick(), (how, cause) => {
       this.pipes.delete(pipe);
       this.step(() => this.core.pipeEnded(src.state, this.pipeEnd(src.state.row, how, cause), nowMs()));
-    });
+    }, { closeWaitMs: this.closeWaitMs });
     this.pipes.add(pipe);
     stream.resume();
   }
@@ -296,7 +300,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     const pipe = dst.pipe = new SocketPipe(socket!, driver.pipeStream(flow), () => driver.kick(), (how, cause) => {
       this.pipes.delete(pipe);
       this.step(() => this.core.dstPipeEnded(dst.state, this.pipeEnd(dst.state.row, how, cause), nowMs()));
-    });
+    }, { closeWaitMs: this.closeWaitMs });
     this.pipes.add(pipe);
     socket!.resume();
   }
@@ -377,6 +381,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       }
       case 'cancel-dial':
         return void this.dsts.get(a.flow)?.socket?.destroy();
+      case 'socket-no-answer':
+        return a.flow.noAnswer(a.why);
     }
   }
 

@@ -4,10 +4,15 @@
  * --disable-quic-input) by plain packets. Proves: one large and 200 concurrent flows over QUIC arrive
  * byte-exact both ways, half-closing in both orders; the precedence KCP > QUIC > plain; a reset by
  * either application reaches the other as ECONNRESET; transfers over a lossy, delaying link stay
- * byte-exact; and the runtime fallback: G accepts KCP and QUIC, but its port 7300 is one of its own
- * services (its peer listener, on UDP), which it never lets a peer's proxy dial; so H's KCP and then QUIC
- * opens to G:7300 are really denied, and H falls back while the SYN is held, down to plain packets,
- * which reach G's TCP server on that port. (The denied-KCP-then-QUIC case is in test/sim/proxy-flow.)
+ * byte-exact; and the runtime fallback while the SYN is held, saying why:
+ *  - H reaches C through B or D, then A; H's first hop relays KCP, so H opens its flows to C on KCP,
+ *    but A (--disable-relay-kcp) silently drops the KCP packets it refuses to relay: the opens hear
+ *    nothing for 3 s and the flows move on to QUIC, which A relays;
+ *  - G accepts KCP and QUIC, but its port 7300 is one of its own services (its peer listener, on
+ *    UDP), which it never lets a peer's proxy dial; so H's KCP and then QUIC opens to G:7300 are
+ *    really denied, and H falls back to plain packets, which reach G's TCP server on that port.
+ * (A KCP open denied and then carried by QUIC needs a peer that says it takes KCP and then denies it,
+ * which real configuration cannot build: that case is in test/sim/proxy-flow.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,7 +52,8 @@ test('QUIC proxy: carriage, precedence, resets, loss, runtime fallback', { skip:
   await startCore(c, [...common('10.144.170.3', 'node-c'), '-l', 'udp://0.0.0.0:11010']);
   await startCore(d, [...common('10.144.170.4', 'node-d'), '-l', 'udp://0.0.0.0:11010', '--disable-kcp-input',
     '--disable-quic-input']);
-  await startCore(a, [...common('10.144.170.1', 'node-a'), '--no-listener', ...SOURCE,
+  // A relays for H (to C) but refuses to relay KCP; its own flows are direct.
+  await startCore(a, [...common('10.144.170.1', 'node-a'), '--no-listener', ...SOURCE, '--disable-relay-kcp',
     '-p', 'udp://10.250.1.2:11010', '-p', 'udp://10.250.2.2:11010', '-p', 'udp://10.250.3.2:11010']);
   await startCore(g, [...common('10.144.170.7', 'node-g'), '-l', 'udp://0.0.0.0:7300']);
   await startCore(h, [...common('10.144.170.8', 'node-h'), '--no-listener', ...SOURCE,
@@ -106,10 +112,17 @@ test('QUIC proxy: carriage, precedence, resets, loss, runtime fallback', { skip:
     assert.ok(rows.filter((x) => x.dst === '10.144.170.2:7100').every((x) => x.transport_type === 'Quic'));
   });
 
-  await t.test('runtime fallback: a denied KCP open moves to QUIC; denied KCP and QUIC move to plain packets', async () => {
-    const toG = await flows(h, '10.144.170.7', 3, 200_000, 200_000, true, 51_000, 7300);
-    assert.deepEqual([toG.ok, toG.failed, toG.errors], [3, 0, []]);
-    const rows = await waitRows(h, 'H lists the flows to G', (rs) => rs.filter(toDst('10.144.170.7', 7300)).length >= 3);
+  await t.test('runtime fallback: an unanswered KCP open moves to QUIC; denied KCP and QUIC move to plain packets', async () => {
+    const [toC, toG] = await Promise.all([
+      flows(h, '10.144.170.3', 5, 200_000, 200_000, false, 50_000),
+      flows(h, '10.144.170.7', 3, 200_000, 200_000, true, 51_000, 7300),
+    ]);
+    assert.deepEqual([toC.ok, toC.failed, toC.errors, toG.ok, toG.failed, toG.errors], [5, 0, [], 3, 0, []]);
+    const rows = await waitRows(h, 'H lists both', (rs) => rs.filter(toDst('10.144.170.3')).length >= 5
+      && rs.filter(toDst('10.144.170.7', 7300)).length >= 3);
+    const viaQuic = rows.filter(toDst('10.144.170.3'));
+    assert.ok(viaQuic.every((x) => x.transport_type === 'Quic' && /kcp: no answer in 3 s; peer accepts quic/.test(x.reason ?? '')),
+      JSON.stringify(viaQuic));
     const viaPlain = rows.filter(toDst('10.144.170.7', 7300));
     assert.ok(viaPlain.length === 3 && viaPlain.every((x) => x.transport_type === 'Tcp'
       && /kcp: denied by peer; peer accepts quic; quic: denied by peer; plain packets/.test(x.reason ?? '')), JSON.stringify(viaPlain));

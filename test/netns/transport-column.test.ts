@@ -3,15 +3,23 @@
  * with B (accepts both), C (--disable-kcp-input, and refuses to relay KCP) and D (accepts neither);
  * E sits behind C. `easytier-cli peer` and `route` on A must say Kcp, Quic, Tcp with the reasons,
  * and name C as the relay that refuses KCP on the way to E. Then F, a --no-tun SOCKS5 node, shows
- * the runtime fallback of flows that start at a socket: G accepts KCP and QUIC, but port 7000 is one
- * of its own services (its peer listener, on UDP), which it never lets a peer's proxy dial; so F's
- * KCP and then QUIC opens to G:7000 are really denied and, with no TUN for plain packets, the client
- * gets "host unreachable". (The denied-KCP-then-QUIC case is in test/sim/proxy-flow.)
+ * the runtime fallback of flows that start at a socket:
+ *  - to E, whose route from F runs F-B-A-C-E: F's first hop (B) relays KCP, so F opens the flow on
+ *    KCP, but C silently drops the KCP packets it refuses to relay; the open hears nothing for 3 s,
+ *    and the flow moves on to QUIC, which C relays, and connects;
+ *  - to G: G accepts KCP and QUIC, but port 7000 is one of its own services (its peer listener, on
+ *    UDP), which it never lets a peer's proxy dial; so F's KCP and then QUIC opens to G:7000 are
+ *    really denied and, with no TUN for plain packets, the client gets "host unreachable".
+ * (A KCP open denied and then carried by QUIC needs a peer that says it takes KCP and then denies it,
+ * which real configuration cannot build: that case is in test/sim/proxy-flow.) Last, F's
+ * --proxy-close-wait 1: a client that half-closes toward a server that never ends its side is closed
+ * about a second after its FIN, and the row says close-wait.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, unavailableReason } from './lib/netns.js';
 import { cliJson, startCore, waitPeers } from './lib/core.js';
+import { FLOWS } from './lib/proxy.js';
 
 const CLIENT = new URL('./fixtures/socks-client.js', import.meta.url);
 
@@ -70,19 +78,39 @@ test('peer and route tables say which transport a new TCP flow would take, and w
   const g = await net.ns('g');
   await net.link(a, g, '10.253.16.1/24', '10.253.16.2/24');
   await startCore(g, [...common('10.144.162.7', 'node-g'), '-l', 'udp://0.0.0.0:7000']);
-  // F: in A's namespace, its own portal and SOCKS port, peering with G only.
+  // F: in A's namespace, its own portal and SOCKS port, peering with G and with B.
   await startCore(a, [...common('10.144.162.6', 'node-f'), '--no-listener', '-r', '15899', '--socks5', '1081',
-    '--enable-kcp-proxy', '--enable-quic-proxy', '-p', 'udp://10.253.16.2:7000']);
+    '--enable-kcp-proxy', '--enable-quic-proxy', '--proxy-close-wait', '1', '-p', 'udp://10.253.16.2:7000',
+    '-p', 'udp://10.253.12.2:11010']);
   const fRows = async (): Promise<Array<{ dst: string; transport_type: string; reason: string; state: string }>> =>
     cliJson(a, ['-p', '127.0.0.1:15899', 'proxy']);
-  for (let i = 0; i < 100 && !(await cliJson<{ ipv4: string }>(a, ['-p', '127.0.0.1:15899', 'route']).catch(() => []))
-    .some((r) => r.ipv4.startsWith('10.144.162.7')); i++);
+  for (let i = 0; i < 100; i++) {
+    const ips = (await cliJson<{ ipv4: string }>(a, ['-p', '127.0.0.1:15899', 'route']).catch(() => [])).map((r) => r.ipv4);
+    if (['10.144.162.7', '10.144.162.5'].every((ip) => ips.some((x) => x.startsWith(ip)))) break;
+  }
+  // With --no-tun, a flow to E's own virtual address is dialled on E's loopback.
+  await e.node(FLOWS, ['serve', '127.0.0.1', '7000']).waitForEvent('listening');
+  const viaQuic = await a.node(CLIENT, ['connect', '127.0.0.1', '1081', '10.144.162.5', '7000']).waitForEvent<{ rep: number }>('connect', 30_000);
+  assert.equal(viaQuic.rep, 0);
+  const rowE = (await fRows()).find((r) => r.dst === '10.144.162.5:7000');
+  assert.equal(rowE?.transport_type, 'Quic', JSON.stringify(rowE));
+  assert.match(rowE!.reason, /^socks5; peer accepts kcp; kcp: no answer in 3 s; peer accepts quic/);
   const toG = await a.node(CLIENT, ['connect', '127.0.0.1', '1081', '10.144.162.7', '7000']).waitForEvent<{ rep: number }>('connect', 30_000);
   assert.equal(toG.rep, 4);
   const rowG = (await fRows()).find((r) => r.dst === '10.144.162.7:7000');
   assert.equal(rowG?.transport_type, 'Tcp', JSON.stringify(rowG));
   assert.match(rowG!.reason, /kcp: denied by peer; .*quic: denied by peer; .*no carrier and no TUN for plain packets \(--no-tun\)/);
   const prom = await a.exec([process.execPath, new URL('../../../bin/easytier-cli', import.meta.url).pathname, '-p', '127.0.0.1:15899', 'stats', 'prometheus']);
-  assert.match(prom.stdout, /^tstier_proxy_fallbacks_total\{from="Kcp",to="Quic"\} 1$/m);
+  assert.match(prom.stdout, /^tstier_proxy_fallbacks_total\{from="Kcp",to="Quic"\} 2$/m);
   assert.match(prom.stdout, /^tstier_proxy_fallbacks_total\{from="Quic",to="Tcp"\} 1$/m);
+
+  // --proxy-close-wait 1: G's server on 7001 never ends its side of a half-closed flow.
+  await g.node(CLIENT, ['hold', '127.0.0.1', '7001']).waitForEvent('listening');
+  const half = await a.node(CLIENT, ['half-close', '127.0.0.1', '1081', '10.144.162.7', '7001'])
+    .waitForEvent<{ rep: number; closed: boolean; ms: number }>('half-close', 30_000);
+  assert.equal(half.rep, 0);
+  assert.equal(half.closed, true, 'the half-closed flow was closed after the close-wait');
+  assert.ok(half.ms >= 900, `closed ${half.ms} ms after the client's FIN, not after the bound`);
+  const rowHalf = (await fRows()).find((r) => r.dst === '10.144.162.7:7001');
+  assert.match(rowHalf?.reason ?? '', /close-wait$/, JSON.stringify(rowHalf));
 });

@@ -10,14 +10,17 @@
  *     accepts, and the verdict follows the far dial (fidelity), the row saying why;
  *   - at a quiet checkpoint, open rows come in pairs, Connected on both nodes (issue 14: no row
  *     ConnectingDst on one side and Connected on the other);
- *   - after the applications close, both tables drain to empty: no row outlives its flow.
+ *   - after the applications close, both tables drain to empty: no row outlives its flow;
+ *   - flows that start at a socket (SOCKS5, port forwards) get exactly one answer, follow the same
+ *     transport order and fallback on the core's no-answer deadline, and never see that deadline
+ *     after their answer.
  * A failing seed prints itself; replay with SIM_SEED=n (SIM_PROXY_SEEDS=n sets the count, default 10,000).
  */
 import { test } from 'node:test';
 import { DialStatus } from '../../daemon/carrier/flow-frames.js';
 import { ACCEPT_TIMEOUT_MS } from '../../daemon/proxy/flow-core.js';
 import { seedsFor, sweep } from './seeds.js';
-import { ANNOUNCE, ProxyNode, type FlowPlan, type NodeSetup } from './proxy-node.js';
+import { ANNOUNCE, ProxyNode, SOCKET_KEYS, type FlowPlan, type NodeSetup } from './proxy-node.js';
 import { Rng, World } from './world.js';
 
 /** All faults happen before this; the checkpoint is past every deadline they start. */
@@ -79,6 +82,8 @@ function runSeed(seed: number): string | null {
   const plans = new Map<number, FlowPlan>();
   const count = rng.range(1, 12);
   for (let k = 0; k < count; k++) plans.set(k, planFlow(rng));
+  const socketCount = rng.range(0, 4);
+  for (let k = 0; k < socketCount; k++) plans.set(SOCKET_KEYS + k, planFlow(rng));
   const label = `src=${JSON.stringify(srcSetup)} dst=${JSON.stringify(dstSetup)} fault=${JSON.stringify(fault)}`;
 
   const world = new World({ seed });
@@ -90,6 +95,7 @@ function runSeed(seed: number): string | null {
   world.addNode(d);
   for (const [n, o] of [[s, d], [d, s]] as const) n.core.routes(new Map([[o.id, 0]]), 0);
   for (let k = 0; k < count; k++) world.schedule(rng.range(0, 15_000), (now) => s.syn(k, now));
+  for (let k = 0; k < socketCount; k++) world.schedule(rng.range(0, 15_000), (now) => s.socketConnect(SOCKET_KEYS + k, now));
   if (fault.kind === 'peer-gone') {
     world.schedule(fault.at, (now) => {
       for (const [n, o] of [[s, d], [d, s]] as const) {
@@ -132,6 +138,16 @@ function runSeed(seed: number): string | null {
       problems.push(`flow ${key}: ${row.transport}/${rec.verdicts.join(',')} "${row.reason}", want ${want.transport}/${want.verdict} ${want.why.join(' ')}`);
     }
   }
+  for (const [key, f] of s.sockets) {
+    if (f.outcomes.length !== 1) problems.push(`socket flow ${key}: answers ${JSON.stringify(f.outcomes)}, want exactly one`);
+    const plan = plans.get(key)!;
+    if (fault.kind !== 'none' || plan.carrierResetMs >= 0 || plan.slowOpenMs > 0 || plan.dial === 'protected') continue;
+    const want = expected({ ...srcSetup, optimistic: false }, dstSetup, plan);
+    const answer = { release: 'connected', refuse: `failed ${DialStatus.Refused}`, drop: `failed ${DialStatus.Unreachable}`, pass: 'plain' }[want.verdict];
+    if (f.transport !== want.transport || f.outcomes[0] !== answer || !want.why.every((w) => w.test(f.reason))) {
+      problems.push(`socket flow ${key}: ${f.transport}/${f.outcomes.join(',')} "${f.reason}", want ${want.transport}/${answer} ${want.why.join(' ')}`);
+    }
+  }
   return problems.length === 0 ? null : `${problems.slice(0, 4).join('\n  ')}\n  ${label}`;
 }
 
@@ -152,6 +168,6 @@ function checkpoint(s: ProxyNode, d: ProxyNode): string[] {
   return out;
 }
 
-test('proxy flow core: verdicts, transport choice, fallback and rows under refusals, denials, silence, resets and outages', (t) => {
+test('proxy flow core: verdicts, transport choice, fallback and rows under refusals, denials, silence, resets and outages; socket flows too', (t) => {
   sweep(t, 'proxy flow core', seedsFor('SIM_PROXY_SEEDS', 10_000), runSeed);
 });

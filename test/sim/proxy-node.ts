@@ -7,9 +7,11 @@
  * to each held SYN is recorded for the invariants in proxy-flow.test.ts.
  */
 import { DialStatus } from '../../daemon/carrier/flow-frames.js';
-import { FlowCore, type CarriedTransport, type CarrierView, type DstFlowState, type FlowAction, type SrcFlowState } from '../../daemon/proxy/flow-core.js';
+import { FlowCore, type CarriedTransport, type CarrierView, type DstFlowState, type FlowAction, type SocketOpening,
+  type SrcFlowState } from '../../daemon/proxy/flow-core.js';
 import { FlowTable } from '../../daemon/proxy/flow-table.js';
-import { chooseTransport } from '../../daemon/proxy/transport-choice.js';
+import { chooseTransport, type TransportChoice } from '../../daemon/proxy/transport-choice.js';
+import type { ProxyTransport } from '../../daemon/rpc/source.js';
 import { Feature } from '../../daemon/peer/route-record.js';
 import type { Rng, SimEndpoint, World } from './world.js';
 
@@ -64,6 +66,30 @@ export class SimFlow implements CarrierView {
   constructor(readonly transport: CarriedTransport, readonly node: ProxyNode, readonly key: number) {}
 }
 
+/** Keys from here on are flows that start at a socket (a SOCKS5 CONNECT, a port forward). */
+export const SOCKET_KEYS = 500;
+
+/**
+ * A flow that starts at a socket, played as socket-flow.ts's OutboundFlow plays it: its own
+ * transport choice and fallback, the core's no-answer deadline. `outcomes` records its answers.
+ */
+export class SimSocketFlow implements SocketOpening<SimFlow> {
+  carrier: SimFlow | null = null;
+  transport: ProxyTransport = 'Tcp';
+  reason = 'socket';
+  readonly tried = new Set<ProxyTransport>();
+  readonly outcomes: string[] = [];
+  constructor(readonly key: number, private readonly node: ProxyNode) {}
+
+  get done(): boolean {
+    return this.outcomes.length > 0;
+  }
+
+  noAnswer(why: string): void {
+    this.node.socketNoAnswer(this, why);
+  }
+}
+
 /** What the terminator saw of one held SYN. */
 export interface SynRecord {
   state: 'held' | 'released' | 'gone';
@@ -87,18 +113,18 @@ export class ProxyNode implements SimEndpoint {
   private readonly piped = new Set<SrcFlowState<SimFlow> | DstFlowState<SimFlow>>();
   private readonly dialCancelled = new Set<DstFlowState<SimFlow>>();
   readonly plainRows: Array<{ key: number; row: ReturnType<FlowTable['add']> }> = [];
+  readonly sockets = new Map<number, SimSocketFlow>();
+  private readonly choose: (peer: number, tried: ReadonlySet<ProxyTransport>) => TransportChoice | null;
   readonly problems: string[] = [];
   /** The checkpoint has passed and the applications closed. */
   closed = false;
 
   constructor(readonly id: number, readonly setup: NodeSetup, private readonly world: World, private readonly rng: Rng,
     readonly plans: Map<number, FlowPlan>) {
-    this.core = new FlowCore<SimFlow>({
-      table: this.table, flowTimeoutMs: setup.flowTimeoutMs,
-      choose: (peer, tried) => (!this.reachable || peer !== this.other.id ? null : chooseTransport(
-        { enableKcpProxy: setup.enableKcp && !tried.has('Kcp'), enableQuicProxy: setup.enableQuic && !tried.has('Quic') },
-        this.other.setup.announces, undefined, false)),
-    });
+    this.choose = (peer, tried) => (!this.reachable || peer !== this.other.id ? null : chooseTransport(
+      { enableKcpProxy: setup.enableKcp && !tried.has('Kcp'), enableQuicProxy: setup.enableQuic && !tried.has('Quic') },
+      this.other.setup.announces, undefined, false));
+    this.core = new FlowCore<SimFlow>({ table: this.table, flowTimeoutMs: setup.flowTimeoutMs, choose: this.choose });
   }
 
   // ---- SimEndpoint: no datagrams, only the core's deadline ----
@@ -201,19 +227,87 @@ export class ProxyNode implements SimEndpoint {
           this.dialCancelled.add(a.flow);
           this.later(1, (t) => this.dialDone(a.flow, DialStatus.Unreachable, 'dial aborted', t));
         }
+        return;
+      case 'socket-no-answer':
+        return a.flow.noAnswer(a.why);
     }
+  }
+
+  // ---- flows from sockets ----
+
+  /** A client asks for flow `key` (≥ SOCKET_KEYS) from a socket: the first transport route info gives. */
+  socketConnect(key: number, now: number): void {
+    const f = new SimSocketFlow(key, this);
+    this.sockets.set(key, f);
+    this.socketNext(f, this.choose(this.other.id, f.tried) ?? { transport: 'Tcp', reason: 'no route' }, now);
+    this.drain(now);
+  }
+
+  /** The core's no-answer deadline passed for the carrier the flow is opening. */
+  socketNoAnswer(f: SimSocketFlow, why: string): void {
+    if (f.done) this.problems.push(`socket flow ${f.key}: a no-answer deadline after its answer (${f.outcomes.join(',')})`);
+    else this.socketFallback(f, why, this.world.now);
+  }
+
+  private socketNext(f: SimSocketFlow, choice: TransportChoice, now: number): void {
+    f.transport = choice.transport;
+    f.reason = `${f.reason}; ${choice.reason}`;
+    if (choice.transport === 'Tcp') return this.socketOutcome(f, 'plain');
+    const flow = new SimFlow(choice.transport, this, f.key);
+    f.carrier = flow;
+    this.attached.add(flow);
+    this.core.socketOpened(f, now);
+    this.launch(flow, { src: { ip: SRC_IP, port: 1024 + f.key }, dst: { ip: DST_IP, port: 80 }, optimistic: false });
+  }
+
+  private socketFallback(f: SimSocketFlow, why: string, now: number): void {
+    f.tried.add(f.transport);
+    f.reason = `${f.reason}; ${f.transport.toLowerCase()}: ${why}`;
+    this.socketDrop(f);
+    this.socketNext(f, this.choose(this.other.id, f.tried) ?? { transport: 'Tcp', reason: 'no route' }, now);
+  }
+
+  private socketDrop(f: SimSocketFlow): void {
+    const flow = f.carrier;
+    if (!flow) return;
+    if (!flow.ended) this.resetFlow(flow);
+    this.attached.delete(flow);
+    f.carrier = null;
+  }
+
+  private socketOutcome(f: SimSocketFlow, what: string): void {
+    f.outcomes.push(what);
+    this.core.socketSettled(f);
+  }
+
+  /** A carrier event for a socket flow, as OutboundFlow.onFlowEvents takes it. */
+  private socketEvent(f: SimSocketFlow, flow: SimFlow, what: 'status' | 'reset', now: number): void {
+    if (f.done) return;
+    if (what === 'status') {
+      this.core.socketSettled(f);
+      if (flow.status === DialStatus.Denied) return this.socketFallback(f, 'denied by peer', now);
+      if (flow.status !== DialStatus.Connected) this.socketDrop(f);
+      return this.socketOutcome(f, flow.status === DialStatus.Connected ? 'connected' : `failed ${flow.status}`);
+    }
+    if (flow.status === null && !flow.heard) return this.socketFallback(f, 'no answer from peer', now);
+    this.socketDrop(f);
+    this.socketOutcome(f, 'reset');
   }
 
   // ---- the carriers ----
 
   private open(src: SrcFlowState<SimFlow>, transport: CarriedTransport): void {
-    const key = keyOf(src);
-    const flow = new SimFlow(transport, this, key);
+    const flow = new SimFlow(transport, this, keyOf(src));
     this.core.opened(src, flow);
     this.attached.add(flow);
-    const input = transport === 'Kcp' ? this.other.setup.kcpInput : this.other.setup.quicInput;
-    const plan = this.plans.get(key)!;
-    if (input !== 'silent') this.later(plan.slowOpenMs || this.delay(), (t) => this.other.openArrived(flow, src.req, t));
+    this.launch(flow, src.req);
+  }
+
+  /** The OPEN crosses (unless the far carrier is silent); the carrier's own timeout and planned reset. */
+  private launch(flow: SimFlow, req: SrcFlowState<SimFlow>['req']): void {
+    const input = flow.transport === 'Kcp' ? this.other.setup.kcpInput : this.other.setup.quicInput;
+    const plan = this.plans.get(flow.key)!;
+    if (input !== 'silent') this.later(plan.slowOpenMs || this.delay(), (t) => this.other.openArrived(flow, req, t));
     this.later(CARRIER_OPEN_TIMEOUT_MS, () => {
       if (!flow.heard && !flow.ended) this.resetFlow(flow, true);
     });
@@ -272,6 +366,11 @@ export class ProxyNode implements SimEndpoint {
   /** A carrier event toward this node's sink (none once detached). */
   flowEvent(flow: SimFlow, what: 'status' | 'reset', now: number): void {
     if (!this.attached.has(flow)) return;
+    const sock = flow.node === this ? this.sockets.get(flow.key) : undefined;
+    if (sock) {
+      if (sock.carrier === flow) this.socketEvent(sock, flow, what, now);
+      return this.drain(now);
+    }
     const src = this.srcByKey.get(flow.key);
     if (src && flow.node === this && src.carrier === flow) {
       if (what === 'status') this.core.status(src, flow, flow.status!, now);
@@ -336,6 +435,12 @@ export class ProxyNode implements SimEndpoint {
       const peer = src.carrier?.peerFlow;
       if (src.carrier) src.carrier.fin = true;
       this.endPipe(src, 'closed', now);
+      if (peer) this.later(this.delay(), (t) => peer.node.finArrived(peer, t));
+    }
+    for (const f of this.sockets.values()) {
+      const peer = f.carrier?.peerFlow;
+      if (f.outcomes[0] !== 'connected' || !f.carrier || f.carrier.ended) continue;
+      f.carrier.fin = true;
       if (peer) this.later(this.delay(), (t) => peer.node.finArrived(peer, t));
     }
     for (const { row } of this.plainRows) this.table.close(row, now);

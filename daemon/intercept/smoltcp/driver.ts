@@ -1,17 +1,17 @@
 /**
  * The thin I/O adapter around SmoltcpStack, run by drive(): a real clock and one timer drive it,
- * packets it emits go to `write` (e.g. the TUN), and each accepted flow becomes a Node Duplex
- * stream, so the proxy can pipe a userspace-terminated TCP flow like a net.Socket.
+ * packets it emits go to `write` (e.g. the TUN), and each accepted flow becomes the application end
+ * of the one pipe (carrier/app-end.ts), so the proxy pipes a userspace-terminated TCP flow exactly
+ * as it pipes a kernel socket:
  *
  *   const driver = new SmoltcpDriver(stack, (p) => tun.write(p), (req) => {
  *     dial(req.dst, { signal: req.signal }).then(
- *       (remote) => remote.pipe(driver.accept(req.id)).pipe(remote),
+ *       (remote) => joinStreams(driver.accept(req.id), remote, onDone),
  *       () => driver.reject(req.id));
  *   });
  *   tun.on('packet', (p) => driver.input(p));
  */
-import { Duplex } from 'node:stream';
-
+import type { AppEnd, AppEvents } from '../../carrier/app-end.js';
 import { TstierError } from '../../errors.js';
 import { nowMs } from '../../io/clock.js';
 import { drive, type Drive } from '../../io/drive.js';
@@ -31,7 +31,7 @@ export interface FlowRequest {
 const MAX_ROUNDS = 64;
 
 export class SmoltcpDriver {
-  private readonly sockets = new Map<number, SmoltcpSocket>();
+  private readonly sockets = new Map<number, SmoltcpAppEnd>();
   private readonly requests = new Map<number, AbortController>();
   private readonly drive: Drive<Uint8Array, SmoltcpEvent>;
   private closed = false;
@@ -65,11 +65,11 @@ export class SmoltcpDriver {
     return outcome;
   }
 
-  /** The remote dial succeeded: answer the SYN and get the flow as a stream. */
-  accept(id: number): SmoltcpSocket {
+  /** The remote dial succeeded: answer the SYN and get the flow as the pipe's application end. */
+  accept(id: number, onFault?: (error: Error) => void): SmoltcpAppEnd {
     this.stack.accept(id);
     this.requests.delete(id);
-    const socket = new SmoltcpSocket(this, id);
+    const socket = new SmoltcpAppEnd(this, id, onFault);
     this.sockets.set(id, socket);
     this.kick();
     return socket;
@@ -137,127 +137,189 @@ export class SmoltcpDriver {
   }
 }
 
-/** One accepted flow as a Duplex: reads are the client's bytes, writes go to the client. */
-export class SmoltcpSocket extends Duplex {
-  private reading = false;
+/**
+ * One accepted flow as the pipe's application end (carrier/app-end.ts), straight on the stack: the
+ * client's bytes are read from the stack while the pipe wants them, and what the pipe writes goes
+ * into the stack's send buffer; the one chunk that does not fit waits here for 'writable'.
+ */
+export class SmoltcpAppEnd implements AppEnd {
+  private on: AppEvents | null = null;
+  private paused = true;
+  /** The client's FIN has come (its bytes may still be waiting in the stack), and was reported. */
+  private finSeen = false;
+  private endReported = false;
+  /** What the stack could not take yet; write() said false, so nothing follows it before drain. */
   private unsent: Uint8Array | null = null;
-  private unsentCallback: ((error?: Error | null) => void) | null = null;
-  /** The stack no longer knows the flow (closed, reset or crashed). */
+  private ended = false;
+  private finHandedOver = false;
+  /** The stack no longer knows the flow (closed, reset, crashed, or let go). */
   private gone = false;
+  private closed = false;
 
   constructor(
     private readonly driver: SmoltcpDriver,
     readonly id: number,
-  ) {
-    super({ allowHalfOpen: true });
+    /** A stack failure ended this flow (e.g. a wasm trap), for the log. */
+    private readonly onFault?: (error: Error) => void,
+  ) {}
+
+  get destroyed(): boolean {
+    return this.closed;
+  }
+
+  get writableEnded(): boolean {
+    return this.ended;
+  }
+
+  get writableFinished(): boolean {
+    return this.finHandedOver;
+  }
+
+  bind(on: AppEvents): void {
+    this.on = on;
   }
 
   /** Called by the driver for this flow's stack events. */
   onStackEvent(e: SmoltcpEvent): void {
     switch (e.type) {
       case 'readable':
-        if (this.reading) this.pull();
+        this.pull();
         break;
       case 'writable':
-        this.trySend();
+        this.flushUnsent();
         break;
       case 'fin':
-        this.push(null);
+        this.finSeen = true;
+        this.pull();
         break;
       case 'closed':
-        // Both FINs are through; the stream ends (and auto-destroys) once its reader drains it.
+        // Both FINs are through: the stack has finished the flow on its own.
         this.gone = true;
-        this.push(null);
+        this.finSeen = true;
+        this.pull();
         break;
       case 'reset':
       case 'error':
+        if (e.type === 'error') this.onFault?.(e.error);
         this.gone = true;
-        this.destroy(e.type === 'error' ? e.error : resetError(this.id));
+        this.close(true);
         break;
       default:
         break;
     }
   }
 
-  override _read(): void {
-    this.reading = true;
+  write(data: Uint8Array): boolean {
+    if (this.closed || this.ended) return true; // its close is on the way
+    let n = 0;
+    if (!this.onStack(() => (n = this.driver.stack.send(this.id, data))) || n === data.length) return true;
+    this.unsent = data.subarray(n);
+    return false;
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
     this.pull();
   }
 
-  override _write(chunk: Uint8Array, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.unsent = chunk;
-    this.unsentCallback = callback;
-    this.trySend();
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.unsent === null) this.shutdown();
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
-    callback(this.onStack(() => this.driver.stack.shutdownWrite(this.id)));
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // Both directions ended cleanly (auto-destroy): the stack finishes the FIN exchange on its own;
-    // an abort here would reset a flow whose last bytes and FIN may still be unacknowledged.
-    if (error || !this.readableEnded || !this.writableFinished) this.onStack(() => this.driver.stack.abort(this.id));
+  closeSoon(): void {
+    // Both directions ended cleanly: the stack finishes the FIN exchange on its own; an abort here
+    // would reset a flow whose last bytes and FIN may still be unacknowledged.
     this.gone = true;
-    this.driver.forget(this.id);
-    this.finishWrite(error ?? closedError(this.id));
-    callback(error);
+    this.close(false);
+  }
+
+  destroy(): void {
+    if (!(this.endReported && this.finHandedOver)) this.abortStack();
+    this.close(false);
+  }
+
+  reset(): void {
+    this.abortStack();
+    this.close(false);
   }
 
   private pull(): void {
+    if (this.paused || this.closed || !this.on) return;
     let took = false;
-    const failed = this.onStack(() => {
-      while (this.reading) {
-        const chunk = this.driver.stack.recv(this.id);
-        if (!chunk) break;
-        took = true;
-        this.reading = this.push(chunk);
-      }
-    });
-    if (failed) this.destroy(failed);
+    while (!this.paused && !this.closed) {
+      let chunk: Uint8Array | null = null;
+      if (!this.onStack(() => (chunk = this.driver.stack.recv(this.id))) || chunk === null) break;
+      took = true;
+      this.on.data(chunk);
+    }
     // Reading opened the receive window: let the stack tell the client.
-    else if (took) this.driver.kick();
-  }
-
-  private trySend(): void {
-    if (!this.unsent) return;
-    const failed = this.onStack(() => {
-      const n = this.driver.stack.send(this.id, this.unsent!);
-      this.unsent = n === this.unsent!.length ? null : this.unsent!.subarray(n);
-    });
-    if (failed) this.finishWrite(failed);
-    else if (!this.unsent) this.finishWrite(null);
-  }
-
-  /**
-   * Runs a stack call for this flow unless it is gone, then flushes. A flow that vanished
-   * between its last event and this call (TSTIER_E_CLOSED) is returned as an error.
-   */
-  private onStack(call: () => void): TstierError | null {
-    if (this.gone) return null;
-    try {
-      call();
-      this.driver.kick();
-      return null;
-    } catch (e) {
-      if (!(e instanceof TstierError)) throw e;
-      this.gone = true;
-      return e;
+    if (took) this.driver.kick();
+    if (!this.paused && !this.closed && this.finSeen && !this.endReported) {
+      this.endReported = true;
+      this.on.end();
     }
   }
 
-  private finishWrite(error: Error | null): void {
-    const callback = this.unsentCallback;
+  private flushUnsent(): void {
+    const p = this.unsent;
+    if (p === null || this.closed) return;
+    let n = 0;
+    if (!this.onStack(() => (n = this.driver.stack.send(this.id, p)))) return;
+    if (n < p.length) {
+      this.unsent = p.subarray(n);
+      return;
+    }
     this.unsent = null;
-    this.unsentCallback = null;
-    callback?.(error);
+    if (this.ended) this.shutdown();
+    this.on?.drain();
+  }
+
+  private shutdown(): void {
+    if (this.onStack(() => this.driver.stack.shutdownWrite(this.id))) this.finHandedOver = true;
+  }
+
+  private abortStack(): void {
+    if (!this.gone) this.onStack(() => this.driver.stack.abort(this.id));
+    this.gone = true;
+  }
+
+  /** The flow is over here: forget it, and tell the pipe (`hadError`: a reset or failure). */
+  private close(hadError: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsent = null;
+    this.driver.forget(this.id);
+    // As a socket's 'close', on a later tick: never inside the pipe's own call into this end. A
+    // pipe that ended the flow itself has finished and ignores it.
+    process.nextTick(() => this.on?.close(hadError));
+  }
+
+  /**
+   * Runs a stack call for this flow unless it is gone, then flushes; false if it did not run. A flow
+   * that vanished between its last event and this call (TSTIER_E_CLOSED) closes as by a reset.
+   */
+  private onStack(call: () => void): boolean {
+    if (this.gone) return false;
+    try {
+      call();
+      this.driver.kick();
+      return true;
+    } catch (e) {
+      if (!(e instanceof TstierError)) throw e;
+      this.gone = true;
+      this.onFault?.(e);
+      this.close(true);
+      return false;
+    }
   }
 }
 
 function resetError(id: number): TstierError {
   return new TstierError('TSTIER_E_CLOSED', `smoltcp flow ${id}: connection reset by the client`);
-}
-
-function closedError(id: number): TstierError {
-  return new TstierError('TSTIER_E_CLOSED', `smoltcp flow ${id}: closed before the write was sent`);
 }

@@ -48,7 +48,7 @@ export interface SmoltcpOptions {
   wasmPath?: string;
 }
 
-/** EasyTier's smoltcp address, MTU and buffer sizes (`gateway/tcp_proxy.rs`). */
+/** EasyTier's smoltcp address, MTU and buffer sizes (docs/userspace-stack.md). */
 export const SMOLTCP_DEFAULTS = {
   ipv4: '192.88.99.254',
   ipv6: 'fd00:5e:99::fe',

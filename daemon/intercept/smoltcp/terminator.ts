@@ -94,11 +94,10 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
     if (flow.phase !== 'held') return;
     flow.phase = 'open';
     flow.syn = null;
-    const socket = this.driver.accept(flow.id);
-    socket.on('error', (err: Error) => {
+    const end = this.driver.accept(flow.id, (err) => {
       if (isWasmTrap(err.cause)) this.log.error('userspace TCP stack crashed; flow reset', { src: this.describe(flow), err });
     });
-    this.client.accepted(owner, socket);
+    this.client.accepted(owner, end);
   }
 
   refuse(owner: O): void {

@@ -12,19 +12,18 @@
  *   failed dial with RST, which an EasyTier source turns into closing its client's connection.
  *   So toward an EasyTier node the held SYN cannot learn "refused" or "unreachable": the client's
  *   connection is accepted, then closed (docs/easytier-wire.md).
- * Work is coalesced into passes like the other carriers' drivers: packets and socket activity kick
- * one setImmediate pass, which hands events to the sinks, sends what the endpoints queued, and
- * re-arms the one timer.
+ * Driven like the other carriers (io/drive.ts): packets and socket activity kick one pass, which
+ * hands events to the sinks, sends what the endpoints queued, and re-arms the one timer.
  */
 import { nowMs } from '../../io/clock.js';
-import { PassScheduler } from '../../io/pass-scheduler.js';
+import { drive, type Drive, type DrivenCore } from '../../io/drive.js';
 import type { Logger } from '../../log.js';
 import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '../../carrier/carrier.js';
 import { DialStatus, type OpenRequest } from '../../carrier/flow-frames.js';
 import type { PipeStream } from '../../carrier/socket-pipe.js';
 import { readU32, writeU32 } from '../../packet/bytes.js';
 import { Feature } from '../route-record.js';
-import { EtKcpEndpoint, type KcpConnId, type KcpEndpointEvent } from './kcp-endpoint.js';
+import { EtKcpEndpoint, type KcpConnId, type KcpEndpointEvent, type KcpOut } from './kcp-endpoint.js';
 import type { KcpConnData } from './kcp-envelope.js';
 import { EtPacketType } from './pm.js';
 
@@ -94,30 +93,116 @@ export class EtKcpFlow implements CarrierFlow {
   }
 }
 
+/**
+ * Both kcp-sys endpoints and their flows as one sans-IO core for drive(): the endpoints' events
+ * become flows marked with FlowEvent bits, and pollEvent() hands out each marked flow once.
+ */
+class EtKcpCore implements DrivenCore<KcpOut, EtKcpFlow> {
+  readonly endpoints: EtKcpEndpoint[];
+  readonly flows = new Map<EtKcpEndpoint, Map<KcpConnId, EtKcpFlow>>();
+  /** Peers whose kcp-sys endpoint has answered us. */
+  readonly answering = new Set<number>();
+  readonly #dirty = new Set<EtKcpFlow>();
+
+  constructor(readonly src: EtKcpEndpoint, readonly dst: EtKcpEndpoint | null) {
+    this.endpoints = dst ? [src, dst] : [src];
+    for (const ep of this.endpoints) this.flows.set(ep, new Map());
+  }
+
+  pollTimeout(): number {
+    let at = Infinity;
+    for (const ep of this.endpoints) at = Math.min(at, ep.pollTimeout());
+    return at;
+  }
+
+  handleTimeout(now: number): void {
+    for (const ep of this.endpoints) if (ep.pollTimeout() <= now) ep.handleTimeout(now);
+  }
+
+  pollTransmit(): KcpOut | null {
+    return this.src.pollTransmit() ?? this.dst?.pollTransmit() ?? null;
+  }
+
+  /** The next flow with events, after taking in what the endpoints reported since the last call. */
+  pollEvent(): EtKcpFlow | null {
+    for (const ep of this.endpoints) for (let e = ep.pollEvent(); e; e = ep.pollEvent()) this.#onEvent(ep, e);
+    for (const flow of this.#dirty) {
+      this.#dirty.delete(flow);
+      return flow;
+    }
+    return null;
+  }
+
+  /** The flow is over without a clean close: a failed open (Status) or a reset. */
+  end(flow: EtKcpFlow, event: number, status: DialStatus | null): void {
+    flow.ended = true;
+    if (status !== null && flow.status === null) flow.status = status;
+    this.#mark(flow, event);
+  }
+
+  #onEvent(ep: EtKcpEndpoint, e: KcpEndpointEvent): void {
+    const flows = this.flows.get(ep)!;
+    if (e.type === 'accepted') {
+      const flow = new EtKcpFlow(e.id, ep, e.peer, fromConnData(e.connData), this.answering);
+      this.answering.add(e.peer); // its kcp-sys endpoint is alive: our opens to it wait on its accept loop, not on a dead carrier
+      flows.set(e.id, flow);
+      this.#mark(flow, FlowEvent.OpenRequest);
+      return;
+    }
+    const flow = flows.get(e.id);
+    if (!flow) return;
+    if (e.type === 'connected') {
+      this.answering.add(flow.peerId);
+      flow.status = DialStatus.Connected;
+      this.#mark(flow, FlowEvent.Status);
+    } else if (e.type === 'readable') {
+      this.#mark(flow, FlowEvent.Readable);
+    } else if (e.type === 'writable') {
+      this.#mark(flow, FlowEvent.Writable);
+    } else if (e.type === 'eof') {
+      flow.peerFin = true;
+      this.#mark(flow, FlowEvent.Fin);
+    } else {
+      flows.delete(e.id);
+      if (e.reason === 'done') flow.ended = true;
+      else if (e.reason === 'connect-timeout') this.end(flow, FlowEvent.Status, DialStatus.Unreachable);
+      else this.end(flow, FlowEvent.Reset, null);
+    }
+  }
+
+  #mark(flow: EtKcpFlow, event: number): void {
+    flow.events |= event;
+    this.#dirty.add(flow);
+  }
+}
+
 export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
   readonly kind = 'Kcp';
   readonly src: EtKcpEndpoint;
   /** Null while we take no KCP input (--disable-kcp-input): KcpSrc packets then meet RST from nobody, as kcp-sys without a dst endpoint. */
   readonly dst: EtKcpEndpoint | null;
-  readonly #flows = new Map<EtKcpEndpoint, Map<KcpConnId, EtKcpFlow>>();
+  readonly #core: EtKcpCore;
   readonly #sinks = new Map<EtKcpFlow, FlowSink<EtKcpFlow>>();
-  readonly #dirty = new Set<EtKcpFlow>();
-  readonly #passes = new PassScheduler(() => this.#pass(), nowMs);
+  readonly #drive: Drive<KcpOut, EtKcpFlow>;
   readonly #readBuf = new Uint8Array(READ_CHUNK);
-  readonly #answering = new Set<number>();
 
   constructor(
-    private readonly peer: EtKcpPeerSeam,
+    peer: EtKcpPeerSeam,
     myPeerId: number,
     opts: { acceptInput: boolean },
     /** A node asked us to carry a flow: dial `flow.request.dst`, then answer(). */
     private readonly onOpenRequest: (flow: EtKcpFlow) => void,
-    private readonly log?: Logger,
+    log?: Logger,
   ) {
     this.src = new EtKcpEndpoint('src', myPeerId);
     this.dst = opts.acceptInput ? new EtKcpEndpoint('dst', myPeerId) : null;
-    this.#flows.set(this.src, new Map());
-    if (this.dst) this.#flows.set(this.dst, new Map());
+    this.#core = new EtKcpCore(this.src, this.dst);
+    this.#drive = drive(this.#core, {
+      event: (flow) => this.#dispatch(flow),
+      transmit: (o) => {
+        if (!peer.sendEasyTier(o.to, o.type, o.payload)) log?.debug('EasyTier KCP: no route for a packet', { peer: o.to });
+      },
+    });
     const feed = (ep: EtKcpEndpoint | null) => (from: number, payload: Buffer): void => {
       ep?.input(from, payload, nowMs());
       this.kick();
@@ -129,10 +214,10 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
   open(peerId: number, req: OpenRequest, sink: FlowSink<EtKcpFlow>): EtKcpFlow {
     const connData = toConnData(req);
     const now = nowMs();
-    const flow = new EtKcpFlow(connData ? this.src.connect(peerId, connData, now) : `v6-${now}`, this.src, peerId, req, this.#answering);
+    const flow = new EtKcpFlow(connData ? this.src.connect(peerId, connData, now) : `v6-${now}`, this.src, peerId, req, this.#core.answering);
     this.#sinks.set(flow, sink);
-    if (connData) this.#flows.get(this.src)!.set(flow.id, flow);
-    else this.#end(flow, FlowEvent.Status, DialStatus.Unreachable); // kcp-sys carries IPv4 flows only
+    if (connData) this.#core.flows.get(this.src)!.set(flow.id, flow);
+    else this.#core.end(flow, FlowEvent.Status, DialStatus.Unreachable); // kcp-sys carries IPv4 flows only
     this.kick();
     return flow;
   }
@@ -157,9 +242,9 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
   }
 
   abortPeer(peerId: number): number {
-    this.#answering.delete(peerId);
+    this.#core.answering.delete(peerId);
     let n = 0;
-    for (const flows of this.#flows.values()) {
+    for (const flows of this.#core.flows.values()) {
       for (const flow of flows.values()) {
         if (flow.peerId !== peerId) continue;
         flow.endpoint.abort(flow.id);
@@ -192,77 +277,20 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
     };
   }
 
+  /** Something changed (a packet, a write, a read): run one pass soon. */
   kick(): void {
-    this.#passes.kick();
+    this.#drive.kick();
   }
 
   close(): void {
-    this.#passes.close();
+    this.#drive.stop();
   }
 
-  #pass(): void {
-    const now = nowMs();
-    for (const ep of this.#flows.keys()) {
-      if (ep.pollTimeout() <= now) ep.handleTimeout(now);
-      for (let e = ep.pollEvent(); e; e = ep.pollEvent()) this.#onEvent(ep, e);
-    }
-    for (const flow of this.#dirty) {
-      const events = flow.events;
-      flow.events = 0;
-      if (events & FlowEvent.OpenRequest && !this.#sinks.has(flow)) this.onOpenRequest(flow);
-      this.#sinks.get(flow)?.onFlowEvents(flow, events);
-    }
-    this.#dirty.clear();
-    let at = Infinity;
-    for (const ep of this.#flows.keys()) {
-      for (let o = ep.pollTransmit(); o; o = ep.pollTransmit()) {
-        if (!this.peer.sendEasyTier(o.to, o.type, o.payload)) this.log?.debug('EasyTier KCP: no route for a packet', { peer: o.to });
-      }
-      at = Math.min(at, ep.pollTimeout());
-    }
-    this.#passes.arm(at);
-  }
-
-  #onEvent(ep: EtKcpEndpoint, e: KcpEndpointEvent): void {
-    const flows = this.#flows.get(ep)!;
-    if (e.type === 'accepted') {
-      const flow = new EtKcpFlow(e.id, ep, e.peer, fromConnData(e.connData), this.#answering);
-      this.#answering.add(e.peer); // its kcp-sys endpoint is alive: our opens to it wait on its accept loop, not on a dead carrier
-      flows.set(e.id, flow);
-      this.#mark(flow, FlowEvent.OpenRequest);
-      return;
-    }
-    const flow = flows.get(e.id);
-    if (!flow) return;
-    if (e.type === 'connected') {
-      this.#answering.add(flow.peerId);
-      flow.status = DialStatus.Connected;
-      this.#mark(flow, FlowEvent.Status);
-    } else if (e.type === 'readable') {
-      this.#mark(flow, FlowEvent.Readable);
-    } else if (e.type === 'writable') {
-      this.#mark(flow, FlowEvent.Writable);
-    } else if (e.type === 'eof') {
-      flow.peerFin = true;
-      this.#mark(flow, FlowEvent.Fin);
-    } else {
-      flows.delete(e.id);
-      if (e.reason === 'done') flow.ended = true;
-      else if (e.reason === 'connect-timeout') this.#end(flow, FlowEvent.Status, DialStatus.Unreachable);
-      else this.#end(flow, FlowEvent.Reset, null);
-    }
-  }
-
-  /** The flow is over without a clean close: a failed open (Status) or a reset. */
-  #end(flow: EtKcpFlow, event: number, status: DialStatus | null): void {
-    flow.ended = true;
-    if (status !== null && flow.status === null) flow.status = status;
-    this.#mark(flow, event);
-  }
-
-  #mark(flow: EtKcpFlow, event: number): void {
-    flow.events |= event;
-    this.#dirty.add(flow);
+  #dispatch(flow: EtKcpFlow): void {
+    const events = flow.events;
+    flow.events = 0;
+    if (events & FlowEvent.OpenRequest && !this.#sinks.has(flow)) this.onOpenRequest(flow);
+    this.#sinks.get(flow)?.onFlowEvents(flow, events);
   }
 }
 
