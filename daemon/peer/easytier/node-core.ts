@@ -17,6 +17,7 @@ import { OSPF_SERVICE, SYNC_ROUTE_INFO_METHOD, SYNC_ROUTE_TIMEOUT_MS, decodeSync
 import { invalidServiceResponse } from './rpc.js';
 import type { EtCipher } from './cipher.js';
 import type { LocalIdentity } from './handshake.js';
+import type { SecureIdentity } from './secure-handshake.js';
 import { randomBytes } from 'node:crypto';
 
 /** EasyTier's initiator re-sends at least every 10 s; we send our view this often to each neighbour. */
@@ -49,6 +50,8 @@ export interface EtNodeOptions {
   deliverTypes?: readonly number[];
   /** Packet types of others this node will not relay (no_relay_kcp / no_relay_quic); counted. */
   refuseRelay?: readonly number[];
+  /** Secure mode: every link runs the Noise handshake and its own session (conn.ts). */
+  secure?: SecureIdentity;
 }
 
 interface Link {
@@ -61,6 +64,7 @@ interface Link {
 export class EtNodeCore {
   readonly #me: LocalIdentity;
   readonly #cipher: EtCipher;
+  readonly #secure: SecureIdentity | undefined;
   readonly #links = new Map<string, Link>();
   readonly routes: EtRouteState;
   readonly #rpc: EtRpcEndpoint;
@@ -79,6 +83,7 @@ export class EtNodeCore {
   constructor(o: EtNodeOptions) {
     this.#me = o.me;
     this.#cipher = o.cipher;
+    this.#secure = o.secure;
     this.routes = new EtRouteState(o.info);
     this.#rpc = new EtRpcEndpoint(o.me.peerId);
     this.#refreshAt = o.now + INFO_REFRESH_MS;
@@ -105,7 +110,7 @@ export class EtNodeCore {
 
   /** A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at once. */
   addConn(key: string, role: 'dialler' | 'listener', now: number): void {
-    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now });
+    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now, ...(this.#secure ? { secure: this.#secure } : {}) });
     this.#links.set(key, { conn, sessionId: randomBytes(8).readBigUInt64LE(0), nextSyncAt: now });
     this.#drain(key, now);
   }
