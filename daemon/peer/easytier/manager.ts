@@ -234,7 +234,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       const drops = conn ? Object.values(conn.drops).reduce((a, b) => a + b, 0) : 0;
       rows.push({ peerId: l.peerId, remoteUri: l.underlay.remoteUri, outbound: l.underlay.outbound, rttMs: conn?.rttMs ?? 0,
         txBytes: l.txBytes, rxBytes: l.rxBytes, txPackets: l.txPackets, rxPackets: l.rxPackets, establishedAt: l.establishedAt,
-        dropped: drops, forged: conn?.drops['decrypt-failed'] ?? 0, replayed: 0 });
+        dropped: drops, forged: conn?.drops['decrypt-failed'] ?? 0, replayed: conn?.drops.replayed ?? 0 });
     }
     return rows;
   }

@@ -103,7 +103,7 @@ export class SecureHandshake {
   /** The dialler's msg1 (to = 0: it does not know the listener's id yet). */
   start(): Uint8Array {
     if (!this.#dialler) throw new TstierError('TSTIER_E_PROTOCOL', 'secure handshake: the listener does not speak first');
-    const msg1 = encodeMsg1({ version: SECURE_VERSION, networkName: this.#me.networkName, connId: this.#connId, encryptionAlgorithm: this.#me.algorithm });
+    const msg1 = encodeMsg1({ version: SECURE_VERSION, networkName: this.#me.networkName, connId: this.#connId, encryptionAlgorithm: this.#me.algorithm, tstier: true });
     const pm = noisePm(this.#me.peerId, 0, EtPacketType.NoiseHandshakeMsg1, this.#noise.writeMessage(msg1));
     this.#proofHash = this.#noise.handshakeHash;
     return pm;
@@ -151,6 +151,7 @@ export class SecureHandshake {
       connIdEcho: m.connId,
       secretProof: proof,
       encryptionAlgorithm: this.#me.algorithm,
+      tstier: true,
     });
     const send = noisePm(this.#me.peerId, from, EtPacketType.NoiseHandshakeMsg2, this.#noise.writeMessage(msg2));
     this.#proofHash = this.#noise.handshakeHash;
@@ -166,7 +167,8 @@ export class SecureHandshake {
     if (!equal(m.secretProof, secretProof(this.#me.networkSecret, this.#proofHash!))) return { fail: 'wrong-secret' };
     const theirAlgorithm = parseSecureAlgorithm(m.encryptionAlgorithm);
     if (!theirAlgorithm) return { fail: 'secure-algorithm' };
-    const s = this.#me.sessions.apply(from, { ...m, generation: m.sessionGeneration }, this.#me.algorithm, theirAlgorithm, now);
+    const keepOursOnCross = !m.tstier || this.#me.peerId >>> 0 < from >>> 0;
+    const s = this.#me.sessions.apply(from, { ...m, generation: m.sessionGeneration }, this.#me.algorithm, theirAlgorithm, now, keepOursOnCross);
     if (typeof s === 'string') return { fail: `secure-session-${s}` };
     this.#held = s;
     const msg3 = encodeMsg3({

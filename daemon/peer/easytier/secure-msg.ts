@@ -32,6 +32,13 @@ function decodeConnId(buf: Uint8Array): ConnId {
 export const SessionAction = { Join: 0, Sync: 1, Create: 2 } as const;
 export type SessionAction = (typeof SessionAction)[keyof typeof SessionAction];
 
+/**
+ * A private field in msg1 and msg2 saying the sender is tstier (EasyTier skips unknown fields): when
+ * both sides dial at once, tstier nodes break the tie by peer id, and yield to EasyTier (see
+ * secure-session-store.ts).
+ */
+export const TSTIER_MARK_FIELD = 1000;
+
 /** Role hint in msg2: 1 when the two network names are equal. */
 export const ROLE_SAME_NETWORK = 1;
 export const ROLE_OTHER_NETWORK = 2;
@@ -43,6 +50,7 @@ export interface NoiseMsg1 {
   sessionGeneration?: number;
   connId: ConnId;
   encryptionAlgorithm: string;
+  tstier?: boolean;
 }
 
 export interface NoiseMsg2 {
@@ -57,6 +65,7 @@ export interface NoiseMsg2 {
   connIdEcho?: ConnId;
   secretProof?: Uint8Array;
   encryptionAlgorithm: string;
+  tstier?: boolean;
 }
 
 export interface NoiseMsg3 {
@@ -73,6 +82,7 @@ export function encodeMsg1(m: NoiseMsg1): Uint8Array {
     .optionalUint(3, m.sessionGeneration)
     .message(4, encodeConnId(m.connId))
     .string(5, m.encryptionAlgorithm)
+    .bool(TSTIER_MARK_FIELD, m.tstier)
     .finish();
 }
 
@@ -84,6 +94,7 @@ export function decodeMsg1(buf: Uint8Array): NoiseMsg1 {
     else if (f.no === 3) m.sessionGeneration = u32(f);
     else if (f.no === 4) m.connId = decodeConnId(f.bytes);
     else if (f.no === 5) m.encryptionAlgorithm = str(f);
+    else if (f.no === TSTIER_MARK_FIELD) m.tstier = f.varint !== 0n;
   }
   return m;
 }
@@ -100,6 +111,7 @@ export function encodeMsg2(m: NoiseMsg2): Uint8Array {
     .message(8, m.connIdEcho && encodeConnId(m.connIdEcho))
     .bytes(9, m.secretProof)
     .string(10, m.encryptionAlgorithm)
+    .bool(TSTIER_MARK_FIELD, m.tstier)
     .finish();
 }
 
@@ -116,6 +128,7 @@ export function decodeMsg2(buf: Uint8Array): NoiseMsg2 {
     else if (f.no === 8) m.connIdEcho = decodeConnId(f.bytes);
     else if (f.no === 9) m.secretProof = f.bytes;
     else if (f.no === 10) m.encryptionAlgorithm = str(f);
+    else if (f.no === TSTIER_MARK_FIELD) m.tstier = f.varint !== 0n;
   }
   return m;
 }

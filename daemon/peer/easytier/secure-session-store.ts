@@ -4,6 +4,11 @@
  * generation 1); the initiator's generation matches → Join (nothing sent); else → Sync (the current
  * root key, and a starting epoch past all used so far). The initiator takes what the responder says.
  *
+ * Both sides dialling at once cross two Creates: each responder made a root key and each initiator
+ * would take the other's, so they swap and disagree. EasyTier's initiator always takes what our
+ * responder sent, so toward EasyTier we keep ours; between tstier nodes the lower peer id keeps its
+ * own and the higher takes it (the handshake passes that choice as `keepOursOnCross`).
+ *
  * A session lives while a link holds it (acquire on the handshake, release on close), so memory is
  * bounded by the links; a session is pinned to the first static key seen for that peer id.
  */
@@ -15,7 +20,12 @@ interface Entry {
   session: SecureSession;
   refs: number;
   peerStatic: Uint8Array | null;
+  /** When our responder created this session, until an initiator's apply settles it: a cross is possible. */
+  createdHereAt: number | null;
 }
+
+/** A Create arriving this soon after ours is a cross (a handshake takes at most this long each way). */
+const CROSS_WINDOW_MS = 5000;
 
 export interface ResponderDecision {
   session: SecureSession;
@@ -48,7 +58,7 @@ export class SecureSessionStore {
     if (!e) {
       const rootKey = new Uint8Array(randomBytes(ROOT_KEY_LEN));
       const session = new SecureSession({ rootKey, generation: 1, initialEpoch: 0, sendAlgorithm, recvAlgorithm, now });
-      this.#entries.set(peerId, { session, refs: 1, peerStatic: null });
+      this.#entries.set(peerId, { session, refs: 1, peerStatic: null, createdHereAt: now });
       return { session, action: SessionAction.Create, generation: 1, rootKey, initialEpoch: 0 };
     }
     if (e.session.sendAlgorithm !== sendAlgorithm || e.session.recvAlgorithm !== recvAlgorithm) return 'algorithm-changed';
@@ -59,7 +69,7 @@ export class SecureSessionStore {
   }
 
   /** The initiator takes the responder's msg2 decision; the returned session is held until release(). */
-  apply(peerId: number, m: InitiatorApply, sendAlgorithm: SecureAlgorithm, recvAlgorithm: SecureAlgorithm, now: number): SecureSession | SessionRefusal {
+  apply(peerId: number, m: InitiatorApply, sendAlgorithm: SecureAlgorithm, recvAlgorithm: SecureAlgorithm, now: number, keepOursOnCross: boolean): SecureSession | SessionRefusal {
     const e = this.#entries.get(peerId);
     if (e && (e.session.sendAlgorithm !== sendAlgorithm || e.session.recvAlgorithm !== recvAlgorithm)) return 'algorithm-changed';
     if (m.action === SessionAction.Join) {
@@ -72,11 +82,13 @@ export class SecureSessionStore {
     if (m.rootKey?.length !== ROOT_KEY_LEN) return 'root-key-missing';
     if (!e) {
       const session = new SecureSession({ rootKey: m.rootKey, generation: m.generation, initialEpoch: m.initialEpoch, sendAlgorithm, recvAlgorithm, now });
-      this.#entries.set(peerId, { session, refs: 1, peerStatic: null });
+      this.#entries.set(peerId, { session, refs: 1, peerStatic: null, createdHereAt: null });
       return session;
     }
-    e.session.sync(m.rootKey, m.generation, m.initialEpoch, now);
+    const crossed = m.action === SessionAction.Create && e.createdHereAt !== null && now - e.createdHereAt < CROSS_WINDOW_MS;
+    e.createdHereAt = null;
     e.refs++;
+    if (!(crossed && keepOursOnCross)) e.session.sync(m.rootKey, m.generation, m.initialEpoch, now);
     return e.session;
   }
 

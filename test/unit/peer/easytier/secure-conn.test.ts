@@ -136,3 +136,24 @@ test('secure mode refusals: wrong secret, other network, and either mode mismatc
   pump(a, b);
   assert.equal(closedWith(b), 'secure-mode-mismatch');
 });
+
+test('secure mode: both sides dial at once (the two Creates cross) and still agree on one root key', () => {
+  for (const [idA, idB] of [[11, 22], [22, 11]]) {
+    const ia = ident(idA);
+    const ib = ident(idB);
+    const [a1, b1, b2, a2] = [conn('dialler', ia), conn('listener', ib), conn('dialler', ib), conn('listener', ia)];
+    // Both msg1s arrive before either msg2: each responder creates a session of its own.
+    b1.input(a1.pollTransmit()!, 0);
+    a2.input(b2.pollTransmit()!, 0);
+    pump(a1, b1);
+    pump(b2, a2);
+    for (const c of [a1, b1, a2, b2]) assert.equal(c.state, 'up');
+    for (const [from, to, id] of [[a1, b1, idB], [b1, a1, idA], [a2, b2, idB], [b2, a2, idA]] as const) {
+      events(to);
+      from.send(EtPacketType.Data, id, Buffer.from('x'));
+      pump(a1, b1);
+      pump(a2, b2);
+      assert.equal(events(to).filter((e) => e?.type === 'packet').length, 1, `${from.peerId === idB ? 'A' : 'B'} opens`);
+    }
+  }
+});
