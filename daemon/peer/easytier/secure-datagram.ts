@@ -77,6 +77,8 @@ export interface SecureSessionInit {
   sendAlgorithm: SecureAlgorithm;
   recvAlgorithm: SecureAlgorithm;
   now: number;
+  /** Packets per send epoch (ROTATE_AFTER_PACKETS unless a test wants it small). */
+  rotateAfterPackets?: number;
 }
 
 export class SecureSession {
@@ -88,6 +90,7 @@ export class SecureSession {
   readonly #sendSeq = [0, 0];
   #epochStartedAt: number;
   #sentInEpoch = 0;
+  readonly #rotateAfterPackets: number;
   /** Per direction: [current, previous] receive epochs. */
   readonly #rx: [(RxSlot | null)[], (RxSlot | null)[]] = [
     [null, null],
@@ -105,6 +108,7 @@ export class SecureSession {
     this.#epochStartedAt = o.now;
     this.sendAlgorithm = o.sendAlgorithm;
     this.recvAlgorithm = o.recvAlgorithm;
+    this.#rotateAfterPackets = o.rotateAfterPackets ?? ROTATE_AFTER_PACKETS;
   }
 
   get generation(): number {
@@ -150,7 +154,7 @@ export class SecureSession {
 
   /** ciphertext ‖ tag ‖ nonce for a packet we send in direction `dir`. */
   seal(dir: Direction, plain: Uint8Array, now: number): Uint8Array {
-    if (++this.#sentInEpoch >= ROTATE_AFTER_PACKETS) this.#rotate(now);
+    if (++this.#sentInEpoch >= this.#rotateAfterPackets) this.#rotate(now);
     const seq = this.#sendSeq[dir]!++;
     const nonce = Buffer.alloc(NONCE_LEN);
     nonce.writeUInt32BE(this.#sendEpoch, 0);
