@@ -78,7 +78,7 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
     if (fake.length > 0) requireFakeTcpCapabilities(`${key} ${fake[0]}`);
   }
   const secure = secureModeProblem(config);
-  if (secure) throw badConfig('secure-mode', secure);
+  if (secure) throw badConfig('--secure-mode', secure);
   return { kind: 'config', config, warnings: file.warnings, configFile };
 }
 
