@@ -88,3 +88,18 @@ test('secure mode mismatch with EasyTier, either way: refused, no route', { skip
     await Promise.all([ts.proc.stop(), et.stop()]);
   });
 });
+
+test('secure mode, EasyTier – tstier – EasyTier: the ends run their relay session through the tstier node and ping', { skip: SKIP ?? false, timeout: 90_000 }, async (t) => {
+  const net = await Netns.create('th8s-line', t);
+  const [a, b, c] = [await net.ns('a'), await net.ns('b'), await net.ns('c')];
+  await net.link(a, b, '198.18.84.1/24', '198.18.84.2/24');
+  await net.link(b, c, '198.18.85.2/24', '198.18.85.3/24');
+  const mid = await core(b, '10.84.0.2', 'ts-mid', ['--secure-mode', '-l', 'udp://0.0.0.0:11010', '-l', 'tcp://0.0.0.0:11010']);
+  const ea = await startEasyTier(a, etConfig({ ...NET, ipv4: '10.84.0.1/24', hostname: 'et-a', secureMode: true, peers: ['udp://198.18.84.2:11010'] }));
+  const ec = await startEasyTier(c, etConfig({ ...NET, ipv4: '10.84.0.3/24', hostname: 'et-c', secureMode: true, peers: ['tcp://198.18.85.2:11010'] }));
+  const ra = await ea.waitRoutes([mid.peerId, ec.peerId], 30);
+  assert.deepEqual([ra.find((r) => r.peer_id === ec.peerId)?.cost, ra.find((r) => r.peer_id === ec.peerId)?.next_hop_peer_id], [2, mid.peerId]);
+  await ping(a, '10.84.0.3');
+  await ping(c, '10.84.0.1');
+  await Promise.all([ea.stop(), ec.stop(), mid.proc.stop()]);
+});
