@@ -16,7 +16,7 @@
  * name is refused (we relay for no foreign network); msg3's digest must be ours.
  */
 import { createHmac } from 'node:crypto';
-import { NoiseError, NoiseXX, type X25519KeyPair } from './secure-noise.js';
+import { NoiseError, NoiseHandshake, type X25519KeyPair } from './secure-noise.js';
 import { ROLE_SAME_NETWORK, decodeMsg1, decodeMsg2, decodeMsg3, encodeMsg1, encodeMsg2, encodeMsg3, newConnId, sameConnId, type ConnId } from './secure-msg.js';
 import type { SecureSessionStore, SessionRefusal } from './secure-session-store.js';
 import { parseSecureAlgorithm, type SecureAlgorithm, type SecureSession } from './secure-datagram.js';
@@ -84,7 +84,7 @@ function equal(theirs: Uint8Array | undefined, ours: Uint8Array): boolean {
 
 export class SecureHandshake {
   readonly #me: SecureIdentity;
-  readonly #noise: NoiseXX;
+  readonly #noise: NoiseHandshake;
   readonly #dialler: boolean;
   readonly #connId: ConnId = newConnId();
   #theirConnId: ConnId | undefined;
@@ -97,7 +97,7 @@ export class SecureHandshake {
   constructor(role: 'dialler' | 'listener', me: SecureIdentity) {
     this.#me = me;
     this.#dialler = role === 'dialler';
-    this.#noise = new NoiseXX({ initiator: this.#dialler, prologue: NOISE_PROLOGUE, staticKey: me.staticKey });
+    this.#noise = new NoiseHandshake({ pattern: 'XX', initiator: this.#dialler, prologue: NOISE_PROLOGUE, staticKey: me.staticKey });
   }
 
   /** The dialler's msg1 (to = 0: it does not know the listener's id yet). */

@@ -1,13 +1,13 @@
 /**
- * The Noise XX handshake EasyTier's secure mode runs on a PeerConn, sans-IO:
- * Noise_XX_25519_ChaChaPoly_SHA256 (the Noise Protocol Framework, revision 34), only the three
- * handshake messages and the handshake hash. EasyTier never uses Noise's transport states (they
- * need in-order delivery); its datagrams are keyed from a root key the responder sends inside msg2
- * (secure-datagram.ts), so `split()` is not needed here.
+ * The Noise handshakes of EasyTier's secure mode, sans-IO (the Noise Protocol Framework, revision
+ * 34): Noise_XX_25519_ChaChaPoly_SHA256 on a PeerConn, Noise_IK_25519_ChaChaPoly_SHA256 for a relay
+ * session to a node further away. Only the handshake messages and the handshake hash: EasyTier never
+ * uses Noise's transport states (they need in-order delivery); its datagrams are keyed from a root
+ * key the responder sends inside its message (secure-datagram.ts), so `split()` is not needed here.
  *
- *   -> e
- *   <- e, ee, s, es
- *   -> s, se
+ *   XX:  -> e                IK:  <- s (known beforehand)
+ *        <- e, ee, s, es          -> e, es, s, ss
+ *        -> s, se                 <- e, ee, se
  *
  * X25519, ChaCha20-Poly1305 and SHA-256 come from node:crypto. Handshakes happen once per link, so
  * allocating per call is fine here.
@@ -15,7 +15,6 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { TstierError } from '../../errors.js';
 
-export const NOISE_PROTOCOL = 'Noise_XX_25519_ChaChaPoly_SHA256';
 const DH_LEN = 32;
 const HASH_LEN = 32;
 const TAG_LEN = 16;
@@ -144,35 +143,53 @@ class SymmetricState {
   }
 }
 
-export interface NoiseXXOptions {
+/** Noise's message tokens, and the two patterns EasyTier uses. */
+type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss';
+export type NoisePattern = 'XX' | 'IK';
+const PATTERNS: Record<NoisePattern, { protocol: string; responderStaticKnown: boolean; messages: Token[][] }> = {
+  // The PeerConn handshake: both static keys travel encrypted.
+  XX: { protocol: 'Noise_XX_25519_ChaChaPoly_SHA256', responderStaticKnown: false, messages: [['e'], ['e', 'ee', 's', 'es'], ['s', 'se']] },
+  // The relay handshake: the initiator knows the responder's static key (from route sync).
+  IK: { protocol: 'Noise_IK_25519_ChaChaPoly_SHA256', responderStaticKnown: true, messages: [['e', 'es', 's', 'ss'], ['e', 'ee', 'se']] },
+};
+
+export interface NoiseOptions {
+  pattern: NoisePattern;
   initiator: boolean;
   prologue: Uint8Array;
   staticKey: X25519KeyPair;
+  /** IK's initiator: the responder's static public key, known beforehand. */
+  remoteStatic?: Uint8Array;
   /** For test vectors only; a fresh ephemeral key is generated otherwise. */
   ephemeralKey?: X25519KeyPair;
 }
 
 /**
- * One side of an XX handshake. Messages alternate: the initiator writes 1 and 3, the responder
- * writes 2; each side reads the other's. Every read or write advances the state; any error leaves
- * it unusable (the caller closes the link).
+ * One side of a handshake. Messages alternate, the initiator writing the first; each side reads the
+ * other's. Every read or write advances the state; any error leaves it unusable (the caller ends
+ * the handshake).
  */
-export class NoiseXX {
+export class NoiseHandshake {
   readonly initiator: boolean;
+  readonly #messages: Token[][];
   readonly #ss: SymmetricState;
   readonly #s: X25519KeyPair;
   readonly #e: X25519KeyPair;
   #re: Uint8Array | null = null;
-  #rs: Uint8Array | null = null;
-  /** Index of the next message (0, 1, 2); 3 when complete. */
+  #rs: Uint8Array | null;
   #step = 0;
 
-  constructor(o: NoiseXXOptions) {
+  constructor(o: NoiseOptions) {
+    const p = PATTERNS[o.pattern];
     this.initiator = o.initiator;
+    this.#messages = p.messages;
     this.#s = o.staticKey;
     this.#e = o.ephemeralKey ?? x25519Generate();
-    this.#ss = new SymmetricState(NOISE_PROTOCOL);
+    this.#rs = o.remoteStatic ? Uint8Array.from(o.remoteStatic) : null;
+    if (p.responderStaticKnown && o.initiator && !this.#rs) throw new NoiseError(`${o.pattern} needs the responder's static key`);
+    this.#ss = new SymmetricState(p.protocol);
     this.#ss.mixHash(o.prologue);
+    if (p.responderStaticKnown) this.#ss.mixHash(o.initiator ? this.#rs! : this.#s.publicKey);
   }
 
   /** The handshake hash so far (EasyTier binds its secret proof to it at a fixed point). */
@@ -180,40 +197,32 @@ export class NoiseXX {
     return this.#ss.h;
   }
 
-  /** The other side's static public key, once its message carrying it was read. */
+  /** The other side's static public key, once known. */
   get remoteStatic(): Uint8Array | null {
     return this.#rs;
   }
 
   get complete(): boolean {
-    return this.#step === 3;
+    return this.#step === this.#messages.length;
   }
 
   writeMessage(payload: Uint8Array): Uint8Array {
-    this.#expect(true);
+    const tokens = this.#turn(true);
     const parts: Uint8Array[] = [];
-    const ss = this.#ss;
-    if (this.#step === 0) {
-      parts.push(this.#e.publicKey);
-      ss.mixHash(this.#e.publicKey);
-    } else if (this.#step === 1) {
-      parts.push(this.#e.publicKey);
-      ss.mixHash(this.#e.publicKey);
-      ss.mixKey(dh(this.#e.privateKey, this.#re!)); // ee
-      parts.push(ss.encryptAndHash(this.#s.publicKey));
-      ss.mixKey(dh(this.#s.privateKey, this.#re!)); // es (responder side)
-    } else {
-      parts.push(ss.encryptAndHash(this.#s.publicKey));
-      ss.mixKey(dh(this.#s.privateKey, this.#re!)); // se (initiator side)
+    for (const t of tokens) {
+      if (t === 'e') {
+        parts.push(this.#e.publicKey);
+        this.#ss.mixHash(this.#e.publicKey);
+      } else if (t === 's') parts.push(this.#ss.encryptAndHash(this.#s.publicKey));
+      else this.#ss.mixKey(this.#dh(t));
     }
-    parts.push(ss.encryptAndHash(payload));
+    parts.push(this.#ss.encryptAndHash(payload));
     this.#step++;
     return new Uint8Array(Buffer.concat(parts));
   }
 
   readMessage(message: Uint8Array): Uint8Array {
-    this.#expect(false);
-    const ss = this.#ss;
+    const tokens = this.#turn(false);
     let at = 0;
     const take = (n: number): Uint8Array => {
       if (message.length - at < n) throw new NoiseError(`message ${this.#step + 1} is too short`);
@@ -221,28 +230,31 @@ export class NoiseXX {
       at += n;
       return out;
     };
-    if (this.#step === 0) {
-      this.#re = Uint8Array.from(take(DH_LEN));
-      ss.mixHash(this.#re);
-    } else if (this.#step === 1) {
-      this.#re = Uint8Array.from(take(DH_LEN));
-      ss.mixHash(this.#re);
-      ss.mixKey(dh(this.#e.privateKey, this.#re)); // ee
-      this.#rs = ss.decryptAndHash(take(ss.sealedLen(DH_LEN)));
-      ss.mixKey(dh(this.#e.privateKey, this.#rs)); // es (initiator side)
-    } else {
-      this.#rs = ss.decryptAndHash(take(ss.sealedLen(DH_LEN)));
-      ss.mixKey(dh(this.#e.privateKey, this.#rs)); // se (responder side)
+    for (const t of tokens) {
+      if (t === 'e') {
+        this.#re = Uint8Array.from(take(DH_LEN));
+        this.#ss.mixHash(this.#re);
+      } else if (t === 's') this.#rs = this.#ss.decryptAndHash(take(this.#ss.sealedLen(DH_LEN)));
+      else this.#ss.mixKey(this.#dh(t));
     }
-    const payload = ss.decryptAndHash(message.subarray(at));
+    const payload = this.#ss.decryptAndHash(message.subarray(at));
     this.#step++;
     return payload;
   }
 
-  #expect(writing: boolean): void {
-    if (this.#step >= 3) throw new NoiseError('handshake already complete');
-    // The initiator writes messages 0 and 2, the responder message 1.
-    const initiatorTurn = this.#step !== 1;
+  /** A DH token from this side's view: the first letter is the initiator's key, the second the responder's. */
+  #dh(t: Exclude<Token, 'e' | 's'>): Uint8Array {
+    const mine = (t[this.initiator ? 0 : 1] === 'e' ? this.#e : this.#s).privateKey;
+    const theirs = t[this.initiator ? 1 : 0] === 'e' ? this.#re : this.#rs;
+    if (!theirs) throw new NoiseError(`token ${t} before the remote key`);
+    return dh(mine, theirs);
+  }
+
+  #turn(writing: boolean): Token[] {
+    const tokens = this.#messages[this.#step];
+    if (!tokens) throw new NoiseError('handshake already complete');
+    const initiatorTurn = this.#step % 2 === 0;
     if ((initiatorTurn === this.initiator) !== writing) throw new NoiseError(`message ${this.#step + 1} is not ours to ${writing ? 'write' : 'read'}`);
+    return tokens;
   }
 }

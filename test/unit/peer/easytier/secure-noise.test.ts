@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NoiseError, NoiseXX, x25519FromPrivate, x25519Generate } from '../../../../daemon/peer/easytier/secure-noise.js';
+import { NoiseError, NoiseHandshake, x25519FromPrivate, x25519Generate } from '../../../../daemon/peer/easytier/secure-noise.js';
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
 const V = {
@@ -25,9 +25,9 @@ const V = {
   ],
 };
 
-function pair(): { i: NoiseXX; r: NoiseXX } {
-  const i = new NoiseXX({ initiator: true, prologue: V.prologue, staticKey: x25519FromPrivate(V.initStatic), ephemeralKey: x25519FromPrivate(V.initEphemeral) });
-  const r = new NoiseXX({ initiator: false, prologue: V.prologue, staticKey: x25519FromPrivate(V.respStatic), ephemeralKey: x25519FromPrivate(V.respEphemeral) });
+function pair(): { i: NoiseHandshake; r: NoiseHandshake } {
+  const i = new NoiseHandshake({ pattern: 'XX', initiator: true, prologue: V.prologue, staticKey: x25519FromPrivate(V.initStatic), ephemeralKey: x25519FromPrivate(V.initEphemeral) });
+  const r = new NoiseHandshake({ pattern: 'XX', initiator: false, prologue: V.prologue, staticKey: x25519FromPrivate(V.respStatic), ephemeralKey: x25519FromPrivate(V.respEphemeral) });
   return { i, r };
 }
 
@@ -64,6 +64,25 @@ test('a flipped bit in message 2 or 3 fails authentication; messages out of turn
   }
   const { i } = pair();
   assert.throws(() => i.readMessage(new Uint8Array(32)), NoiseError);
-  const fresh = new NoiseXX({ initiator: false, prologue: V.prologue, staticKey: x25519Generate() });
+  const fresh = new NoiseHandshake({ pattern: 'XX', initiator: false, prologue: V.prologue, staticKey: x25519Generate() });
   assert.throws(() => fresh.readMessage(new Uint8Array(10)), /too short/);
+});
+
+test('cacophony IK_25519_ChaChaPoly_SHA256: both handshake messages byte for byte, and the handshake hash', () => {
+  const rs = x25519FromPrivate(V.respStatic);
+  const i = new NoiseHandshake({ pattern: 'IK', initiator: true, prologue: V.prologue, staticKey: x25519FromPrivate(V.initStatic), ephemeralKey: x25519FromPrivate(V.initEphemeral), remoteStatic: rs.publicKey });
+  const r = new NoiseHandshake({ pattern: 'IK', initiator: false, prologue: V.prologue, staticKey: rs, ephemeralKey: x25519FromPrivate(V.respEphemeral) });
+  const ik = [
+    ['4c756477696720766f6e204d69736573', 'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944718da798efbcd91528520204f904b9bd6c7413dccdc214d951e15253e39987f18146e8cd0873654207148333479d4d16c289f0294b29960a72f48e0b7bba2e89083169825e59642148d492020664ccf7'],
+    ['4d757272617920526f746862617264', '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f1448088435361e70b2ed446e6c9ec387d1d6b3b840f194e373979d241b203c4acafccf5'],
+  ];
+  for (const [n, [payload, ciphertext]] of ik.entries()) {
+    const [writer, reader] = n === 0 ? [i, r] : [r, i];
+    const wire = writer.writeMessage(hex(payload!));
+    assert.equal(Buffer.from(wire).toString('hex'), ciphertext, `message ${n + 1}`);
+    assert.equal(Buffer.from(reader.readMessage(wire)).toString('hex'), payload);
+  }
+  assert.ok(i.complete && r.complete);
+  assert.equal(Buffer.from(r.handshakeHash).toString('hex'), '0b0f68fb0c27e03ce9b97565995ed4838cc0581b762ef72b062f6a546419fad7');
+  assert.deepEqual(r.remoteStatic, x25519FromPrivate(V.initStatic).publicKey);
 });
