@@ -103,3 +103,17 @@ test('secure mode, EasyTier – tstier – EasyTier: the ends run their relay se
   await ping(c, '10.84.0.1');
   await Promise.all([ea.stop(), ec.stop(), mid.proc.stop()]);
 });
+
+test('secure mode, tstier – EasyTier – tstier: the ends set up their own relay session through EasyTier and ping', { skip: SKIP ?? false, timeout: 90_000 }, async (t) => {
+  const net = await Netns.create('th8s-rel', t);
+  const [a, b, c] = [await net.ns('a'), await net.ns('b'), await net.ns('c')];
+  await net.link(a, b, '198.18.86.1/24', '198.18.86.2/24');
+  await net.link(b, c, '198.18.87.2/24', '198.18.87.3/24');
+  const mid = await startEasyTier(b, etConfig({ ...NET, ipv4: '10.86.0.2/24', hostname: 'et-mid', secureMode: true, listeners: ['udp://0.0.0.0:11010', 'tcp://0.0.0.0:11010'] }));
+  const ta = await core(a, '10.86.0.1', 'ts-a', ['--secure-mode', '--no-listener', '-p', 'udp://198.18.86.2:11010']);
+  const tc = await core(c, '10.86.0.3', 'ts-c', ['--secure-mode', '--no-listener', '-p', 'tcp://198.18.87.2:11010']);
+  await waitRoutes(a, 'C at cost 2', (r) => r.some((x) => x.peer_id === tc.peerId && x.cost === 2));
+  await ping(a, '10.86.0.3');
+  await ping(c, '10.86.0.1');
+  await Promise.all([ta.proc.stop(), tc.proc.stop(), mid.stop()]);
+});

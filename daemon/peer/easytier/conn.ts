@@ -148,7 +148,12 @@ export class EtPeerConn {
       this.#events.push({ type: 'packet', header: p.header, payload: p.body, raw: pm });
       return;
     }
-    const opened = this.#session ? openSecurePm(p, this.#peerId, this.#session, now) : openPm(p, this.#cipher);
+    if (this.#session && p.header.from !== this.#peerId) {
+      // Sealed end to end by a node further away (its relay session): the node core opens it.
+      this.#events.push({ type: 'packet', header: p.header, payload: p.body, raw: pm });
+      return;
+    }
+    const opened = this.#session ? openSecurePm(p, this.#session, now) : openPm(p, this.#cipher);
     if ('drop' in opened) {
       this.drops[opened.drop]++;
       return;

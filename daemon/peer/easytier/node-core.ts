@@ -18,6 +18,7 @@ import { invalidServiceResponse } from './rpc.js';
 import type { EtCipher } from './cipher.js';
 import type { LocalIdentity } from './handshake.js';
 import type { SecureIdentity } from './secure-handshake.js';
+import { SecureRelay } from './secure-relay.js';
 import { randomBytes } from 'node:crypto';
 
 /** EasyTier's initiator re-sends at least every 10 s; we send our view this often to each neighbour. */
@@ -65,6 +66,10 @@ export class EtNodeCore {
   readonly #me: LocalIdentity;
   readonly #cipher: EtCipher;
   readonly #secure: SecureIdentity | undefined;
+  /** Secure mode: end-to-end sessions with nodes that are not neighbours. */
+  readonly #relay: SecureRelay | undefined;
+  /** The last time the core was handed, for sends that come without a clock. */
+  #now: number;
   readonly #links = new Map<string, Link>();
   readonly routes: EtRouteState;
   readonly #rpc: EtRpcEndpoint;
@@ -85,6 +90,8 @@ export class EtNodeCore {
     this.#cipher = o.cipher;
     this.#secure = o.secure;
     this.routes = new EtRouteState(o.info);
+    this.#relay = o.secure ? new SecureRelay(o.secure, (id) => this.routes.route(id)?.info.noiseStaticPubkey) : undefined;
+    this.#now = o.now;
     this.#rpc = new EtRpcEndpoint(o.me.peerId);
     this.#refreshAt = o.now + INFO_REFRESH_MS;
     this.#deliver = new Set(o.deliverTypes ?? []);
@@ -116,6 +123,7 @@ export class EtNodeCore {
   }
 
   input(key: string, pm: Uint8Array, now: number): void {
+    this.#now = now;
     const link = this.#links.get(key);
     if (!link) return;
     link.conn.input(pm, now);
@@ -132,6 +140,8 @@ export class EtNodeCore {
   }
 
   handleTimeout(now: number): void {
+    this.#now = now;
+    if (this.#relay) for (const pm of this.#relay.handleTimeout(now)) this.#sendRaw(pm);
     if (now >= this.#refreshAt) {
       this.#refreshAt = now + INFO_REFRESH_MS;
       this.routes.updateMyInfo({});
@@ -147,7 +157,7 @@ export class EtNodeCore {
   }
 
   pollTimeout(): number {
-    let t = this.#refreshAt;
+    let t = Math.min(this.#refreshAt, this.#relay?.pollTimeout() ?? Infinity);
     for (const link of this.#links.values()) {
       const c = link.conn.pollTimeout();
       const s = link.conn.state === 'up' ? link.nextSyncAt : null;
@@ -158,7 +168,7 @@ export class EtNodeCore {
 
   /** Every packet dropped so far, by reason: this node's and its links' (conn.ts), closed links included. */
   drops(): Record<string, number> {
-    const out: Record<string, number> = { ...this.#drops, ...this.#retiredConnDrops };
+    const out: Record<string, number> = { ...this.#drops, ...this.#retiredConnDrops, ...this.#relay?.drops };
     for (const link of this.#links.values()) for (const [k, v] of Object.entries(link.conn.drops)) out[k] = (out[k] ?? 0) + v;
     return out;
   }
@@ -180,9 +190,28 @@ export class EtNodeCore {
   sendPayload(type: number, to: number, payload: Uint8Array): boolean {
     const key = this.#keyToward(to);
     if (key === undefined) return false;
-    this.#links.get(key)!.conn.send(type, to, payload);
-    this.#collect(key);
+    this.#sendOn(key, type, to, payload);
     return true;
+  }
+
+  /** Sends on link `key` toward `to`: on the link itself, or in a relay session when `to` is further away. */
+  #sendOn(key: string, type: number, to: number, payload: Uint8Array, forwardCounter?: number): void {
+    const conn = this.#links.get(key)!.conn;
+    if (this.#relay && to !== conn.peerId) {
+      for (const pm of this.#relay.send(type, to, payload, forwardCounter ?? 1, this.#now)) conn.sendRaw(pm);
+    } else conn.send(type, to, payload, forwardCounter);
+    this.#collect(key);
+  }
+
+  /** Sends a packet built elsewhere (a relay handshake) toward its destination; dropped if there is no route. */
+  #sendRaw(pm: Uint8Array): void {
+    const key = this.#keyToward(pm[4]! | (pm[5]! << 8) | (pm[6]! << 16) | (pm[7]! << 24));
+    if (key === undefined) {
+      this.#drops['no-route']++;
+      return;
+    }
+    this.#links.get(key)!.conn.sendRaw(pm);
+    this.#collect(key);
   }
 
   /** Moves one link's output and events up, reacting to what its conn reported. */
@@ -202,6 +231,10 @@ export class EtNodeCore {
         return;
       } else if (ev.header.to !== this.#me.peerId) {
         this.#forward(ev.raw);
+      } else if (this.#relay && (ev.header.from !== link.conn.peerId || ev.header.type === EtPacketType.RelayHandshake || ev.header.type === EtPacketType.RelayHandshakeAck)) {
+        const r = this.#relay.input(ev.header, ev.payload, now);
+        if ('send' in r) for (const pm of r.send) this.#sendRaw(pm);
+        else if ('payload' in r) this.#onPacket(key, link, ev.header, r.payload, now);
       } else {
         this.#onPacket(key, link, ev.header, ev.payload, now);
       }
@@ -270,9 +303,7 @@ export class EtNodeCore {
       this.#drops['no-route']++;
       return;
     }
-    const conn = this.#links.get(key)!.conn;
-    for (const p of pieces) conn.send(EtPacketType.RpcResp, to, p, RPC_ORIGIN_FORWARD_COUNTER);
-    this.#collect(key);
+    for (const p of pieces) this.#sendOn(key, EtPacketType.RpcResp, to, p, RPC_ORIGIN_FORWARD_COUNTER);
   }
 
   #sendSync(key: string, link: Link, now: number): void {

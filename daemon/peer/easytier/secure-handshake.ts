@@ -67,7 +67,8 @@ export function isNoiseType(type: number): boolean {
   return type === EtPacketType.NoiseHandshakeMsg1 || type === EtPacketType.NoiseHandshakeMsg2 || type === EtPacketType.NoiseHandshakeMsg3;
 }
 
-function noisePm(from: number, to: number, type: number, body: Uint8Array): Uint8Array {
+/** A handshake packet: never sealed, forward counter 1. */
+export function noisePm(from: number, to: number, type: number, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(PM_HEADER_LEN + body.length);
   writePmHeader(out, 0, { from, to, type, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER, len: body.length });
   out.set(body, PM_HEADER_LEN);

@@ -4,9 +4,8 @@
  * when they go from us to this neighbour; Ping/Pong and the Noise messages never are.
  *
  * Stricter than EasyTier (docs/easytier-wire.md): a sealable packet from the neighbour that comes
- * without the ENCRYPTED flag is dropped (EasyTier passes it through), and so is one that a node
- * further away originated: EasyTier protects those with a relay session of its own (PM types
- * 20/21), which tstier does not speak, so they can be neither trusted nor sent.
+ * without the ENCRYPTED flag is dropped (EasyTier passes it through). Packets to and from nodes
+ * further away travel in relay sessions (secure-relay.ts), never on a link's session.
  */
 import { PmFlag, PM_HEADER_LEN, isEncryptedType, type PmHeader, type PmPacket } from './pm.js';
 import { directionOf, type SecureOpenFailure, type SecureSession } from './secure-datagram.js';
@@ -29,14 +28,13 @@ export function secureSendable(type: number, to: number, neighbour: number): boo
   return !isEncryptedType(type) || to === neighbour;
 }
 
-/** Opens a packet addressed to us that came in on the link to `neighbour`. */
-export function openSecurePm(p: PmPacket, neighbour: number, session: SecureSession, now: number): { payload: Uint8Array } | { drop: SecureDropReason } {
+/** Opens a packet the neighbour at the other end of the link sent us. */
+export function openSecurePm(p: PmPacket, session: SecureSession, now: number): { payload: Uint8Array } | { drop: SecureDropReason } {
   const { header, body } = p;
   if (!isEncryptedType(header.type)) {
     if (header.flags & PmFlag.Encrypted) return { drop: 'decrypt-failed' };
     return body.length === header.len ? { payload: body } : { drop: 'bad-len' };
   }
-  if (header.from !== neighbour) return { drop: 'secure-no-relay' };
   if (header.flags & PmFlag.Compressed) return { drop: 'compressed' };
   if (!(header.flags & PmFlag.Encrypted)) return { drop: 'plaintext-refused' };
   const opened = session.open(directionOf(header.from, header.to), body, now);

@@ -52,6 +52,11 @@ export class SecureSessionStore {
     return this.#entries.size;
   }
 
+  /** The session with `peerId`, if there is one (a link's or a relay's). */
+  get(peerId: number): SecureSession | undefined {
+    return this.#entries.get(peerId)?.session;
+  }
+
   /** The responder's choice for a msg1 from `peerId`; the returned session is held until release(). */
   respond(peerId: number, theirGeneration: number | undefined, sendAlgorithm: SecureAlgorithm, recvAlgorithm: SecureAlgorithm, now: number): ResponderDecision | SessionRefusal {
     const e = this.#entries.get(peerId);
