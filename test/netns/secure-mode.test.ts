@@ -3,8 +3,9 @@
  * its own namespace (no default route). A dials B through a UDP relay in its own namespace
  * (fixtures/udp-replay-tap.ts) that can replay what it relayed. Proves: routes and pings both ways,
  * a TCP transfer hashed at both ends, a captured sealed Data packet replayed five times is dropped
- * five times and counted as replayed, and a node without secure mode is refused with a log line
- * naming the mismatch, and never routed.
+ * five times and counted as replayed, a node without secure mode is refused with a log line
+ * naming the mismatch, and never routed, and in a line A – B – C the ends ping through B in their
+ * own relay session.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +45,7 @@ async function replayedCount(ns: Namespace, atLeast: number): Promise<number> {
 
 const ping = (ns: Namespace, ip: string) => ns.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', ip]);
 
-test('secure mode between tstier nodes: routes, pings, a hashed transfer, replays dropped and counted, a mismatch refused', { skip: SKIP ?? false, timeout: 90_000 }, async (t) => {
+test('secure mode between tstier nodes: routes, pings, a hashed transfer, replays dropped and counted, a mismatch refused, a relayed line', { skip: SKIP ?? false, timeout: 90_000 }, async (t) => {
   const net = await Netns.create('th8m', t);
   const [a, b] = [await net.ns('a'), await net.ns('b')];
   await net.link(a, b, '198.18.82.1/24', '198.18.82.2/24');
@@ -79,5 +80,15 @@ test('secure mode between tstier nodes: routes, pings, a hashed transfer, replay
   const plain = await core(a, '10.82.0.3', 'plain-a', ['--no-listener', '-p', 'udp://198.18.82.2:11010']);
   await nb.proc.waitForLine(new RegExp(`peer handshake refused peer_id=${plain.peerId} .*secure mode mismatch`), 15_000);
   assert.ok(!(await cliJson<RouteRow>(b, ['route'])).some((r) => r.peer_id === plain.peerId));
-  await Promise.all([plain.proc.stop(), nb.proc.stop(), tap.stop()]);
+  await plain.proc.stop();
+
+  // A line A – B – C: the ends are no neighbours, so they talk in a relay session (Noise IK) through B.
+  const c = await net.ns('c');
+  await net.link(b, c, '198.18.88.2/24', '198.18.88.3/24');
+  const nc = await core(c, '10.82.0.4', 'sec-c', ['--secure-mode', '--no-listener', '-p', 'udp://198.18.88.2:11010']);
+  const na2 = await core(a, '10.82.0.1', 'sec-a', ['--secure-mode', '--no-listener', '-p', 'udp://198.18.82.2:11010']);
+  await waitRoutes(a, 'C at cost 2', (r) => r.some((x) => x.peer_id === nc.peerId && x.cost === 2));
+  await ping(a, '10.82.0.4');
+  await ping(c, '10.82.0.1');
+  await Promise.all([na2.proc.stop(), nc.proc.stop(), nb.proc.stop(), tap.stop()]);
 });
