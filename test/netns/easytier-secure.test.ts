@@ -36,14 +36,17 @@ async function waitRoutes(ns: Namespace, what: string, ok: (rows: RouteRow[]) =>
 
 const ping = (ns: Namespace, ip: string) => ns.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', ip]);
 
-for (const scheme of ['udp', 'tcp'] as const) {
-  test(`secure mode, tstier and EasyTier over ${scheme}://, each dialling the other: routes, pings, proofs checked`, { skip: SKIP ?? false, timeout: 90_000 }, async (t) => {
+// Over tcp:// each side sends with another cipher (EasyTier chacha20, tstier aes-256-gcm): a session's two
+// directions are keyed alike but sealed with each sender's own algorithm, as EasyTier does.
+for (const [scheme, etAlg, tsAlg] of [['udp', undefined, undefined], ['tcp', 'chacha20', 'aes-256-gcm']] as const) {
+  test(`secure mode, tstier and EasyTier over ${scheme}://, each dialling the other: routes, pings, proofs checked${etAlg ? ', ciphers differ' : ''}`, { skip: SKIP ?? false, timeout: 90_000 }, async (t) => {
     const net = await Netns.create(`th8s-${scheme}`, t);
     const [a, b] = [await net.ns('a'), await net.ns('b')];
     await net.link(a, b, '198.18.81.1/24', '198.18.81.2/24');
-    const et = await startEasyTier(b, etConfig({ ...NET, ipv4: '10.81.0.2/24', hostname: 'et-b', secureMode: true,
+    const et = await startEasyTier(b, etConfig({ ...NET, ipv4: '10.81.0.2/24', hostname: 'et-b', secureMode: true, ...(etAlg ? { encryption: etAlg } : {}),
       listeners: [`${scheme}://0.0.0.0:11010`], peers: [`${scheme}://198.18.81.1:11010`] }));
-    const ts = await core(a, '10.81.0.1', 'ts-a', ['--secure-mode', '-l', `${scheme}://0.0.0.0:11010`, '-p', `${scheme}://198.18.81.2:11010`]);
+    const ts = await core(a, '10.81.0.1', 'ts-a', ['--secure-mode', ...(tsAlg ? ['--encryption-algorithm', tsAlg] : []),
+      '-l', `${scheme}://0.0.0.0:11010`, '-p', `${scheme}://198.18.81.2:11010`]);
 
     await et.waitRoutes([ts.peerId]);
     await waitRoutes(a, 'EasyTier listed', (r) => r.some((x) => x.peer_id === et.peerId && x.cost === 1));
