@@ -136,6 +136,7 @@ export class EtNodeCore {
     if (!link) return;
     this.#retire(key);
     if (link.conn.state === 'up') this.#events.push({ type: 'peer-down', key, peerId: link.conn.peerId, reason: 'underlay' });
+    link.conn.close(); // lets go of what the conn holds (a secure-mode session); its events are not read again
     this.#neighboursChanged(now);
   }
 

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EtPeerConn, type CloseReason } from '../../../../daemon/peer/easytier/conn.js';
+import { EtNodeCore } from '../../../../daemon/peer/easytier/node-core.js';
 import { etCipher } from '../../../../daemon/peer/easytier/cipher.js';
 import { secretDigest } from '../../../../daemon/peer/easytier/identity.js';
 import { EtPacketType, PmFlag, splitPm } from '../../../../daemon/peer/easytier/pm.js';
@@ -156,4 +157,27 @@ test('secure mode: both sides dial at once (the two Creates cross) and still agr
       assert.equal(events(to).filter((e) => e?.type === 'packet').length, 1, `${from.peerId === idB ? 'A' : 'B'} opens`);
     }
   }
+});
+
+test('secure mode in the node core: a link whose underlay ends lets go of its session', () => {
+  const ids = [ident(11), ident(22)];
+  const cores = ids.map((id) => new EtNodeCore({
+    me: { peerId: id.peerId, networkName: id.networkName, digest: id.digest }, cipher: etCipher('aes-gcm', id.networkSecret), now: 0, secure: id,
+    info: { peerId: id.peerId, instId: new Uint8Array(16), networkLength: 24, proxyCidrs: [], udpNatType: 0, version: 1, easytierVersion: 't', featureFlag: {}, peerRouteId: 1n },
+  }));
+  cores[1]!.addConn('l', 'listener', 0);
+  cores[0]!.addConn('l', 'dialler', 0);
+  for (let moved = true; moved; ) {
+    moved = false;
+    for (const [from, to] of [[0, 1], [1, 0]] as const) {
+      for (let out = cores[from]!.pollTransmit(); out; out = cores[from]!.pollTransmit()) {
+        moved = true;
+        cores[to]!.input('l', out.pm, 0);
+      }
+    }
+  }
+  assert.equal(cores[0]!.conn('l')?.state, 'up');
+  assert.deepEqual(ids.map((id) => id.sessions.size), [1, 1]);
+  for (const c of cores) c.connClosed('l', 1);
+  assert.deepEqual(ids.map((id) => id.sessions.size), [0, 0]);
 });
