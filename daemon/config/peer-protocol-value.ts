@@ -20,7 +20,7 @@ export function parsePeerProtocol(raw: string, name: string): PeerProtocol {
 /** Why `--secure-mode` cannot run with the rest of `c`, or null. Secure mode always seals, with an AEAD. */
 export function secureModeProblem(c: { secureMode?: boolean; peerProtocol?: PeerProtocol; disableEncryption?: boolean; encryptionAlgorithm?: string }): string | null {
   if (!c.secureMode) return null;
-  if (c.peerProtocol !== 'easytier') return 'needs the EasyTier wire (--peer-protocol easytier)';
+  if (c.peerProtocol === 'tstier') return 'is a mode of EasyTier\'s wire, not of --peer-protocol tstier (whose links are always keyed per link)';
   if (c.disableEncryption) return 'cannot run with --disable-encryption: secure mode always encrypts';
   if (c.encryptionAlgorithm === 'xor') return 'needs an AEAD (--encryption-algorithm aes-gcm, aes-256-gcm or chacha20), not xor';
   return null;

@@ -16,6 +16,8 @@ test('--secure-mode, ET_SECURE_MODE and TOML [secure_mode] enabled = true all tu
   assert.equal(secureMode([...ET, '--secure-mode']), true);
   assert.equal(secureMode(ET, { ET_SECURE_MODE: 'true' }), true);
   assert.equal(secureMode(ET), undefined);
+  const r = loadNodeConfig(['--secure-mode'], {});
+  assert.ok(r.kind === 'config' && r.config.peerProtocol === 'easytier', 'secure mode selects EasyTier\'s wire');
   const { layer, warnings } = parseConfigToml('[secure_mode]\nenabled = true\nlocal_private_key = "x"\n', 's.toml');
   assert.equal(layer.secureMode, true);
   assert.ok(warnings.some((w) => w.includes('local_private_key')), 'a key we do not take is named, not silently used');
@@ -23,7 +25,7 @@ test('--secure-mode, ET_SECURE_MODE and TOML [secure_mode] enabled = true all tu
 
 test('secure mode with the tstier wire, --disable-encryption or xor is a one-line error naming the flag', () => {
   for (const [argv, why] of [
-    [['--secure-mode'], /EasyTier wire/],
+    [['--peer-protocol', 'tstier', '--secure-mode'], /EasyTier's wire/],
     [[...ET, '--secure-mode', '--disable-encryption'], /always encrypts/],
     [[...ET, '--secure-mode', '--encryption-algorithm', 'xor'], /AEAD/],
   ] as const) {
