@@ -11,6 +11,7 @@ import { readEnv } from './env.js';
 import type { NodeConfig } from './node-config.js';
 import type { Layer, Settings } from './options.js';
 import { readConfigFile } from './toml-file.js';
+import { secureModeProblem } from './peer-protocol-value.js';
 import { usage } from './usage.js';
 import { requireFakeTcpCapabilities } from '../faketcp/firewall.js';
 import { badConfig } from '../errors.js';
@@ -76,6 +77,10 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
     if (v6) throw badConfig(key, `fake TCP carries IPv4 only, not ${v6}`);
     if (fake.length > 0) requireFakeTcpCapabilities(`${key} ${fake[0]}`);
   }
+  const secure = secureModeProblem(config);
+  if (secure) throw badConfig('--secure-mode', secure);
+  // Secure mode is a mode of EasyTier's wire: it selects that wire unless another was named.
+  if (config.secureMode) config.peerProtocol ??= 'easytier';
   return { kind: 'config', config, warnings: file.warnings, configFile };
 }
 

@@ -47,6 +47,8 @@ export interface NodeConfig {
   encryptionAlgorithm?: Exclude<EtAlgorithm, 'none'>;
   /** EasyTier wire: payloads in clear (`--disable-encryption`). */
   disableEncryption?: boolean;
+  /** EasyTier wire: secure mode (`--secure-mode`): a Noise handshake and per-link session keys. */
+  secureMode?: boolean;
   /** Peer URIs to connect to (`-p`), e.g. "udp://10.1.0.2:11010". */
   peers: string[];
   proxyNetworks: ProxyNetwork[];

@@ -17,6 +17,15 @@ export function parsePeerProtocol(raw: string, name: string): PeerProtocol {
   return p as PeerProtocol;
 }
 
+/** Why `--secure-mode` cannot run with the rest of `c`, or null. Secure mode always seals, with an AEAD. */
+export function secureModeProblem(c: { secureMode?: boolean; peerProtocol?: PeerProtocol; disableEncryption?: boolean; encryptionAlgorithm?: string }): string | null {
+  if (!c.secureMode) return null;
+  if (c.peerProtocol === 'tstier') return 'is a mode of EasyTier\'s wire, not of --peer-protocol tstier (whose links are always keyed per link)';
+  if (c.disableEncryption) return 'cannot run with --disable-encryption: secure mode always encrypts';
+  if (c.encryptionAlgorithm === 'xor') return 'needs an AEAD (--encryption-algorithm aes-gcm, aes-256-gcm or chacha20), not xor';
+  return null;
+}
+
 export function parseEncryptionAlgorithm(raw: string, name: string): Exclude<EtAlgorithm, 'none'> {
   const a = parseEtAlgorithm(raw.trim().toLowerCase());
   if (a === null || a === 'none') throw badConfig(name, `must be one of aes-gcm, aes-256-gcm, chacha20, xor, got ${quote(raw)}`);

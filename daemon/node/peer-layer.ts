@@ -23,6 +23,7 @@ export function createPeerLayer(cfg: NodeConfig, opts: PeerLayerOptions): PeerLa
   return new EtPeerManager({
     networkName: opts.networkName, networkSecret: opts.networkSecret, local: opts.local, log: opts.log,
     encryption: cfg.disableEncryption ? 'none' : (cfg.encryptionAlgorithm ?? 'aes-gcm'),
+    ...(cfg.secureMode ? { secureMode: true } : {}),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
   });
 }

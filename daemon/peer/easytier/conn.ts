@@ -14,6 +14,9 @@
 import { decodeHandshake, encodeHandshake, judgeHandshake, listenerVouches, ourHandshake, HANDSHAKE_TIMEOUT_MS, type LocalIdentity } from './handshake.js';
 import { EtPacketType, ORIGIN_FORWARD_COUNTER, buildPing, buildPm, openPm, pingSeq, pongFor, splitPm, type OpenFailure, type PmHeader } from './pm.js';
 import type { EtCipher } from './cipher.js';
+import { SecureHandshake, isNoiseType, type SecureFailure, type SecureIdentity } from './secure-handshake.js';
+import { buildSecurePm, openSecurePm, secureSendable, type SecureDropReason } from './secure-pm.js';
+import type { SecureSession } from './secure-datagram.js';
 import { TstierError } from '../../errors.js';
 
 export const PING_INTERVAL_MS = 1000;
@@ -30,7 +33,10 @@ export type CloseReason =
   | 'wrong-digest'
   | 'peer-id-conflict'
   | 'ping-timeout'
-  | 'local';
+  | 'local'
+  /** One side runs secure mode (a Noise handshake), the other the plain handshake. */
+  | 'secure-mode-mismatch'
+  | SecureFailure;
 
 export type EtConnEvent =
   | { type: 'up'; peerId: number; features: string[] }
@@ -39,13 +45,15 @@ export type EtConnEvent =
   | { type: 'closed'; reason: CloseReason };
 
 /** Drops, by reason; each failed packet is counted once and never closes the connection. */
-export type EtConnDrops = Record<OpenFailure | 'short' | 'before-up' | 'not-for-this-link', number>;
+export type EtConnDrops = Record<OpenFailure | SecureDropReason | 'short' | 'before-up' | 'not-for-this-link', number>;
 
 export interface EtConnOptions {
   role: 'dialler' | 'listener';
   me: LocalIdentity;
   cipher: EtCipher;
   now: number;
+  /** Secure mode: a Noise handshake and a per-neighbour session instead of the network-wide cipher. */
+  secure?: SecureIdentity;
 }
 
 export class EtPeerConn {
@@ -62,7 +70,23 @@ export class EtPeerConn {
   /** seq → sent time of pings not yet answered nor timed out. */
   readonly #inFlight = new Map<number, number>();
   #lostInARow = 0;
-  readonly drops: EtConnDrops = { compressed: 0, 'encrypted-but-off': 0, 'decrypt-failed': 0, 'plaintext-refused': 0, 'bad-len': 0, short: 0, 'before-up': 0, 'not-for-this-link': 0 };
+  readonly #secure: SecureHandshake | null;
+  #session: SecureSession | null = null;
+  /** The last time this link was handed, for the session's sends (send() takes no clock). */
+  #now: number;
+  readonly drops: EtConnDrops = {
+    compressed: 0,
+    'encrypted-but-off': 0,
+    'decrypt-failed': 0,
+    'plaintext-refused': 0,
+    'bad-len': 0,
+    replayed: 0,
+    'bad-epoch': 0,
+    'secure-no-relay': 0,
+    short: 0,
+    'before-up': 0,
+    'not-for-this-link': 0,
+  };
   /** Round-trip time of the last answered ping, ms. */
   rttMs: number | null = null;
 
@@ -71,7 +95,12 @@ export class EtPeerConn {
     this.#me = o.me;
     this.#cipher = o.cipher;
     this.#handshakeDeadline = o.now + HANDSHAKE_TIMEOUT_MS;
-    if (o.role === 'dialler') this.#sendHandshake(true);
+    this.#now = o.now;
+    this.#secure = o.secure ? new SecureHandshake(o.role, o.secure) : null;
+    if (o.role === 'dialler') {
+      if (this.#secure) this.#queue(this.#secure.start());
+      else this.#sendHandshake(true);
+    }
   }
 
   get state(): 'handshake' | 'up' | 'closed' {
@@ -85,6 +114,7 @@ export class EtPeerConn {
 
   input(pm: Uint8Array, now: number): void {
     if (this.#state === 'closed') return;
+    this.#now = now;
     const p = splitPm(pm);
     if (!p) {
       this.drops.short++;
@@ -92,12 +122,18 @@ export class EtPeerConn {
     }
     if (this.#state === 'handshake') {
       // EasyTier skips anything else while it waits for the handshake; so do we.
-      if (p.header.type === EtPacketType.HandShake) this.#onHandshake(p.body, now);
+      const noise = isNoiseType(p.header.type);
+      if (noise !== (this.#secure !== null) && (noise || p.header.type === EtPacketType.HandShake)) this.#close('secure-mode-mismatch');
+      else if (this.#secure && noise) this.#onSecureStep(this.#secure.input(p.header, p.body, now), now);
+      else if (p.header.type === EtPacketType.HandShake) this.#onHandshake(p.body, now);
       else this.drops['before-up']++;
       return;
     }
     switch (p.header.type) {
       case EtPacketType.HandShake:
+      case EtPacketType.NoiseHandshakeMsg1:
+      case EtPacketType.NoiseHandshakeMsg2:
+      case EtPacketType.NoiseHandshakeMsg3:
         return; // a repeat; the link is already up
       case EtPacketType.Ping:
         if (p.header.to === this.#me.peerId) this.#queue(pongFor(pm));
@@ -112,7 +148,12 @@ export class EtPeerConn {
       this.#events.push({ type: 'packet', header: p.header, payload: p.body, raw: pm });
       return;
     }
-    const opened = openPm(p, this.#cipher);
+    if (this.#session && p.header.from !== this.#peerId) {
+      // Sealed end to end by a node further away (its relay session): the node core opens it.
+      this.#events.push({ type: 'packet', header: p.header, payload: p.body, raw: pm });
+      return;
+    }
+    const opened = this.#session ? openSecurePm(p, this.#session, now) : openPm(p, this.#cipher);
     if ('drop' in opened) {
       this.drops[opened.drop]++;
       return;
@@ -129,7 +170,10 @@ export class EtPeerConn {
    */
   send(type: number, to: number, payload: Uint8Array, forwardCounter = ORIGIN_FORWARD_COUNTER): void {
     if (this.#state !== 'up') throw new TstierError('TSTIER_E_CLOSED', `easytier conn to ${this.#peerId} is ${this.#state}`);
-    this.#queue(buildPm({ from: this.#me.peerId, to, type, flags: 0, forwardCounter }, payload, this.#cipher));
+    const h = { from: this.#me.peerId, to, type, flags: 0, forwardCounter };
+    if (!this.#session) this.#queue(buildPm(h, payload, this.#cipher));
+    else if (secureSendable(type, to, this.#peerId)) this.#queue(buildSecurePm(h, payload, this.#session, this.#now));
+    else this.drops['secure-no-relay']++;
   }
 
   /** Queues an already-built packet (a forwarder's). */
@@ -138,6 +182,8 @@ export class EtPeerConn {
   }
 
   handleTimeout(now: number): void {
+    this.#now = now;
+    this.#session?.rotateIfDue(now);
     if (this.#state === 'handshake') {
       if (now >= this.#handshakeDeadline) this.#close('handshake-timeout');
       return;
@@ -200,6 +246,20 @@ export class EtPeerConn {
     this.#events.push({ type: 'up', peerId: theirs.myPeerId, features: theirs.features });
   }
 
+  #onSecureStep(step: ReturnType<SecureHandshake['input']>, now: number): void {
+    if (step.send) this.#queue(step.send);
+    if (step.fail) {
+      this.#close(step.fail);
+      return;
+    }
+    if (!step.up) return;
+    this.#peerId = step.up.peerId;
+    this.#session = step.up.session;
+    this.#state = 'up';
+    this.#nextPingAt = now;
+    this.#events.push({ type: 'up', peerId: step.up.peerId, features: [] });
+  }
+
   #onPong(seq: number | null, now: number): void {
     if (seq === null) return;
     const sentAt = this.#inFlight.get(seq);
@@ -223,6 +283,7 @@ export class EtPeerConn {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#inFlight.clear();
+    this.#secure?.release();
     this.#events.push({ type: 'closed', reason });
   }
 }

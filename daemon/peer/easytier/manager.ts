@@ -32,6 +32,11 @@ import { EtNodeCore } from './node-core.js';
 import { EtPacketType, TstierPacketType, splitPm } from './pm.js';
 import { decodeHandshake, judgeHandshake, type LocalIdentity } from './handshake.js';
 import { EtRouteView } from './route-view.js';
+import { isNoiseType, type SecureIdentity } from './secure-handshake.js';
+import { SecureSessionStore } from './secure-session-store.js';
+import { parseSecureAlgorithm } from './secure-datagram.js';
+import { x25519Generate } from './secure-noise.js';
+import { TstierError } from '../../errors.js';
 
 /** The version string other nodes show for us (EasyTier shows its own as "2.6.4-<commit>"). */
 export const ET_SOFTWARE_VERSION = '2.6.4-tstier';
@@ -49,8 +54,14 @@ const wireType = (type: number): number => CARRIER_TYPES.get(type) ?? type;
  * Why an inbound link's first packet is refused, or null to take the link: it must be a
  * well-formed HandShake of our network with our digest (handshake.ts judgeHandshake).
  */
-function firstPacketVerdict(me: LocalIdentity, pm: Uint8Array): { reason: string; peerId: number } | null {
+function firstPacketVerdict(me: LocalIdentity, secure: boolean, pm: Uint8Array): { reason: string; peerId: number } | null {
   const p = splitPm(pm);
+  // In secure mode the Noise handshake judges the peer (its proof comes in msg3); a plain
+  // handshake there, or a Noise one here, is the other mode: say so, as EasyTier refuses it.
+  if (p && (isNoiseType(p.header.type) || p.header.type === EtPacketType.HandShake) && isNoiseType(p.header.type) !== secure) {
+    return { reason: reasonText('secure-mode-mismatch'), peerId: p.header.from };
+  }
+  if (secure && p?.header.type === EtPacketType.NoiseHandshakeMsg1) return null;
   if (!p || p.header.type !== EtPacketType.HandShake || p.header.len !== p.body.length) return { reason: 'not a handshake', peerId: 0 };
   let theirs;
   try {
@@ -64,6 +75,7 @@ function firstPacketVerdict(me: LocalIdentity, pm: Uint8Array): { reason: string
 
 /** A conn's close reason in the words PeerManager logs ("handshake timeout", "peer silent"). */
 function reasonText(reason: string): string {
+  if (reason === 'secure-mode-mismatch') return 'secure mode mismatch: both ends must run --secure-mode, or neither';
   return reason === 'ping-timeout' ? 'peer silent' : reason.replace(/-/g, ' ');
 }
 
@@ -73,6 +85,8 @@ export interface EtPeerManagerOptions {
   local: Omit<LocalNode, 'peerId'>;
   /** 'none' is --disable-encryption. */
   encryption: EtAlgorithm;
+  /** EasyTier's secure mode (--secure-mode): Noise handshakes and per-link sessions; needs an AEAD. */
+  secureMode?: boolean;
   log: Logger;
   backoff?: BackoffOptions;
   tickMs?: number;
@@ -108,6 +122,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   private readonly counts = { noRoute: 0, unhandled: 0, rejectedLinks: 0 };
   readonly core: EtNodeCore;
   private readonly me: LocalIdentity;
+  private readonly secure: SecureIdentity | undefined;
   private readonly log: Logger;
   private readonly backoff: BackoffOptions;
   private readonly links = new Map<string, Link>();
@@ -129,7 +144,9 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     const f = l.features;
     const now = nowMs();
     this.me = { peerId: this.peerId, networkName: opts.networkName, digest: secretDigest(opts.networkName, opts.networkSecret) };
+    this.secure = opts.secureMode ? secureIdentity(this.me, opts) : undefined;
     this.core = new EtNodeCore({
+      ...(this.secure ? { secure: this.secure } : {}),
       me: this.me,
       cipher: etCipher(opts.encryption, opts.networkSecret),
       now,
@@ -147,6 +164,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
         // an EasyTier node sends us plain TCP; tstier nodes read our carriers from tstierFeatures.
         featureFlag: { kcpInput: false, quicInput: false, noRelayKcp: (f & Feature.NoRelayKcp) !== 0, noRelayQuic: (f & Feature.NoRelayQuic) !== 0 },
         peerRouteId: randomBytes(8).readBigUInt64LE(0), tstierFeatures: f,
+        ...(this.secure ? { noiseStaticPubkey: this.secure.staticKey.publicKey } : {}),
       },
       deliverTypes: [...CARRIER_TYPES.values(), EtPacketType.QuicSrc, EtPacketType.QuicDst],
       refuseRelay: [
@@ -216,7 +234,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       const drops = conn ? Object.values(conn.drops).reduce((a, b) => a + b, 0) : 0;
       rows.push({ peerId: l.peerId, remoteUri: l.underlay.remoteUri, outbound: l.underlay.outbound, rttMs: conn?.rttMs ?? 0,
         txBytes: l.txBytes, rxBytes: l.rxBytes, txPackets: l.txPackets, rxPackets: l.rxPackets, establishedAt: l.establishedAt,
-        dropped: drops, forged: conn?.drops['decrypt-failed'] ?? 0, replayed: 0 });
+        dropped: drops, forged: conn?.drops['decrypt-failed'] ?? 0, replayed: conn?.drops.replayed ?? 0 });
     }
     return rows;
   }
@@ -291,7 +309,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
    */
   private accept(underlay: UnderlayLink, first: Buffer): void {
     if (this.closed) return underlay.refuse();
-    const refused = firstPacketVerdict(this.me, first);
+    const refused = firstPacketVerdict(this.me, this.secure !== undefined, first);
     if (refused) {
       this.counts.rejectedLinks++;
       this.log.warn('peer handshake refused', { peer_id: refused.peerId, remote: underlay.remoteUri, reason: refused.reason });
@@ -454,4 +472,11 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     this.core.handleTimeout(now);
     this.service();
   }
+}
+
+/** This node's secure-mode identity: a fresh Noise static key per start (EasyTier pins it per session only). */
+function secureIdentity(me: LocalIdentity, opts: EtPeerManagerOptions): SecureIdentity {
+  const algorithm = parseSecureAlgorithm(opts.encryption);
+  if (!algorithm) throw new TstierError('TSTIER_E_BAD_CONFIG', `secure-mode: needs an AEAD, not ${opts.encryption}`);
+  return { ...me, networkSecret: opts.networkSecret, staticKey: x25519Generate(), algorithm, sessions: new SecureSessionStore() };
 }

@@ -17,6 +17,8 @@ import { OSPF_SERVICE, SYNC_ROUTE_INFO_METHOD, SYNC_ROUTE_TIMEOUT_MS, decodeSync
 import { invalidServiceResponse } from './rpc.js';
 import type { EtCipher } from './cipher.js';
 import type { LocalIdentity } from './handshake.js';
+import type { SecureIdentity } from './secure-handshake.js';
+import { SecureRelay } from './secure-relay.js';
 import { randomBytes } from 'node:crypto';
 
 /** EasyTier's initiator re-sends at least every 10 s; we send our view this often to each neighbour. */
@@ -49,6 +51,8 @@ export interface EtNodeOptions {
   deliverTypes?: readonly number[];
   /** Packet types of others this node will not relay (no_relay_kcp / no_relay_quic); counted. */
   refuseRelay?: readonly number[];
+  /** Secure mode: every link runs the Noise handshake and its own session (conn.ts). */
+  secure?: SecureIdentity;
 }
 
 interface Link {
@@ -61,6 +65,11 @@ interface Link {
 export class EtNodeCore {
   readonly #me: LocalIdentity;
   readonly #cipher: EtCipher;
+  readonly #secure: SecureIdentity | undefined;
+  /** Secure mode: end-to-end sessions with nodes that are not neighbours. */
+  readonly #relay: SecureRelay | undefined;
+  /** The last time the core was handed, for sends that come without a clock. */
+  #now: number;
   readonly #links = new Map<string, Link>();
   readonly routes: EtRouteState;
   readonly #rpc: EtRpcEndpoint;
@@ -79,7 +88,10 @@ export class EtNodeCore {
   constructor(o: EtNodeOptions) {
     this.#me = o.me;
     this.#cipher = o.cipher;
+    this.#secure = o.secure;
     this.routes = new EtRouteState(o.info);
+    this.#relay = o.secure ? new SecureRelay(o.secure, (id) => this.routes.route(id)?.info.noiseStaticPubkey) : undefined;
+    this.#now = o.now;
     this.#rpc = new EtRpcEndpoint(o.me.peerId);
     this.#refreshAt = o.now + INFO_REFRESH_MS;
     this.#deliver = new Set(o.deliverTypes ?? []);
@@ -105,12 +117,13 @@ export class EtNodeCore {
 
   /** A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at once. */
   addConn(key: string, role: 'dialler' | 'listener', now: number): void {
-    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now });
+    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now, ...(this.#secure ? { secure: this.#secure } : {}) });
     this.#links.set(key, { conn, sessionId: randomBytes(8).readBigUInt64LE(0), nextSyncAt: now });
     this.#drain(key, now);
   }
 
   input(key: string, pm: Uint8Array, now: number): void {
+    this.#now = now;
     const link = this.#links.get(key);
     if (!link) return;
     link.conn.input(pm, now);
@@ -123,10 +136,13 @@ export class EtNodeCore {
     if (!link) return;
     this.#retire(key);
     if (link.conn.state === 'up') this.#events.push({ type: 'peer-down', key, peerId: link.conn.peerId, reason: 'underlay' });
+    link.conn.close(); // lets go of what the conn holds (a secure-mode session); its events are not read again
     this.#neighboursChanged(now);
   }
 
   handleTimeout(now: number): void {
+    this.#now = now;
+    if (this.#relay) for (const pm of this.#relay.handleTimeout(now)) this.#sendRaw(pm);
     if (now >= this.#refreshAt) {
       this.#refreshAt = now + INFO_REFRESH_MS;
       this.routes.updateMyInfo({});
@@ -142,7 +158,7 @@ export class EtNodeCore {
   }
 
   pollTimeout(): number {
-    let t = this.#refreshAt;
+    let t = Math.min(this.#refreshAt, this.#relay?.pollTimeout() ?? Infinity);
     for (const link of this.#links.values()) {
       const c = link.conn.pollTimeout();
       const s = link.conn.state === 'up' ? link.nextSyncAt : null;
@@ -153,7 +169,7 @@ export class EtNodeCore {
 
   /** Every packet dropped so far, by reason: this node's and its links' (conn.ts), closed links included. */
   drops(): Record<string, number> {
-    const out: Record<string, number> = { ...this.#drops, ...this.#retiredConnDrops };
+    const out: Record<string, number> = { ...this.#drops, ...this.#retiredConnDrops, ...this.#relay?.drops };
     for (const link of this.#links.values()) for (const [k, v] of Object.entries(link.conn.drops)) out[k] = (out[k] ?? 0) + v;
     return out;
   }
@@ -175,9 +191,28 @@ export class EtNodeCore {
   sendPayload(type: number, to: number, payload: Uint8Array): boolean {
     const key = this.#keyToward(to);
     if (key === undefined) return false;
-    this.#links.get(key)!.conn.send(type, to, payload);
-    this.#collect(key);
+    this.#sendOn(key, type, to, payload);
     return true;
+  }
+
+  /** Sends on link `key` toward `to`: on the link itself, or in a relay session when `to` is further away. */
+  #sendOn(key: string, type: number, to: number, payload: Uint8Array, forwardCounter?: number): void {
+    const conn = this.#links.get(key)!.conn;
+    if (this.#relay && to !== conn.peerId) {
+      for (const pm of this.#relay.send(type, to, payload, forwardCounter ?? 1, this.#now)) conn.sendRaw(pm);
+    } else conn.send(type, to, payload, forwardCounter);
+    this.#collect(key);
+  }
+
+  /** Sends a packet built elsewhere (a relay handshake) toward its destination; dropped if there is no route. */
+  #sendRaw(pm: Uint8Array): void {
+    const key = this.#keyToward(pm[4]! | (pm[5]! << 8) | (pm[6]! << 16) | (pm[7]! << 24));
+    if (key === undefined) {
+      this.#drops['no-route']++;
+      return;
+    }
+    this.#links.get(key)!.conn.sendRaw(pm);
+    this.#collect(key);
   }
 
   /** Moves one link's output and events up, reacting to what its conn reported. */
@@ -197,6 +232,10 @@ export class EtNodeCore {
         return;
       } else if (ev.header.to !== this.#me.peerId) {
         this.#forward(ev.raw);
+      } else if (this.#relay && (ev.header.from !== link.conn.peerId || ev.header.type === EtPacketType.RelayHandshake || ev.header.type === EtPacketType.RelayHandshakeAck)) {
+        const r = this.#relay.input(ev.header, ev.payload, now);
+        if ('send' in r) for (const pm of r.send) this.#sendRaw(pm);
+        else if ('payload' in r) this.#onPacket(key, link, ev.header, r.payload, now);
       } else {
         this.#onPacket(key, link, ev.header, ev.payload, now);
       }
@@ -265,9 +304,7 @@ export class EtNodeCore {
       this.#drops['no-route']++;
       return;
     }
-    const conn = this.#links.get(key)!.conn;
-    for (const p of pieces) conn.send(EtPacketType.RpcResp, to, p, RPC_ORIGIN_FORWARD_COUNTER);
-    this.#collect(key);
+    for (const p of pieces) this.#sendOn(key, EtPacketType.RpcResp, to, p, RPC_ORIGIN_FORWARD_COUNTER);
   }
 
   #sendSync(key: string, link: Link, now: number): void {

@@ -77,6 +77,8 @@ export interface RoutePeerInfo {
    * skips it when decoding and relays it unchanged inside the raw info.
    */
   tstierFeatures?: number;
+  /** Secure mode: the node's Noise static public key (field 18), as EasyTier advertises it. */
+  noiseStaticPubkey?: Uint8Array;
   /** The encoding this info arrived in (set by decode), to relay unchanged. */
   raw?: Uint8Array;
 }
@@ -121,6 +123,7 @@ export function encodeRoutePeerInfo(p: RoutePeerInfo): Uint8Array {
     .uint(12, p.peerRouteId)
     .uint(13, p.networkLength);
   if (p.ipv6) w.message(15, encodeIpv6Inet(p.ipv6));
+  w.bytes(18, p.noiseStaticPubkey);
   return w
     .optionalUint(TSTIER_FEATURES_FIELD, p.tstierFeatures)
     .finish();
@@ -153,6 +156,7 @@ export function decodeRoutePeerInfo(buf: Uint8Array): RoutePeerInfo {
     else if (f.no === 12) p.peerRouteId = f.varint;
     else if (f.no === 13) p.networkLength = u32(f);
     else if (f.no === 15) p.ipv6 = decodeIpv6Inet(f.bytes);
+    else if (f.no === 18) p.noiseStaticPubkey = f.bytes;
     else if (f.no === TSTIER_FEATURES_FIELD) p.tstierFeatures = u32(f);
   }
   return p;

@@ -12,6 +12,7 @@
  * namespaces a test creates have no default route.
  */
 import { existsSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Namespace, NsProcess } from './netns.js';
 
@@ -46,6 +47,19 @@ export interface EtOptions {
   encryption?: string | false;
   /** TUN device name (keep it unique inside the namespace). */
   devName?: string;
+  /** Secure mode, with a fresh X25519 key pair (EasyTier's config needs one). */
+  secureMode?: boolean;
+}
+
+/** `[secure_mode]` as EasyTier's config spells it: enabled, and a base64 X25519 key pair. */
+function secureModeTable(): Record<string, unknown> {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  const raw = (der: Buffer): string => der.subarray(der.length - 32).toString('base64');
+  return {
+    enabled: true,
+    local_private_key: raw(privateKey.export({ format: 'der', type: 'pkcs8' })),
+    local_public_key: raw(publicKey.export({ format: 'der', type: 'spki' })),
+  };
 }
 
 /** The easytier-core config layout (TOML as a dict) for `o`. */
@@ -67,6 +81,7 @@ export function etConfig(o: EtOptions): Record<string, unknown> {
     peer: (o.peers ?? []).map((uri) => ({ uri })),
     network_identity: { network_name: o.name, network_secret: o.secret },
     flags,
+    ...(o.secureMode ? { secure_mode: secureModeTable() } : {}),
   };
 }
 
