@@ -1,14 +1,20 @@
 /**
- * Why does the inner TCP go slower through one implementation than through another? One pair
- * (tstier or EasyTier 2.6.4) across the packet-level impairment relay, one bulk stream A→B of plain
- * forwarded packets (no proxy), with the inner TCP watched from both ends:
+ * Why does the inner TCP go slower (or a round trip take longer) through one implementation than
+ * through another? One pair (tstier or EasyTier 2.6.4) across the packet-level impairment relay, or a
+ * bare veth with --clean, carrying A's flows to B as plain forwarded packets or, with --mode kcp|quic,
+ * through that proxy. RR probes first, then one bulk stream A→B, watched from both ends:
  *  - `ss -ti` in A every 100 ms (cwnd, pacing and delivery rate, RTT, retransmits, BBR's model);
- *  - tcpdump on the TUN in A and in B (headers only), written to --pcap DIR for bench/pcap-tcp.py.
- * Bench only (root, a built tree, the EasyTier venv for --impl easytier).
+ *  - with --pcap DIR: tcpdump on the TUN in A and B (the inner TCP) and at the relay's two ends (the
+ *    peer datagrams), all on the host's clock, for `python3 bench/pcap-delays.py DIR tstier|easytier`;
+ *    and every RR sample in DIR/IMPL-MODE-rr.txt;
+ *  - CPU per GiB of each node and the relay over the bulk run, the system share, and per thread;
+ *  - the TUN queue length and drops in each namespace.
+ * Bench only (root, tcpdump for --pcap, a built tree, the EasyTier venv for --impl easytier).
  *
- *   node dist/bench/plain-diag.js [--impl tstier|easytier] [--loss 0.05] [--delay 20] [--seconds 8]
- *        [--rr 3] [--pcap DIR] [--ns h7pd]
+ *   node dist/bench/plain-diag.js [--impl tstier|easytier] [--mode plain|kcp|quic] [--clean]
+ *        [--loss 0.05] [--delay 20] [--seed 32] [--seconds 8] [--rr 3] [--pcap DIR] [--ns h7pd]
  * tstier's peer wire follows ET_PEER_PROTOCOL (tstier's own by default); BENCH_CPU_PROF=DIR profiles its nodes.
+ * docs/forwarding-latency.md has what it found.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
