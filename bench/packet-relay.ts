@@ -18,8 +18,8 @@
  * Prints "ready" once both ends are up; runs until SIGTERM, then prints per-direction counts.
  */
 import { execFileSync } from 'node:child_process';
-import { setPriority } from 'node:os';
 import { TunDevice } from '../daemon/tun/tun-device.js';
+import { runAheadOfPair } from './lib/link-priority.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -45,19 +45,7 @@ for (const [flag, v] of [['loss', loss], ['delay', delay], ['rate', rateMbit], [
     process.exit(2);
   }
 }
-/**
- * The relay is a link, not a contestant: netem runs in the kernel's softirq, this runs as a process
- * that shares the CPU with the pair under test. At normal priority, on a loaded 2-core host, it was
- * starved with them and queued on its own: its p99 delay beside tstier's pair was 255-313 ms (the
- * link's is 20), beside EasyTier's 29-46 ms, so a pair that needs more CPU was also given a worse link
- * (docs/forwarding-latency.md). Ahead of the pair in the scheduler it delays what it is told to, for both.
- */
-const PRIORITY = -10;
-try {
-  setPriority(PRIORITY);
-} catch (e) {
-  process.stderr.write(`packet-relay: cannot raise its priority (${(e as Error).message}); its own scheduling delay adds to the link's\n`);
-}
+runAheadOfPair('packet-relay');
 /** Milliseconds one byte occupies the bottleneck. */
 const msPerByte = rateMbit > 0 ? 8 / (rateMbit * 1e3) : 0;
 const MTU = 1500;
