@@ -56,12 +56,18 @@ test('flushAcks sends the ACKs for what input() took at once, without the interv
   assert.equal(b.pollTransmit(), null, 'nothing owed twice');
 });
 
-test('a lone datagram\'s ACK waits ACK_DELAY_MS for an answer to carry it, then goes alone', () => {
+/** A opens a flow to B; B took the OPEN (a lone segment) in a pass that ended with flushAcks(0). */
+function openToB(): { a: KcpCarrier; b: KcpCarrier; flow: ReturnType<KcpCarrier['open']> } {
   const a = new KcpCarrier({ types: TYPES, convSeed: 1 });
   const b = new KcpCarrier({ types: TYPES, convSeed: 2 });
   const flow = a.open(B, REQ, 0);
   assert.equal(deliver(a, A, b, 0), 1);
   b.flushAcks(0);
+  return { a, b, flow };
+}
+
+test('a lone datagram\'s ACK waits ACK_DELAY_MS for an answer to carry it, then goes alone', () => {
+  const { a, b, flow } = openToB();
   assert.equal(b.pollTransmit(), null, 'held: the answer may carry it');
   assert.equal(b.pollTimeout(), ACK_DELAY_MS, 'the carrier wakes when it is due');
   b.handleTimeout(ACK_DELAY_MS - 1);
@@ -75,11 +81,7 @@ test('a lone datagram\'s ACK waits ACK_DELAY_MS for an answer to carry it, then 
 });
 
 test('an answer within ACK_DELAY_MS takes the held ACK along: one wake-up of the peer, not two', () => {
-  const a = new KcpCarrier({ types: TYPES, convSeed: 1 });
-  const b = new KcpCarrier({ types: TYPES, convSeed: 2 });
-  const flow = a.open(B, REQ, 0);
-  assert.equal(deliver(a, A, b, 0), 1);
-  b.flushAcks(0);
+  const { a, b, flow } = openToB();
   const accepted = b.pollEvent()!;
   assert.ok(accepted.request, 'the OPEN arrived');
   b.answer(accepted, DialStatus.Connected, 1);
