@@ -19,6 +19,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { TunDevice } from '../daemon/tun/tun-device.js';
+import { runAheadOfPair } from './lib/link-priority.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -44,6 +45,7 @@ for (const [flag, v] of [['loss', loss], ['delay', delay], ['rate', rateMbit], [
     process.exit(2);
   }
 }
+runAheadOfPair('packet-relay');
 /** Milliseconds one byte occupies the bottleneck. */
 const msPerByte = rateMbit > 0 ? 8 / (rateMbit * 1e3) : 0;
 const MTU = 1500;

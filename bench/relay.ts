@@ -10,12 +10,14 @@
  *  - rate: bytes/s through a serialising link; the departure time is `max(now, lastDeparture) +
  *    size/rate`, and a datagram that would wait more than `queueMs` is dropped (a full queue).
  *
- * Usable as a module (`startRelay`) and as a CLI:
+ * Usable as a module (`startRelay`) and as a CLI; the CLI runs at nice -10, ahead of the pair it
+ * carries (bench/lib/link-priority.ts says why):
  *   node dist/bench/relay.js --listen 127.0.0.1:40000 --target 127.0.0.1:29900 \
  *        --loss 0.1 --delay 20 --jitter 5 --rate 12500000 --seed 7
  */
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
+import { runAheadOfPair } from './lib/link-priority.js';
 
 export interface DirectionImpairment {
   /** Drop probability, 0..1. */
@@ -220,6 +222,7 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write('usage: relay --listen host:port --target host:port [--loss p] [--delay ms] [--jitter ms] [--rate B/s] [--seed n]\n');
     process.exit(2);
   }
+  runAheadOfPair('relay');
   const imp: DirectionImpairment = { loss: num('loss'), delay: num('delay'), jitter: num('jitter'), rate: num('rate') };
   const [lh, lp] = splitHostPort(listen);
   const [th, tp] = splitHostPort(target);

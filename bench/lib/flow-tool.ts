@@ -11,7 +11,7 @@
  *       mbps} as the sink counted them.
  *   rr <host> <port> <seconds> <max>
  *       64-byte request/response on one connection, one at a time; an answer may take 20 s. Event:
- *       rr{count, p50, p99, max} (ms).
+ *       rr{count, p50, p90, p99, p999, max} (ms). FLOW_TOOL_RR_SAMPLES=FILE also writes every sample.
  *   cfb <host> <port> <seconds> <max>
  *       One connection after another: connect, send 'F', first byte back. Event: cfb{count, stalls, p50,
  *       p99, connectP50} (ms, from the connect call; a stall is an attempt abandoned after 5 s).
@@ -20,6 +20,7 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 
 const [mode, host, portText, ...rest] = process.argv.slice(2);
 const port = Number(portText);
@@ -181,6 +182,7 @@ async function rr(): Promise<void> {
   s.write('P');
   const msg = randomBytes(64);
   const samples: number[] = [];
+  const starts: number[] = [];
   const deadline = performance.now() + seconds * 1000;
   while (performance.now() < deadline && samples.length < max) {
     const t = performance.now();
@@ -188,10 +190,14 @@ async function rr(): Promise<void> {
     s.write(msg);
     await answered;
     samples.push(performance.now() - t);
+    starts.push(t);
   }
   s.destroy();
+  // FLOW_TOOL_RR_SAMPLES=FILE: every sample in order with its start time, to find where a tail comes from.
+  if (process.env.FLOW_TOOL_RR_SAMPLES) writeFileSync(process.env.FLOW_TOOL_RR_SAMPLES, starts.map((t, i) => `${t.toFixed(3)} ${samples[i]!.toFixed(3)}`).join('\n') + '\n');
   samples.sort((a, b) => a - b);
-  say('rr', { count: samples.length, p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), max: samples[samples.length - 1] });
+  say('rr', { count: samples.length, p50: quantile(samples, 0.5), p90: quantile(samples, 0.9), p99: quantile(samples, 0.99),
+    p999: quantile(samples, 0.999), max: samples[samples.length - 1] });
 }
 
 async function cfb(): Promise<void> {

@@ -31,6 +31,14 @@ const UNSENT_HIGH_WATER = 64;
  * write chunk each) cost the receiving node of 1,000 flows much of its CPU in GC and writes.
  */
 const rxScratch = new Uint8Array(64 * 1024);
+/**
+ * How long the ACK for a lone datagram may wait for the application's answer to carry it, while we
+ * have nothing in flight. A request/response then costs one datagram each way, not two: the lone
+ * ACK woke the other node for nothing, and on a busy host each wake-up waits for a CPU (64-byte RR
+ * p50 on a loaded 2-core host, docs/kcp-proxy.md). Well under KCP's 30 ms minimum RTO, so the
+ * peer never resends for it; a second segment to acknowledge, or any send of ours, sends it at once.
+ */
+export const ACK_DELAY_MS = 5;
 
 export type FlowRole = 'initiator' | 'acceptor';
 
@@ -57,6 +65,8 @@ export class KcpFlow implements CarrierFlow {
   private rxHeld = 0;
   private writeBlocked = false;
   private ackPending = false;
+  /** When a held ACK must go (see ACK_DELAY_MS); 0 while none is held. */
+  private ackDueAt = 0;
   /** Deadline for the OPEN/STATUS exchange; 0 once done. */
   private openDeadline: number;
   /** When the flow ended (both FINs and all acked, or aborted); 0 while alive. */
@@ -138,16 +148,34 @@ export class KcpFlow implements CarrierFlow {
   flushAcks(now: number): void {
     if (!this.ackPending) return;
     this.lastNow = now;
+    if (this.kcp.acksOwed <= 1 && this.ackDueAt === 0 && this.kcp.waitSnd === 0) {
+      this.ackDueAt = now + ACK_DELAY_MS;
+      return;
+    }
+    this.flushAll(now);
+  }
+
+  /** An ACK is held for the application's answer (nothing of ours waits for it). */
+  private get ackHeld(): boolean {
+    return this.ackDueAt !== 0 && this.kcp.waitSnd === 0;
+  }
+
+  /** A full flush: every segment due and every ACK owed, held ones included. */
+  private flushAll(now: number): void {
     this.kcp.flush(now);
     this.ackPending = false;
+    this.ackDueAt = 0;
   }
 
   handleTimeout(now: number): void {
     this.lastNow = now;
     if (this.openDeadline !== 0 && now >= this.openDeadline) this.openTimedOut(now);
-    if (this.endedAt === 0 || this.kcp.waitSnd > 0 || this.ackPending) {
+    if (this.ackDueAt !== 0 && now >= this.ackDueAt) this.flushAll(now);
+    // Woken before a held ACK is due (by the open deadline): it keeps waiting.
+    if (!this.ackHeld && (this.endedAt === 0 || this.kcp.waitSnd > 0 || this.ackPending)) {
       this.kcp.handleTimeout(now);
       this.ackPending = false;
+      this.ackDueAt = 0;
     }
     // Not KCP's count of transmissions: an outage shorter than the flow timeout must not end the flow.
     if (this.endedAt === 0 && this.kcp.waitSnd > 0 && now - this.heardAt >= this.silentLimitMs) this.abort(now);
@@ -229,7 +257,7 @@ export class KcpFlow implements CarrierFlow {
   deadline(): number {
     // A finished flow only needs its engine while something is unacknowledged; else just the linger's end.
     if (this.endedAt !== 0 && this.kcp.waitSnd === 0 && !this.ackPending) return this.endedAt + this.lingerMs;
-    let t = this.kcp.pollTimeout();
+    let t = this.ackHeld ? this.ackDueAt : this.kcp.pollTimeout();
     if (this.openDeadline !== 0 && this.openDeadline < t) t = this.openDeadline;
     return t;
   }
@@ -291,7 +319,7 @@ export class KcpFlow implements CarrierFlow {
       this.kcp.send(piece);
     }
     this.txBytes += data.length;
-    this.kcp.flush(now);
+    this.flushAll(now); // a held ACK rides along
     return true;
   }
 

@@ -212,6 +212,7 @@ export class Kcp {
   get congestionWindow(): number { return this.cc.cwnd; }
   /** Segments waiting out of order in rcv_buf. */
   get rcvBufCount(): number { return this.rx.held; }
+  get acksOwed(): number { return this.acks.count; } // segments whose ACKs the next flush sends
   get deadLinkReached(): boolean { return this.state === KCP_STATE_DEAD; }
 
   /** Asks the peer for its free receive window: a WASK goes out with the next flush, answered by a WINS. */

@@ -1,11 +1,14 @@
 /**
  * How the KCP carrier hands ACKs to its driver: the ACKs owed for a burst of input leave on
- * flushAcks() (the driver's end of pass), not only on the interval tick.
+ * flushAcks() (the driver's end of pass), not only on the interval tick; a lone datagram's ACK
+ * waits briefly for the application's answer to carry it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KcpCarrier } from '../../../daemon/carrier/kcp/endpoint.js';
-import { IKCP_CMD_ACK, IKCP_OVERHEAD } from '../../../daemon/transport/kcp/segment.js';
+import { ACK_DELAY_MS } from '../../../daemon/carrier/kcp/flow.js';
+import { DialStatus } from '../../../daemon/carrier/flow-frames.js';
+import { IKCP_CMD_ACK, IKCP_CMD_PUSH, IKCP_OVERHEAD } from '../../../daemon/transport/kcp/segment.js';
 import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
 const TYPES = { fromInitiator: 11, fromAcceptor: 12 };
@@ -38,14 +41,59 @@ test('flushAcks sends the ACKs for what input() took at once, without the interv
   const a = new KcpCarrier({ types: TYPES, convSeed: 1 });
   const b = new KcpCarrier({ types: TYPES, convSeed: 2 });
   const flow = a.open(B, REQ, 0);
-  assert.equal(deliver(a, A, b, 0), 1);
+  const open = a.pollTransmit()!;
+  // Two datagrams in one pass (the OPEN and a resend of it): no reason to wait for an answer.
+  b.input(A, open.type, open.data.slice(), 0);
+  b.input(A, open.type, open.data.slice(), 0);
   assert.equal(b.pollTransmit(), null, 'input alone queues no ACK');
   b.flushAcks(0);
   const ack = b.pollTransmit();
   assert.ok(ack, 'flushAcks queued a datagram');
-  assert.deepEqual(commands(ack.data), [IKCP_CMD_ACK]);
+  assert.deepEqual(commands(ack.data), [IKCP_CMD_ACK], 'one ACK for both copies');
   a.input(B, ack.type, ack.data, 0);
   assert.equal(flow.kcp.waitSnd, 0, 'the OPEN is acknowledged at the same instant');
   b.flushAcks(0);
   assert.equal(b.pollTransmit(), null, 'nothing owed twice');
+});
+
+/** A opens a flow to B; B took the OPEN (a lone segment) in a pass that ended with flushAcks(0). */
+function openToB(): { a: KcpCarrier; b: KcpCarrier; flow: ReturnType<KcpCarrier['open']> } {
+  const a = new KcpCarrier({ types: TYPES, convSeed: 1 });
+  const b = new KcpCarrier({ types: TYPES, convSeed: 2 });
+  const flow = a.open(B, REQ, 0);
+  assert.equal(deliver(a, A, b, 0), 1);
+  b.flushAcks(0);
+  return { a, b, flow };
+}
+
+test('a lone datagram\'s ACK waits ACK_DELAY_MS for an answer to carry it, then goes alone', () => {
+  const { a, b, flow } = openToB();
+  assert.equal(b.pollTransmit(), null, 'held: the answer may carry it');
+  assert.equal(b.pollTimeout(), ACK_DELAY_MS, 'the carrier wakes when it is due');
+  b.handleTimeout(ACK_DELAY_MS - 1);
+  assert.equal(b.pollTransmit(), null, 'not before');
+  b.handleTimeout(ACK_DELAY_MS);
+  const ack = b.pollTransmit();
+  assert.ok(ack, 'sent once due');
+  assert.deepEqual(commands(ack.data), [IKCP_CMD_ACK]);
+  a.input(B, ack.type, ack.data, ACK_DELAY_MS);
+  assert.equal(flow.kcp.waitSnd, 0);
+});
+
+test('an answer within ACK_DELAY_MS takes the held ACK along: one wake-up of the peer, not two', () => {
+  const { a, b, flow } = openToB();
+  const accepted = b.pollEvent()!;
+  assert.ok(accepted.request, 'the OPEN arrived');
+  b.answer(accepted, DialStatus.Connected, 1);
+  // The ACK leaves with the STATUS, in the same pass (one wake-up of A), though in its own datagram:
+  // the engine sends ACKs at once and data as the path's pacer grants it.
+  const sent: number[] = [];
+  for (let t = b.pollTransmit(); t; t = b.pollTransmit()) {
+    sent.push(...commands(t.data));
+    a.input(B, t.type, t.data.slice(), 1);
+  }
+  assert.deepEqual(sent, [IKCP_CMD_ACK, IKCP_CMD_PUSH], 'the held ACK leaves with the STATUS');
+  assert.equal(flow.kcp.waitSnd, 0);
+  b.handleTimeout(ACK_DELAY_MS);
+  assert.equal(b.pollTransmit(), null, 'nothing left to send at the old due time');
 });
