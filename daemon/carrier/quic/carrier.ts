@@ -17,14 +17,17 @@
  */
 import type { Logger } from '../../log.js';
 import { FlowEvent } from '../carrier.js';
-import { decodeOpen, DialStatus, encodeControl, encodeOpen, FrameType, type OpenRequest } from '../flow-frames.js';
+import { DialStatus, encodeControl, FrameType, type OpenRequest } from '../flow-frames.js';
 import { QUIC_FIN, QUIC_GONE, type QuicConnectionStats, type QuicEndpoint, type QuicEvent } from './endpoint.js';
 import { CODE_APP_RESET, CODE_PEER_GONE, CODE_REFUSED, QuicFlow, resetCause } from './flow.js';
+import { TSTIER_HEADS, type FlowHeads } from './heads.js';
 import { IdleConnections } from './idle-connections.js';
 
 export interface QuicCarrierOptions {
   /** Peer packet types of datagrams on connections their sender initiated / accepted. */
   types: { fromInitiator: number; fromAcceptor: number };
+  /** How a flow's stream starts (heads.ts). Default tstier's OPEN/STATUS. */
+  heads?: FlowHeads;
   /** Whether this node carries flows peers open to it (false: `--disable-quic-input`, answered Denied). */
   acceptInput: boolean;
   /** An open with no STATUS after this long is reported Unreachable. Default 10 s. */
@@ -61,6 +64,7 @@ export class QuicCarrier {
   private readonly scratch = new Uint8Array(READ_CHUNK);
   private readonly tx: QuicCarrierTransmit = { peerId: 0, type: 0, data: new Uint8Array(0) };
   private readonly types: QuicCarrierOptions['types'];
+  private readonly heads: FlowHeads;
   private readonly openTimeoutMs: number;
   private readonly log: Logger | undefined;
   private readonly statsOf = (flow: QuicFlow): QuicConnectionStats | null => (flow.conn < 0 ? null : this.ep.statsIfOpen(flow.conn));
@@ -70,6 +74,7 @@ export class QuicCarrier {
 
   constructor(readonly ep: QuicEndpoint, opts: QuicCarrierOptions) {
     this.types = opts.types;
+    this.heads = opts.heads ?? TSTIER_HEADS;
     this.acceptInput = opts.acceptInput;
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
     this.established = new IdleConnections(opts.idleCloseMs ?? 60_000);
@@ -83,10 +88,11 @@ export class QuicCarrier {
     this.clock = now;
     const flow = new QuicFlow(peerId, 'initiator', now + this.openTimeoutMs, this.statsOf);
     flow.request = req;
-    flow.head = encodeOpen(req);
+    flow.head = this.heads.open(req);
     flow.held = true;
     this.opening.add(flow);
     try {
+      if (!flow.head) throw new RangeError('this framing cannot carry that flow'); // EasyTier's: IPv4 only
       this.ep.connect(peerId, now);
       let queue = this.waiting.get(peerId);
       if (!queue) this.waiting.set(peerId, (queue = []));
@@ -161,6 +167,10 @@ export class QuicCarrier {
     if (flow.answered || flow.isReset) return;
     flow.answered = true;
     flow.status = status;
+    if (!this.heads.answers) {
+      // No STATUS in this framing: a failed dial resets the stream, which ends the peer's flow.
+      return status === DialStatus.Connected ? this.checkWritable(flow) : this.teardown(flow, CODE_REFUSED);
+    }
     flow.head = encodeControl(FrameType.Status, status);
     this.flushHead(flow);
     if (status !== DialStatus.Connected) {
@@ -354,7 +364,8 @@ export class QuicCarrier {
       if (flow.status === null) flow.openDeadline = this.clock + this.openTimeoutMs;
       this.register(flow);
       this.flushHead(flow);
-      this.checkWritable(flow);
+      if (this.heads.answers) this.checkWritable(flow);
+      else this.gotStatus(flow, DialStatus.Connected); // no STATUS comes in this framing: this is as connected as it gets
     }
     queue.splice(0, i);
     if (queue.length === 0) this.waiting.delete(peerId);
@@ -413,20 +424,17 @@ export class QuicCarrier {
         // FIN or reset before a whole head frame: not a flow.
         return this.malformed(flow, 'its stream ended before a whole head frame');
       }
-      const head = flow.pushHead(this.scratch.subarray(0, n));
+      const head = flow.pushHead(this.scratch.subarray(0, n), this.heads);
       if (head === null) continue;
-      const req = head === 'error' ? null : flow.role === 'acceptor' ? decodeOpen(head.payload) : null;
-      if (head === 'error' || (flow.role === 'acceptor' && !req)) return this.malformed(flow, 'malformed head frame');
-      if (flow.role === 'acceptor') {
-        flow.request = req;
+      if (head === 'error') return this.malformed(flow, 'malformed head frame');
+      if (head.request) {
+        flow.request = head.request;
         if (this.acceptInput) this.raise(flow, FlowEvent.OpenRequest);
         else {
           this.stats.refusedOpens++;
           this.answer(flow, DialStatus.Denied);
         }
-      } else {
-        this.gotStatus(flow, head.payload[0] as DialStatus);
-      }
+      } else this.gotStatus(flow, head.status);
       if (flow.leftover) this.raise(flow, FlowEvent.Readable);
     }
   }
