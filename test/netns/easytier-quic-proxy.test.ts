@@ -5,6 +5,7 @@
  * (16 MiB each way in all), byte-exact at both ends. tstier's proxy table says Quic for the flows it
  * originated and accepted; EasyTier's TcpProxyConnect counter says protocol=QUIC for the ones it
  * originated. With KCP enabled as well, tstier's flows to EasyTier take KCP (KCP first).
+ * --disable-quic-input on either side is honoured by the other: plain packets instead.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,13 +41,17 @@ async function etConnects(et: EasyTierNode): Promise<[string, string, number][]>
   });
 }
 
-/** Whether EasyTier's route to our node shows quic_input (bounded poll). */
-async function quicInputSeen(et: EasyTierNode): Promise<boolean> {
+/**
+ * EasyTier's view of our quic_input, once it has our info with the proxy's flags: they come in one
+ * update with kcp_input, which our node always takes here (bounded poll).
+ */
+async function quicInputSeen(et: EasyTierNode): Promise<boolean | undefined> {
   for (let i = 0; i < 50; i++) {
-    if ((await et.routes()).find((x) => x.hostname === 'ts-a')?.feature_flag?.['quic_input'] === true) return true;
+    const flags = (await et.routes()).find((x) => x.hostname === 'ts-a')?.feature_flag;
+    if (flags?.['kcp_input'] === true) return flags['quic_input'] === true;
     await et.proc.waitForLine(/never/, 100).catch(() => undefined);
   }
-  return false;
+  return undefined;
 }
 
 /** Every proxy row `ns` lists while `work` runs (closed rows leave the table, so it is read as it goes). */
@@ -60,11 +65,11 @@ async function rowsDuring(ns: Namespace, work: Promise<unknown>): Promise<ProxyR
   return [...seen.values()];
 }
 
-async function pair(t: Parameters<typeof Netns.create>[1], tag: string, subnet: number, ts: string[]): Promise<{ a: Namespace; b: Namespace; et: EasyTierNode }> {
+async function pair(t: Parameters<typeof Netns.create>[1], tag: string, subnet: number, ts: string[], etFlags: { disableQuicInput?: boolean } = {}): Promise<{ a: Namespace; b: Namespace; et: EasyTierNode }> {
   const net = await Netns.create(`th3q-${tag}`, t);
   const [a, b] = [await net.ns('a'), await net.ns('b')];
   await net.link(a, b, `198.18.${subnet}.1/24`, `198.18.${subnet}.2/24`);
-  const et = await startEasyTier(b, etConfig({ ...NET, ipv4: `10.${subnet}.0.2/24`, hostname: 'et-b', listeners: ['udp://0.0.0.0:11010'], enableQuicProxy: true }));
+  const et = await startEasyTier(b, etConfig({ ...NET, ipv4: `10.${subnet}.0.2/24`, hostname: 'et-b', listeners: ['udp://0.0.0.0:11010'], enableQuicProxy: true, ...etFlags }));
   const node = await startCore(a, ['--peer-protocol', 'easytier', '--network-name', NET.name, '--network-secret', NET.secret,
     '-i', `10.${subnet}.0.1`, '--hostname', 'ts-a', '--dev-name', 'th3qtun', '-p', `udp://198.18.${subnet}.2:11010`, ...ts]);
   await et.waitRoutes([node.peerId]);
@@ -88,4 +93,21 @@ test('KCP keeps precedence: with both proxies on, tstier sends KCP to an EasyTie
   const out = (await rowsDuring(a, flows(b, a, '10.87.0.2', 5301, 2, 64 * 1024))).filter((r) => r.dst === '10.87.0.2:5301');
   assert.ok(out.length === 2 && out.every((r) => r.transport_type === 'Kcp'), JSON.stringify(out));
   await et.stop();
+});
+
+test('--disable-quic-input is honoured both ways: tstier falls back from EasyTier, EasyTier from tstier', { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  await t.test('EasyTier takes no QUIC input: tstier sends plain packets', async (t2) => {
+    const { a, b, et } = await pair(t2, 'etno', 88, ['--enable-quic-proxy'], { disableQuicInput: true });
+    const out = (await rowsDuring(a, flows(b, a, '10.88.0.2', 5301, 2, 64 * 1024))).filter((r) => r.dst === '10.88.0.2:5301');
+    assert.ok(out.length === 2 && out.every((r) => r.transport_type === 'Tcp'), JSON.stringify(out));
+    await et.stop();
+  });
+  await t.test('tstier takes no QUIC input: EasyTier sends plain packets', async (t2) => {
+    const { a, b, et } = await pair(t2, 'tsno', 89, ['--disable-quic-input']);
+    assert.equal(await quicInputSeen(et), false);
+    const inbound = (await rowsDuring(a, flows(a, b, '10.89.0.1', 5300, 2, 64 * 1024))).filter((r) => r.role === 'dst');
+    assert.deepEqual(inbound, [], 'we accepted nothing');
+    assert.deepEqual(await etConnects(et), [], 'EasyTier proxied nothing over QUIC');
+    await et.stop();
+  });
 });

@@ -135,7 +135,7 @@ export class QuicCarrier {
     if (this.ep.pollTimeout() <= now) this.ep.handleTimeout(now);
     this.drainEndpoint();
     for (const f of this.opening) if (f.openDeadline <= now) this.openTimedOut(f);
-    this.closeIdle(now);
+    this.established.closeExpired(now, this.ep, this.log); // connections that carried no flow for idleCloseMs
     this.drainEndpoint();
   }
 
@@ -167,10 +167,8 @@ export class QuicCarrier {
     if (flow.answered || flow.isReset) return;
     flow.answered = true;
     flow.status = status;
-    if (!this.heads.answers) {
-      // No STATUS in this framing: a failed dial resets the stream, which ends the peer's flow.
-      return status === DialStatus.Connected ? this.checkWritable(flow) : this.teardown(flow, CODE_REFUSED);
-    }
+    // No STATUS in this framing: a failed dial resets the stream, which ends the peer's flow.
+    if (!this.heads.answers) return status === DialStatus.Connected ? this.checkWritable(flow) : this.teardown(flow, CODE_REFUSED);
     flow.head = encodeControl(FrameType.Status, status);
     this.flushHead(flow);
     if (status !== DialStatus.Connected) {
@@ -214,6 +212,7 @@ export class QuicCarrier {
 
   /** Queues application bytes; returns how many were taken (fewer: a Writable event follows). */
   write(flow: QuicFlow, d: Uint8Array): number {
+    if (flow.peerStopped) return d.length; // nobody reads it over there
     if (flow.head) this.flushHead(flow);
     if (flow.head || !flow.openForData) {
       flow.writeBlocked = true;
@@ -329,6 +328,7 @@ export class QuicCarrier {
           this.readHead(flow);
           if (!flow.headDone && !flow.isReset) return this.stopSending(flow);
         }
+        if (e.type === 'stopped' && !this.heads.answers) return this.peerStopped(flow);
         if (flow.ended) return;
         this.log?.info(`QUIC flow ${e.type} by peer: ${resetCause(e.code)}`, { peer: e.peerId, conn: e.conn, stream: e.stream, code: e.code });
         this.teardown(flow, CODE_APP_RESET);
@@ -393,18 +393,6 @@ export class QuicCarrier {
     const conn = this.established.connectionTo(peerId);
     if (conn === undefined) return;
     this.established.note(peerId, (this.flows.get(conn)?.size ?? 0) > 0 || this.waiting.has(peerId), this.clock);
-  }
-
-  /** Closes our connections that carried no flow for idleCloseMs (idle-connections.ts). */
-  private closeIdle(now: number): void {
-    for (const c of this.established.takeExpired(now)) {
-      this.log?.debug('QUIC connection closed: idle', { peer: c.peerId, conn: c.conn, idleMs: c.idleMs });
-      try {
-        this.ep.close(c.conn, 0, now);
-      } catch {
-        // Already gone inside the core: its connection-lost event is on the way.
-      }
-    }
   }
 
   /** A peer opened a stream: a flow it wants us to carry; its OPEN frame is read as it arrives. */
@@ -510,6 +498,18 @@ export class QuicCarrier {
     flow.localFin = true;
     flow.finPending = false;
     flow.head = null;
+  }
+
+  /**
+   * EasyTier ends a flow once either direction ends: it stops reading while what it sent still drains.
+   * Read on to its FIN (a reset would cut that drain) and drop what we would send.
+   */
+  private peerStopped(flow: QuicFlow): void {
+    if (flow.ended) return;
+    flow.peerStopped = true;
+    this.stopSending(flow);
+    if (flow.writeBlocked) this.raise(flow, FlowEvent.Writable); // its writes go nowhere now, at once
+    this.settle(flow);
   }
 
   private finishStream(flow: QuicFlow): void {

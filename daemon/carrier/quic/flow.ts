@@ -41,6 +41,8 @@ export class QuicFlow implements CarrierFlow {
   finPending = false;
   peerFin = false;
   isReset = false;
+  /** The peer stopped reading (EasyTier's framing): what we write is dropped. */
+  peerStopped = false;
   writeBlocked = false;
   /** When a write of it was last accepted (the carrier's count of writes): who waited longest writes first. */
   servedSeq = 0;
