@@ -38,7 +38,8 @@ export interface SocketCarriers {
   ownerOf(ip: Uint8Array): number | undefined;
   /** As for a TUN flow; null when the peer has no route. */
   choose(peerId: number, tried: Set<ProxyTransport>): TransportChoice | null;
-  driver(transport: 'Kcp' | 'Quic'): CarrierDriver;
+  /** The carrier a flow to `dstPeer` opens on (toward an EasyTier node: EasyTier's own). */
+  driver(transport: 'Kcp' | 'Quic', dstPeer: number): CarrierDriver;
   /** How long a carrier may stay silent before the flow tries the next transport. */
   readonly noAnswerMs: number;
   /** The proxy's flows moving bytes: a stopping node resets their applications, these included. */
@@ -149,7 +150,7 @@ class OutboundFlow implements FlowSink, SocketDial {
 
   private next(choice: TransportChoice): void {
     if (choice.transport === 'Tcp') return this.plain();
-    const driver = this.c.driver(choice.transport);
+    const driver = this.c.driver(choice.transport, this.peerId);
     const entry = this.entry!;
     entry.transport = choice.transport;
     entry.state = 'ConnectingDst';

@@ -150,7 +150,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     return {
       table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, noAnswerMs: NO_ANSWER_FALLBACK_MS, pipes: this.pipes,
       ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
-      driver: (t) => this.carriers.driver(t),
+      driver: (t, dstPeer) => this.carriers.openDriver(t, dstPeer),
     };
   }
 

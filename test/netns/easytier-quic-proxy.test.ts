@@ -5,10 +5,15 @@
  * (16 MiB each way in all), byte-exact at both ends. tstier's proxy table says Quic for the flows it
  * originated and accepted; EasyTier's TcpProxyConnect counter says protocol=QUIC for the ones it
  * originated. With KCP enabled as well, tstier's flows to EasyTier take KCP (KCP first).
- * --disable-quic-input on either side is honoured by the other: plain packets instead.
+ * --disable-quic-input on either side is honoured by the other: plain packets instead. A SOCKS5 flow
+ * through tstier to an EasyTier node rides EasyTier's QUIC too.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Netns, unavailableReason, type Namespace } from './lib/netns.js';
 import { cliJson, startCore, type ProxyRow } from './lib/core.js';
 import { easytierUnavailable, etConfig, startEasyTier, type EasyTierNode } from './lib/easytier.js';
@@ -110,4 +115,23 @@ test('--disable-quic-input is honoured both ways: tstier falls back from EasyTie
     assert.deepEqual(await etConnects(et), [], 'EasyTier proxied nothing over QUIC');
     await et.stop();
   });
+});
+
+test("a SOCKS5 flow through tstier to an EasyTier node rides EasyTier's QUIC, byte-exact", { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
+  const { a, b, et } = await pair(t, 'socks', 90, ['--enable-quic-proxy', '--socks5', '127.0.0.1:1080']);
+  const dir = mkdtempSync(join(tmpdir(), 'th3q-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const blob = randomBytes(1 << 20);
+  writeFileSync(join(dir, 'blob'), blob);
+  const http = b.spawn(['/usr/bin/python3', '-u', '-m', 'http.server', '8000', '--bind', '10.90.0.2', '--directory', dir]);
+  await http.waitForLine(/Serving HTTP/, 15_000);
+  const sha = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
+  const seen = await rowsDuring(a, a.exec(['curl', '-sS', '--fail', '--max-time', '60', '--socks5', '127.0.0.1:1080',
+    'http://10.90.0.2:8000/blob', '-o', join(dir, 'fetched')]));
+  assert.equal(sha(readFileSync(join(dir, 'fetched'))), sha(blob));
+  const row = seen.find((r) => r.dst === '10.90.0.2:8000');
+  assert.ok(row?.transport_type === 'Quic' && /^socks5; peer accepts quic/.test(row.reason ?? ''), JSON.stringify(row));
+  assert.deepEqual((await etConnects(et)), [], 'the flow came in as QUIC, not from an EasyTier source');
+  await http.stop();
+  await et.stop();
 });
