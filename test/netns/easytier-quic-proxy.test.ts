@@ -5,8 +5,8 @@
  * (16 MiB each way in all), byte-exact at both ends. tstier's proxy table says Quic for the flows it
  * originated and accepted; EasyTier's TcpProxyConnect counter says protocol=QUIC for the ones it
  * originated. With KCP enabled as well, tstier's flows to EasyTier take KCP (KCP first).
- * --disable-quic-input on either side is honoured by the other: plain packets instead. A SOCKS5 flow
- * through tstier to an EasyTier node rides EasyTier's QUIC too.
+ * A SOCKS5 flow through tstier to EasyTier then rides EasyTier's QUIC too. --disable-quic-input on
+ * either side is honoured by the other: plain packets instead.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,6 +70,23 @@ async function rowsDuring(ns: Namespace, work: Promise<unknown>): Promise<ProxyR
   return [...seen.values()];
 }
 
+/** A SOCKS5 flow through `a`'s SOCKS5 server (127.0.0.1:1080) to an HTTP server at `ip` in `b`: byte-exact, carried as Quic. */
+async function socksOverQuic(t: { after(fn: () => void): void }, a: Namespace, b: Namespace, ip: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'th3q-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const blob = randomBytes(1 << 20);
+  writeFileSync(join(dir, 'blob'), blob);
+  const http = b.spawn(['/usr/bin/python3', '-u', '-m', 'http.server', '8000', '--bind', ip, '--directory', dir]);
+  await http.waitForLine(/Serving HTTP/, 15_000);
+  const sha = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
+  const seen = await rowsDuring(a, a.exec(['curl', '-sS', '--fail', '--max-time', '60', '--socks5', '127.0.0.1:1080',
+    `http://${ip}:8000/blob`, '-o', join(dir, 'fetched')]));
+  assert.equal(sha(readFileSync(join(dir, 'fetched'))), sha(blob));
+  const row = seen.find((r) => r.dst === `${ip}:8000`);
+  assert.ok(row?.transport_type === 'Quic' && /^socks5; peer accepts quic/.test(row.reason ?? ''), JSON.stringify(row));
+  await http.stop();
+}
+
 async function pair(t: Parameters<typeof Netns.create>[1], tag: string, subnet: number, ts: string[], etFlags: { disableQuicInput?: boolean } = {}): Promise<{ a: Namespace; b: Namespace; et: EasyTierNode }> {
   const net = await Netns.create(`th3q-${tag}`, t);
   const [a, b] = [await net.ns('a'), await net.ns('b')];
@@ -81,8 +98,8 @@ async function pair(t: Parameters<typeof Netns.create>[1], tag: string, subnet: 
   return { a, b, et };
 }
 
-test(`the QUIC proxy between easytier-core and EasyTier, both ways at once: ${FLOWS} flows each way, 16 MiB each way`, { skip: SKIP ?? false, timeout: 240_000 }, async (t) => {
-  const { a, b, et } = await pair(t, 'both', 86, ['--enable-quic-proxy']);
+test(`the QUIC proxy between easytier-core and EasyTier, both ways at once: ${FLOWS} flows each way, 16 MiB each way; then SOCKS5 over it`, { skip: SKIP ?? false, timeout: 240_000 }, async (t) => {
+  const { a, b, et } = await pair(t, 'both', 86, ['--enable-quic-proxy', '--socks5', '127.0.0.1:1080']);
   assert.equal(await quicInputSeen(et), true, 'EasyTier sees our quic_input');
   const seen = await rowsDuring(a, Promise.all([flows(b, a, '10.86.0.2', 5301), flows(a, b, '10.86.0.1', 5300)]));
   const out = seen.filter((r) => r.dst === '10.86.0.2:5301');
@@ -90,6 +107,7 @@ test(`the QUIC proxy between easytier-core and EasyTier, both ways at once: ${FL
   const inbound = seen.filter((r) => r.dst === '10.86.0.1:5300' && r.role === 'dst');
   assert.ok(inbound.length >= FLOWS && inbound.every((r) => r.transport_type === 'Quic'), JSON.stringify(inbound));
   assert.deepEqual(await etConnects(et), [['10.86.0.1', 'QUIC', FLOWS]]);
+  await socksOverQuic(t, a, b, '10.86.0.2');
   await et.stop();
 });
 
@@ -115,23 +133,4 @@ test('--disable-quic-input is honoured both ways: tstier falls back from EasyTie
     assert.deepEqual(await etConnects(et), [], 'EasyTier proxied nothing over QUIC');
     await et.stop();
   });
-});
-
-test("a SOCKS5 flow through tstier to an EasyTier node rides EasyTier's QUIC, byte-exact", { skip: SKIP ?? false, timeout: 120_000 }, async (t) => {
-  const { a, b, et } = await pair(t, 'socks', 90, ['--enable-quic-proxy', '--socks5', '127.0.0.1:1080']);
-  const dir = mkdtempSync(join(tmpdir(), 'th3q-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const blob = randomBytes(1 << 20);
-  writeFileSync(join(dir, 'blob'), blob);
-  const http = b.spawn(['/usr/bin/python3', '-u', '-m', 'http.server', '8000', '--bind', '10.90.0.2', '--directory', dir]);
-  await http.waitForLine(/Serving HTTP/, 15_000);
-  const sha = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
-  const seen = await rowsDuring(a, a.exec(['curl', '-sS', '--fail', '--max-time', '60', '--socks5', '127.0.0.1:1080',
-    'http://10.90.0.2:8000/blob', '-o', join(dir, 'fetched')]));
-  assert.equal(sha(readFileSync(join(dir, 'fetched'))), sha(blob));
-  const row = seen.find((r) => r.dst === '10.90.0.2:8000');
-  assert.ok(row?.transport_type === 'Quic' && /^socks5; peer accepts quic/.test(row.reason ?? ''), JSON.stringify(row));
-  assert.deepEqual((await etConnects(et)), [], 'the flow came in as QUIC, not from an EasyTier source');
-  await http.stop();
-  await et.stop();
 });
