@@ -280,4 +280,3 @@ impl crypto::ServerConfig for PlainServerConfig {
         Box::new(PlainSession::new(Side::Server, params))
     }
 }
-
