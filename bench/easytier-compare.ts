@@ -17,7 +17,9 @@
  *  - kcp:   A --enable-kcp-proxy (tstier lists the bulk flow as Kcp; EasyTier's TcpProxyConnect
  *           metric says protocol=KCP);
  *  - quic:  A --enable-quic-proxy (Quic; protocol=QUIC).
- * Mixed pairs (tstier with EasyTier) are not measured: the daemon does not speak EasyTier's wire yet.
+ * Mixed pairs too, tstier (on EasyTier's wire) with EasyTier: "tstier→EasyTier" has the tstier node in
+ * A, the flows' source, and EasyTier in B; "EasyTier→tstier" the other way round. Each is checked
+ * by its source's account (tstier's table, or EasyTier's metric).
  *
  * Figures, per cell: 64-byte request/response p50/p99 on one connection with nothing else queued
  * (PROBE seconds); one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
@@ -26,13 +28,14 @@
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
- *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic]
+ *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic] [--pair P]
  * --quick: clean and 5 % only, 3 s bulk and 2 s probes: a smoke run.
  * --probe: seconds of RR probes. At 20 % loss a round trip that meets a loss costs an RTO (0.3-2 s),
  *   so 4 s hold only ~10-20 samples and the p50 flips between the RTT and an RTO by chance
  *   (P(no loss) = 0.8^2 per round trip); give it 30 s or more to compare pairs on lossy links.
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
  * --mode: only that mode.
+ * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier.
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -92,9 +95,12 @@ if (MODES.length === 0) {
   process.stderr.write(`easytier-compare: --mode ${MODE} is none of ${ALL_MODES.join(', ')}\n`);
   process.exit(2);
 }
-type Impl = 'tstier' | 'EasyTier';
-const IMPLS: Impl[] = ['tstier', 'EasyTier'];
-/** How each implementation names the transport that carried a flow (null: not proxied). */
+/** Mixed pairs, source (A) first: tstier speaks EasyTier's wire there. */
+type Mixed = 'tstier→EasyTier' | 'EasyTier→tstier';
+type Impl = 'tstier' | 'EasyTier' | Mixed;
+const PAIR = opt('pair', '');
+const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[]).filter((p) => !PAIR || p === PAIR);
+/** How each implementation names the transport that carried a flow (null: not proxied); a mixed pair, as its source does. */
 const LISTED: Record<Mode, { tstier: string | null; EasyTier: string | null }> = {
   plain: { tstier: null, EasyTier: null },
   kcp: { tstier: 'Kcp', EasyTier: 'KCP' },
@@ -167,12 +173,7 @@ async function startTstier(a: Namespace, b: Namespace, mode: Mode, server: strin
     });
   const pair: Pair = {
     pids: [nodePid(na, /node/), nodePid(nb, /node/)],
-    async carried() {
-      const rows = (await cliJson<{ dst: string; transport_type: string; tx_bytes: number; retransmits: number }>(a, ['proxy']))
-        .filter((r) => r.dst === `${VIP_B}:${PORT}`);
-      const bulk = [...rows].sort((x, y) => y.tx_bytes - x.tx_bytes)[0];
-      return { listed: bulk?.transport_type ?? null, retrans: rows.reduce((s, r) => s + (r.retransmits ?? 0), 0) };
-    },
+    carried: () => tstierCarried(a),
     stop: () => Promise.all([na.stop(), nb.stop()]),
     trouble: () => [...na.lines.map((l) => `A: ${l}`), ...nb.lines.map((l) => `B: ${l}`)].filter((l) => /peer down|WARN|ERROR/i.test(l)),
   };
@@ -181,6 +182,23 @@ async function startTstier(a: Namespace, b: Namespace, mode: Mode, server: strin
     throw e;
   });
   return pair;
+}
+
+/** How tstier's node in A carried the flows to B (its proxy table). */
+async function tstierCarried(a: Namespace): Promise<{ listed: string | null; retrans: number }> {
+  const rows = (await cliJson<{ dst: string; transport_type: string; tx_bytes: number; retransmits: number }>(a, ['proxy']))
+    .filter((r) => r.dst === `${VIP_B}:${PORT}`);
+  const bulk = [...rows].sort((x, y) => y.tx_bytes - x.tx_bytes)[0];
+  return { listed: bulk?.transport_type ?? null, retrans: rows.reduce((s, r) => s + (r.retransmits ?? 0), 0) };
+}
+
+/** How EasyTier's node in A carried the flows to B (its TcpProxyConnect metric). */
+async function easyTierCarried(ea: EasyTierNode): Promise<{ listed: string | null; retrans: number }> {
+  const connects = (await ea.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels).filter((l) => l['dst_ip'] === VIP_B);
+  const protocols = [...new Set(connects.map((l) => l['protocol']))];
+  if (protocols.length > 1) throw new Error(`EasyTier carried flows to B over ${protocols.join(' and ')}`);
+  // EasyTier 2.6.4 counts no KCP or QUIC retransmissions.
+  return { listed: protocols[0] ?? null, retrans: NaN };
 }
 
 /** A metric's labels as a plain object. */
@@ -199,13 +217,7 @@ async function startEt(a: Namespace, b: Namespace, mode: Mode, server: string): 
   }
   const pair: Pair = {
     pids: [nodePid(ea.proc, /python/), nodePid(eb.proc, /python/)],
-    async carried() {
-      const connects = (await ea.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels).filter((l) => l['dst_ip'] === VIP_B);
-      const protocols = [...new Set(connects.map((l) => l['protocol']))];
-      if (protocols.length > 1) throw new Error(`EasyTier carried flows to B over ${protocols.join(' and ')}`);
-      // EasyTier 2.6.4 counts no KCP or QUIC retransmissions.
-      return { listed: protocols[0] ?? null, retrans: NaN };
-    },
+    carried: () => easyTierCarried(ea),
     stop: () => Promise.all([ea.stop(), eb.stop()]),
     trouble: () => [],
   };
@@ -214,6 +226,54 @@ async function startEt(a: Namespace, b: Namespace, mode: Mode, server: string): 
     throw e;
   });
   return pair;
+}
+
+/**
+ * A mixed pair: B listens, A (the flows' source, with the mode's proxy) dials; the tstier node speaks
+ * EasyTier's wire. Ready once A routes to B and, for a proxy mode, the source has B's input flag.
+ */
+async function startMixed(a: Namespace, b: Namespace, mode: Mode, server: string, kind: Mixed): Promise<Pair> {
+  const tsSrc = kind === 'tstier→EasyTier';
+  const ts = (ns: Namespace, vip: string, host: string, rest: string[]): Promise<NsProcess> => startTs(ns, ['--peer-protocol', 'easytier',
+    '--network-name', NET.name, '--network-secret', NET.secret, '-i', vip, '--hostname', host, '--dev-name', 'tsc0', '--log-level', 'info', ...rest]);
+  const et = (ns: Namespace, vip: string, host: string, rest: object): Promise<EasyTierNode> =>
+    startEasyTier(ns, etConfig({ ...NET, ipv4: `${vip}/24`, hostname: host, devName: 'etc0', ...rest }));
+  const stops: Array<() => Promise<unknown>> = [];
+  const stop = (): Promise<unknown> => Promise.all(stops.map((f) => f()));
+  let tsNode: NsProcess;
+  let etNode: EasyTierNode;
+  try {
+    if (tsSrc) {
+      etNode = await et(b, VIP_B, 'et-b', { listeners: ['udp://0.0.0.0:11010'] });
+      stops.push(() => etNode.stop());
+      tsNode = await ts(a, VIP_A, 'ts-a', ['--no-listener', ...{ plain: [], kcp: ['--enable-kcp-proxy'], quic: ['--enable-quic-proxy'] }[mode], '-p', `udp://${server}:11010`]);
+    } else {
+      tsNode = await ts(b, VIP_B, 'ts-b', ['-l', 'udp://0.0.0.0:11010']);
+      stops.push(() => tsNode.stop());
+      etNode = await et(a, VIP_A, 'et-a', { peers: [`udp://${server}:11010`], enableKcpProxy: mode === 'kcp', enableQuicProxy: mode === 'quic' });
+    }
+    stops.push(() => (tsSrc ? tsNode : etNode).stop());
+    await waitRoute(tsSrc ? a : b, tsSrc ? VIP_B : VIP_A);
+    if (!tsSrc && mode !== 'plain') await etSeesInput(etNode, 'ts-b', `${mode}_input`);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    pids: [nodePid(tsNode, /node/), nodePid(etNode.proc, /python/)],
+    carried: () => (tsSrc ? tstierCarried(a) : easyTierCarried(etNode)),
+    stop,
+    trouble: () => tsNode.lines.filter((l) => /peer down|WARN|ERROR/i.test(l)),
+  };
+}
+
+/** Waits (bounded) until EasyTier's route to `host` carries the feature flag `flag` (e.g. quic_input). */
+async function etSeesInput(et: EasyTierNode, host: string, flag: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await et.routes()).find((r) => r.hostname === host)?.feature_flag?.[flag] === true) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`EasyTier never saw ${flag} from ${host}`);
 }
 
 /** Waits (bounded) until A reaches B's virtual address: a listed route is not yet a working TUN path. */
@@ -255,14 +315,15 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
 
 async function runCell(a: Namespace, b: Namespace, cond: Condition, impl: Impl, mode: Mode): Promise<Row> {
   const server = cond.relay ? RELAYED[1] : VETH[1];
-  const pair = await (impl === 'tstier' ? startTstier : startEt)(a, b, mode, server);
+  const pair = await (impl === 'tstier' ? startTstier(a, b, mode, server) : impl === 'EasyTier' ? startEt(a, b, mode, server)
+    : startMixed(a, b, mode, server, impl));
   try {
     await waitPing(a);
     const f = await measure(a, pair, cond.loaded);
     const { listed, retrans } = await pair.carried();
     // A round trip cannot beat the relay's two one-way delays: if it does, the flows went round it.
     if (cond.rttMs && f.rrP50 < cond.rttMs) throw new Error(`RR p50 ${fmt(f.rrP50, 2)} ms is below the link RTT: the flows bypassed the relay`);
-    const want = LISTED[mode][impl];
+    const want = LISTED[mode][impl === 'tstier→EasyTier' ? 'tstier' : impl === 'EasyTier→tstier' ? 'EasyTier' : impl];
     if (listed !== want) throw new Error(`${mode}: A carried the flows as ${listed ?? 'plain packets'}, not ${want ?? 'plain packets'}`);
     f.carrierRetrans = mode === 'plain' ? NaN : retrans;
     return { cond: cond.name, impl, mode, f, check: listed ?? 'plain packets' };
@@ -351,8 +412,8 @@ async function main(): Promise<void> {
     console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
       `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s, inner TCP ${cc}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
     console.log(tables(rows));
-    console.log('\nMixed pairs (tstier ↔ EasyTier) are not measured: the daemon does not speak EasyTier\'s wire yet ' +
-      '(a prototype peer exists in daemon/peer/easytier/). EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');
+    console.log('\nMixed pairs: the tstier node speaks EasyTier\'s wire; the pair is named source→destination. ' +
+      'EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');
   } finally {
     await net.destroy();
   }

@@ -37,6 +37,7 @@ const OUTPUTS = [
       { file: 'wasm/quic/src/abi.rs', const: 'CONNECTED_OUTGOING' },
       { file: 'wasm/quic/src/abi.rs', enum: 'LostReason', ts: 'LostReasonCode' },
       { file: 'wasm/quic/src/abi.rs', enum: 'Congestion', ts: 'CongestionCode', case: 'lower' },
+      { file: 'wasm/quic/src/abi.rs', enum: 'CryptoScheme', ts: 'CryptoSchemeCode', case: 'lower' },
       { file: 'wasm/quic/src/abi.rs', enum: 'OpError' },
       { file: 'wasm/quic/src/abi.rs', enum: 'Stat', ts: 'StatIndex' },
       { file: 'wasm/quic/src/abi.rs', const: 'STATS_LEN' },

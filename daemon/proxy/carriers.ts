@@ -10,9 +10,10 @@ import type { CarrierDriver, CarrierFlow } from '../carrier/carrier.js';
 import { KcpCarrier } from '../carrier/kcp/endpoint.js';
 import { KcpCarrierDriver } from '../carrier/kcp/driver.js';
 import { QuicCarrierDriver } from '../carrier/quic/driver.js';
-import { maxStreamWindow, QUIC_DEFAULTS, QuicEndpoint } from '../carrier/quic/endpoint.js';
+import { maxStreamWindow, QUIC_DEFAULTS, QuicEndpoint, type QuicCrypto } from '../carrier/quic/endpoint.js';
 import { QuicFlow } from '../carrier/quic/flow.js';
-import { EtKcpCarrierDriver, EtKcpFlow, easyTierKcpFeatures, etKcpHost, type EtKcpHost } from '../peer/easytier/kcp-carrier.js';
+import { EtKcpCarrierDriver, EtKcpFlow, etKcpHost, type EtKcpHost } from '../peer/easytier/kcp-carrier.js';
+import { easyTierProxyFeatures, easyTierQuicDriver } from '../peer/easytier/quic-proxy.js';
 import { Feature } from '../peer/route-record.js';
 import { PacketType } from '../peer/wire.js';
 import { kcpSettingsText, proxyKcpSettings } from './kcp-tuning.js';
@@ -31,6 +32,8 @@ export class ProxyCarriers {
     readonly etHost: EtKcpHost | null,
     /** kcp-sys flows with EasyTier nodes (with etHost). */
     readonly etKcp: EtKcpCarrierDriver | null,
+    /** quinn-plaintext QUIC flows with EasyTier nodes (with etHost and a QUIC core). */
+    readonly etQuic: QuicCarrierDriver | null,
   ) {}
 
   static async open(host: ProxyHost, log: Logger, onOpen: OpenHandler): Promise<ProxyCarriers> {
@@ -45,15 +48,18 @@ export class ProxyCarriers {
       ...tuning,
     });
     const kcp: KcpCarrierDriver = new KcpCarrierDriver(host.peer, carrier, (flow) => onOpen(kcp, flow), log);
-    const endpoint = await openQuicEndpoint(host, log);
+    const endpoint = await openQuicEndpoint(host, log, 'tstier');
     const quic: QuicCarrierDriver | null = endpoint && new QuicCarrierDriver(host.peer, endpoint,
       { acceptInput: !cfg.disableQuicInput, log }, (flow) => onOpen(quic!, flow));
     const etHost = etKcpHost(host.peer);
     const etKcp: EtKcpCarrierDriver | null = etHost && new EtKcpCarrierDriver(etHost, etHost.peerId,
       { acceptInput: !cfg.disableKcpInput }, (flow) => onOpen(etKcp!, flow), log);
-    etHost?.advertiseEasyTierInput({ kcpInput: !cfg.disableKcpInput, quicInput: false });
+    const etEndpoint = etHost && endpoint && await openQuicEndpoint(host, log, 'plaintext');
+    const etQuic: QuicCarrierDriver | null = etHost && etEndpoint && easyTierQuicDriver(etHost, etEndpoint,
+      { acceptInput: !cfg.disableQuicInput, log }, (flow) => onOpen(etQuic!, flow));
+    etHost?.advertiseEasyTierInput({ kcpInput: !cfg.disableKcpInput, quicInput: !cfg.disableQuicInput && etQuic !== null });
     // Read back from the carrier, so what the CLI shows is what the flows get.
-    return new ProxyCarriers(kcp, quic, kcpSettingsText({ mode, ...carrier.settings }), etHost, etKcp);
+    return new ProxyCarriers(kcp, quic, kcpSettingsText({ mode, ...carrier.settings }), etHost, etKcp, etQuic);
   }
 
   /** The carrier of a transport between tstier nodes (flows from sockets use these). */
@@ -61,33 +67,40 @@ export class ProxyCarriers {
     return transport === 'Kcp' || !this.quic ? this.kcp : this.quic;
   }
 
-  /** The carrier a new flow to `dstPeer` opens on: KCP toward an EasyTier node is kcp-sys's. */
+  /** The carrier a new flow to `dstPeer` opens on: toward an EasyTier node, kcp-sys's or quinn-plaintext's. */
   openDriver(transport: 'Kcp' | 'Quic', dstPeer: number): CarrierDriver {
-    if (transport === 'Kcp' && this.etHost && easyTierKcpFeatures(this.etHost, dstPeer, dstPeer)) return this.etKcp!;
+    if (this.etHost && easyTierProxyFeatures(this.etHost, dstPeer, dstPeer)) {
+      if (transport === 'Kcp') return this.etKcp!;
+      if (this.etQuic) return this.etQuic;
+    }
     return this.driver(transport);
   }
 
   /** The carrier a flow belongs to. */
   driverOf(flow: CarrierFlow): CarrierDriver {
     if (flow instanceof EtKcpFlow) return this.etKcp!;
-    return flow instanceof QuicFlow ? this.quic! : this.kcp;
+    if (!(flow instanceof QuicFlow)) return this.kcp;
+    return this.etQuic?.owns(flow) ? this.etQuic : this.quic!;
   }
 
   /** Resets every flow with the peer, on every carrier; how many. */
   abortPeer(peerId: number): number {
-    return this.kcp.abortPeer(peerId) + (this.etKcp?.abortPeer(peerId) ?? 0) + (this.quic?.abortPeer(peerId) ?? 0);
+    return this.kcp.abortPeer(peerId) + (this.etKcp?.abortPeer(peerId) ?? 0) + (this.quic?.abortPeer(peerId) ?? 0)
+      + (this.etQuic?.abortPeer(peerId) ?? 0);
   }
 
   kick(): void {
     this.kcp.kick();
     this.etKcp?.kick();
     this.quic?.kick();
+    this.etQuic?.kick();
   }
 
   close(): void {
     this.kcp.close();
     this.etKcp?.close();
     this.quic?.close();
+    this.etQuic?.close();
   }
 }
 
@@ -105,12 +118,12 @@ const PROXY_STREAM_WINDOW = maxStreamWindow(QUIC_DEFAULTS.maxUdpPayload);
  * QUIC core leaves the node without QUIC (logged), not without a proxy. TSTIER_QUIC_WASM overrides
  * where the core is loaded from.
  */
-async function openQuicEndpoint(host: ProxyHost, log: Logger): Promise<QuicEndpoint | null> {
-  const resetKey = createHash('sha256').update('tstier quic reset key\0').update(host.config.networkSecret)
-    .update(String(host.peer.peerId)).digest().subarray(0, 16);
+async function openQuicEndpoint(host: ProxyHost, log: Logger, crypto: QuicCrypto): Promise<QuicEndpoint | null> {
+  const resetKey = createHash('sha256').update(`tstier quic reset key${crypto === 'tstier' ? '' : ` ${crypto}`}\0`)
+    .update(host.config.networkSecret).update(String(host.peer.peerId)).digest().subarray(0, 16);
   try {
     return await QuicEndpoint.create({
-      streamWindow: PROXY_STREAM_WINDOW, resetKey, congestion: host.config.quicCongestion,
+      streamWindow: PROXY_STREAM_WINDOW, resetKey, congestion: host.config.quicCongestion, crypto,
       // A connection survives silence as long as the flows on it should (the flow timeout), no longer.
       idleTimeoutMs: host.config.proxyFlowTimeout * 1000,
       wasmPath: process.env.TSTIER_QUIC_WASM || undefined,

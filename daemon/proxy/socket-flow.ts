@@ -40,7 +40,8 @@ export interface SocketCarriers {
   ownerOf(ip: Uint8Array): number | undefined;
   /** As for a TUN flow; null when the peer has no route. */
   choose(peerId: number, tried: Set<ProxyTransport>): TransportChoice | null;
-  driver(transport: 'Kcp' | 'Quic'): CarrierDriver;
+  /** The carrier a flow to `dstPeer` opens on (toward an EasyTier node: EasyTier's own). */
+  driver(transport: 'Kcp' | 'Quic', dstPeer: number): CarrierDriver;
   /** The flow opened a carrier: the flow core's no-answer deadline starts (its expiry calls flow.noAnswer()). */
   awaitAnswer(flow: SocketOpening<CarrierFlow>): void;
   /** The flow has its answer, or gave the carrier up: the deadline goes. */
@@ -163,7 +164,7 @@ class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
 
   private next(choice: TransportChoice): void {
     if (choice.transport === 'Tcp') return this.plain();
-    const driver = this.c.driver(choice.transport);
+    const driver = this.c.driver(choice.transport, this.peerId);
     const entry = this.entry!;
     entry.transport = choice.transport;
     entry.state = 'ConnectingDst';

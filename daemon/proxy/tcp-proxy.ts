@@ -22,7 +22,7 @@ import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
 import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
 import { readU32 } from '../packet/bytes.js';
 import type { SocketAddr } from '../packet/flow-key.js';
-import { easyTierKcpFeatures } from '../peer/easytier/kcp-carrier.js';
+import { easyTierProxyFeatures } from '../peer/easytier/quic-proxy.js';
 import { DEFAULT_TIMERS } from '../peer/session.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { ProxyCarriers } from './carriers.js';
@@ -152,7 +152,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, pipes: this.pipes,
       closeWaitMs: this.closeWaitMs,
       ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
-      driver: (t) => this.carriers.driver(t),
+      driver: (t, dstPeer) => this.carriers.openDriver(t, dstPeer),
       awaitAnswer: (flow) => this.step(() => this.core.socketOpened(flow, nowMs())),
       settled: (flow) => this.step(() => this.core.socketSettled(flow)),
     };
@@ -261,9 +261,9 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     if (hop === undefined) return null;
     const cfg = this.host.config;
     const local = { enableKcpProxy: cfg.enableKcpProxy && !tried.has('Kcp'), enableQuicProxy: cfg.enableQuicProxy && this.carriers.quic !== null && !tried.has('Quic') };
-    // An EasyTier node: its kcp_input and relaying flags, carried by kcp-sys.
-    const et = this.carriers.etHost && easyTierKcpFeatures(this.carriers.etHost, dstPeer, hop);
-    if (et) return chooseTransport(local, et.dst, et.relay, hop !== dstPeer);
+    // An EasyTier node: its kcp_input / quic_input and relaying flags, carried by kcp-sys / quinn-plaintext.
+    const et = this.carriers.etHost && easyTierProxyFeatures(this.carriers.etHost, dstPeer, hop);
+    if (et) return chooseTransport({ ...local, enableQuicProxy: local.enableQuicProxy && this.carriers.etQuic !== null }, et.dst, et.relay, hop !== dstPeer);
     return chooseTransport(local, routes.record(dstPeer)?.features, routes.record(hop)?.features, hop !== dstPeer);
   }
 

@@ -17,14 +17,17 @@
  */
 import type { Logger } from '../../log.js';
 import { FlowEvent } from '../carrier.js';
-import { decodeOpen, DialStatus, encodeControl, encodeOpen, FrameType, type OpenRequest } from '../flow-frames.js';
+import { DialStatus, encodeControl, FrameType, type OpenRequest } from '../flow-frames.js';
 import { QUIC_FIN, QUIC_GONE, type QuicConnectionStats, type QuicEndpoint, type QuicEvent } from './endpoint.js';
 import { CODE_APP_RESET, CODE_PEER_GONE, CODE_REFUSED, QuicFlow, resetCause } from './flow.js';
+import { TSTIER_HEADS, type FlowHeads } from './heads.js';
 import { IdleConnections } from './idle-connections.js';
 
 export interface QuicCarrierOptions {
   /** Peer packet types of datagrams on connections their sender initiated / accepted. */
   types: { fromInitiator: number; fromAcceptor: number };
+  /** How a flow's stream starts (heads.ts). Default tstier's OPEN/STATUS. */
+  heads?: FlowHeads;
   /** Whether this node carries flows peers open to it (false: `--disable-quic-input`, answered Denied). */
   acceptInput: boolean;
   /** An open with no STATUS after this long is reported Unreachable. Default 10 s. */
@@ -61,6 +64,7 @@ export class QuicCarrier {
   private readonly scratch = new Uint8Array(READ_CHUNK);
   private readonly tx: QuicCarrierTransmit = { peerId: 0, type: 0, data: new Uint8Array(0) };
   private readonly types: QuicCarrierOptions['types'];
+  private readonly heads: FlowHeads;
   private readonly openTimeoutMs: number;
   private readonly log: Logger | undefined;
   private readonly statsOf = (flow: QuicFlow): QuicConnectionStats | null => (flow.conn < 0 ? null : this.ep.statsIfOpen(flow.conn));
@@ -70,6 +74,7 @@ export class QuicCarrier {
 
   constructor(readonly ep: QuicEndpoint, opts: QuicCarrierOptions) {
     this.types = opts.types;
+    this.heads = opts.heads ?? TSTIER_HEADS;
     this.acceptInput = opts.acceptInput;
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
     this.established = new IdleConnections(opts.idleCloseMs ?? 60_000);
@@ -83,10 +88,11 @@ export class QuicCarrier {
     this.clock = now;
     const flow = new QuicFlow(peerId, 'initiator', now + this.openTimeoutMs, this.statsOf);
     flow.request = req;
-    flow.head = encodeOpen(req);
+    flow.head = this.heads.open(req);
     flow.held = true;
     this.opening.add(flow);
     try {
+      if (!flow.head) throw new RangeError('this framing cannot carry that flow'); // EasyTier's: IPv4 only
       this.ep.connect(peerId, now);
       let queue = this.waiting.get(peerId);
       if (!queue) this.waiting.set(peerId, (queue = []));
@@ -129,7 +135,7 @@ export class QuicCarrier {
     if (this.ep.pollTimeout() <= now) this.ep.handleTimeout(now);
     this.drainEndpoint();
     for (const f of this.opening) if (f.openDeadline <= now) this.openTimedOut(f);
-    this.closeIdle(now);
+    this.established.closeExpired(now, this.ep, this.log); // connections that carried no flow for idleCloseMs
     this.drainEndpoint();
   }
 
@@ -161,6 +167,8 @@ export class QuicCarrier {
     if (flow.answered || flow.isReset) return;
     flow.answered = true;
     flow.status = status;
+    // No STATUS in this framing: a failed dial resets the stream, which ends the peer's flow.
+    if (!this.heads.answers) return status === DialStatus.Connected ? this.checkWritable(flow) : this.teardown(flow, CODE_REFUSED);
     flow.head = encodeControl(FrameType.Status, status);
     this.flushHead(flow);
     if (status !== DialStatus.Connected) {
@@ -204,6 +212,7 @@ export class QuicCarrier {
 
   /** Queues application bytes; returns how many were taken (fewer: a Writable event follows). */
   write(flow: QuicFlow, d: Uint8Array): number {
+    if (flow.peerStopped) return d.length; // nobody reads it over there
     if (flow.head) this.flushHead(flow);
     if (flow.head || !flow.openForData) {
       flow.writeBlocked = true;
@@ -319,6 +328,7 @@ export class QuicCarrier {
           this.readHead(flow);
           if (!flow.headDone && !flow.isReset) return this.stopSending(flow);
         }
+        if (e.type === 'stopped' && !this.heads.answers) return this.peerStopped(flow);
         if (flow.ended) return;
         this.log?.info(`QUIC flow ${e.type} by peer: ${resetCause(e.code)}`, { peer: e.peerId, conn: e.conn, stream: e.stream, code: e.code });
         this.teardown(flow, CODE_APP_RESET);
@@ -354,7 +364,8 @@ export class QuicCarrier {
       if (flow.status === null) flow.openDeadline = this.clock + this.openTimeoutMs;
       this.register(flow);
       this.flushHead(flow);
-      this.checkWritable(flow);
+      if (this.heads.answers) this.checkWritable(flow);
+      else this.gotStatus(flow, DialStatus.Connected); // no STATUS comes in this framing: this is as connected as it gets
     }
     queue.splice(0, i);
     if (queue.length === 0) this.waiting.delete(peerId);
@@ -384,18 +395,6 @@ export class QuicCarrier {
     this.established.note(peerId, (this.flows.get(conn)?.size ?? 0) > 0 || this.waiting.has(peerId), this.clock);
   }
 
-  /** Closes our connections that carried no flow for idleCloseMs (idle-connections.ts). */
-  private closeIdle(now: number): void {
-    for (const c of this.established.takeExpired(now)) {
-      this.log?.debug('QUIC connection closed: idle', { peer: c.peerId, conn: c.conn, idleMs: c.idleMs });
-      try {
-        this.ep.close(c.conn, 0, now);
-      } catch {
-        // Already gone inside the core: its connection-lost event is on the way.
-      }
-    }
-  }
-
   /** A peer opened a stream: a flow it wants us to carry; its OPEN frame is read as it arrives. */
   private accept(conn: number, peerId: number, stream: number): void {
     const flow = new QuicFlow(peerId, 'acceptor', 0, this.statsOf);
@@ -413,20 +412,17 @@ export class QuicCarrier {
         // FIN or reset before a whole head frame: not a flow.
         return this.malformed(flow, 'its stream ended before a whole head frame');
       }
-      const head = flow.pushHead(this.scratch.subarray(0, n));
+      const head = flow.pushHead(this.scratch.subarray(0, n), this.heads);
       if (head === null) continue;
-      const req = head === 'error' ? null : flow.role === 'acceptor' ? decodeOpen(head.payload) : null;
-      if (head === 'error' || (flow.role === 'acceptor' && !req)) return this.malformed(flow, 'malformed head frame');
-      if (flow.role === 'acceptor') {
-        flow.request = req;
+      if (head === 'error') return this.malformed(flow, 'malformed head frame');
+      if (head.request) {
+        flow.request = head.request;
         if (this.acceptInput) this.raise(flow, FlowEvent.OpenRequest);
         else {
           this.stats.refusedOpens++;
           this.answer(flow, DialStatus.Denied);
         }
-      } else {
-        this.gotStatus(flow, head.payload[0] as DialStatus);
-      }
+      } else this.gotStatus(flow, head.status);
       if (flow.leftover) this.raise(flow, FlowEvent.Readable);
     }
   }
@@ -502,6 +498,18 @@ export class QuicCarrier {
     flow.localFin = true;
     flow.finPending = false;
     flow.head = null;
+  }
+
+  /**
+   * EasyTier ends a flow once either direction ends: it stops reading while what it sent still drains.
+   * Read on to its FIN (a reset would cut that drain) and drop what we would send.
+   */
+  private peerStopped(flow: QuicFlow): void {
+    if (flow.ended) return;
+    flow.peerStopped = true;
+    this.stopSending(flow);
+    if (flow.writeBlocked) this.raise(flow, FlowEvent.Writable); // its writes go nowhere now, at once
+    this.settle(flow);
   }
 
   private finishStream(flow: QuicFlow): void {

@@ -16,8 +16,9 @@ import { nowMs } from '../../io/clock.js';
 import { QuicCarrier, type QuicCarrierTransmit } from './carrier.js';
 import type { QuicEndpoint } from './endpoint.js';
 import type { QuicFlow } from './flow.js';
+import type { FlowHeads } from './heads.js';
 
-type PeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
+export type QuicPeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
 
 export interface QuicDriverOptions {
   /** Whether this node carries flows peers open to it (false: `--disable-quic-input`, answered Denied). */
@@ -28,22 +29,28 @@ export interface QuicDriverOptions {
   log?: Logger;
   /** A connection we opened that has carried no flow for this long is closed. Default 60 s. */
   idleCloseMs?: number;
+  /** Peer packet types of its datagrams. Default tstier's QuicSrc / QuicDst. */
+  types?: { fromInitiator: number; fromAcceptor: number };
+  /** How a flow's stream starts. Default tstier's OPEN/STATUS (heads.ts). */
+  heads?: FlowHeads;
 }
 
 export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
   readonly kind = 'Quic';
   readonly carrier: QuicCarrier;
   private readonly sinks = new Map<QuicFlow, FlowSink<QuicFlow>>();
+  /** Every flow the proxy got from this driver (a node may run two QUIC carriers: owns() tells them apart). */
+  private readonly mine = new WeakSet<QuicFlow>();
   private readonly drive: Drive<QuicCarrierTransmit, QuicFlow>;
 
   constructor(
-    peer: PeerSeam,
+    peer: QuicPeerSeam,
     readonly ep: QuicEndpoint,
     opts: QuicDriverOptions,
     /** A peer asked us to carry a flow: dial `flow.request`, then answer(). */
     private readonly onOpenRequest: (flow: QuicFlow) => void,
   ) {
-    const types = { fromInitiator: PacketType.QuicSrc, fromAcceptor: PacketType.QuicDst };
+    const types = opts.types ?? { fromInitiator: PacketType.QuicSrc, fromAcceptor: PacketType.QuicDst };
     this.carrier = new QuicCarrier(ep, { ...opts, types });
     this.drive = drive(this.carrier, {
       event: (flow) => this.dispatch(flow),
@@ -64,9 +71,14 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
 
   open(peerId: number, req: OpenRequest, sink: FlowSink<QuicFlow>): QuicFlow {
     const flow = this.carrier.open(peerId, req, nowMs());
+    this.mine.add(flow);
     this.sinks.set(flow, sink);
     this.kick();
     return flow;
+  }
+
+  owns(flow: QuicFlow): boolean {
+    return this.mine.has(flow);
   }
 
   attach(flow: QuicFlow, sink: FlowSink<QuicFlow>): void {
@@ -122,7 +134,10 @@ export class QuicCarrierDriver implements CarrierDriver<QuicFlow> {
 
   private dispatch(flow: QuicFlow): void {
     const events = flow.takeEvents();
-    if (events & FlowEvent.OpenRequest && !this.sinks.has(flow) && !flow.answered) this.onOpenRequest(flow);
+    if (events & FlowEvent.OpenRequest && !this.sinks.has(flow) && !flow.answered) {
+      this.mine.add(flow);
+      this.onOpenRequest(flow);
+    }
     this.sinks.get(flow)?.onFlowEvents(flow, events);
   }
 }

@@ -21,7 +21,7 @@ import { TstierError, badConfig } from '../../errors.js';
 import type { WasmMemory } from '../../wasm/memory.js';
 import { checkIntegerOptions, definedOnly } from '../../wasm/options.js';
 import { TrapSupervisor } from '../../wasm/supervisor.js';
-import { CongestionCode, EventKind, OpError, STATS_LEN } from './abi.js';
+import { CongestionCode, CryptoSchemeCode, EventKind, OpError, STATS_LEN } from './abi.js';
 import { decodeEvent, decodeStats, type QuicConnectionStats, type QuicEvent } from './events.js';
 import { type QuicExports, type WasmModule, loadQuicModule } from './wasm.js';
 
@@ -29,11 +29,20 @@ export type { QuicConnectionStats, QuicEvent, QuicLostReason } from './events.js
 
 export type CongestionControl = 'bbr' | 'cubic' | 'newreno';
 
+/**
+ * The QUIC crypto: 'tstier' between tstier nodes (per-connection tags, a handshake only tstier
+ * speaks), 'plaintext' toward EasyTier nodes (EasyTier 2.6's quinn-plaintext: SeaHash tags, the
+ * transport parameters as the whole handshake). Neither encrypts: the peer layer does.
+ */
+export type QuicCrypto = keyof typeof CryptoSchemeCode;
+
 export interface QuicOptions {
   /** Largest datagram sent (the peer layer's payload budget). Default 1200, as EasyTier. */
   maxUdpPayload?: number;
   /** Default BBR, as EasyTier. */
   congestion?: CongestionControl;
+  /** Default 'tstier'. */
+  crypto?: QuicCrypto;
   /** Accept connections peers open to us. Default true. */
   acceptIncoming?: boolean;
   /** A connection with no packets for this long is lost (0: never). Default 30 s. */
@@ -67,6 +76,7 @@ export interface QuicOptions {
 export const QUIC_DEFAULTS = {
   maxUdpPayload: 1200,
   congestion: 'bbr' as CongestionControl,
+  crypto: 'tstier' as QuicCrypto,
   acceptIncoming: true,
   idleTimeoutMs: 30_000,
   keepAliveMs: 5_000,
@@ -153,6 +163,7 @@ export class QuicEndpoint {
     const windowCap = maxStreamWindow(merged.maxUdpPayload);
     if (merged.streamWindow > windowCap) throw badConfig('quic.streamWindow', `${merged.streamWindow} is above ${windowCap}, where one stream's gaps under loss could close the connection`);
     if (!(merged.congestion in CongestionCode)) throw badConfig('quic.congestion', `${merged.congestion} is not bbr, cubic or newreno`);
+    if (!(merged.crypto in CryptoSchemeCode)) throw badConfig('quic.crypto', `${merged.crypto} is not tstier or plaintext`);
     const seed = options.seed ?? randomBytes(4).readUInt32LE(0);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw badConfig('quic.seed', `${seed} is not a u32`);
     if (givenKey !== undefined && givenKey.length !== RESET_KEY_LEN) throw badConfig('quic.resetKey', `must be ${RESET_KEY_LEN} bytes, not ${givenKey.length}`);
@@ -394,6 +405,7 @@ export class QuicEndpoint {
     const r = wasm.endpoint_create(
       s.maxUdpPayload,
       CongestionCode[s.congestion],
+      CryptoSchemeCode[s.crypto],
       s.acceptIncoming ? 1 : 0,
       s.idleTimeoutMs,
       s.keepAliveMs,

@@ -5,10 +5,11 @@
  * acceptor's STATUS (how the dial went). State only; QuicCarrier (carrier.ts) does the stream calls.
  */
 import type { CarrierFlow } from '../carrier.js';
-import { DialStatus, FRAME_HEADER, FrameType, type OpenRequest } from '../flow-frames.js';
+import { DialStatus, type OpenRequest } from '../flow-frames.js';
 import type { QuicConnectionStats } from './endpoint.js';
+import type { FlowHeads, ParsedHead, QuicFlowRole } from './heads.js';
 
-export type QuicFlowRole = 'initiator' | 'acceptor';
+export type { QuicFlowRole } from './heads.js';
 
 /** Application error codes on the stream: an application's reset, or a flow the node refused. */
 export const CODE_APP_RESET = 1;
@@ -22,9 +23,6 @@ export function resetCause(code: number): string {
   if (code === CODE_REFUSED) return 'its node refused the flow';
   return 'unknown code';
 }
-
-/** The largest OPEN frame payload accepted (two IPv6 addresses need 40). */
-const MAX_HEAD_PAYLOAD = 512;
 
 export class QuicFlow implements CarrierFlow {
   request: OpenRequest | null = null;
@@ -43,6 +41,8 @@ export class QuicFlow implements CarrierFlow {
   finPending = false;
   peerFin = false;
   isReset = false;
+  /** The peer stopped reading (EasyTier's framing): what we write is dropped. */
+  peerStopped = false;
   writeBlocked = false;
   /** When a write of it was last accepted (the carrier's count of writes): who waited longest writes first. */
   servedSeq = 0;
@@ -105,30 +105,22 @@ export class QuicFlow implements CarrierFlow {
   }
 
   /**
-   * Adds bytes of the peer's head frame. Returns the frame (type, payload) once whole, keeping what
-   * follows it in `leftover`; null while incomplete; 'error' for a frame that cannot be a head.
+   * Adds bytes of the peer's head (framed as `heads` says). Returns it once whole, keeping what
+   * follows it in `leftover`; null while incomplete; 'error' for bytes that cannot be a head.
    */
-  pushHead(bytes: Uint8Array): { type: number; payload: Uint8Array } | null | 'error' {
+  pushHead(bytes: Uint8Array, heads: FlowHeads): ParsedHead | null | 'error' {
     let acc: Uint8Array = bytes;
     if (this.headIn) {
       acc = new Uint8Array(this.headIn.length + bytes.length);
       acc.set(this.headIn);
       acc.set(bytes, this.headIn.length);
     }
-    if (acc.length < FRAME_HEADER) {
-      this.headIn = acc.slice();
-      return null;
+    const head = heads.parse(acc, this.role);
+    if (head === null) this.headIn = acc.slice();
+    else {
+      this.headIn = null;
+      if (head !== 'error' && acc.length > head.length) this.leftover = acc.slice(head.length);
     }
-    const type = acc[0]!;
-    const len = (acc[1]! << 8) | acc[2]!;
-    const want = this.role === 'acceptor' ? FrameType.Open : FrameType.Status;
-    if (type !== want || len > MAX_HEAD_PAYLOAD || (want === FrameType.Status && len !== 1)) return 'error';
-    if (acc.length < FRAME_HEADER + len) {
-      this.headIn = acc.slice();
-      return null;
-    }
-    this.headIn = null;
-    if (acc.length > FRAME_HEADER + len) this.leftover = acc.slice(FRAME_HEADER + len);
-    return { type, payload: acc.slice(FRAME_HEADER, FRAME_HEADER + len) };
+    return head;
   }
 }

@@ -4,6 +4,9 @@
  * `idleCloseMs` is closed; only the initiator closes (the acceptor could race a stream the initiator
  * opens). A flow waiting on a connection listed here has been heard from (its peer's QUIC answered).
  */
+import type { Logger } from '../../log.js';
+import type { QuicEndpoint } from './endpoint.js';
+
 export class IdleConnections {
   /** Peer → our connection, with when it last carried no flow (Infinity while it carries some). */
   private readonly byPeer = new Map<number, { conn: number; idleSince: number }>();
@@ -42,14 +45,17 @@ export class IdleConnections {
     return at;
   }
 
-  /** Removes and returns the connections idle for idleCloseMs by `now`. */
-  takeExpired(now: number): Array<{ peerId: number; conn: number; idleMs: number }> {
-    const out = [];
+  /** Forgets and closes (on `ep`) the connections idle for idleCloseMs by `now`. */
+  closeExpired(now: number, ep: Pick<QuicEndpoint, 'close'>, log: Logger | undefined): void {
     for (const [peerId, c] of this.byPeer) {
       if (now - c.idleSince < this.idleCloseMs) continue;
       this.byPeer.delete(peerId);
-      out.push({ peerId, conn: c.conn, idleMs: now - c.idleSince });
+      log?.debug('QUIC connection closed: idle', { peer: peerId, conn: c.conn, idleMs: now - c.idleSince });
+      try {
+        ep.close(c.conn, 0, now);
+      } catch {
+        // Already gone inside the core: its connection-lost event is on the way.
+      }
     }
-    return out;
   }
 }

@@ -20,6 +20,7 @@ export interface QuicExports extends WasmBaseExports {
   endpoint_create(
     maxUdpPayload: number,
     congestion: number,
+    crypto: number,
     acceptIncoming: number,
     idleTimeoutMs: number,
     keepAliveMs: number,

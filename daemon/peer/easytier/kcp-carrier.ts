@@ -22,7 +22,6 @@ import { FlowEvent, type CarrierDriver, type CarrierFlow, type FlowSink } from '
 import { DialStatus, type OpenRequest } from '../../carrier/flow-frames.js';
 import type { PipeStream } from '../../carrier/socket-pipe.js';
 import { readU32, writeU32 } from '../../packet/bytes.js';
-import { Feature } from '../route-record.js';
 import { EtKcpEndpoint, type KcpConnId, type KcpEndpointEvent, type KcpOut } from './kcp-endpoint.js';
 import type { KcpConnData } from './kcp-envelope.js';
 import { EtPacketType } from './pm.js';
@@ -48,21 +47,6 @@ export interface EtKcpHost extends EtKcpPeerSeam {
 /** The peer layer, if it speaks EasyTier's wire (it has the kcp-sys hook); null for tstier's own. */
 export function etKcpHost(peer: object): EtKcpHost | null {
   return 'onEasyTierPacket' in peer && 'advertiseEasyTierInput' in peer ? (peer as EtKcpHost) : null;
-}
-
-/**
- * For a flow to `dstPeer` (first hop `hop`): the feature bits the transport choice should read when
- * the destination is an EasyTier node taking kcp-sys input (it advertises kcp_input and not tstier's
- * own carrier), else null. Only KCP counts: QUIC toward EasyTier would be quinn-plaintext, which we
- * do not speak, and the relay's no_relay_kcp is honoured as EasyTier honours it.
- */
-export function easyTierKcpFeatures(host: EtKcpHost, dstPeer: number, hop: number): { dst: number; relay: number | undefined } | null {
-  const routes = host.routes;
-  if ((routes.record(dstPeer)?.features ?? 0) & (Feature.KcpInput | Feature.QuicInput)) return null; // a tstier node
-  const advertised = routes.advertised(dstPeer) ?? 0;
-  if (!(advertised & Feature.KcpInput)) return null;
-  const relay = hop === dstPeer ? undefined : routes.advertised(hop);
-  return { dst: advertised & (Feature.KcpInput | Feature.NoRelayKcp), relay: relay === undefined ? undefined : relay & Feature.NoRelayKcp };
 }
 
 const READ_CHUNK = 64 * 1024;
@@ -295,7 +279,7 @@ export class EtKcpCarrierDriver implements CarrierDriver<EtKcpFlow> {
 }
 
 /** The connect message for an IPv4 flow; null for IPv6 (kcp-sys's connectors refuse those too). */
-function toConnData(req: OpenRequest): KcpConnData | null {
+export function toConnData(req: OpenRequest): KcpConnData | null {
   if (req.src.ip.length !== 4 || req.dst.ip.length !== 4) return null;
   return { src: { addr: readU32(req.src.ip, 0), port: req.src.port }, dst: { addr: readU32(req.dst.ip, 0), port: req.dst.port } };
 }
@@ -307,7 +291,7 @@ function ipv4Bytes(addr: number): Uint8Array {
 }
 
 /** An accepted flow's request: the source has already accepted its client, so data may come at once. */
-const fromConnData = (c: KcpConnData): OpenRequest => ({
+export const fromConnData = (c: KcpConnData): OpenRequest => ({
   src: { ip: ipv4Bytes(c.src.addr), port: c.src.port },
   dst: { ip: ipv4Bytes(c.dst.addr), port: c.dst.port },
   optimistic: true,

@@ -38,6 +38,12 @@ export const CongestionCode = {
   newreno: 2,
 } as const;
 
+/** `CryptoScheme` in wasm/quic/src/abi.rs. */
+export const CryptoSchemeCode = {
+  tstier: 0,
+  plaintext: 1,
+} as const;
+
 /** `OpError` in wasm/quic/src/abi.rs. */
 export const OpError = {
   unknownConnection: -1,

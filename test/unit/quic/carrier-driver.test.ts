@@ -4,7 +4,9 @@
  * (QUIC input off) reaches the initiator as Denied; a reset either way reaches the other side;
  * opens beyond the peer's stream limit wait for streams-available instead of failing, heard and
  * untimed meanwhile; writes cut short by the connection's send window resume at `writable`; a
- * connection idle past idleCloseMs is closed, and the next flow opens a new one.
+ * connection idle past idleCloseMs is closed, and the next flow opens a new one. With EasyTier's
+ * flavour (its crypto, packet types and connect message): Connected without an answer, bytes both
+ * ways, a failed dial reset at the source, and a peer's STOP_SENDING ending only our sending.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,8 @@ import type { QuicFlow } from '../../../daemon/carrier/quic/flow.js';
 import { loadQuicModule } from '../../../daemon/carrier/quic/wasm.js';
 import type { PipeStream } from '../../../daemon/carrier/socket-pipe.js';
 import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
+import { EtPacketType } from '../../../daemon/peer/easytier/pm.js';
+import { EASYTIER_HEADS } from '../../../daemon/peer/easytier/quic-proxy.js';
 
 type Handler = (from: number, payload: Buffer, header: Buffer) => void;
 
@@ -142,7 +146,7 @@ class LogTap {
   }
 }
 
-async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: boolean; openTimeoutMs?: number; idleCloseMs?: number; sendWindow?: number } = {}) {
+async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: boolean; openTimeoutMs?: number; idleCloseMs?: number; sendWindow?: number; easyTier?: boolean } = {}) {
   const module = await loadQuicModule();
   const pa = new LoopPeer(101);
   const pb = new LoopPeer(202);
@@ -153,10 +157,13 @@ async function pair(opts: { acceptInput?: boolean; maxStreams?: number; deaf?: b
   let onAccept: (flow: QuicFlow) => void = (flow) => accepted.push({ flow });
   const logA = new LogTap();
   const logB = new LogTap();
-  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1, sendWindow: opts.sendWindow }),
-    { acceptInput: true, openTimeoutMs: opts.openTimeoutMs, idleCloseMs: opts.idleCloseMs, log: logA as never }, () => undefined);
-  const b = new QuicCarrierDriver(pb as never, new QuicEndpoint(module, { seed: 2, maxStreams: opts.maxStreams }),
-    { acceptInput: opts.acceptInput ?? true, log: logB as never }, (flow) => onAccept(flow));
+  // EasyTier's flavour: its crypto, packet types and stream head, as toward an EasyTier node.
+  const et = opts.easyTier ? { heads: EASYTIER_HEADS, types: { fromInitiator: EtPacketType.QuicSrc, fromAcceptor: EtPacketType.QuicDst } } : {};
+  const crypto = opts.easyTier ? 'plaintext' : 'tstier';
+  const a = new QuicCarrierDriver(pa as never, new QuicEndpoint(module, { seed: 1, sendWindow: opts.sendWindow, crypto }),
+    { acceptInput: true, openTimeoutMs: opts.openTimeoutMs, idleCloseMs: opts.idleCloseMs, log: logA as never, ...et }, () => undefined);
+  const b = new QuicCarrierDriver(pb as never, new QuicEndpoint(module, { seed: 2, maxStreams: opts.maxStreams, crypto }),
+    { acceptInput: opts.acceptInput ?? true, log: logB as never, ...et }, (flow) => onAccept(flow));
   return {
     a, b, accepted, logA, logB,
     setAccept: (fn: (flow: QuicFlow) => void) => (onAccept = fn),
@@ -344,6 +351,60 @@ test('writes cut short by the connection send window resume: flows sharing a sma
     await Promise.all(clients.map((c) => c.finished));
     await Promise.all(servers.map((s) => s.finished));
     assert.deepEqual(new Set(servers.map((s) => s.sha)), new Set([1, 2, 3].map((i) => sha(bytes(150_000, 40 + i)))));
+  } finally {
+    p.close();
+  }
+});
+
+test("EasyTier's framing: the connect message opens the flow, Connected without an answer, bytes both ways byte-exact", async () => {
+  const p = await pair({ easyTier: true });
+  try {
+    const up = bytes(2 << 20, 21);
+    const down = bytes(1 << 20, 22);
+    const client = new End(p.a, up);
+    let server: End | undefined;
+    p.setAccept((flow) => {
+      assert.deepEqual([flow.request?.src, flow.request?.dst], [REQ.src, REQ.dst]);
+      server = new End(p.b, down);
+      p.b.attach(flow, server);
+      p.b.answer(flow, DialStatus.Connected);
+      server.start(flow);
+    });
+    const flow = p.a.open(202, REQ, client);
+    await client.statusKnown;
+    assert.equal(flow.stream >= 0 && client.status, DialStatus.Connected, 'Connected once the stream opens, before the acceptor dialled');
+    await client.finished;
+    await server!.finished;
+    assert.equal(server!.sha, sha(up));
+    assert.equal(client.sha, sha(down));
+    assert.equal(EASYTIER_HEADS.open({ ...REQ, src: socketAddrOf('::1', 1)! }), null, 'IPv6 is not carried');
+  } finally {
+    p.close();
+  }
+});
+
+test("EasyTier's framing: a failed dial resets the flow at its source; the peer's STOP_SENDING ends only our sending", async () => {
+  const p = await pair({ easyTier: true });
+  try {
+    const refused = new End(p.a, bytes(1000, 1));
+    p.setAccept((flow) => p.b.answer(flow, DialStatus.Refused));
+    p.a.open(202, REQ, refused);
+    await refused.finished;
+    assert.ok(refused.reset, 'the source sees the reset');
+
+    // EasyTier ends a flow once either side ends: it stops reading while its own bytes still drain.
+    const down = bytes(1 << 20, 23);
+    const client = new End(p.a, bytes(4 << 20, 24));
+    p.setAccept((flow) => {
+      const server = new End(p.b, down);
+      p.b.attach(flow, server);
+      p.b.answer(flow, DialStatus.Connected);
+      server.start(flow);
+      p.b.ep.stop(flow.conn, flow.stream, 0);
+    });
+    p.a.open(202, REQ, client);
+    await client.finished;
+    assert.deepEqual([client.reset, client.fin, client.sha], [false, true, sha(down)], 'read on to the FIN, no reset');
   } finally {
     p.close();
   }

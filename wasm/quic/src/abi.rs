@@ -10,6 +10,14 @@ pub enum Congestion {
     NewReno = 2,
 }
 
+/// The QUIC crypto (`endpoint_create`'s argument): tstier's own null crypto between tstier
+/// nodes, or EasyTier 2.6's quinn-plaintext scheme toward EasyTier nodes (plaintext.rs).
+#[derive(Clone, Copy)]
+pub enum CryptoScheme {
+    Tstier = 0,
+    Plaintext = 1,
+}
+
 /// What JS learns from `event_next` (codes are part of the wasm ABI; 0: no event).
 #[derive(Clone, Copy)]
 pub enum EventKind {

@@ -22,8 +22,9 @@ use quinn_proto::{
 };
 use web_time::Instant;
 
-use crate::abi::{Congestion, EventKind, LostReason, OpError, Stat, CONNECTED_OUTGOING, STATS_LEN};
+use crate::abi::{Congestion, CryptoScheme, EventKind, LostReason, OpError, Stat, CONNECTED_OUTGOING, STATS_LEN};
 use crate::crypto::{NoTokenKey, NullClientConfig, NullServerConfig, ResetKey};
+use crate::plaintext::{PlainClientConfig, PlainServerConfig};
 use crate::rng;
 
 const MAX_RESPONSES: usize = 256;
@@ -36,6 +37,7 @@ pub const PORT_FROM_ACCEPTOR: u16 = 17;
 pub struct Settings {
     pub max_udp_payload: u16,
     pub congestion: Congestion,
+    pub crypto: CryptoScheme,
     pub accept_incoming: bool,
     pub idle_timeout_ms: u32,
     pub keep_alive_ms: u32,
@@ -208,12 +210,19 @@ impl Core {
         rng::fill(&mut endpoint_seed);
         endpoint_config.rng_seed(Some(endpoint_seed));
         let server_config = s.accept_incoming.then(|| {
-            let mut server = ServerConfig::new(Arc::new(NullServerConfig), Arc::new(NoTokenKey));
+            let crypto: Arc<dyn quinn_proto::crypto::ServerConfig> = match s.crypto {
+                CryptoScheme::Tstier => Arc::new(NullServerConfig),
+                CryptoScheme::Plaintext => Arc::new(PlainServerConfig),
+            };
+            let mut server = ServerConfig::new(crypto, Arc::new(NoTokenKey));
             // Peers are addressed by id, never by path, so a "migration" could only be a mix-up.
             server.transport_config(transport.clone()).migration(false);
             Arc::new(server)
         });
-        let mut client_config = ClientConfig::new(Arc::new(NullClientConfig));
+        let mut client_config = match s.crypto {
+            CryptoScheme::Tstier => ClientConfig::new(Arc::new(NullClientConfig)),
+            CryptoScheme::Plaintext => ClientConfig::new(Arc::new(PlainClientConfig)),
+        };
         client_config.transport_config(transport);
         Ok(Self {
             endpoint: Endpoint::new(Arc::new(endpoint_config), server_config, false, None),

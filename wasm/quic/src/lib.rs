@@ -11,11 +11,12 @@
 mod abi;
 mod core;
 mod crypto;
+mod plaintext;
 mod rng;
 
 use std::cell::UnsafeCell;
 
-use crate::abi::{Congestion, OpError, STATS_LEN};
+use crate::abi::{Congestion, CryptoScheme, OpError, STATS_LEN};
 use crate::core::{instant, Core, Settings};
 
 struct Global<T>(UnsafeCell<T>);
@@ -69,8 +70,8 @@ pub extern "C" fn io_capacity() -> u32 {
     IO_CAPACITY as u32
 }
 
-/// Creates (or replaces) the endpoint. `congestion`: 0 BBR, 1 Cubic, 2 NewReno. Windows are
-/// bytes; timeouts ms (0 = off). The seed feeds every random choice quinn makes. Connection ids
+/// Creates (or replaces) the endpoint. `congestion`: 0 BBR, 1 Cubic, 2 NewReno; `crypto`: a
+/// `CryptoScheme`. Windows are bytes; timeouts ms (0 = off). The seed feeds every random choice quinn makes. Connection ids
 /// count up from `first_conn` (> 0). The stateless-reset key (16 bytes, `reset_key_len` must
 /// say so) is read from the start of the I/O region.
 #[no_mangle]
@@ -78,6 +79,7 @@ pub extern "C" fn io_capacity() -> u32 {
 pub extern "C" fn endpoint_create(
     max_udp_payload: u32,
     congestion: u32,
+    crypto: u32,
     accept_incoming: u32,
     idle_timeout_ms: u32,
     keep_alive_ms: u32,
@@ -97,6 +99,11 @@ pub extern "C" fn endpoint_create(
         2 => Congestion::NewReno,
         _ => return OpError::BadArgument as i32,
     };
+    let crypto = match crypto {
+        0 => CryptoScheme::Tstier,
+        1 => CryptoScheme::Plaintext,
+        _ => return OpError::BadArgument as i32,
+    };
     if !(1200..=65527).contains(&max_udp_payload) || stream_window == 0 || connection_window == 0 || reset_key_len != 16 {
         return OpError::BadArgument as i32;
     }
@@ -106,6 +113,7 @@ pub extern "C" fn endpoint_create(
     let settings = Settings {
         max_udp_payload: max_udp_payload as u16,
         congestion,
+        crypto,
         accept_incoming: accept_incoming != 0,
         idle_timeout_ms,
         keep_alive_ms,
