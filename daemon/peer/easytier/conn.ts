@@ -46,6 +46,8 @@ export interface EtConnOptions {
   me: LocalIdentity;
   cipher: EtCipher;
   now: number;
+  /** Bytes left free in front of every packet this conn queues: the underlay's header goes there. */
+  headroom?: number;
 }
 
 export class EtPeerConn {
@@ -53,8 +55,9 @@ export class EtPeerConn {
   #state: 'handshake' | 'up' | 'closed' = 'handshake';
   readonly #me: LocalIdentity;
   readonly #cipher: EtCipher;
+  readonly headroom: number;
   #peerId = 0;
-  #tx: Uint8Array[] = [];
+  #tx: Buffer[] = [];
   #events: EtConnEvent[] = [];
   #handshakeDeadline: number;
   #nextPingAt = 0;
@@ -70,6 +73,7 @@ export class EtPeerConn {
     this.role = o.role;
     this.#me = o.me;
     this.#cipher = o.cipher;
+    this.headroom = o.headroom ?? 0;
     this.#handshakeDeadline = o.now + HANDSHAKE_TIMEOUT_MS;
     if (o.role === 'dialler') this.#sendHandshake(true);
   }
@@ -100,7 +104,7 @@ export class EtPeerConn {
       case EtPacketType.HandShake:
         return; // a repeat; the link is already up
       case EtPacketType.Ping:
-        if (p.header.to === this.#me.peerId) this.#queue(pongFor(pm));
+        if (p.header.to === this.#me.peerId) this.#queue(pongFor(pm, this.headroom));
         else this.drops['not-for-this-link']++;
         return;
       case EtPacketType.Pong:
@@ -129,11 +133,11 @@ export class EtPeerConn {
    */
   send(type: number, to: number, payload: Uint8Array, forwardCounter = ORIGIN_FORWARD_COUNTER): void {
     if (this.#state !== 'up') throw new TstierError('TSTIER_E_CLOSED', `easytier conn to ${this.#peerId} is ${this.#state}`);
-    this.#queue(buildPm({ from: this.#me.peerId, to, type, flags: 0, forwardCounter }, payload, this.#cipher));
+    this.#queue(buildPm({ from: this.#me.peerId, to, type, flags: 0, forwardCounter }, payload, this.#cipher, this.headroom));
   }
 
-  /** Queues an already-built packet (a forwarder's). */
-  sendRaw(pm: Uint8Array): void {
+  /** Queues an already-built packet (a forwarder's), `headroom` bytes first. */
+  sendRaw(pm: Buffer): void {
     if (this.#state === 'up') this.#queue(pm);
   }
 
@@ -155,7 +159,7 @@ export class EtPeerConn {
       const seq = this.#pingSeq;
       this.#pingSeq = (this.#pingSeq + 1) >>> 0;
       this.#inFlight.set(seq, now);
-      this.#queue(buildPing(this.#me.peerId, this.#peerId, seq));
+      this.#queue(buildPing(this.#me.peerId, this.#peerId, seq, this.headroom));
       this.#nextPingAt = now + PING_INTERVAL_MS;
     }
   }
@@ -168,7 +172,8 @@ export class EtPeerConn {
     return t;
   }
 
-  pollTransmit(): Uint8Array | undefined {
+  /** The next packet to send, after `headroom` bytes that are the underlay's. */
+  pollTransmit(): Buffer | undefined {
     return this.#tx.shift();
   }
 
@@ -211,10 +216,10 @@ export class EtPeerConn {
 
   #sendHandshake(vouch: boolean): void {
     const body = encodeHandshake(ourHandshake(this.#me, vouch));
-    this.#queue(buildPm({ from: this.#me.peerId, to: 0, type: EtPacketType.HandShake, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER }, body, this.#cipher));
+    this.#queue(buildPm({ from: this.#me.peerId, to: 0, type: EtPacketType.HandShake, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER }, body, this.#cipher, this.headroom));
   }
 
-  #queue(pm: Uint8Array): void {
+  #queue(pm: Buffer): void {
     if (this.#tx.length >= MAX_QUEUED) this.#tx.shift();
     this.#tx.push(pm);
   }

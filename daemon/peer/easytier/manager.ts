@@ -307,7 +307,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     this.links.set(link.key, link);
     underlay.onPacket = (pm) => this.input(link, pm);
     underlay.onClose = (reason, how) => this.ended(link, reason, how);
-    this.core.addConn(link.key, role, nowMs());
+    this.core.addConn(link.key, role, nowMs(), underlay.headroom);
     this.service();
     return link;
   }
@@ -389,11 +389,10 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     for (let out = this.core.pollTransmit(); out; out = this.core.pollTransmit()) {
       const link = this.links.get(out.key);
       if (!link) continue;
-      const buf = Buffer.allocUnsafe(link.underlay.headroom + out.pm.length);
-      buf.set(out.pm, link.underlay.headroom);
-      link.txBytes += out.pm.length;
+      // Built with this link's headroom: the underlay writes its header there, no copy.
+      link.txBytes += out.pm.length - link.underlay.headroom;
       link.txPackets++;
-      link.underlay.send(buf);
+      link.underlay.send(out.pm);
     }
   }
 

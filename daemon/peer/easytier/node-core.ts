@@ -6,13 +6,14 @@
  *
  * The seam for the peer layer: an adapter owns the sockets and one timer, and calls
  *   addConn(key, role, now) · input(key, pm, now) · connClosed(key, now) · handleTimeout(now)
- * then drains pollTransmit() → {key, pm} (frame and send on that link), pollEvent(), pollTimeout().
+ * then drains pollTransmit() → {key, pm} (frame and send on that link: `pm` starts after the
+ * link's headroom, given to addConn), pollEvent(), pollTimeout().
  * easytier-core binds it to sockets in manager.ts (--peer-protocol easytier).
  */
 import { EtPeerConn, type CloseReason } from './conn.js';
 import { EtRpcEndpoint } from './rpc-endpoint.js';
 import { EtRouteState } from './route-state.js';
-import { EtPacketType, RPC_ORIGIN_FORWARD_COUNTER, forwardInPlace, type PmHeader } from './pm.js';
+import { EtPacketType, RPC_ORIGIN_FORWARD_COUNTER, forwardInPlace, pastHopLimit, type PmHeader } from './pm.js';
 import { OSPF_SERVICE, SYNC_ROUTE_INFO_METHOD, SYNC_ROUTE_TIMEOUT_MS, decodeSyncRouteInfoRequest, encodeSyncRouteInfoRequest, encodeSyncRouteInfoResponse, type RoutePeerInfo } from './route-msg.js';
 import { invalidServiceResponse } from './rpc.js';
 import type { EtCipher } from './cipher.js';
@@ -64,7 +65,7 @@ export class EtNodeCore {
   readonly #links = new Map<string, Link>();
   readonly routes: EtRouteState;
   readonly #rpc: EtRpcEndpoint;
-  #tx: { key: string; pm: Uint8Array }[] = [];
+  #tx: { key: string; pm: Buffer }[] = [];
   #events: EtNodeEvent[] = [];
   #refreshAt: number;
   readonly #deliver: ReadonlySet<number>;
@@ -103,9 +104,12 @@ export class EtNodeCore {
     for (const l of this.#links.values()) l.nextSyncAt = now;
   }
 
-  /** A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at once. */
-  addConn(key: string, role: 'dialler' | 'listener', now: number): void {
-    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now });
+  /**
+   * A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at
+   * once. Every packet for this link leaves `headroom` free bytes first, for the underlay's header.
+   */
+  addConn(key: string, role: 'dialler' | 'listener', now: number, headroom = 0): void {
+    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now, headroom });
     this.#links.set(key, { conn, sessionId: randomBytes(8).readBigUInt64LE(0), nextSyncAt: now });
     this.#drain(key, now);
   }
@@ -158,7 +162,7 @@ export class EtNodeCore {
     return out;
   }
 
-  pollTransmit(): { key: string; pm: Uint8Array } | undefined {
+  pollTransmit(): { key: string; pm: Buffer } | undefined {
     return this.#tx.shift();
   }
 
@@ -284,17 +288,21 @@ export class EtNodeCore {
       this.#drops['relay-refused']++;
       return;
     }
-    const pm = Uint8Array.from(raw);
-    if (forwardInPlace(pm) === 'drop') {
+    if (pastHopLimit(raw)) {
       this.#drops['hop-limit']++;
       return;
     }
-    const key = this.#keyToward(pm[4]! | (pm[5]! << 8) | (pm[6]! << 16) | (pm[7]! << 24));
+    const key = this.#keyToward(raw[4]! | (raw[5]! << 8) | (raw[6]! << 16) | (raw[7]! << 24));
     if (key === undefined) {
       this.#drops['no-route']++;
       return;
     }
-    this.#links.get(key)!.conn.sendRaw(pm);
+    // The one copy of a relayed packet: out of the receive buffer, into the next link's send buffer.
+    const conn = this.#links.get(key)!.conn;
+    const pm = Buffer.allocUnsafe(conn.headroom + raw.length);
+    pm.set(raw, conn.headroom);
+    forwardInPlace(pm, conn.headroom);
+    conn.sendRaw(pm);
     this.forwarded++;
     this.#collect(key);
   }
