@@ -7,8 +7,8 @@
  *
  * Dialler speaks first; the listener waits, replies (vouching only for a matching digest), then
  * both judge the other side (handshake.ts: stricter than EasyTier). Each side pings every
- * PING_INTERVAL_MS; PINGS_LOST_TO_CLOSE consecutive unanswered pings close the connection, as
- * EasyTier closes after five, unless a packet for us opened in between (EasyTier 2.6.4 counts any
+ * second; five consecutive unanswered pings (2 s each) close the connection, as EasyTier's do
+ * (ET_CONN_TIMERS), unless a packet for us opened in between (EasyTier 2.6.4 counts any
  * packet). Every Ping we receive is answered at once.
  */
 import { decodeHandshake, encodeHandshake, judgeHandshake, listenerVouches, ourHandshake, HANDSHAKE_TIMEOUT_MS, type LocalIdentity } from './handshake.js';
@@ -16,9 +16,19 @@ import { EtPacketType, ORIGIN_FORWARD_COUNTER, buildPing, buildPm, openPm, pingS
 import type { EtCipher } from './cipher.js';
 import { TstierError } from '../../errors.js';
 
-export const PING_INTERVAL_MS = 1000;
-export const PING_TIMEOUT_MS = 2000;
-export const PINGS_LOST_TO_CLOSE = 5;
+/** A connection's liveness timers: EasyTier's by default; tests shorten them (`Node.start`'s peer timers). */
+export interface EtConnTimers {
+  pingIntervalMs: number;
+  /** A ping unanswered this long counts as lost. */
+  pingTimeoutMs: number;
+  /** This many lost in a row close the connection. */
+  pingsLostToClose: number;
+  handshakeTimeoutMs: number;
+}
+
+export const ET_CONN_TIMERS: EtConnTimers = {
+  pingIntervalMs: 1000, pingTimeoutMs: 2000, pingsLostToClose: 5, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+};
 /** Outgoing packets held while the adapter does not drain them; beyond this the oldest is dropped. */
 const MAX_QUEUED = 256;
 
@@ -48,6 +58,7 @@ export interface EtConnOptions {
   now: number;
   /** Bytes left free in front of every packet this conn queues: the underlay's header goes there. */
   headroom?: number;
+  timers?: EtConnTimers;
 }
 
 export class EtPeerConn {
@@ -56,6 +67,7 @@ export class EtPeerConn {
   readonly #me: LocalIdentity;
   readonly #cipher: EtCipher;
   readonly headroom: number;
+  readonly #timers: EtConnTimers;
   #peerId = 0;
   #tx: Buffer[] = [];
   #events: EtConnEvent[] = [];
@@ -74,7 +86,8 @@ export class EtPeerConn {
     this.#me = o.me;
     this.#cipher = o.cipher;
     this.headroom = o.headroom ?? 0;
-    this.#handshakeDeadline = o.now + HANDSHAKE_TIMEOUT_MS;
+    this.#timers = o.timers ?? ET_CONN_TIMERS;
+    this.#handshakeDeadline = o.now + this.#timers.handshakeTimeoutMs;
     if (o.role === 'dialler') this.#sendHandshake(true);
   }
 
@@ -148,9 +161,9 @@ export class EtPeerConn {
     }
     if (this.#state !== 'up') return;
     for (const [seq, sentAt] of this.#inFlight) {
-      if (now - sentAt < PING_TIMEOUT_MS) continue;
+      if (now - sentAt < this.#timers.pingTimeoutMs) continue;
       this.#inFlight.delete(seq);
-      if (++this.#lostInARow >= PINGS_LOST_TO_CLOSE) {
+      if (++this.#lostInARow >= this.#timers.pingsLostToClose) {
         this.#close('ping-timeout');
         return;
       }
@@ -160,7 +173,7 @@ export class EtPeerConn {
       this.#pingSeq = (this.#pingSeq + 1) >>> 0;
       this.#inFlight.set(seq, now);
       this.#queue(buildPing(this.#me.peerId, this.#peerId, seq, this.headroom));
-      this.#nextPingAt = now + PING_INTERVAL_MS;
+      this.#nextPingAt = now + this.#timers.pingIntervalMs;
     }
   }
 
@@ -168,7 +181,7 @@ export class EtPeerConn {
     if (this.#state === 'handshake') return this.#handshakeDeadline;
     if (this.#state !== 'up') return null;
     let t = this.#nextPingAt;
-    for (const sentAt of this.#inFlight.values()) t = Math.min(t, sentAt + PING_TIMEOUT_MS);
+    for (const sentAt of this.#inFlight.values()) t = Math.min(t, sentAt + this.#timers.pingTimeoutMs);
     return t;
   }
 

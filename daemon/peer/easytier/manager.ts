@@ -16,6 +16,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Logger } from '../../log.js';
 import type { PeerConnView } from '../../rpc/source.js';
 import { nowMs } from '../../io/clock.js';
+import { PassScheduler } from '../../io/pass-scheduler.js';
 import { backoffDelay, DEFAULT_BACKOFF, logFailedAttempt, type BackoffOptions } from '../backoff.js';
 import { advertisedProxyPrefix, u32ToIpv4 } from '../ipv4-prefix.js';
 import type { PacketHandler, PeerLayer, PeerLayerStats } from '../peer-layer.js';
@@ -28,6 +29,7 @@ import { dialFakeTcp, FakeTcpUnderlayListener } from '../underlay/faketcp.js';
 import { PacketType, PM_HEADER_LEN } from '../wire.js';
 import { etCipher, type EtAlgorithm } from './cipher.js';
 import { secretDigest } from './identity.js';
+import type { EtConnTimers } from './conn.js';
 import { EtNodeCore } from './node-core.js';
 import { EtPacketType, TstierPacketType, splitPm } from './pm.js';
 import { decodeHandshake, judgeHandshake, type LocalIdentity } from './handshake.js';
@@ -75,7 +77,8 @@ export interface EtPeerManagerOptions {
   encryption: EtAlgorithm;
   log: Logger;
   backoff?: BackoffOptions;
-  tickMs?: number;
+  /** Each link's liveness timers (default EasyTier's: a ping a second, five lost close it). */
+  timers?: EtConnTimers;
 }
 
 interface Link {
@@ -117,7 +120,8 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   private readonly etHandlers = new Map<number, PacketHandler>();
   private readonly openListeners: UnderlayListener[] = [];
   private readonly connectors = new Set<Connector>();
-  private readonly tick: NodeJS.Timeout;
+  /** One timer for the core's earliest deadline (pings, handshakes, route sync), re-armed after each service. */
+  private readonly wakes = new PassScheduler(() => this.onTick(), nowMs);
   private nextKey = 1;
   private closed = false;
 
@@ -153,9 +157,10 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
         ...(f & Feature.NoRelayKcp ? [EtPacketType.KcpSrc, EtPacketType.KcpDst, TstierPacketType.KcpSrc, TstierPacketType.KcpDst] : []),
         ...(f & Feature.NoRelayQuic ? [EtPacketType.QuicSrc, EtPacketType.QuicDst, TstierPacketType.QuicSrc, TstierPacketType.QuicDst] : []),
       ],
+      timers: opts.timers,
     });
     this.routes = new EtRouteView(this.core.routes);
-    this.tick = setInterval(() => this.onTick(), opts.tickMs ?? 100);
+    this.wakes.arm(this.core.pollTimeout());
   }
 
   async listen(uri: string): Promise<string> {
@@ -236,7 +241,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.tick);
+    this.wakes.close();
     for (const c of this.connectors) clearTimeout(c.timer);
     for (const l of [...this.links.values()]) l.underlay.close();
     await Promise.all(this.openListeners.map((l) => l.close()));
@@ -379,6 +384,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       }
     }
     this.transmit();
+    this.wakes.arm(core.pollTimeout());
     if (routesChanged) {
       this.routes.rebuild();
       this.emit('routes');
@@ -447,10 +453,11 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     this.emit('peer-gone', peer);
   }
 
+  /** The timer fired: run what is due (service() arms it again for the next deadline). */
   private onTick(): void {
+    if (this.closed) return;
     const now = nowMs();
-    if (this.core.pollTimeout() > now) return;
-    this.core.handleTimeout(now);
+    if (this.core.pollTimeout() <= now) this.core.handleTimeout(now);
     this.service();
   }
 }

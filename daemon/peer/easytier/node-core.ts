@@ -10,7 +10,7 @@
  * link's headroom, given to addConn), pollEvent(), pollTimeout().
  * easytier-core binds it to sockets in manager.ts (--peer-protocol easytier).
  */
-import { EtPeerConn, type CloseReason } from './conn.js';
+import { EtPeerConn, type CloseReason, type EtConnTimers } from './conn.js';
 import { EtRpcEndpoint } from './rpc-endpoint.js';
 import { EtRouteState } from './route-state.js';
 import { EtPacketType, RPC_ORIGIN_FORWARD_COUNTER, forwardInPlace, pastHopLimit, type PmHeader } from './pm.js';
@@ -50,6 +50,8 @@ export interface EtNodeOptions {
   deliverTypes?: readonly number[];
   /** Packet types of others this node will not relay (no_relay_kcp / no_relay_quic); counted. */
   refuseRelay?: readonly number[];
+  /** Every link's liveness timers (default EasyTier's). */
+  timers?: EtConnTimers;
 }
 
 interface Link {
@@ -70,6 +72,7 @@ export class EtNodeCore {
   #refreshAt: number;
   readonly #deliver: ReadonlySet<number>;
   readonly #refuseRelay: ReadonlySet<number>;
+  readonly #timers: EtConnTimers | undefined;
   /** Dropped packets by reason (RPC garbage, no route, hop limit, a type nobody here handles, a relay we refuse). */
   readonly #drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0, unhandled: 0, 'relay-refused': 0 };
   /** Packets relayed for others. */
@@ -85,6 +88,7 @@ export class EtNodeCore {
     this.#refreshAt = o.now + INFO_REFRESH_MS;
     this.#deliver = new Set(o.deliverTypes ?? []);
     this.#refuseRelay = new Set(o.refuseRelay ?? []);
+    this.#timers = o.timers;
   }
 
   /** The connection behind a link key (for its peer id, state, RTT and drops), if the link is open. */
@@ -109,7 +113,7 @@ export class EtNodeCore {
    * once. Every packet for this link leaves `headroom` free bytes first, for the underlay's header.
    */
   addConn(key: string, role: 'dialler' | 'listener', now: number, headroom = 0): void {
-    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now, headroom });
+    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now, headroom, timers: this.#timers });
     this.#links.set(key, { conn, sessionId: randomBytes(8).readBigUInt64LE(0), nextSyncAt: now });
     this.#drain(key, now);
   }
