@@ -1,6 +1,6 @@
 /**
- * The node's peer layer, by `--peer-protocol`: tstier's own protocol (PeerManager, still the default)
- * or EasyTier 2.6's wire (EtPeerManager), both behind the one PeerLayer seam the rest of the node uses.
+ * The node's peer layer, by `--peer-protocol`: EasyTier 2.6's wire (EtPeerManager, the default) or
+ * tstier's earlier protocol (PeerManager), both behind the one PeerLayer seam the rest of the node uses.
  */
 import type { NodeConfig } from '../config/node-config.js';
 import { EtPeerManager } from '../peer/easytier/manager.js';
@@ -32,7 +32,7 @@ export function etConnTimers(t: SessionTimers): EtConnTimers {
 }
 
 export function createPeerLayer(cfg: NodeConfig, opts: PeerLayerOptions): PeerLayer {
-  if (cfg.peerProtocol !== 'easytier') return new PeerManager({ ...opts, ...testRekeyMs() });
+  if (cfg.peerProtocol === 'tstier') return new PeerManager({ ...opts, ...testRekeyMs() });
   return new EtPeerManager({
     networkName: opts.networkName, networkSecret: opts.networkSecret, local: opts.local, log: opts.log,
     encryption: cfg.disableEncryption ? 'none' : (cfg.encryptionAlgorithm ?? 'aes-gcm'),
