@@ -247,10 +247,11 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     await Promise.all(this.openListeners.map((l) => l.close()));
   }
 
+  /** The data path: a send queues one packet and no event, and moves no deadline, so it only transmits. */
   private send(peerId: number, type: number, payload: Uint8Array): boolean {
     const ok = this.core.sendPayload(type, peerId, payload);
     if (!ok) this.counts.noRoute++;
-    this.service();
+    this.transmit();
     return ok;
   }
 
@@ -408,7 +409,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       this.counts.unhandled++;
       return;
     }
-    h(from, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    h(from, payload instanceof Buffer ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
   }
 
   private peerUp(key: string, peerId: number): void {

@@ -153,8 +153,8 @@ export class EtNodeCore {
     let t = this.#refreshAt;
     for (const link of this.#links.values()) {
       const c = link.conn.pollTimeout();
-      const s = link.conn.state === 'up' ? link.nextSyncAt : null;
-      for (const x of [c, s]) if (x !== null && x < t) t = x;
+      if (c !== null && c < t) t = c;
+      if (link.conn.state === 'up' && link.nextSyncAt < t) t = link.nextSyncAt;
     }
     return t;
   }

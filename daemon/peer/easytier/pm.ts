@@ -8,7 +8,7 @@
  * could inject). Compressed payloads (flag 0x10, zstd) are refused too, as this codec has no zstd.
  */
 import { MAX_FORWARD_COUNTER, PM_HEADER_LEN, PmFlag, writePmHeader, type PmHeader } from '../wire.js';
-import { readU32Le } from '../../packet/bytes.js';
+import { readU32Le, writeU32Le } from '../../packet/bytes.js';
 import type { EtCipher } from './cipher.js';
 
 export { PM_HEADER_LEN, PmFlag, MAX_FORWARD_COUNTER, type PmHeader };
@@ -95,7 +95,14 @@ export function buildPm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, cipher: E
   const seal = cipher.algorithm !== 'none' && isEncryptedType(h.type);
   const at = headroom + PM_HEADER_LEN;
   const out = Buffer.allocUnsafe(at + payload.length + (seal ? cipher.overhead : 0));
-  writePmHeader(out, headroom, { ...h, flags: seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, len: payload.length });
+  // Field by field, not writePmHeader({...h}): this runs for every packet sent.
+  writeU32Le(out, headroom, h.from);
+  writeU32Le(out, headroom + 4, h.to);
+  out[headroom + 8] = h.type;
+  out[headroom + 9] = seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted;
+  out[headroom + 10] = h.forwardCounter;
+  out[headroom + 11] = 0;
+  writeU32Le(out, headroom + 12, payload.length);
   if (seal) cipher.sealInto(out, at, payload);
   else out.set(payload, at);
   return out;
