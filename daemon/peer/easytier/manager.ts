@@ -1,5 +1,5 @@
 /**
- * The peer layer on EasyTier 2.6's wire (--peer-protocol easytier): the sans-IO member node
+ * The peer layer on EasyTier 2.6's wire (easytier-core's default): the sans-IO member node
  * (node-core.ts: handshake, encryption, peer RPC, route sync, relaying, ping) bound to tstier's
  * underlays (../underlay/: udp:// with EasyTier's Syn/Sack, tcp:// whose framing is EasyTier's
  * already, faketcp:// with tstier's framing) and to one timer. It offers the node what

@@ -8,7 +8,7 @@
  *   addConn(key, role, now) · input(key, pm, now) · connClosed(key, now) · handleTimeout(now)
  * then drains pollTransmit() → {key, pm} (frame and send on that link: `pm` starts after the
  * link's headroom, given to addConn), pollEvent(), pollTimeout().
- * easytier-core binds it to sockets in manager.ts (--peer-protocol easytier).
+ * easytier-core binds it to sockets in manager.ts (its default peer layer).
  */
 import { EtPeerConn, type CloseReason, type EtConnTimers } from './conn.js';
 import { EtRpcEndpoint } from './rpc-endpoint.js';
