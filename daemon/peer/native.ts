@@ -1,6 +1,7 @@
 /**
- * The peer layer's optional addon (native/): AES-GCM with one context per key, UDP GSO, GRO and
- * sendmmsg, and which peers refused a listening UDP socket.
+ * The peer layer's optional addon (native/): AEADs with one context per key (tstier's sessions and
+ * EasyTier's payload layout), UDP GSO, GRO and sendmmsg, and which peers refused a listening UDP
+ * socket.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
  * rule it out); TSTIER_PEER_ADDON=<path> loads another build.
@@ -15,6 +16,12 @@ export interface PeerAddon {
   aeadCreate(key: Uint8Array, encrypt: boolean): AeadHandle;
   aeadSeal(h: AeadHandle, out: Uint8Array, at: number, payload: Uint8Array): void;
   aeadOpen(h: AeadHandle, wire: Uint8Array): boolean;
+  /** EasyTier's payload AEAD (et_aead.c): cipher 0 AES-128-GCM, 1 AES-256-GCM, 2 ChaCha20-Poly1305. */
+  etAeadCreate(cipher: number, key: Uint8Array, encrypt: boolean): AeadHandle;
+  /** payload → out[at..]: ciphertext, tag, nonce (random unless nonceGiven: already in place). */
+  etAeadSeal(h: AeadHandle, out: Uint8Array, at: number, payload: Uint8Array, nonceGiven: boolean): void;
+  /** Opens buf[at..at + len] in place: the plaintext length, or -1. */
+  etAeadOpen(h: AeadHandle, buf: Uint8Array, at: number, len: number): number;
   /** One GSO send of datagrams[first, first + count): all `segment` bytes, the last maybe shorter. Bytes sent or -errno. */
   udpSendRun(fd: number, datagrams: Uint8Array[], first: number, count: number, segment: number,
     ip: string | null, port: number): number;

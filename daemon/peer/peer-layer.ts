@@ -1,8 +1,8 @@
 /**
  * What the rest of the node (forwarding, the TCP proxy, the control plane) uses of a peer layer.
- * Two implement it: peer-manager.ts (tstier's own peer protocol) and easytier/manager.ts (EasyTier
- * 2.6's, chosen with --peer-protocol easytier). Events, as PeerManager documents them: 'routes',
- * 'peer-up' (peerId), 'peer-down' (peerId, silentForMs), 'peer-gone' (peerId).
+ * Two implement it: easytier/manager.ts (EasyTier 2.6's wire, the default) and peer-manager.ts
+ * (tstier's earlier protocol, --peer-protocol tstier). Events, as PeerManager documents them:
+ * 'routes', 'peer-up' (peerId), 'peer-down' (peerId, silentForMs), 'peer-gone' (peerId).
  */
 import type { EventEmitter } from 'node:events';
 import type { PeerConnView } from '../rpc/source.js';

@@ -7,8 +7,8 @@
  *
  * Dialler speaks first; the listener waits, replies (vouching only for a matching digest), then
  * both judge the other side (handshake.ts: stricter than EasyTier). Each side pings every
- * PING_INTERVAL_MS; PINGS_LOST_TO_CLOSE consecutive unanswered pings close the connection, as
- * EasyTier closes after five, unless a packet for us opened in between (EasyTier 2.6.4 counts any
+ * second; five consecutive unanswered pings (2 s each) close the connection, as EasyTier's do
+ * (ET_CONN_TIMERS), unless a packet for us opened in between (EasyTier 2.6.4 counts any
  * packet). Every Ping we receive is answered at once.
  */
 import { decodeHandshake, encodeHandshake, judgeHandshake, listenerVouches, ourHandshake, HANDSHAKE_TIMEOUT_MS, type LocalIdentity } from './handshake.js';
@@ -19,9 +19,19 @@ import { buildSecurePm, openSecurePm, secureSendable, type SecureDropReason } fr
 import type { SecureSession } from './secure-datagram.js';
 import { TstierError } from '../../errors.js';
 
-export const PING_INTERVAL_MS = 1000;
-export const PING_TIMEOUT_MS = 2000;
-export const PINGS_LOST_TO_CLOSE = 5;
+/** A connection's liveness timers: EasyTier's by default; tests shorten them (`Node.start`'s peer timers). */
+export interface EtConnTimers {
+  pingIntervalMs: number;
+  /** A ping unanswered this long counts as lost. */
+  pingTimeoutMs: number;
+  /** This many lost in a row close the connection. */
+  pingsLostToClose: number;
+  handshakeTimeoutMs: number;
+}
+
+export const ET_CONN_TIMERS: EtConnTimers = {
+  pingIntervalMs: 1000, pingTimeoutMs: 2000, pingsLostToClose: 5, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+};
 /** Outgoing packets held while the adapter does not drain them; beyond this the oldest is dropped. */
 const MAX_QUEUED = 256;
 
@@ -54,6 +64,9 @@ export interface EtConnOptions {
   now: number;
   /** Secure mode: a Noise handshake and a per-neighbour session instead of the network-wide cipher. */
   secure?: SecureIdentity;
+  /** Bytes left free in front of every packet this conn queues: the underlay's header goes there. */
+  headroom?: number;
+  timers?: EtConnTimers;
 }
 
 export class EtPeerConn {
@@ -61,8 +74,10 @@ export class EtPeerConn {
   #state: 'handshake' | 'up' | 'closed' = 'handshake';
   readonly #me: LocalIdentity;
   readonly #cipher: EtCipher;
+  readonly headroom: number;
+  readonly #timers: EtConnTimers;
   #peerId = 0;
-  #tx: Uint8Array[] = [];
+  #tx: Buffer[] = [];
   #events: EtConnEvent[] = [];
   #handshakeDeadline: number;
   #nextPingAt = 0;
@@ -94,11 +109,13 @@ export class EtPeerConn {
     this.role = o.role;
     this.#me = o.me;
     this.#cipher = o.cipher;
-    this.#handshakeDeadline = o.now + HANDSHAKE_TIMEOUT_MS;
+    this.headroom = o.headroom ?? 0;
+    this.#timers = o.timers ?? ET_CONN_TIMERS;
+    this.#handshakeDeadline = o.now + this.#timers.handshakeTimeoutMs;
     this.#now = o.now;
     this.#secure = o.secure ? new SecureHandshake(o.role, o.secure) : null;
     if (o.role === 'dialler') {
-      if (this.#secure) this.#queue(this.#secure.start());
+      if (this.#secure) this.#queueBuilt(this.#secure.start());
       else this.#sendHandshake(true);
     }
   }
@@ -136,7 +153,7 @@ export class EtPeerConn {
       case EtPacketType.NoiseHandshakeMsg3:
         return; // a repeat; the link is already up
       case EtPacketType.Ping:
-        if (p.header.to === this.#me.peerId) this.#queue(pongFor(pm));
+        if (p.header.to === this.#me.peerId) this.#queue(pongFor(pm, this.headroom));
         else this.drops['not-for-this-link']++;
         return;
       case EtPacketType.Pong:
@@ -171,13 +188,13 @@ export class EtPeerConn {
   send(type: number, to: number, payload: Uint8Array, forwardCounter = ORIGIN_FORWARD_COUNTER): void {
     if (this.#state !== 'up') throw new TstierError('TSTIER_E_CLOSED', `easytier conn to ${this.#peerId} is ${this.#state}`);
     const h = { from: this.#me.peerId, to, type, flags: 0, forwardCounter };
-    if (!this.#session) this.#queue(buildPm(h, payload, this.#cipher));
-    else if (secureSendable(type, to, this.#peerId)) this.#queue(buildSecurePm(h, payload, this.#session, this.#now));
+    if (!this.#session) this.#queue(buildPm(h, payload, this.#cipher, this.headroom));
+    else if (secureSendable(type, to, this.#peerId)) this.#queue(buildSecurePm(h, payload, this.#session, this.#now, this.headroom));
     else this.drops['secure-no-relay']++;
   }
 
-  /** Queues an already-built packet (a forwarder's). */
-  sendRaw(pm: Uint8Array): void {
+  /** Queues an already-built packet (a forwarder's), `headroom` bytes first. */
+  sendRaw(pm: Buffer): void {
     if (this.#state === 'up') this.#queue(pm);
   }
 
@@ -190,9 +207,9 @@ export class EtPeerConn {
     }
     if (this.#state !== 'up') return;
     for (const [seq, sentAt] of this.#inFlight) {
-      if (now - sentAt < PING_TIMEOUT_MS) continue;
+      if (now - sentAt < this.#timers.pingTimeoutMs) continue;
       this.#inFlight.delete(seq);
-      if (++this.#lostInARow >= PINGS_LOST_TO_CLOSE) {
+      if (++this.#lostInARow >= this.#timers.pingsLostToClose) {
         this.#close('ping-timeout');
         return;
       }
@@ -201,8 +218,8 @@ export class EtPeerConn {
       const seq = this.#pingSeq;
       this.#pingSeq = (this.#pingSeq + 1) >>> 0;
       this.#inFlight.set(seq, now);
-      this.#queue(buildPing(this.#me.peerId, this.#peerId, seq));
-      this.#nextPingAt = now + PING_INTERVAL_MS;
+      this.#queue(buildPing(this.#me.peerId, this.#peerId, seq, this.headroom));
+      this.#nextPingAt = now + this.#timers.pingIntervalMs;
     }
   }
 
@@ -210,11 +227,12 @@ export class EtPeerConn {
     if (this.#state === 'handshake') return this.#handshakeDeadline;
     if (this.#state !== 'up') return null;
     let t = this.#nextPingAt;
-    for (const sentAt of this.#inFlight.values()) t = Math.min(t, sentAt + PING_TIMEOUT_MS);
+    for (const sentAt of this.#inFlight.values()) t = Math.min(t, sentAt + this.#timers.pingTimeoutMs);
     return t;
   }
 
-  pollTransmit(): Uint8Array | undefined {
+  /** The next packet to send, after `headroom` bytes that are the underlay's. */
+  pollTransmit(): Buffer | undefined {
     return this.#tx.shift();
   }
 
@@ -247,7 +265,7 @@ export class EtPeerConn {
   }
 
   #onSecureStep(step: ReturnType<SecureHandshake['input']>, now: number): void {
-    if (step.send) this.#queue(step.send);
+    if (step.send) this.#queueBuilt(step.send);
     if (step.fail) {
       this.#close(step.fail);
       return;
@@ -271,10 +289,21 @@ export class EtPeerConn {
 
   #sendHandshake(vouch: boolean): void {
     const body = encodeHandshake(ourHandshake(this.#me, vouch));
-    this.#queue(buildPm({ from: this.#me.peerId, to: 0, type: EtPacketType.HandShake, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER }, body, this.#cipher));
+    this.#queue(buildPm({ from: this.#me.peerId, to: 0, type: EtPacketType.HandShake, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER }, body, this.#cipher, this.headroom));
   }
 
-  #queue(pm: Uint8Array): void {
+  /** Queues a packet built without headroom (a Noise or relay handshake message, a relayed secure packet): one copy behind the headroom. */
+  sendBuilt(pm: Uint8Array): void {
+    if (this.#state === 'up') this.#queueBuilt(pm);
+  }
+
+  #queueBuilt(pm: Uint8Array): void {
+    const out = Buffer.allocUnsafe(this.headroom + pm.length);
+    out.set(pm, this.headroom);
+    this.#queue(out);
+  }
+
+  #queue(pm: Buffer): void {
     if (this.#tx.length >= MAX_QUEUED) this.#tx.shift();
     this.#tx.push(pm);
   }

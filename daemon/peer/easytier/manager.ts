@@ -1,5 +1,5 @@
 /**
- * The peer layer on EasyTier 2.6's wire (--peer-protocol easytier): the sans-IO member node
+ * The peer layer on EasyTier 2.6's wire (easytier-core's default): the sans-IO member node
  * (node-core.ts: handshake, encryption, peer RPC, route sync, relaying, ping) bound to tstier's
  * underlays (../underlay/: udp:// with EasyTier's Syn/Sack, tcp:// whose framing is EasyTier's
  * already, faketcp:// with tstier's framing) and to one timer. It offers the node what
@@ -16,6 +16,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Logger } from '../../log.js';
 import type { PeerConnView } from '../../rpc/source.js';
 import { nowMs } from '../../io/clock.js';
+import { PassScheduler } from '../../io/pass-scheduler.js';
 import { backoffDelay, DEFAULT_BACKOFF, logFailedAttempt, type BackoffOptions } from '../backoff.js';
 import { advertisedProxyPrefix, u32ToIpv4 } from '../ipv4-prefix.js';
 import type { PacketHandler, PeerLayer, PeerLayerStats } from '../peer-layer.js';
@@ -28,6 +29,7 @@ import { dialFakeTcp, FakeTcpUnderlayListener } from '../underlay/faketcp.js';
 import { PacketType, PM_HEADER_LEN } from '../wire.js';
 import { etCipher, type EtAlgorithm } from './cipher.js';
 import { secretDigest } from './identity.js';
+import type { EtConnTimers } from './conn.js';
 import { EtNodeCore } from './node-core.js';
 import { EtPacketType, TstierPacketType, splitPm } from './pm.js';
 import { decodeHandshake, judgeHandshake, type LocalIdentity } from './handshake.js';
@@ -89,7 +91,8 @@ export interface EtPeerManagerOptions {
   secureMode?: boolean;
   log: Logger;
   backoff?: BackoffOptions;
-  tickMs?: number;
+  /** Each link's liveness timers (default EasyTier's: a ping a second, five lost close it). */
+  timers?: EtConnTimers;
 }
 
 interface Link {
@@ -132,7 +135,8 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   private readonly etHandlers = new Map<number, PacketHandler>();
   private readonly openListeners: UnderlayListener[] = [];
   private readonly connectors = new Set<Connector>();
-  private readonly tick: NodeJS.Timeout;
+  /** One timer for the core's earliest deadline (pings, handshakes, route sync), re-armed after each service. */
+  private readonly wakes = new PassScheduler(() => this.onTick(), nowMs);
   private nextKey = 1;
   private closed = false;
 
@@ -171,9 +175,10 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
         ...(f & Feature.NoRelayKcp ? [EtPacketType.KcpSrc, EtPacketType.KcpDst, TstierPacketType.KcpSrc, TstierPacketType.KcpDst] : []),
         ...(f & Feature.NoRelayQuic ? [EtPacketType.QuicSrc, EtPacketType.QuicDst, TstierPacketType.QuicSrc, TstierPacketType.QuicDst] : []),
       ],
+      timers: opts.timers,
     });
     this.routes = new EtRouteView(this.core.routes);
-    this.tick = setInterval(() => this.onTick(), opts.tickMs ?? 100);
+    this.wakes.arm(this.core.pollTimeout());
   }
 
   async listen(uri: string): Promise<string> {
@@ -254,16 +259,17 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.tick);
+    this.wakes.close();
     for (const c of this.connectors) clearTimeout(c.timer);
     for (const l of [...this.links.values()]) l.underlay.close();
     await Promise.all(this.openListeners.map((l) => l.close()));
   }
 
+  /** The data path: a send queues one packet and no event, and moves no deadline, so it only transmits. */
   private send(peerId: number, type: number, payload: Uint8Array): boolean {
     const ok = this.core.sendPayload(type, peerId, payload);
     if (!ok) this.counts.noRoute++;
-    this.service();
+    this.transmit();
     return ok;
   }
 
@@ -325,7 +331,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     this.links.set(link.key, link);
     underlay.onPacket = (pm) => this.input(link, pm);
     underlay.onClose = (reason, how) => this.ended(link, reason, how);
-    this.core.addConn(link.key, role, nowMs());
+    this.core.addConn(link.key, role, nowMs(), underlay.headroom);
     this.service();
     return link;
   }
@@ -397,6 +403,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       }
     }
     this.transmit();
+    this.wakes.arm(core.pollTimeout());
     if (routesChanged) {
       this.routes.rebuild();
       this.emit('routes');
@@ -407,11 +414,10 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     for (let out = this.core.pollTransmit(); out; out = this.core.pollTransmit()) {
       const link = this.links.get(out.key);
       if (!link) continue;
-      const buf = Buffer.allocUnsafe(link.underlay.headroom + out.pm.length);
-      buf.set(out.pm, link.underlay.headroom);
-      link.txBytes += out.pm.length;
+      // Built with this link's headroom: the underlay writes its header there, no copy.
+      link.txBytes += out.pm.length - link.underlay.headroom;
       link.txPackets++;
-      link.underlay.send(buf);
+      link.underlay.send(out.pm);
     }
   }
 
@@ -421,7 +427,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
       this.counts.unhandled++;
       return;
     }
-    h(from, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    h(from, payload instanceof Buffer ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
   }
 
   private peerUp(key: string, peerId: number): void {
@@ -466,10 +472,11 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     this.emit('peer-gone', peer);
   }
 
+  /** The timer fired: run what is due (service() arms it again for the next deadline). */
   private onTick(): void {
+    if (this.closed) return;
     const now = nowMs();
-    if (this.core.pollTimeout() > now) return;
-    this.core.handleTimeout(now);
+    if (this.core.pollTimeout() <= now) this.core.handleTimeout(now);
     this.service();
   }
 }

@@ -6,13 +6,14 @@
  *
  * The seam for the peer layer: an adapter owns the sockets and one timer, and calls
  *   addConn(key, role, now) · input(key, pm, now) · connClosed(key, now) · handleTimeout(now)
- * then drains pollTransmit() → {key, pm} (frame and send on that link), pollEvent(), pollTimeout().
- * easytier-core binds it to sockets in manager.ts (--peer-protocol easytier).
+ * then drains pollTransmit() → {key, pm} (frame and send on that link: `pm` starts after the
+ * link's headroom, given to addConn), pollEvent(), pollTimeout().
+ * easytier-core binds it to sockets in manager.ts (its default peer layer).
  */
-import { EtPeerConn, type CloseReason } from './conn.js';
+import { EtPeerConn, type CloseReason, type EtConnTimers } from './conn.js';
 import { EtRpcEndpoint } from './rpc-endpoint.js';
 import { EtRouteState } from './route-state.js';
-import { EtPacketType, RPC_ORIGIN_FORWARD_COUNTER, forwardInPlace, type PmHeader } from './pm.js';
+import { EtPacketType, RPC_ORIGIN_FORWARD_COUNTER, forwardInPlace, pastHopLimit, type PmHeader } from './pm.js';
 import { OSPF_SERVICE, SYNC_ROUTE_INFO_METHOD, SYNC_ROUTE_TIMEOUT_MS, decodeSyncRouteInfoRequest, encodeSyncRouteInfoRequest, encodeSyncRouteInfoResponse, type RoutePeerInfo } from './route-msg.js';
 import { invalidServiceResponse } from './rpc.js';
 import type { EtCipher } from './cipher.js';
@@ -53,6 +54,8 @@ export interface EtNodeOptions {
   refuseRelay?: readonly number[];
   /** Secure mode: every link runs the Noise handshake and its own session (conn.ts). */
   secure?: SecureIdentity;
+  /** Every link's liveness timers (default EasyTier's). */
+  timers?: EtConnTimers;
 }
 
 interface Link {
@@ -73,11 +76,12 @@ export class EtNodeCore {
   readonly #links = new Map<string, Link>();
   readonly routes: EtRouteState;
   readonly #rpc: EtRpcEndpoint;
-  #tx: { key: string; pm: Uint8Array }[] = [];
+  #tx: { key: string; pm: Buffer }[] = [];
   #events: EtNodeEvent[] = [];
   #refreshAt: number;
   readonly #deliver: ReadonlySet<number>;
   readonly #refuseRelay: ReadonlySet<number>;
+  readonly #timers: EtConnTimers | undefined;
   /** Dropped packets by reason (RPC garbage, no route, hop limit, a type nobody here handles, a relay we refuse). */
   readonly #drops = { 'rpc-malformed': 0, 'no-route': 0, 'hop-limit': 0, unhandled: 0, 'relay-refused': 0 };
   /** Packets relayed for others. */
@@ -96,6 +100,7 @@ export class EtNodeCore {
     this.#refreshAt = o.now + INFO_REFRESH_MS;
     this.#deliver = new Set(o.deliverTypes ?? []);
     this.#refuseRelay = new Set(o.refuseRelay ?? []);
+    this.#timers = o.timers;
   }
 
   /** The connection behind a link key (for its peer id, state, RTT and drops), if the link is open. */
@@ -115,9 +120,12 @@ export class EtNodeCore {
     for (const l of this.#links.values()) l.nextSyncAt = now;
   }
 
-  /** A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at once. */
-  addConn(key: string, role: 'dialler' | 'listener', now: number): void {
-    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now, ...(this.#secure ? { secure: this.#secure } : {}) });
+  /**
+   * A new underlay link (after its Syn/Sack or TCP connect); the dialler's handshake is queued at
+   * once. Every packet for this link leaves `headroom` free bytes first, for the underlay's header.
+   */
+  addConn(key: string, role: 'dialler' | 'listener', now: number, headroom = 0): void {
+    const conn = new EtPeerConn({ role, me: this.#me, cipher: this.#cipher, now, headroom, timers: this.#timers, ...(this.#secure ? { secure: this.#secure } : {}) });
     this.#links.set(key, { conn, sessionId: randomBytes(8).readBigUInt64LE(0), nextSyncAt: now });
     this.#drain(key, now);
   }
@@ -161,8 +169,8 @@ export class EtNodeCore {
     let t = Math.min(this.#refreshAt, this.#relay?.pollTimeout() ?? Infinity);
     for (const link of this.#links.values()) {
       const c = link.conn.pollTimeout();
-      const s = link.conn.state === 'up' ? link.nextSyncAt : null;
-      for (const x of [c, s]) if (x !== null && x < t) t = x;
+      if (c !== null && c < t) t = c;
+      if (link.conn.state === 'up' && link.nextSyncAt < t) t = link.nextSyncAt;
     }
     return t;
   }
@@ -174,7 +182,7 @@ export class EtNodeCore {
     return out;
   }
 
-  pollTransmit(): { key: string; pm: Uint8Array } | undefined {
+  pollTransmit(): { key: string; pm: Buffer } | undefined {
     return this.#tx.shift();
   }
 
@@ -199,7 +207,7 @@ export class EtNodeCore {
   #sendOn(key: string, type: number, to: number, payload: Uint8Array, forwardCounter?: number): void {
     const conn = this.#links.get(key)!.conn;
     if (this.#relay && to !== conn.peerId) {
-      for (const pm of this.#relay.send(type, to, payload, forwardCounter ?? 1, this.#now)) conn.sendRaw(pm);
+      for (const pm of this.#relay.send(type, to, payload, forwardCounter ?? 1, this.#now)) conn.sendBuilt(pm);
     } else conn.send(type, to, payload, forwardCounter);
     this.#collect(key);
   }
@@ -211,7 +219,7 @@ export class EtNodeCore {
       this.#drops['no-route']++;
       return;
     }
-    this.#links.get(key)!.conn.sendRaw(pm);
+    this.#links.get(key)!.conn.sendBuilt(pm);
     this.#collect(key);
   }
 
@@ -321,17 +329,21 @@ export class EtNodeCore {
       this.#drops['relay-refused']++;
       return;
     }
-    const pm = Uint8Array.from(raw);
-    if (forwardInPlace(pm) === 'drop') {
+    if (pastHopLimit(raw)) {
       this.#drops['hop-limit']++;
       return;
     }
-    const key = this.#keyToward(pm[4]! | (pm[5]! << 8) | (pm[6]! << 16) | (pm[7]! << 24));
+    const key = this.#keyToward(raw[4]! | (raw[5]! << 8) | (raw[6]! << 16) | (raw[7]! << 24));
     if (key === undefined) {
       this.#drops['no-route']++;
       return;
     }
-    this.#links.get(key)!.conn.sendRaw(pm);
+    // The one copy of a relayed packet: out of the receive buffer, into the next link's send buffer.
+    const conn = this.#links.get(key)!.conn;
+    const pm = Buffer.allocUnsafe(conn.headroom + raw.length);
+    pm.set(raw, conn.headroom);
+    forwardInPlace(pm, conn.headroom);
+    conn.sendRaw(pm);
     this.forwarded++;
     this.#collect(key);
   }

@@ -8,7 +8,7 @@
  * could inject). Compressed payloads (flag 0x10, zstd) are refused too, as this codec has no zstd.
  */
 import { MAX_FORWARD_COUNTER, PM_HEADER_LEN, PmFlag, writePmHeader, type PmHeader } from '../wire.js';
-import { readU32Le } from '../../packet/bytes.js';
+import { readU32Le, writeU32Le } from '../../packet/bytes.js';
 import type { EtCipher } from './cipher.js';
 
 export { PM_HEADER_LEN, PmFlag, MAX_FORWARD_COUNTER, type PmHeader };
@@ -86,30 +86,43 @@ export function splitPm(packet: Uint8Array): PmPacket | null {
 }
 
 /**
- * Builds one PM packet. Encryptable types are sealed with `cipher` (setting ENCRYPTED) unless it is
- * 'none'; len is the plaintext length, as EasyTier writes it.
+ * Builds one PM packet after `headroom` bytes left for the underlay's own header (so the packet is
+ * sent without another copy). Encryptable types are sealed with `cipher` (setting ENCRYPTED) unless
+ * it is 'none', straight from `payload` into the packet; len is the plaintext length, as EasyTier
+ * writes it.
  */
-export function buildPm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, cipher: EtCipher): Uint8Array {
+export function buildPm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, cipher: EtCipher, headroom = 0): Buffer {
   const seal = cipher.algorithm !== 'none' && isEncryptedType(h.type);
-  const body = seal ? cipher.seal(payload) : payload;
-  const out = new Uint8Array(PM_HEADER_LEN + body.length);
-  writePmHeader(out, 0, { ...h, flags: seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, len: payload.length });
-  out.set(body, PM_HEADER_LEN);
+  const at = headroom + PM_HEADER_LEN;
+  const out = Buffer.allocUnsafe(at + payload.length + (seal ? cipher.overhead : 0));
+  // Field by field, not writePmHeader({...h}): this runs for every packet sent.
+  writeU32Le(out, headroom, h.from);
+  writeU32Le(out, headroom + 4, h.to);
+  out[headroom + 8] = h.type;
+  out[headroom + 9] = seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted;
+  out[headroom + 10] = h.forwardCounter;
+  out[headroom + 11] = 0;
+  writeU32Le(out, headroom + 12, payload.length);
+  if (seal) cipher.sealInto(out, at, payload);
+  else out.set(payload, at);
   return out;
 }
 
 export type OpenFailure = 'compressed' | 'encrypted-but-off' | 'decrypt-failed' | 'plaintext-refused' | 'bad-len';
 
-/** The plaintext payload of a packet addressed to us, or why it is dropped (each reason is counted). */
+/**
+ * The plaintext payload of a packet addressed to us, or why it is dropped (each reason is counted).
+ * Opens in place: the payload is a view of the packet's own bytes.
+ */
 export function openPm(p: PmPacket, cipher: EtCipher): { payload: Uint8Array } | { drop: OpenFailure } {
   const { header, body } = p;
   if (header.flags & PmFlag.Compressed) return { drop: 'compressed' };
   let payload = body;
   if (header.flags & PmFlag.Encrypted) {
     if (cipher.algorithm === 'none') return { drop: 'encrypted-but-off' };
-    const opened = cipher.open(body);
-    if (!opened) return { drop: 'decrypt-failed' };
-    payload = opened;
+    const n = cipher.openInPlace(body, 0, body.length);
+    if (n < 0) return { drop: 'decrypt-failed' };
+    payload = body.subarray(0, n);
   } else if (cipher.algorithm !== 'none' && isEncryptedType(header.type)) {
     return { drop: 'plaintext-refused' };
   }
@@ -117,30 +130,36 @@ export function openPm(p: PmPacket, cipher: EtCipher): { payload: Uint8Array } |
   return { payload };
 }
 
+/** Whether a relay must drop the packet at `at` for its forward counter. */
+export function pastHopLimit(packet: Uint8Array, at = 0): boolean {
+  return packet[at + 10]! > MAX_FORWARD_COUNTER;
+}
+
 /**
- * A relay's step on a packet for someone else, in place: drop past 7 hops, clear LATENCY_FIRST
+ * A relay's step on a packet (at `at`) for someone else, in place: drop past 7 hops, clear LATENCY_FIRST
  * past 2, count this hop. The payload is not touched (it is sealed for the destination).
  */
-export function forwardInPlace(packet: Uint8Array): 'forward' | 'drop' {
-  const fwd = packet[10]!;
-  if (fwd > MAX_FORWARD_COUNTER) return 'drop';
-  if (fwd > 2) packet[9] = packet[9]! & ~PmFlag.LatencyFirst;
-  packet[10] = fwd + 1;
+export function forwardInPlace(packet: Uint8Array, at = 0): 'forward' | 'drop' {
+  if (pastHopLimit(packet, at)) return 'drop';
+  const fwd = packet[at + 10]!;
+  if (fwd > 2) packet[at + 9] = packet[at + 9]! & ~PmFlag.LatencyFirst;
+  packet[at + 10] = fwd + 1;
   return 'forward';
 }
 
-/** A Ping: to the peer at the other end of this connection, never relayed nor encrypted. */
-export function buildPing(from: number, to: number, seq: number): Uint8Array {
-  const out = new Uint8Array(PM_HEADER_LEN + 4);
-  writePmHeader(out, 0, { from, to, type: EtPacketType.Ping, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER, len: 4 });
-  new DataView(out.buffer).setUint32(PM_HEADER_LEN, seq >>> 0, true);
+/** A Ping (after `headroom` bytes): to the peer at the other end of this connection, never relayed nor encrypted. */
+export function buildPing(from: number, to: number, seq: number, headroom = 0): Buffer {
+  const out = Buffer.alloc(headroom + PM_HEADER_LEN + 4);
+  writePmHeader(out, headroom, { from, to, type: EtPacketType.Ping, flags: 0, forwardCounter: ORIGIN_FORWARD_COUNTER, len: 4 });
+  out.writeUInt32LE(seq >>> 0, headroom + PM_HEADER_LEN);
   return out;
 }
 
-/** The Pong for a Ping: the same bytes with the type changed (from/to are not swapped). */
-export function pongFor(ping: Uint8Array): Uint8Array {
-  const out = Uint8Array.from(ping);
-  out[8] = EtPacketType.Pong;
+/** The Pong for a Ping (after `headroom` bytes): the same bytes with the type changed (from/to are not swapped). */
+export function pongFor(ping: Uint8Array, headroom = 0): Buffer {
+  const out = Buffer.allocUnsafe(headroom + ping.length);
+  out.set(ping, headroom);
+  out[headroom + 8] = EtPacketType.Pong;
   return out;
 }
 

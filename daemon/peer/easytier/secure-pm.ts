@@ -14,12 +14,12 @@ import { writePmHeader } from '../wire.js';
 export type SecureDropReason = SecureOpenFailure | 'secure-no-relay' | 'plaintext-refused' | 'compressed' | 'bad-len';
 
 /** Builds a packet from us to the neighbour at the other end of the link, sealed if its type is. */
-export function buildSecurePm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, session: SecureSession, now: number): Uint8Array {
+export function buildSecurePm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, session: SecureSession, now: number, headroom = 0): Buffer {
   const seal = isEncryptedType(h.type);
   const body = seal ? session.seal(directionOf(h.from, h.to), payload, now) : payload;
-  const out = new Uint8Array(PM_HEADER_LEN + body.length);
-  writePmHeader(out, 0, { ...h, flags: seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, len: payload.length });
-  out.set(body, PM_HEADER_LEN);
+  const out = Buffer.allocUnsafe(headroom + PM_HEADER_LEN + body.length);
+  writePmHeader(out, headroom, { ...h, flags: seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, len: payload.length });
+  out.set(body, headroom + PM_HEADER_LEN);
   return out;
 }
 

@@ -1,7 +1,7 @@
 /*
  * tstier peer-layer addon: the data path's two per-packet costs that node APIs cannot make cheap,
- * AES-GCM sealing (aead.c) and sending runs of datagrams (udp.c); and what dgram cannot tell: which
- * peers' ports refused a listener (icmp.c). Optional: without it the peer layer runs on node:crypto
+ * AEAD sealing (aead.c; EasyTier's payload layout in et_aead.c) and sending runs of datagrams
+ * (udp.c); and what dgram cannot tell: which peers' ports refused a listener (icmp.c). Optional: without it the peer layer runs on node:crypto
  * and dgram, slower, and a listener learns of a killed peer only from its silence.
  */
 #include "addon.h"
@@ -23,6 +23,9 @@ static napi_value init(napi_env env, napi_value exports) {
     NAPI_METHOD("aeadCreate", aead_create),
     NAPI_METHOD("aeadSeal", aead_seal),
     NAPI_METHOD("aeadOpen", aead_open),
+    NAPI_METHOD("etAeadCreate", et_aead_create),
+    NAPI_METHOD("etAeadSeal", et_aead_seal),
+    NAPI_METHOD("etAeadOpen", et_aead_open),
     NAPI_METHOD("udpSendRun", udp_send_run),
     NAPI_METHOD("udpSendMany", udp_send_many),
     NAPI_METHOD("udpOffloads", udp_offloads),

@@ -20,6 +20,9 @@ int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv
 napi_value aead_create(napi_env env, napi_callback_info info);
 napi_value aead_seal(napi_env env, napi_callback_info info);
 napi_value aead_open(napi_env env, napi_callback_info info);
+napi_value et_aead_create(napi_env env, napi_callback_info info);
+napi_value et_aead_seal(napi_env env, napi_callback_info info);
+napi_value et_aead_open(napi_env env, napi_callback_info info);
 napi_value udp_send_run(napi_env env, napi_callback_info info);
 napi_value udp_send_many(napi_env env, napi_callback_info info);
 napi_value udp_offloads(napi_env env, napi_callback_info info);

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { etCipher, parseEtAlgorithm, type EtAlgorithm } from '../../../../daemon/peer/easytier/cipher.js';
+import { peerAddon } from '../../../../daemon/peer/native.js';
 import { EtPacketType, PmFlag, buildPm, buildPing, openPm, splitPm } from '../../../../daemon/peer/easytier/pm.js';
 
 const SECRET = 'wspec-secret';
@@ -36,6 +37,38 @@ test('AEAD layout is ciphertext ‖ tag ‖ nonce with empty AAD, under the spec
     const d = createDecipheriv(name as 'aes-128-gcm', key, sealed.subarray(n - 12), { authTagLength: 16 });
     d.setAuthTag(sealed.subarray(n - 28, n - 12));
     assert.deepEqual(Buffer.concat([d.update(sealed.subarray(0, n - 28)), d.final()]), plain, algo);
+  }
+});
+
+test('the addon and node:crypto give identical bytes, each opens the other\'s, and sealing in place gives the same', { skip: peerAddon() ? false : 'peer addon not built' }, () => {
+  for (const algo of ['aes-gcm', 'aes-256-gcm', 'chacha20'] as const) {
+    const native = etCipher(algo, SECRET, 'native');
+    const node = etCipher(algo, SECRET, 'node');
+    for (const size of [0, 1, 84, 1380]) {
+      const plain = randomBytes(size);
+      const nonce = randomBytes(12);
+      const a = Buffer.alloc(5 + size + 28);
+      const b = Buffer.alloc(5 + size + 28);
+      native.sealInto(a, 5, plain, nonce);
+      node.sealInto(b, 5, plain, nonce);
+      assert.deepEqual(a, b, `${algo} ${size}`);
+      // In place: the plaintext already sits where the ciphertext goes.
+      const c = Buffer.alloc(5 + size + 28);
+      plain.copy(c, 5);
+      native.sealInto(c, 5, c.subarray(5, 5 + size), nonce);
+      assert.deepEqual(c, a, `${algo} ${size} in place`);
+      // Random nonces: each opens the other's, in place, and a flipped bit fails both.
+      for (const [from, to] of [[native, node], [node, native]] as const) {
+        const sealed = Buffer.alloc(size + 28);
+        from.sealInto(sealed, 0, plain);
+        const bad = Buffer.from(sealed);
+        bad[bad.length - 20]! ^= 1;
+        assert.equal(to.openInPlace(sealed, 0, sealed.length), size);
+        assert.deepEqual(sealed.subarray(0, size), plain);
+        assert.equal(to.openInPlace(bad, 0, bad.length), -1);
+      }
+    }
+    assert.equal(native.openInPlace(Buffer.alloc(27), 0, 27), -1, 'shorter than the tail');
   }
 });
 

@@ -15,7 +15,7 @@ import { PacketType } from '../../../../daemon/peer/wire.js';
 import { quietLog, until } from '../helpers.js';
 
 function manager(hostname: string, ip: number, secret = 'sesame', proxyCidrs: string[] = []): EtPeerManager {
-  return new EtPeerManager({ networkName: 'n1', networkSecret: secret, encryption: 'aes-gcm', log: quietLog, tickMs: 10,
+  return new EtPeerManager({ networkName: 'n1', networkSecret: secret, encryption: 'aes-gcm', log: quietLog,
     backoff: { baseMs: 50, maxMs: 200 }, local: { hostname, ipv4: ip, prefix: 24, proxyCidrs, features: Feature.KcpInput } });
 }
 

@@ -10,12 +10,17 @@ import { etCipher } from '../../../../daemon/peer/easytier/cipher.js';
 import { secretDigest } from '../../../../daemon/peer/easytier/identity.js';
 import { EtPacketType, buildPm, splitPm } from '../../../../daemon/peer/easytier/pm.js';
 import { encodeHandshake, ourHandshake } from '../../../../daemon/peer/easytier/handshake.js';
+import { ET_CONN_TIMERS, type EtConnTimers } from '../../../../daemon/peer/easytier/conn.js';
+import { etConnTimers } from '../../../../daemon/node/peer-layer.js';
+import { DEFAULT_TIMERS } from '../../../../daemon/peer/session.js';
+import { FAST_PEER } from '../helpers.js';
 
 const NET = 'sim-net';
 
-function node(peerId: number, secret = 's3cret', ipv4?: number, now = 0): EtNodeCore {
+function node(peerId: number, secret = 's3cret', ipv4?: number, now = 0, timers?: EtConnTimers): EtNodeCore {
   const me = { peerId, networkName: NET, digest: secretDigest(NET, secret) };
   return new EtNodeCore({
+    timers,
     me,
     cipher: etCipher('aes-gcm', secret),
     now,
@@ -154,6 +159,18 @@ test('pongs withheld: the link closes after five lost pings, and the route goes'
   const down = w.events.get(1)!.find((e) => e.type === 'peer-down');
   assert.ok(down && down.type === 'peer-down' && down.reason === 'ping-timeout');
   assert.equal(w.nodes.get(1)!.routes.routes().length, 0);
+});
+
+test('the peer-layer timers a test passes apply to this wire: EasyTier\'s by default, a fast dead-peer detection when shortened', () => {
+  assert.deepEqual(etConnTimers(DEFAULT_TIMERS), ET_CONN_TIMERS);
+  const fast = etConnTimers(FAST_PEER.timers);
+  const w = new World();
+  w.add([1, node(1, 's3cret', undefined, 0, fast)], [2, node(2, 's3cret', undefined, 0, fast)]);
+  w.link(1, 2);
+  w.cut = (pm) => pm[8] === EtPacketType.Pong;
+  w.run(FAST_PEER.timers.deadMs + 2 * FAST_PEER.timers.keepaliveMs);
+  const down = w.events.get(1)!.find((e) => e.type === 'peer-down');
+  assert.ok(down && down.type === 'peer-down' && down.reason === 'ping-timeout', 'closed within the dead time and a ping');
 });
 
 test('no handshake within 5 s closes the link', () => {
