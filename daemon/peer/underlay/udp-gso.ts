@@ -62,18 +62,22 @@ export class GsoSocket {
   readonly gro: boolean;
 
   private constructor(private readonly socket: Socket, private readonly state: DgramState, private readonly fd: number,
-    private readonly addon: PeerAddon) {
-    const bits = addon.udpOffloads(fd);
+    private readonly addon: PeerAddon, offloads: boolean) {
+    const bits = offloads ? addon.udpOffloads(fd) : 0;
     this.maxSegment = bits & 1 && GSO_SENDS ? 0xffff : 0;
     this.gro = (bits & 2) !== 0;
   }
 
-  /** For a bound socket (and turns its GRO on); null when the addon or the fd is missing. */
-  static for(socket: Socket): GsoSocket | null {
+  /**
+   * For a bound socket (and turns its GRO on); null when the addon or the fd is missing. With
+   * offloads false it only batches sends (sendmmsg), GSO and GRO left off: for datagrams that do not
+   * carry their own length (kcptun's), which a GRO read could not split again.
+   */
+  static for(socket: Socket, offloads = true): GsoSocket | null {
     const addon = peerAddon();
     const state = dgramState(socket);
     const fd = state?.handle?.fd;
-    return addon && state && typeof fd === 'number' && fd >= 0 ? new GsoSocket(socket, state, fd, addon) : null;
+    return addon && state && typeof fd === 'number' && fd >= 0 ? new GsoSocket(socket, state, fd, addon, offloads) : null;
   }
 
   /**
