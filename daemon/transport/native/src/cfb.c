@@ -5,7 +5,8 @@
  *
  * Why: in JavaScript a datagram paid for a nonce copy, a table CRC, and node:crypto's update(), which
  * allocates its output and is copied back; here one OpenSSL context per direction keeps its expanded key
- * and is only re-armed with the fixed IV, and the bytes are worked on in place. The ciphers are
+ * and is only re-armed with the fixed IV, and the bytes are worked on in place; decryption runs as one
+ * ECB pass (see decrypt_parallel). The ciphers are
  * OpenSSL's (Node's own), so the bytes are what node:crypto gives for the same IV.
  *
  * JS API (registered by addon.c):
@@ -31,6 +32,11 @@ static const uint8_t KCP_IV[16] = {0xa7, 0x73, 0x4f, 0x9c, 0x12, 0xac, 0x1b, 0x0
 
 typedef struct {
   EVP_CIPHER_CTX *enc, *dec;
+  /* The same key in ECB, encrypting: CFB decryption's keystream in one pipelined pass (see open). */
+  EVP_CIPHER_CTX *ecb;
+  int block;
+  /* [IV, c_0 .. c_(n-2)] for that pass, and the keystream it yields. */
+  uint8_t shifted[1536], keystream[1536];
   /* Nonce material from OpenSSL's CSPRNG, drawn POOL_SIZE bytes at a time. */
   uint8_t pool[POOL_SIZE];
   size_t pool_pos;
@@ -42,14 +48,26 @@ static void finalize(napi_env env, void *data, void *hint) {
   cfb_t *c = data;
   EVP_CIPHER_CTX_free(c->enc);
   EVP_CIPHER_CTX_free(c->dec);
+  EVP_CIPHER_CTX_free(c->ecb);
   free(c);
 }
 
 static EVP_CIPHER_CTX *context(const EVP_CIPHER *cipher, const uint8_t *key, int encrypt) {
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (ctx && EVP_CipherInit_ex(ctx, cipher, NULL, key, KCP_IV, encrypt) == 1) return ctx;
+  if (ctx && EVP_CipherInit_ex(ctx, cipher, NULL, key, KCP_IV, encrypt) == 1 && EVP_CIPHER_CTX_set_padding(ctx, 0) == 1)
+    return ctx;
   EVP_CIPHER_CTX_free(ctx);
   return NULL;
+}
+
+/* The ECB twin of a "-cfb" name ("aes-256-cfb" -> "aes-256-ecb"), or NULL. */
+static const EVP_CIPHER *ecb_of(const char *cfb_name) {
+  char name[32];
+  size_t n = strlen(cfb_name);
+  if (n < 4 || n >= sizeof name) return NULL;
+  memcpy(name, cfb_name, n - 3);
+  memcpy(name + n - 3, "ecb", 4);
+  return EVP_get_cipherbyname(name);
 }
 
 napi_value js_cfb_create(napi_env env, napi_callback_info info) {
@@ -70,6 +88,11 @@ napi_value js_cfb_create(napi_env env, napi_callback_info info) {
   if (!c) return throw_msg(env, "ENOMEM", "cfbCreate: out of memory");
   c->enc = context(cipher, key, 1);
   c->dec = context(cipher, key, 0);
+  const EVP_CIPHER *ecb = ecb_of(name);
+  if (ecb) { /* without it, open() runs the serial CFB context */
+    c->ecb = context(ecb, key, 1);
+    c->block = EVP_CIPHER_block_size(ecb);
+  }
   c->pool_pos = POOL_SIZE;
   if (!c->enc || !c->dec) {
     finalize(env, c, NULL);
@@ -119,6 +142,23 @@ napi_value js_cfb_seal(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * CFB decryption needs no chaining: keystream block i is E(c_(i-1)), with c_(-1) the IV, so every
+ * block's keystream comes from ciphertext already at hand. One ECB pass over [IV, c_0 .. c_(n-2)]
+ * lets AES-NI work on several blocks at once, where the CFB context goes one block at a time.
+ */
+static int decrypt_parallel(cfb_t *c, uint8_t *buf, uint32_t len) {
+  uint32_t b = (uint32_t)c->block;
+  uint32_t blocks = (len + b - 1) / b;
+  if (blocks * b > sizeof c->shifted) return run(c->dec, buf, len);
+  memcpy(c->shifted, KCP_IV, b);
+  memcpy(c->shifted + b, buf, (blocks - 1) * b);
+  int out;
+  if (EVP_EncryptUpdate(c->ecb, c->keystream, &out, c->shifted, (int)(blocks * b)) != 1 || (uint32_t)out != blocks * b) return 0;
+  for (uint32_t i = 0; i < len; i++) buf[i] ^= c->keystream[i];
+  return 1;
+}
+
 napi_value js_cfb_open(napi_env env, napi_callback_info info) {
   uint8_t *buf;
   uint32_t len;
@@ -127,7 +167,7 @@ napi_value js_cfb_open(napi_env env, napi_callback_info info) {
   if (!c) return NULL;
   int32_t r;
   if (len < HEADER_SIZE) r = -1;
-  else if (!run(c->dec, buf, len)) r = -2;
+  else if (!(c->ecb ? decrypt_parallel(c, buf, len) : run(c->dec, buf, len))) r = -2;
   else {
     uint32_t want = (uint32_t)buf[16] | (uint32_t)buf[17] << 8 | (uint32_t)buf[18] << 16 | (uint32_t)buf[19] << 24;
     r = crc32_ieee(buf + HEADER_SIZE, len - HEADER_SIZE) == want ? HEADER_SIZE : -2;
