@@ -5,13 +5,13 @@
  * and the CRC in JavaScript, which together were most of a kcptun session's CPU.
  */
 import type { CfbAlgorithm, CfbHandle, TransportAddon } from '../native.js';
-import type { DatagramCrypt } from './datagram.js';
 import type { BlockCryptName } from './factory.js';
 
 /** Nonce + CRC: the same header the JavaScript framing writes. */
 const HEADER_SIZE = 20;
 
-export class NativeFramedCrypt implements DatagramCrypt {
+/** A DatagramCrypt (datagram.ts builds it; the interface is not imported here, which would be a cycle). */
+export class NativeFramedCrypt {
   readonly headerSize = HEADER_SIZE;
   readonly tailroom = 0;
   private readonly handle: CfbHandle;
