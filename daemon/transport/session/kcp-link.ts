@@ -118,6 +118,9 @@ export class KcpLink {
       // kcp-go runs a full flush (a scan of the whole window) for every datagram that advances una;
       // the driver's pass calls flushAcks() once for all the datagrams it took instead.
       inputFlushes: false,
+      // Time-based loss detection (RACK): a lost retransmission is found in about a round trip, not
+      // by the RTO. Only when this end resends changes; a kcp-go peer sees ordinary retransmissions.
+      rack: true,
     });
     this.fecEnc = fec
       ? new FecEncoder({
