@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { crc32cJs, crc32IeeeJs } from '../../../daemon/transport/checksum/crc32.js';
 import { newDatagramCrypt } from '../../../daemon/transport/crypt/datagram.js';
-import { OPENSSL_CFB } from '../../../daemon/transport/crypt/factory.js';
+import { newBlockCrypt, OPENSSL_CFB } from '../../../daemon/transport/crypt/factory.js';
 import { NativeFramedCrypt } from '../../../daemon/transport/crypt/native-framed.js';
 import { KCP_IV } from '../../../daemon/transport/crypt/types.js';
 import { mulAddIntoJs } from '../../../daemon/transport/fec/galois.js';
@@ -106,6 +106,33 @@ describe('transport addon = TypeScript reference', { skip }, () => {
       }
     });
   }
+
+  it('the TypeScript framing (NodeCfbCrypt + JS CRC, the fallback) and the addon read each other, several datagrams in a row', () => {
+    const rng = new Rng(15);
+    for (const [name, [algorithm, keyLen]] of Object.entries(OPENSSL_CFB)) {
+      const js = newBlockCrypt(name, TESTKEY_PASS);
+      assert.equal(js.fellBack, false);
+      const native = new NativeFramedCrypt(name as keyof typeof OPENSSL_CFB, false, a, algorithm, TESTKEY_PASS.subarray(0, keyLen));
+      for (const len of [20, 33, 1350, 21, 700]) {
+        const payload = rng.bytes(len - 20);
+        // JS seal (its long-lived stream) → native open.
+        const fromJs = new Uint8Array(len);
+        fromJs.set(rng.bytes(16));
+        new DataView(fromJs.buffer).setUint32(16, crc32IeeeJs(payload), true);
+        fromJs.set(payload, 20);
+        js.block.encrypt(fromJs, len);
+        assert.equal(native.open(fromJs, len), 20, `${name} ${len}: native opens the JS datagram`);
+        assert.deepEqual(fromJs.subarray(20), payload);
+        // Native seal → JS open.
+        const fromNative = new Uint8Array(len);
+        fromNative.set(payload, 20);
+        native.seal(fromNative, len);
+        js.block.decrypt(fromNative, len);
+        assert.equal(new DataView(fromNative.buffer).getUint32(16, true), crc32IeeeJs(payload), `${name} ${len}: JS checks the CRC`);
+        assert.deepEqual(fromNative.subarray(20), payload);
+      }
+    }
+  });
 
   it('the datagram layer picks the addon for the OpenSSL names and the fallback', () => {
     for (const name of Object.keys(OPENSSL_CFB)) assert.ok(newDatagramCrypt(name, TESTKEY_PASS) instanceof NativeFramedCrypt, name);
