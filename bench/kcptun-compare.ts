@@ -1,15 +1,22 @@
 /**
  * tstier-kcptun vs Debian's kcptun 20210922, same settings, same run.
  *
- * For each path (loopback; the impairment relay at 10% loss each way and 20 ms one-way delay) and each
- * implementation (client + server pair of the same kind), it measures:
+ * Conditions: clean loopback; the impairment relay at 5 % and at 20 % loss each way with 20 ms one-way
+ * delay; and a bidirectional echo on loopback. For each condition and each implementation (client +
+ * server pair of the same kind), it measures:
  *  - bulk throughput up (client → target) and down, one stream, each for a fixed time window;
- *  - CPU seconds per GiB moved (utime+stime of both tunnel processes from /proc/<pid>/stat);
- *  - 64-byte request/response latency p50/p99 on one stream;
+ *  - echo: ECHO_MIB sent through one stream to an echo target and read back at the same time, MiB/s
+ *    of one direction (bytes each way / wall time);
+ *  - CPU seconds per GiB moved (utime+stime of both tunnel processes from /proc/<pid>/stat; the echo
+ *    counts both directions);
+ *  - 64-byte request/response latency p50/p99 on one stream (clean loopback only);
  *  - peak RSS (VmHWM) of each process.
- * Then prints a table with ours/kcptun ratios. Bounded in time: ~BULK_SECONDS×2 + RR_SECONDS per cell.
+ * The implementations run interleaved (kcptun, ours, kcptun, ours...) for --rounds rounds, and the
+ * table gives medians and ours/kcptun ratios. Bounded: ~(2×BULK_SECONDS or one echo) per cell.
  *
- *   node dist/bench/kcptun-compare.js [--seconds 6] [--rr-seconds 4] [--profile DIR] [-- extra kcptun flags]
+ *   node dist/bench/kcptun-compare.js [--seconds 6] [--rr-seconds 4] [--rounds 3] [--conditions
+ *     clean,loss5,loss20,echo] [--impls kcptun,tstier,tstier-js] [--profile DIR] [-- extra kcptun flags]
+ * tstier-js is ours with the transport addon off (TSTIER_TRANSPORT_ADDON=off: crypt, CRC and FEC in JS).
  * --profile writes V8 CPU profiles of our client and server (node --cpu-prof) into DIR.
  */
 import { createServer, type Socket } from 'node:net';
@@ -28,24 +35,41 @@ const BULK_SECONDS = Number(opt('seconds', '6'));
 const RR_SECONDS = Number(opt('rr-seconds', '4'));
 const RR_MAX = 5000;
 const PROFILE_DIR = opt('profile', '');
+const ROUNDS = Number(opt('rounds', '3'));
+const ECHO_MIB = Number(opt('echo-mib', '64'));
 const dashdash = args.indexOf('--');
 const EXTRA = dashdash >= 0 ? args.slice(dashdash + 1) : [];
 const CLK_TCK = 100;
 
-type Impl = 'kcptun' | 'tstier';
-interface PathSpec {
+const IMPLS = ['kcptun', 'tstier', 'tstier-js'] as const;
+type Impl = (typeof IMPLS)[number];
+interface Condition {
   name: string;
   relay: string[] | null;
+  /** The bidirectional echo instead of bulk up/down. */
+  echo?: boolean;
 }
 
-const PATHS: PathSpec[] = [
-  { name: 'loopback', relay: null },
-  { name: 'relay 10% loss, 20 ms', relay: ['--loss', '0.1', '--delay', '20', '--seed', '7'] },
-];
+const CONDITIONS: Record<string, Condition> = {
+  clean: { name: 'clean loopback', relay: null },
+  loss5: { name: '5% loss, 20 ms', relay: ['--loss', '0.05', '--delay', '20', '--seed', '7'] },
+  loss20: { name: '20% loss, 20 ms', relay: ['--loss', '0.2', '--delay', '20', '--seed', '7'] },
+  echo: { name: `echo ${ECHO_MIB} MiB`, relay: null, echo: true },
+};
+const chosen = opt('conditions', 'clean,loss5,loss20,echo').split(',').map((c) => {
+  const cond = CONDITIONS[c];
+  if (!cond) throw new Error(`--conditions: unknown ${c} (${Object.keys(CONDITIONS).join(', ')})`);
+  return cond;
+});
+const impls = opt('impls', 'kcptun,tstier').split(',').map((i) => {
+  if (!(IMPLS as readonly string[]).includes(i)) throw new Error(`--impls: unknown ${i} (${IMPLS.join(', ')})`);
+  return i as Impl;
+});
 
 interface Result {
   upMBps: number;
   downMBps: number;
+  echoMiBps: number;
   cpuSecPerGiB: number;
   p50: number;
   p99: number;
@@ -153,6 +177,36 @@ async function bulkDown(port: number, pids: number[]): Promise<{ mbps: number; c
   return { mbps: bytes / secs / 1e6, cpu, bytes };
 }
 
+/** ECHO_MIB written to the echo target while its echo is read back; bounded by a 120 s deadline. */
+async function echo(port: number, pids: number[]): Promise<{ mibps: number; cpu: number; bytes: number }> {
+  const s = await connectWithRetry(port);
+  s.on('error', () => undefined);
+  const total = ECHO_MIB * 2 ** 20;
+  const block = randomBytes(1 << 20);
+  const c0 = pids.map(cpuSeconds);
+  const t0 = performance.now();
+  let got = 0;
+  const done = new Promise<void>((r) => s.on('data', (d: Buffer) => {
+    got += d.length;
+    if (got >= total) r();
+  }));
+  s.write('P');
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < total) {
+      sent += block.length;
+      if (!s.write(block)) return;
+    }
+  };
+  s.on('drain', pump);
+  pump();
+  await Promise.race([done, new Promise((r) => setTimeout(r, 120_000).unref())]);
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = pids.reduce((a, p, i) => a + cpuSeconds(p) - c0[i]!, 0);
+  s.destroy();
+  return { mibps: got / 2 ** 20 / secs, cpu, bytes: got + sent };
+}
+
 async function requestResponse(port: number): Promise<{ p50: number; p99: number }> {
   const s = await connectWithRetry(port);
   s.setNoDelay(true);
@@ -188,11 +242,11 @@ async function requestResponse(port: number): Promise<{ p50: number; p99: number
 
 function startImpl(impl: Impl, role: 'client' | 'server', a: string[], tag: string): Proc {
   if (impl === 'kcptun') return startProc(role === 'client' ? 'kcptun-client' : 'kcptun-server', a);
-  const nodeArgs = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(PROFILE_DIR)}`, `--cpu-prof-name=${tag}-${role}.cpuprofile`] : [];
-  return startProc(process.execPath, [...nodeArgs, TSTIER_KCPTUN, role, ...a]);
+  const nodeArgs = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(PROFILE_DIR)}`, `--cpu-prof-name=${impl}-${tag}-${role}.cpuprofile`] : [];
+  return startProc(process.execPath, [...nodeArgs, TSTIER_KCPTUN, role, ...a], impl === 'tstier-js' ? { TSTIER_TRANSPORT_ADDON: 'off' } : {});
 }
 
-async function measure(impl: Impl, path: PathSpec): Promise<Result> {
+async function measure(impl: Impl, path: Condition): Promise<Result> {
   const target = new Target();
   const tport = await target.listen();
   const sport = await freePort();
@@ -200,7 +254,7 @@ async function measure(impl: Impl, path: PathSpec): Promise<Result> {
   const procs: Proc[] = [];
   try {
     const common = ['--key', 'bench', '--quiet', ...EXTRA];
-    const server = startImpl(impl, 'server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, ...common], path.relay ? 'lossy' : 'loopback');
+    const server = startImpl(impl, 'server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, ...common], path.name.replace(/\W+/g, '_'));
     procs.push(server);
     let dialPort = sport;
     if (path.relay) {
@@ -210,19 +264,25 @@ async function measure(impl: Impl, path: PathSpec): Promise<Result> {
       await relay.waitFor('relay listening');
       dialPort = rport;
     }
-    const client = startImpl(impl, 'client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${dialPort}`, ...common], path.relay ? 'lossy' : 'loopback');
+    const client = startImpl(impl, 'client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${dialPort}`, ...common], path.name.replace(/\W+/g, '_'));
     procs.push(client);
     await waitReady(server);
     await waitReady(client);
     const pids = [client.child.pid!, server.child.pid!];
+    if (path.echo) {
+      const e = await echo(cport, pids);
+      return { upMBps: NaN, downMBps: NaN, echoMiBps: e.mibps, cpuSecPerGiB: e.cpu / (e.bytes / 2 ** 30), p50: NaN, p99: NaN,
+        rssClientMiB: peakRssMiB(pids[0]!), rssServerMiB: peakRssMiB(pids[1]!) };
+    }
     // Latency first, while no bulk data is still draining through the session.
-    const rr = await requestResponse(cport);
+    const rr = path.relay ? { p50: NaN, p99: NaN } : await requestResponse(cport);
     const up = await bulkUp(cport, target, pids);
     const down = await bulkDown(cport, pids);
     const gib = (up.bytes + down.bytes) / 2 ** 30;
     return {
       upMBps: up.mbps,
       downMBps: down.mbps,
+      echoMiBps: NaN,
       cpuSecPerGiB: (up.cpu + down.cpu) / gib,
       p50: rr.p50,
       p99: rr.p99,
@@ -240,21 +300,40 @@ function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
 }
 
+function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return v.length ? v[Math.floor((v.length - 1) / 2)]! : NaN;
+}
+
+const METRICS: [keyof Result, string, number][] = [
+  ['upMBps', 'bulk up MB/s', 1],
+  ['downMBps', 'bulk down MB/s', 1],
+  ['echoMiBps', 'echo MiB/s (each way)', 1],
+  ['cpuSecPerGiB', 'CPU s/GiB (both procs)', 1],
+  ['p50', '64B RR p50 ms', 2],
+  ['p99', '64B RR p99 ms', 2],
+  ['rssClientMiB', 'peak RSS client MiB', 1],
+  ['rssServerMiB', 'peak RSS server MiB', 1],
+];
+
 async function main(): Promise<void> {
-  const rows: string[][] = [['path', 'metric', 'tstier', 'kcptun', 'ours/kcptun']];
-  for (const path of PATHS) {
-    const k = await measure('kcptun', path);
-    const t = await measure('tstier', path);
-    const line = (metric: string, a: number, b: number, digits = 1): void => {
-      rows.push([path.name, metric, fmt(a, digits), fmt(b, digits), fmt(a / b, 2)]);
-    };
-    line('bulk up MB/s', t.upMBps, k.upMBps);
-    line('bulk down MB/s', t.downMBps, k.downMBps);
-    line('CPU s/GiB (both procs)', t.cpuSecPerGiB, k.cpuSecPerGiB);
-    line('64B RR p50 ms', t.p50, k.p50, 2);
-    line('64B RR p99 ms', t.p99, k.p99, 2);
-    line('peak RSS client MiB', t.rssClientMiB, k.rssClientMiB);
-    line('peak RSS server MiB', t.rssServerMiB, k.rssServerMiB);
+  const head = ['condition', 'metric', ...impls, ...impls.filter((i) => i !== 'kcptun').map((i) => `${i}/kcptun`)];
+  const rows: string[][] = [head];
+  for (const cond of chosen) {
+    const runs = new Map<Impl, Result[]>(impls.map((i) => [i, []]));
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const impl of impls) {
+        const res = await measure(impl, cond);
+        runs.get(impl)!.push(res);
+        console.error(`${cond.name} round ${r + 1} ${impl}: ${JSON.stringify(res, (_k, v: unknown) => typeof v === 'number' ? Number(v.toFixed(2)) : v)}`);
+      }
+    }
+    for (const [key, label, digits] of METRICS) {
+      const med = impls.map((i) => median(runs.get(i)!.map((x) => x[key])));
+      if (!med.some(Number.isFinite)) continue;
+      const k = med[impls.indexOf('kcptun')] ?? NaN;
+      rows.push([cond.name, label, ...med.map((m) => fmt(m, digits)), ...impls.flatMap((i, j) => (i === 'kcptun' ? [] : [fmt(med[j]! / k, 2)]))]);
+    }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));

@@ -240,6 +240,11 @@ export class TubeSession {
 
   // ---- driving ----
 
+  /** Answers the datagrams taken since the last flush, once per batch (see KcpLink.flushAcks). */
+  flushAcks(now: number): void {
+    if (!this.ended) this.link.flushAcks(now);
+  }
+
   /** Flushes what was written, reads records into events. */
   pump(now: number): void {
     if (this.ended) return;

@@ -49,7 +49,11 @@ export class Tunnel {
   ) {
     this.drive = drive(session, {
       event: (e) => this.dispatch(e),
-      afterEvents: (now) => this.finishIfDue(now),
+      afterEvents: (now) => {
+        // One flush per pass answers every datagram the pass took (their ACKs, the window they opened).
+        session.flushAcks(now);
+        this.finishIfDue(now);
+      },
       transmit: (d) => this.send(d), // not recycled: dgram.send() reads the buffer later, asynchronously
       deadline: () => this.finishBy,
       // An exception in a pass (a bug) ends this tunnel, never the process; nothing more is sent.

@@ -2,7 +2,7 @@
  * What the kcptun client and server share: the per-session configuration built from the flags,
  * the process-wide counters and log, signals, and socket helpers.
  */
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket, Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { TstierError } from '../errors.js';
 import { newDatagramCrypt } from '../transport/crypt/datagram.js';
@@ -13,6 +13,8 @@ import { KcptunLog } from './log.js';
 import { startSnmpLog } from './snmp-log.js';
 import { Pacer } from './pacer.js';
 import { IoErrorLog } from '../io/io-error-log.js';
+import { DatagramBatcher, GsoSocket } from '../peer/underlay/udp-gso.js';
+import type { PacketSocket } from '../faketcp/packet-socket.js';
 
 /** The smux keepalive timeout kcptun leaves at smux's default. */
 const SMUX_KEEPALIVE_TIMEOUT_MS = 30_000;
@@ -155,22 +157,47 @@ export async function bindUdp(host: string, port: number, cfg: KcptunConfig, err
 
 export interface DatagramSender {
   send(datagram: Uint8Array): void;
+  /** Sends what is queued, then stops pacing; call before closing the socket. */
   close(): void;
 }
 
+/** One batching handle per UDP socket (a server's listener serves many sessions); null: none here. */
+const batching = new WeakMap<PacketSocket, GsoSocket | null>();
+
+function batchingOf(sock: PacketSocket): GsoSocket | null {
+  let gso = batching.get(sock);
+  if (gso === undefined) {
+    // Sends only: kcp-go datagrams carry no length, so a GRO read could not split them again.
+    gso = sock instanceof UdpSocket ? GsoSocket.for(sock, false) : null;
+    batching.set(sock, gso);
+  }
+  return gso;
+}
+
 /**
- * A session's way out: straight to the socket, or paced to --ratelimit bytes per second. A send
- * that throws (the socket closed under it) is recorded, never raised into the session's pass.
+ * A session's way out to host:port (an IP literal) on sock: a pass's datagrams leave in sendmmsg batches
+ * (the peer addon's), one syscall per up to 64 where a send each cost a dgram request and a syscall;
+ * or paced to --ratelimit bytes per second. A send that throws (the socket closed under it) is
+ * recorded, never raised into the session's pass. Fake TCP sockets and a missing addon send one by one.
  */
-export function sessionSender(cfg: KcptunConfig, send: (datagram: Uint8Array) => void, errors: IoErrorLog): DatagramSender {
+export function sessionSender(cfg: KcptunConfig, sock: PacketSocket, port: number, host: string, errors: IoErrorLog): DatagramSender {
   const raw = (d: Uint8Array): void => {
     try {
-      send(d);
+      sock.send(d, port, host);
     } catch (e) {
       errors.record('udp send', e as Error);
     }
   };
-  if (cfg.ratelimit <= 0) return { send: raw, close: () => undefined };
-  const pacer = new Pacer(cfg.ratelimit, raw);
-  return { send: (d) => pacer.push(d), close: () => pacer.close() };
+  const gso = batchingOf(sock);
+  const batcher = gso && new DatagramBatcher<Uint8Array>(gso, host, port, raw, (e) => errors.record('udp send', e));
+  const out = batcher ? (d: Uint8Array): void => batcher.push(d) : raw;
+  if (cfg.ratelimit <= 0) return { send: out, close: () => batcher?.flush() };
+  const pacer = new Pacer(cfg.ratelimit, out);
+  return {
+    send: (d) => pacer.push(d),
+    close: () => {
+      pacer.close();
+      batcher?.flush();
+    },
+  };
 }

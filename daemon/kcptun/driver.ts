@@ -43,6 +43,8 @@ export class SessionDriver {
     this.drive = drive(session, {
       event: (e) => this.dispatch(e),
       transmit: send,
+      // One flush per pass answers every datagram the pass took (their ACKs, the window they opened).
+      afterEvents: (now) => session.flushAcks(now),
       // An exception in a pass (a bug) ends this session, never the process.
       failed: (e) => this.end(new TstierError('TSTIER_E_CLOSED', `internal error: ${(e as Error).message}`, { cause: e })),
     });

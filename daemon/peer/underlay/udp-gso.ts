@@ -62,25 +62,29 @@ export class GsoSocket {
   readonly gro: boolean;
 
   private constructor(private readonly socket: Socket, private readonly state: DgramState, private readonly fd: number,
-    private readonly addon: PeerAddon) {
-    const bits = addon.udpOffloads(fd);
+    private readonly addon: PeerAddon, offloads: boolean) {
+    const bits = offloads ? addon.udpOffloads(fd) : 0;
     this.maxSegment = bits & 1 && GSO_SENDS ? 0xffff : 0;
     this.gro = (bits & 2) !== 0;
   }
 
-  /** For a bound socket (and turns its GRO on); null when the addon or the fd is missing. */
-  static for(socket: Socket): GsoSocket | null {
+  /**
+   * For a bound socket (and turns its GRO on); null when the addon or the fd is missing. With
+   * offloads false it only batches sends (sendmmsg), GSO and GRO left off: for datagrams that do not
+   * carry their own length (kcptun's), which a GRO read could not split again.
+   */
+  static for(socket: Socket, offloads = true): GsoSocket | null {
     const addon = peerAddon();
     const state = dgramState(socket);
     const fd = state?.handle?.fd;
-    return addon && state && typeof fd === 'number' && fd >= 0 ? new GsoSocket(socket, state, fd, addon) : null;
+    return addon && state && typeof fd === 'number' && fd >= 0 ? new GsoSocket(socket, state, fd, addon, offloads) : null;
   }
 
   /**
    * One GSO send of q[first, first + count), all `segment` bytes but the last; to `ip`:`port`, or
    * the connected peer when ip is null. False if it did not go: the caller sends them through dgram.
    */
-  trySend(q: Buffer[], first: number, count: number, segment: number, ip: string | null, port: number): boolean {
+  trySend(q: Uint8Array[], first: number, count: number, segment: number, ip: string | null, port: number): boolean {
     // A closed socket's fd number may already belong to another file: check the handle is live.
     if (segment > this.maxSegment || this.state.handle?.fd !== this.fd || this.socket.getSendQueueCount() > 0) return false;
     const n = this.addon.udpSendRun(this.fd, q, first, count, segment, ip, port);
@@ -95,7 +99,7 @@ export class GsoSocket {
    * many went (the caller sends the rest through dgram, which queues them if the socket is full), or
    * -ECONNREFUSED when the kernel reported a refused port on this call (nothing went).
    */
-  trySendMany(q: Buffer[], first: number, count: number, ip: string | null, port: number): number {
+  trySendMany(q: Uint8Array[], first: number, count: number, ip: string | null, port: number): number {
     if (this.state.handle?.fd !== this.fd || this.socket.getSendQueueCount() > 0) return 0;
     const n = this.addon.udpSendMany(this.fd, q, first, count, ip, port);
     return n >= 0 || n === -ECONNREFUSED ? n : 0;
@@ -103,8 +107,8 @@ export class GsoSocket {
 }
 
 /** Per link: queues a tick's datagrams, then sends them in equal-size runs. */
-export class DatagramBatcher {
-  private readonly queue: Buffer[] = [];
+export class DatagramBatcher<B extends Uint8Array = Buffer> {
+  private readonly queue: B[] = [];
 
   constructor(
     private readonly gso: GsoSocket,
@@ -112,12 +116,12 @@ export class DatagramBatcher {
     private readonly ip: string | null,
     private readonly port: number,
     /** Sends one datagram through dgram. */
-    private readonly plain: (buf: Buffer) => void,
+    private readonly plain: (buf: B) => void,
     /** Told of a send the kernel refused (ICMP port unreachable), as dgram's send callback would be. */
     private readonly onRefused?: (err: Error) => void,
   ) {}
 
-  push(buf: Buffer): void {
+  push(buf: B): void {
     this.queue.push(buf);
     if (this.queue.length === 1) process.nextTick(this.flush);
   }
@@ -134,7 +138,7 @@ export class DatagramBatcher {
   };
 
   /** Sends up to MAX_MANY datagrams starting at q[first] with one sendmmsg; returns how many it took off q. */
-  private sendMany(q: Buffer[], first: number): number {
+  private sendMany(q: B[], first: number): number {
     const count = Math.min(q.length - first, MAX_MANY);
     const sent = this.gso.trySendMany(q, first, count, this.ip, this.port);
     if (sent < 0) this.onRefused?.(refusedError());
@@ -143,7 +147,7 @@ export class DatagramBatcher {
   }
 
   /** Sends the longest run starting at q[first] that one GSO send takes; returns its length. */
-  private sendRun(q: Buffer[], first: number): number {
+  private sendRun(q: B[], first: number): number {
     const segment = q[first]!.length;
     let count = 1;
     let bytes = segment;

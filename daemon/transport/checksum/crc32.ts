@@ -2,7 +2,13 @@
  * Table-driven CRC-32 (slicing-by-8) for the two polynomials the wire formats use:
  * IEEE (kcp-go's datagram checksum) and Castagnoli (snappy framing).
  * Slicing-by-8 matters because the IEEE sum covers every datagram in the hot path.
+ * With the transport addon, spans of NATIVE_MIN bytes or more are summed there (CRC-32C with the CPU's
+ * instruction); these tables stay the reference and do the short spans, where the call costs more.
  */
+import { transportAddon } from '../native.js';
+
+/** Below this many bytes the JavaScript tables beat a call into the addon. */
+const NATIVE_MIN = 128;
 
 function makeTables(reversedPoly: number): Uint32Array[] {
   const t0 = new Uint32Array(256);
@@ -39,7 +45,18 @@ function makeCrc(reversedPoly: number): (data: Uint8Array, start?: number, end?:
   };
 }
 
+/** The JavaScript sums (the reference the addon is tested against). */
+export const crc32IeeeJs = makeCrc(0xedb88320);
+export const crc32cJs = makeCrc(0x82f63b78);
+
+function withAddon(js: (data: Uint8Array, start?: number, end?: number) => number, castagnoli: boolean):
+  (data: Uint8Array, start?: number, end?: number) => number {
+  const addon = transportAddon();
+  if (addon === null) return js;
+  return (data, start = 0, end = data.length) => (end - start >= NATIVE_MIN ? addon.crc32(data, start, end, castagnoli) : js(data, start, end));
+}
+
 /** CRC-32/IEEE (zlib, Go's crc32.ChecksumIEEE) over data[start, end). */
-export const crc32Ieee = makeCrc(0xedb88320);
+export const crc32Ieee = withAddon(crc32IeeeJs, false);
 /** CRC-32C (Castagnoli) over data[start, end). */
-export const crc32c = makeCrc(0x82f63b78);
+export const crc32c = withAddon(crc32cJs, true);

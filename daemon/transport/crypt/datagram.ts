@@ -15,7 +15,9 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { crc32Ieee } from '../checksum/crc32.js';
 import { readU32Le, writeU32Le } from '../../packet/bytes.js';
-import { newBlockCrypt, type CryptName } from './factory.js';
+import { isBlockCryptName, newBlockCrypt, OPENSSL_CFB, type CryptName } from './factory.js';
+import { NativeFramedCrypt } from './native-framed.js';
+import { transportAddon } from '../native.js';
 import { NonceSource } from './nonce.js';
 import { NONCE_SIZE, type BlockCrypt } from './types.js';
 
@@ -140,6 +142,23 @@ class NullCrypt implements DatagramCrypt {
 export function newDatagramCrypt(name: string, pass: Uint8Array): DatagramCrypt {
   if (name === 'null') return new NullCrypt();
   if (name === 'aes-128-gcm') return new Aes128GcmCrypt(pass, new NonceSource());
+  const native = nativeCrypt(name, pass);
+  if (native) return native;
   const resolved = newBlockCrypt(name, pass);
   return new CrcFramedCrypt(resolved.name, resolved.fellBack, resolved.block, new NonceSource());
+}
+
+/** The addon's framing for the OpenSSL ciphers (an unknown name falls back to aes, as kcptun does), or null. */
+function nativeCrypt(name: string, pass: Uint8Array): DatagramCrypt | null {
+  const addon = transportAddon();
+  if (addon === null) return null;
+  const known = isBlockCryptName(name);
+  const use = known ? name : 'aes';
+  if (!Object.hasOwn(OPENSSL_CFB, use)) return null;
+  const [algorithm, keyLen] = OPENSSL_CFB[use as keyof typeof OPENSSL_CFB];
+  try {
+    return new NativeFramedCrypt(use, !known, addon, algorithm, pass.subarray(0, keyLen));
+  } catch {
+    return null; // this OpenSSL lacks the cipher: the JavaScript path decides (and falls back to aes)
+  }
 }

@@ -5,7 +5,7 @@
 import { Blowfish } from './blowfish.js';
 import { Cast5 } from './cast5.js';
 import { CfbCrypt } from './cfb.js';
-import { NodeCfbCrypt } from './node-cfb.js';
+import { NodeCfbCrypt, type NodeCfbAlgorithm } from './node-cfb.js';
 import { NoneCrypt } from './none.js';
 import { Salsa20Crypt } from './salsa20.js';
 import { Tea } from './tea.js';
@@ -21,12 +21,24 @@ const KCPTUN_TEA_ROUNDS = 16;
  * The names whose datagrams carry the nonce + CRC header, each building its cipher
  * from the 32 derived key bytes (taking the prefix kcptun gives it).
  */
+/** The names OpenSSL serves (here and in the transport addon): its CFB algorithm and key length. */
+export const OPENSSL_CFB = {
+  aes: ['aes-256-cfb', 32],
+  'aes-128': ['aes-128-cfb', 16],
+  'aes-192': ['aes-192-cfb', 24],
+  '3des': ['des-ede3-cfb', 24],
+  sm4: ['sm4-cfb', 16],
+} as const satisfies Record<string, readonly [NodeCfbAlgorithm, number]>;
+
+const openssl = (name: keyof typeof OPENSSL_CFB) => (pass: Uint8Array): BlockCrypt =>
+  new NodeCfbCrypt(OPENSSL_CFB[name][0], pass.subarray(0, OPENSSL_CFB[name][1]));
+
 const BLOCK_CRYPTS = {
-  aes: (pass) => new NodeCfbCrypt('aes-256-cfb', pass.subarray(0, 32)),
-  'aes-128': (pass) => new NodeCfbCrypt('aes-128-cfb', pass.subarray(0, 16)),
-  'aes-192': (pass) => new NodeCfbCrypt('aes-192-cfb', pass.subarray(0, 24)),
-  '3des': (pass) => new NodeCfbCrypt('des-ede3-cfb', pass.subarray(0, 24)),
-  sm4: (pass) => new NodeCfbCrypt('sm4-cfb', pass.subarray(0, 16)),
+  aes: openssl('aes'),
+  'aes-128': openssl('aes-128'),
+  'aes-192': openssl('aes-192'),
+  '3des': openssl('3des'),
+  sm4: openssl('sm4'),
   salsa20: (pass) => new Salsa20Crypt(pass.subarray(0, 32)),
   blowfish: (pass) => new CfbCrypt(new Blowfish(pass.subarray(0, 32))),
   twofish: (pass) => new CfbCrypt(new Twofish(pass.subarray(0, 32))),

@@ -11,6 +11,7 @@ import { writeU32Le } from '../../packet/bytes.js';
 import { mulAddInto } from './galois.js';
 import { FEC_HEADER_SIZE, FEC_SHARD_OFFSET, FLAG_DATA, FLAG_PARITY, paws, writeU16 } from './header.js';
 import { ReedSolomon } from './reedsolomon.js';
+import { transportAddon, type TransportAddon } from '../native.js';
 
 export interface FecEncoderOptions {
   dataShards: number;
@@ -39,8 +40,16 @@ export class FecEncoder {
   private readonly maxDatagram: number;
   private readonly tailroom: number;
   private readonly wrap: number;
-  /** Full parity datagrams: crypto header room, FEC header, accumulated parity bytes, tailroom. */
+  /**
+   * Full parity datagrams: crypto header room, FEC header, accumulated parity bytes, tailroom. They
+   * are rows of one arena, `stride` bytes apart, so the addon accumulates them all in one call.
+   */
   private readonly parity: Uint8Array[];
+  private readonly arena: Uint8Array;
+  private readonly stride: number;
+  /** columns[i][k]: data shard i's coefficient in parity shard k. */
+  private readonly columns: Uint8Array[];
+  private readonly addon: TransportAddon | null = transportAddon();
   private readonly parityViews: Uint8Array[];
   private next = 0;
   /** Data shards seen in the current group. */
@@ -60,7 +69,11 @@ export class FecEncoder {
     this.wrap = paws(opts.dataShards + opts.parityShards);
     this.maxDatagram = opts.maxDatagram;
     this.tailroom = opts.tailroom ?? 0;
-    this.parity = Array.from({ length: opts.parityShards }, () => new Uint8Array(opts.maxDatagram + this.tailroom));
+    this.stride = opts.maxDatagram + this.tailroom;
+    this.arena = new Uint8Array(this.stride * opts.parityShards);
+    this.parity = Array.from({ length: opts.parityShards }, (_, k) => this.arena.subarray(k * this.stride, (k + 1) * this.stride));
+    this.columns = Array.from({ length: opts.dataShards }, (_, i) =>
+      Uint8Array.from({ length: opts.parityShards }, (_, k) => this.codec.parityCoefficient(k, i)));
     this.parityViews = [];
   }
 
@@ -84,8 +97,11 @@ export class FecEncoder {
     this.next++;
 
     const shardStart = h + FEC_SHARD_OFFSET;
-    for (let k = 0; k < this.parityShards; k++) {
-      mulAddInto(this.codec.parityCoefficient(k, this.count), buf, shardStart, this.parity[k], shardStart, len - shardStart);
+    if (this.addon !== null) {
+      this.addon.gfMulAddRows(this.columns[this.count], buf, shardStart, len - shardStart, this.arena, shardStart, this.stride);
+    } else {
+      const column = this.columns[this.count];
+      for (let k = 0; k < this.parityShards; k++) mulAddInto(column[k], buf, shardStart, this.parity[k], shardStart, len - shardStart);
     }
     if (len > this.maxLen) this.maxLen = len;
     const gap = now - this.lastDataAt;

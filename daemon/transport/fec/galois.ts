@@ -4,6 +4,8 @@
  * makes every multiply in the shard loops one lookup in a 256-byte row.
  */
 
+import { transportAddon } from '../native.js';
+
 const POLY = 0x11d;
 
 const EXP = new Uint8Array(510); // doubled so EXP[log a + log b] needs no modulo
@@ -43,11 +45,24 @@ export function mulRow(c: number): Uint8Array {
   return MUL_TABLE.subarray(c << 8, (c + 1) << 8);
 }
 
+/** Below this many bytes the JavaScript loop beats a call into the addon. */
+const NATIVE_MIN = 64;
+const addon = transportAddon();
+
 /**
  * dst[dOff + j] ^= c · src[sOff + j] for j < n: the one loop encode and reconstruct
- * spend their time in. c = 1 (common: identity rows, (k,1) parity) is a plain XOR.
+ * spend their time in. Long spans go to the transport addon (32 bytes a step with AVX2).
  */
 export function mulAddInto(c: number, src: Uint8Array, sOff: number, dst: Uint8Array, dOff: number, n: number): void {
+  if (addon !== null && n >= NATIVE_MIN) addon.gfMulAdd(c, src, sOff, dst, dOff, n);
+  else mulAddIntoJs(c, src, sOff, dst, dOff, n);
+}
+
+/**
+ * The JavaScript multiply-add (the reference the addon is tested against). c = 1 (common: identity
+ * rows, (k,1) parity) is a plain XOR.
+ */
+export function mulAddIntoJs(c: number, src: Uint8Array, sOff: number, dst: Uint8Array, dOff: number, n: number): void {
   if (c === 0) return;
   if (c === 1) {
     for (let j = 0; j < n; j++) dst[dOff + j] ^= src[sOff + j];

@@ -63,9 +63,17 @@ export interface ShardRef {
   len: number;
 }
 
+/** Decode matrices kept per codec (one per pattern of present shards); beyond this the cache restarts. */
+const MAX_CACHED_INVERSES = 256;
+
 export class ReedSolomon {
   /** The full (ds+ps)×ds coding matrix; rows ds.. are the parity rows. */
   readonly matrix: Matrix;
+  /**
+   * Inverses by the indices of the shards used ("0,1,2,4,..."): under steady loss the same few patterns
+   * recur, and inverting a ds×ds matrix per rebuilt group showed in the profile.
+   */
+  private readonly inverses = new Map<string, Matrix>();
 
   constructor(
     readonly dataShards: number,
@@ -102,7 +110,7 @@ export class ReedSolomon {
     if (missing.length === 0) return true;
     let len = 0;
     for (const s of shards) if (s !== null && s.len > len) len = s.len;
-    const decode = invertMatrix(present.map((i) => this.matrix[i]));
+    const decode = this.decodeMatrix(present);
     if (decode === null) return false; // cannot happen: any ds rows of this matrix are independent
     for (const m of missing) {
       const dst = out(m);
@@ -114,5 +122,17 @@ export class ReedSolomon {
       });
     }
     return true;
+  }
+
+  private decodeMatrix(present: number[]): Matrix | null {
+    const key = present.join(',');
+    let m = this.inverses.get(key);
+    if (m === undefined) {
+      const inverse = invertMatrix(present.map((i) => this.matrix[i]));
+      if (inverse === null) return null;
+      if (this.inverses.size >= MAX_CACHED_INVERSES) this.inverses.clear();
+      this.inverses.set(key, (m = inverse));
+    }
+    return m;
   }
 }

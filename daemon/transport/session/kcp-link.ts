@@ -91,6 +91,8 @@ export class KcpLink {
   private readonly recoveredScratch = new Uint8Array(KCP_MTU_LIMIT);
   /** Something happened since KCP's last timer flush (see pollTimeout). */
   private busy = true;
+  /** Datagrams arrived since the last flush: flushAcks() answers them. */
+  private inputSinceFlush = false;
 
   constructor(
     cfg: KcpLinkConfig,
@@ -113,6 +115,12 @@ export class KcpLink {
       nc: cfg.nc,
       streamMode: true,
       ackNoDelay: cfg.ackNoDelay,
+      // kcp-go runs a full flush (a scan of the whole window) for every datagram that advances una;
+      // the driver's pass calls flushAcks() once for all the datagrams it took instead.
+      inputFlushes: false,
+      // Time-based loss detection (RACK): a lost retransmission is found in about a round trip, not
+      // by the RTO. Only when this end resends changes; a kcp-go peer sees ordinary retransmissions.
+      rack: true,
     });
     this.fecEnc = fec
       ? new FecEncoder({
@@ -143,6 +151,7 @@ export class KcpLink {
   /** A datagram already opened by the caller (the server opens once to route by conv). */
   inputOpened(buf: Uint8Array, off: number, now: number): number {
     this.busy = true;
+    this.inputSinceFlush = true;
     const end = buf.length - this.crypt.tailroom;
     this.snmp.InPkts++;
     this.snmp.InBytes += end - off;
@@ -244,14 +253,25 @@ export class KcpLink {
     const due = now >= this.kcp.pollTimeout();
     this.kcp.handleTimeout(now);
     // The flush that just ran sent every pending ACK and window update.
-    if (due) this.busy = false;
+    if (due) this.busy = this.inputSinceFlush = false;
     this.collect(now);
   }
 
   /** A full flush: after write()s (kcptun flushes on every Write; batching them is equivalent). */
   flush(now: number): void {
+    this.inputSinceFlush = false;
     this.kcp.flush(now);
     this.collect(now);
+  }
+
+  /**
+   * One full flush for every datagram input() took since the last flush: their ACKs, and the window
+   * they opened. Called once per pass, so a burst of datagrams is answered by one flush (kcp-go: one
+   * per datagram that advanced una, and the ACKs wait for the interval tick), and the sender's RTT
+   * samples are not inflated by up to an interval.
+   */
+  flushAcks(now: number): void {
+    if (this.inputSinceFlush) this.flush(now);
   }
 
   /** Gives KCP's buffers back to the shared pool; the link must not be used afterwards. */

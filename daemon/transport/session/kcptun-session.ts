@@ -105,6 +105,11 @@ export class KcptunSession {
     this.drainSmuxEvents(now);
   }
 
+  /** Answers the datagrams input() took since the last flush, once per batch (see KcpLink.flushAcks). */
+  flushAcks(now: number): void {
+    this.link.flushAcks(now);
+  }
+
   private pumpIn(now: number): void {
     const link = this.link;
     while (this.smux.wantsInput() && link.readable()) {
