@@ -22,15 +22,16 @@
  */
 import { DeadlineHeap } from '../../io/deadline-heap.js';
 import { Kcp } from '../../transport/kcp/kcp.js';
-import { readU32, writeU32 } from '../../transport/kcp/segment.js';
+import { IKCP_OVERHEAD, readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
+import { AckBundler, controlOnly } from './ack-bundle.js';
 import { KcpFlow } from './flow.js';
 import {
   FEC_DATA_PREFIX, FecDecoder, KIND_FEC_DATA, KIND_FEC_PARITY, KIND_FEC_REPORT, PARITY_EXTRA, type Rebuilt,
 } from './path-fec.js';
 import { MIN_FLOW_WINDOW, PeerPath } from './peer-path.js';
 import type { DatagramFramer } from './flow.js';
-import { KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
+import { KIND_BUNDLE, KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
 export interface KcpCarrierOptions {
   types: CarrierPacketTypes;
@@ -58,6 +59,8 @@ export interface KcpCarrierOptions {
    * Asked when a peer's path is made; without it, or when it says no, that peer gets no FEC.
    */
   peerDecodesFec?: (peerId: number) => boolean;
+  /** Whether a peer announced that it takes ACKs of several flows in one datagram (route feature KcpBundle). */
+  peerTakesBundles?: (peerId: number) => boolean;
 }
 
 
@@ -123,7 +126,20 @@ export class KcpCarrier {
   private readonly decoders = new Map<number, FecDecoder>();
   /** The path whose flow is being drained (for the framer). */
   private framing: PeerPath | null = null;
+  /** The flow being drained (its spent datagrams go back to its engine once bundled). */
+  private framingFlow: KcpFlow | null = null;
+  private readonly peerTakesBundles: (peerId: number) => boolean;
+  /** Peers that take bundles, asked once per path (dropped with it). */
+  private readonly bundlePeers = new Map<number, boolean>();
+  private readonly bundler: AckBundler;
+  /** Inside flushAcks(): the flows' answers to this pass's datagrams are bundled per peer. */
+  private bundling = false;
   private readonly frame: DatagramFramer = (d, type) => {
+    if (this.bundling && this.framingFlow && this.takesBundles(this.framingPeer) && controlOnly(d)) {
+      this.bundler.add(this.framingPeer, type, d, this.sendBundle);
+      this.framingFlow.kcp.recycleTransmit(d);
+      return null;
+    }
     const fec = this.framing?.fec;
     if (!fec) return d.subarray(FEC_DATA_PREFIX);
     return fec.data(d, d.length - FEC_DATA_PREFIX, type === this.types.fromInitiator ? 0 : 1, this.clock, this.onParity);
@@ -137,6 +153,19 @@ export class KcpCarrier {
     this.tx.push({ peerId: this.framingPeer, type: this.types.fromInitiator, data: parity });
   };
   private framingPeer = 0;
+  /** A full bundle of ACKs: framed (FEC, when on) and charged to its path like any datagram. */
+  private readonly sendBundle = (peerId: number, type: number, d: Uint8Array): void => {
+    const path = this.paths.get(peerId);
+    if (!path) return;
+    const [framing, framingPeer, framingFlow] = [this.framing, this.framingPeer, this.framingFlow];
+    this.framing = path;
+    this.framingPeer = peerId;
+    this.framingFlow = null;
+    const data = this.frame(d, type)!;
+    [this.framing, this.framingPeer, this.framingFlow] = [framing, framingPeer, framingFlow];
+    path.ctl.onSent(data.length, this.clock);
+    this.tx.push({ peerId, type, data });
+  };
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
    * being mistaken for a new flow.
@@ -166,6 +195,14 @@ export class KcpCarrier {
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
     this.mss = this.engineMtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
     this.peerDecodesFec = opts.peerDecodesFec ?? (() => false);
+    this.peerTakesBundles = opts.peerTakesBundles ?? (() => false);
+    this.bundler = new AckBundler(this.engineMtu);
+  }
+
+  private takesBundles(peerId: number): boolean {
+    let yes = this.bundlePeers.get(peerId);
+    if (yes === undefined) this.bundlePeers.set(peerId, (yes = this.peerTakesBundles(peerId)));
+    return yes;
   }
 
   /** An engine's datagram budget: a parity shard carries one byte more header than a data shard. */
@@ -220,7 +257,8 @@ export class KcpCarrier {
     let dec = this.decoders.get(fromPeer);
     if (!dec) this.decoders.set(fromPeer, (dec = new FecDecoder()));
     const rebuilt = (r: Rebuilt): void => {
-      if (r.payload.length >= RESET_LEN && r.payload[0] === KIND_SEGMENTS) this.inputPlain(fromPeer, r.type === 0, r.payload, now, false);
+      const kind = r.payload[0];
+      if (r.payload.length >= RESET_LEN && (kind === KIND_SEGMENTS || kind === KIND_BUNDLE)) this.inputPlain(fromPeer, r.type === 0, r.payload, now, false);
     };
     if (kind === KIND_FEC_PARITY) dec.parity(body, rebuilt);
     else {
@@ -236,10 +274,9 @@ export class KcpCarrier {
   private inputPlain(fromPeer: number, fromInitiator: boolean, payload: Uint8Array, now: number, regular: boolean): void {
     const kind = payload[0];
     const conv = readU32(payload, 1);
-    const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
-    let flow = table?.get(conv);
     if (kind === KIND_RESET || kind === KIND_CLOSED) {
       if (kind === KIND_RESET) this.stats.resetsReceived++;
+      const flow = (fromInitiator ? this.accepted : this.initiated).get(fromPeer)?.get(conv);
       if (flow) {
         if (kind === KIND_RESET) flow.peerReset(now);
         else flow.peerClosed(now);
@@ -247,10 +284,31 @@ export class KcpCarrier {
       }
       return;
     }
-    if (kind !== KIND_SEGMENTS) {
-      this.stats.malformed++;
-      return;
+    if (kind === KIND_SEGMENTS) return this.inputSegments(fromPeer, fromInitiator, conv, payload, now, regular);
+    if (kind === KIND_BUNDLE) return this.inputBundle(fromPeer, fromInitiator, payload, now, regular);
+    this.stats.malformed++;
+  }
+
+  /** A bundle: each run of segments of one conversation goes to its flow as if it came alone. */
+  private inputBundle(fromPeer: number, fromInitiator: boolean, payload: Uint8Array, now: number, regular: boolean): void {
+    for (let start = 1; start < payload.length;) {
+      const conv = readU32(payload, start);
+      let end = start;
+      while (end + IKCP_OVERHEAD <= payload.length && readU32(payload, end) === conv) end += IKCP_OVERHEAD + readU32(payload, end + 20);
+      if (end === start || end > payload.length) {
+        this.stats.malformed++;
+        return;
+      }
+      // The byte before the run stands in for a kind byte: a flow reads its segments from offset 1.
+      this.inputSegments(fromPeer, fromInitiator, conv, payload.subarray(start - 1, end), now, regular);
+      start = end;
     }
+  }
+
+  /** KCP segments of conversation `conv`, from payload[1] on. */
+  private inputSegments(fromPeer: number, fromInitiator: boolean, conv: number, payload: Uint8Array, now: number, regular: boolean): void {
+    const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
+    let flow = table?.get(conv);
     if (!flow) {
       const gone = this.forgotten.get(forgottenKey(fromPeer, fromInitiator ? 'acceptor' : 'initiator', conv));
       if (gone || !fromInitiator || !KcpFlow.startsConversation(payload)) {
@@ -281,6 +339,7 @@ export class KcpCarrier {
 
   /** Returns a datagram's memory once sent (optional). */
   recycle(t: CarrierTransmit): void {
+    if (this.bundler.recycle(t.data)) return;
     const kind = t.data[0];
     const at = kind === KIND_SEGMENTS ? 1 : kind === KIND_FEC_DATA ? FEC_DATA_PREFIX + 1 : -1;
     if (at < 0) return; // parity, reports, resets: not an engine's buffer
@@ -335,11 +394,14 @@ export class KcpCarrier {
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
   flushAcks(now: number): void {
     this.clock = now;
+    this.bundling = true;
     for (const f of this.acking) {
       this.guard(f, now, () => (f.flushAcks(now), true));
       this.settle(f, now);
     }
+    this.bundling = false;
     this.acking.clear();
+    this.bundler.flush(this.sendBundle);
   }
 
   /** Whether flows have news not yet taken by pollEvent() (the pacer's grants can make some). */
@@ -449,8 +511,10 @@ export class KcpCarrier {
     flow.kcp.setWindows(0, this.windowCap());
     this.framing = path;
     this.framingPeer = flow.peerId;
+    this.framingFlow = flow;
     const bytes = flow.drainOutput(this.tx, this.types, this.frame);
     this.framing = null;
+    this.framingFlow = null;
     if (bytes > 0) path.ctl.onSent(bytes, now);
     path.note(flow, now);
     if (flow.hasEvents()) this.pendingEvents.add(flow);
@@ -481,6 +545,7 @@ export class KcpCarrier {
       if (path) this.pacing.delete(path);
       this.paths.delete(flow.peerId);
       this.decoders.delete(flow.peerId);
+      this.bundlePeers.delete(flow.peerId);
     }
   }
 

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KcpCarrier } from '../../../daemon/carrier/kcp/endpoint.js';
+import { KIND_BUNDLE, KIND_SEGMENTS } from '../../../daemon/carrier/kcp/wire.js';
 import { IKCP_CMD_ACK, IKCP_OVERHEAD } from '../../../daemon/transport/kcp/segment.js';
 import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
@@ -48,4 +49,36 @@ test('flushAcks sends the ACKs for what input() took at once, without the interv
   assert.equal(flow.kcp.waitSnd, 0, 'the OPEN is acknowledged at the same instant');
   b.flushAcks(0);
   assert.equal(b.pollTransmit(), null, 'nothing owed twice');
+});
+
+test('toward a peer that takes bundles, one pass answers many flows with one datagram', () => {
+  for (const bundles of [true, false]) {
+    const a = new KcpCarrier({ types: TYPES, convSeed: 1, peerTakesBundles: () => bundles });
+    const b = new KcpCarrier({ types: TYPES, convSeed: 2, peerTakesBundles: () => bundles });
+    const flows = Array.from({ length: 60 }, () => a.open(B, REQ, 0));
+    assert.equal(deliver(a, A, b, 0), 60);
+    b.flushAcks(0);
+    const answers = [];
+    for (let t = b.pollTransmit(); t; t = b.pollTransmit()) answers.push(t.data.slice());
+    // 60 ACK segments of 24 bytes: two bundles of at most one MTU each, or a datagram per flow.
+    assert.equal(answers.length, bundles ? 2 : 60);
+    assert.ok(answers.every((d) => d[0] === (bundles ? KIND_BUNDLE : KIND_SEGMENTS) && d.length <= 1200));
+    for (const d of answers) a.input(B, TYPES.fromAcceptor, d, 0);
+    assert.deepEqual(flows.map((f) => f.kcp.waitSnd), flows.map(() => 0), 'every OPEN is acknowledged');
+    assert.equal(a.stats.malformed + a.stats.unknownConv, 0);
+  }
+});
+
+test('a bundle whose segment overruns the datagram is counted malformed, and its earlier runs still count', () => {
+  const a = new KcpCarrier({ types: TYPES, convSeed: 1, peerTakesBundles: () => true });
+  const b = new KcpCarrier({ types: TYPES, convSeed: 2, peerTakesBundles: () => true });
+  const flows = [a.open(B, REQ, 0), a.open(B, REQ, 0)];
+  deliver(a, A, b, 0);
+  b.flushAcks(0);
+  const bundle = b.pollTransmit()!.data.slice();
+  assert.equal(bundle[0], KIND_BUNDLE);
+  const cut = bundle.subarray(0, bundle.length - 3);
+  a.input(B, TYPES.fromAcceptor, cut, 0);
+  assert.equal(a.stats.malformed, 1);
+  assert.deepEqual(flows.map((f) => f.kcp.waitSnd), [0, 1]);
 });
