@@ -63,7 +63,6 @@ export interface KcpCarrierOptions {
   peerTakesBundles?: (peerId: number) => boolean;
 }
 
-
 /**
  * Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened.
  */
@@ -256,19 +255,23 @@ export class KcpCarrier {
     }
     let dec = this.decoders.get(fromPeer);
     if (!dec) this.decoders.set(fromPeer, (dec = new FecDecoder()));
-    const rebuilt = (r: Rebuilt): void => {
-      const kind = r.payload[0];
-      if (r.payload.length >= RESET_LEN && (kind === KIND_SEGMENTS || kind === KIND_BUNDLE)) this.inputPlain(fromPeer, r.type === 0, r.payload, now, false);
-    };
-    if (kind === KIND_FEC_PARITY) dec.parity(body, rebuilt);
+    this.fecPeer = fromPeer;
+    if (kind === KIND_FEC_PARITY) dec.parity(body, this.rebuilt);
     else {
-      const inner = dec.data(body, rebuilt);
+      const inner = dec.data(body, this.rebuilt);
       if (inner === null || inner.payload.length < RESET_LEN) this.stats.malformed++;
       else this.inputPlain(fromPeer, inner.type === 0, inner.payload, now, true);
     }
     const report = dec.takeReport(now);
     if (report) this.tx.push({ peerId: fromPeer, type: this.types.fromInitiator, data: report });
   }
+
+  /** The peer of the FEC datagram being decoded, for what its group rebuilds (no closure per datagram). */
+  private fecPeer = 0;
+  private readonly rebuilt = (r: Rebuilt): void => {
+    const kind = r.payload[0];
+    if (r.payload.length >= RESET_LEN && (kind === KIND_SEGMENTS || kind === KIND_BUNDLE)) this.inputPlain(this.fecPeer, r.type === 0, r.payload, this.clock, false);
+  };
 
   /** A datagram as it goes without FEC (kind byte first); `regular` = false when FEC rebuilt it. */
   private inputPlain(fromPeer: number, fromInitiator: boolean, payload: Uint8Array, now: number, regular: boolean): void {
@@ -325,7 +328,7 @@ export class KcpCarrier {
       this.liveFlows++;
     }
     const f = flow;
-    if (!this.guard(f, now, () => f.input(payload, now, regular))) this.stats.malformed++;
+    if (!this.guard(f, now, Step.Input, payload, regular)) this.stats.malformed++;
     this.acking.add(flow);
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
@@ -377,7 +380,7 @@ export class KcpCarrier {
     const due = this.due;
     for (let f = this.timers.popDue(now); f; f = this.timers.popDue(now)) due.push(f);
     for (const f of due) {
-      if (f.deadline() <= now) this.guard(f, now, () => (f.handleTimeout(now), true));
+      if (f.deadline() <= now) this.guard(f, now, Step.Timeout);
       this.settle(f, now);
     }
     due.length = 0;
@@ -396,7 +399,7 @@ export class KcpCarrier {
     this.clock = now;
     this.bundling = true;
     for (const f of this.acking) {
-      this.guard(f, now, () => (f.flushAcks(now), true));
+      this.guard(f, now, Step.FlushAcks);
       this.settle(f, now);
     }
     this.bundling = false;
@@ -492,9 +495,12 @@ export class KcpCarrier {
   }
 
   /** Runs one flow's step; an exception (a bug) resets that flow instead of reaching the caller. */
-  private guard(flow: KcpFlow, now: number, step: () => boolean): boolean {
-    try {
-      return step();
+  private guard(flow: KcpFlow, now: number, step: Step, payload?: Uint8Array, regular = true): boolean {
+    try { // the step is named, not a closure: this runs per datagram and per timer
+      if (step === Step.Input) return flow.input(payload!, now, regular);
+      if (step === Step.Timeout) flow.handleTimeout(now);
+      else flow.flushAcks(now);
+      return true;
     } catch (e) {
       this.stats.faults++;
       this.lastFault = e;
@@ -502,6 +508,7 @@ export class KcpCarrier {
       return true;
     }
   }
+
 
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
   private account(flow: KcpFlow, now: number): PeerPath {
@@ -577,6 +584,13 @@ export class KcpCarrier {
     kcp.newSegmentQuota = 0; // new data goes only when its path grants it (PeerPath.pace)
     return kcp;
   }
+}
+
+/** What guard() runs on a flow. */
+const enum Step {
+  Input,
+  Timeout,
+  FlushAcks,
 }
 
 function forgottenKey(peerId: number, role: 'initiator' | 'acceptor', conv: number): string {
