@@ -9,7 +9,9 @@
  *
  * Figures per path: wall time of the whole load (first connect to last digest), aggregate MB/s, CPU
  * seconds per GiB of the two daemons (utime+stime), each daemon's peak RSS (VmHWM), how A's proxy
- * table listed the flows (polled more often than a closed row lingers), and the flows that failed.
+ * table listed the flows (polled more often than a closed row lingers), the flows that failed, and the
+ * underlay's packets each way per MiB carried (from the veth's counters: what each datagram costs,
+ * sealing, a syscall share, the far side's receive, is paid this many times).
  *
  * `--cpu-prof DIR` runs both daemons under `node --cpu-prof`, writing one .cpuprofile per daemon into DIR
  * and printing each one's top functions by self time after the path's row.
@@ -62,13 +64,21 @@ interface Row {
   rssA: number;
   rssB: number;
   listed: string;
+  /** Underlay packets A→B and B→A per MiB of load. */
+  pktsAB: number;
+  pktsBA: number;
+}
+
+/** Packets the namespace's end of the veth has sent. */
+async function txPackets(ns: Namespace, ifname: string): Promise<number> {
+  return Number((await ns.exec(['cat', `/sys/class/net/${ifname}/statistics/tx_packets`])).stdout.trim());
 }
 
 function tool(ns: Namespace, argv: string[]): NsProcess {
   return ns.spawn(['prlimit', NOFILE, process.execPath, TOOL, ...argv]);
 }
 
-async function runPath(a: Namespace, b: Namespace, path: PathName): Promise<Row> {
+async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName): Promise<Row> {
   const common = (vip: string, host: string): string[] => ['--network-name', 'tf4b', '--network-secret', 'bench', '-i', vip,
     '--hostname', host, '--dev-name', 'tf4b0', '--log-level', 'info'];
   const nodes: CoreNode[] = [];
@@ -80,9 +90,13 @@ async function runPath(a: Namespace, b: Namespace, path: PathName): Promise<Row>
     await waitRoute(a, VIP_B);
     const watch = watchCarriers(a, `${VIP_B}:${PORT}`);
     const cpu0 = pids.map(cpuSeconds);
+    const tx0 = [await txPackets(a, veth), await txPackets(b, veth)];
     const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
       .waitForEvent<{ ok: number; secs: number }>('done', 30 * 60_000).finally(() => watch.stop());
     const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
+    const mib = (FLOWS * BYTES) / 2 ** 20;
+    const pktsAB = ((await txPackets(a, veth)) - tx0[0]!) / mib;
+    const pktsBA = ((await txPackets(b, veth)) - tx0[1]!) / mib;
     const kinds = new Map<string, number>();
     for (const kind of (await watch.stop()).values()) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
     return {
@@ -93,6 +107,8 @@ async function runPath(a: Namespace, b: Namespace, path: PathName): Promise<Row>
       rssA: peakRssKiB(pids[1]!) / 1024,
       rssB: peakRssKiB(pids[0]!) / 1024,
       listed: kinds.size ? [...kinds].map(([k, n]) => `${n} ${k}`).join(', ') : 'none (plain packets)',
+      pktsAB,
+      pktsBA,
     };
   } finally {
     await Promise.all(nodes.map((n) => n.proc.stop()));
@@ -111,11 +127,12 @@ function printProfiles(path: PathName, pids: number[]): void {
 }
 
 function table(rows: Row[]): string {
-  const head = ['path', 'wall s', 'MB/s', 'CPU s/GiB', 'peak RSS A MiB', 'peak RSS B MiB', 'flows ok', 'A listed'];
+  const head = ['path', 'wall s', 'MB/s', 'CPU s/GiB', 'peak RSS A MiB', 'peak RSS B MiB', 'flows ok', 'A listed',
+    'packets/MiB A→B', 'B→A'];
   const lines = [head, head.map(() => '---')];
   for (const r of rows) {
     lines.push([r.path, fmt(r.secs), fmt((FLOWS * BYTES) / 1e6 / r.secs), fmt(r.cpuPerGiB), fmt(r.rssA, 0), fmt(r.rssB, 0),
-      `${r.ok}/${FLOWS}`, r.listed]);
+      `${r.ok}/${FLOWS}`, r.listed, fmt(r.pktsAB, 0), fmt(r.pktsBA, 0)]);
   }
   return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
 }
@@ -124,10 +141,10 @@ async function main(): Promise<void> {
   const net = await Netns.create('tf4b');
   try {
     const [a, b] = [await net.ns('a'), await net.ns('b')];
-    await net.link(a, b, '10.254.4.1/24', `${UNDERLAY_B}/24`);
+    const veth = await net.link(a, b, '10.254.4.1/24', `${UNDERLAY_B}/24`);
     await tool(b, ['sink', '0.0.0.0', String(PORT)]).waitForLine(/listening/);
     const rows: Row[] = [];
-    for (let rep = 0; rep < REPS; rep++) for (const path of chosen) rows.push(await runPath(a, b, path));
+    for (let rep = 0; rep < REPS; rep++) for (const path of chosen) rows.push(await runPath(a, b, veth, path));
     console.log(`\n${FLOWS} concurrent flows x ${BYTES} B, clean veth, ${REPS} round(s), paths interleaved:\n`);
     console.log(table(rows));
     const median = (p: PathName): number => {

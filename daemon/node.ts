@@ -68,7 +68,7 @@ const IPV6_DST = 24;
 function featureBits(cfg: NodeConfig): number {
   return (cfg.disableKcpInput ? 0 : Feature.KcpInput) | (cfg.disableQuicInput ? 0 : Feature.QuicInput)
     | (cfg.disableRelayKcp ? Feature.NoRelayKcp : 0) | (cfg.disableRelayQuic ? Feature.NoRelayQuic : 0)
-    | Feature.KcpFec;
+    | Feature.KcpFec | Feature.KcpBundle;
 }
 
 export function featuresView(bits: number): PeerFeatures {

@@ -25,6 +25,8 @@ export const Feature = {
    * (carrier/kcp/path-fec.ts). A high bit, clear of EasyTier's numbering.
    */
   KcpFec: 1 << 24,
+  /** tstier's own: this node's KCP carrier takes ACKs of several flows in one datagram (carrier/kcp/ack-bundle.ts). */
+  KcpBundle: 1 << 25,
 } as const;
 
 export interface Neighbour {

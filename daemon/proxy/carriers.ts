@@ -45,6 +45,7 @@ export class ProxyCarriers {
       silentLimitMs: cfg.proxyFlowTimeout * 1000,
       // FEC toward a peer only when it announces that it decodes it.
       peerDecodesFec: (peerId) => ((host.peer.routes.record(peerId)?.features ?? 0) & Feature.KcpFec) !== 0,
+      peerTakesBundles: (peerId) => ((host.peer.routes.record(peerId)?.features ?? 0) & Feature.KcpBundle) !== 0,
       ...tuning,
     });
     const kcp: KcpCarrierDriver = new KcpCarrierDriver(host.peer, carrier, (flow) => onOpen(kcp, flow), log);

@@ -17,7 +17,8 @@ export abstract class CarrierNode implements SimEndpoint {
   private acksDueAt = Infinity;
 
   constructor(protected readonly otherId: number, seed: number, lingerMs: number, options: Partial<KcpCarrierOptions> = {}) {
-    this.carrier = new KcpCarrier({ types: TYPES, lingerMs, openTimeoutMs: 60_000, convSeed: seed, ...options });
+    // Bundled ACKs, as between daemons (every tstier node announces KcpBundle).
+    this.carrier = new KcpCarrier({ types: TYPES, lingerMs, openTimeoutMs: 60_000, convSeed: seed, peerTakesBundles: () => true, ...options });
   }
 
   /** The applications' side: act on the events the carrier's flows have. */

@@ -22,15 +22,16 @@
  */
 import { DeadlineHeap } from '../../io/deadline-heap.js';
 import { Kcp } from '../../transport/kcp/kcp.js';
-import { readU32, writeU32 } from '../../transport/kcp/segment.js';
+import { IKCP_OVERHEAD, readU32, writeU32 } from '../../transport/kcp/segment.js';
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
+import { AckBundler, controlOnly } from './ack-bundle.js';
 import { KcpFlow } from './flow.js';
 import {
   FEC_DATA_PREFIX, FecDecoder, KIND_FEC_DATA, KIND_FEC_PARITY, KIND_FEC_REPORT, PARITY_EXTRA, type Rebuilt,
 } from './path-fec.js';
 import { MIN_FLOW_WINDOW, PeerPath } from './peer-path.js';
 import type { DatagramFramer } from './flow.js';
-import { KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
+import { KIND_BUNDLE, KIND_CLOSED, KIND_RESET, KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
 export interface KcpCarrierOptions {
   types: CarrierPacketTypes;
@@ -58,8 +59,9 @@ export interface KcpCarrierOptions {
    * Asked when a peer's path is made; without it, or when it says no, that peer gets no FEC.
    */
   peerDecodesFec?: (peerId: number) => boolean;
+  /** Whether a peer announced that it takes ACKs of several flows in one datagram (route feature KcpBundle). */
+  peerTakesBundles?: (peerId: number) => boolean;
 }
-
 
 /**
  * Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened.
@@ -123,7 +125,20 @@ export class KcpCarrier {
   private readonly decoders = new Map<number, FecDecoder>();
   /** The path whose flow is being drained (for the framer). */
   private framing: PeerPath | null = null;
+  /** The flow being drained (its spent datagrams go back to its engine once bundled). */
+  private framingFlow: KcpFlow | null = null;
+  private readonly peerTakesBundles: (peerId: number) => boolean;
+  /** Peers that take bundles, asked once per path (dropped with it). */
+  private readonly bundlePeers = new Map<number, boolean>();
+  private readonly bundler: AckBundler;
+  /** Inside flushAcks(): the flows' answers to this pass's datagrams are bundled per peer. */
+  private bundling = false;
   private readonly frame: DatagramFramer = (d, type) => {
+    if (this.bundling && this.framingFlow && this.takesBundles(this.framingPeer) && controlOnly(d)) {
+      this.bundler.add(this.framingPeer, type, d, this.sendBundle);
+      this.framingFlow.kcp.recycleTransmit(d);
+      return null;
+    }
     const fec = this.framing?.fec;
     if (!fec) return d.subarray(FEC_DATA_PREFIX);
     return fec.data(d, d.length - FEC_DATA_PREFIX, type === this.types.fromInitiator ? 0 : 1, this.clock, this.onParity);
@@ -137,6 +152,19 @@ export class KcpCarrier {
     this.tx.push({ peerId: this.framingPeer, type: this.types.fromInitiator, data: parity });
   };
   private framingPeer = 0;
+  /** A full bundle of ACKs: framed (FEC, when on) and charged to its path like any datagram. */
+  private readonly sendBundle = (peerId: number, type: number, d: Uint8Array): void => {
+    const path = this.paths.get(peerId);
+    if (!path) return;
+    const [framing, framingPeer, framingFlow] = [this.framing, this.framingPeer, this.framingFlow];
+    this.framing = path;
+    this.framingPeer = peerId;
+    this.framingFlow = null;
+    const data = this.frame(d, type)!;
+    [this.framing, this.framingPeer, this.framingFlow] = [framing, framingPeer, framingFlow];
+    path.ctl.onSent(data.length, this.clock);
+    this.tx.push({ peerId, type, data });
+  };
   /**
    * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
    * being mistaken for a new flow.
@@ -166,6 +194,14 @@ export class KcpCarrier {
     this.nextConv = (opts.convSeed ?? (Math.random() * 0x100000000)) >>> 0;
     this.mss = this.engineMtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
     this.peerDecodesFec = opts.peerDecodesFec ?? (() => false);
+    this.peerTakesBundles = opts.peerTakesBundles ?? (() => false);
+    this.bundler = new AckBundler(this.engineMtu);
+  }
+
+  private takesBundles(peerId: number): boolean {
+    let yes = this.bundlePeers.get(peerId);
+    if (yes === undefined) this.bundlePeers.set(peerId, (yes = this.peerTakesBundles(peerId)));
+    return yes;
   }
 
   /** An engine's datagram budget: a parity shard carries one byte more header than a data shard. */
@@ -219,12 +255,10 @@ export class KcpCarrier {
     }
     let dec = this.decoders.get(fromPeer);
     if (!dec) this.decoders.set(fromPeer, (dec = new FecDecoder()));
-    const rebuilt = (r: Rebuilt): void => {
-      if (r.payload.length >= RESET_LEN && r.payload[0] === KIND_SEGMENTS) this.inputPlain(fromPeer, r.type === 0, r.payload, now, false);
-    };
-    if (kind === KIND_FEC_PARITY) dec.parity(body, rebuilt);
+    this.fecPeer = fromPeer;
+    if (kind === KIND_FEC_PARITY) dec.parity(body, this.rebuilt);
     else {
-      const inner = dec.data(body, rebuilt);
+      const inner = dec.data(body, this.rebuilt);
       if (inner === null || inner.payload.length < RESET_LEN) this.stats.malformed++;
       else this.inputPlain(fromPeer, inner.type === 0, inner.payload, now, true);
     }
@@ -232,14 +266,20 @@ export class KcpCarrier {
     if (report) this.tx.push({ peerId: fromPeer, type: this.types.fromInitiator, data: report });
   }
 
+  /** The peer of the FEC datagram being decoded, for what its group rebuilds (no closure per datagram). */
+  private fecPeer = 0;
+  private readonly rebuilt = (r: Rebuilt): void => {
+    const kind = r.payload[0];
+    if (r.payload.length >= RESET_LEN && (kind === KIND_SEGMENTS || kind === KIND_BUNDLE)) this.inputPlain(this.fecPeer, r.type === 0, r.payload, this.clock, false);
+  };
+
   /** A datagram as it goes without FEC (kind byte first); `regular` = false when FEC rebuilt it. */
   private inputPlain(fromPeer: number, fromInitiator: boolean, payload: Uint8Array, now: number, regular: boolean): void {
     const kind = payload[0];
     const conv = readU32(payload, 1);
-    const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
-    let flow = table?.get(conv);
     if (kind === KIND_RESET || kind === KIND_CLOSED) {
       if (kind === KIND_RESET) this.stats.resetsReceived++;
+      const flow = (fromInitiator ? this.accepted : this.initiated).get(fromPeer)?.get(conv);
       if (flow) {
         if (kind === KIND_RESET) flow.peerReset(now);
         else flow.peerClosed(now);
@@ -247,10 +287,31 @@ export class KcpCarrier {
       }
       return;
     }
-    if (kind !== KIND_SEGMENTS) {
-      this.stats.malformed++;
-      return;
+    if (kind === KIND_SEGMENTS) return this.inputSegments(fromPeer, fromInitiator, conv, payload, now, regular);
+    if (kind === KIND_BUNDLE) return this.inputBundle(fromPeer, fromInitiator, payload, now, regular);
+    this.stats.malformed++;
+  }
+
+  /** A bundle: each run of segments of one conversation goes to its flow as if it came alone. */
+  private inputBundle(fromPeer: number, fromInitiator: boolean, payload: Uint8Array, now: number, regular: boolean): void {
+    for (let start = 1; start < payload.length;) {
+      const conv = readU32(payload, start);
+      let end = start;
+      while (end + IKCP_OVERHEAD <= payload.length && readU32(payload, end) === conv) end += IKCP_OVERHEAD + readU32(payload, end + 20);
+      if (end === start || end > payload.length) {
+        this.stats.malformed++;
+        return;
+      }
+      // The byte before the run stands in for a kind byte: a flow reads its segments from offset 1.
+      this.inputSegments(fromPeer, fromInitiator, conv, payload.subarray(start - 1, end), now, regular);
+      start = end;
     }
+  }
+
+  /** KCP segments of conversation `conv`, from payload[1] on. */
+  private inputSegments(fromPeer: number, fromInitiator: boolean, conv: number, payload: Uint8Array, now: number, regular: boolean): void {
+    const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
+    let flow = table?.get(conv);
     if (!flow) {
       const gone = this.forgotten.get(forgottenKey(fromPeer, fromInitiator ? 'acceptor' : 'initiator', conv));
       if (gone || !fromInitiator || !KcpFlow.startsConversation(payload)) {
@@ -267,7 +328,7 @@ export class KcpCarrier {
       this.liveFlows++;
     }
     const f = flow;
-    if (!this.guard(f, now, () => f.input(payload, now, regular))) this.stats.malformed++;
+    if (!this.guard(f, now, Step.Input, payload, regular)) this.stats.malformed++;
     this.acking.add(flow);
     if (flow.role === 'acceptor' && flow.request && !flow.answered && !this.acceptInput) {
       flow.answer(DialStatus.Denied, now);
@@ -281,6 +342,7 @@ export class KcpCarrier {
 
   /** Returns a datagram's memory once sent (optional). */
   recycle(t: CarrierTransmit): void {
+    if (this.bundler.recycle(t.data)) return;
     const kind = t.data[0];
     const at = kind === KIND_SEGMENTS ? 1 : kind === KIND_FEC_DATA ? FEC_DATA_PREFIX + 1 : -1;
     if (at < 0) return; // parity, reports, resets: not an engine's buffer
@@ -317,10 +379,14 @@ export class KcpCarrier {
     // Taken out first: a flow's new deadline may still be due, and it runs once per call.
     const due = this.due;
     for (let f = this.timers.popDue(now); f; f = this.timers.popDue(now)) due.push(f);
+    // Held ACKs fall due together (KcpFlow's ACK_DELAY_MS): bundled per peer like a pass's answers.
+    this.bundling = true;
     for (const f of due) {
-      if (f.deadline() <= now) this.guard(f, now, () => (f.handleTimeout(now), true));
+      if (f.deadline() <= now) this.guard(f, now, Step.Timeout);
       this.settle(f, now);
     }
+    this.bundling = false;
+    this.bundler.flush(this.sendBundle);
     due.length = 0;
     for (const p of this.pacing) if (p.wakeAt <= now) this.pace(p, now);
     for (const [peerId, p] of this.paths) {
@@ -335,11 +401,14 @@ export class KcpCarrier {
   /** Answers, in one flush per flow, every datagram input() took since the last call (see KcpFlow.flushAcks). */
   flushAcks(now: number): void {
     this.clock = now;
+    this.bundling = true;
     for (const f of this.acking) {
-      this.guard(f, now, () => (f.flushAcks(now), true));
+      this.guard(f, now, Step.FlushAcks);
       this.settle(f, now);
     }
+    this.bundling = false;
     this.acking.clear();
+    this.bundler.flush(this.sendBundle);
   }
 
   /** Whether flows have news not yet taken by pollEvent() (the pacer's grants can make some). */
@@ -430,9 +499,12 @@ export class KcpCarrier {
   }
 
   /** Runs one flow's step; an exception (a bug) resets that flow instead of reaching the caller. */
-  private guard(flow: KcpFlow, now: number, step: () => boolean): boolean {
-    try {
-      return step();
+  private guard(flow: KcpFlow, now: number, step: Step, payload?: Uint8Array, regular = true): boolean {
+    try { // the step is named, not a closure: this runs per datagram and per timer
+      if (step === Step.Input) return flow.input(payload!, now, regular);
+      if (step === Step.Timeout) flow.handleTimeout(now);
+      else flow.flushAcks(now);
+      return true;
     } catch (e) {
       this.stats.faults++;
       this.lastFault = e;
@@ -440,6 +512,7 @@ export class KcpCarrier {
       return true;
     }
   }
+
 
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
   private account(flow: KcpFlow, now: number): PeerPath {
@@ -449,8 +522,10 @@ export class KcpCarrier {
     flow.kcp.setWindows(0, this.windowCap());
     this.framing = path;
     this.framingPeer = flow.peerId;
+    this.framingFlow = flow;
     const bytes = flow.drainOutput(this.tx, this.types, this.frame);
     this.framing = null;
+    this.framingFlow = null;
     if (bytes > 0) path.ctl.onSent(bytes, now);
     path.note(flow, now);
     if (flow.hasEvents()) this.pendingEvents.add(flow);
@@ -481,6 +556,7 @@ export class KcpCarrier {
       if (path) this.pacing.delete(path);
       this.paths.delete(flow.peerId);
       this.decoders.delete(flow.peerId);
+      this.bundlePeers.delete(flow.peerId);
     }
   }
 
@@ -512,6 +588,13 @@ export class KcpCarrier {
     kcp.newSegmentQuota = 0; // new data goes only when its path grants it (PeerPath.pace)
     return kcp;
   }
+}
+
+/** What guard() runs on a flow. */
+const enum Step {
+  Input,
+  Timeout,
+  FlushAcks,
 }
 
 function forgottenKey(peerId: number, role: 'initiator' | 'acceptor', conv: number): string {

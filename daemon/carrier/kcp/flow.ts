@@ -13,8 +13,11 @@ import type { PathController } from './path-controller.js';
 import { FEC_DATA_PREFIX } from './path-fec.js';
 import { KIND_SEGMENTS, type CarrierPacketTypes, type CarrierTransmit } from './wire.js';
 
-/** Turns an engine datagram into what goes on the peer channel (a view of it, FEC-framed or not). */
-export type DatagramFramer = (d: Uint8Array, type: number) => Uint8Array;
+/**
+ * Turns an engine datagram into what goes on the peer channel (a view of it, FEC-framed or not), or
+ * null when the carrier took its segments into a bundle (ack-bundle.ts) and the datagram is spent.
+ */
+export type DatagramFramer = (d: Uint8Array, type: number) => Uint8Array | null;
 
 export { FlowEvent };
 
@@ -212,7 +215,8 @@ export class KcpFlow implements CarrierFlow {
 
   /**
    * Moves the engine's datagrams to `out`, each framed by `frame` (the plain payload starts at
-   * d[FEC_DATA_PREFIX], its kind byte; the bytes before are room for FEC); returns their bytes.
+   * d[FEC_DATA_PREFIX], its kind byte; the bytes before are room for FEC); returns the bytes of those
+   * it queued (not of those bundled).
    */
   drainOutput(out: CarrierTransmit[], types: CarrierPacketTypes, frame: DatagramFramer): number {
     const type = this.role === 'initiator' ? types.fromInitiator : types.fromAcceptor;
@@ -220,6 +224,7 @@ export class KcpFlow implements CarrierFlow {
     for (let d = this.kcp.pollTransmit(); d !== null; d = this.kcp.pollTransmit()) {
       d[FEC_DATA_PREFIX] = KIND_SEGMENTS;
       const data = frame(d, type);
+      if (data === null) continue;
       bytes += data.length;
       out.push({ peerId: this.peerId, type, data });
     }

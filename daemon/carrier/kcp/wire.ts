@@ -9,6 +9,12 @@ export const KIND_SEGMENTS = 0;
 export const KIND_RESET = 1;
 /** The flow ended cleanly and was forgotten (conv follows). */
 export const KIND_CLOSED = 2;
+/**
+ * The payload is KCP segments of several conversations, each segment's header naming its own
+ * (ACKs of many flows to one peer in one datagram, see ack-bundle.ts). Only toward a peer announcing
+ * the route feature KcpBundle. Kinds 3-5 are FEC's (path-fec.ts).
+ */
+export const KIND_BUNDLE = 6;
 
 /** Packet types on the peer channel (the peer layer's numbers). */
 export interface CarrierPacketTypes {

@@ -11,18 +11,15 @@
  *   - after each of the above:   drain kcp.pollTransmit() until null and send each datagram.
  *   - when the session ends:      kcp.release() (buffers back to the shared pool)
  *
- * MTU and headroom. `mtu` is the whole datagram budget, as kcp-go's SetMtu: every datagram from
- * pollTransmit() is at most `mtu` bytes and its first `headroom` bytes are reserved, left for the FEC
- * and crypto headers that later layers write in place (kcp-go's ReserveBytes). Segments are packed
- * after them. So MSS = mtu − headroom − 24; kcptun's defaults (1350, 16 nonce + 4 crc + 8 fec = 28)
- * give 1298.
+ * MTU and headroom. `mtu` is the whole datagram budget (kcp-go's SetMtu); the first `headroom` bytes
+ * of each datagram are left for the FEC and crypto headers later layers write in place (kcp-go's
+ * ReserveBytes). MSS = mtu − headroom − 24: kcptun's defaults (1350, 16 + 4 + 8 = 28) give 1298.
  *
  * Clock. The wire ts is `now >>> 0`; all comparisons of u32 quantities use `(a - b) | 0`, so the
  * u32 clock may wrap. Deadlines returned by pollTimeout() are in the caller's own domain (now + delay).
  *
- * Buffers. Datagrams returned by pollTransmit() belong to the caller. Handing one back with
- * recycleTransmit() once it has been sent lets the engine reuse it (no allocation per datagram).
- * input() copies what it keeps, so the caller may reuse its receive buffer at once.
+ * Buffers. Datagrams from pollTransmit() belong to the caller; recycleTransmit() once sent lets the
+ * engine reuse one (no allocation per datagram). input() copies what it keeps.
  */
 import { AckList } from './ack-list.js';
 import { CongestionWindow } from './congestion-window.js';
@@ -30,6 +27,7 @@ import { DatagramOut } from './datagram-out.js';
 import { intInRange, KCP_INPUT_BAD_CMD, KCP_INPUT_BAD_CONV, KCP_INPUT_BAD_LEN, KCP_INPUT_OK, KCP_STATE_DEAD, type KcpOptions } from './options.js';
 import { ReceiveBuffer } from './receive-buffer.js';
 import { Ring } from './ring.js';
+import { FlushScan } from './flush-scan.js';
 import { Rack } from './rack.js';
 import { RttEstimator } from './rtt-estimator.js';
 import {
@@ -75,6 +73,8 @@ export class Kcp {
   rtoFloor = 0;
   /** With `rack`: ms more to wait before a hole counts as lost (an outer FEC's repair may still come). */
   rackExtraMs = 0;
+  /** What the last full scan of snd_buf found: a flush with nothing new skips it (flush-scan.ts). */
+  private readonly scan = new FlushScan();
   /**
    * Segment bytes (header included: a small segment still costs one) acknowledged for the first time,
    * selectively or by una, and how many segments that was; cumulative.
@@ -285,6 +285,7 @@ export class Kcp {
    */
   input(data: Uint8Array, now: number, regular = true): number {
     this.setNow(now);
+    this.scan.stale = true;
     const prevUna = this.sndUna;
     const end = data.length;
     if (end < IKCP_OVERHEAD) return KCP_INPUT_BAD_CONV;
@@ -516,25 +517,23 @@ export class Kcp {
     const rxRto = Math.max(this.rtt.rto, this.rtoFloor);
     const rack = this.rack;
     const rackWait = rack === null ? -1 : rack.wait(this.rtt.srtt, this.rackExtraMs);
-    let minrto = this.interval;
     let change = 0;
     let lost = 0;
     let fast = 0;
     let early = 0;
-    for (let k = newOnly ? sndBuf.length - newSegs : 0; k < sndBuf.length; k++) {
+    // The segments already in flight only when something could have changed for them (flush-scan.ts).
+    const skipOld = newOnly || this.scan.canSkip(current, rackWait, tail);
+    let earliest = 0x7fffffff;
+    let fastackSeen = false;
+    for (let k = skipOld ? sndBuf.length - newSegs : 0; k < sndBuf.length; k++) {
       const seg = sndBuf.get(k);
       if (seg.acked) continue;
       let needsend = true;
       if (seg.xmit === 0) {
         seg.rto = rxRto;
         seg.resendts = (current + seg.rto) >>> 0;
-      } else if (seg.fastack >= resent) {
-        seg.fastack = 0;
-        seg.rto = rxRto;
-        seg.resendts = (current + seg.rto) >>> 0;
-        change++;
-        fast++;
-      } else if (rackWait >= 0 && rack!.candidate(seg) && rack!.untilLost(seg, current, rackWait) <= 0) {
+      } else if (seg.fastack >= resent || (rackWait >= 0 && rack!.candidate(seg) && rack!.untilLost(seg, current, rackWait) <= 0)) {
+        seg.fastack = 0; // (counted only without RACK)
         seg.rto = rxRto;
         seg.resendts = (current + seg.rto) >>> 0;
         change++;
@@ -568,13 +567,15 @@ export class Kcp {
         if (seg.xmit >= this.deadLink) this.state = KCP_STATE_DEAD;
       }
       const untilResend = (seg.resendts - current) | 0;
-      if (untilResend > 0 && untilResend < minrto) minrto = untilResend;
+      if (untilResend > 0 && untilResend < earliest) earliest = untilResend;
       if (rackWait >= 0 && !needsend && rack!.candidate(seg)) {
         const untilLost = rack!.untilLost(seg, current, rackWait);
-        if (untilLost > 0 && untilLost < minrto) minrto = untilLost;
+        if (untilLost > 0 && untilLost < earliest) earliest = untilLost;
       }
+      if (seg.fastack > 0) fastackSeen = true;
     }
     this.tx.finish();
+    earliest = this.scan.record(!skipOld, current, earliest, rackWait, fastackSeen);
 
     this.lostSegs += lost;
     this.fastRetransSegs += fast;
@@ -582,7 +583,7 @@ export class Kcp {
     this.retransSegs += lost + fast + early;
 
     if (this.nocwnd === 0) this.cc.afterFlush(change, lost, (this.sndNxt - this.sndUna) >>> 0, cwnd, resent);
-    return minrto;
+    return Math.min(this.interval, earliest);
   }
 
   // ---- segment memory ----

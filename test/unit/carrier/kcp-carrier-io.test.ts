@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { KcpCarrier } from '../../../daemon/carrier/kcp/endpoint.js';
 import { ACK_DELAY_MS } from '../../../daemon/carrier/kcp/flow.js';
 import { DialStatus } from '../../../daemon/carrier/flow-frames.js';
+import { KIND_BUNDLE, KIND_SEGMENTS } from '../../../daemon/carrier/kcp/wire.js';
 import { IKCP_CMD_ACK, IKCP_CMD_PUSH, IKCP_OVERHEAD } from '../../../daemon/transport/kcp/segment.js';
 import { socketAddrOf } from '../../../daemon/packet/flow-key.js';
 
@@ -96,4 +97,39 @@ test('an answer within ACK_DELAY_MS takes the held ACK along: one wake-up of the
   assert.equal(flow.kcp.waitSnd, 0);
   b.handleTimeout(ACK_DELAY_MS);
   assert.equal(b.pollTransmit(), null, 'nothing left to send at the old due time');
+});
+
+test('toward a peer that takes bundles, the ACKs many flows owe leave in one datagram', () => {
+  for (const bundles of [true, false]) {
+    const a = new KcpCarrier({ types: TYPES, convSeed: 1, peerTakesBundles: () => bundles });
+    const b = new KcpCarrier({ types: TYPES, convSeed: 2, peerTakesBundles: () => bundles });
+    const flows = Array.from({ length: 60 }, () => a.open(B, REQ, 0));
+    assert.equal(deliver(a, A, b, 0), 60);
+    b.flushAcks(0);
+    b.handleTimeout(ACK_DELAY_MS); // each flow took a lone segment: its ACK was held for an answer
+    const answers = [];
+    for (let t = b.pollTransmit(); t; t = b.pollTransmit()) answers.push(t.data.slice());
+    // 60 ACK segments of 24 bytes: two bundles of at most one MTU each, or a datagram per flow.
+    assert.equal(answers.length, bundles ? 2 : 60);
+    assert.ok(answers.every((d) => d[0] === (bundles ? KIND_BUNDLE : KIND_SEGMENTS) && d.length <= 1200));
+    for (const d of answers) a.input(B, TYPES.fromAcceptor, d, 0);
+    assert.deepEqual(flows.map((f) => f.kcp.waitSnd), flows.map(() => 0), 'every OPEN is acknowledged');
+    assert.equal(a.stats.malformed + a.stats.unknownConv, 0);
+  }
+});
+
+test('a bundle whose segment overruns the datagram is counted malformed, and its earlier runs still count', () => {
+  const a = new KcpCarrier({ types: TYPES, convSeed: 1, peerTakesBundles: () => true });
+  const b = new KcpCarrier({ types: TYPES, convSeed: 2, peerTakesBundles: () => true });
+  const flows = [a.open(B, REQ, 0), a.open(B, REQ, 0)];
+  deliver(a, A, b, 0);
+  b.flushAcks(0);
+  b.handleTimeout(ACK_DELAY_MS);
+  const bundle = b.pollTransmit()!.data.slice();
+  assert.equal(bundle[0], KIND_BUNDLE);
+  const cut = bundle.subarray(0, bundle.length - 3);
+  a.input(B, TYPES.fromAcceptor, cut, 0);
+  assert.equal(a.stats.malformed, 1);
+  // The bundle's first run (whichever flow's ACK fell due first) counts; the cut one does not.
+  assert.deepEqual(flows.map((f) => f.kcp.waitSnd).sort(), [0, 1]);
 });
