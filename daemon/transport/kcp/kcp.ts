@@ -45,7 +45,6 @@ export {
   KCP_INPUT_BAD_CMD, KCP_INPUT_BAD_CONV, KCP_INPUT_BAD_LEN, KCP_INPUT_OK, KCP_STATE_DEAD, type KcpOptions, type KcpTuning,
 } from './options.js';
 
-
 /** With RACK: segments one flush resends on timeout (see the flush). */
 const RACK_RTO_PROBES = 2;
 
@@ -198,6 +197,8 @@ export class Kcp {
     return w < this.sndWnd && w < this.rmtWnd;
   }
 
+  /** With `rack`: the u32 send time of the latest-sent transmission known delivered (-1: none, or no rack). */
+  get deliveredSentTs(): number { return this.rack === null ? -1 : this.rack.latestSentTs; }
   get srtt(): number { return this.rtt.srtt; }
   get rttvar(): number { return this.rtt.rttvar; }
   get rto(): number { return this.rtt.rto; }
@@ -363,8 +364,8 @@ export class Kcp {
 
   /**
    * Marks the acked segment (kcp-go leaves it in snd_buf until una passes it, which keeps snd_buf
-   * contiguous in sn: entry i has sn = snd_una + i), then counts a duplicate ACK for every earlier
-   * segment sent no later than the acked one (kcp-go's per-ACK fast-ack scan).
+   * contiguous in sn: entry i has sn = snd_una + i), then, without RACK, counts a duplicate ACK for
+   * every earlier segment sent no later than the acked one (kcp-go's per-ACK fast-ack scan).
    */
   private parseAck(sn: number, ts: number): void {
     const idx = (sn - this.sndUna) | 0;
@@ -378,6 +379,7 @@ export class Kcp {
       this.delivered(acked.len);
       this.rack?.delivered(ts, sn, this.current); // ts echoes the very transmission that arrived
     }
+    if (this.rack !== null) return; // RACK reads send times, not duplicate counts: no O(window) scan per ACK
     for (let i = 0; i < idx; i++) {
       const seg = buf.get(i);
       if (((seg.ts - ts) | 0) <= 0) seg.fastack++;
