@@ -16,6 +16,19 @@
  * round's smallest RTT sample sits well above the base RTT: a queue is standing at the bottleneck, so
  * the losses are the queue overflowing, and then only the model's rate goes out (and the probe up is
  * skipped). The in-flight cap bounds the queue whatever the estimates say.
+ *
+ * A busy host is not a faster path. When the peer's event loop stalls, its ACKs arrive in a burst, and
+ * a round's delivered bytes over its ACK time would overrate the path (then the pacer overruns a real
+ * bottleneck, its queue overflows, and the overflow looks like more random loss to compensate). So a
+ * rate sample is delivered bytes over the longer of the ACK span and the span over which that data
+ * was sent (BBR's send_elapsed): data cannot have crossed the path faster than it was sent.
+ *
+ * inflight_hi (BBRv2's idea, on our signals): random loss comes at a steady rate whatever we send, a
+ * queue overflowing comes with a standing queue. A round whose smallest RTT sample stands well above
+ * the base RTT *and* whose retransmission share is well above the path's usual share says "the
+ * bottleneck's queue overflowed at about this much in flight": the in-flight cap is then held at
+ * INFLIGHT_HI_BETA of what was in flight, and grows back by INFLIGHT_HI_GROWTH a round while rounds
+ * stay clean. Random loss alone never sets it, and a host's stalls (delay without excess loss) neither.
  */
 
 const STARTUP_GAIN = 2.885;
@@ -48,6 +61,13 @@ const MAX_STANDING_RTTS = 4;
 const MAX_RTO_FLOOR_RTTS = 4;
 /** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
 const MIN_RATE_SEGS = 4;
+/** A round overflows when its retransmission share exceeds the usual share × this plus OVERFLOW_SLACK. */
+const OVERFLOW_FACTOR = 1.5;
+const OVERFLOW_SLACK = 0.02;
+/** inflight_hi: this share of what was in flight when the queue overflowed. */
+const INFLIGHT_HI_BETA = 0.85;
+/** inflight_hi grows back by this share a round while no overflow is seen. */
+const INFLIGHT_HI_GROWTH = 1 / 32;
 
 const enum Mode {
   Startup,
@@ -86,6 +106,11 @@ export class PathController {
   private roundMinRtt = Infinity;
   private roundRetx = 0;
   private roundNew = 0;
+  /** Send time (u32 clock) of the latest-sent data known delivered, at the round's start and now; -1: none yet. */
+  private roundSentFrom = -1;
+  private latestSent = -1;
+  /** Ceiling on bytes in flight learnt from a queue overflowing (Infinity: none seen). */
+  private inflightHi = Infinity;
   private queued = false;
   /** Smoothed delay above the base RTT that every sample of a round carries (ACK batching, busy event loops). */
   private standing = 0;
@@ -103,7 +128,7 @@ export class PathController {
   private rate = 0;
 
   /** Figures for the node's stats and the tests. */
-  readonly stats = { rounds: 0, queuedRounds: 0 };
+  readonly stats = { rounds: 0, queuedRounds: 0, overflowRounds: 0 };
 
   constructor(opts: PathControllerOptions) {
     this.mss = opts.mss;
@@ -125,6 +150,12 @@ export class PathController {
   onSegments(newSegs: number, retxSegs: number): void {
     this.roundNew += newSegs;
     this.roundRetx += retxSegs;
+  }
+
+  /** The latest-sent transmission a flow knows delivered was sent at `ts` (the engine's u32 clock; -1: none). */
+  onDeliveredSentAt(ts: number): void {
+    if (ts < 0) return;
+    if (this.latestSent < 0 || ((ts - this.latestSent) | 0) > 0) this.latestSent = ts;
   }
 
   /** Segment bytes (headers included) acknowledged for the first time, and how many segments. */
@@ -190,7 +221,7 @@ export class PathController {
     // (BBR's extra_acked plays this part). Bounded, so a real standing queue cannot feed itself.
     const rtt = this.minRtt + MIN_ROUND_MS;
     const bdp = this.bw * (rtt + Math.min(this.standing, MAX_STANDING_RTTS * rtt));
-    return Math.max(this.minWindow, (gain * bdp) / (1 - this.lossShare));
+    return Math.max(this.minWindow, Math.min(this.inflightHi, (gain * bdp) / (1 - this.lossShare)));
   }
 
   /**
@@ -247,7 +278,11 @@ export class PathController {
     if (elapsed < length) return;
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
     if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
-    this.endRound(this.roundDelivered / elapsed);
+    // The data delivered this round was sent over at least sendSpan: a burst of ACKs (a stalled peer)
+    // must not make the path look faster than we fed it.
+    const sendSpan = this.roundSentFrom < 0 || this.latestSent < 0 ? 0 : (this.latestSent - this.roundSentFrom) | 0;
+    this.roundSentFrom = this.latestSent;
+    this.endRound(this.roundDelivered / Math.max(elapsed, sendSpan));
     this.appLimited = false;
     this.roundStart = now;
     this.roundDelivered = 0;
@@ -274,13 +309,18 @@ export class PathController {
       this.standing += (this.roundMinRtt - this.minRtt - this.standing) / 8;
     }
     const sent = this.roundNew + this.roundRetx;
+    const share = sent >= MIN_LOSS_SAMPLE ? Math.min(MAX_LOSS_SHARE, this.roundRetx / sent) : -1;
     if (this.queued) {
-      // Losses while a queue stands are (partly) the queue overflowing: stop compensating for them.
       this.stats.queuedRounds++;
-      this.lossShare /= 2;
-    } else if (sent >= MIN_LOSS_SAMPLE) {
-      const share = Math.min(MAX_LOSS_SHARE, this.roundRetx / sent);
-      this.lossShare += (share - this.lossShare) / 4;
+      if (share > this.lossShare * OVERFLOW_FACTOR + OVERFLOW_SLACK) {
+        // A standing queue and more loss than the path's usual: the bottleneck's queue overflowed at
+        // about what is in flight now. Hold the window below it; the excess loss is not compensated.
+        this.stats.overflowRounds++;
+        this.inflightHi = Math.max(this.minWindow, this.inflight * INFLIGHT_HI_BETA);
+      }
+    } else {
+      if (share >= 0) this.lossShare += (share - this.lossShare) / 4;
+      if (this.inflightHi !== Infinity) this.inflightHi += this.inflightHi * INFLIGHT_HI_GROWTH;
     }
 
     switch (this.mode) {
