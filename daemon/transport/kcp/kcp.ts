@@ -57,12 +57,8 @@ export class Kcp {
 
   // Counters (kcp-go SNMP names: InSegs, OutSegs, RetransSegs, FastRetransSegs, EarlyRetransSegs,
   // LostSegs, RepeatSegs), per engine; a session table sums them.
-  inSegs = 0;
-  retransSegs = 0;
-  fastRetransSegs = 0;
-  earlyRetransSegs = 0;
-  lostSegs = 0;
-  repeatSegs = 0;
+  inSegs = 0; retransSegs = 0; fastRetransSegs = 0;
+  earlyRetransSegs = 0; lostSegs = 0; repeatSegs = 0;
 
   /**
    * New segments a flush may still move into flight. Infinity (the default, kcp-go's behaviour): as many
@@ -74,10 +70,7 @@ export class Kcp {
   rtoFloor = 0;
   /** With `rack`: ms more to wait before a hole counts as lost (an outer FEC's repair may still come). */
   rackExtraMs = 0;
-  /**
-   * Segment bytes (header included: a small segment still costs one) acknowledged for the first time,
-   * selectively or by una, and how many segments that was; cumulative.
-   */
+  /** Segment bytes (with header) acknowledged for the first time, selectively or by una, and how many segments; cumulative. */
   deliveredBytes = 0;
   deliveredSegs = 0;
   /** Segment bytes (header included) sent and not yet acknowledged. */
@@ -111,6 +104,7 @@ export class Kcp {
   private lastNow = 0; // the same, in the caller's domain
   private nextFlushAt = 0; // caller's domain
   private timerArmed = false;
+  private hostLate = false;
 
   private readonly store: SegmentStore;
   private readonly sndQueue = new Ring<Segment>(64);
@@ -422,7 +416,11 @@ export class Kcp {
   handleTimeout(now: number): void {
     this.setNow(now);
     if (this.timerArmed && ((now - this.nextFlushAt) | 0) < 0) return;
+    // A run this late means our own host stalled: the ACKs that cancel a timeout may still wait in our
+    // socket. With RACK a timeout then waits one ms more, so the input is read first (no spurious RTO).
+    this.hostLate = this.rack !== null && this.timerArmed && now - this.nextFlushAt > this.interval;
     const wait = this.flushSegments(false);
+    this.hostLate = false;
     this.nextFlushAt = now + wait;
     this.timerArmed = true;
   }
@@ -547,7 +545,7 @@ export class Kcp {
         seg.resendts = (current + seg.rto) >>> 0;
         change++;
         early++;
-      } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || lost < RACK_RTO_PROBES)) {
+      } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || (lost < RACK_RTO_PROBES && !this.hostLate))) {
         seg.rto += this.nodelay === 0 ? rxRto : rxRto >>> 1;
         seg.fastack = 0;
         seg.resendts = (current + seg.rto) >>> 0;
@@ -556,7 +554,8 @@ export class Kcp {
         // RACK: a timeout resends only the oldest segments, as probes. A stalled host or path (the
         // usual cause on a busy machine) then costs two segments, not the window; if the rest are
         // really lost, the probes' ACKs let RACK find them within a round trip.
-        seg.resendts = (current + seg.rto) >>> 0;
+        if (this.hostLate) minrto = 1;
+        else seg.resendts = (current + seg.rto) >>> 0;
         needsend = false;
       } else {
         needsend = false;
