@@ -27,8 +27,8 @@
  * queue overflowing comes with a standing queue. A round whose smallest RTT sample stands well above
  * the base RTT *and* whose retransmission share is well above the path's usual share says "the
  * bottleneck's queue overflowed at about this much in flight": the in-flight cap is then held at
- * INFLIGHT_HI_BETA of what was in flight, and grows back by INFLIGHT_HI_GROWTH a round while rounds
- * stay clean. Random loss alone never sets it, and a host's stalls (delay without excess loss) neither.
+ * INFLIGHT_HI_BETA of what was in flight, and grows back by INFLIGHT_HI_GROWTH in every round without
+ * such excess. Random loss alone never sets it, and a host's stalls (delay without excess loss) neither.
  */
 
 const STARTUP_GAIN = 2.885;
@@ -64,6 +64,8 @@ const MIN_RATE_SEGS = 4;
 /** A round overflows when its retransmission share exceeds the usual share × this plus OVERFLOW_SLACK. */
 const OVERFLOW_FACTOR = 1.5;
 const OVERFLOW_SLACK = 0.02;
+/** ... and it resent at least this many segments. */
+const OVERFLOW_MIN_RETX = 8;
 /** inflight_hi: this share of what was in flight when the queue overflowed. */
 const INFLIGHT_HI_BETA = 0.85;
 /** inflight_hi grows back by this share a round while no overflow is seen. */
@@ -310,17 +312,19 @@ export class PathController {
     }
     const sent = this.roundNew + this.roundRetx;
     const share = sent >= MIN_LOSS_SAMPLE ? Math.min(MAX_LOSS_SHARE, this.roundRetx / sent) : -1;
-    if (this.queued) {
-      this.stats.queuedRounds++;
-      if (share > this.lossShare * OVERFLOW_FACTOR + OVERFLOW_SLACK) {
-        // A standing queue and more loss than the path's usual: the bottleneck's queue overflowed at
-        // about what is in flight now. Hold the window below it; the excess loss is not compensated.
-        this.stats.overflowRounds++;
-        this.inflightHi = Math.max(this.minWindow, this.inflight * INFLIGHT_HI_BETA);
-      }
-    } else {
-      if (share >= 0) this.lossShare += (share - this.lossShare) / 4;
-      if (this.inflightHi !== Infinity) this.inflightHi += this.inflightHi * INFLIGHT_HI_GROWTH;
+    // A standing queue, more loss than the path's usual, and our own data filling the pipe: the
+    // bottleneck's queue overflowed at about what is in flight now. Hold the window below that; the
+    // excess loss is not compensated. (A few resends, or a queue while we send little, say nothing.)
+    const overflow = this.queued && this.roundRetx >= OVERFLOW_MIN_RETX && share > this.lossShare * OVERFLOW_FACTOR + OVERFLOW_SLACK &&
+      this.inflight >= this.bdp();
+    if (this.queued) this.stats.queuedRounds++;
+    else if (share >= 0) this.lossShare += (share - this.lossShare) / 4;
+    if (overflow) {
+      this.stats.overflowRounds++;
+      this.inflightHi = Math.max(this.minWindow, this.inflight * INFLIGHT_HI_BETA);
+    } else if (this.inflightHi !== Infinity) {
+      // Grows back in every clean round, queued or not: a busy host's delay alone must not pin it.
+      this.inflightHi += this.inflightHi * INFLIGHT_HI_GROWTH;
     }
 
     switch (this.mode) {

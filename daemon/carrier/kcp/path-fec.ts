@@ -171,8 +171,9 @@ export class FecEncoder {
     // flow alone on the path) still gets its loss measured, over a longer time.
     if (sent < MIN_REPORT_SAMPLE) return;
     this.lastReport = { seq, received };
-    if (got > sent) return; // the peer counted duplicates
-    this.loss += (1 - got / sent - this.loss) / 4;
+    // Unclamped: a sample that counts datagrams which overtook the previous report (reordering) reads
+    // below zero and evens out the one before it, which counted them as lost.
+    this.loss = Math.max(0, this.loss + (1 - got / sent - this.loss) / 4);
   }
 
   private open(now: number): void {
