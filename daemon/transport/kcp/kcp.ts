@@ -87,8 +87,7 @@ export class Kcp {
   /** Time-based loss detection (the `rack` option), or null for kcp-go's duplicate ACKs. */
   private readonly rack: Rack | null;
 
-  private sndUna = 0;
-  private sndNxt = 0;
+  private sndUna = 0; private sndNxt = 0;
   private readonly rtt = new RttEstimator(IKCP_RTO_MIN);
   private sndWnd = IKCP_WND_SND;
   private rmtWnd = IKCP_WND_RCV;
@@ -104,7 +103,8 @@ export class Kcp {
   private lastNow = 0; // the same, in the caller's domain
   private nextFlushAt = 0; // caller's domain
   private timerArmed = false;
-  private hostLate = false;
+  private hostLate = false; // this timer run is late (see handleTimeout)
+  private deferredRto = false; // the last run deferred its timeouts
 
   private readonly store: SegmentStore;
   private readonly sndQueue = new Ring<Segment>(64);
@@ -417,10 +417,10 @@ export class Kcp {
     this.setNow(now);
     if (this.timerArmed && ((now - this.nextFlushAt) | 0) < 0) return;
     // A run this late means our own host stalled: the ACKs that cancel a timeout may still wait in our
-    // socket. With RACK a timeout then waits one ms more, so the input is read first (no spurious RTO).
-    this.hostLate = this.rack !== null && this.timerArmed && now - this.nextFlushAt > this.interval;
+    // socket. With RACK a timeout then waits one ms more (once: on a host always late, it must still fire).
+    this.hostLate = this.rack !== null && !this.deferredRto && this.timerArmed && now - this.nextFlushAt > this.interval;
     const wait = this.flushSegments(false);
-    this.hostLate = false;
+    this.deferredRto = this.hostLate; this.hostLate = false;
     this.nextFlushAt = now + wait;
     this.timerArmed = true;
   }

@@ -127,3 +127,15 @@ test('rack: a timer that runs late (this host stalled) reads the waiting ACK bef
   assert.deepEqual(pushes(a.pollTransmit()!.subarray(a.headroom)), [1]);
   assert.equal(a.lostSegs, 1);
 });
+
+test('rack: on a host whose timers always run late, a timeout is deferred once, then fires', () => {
+  const [a] = engines();
+  a.send(new Uint8Array(100));
+  a.handleTimeout(0);
+  a.pollTransmit();
+  a.handleTimeout(1000); // late: deferred
+  assert.equal(a.pollTransmit(), null);
+  a.handleTimeout(1050); // late again (the 1 ms re-arm ran 49 ms late): fires now
+  assert.notEqual(a.pollTransmit(), null);
+  assert.equal(a.lostSegs, 1);
+});
