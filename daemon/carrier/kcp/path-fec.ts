@@ -69,7 +69,7 @@ function codec(data: number, parity: number): ReedSolomon {
   return c;
 }
 
-/** Parity shards per full group for a measured loss rate (what a group accumulates; a short one sends fewer). */
+/** Parity shards per full group for a measured loss rate (what a group accumulates; a short one sends thinParity()). */
 export function parityFor(loss: number): number {
   if (loss < MIN_LOSS) return 0;
   return Math.min(MAX_PARITY, Math.max(1, Math.round(GROUP_DATA * loss * PARITY_PER_LOSS)));
