@@ -12,10 +12,11 @@
  *
  * Random loss is not read as congestion: the path is lossy by design. Instead the controller measures
  * the share of sends that are retransmissions and paces that much faster on the wire, so the *delivered*
- * rate still meets the model (Brutal's compensation, bounded to 2×). Compensation is withheld while the
- * round's smallest RTT sample sits well above the base RTT: a queue is standing at the bottleneck, so
- * the losses are the queue overflowing, and then only the model's rate goes out (and the probe up is
- * skipped). The in-flight cap bounds the queue whatever the estimates say.
+ * rate still meets the model (Brutal's compensation, bounded to 2×; FEC parity counts as overhead too).
+ * While the round's smallest RTT sample sits well above the base RTT a queue stands at the bottleneck:
+ * the probe up is skipped and the pacer runs a little under the model so the queue drains. The share
+ * compensated for leaves out the excess of overflowing rounds (inflight_hi below), so what it covers is
+ * the path's own loss. The in-flight cap bounds the queue whatever the estimates say.
  *
  * A busy host is not a faster path. When the peer's event loop stalls, its ACKs arrive in a burst, and
  * a round's delivered bytes over its ACK time would overrate the path (then the pacer overruns a real
@@ -108,6 +109,7 @@ export class PathController {
   private roundMinRtt = Infinity;
   private roundRetx = 0;
   private roundNew = 0;
+  private roundParity = 0;
   /** Send time (u32 clock) of the latest-sent data known delivered, at the round's start and now; -1: none yet. */
   private roundSentFrom = -1;
   private latestSent = -1;
@@ -120,8 +122,10 @@ export class PathController {
   private appLimited = false;
   private cycle = 0;
 
-  /** Smoothed share of sends that were retransmissions. */
+  /** Smoothed share of sends that were overhead (retransmissions and FEC parity): what is compensated. */
   private lossShare = 0;
+  /** Smoothed share of data sends that were retransmissions, outside overflows: the path's usual loss. */
+  private usualRetx = 0;
 
   /** Segment bytes (headers included) in flight over every flow of the path. */
   inflight = 0;
@@ -152,6 +156,11 @@ export class PathController {
   onSegments(newSegs: number, retxSegs: number): void {
     this.roundNew += newSegs;
     this.roundRetx += retxSegs;
+  }
+
+  /** An FEC parity datagram went out: overhead to compensate for like a resend, but no sign of loss. */
+  onParity(): void {
+    this.roundParity++;
   }
 
   /** The latest-sent transmission a flow knows delivered was sent at `ts` (the engine's u32 clock; -1: none). */
@@ -290,7 +299,7 @@ export class PathController {
     this.roundDelivered = 0;
     this.roundSegs = 0;
     this.roundMinRtt = Infinity;
-    this.roundNew = this.roundRetx = 0;
+    this.roundNew = this.roundRetx = this.roundParity = 0;
   }
 
   private endRound(sample: number): void {
@@ -311,14 +320,23 @@ export class PathController {
       this.standing += (this.roundMinRtt - this.minRtt - this.standing) / 8;
     }
     const sent = this.roundNew + this.roundRetx;
-    const share = sent >= MIN_LOSS_SAMPLE ? Math.min(MAX_LOSS_SHARE, this.roundRetx / sent) : -1;
-    // A standing queue, more loss than the path's usual, and our own data filling the pipe: the
+    // Resends among data sends: the loss signal. Overhead (resends and parity) among all sends: what
+    // the pacer compensates for.
+    const retxShare = sent >= MIN_LOSS_SAMPLE ? this.roundRetx / sent : -1;
+    const overhead = sent >= MIN_LOSS_SAMPLE ? Math.min(MAX_LOSS_SHARE, (this.roundRetx + this.roundParity) / (sent + this.roundParity)) : -1;
+    // A standing queue, more resends than the path's usual, and our own data filling the pipe: the
     // bottleneck's queue overflowed at about what is in flight now. Hold the window below that; the
-    // excess loss is not compensated. (A few resends, or a queue while we send little, say nothing.)
-    const overflow = this.queued && this.roundRetx >= OVERFLOW_MIN_RETX && share > this.lossShare * OVERFLOW_FACTOR + OVERFLOW_SLACK &&
-      this.inflight >= this.bdp();
+    // excess is not compensated. (A few resends, or a queue while we send little, say nothing.)
+    const overflow = this.queued && this.roundRetx >= OVERFLOW_MIN_RETX && this.inflight >= this.bdp() &&
+      retxShare > this.usualRetx * OVERFLOW_FACTOR + OVERFLOW_SLACK;
     if (this.queued) this.stats.queuedRounds++;
-    else if (share >= 0) this.lossShare += (share - this.lossShare) / 4;
+    if (!overflow && retxShare >= 0) {
+      // Queued rounds count too: a busy host's rounds often look queued, and their losses are the
+      // path's usual ones (else the share would freeze at a young path's value, and every later round
+      // would read as an overflow, or go uncompensated). Only an overflow's excess is left out.
+      this.usualRetx += (retxShare - this.usualRetx) / 4;
+      this.lossShare += (overhead - this.lossShare) / 4;
+    }
     if (overflow) {
       this.stats.overflowRounds++;
       this.inflightHi = Math.max(this.minWindow, this.inflight * INFLIGHT_HI_BETA);
@@ -360,13 +378,13 @@ export class PathController {
     // No loss compensation yet: STARTUP's losses are as likely its own overshoot as the path's.
     if (this.mode === Mode.Startup) return bw * STARTUP_GAIN;
     if (this.mode === Mode.Drain) return bw * DRAIN_GAIN;
-    // No probe up into a standing queue: a little under the model instead, so it drains.
-    if (this.queued) return bw * QUEUED_GAIN;
-    return bw * PROBE_GAINS[this.cycle]! * this.compensation();
+    // No probe up into a standing queue: a little under the model instead, so it drains. Still
+    // compensated: the share leaves out an overflow's excess, so what it covers is the path's own loss.
+    return bw * (this.queued ? QUEUED_GAIN : PROBE_GAINS[this.cycle]!) * this.compensation();
   }
 
-  /** Wire rate per delivered rate: 1 / (1 − retransmission share) while no queue stands. */
+  /** Wire rate per delivered rate: 1 / (1 − overhead share). */
   private compensation(): number {
-    return this.queued ? 1 : 1 / (1 - this.lossShare);
+    return 1 / (1 - this.lossShare);
   }
 }
