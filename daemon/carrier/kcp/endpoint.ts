@@ -133,7 +133,7 @@ export class KcpCarrier {
     path.ctl.onSent(parity.length, this.clock);
     // Overhead like a retransmission: the controller paces that much above the delivery rate it
     // models, or every round would deliver less than the last and the model would shrink to nothing.
-    path.ctl.onParity();
+    path.ctl.onSegments(0, 1);
     this.tx.push({ peerId: this.framingPeer, type: this.types.fromInitiator, data: parity });
   };
   private framingPeer = 0;

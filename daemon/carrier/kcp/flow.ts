@@ -214,7 +214,6 @@ export class KcpFlow implements CarrierFlow {
     ctl.inflight += k.flightBytes - this.seenFlight;
     this.seenFlight = k.flightBytes;
     if (k.deliveredBytes !== this.seenDelivered) {
-      ctl.onDeliveredSentAt(k.deliveredSentTs);
       ctl.onDelivered(k.deliveredBytes - this.seenDelivered, k.deliveredSegs - this.seenDeliveredSegs, now);
       this.seenDelivered = k.deliveredBytes;
       this.seenDeliveredSegs = k.deliveredSegs;

@@ -12,24 +12,10 @@
  *
  * Random loss is not read as congestion: the path is lossy by design. Instead the controller measures
  * the share of sends that are retransmissions and paces that much faster on the wire, so the *delivered*
- * rate still meets the model (Brutal's compensation, bounded to 2×; FEC parity counts as overhead too).
- * While the round's smallest RTT sample sits well above the base RTT a queue stands at the bottleneck:
- * the probe up is skipped and the pacer runs a little under the model so the queue drains. The share
- * compensated for leaves out the excess of overflowing rounds (inflight_hi below), so what it covers is
- * the path's own loss. The in-flight cap bounds the queue whatever the estimates say.
- *
- * A busy host is not a faster path. When the peer's event loop stalls, its ACKs arrive in a burst, and
- * a round's delivered bytes over its ACK time would overrate the path (then the pacer overruns a real
- * bottleneck, its queue overflows, and the overflow looks like more random loss to compensate). So a
- * rate sample is delivered bytes over the longer of the ACK span and the span over which that data
- * was sent (BBR's send_elapsed): data cannot have crossed the path faster than it was sent.
- *
- * inflight_hi (BBRv2's idea, on our signals): random loss comes at a steady rate whatever we send, a
- * queue overflowing comes with a standing queue. A round whose smallest RTT sample stands well above
- * the base RTT *and* whose retransmission share is well above the path's usual share says "the
- * bottleneck's queue overflowed at about this much in flight": the in-flight cap is then held at
- * INFLIGHT_HI_BETA of what was in flight, and grows back by INFLIGHT_HI_GROWTH in every round without
- * such excess. Random loss alone never sets it, and a host's stalls (delay without excess loss) neither.
+ * rate still meets the model (Brutal's compensation, bounded to 2×). Compensation is withheld while the
+ * round's smallest RTT sample sits well above the base RTT: a queue is standing at the bottleneck, so
+ * the losses are the queue overflowing, and then only the model's rate goes out (and the probe up is
+ * skipped). The in-flight cap bounds the queue whatever the estimates say.
  */
 
 const STARTUP_GAIN = 2.885;
@@ -62,17 +48,6 @@ const MAX_STANDING_RTTS = 4;
 const MAX_RTO_FLOOR_RTTS = 4;
 /** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
 const MIN_RATE_SEGS = 4;
-/** A round overflows when its retransmission share exceeds the usual share × this plus OVERFLOW_SLACK. */
-const OVERFLOW_FACTOR = 1.5;
-const OVERFLOW_SLACK = 0.02;
-/** ... and it resent at least this many segments. */
-const OVERFLOW_MIN_RETX = 8;
-/** inflight_hi: this share of what was in flight when the queue overflowed. */
-const INFLIGHT_HI_BETA = 0.85;
-/** inflight_hi grows back by this share a round while no overflow is seen. */
-const INFLIGHT_HI_GROWTH = 1 / 16;
-/** A round's send span counts at this share against its ACK span (see maybeEndRound). */
-const SEND_SPAN_SHARE = 0.75;
 
 const enum Mode {
   Startup,
@@ -111,12 +86,6 @@ export class PathController {
   private roundMinRtt = Infinity;
   private roundRetx = 0;
   private roundNew = 0;
-  private roundParity = 0;
-  /** Send time (u32 clock) of the latest-sent data known delivered, at the round's start and now; -1: none yet. */
-  private roundSentFrom = -1;
-  private latestSent = -1;
-  /** Ceiling on bytes in flight learnt from a queue overflowing (Infinity: none seen). */
-  private inflightHi = Infinity;
   private queued = false;
   /** Smoothed delay above the base RTT that every sample of a round carries (ACK batching, busy event loops). */
   private standing = 0;
@@ -124,10 +93,8 @@ export class PathController {
   private appLimited = false;
   private cycle = 0;
 
-  /** Smoothed share of sends that were overhead (retransmissions and FEC parity): what is compensated. */
+  /** Smoothed share of sends that were retransmissions. */
   private lossShare = 0;
-  /** Smoothed share of data sends that were retransmissions, outside overflows: the path's usual loss. */
-  private usualRetx = 0;
 
   /** Segment bytes (headers included) in flight over every flow of the path. */
   inflight = 0;
@@ -136,7 +103,7 @@ export class PathController {
   private rate = 0;
 
   /** Figures for the node's stats and the tests. */
-  readonly stats = { rounds: 0, queuedRounds: 0, overflowRounds: 0 };
+  readonly stats = { rounds: 0, queuedRounds: 0 };
 
   constructor(opts: PathControllerOptions) {
     this.mss = opts.mss;
@@ -158,17 +125,6 @@ export class PathController {
   onSegments(newSegs: number, retxSegs: number): void {
     this.roundNew += newSegs;
     this.roundRetx += retxSegs;
-  }
-
-  /** An FEC parity datagram went out: overhead to compensate for like a resend, but no sign of loss. */
-  onParity(): void {
-    this.roundParity++;
-  }
-
-  /** The latest-sent transmission a flow knows delivered was sent at `ts` (the engine's u32 clock; -1: none). */
-  onDeliveredSentAt(ts: number): void {
-    if (ts < 0) return;
-    if (this.latestSent < 0 || ((ts - this.latestSent) | 0) > 0) this.latestSent = ts;
   }
 
   /** Segment bytes (headers included) acknowledged for the first time, and how many segments. */
@@ -234,7 +190,7 @@ export class PathController {
     // (BBR's extra_acked plays this part). Bounded, so a real standing queue cannot feed itself.
     const rtt = this.minRtt + MIN_ROUND_MS;
     const bdp = this.bw * (rtt + Math.min(this.standing, MAX_STANDING_RTTS * rtt));
-    return Math.max(this.minWindow, Math.min(this.inflightHi, (gain * bdp) / (1 - this.lossShare)));
+    return Math.max(this.minWindow, (gain * bdp) / (1 - this.lossShare));
   }
 
   /**
@@ -291,19 +247,13 @@ export class PathController {
     if (elapsed < length) return;
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
     if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
-    // The data delivered this round was sent over at least sendSpan: a burst of ACKs (a stalled peer)
-    // must not make the path look faster than we fed it.
-    const sendSpan = this.roundSentFrom < 0 || this.latestSent < 0 ? 0 : (this.latestSent - this.roundSentFrom) | 0;
-    this.roundSentFrom = this.latestSent;
-    // Only a clear compression counts: the max of two noisy spans of equal mean would bias every
-    // sample low (on the loaded bench, a third of the goodput at 5 % loss).
-    this.endRound(this.roundDelivered / Math.max(elapsed, SEND_SPAN_SHARE * sendSpan));
+    this.endRound(this.roundDelivered / elapsed);
     this.appLimited = false;
     this.roundStart = now;
     this.roundDelivered = 0;
     this.roundSegs = 0;
     this.roundMinRtt = Infinity;
-    this.roundNew = this.roundRetx = this.roundParity = 0;
+    this.roundNew = this.roundRetx = 0;
   }
 
   private endRound(sample: number): void {
@@ -324,30 +274,13 @@ export class PathController {
       this.standing += (this.roundMinRtt - this.minRtt - this.standing) / 8;
     }
     const sent = this.roundNew + this.roundRetx;
-    // Resends among data sends: the loss signal. Overhead (resends and parity) among all sends: what
-    // the pacer compensates for.
-    const retxShare = sent >= MIN_LOSS_SAMPLE ? this.roundRetx / sent : -1;
-    const overhead = sent >= MIN_LOSS_SAMPLE ? Math.min(MAX_LOSS_SHARE, (this.roundRetx + this.roundParity) / (sent + this.roundParity)) : -1;
-    // A standing queue, more resends than the path's usual, and our own data filling the pipe: the
-    // bottleneck's queue overflowed at about what is in flight now. Hold the window below that; the
-    // excess is not compensated. (A few resends, or a queue while we send little, say nothing.)
-    const overflow = this.queued && this.roundRetx >= OVERFLOW_MIN_RETX && this.inflight >= this.bdp() &&
-      retxShare > this.usualRetx * OVERFLOW_FACTOR + OVERFLOW_SLACK;
-    if (this.queued) this.stats.queuedRounds++;
-    if (!overflow && retxShare >= 0) {
-      // Queued rounds count too: a busy host's rounds often look queued, and their losses are the
-      // path's usual ones (else the share would freeze at a young path's value, and every later round
-      // would read as an overflow, or go uncompensated). Only an overflow's excess is left out.
-      this.usualRetx += (retxShare - this.usualRetx) / 4;
-      this.lossShare += (overhead - this.lossShare) / 4;
-    }
-    if (overflow) {
-      this.stats.overflowRounds++;
-      // Never below the pipe itself: what overflowed was the queue on top of it.
-      this.inflightHi = Math.max(this.minWindow, this.bdp(), this.inflight * INFLIGHT_HI_BETA);
-    } else if (this.inflightHi !== Infinity) {
-      // Grows back in every clean round, queued or not: a busy host's delay alone must not pin it.
-      this.inflightHi += this.inflightHi * INFLIGHT_HI_GROWTH;
+    if (this.queued) {
+      // Losses while a queue stands are (partly) the queue overflowing: stop compensating for them.
+      this.stats.queuedRounds++;
+      this.lossShare /= 2;
+    } else if (sent >= MIN_LOSS_SAMPLE) {
+      const share = Math.min(MAX_LOSS_SHARE, this.roundRetx / sent);
+      this.lossShare += (share - this.lossShare) / 4;
     }
 
     switch (this.mode) {
@@ -383,13 +316,13 @@ export class PathController {
     // No loss compensation yet: STARTUP's losses are as likely its own overshoot as the path's.
     if (this.mode === Mode.Startup) return bw * STARTUP_GAIN;
     if (this.mode === Mode.Drain) return bw * DRAIN_GAIN;
-    // No probe up into a standing queue: a little under the model instead, so it drains. Still
-    // compensated: the share leaves out an overflow's excess, so what it covers is the path's own loss.
-    return bw * (this.queued ? QUEUED_GAIN : PROBE_GAINS[this.cycle]!) * this.compensation();
+    // No probe up into a standing queue: a little under the model instead, so it drains.
+    if (this.queued) return bw * QUEUED_GAIN;
+    return bw * PROBE_GAINS[this.cycle]! * this.compensation();
   }
 
-  /** Wire rate per delivered rate: 1 / (1 − overhead share). */
+  /** Wire rate per delivered rate: 1 / (1 − retransmission share) while no queue stands. */
   private compensation(): number {
-    return 1 / (1 - this.lossShare);
+    return this.queued ? 1 : 1 / (1 - this.lossShare);
   }
 }

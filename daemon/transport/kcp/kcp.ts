@@ -191,8 +191,6 @@ export class Kcp {
     return w < this.sndWnd && w < this.rmtWnd;
   }
 
-  /** With `rack`: the u32 send time of the latest-sent transmission known delivered (-1: none, or no rack). */
-  get deliveredSentTs(): number { return this.rack === null ? -1 : this.rack.latestSentTs; }
   get srtt(): number { return this.rtt.srtt; }
   get rttvar(): number { return this.rtt.rttvar; }
   get rto(): number { return this.rtt.rto; }

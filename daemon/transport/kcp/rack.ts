@@ -30,11 +30,6 @@ export class Rack {
     this.rtt = Math.max(0, (current - ts) | 0);
   }
 
-  /** Send time (u32 clock) of the latest-sent transmission known delivered, or -1 before any. */
-  get latestSentTs(): number {
-    return this.rtt < 0 ? -1 : this.xmitTs;
-  }
-
   /** How long after its send a candidate counts as lost (`extra` ms more), or -1 before any delivery. */
   wait(srtt: number, extra: number): number {
     return this.rtt < 0 ? -1 : this.rtt + Math.max(MIN_REORDER_MS, srtt >> 3) + extra;
