@@ -5,9 +5,23 @@
  * It behaves as the daemon's driver does: the datagrams that arrive within one virtual millisecond
  * are answered by one flushAcks() pass (not one ACK datagram each, nor one per KCP interval), and
  * the applications react again while the carrier has news (a pacer grant that freed send room).
+ *
+ * A busy host (`stalls`): now and then the node's event loop is held for a while, as on a loaded
+ * machine. Meanwhile nothing is sent and datagrams queue; when it is free again it takes them all in
+ * one batch, answers them with one ACK pass and runs its timers late. So ACKs come in bursts and RTT
+ * samples carry delay that no bottleneck queue caused: what the path controller must not read as a
+ * faster (or a congested) path.
  */
 import { KcpCarrier, type KcpCarrierOptions } from '../../daemon/carrier/kcp/endpoint.js';
-import type { SimEndpoint } from './world.js';
+import type { Rng, SimEndpoint } from './world.js';
+
+export interface HostStalls {
+  /** Mean time between stalls (exponentially distributed), ms. */
+  everyMs: number;
+  /** A stall lasts 1..maxMs ms. */
+  maxMs: number;
+  rng: Rng;
+}
 
 export const TYPES = { fromInitiator: 11, fromAcceptor: 12 };
 
@@ -15,19 +29,45 @@ export abstract class CarrierNode implements SimEndpoint {
   readonly carrier: KcpCarrier;
   /** When input() took datagrams whose ACKs the next pass sends; Infinity when none wait. */
   private acksDueAt = Infinity;
+  /** Busy host: the event loop is held until then; datagrams that came meanwhile wait in `backlog`. */
+  private busyUntil = -Infinity;
+  private stalled = false;
+  private nextStallAt = -1;
+  private backlog: Uint8Array[] = [];
+  private readonly stalls: HostStalls | null;
 
-  constructor(protected readonly otherId: number, seed: number, lingerMs: number, options: Partial<KcpCarrierOptions> = {}) {
+  constructor(protected readonly otherId: number, seed: number, lingerMs: number, options: Partial<KcpCarrierOptions> = {}, stalls: HostStalls | null = null) {
     // Bundled ACKs, as between daemons (every tstier node announces KcpBundle).
     this.carrier = new KcpCarrier({ types: TYPES, lingerMs, openTimeoutMs: 60_000, convSeed: seed, peerTakesBundles: () => true, ...options });
+    this.stalls = stalls;
   }
 
   /** The applications' side: act on the events the carrier's flows have. */
   abstract react(now: number): void;
 
   input(d: Uint8Array, now: number): void {
+    if (now < this.busyUntil) {
+      this.backlog.push(d); // the world hands over a fresh copy
+      return;
+    }
+    this.take(d, now);
+    this.settle(now);
+    this.maybeStall(now);
+  }
+
+  private take(d: Uint8Array, now: number): void {
     this.carrier.input(this.otherId, d[0]!, d.subarray(1), now);
     if (this.acksDueAt === Infinity) this.acksDueAt = now;
-    this.settle(now);
+  }
+
+  private maybeStall(now: number): void {
+    const s = this.stalls;
+    if (s === null) return;
+    if (this.nextStallAt < 0) this.nextStallAt = now - s.everyMs * Math.log(1 - s.rng.float());
+    if (now < this.nextStallAt) return;
+    this.busyUntil = now + s.rng.range(1, s.maxMs);
+    this.nextStallAt = this.busyUntil - s.everyMs * Math.log(1 - s.rng.float());
+    this.stalled = true;
   }
 
   /** The applications act until the carrier has no news left (bounded: a livelock fails the test's run). */
@@ -36,7 +76,8 @@ export abstract class CarrierNode implements SimEndpoint {
     for (let i = 0; i < 64 && this.carrier.hasEvents(); i++) this.react(now);
   }
 
-  pollTransmit(): Uint8Array | null {
+  pollTransmit(now: number): Uint8Array | null {
+    if (now < this.busyUntil) return null;
     const t = this.carrier.pollTransmit();
     if (!t) return null;
     const out = new Uint8Array(1 + t.data.length);
@@ -47,15 +88,25 @@ export abstract class CarrierNode implements SimEndpoint {
   }
 
   pollTimeout(): number {
+    // A stall ends with a pass: what queued meanwhile (datagrams in and out) goes then.
+    if (this.stalled) return this.busyUntil;
     return Math.min(this.carrier.pollTimeout(), this.acksDueAt);
   }
 
   handleTimeout(now: number): void {
+    if (now < this.busyUntil) return;
+    this.stalled = false;
+    if (this.backlog.length > 0) {
+      for (const d of this.backlog) this.take(d, now);
+      this.backlog = [];
+      this.settle(now);
+    }
     if (this.acksDueAt <= now) {
       this.acksDueAt = Infinity;
       this.carrier.flushAcks(now);
     }
     this.carrier.handleTimeout(now);
     this.settle(now);
+    this.maybeStall(now);
   }
 }

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
 import { DialStatus } from '../../daemon/carrier/flow-frames.js';
-import { CarrierNode } from './carrier-node.js';
+import { CarrierNode, type HostStalls } from './carrier-node.js';
 import { Rng, World } from './world.js';
 import { socketAddrOf } from '../../daemon/packet/flow-key.js';
 
@@ -31,8 +31,8 @@ interface Case {
 class Node extends CarrierNode {
   readonly sending = new Map<KcpFlow, { data: Uint8Array; off: number }>();
   readonly received = new Map<KcpFlow, { hash: ReturnType<typeof createHash>; bytes: number; fin: boolean; reset: boolean }>();
-  constructor(otherId: number, seed: number, fec: boolean) {
-    super(otherId, seed, 1_000, { peerDecodesFec: () => fec });
+  constructor(otherId: number, seed: number, fec: boolean, stalls: HostStalls | null) {
+    super(otherId, seed, 1_000, { peerDecodesFec: () => fec }, stalls);
   }
 
   react(now: number): void {
@@ -82,11 +82,13 @@ interface Outcome {
   fec: { data: number; parity: number; recovered: number; lost: number };
 }
 
-function run(seed: number, c: Case, fec = false): Outcome {
+/** `stalls`: both hosts' event loops stall now and then for up to that many ms (a busy machine). */
+function run(seed: number, c: Case, fec = false, stalls?: { everyMs: number; maxMs: number }): Outcome {
   const rng = new Rng(seed);
   const world = new World({ seed });
-  const a = new Node(2, seed, fec);
-  const b = new Node(1, seed ^ 0x5a5a, fec);
+  const stall = (s: number): HostStalls | null => (stalls ? { ...stalls, rng: new Rng(s) } : null);
+  const a = new Node(2, seed, fec, stall(seed * 5 + 1));
+  const b = new Node(1, seed ^ 0x5a5a, fec, stall(seed * 5 + 2));
   world.addNode(a);
   world.addNode(b);
   world.link(0, 1, { loss: c.loss, delayMs: c.delayMs, jitterMs: 1, rateBytesPerMs: c.rate, queueBytes: c.queue });
@@ -237,5 +239,16 @@ test('adaptive FEC: parity follows the loss (none on a clean link), repairs most
       // Most holes (the link's losses, parity's own included) are rebuilt without a round trip.
       assert.ok(recovered >= 0.5 * lost * (data / (data + parity)), `${recovered} rebuilt of ${lost} lost: ${o.label}`);
     }
+  }
+});
+
+test('path control: on busy hosts (event loops stalling up to 20 ms) a capped link with a 50 ms queue at 10 % loss fills, and rarely overflows', () => {
+  for (const seed of seeds(2)) {
+    const rng = new Rng(seed * 17 + 7);
+    const rate = 5_000; // 40 Mbit/s: the bench's 100 would only cost the suite time
+    const c: Case = { loss: 0.1, flows: rng.range(1, 3), rate, queue: rate * 50, delayMs: 20, bytesPerFlow: 0 };
+    c.bytesPerFlow = Math.ceil((c.rate * 6_000) / c.flows);
+    // The stalls make ACKs come in bursts: the rate a round measures from them alone overshoots the link.
+    check(run(seed, c, true, { everyMs: 200, maxMs: 20 }), c, 0.05);
   }
 });

@@ -53,6 +53,10 @@ const MAX_PARITY = 8;
 const MIN_LOSS = 0.005;
 const PARITY_PER_LOSS = 2;
 const REPORT_MS = 100;
+/** Datagrams a loss sample must span. */
+const MIN_REPORT_SAMPLE = 32;
+/** A group closed early (thin traffic) gets parity until it fails (more losses than parity) at most this often. */
+const THIN_FAIL = 0.005;
 /** Groups the decoder keeps open; older ones are dropped (their holes are KCP's to repair). */
 const KEEP_GROUPS = 8;
 const MAX_SHARD = 1500;
@@ -65,10 +69,27 @@ function codec(data: number, parity: number): ReedSolomon {
   return c;
 }
 
-/** Parity shards per full group for a measured loss rate (what a group accumulates; a short one sends fewer). */
+/** Parity shards per full group for a measured loss rate (what a group accumulates; a short one sends thinParity()). */
 export function parityFor(loss: number): number {
   if (loss < MIN_LOSS) return 0;
   return Math.min(MAX_PARITY, Math.max(1, Math.round(GROUP_DATA * loss * PARITY_PER_LOSS)));
+}
+
+/** Least parity (1..max) for `count` data shards such that more than that many of the group are lost with probability ≤ THIN_FAIL. */
+function thinParity(count: number, loss: number, max: number): number {
+  for (let r = 1; r < max; r++) if (tailAbove(count + r, r, loss) <= THIN_FAIL) return r;
+  return max;
+}
+
+/** P(more than k of n independent shards are lost), each with probability p. */
+function tailAbove(n: number, k: number, p: number): number {
+  let term = (1 - p) ** n; // P(0 lost)
+  let atMost = term;
+  for (let i = 1; i <= k; i++) {
+    term *= ((n - i + 1) / i) * (p / (1 - p));
+    atMost += term;
+  }
+  return Math.max(0, 1 - atMost);
 }
 
 export class FecEncoder {
@@ -139,12 +160,20 @@ export class FecEncoder {
     const seq = readU32Le(body, 0);
     const received = readU32Le(body, 4);
     const last = this.lastReport;
-    this.lastReport = { seq, received };
-    if (!last) return;
+    if (last !== null && ((seq - last.seq) | 0) < 0) return; // overtaken by a newer one
+    if (last === null || ((received - last.received) | 0) < 0) {
+      this.lastReport = { seq, received };
+      return;
+    }
     const sent = (seq - last.seq) >>> 0;
     const got = (received - last.received) >>> 0;
-    if (sent < 32 || got > sent) return; // too few to judge, or a stale report
-    this.loss += (1 - got / sent - this.loss) / 4;
+    // Too few to judge: keep counting from the same report, so thin traffic (a request/response
+    // flow alone on the path) still gets its loss measured, over a longer time.
+    if (sent < MIN_REPORT_SAMPLE) return;
+    this.lastReport = { seq, received };
+    // Unclamped: a sample that counts datagrams which overtook the previous report (reordering) reads
+    // below zero and evens out the one before it, which counted them as lost.
+    this.loss = Math.max(0, this.loss + (1 - got / sent - this.loss) / 4);
   }
 
   private open(now: number): void {
@@ -158,9 +187,10 @@ export class FecEncoder {
   }
 
   private close(out: (parity: Uint8Array) => void): void {
-    // A group closed early (thin traffic) needs less parity for the same share; still one, or its holes
-    // would wait a round trip. Thin traffic leaves the path idle, so that one costs no goodput.
-    const send = this.parity === 0 ? 0 : Math.min(this.parity, Math.max(1, Math.round(this.count * this.loss * PARITY_PER_LOSS)));
+    // A group closed early carries thin traffic (a request, an answer, a flow's last bytes): a hole
+    // there costs a whole round trip or an RTO, and the path is idle, so parity is cheap. It gets
+    // enough that the group fails rarely (a lone request at 20 % loss: three copies' worth).
+    const send = this.parity === 0 ? 0 : this.count === GROUP_DATA ? this.parity : thinParity(this.count, this.loss, this.parity);
     for (let p = 0; p < send; p++) {
       const shard = this.acc[p]!;
       const d = new Uint8Array(PARITY_SHARD_AT + this.maxLen);

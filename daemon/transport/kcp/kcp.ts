@@ -43,7 +43,6 @@ export {
   KCP_INPUT_BAD_CMD, KCP_INPUT_BAD_CONV, KCP_INPUT_BAD_LEN, KCP_INPUT_OK, KCP_STATE_DEAD, type KcpOptions, type KcpTuning,
 } from './options.js';
 
-
 /** With RACK: segments one flush resends on timeout (see the flush). */
 const RACK_RTO_PROBES = 2;
 
@@ -56,12 +55,8 @@ export class Kcp {
 
   // Counters (kcp-go SNMP names: InSegs, OutSegs, RetransSegs, FastRetransSegs, EarlyRetransSegs,
   // LostSegs, RepeatSegs), per engine; a session table sums them.
-  inSegs = 0;
-  retransSegs = 0;
-  fastRetransSegs = 0;
-  earlyRetransSegs = 0;
-  lostSegs = 0;
-  repeatSegs = 0;
+  inSegs = 0; retransSegs = 0; fastRetransSegs = 0;
+  earlyRetransSegs = 0; lostSegs = 0; repeatSegs = 0;
 
   /**
    * New segments a flush may still move into flight. Infinity (the default, kcp-go's behaviour): as many
@@ -75,10 +70,7 @@ export class Kcp {
   rackExtraMs = 0;
   /** What the last full scan of snd_buf found: a flush with nothing new skips it (flush-scan.ts). */
   private readonly scan = new FlushScan();
-  /**
-   * Segment bytes (header included: a small segment still costs one) acknowledged for the first time,
-   * selectively or by una, and how many segments that was; cumulative.
-   */
+  /** Segment bytes (with header) acknowledged for the first time, selectively or by una, and how many segments; cumulative. */
   deliveredBytes = 0;
   deliveredSegs = 0;
   /** Segment bytes (header included) sent and not yet acknowledged. */
@@ -95,8 +87,7 @@ export class Kcp {
   /** Time-based loss detection (the `rack` option), or null for kcp-go's duplicate ACKs. */
   private readonly rack: Rack | null;
 
-  private sndUna = 0;
-  private sndNxt = 0;
+  private sndUna = 0; private sndNxt = 0;
   private readonly rtt = new RttEstimator(IKCP_RTO_MIN);
   private sndWnd = IKCP_WND_SND;
   private rmtWnd = IKCP_WND_RCV;
@@ -112,6 +103,8 @@ export class Kcp {
   private lastNow = 0; // the same, in the caller's domain
   private nextFlushAt = 0; // caller's domain
   private timerArmed = false;
+  private hostLate = false; // this timer run is late (see handleTimeout)
+  private deferredRto = false; // the last run deferred its timeouts
 
   private readonly store: SegmentStore;
   private readonly sndQueue = new Ring<Segment>(64);
@@ -365,8 +358,8 @@ export class Kcp {
 
   /**
    * Marks the acked segment (kcp-go leaves it in snd_buf until una passes it, which keeps snd_buf
-   * contiguous in sn: entry i has sn = snd_una + i), then counts a duplicate ACK for every earlier
-   * segment sent no later than the acked one (kcp-go's per-ACK fast-ack scan).
+   * contiguous in sn: entry i has sn = snd_una + i), then, without RACK, counts a duplicate ACK for
+   * every earlier segment sent no later than the acked one (kcp-go's per-ACK fast-ack scan).
    */
   private parseAck(sn: number, ts: number): void {
     const idx = (sn - this.sndUna) | 0;
@@ -380,6 +373,7 @@ export class Kcp {
       this.delivered(acked.len);
       this.rack?.delivered(ts, sn, this.current); // ts echoes the very transmission that arrived
     }
+    if (this.rack !== null) return; // RACK reads send times, not duplicate counts: no O(window) scan per ACK
     for (let i = 0; i < idx; i++) {
       const seg = buf.get(i);
       if (((seg.ts - ts) | 0) <= 0) seg.fastack++;
@@ -422,7 +416,11 @@ export class Kcp {
   handleTimeout(now: number): void {
     this.setNow(now);
     if (this.timerArmed && ((now - this.nextFlushAt) | 0) < 0) return;
+    // A run this late means our own host stalled: the ACKs that cancel a timeout may still wait in our
+    // socket. With RACK a timeout then waits one ms more (once: on a host always late, it must still fire).
+    this.hostLate = this.rack !== null && !this.deferredRto && this.timerArmed && now - this.nextFlushAt > this.interval;
     const wait = this.flushSegments(false);
+    this.deferredRto = this.hostLate; this.hostLate = false;
     this.nextFlushAt = now + wait;
     this.timerArmed = true;
   }
@@ -545,7 +543,7 @@ export class Kcp {
         seg.resendts = (current + seg.rto) >>> 0;
         change++;
         early++;
-      } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || lost < RACK_RTO_PROBES)) {
+      } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || (lost < RACK_RTO_PROBES && !this.hostLate))) {
         seg.rto += this.nodelay === 0 ? rxRto : rxRto >>> 1;
         seg.fastack = 0;
         seg.resendts = (current + seg.rto) >>> 0;
@@ -554,7 +552,8 @@ export class Kcp {
         // RACK: a timeout resends only the oldest segments, as probes. A stalled host or path (the
         // usual cause on a busy machine) then costs two segments, not the window; if the rest are
         // really lost, the probes' ACKs let RACK find them within a round trip.
-        seg.resendts = (current + seg.rto) >>> 0;
+        if (this.hostLate) earliest = 1;
+        else seg.resendts = (current + seg.rto) >>> 0;
         needsend = false;
       } else {
         needsend = false;

@@ -100,3 +100,42 @@ test('rack: random 10 % loss each way delivers every byte with resends close to 
   // ACK datagrams are not dropped here, so every resend answers a real loss.
   assert.ok(r.a.retransSegs <= lost, `${r.a.retransSegs} resends for ${lost} losses`);
 });
+
+test('rack: a timer that runs late (this host stalled) reads the waiting ACK before it resends', () => {
+  const [a, b] = engines();
+  a.send(new Uint8Array(100));
+  a.handleTimeout(0);
+  const seg = a.pollTransmit()!;
+  b.input(seg.subarray(b.headroom), 20);
+  b.flush(20);
+  const ack = b.pollTransmit()!;
+  // The ACK reached a's socket at 40, but a's event loop was held until 400: its timer runs first.
+  a.handleTimeout(400);
+  assert.equal(a.pollTransmit(), null, 'resent before reading what waited');
+  assert.equal(a.pollTimeout(), 401, 'the timeout must be checked again right after the input');
+  a.input(ack.subarray(a.headroom), 400);
+  a.handleTimeout(401);
+  assert.equal(a.retransSegs, 0);
+  assert.equal(a.waitSnd, 0);
+  // Nothing came back at all: the probe goes one ms later than it would have.
+  a.send(new Uint8Array(100));
+  a.flush(401);
+  a.pollTransmit();
+  a.handleTimeout(2000);
+  assert.equal(a.pollTransmit(), null);
+  a.handleTimeout(2001);
+  assert.deepEqual(pushes(a.pollTransmit()!.subarray(a.headroom)), [1]);
+  assert.equal(a.lostSegs, 1);
+});
+
+test('rack: on a host whose timers always run late, a timeout is deferred once, then fires', () => {
+  const [a] = engines();
+  a.send(new Uint8Array(100));
+  a.handleTimeout(0);
+  a.pollTransmit();
+  a.handleTimeout(1000); // late: deferred
+  assert.equal(a.pollTransmit(), null);
+  a.handleTimeout(1050); // late again (the 1 ms re-arm ran 49 ms late): fires now
+  assert.notEqual(a.pollTransmit(), null);
+  assert.equal(a.lostSegs, 1);
+});
