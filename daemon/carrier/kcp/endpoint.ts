@@ -63,9 +63,7 @@ export interface KcpCarrierOptions {
   peerTakesBundles?: (peerId: number) => boolean;
 }
 
-/**
- * Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened.
- */
+/** Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened. */
 export type { KcpFlow } from './flow.js';
 export { FlowEvent } from './flow.js';
 
@@ -97,10 +95,7 @@ export class KcpCarrier {
   private readonly initiated = new Map<number, Map<number, KcpFlow>>();
   /** Flows this node accepted, by peer then conv. */
   private readonly accepted = new Map<number, Map<number, KcpFlow>>();
-  /**
-   * Flows that need a timer run (unacked data, pending ACKs, a deadline), by when: a pass looks at
-   * the earliest only, and a flow's deadline moves in O(log flows) after each operation on it.
-   */
+  /** Flows needing a timer run (unacked data, ACKs, a deadline) by when: a pass looks at the earliest, a move is O(log flows). */
   private readonly timers = new DeadlineHeap<KcpFlow>();
   /** The flows one handleTimeout() found due (reused; no allocation per pass). */
   private readonly due: KcpFlow[] = [];
@@ -165,10 +160,7 @@ export class KcpCarrier {
     path.ctl.onSent(data.length, this.clock);
     this.tx.push({ peerId, type, data });
   };
-  /**
-   * Flows forgotten recently, "peer/role/conv" → when: their late segments get a RESET instead of
-   * being mistaken for a new flow.
-   */
+  /** Flows forgotten recently, "peer/role/conv" → when: late segments get a RESET, not taken for a new flow. */
   private readonly forgotten = new Map<string, { at: number; clean: boolean }>();
   private nextConv: number;
   private nextId = 1;
