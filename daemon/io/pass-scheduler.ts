@@ -23,9 +23,12 @@ export class PassScheduler {
     setImmediate(this.run);
   }
 
-  /** Wake for a pass at `at` (ms on the clock) unless an earlier wake-up is set; Infinity: none needed. */
+  /**
+   * Wake for a pass at `at` (ms on the clock) unless an earlier wake-up is set; Infinity: none needed.
+   * Never after close(): a link closing with its owner re-arms on the way out, and that timer would hold the process.
+   */
   arm(at: number): void {
-    if (at === Infinity || at >= this.timerAt) return;
+    if (this.closed || at === Infinity || at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(this.wake, Math.max(0, at - this.clock()));
