@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, unavailableReason } from './lib/netns.js';
-import { startCore } from './lib/core.js';
+import { startCore, watchCarriers } from './lib/core.js';
 import { FLOWS, connectResult, runFlows as flows, waitRoutes, waitRows, type ProxyRow } from './lib/proxy.js';
 
 const SKIP = unavailableReason();
@@ -114,16 +114,17 @@ test('subnet to subnet over KCP, and the subnet proxy for plain packets', { skip
   });
 
   await t.test('L1 -> L2: 200 concurrent flows arrive byte-exact, listed on A as Kcp', async () => {
+    // Watched while they run: a closed row lingers only 10 s, and on a busy machine the load can take longer.
+    const watch = watchCarriers(ra, '192.168.112.2:7000', 2_000, (r) => `${r.role} ${r.transport_type}`);
     const [clientFirst, serverFirst] = await Promise.all([
       flows(l1, '192.168.112.2', 7000, 100, 30_000, 40_000, false, 10_000),
       flows(l1, '192.168.112.2', 7000, 100, 40_000, 30_000, true, 20_000),
-    ]);
+    ]).finally(() => watch.stop());
     assert.deepEqual([clientFirst.ok, clientFirst.failed, clientFirst.errors], [100, 0, []]);
     assert.deepEqual([serverFirst.ok, serverFirst.failed, serverFirst.errors], [100, 0, []]);
-    const rows = await waitRows(ra, 'A lists the L1 flows', (rs) =>
-      rs.filter((r) => r.src.startsWith('192.168.111.2:') && r.dst === '192.168.112.2:7000').length >= 201);
-    const mine = rows.filter((r) => r.src.startsWith('192.168.111.2:'));
-    assert.ok(mine.every((r) => r.transport_type === 'Kcp' && r.role === 'src'), JSON.stringify(mine.find((r) => r.transport_type !== 'Kcp')));
+    const mine = [...(await watch.stop())].filter(([src]) => src.startsWith('192.168.111.2:'));
+    assert.ok(mine.length >= 200, `A listed ${mine.length} of the 200 L1 flows`);
+    assert.ok(mine.every(([, how]) => how === 'src Kcp'), JSON.stringify(mine.find(([, how]) => how !== 'src Kcp')));
   });
 
   await t.test('C (no KCP proxy) -> L2 by plain packets: B terminates and re-dials; byte-exact', async () => {

@@ -57,16 +57,17 @@ export async function waitRows(ns: Namespace, what: string, ok: (rows: ProxyRow[
 
 /**
  * Watches `ns`'s proxy table while a load runs: every `everyMs` it records each row to `dst` as
- * src → transport_type. A closed row lingers 10 s, so polling more often than that sees every flow.
+ * src → describe(row) (its transport_type unless told). A closed row lingers 10 s, so polling more often than that sees every flow.
  * stop() (idempotent) ends the polling and returns what was seen.
  */
-export function watchCarriers(ns: Namespace, dst: string, everyMs = 2_000): { stop: () => Promise<Map<string, string>> } {
+export function watchCarriers(ns: Namespace, dst: string, everyMs = 2_000,
+  describe: (row: ProxyRow) => string = (row) => row.transport_type): { stop: () => Promise<Map<string, string>> } {
   const seen = new Map<string, string>();
   let running = true;
   let wake: (() => void) | null = null;
   const loop = (async (): Promise<void> => {
     while (running) {
-      for (const r of await cliJson<ProxyRow>(ns, ['proxy']).catch(() => [])) if (r.dst === dst) seen.set(r.src, r.transport_type);
+      for (const r of await cliJson<ProxyRow>(ns, ['proxy']).catch(() => [])) if (r.dst === dst) seen.set(r.src, describe(r));
       await new Promise<void>((resolve) => {
         wake = resolve;
         setTimeout(resolve, everyMs);
@@ -79,7 +80,7 @@ export function watchCarriers(ns: Namespace, dst: string, everyMs = 2_000): { st
     wake?.();
     await loop;
     // One last look: flows that ended since the previous poll are still listed (lingering).
-    for (const r of await cliJson<ProxyRow>(ns, ['proxy']).catch(() => [])) if (r.dst === dst) seen.set(r.src, r.transport_type);
+    for (const r of await cliJson<ProxyRow>(ns, ['proxy']).catch(() => [])) if (r.dst === dst) seen.set(r.src, describe(r));
     return seen;
   };
   return { stop: () => (stopped ??= finish()) };
