@@ -23,7 +23,7 @@ import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/
 import { readU32 } from '../packet/bytes.js';
 import type { SocketAddr } from '../packet/flow-key.js';
 import { easyTierProxyFeatures } from '../peer/easytier/quic-proxy.js';
-import { DEFAULT_TIMERS } from '../peer/session.js';
+import { DEFAULT_TIMERS } from '../peer/peer-layer.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { ProxyCarriers } from './carriers.js';
 import { dstDialTarget } from './dial-target.js';

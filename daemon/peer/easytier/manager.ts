@@ -21,7 +21,7 @@ import { backoffDelay, DEFAULT_BACKOFF, logFailedAttempt, type BackoffOptions } 
 import { advertisedProxyPrefix, u32ToIpv4 } from '../ipv4-prefix.js';
 import type { PacketHandler, PeerLayer, PeerLayerStats } from '../peer-layer.js';
 import { Feature } from '../route-record.js';
-import type { LocalNode } from '../route-table.js';
+import type { LocalNode } from '../route-record.js';
 import { parseUnderlayUri, type LinkEnd, type UnderlayLink, type UnderlayListener } from '../underlay/link.js';
 import { dialTcp, TcpListener } from '../underlay/tcp.js';
 import { dialUdp, UdpListener } from '../underlay/udp.js';
@@ -89,6 +89,8 @@ export interface EtPeerManagerOptions {
   encryption: EtAlgorithm;
   /** EasyTier's secure mode (--secure-mode): Noise handshakes and per-link sessions; needs an AEAD. */
   secureMode?: boolean;
+  /** Test-only: secure sessions change key epoch this often (default secure-datagram.ts's ten minutes). */
+  secureEpochMs?: number;
   log: Logger;
   backoff?: BackoffOptions;
   /** Each link's liveness timers (default EasyTier's: a ping a second, five lost close it). */
@@ -485,5 +487,5 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
 function secureIdentity(me: LocalIdentity, opts: EtPeerManagerOptions): SecureIdentity {
   const algorithm = parseSecureAlgorithm(opts.encryption);
   if (!algorithm) throw new TstierError('TSTIER_E_BAD_CONFIG', `secure-mode: needs an AEAD, not ${opts.encryption}`);
-  return { ...me, networkSecret: opts.networkSecret, staticKey: x25519Generate(), algorithm, sessions: new SecureSessionStore() };
+  return { ...me, networkSecret: opts.networkSecret, staticKey: x25519Generate(), algorithm, sessions: new SecureSessionStore(opts.secureEpochMs) };
 }

@@ -11,7 +11,7 @@
 import { advertisedProxyPrefix, prefixMask } from '../ipv4-prefix.js';
 import { Feature, type RouteRecord } from '../route-record.js';
 import type { RouteLookup } from '../peer-layer.js';
-import type { RouteEntry } from '../route-table.js';
+import type { RouteEntry } from '../route-record.js';
 import type { EtRouteState } from './route-state.js';
 import type { PeerFeatureFlag, RoutePeerInfo } from './route-msg.js';
 
