@@ -51,8 +51,6 @@ export interface PeerLayerStats {
   rejectedLinks: number;
   /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
   relayRefused: number;
-  /** Sessions a connector replaced by a fresh one. */
-  rekeys: number;
   /** Sessions closed because handling them threw (a bug, contained to that peer). */
   sessionFaults: number;
 }
