@@ -162,7 +162,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     clearInterval(this.housekeeping);
     this.timer.close();
     // Our flows end with us: their applications get a reset, not the FIN a process's exit would send,
-    // so a cut-off stream never looks complete. The peers learn it from our goodbye (PeerManager).
+    // so a cut-off stream never looks complete. The peers learn it from our goodbye (the peer layer's).
     for (const pipe of [...this.pipes]) pipe.onReset();
     this.host.peer.off('peer-gone', this.onPeerGone).off('peer-down', this.onPeerDown).off('routes', this.onRoutes);
     this.term?.close();

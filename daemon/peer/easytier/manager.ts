@@ -2,8 +2,8 @@
  * The peer layer on EasyTier 2.6's wire (easytier-core's default): the sans-IO member node
  * (node-core.ts: handshake, encryption, peer RPC, route sync, relaying, ping) bound to tstier's
  * underlays (../underlay/: udp:// with EasyTier's Syn/Sack, tcp:// whose framing is EasyTier's
- * already, faketcp:// with tstier's framing) and to one timer. It offers the node what
- * PeerManager offers (../peer-layer.ts), so forwarding, the TCP proxy and the CLI are unchanged.
+ * already, faketcp:// with tstier's framing) and to one timer. It offers the node the PeerLayer
+ * seam (../peer-layer.ts) that forwarding, the TCP proxy and the CLI use.
  *
  * Packet types: Data is EasyTier's. tstier's KCP/QUIC carriers register EasyTier's KcpSrc/...
  * numbers, which on this wire carry kcp-sys and quinn-plaintext; they travel as tstier's private
@@ -75,7 +75,7 @@ function firstPacketVerdict(me: LocalIdentity, secure: boolean, pm: Uint8Array):
   return v.ok ? null : { reason: reasonText(v.reason), peerId: theirs.myPeerId };
 }
 
-/** A conn's close reason in the words PeerManager logs ("handshake timeout", "peer silent"). */
+/** A conn's close reason in the words the node logs ("handshake timeout", "peer silent"). */
 function reasonText(reason: string): string {
   if (reason === 'secure-mode-mismatch') return 'secure mode mismatch: both ends must run --secure-mode, or neither';
   return reason === 'ping-timeout' ? 'peer silent' : reason.replace(/-/g, ' ');
@@ -294,7 +294,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   }
 
   /**
-   * One failed attempt of `c`, logged as PeerManager logs it (so an unreachable peer costs a few
+   * One failed attempt of `c`, logged (so an unreachable peer costs a few
    * lines; see logFailedAttempt), then a redial.
    */
   private failed(c: Connector, cause: string, first: string, again: string, fields: (attempt: number) => Record<string, unknown>): void {
