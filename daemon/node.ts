@@ -22,9 +22,8 @@ import { DuplicateAddressWatch } from './node/duplicate-address.js';
 import { KernelRoutes } from './node/kernel-routes.js';
 import { hostUnreachableFor } from './node/unreachable.js';
 import { advertisedProxyPrefix, ipv4Destination, u32ToIpv4 } from './peer/ipv4-prefix.js';
-import type { PeerManagerOptions } from './peer/peer-manager.js';
 import type { PeerLayer } from './peer/peer-layer.js';
-import { createPeerLayer } from './node/peer-layer.js';
+import { createPeerLayer, type PeerLayerOptions } from './node/peer-layer.js';
 import { peerAddon } from './peer/native.js';
 import { formatIpAddress } from './packet/address.js';
 import { ipVersion } from './packet/flow-key.js';
@@ -46,7 +45,7 @@ export type OutboundInterceptor = (packet: Buffer) => boolean;
 export interface NodeStartOptions {
   log?: Logger;
   /** Peer-layer timers and tick, for tests that want faster failure detection. */
-  peer?: Pick<PeerManagerOptions, 'timers' | 'route' | 'backoff'>;
+  peer?: Pick<PeerLayerOptions, 'timers' | 'backoff'>;
 }
 
 export interface NodeStats {

@@ -79,8 +79,6 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
   }
   const secure = secureModeProblem(config);
   if (secure) throw badConfig('--secure-mode', secure);
-  // Secure mode is a mode of EasyTier's wire: it selects that wire unless another was named.
-  if (config.secureMode) config.peerProtocol ??= 'easytier';
   return { kind: 'config', config, warnings: file.warnings, configFile };
 }
 

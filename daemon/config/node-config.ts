@@ -41,7 +41,7 @@ export interface NodeConfig {
   ipv6?: { address: string; prefix: number };
   /** Normalized listener URIs, e.g. "udp://0.0.0.0:11010", "tcp://0.0.0.0:11010". */
   listeners: string[];
-  /** The peers' wire (`--peer-protocol`): tstier's own (absent) or EasyTier 2.6's. */
+  /** The peers' wire (`--peer-protocol`): EasyTier 2.6's, the only one (absent means the same). */
   peerProtocol?: PeerProtocol;
   /** EasyTier wire: the payload cipher (`--encryption-algorithm`; absent: aes-gcm). */
   encryptionAlgorithm?: Exclude<EtAlgorithm, 'none'>;

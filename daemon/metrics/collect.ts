@@ -5,7 +5,7 @@
  * fallbacks; KCP/QUIC retransmissions), and wasm traps. Counters of a peer connection start again
  * when its session is replaced, which Prometheus reads as a counter reset.
  */
-import type { PeerLayerStats } from '../peer/peer-manager.js';
+import type { PeerLayerStats } from '../peer/peer-layer.js';
 import type { FlowTable } from '../proxy/flow-table.js';
 import type { PeerConnView } from '../rpc/source.js';
 import type { Family, Sample } from './family.js';

@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../log.js';
 import { u32ToIpv4 } from '../peer/ipv4-prefix.js';
-import type { RouteEntry } from '../peer/route-table.js';
+import type { RouteEntry } from '../peer/route-record.js';
 import { formatIpAddress } from '../packet/address.js';
 
 export class DuplicateAddressWatch {

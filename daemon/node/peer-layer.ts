@@ -1,23 +1,32 @@
 /**
- * The node's peer layer, by `--peer-protocol`: EasyTier 2.6's wire (EtPeerManager, the default) or
- * tstier's earlier protocol (PeerManager), both behind the one PeerLayer seam the rest of the node uses.
+ * The node's peer layer: EasyTier 2.6's wire (EtPeerManager), with or without --secure-mode, behind
+ * the PeerLayer seam the rest of the node uses.
  */
+import type { Logger } from '../log.js';
 import type { NodeConfig } from '../config/node-config.js';
+import type { BackoffOptions } from '../peer/backoff.js';
 import { EtPeerManager } from '../peer/easytier/manager.js';
-import type { PeerLayer } from '../peer/peer-layer.js';
-import { PeerManager, type PeerManagerOptions } from '../peer/peer-manager.js';
-import type { SessionTimers } from '../peer/session.js';
+import type { PeerLayer, SessionTimers } from '../peer/peer-layer.js';
+import type { LocalNode } from '../peer/route-record.js';
 import type { EtConnTimers } from '../peer/easytier/conn.js';
 
-export type PeerLayerOptions = Pick<PeerManagerOptions, 'networkName' | 'networkSecret' | 'local' | 'log' | 'timers' | 'route' | 'backoff'>;
+export interface PeerLayerOptions {
+  networkName: string;
+  networkSecret: string;
+  local: Omit<LocalNode, 'peerId'>;
+  log: Logger;
+  timers?: SessionTimers;
+  backoff?: BackoffOptions;
+}
 
 /**
- * Test-only: `TSTIER_TEST_REKEY_MS=n` rekeys every n ms instead of every few minutes, so a test sees
- * many rekeys in seconds. Ignored unless a positive integer.
+ * Test-only: `TSTIER_TEST_EPOCH_MS=n` moves --secure-mode sessions to a new key epoch every n ms
+ * instead of every ten minutes, so a test sees many key changes in seconds. Ignored unless a
+ * positive integer.
  */
-function testRekeyMs(): { rekeyMs?: number } {
-  const n = Number(process.env.TSTIER_TEST_REKEY_MS);
-  return Number.isInteger(n) && n > 0 ? { rekeyMs: n } : {};
+function testEpochMs(): { secureEpochMs?: number } {
+  const n = Number(process.env.TSTIER_TEST_EPOCH_MS);
+  return Number.isInteger(n) && n > 0 ? { secureEpochMs: n } : {};
 }
 
 /**
@@ -32,11 +41,10 @@ export function etConnTimers(t: SessionTimers): EtConnTimers {
 }
 
 export function createPeerLayer(cfg: NodeConfig, opts: PeerLayerOptions): PeerLayer {
-  if (cfg.peerProtocol === 'tstier') return new PeerManager({ ...opts, ...testRekeyMs() });
   return new EtPeerManager({
     networkName: opts.networkName, networkSecret: opts.networkSecret, local: opts.local, log: opts.log,
     encryption: cfg.disableEncryption ? 'none' : (cfg.encryptionAlgorithm ?? 'aes-gcm'),
-    ...(cfg.secureMode ? { secureMode: true } : {}),
+    ...(cfg.secureMode ? { secureMode: true, ...testEpochMs() } : {}),
     backoff: opts.backoff, timers: opts.timers && etConnTimers(opts.timers),
   });
 }

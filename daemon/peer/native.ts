@@ -1,6 +1,6 @@
 /**
- * The peer layer's optional addon (native/): AEADs with one context per key (tstier's sessions and
- * EasyTier's payload layout), UDP GSO, GRO and sendmmsg, and which peers refused a listening UDP
+ * The peer layer's optional addon (native/): AEADs with one context per key (EasyTier's payload
+ * layout), UDP GSO, GRO and sendmmsg, and which peers refused a listening UDP
  * socket.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
@@ -13,9 +13,6 @@ import { loadNativeAddon } from '../errors.js';
 export type AeadHandle = object;
 
 export interface PeerAddon {
-  aeadCreate(key: Uint8Array, encrypt: boolean): AeadHandle;
-  aeadSeal(h: AeadHandle, out: Uint8Array, at: number, payload: Uint8Array): void;
-  aeadOpen(h: AeadHandle, wire: Uint8Array): boolean;
   /** EasyTier's payload AEAD (et_aead.c): cipher 0 AES-128-GCM, 1 AES-256-GCM, 2 ChaCha20-Poly1305. */
   etAeadCreate(cipher: number, key: Uint8Array, encrypt: boolean): AeadHandle;
   /** payload → out[at..]: ciphertext, tag, nonce (random unless nonceGiven: already in place). */
@@ -53,4 +50,11 @@ export function peerAddon(): PeerAddon | null {
     .find((p) => existsSync(p));
   addon = found ? loadNativeAddon(found, 'peer addon', override && 'TSTIER_PEER_ADDON') as PeerAddon : null;
   return addon;
+}
+
+/** Which implementation the payload ciphers use; tests pin one to compare them. */
+export type AeadImpl = 'native' | 'node';
+
+export function defaultAeadImpl(): AeadImpl {
+  return peerAddon() ? 'native' : 'node';
 }

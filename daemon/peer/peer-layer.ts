@@ -1,13 +1,27 @@
 /**
  * What the rest of the node (forwarding, the TCP proxy, the control plane) uses of a peer layer.
- * Two implement it: easytier/manager.ts (EasyTier 2.6's wire, the default) and peer-manager.ts
- * (tstier's earlier protocol, --peer-protocol tstier). Events, as PeerManager documents them:
+ * easytier/manager.ts implements it (EasyTier 2.6's wire, with or without --secure-mode). Events:
  * 'routes', 'peer-up' (peerId), 'peer-down' (peerId, silentForMs), 'peer-gone' (peerId).
  */
 import type { EventEmitter } from 'node:events';
 import type { PeerConnView } from '../rpc/source.js';
 import type { RouteRecord } from './route-record.js';
-import type { RouteEntry } from './route-table.js';
+import type { RouteEntry } from './route-record.js';
+
+/** A link's liveness timers; easytier-core maps them to EasyTier's link timers (node/peer-layer.ts). */
+export interface SessionTimers {
+  keepaliveMs: number;
+  deadMs: number;
+  handshakeRetryMs: number;
+  handshakeTimeoutMs: number;
+}
+
+export const DEFAULT_TIMERS: SessionTimers = {
+  keepaliveMs: 1000,
+  deadMs: 6000,
+  handshakeRetryMs: 1000,
+  handshakeTimeoutMs: 5000,
+};
 
 /** Receives a packet addressed to us: the origin's peer id and the decrypted payload. */
 export type PacketHandler = (from: number, payload: Buffer) => void;
@@ -37,8 +51,6 @@ export interface PeerLayerStats {
   rejectedLinks: number;
   /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
   relayRefused: number;
-  /** Sessions a connector replaced by a fresh one. */
-  rekeys: number;
   /** Sessions closed because handling them threw (a bug, contained to that peer). */
   sessionFaults: number;
 }

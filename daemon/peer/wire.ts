@@ -1,7 +1,7 @@
 /**
  * The peer-manager ("PM") header every overlay packet starts with: 16 bytes, little-endian,
  * the layout EasyTier uses (docs/easytier-wire.md). The header travels in clear so relays can route on it;
- * the payload after it is sealed per link (see session.ts) and the header is its AAD.
+ * the payload after it is sealed (easytier/cipher.ts, or per link in secure mode).
  *
  *   0 from_peer_id u32 | 4 to_peer_id u32 | 8 packet_type u8 | 9 flags u8
  *  10 forward_counter u8 | 11 reserved u8 | 12 len u32 (payload length)
@@ -24,8 +24,6 @@ export const PacketType = {
   KcpDst: 12,
   QuicSrc: 16,
   QuicDst: 17,
-  /** EasyTier runs route sync over peer-RPC; ours is a packet type of its own. */
-  RouteSync: 30,
 } as const;
 
 export const PmFlag = {

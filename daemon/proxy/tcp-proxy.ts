@@ -23,7 +23,7 @@ import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/
 import { readU32 } from '../packet/bytes.js';
 import type { SocketAddr } from '../packet/flow-key.js';
 import { easyTierProxyFeatures } from '../peer/easytier/quic-proxy.js';
-import { DEFAULT_TIMERS } from '../peer/session.js';
+import { DEFAULT_TIMERS } from '../peer/peer-layer.js';
 import type { ProxyEntryView, ProxyTransport } from '../rpc/source.js';
 import { ProxyCarriers } from './carriers.js';
 import { dstDialTarget } from './dial-target.js';
@@ -162,7 +162,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     clearInterval(this.housekeeping);
     this.timer.close();
     // Our flows end with us: their applications get a reset, not the FIN a process's exit would send,
-    // so a cut-off stream never looks complete. The peers learn it from our goodbye (PeerManager).
+    // so a cut-off stream never looks complete. The peers learn it from our goodbye (the peer layer's).
     for (const pipe of [...this.pipes]) pipe.onReset();
     this.host.peer.off('peer-gone', this.onPeerGone).off('peer-down', this.onPeerDown).off('routes', this.onRoutes);
     this.term?.close();

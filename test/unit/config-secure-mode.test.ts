@@ -16,16 +16,27 @@ test('--secure-mode, ET_SECURE_MODE and TOML [secure_mode] enabled = true all tu
   assert.equal(secureMode([...ET, '--secure-mode']), true);
   assert.equal(secureMode(ET, { ET_SECURE_MODE: 'true' }), true);
   assert.equal(secureMode(ET), undefined);
-  const r = loadNodeConfig(['--secure-mode'], {});
-  assert.ok(r.kind === 'config' && r.config.peerProtocol === 'easytier', 'secure mode selects EasyTier\'s wire');
+  assert.equal(secureMode(['--secure-mode']), true, 'no --peer-protocol needed: EasyTier\'s wire is the only one');
   const { layer, warnings } = parseConfigToml('[secure_mode]\nenabled = true\nlocal_private_key = "x"\n', 's.toml');
   assert.equal(layer.secureMode, true);
   assert.ok(warnings.some((w) => w.includes('local_private_key')), 'a key we do not take is named, not silently used');
 });
 
-test('secure mode with the tstier wire, --disable-encryption or xor is a one-line error naming the flag', () => {
+test('--peer-protocol tstier is a one-line error naming the flag: the earlier protocol was removed, --secure-mode replaces it', () => {
+  for (const [argv, env] of [[['--peer-protocol', 'tstier'], {}], [[], { ET_PEER_PROTOCOL: 'tstier' }]] as const) {
+    assert.throws(() => loadNodeConfig([...argv], { ...env }), (e: unknown) => {
+      assert.ok(e instanceof TstierError && e.code === 'TSTIER_E_BAD_CONFIG', String(e));
+      assert.match(e.message, /PEER.PROTOCOL|peer-protocol/i);
+      assert.match(e.message, /removed.*--secure-mode/);
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    });
+  }
+  assert.throws(() => loadNodeConfig(['--peer-protocol', 'quic'], {}), /must be easytier/);
+});
+
+test('secure mode with --disable-encryption or xor is a one-line error naming the flag', () => {
   for (const [argv, why] of [
-    [['--peer-protocol', 'tstier', '--secure-mode'], /EasyTier's wire/],
     [[...ET, '--secure-mode', '--disable-encryption'], /always encrypts/],
     [[...ET, '--secure-mode', '--encryption-algorithm', 'xor'], /AEAD/],
   ] as const) {

@@ -4,7 +4,7 @@
  * the carrier queued, and re-arms the timer for its next deadline.
  */
 import type { Logger } from '../../log.js';
-import type { PeerManager } from '../../peer/peer-manager.js';
+import type { PeerLayer } from '../../peer/peer-layer.js';
 import type { CarrierDriver, FlowSink } from '../carrier.js';
 import type { DialStatus, OpenRequest } from '../flow-frames.js';
 import { nowMs } from '../../io/clock.js';
@@ -13,7 +13,7 @@ import type { PipeStream } from '../socket-pipe.js';
 import { FlowEvent, type KcpCarrier, type KcpFlow } from './endpoint.js';
 import type { CarrierTransmit } from './wire.js';
 
-type PeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
+type PeerSeam = Pick<PeerLayer, 'onPacket' | 'sendTo'>;
 
 export class KcpCarrierDriver implements CarrierDriver<KcpFlow> {
   readonly kind = 'Kcp';

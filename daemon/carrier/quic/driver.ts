@@ -6,7 +6,7 @@
  * (replies).
  */
 import type { Logger } from '../../log.js';
-import type { PeerManager } from '../../peer/peer-manager.js';
+import type { PeerLayer } from '../../peer/peer-layer.js';
 import { PacketType } from '../../peer/wire.js';
 import { FlowEvent, type CarrierDriver, type FlowSink } from '../carrier.js';
 import type { DialStatus, OpenRequest } from '../flow-frames.js';
@@ -18,7 +18,7 @@ import type { QuicEndpoint } from './endpoint.js';
 import type { QuicFlow } from './flow.js';
 import type { FlowHeads } from './heads.js';
 
-export type QuicPeerSeam = Pick<PeerManager, 'onPacket' | 'sendTo'>;
+export type QuicPeerSeam = Pick<PeerLayer, 'onPacket' | 'sendTo'>;
 
 export interface QuicDriverOptions {
   /** Whether this node carries flows peers open to it (false: `--disable-quic-input`, answered Denied). */

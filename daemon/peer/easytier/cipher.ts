@@ -9,8 +9,7 @@
  * and node:crypto, which must build a cipher object per packet and serves when the addon is absent.
  */
 import { createCipheriv, createDecipheriv, randomFillSync, type CipherGCMTypes } from 'node:crypto';
-import { defaultAeadImpl, type AeadImpl } from '../aead.js';
-import { peerAddon, type AeadHandle, type PeerAddon } from '../native.js';
+import { defaultAeadImpl, peerAddon, type AeadHandle, type AeadImpl, type PeerAddon } from '../native.js';
 import { key128, key256 } from './identity.js';
 
 export type EtAlgorithm = 'aes-gcm' | 'aes-256-gcm' | 'chacha20' | 'xor' | 'none';

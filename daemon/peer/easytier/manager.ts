@@ -2,8 +2,8 @@
  * The peer layer on EasyTier 2.6's wire (easytier-core's default): the sans-IO member node
  * (node-core.ts: handshake, encryption, peer RPC, route sync, relaying, ping) bound to tstier's
  * underlays (../underlay/: udp:// with EasyTier's Syn/Sack, tcp:// whose framing is EasyTier's
- * already, faketcp:// with tstier's framing) and to one timer. It offers the node what
- * PeerManager offers (../peer-layer.ts), so forwarding, the TCP proxy and the CLI are unchanged.
+ * already, faketcp:// with tstier's framing) and to one timer. It offers the node the PeerLayer
+ * seam (../peer-layer.ts) that forwarding, the TCP proxy and the CLI use.
  *
  * Packet types: Data is EasyTier's. tstier's KCP/QUIC carriers register EasyTier's KcpSrc/...
  * numbers, which on this wire carry kcp-sys and quinn-plaintext; they travel as tstier's private
@@ -21,7 +21,7 @@ import { backoffDelay, DEFAULT_BACKOFF, logFailedAttempt, type BackoffOptions } 
 import { advertisedProxyPrefix, u32ToIpv4 } from '../ipv4-prefix.js';
 import type { PacketHandler, PeerLayer, PeerLayerStats } from '../peer-layer.js';
 import { Feature } from '../route-record.js';
-import type { LocalNode } from '../route-table.js';
+import type { LocalNode } from '../route-record.js';
 import { parseUnderlayUri, type LinkEnd, type UnderlayLink, type UnderlayListener } from '../underlay/link.js';
 import { dialTcp, TcpListener } from '../underlay/tcp.js';
 import { dialUdp, UdpListener } from '../underlay/udp.js';
@@ -75,7 +75,7 @@ function firstPacketVerdict(me: LocalIdentity, secure: boolean, pm: Uint8Array):
   return v.ok ? null : { reason: reasonText(v.reason), peerId: theirs.myPeerId };
 }
 
-/** A conn's close reason in the words PeerManager logs ("handshake timeout", "peer silent"). */
+/** A conn's close reason in the words the node logs ("handshake timeout", "peer silent"). */
 function reasonText(reason: string): string {
   if (reason === 'secure-mode-mismatch') return 'secure mode mismatch: both ends must run --secure-mode, or neither';
   return reason === 'ping-timeout' ? 'peer silent' : reason.replace(/-/g, ' ');
@@ -89,6 +89,8 @@ export interface EtPeerManagerOptions {
   encryption: EtAlgorithm;
   /** EasyTier's secure mode (--secure-mode): Noise handshakes and per-link sessions; needs an AEAD. */
   secureMode?: boolean;
+  /** Test-only: secure sessions change key epoch this often (default secure-datagram.ts's ten minutes). */
+  secureEpochMs?: number;
   log: Logger;
   backoff?: BackoffOptions;
   /** Each link's liveness timers (default EasyTier's: a ping a second, five lost close it). */
@@ -248,7 +250,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     const d = this.core.drops();
     return { forwarded: this.core.forwarded, noRoute: this.counts.noRoute + (d['no-route'] ?? 0), hopLimit: d['hop-limit'] ?? 0,
       unhandled: this.counts.unhandled + (d['unhandled'] ?? 0), rejectedLinks: this.counts.rejectedLinks,
-      relayRefused: d['relay-refused'] ?? 0, rekeys: 0, sessionFaults: 0 };
+      relayRefused: d['relay-refused'] ?? 0, sessionFaults: 0 };
   }
 
   /** Every packet the EasyTier layer dropped, by reason (links closed since included). */
@@ -292,7 +294,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   }
 
   /**
-   * One failed attempt of `c`, logged as PeerManager logs it (so an unreachable peer costs a few
+   * One failed attempt of `c`, logged (so an unreachable peer costs a few
    * lines; see logFailedAttempt), then a redial.
    */
   private failed(c: Connector, cause: string, first: string, again: string, fields: (attempt: number) => Record<string, unknown>): void {
@@ -485,5 +487,5 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
 function secureIdentity(me: LocalIdentity, opts: EtPeerManagerOptions): SecureIdentity {
   const algorithm = parseSecureAlgorithm(opts.encryption);
   if (!algorithm) throw new TstierError('TSTIER_E_BAD_CONFIG', `secure-mode: needs an AEAD, not ${opts.encryption}`);
-  return { ...me, networkSecret: opts.networkSecret, staticKey: x25519Generate(), algorithm, sessions: new SecureSessionStore() };
+  return { ...me, networkSecret: opts.networkSecret, staticKey: x25519Generate(), algorithm, sessions: new SecureSessionStore(opts.secureEpochMs) };
 }

@@ -1,7 +1,7 @@
 /**
  * The route lookups the node and the TCP proxy use (../peer-layer.ts RouteLookup), over what
  * EasyTier's route sync taught us (route-state.ts). Rebuilt once per route change, so a lookup on
- * the data path is a map read or a short prefix scan, as with tstier's own RouteTable.
+ * the data path is a map read or a short prefix scan.
  *
  * Features: a tstier node says in its private field (route-msg.ts tstierFeatures) that it speaks
  * tstier's KCP and QUIC carriers; only then do its records carry KcpInput/QuicInput, so the proxy
@@ -11,7 +11,7 @@
 import { advertisedProxyPrefix, prefixMask } from '../ipv4-prefix.js';
 import { Feature, type RouteRecord } from '../route-record.js';
 import type { RouteLookup } from '../peer-layer.js';
-import type { RouteEntry } from '../route-table.js';
+import type { RouteEntry } from '../route-record.js';
 import type { EtRouteState } from './route-state.js';
 import type { PeerFeatureFlag, RoutePeerInfo } from './route-msg.js';
 
@@ -66,7 +66,7 @@ export class EtRouteView implements RouteLookup {
     this.#entries = routes.map((r) => ({ record: this.#records.get(r.peerId)!, nextHop: r.nextHop, cost: r.cost }));
     const reachable = [{ info: me, cost: 0 }, ...routes.map((r) => ({ info: r.info, cost: r.cost }))];
     this.#ipv4 = new Map();
-    // Nearer (then lower id) wins, as in tstier's RouteTable: set it last.
+    // Nearer (then lower id) wins: set it last.
     for (const r of [...reachable].sort((a, b) => b.cost - a.cost || b.info.peerId - a.info.peerId)) {
       if (r.info.ipv4) this.#ipv4.set(r.info.ipv4, r.info.peerId);
     }

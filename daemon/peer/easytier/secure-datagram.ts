@@ -79,6 +79,8 @@ export interface SecureSessionInit {
   now: number;
   /** Packets per send epoch (ROTATE_AFTER_PACKETS unless a test wants it small). */
   rotateAfterPackets?: number;
+  /** How long a send epoch lasts (ROTATE_AFTER_MS unless a test wants many rotations in seconds). */
+  rotateAfterMs?: number;
 }
 
 export class SecureSession {
@@ -91,6 +93,7 @@ export class SecureSession {
   #epochStartedAt: number;
   #sentInEpoch = 0;
   readonly #rotateAfterPackets: number;
+  readonly #rotateAfterMs: number;
   /** Per direction: [current, previous] receive epochs. */
   readonly #rx: [(RxSlot | null)[], (RxSlot | null)[]] = [
     [null, null],
@@ -109,6 +112,7 @@ export class SecureSession {
     this.sendAlgorithm = o.sendAlgorithm;
     this.recvAlgorithm = o.recvAlgorithm;
     this.#rotateAfterPackets = o.rotateAfterPackets ?? ROTATE_AFTER_PACKETS;
+    this.#rotateAfterMs = o.rotateAfterMs ?? ROTATE_AFTER_MS;
   }
 
   get generation(): number {
@@ -149,7 +153,7 @@ export class SecureSession {
 
   /** Moves to the next send epoch when this one is old (by time); call at least once a second. */
   rotateIfDue(now: number): void {
-    if (now - this.#epochStartedAt >= ROTATE_AFTER_MS) this.#rotate(now);
+    if (now - this.#epochStartedAt >= this.#rotateAfterMs) this.#rotate(now);
   }
 
   /** ciphertext ‖ tag ‖ nonce for a packet we send in direction `dir`. */

@@ -48,6 +48,9 @@ export type SessionRefusal = 'algorithm-changed' | 'static-key-changed' | 'no-se
 export class SecureSessionStore {
   readonly #entries = new Map<number, Entry>();
 
+  /** `rotateAfterMs`: every session's epoch length (secure-datagram.ts's default unless a test shortens it). */
+  constructor(private readonly rotateAfterMs?: number) {}
+
   get size(): number {
     return this.#entries.size;
   }
@@ -62,7 +65,7 @@ export class SecureSessionStore {
     const e = this.#entries.get(peerId);
     if (!e) {
       const rootKey = new Uint8Array(randomBytes(ROOT_KEY_LEN));
-      const session = new SecureSession({ rootKey, generation: 1, initialEpoch: 0, sendAlgorithm, recvAlgorithm, now });
+      const session = new SecureSession({ rootKey, generation: 1, initialEpoch: 0, sendAlgorithm, recvAlgorithm, now, rotateAfterMs: this.rotateAfterMs });
       this.#entries.set(peerId, { session, refs: 1, peerStatic: null, createdHereAt: now });
       return { session, action: SessionAction.Create, generation: 1, rootKey, initialEpoch: 0 };
     }
@@ -86,7 +89,7 @@ export class SecureSessionStore {
     if (m.action !== SessionAction.Sync && m.action !== SessionAction.Create) return 'bad-action';
     if (m.rootKey?.length !== ROOT_KEY_LEN) return 'root-key-missing';
     if (!e) {
-      const session = new SecureSession({ rootKey: m.rootKey, generation: m.generation, initialEpoch: m.initialEpoch, sendAlgorithm, recvAlgorithm, now });
+      const session = new SecureSession({ rootKey: m.rootKey, generation: m.generation, initialEpoch: m.initialEpoch, sendAlgorithm, recvAlgorithm, now, rotateAfterMs: this.rotateAfterMs });
       this.#entries.set(peerId, { session, refs: 1, peerStatic: null, createdHereAt: null });
       return session;
     }

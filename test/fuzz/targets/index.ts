@@ -2,13 +2,13 @@
 import type { FuzzTarget } from '../engine.js';
 import { kcptubeConfigTarget, kcptubeWireTarget, tomlTarget } from './config.js';
 import { packetTarget } from './packet.js';
-import { flowFramesTarget, handshakeTarget, peerSessionTarget, routeRecordTarget, tcpFramesTarget } from './peer.js';
+import { etHandshakeTarget, etPmTarget, etRouteTarget, flowFramesTarget, tcpFramesTarget } from './peer.js';
 import { kcptubeCipherTarget, kcptunSessionTarget } from './sessions.js';
 import { cryptTarget, fecTarget, kcpTarget, smuxTarget, snappyTarget } from './transport.js';
 
 export const FUZZ_TARGETS: readonly FuzzTarget[] = [
   packetTarget, kcpTarget, fecTarget, cryptTarget, smuxTarget, snappyTarget,
-  peerSessionTarget, handshakeTarget, routeRecordTarget, tcpFramesTarget, flowFramesTarget,
+  etPmTarget, etHandshakeTarget, etRouteTarget, tcpFramesTarget, flowFramesTarget,
   tomlTarget, kcptubeConfigTarget, kcptubeWireTarget, kcptubeCipherTarget, kcptunSessionTarget,
 ];
 

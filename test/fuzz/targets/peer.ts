@@ -1,15 +1,20 @@
 /**
- * The peer protocol (daemon/peer/): the PM header and sealed packets through a session that is up,
- * handshake init/response, RouteSync records, the TCP underlay's length framing; and the carriers'
- * flow frames. All of them document
- * "never throws": a bad packet is dropped (counted), a bad message is null, a bad stream is 'error'.
+ * The peer protocol (EasyTier 2.6's wire, daemon/peer/easytier/): the PM header and sealed packets
+ * as a link opens them, the HandshakeRequest, the route-sync messages (SyncRouteInfo request and
+ * response, with their peer infos and conn bitmaps), the TCP underlay's length framing; and the
+ * carriers' flow frames. All of them document "never throws" or "throws TstierError
+ * (TSTIER_E_BAD_PACKET)": a bad packet is dropped (counted), a bad message refused.
  */
+import { randomBytes } from 'node:crypto';
 import { DialStatus, FrameReader, FrameType, decodeOpen, encodeControl, encodeOpen } from '../../../daemon/carrier/flow-frames.js';
-import { HandshakeInitiator, HandshakeResponder, derivePsk } from '../../../daemon/peer/handshake.js';
-import { decodeRecord, decodeSync, encodeRecord, encodeSync } from '../../../daemon/peer/route-record.js';
-import { PeerSession } from '../../../daemon/peer/session.js';
+import { TstierError } from '../../../daemon/errors.js';
+import { etCipher } from '../../../daemon/peer/easytier/cipher.js';
+import { decodeHandshake, encodeHandshake, judgeHandshake, ourHandshake } from '../../../daemon/peer/easytier/handshake.js';
+import { secretDigest } from '../../../daemon/peer/easytier/identity.js';
+import { EtPacketType, buildPing, buildPm, forwardInPlace, openPm, splitPm } from '../../../daemon/peer/easytier/pm.js';
+import { decodeSyncRouteInfoRequest, decodeSyncRouteInfoResponse, encodeSyncRouteInfoRequest,
+  encodeSyncRouteInfoResponse, type RoutePeerInfo } from '../../../daemon/peer/easytier/route-msg.js';
 import { FrameReader as TcpFrameReader, MAX_FRAME } from '../../../daemon/peer/underlay/tcp-frames.js';
-import { PacketType } from '../../../daemon/peer/wire.js';
 import type { Rng } from '../../sim/world.js';
 import type { FuzzTarget } from '../engine.js';
 import { concat, datagrams, eachPiece, joinDatagrams, withControl } from './split.js';
@@ -19,106 +24,98 @@ function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
 }
 
-const PSK = derivePsk('fuzz-net', 'fuzz-secret');
-const T0 = 1_000_000;
-
-/** Two sessions that completed a real handshake; built once (X25519 is too slow per input). */
-interface Pair { a: PeerSession; b: PeerSession; responder: HandshakeResponder; spareInit: Buffer }
-let pair: Pair | null = null;
-
-function pairOnce(): Pair {
-  if (pair) return pair;
-  const responder = new HandshakeResponder(PSK, 2);
-  const a = PeerSession.initiate(PSK, 1, 0, T0);
-  const b = PeerSession.accept(responder, 2, 0, a.pollTransmit()!, T0);
-  if (!b) throw new Error('fuzz setup: the handshake failed');
-  a.input(b.pollTransmit()!, T0);
-  b.input(a.pollTransmit()!, T0); // the initiator's confirming ping brings B up
-  if (a.state !== 'up' || b.state !== 'up') throw new Error('fuzz setup: sessions not up');
-  const spare = PeerSession.initiate(PSK, 3, 0, T0).pollTransmit()!;
-  pair = { a, b, responder, spareInit: spare };
-  return pair;
+/** Runs a decoder that may refuse its input only with TSTIER_E_BAD_PACKET; anything else is a finding. */
+function refusedOrDecoded<T>(decode: () => T): T | null {
+  try {
+    return decode();
+  } catch (e) {
+    if (e instanceof TstierError && e.code === 'TSTIER_E_BAD_PACKET') return null;
+    throw e;
+  }
 }
 
-export const peerSessionTarget: FuzzTarget = {
-  name: 'peer-session',
+const NET = 'fuzz-net';
+const SECRET = 'fuzz-secret';
+/** Built once: key derivation per input would be the whole run. */
+let cipher: ReturnType<typeof etCipher> | null = null;
+const cipherOnce = (): ReturnType<typeof etCipher> => (cipher ??= etCipher('aes-gcm', SECRET));
+
+export const etPmTarget: FuzzTarget = {
+  name: 'et-pm',
   maxLength: 1600,
   corpus(rng: Rng) {
-    const { a, spareInit } = pairOnce();
-    const sealed = (type: number, n: number): Buffer => a.seal(1, 2, type, 0, 1, rng.bytes(n))!;
+    const sealed = (type: number, n: number): Uint8Array =>
+      buildPm({ from: 1, to: 2, type, flags: 0, forwardCounter: 1 }, rng.bytes(n), cipherOnce());
     return [
-      joinDatagrams([sealed(PacketType.Data, 100), sealed(PacketType.Ping, 8), sealed(PacketType.KcpSrc, 300)]),
-      joinDatagrams([sealed(PacketType.Pong, 8), sealed(PacketType.RouteSync, 50)]),
-      joinDatagrams([spareInit]),
+      joinDatagrams([sealed(EtPacketType.Data, 100), buildPing(1, 2, 7), sealed(EtPacketType.KcpSrc, 300)]),
+      joinDatagrams([sealed(EtPacketType.RpcReq, 50), sealed(EtPacketType.HandShake, 40)]),
     ];
   },
   run(input) {
-    const { b, responder } = pairOnce();
     for (const d of datagrams(input)) {
-      const plain = b.input(d, T0 + 1000);
-      check(plain === null || plain.length <= d.length, 'payload longer than the packet');
-      if (d.length > 8 && d[8] === PacketType.Handshake) {
-        const s = PeerSession.accept(responder, 2, 0, d, T0 + 1000);
-        if (s) s.close('fuzz');
+      const p = splitPm(d);
+      if (p === null) {
+        check(d.length < 16, 'a whole header refused');
+        continue;
       }
+      const opened = openPm(p, cipherOnce());
+      check(!('payload' in opened) || opened.payload.length <= d.length, 'payload longer than the packet');
+      const copy = Uint8Array.from(d);
+      if (forwardInPlace(copy) === 'forward') check(copy[10] === d[10]! + 1, 'forwarded without a hop counted');
     }
-    while (b.pollTransmit() !== undefined);
-    while (b.pollEvent() !== undefined);
-    check(b.state === 'up', `the session went ${b.state} on garbage`);
   },
 };
 
 // ---------------------------------------------------------------- handshake
 
-let initiator: HandshakeInitiator | null = null;
-let responder: HandshakeResponder | null = null;
+const ME = { peerId: 9, networkName: NET, digest: secretDigest(NET, SECRET) };
 
-export const handshakeTarget: FuzzTarget = {
-  name: 'handshake',
-  maxLength: 200,
+export const etHandshakeTarget: FuzzTarget = {
+  name: 'et-handshake',
+  maxLength: 300,
   corpus() {
-    initiator = new HandshakeInitiator(PSK, 7, T0);
-    responder = new HandshakeResponder(PSK, 9);
-    const answer = new HandshakeResponder(PSK, 9).accept(initiator.message, T0);
-    if (typeof answer === 'string') throw new Error(`fuzz setup: init rejected (${answer})`);
-    return [withControl(0, initiator.message), withControl(1, answer.response)];
+    return [encodeHandshake(ourHandshake({ ...ME, peerId: 7 })), encodeHandshake(ourHandshake({ ...ME, peerId: 7 }, false))];
+  },
+  run(input) {
+    const h = refusedOrDecoded(() => decodeHandshake(input));
+    if (h === null) return;
+    check(h.digest.length === 32, 'a digest of the wrong size accepted');
+    const v = judgeHandshake(ME, h);
+    // Only our own network's name and digest from another peer id may pass.
+    if (v.ok) check(h.networkName === NET && Buffer.from(h.digest).equals(Buffer.from(ME.digest)) && h.myPeerId !== ME.peerId, 'a stranger judged ok');
+  },
+};
+
+// ---------------------------------------------------------------- route sync
+
+export const etRouteTarget: FuzzTarget = {
+  name: 'et-route',
+  maxLength: 1300,
+  corpus(rng: Rng) {
+    const info = (peerId: number, ipv6: boolean): RoutePeerInfo => ({
+      peerId, instId: randomBytes(16), ipv4: rng.next(), networkLength: 24, proxyCidrs: ['192.168.1.0/24', '10.9.0.0/16'],
+      hostname: `node-${peerId}-ü`, udpNatType: 0, version: rng.int(100), easytierVersion: '2.6.4-tstier',
+      featureFlag: { kcpInput: true }, peerRouteId: 5n, tstierFeatures: 3,
+      ...(ipv6 ? { ipv6: { address: rng.bytes(16), prefix: 64 } } : {}),
+    });
+    const req = encodeSyncRouteInfoRequest({ myPeerId: 1, mySessionId: 77n, isInitiator: true,
+      peerInfos: [info(1, false), info(5, true)],
+      connBitmap: { peerIds: [{ peerId: 1, version: 1 }, { peerId: 5, version: 2 }], bitmap: new Uint8Array([0b0110]) } });
+    const resp = encodeSyncRouteInfoResponse({ isInitiator: false, sessionId: 78n });
+    return [withControl(0, req), withControl(1, resp)];
   },
   run(input) {
     if (input.length === 0) return;
     const body = input.subarray(1);
     if ((input[0]! & 1) === 0) {
-      const r = responder!.accept(body, T0);
-      check(typeof r === 'string' || r.response.length === 92, 'a response of the wrong size');
+      const r = refusedOrDecoded(() => decodeSyncRouteInfoRequest(body));
+      for (const p of r?.peerInfos ?? []) {
+        check(p.instId.length === 16, 'an instance id of the wrong size');
+        check(p.ipv6 === undefined || p.ipv6.address.length === 16, 'bad IPv6');
+      }
+      for (const [, c] of r?.conns ?? []) check(c.neighbours.length <= body.length * 8, 'more neighbours than bits');
     } else {
-      const r = initiator!.complete(body);
-      check(r === null || r.peerId >= 0, 'bad peer id');
-    }
-  },
-};
-
-// ---------------------------------------------------------------- route records
-
-export const routeRecordTarget: FuzzTarget = {
-  name: 'route-record',
-  maxLength: 1300,
-  corpus(rng: Rng) {
-    const rec = (peerId: number, ipv6: boolean): Buffer => encodeRecord({
-      peerId, version: rng.next(), timestamp: 1.7e12 + rng.int(1e6), hostname: `node-${peerId}-ü`, ipv4: rng.next(), prefix: 24,
-      proxyCidrs: ['192.168.1.0/24', '10.9.0.0/16'], features: 3,
-      neighbours: [{ peerId: 2, cost: 1 }, { peerId: 3, cost: 7 }],
-      ...(ipv6 ? { ipv6: { address: rng.bytes(16), prefix: 64 } } : {}),
-    });
-    const records = [rec(1, false), rec(5, true), rec(9, false)];
-    return [...encodeSync(records).map((m) => withControl(0, m)), withControl(1, records[1]!), withControl(1, records[0]!)];
-  },
-  run(input) {
-    if (input.length === 0) return;
-    const body = input.subarray(1);
-    const records = (input[0]! & 1) === 0 ? decodeSync(body) : [decodeRecord(body)];
-    for (const r of records ?? []) {
-      if (r === null) continue;
-      check(r.peerId !== 0 && r.prefix <= 32 && Number.isFinite(r.timestamp), 'a record that should have been refused');
-      check(r.ipv6 === undefined || (r.ipv6.address.length === 16 && r.ipv6.prefix <= 128), 'bad IPv6 tail');
+      refusedOrDecoded(() => decodeSyncRouteInfoResponse(body));
     }
   },
 };
@@ -177,7 +174,7 @@ export const tcpFramesTarget: FuzzTarget = {
     return [withControl(0x80, stream), withControl(3, stream), withControl(60, stream)];
   },
   run(input) {
-    // A listener's first-frame limit for odd lengths (a handshake init is 16 + 96 bytes), MAX_FRAME otherwise.
+    // A small first-frame limit (as a listener holds for a link's first packet) for odd lengths, MAX_FRAME otherwise.
     const limit = (input.length & 1) === 1 ? 112 : MAX_FRAME;
     const reader = new TcpFrameReader(limit);
     let bytes = 0;

@@ -4,7 +4,7 @@ import { collectMetrics } from '../../../daemon/metrics/collect.js';
 import { renderPrometheus } from '../../../daemon/metrics/prometheus.js';
 import { FlowTable } from '../../../daemon/proxy/flow-table.js';
 
-const LAYER = { forwarded: 3, noRoute: 1, hopLimit: 0, unhandled: 0, rejectedLinks: 2, relayRefused: 0, rekeys: 0, sessionFaults: 1 };
+const LAYER = { forwarded: 3, noRoute: 1, hopLimit: 0, unhandled: 0, rejectedLinks: 2, relayRefused: 0, sessionFaults: 1 };
 const NODE = { tunRxPackets: 10, tunTxPackets: 9, noRoute: 1, dropped: 0 };
 
 function sample(text: string, line: string): number {

@@ -1,75 +1,65 @@
-/** The optional IPv6 tail of route records, and routing by virtual IPv6 address. */
+/** The virtual IPv6 in route sync (RoutePeerInfo field 15), and routing by virtual IPv6 address. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIpv6Address } from '../../../daemon/packet/address.js';
-import { decodeRecord, decodeSync, encodeRecord, encodeSync, Feature,
-  type RouteRecord } from '../../../daemon/peer/route-record.js';
-import { RouteTable } from '../../../daemon/peer/route-table.js';
+import { TstierError } from '../../../daemon/errors.js';
+import { EtPeerManager } from '../../../daemon/peer/easytier/manager.js';
+import { decodeRoutePeerInfo, encodeRoutePeerInfo, type RoutePeerInfo } from '../../../daemon/peer/easytier/route-msg.js';
+import { Feature, type Ipv6Net } from '../../../daemon/peer/route-record.js';
+import { FAST_PEER, quietLog, until } from './helpers.js';
+import { etConnTimers } from '../../../daemon/node/peer-layer.js';
 
 const v6 = (text: string): Uint8Array => parseIpv6Address(text)!;
 
-const base = (peerId: number): RouteRecord => ({
-  peerId, version: 3, timestamp: 1.7e12, hostname: 'h', ipv4: 0x0a000001, prefix: 24, proxyCidrs: [],
-  features: Feature.KcpInput, neighbours: [{ peerId: 9, cost: 1 }],
+const base = (peerId: number): RoutePeerInfo => ({
+  peerId, instId: new Uint8Array(16).fill(peerId), ipv4: 0x0a000001, networkLength: 24, proxyCidrs: [], hostname: 'h',
+  udpNatType: 0, version: 3, easytierVersion: '2.6.4-tstier', featureFlag: { kcpInput: true }, peerRouteId: 1n,
 });
+const withoutRaw = ({ raw: _raw, ...p }: RoutePeerInfo): RoutePeerInfo => p;
 
-test('a record with an IPv6 address survives encode/decode; one without is byte-identical to the old format', () => {
-  const with6: RouteRecord = { ...base(1), ipv6: { address: v6('fd00:1::5'), prefix: 48 } };
-  const enc = encodeRecord(with6);
-  const without = encodeRecord(base(1));
-  assert.equal(enc.length, without.length + 17);
-  assert.deepEqual(enc.subarray(0, without.length), without, 'the IPv6 tail is appended, nothing before it moves');
-  const back = decodeRecord(enc)!;
+test('a peer info with an IPv6 address survives encode/decode; one without carries no IPv6 field', () => {
+  const with6: RoutePeerInfo = { ...base(1), ipv6: { address: v6('fd00:1::5'), prefix: 48 } };
+  const back = decodeRoutePeerInfo(encodeRoutePeerInfo(with6));
   assert.deepEqual(back.ipv6, { address: v6('fd00:1::5'), prefix: 48 });
-  assert.deepEqual(back, with6);
-  const old = decodeRecord(without)!;
-  assert.equal(old.ipv6, undefined);
-  assert.deepEqual(old, base(1));
+  assert.deepEqual(withoutRaw(back), with6);
+  const without = decodeRoutePeerInfo(encodeRoutePeerInfo(base(1)));
+  assert.equal(without.ipv6, undefined);
+  assert.deepEqual(withoutRaw(without), base(1));
 });
 
-test('IPv6 tails: a bad prefix, a cut tail and an extra byte are refused, not thrown', () => {
-  const enc = encodeRecord({ ...base(2), ipv6: { address: v6('fd00::2'), prefix: 64 } });
-  const badPrefix = Buffer.from(enc);
-  badPrefix[badPrefix.length - 1] = 129;
-  assert.equal(decodeRecord(badPrefix), null);
-  for (let cut = 1; cut < 17; cut++) assert.equal(decodeRecord(enc.subarray(0, enc.length - cut)), null, `cut ${cut}`);
-  assert.equal(decodeRecord(enc.subarray(0, enc.length - 17))!.ipv6, undefined, 'without the whole tail: an old-format record');
-  assert.equal(decodeRecord(Buffer.concat([enc, Buffer.from([0])])), null);
-  const [m] = encodeSync([enc, encodeRecord(base(3))]);
-  assert.deepEqual(decodeSync(m!)!.map((r) => r.ipv6?.prefix), [64, undefined]);
-});
-
-test('lookupIpv6: exact addresses of reachable nodes, our own included; gone with the route', () => {
-  const t0 = 1_000_000;
-  const mk = (id: number, addr?: string): RouteTable => new RouteTable({ peerId: id, hostname: `h${id}`, ipv4: (10 << 24) + id,
-    prefix: 24, proxyCidrs: [], features: 0, ...(addr ? { ipv6: { address: v6(addr), prefix: 64 } } : {}) }, t0);
-  const a = mk(1, 'fd00::1');
-  const b = mk(2, 'fd00::2');
-  const c = mk(3);
-  const pump = (): void => {
-    for (let moved = true; moved;) {
-      moved = false;
-      for (const [from, t] of [[1, a], [2, b], [3, c]] as const) {
-        for (let m = t.pollTransmit(); m; m = t.pollTransmit()) {
-          moved = true;
-          ({ 1: a, 2: b, 3: c } as Record<number, RouteTable>)[m.to]!.input(from, m.payload, t0);
-        }
-      }
+test('IPv6 fields: every cut of an encoded peer info is refused (TSTIER_E_BAD_PACKET) or decoded, never thrown otherwise', () => {
+  const enc = encodeRoutePeerInfo({ ...base(2), ipv6: { address: v6('fd00::2'), prefix: 64 } });
+  for (let cut = 1; cut < enc.length; cut++) {
+    try {
+      const p = decodeRoutePeerInfo(enc.subarray(0, cut));
+      assert.ok(p.ipv6 === undefined || p.ipv6.address.length === 16, `cut ${cut}: an IPv6 address of 16 bytes or none`);
+    } catch (e) {
+      assert.ok(e instanceof TstierError && e.code === 'TSTIER_E_BAD_PACKET', `cut ${cut}: ${String(e)}`);
     }
-  };
-  a.linkUp(2, t0); b.linkUp(1, t0); b.linkUp(3, t0); c.linkUp(2, t0);
-  pump();
+  }
+});
+
+test('lookupIpv6: exact addresses of reachable nodes, our own included; gone with the route', async (t) => {
+  const mk = (n: number, addr?: string): EtPeerManager => new EtPeerManager({ networkName: 'n6', networkSecret: 's6',
+    encryption: 'aes-gcm', log: quietLog, timers: etConnTimers(FAST_PEER.timers), backoff: FAST_PEER.backoff,
+    local: { hostname: `h${n}`, ipv4: (10 << 24) + n, prefix: 24, proxyCidrs: [], features: Feature.KcpInput,
+      ...(addr ? { ipv6: { address: v6(addr), prefix: 64 } satisfies Ipv6Net } : {}) } });
+  const [a, b, c] = [mk(1, 'fd00::1'), mk(2, 'fd00::2'), mk(3)];
+  t.after(() => Promise.all([a.close(), b.close(), c.close()]));
+  const bUdp = await b.listen('udp://127.0.0.1:0');
+  a.connect(bUdp);
+  c.connect(bUdp);
+  await until('C routes to A via B', () => c.routes.nextHop(a.peerId) === b.peerId && a.routes.nextHop(c.peerId) === b.peerId);
   // The address sits inside a larger packet, as in an IPv6 header (destination at byte 24).
   const pkt = new Uint8Array(40);
   pkt.set(v6('fd00::2'), 24);
-  assert.equal(c.lookupIpv6(pkt, 24), 2, 'a relayed node learns the address');
-  assert.equal(a.lookupIpv6(pkt, 24), 2);
-  assert.equal(a.lookupIpv6(v6('fd00::1')), 1, 'own address maps to self');
-  assert.equal(c.lookupIpv6(v6('fd00::1')), 1, 'two hops away');
-  assert.equal(a.lookupIpv6(v6('fd00::3')), undefined, 'a node without IPv6 owns no IPv6 address');
-  assert.equal(a.lookupIpv6(v6('fd00::2').subarray(0, 15)), undefined, 'a short buffer is no address');
-  a.linkDown(2, t0); b.linkDown(1, t0);
-  pump();
-  assert.equal(a.lookupIpv6(v6('fd00::2')), undefined, 'unreachable: no longer routed');
-  assert.equal(c.lookupIpv6(v6('fd00::2')), 2);
+  assert.equal(c.routes.lookupIpv6(pkt, 24), b.peerId, 'a node learns the address');
+  assert.equal(a.routes.lookupIpv6(pkt, 24), b.peerId);
+  assert.equal(a.routes.lookupIpv6(v6('fd00::1')), a.peerId, 'own address maps to self');
+  assert.equal(c.routes.lookupIpv6(v6('fd00::1')), a.peerId, 'two hops away');
+  assert.equal(a.routes.lookupIpv6(v6('fd00::3')), undefined, 'a node without IPv6 owns no IPv6 address');
+  assert.equal(a.routes.lookupIpv6(v6('fd00::2').subarray(0, 15)), undefined, 'a short buffer is no address');
+  await b.close();
+  await until('B unreachable: its address no longer routed', () => a.routes.lookupIpv6(v6('fd00::2')) === undefined, 10_000);
+  assert.equal(c.routes.lookupIpv6(v6('fd00::1')), undefined, 'nor A\'s from C, once B, the only path, is gone');
 });

@@ -1,6 +1,6 @@
 /*
  * tstier peer-layer addon: the data path's two per-packet costs that node APIs cannot make cheap,
- * AEAD sealing (aead.c; EasyTier's payload layout in et_aead.c) and sending runs of datagrams
+ * AEAD sealing in EasyTier's payload layout (et_aead.c) and sending runs of datagrams
  * (udp.c); and what dgram cannot tell: which peers' ports refused a listener (icmp.c). Optional: without it the peer layer runs on node:crypto
  * and dgram, slower, and a listener learns of a killed peer only from its silence.
  */
@@ -20,9 +20,6 @@ int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    NAPI_METHOD("aeadCreate", aead_create),
-    NAPI_METHOD("aeadSeal", aead_seal),
-    NAPI_METHOD("aeadOpen", aead_open),
     NAPI_METHOD("etAeadCreate", et_aead_create),
     NAPI_METHOD("etAeadSeal", et_aead_seal),
     NAPI_METHOD("etAeadOpen", et_aead_open),

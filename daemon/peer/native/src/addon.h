@@ -17,9 +17,6 @@
 int fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd);
 
 /* The methods, each part's own (see its file), exported under their JS names by addon.c. */
-napi_value aead_create(napi_env env, napi_callback_info info);
-napi_value aead_seal(napi_env env, napi_callback_info info);
-napi_value aead_open(napi_env env, napi_callback_info info);
 napi_value et_aead_create(napi_env env, napi_callback_info info);
 napi_value et_aead_seal(napi_env env, napi_callback_info info);
 napi_value et_aead_open(napi_env env, napi_callback_info info);

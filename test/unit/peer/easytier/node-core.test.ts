@@ -12,7 +12,7 @@ import { EtPacketType, buildPm, splitPm } from '../../../../daemon/peer/easytier
 import { encodeHandshake, ourHandshake } from '../../../../daemon/peer/easytier/handshake.js';
 import { ET_CONN_TIMERS, type EtConnTimers } from '../../../../daemon/peer/easytier/conn.js';
 import { etConnTimers } from '../../../../daemon/node/peer-layer.js';
-import { DEFAULT_TIMERS } from '../../../../daemon/peer/session.js';
+import { DEFAULT_TIMERS } from '../../../../daemon/peer/peer-layer.js';
 import { FAST_PEER } from '../helpers.js';
 
 const NET = 'sim-net';
