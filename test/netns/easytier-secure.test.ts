@@ -11,6 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Netns, unavailableReason, type Namespace } from './lib/netns.js';
 import { cliJson, startCore, type CoreNode } from './lib/core.js';
 import { easytierUnavailable, etConfig, startEasyTier } from './lib/easytier.js';
@@ -53,9 +54,10 @@ for (const [scheme, etAlg, tsAlg] of [['udp', undefined, undefined], ['tcp', 'ch
     await ping(a, '10.81.0.2');
     await ping(b, '10.81.0.1');
 
-    // Both links (one dialled each way; EasyTier's own dial may come a little later: bounded poll).
+    // Both links (one dialled each way; EasyTier's own dial may come seconds later, after a
+    // crossed handshake is retried: polled, bounded by time, not by count, since a query is quick).
     let conns: EtConn[] = [];
-    for (let i = 0; i < 100 && conns.length < 2; i++) {
+    for (const until = Date.now() + 30_000; conns.length < 2 && Date.now() < until; await sleep(100)) {
       const peers = await et.peers() as Array<{ peer_id: number; conns?: EtConn[] }>;
       conns = peers.find((p) => p.peer_id === ts.peerId)?.conns ?? [];
     }
