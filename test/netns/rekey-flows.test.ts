@@ -108,6 +108,8 @@ test('key epochs change under a starved peer: no flow reset, no peer gone, bytes
 
   const starved = starve(nodeB);
   try {
+    // The capture reaches the file a little late (the kernel hands tcpdump packets in blocks): wait for it.
+    await Promise.race([nextEpoch(pcap, -1, 15_000), fail]);
     let epoch = Math.max(...await epochsIn(pcap));
     assert.ok(Number.isInteger(epoch) && epoch < 1000, `B's bulk packets seen before the key changes, at a plausible epoch: ${epoch}`);
     for (let i = 0; i < REKEYS; i++) {
