@@ -13,27 +13,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Netns, unavailableReason, type Namespace } from './lib/netns.js';
-import { cliJson, startCore, type CoreNode } from './lib/core.js';
+import { cliJson, startCore, type CoreNode, waitRouteRows } from './lib/core.js';
 import { easytierUnavailable, etConfig, startEasyTier } from './lib/easytier.js';
 
 const SKIP = unavailableReason() ?? easytierUnavailable();
 const NET = { name: 'th8s-net', secret: 'th8s-secret' };
 
-interface RouteRow { peer_id: number; cost: number }
 interface EtConn { peer_id: number; secure_auth_level?: string; noise_remote_static_pubkey?: string }
 
 const core = (ns: Namespace, ip: string, host: string, extra: string[]): Promise<CoreNode> =>
   startCore(ns, ['--peer-protocol', 'easytier', '--network-name', NET.name, '--network-secret', NET.secret, '-i', ip,
     '--hostname', host, '--dev-name', 'th8tun', ...extra]);
 
-async function waitRoutes(ns: Namespace, what: string, ok: (rows: RouteRow[]) => boolean): Promise<void> {
-  let rows: RouteRow[] = [];
-  for (let i = 0; i < 100; i++) {
-    rows = await cliJson<RouteRow>(ns, ['route']).catch(() => []);
-    if (ok(rows)) return;
-  }
-  assert.fail(`${ns.name}: ${what} never held; last routes: ${JSON.stringify(rows)}`);
-}
 
 const ping = (ns: Namespace, ip: string) => ns.exec(['ping', '-c', '2', '-i', '0.2', '-w', '10', ip]);
 
@@ -50,7 +41,7 @@ for (const [scheme, etAlg, tsAlg] of [['udp', undefined, undefined], ['tcp', 'ch
       '-l', `${scheme}://0.0.0.0:11010`, '-p', `${scheme}://198.18.81.2:11010`]);
 
     await et.waitRoutes([ts.peerId]);
-    await waitRoutes(a, 'EasyTier listed', (r) => r.some((x) => x.peer_id === et.peerId && x.cost === 1));
+    await waitRouteRows(a, 'EasyTier listed', (r) => r.some((x) => x.peer_id === et.peerId && x.cost === 1));
     await ping(a, '10.81.0.2');
     await ping(b, '10.81.0.1');
 
@@ -117,7 +108,7 @@ test('secure mode, tstier – EasyTier – tstier: the ends set up their own rel
   const mid = await startEasyTier(b, etConfig({ ...NET, ipv4: '10.86.0.2/24', hostname: 'et-mid', secureMode: true, listeners: ['udp://0.0.0.0:11010', 'tcp://0.0.0.0:11010'] }));
   const ta = await core(a, '10.86.0.1', 'ts-a', ['--secure-mode', '--no-listener', '-p', 'udp://198.18.86.2:11010']);
   const tc = await core(c, '10.86.0.3', 'ts-c', ['--secure-mode', '--no-listener', '-p', 'tcp://198.18.87.2:11010']);
-  await waitRoutes(a, 'C at cost 2', (r) => r.some((x) => x.peer_id === tc.peerId && x.cost === 2));
+  await waitRouteRows(a, 'C at cost 2', (r) => r.some((x) => x.peer_id === tc.peerId && x.cost === 2));
   await ping(a, '10.86.0.3');
   await ping(c, '10.86.0.1');
   await Promise.all([ta.proc.stop(), tc.proc.stop(), mid.stop()]);

@@ -10,28 +10,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Netns, unavailableReason, type Namespace } from './lib/netns.js';
-import { cliJson, startCore, type CoreNode } from './lib/core.js';
+import { cliJson, startCore, type CoreNode, type RouteRow, waitRouteRows } from './lib/core.js';
 
 const SKIP = unavailableReason();
 const TAP = new URL('./fixtures/udp-replay-tap.js', import.meta.url);
 const TRANSFER = new URL('./fixtures/node-tcp-transfer.js', import.meta.url);
 const TRANSFER_BYTES = 8 * 1024 * 1024;
 
-interface RouteRow { peer_id: number; cost: number }
 interface StatRow { name: string; labels: string; value: number }
 
 const core = (ns: Namespace, ip: string, host: string, extra: string[]): Promise<CoreNode> =>
   startCore(ns, ['--peer-protocol', 'easytier', '--network-name', 'th8m-net', '--network-secret', 'th8m-secret', '-i', ip,
     '--hostname', host, '--dev-name', 'th8mtun', ...extra]);
 
-async function waitRoutes(ns: Namespace, what: string, ok: (rows: RouteRow[]) => boolean): Promise<void> {
-  let rows: RouteRow[] = [];
-  for (let i = 0; i < 100; i++) {
-    rows = await cliJson<RouteRow>(ns, ['route']).catch(() => []);
-    if (ok(rows)) return;
-  }
-  assert.fail(`${ns.name}: ${what} never held; last routes: ${JSON.stringify(rows)}`);
-}
 
 /** The replayed-packet count B's live connections report (`easytier-cli stats`), once it reaches `atLeast`. */
 async function replayedCount(ns: Namespace, atLeast: number): Promise<number> {
@@ -54,8 +45,8 @@ test('secure mode between tstier nodes: routes, pings, a hashed transfer, replay
   await tap.waitForEvent('listening');
   const na = await core(a, '10.82.0.1', 'sec-a', ['--secure-mode', '--no-listener', '-p', 'udp://127.0.0.1:12000']);
 
-  await waitRoutes(a, 'B listed', (r) => r.some((x) => x.peer_id === nb.peerId && x.cost === 1));
-  await waitRoutes(b, 'A listed', (r) => r.some((x) => x.peer_id === na.peerId && x.cost === 1));
+  await waitRouteRows(a, 'B listed', (r) => r.some((x) => x.peer_id === nb.peerId && x.cost === 1));
+  await waitRouteRows(b, 'A listed', (r) => r.some((x) => x.peer_id === na.peerId && x.cost === 1));
   await ping(a, '10.82.0.2');
   await ping(b, '10.82.0.1');
 
@@ -87,7 +78,7 @@ test('secure mode between tstier nodes: routes, pings, a hashed transfer, replay
   await net.link(b, c, '198.18.88.2/24', '198.18.88.3/24');
   const nc = await core(c, '10.82.0.4', 'sec-c', ['--secure-mode', '--no-listener', '-p', 'udp://198.18.88.2:11010']);
   const na2 = await core(a, '10.82.0.1', 'sec-a', ['--secure-mode', '--no-listener', '-p', 'udp://198.18.82.2:11010']);
-  await waitRoutes(a, 'C at cost 2', (r) => r.some((x) => x.peer_id === nc.peerId && x.cost === 2));
+  await waitRouteRows(a, 'C at cost 2', (r) => r.some((x) => x.peer_id === nc.peerId && x.cost === 2));
   await ping(a, '10.82.0.4');
   await ping(c, '10.82.0.1');
   await Promise.all([na2.proc.stop(), nc.proc.stop(), nb.proc.stop(), tap.stop()]);

@@ -94,3 +94,16 @@ export async function waitPeers(ns: Namespace, n: number): Promise<void> {
   }
   throw new Error(`${ns.name}: routes never reached ${n}`);
 }
+
+/** One row of `easytier-cli route`, as far as the route waits read it. */
+export interface RouteRow { peer_id: number; cost: number }
+
+/** Polls the route table until `ok` holds (bounded); fails naming `what` with the last rows. */
+export async function waitRouteRows(ns: Namespace, what: string, ok: (rows: RouteRow[]) => boolean): Promise<void> {
+  let rows: RouteRow[] = [];
+  for (let i = 0; i < 100; i++) {
+    rows = await cliJson<RouteRow>(ns, ['route']).catch(() => []);
+    if (ok(rows)) return;
+  }
+  throw new Error(`${ns.name}: ${what} never held; last routes: ${JSON.stringify(rows)}`);
+}
