@@ -124,7 +124,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   readonly peerId = randomInt(1, 2 ** 32 - 1);
   readonly routes: EtRouteView;
   /** What this adapter counts; the core's own drops are added in `stats`. */
-  private readonly counts = { noRoute: 0, unhandled: 0, rejectedLinks: 0 };
+  private readonly counts = { noRoute: 0, unhandled: 0, rejectedLinks: 0, sessionFaults: 0 };
   readonly core: EtNodeCore;
   private readonly me: LocalIdentity;
   private readonly secure: SecureIdentity | undefined;
@@ -250,7 +250,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     const d = this.core.drops();
     return { forwarded: this.core.forwarded, noRoute: this.counts.noRoute + (d['no-route'] ?? 0), hopLimit: d['hop-limit'] ?? 0,
       unhandled: this.counts.unhandled + (d['unhandled'] ?? 0), rejectedLinks: this.counts.rejectedLinks,
-      relayRefused: d['relay-refused'] ?? 0, sessionFaults: 0 };
+      relayRefused: d['relay-refused'] ?? 0, sessionFaults: this.counts.sessionFaults };
   }
 
   /** Every packet the EasyTier layer dropped, by reason (links closed since included). */
@@ -343,8 +343,25 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     link.rxBytes += pm.length;
     link.rxPackets++;
     link.lastHeard = now;
-    this.core.input(link.key, pm, now);
+    try {
+      this.core.input(link.key, pm, now);
+    } catch (e) {
+      this.fault(link.key, e);
+    }
     this.service();
+  }
+
+  /**
+   * Handling one link's packet threw. That is a bug, but one peer's packet must not take the
+   * process (and every other peer) down with it: that link is closed (its connector dials again)
+   * and the fault is logged with its stack and counted (tstier_peer_session_faults_total).
+   */
+  private fault(key: string, e: unknown): void {
+    this.counts.sessionFaults++;
+    const link = this.links.get(key);
+    this.log.error('bug: handling one peer session threw; closing that session', {
+      peer_id: link?.peerId ?? 0, remote: link?.underlay.remoteUri ?? '', err: e, stack: e instanceof Error ? e.stack : String(e) });
+    this.core.closeConn(key, nowMs());
   }
 
   /** The underlay ended. `how` says whether the far end's process is known to be gone (../underlay/link.ts). */
@@ -385,13 +402,13 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     for (let ev = core.pollEvent(); ev; ev = core.pollEvent()) {
       switch (ev.type) {
         case 'data':
-          this.deliver(this.handlers, EtPacketType.Data, ev.from, ev.payload);
+          this.deliver(this.handlers, EtPacketType.Data, ev);
           break;
         case 'kcp':
-          this.deliver(this.etHandlers, ev.packetType, ev.from, ev.payload);
+          this.deliver(this.etHandlers, ev.packetType, ev);
           break;
         case 'packet':
-          this.deliver(CARRIER_TYPES.has(ev.packetType) ? this.etHandlers : this.handlers, ev.packetType, ev.from, ev.payload);
+          this.deliver(CARRIER_TYPES.has(ev.packetType) ? this.etHandlers : this.handlers, ev.packetType, ev);
           break;
         case 'routes-changed':
           routesChanged = true;
@@ -423,13 +440,19 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     }
   }
 
-  private deliver(table: Map<number, PacketHandler>, type: number, from: number, payload: Uint8Array): void {
+  private deliver(table: Map<number, PacketHandler>, type: number, ev: { key: string; from: number; payload: Uint8Array }): void {
     const h = table.get(type);
     if (!h) {
       this.counts.unhandled++;
       return;
     }
-    h(from, payload instanceof Buffer ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    const p = ev.payload;
+    try {
+      h(ev.from, p instanceof Buffer ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+    } catch (e) {
+      // Closing the link queues its peer-down, which this same pass of service() reads.
+      this.fault(ev.key, e);
+    }
   }
 
   private peerUp(key: string, peerId: number): void {

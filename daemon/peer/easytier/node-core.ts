@@ -35,12 +35,12 @@ export type EtNodeEvent =
   /** A link ended, or never came up (then peerId may be 0); the reason says why. */
   | { type: 'peer-down'; key: string; peerId: number; reason: CloseReason | 'underlay' }
   | { type: 'routes-changed' }
-  /** Data (an IP packet) for us, opened. */
-  | { type: 'data'; from: number; payload: Uint8Array }
+  /** Data (an IP packet) for us, opened; `key` is the link it arrived on. */
+  | { type: 'data'; key: string; from: number; payload: Uint8Array }
   /** A kcp-sys packet for us (KcpSrc goes to our dst endpoint, KcpDst to our src endpoint), opened. */
-  | { type: 'kcp'; packetType: number; from: number; payload: Uint8Array }
+  | { type: 'kcp'; key: string; packetType: number; from: number; payload: Uint8Array }
   /** Any other payload type the owner asked for (`deliverTypes`): QUIC proxy, tstier's carriers. Opened. */
-  | { type: 'packet'; packetType: number; from: number; payload: Uint8Array };
+  | { type: 'packet'; key: string; packetType: number; from: number; payload: Uint8Array };
 
 export interface EtNodeOptions {
   me: LocalIdentity;
@@ -259,15 +259,15 @@ export class EtNodeCore {
 
   #onPacket(key: string, link: Link, header: PmHeader, payload: Uint8Array, now: number): void {
     if (header.type === EtPacketType.Data) {
-      this.#events.push({ type: 'data', from: header.from, payload });
+      this.#events.push({ type: 'data', key, from: header.from, payload });
       return;
     }
     if (header.type === EtPacketType.KcpSrc || header.type === EtPacketType.KcpDst) {
-      this.#events.push({ type: 'kcp', packetType: header.type, from: header.from, payload });
+      this.#events.push({ type: 'kcp', key, packetType: header.type, from: header.from, payload });
       return;
     }
     if (this.#deliver.has(header.type)) {
-      this.#events.push({ type: 'packet', packetType: header.type, from: header.from, payload });
+      this.#events.push({ type: 'packet', key, packetType: header.type, from: header.from, payload });
       return;
     }
     if (header.type !== EtPacketType.RpcReq && header.type !== EtPacketType.RpcResp) {

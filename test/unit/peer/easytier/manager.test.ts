@@ -79,3 +79,24 @@ test('strangers get nothing: garbage and a wrong secret are refused without a li
   await until('wrong secret refused', () => b.stats.rejectedLinks >= 2);
   assert.deepEqual([b.peerConns(), intruder.peerConns(), [...b.routes.reachable()]], [[], [], []]);
 });
+
+test('a handler that throws closes the link the packet came on, not the process; the peer comes back', async (t) => {
+  const [a, b, c] = [manager('a', 0x0a000001), manager('b', 0x0a000002), manager('c', 0x0a000003)];
+  t.after(() => Promise.all([a.close(), b.close(), c.close()]));
+  const uri = await b.listen('tcp://127.0.0.1:0');
+  a.connect(uri);
+  c.connect(uri);
+  await until('A and C up at B', () => b.peerConns().length === 2);
+  const downs: number[] = [];
+  b.on('peer-down', (peer: number) => downs.push(peer));
+  b.onPacket(PacketType.KcpSrc, (from) => {
+    if (from === a.peerId) throw new Error('a bug in some handler');
+  });
+  assert.equal(a.sendTo(b.peerId, PacketType.KcpSrc, Buffer.from('boom')), true);
+  await until('B closed the session with A', () => b.stats.sessionFaults === 1 && downs.length === 1);
+  assert.deepEqual(downs, [a.peerId]);
+  assert.deepEqual(b.peerConns().map((p) => p.peerId), [c.peerId], 'C is untouched');
+  // A's connector notices (its TCP link ended) and dials again.
+  await until('A back at B', () => b.peerConns().length === 2 && a.routes.nextHop(b.peerId) === b.peerId);
+  assert.equal(b.stats.sessionFaults, 1);
+});
