@@ -41,6 +41,7 @@ export function collectMetrics(i: MetricsInputs): Family[] {
     { labels: { reason: 'hop_limit' }, value: l.hopLimit },
     { labels: { reason: 'unhandled' }, value: l.unhandled },
     { labels: { reason: 'relay_refused' }, value: l.relayRefused },
+    { labels: { reason: 'route_info_refused' }, value: l.routeInfoRefused },
   ]);
   fam('tstier_peer_rejected_links_total', 'counter', 'Inbound links refused because their first packet was no valid handshake', [{ labels: {}, value: l.rejectedLinks }]);
   fam('tstier_peer_session_faults_total', 'counter', 'Peer sessions closed because handling one of their packets threw', [{ labels: {}, value: l.sessionFaults }]);

@@ -51,6 +51,8 @@ export interface PeerLayerStats {
   rejectedLinks: number;
   /** KCP/QUIC proxy packets of others we would not relay (--disable-relay-kcp/quic). */
   relayRefused: number;
+  /** Route infos refused in route sync: an IPv4 network length over 32 or an IPv6 prefix over 128. */
+  routeInfoRefused: number;
   /** Sessions closed because handling them threw (a bug, contained to that peer). */
   sessionFaults: number;
 }

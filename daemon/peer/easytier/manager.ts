@@ -250,7 +250,7 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     const d = this.core.drops();
     return { forwarded: this.core.forwarded, noRoute: this.counts.noRoute + (d['no-route'] ?? 0), hopLimit: d['hop-limit'] ?? 0,
       unhandled: this.counts.unhandled + (d['unhandled'] ?? 0), rejectedLinks: this.counts.rejectedLinks,
-      relayRefused: d['relay-refused'] ?? 0, sessionFaults: this.counts.sessionFaults };
+      relayRefused: d['relay-refused'] ?? 0, routeInfoRefused: d['route-info-refused'] ?? 0, sessionFaults: this.counts.sessionFaults };
   }
 
   /** Every packet the EasyTier layer dropped, by reason (links closed since included). */

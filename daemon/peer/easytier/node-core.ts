@@ -177,7 +177,7 @@ export class EtNodeCore {
 
   /** Every packet dropped so far, by reason: this node's and its links' (conn.ts), closed links included. */
   drops(): Record<string, number> {
-    const out: Record<string, number> = { ...this.#drops, ...this.#retiredConnDrops, ...this.#relay?.drops };
+    const out: Record<string, number> = { ...this.#drops, 'route-info-refused': this.routes.refusedInfos, ...this.#retiredConnDrops, ...this.#relay?.drops };
     for (const link of this.#links.values()) for (const [k, v] of Object.entries(link.conn.drops)) out[k] = (out[k] ?? 0) + v;
     return out;
   }

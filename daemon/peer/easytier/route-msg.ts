@@ -129,6 +129,11 @@ export function encodeRoutePeerInfo(p: RoutePeerInfo): Uint8Array {
     .finish();
 }
 
+/** The IPv4 network length is at most 32 and the IPv6 prefix at most 128 (0 = unset, EasyTier's default /24). */
+export function prefixLengthsValid(p: RoutePeerInfo): boolean {
+  return p.networkLength <= 32 && (p.ipv6 === undefined || p.ipv6.prefix <= 128);
+}
+
 export function decodeRoutePeerInfo(buf: Uint8Array): RoutePeerInfo {
   const p: RoutePeerInfo = {
     peerId: 0, instId: new Uint8Array(16), networkLength: 0, proxyCidrs: [], udpNatType: 0, version: 0,

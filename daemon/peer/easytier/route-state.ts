@@ -6,7 +6,7 @@
  * Bounded: at most MAX_NODES nodes are kept; nodes unreachable for UNREACHABLE_EXPIRY_MS are
  * forgotten, as EasyTier forgets them after 90 s.
  */
-import { buildConnBitmap, type RoutePeerInfo, type SyncRouteInfoIn, type SyncRouteInfoRequest } from './route-msg.js';
+import { buildConnBitmap, prefixLengthsValid, type RoutePeerInfo, type SyncRouteInfoIn, type SyncRouteInfoRequest } from './route-msg.js';
 
 export const MAX_NODES = 4096;
 export const UNREACHABLE_EXPIRY_MS = 90_000;
@@ -37,6 +37,8 @@ export class EtRouteState {
   #myNeighbours: number[] = [];
   readonly #nodes = new Map<number, NodeEntry>();
   #routes = new Map<number, EtRoute>();
+  /** Infos dropped by `merge` because a prefix length is impossible (route-msg.ts prefixLengthsValid). */
+  refusedInfos = 0;
 
   constructor(myInfo: RoutePeerInfo) {
     this.myPeerId = myInfo.peerId;
@@ -69,6 +71,11 @@ export class EtRouteState {
     for (const info of sync.peerInfos) {
       // Our own id from elsewhere is someone else's (or our previous life's): #entry never adopts it.
       if (info.version < 1) continue;
+      // EasyTier takes any u32 here; a /33 or /129 would turn into a nonsense mask downstream.
+      if (!prefixLengthsValid(info)) {
+        this.refusedInfos++;
+        continue;
+      }
       const e = this.#entry(info.peerId, now);
       if (!e || (e.info && e.info.version >= info.version)) continue;
       e.info = info;

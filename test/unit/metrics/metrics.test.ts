@@ -4,7 +4,7 @@ import { collectMetrics } from '../../../daemon/metrics/collect.js';
 import { renderPrometheus } from '../../../daemon/metrics/prometheus.js';
 import { FlowTable } from '../../../daemon/proxy/flow-table.js';
 
-const LAYER = { forwarded: 3, noRoute: 1, hopLimit: 0, unhandled: 0, rejectedLinks: 2, relayRefused: 0, sessionFaults: 1 };
+const LAYER = { forwarded: 3, noRoute: 1, hopLimit: 0, unhandled: 0, rejectedLinks: 2, relayRefused: 0, routeInfoRefused: 4, sessionFaults: 1 };
 const NODE = { tunRxPackets: 10, tunTxPackets: 9, noRoute: 1, dropped: 0 };
 
 function sample(text: string, line: string): number {
@@ -48,6 +48,7 @@ test('peers: bytes, packets and drops split into forged, replayed and other; lab
   assert.equal(sample(text, `tstier_peer_dropped_packets_total{${labels},reason="other"}`), 1);
   assert.equal(sample(text, 'tstier_peer_rejected_links_total'), 2);
   assert.equal(sample(text, 'tstier_peer_session_faults_total'), 1);
+  assert.equal(sample(text, 'tstier_peer_layer_dropped_packets_total{reason="route_info_refused"}'), 4);
   // Every family has HELP and TYPE before its samples, and counters end in _total.
   for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
     if (m[2] === 'counter') assert.match(m[1]!, /_total$/);

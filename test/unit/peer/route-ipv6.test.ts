@@ -5,6 +5,7 @@ import { parseIpv6Address } from '../../../daemon/packet/address.js';
 import { TstierError } from '../../../daemon/errors.js';
 import { EtPeerManager } from '../../../daemon/peer/easytier/manager.js';
 import { decodeRoutePeerInfo, encodeRoutePeerInfo, type RoutePeerInfo } from '../../../daemon/peer/easytier/route-msg.js';
+import { EtRouteState } from '../../../daemon/peer/easytier/route-state.js';
 import { Feature, type Ipv6Net } from '../../../daemon/peer/route-record.js';
 import { FAST_PEER, quietLog, until } from './helpers.js';
 import { etConnTimers } from '../../../daemon/node/peer-layer.js';
@@ -62,4 +63,22 @@ test('lookupIpv6: exact addresses of reachable nodes, our own included; gone wit
   await b.close();
   await until('B unreachable: its address no longer routed', () => a.routes.lookupIpv6(v6('fd00::2')) === undefined, 10_000);
   assert.equal(c.routes.lookupIpv6(v6('fd00::1')), undefined, 'nor A\'s from C, once B, the only path, is gone');
+});
+
+test('route sync: an info with an IPv6 prefix over 128 or an IPv4 network length over 32 is dropped and counted; a valid version is taken', () => {
+  const me = base(1);
+  const state = new EtRouteState(me);
+  state.setNeighbours([2, 3], 0);
+  const sync = (...peerInfos: RoutePeerInfo[]) => ({ myPeerId: 2, mySessionId: 1n, isInitiator: true, peerInfos, conns: new Map() });
+  const bad6 = { ...base(2), ipv6: { address: v6('fd00::2'), prefix: 129 } };
+  const bad4 = { ...base(3), networkLength: 33 };
+  // Through the wire, as a neighbour would send them: the decoder keeps the numbers, the merge judges them.
+  const [in6, in4] = [bad6, bad4].map((p) => decodeRoutePeerInfo(encodeRoutePeerInfo(p)));
+  assert.equal(state.merge(sync(in6!, in4!), 0), false);
+  assert.equal(state.refusedInfos, 2);
+  assert.deepEqual(state.routes(), [], 'no route from a refused info');
+  const edge = { ...base(2), version: 4, networkLength: 32, ipv6: { address: v6('fd00::2'), prefix: 128 } };
+  assert.equal(state.merge(sync(edge), 0), true, '/32 and /128 are fine');
+  assert.deepEqual(state.routes().map((r) => r.peerId), [2]);
+  assert.equal(state.refusedInfos, 2);
 });
