@@ -49,6 +49,11 @@ export interface NodeConfig {
   disableEncryption?: boolean;
   /** EasyTier wire: secure mode (`--secure-mode`): a Noise handshake and per-link session keys. */
   secureMode?: boolean;
+  /**
+   * Secure mode's raw 32-byte X25519 static private key (TOML `[secure_mode] local_private_key`,
+   * base64, as EasyTier's config holds it); absent: a fresh key at every start.
+   */
+  secureStaticKey?: Uint8Array;
   /** Peer URIs to connect to (`-p`), e.g. "udp://10.1.0.2:11010". */
   peers: string[];
   proxyNetworks: ProxyNetwork[];

@@ -4,6 +4,7 @@
  * to aes-gcm on an unknown one, we refuse it) and `--disable-encryption` (`-u`).
  */
 import { parseEtAlgorithm, type EtAlgorithm } from '../peer/easytier/cipher.js';
+import { x25519FromPrivate } from '../peer/easytier/secure-noise.js';
 import { badConfig } from '../errors.js';
 
 const quote = (raw: string): string => JSON.stringify(raw);
@@ -24,6 +25,23 @@ export function secureModeProblem(c: { secureMode?: boolean; disableEncryption?:
   if (c.disableEncryption) return 'cannot run with --disable-encryption: secure mode always encrypts';
   if (c.encryptionAlgorithm === 'xor') return 'needs an AEAD (--encryption-algorithm aes-gcm, aes-256-gcm or chacha20), not xor';
   return null;
+}
+
+/**
+ * EasyTier's `[secure_mode]` key pair: `local_private_key` (base64 of the raw 32-byte X25519 key) and,
+ * if given, `local_public_key`, which must be its public half (EasyTier refuses a mismatch too).
+ */
+export function parseSecureKeyPair(privateB64: string, publicB64: string | undefined, name: string): Uint8Array {
+  const raw = (text: string, key: string): Uint8Array => {
+    const bytes = Buffer.from(text.trim(), 'base64');
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text.trim()) || bytes.length !== 32) throw badConfig(key, 'must be the base64 of a 32-byte X25519 key');
+    return new Uint8Array(bytes);
+  };
+  const key = raw(privateB64, `${name}.local_private_key`);
+  if (publicB64 !== undefined && !Buffer.from(x25519FromPrivate(key).publicKey).equals(raw(publicB64, `${name}.local_public_key`))) {
+    throw badConfig(`${name}.local_public_key`, 'is not the public key of local_private_key');
+  }
+  return key;
 }
 
 export function parseEncryptionAlgorithm(raw: string, name: string): Exclude<EtAlgorithm, 'none'> {

@@ -8,6 +8,7 @@ import { parse, TomlError } from 'smol-toml';
 import { badConfig, TstierError } from '../errors.js';
 import type { PortForwardSpec, ProxyNetwork } from './node-config.js';
 import { parsePortForward } from './port-forward-value.js';
+import { parseSecureKeyPair } from './peer-protocol-value.js';
 import { OPTIONS, type Layer, type OptionDef } from './options.js';
 import { parseIpv4Cidr, parseMappedCidr, parsePeerUri } from './values.js';
 
@@ -99,7 +100,10 @@ export function parseConfigToml(text: string, origin: string): FileLayer {
     if (doc['peer'] !== undefined) layer.peers = readPeers(doc['peer']);
     if (doc['proxy_network'] !== undefined) layer.proxyNetworks = readProxyNetworks(doc['proxy_network']);
     if (doc['port_forward'] !== undefined) layer.portForwards = readPortForwards(doc['port_forward']);
+    const key = readSecureKey(doc['secure_mode']);
+    if (key) layer.secureStaticKey = key;
   });
+  for (const k of SECURE_KEYS) known.add(`secure_mode.${k}`);
   for (const key of unknownKeys(doc, known)) {
     warnings.push(key === 'rpc_portal'
       ? `config: ignoring rpc_portal in ${origin}; set it with -r/--rpc-portal (as EasyTier since 2.5)`
@@ -175,6 +179,19 @@ function readPortForwards(value: unknown): PortForwardSpec[] {
     };
     return parsePortForward(`${field('proto')}://${field('bind_addr')}/${field('dst_addr')}`, `port_forward[${i}]`);
   });
+}
+
+const SECURE_KEYS = ['local_private_key', 'local_public_key'] as const;
+
+/** `[secure_mode]`'s static key pair (EasyTier's keys): the private key, or undefined if not given. */
+function readSecureKey(value: unknown): Uint8Array | undefined {
+  if (!isTable(value)) return undefined;
+  const [priv, pub] = SECURE_KEYS.map((k) => stringField(value, k, `secure_mode.${k}`));
+  if (priv === undefined) {
+    if (pub !== undefined) throw badConfig('secure_mode.local_public_key', 'needs local_private_key beside it');
+    return undefined;
+  }
+  return parseSecureKeyPair(priv, pub, 'secure_mode');
 }
 
 /** Dotted paths of leaf keys that neither OPTIONS nor the [[array]] tables read. */

@@ -44,7 +44,7 @@ export function createPeerLayer(cfg: NodeConfig, opts: PeerLayerOptions): PeerLa
   return new EtPeerManager({
     networkName: opts.networkName, networkSecret: opts.networkSecret, local: opts.local, log: opts.log,
     encryption: cfg.disableEncryption ? 'none' : (cfg.encryptionAlgorithm ?? 'aes-gcm'),
-    ...(cfg.secureMode ? { secureMode: true, ...testEpochMs() } : {}),
+    ...(cfg.secureMode ? { secureMode: true, ...testEpochMs(), ...(cfg.secureStaticKey ? { secureStaticKey: cfg.secureStaticKey } : {}) } : {}),
     backoff: opts.backoff, timers: opts.timers && etConnTimers(opts.timers),
   });
 }

@@ -37,7 +37,7 @@ import { EtRouteView } from './route-view.js';
 import { isNoiseType, type SecureIdentity } from './secure-handshake.js';
 import { SecureSessionStore } from './secure-session-store.js';
 import { parseSecureAlgorithm } from './secure-datagram.js';
-import { x25519Generate } from './secure-noise.js';
+import { x25519FromPrivate, x25519Generate } from './secure-noise.js';
 import { TstierError } from '../../errors.js';
 
 /** The version string other nodes show for us (EasyTier shows its own as "2.6.4-<commit>"). */
@@ -89,6 +89,8 @@ export interface EtPeerManagerOptions {
   encryption: EtAlgorithm;
   /** EasyTier's secure mode (--secure-mode): Noise handshakes and per-link sessions; needs an AEAD. */
   secureMode?: boolean;
+  /** Secure mode's raw X25519 static private key (from the config); absent: a fresh one. */
+  secureStaticKey?: Uint8Array;
   /** Test-only: secure sessions change key epoch this often (default secure-datagram.ts's ten minutes). */
   secureEpochMs?: number;
   log: Logger;
@@ -506,9 +508,12 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
   }
 }
 
-/** This node's secure-mode identity: a fresh Noise static key per start (EasyTier pins it per session only). */
+/**
+ * This node's secure-mode identity: the configured Noise static key, or a fresh one per start
+ * (EasyTier pins it per session only, so either works toward EasyTier).
+ */
 function secureIdentity(me: LocalIdentity, opts: EtPeerManagerOptions): SecureIdentity {
   const algorithm = parseSecureAlgorithm(opts.encryption);
   if (!algorithm) throw new TstierError('TSTIER_E_BAD_CONFIG', `secure-mode: needs an AEAD, not ${opts.encryption}`);
-  return { ...me, networkSecret: opts.networkSecret, staticKey: x25519Generate(), algorithm, sessions: new SecureSessionStore(opts.secureEpochMs) };
+  return { ...me, networkSecret: opts.networkSecret, staticKey: opts.secureStaticKey ? x25519FromPrivate(opts.secureStaticKey) : x25519Generate(), algorithm, sessions: new SecureSessionStore(opts.secureEpochMs) };
 }
