@@ -33,7 +33,8 @@ export interface EtCipher {
   readonly overhead: number;
   /**
    * Writes the sealed form of `payload` at out[at..at + payload.length + overhead]; `payload` may be
-   * out[at..] itself (sealing in place). `nonce` (tests only) fixes the nonce instead of a random one.
+   * out[at..] itself (sealing in place). `nonce` fixes the nonce instead of a random one (secure
+   * mode's counter nonces, and tests).
    */
   sealInto(out: Uint8Array, at: number, payload: Uint8Array, nonce?: Uint8Array): void;
   /** Opens buf[at..at + len] in place: the plaintext's length (it starts at `at`), or -1 if it fails. */
@@ -44,7 +45,7 @@ export interface EtCipher {
   open(sealed: Uint8Array): Uint8Array | null;
 }
 
-type AeadName = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
+export type AeadName = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
 /** The addon's numbering of the AEADs (et_aead.c). */
 const NATIVE_ID: Record<AeadName, number> = { 'aes-128-gcm': 0, 'aes-256-gcm': 1, 'chacha20-poly1305': 2 };
 
@@ -86,6 +87,11 @@ function withCopies(algorithm: EtAlgorithm, overhead: number, sealInto: SealInto
       return n < 0 ? null : copy.subarray(0, n);
     },
   };
+}
+
+/** An AEAD with a raw key, sealing and opening in place: secure mode's traffic keys (secure-datagram.ts). */
+export function aeadWithKey(name: AeadName, key: Uint8Array, impl: AeadImpl = defaultAeadImpl()): EtCipher {
+  return aead(name === 'aes-128-gcm' ? 'aes-gcm' : name === 'aes-256-gcm' ? 'aes-256-gcm' : 'chacha20', name, key, impl);
 }
 
 function aead(algorithm: EtAlgorithm, name: AeadName, key: Uint8Array, impl: AeadImpl): EtCipher {

@@ -95,17 +95,24 @@ export function buildPm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, cipher: E
   const seal = cipher.algorithm !== 'none' && isEncryptedType(h.type);
   const at = headroom + PM_HEADER_LEN;
   const out = Buffer.allocUnsafe(at + payload.length + (seal ? cipher.overhead : 0));
-  // Field by field, not writePmHeader({...h}): this runs for every packet sent.
-  writeU32Le(out, headroom, h.from);
-  writeU32Le(out, headroom + 4, h.to);
-  out[headroom + 8] = h.type;
-  out[headroom + 9] = seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted;
-  out[headroom + 10] = h.forwardCounter;
-  out[headroom + 11] = 0;
-  writeU32Le(out, headroom + 12, payload.length);
+  writePmHeaderFields(out, headroom, h, seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, payload.length);
   if (seal) cipher.sealInto(out, at, payload);
   else out.set(payload, at);
   return out;
+}
+
+/**
+ * Writes a PM header at out[at..] from `h` with these flags and len; field by field, not
+ * writePmHeader({...h}), since it runs for every packet sent.
+ */
+export function writePmHeaderFields(out: Uint8Array, at: number, h: Omit<PmHeader, 'len'>, flags: number, len: number): void {
+  writeU32Le(out, at, h.from);
+  writeU32Le(out, at + 4, h.to);
+  out[at + 8] = h.type;
+  out[at + 9] = flags;
+  out[at + 10] = h.forwardCounter;
+  out[at + 11] = 0;
+  writeU32Le(out, at + 12, len);
 }
 
 export type OpenFailure = 'compressed' | 'encrypted-but-off' | 'decrypt-failed' | 'plaintext-refused' | 'bad-len';

@@ -16,7 +16,8 @@
  * Stricter than EasyTier: a decrypt failure is counted and dropped but never ends the session
  * (EasyTier drops the session after ten in a row, which lets an on-path sender cut the link).
  */
-import { createCipheriv, createDecipheriv, hkdfSync, type CipherGCMTypes } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
+import { aeadWithKey, type AeadName, type EtCipher } from './cipher.js';
 import { ReplayWindow } from '../replay-window.js';
 import { TstierError } from '../../errors.js';
 
@@ -29,6 +30,8 @@ export const EVICT_IDLE_MS = 30_000;
 const TAG_LEN = 16;
 const NONCE_LEN = 12;
 const TAIL_LEN = TAG_LEN + NONCE_LEN;
+/** What sealing adds to a payload: tag ‖ nonce. */
+export const SECURE_TAIL_LEN = TAIL_LEN;
 const ZERO_SALT = new Uint8Array(32);
 const TRAFFIC_INFO = new TextEncoder().encode('et-traffic');
 
@@ -54,9 +57,10 @@ export function trafficKey(rootKey: Uint8Array, epoch: number, dir: Direction): 
   return new Uint8Array(hkdfSync('sha256', rootKey, ZERO_SALT, info, 32));
 }
 
-function cipherSpec(alg: SecureAlgorithm, key: Uint8Array): { name: CipherGCMTypes | 'chacha20-poly1305'; key: Uint8Array } {
-  if (alg === 'aes-gcm') return { name: 'aes-128-gcm', key: key.subarray(0, 16) };
-  return { name: alg === 'aes-256-gcm' ? 'aes-256-gcm' : 'chacha20-poly1305', key };
+/** The AEAD for a traffic key: aes-gcm takes the key's first 16 bytes, as EasyTier's does. */
+function trafficCipher(alg: SecureAlgorithm, key: Uint8Array): EtCipher {
+  const name: AeadName = alg === 'aes-gcm' ? 'aes-128-gcm' : alg === 'aes-256-gcm' ? 'aes-256-gcm' : 'chacha20-poly1305';
+  return aeadWithKey(name, alg === 'aes-gcm' ? key.subarray(0, 16) : key);
 }
 
 interface RxSlot {
@@ -99,8 +103,10 @@ export class SecureSession {
     [null, null],
     [null, null],
   ];
-  /** Traffic keys by direction and epoch; small (the send epoch and at most two receive epochs each way). */
-  #keys = new Map<number, Uint8Array>();
+  /** Traffic ciphers by direction and epoch; small (the send epoch and at most two receive epochs each way). */
+  #keys = new Map<number, EtCipher>();
+  /** The nonce of the packet being sealed (the cipher copies it into the packet). */
+  readonly #nonce = Buffer.alloc(NONCE_LEN);
   readonly drops: SecureDrops = { replayed: 0, 'bad-epoch': 0, 'decrypt-failed': 0 };
 
   constructor(o: SecureSessionInit) {
@@ -156,20 +162,31 @@ export class SecureSession {
     if (now - this.#epochStartedAt >= this.#rotateAfterMs) this.#rotate(now);
   }
 
-  /** ciphertext ‖ tag ‖ nonce for a packet we send in direction `dir`. */
-  seal(dir: Direction, plain: Uint8Array, now: number): Uint8Array {
+  /**
+   * Writes ciphertext ‖ tag ‖ nonce (plain.length + SECURE_TAIL_LEN bytes) at out[at..] for a packet
+   * we send in direction `dir`; `plain` may be out[at..] itself. No allocation: the data path's.
+   */
+  sealInto(dir: Direction, out: Uint8Array, at: number, plain: Uint8Array, now: number): void {
     if (++this.#sentInEpoch >= this.#rotateAfterPackets) this.#rotate(now);
     const seq = this.#sendSeq[dir]!++;
-    const nonce = Buffer.alloc(NONCE_LEN);
+    const nonce = this.#nonce;
     nonce.writeUInt32BE(this.#sendEpoch, 0);
     nonce.writeUInt32BE(Math.floor(seq / 2 ** 32), 4);
     nonce.writeUInt32BE(seq >>> 0, 8);
-    const spec = cipherSpec(this.sendAlgorithm, this.#key(this.#sendEpoch, dir));
-    const c = createCipheriv(spec.name as CipherGCMTypes, spec.key, nonce, { authTagLength: TAG_LEN });
-    return new Uint8Array(Buffer.concat([c.update(plain), c.final(), c.getAuthTag(), nonce]));
+    this.#cipher(this.#sendEpoch, dir, this.sendAlgorithm).sealInto(out, at, plain, nonce);
   }
 
-  /** The plaintext of a packet received in direction `dir`, or why it is dropped (counted). */
+  /** sealInto a new buffer (tests and the control plane). */
+  seal(dir: Direction, plain: Uint8Array, now: number): Uint8Array {
+    const out = new Uint8Array(plain.length + TAIL_LEN);
+    this.sealInto(dir, out, 0, plain, now);
+    return out;
+  }
+
+  /**
+   * The plaintext of a packet received in direction `dir` (opened in place: a view of `sealed`),
+   * or why it is dropped (counted).
+   */
   open(dir: Direction, sealed: Uint8Array, now: number): Uint8Array | SecureOpenFailure {
     if (sealed.length < TAIL_LEN) return this.#drop('decrypt-failed');
     const tail = sealed.length - NONCE_LEN;
@@ -181,16 +198,12 @@ export class SecureSession {
     const slot = this.#slotFor(dir, epoch);
     if (slot === 'refuse') return this.#drop('bad-epoch');
     if (slot && !slot.window.check(seq)) return this.#drop('replayed');
-    const spec = cipherSpec(this.recvAlgorithm, this.#key(epoch, dir));
-    const d = createDecipheriv(spec.name as CipherGCMTypes, spec.key, nonce, { authTagLength: TAG_LEN });
-    d.setAuthTag(sealed.subarray(tail - TAG_LEN, tail));
-    let plain: Uint8Array;
-    try {
-      plain = new Uint8Array(Buffer.concat([d.update(sealed.subarray(0, tail - TAG_LEN)), d.final()]));
-    } catch {
+    const n = this.#cipher(epoch, dir, this.recvAlgorithm).openInPlace(sealed, 0, sealed.length);
+    if (n < 0) {
       if (!slot) this.#keys.delete(keyId(epoch, dir)); // a forged epoch must not grow the cache
       return this.#drop('decrypt-failed');
     }
+    const plain = sealed.subarray(0, n);
     // Only an authentic packet moves the windows: a forged nonce must never shift them.
     const rx = slot ?? this.#newEpoch(dir, epoch);
     rx.window.update(seq);
@@ -236,14 +249,15 @@ export class SecureSession {
     this.#pruneKeys();
   }
 
-  #key(epoch: number, dir: Direction): Uint8Array {
+  /** One (epoch, dir) is only ever sent or only ever received on, so one algorithm per entry. */
+  #cipher(epoch: number, dir: Direction, alg: SecureAlgorithm): EtCipher {
     const id = keyId(epoch, dir);
-    let k = this.#keys.get(id);
-    if (!k) {
-      k = trafficKey(this.#rootKey, epoch, dir);
-      this.#keys.set(id, k);
+    let c = this.#keys.get(id);
+    if (!c) {
+      c = trafficCipher(alg, trafficKey(this.#rootKey, epoch, dir));
+      this.#keys.set(id, c);
     }
-    return k;
+    return c;
   }
 
   /** Keeps only the keys of epochs still in use: the send epoch and the live receive epochs. */

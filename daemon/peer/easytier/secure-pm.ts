@@ -7,19 +7,23 @@
  * without the ENCRYPTED flag is dropped (EasyTier passes it through). Packets to and from nodes
  * further away travel in relay sessions (secure-relay.ts), never on a link's session.
  */
-import { PmFlag, PM_HEADER_LEN, isEncryptedType, type PmHeader, type PmPacket } from './pm.js';
-import { directionOf, type SecureOpenFailure, type SecureSession } from './secure-datagram.js';
-import { writePmHeader } from '../wire.js';
+import { PmFlag, PM_HEADER_LEN, isEncryptedType, writePmHeaderFields, type PmHeader, type PmPacket } from './pm.js';
+import { SECURE_TAIL_LEN, directionOf, type SecureOpenFailure, type SecureSession } from './secure-datagram.js';
 
 export type SecureDropReason = SecureOpenFailure | 'secure-no-relay' | 'plaintext-refused' | 'compressed' | 'bad-len';
 
 /** Builds a packet from us to the neighbour at the other end of the link, sealed if its type is. */
+/**
+ * Builds a packet from us to the neighbour at the other end of the link, sealed if its type is,
+ * straight from `payload` into the packet after `headroom` (one buffer, as buildPm's plain path).
+ */
 export function buildSecurePm(h: Omit<PmHeader, 'len'>, payload: Uint8Array, session: SecureSession, now: number, headroom = 0): Buffer {
   const seal = isEncryptedType(h.type);
-  const body = seal ? session.seal(directionOf(h.from, h.to), payload, now) : payload;
-  const out = Buffer.allocUnsafe(headroom + PM_HEADER_LEN + body.length);
-  writePmHeader(out, headroom, { ...h, flags: seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, len: payload.length });
-  out.set(body, headroom + PM_HEADER_LEN);
+  const at = headroom + PM_HEADER_LEN;
+  const out = Buffer.allocUnsafe(at + payload.length + (seal ? SECURE_TAIL_LEN : 0));
+  writePmHeaderFields(out, headroom, h, seal ? h.flags | PmFlag.Encrypted : h.flags & ~PmFlag.Encrypted, payload.length);
+  if (seal) session.sealInto(directionOf(h.from, h.to), out, at, payload, now);
+  else out.set(payload, at);
   return out;
 }
 

@@ -81,3 +81,16 @@ test('epochs: rotation by time and by count, the previous epoch still opens, one
   const ahead = new SecureSession({ rootKey: root, generation: 1, initialEpoch: 2 + MAX_EPOCH_AHEAD + 1, sendAlgorithm: 'aes-gcm', recvAlgorithm: 'aes-gcm', now: 0 });
   assert.equal(rx.open(0, ahead.seal(0, Buffer.from('far'), 0), ROTATE_AFTER_MS), 'bad-epoch');
 });
+
+test('sealInto writes the packet in place (payload already where the ciphertext goes), the same bytes as seal', () => {
+  for (const alg of ['aes-gcm', 'aes-256-gcm', 'chacha20'] as const) {
+    const [a, b] = [pair(alg)[1], pair(alg)[1]];
+    const copy = a.seal(1, Buffer.from('in place, please'), 0);
+    const buf = new Uint8Array(4 + 16 + 28);
+    buf.set(Buffer.from('in place, please'), 4);
+    b.sealInto(1, buf, 4, buf.subarray(4, 20), 0);
+    assert.deepEqual(buf.subarray(4), copy, alg);
+    const [, rx] = pair(alg);
+    assert.equal(Buffer.from(rx.open(1, buf.subarray(4), 0) as Uint8Array).toString(), 'in place, please');
+  }
+});
