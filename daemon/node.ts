@@ -192,7 +192,7 @@ export class Node implements ControlPlaneSource {
     return this.peer.routes.routes().map(({ record: r, nextHop, cost }) => ({
       peerId: r.peerId, hostname: r.hostname, ipv4: r.ipv4 ? `${u32ToIpv4(r.ipv4)}/${r.prefix}` : '',
       ipv6: r.ipv6 ? `${formatIpAddress(r.ipv6.address)}/${r.ipv6.prefix}` : '',
-      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features), version: r.softwareVersion ?? '',
+      proxyCidrs: [...r.proxyCidrs], nextHopPeerId: nextHop, cost, features: featuresView(r.features), version: r.softwareVersion,
       ...this.tcpTransport(r.peerId),
     }));
   }

@@ -13,7 +13,7 @@ import type { EtConnTimers } from '../peer/easytier/conn.js';
 export interface PeerLayerOptions {
   networkName: string;
   networkSecret: string;
-  local: Omit<LocalNode, 'peerId'>;
+  local: LocalNode;
   log: Logger;
   timers?: SessionTimers;
   backoff?: BackoffOptions;

@@ -19,11 +19,6 @@ export const Feature = {
   KcpBundle: 1 << 25,
 } as const;
 
-export interface Neighbour {
-  peerId: number;
-  cost: number;
-}
-
 /** A virtual IPv6 address (16 bytes, network order) and its prefix length. */
 export interface Ipv6Net {
   address: Uint8Array;
@@ -34,8 +29,6 @@ export interface RouteRecord {
   peerId: number;
   /** Raised by the origin on every change; a higher version replaces a lower one everywhere. */
   version: number;
-  /** Origin's clock when it made this version (informational). */
-  timestamp: number;
   hostname: string;
   /** Virtual address as a u32 (0 = none) and its prefix length. */
   ipv4: number;
@@ -45,23 +38,12 @@ export interface RouteRecord {
   /** As configured: "192.168.1.0/24" or "192.168.1.0/24->10.1.0.0/24". */
   proxyCidrs: string[];
   features: number;
-  neighbours: Neighbour[];
-  /** The node's software version as it announced it (EasyTier's wire carries one; tstier's does not). */
-  softwareVersion?: string;
+  /** The node's software version as it announced it ("2.6.4-<commit>" from EasyTier, "2.6.4-tstier" from us). */
+  softwareVersion: string;
 }
 
-/** This node's own facts, which the peer layer announces in route sync. */
-export interface LocalNode {
-  peerId: number;
-  hostname: string;
-  /** u32, 0 when the node has no virtual address. */
-  ipv4: number;
-  prefix: number;
-  /** Virtual IPv6, when the node has one. */
-  ipv6?: Ipv6Net;
-  proxyCidrs: string[];
-  features: number;
-}
+/** This node's own facts, which the peer layer announces in route sync (its peer id is the layer's). */
+export type LocalNode = Pick<RouteRecord, 'hostname' | 'ipv4' | 'prefix' | 'ipv6' | 'proxyCidrs' | 'features'>;
 
 /** A reachable node: its record, the direct peer we send through, and the path's cost in hops. */
 export interface RouteEntry {

@@ -84,7 +84,7 @@ function reasonText(reason: string): string {
 export interface EtPeerManagerOptions {
   networkName: string;
   networkSecret: string;
-  local: Omit<LocalNode, 'peerId'>;
+  local: LocalNode;
   /** 'none' is --disable-encryption. */
   encryption: EtAlgorithm;
   /** EasyTier's secure mode (--secure-mode): Noise handshakes and per-link sessions; needs an AEAD. */

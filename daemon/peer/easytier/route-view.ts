@@ -36,9 +36,9 @@ function carrierFeatures(info: RoutePeerInfo): number {
 
 function recordOf(info: RoutePeerInfo): RouteRecord {
   return {
-    peerId: info.peerId, version: info.version, timestamp: 0, hostname: info.hostname ?? '',
+    peerId: info.peerId, version: info.version, hostname: info.hostname ?? '',
     ipv4: info.ipv4 ?? 0, prefix: info.ipv4 === undefined ? 0 : info.networkLength || 24,
-    proxyCidrs: [...info.proxyCidrs], features: carrierFeatures(info), neighbours: [],
+    proxyCidrs: [...info.proxyCidrs], features: carrierFeatures(info),
     softwareVersion: info.easytierVersion, ...(info.ipv6 ? { ipv6: info.ipv6 } : {}),
   };
 }
