@@ -56,6 +56,28 @@ static et_aead_t *unwrap(napi_env env, napi_value v) {
   return data;
 }
 
+/*
+ * What seal and open both take first: exactly `want` arguments into argv, a handle made for
+ * `encrypt` (argv[0]) into *a, the buffer argv[1] into *buf and *buf_len, the offset argv[2] into
+ * *at. 1, or 0 with the error thrown.
+ */
+static int aead_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int encrypt,
+                     et_aead_t **a, uint8_t **buf, size_t *buf_len, uint32_t *at) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want
+      || (*a = unwrap(env, argv[0])) == NULL || !(*a)->encrypt != !encrypt
+      || !bytes_of(env, argv[1], buf, buf_len) || napi_get_value_uint32(env, argv[2], at) != napi_ok) {
+    napi_throw_error(env, "TSTIER_E_NATIVE", "peer addon: bad arguments");
+    return 0;
+  }
+  return 1;
+}
+
+/* Whether `len` bytes from `at` lie inside a buffer of `buf_len`, and OpenSSL's int can count them. */
+static int fits(uint32_t at, size_t len, size_t buf_len) {
+  return (size_t)at + len <= buf_len && len <= INT32_MAX;
+}
+
 napi_value et_aead_create(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out;
@@ -87,19 +109,16 @@ napi_value et_aead_create(napi_env env, napi_callback_info info) {
 }
 
 napi_value et_aead_seal(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
+  et_aead_t *a;
   uint8_t *out, *payload;
   size_t out_len, n;
   uint32_t at;
   bool nonce_given;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  et_aead_t *a = argc == 5 ? unwrap(env, argv[0]) : NULL;
-  if (!a || !a->encrypt || !bytes_of(env, argv[1], &out, &out_len) || !bytes_of(env, argv[3], &payload, &n))
-    CHECK(napi_invalid_arg);
-  CHECK(napi_get_value_uint32(env, argv[2], &at));
+  if (!aead_args(env, info, 5, argv, 1, &a, &out, &out_len, &at)) return NULL;
+  if (!bytes_of(env, argv[3], &payload, &n)) CHECK(napi_invalid_arg);
   CHECK(napi_get_value_bool(env, argv[4], &nonce_given));
-  if ((size_t)at + n + TAIL_LEN > out_len || n > INT32_MAX) CHECK(napi_invalid_arg);
+  if (!fits(at, n + TAIL_LEN, out_len)) CHECK(napi_invalid_arg);
   uint8_t *ct = out + at, *tag = ct + n, *nonce = tag + TAG_LEN;
   int len;
   if (!nonce_given) {
@@ -118,17 +137,14 @@ napi_value et_aead_seal(napi_env env, napi_callback_info info) {
 }
 
 napi_value et_aead_open(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4], result;
+  et_aead_t *a;
   uint8_t *buf;
   size_t buf_len;
   uint32_t at, total;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  et_aead_t *a = argc == 4 ? unwrap(env, argv[0]) : NULL;
-  if (!a || a->encrypt || !bytes_of(env, argv[1], &buf, &buf_len)) CHECK(napi_invalid_arg);
-  CHECK(napi_get_value_uint32(env, argv[2], &at));
+  if (!aead_args(env, info, 4, argv, 0, &a, &buf, &buf_len, &at)) return NULL;
   CHECK(napi_get_value_uint32(env, argv[3], &total));
-  if ((size_t)at + total > buf_len || total > INT32_MAX) CHECK(napi_invalid_arg);
+  if (!fits(at, total, buf_len)) CHECK(napi_invalid_arg);
   int32_t plain = -1;
   if (total >= TAIL_LEN) {
     int n = (int)(total - TAIL_LEN), len;

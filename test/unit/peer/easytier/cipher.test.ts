@@ -72,6 +72,21 @@ test('the addon and node:crypto give identical bytes, each opens the other\'s, a
   }
 });
 
+test('the addon refuses bad arguments with one error, in seal and open alike: a wrong handle, a range past the buffer', { skip: peerAddon() ? false : 'peer addon not built' }, () => {
+  const addon = peerAddon()!;
+  const enc = addon.etAeadCreate(0, KEY128, true);
+  const dec = addon.etAeadCreate(0, KEY128, false);
+  const buf = new Uint8Array(64);
+  const bad = (f: () => unknown): void => assert.throws(f, (e: unknown) => (e as { code?: string }).code === 'TSTIER_E_NATIVE');
+  bad(() => addon.etAeadSeal(dec, buf, 0, buf.subarray(0, 8), false));
+  bad(() => addon.etAeadOpen(enc, buf, 0, 40));
+  bad(() => addon.etAeadSeal(enc, buf, 40, buf.subarray(0, 8), false));
+  bad(() => addon.etAeadOpen(dec, buf, 40, 40));
+  bad(() => (addon.etAeadOpen as (...a: unknown[]) => number)(dec, buf, 0));
+  addon.etAeadSeal(enc, buf, 0, buf.subarray(0, 36), false);
+  assert.equal(addon.etAeadOpen(dec, buf, 0, 64), 36, 'in range: seals and opens');
+});
+
 test('xor: the same length, each byte xored with key128 repeated', () => {
   const plain = randomBytes(40);
   const sealed = etCipher('xor', SECRET).seal(plain);
