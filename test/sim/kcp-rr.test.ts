@@ -2,7 +2,8 @@
  * Request/response over the KCP carrier on the virtual clock: 64-byte requests, each answered by the
  * acceptor's application `think` ms after it read the request. The ACK for a lone request waits for
  * the answer (ACK_DELAY_MS), so the requester is woken once per round trip, not twice (once for
- * the ACK, once for the answer): on a busy host every wake-up waits for a CPU. No round trip may
+ * the ACK, once for the answer): on a busy host every wake-up waits for a CPU. And it rides inside
+ * the answer's datagram, not in one of its own sent just before. No round trip may
  * take longer for it, and an answer slower than the delay still gets its request acknowledged in time.
  */
 import { test } from 'node:test';
@@ -27,8 +28,12 @@ class Client extends CarrierNode {
   /** The distinct instants datagrams arrived here: each is a wake-up of a real node. */
   readonly wakes = new Set<number>();
 
+  /** Datagrams that arrived here: each is sealed, sent, received and opened on its own. */
+  datagrams = 0;
+
   input(d: Uint8Array, now: number): void {
     this.wakes.add(now);
+    this.datagrams++;
     super.input(d, now);
   }
 
@@ -93,6 +98,7 @@ test('KCP carrier RR: the answer takes the held ACK along, one wake-up per round
   for (const rtt of client.rtts) assert.equal(rtt, 2 * ONE_WAY_MS + think, 'every round trip is the path plus the think time');
   // The STATUS round, then one arrival instant per request: ACK and answer come together.
   assert.equal(client.wakes.size, 1 + ROUNDS);
+  assert.equal(client.datagrams, client.wakes.size, 'and in one datagram: the ACK inside the answer (and the STATUS), not a bundle of its own ahead of it');
 });
 
 test('KCP carrier RR: an answer slower than ACK_DELAY_MS finds its request already acknowledged', () => {

@@ -229,6 +229,8 @@ export class KcpFlow implements CarrierFlow {
       out.push({ peerId: this.peerId, type, data });
     }
     if (bytes > 0) this.checkWritable();
+    // A held ACK that left with new data (write()) needs no wake-up of its own any more.
+    if (this.ackDueAt !== 0 && this.kcp.acksOwed === 0) this.ackDueAt = 0;
     return bytes;
   }
 
@@ -299,7 +301,7 @@ export class KcpFlow implements CarrierFlow {
       this.localFin = true;
       this.peerFin = true; // nothing more will be read
     }
-    this.kcp.flush(now);
+    this.flushForNewData(now);
   }
 
   /** Whether write() would accept data now. */
@@ -324,8 +326,18 @@ export class KcpFlow implements CarrierFlow {
       this.kcp.send(piece);
     }
     this.txBytes += data.length;
-    this.flushAll(now); // a held ACK rides along
+    this.flushForNewData(now);
     return true;
+  }
+
+  /**
+   * After new data was queued. It leaves on its path's grant (PeerPath.pace, which the carrier runs
+   * right after this), and that flush writes the ACKs owed first, in the same datagram. A flush here
+   * would send a held ACK alone, one datagram (a wake-up of the peer) ahead of the answer meant to
+   * carry it. Only when no new segment can go (a full window) does the ACK go now.
+   */
+  private flushForNewData(now: number): void {
+    if (!this.kcp.canSlide()) this.flushAll(now);
   }
 
   /** Half-close: a FIN frame after the data already written. */
