@@ -28,7 +28,7 @@
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
- *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic] [--pair P]
+ *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic] [--pair P] [--rr-only]
  * --quick: clean and 5 % only, 3 s bulk and 2 s probes: a smoke run.
  * --probe: seconds of RR probes. At 20 % loss a round trip that meets a loss costs an RTO (0.3-2 s),
  *   so 4 s hold only ~10-20 samples and the p50 flips between the RTT and an RTO by chance
@@ -36,6 +36,8 @@
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
  * --mode: only that mode.
  * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier.
+ * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
+ *   repeatable look at latency (e.g. `--only clean --rr-only`).
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -52,6 +54,7 @@ const opt = (name: string, dflt: string): string => {
   return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
 };
 const QUICK = args.includes('--quick');
+const RR_ONLY = args.includes('--rr-only');
 const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
 const PROBE = Number(opt('probe', QUICK ? '2' : '4'));
 const RR_MAX = 5000;
@@ -294,6 +297,7 @@ async function tcpRetransSegs(ns: Namespace): Promise<number> {
 async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figures> {
   const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
   const rr = await tool<{ p50: number; p99: number }>(a, 'rr', VIP_B, PORT, [String(PROBE), String(RR_MAX)], timeout);
+  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, rrP50: rr.p50, rrP99: rr.p99, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, tcpRetrans: NaN };
   const cpu0 = pair.pids.map(cpuSeconds);
   const tcp0 = await tcpRetransSegs(a);
   const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', VIP_B, PORT, [String(SECONDS)], timeout);
