@@ -1,24 +1,22 @@
 /**
- * Pacing for the kcp-sys connections to one EasyTier node: one PathController (the KCP carrier's
- * BBR-style model: delivery rate and minimum RTT, not loss) shared by every connection to that node,
- * and a round-robin ring of connections with new data waiting. A connection's ikcp never moves new
- * segments into flight on its own (its quota stays 0); pace() grants small quotas in turn while the
- * controller's budget lasts. ACKs and retransmissions go whenever ikcp wants them and are charged
- * afterwards.
+ * Pacing for the kcp-sys connections to one EasyTier node: one rate model (kcp-rate.ts) shared by
+ * every connection to that node, and a round-robin ring of connections with new data waiting. A
+ * connection's ikcp never moves new segments into flight on its own (its quota stays 0); pace() grants
+ * small quotas in turn while the model's budget lasts. ACKs and retransmissions go whenever ikcp wants
+ * them and are charged afterwards.
  *
  * Why not ikcp's own windows, as kcp-sys runs them: with congestion control off (kcp-sys), every
  * connection puts its whole window (1024 segments) on the link at once and resends whatever the
- * receiver's socket dropped every RTO; twenty flows at once overflowed EasyTier's UDP socket until its
- * pings were lost and it dropped the peer link. With ikcp's congestion window on instead, the window
- * starts at ssthresh 2, grows by one segment per ACK *datagram* (EasyTier batches its ACKs every
+ * receiver's socket dropped; twenty flows at once overflowed EasyTier's UDP socket until its pings
+ * were lost and it dropped the peer link. With ikcp's congestion window on instead, the window starts
+ * at ssthresh 2, grows by about one segment per ACK *datagram* (EasyTier batches its ACKs every
  * 10 ms) and falls to one segment on every timeout: 3 MB/s on a clean link, and a stall at 5 % loss.
- * A pacer reads random loss as loss (it resends, and paces that much faster), not as congestion, and
- * keeps what is in flight near the path's bandwidth-delay product, so the receiver's queue stays short.
- * Nothing of it is on the wire: ikcp sees an ordinary sender.
+ * The model reads random loss as loss (resent, and paced that much faster), not as congestion, and
+ * keeps the receiver's queue short. Nothing of it is on the wire: ikcp sees an ordinary sender.
  */
 import { Ring } from '../../transport/kcp/ring.js';
 import type { Kcp } from '../../transport/kcp/kcp.js';
-import { PathController } from '../../carrier/kcp/path-controller.js';
+import { EtKcpRate } from './kcp-rate.js';
 
 /** Segments one connection may send per turn when several wait: small, so turns interleave finely. */
 const QUANTUM_SEGS = 4;
@@ -32,14 +30,13 @@ export class PacedKcp<T = unknown> {
   private seenRetx = 0;
   private seenFlight = 0;
   private seenDelivered = 0;
-  private seenDeliveredSegs = 0;
 
   constructor(readonly kcp: Kcp, readonly owner: T) {
     kcp.newSegmentQuota = 0;
   }
 
   /** Hands the engine's new samples (RTT, sends, in flight, deliveries) to the controller. */
-  report(ctl: PathController, now: number): void {
+  report(ctl: EtKcpRate, now: number): void {
     const k = this.kcp;
     if (k.rttSamples !== this.seenRtts) {
       this.seenRtts = k.rttSamples;
@@ -53,21 +50,20 @@ export class PacedKcp<T = unknown> {
     ctl.inflight += k.flightBytes - this.seenFlight;
     this.seenFlight = k.flightBytes;
     if (k.deliveredBytes !== this.seenDelivered) {
-      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, k.deliveredSegs - this.seenDeliveredSegs, now);
+      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, now);
       this.seenDelivered = k.deliveredBytes;
-      this.seenDeliveredSegs = k.deliveredSegs;
     }
   }
 
   /** The connection leaves: what it had in flight stops counting. */
-  unreport(ctl: PathController): void {
+  unreport(ctl: EtKcpRate): void {
     ctl.inflight -= this.seenFlight;
     this.seenFlight = 0;
   }
 }
 
 export class EtKcpPacer<T> {
-  readonly ctl: PathController;
+  readonly ctl: EtKcpRate;
   /** Absolute time at which pace() should run again; Infinity when only an ACK can free a send. */
   wakeAt = Infinity;
   /** Connections sharing the path (the pacer is dropped when none is left). */
@@ -75,7 +71,7 @@ export class EtKcpPacer<T> {
   private readonly ready = new Ring<PacedKcp<T>>(16);
 
   constructor(mss: number) {
-    this.ctl = new PathController({ mss });
+    this.ctl = new EtKcpRate(mss);
   }
 
   /** `bytes` left for the peer on this path (data, resends, ACKs, envelopes: all cost capacity). */
@@ -109,7 +105,6 @@ export class EtKcpPacer<T> {
       const segs = Math.ceil(budget / p.kcp.mss);
       const kcp = p.kcp;
       kcp.newSegmentQuota = Math.min(segs, Math.max(QUANTUM_SEGS, Math.floor(segs / (ready.length + 1))));
-      kcp.rtoFloor = this.ctl.rtoFloor();
       kcp.flushNew(now);
       kcp.newSegmentQuota = 0;
       sent(p);
