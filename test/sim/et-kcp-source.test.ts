@@ -14,11 +14,13 @@ import { EtKcpSink, EtKcpSource } from './et-kcp-node.js';
 import { World, type LinkParams } from './world.js';
 import { seedsFor, sweep } from './seeds.js';
 
+const CLOSE_MS = 10_000;
+
 interface Case {
   link: LinkParams;
   flows: number;
   bytes: number;
-  /** Goodput floor over the whole transfer, from the first SYN, in MB/s of virtual time. */
+  /** Goodput floor from the first SYN to the last byte, in MB/s of virtual time. */
   minMBps: number;
   /** Most datagrams the receiver's socket may drop, as a share of those sent. */
   maxOverflow: number;
@@ -36,8 +38,13 @@ function transfer(seed: number, c: Case): string | null {
   world.link(1, 0, { loss: c.link.loss, delayMs: c.link.delayMs });
   src.start(0);
   const limitMs = Math.ceil((c.flows * c.bytes) / 1000 / c.minMBps);
-  const r = world.run({ until: () => sink.ended.size === c.flows && src.closed.size === c.flows, maxTime: limitMs });
-  if (!r.done) return `${sink.bytes} of ${c.flows * c.bytes} bytes in ${limitMs} ms (floor ${c.minMBps} MB/s)`;
+  if (!world.run({ until: () => sink.bytes === c.flows * c.bytes, maxTime: limitMs }).done) {
+    return `${sink.bytes} of ${c.flows * c.bytes} bytes in ${limitMs} ms (floor ${c.minMBps} MB/s)`;
+  }
+  // Then the FINs both ways (each repeated every second until answered).
+  if (!world.run({ until: () => sink.ended.size === c.flows && src.closed.size === c.flows, maxTime: world.now + CLOSE_MS }).done) {
+    return `${sink.ended.size} flows ended at the sink, ${src.closed.size} closed at the source, ${CLOSE_MS} ms after the last byte`;
+  }
   for (const [i, p] of src.payloads.entries()) {
     assert.ok(Buffer.from(p).equals(Buffer.concat(sink.received.get(40000 + i)!)), `flow ${i}: the bytes sent`);
   }

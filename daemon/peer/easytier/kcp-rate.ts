@@ -8,9 +8,11 @@
  *   length would catch one batch more or less by chance, and the maximum filter would keep the
  *   lucky ones (the carrier's own controller, fed by these batches, overrated EasyTier by 30 % and a
  *   third of what reached its socket overflowed).
- * - Random loss is compensated (the wire rate is the model's over 1 − loss), but only the loss that
- *   persists at every rate counts: the least retransmission share over the last gain cycle. What a
- *   probe above the model makes the socket drop is not compensated, so it cannot feed itself.
+ * - Random loss is compensated (the wire rate is the model's over 1 − loss), but only the loss seen
+ *   while the rate is at the model or under it: the retransmission share of a gain cycle's cruising
+ *   windows (a loss is detected about a round trip after it, so those windows see what the drain and
+ *   the cruise before them lost, never what the probe above the model made the socket drop). So the
+ *   socket's overflow is not compensated, and cannot feed itself.
  * - The probe up is small (PROBE_GAIN): an overshoot of a window's length is about what that socket holds.
  */
 
@@ -18,8 +20,10 @@
 const SAMPLE_MS = 40;
 /** Reports closer together than this belong to one ACK batch. */
 const BATCH_GAP_MS = 2;
-/** Windows the bandwidth maximum and the loss minimum span (one gain cycle). */
+/** Gains of the windows of one cycle; the bandwidth maximum spans a cycle. */
 const GAINS = [1.2, 0.8, 1, 1, 1, 1, 1, 1];
+/** The cycle's first window at the model's rate after the drain. */
+const FIRST_CRUISE = 2;
 const STARTUP_GAIN = 2;
 /** Startup ends after this many windows without 25 % growth. */
 const FULL_BW_WINDOWS = 3;
@@ -27,7 +31,7 @@ const FULL_BW_WINDOWS = 3;
 const ACK_HOLD_MS = 10;
 const CWND_GAIN = 2;
 const MAX_LOSS = 0.5;
-/** Sends a window needs before its retransmission share counts. */
+/** Sends a cycle's cruise needs before its retransmission share counts. */
 const MIN_LOSS_SAMPLE = 16;
 /** Budget that may build up while idle, ms of the rate; debt is capped likewise. */
 const BURST_MS = 2;
@@ -39,7 +43,10 @@ export class EtKcpRate {
   inflight = 0;
   private bw = 0;
   private readonly bwRing = new Float64Array(GAINS.length);
-  private readonly lossRing = new Float64Array(GAINS.length).fill(1);
+  private lossShare = 0;
+  /** Sends and retransmissions of the current cycle's cruising windows. */
+  private cruiseSent = 0;
+  private cruiseRetx = 0;
   private ring = 0;
   private startup = true;
   private fullBw = 0;
@@ -134,17 +141,17 @@ export class EtKcpRate {
     return this.bw;
   }
 
-  /** The retransmission share that persisted over the last gain cycle (random loss, not overflow). */
+  /** The path's own loss: the retransmission share while cruising (smoothed over cycles). */
   loss(): number {
-    let min = 1;
-    for (const l of this.lossRing) if (l < min) min = l;
-    return Math.min(MAX_LOSS, min === 1 ? 0 : min);
+    return this.lossShare;
   }
 
   private endWindow(sample: number): void {
     if (!this.appLimited || sample > this.bw) this.bwRing[this.ring] = sample;
-    const sent = this.winNew + this.winRetx;
-    this.lossRing[this.ring] = sent >= MIN_LOSS_SAMPLE ? this.winRetx / sent : 1;
+    if (!this.startup && this.cycle >= FIRST_CRUISE) {
+      this.cruiseSent += this.winNew + this.winRetx;
+      this.cruiseRetx += this.winRetx;
+    }
     this.ring = (this.ring + 1) % GAINS.length;
     this.winNew = this.winRetx = 0;
     this.appLimited = false;
@@ -161,7 +168,13 @@ export class EtKcpRate {
       }
     } else {
       this.cycle = (this.cycle + 1) % GAINS.length;
+      if (this.cycle === 0) this.endCycle();
     }
+  }
+
+  private endCycle(): void {
+    if (this.cruiseSent >= MIN_LOSS_SAMPLE) this.lossShare += (Math.min(MAX_LOSS, this.cruiseRetx / this.cruiseSent) - this.lossShare) / 2;
+    this.cruiseSent = this.cruiseRetx = 0;
   }
 
   private refill(now: number): void {
