@@ -13,7 +13,7 @@
  *   windows (a loss is detected about a round trip after it, so those windows see what the drain and
  *   the cruise before them lost, never what the probe above the model made the socket drop). So the
  *   socket's overflow is not compensated, and cannot feed itself.
- * - The probe up is small (PROBE_GAIN): an overshoot of a window's length is about what that socket holds.
+ * - The probe up is small (GAINS[0]): its overshoot over one window is about what that socket holds.
  */
 
 /** A delivery-rate window spans at least this long (four of ikcp's 10 ms ACK batches). */
