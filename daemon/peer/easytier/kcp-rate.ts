@@ -147,7 +147,8 @@ export class EtKcpRate {
   }
 
   private endWindow(sample: number): void {
-    if (!this.appLimited || sample > this.bw) this.bwRing[this.ring] = sample;
+    const appLimited = this.appLimited;
+    if (!appLimited || sample > this.bw) this.bwRing[this.ring] = sample;
     if (!this.startup && this.cycle >= FIRST_CRUISE) {
       this.cruiseSent += this.winNew + this.winRetx;
       this.cruiseRetx += this.winRetx;
@@ -159,6 +160,9 @@ export class EtKcpRate {
     for (const b of this.bwRing) if (b > bw) bw = b;
     this.bw = bw;
     if (this.startup) {
+      // A window the senders left idle (a request/response flow) says nothing of where the path is full:
+      // ending startup on it left a bulk flow after it to climb from a tiny model, a probe per cycle.
+      if (appLimited) return;
       if (bw >= this.fullBw * 1.25) {
         this.fullBw = bw;
         this.fullBwWindows = 0;
