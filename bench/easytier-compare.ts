@@ -29,15 +29,16 @@
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
  *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic] [--pair P] [--rr-only]
- * --quick: clean and 5 % only, 3 s bulk and 2 s probes: a smoke run.
+ * --quick: clean and 5 % only (with --pair also 20 %), 3 s bulk and 2 s probes: a smoke run.
  * --probe: seconds of RR probes. At 20 % loss a round trip that meets a loss costs an RTO (0.3-2 s),
  *   so 4 s hold only ~10-20 samples and the p50 flips between the RTT and an RTO by chance
  *   (P(no loss) = 0.8^2 per round trip); give it 30 s or more to compare pairs on lossy links.
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
  * --mode: only that mode.
- * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier.
+ * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier; or "mixed", both mixed pairs.
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
  *   repeatable look at latency (e.g. `--only clean --rr-only`).
+ * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -84,7 +85,9 @@ const ALL_CONDITIONS: Condition[] = [
   { name: '100 Mbit/s, 10% loss, 20 ms', relay: ['--rate', '100', '--queue-ms', '50', '--loss', '0.1', '--delay', '20', '--seed', '34'], loaded: true, rttMs: 40 },
 ];
 const ONLY = opt('only', '');
-const CONDITIONS = ALL_CONDITIONS.filter((c) => (QUICK ? c.name.startsWith('clean') || c.name.startsWith('5%') : true) && c.name.includes(ONLY));
+/** A --pair run is short enough to take the heavy-loss condition too, where a pair's sender is most likely to stall. */
+const QUICK_NAMES = opt('pair', '') ? ['clean', '5%', '20%'] : ['clean', '5%'];
+const CONDITIONS = ALL_CONDITIONS.filter((c) => (QUICK ? QUICK_NAMES.some((n) => c.name.startsWith(n)) : true) && c.name.includes(ONLY));
 if (CONDITIONS.length === 0) {
   process.stderr.write(`easytier-compare: --only ${ONLY} matches no condition (${ALL_CONDITIONS.map((c) => c.name).join('; ')})\n`);
   process.exit(2);
@@ -102,7 +105,11 @@ if (MODES.length === 0) {
 type Mixed = 'tstier→EasyTier' | 'EasyTier→tstier';
 type Impl = 'tstier' | 'EasyTier' | Mixed;
 const PAIR = opt('pair', '');
-const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[]).filter((p) => !PAIR || p === PAIR);
+const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[]).filter((p) => !PAIR || p === PAIR || (PAIR === 'mixed' && p.includes('→')));
+if (IMPLS.length === 0) {
+  process.stderr.write(`easytier-compare: --pair ${PAIR} is none of tstier, EasyTier, tstier→EasyTier, EasyTier→tstier, mixed\n`);
+  process.exit(2);
+}
 /** How each implementation names the transport that carried a flow (null: not proxied); a mixed pair, as its source does. */
 const LISTED: Record<Mode, { tstier: string | null; EasyTier: string | null }> = {
   plain: { tstier: null, EasyTier: null },
@@ -379,7 +386,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const load0 = loadavg();
-  const net = await Netns.create('ttec');
+  const net = await Netns.create(opt('netns', 'ttec'));
   try {
     const [a, b] = [await net.ns('a'), await net.ns('b')];
     const veth = await net.link(a, b, `${VETH[0]}/24`, `${VETH[1]}/24`);

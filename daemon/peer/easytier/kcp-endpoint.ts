@@ -35,6 +35,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kcp } from '../../transport/kcp/kcp.js';
 import { ET_KCP, KCP_ENVELOPE_LEN, KcpFlag, decodeKcpConnData, decodeKcpEnvelope, encodeKcpConnData, encodeKcpEnvelope, type KcpConnData } from './kcp-envelope.js';
+import { EtKcpPacer, PacedKcp } from './kcp-pacer.js';
 import { EtPacketType } from './pm.js';
 import { writeU32Le } from '../../packet/bytes.js';
 
@@ -53,6 +54,11 @@ export const FIN_PROBE_MAX_MS = 200;
 export const FIN_DRAIN_STALL_MS = 10_000;
 /** kcp-sys lets a writer proceed while ikcp holds at most twice the send window. */
 const WRITE_LIMIT_SEGMENTS = 2 * ET_KCP.sndWnd;
+/**
+ * A full EasyTier receiver tells us when its window reopens (one WINS, no retry); if that one is
+ * lost, ikcp's own first probe would come 7 s later.
+ */
+const ZERO_WINDOW_PROBE_MS = 200;
 /** ikcp's MTU counts only its own bytes; the envelope rides in the datagram's headroom. */
 const KCP_DATAGRAM = ET_KCP.mtu + KCP_ENVELOPE_LEN;
 
@@ -83,6 +89,8 @@ interface Conn {
   peer: number;
   state: 'queued' | 'syn-sent' | 'confirming' | 'syn-received' | 'established' | 'lingering' | 'closed';
   kcp: Kcp | null;
+  /** The same engine as its peer's pacer sees it. */
+  paced: PacedKcp<Conn> | null;
   connData: Uint8Array;
   localFin: 'open' | 'pending' | 'sent';
   peerFin: boolean;
@@ -108,6 +116,9 @@ export class EtKcpEndpoint {
   readonly #type: number;
   readonly #byTriple = new Map<string, Conn>();
   readonly #byId = new Map<KcpConnId, Conn>();
+  /** One pacer per peer with live engines: the connections to a node share its path. */
+  readonly #pacers = new Map<number, EtKcpPacer<Conn>>();
+  readonly #sent = (p: PacedKcp<Conn>): void => this.#wrap(p.owner);
   #nextConv: number;
   #nextId = 1;
   /** Connects in flight (syn-sent or confirming) by peer, and those waiting for a place, in order. */
@@ -131,7 +142,7 @@ export class EtKcpEndpoint {
   connect(peer: number, connData: KcpConnData, now: number): KcpConnId {
     this.#now = now;
     const c: Conn = {
-      id: `k${this.#nextId++}`, conv: 0, src: this.#me, dst: peer, peer, state: 'queued', kcp: null, confirmBy: Infinity,
+      id: `k${this.#nextId++}`, conv: 0, src: this.#me, dst: peer, peer, state: 'queued', kcp: null, paced: null, confirmBy: Infinity,
       connData: encodeKcpConnData(connData), localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false,
       lastRx: now, nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: now, giveUpAt: now + CONNECT_TIMEOUT_MS, ...NO_DRAIN,
     };
@@ -170,7 +181,7 @@ export class EtKcpEndpoint {
     }
     if (c.state === 'syn-sent' && env.flag === (KcpFlag.Syn | KcpFlag.Ack)) {
       c.state = 'confirming';
-      c.kcp = newKcp(c.conv);
+      this.#attachKcp(c);
       c.confirmBy = now + CONFIRM_TIMEOUT_MS;
       this.#send(c, KcpFlag.Ack | KcpFlag.Data);
       this.#askConfirm(c, now);
@@ -188,7 +199,7 @@ export class EtKcpEndpoint {
       if (env.flag === KcpFlag.Syn) this.#send(c, KcpFlag.Syn | KcpFlag.Ack); // our SYN|ACK was lost
       else if (env.flag & KcpFlag.Ack) {
         c.state = 'established';
-        c.kcp = newKcp(c.conv);
+        this.#attachKcp(c);
         this.#events.push({ type: 'accepted', id: c.id, peer: c.peer, connData: readConnData(c.connData)! });
       }
     }
@@ -248,6 +259,7 @@ export class EtKcpEndpoint {
 
   handleTimeout(now: number): void {
     this.#now = now;
+    for (const pacer of this.#pacers.values()) if (pacer.wakeAt <= now) pacer.pace(now, this.#sent);
     for (const c of [...this.#byId.values()]) {
       if (c.localFin === 'sent' && now >= c.retryAt) {
         c.retryAt = now + FIN_RESEND_MS;
@@ -293,6 +305,7 @@ export class EtKcpEndpoint {
 
   pollTimeout(): number {
     let t = Infinity;
+    for (const pacer of this.#pacers.values()) t = Math.min(t, pacer.wakeAt);
     for (const c of this.#byId.values()) {
       if (c.state === 'queued') t = Math.min(t, c.giveUpAt);
       else if (c.state === 'syn-sent' || c.state === 'lingering') t = Math.min(t, c.retryAt, c.giveUpAt);
@@ -324,7 +337,7 @@ export class EtKcpEndpoint {
         return;
       }
       const c: Conn = {
-        id: `k${this.#nextId++}`, conv, src, dst, peer: from, state: 'syn-received', kcp: null, connData: Uint8Array.from(body),
+        id: `k${this.#nextId++}`, conv, src, dst, peer: from, state: 'syn-received', kcp: null, paced: null, connData: Uint8Array.from(body),
         localFin: 'open', peerFin: false, eofReported: false, writeBlocked: false, lastRx: now,
         nextPingAt: now + KCP_PING_INTERVAL_MS, retryAt: Infinity, giveUpAt: Infinity, confirmBy: Infinity, ...NO_DRAIN,
       };
@@ -366,8 +379,7 @@ export class EtKcpEndpoint {
   /** The acceptor never took this conv: reset it and open the connect again on a fresh one. */
   #reopen(c: Conn, now: number): void {
     this.#send(c, KcpFlag.Rst);
-    c.kcp!.release();
-    c.kcp = null;
+    this.#detachKcp(c);
     c.confirmBy = Infinity;
     c.state = 'syn-sent';
     this.#sendSyn(c, now);
@@ -393,8 +405,18 @@ export class EtKcpEndpoint {
     this.#maybeFin(c);
   }
 
-  /** Wraps ikcp's datagrams: the envelope goes into the headroom ikcp left for it. */
+  /** Sends what ikcp queued, then lets the peer's pacer grant new segments to whichever connection waits. */
   #collect(c: Conn): void {
+    this.#wrap(c);
+    const pacer = this.#pacers.get(c.peer);
+    if (!pacer || !c.paced) return;
+    pacer.note(c.paced, this.#now);
+    pacer.pace(this.#now, this.#sent);
+  }
+
+  /** Wraps ikcp's datagrams (the envelope goes into the headroom ikcp left for it) and charges them to the path. */
+  #wrap(c: Conn): void {
+    let bytes = 0;
     for (let d = c.kcp!.pollTransmit(); d; d = c.kcp!.pollTransmit()) {
       writeU32Le(d, 0, c.conv);
       writeU32Le(d, 4, c.src);
@@ -402,7 +424,27 @@ export class EtKcpEndpoint {
       d[12] = KcpFlag.Ack | KcpFlag.Data;
       d[13] = 0;
       this.#tx.push({ to: c.peer, type: this.#type, payload: d });
+      bytes += d.length;
     }
+    if (bytes > 0) this.#pacers.get(c.peer)?.onSent(bytes, this.#now);
+  }
+
+  #attachKcp(c: Conn): void {
+    c.kcp = newKcp(c.conv);
+    let pacer = this.#pacers.get(c.peer);
+    if (!pacer) this.#pacers.set(c.peer, (pacer = new EtKcpPacer(c.kcp.mss)));
+    pacer.members++;
+    c.paced = new PacedKcp(c.kcp, c);
+  }
+
+  #detachKcp(c: Conn): void {
+    if (!c.kcp) return;
+    const pacer = this.#pacers.get(c.peer)!;
+    pacer.retire(c.paced!);
+    if (--pacer.members === 0) this.#pacers.delete(c.peer);
+    c.kcp.release();
+    c.kcp = null;
+    c.paced = null;
   }
 
   #maybeFin(c: Conn): void {
@@ -445,8 +487,7 @@ export class EtKcpEndpoint {
     if (c.localFin !== 'sent' || !c.eofReported || !c.kcp) return;
     c.state = 'lingering';
     c.giveUpAt = this.#now + LINGER_MS;
-    c.kcp.release();
-    c.kcp = null;
+    this.#detachKcp(c);
     this.#events.push({ type: 'closed', id: c.id, reason: 'done' });
   }
 
@@ -459,8 +500,7 @@ export class EtKcpEndpoint {
   #forget(c: Conn): void {
     if (c.state === 'syn-sent' || c.state === 'confirming') this.#leaveOpening(c, this.#now);
     else if (c.state === 'queued') this.#queued = this.#queued.filter((q) => q !== c);
-    c.kcp?.release();
-    c.kcp = null;
+    this.#detachKcp(c);
     c.state = 'closed';
     this.#byId.delete(c.id);
     if (this.#byTriple.get(triple(c.conv, c.src, c.dst)) === c) this.#byTriple.delete(triple(c.conv, c.src, c.dst));
@@ -481,14 +521,13 @@ const NO_DRAIN = { probeAt: Infinity, probeWait: 0, drainWnd: 0, drainSince: 0 }
 const triple = (conv: number, src: number, dst: number): string => `${conv >>> 0}:${src >>> 0}:${dst >>> 0}`;
 
 /**
- * EasyTier's wire settings (MTU, windows, stream mode, nodelay, fast resend). One local departure:
- * our sender keeps KCP's congestion window (kcp-sys turns it off). Without it twenty flows opened at
- * once put 20 × 1024 segments on the link in one burst; EasyTier's socket overflowed, its pings to us
- * were lost with the data, and after five it dropped the whole peer link.
+ * EasyTier's wire settings (MTU, windows, stream mode, nodelay, fast resend, no congestion window).
+ * Two local departures, neither visible on the wire: new segments wait for the peer's pacer
+ * (kcp-pacer.ts says why), and a zero window is probed after ZERO_WINDOW_PROBE_MS, not ikcp's 7 s.
  */
 function newKcp(conv: number): Kcp {
   return new Kcp({
     conv, mtu: KCP_DATAGRAM, headroom: KCP_ENVELOPE_LEN, sndWnd: ET_KCP.sndWnd, rcvWnd: ET_KCP.rcvWnd,
-    nodelay: 1, interval: 10, resend: ET_KCP.resend, nc: 0, streamMode: true,
+    nodelay: 1, interval: 10, resend: ET_KCP.resend, nc: 1, streamMode: true, probeInitMs: ZERO_WINDOW_PROBE_MS,
   });
 }
