@@ -284,6 +284,14 @@ export class KcpLink {
     return this.out.shift() ?? null;
   }
 
+  /**
+   * A datagram from pollTransmit() once sent: KCP's datagrams (parity copies of the same size too)
+   * go back to its buffer pool; others are left to the collector.
+   */
+  recycleTransmit(datagram: Uint8Array): void {
+    this.kcp.recycleTransmit(datagram);
+  }
+
   /** Moves KCP's datagrams through FEC and the crypto layer into the out queue. */
   private collect(now: number): void {
     const kcp = this.kcp;

@@ -83,6 +83,11 @@ export class KcptunSession {
     return this.link.pollTransmit();
   }
 
+  /** A datagram from pollTransmit() that was sent (copied out): its buffer is reused. */
+  recycleTransmit(datagram: Uint8Array): void {
+    this.link.recycleTransmit(datagram);
+  }
+
   pollTimeout(): number {
     const s = this.smux.pollTimeout();
     const k = this.link.pollTimeout();
