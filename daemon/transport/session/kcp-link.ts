@@ -14,7 +14,7 @@ import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
 import { FecDecoder, type FecDecoderCounters } from '../fec/decoder.js';
 import { FecEncoder } from '../fec/encoder.js';
 import { FEC_HEADER_SIZE } from '../fec/header.js';
-import type { KcptunSnmp, SnmpField } from './snmp.js';
+import type { KcptunSnmp } from './snmp.js';
 import { Fifo } from '../smux/queue.js';
 
 export interface KcpLinkConfig extends KcpTuning {
@@ -28,44 +28,54 @@ export interface KcpLinkConfig extends KcpTuning {
   ackNoDelay: boolean;
 }
 
-/** The KCP engine's and the FEC decoder's counters, and the SNMP fields they feed. */
-const KCP_COUNTERS = {
-  inSegs: 'InSegs',
-  outSegs: 'OutSegs',
-  repeatSegs: 'RepeatSegs',
-  fastRetransSegs: 'FastRetransSegs',
-  earlyRetransSegs: 'EarlyRetransSegs',
-  lostSegs: 'LostSegs',
-  retransSegs: 'RetransSegs',
-} as const satisfies Partial<Record<keyof Kcp, SnmpField>>;
-const FEC_COUNTERS = {
-  parityShards: 'FECParityShards',
-  errs: 'FECErrs',
-  recovered: 'FECRecovered',
-  shortShards: 'FECShortShards',
-} as const satisfies Record<keyof FecDecoderCounters, SnmpField>;
-
-function zeroCounters<K extends string>(fields: Record<K, SnmpField>): Record<K, number> {
-  const seen = {} as Record<K, number>;
-  for (const k in fields) seen[k] = 0;
-  return seen;
+/** The KCP engine's counters that feed SNMP fields of the same names (kcp-go's). */
+interface KcpCounters {
+  inSegs: number;
+  outSegs: number;
+  repeatSegs: number;
+  fastRetransSegs: number;
+  earlyRetransSegs: number;
+  lostSegs: number;
+  retransSegs: number;
 }
 
-/**
- * Adds what each of a layer's own counters gained since `seen` to its SNMP field, then remembers
- * the current values: the layers count per instance, SNMP counts per process.
+const zeroKcpCounters = (): KcpCounters => ({
+  inSegs: 0, outSegs: 0, repeatSegs: 0, fastRetransSegs: 0, earlyRetransSegs: 0, lostSegs: 0, retransSegs: 0,
+});
+const zeroFecCounters = (): FecDecoderCounters => ({ parityShards: 0, errs: 0, recovered: 0, shortShards: 0 });
+
+/*
+ * The two functions below add what a layer's own counters gained since `seen` to their SNMP fields,
+ * then remember the current values: the layers count per instance, SNMP counts per process. They run
+ * for every datagram, so each field is spelled out: a loop over field names was a megamorphic keyed
+ * load and store per field per datagram.
  */
-function addGains<K extends string>(
-  snmp: KcptunSnmp,
-  counters: { readonly [k in K]: number },
-  seen: Record<K, number>,
-  fields: Record<K, SnmpField>,
-): void {
-  for (const k in fields) {
-    const v = counters[k];
-    snmp[fields[k]] += v - seen[k];
-    seen[k] = v;
-  }
+function addKcpGains(snmp: KcptunSnmp, c: KcpCounters, seen: KcpCounters): void {
+  snmp.InSegs += c.inSegs - seen.inSegs;
+  snmp.OutSegs += c.outSegs - seen.outSegs;
+  snmp.RepeatSegs += c.repeatSegs - seen.repeatSegs;
+  snmp.FastRetransSegs += c.fastRetransSegs - seen.fastRetransSegs;
+  snmp.EarlyRetransSegs += c.earlyRetransSegs - seen.earlyRetransSegs;
+  snmp.LostSegs += c.lostSegs - seen.lostSegs;
+  snmp.RetransSegs += c.retransSegs - seen.retransSegs;
+  seen.inSegs = c.inSegs;
+  seen.outSegs = c.outSegs;
+  seen.repeatSegs = c.repeatSegs;
+  seen.fastRetransSegs = c.fastRetransSegs;
+  seen.earlyRetransSegs = c.earlyRetransSegs;
+  seen.lostSegs = c.lostSegs;
+  seen.retransSegs = c.retransSegs;
+}
+
+function addFecGains(snmp: KcptunSnmp, c: FecDecoderCounters, seen: FecDecoderCounters): void {
+  snmp.FECParityShards += c.parityShards - seen.parityShards;
+  snmp.FECErrs += c.errs - seen.errs;
+  snmp.FECRecovered += c.recovered - seen.recovered;
+  snmp.FECShortShards += c.shortShards - seen.shortShards;
+  seen.parityShards = c.parityShards;
+  seen.errs = c.errs;
+  seen.recovered = c.recovered;
+  seen.shortShards = c.shortShards;
 }
 
 /** Where a received datagram went. */
@@ -82,9 +92,9 @@ export class KcpLink {
   /** Always there: it tells FEC from bare KCP, and learns the peer's shape even when we send none. */
   private readonly fecDec: FecDecoder;
   /** The decoder's counters as last added to the shared SNMP block. */
-  private readonly seenFec = zeroCounters(FEC_COUNTERS);
+  private readonly seenFec = zeroFecCounters();
   /** The engine's counters as last added to the shared SNMP block. */
-  private readonly seen = zeroCounters(KCP_COUNTERS);
+  private readonly seen = zeroKcpCounters();
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
   private readonly out = new Fifo<Uint8Array>();
   /** Where withoutStalePushes() assembles what is left of a rebuilt datagram. */
@@ -175,7 +185,7 @@ export class KcpLink {
       const fresh = this.withoutStalePushes(r);
       if (fresh.length > 0 && kcp.input(fresh, now, false) !== KCP_INPUT_OK) this.snmp.KCPInErrors++;
     }
-    addGains(this.snmp, this.fecDec.counters, this.seenFec, FEC_COUNTERS);
+    addFecGains(this.snmp, this.fecDec.counters, this.seenFec);
     this.collect(now);
     return result;
   }
@@ -312,7 +322,7 @@ export class KcpLink {
         this.seal(copy.subarray(0, p.length), copy);
       }
     }
-    addGains(this.snmp, this.kcp, this.seen, KCP_COUNTERS);
+    addKcpGains(this.snmp, this.kcp, this.seen);
   }
 
 
