@@ -36,6 +36,15 @@ describe('transport addon = TypeScript reference', { skip }, () => {
     assert.equal(a.crc32(new TextEncoder().encode('123456789'), 0, 9, true), 0xe3069283);
   });
 
+  it('CRC-32/IEEE at every length 0..320 and odd offsets (the folded body from 64 bytes, its 16-byte steps, the tail)', () => {
+    const data = new Rng(13).bytes(400);
+    for (let len = 0; len <= 320; len++) {
+      for (const start of [0, 3, 17]) {
+        assert.equal(a.crc32(data, start, start + len, false), crc32IeeeJs(data, start, start + len), `ieee [${start}, +${len})`);
+      }
+    }
+  });
+
   it('gfMulAdd: every coefficient, odd lengths and offsets (the SIMD body and its tail)', () => {
     const rng = new Rng(12);
     const src = rng.bytes(2000);
