@@ -78,6 +78,9 @@ function addFecGains(snmp: KcptunSnmp, c: FecDecoderCounters, seen: FecDecoderCo
   seen.shortShards = c.shortShards;
 }
 
+/** Parity copy buffers kept for reuse per link: a few groups' worth at 10/3. */
+const PARITY_POOL_SIZE = 64;
+
 /** Where a received datagram went. */
 export const LINK_INPUT_OK = 0;
 export const LINK_INPUT_BAD_CRYPT = -1;
@@ -97,6 +100,9 @@ export class KcpLink {
   private readonly seen = zeroKcpCounters();
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
   private readonly out = new Fifo<Uint8Array>();
+  /** Buffers for copies of parity shards, each big enough for any shard plus the cipher's tail. */
+  private readonly parityPool: Uint8Array[] = [];
+  private readonly parityBufferSize: number;
   /** Where withoutStalePushes() assembles what is left of a rebuilt datagram. */
   private readonly recoveredScratch = new Uint8Array(KCP_MTU_LIMIT);
   /** Something happened since KCP's last timer flush (see pollTimeout). */
@@ -141,6 +147,7 @@ export class KcpLink {
           tailroom: cfg.crypt.tailroom,
         })
       : null;
+    this.parityBufferSize = cfg.mtu + cfg.crypt.tailroom;
     this.fecDec = new FecDecoder(fec ? { dataShards: cfg.dataShards, parityShards: cfg.parityShards } : undefined);
   }
 
@@ -295,11 +302,15 @@ export class KcpLink {
   }
 
   /**
-   * A datagram from pollTransmit() once sent: KCP's datagrams (parity copies of the same size too)
-   * go back to its buffer pool; others are left to the collector.
+   * A datagram from pollTransmit() once sent: its buffer is reused, parity-sized ones for parity
+   * copies first (KCP's own are that size too when the cipher appends nothing), the rest by KCP.
    */
   recycleTransmit(datagram: Uint8Array): void {
-    this.kcp.recycleTransmit(datagram);
+    if (datagram.buffer.byteLength === this.parityBufferSize && this.parityPool.length < PARITY_POOL_SIZE) {
+      this.parityPool.push(new Uint8Array(datagram.buffer));
+    } else {
+      this.kcp.recycleTransmit(datagram);
+    }
   }
 
   /** Moves KCP's datagrams through FEC and the crypto layer into the out queue. */
@@ -317,7 +328,7 @@ export class KcpLink {
       // Parity views are the encoder's own buffers, reused at the next group: send copies.
       for (let i = 0; i < parity.length; i++) {
         const p = parity[i]!;
-        const copy = new Uint8Array(p.length + this.crypt.tailroom);
+        const copy = this.parityPool.pop() ?? new Uint8Array(this.parityBufferSize);
         copy.set(p);
         this.seal(copy.subarray(0, p.length), copy);
       }
