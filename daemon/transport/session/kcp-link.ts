@@ -98,6 +98,8 @@ export class KcpLink {
   private readonly seenFec = zeroFecCounters();
   /** The engine's counters as last added to the shared SNMP block. */
   private readonly seen = zeroKcpCounters();
+  /** A collect()'s datagrams, for a crypt with sealMany (sealQueued). */
+  private readonly unsealed: Uint8Array[] = [];
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
   private readonly out = new Fifo<Uint8Array>();
   /** Buffers for copies of parity shards, each big enough for any shard plus the cipher's tail. */
@@ -333,15 +335,35 @@ export class KcpLink {
         this.seal(copy.subarray(0, p.length), copy);
       }
     }
+    this.sealQueued();
     addKcpGains(this.snmp, this.kcp, this.seen);
+  }
+
+  /** Seals what seal() queued for a crypt that seals many at once, and queues it for the socket. */
+  private sealQueued(): void {
+    const q = this.unsealed;
+    if (q.length === 0) return;
+    this.crypt.sealMany!(q, q.length);
+    for (let i = 0; i < q.length; i++) {
+      const d = q[i]!;
+      this.snmp.OutPkts++;
+      this.snmp.OutBytes += d.length;
+      this.out.push(d);
+    }
+    q.length = 0;
   }
 
 
   /**
    * Seals d in place; `whole` is d's backing view when the crypto layer appends a tag past d. A
-   * datagram without that room (KCP's, under an AEAD) is copied into one that has it.
+   * datagram without that room (KCP's, under an AEAD) is copied into one that has it. A crypt with
+   * sealMany gets the collect()'s datagrams together at its end instead (sealQueued).
    */
   private seal(d: Uint8Array, whole: Uint8Array = d): void {
+    if (this.crypt.sealMany) {
+      this.unsealed.push(d); // no tailroom: d is the whole datagram
+      return;
+    }
     const tailroom = this.crypt.tailroom;
     if (whole.length < d.length + tailroom) {
       whole = new Uint8Array(d.length + tailroom);
