@@ -15,12 +15,17 @@
  * table gives medians and ours/kcptun ratios. Bounded: ~(2×BULK_SECONDS or one echo) per cell.
  *
  *   node dist/bench/kcptun-compare.js [--seconds 6] [--rr-seconds 4] [--rounds 3] [--conditions
- *     clean,loss5,loss20,echo] [--impls kcptun,tstier,tstier-js] [--profile DIR] [-- extra kcptun flags]
+ *     clean,loss5,loss20,echo] [--impls kcptun,tstier,tstier-js,tstier-base] [--base DIR] [--profile DIR] [--snmp DIR] [--node-flags FLAGS] [-- extra kcptun flags]
  * tstier-js is ours with the transport addon off (TSTIER_TRANSPORT_ADDON=off: crypt, CRC and FEC in JS).
- * --profile writes V8 CPU profiles of our client and server (node --cpu-prof) into DIR.
+ * tstier-base is ours from another built checkout (--base DIR), for before/after figures in one run.
+ * --profile writes V8 CPU profiles of our client and server (node --cpu-prof) into DIR, and their
+ * output (where --node-flags traces go) next to them.
+ * --snmp has both ends of every implementation write kcp-go's counters (--snmplog) into DIR and adds
+ * rows that say what the wire cost per payload byte: datagram bytes sent per byte written into the
+ * streams (both ends, whole run), and retransmitted segments per 1,000 segments sent.
  */
 import { createServer, type Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
@@ -35,13 +40,22 @@ const BULK_SECONDS = Number(opt('seconds', '6'));
 const RR_SECONDS = Number(opt('rr-seconds', '4'));
 const RR_MAX = 5000;
 const PROFILE_DIR = opt('profile', '');
+const SNMP_DIR = opt('snmp', '');
+/** Extra node flags for our processes (e.g. "--trace-deopt"), space-separated. */
+const NODE_FLAGS = opt('node-flags', '').split(' ').filter(Boolean);
+// Both kcptuns read --snmplog as a Go time layout, where digits (and a few words) are replaced by the date.
+if (SNMP_DIR && /[0-9]|Jan|Mon|MST|PM|pm/.test(resolve(SNMP_DIR))) throw new Error('--snmp: the directory must hold no digits (a Go time layout)');
+let snmpRuns = 0;
+/** A digit-free name for each run's files ('a'..'j' for 0..9). */
+const letters = (n: number): string => String(n).replace(/\d/g, (d) => String.fromCharCode(97 + Number(d)));
 const ROUNDS = Number(opt('rounds', '3'));
 const ECHO_MIB = Number(opt('echo-mib', '64'));
 const dashdash = args.indexOf('--');
 const EXTRA = dashdash >= 0 ? args.slice(dashdash + 1) : [];
 const CLK_TCK = 100;
 
-const IMPLS = ['kcptun', 'tstier', 'tstier-js'] as const;
+const IMPLS = ['kcptun', 'tstier', 'tstier-js', 'tstier-base'] as const;
+const BASE_DIR = opt('base', '');
 type Impl = (typeof IMPLS)[number];
 interface Condition {
   name: string;
@@ -63,6 +77,7 @@ const chosen = opt('conditions', 'clean,loss5,loss20,echo').split(',').map((c) =
 });
 const impls = opt('impls', 'kcptun,tstier').split(',').map((i) => {
   if (!(IMPLS as readonly string[]).includes(i)) throw new Error(`--impls: unknown ${i} (${IMPLS.join(', ')})`);
+  if (i === 'tstier-base' && !BASE_DIR) throw new Error('--impls tstier-base needs --base DIR (a built checkout)');
   return i as Impl;
 });
 
@@ -75,6 +90,8 @@ interface Result {
   p99: number;
   rssClientMiB: number;
   rssServerMiB: number;
+  wirePerPayload: number;
+  retransPerMille: number;
 }
 
 /** CPU seconds (user+system) a process has used. */
@@ -243,7 +260,31 @@ async function requestResponse(port: number): Promise<{ p50: number; p99: number
 function startImpl(impl: Impl, role: 'client' | 'server', a: string[], tag: string): Proc {
   if (impl === 'kcptun') return startProc(role === 'client' ? 'kcptun-client' : 'kcptun-server', a);
   const nodeArgs = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(PROFILE_DIR)}`, `--cpu-prof-name=${impl}-${tag}-${role}.cpuprofile`] : [];
-  return startProc(process.execPath, [...nodeArgs, TSTIER_KCPTUN, role, ...a], impl === 'tstier-js' ? { TSTIER_TRANSPORT_ADDON: 'off' } : {});
+  const bin = impl === 'tstier-base' ? resolve(BASE_DIR, 'bin/tstier-kcptun') : TSTIER_KCPTUN;
+  return startProc(process.execPath, [...NODE_FLAGS, ...nodeArgs, bin, role, ...a], impl === 'tstier-js' ? { TSTIER_TRANSPORT_ADDON: 'off' } : {});
+}
+
+/** The last --snmplog row of a process, as field → value (empty when it wrote none). */
+function lastSnmpRow(path: string): Map<string, number> {
+  let lines: string[];
+  try {
+    lines = readFileSync(path, 'utf8').trim().split('\n');
+  } catch {
+    return new Map();
+  }
+  const head = lines[0]!.split(',');
+  const row = lines[lines.length - 1]!.split(',').map(Number);
+  return new Map(head.map((h, i) => [h, row[i]!]));
+}
+
+/** Wire bytes per payload byte and retransmissions per 1,000 segments, both ends together. */
+function wireCost(files: string[]): { wirePerPayload: number; retransPerMille: number } {
+  const rows = files.map(lastSnmpRow);
+  const sum = (f: string): number => rows.reduce((a, r) => a + (r.get(f) ?? NaN), 0);
+  return {
+    wirePerPayload: sum('OutBytes') / sum('BytesSent'),
+    retransPerMille: (1000 * sum('RetransSegs')) / sum('OutSegs'),
+  };
 }
 
 async function measure(impl: Impl, path: Condition): Promise<Result> {
@@ -252,9 +293,13 @@ async function measure(impl: Impl, path: Condition): Promise<Result> {
   const sport = await freePort();
   const cport = await freePort();
   const procs: Proc[] = [];
+  const tag = path.name.replace(/\W+/g, '_');
   try {
     const common = ['--key', 'bench', '--quiet', ...EXTRA];
-    const server = startImpl(impl, 'server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, ...common], path.name.replace(/\W+/g, '_'));
+    const run = letters(snmpRuns++);
+    const snmpFile = (role: string): string => resolve(SNMP_DIR, `${impl}-${role}-${run}.csv`);
+    const snmp = (role: string): string[] => (SNMP_DIR ? ['--snmplog', snmpFile(role), '--snmpperiod', '1'] : []);
+    const server = startImpl(impl, 'server', ['-l', `127.0.0.1:${sport}`, '-t', `127.0.0.1:${tport}`, ...common, ...snmp('server')], tag);
     procs.push(server);
     let dialPort = sport;
     if (path.relay) {
@@ -264,15 +309,21 @@ async function measure(impl: Impl, path: Condition): Promise<Result> {
       await relay.waitFor('relay listening');
       dialPort = rport;
     }
-    const client = startImpl(impl, 'client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${dialPort}`, ...common], path.name.replace(/\W+/g, '_'));
+    const client = startImpl(impl, 'client', ['-l', `127.0.0.1:${cport}`, '-r', `127.0.0.1:${dialPort}`, ...common, ...snmp('client')], tag);
     procs.push(client);
     await waitReady(server);
     await waitReady(client);
     const pids = [client.child.pid!, server.child.pid!];
+    // Read after the last row is written (every second), while the processes still run.
+    const cost = async (): Promise<{ wirePerPayload: number; retransPerMille: number }> => {
+      if (!SNMP_DIR) return { wirePerPayload: NaN, retransPerMille: NaN };
+      await new Promise((r) => setTimeout(r, 1100));
+      return wireCost([snmpFile('client'), snmpFile('server')]);
+    };
     if (path.echo) {
       const e = await echo(cport, pids);
       return { upMBps: NaN, downMBps: NaN, echoMiBps: e.mibps, cpuSecPerGiB: e.cpu / (e.bytes / 2 ** 30), p50: NaN, p99: NaN,
-        rssClientMiB: peakRssMiB(pids[0]!), rssServerMiB: peakRssMiB(pids[1]!) };
+        rssClientMiB: peakRssMiB(pids[0]!), rssServerMiB: peakRssMiB(pids[1]!), ...(await cost()) };
     }
     // Latency first, while no bulk data is still draining through the session.
     const rr = path.relay ? { p50: NaN, p99: NaN } : await requestResponse(cport);
@@ -288,10 +339,16 @@ async function measure(impl: Impl, path: Condition): Promise<Result> {
       p99: rr.p99,
       rssClientMiB: peakRssMiB(pids[0]!),
       rssServerMiB: peakRssMiB(pids[1]!),
+      ...(await cost()),
     };
   } finally {
     // SIGTERM lets node write its CPU profile.
     await Promise.all(procs.map((p) => p.kill()));
+    if (PROFILE_DIR && impl !== 'kcptun') {
+      for (const [p, role] of [[procs[0], 'server'], [procs[procs.length - 1], 'client']] as const) {
+        if (p) writeFileSync(resolve(PROFILE_DIR, `${impl}-${tag}-${role}.log`), p.output());
+      }
+    }
     target.close();
   }
 }
@@ -314,6 +371,8 @@ const METRICS: [keyof Result, string, number][] = [
   ['p99', '64B RR p99 ms', 2],
   ['rssClientMiB', 'peak RSS client MiB', 1],
   ['rssServerMiB', 'peak RSS server MiB', 1],
+  ['wirePerPayload', 'wire B per payload B', 3],
+  ['retransPerMille', 'retransmits per 1000 segs', 1],
 ];
 
 async function main(): Promise<void> {

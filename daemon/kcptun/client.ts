@@ -122,7 +122,7 @@ export class KcptunClient {
     const udp: PacketSocket = fake ?? await bindUdp(host.includes(':') ? '::' : '0.0.0.0', 0, cfg, this.proc.ioErrors);
     const conv = randomBytes(4).readUInt32LE(0);
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
-    const out = sessionSender(cfg, udp, port, host, this.proc.ioErrors);
+    const out = sessionSender(cfg, udp, port, host, this.proc.ioErrors, (d) => session.recycleTransmit(d));
     const slot: Slot = {
       udp,
       expiresAt: cfg.autoexpire > 0 ? nowMs() + cfg.autoexpire * 1000 : Infinity,

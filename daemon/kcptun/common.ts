@@ -179,8 +179,11 @@ function batchingOf(sock: PacketSocket): GsoSocket | null {
  * (the peer addon's), one syscall per up to 64 where a send each cost a dgram request and a syscall;
  * or paced to --ratelimit bytes per second. A send that throws (the socket closed under it) is
  * recorded, never raised into the session's pass. Fake TCP sockets and a missing addon send one by one.
+ * `recycle` gets back each datagram a batch took (the kernel copied it), so the session reuses its
+ * buffer instead of allocating a zeroed one per datagram; those sent one by one are not reused.
  */
-export function sessionSender(cfg: KcptunConfig, sock: PacketSocket, port: number, host: string, errors: IoErrorLog): DatagramSender {
+export function sessionSender(cfg: KcptunConfig, sock: PacketSocket, port: number, host: string, errors: IoErrorLog,
+  recycle: (datagram: Uint8Array) => void): DatagramSender {
   const raw = (d: Uint8Array): void => {
     try {
       sock.send(d, port, host);
@@ -189,7 +192,7 @@ export function sessionSender(cfg: KcptunConfig, sock: PacketSocket, port: numbe
     }
   };
   const gso = batchingOf(sock);
-  const batcher = gso && new DatagramBatcher<Uint8Array>(gso, host, port, raw, (e) => errors.record('udp send', e));
+  const batcher = gso && new DatagramBatcher<Uint8Array>(gso, host, port, raw, (e) => errors.record('udp send', e), recycle);
   const out = batcher ? (d: Uint8Array): void => batcher.push(d) : raw;
   if (cfg.ratelimit <= 0) return { send: out, close: () => batcher?.flush() };
   const pacer = new Pacer(cfg.ratelimit, out);

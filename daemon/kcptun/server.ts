@@ -97,7 +97,7 @@ export class KcptunServer {
   private newSession(sock: PacketSocket, from: PacketFrom, conv: number, key: string): SessionDriver {
     const cfg = this.cfg;
     const session = new KcptunSession(sessionConfig(cfg, this.pass, conv), this.proc.snmp, nowMs());
-    const out = sessionSender(cfg, sock, from.port, from.address, this.proc.ioErrors);
+    const out = sessionSender(cfg, sock, from.port, from.address, this.proc.ioErrors, (d) => session.recycleTransmit(d));
     const driver = new SessionDriver(session, out.send, {
       onAccept: (drv, sid) => this.dialTarget(drv, sid, key),
       onClosed: (drv, error) => {

@@ -21,6 +21,8 @@ export interface TransportAddon {
   cfbCreate(algorithm: CfbAlgorithm, key: Uint8Array): CfbHandle;
   /** Nonce, CRC-32 and fixed-IV CFB over buf[0, len) in place (len ≥ 20). */
   cfbSeal(h: CfbHandle, buf: Uint8Array, len: number): void;
+  /** cfbSeal of each bufs[i] (its whole view) for i < count; aes-128/256 chains run eight at a time. */
+  cfbSealMany(h: CfbHandle, bufs: Uint8Array[], count: number): void;
   /** Deciphers buf[0, len) in place: 20 (payload offset), -1 too short, -2 bad CRC. */
   cfbOpen(h: CfbHandle, buf: Uint8Array, len: number): number;
   /** dst[dOff + j] ^= c·src[sOff + j] in GF(2^8) for j < n. */

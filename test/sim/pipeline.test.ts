@@ -68,6 +68,7 @@ class Peer implements SimEndpoint {
   readonly session: KcptunSession;
   readonly streams = new Map<number, StreamState>();
   closedError: string | null = null;
+  private lastOut: Uint8Array | null = null;
 
   constructor(
     cfg: KcptunSessionConfig,
@@ -96,7 +97,11 @@ class Peer implements SimEndpoint {
   }
 
   pollTransmit(): Uint8Array | null {
-    return this.session.pollTransmit();
+    // The world copied the last one: its buffer is reused, as after a sendmmsg (byte-exactness
+    // below then also checks that no datagram or parity shard is recycled while still queued).
+    if (this.lastOut !== null) this.session.recycleTransmit(this.lastOut);
+    this.lastOut = this.session.pollTransmit();
+    return this.lastOut;
   }
 
   pollTimeout(): number {

@@ -119,6 +119,8 @@ export class DatagramBatcher<B extends Uint8Array = Buffer> {
     private readonly plain: (buf: B) => void,
     /** Told of a send the kernel refused (ICMP port unreachable), as dgram's send callback would be. */
     private readonly onRefused?: (err: Error) => void,
+    /** Given each datagram a sendmmsg or GSO send took: the kernel copied it, its buffer may be reused. */
+    private readonly sent?: (buf: B) => void,
   ) {}
 
   push(buf: B): void {
@@ -142,6 +144,7 @@ export class DatagramBatcher<B extends Uint8Array = Buffer> {
     const count = Math.min(q.length - first, MAX_MANY);
     const sent = this.gso.trySendMany(q, first, count, this.ip, this.port);
     if (sent < 0) this.onRefused?.(refusedError());
+    if (this.sent) for (let i = first; i < first + sent; i++) this.sent(q[i]!);
     for (let i = first + Math.max(sent, 0); i < first + count; i++) this.plain(q[i]!);
     return count;
   }
@@ -160,7 +163,7 @@ export class DatagramBatcher<B extends Uint8Array = Buffer> {
     }
     if (count === 1 || !this.gso.trySend(q, first, count, segment, this.ip, this.port)) {
       for (let i = first; i < first + count; i++) this.plain(q[i]!);
-    }
+    } else if (this.sent) for (let i = first; i < first + count; i++) this.sent(q[i]!);
     return count;
   }
 }

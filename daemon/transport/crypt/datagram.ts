@@ -42,6 +42,11 @@ export interface DatagramCrypt {
    */
   seal(buf: Uint8Array, len: number): number;
   /**
+   * Optional, only where tailroom is 0: seal(d, d.length) of each datagrams[i] for i < count, in one
+   * go (the addon's aes runs several datagrams' CFB chains at once).
+   */
+  sealMany?(datagrams: Uint8Array[], count: number): void;
+  /**
    * Opens a received datagram buf[0, len) in place. Returns the payload's offset
    * (the payload ends at len - tailroom), or OPEN_TOO_SHORT / OPEN_BAD_CRC / OPEN_BAD_TAG.
    * Never throws, whatever the bytes.

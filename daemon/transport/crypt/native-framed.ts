@@ -32,6 +32,10 @@ export class NativeFramedCrypt {
     return len;
   }
 
+  sealMany(datagrams: Uint8Array[], count: number): void {
+    this.addon.cfbSealMany(this.handle, datagrams, count);
+  }
+
   /** OPEN_TOO_SHORT (-1) and OPEN_BAD_CRC (-2) are the addon's own results. */
   open(buf: Uint8Array, len: number): number {
     return this.addon.cfbOpen(this.handle, buf, len);

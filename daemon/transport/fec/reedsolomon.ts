@@ -63,8 +63,14 @@ export interface ShardRef {
   len: number;
 }
 
-/** Decode matrices kept per codec (one per pattern of present shards); beyond this the cache restarts. */
-const MAX_CACHED_INVERSES = 256;
+/**
+ * Decode matrices kept per codec (one per pattern of present shards); beyond this the cache restarts.
+ * At least 256, and as many as fit in 1 MiB: 10/3 has ~290 patterns with at most 3 data shards lost,
+ * and a 256-entry cache cleared itself again and again at 20 % loss, so the inversion (and its
+ * recompilation by V8) ran on for the whole transfer.
+ */
+const MIN_CACHED_INVERSES = 256;
+const CACHED_INVERSE_BYTES = 1 << 20;
 
 export class ReedSolomon {
   /** The full (ds+ps)×ds coding matrix; rows ds.. are the parity rows. */
@@ -74,6 +80,7 @@ export class ReedSolomon {
    * recur, and inverting a ds×ds matrix per rebuilt group showed in the profile.
    */
   private readonly inverses = new Map<string, Matrix>();
+  private readonly maxInverses: number;
 
   constructor(
     readonly dataShards: number,
@@ -87,6 +94,12 @@ export class ReedSolomon {
     const topInverse = invertMatrix(vandermonde.slice(0, dataShards));
     if (topInverse === null) throw new RangeError('singular Vandermonde top'); // cannot happen: rows are distinct
     this.matrix = multiply(vandermonde, topInverse);
+    this.maxInverses = Math.max(MIN_CACHED_INVERSES, Math.floor(CACHED_INVERSE_BYTES / (dataShards * dataShards)));
+  }
+
+  /** Decode matrices cached now (for tests). */
+  get cachedInverses(): number {
+    return this.inverses.size;
   }
 
   /** Coefficient of data shard `dataIndex` in parity shard `parityIndex`. */
@@ -130,7 +143,7 @@ export class ReedSolomon {
     if (m === undefined) {
       const inverse = invertMatrix(present.map((i) => this.matrix[i]));
       if (inverse === null) return null;
-      if (this.inverses.size >= MAX_CACHED_INVERSES) this.inverses.clear();
+      if (this.inverses.size >= this.maxInverses) this.inverses.clear();
       this.inverses.set(key, (m = inverse));
     }
     return m;

@@ -14,7 +14,7 @@ import { OPEN_TOO_SHORT, type DatagramCrypt } from '../crypt/datagram.js';
 import { FecDecoder, type FecDecoderCounters } from '../fec/decoder.js';
 import { FecEncoder } from '../fec/encoder.js';
 import { FEC_HEADER_SIZE } from '../fec/header.js';
-import type { KcptunSnmp, SnmpField } from './snmp.js';
+import type { KcptunSnmp } from './snmp.js';
 import { Fifo } from '../smux/queue.js';
 
 export interface KcpLinkConfig extends KcpTuning {
@@ -28,45 +28,58 @@ export interface KcpLinkConfig extends KcpTuning {
   ackNoDelay: boolean;
 }
 
-/** The KCP engine's and the FEC decoder's counters, and the SNMP fields they feed. */
-const KCP_COUNTERS = {
-  inSegs: 'InSegs',
-  outSegs: 'OutSegs',
-  repeatSegs: 'RepeatSegs',
-  fastRetransSegs: 'FastRetransSegs',
-  earlyRetransSegs: 'EarlyRetransSegs',
-  lostSegs: 'LostSegs',
-  retransSegs: 'RetransSegs',
-} as const satisfies Partial<Record<keyof Kcp, SnmpField>>;
-const FEC_COUNTERS = {
-  parityShards: 'FECParityShards',
-  errs: 'FECErrs',
-  recovered: 'FECRecovered',
-  shortShards: 'FECShortShards',
-} as const satisfies Record<keyof FecDecoderCounters, SnmpField>;
-
-function zeroCounters<K extends string>(fields: Record<K, SnmpField>): Record<K, number> {
-  const seen = {} as Record<K, number>;
-  for (const k in fields) seen[k] = 0;
-  return seen;
+/** The KCP engine's counters that feed SNMP fields of the same names (kcp-go's). */
+interface KcpCounters {
+  inSegs: number;
+  outSegs: number;
+  repeatSegs: number;
+  fastRetransSegs: number;
+  earlyRetransSegs: number;
+  lostSegs: number;
+  retransSegs: number;
 }
 
-/**
- * Adds what each of a layer's own counters gained since `seen` to its SNMP field, then remembers
- * the current values: the layers count per instance, SNMP counts per process.
+const zeroKcpCounters = (): KcpCounters => ({
+  inSegs: 0, outSegs: 0, repeatSegs: 0, fastRetransSegs: 0, earlyRetransSegs: 0, lostSegs: 0, retransSegs: 0,
+});
+const zeroFecCounters = (): FecDecoderCounters => ({ parityShards: 0, errs: 0, recovered: 0, shortShards: 0 });
+
+/*
+ * The two functions below add what a layer's own counters gained since `seen` to their SNMP fields,
+ * then remember the current values: the layers count per instance, SNMP counts per process. They run
+ * for every datagram, so each field is spelled out: a loop over field names was a megamorphic keyed
+ * load and store per field per datagram.
  */
-function addGains<K extends string>(
-  snmp: KcptunSnmp,
-  counters: { readonly [k in K]: number },
-  seen: Record<K, number>,
-  fields: Record<K, SnmpField>,
-): void {
-  for (const k in fields) {
-    const v = counters[k];
-    snmp[fields[k]] += v - seen[k];
-    seen[k] = v;
-  }
+function addKcpGains(snmp: KcptunSnmp, c: KcpCounters, seen: KcpCounters): void {
+  snmp.InSegs += c.inSegs - seen.inSegs;
+  snmp.OutSegs += c.outSegs - seen.outSegs;
+  snmp.RepeatSegs += c.repeatSegs - seen.repeatSegs;
+  snmp.FastRetransSegs += c.fastRetransSegs - seen.fastRetransSegs;
+  snmp.EarlyRetransSegs += c.earlyRetransSegs - seen.earlyRetransSegs;
+  snmp.LostSegs += c.lostSegs - seen.lostSegs;
+  snmp.RetransSegs += c.retransSegs - seen.retransSegs;
+  seen.inSegs = c.inSegs;
+  seen.outSegs = c.outSegs;
+  seen.repeatSegs = c.repeatSegs;
+  seen.fastRetransSegs = c.fastRetransSegs;
+  seen.earlyRetransSegs = c.earlyRetransSegs;
+  seen.lostSegs = c.lostSegs;
+  seen.retransSegs = c.retransSegs;
 }
+
+function addFecGains(snmp: KcptunSnmp, c: FecDecoderCounters, seen: FecDecoderCounters): void {
+  snmp.FECParityShards += c.parityShards - seen.parityShards;
+  snmp.FECErrs += c.errs - seen.errs;
+  snmp.FECRecovered += c.recovered - seen.recovered;
+  snmp.FECShortShards += c.shortShards - seen.shortShards;
+  seen.parityShards = c.parityShards;
+  seen.errs = c.errs;
+  seen.recovered = c.recovered;
+  seen.shortShards = c.shortShards;
+}
+
+/** Parity copy buffers kept for reuse per link: a few groups' worth at 10/3. */
+const PARITY_POOL_SIZE = 64;
 
 /** Where a received datagram went. */
 export const LINK_INPUT_OK = 0;
@@ -82,11 +95,16 @@ export class KcpLink {
   /** Always there: it tells FEC from bare KCP, and learns the peer's shape even when we send none. */
   private readonly fecDec: FecDecoder;
   /** The decoder's counters as last added to the shared SNMP block. */
-  private readonly seenFec = zeroCounters(FEC_COUNTERS);
+  private readonly seenFec = zeroFecCounters();
   /** The engine's counters as last added to the shared SNMP block. */
-  private readonly seen = zeroCounters(KCP_COUNTERS);
+  private readonly seen = zeroKcpCounters();
+  /** A collect()'s datagrams, for a crypt with sealMany (sealQueued). */
+  private readonly unsealed: Uint8Array[] = [];
   /** Sealed datagrams waiting for the socket (parity shards make more than KCP emitted). */
   private readonly out = new Fifo<Uint8Array>();
+  /** Buffers for copies of parity shards, each big enough for any shard plus the cipher's tail. */
+  private readonly parityPool: Uint8Array[] = [];
+  private readonly parityBufferSize: number;
   /** Where withoutStalePushes() assembles what is left of a rebuilt datagram. */
   private readonly recoveredScratch = new Uint8Array(KCP_MTU_LIMIT);
   /** Something happened since KCP's last timer flush (see pollTimeout). */
@@ -131,6 +149,7 @@ export class KcpLink {
           tailroom: cfg.crypt.tailroom,
         })
       : null;
+    this.parityBufferSize = cfg.mtu + cfg.crypt.tailroom;
     this.fecDec = new FecDecoder(fec ? { dataShards: cfg.dataShards, parityShards: cfg.parityShards } : undefined);
   }
 
@@ -175,7 +194,7 @@ export class KcpLink {
       const fresh = this.withoutStalePushes(r);
       if (fresh.length > 0 && kcp.input(fresh, now, false) !== KCP_INPUT_OK) this.snmp.KCPInErrors++;
     }
-    addGains(this.snmp, this.fecDec.counters, this.seenFec, FEC_COUNTERS);
+    addFecGains(this.snmp, this.fecDec.counters, this.seenFec);
     this.collect(now);
     return result;
   }
@@ -284,6 +303,18 @@ export class KcpLink {
     return this.out.shift() ?? null;
   }
 
+  /**
+   * A datagram from pollTransmit() once sent: its buffer is reused, parity-sized ones for parity
+   * copies first (KCP's own are that size too when the cipher appends nothing), the rest by KCP.
+   */
+  recycleTransmit(datagram: Uint8Array): void {
+    if (datagram.buffer.byteLength === this.parityBufferSize && this.parityPool.length < PARITY_POOL_SIZE) {
+      this.parityPool.push(new Uint8Array(datagram.buffer));
+    } else {
+      this.kcp.recycleTransmit(datagram);
+    }
+  }
+
   /** Moves KCP's datagrams through FEC and the crypto layer into the out queue. */
   private collect(now: number): void {
     const kcp = this.kcp;
@@ -299,20 +330,40 @@ export class KcpLink {
       // Parity views are the encoder's own buffers, reused at the next group: send copies.
       for (let i = 0; i < parity.length; i++) {
         const p = parity[i]!;
-        const copy = new Uint8Array(p.length + this.crypt.tailroom);
+        const copy = this.parityPool.pop() ?? new Uint8Array(this.parityBufferSize);
         copy.set(p);
         this.seal(copy.subarray(0, p.length), copy);
       }
     }
-    addGains(this.snmp, this.kcp, this.seen, KCP_COUNTERS);
+    this.sealQueued();
+    addKcpGains(this.snmp, this.kcp, this.seen);
+  }
+
+  /** Seals what seal() queued for a crypt that seals many at once, and queues it for the socket. */
+  private sealQueued(): void {
+    const q = this.unsealed;
+    if (q.length === 0) return;
+    this.crypt.sealMany!(q, q.length);
+    for (let i = 0; i < q.length; i++) {
+      const d = q[i]!;
+      this.snmp.OutPkts++;
+      this.snmp.OutBytes += d.length;
+      this.out.push(d);
+    }
+    q.length = 0;
   }
 
 
   /**
    * Seals d in place; `whole` is d's backing view when the crypto layer appends a tag past d. A
-   * datagram without that room (KCP's, under an AEAD) is copied into one that has it.
+   * datagram without that room (KCP's, under an AEAD) is copied into one that has it. A crypt with
+   * sealMany gets the collect()'s datagrams together at its end instead (sealQueued).
    */
   private seal(d: Uint8Array, whole: Uint8Array = d): void {
+    if (this.crypt.sealMany) {
+      this.unsealed.push(d); // no tailroom: d is the whole datagram
+      return;
+    }
     const tailroom = this.crypt.tailroom;
     if (whole.length < d.length + tailroom) {
       whole = new Uint8Array(d.length + tailroom);

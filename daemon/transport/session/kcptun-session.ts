@@ -44,9 +44,10 @@ export class KcptunSession {
   private readonly writer: SnappyFrameWriter | null;
   private readonly reader: SnappyFrameReader | null;
   private readonly txBuf = new Uint8Array(TX_CHUNK);
-  private rxArena = new Uint8Array(RX_ARENA);
+  private rxArena: Uint8Array = Buffer.allocUnsafe(RX_ARENA);
   private rxPos = 0;
   private readonly events = new Fifo<KcptunSessionEvent>();
+  private readonly writeLink = (part: Uint8Array): void => this.link.write(part);
   private dead: TstierError | null = null;
 
   constructor(
@@ -83,6 +84,11 @@ export class KcptunSession {
     return this.link.pollTransmit();
   }
 
+  /** A datagram from pollTransmit() that was sent (copied out): its buffer is reused. */
+  recycleTransmit(datagram: Uint8Array): void {
+    this.link.recycleTransmit(datagram);
+  }
+
   pollTimeout(): number {
     const s = this.smux.pollTimeout();
     const k = this.link.pollTimeout();
@@ -114,7 +120,8 @@ export class KcptunSession {
     const link = this.link;
     while (this.smux.wantsInput() && link.readable()) {
       if (RX_ARENA - this.rxPos < RX_MIN_ROOM) {
-        this.rxArena = new Uint8Array(RX_ARENA);
+        // Not zeroed: only the spans KCP's read() filled are ever handed up.
+        this.rxArena = Buffer.allocUnsafe(RX_ARENA);
         this.rxPos = 0;
       }
       const start = this.rxPos;
@@ -142,8 +149,9 @@ export class KcptunSession {
       const n = this.smux.pollTransmit(this.txBuf);
       if (n === 0) break;
       const frames = this.txBuf.subarray(0, n);
-      // KCP copies what it is given, so txBuf is free again at once.
-      link.write(this.writer ? this.writer.write(frames) : frames);
+      // KCP copies what it is given, so txBuf (and each part the writer emits) is free again at once.
+      if (this.writer) this.writer.writeParts(frames, this.writeLink);
+      else link.write(frames);
       wrote = true;
     }
     if (wrote) link.flush(now);

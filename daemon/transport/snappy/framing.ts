@@ -36,6 +36,7 @@ function corrupt(problem: string): TstierError {
 /** Encodes one direction of a framed stream. Each write() becomes whole chunks (one per ≤ 64 KiB). */
 export class SnappyFrameWriter {
   private readonly compressor = new SnappyCompressor();
+  private readonly header = new Uint8Array(CHUNK_HEADER + CHECKSUM_SIZE);
   private wroteIdentifier = false;
 
   /**
@@ -43,61 +44,57 @@ export class SnappyFrameWriter {
    * identifier. An empty write encodes to nothing, as in golang/snappy.
    */
   write(data: Uint8Array): Uint8Array {
-    if (data.length === 0) return new Uint8Array(0);
-    const chunks = Math.ceil(data.length / MAX_BLOCK_SIZE);
-    if (chunks <= 1) return this.writeSmall(data);
-    // Rare path (callers normally write ≤ 64 KiB): encode into a worst-case buffer, then trim.
-    let size = this.wroteIdentifier ? 0 : STREAM_IDENTIFIER.length;
-    size += chunks * (CHUNK_HEADER + CHECKSUM_SIZE) + data.length;
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    this.writeParts(data, (part) => {
+      parts.push(part.slice());
+      size += part.length;
+    });
     const out = new Uint8Array(size);
-    let o = this.putIdentifier(out);
-    for (let p = 0; p < data.length; p += MAX_BLOCK_SIZE) {
-      const end = Math.min(p + MAX_BLOCK_SIZE, data.length);
-      const block = this.compressor.compress(data, p, end);
-      o = putChunk(out, o, data, p, end, block);
+    let o = 0;
+    for (const part of parts) {
+      out.set(part, o);
+      o += part.length;
     }
-    return out.subarray(0, o);
-  }
-
-  /** One chunk at most: compress first so the output can be allocated at its exact size. */
-  private writeSmall(data: Uint8Array): Uint8Array {
-    const block = this.compressor.compress(data);
-    const body = useCompressed(data.length, block.length) ? block.length : data.length;
-    const out = new Uint8Array((this.wroteIdentifier ? 0 : STREAM_IDENTIFIER.length) + CHUNK_HEADER + CHECKSUM_SIZE + body);
-    putChunk(out, this.putIdentifier(out), data, 0, data.length, block);
     return out;
   }
 
-  private putIdentifier(out: Uint8Array): number {
-    if (this.wroteIdentifier) return 0;
-    this.wroteIdentifier = true;
-    out.set(STREAM_IDENTIFIER, 0);
-    return STREAM_IDENTIFIER.length;
+  /**
+   * The bytes write() would return, handed to `emit` in parts: the identifier, then per chunk its
+   * header and its body (a view of data, or of the compressor's scratch). Each part is only valid
+   * during its emit() call, so a caller that copies anyway (KCP's send) gets the stream with no
+   * buffer allocated, filled and copied again per write.
+   */
+  writeParts(data: Uint8Array, emit: (part: Uint8Array) => void): void {
+    if (data.length === 0) return;
+    if (!this.wroteIdentifier) {
+      this.wroteIdentifier = true;
+      emit(STREAM_IDENTIFIER);
+    }
+    const h = this.header;
+    for (let p = 0; p < data.length; p += MAX_BLOCK_SIZE) {
+      const end = Math.min(p + MAX_BLOCK_SIZE, data.length);
+      const block = this.compressor.compress(data, p, end);
+      const compressed = useCompressed(end - p, block.length);
+      const bodyLen = CHECKSUM_SIZE + (compressed ? block.length : end - p);
+      h[0] = compressed ? CHUNK_COMPRESSED : CHUNK_UNCOMPRESSED;
+      h[1] = bodyLen & 0xff;
+      h[2] = (bodyLen >>> 8) & 0xff;
+      h[3] = bodyLen >>> 16;
+      const crc = maskedCrc(data, p, end);
+      h[4] = crc & 0xff;
+      h[5] = (crc >>> 8) & 0xff;
+      h[6] = (crc >>> 16) & 0xff;
+      h[7] = crc >>> 24;
+      emit(h);
+      emit(compressed ? block : data.subarray(p, end));
+    }
   }
 }
 
 /** golang/snappy keeps the compressed form only if it saves at least an eighth. */
 function useCompressed(rawLength: number, compressedLength: number): boolean {
   return compressedLength < rawLength - (rawLength >>> 3);
-}
-
-function putChunk(out: Uint8Array, o: number, data: Uint8Array, start: number, end: number, block: Uint8Array): number {
-  const n = end - start;
-  const compressed = useCompressed(n, block.length);
-  const bodyLen = CHECKSUM_SIZE + (compressed ? block.length : n);
-  out[o] = compressed ? CHUNK_COMPRESSED : CHUNK_UNCOMPRESSED;
-  out[o + 1] = bodyLen & 0xff;
-  out[o + 2] = (bodyLen >>> 8) & 0xff;
-  out[o + 3] = bodyLen >>> 16;
-  const crc = maskedCrc(data, start, end);
-  out[o + 4] = crc & 0xff;
-  out[o + 5] = (crc >>> 8) & 0xff;
-  out[o + 6] = (crc >>> 16) & 0xff;
-  out[o + 7] = crc >>> 24;
-  o += CHUNK_HEADER + CHECKSUM_SIZE;
-  if (compressed) out.set(block, o);
-  else out.set(data.subarray(start, end), o);
-  return o + bodyLen - CHECKSUM_SIZE;
 }
 
 /**

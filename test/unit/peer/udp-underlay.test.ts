@@ -29,8 +29,9 @@ test('a tick of datagrams is cut into equal-size runs, in order; refused runs go
   const sizes = [100, 100, 100, 40, 100, 100, 300, 200, 7, 7, 7, 7, ...Array<number>(70).fill(1000), 1000, 999, 3];
   const sent = sizes.map((n) => randomBytes(n));
   const plain: Buffer[] = [];
+  const taken: Buffer[] = [];
   const { gso, runs } = recordingGso((count, segment) => !(segment === 100 && count === 2) && count !== 8);
-  const b = new DatagramBatcher(gso, null, 0, (buf) => plain.push(buf));
+  const b = new DatagramBatcher(gso, null, 0, (buf) => plain.push(buf), undefined, (buf) => taken.push(buf));
   for (const d of sent) b.push(d);
   assert.equal(runs.length + plain.length, 0, 'nothing leaves before the tick ends');
   await tick();
@@ -44,6 +45,8 @@ test('a tick of datagrams is cut into equal-size runs, in order; refused runs go
   assert.deepEqual(lengths, [100, 100, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 999, 3]);
   // Every datagram left exactly once; within the GSO runs and the plain sends order is kept.
   assert.deepEqual([...runs.flat(), ...plain].sort(Buffer.compare), [...sent].sort(Buffer.compare));
+  // Only what the runs took is handed back for reuse (a plain send may still hold its buffer).
+  assert.ok(taken.length === runs.flat().length && taken.every((d, i) => d === runs.flat()[i]), 'sent hook: the runs, in order');
 });
 
 test('a cleared batch sends nothing', async () => {
@@ -70,10 +73,12 @@ test('without GSO a tick of datagrams of any sizes leaves in sendmmsg batches, w
     const got: Buffer[] = [];
     const all = new Promise<void>((resolve) => rx.on('message', (m) => got.push(m) === sent.length && resolve()));
     const plain: Buffer[] = [];
-    const b = new DatagramBatcher(gso, '127.0.0.1', rx.address().port, (buf) => plain.push(buf));
+    const taken: Buffer[] = [];
+    const b = new DatagramBatcher(gso, '127.0.0.1', rx.address().port, (buf) => plain.push(buf), undefined, (buf) => taken.push(buf));
     for (const d of sent) b.push(d);
     await tick();
     assert.equal(plain.length, 0, 'no datagram fell back to dgram');
+    assert.ok(taken.length === sent.length && taken.every((d, i) => d === sent[i]), 'each datagram sendmmsg took is handed back, in order');
     await all;
     assert.deepEqual(got, sent);
   } finally {

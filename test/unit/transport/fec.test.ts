@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { newDatagramCrypt } from '../../../daemon/transport/crypt/datagram.js';
 import { FecDecoder } from '../../../daemon/transport/fec/decoder.js';
 import { FecEncoder } from '../../../daemon/transport/fec/encoder.js';
-import { galMul } from '../../../daemon/transport/fec/galois.js';
+import { galMul, mulAddInto } from '../../../daemon/transport/fec/galois.js';
 import { paws } from '../../../daemon/transport/fec/header.js';
 import { ReedSolomon } from '../../../daemon/transport/fec/reedsolomon.js';
 import { Rng } from '../../sim/world.js';
@@ -40,6 +40,32 @@ describe('Reed-Solomon coding matrix (docs/kcptun-wire.md §3 parity rows)', () 
       assert.deepEqual(rs.matrix.slice(ds).map(toHex), rows);
     });
   }
+  it('(10,3): every loss of up to 3 shards is rebuilt, and every decode matrix stays cached (none recomputed)', () => {
+    const rs = new ReedSolomon(10, 3);
+    const len = 24;
+    const data = Array.from({ length: 10 }, (_, i) => Uint8Array.from({ length: len }, (_, j) => (i * 37 + j * 11) & 0xff));
+    const parity = Array.from({ length: 3 }, (_, k) => {
+      const p = new Uint8Array(len);
+      for (let i = 0; i < 10; i++) mulAddInto(rs.parityCoefficient(k, i), data[i]!, 0, p, 0, len);
+      return p;
+    });
+    const all = [...data, ...parity];
+    const patterns = new Set<string>();
+    for (let lost = 1; lost < 1 << 13; lost++) {
+      let n = 0;
+      for (let b = lost; b; b &= b - 1) n++;
+      if (n > 3) continue;
+      const shards = all.map((buf, i) => (lost & (1 << i) ? null : { buf, off: 0, len }));
+      const rebuilt = new Map<number, Uint8Array>();
+      assert.ok(rs.reconstructData(shards, (m) => rebuilt.set(m, new Uint8Array(len)).get(m)!));
+      for (const [m, got] of rebuilt) assert.deepEqual(got, data[m], `lost ${lost.toString(2)}: shard ${m}`);
+      const present = shards.flatMap((sh, i) => (sh ? [i] : [])).slice(0, 10);
+      if (rebuilt.size > 0) patterns.add(present.join(','));
+    }
+    assert.ok(patterns.size > 256, `${patterns.size} patterns`);
+    assert.equal(rs.cachedInverses, patterns.size, 'the cache never restarted');
+  });
+
   it('rejects impossible shapes', () => {
     assert.throws(() => new ReedSolomon(0, 3), RangeError);
     assert.throws(() => new ReedSolomon(200, 57), RangeError);

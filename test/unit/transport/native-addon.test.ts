@@ -36,6 +36,15 @@ describe('transport addon = TypeScript reference', { skip }, () => {
     assert.equal(a.crc32(new TextEncoder().encode('123456789'), 0, 9, true), 0xe3069283);
   });
 
+  it('CRC-32/IEEE at every length 0..320 and odd offsets (the folded body from 64 bytes, its 16-byte steps, the tail)', () => {
+    const data = new Rng(13).bytes(400);
+    for (let len = 0; len <= 320; len++) {
+      for (const start of [0, 3, 17]) {
+        assert.equal(a.crc32(data, start, start + len, false), crc32IeeeJs(data, start, start + len), `ieee [${start}, +${len})`);
+      }
+    }
+  });
+
   it('gfMulAdd: every coefficient, odd lengths and offsets (the SIMD body and its tail)', () => {
     const rng = new Rng(12);
     const src = rng.bytes(2000);
@@ -106,6 +115,42 @@ describe('transport addon = TypeScript reference', { skip }, () => {
       }
     });
   }
+
+  it('sealMany = seal one by one: node:crypto deciphers each datagram (more than one batch, lengths that end mid-block)', () => {
+    const rng = new Rng(16);
+    for (const [name, [algorithm, keyLen]] of Object.entries(OPENSSL_CFB)) {
+      const key = TESTKEY_PASS.subarray(0, keyLen);
+      const iv = KCP_IV.subarray(0, algorithm === 'des-ede3-cfb' ? 8 : 16);
+      const native = new NativeFramedCrypt(name as keyof typeof OPENSSL_CFB, false, a, algorithm, key);
+      // 150 datagrams (the addon takes 64 per lane batch), 20..1419 bytes, views into one shared buffer.
+      const lens = Array.from({ length: 150 }, (_, i) => 20 + ((i * 97) % 1400));
+      const arena = new Uint8Array(lens.reduce((x, y) => x + y + 5, 0));
+      let at = 0;
+      const views = lens.map((len) => {
+        const v = arena.subarray(at + 3, at + 3 + len);
+        at += len + 5;
+        return v;
+      });
+      const payloads = views.map((v) => {
+        const p = rng.bytes(v.length - 20);
+        v.set(p, 20);
+        return p;
+      });
+      const untouched = arena.slice();
+      native.sealMany(views, views.length - 1); // the last one is left alone
+      views.forEach((v, i) => {
+        if (i === views.length - 1) return assert.deepEqual(v, untouched.subarray(v.byteOffset, v.byteOffset + v.length));
+        const plain = createDecipheriv(algorithm, key, iv).update(v);
+        assert.deepEqual(plain.subarray(20), Buffer.from(payloads[i]!), `${name} #${i} (${v.length} bytes): payload`);
+        assert.equal(plain.readUInt32LE(16), crc32IeeeJs(payloads[i]!), `${name} #${i}: CRC`);
+      });
+      // The bytes between the views are not written.
+      for (let i = 0, o = 0; i < lens.length; o += lens[i]! + 5, i++) {
+        assert.deepEqual([arena[o], arena[o + 1], arena[o + 2]], [untouched[o], untouched[o + 1], untouched[o + 2]]);
+      }
+      assert.throws(() => native.sealMany([new Uint8Array(19)], 1), /shorter than its header/);
+    }
+  });
 
   it('the TypeScript framing (NodeCfbCrypt + JS CRC, the fallback) and the addon read each other, several datagrams in a row', () => {
     const rng = new Rng(15);

@@ -113,6 +113,20 @@ test('framing: writer emits the identifier once, then chunk by chunk', () => {
   assert.equal(big.length, 200000 + 4 * 8);
 });
 
+test('framing: writeParts emits the bytes write() returns, an uncompressed body as a view of the input', () => {
+  const data = concat([new Rng(5).bytes(70000), new Uint8Array(70000), new Rng(6).bytes(100)]);
+  const parts: Uint8Array[] = [];
+  const views: boolean[] = [];
+  new SnappyFrameWriter().writeParts(data, (part) => {
+    views.push(part.buffer === data.buffer);
+    parts.push(part.slice());
+  });
+  assert.deepEqual(concat(parts), new SnappyFrameWriter().write(data));
+  // identifier, then header + body for each of the three ≤ 64 KiB chunks (random, zeros, random/zeros)
+  assert.equal(parts.length, 1 + 3 * 2);
+  assert.deepEqual(views, [false, false, true, false, false, false, false], 'the random chunk is not copied');
+});
+
 test('framing: round trip with arbitrary splitting', () => {
   const r = new Rng(4);
   const w = new SnappyFrameWriter();

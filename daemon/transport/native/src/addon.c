@@ -37,6 +37,7 @@ static napi_value init(napi_env env, napi_value exports) {
     NAPI_METHOD("crc32", js_crc32),
     NAPI_METHOD("cfbCreate", js_cfb_create),
     NAPI_METHOD("cfbSeal", js_cfb_seal),
+    NAPI_METHOD("cfbSealMany", js_cfb_seal_many),
     NAPI_METHOD("cfbOpen", js_cfb_open),
     NAPI_METHOD("gfMulAdd", js_gf_mul_add),
     NAPI_METHOD("gfMulAddRows", js_gf_mul_add_rows),

@@ -20,6 +20,7 @@ napi_value js_crc32(napi_env env, napi_callback_info info);
 /* cfb.c */
 napi_value js_cfb_create(napi_env env, napi_callback_info info);
 napi_value js_cfb_seal(napi_env env, napi_callback_info info);
+napi_value js_cfb_seal_many(napi_env env, napi_callback_info info);
 napi_value js_cfb_open(napi_env env, napi_callback_info info);
 
 /* gf.c */

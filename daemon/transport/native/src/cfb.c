@@ -13,6 +13,8 @@
  *   cfbCreate(algorithm: 'aes-128-cfb' | 'aes-192-cfb' | 'aes-256-cfb' | 'sm4-cfb' | 'des-ede3-cfb',
  *             key: Uint8Array) -> handle; throws if OpenSSL lacks it or the key length is wrong
  *   cfbSeal(handle, buf, len)        nonce, CRC and cipher over buf[0, len) in place
+ *   cfbSealMany(handle, bufs, count) cfbSeal of each bufs[i] (whole view), i < count; aes-128/256 run
+ *                                    eight datagrams' CFB chains at once (cfb_lanes.c)
  *   cfbOpen(handle, buf, len) -> n   deciphers buf[0, len) in place; 20 (the payload's offset), -1 too
  *                                    short, -2 bad CRC
  */
@@ -22,15 +24,21 @@
 #include <string.h>
 
 #include "addon.h"
+#include "cfb_lanes.h"
 
 #define NONCE_SIZE 16
 #define HEADER_SIZE 20
 #define POOL_SIZE 4096
+/* Datagrams handed to the lanes per call (a pass's worth; more just loops). */
+#define SEAL_BATCH 64
 
 static const uint8_t KCP_IV[16] = {0xa7, 0x73, 0x4f, 0x9c, 0x12, 0xac, 0x1b, 0x01,
                                    0xa4, 0x15, 0xf2, 0xc1, 0xfc, 0x78, 0xe6, 0x6b};
 
 typedef struct {
+  /* AES-NI round keys for cfbSealMany, when has_lanes (aes-128/256 on a CPU with AES-NI). */
+  aes_lanes_key_t lanes;
+  int has_lanes;
   EVP_CIPHER_CTX *enc, *dec;
   /* The same key in ECB, encrypting: CFB decryption's keystream in one pipelined pass (see open). */
   EVP_CIPHER_CTX *ecb;
@@ -70,6 +78,23 @@ static const EVP_CIPHER *ecb_of(const char *cfb_name) {
   return EVP_get_cipherbyname(name);
 }
 
+static int run(EVP_CIPHER_CTX *ctx, uint8_t *buf, uint32_t len);
+
+/* The lanes' CFB equals OpenSSL's on a sample of odd lengths (else cfbSealMany runs OpenSSL's, one by one). */
+static int lanes_agree(cfb_t *c) {
+  uint8_t a[9][80], b[9][80];
+  uint8_t *bufs[9];
+  uint32_t lens[9];
+  for (int i = 0; i < 9; i++) {
+    for (int j = 0; j < 80; j++) a[i][j] = b[i][j] = (uint8_t)(i * 31 + j * 7);
+    bufs[i] = a[i];
+    lens[i] = (uint32_t)(80 - 9 * i);
+    if (!run(c->enc, b[i], lens[i])) return 0;
+  }
+  aes_lanes_cfb_encrypt(&c->lanes, KCP_IV, bufs, lens, 9);
+  return memcmp(a, b, sizeof a) == 0;
+}
+
 napi_value js_cfb_create(napi_env env, napi_callback_info info) {
   napi_value argv[2], handle;
   char name[32];
@@ -98,6 +123,9 @@ napi_value js_cfb_create(napi_env env, napi_callback_info info) {
     finalize(env, c, NULL);
     return throw_msg(env, "ENOTSUP", "cfbCreate: cipher context failed");
   }
+  if ((strcmp(name, "aes-128-cfb") == 0 || strcmp(name, "aes-256-cfb") == 0) && aes_lanes_available() &&
+      aes_lanes_key(&c->lanes, key, key_len))
+    c->has_lanes = lanes_agree(c);
   if (napi_create_external(env, c, finalize, NULL, &handle) != napi_ok) {
     finalize(env, c, NULL);
     return throw_internal(env, "napi_create_external");
@@ -124,21 +152,61 @@ static int run(EVP_CIPHER_CTX *ctx, uint8_t *buf, uint32_t len) {
   return EVP_CipherInit_ex(ctx, NULL, NULL, NULL, KCP_IV, -1) == 1 && EVP_CipherUpdate(ctx, buf, &out, buf, (int)len) == 1;
 }
 
-napi_value js_cfb_seal(napi_env env, napi_callback_info info) {
-  uint8_t *buf;
-  uint32_t len;
-  cfb_t *c = datagram_args(env, info, &buf, &len);
-  if (!c) return NULL;
-  if (len < HEADER_SIZE) return throw_msg(env, "EINVAL", "cfbSeal: datagram shorter than its header");
+/* The nonce (from the pool) and the CRC of the payload into buf's header; 0 when no random bytes came. */
+static int frame(cfb_t *c, uint8_t *buf, uint32_t len) {
   if (c->pool_pos + NONCE_SIZE > POOL_SIZE) {
-    if (RAND_bytes(c->pool, POOL_SIZE) != 1) return throw_msg(env, "EIO", "cfbSeal: no random bytes");
+    if (RAND_bytes(c->pool, POOL_SIZE) != 1) return 0;
     c->pool_pos = 0;
   }
   memcpy(buf, c->pool + c->pool_pos, NONCE_SIZE);
   c->pool_pos += NONCE_SIZE;
   uint32_t crc = crc32_ieee(buf + HEADER_SIZE, len - HEADER_SIZE);
   for (int i = 0; i < 4; i++) buf[NONCE_SIZE + i] = (uint8_t)(crc >> (8 * i));
+  return 1;
+}
+
+napi_value js_cfb_seal(napi_env env, napi_callback_info info) {
+  uint8_t *buf;
+  uint32_t len;
+  cfb_t *c = datagram_args(env, info, &buf, &len);
+  if (!c) return NULL;
+  if (len < HEADER_SIZE) return throw_msg(env, "EINVAL", "cfbSeal: datagram shorter than its header");
+  if (!frame(c, buf, len)) return throw_msg(env, "EIO", "cfbSeal: no random bytes");
   if (!run(c->enc, buf, len)) return throw_msg(env, "EIO", "cfbSeal: cipher failed");
+  return NULL;
+}
+
+napi_value js_cfb_seal_many(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  void *data;
+  uint32_t count;
+  if (!args_of(env, info, 3, argv)) return NULL;
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok || napi_get_value_uint32(env, argv[2], &count) != napi_ok)
+    return throw_msg(env, "EINVAL", "cfbSealMany(handle, bufs, count)");
+  cfb_t *c = data;
+  uint8_t *bufs[SEAL_BATCH];
+  uint32_t lens[SEAL_BATCH];
+  size_t queued = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    uint8_t *buf;
+    size_t len;
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok || !bytes_of(env, item, &buf, &len) || len > UINT32_MAX)
+      return throw_msg(env, "EINVAL", "cfbSealMany: bufs[i] is not a Uint8Array");
+    if (len < HEADER_SIZE) return throw_msg(env, "EINVAL", "cfbSealMany: datagram shorter than its header");
+    if (!frame(c, buf, (uint32_t)len)) return throw_msg(env, "EIO", "cfbSealMany: no random bytes");
+    if (!c->has_lanes) {
+      if (!run(c->enc, buf, (uint32_t)len)) return throw_msg(env, "EIO", "cfbSealMany: cipher failed");
+      continue;
+    }
+    bufs[queued] = buf;
+    lens[queued++] = (uint32_t)len;
+    if (queued == SEAL_BATCH) {
+      aes_lanes_cfb_encrypt(&c->lanes, KCP_IV, bufs, lens, queued);
+      queued = 0;
+    }
+  }
+  if (queued > 0) aes_lanes_cfb_encrypt(&c->lanes, KCP_IV, bufs, lens, queued);
   return NULL;
 }
 
