@@ -36,6 +36,7 @@
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
  * --mode: only that mode.
  * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier.
+ * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -375,7 +376,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const load0 = loadavg();
-  const net = await Netns.create('ttec');
+  const net = await Netns.create(opt('netns', 'ttec'));
   try {
     const [a, b] = [await net.ns('a'), await net.ns('b')];
     const veth = await net.link(a, b, `${VETH[0]}/24`, `${VETH[1]}/24`);
