@@ -44,8 +44,16 @@ const BURST_MS = 4;
 const MAX_DEBT_MS = 50;
 /** The window allows at most this many (base RTT + a round) of standing delay. */
 const MAX_STANDING_RTTS = 4;
-/** The RTO floor never exceeds this many (base RTT + a round). */
-const MAX_RTO_FLOOR_RTTS = 4;
+/**
+ * The RTO floor never exceeds this many (base RTT + a round): the round trip plus the longest queue the
+ * in-flight cap allows (CWND_GAIN × the BDP grown by the most standing delay it counts). With 4, a
+ * busy host's queue outgrew the floor and every stall fired a round of timeouts on a clean link.
+ */
+const MAX_RTO_FLOOR_RTTS = 1 + CWND_GAIN * (1 + MAX_STANDING_RTTS);
+/** Rounds over which the largest RTT sample is kept for the RTO floor. */
+const RTT_MAX_ROUNDS = 64;
+/** That sample counts up to twice the base RTT plus this (ms): one host stall of a second must not set every RTO. */
+const RTT_MAX_SLACK_MS = 100;
 /** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
 const MIN_RATE_SEGS = 4;
 
@@ -84,6 +92,11 @@ export class PathController {
   private roundDelivered = 0;
   private roundSegs = 0;
   private roundMinRtt = Infinity;
+  private roundMaxRtt = 0;
+  /** Per-round largest RTT samples, a ring of RTT_MAX_ROUNDS. */
+  private readonly rttMaxRing = new Float64Array(RTT_MAX_ROUNDS);
+  private rttMaxIndex = 0;
+  private recentMaxRtt = 0;
   private roundRetx = 0;
   private roundNew = 0;
   private queued = false;
@@ -137,6 +150,8 @@ export class PathController {
   onRtt(rtt: number, now: number): void {
     if (rtt < 0) return;
     if (rtt < this.roundMinRtt) this.roundMinRtt = rtt;
+    if (rtt > this.roundMaxRtt) this.roundMaxRtt = rtt;
+    if (rtt > this.recentMaxRtt) this.recentMaxRtt = rtt;
     if (rtt <= this.minRtt || now - this.minRttAt > MIN_RTT_WINDOW_MS) {
       this.minRtt = rtt;
       this.minRttAt = now;
@@ -160,13 +175,19 @@ export class PathController {
   /**
    * The least RTO a flow of this path should use: the base RTT plus the time the bottleneck needs to
    * pass everything now in flight (the queue this controller itself lets build), plus a round of
-   * timer and ACK slack. Below that a timeout is the pacer's own queue, not a loss.
+   * timer and ACK slack. Below that a timeout is the pacer's own queue, not a loss. And at least the
+   * largest RTT sample of the last RTT_MAX_ROUNDS rounds plus a round: on a busy host the event loops
+   * at both ends add tens of ms now and then, which KCP's own RTO (srtt + max(interval, 4 × rttvar),
+   * with an rttvar that its integer smoothing wears down to 0-2 ms) reads as loss: on the bench's
+   * clean veth those timeouts were most of the resends.
    */
   rtoFloor(): number {
-    if (this.bw === 0 || this.minRtt === Infinity) return 0;
+    if (this.minRtt === Infinity) return 0;
     const rtt = this.minRtt + MIN_ROUND_MS;
+    const seen = Math.min(this.recentMaxRtt, 2 * this.minRtt + RTT_MAX_SLACK_MS) + MIN_ROUND_MS;
+    if (this.bw === 0) return seen;
     // Capped: a young or app-limited model may underrate the path, and a lost segment must not wait on it.
-    return Math.min(rtt + this.inflight / this.bw, MAX_RTO_FLOOR_RTTS * rtt);
+    return Math.max(seen, Math.min(rtt + this.inflight / this.bw, MAX_RTO_FLOOR_RTTS * rtt));
   }
 
   /** Whether the in-flight cap, not the pacer, is what holds sends back (then an ACK, not time, frees them). */
@@ -253,11 +274,17 @@ export class PathController {
     this.roundDelivered = 0;
     this.roundSegs = 0;
     this.roundMinRtt = Infinity;
+    this.roundMaxRtt = 0;
     this.roundNew = this.roundRetx = 0;
   }
 
   private endRound(sample: number): void {
     this.stats.rounds++;
+    this.rttMaxRing[this.rttMaxIndex] = this.roundMaxRtt;
+    this.rttMaxIndex = (this.rttMaxIndex + 1) % RTT_MAX_ROUNDS;
+    let maxRtt = 0;
+    for (let i = 0; i < RTT_MAX_ROUNDS; i++) if (this.rttMaxRing[i]! > maxRtt) maxRtt = this.rttMaxRing[i]!;
+    this.recentMaxRtt = maxRtt;
     // An app-limited round only counts when it beats the model: a low one says the senders were idle,
     // not that the path slowed (and a path that only ever carried a handshake has no model yet).
     if (!this.appLimited || (this.bw > 0 && sample > this.bw)) {
