@@ -8,7 +8,8 @@
  * delivery rate over the last BW_ROUNDS rounds, the path's base RTT the minimum over MIN_RTT_WINDOW_MS.
  * Sends are paced at gain × rate, and what is in flight is capped at a few bandwidth-delay products.
  * STARTUP doubles the rate each round until the delivery rate stops growing, DRAIN empties the queue
- * that built, then PROBE_BW cycles gains 1.25, 0.75, 1 × 6 to find more bandwidth and give it back.
+ * that built, then PROBE_BW cycles gains 1.25, 0.75, 1 × 6 to find more bandwidth and give it back
+ * (the probe up lasting while each round finds more). A round is a round trip as the last one took.
  *
  * Random loss is not read as congestion: the path is lossy by design. Instead the controller measures
  * the share of sends that are retransmissions and paces that much faster on the wire, so the *delivered*
@@ -28,8 +29,10 @@ const CWND_GAIN = 2;
 /** Rounds the bandwidth maximum filter spans. */
 const BW_ROUNDS = 10;
 const MIN_RTT_WINDOW_MS = 10_000;
-/** STARTUP ends after this many rounds without 25 % growth of the delivery rate. */
+/** STARTUP ends after this many rounds without 25 % growth of the delivery rate (one fewer while a queue stands). */
 const FULL_BW_ROUNDS = 3;
+/** PROBE_BW's probe up goes on while each round's rate grows by this much (at least two rounds). */
+const PROBE_GROWTH = 1.1;
 /** A round lasts at least this long: shorter windows measure the sender's burstiness, not the path. */
 const MIN_ROUND_MS = 10;
 /** RTT above base × this plus QUEUE_SLACK_MS means a standing queue. */
@@ -105,6 +108,10 @@ export class PathController {
   /** The senders ran out of data this round with budget left: its delivery rate says little about the path. */
   private appLimited = false;
   private cycle = 0;
+  private probeRounds = 0;
+  private probePrevBw = 0;
+  /** The last round's smallest RTT sample: how long a round trip takes now, standing delay included. */
+  private lastRoundRtt = 0;
 
   /** Smoothed share of sends that were retransmissions. */
   private lossShare = 0;
@@ -263,7 +270,11 @@ export class PathController {
       this.roundStart = now;
       return;
     }
-    const length = Math.max(MIN_ROUND_MS, this.minRtt === Infinity ? 0 : this.minRtt);
+    // A round is a round trip as the last round measured it (standing delay included), not the base
+    // RTT alone: on a busy host a round trip takes two or three base RTTs, and counting base RTTs saw
+    // STARTUP's growth (which shows a round trip later) as a plateau and ended it at a tenth of the path.
+    const rtt = this.minRtt === Infinity ? 0 : Math.max(this.minRtt, Math.min(this.lastRoundRtt, MAX_STANDING_RTTS * (this.minRtt + MIN_ROUND_MS)));
+    const length = Math.max(MIN_ROUND_MS, rtt);
     const elapsed = now - this.roundStart;
     if (elapsed < length) return;
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
@@ -273,6 +284,7 @@ export class PathController {
     this.roundStart = now;
     this.roundDelivered = 0;
     this.roundSegs = 0;
+    if (this.roundMinRtt !== Infinity) this.lastRoundRtt = this.roundMinRtt;
     this.roundMinRtt = Infinity;
     this.roundMaxRtt = 0;
     this.roundNew = this.roundRetx = 0;
@@ -316,7 +328,8 @@ export class PathController {
         if (bw >= this.fullBw * 1.25) {
           this.fullBw = bw;
           this.fullBwRounds = 0;
-        } else if (++this.fullBwRounds >= FULL_BW_ROUNDS || this.queued) {
+        } else if (++this.fullBwRounds >= FULL_BW_ROUNDS - (this.queued ? 1 : 0)) {
+          // Not on one queued round alone: a busy host's event loops stand in every round trip now and then.
           this.mode = Mode.Drain;
         }
         break;
@@ -327,7 +340,18 @@ export class PathController {
         }
         break;
       case Mode.ProbeBw:
+        if (this.cycle === 0 && !this.queued) {
+          // Probe on while it finds more (its sends show a round later, so at least two rounds): a
+          // path that had room grows 1.25× a round, not 1.25× per cycle of eight.
+          const grew = bw >= this.probePrevBw * PROBE_GROWTH;
+          this.probePrevBw = bw;
+          if (++this.probeRounds < 2 || grew) break;
+        }
         this.cycle = (this.cycle + 1) % PROBE_GAINS.length;
+        if (this.cycle === 0) {
+          this.probeRounds = 0;
+          this.probePrevBw = bw;
+        }
         break;
     }
     this.rate = this.pacingRate();
