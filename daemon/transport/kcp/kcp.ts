@@ -57,7 +57,6 @@ export class Kcp {
   // LostSegs, RepeatSegs), per engine; a session table sums them.
   inSegs = 0; retransSegs = 0; fastRetransSegs = 0;
   earlyRetransSegs = 0; lostSegs = 0; repeatSegs = 0;
-  get spuriousSegs(): number { return this.rack?.spurious ?? 0; } // with `rack`: resends not needed (rack.ts)
 
   /**
    * New segments a flush may still move into flight. Infinity (the default, kcp-go's behaviour): as many

@@ -34,8 +34,6 @@ export class Rack {
   private minRtt = Infinity;
   private reoMult = 1;
   private needed = 0;
-  /** Resends found spurious (the original transmission was acknowledged). */
-  spurious = 0;
   /** Clock (u32) of the last ACK or una that acknowledged anything new. */
   private progressAt = 0;
 
@@ -74,7 +72,6 @@ export class Rack {
   /** A resend proved spurious, or needed: widen the reordering allowance, or narrow it after REO_PERSIST. */
   private judge(spurious: boolean): void {
     if (spurious) {
-      this.spurious++;
       if (this.reoMult < MAX_REO_MULT) this.reoMult++;
       this.needed = 0;
     } else if (this.reoMult > 1 && ++this.needed >= REO_PERSIST) {
