@@ -39,6 +39,8 @@
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
  *   repeatable look at latency (e.g. `--only clean --rr-only`).
  * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
+ * --cpu-prof DIR: the tstier nodes run under `node --cpu-prof`, one .cpuprofile per node and cell in DIR
+ *   (bench/lib/cpu-profile.ts ranks one by self time).
  */
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -160,8 +162,10 @@ function nodePid(proc: NsProcess, comm: RegExp): number {
  * startCore, but with a start-up allowance for a loaded machine, and a core that never says it is
  * ready is stopped (startCore does not hand it back), so the next cell finds the ports and TUN name free.
  */
+const PROF_DIR = opt('cpu-prof', '');
 async function startTs(ns: Namespace, argv: string[]): Promise<NsProcess> {
-  const proc = ns.spawn(['sh', '-c', `exec ${[process.execPath, CORE, ...argv].map((x) => `'${x}'`).join(' ')} 2>&1`]);
+  const prof = PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
+  const proc = ns.spawn(['sh', '-c', `exec ${[process.execPath, ...prof, CORE, ...argv].map((x) => `'${x}'`).join(' ')} 2>&1`]);
   try {
     await proc.waitForLine(/node ready peer_id=\d+/, 60_000);
   } catch (e) {

@@ -8,7 +8,8 @@
  * delivery rate over the last BW_ROUNDS rounds, the path's base RTT the minimum over MIN_RTT_WINDOW_MS.
  * Sends are paced at gain × rate, and what is in flight is capped at a few bandwidth-delay products.
  * STARTUP doubles the rate each round until the delivery rate stops growing, DRAIN empties the queue
- * that built, then PROBE_BW cycles gains 1.25, 0.75, 1 × 6 to find more bandwidth and give it back.
+ * that built, then PROBE_BW cycles gains 1.25, 0.75, 1 × 6 to find more bandwidth and give it back
+ * (the probe up lasting while each round finds more). A round is a round trip as the last one took.
  *
  * Random loss is not read as congestion: the path is lossy by design. Instead the controller measures
  * the share of sends that are retransmissions and paces that much faster on the wire, so the *delivered*
@@ -28,8 +29,10 @@ const CWND_GAIN = 2;
 /** Rounds the bandwidth maximum filter spans. */
 const BW_ROUNDS = 10;
 const MIN_RTT_WINDOW_MS = 10_000;
-/** STARTUP ends after this many rounds without 25 % growth of the delivery rate. */
+/** STARTUP ends after this many rounds without 25 % growth of the delivery rate (one fewer while a queue stands). */
 const FULL_BW_ROUNDS = 3;
+/** PROBE_BW's probe up goes on while each round's rate grows by this much (at least two rounds). */
+const PROBE_GROWTH = 1.1;
 /** A round lasts at least this long: shorter windows measure the sender's burstiness, not the path. */
 const MIN_ROUND_MS = 10;
 /** RTT above base × this plus QUEUE_SLACK_MS means a standing queue. */
@@ -44,8 +47,16 @@ const BURST_MS = 4;
 const MAX_DEBT_MS = 50;
 /** The window allows at most this many (base RTT + a round) of standing delay. */
 const MAX_STANDING_RTTS = 4;
-/** The RTO floor never exceeds this many (base RTT + a round). */
-const MAX_RTO_FLOOR_RTTS = 4;
+/**
+ * The RTO floor never exceeds this many (base RTT + a round): the round trip plus the longest queue the
+ * in-flight cap allows (CWND_GAIN × the BDP grown by the most standing delay it counts). With 4, a
+ * busy host's queue outgrew the floor and every stall fired a round of timeouts on a clean link.
+ */
+const MAX_RTO_FLOOR_RTTS = 1 + CWND_GAIN * (1 + MAX_STANDING_RTTS);
+/** Rounds over which the largest RTT sample is kept for the RTO floor. */
+const RTT_MAX_ROUNDS = 64;
+/** That sample counts up to twice the base RTT plus this (ms): one host stall of a second must not set every RTO. */
+const RTT_MAX_SLACK_MS = 100;
 /** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
 const MIN_RATE_SEGS = 4;
 
@@ -84,6 +95,11 @@ export class PathController {
   private roundDelivered = 0;
   private roundSegs = 0;
   private roundMinRtt = Infinity;
+  private roundMaxRtt = 0;
+  /** Per-round largest RTT samples, a ring of RTT_MAX_ROUNDS. */
+  private readonly rttMaxRing = new Float64Array(RTT_MAX_ROUNDS);
+  private rttMaxIndex = 0;
+  private recentMaxRtt = 0;
   private roundRetx = 0;
   private roundNew = 0;
   private queued = false;
@@ -92,6 +108,10 @@ export class PathController {
   /** The senders ran out of data this round with budget left: its delivery rate says little about the path. */
   private appLimited = false;
   private cycle = 0;
+  private probeRounds = 0;
+  private probePrevBw = 0;
+  /** The last round's smallest RTT sample: how long a round trip takes now, standing delay included. */
+  private lastRoundRtt = 0;
 
   /** Smoothed share of sends that were retransmissions. */
   private lossShare = 0;
@@ -137,6 +157,8 @@ export class PathController {
   onRtt(rtt: number, now: number): void {
     if (rtt < 0) return;
     if (rtt < this.roundMinRtt) this.roundMinRtt = rtt;
+    if (rtt > this.roundMaxRtt) this.roundMaxRtt = rtt;
+    if (rtt > this.recentMaxRtt) this.recentMaxRtt = rtt;
     if (rtt <= this.minRtt || now - this.minRttAt > MIN_RTT_WINDOW_MS) {
       this.minRtt = rtt;
       this.minRttAt = now;
@@ -160,13 +182,19 @@ export class PathController {
   /**
    * The least RTO a flow of this path should use: the base RTT plus the time the bottleneck needs to
    * pass everything now in flight (the queue this controller itself lets build), plus a round of
-   * timer and ACK slack. Below that a timeout is the pacer's own queue, not a loss.
+   * timer and ACK slack. Below that a timeout is the pacer's own queue, not a loss. And at least the
+   * largest RTT sample of the last RTT_MAX_ROUNDS rounds plus a round: on a busy host the event loops
+   * at both ends add tens of ms now and then, which KCP's own RTO (srtt + max(interval, 4 × rttvar),
+   * with an rttvar that its integer smoothing wears down to 0-2 ms) reads as loss: on the bench's
+   * clean veth those timeouts were most of the resends.
    */
   rtoFloor(): number {
-    if (this.bw === 0 || this.minRtt === Infinity) return 0;
+    if (this.minRtt === Infinity) return 0;
     const rtt = this.minRtt + MIN_ROUND_MS;
+    const seen = Math.min(this.recentMaxRtt, 2 * this.minRtt + RTT_MAX_SLACK_MS) + MIN_ROUND_MS;
+    if (this.bw === 0) return seen;
     // Capped: a young or app-limited model may underrate the path, and a lost segment must not wait on it.
-    return Math.min(rtt + this.inflight / this.bw, MAX_RTO_FLOOR_RTTS * rtt);
+    return Math.max(seen, Math.min(rtt + this.inflight / this.bw, MAX_RTO_FLOOR_RTTS * rtt));
   }
 
   /** Whether the in-flight cap, not the pacer, is what holds sends back (then an ACK, not time, frees them). */
@@ -242,7 +270,11 @@ export class PathController {
       this.roundStart = now;
       return;
     }
-    const length = Math.max(MIN_ROUND_MS, this.minRtt === Infinity ? 0 : this.minRtt);
+    // A round is a round trip as the last round measured it (standing delay included), not the base
+    // RTT alone: on a busy host a round trip takes two or three base RTTs, and counting base RTTs saw
+    // STARTUP's growth (which shows a round trip later) as a plateau and ended it at a tenth of the path.
+    const rtt = this.minRtt === Infinity ? 0 : Math.max(this.minRtt, Math.min(this.lastRoundRtt, MAX_STANDING_RTTS * (this.minRtt + MIN_ROUND_MS)));
+    const length = Math.max(MIN_ROUND_MS, rtt);
     const elapsed = now - this.roundStart;
     if (elapsed < length) return;
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
@@ -252,12 +284,19 @@ export class PathController {
     this.roundStart = now;
     this.roundDelivered = 0;
     this.roundSegs = 0;
+    if (this.roundMinRtt !== Infinity) this.lastRoundRtt = this.roundMinRtt;
     this.roundMinRtt = Infinity;
+    this.roundMaxRtt = 0;
     this.roundNew = this.roundRetx = 0;
   }
 
   private endRound(sample: number): void {
     this.stats.rounds++;
+    this.rttMaxRing[this.rttMaxIndex] = this.roundMaxRtt;
+    this.rttMaxIndex = (this.rttMaxIndex + 1) % RTT_MAX_ROUNDS;
+    let maxRtt = 0;
+    for (let i = 0; i < RTT_MAX_ROUNDS; i++) if (this.rttMaxRing[i]! > maxRtt) maxRtt = this.rttMaxRing[i]!;
+    this.recentMaxRtt = maxRtt;
     // An app-limited round only counts when it beats the model: a low one says the senders were idle,
     // not that the path slowed (and a path that only ever carried a handshake has no model yet).
     if (!this.appLimited || (this.bw > 0 && sample > this.bw)) {
@@ -289,7 +328,8 @@ export class PathController {
         if (bw >= this.fullBw * 1.25) {
           this.fullBw = bw;
           this.fullBwRounds = 0;
-        } else if (++this.fullBwRounds >= FULL_BW_ROUNDS || this.queued) {
+        } else if (++this.fullBwRounds >= FULL_BW_ROUNDS - (this.queued ? 1 : 0)) {
+          // Not on one queued round alone: a busy host's event loops stand in every round trip now and then.
           this.mode = Mode.Drain;
         }
         break;
@@ -300,7 +340,18 @@ export class PathController {
         }
         break;
       case Mode.ProbeBw:
+        if (this.cycle === 0 && !this.queued) {
+          // Probe on while it finds more (its sends show a round later, so at least two rounds): a
+          // path that had room grows 1.25× a round, not 1.25× per cycle of eight.
+          const grew = bw >= this.probePrevBw * PROBE_GROWTH;
+          this.probePrevBw = bw;
+          if (++this.probeRounds < 2 || grew) break;
+        }
         this.cycle = (this.cycle + 1) % PROBE_GAINS.length;
+        if (this.cycle === 0) {
+          this.probeRounds = 0;
+          this.probePrevBw = bw;
+        }
         break;
     }
     this.rate = this.pacingRate();

@@ -343,8 +343,7 @@ export class Kcp {
       const seg = buf.shift();
       if (!seg.acked) {
         this.delivered(seg.len);
-        // Sent once: the delivered transmission is the one with seg.ts (a resent one's is ambiguous).
-        if (seg.xmit === 1) this.rack?.delivered(seg.ts, seg.sn, this.current);
+        this.rack?.covered(seg, this.current);
       }
       this.store.give(seg);
       count++;
@@ -371,7 +370,7 @@ export class Kcp {
     } else {
       acked.acked = true;
       this.delivered(acked.len);
-      this.rack?.delivered(ts, sn, this.current); // ts echoes the very transmission that arrived
+      this.rack?.acked(acked, ts, this.current); // ts echoes the very transmission that arrived
     }
     if (this.rack !== null) return; // RACK reads send times, not duplicate counts: no O(window) scan per ACK
     for (let i = 0; i < idx; i++) {
@@ -543,6 +542,8 @@ export class Kcp {
         seg.resendts = (current + seg.rto) >>> 0;
         change++;
         early++;
+      } else if (rack !== null && rack.defers(seg, current)) {
+        needsend = false; // ACKs still bring news: a hole would show to RACK, so no timeout yet
       } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || (lost < RACK_RTO_PROBES && !this.hostLate))) {
         seg.rto += this.nodelay === 0 ? rxRto : rxRto >>> 1;
         seg.fastack = 0;

@@ -10,16 +10,75 @@
  *
  * The allowance is srtt/8 (the brief's 1.125 × RTT), at least 2 ms: the clock's 1 ms grain and one
  * driver pass of ACK batching. Sends within one ms are ordered by sn (a flush writes them so).
+ *
+ * The allowance adapts as RFC 8985 §6.2 has it, with the ts echo in place of DSACK: an ACK that
+ * echoes an earlier transmission than a resent segment's latest one says the original arrived, so
+ * the resend was spurious. Each one widens the allowance by another srtt/8 (up to srtt); every
+ * REO_PERSIST resends that prove needed narrow it a step again. On a busy host ACKs of segments sent
+ * in one burst come back spread over an event-loop stall; a fixed srtt/8 read that spread as loss.
  */
 import type { Segment } from './segment-store.js';
 
 const MIN_REORDER_MS = 2;
+/** The allowance grows to at most this many srtt/8 (srtt itself, RFC 8985's bound). */
+const MAX_REO_MULT = 8;
+/** Needed resends after which a widened allowance narrows one step. */
+const REO_PERSIST = 16;
 
 export class Rack {
   /** Clock (u32) of the latest transmission known delivered, its sn, and its RTT; rtt < 0: none yet. */
   private xmitTs = 0;
   private sn = 0;
   private rtt = -1;
+  /** The least RTT any delivery showed: no resend's ACK can come back sooner. */
+  private minRtt = Infinity;
+  private reoMult = 1;
+  private needed = 0;
+  /** Clock (u32) of the last ACK or una that acknowledged anything new. */
+  private progressAt = 0;
+
+  /** `seg`, sent (latest) at seg.ts, is acknowledged by an ACK echoing `ts`, seen at `current`. */
+  acked(seg: Segment, ts: number, current: number): void {
+    if (seg.xmit > 1) this.judge(((seg.ts - ts) | 0) > 0);
+    this.progressAt = current;
+    this.delivered(ts, seg.sn, current);
+  }
+
+  /**
+   * `seg` left the window by the peer's una, without an ACK of its own (that came in a lost datagram,
+   * or comes later in this one). Sent once: the delivered transmission is the one with seg.ts. Resent:
+   * which one arrived is ambiguous, except when the una came back sooner after the resend than any
+   * round trip took, which the resend cannot have made (Eifel's timing test): then the original did.
+   */
+  covered(seg: Segment, current: number): void {
+    this.progressAt = current;
+    if (seg.xmit === 1) this.delivered(seg.ts, seg.sn, current);
+    else if (((current - seg.ts) | 0) < (this.minRtt * 3) / 4) this.judge(true);
+  }
+
+  /**
+   * Whether `seg`'s due timeout waits, re-armed to its RTO after the last progress (RFC 6298's timer
+   * restart on new data acknowledged): while ACKs bring news, a lost segment shows to RACK, so a
+   * timeout then is a queue or a stalled host, not a loss. Only a tail (no progress) times out.
+   */
+  defers(seg: Segment, current: number): boolean {
+    if (((current - seg.resendts) | 0) < 0) return false;
+    const at = (this.progressAt + seg.rto) >>> 0;
+    if (((current - at) | 0) >= 0) return false;
+    seg.resendts = at;
+    return true;
+  }
+
+  /** A resend proved spurious, or needed: widen the reordering allowance, or narrow it after REO_PERSIST. */
+  private judge(spurious: boolean): void {
+    if (spurious) {
+      if (this.reoMult < MAX_REO_MULT) this.reoMult++;
+      this.needed = 0;
+    } else if (this.reoMult > 1 && ++this.needed >= REO_PERSIST) {
+      this.reoMult--;
+      this.needed = 0;
+    }
+  }
 
   /** The transmission sent at `ts` (u32 clock) was delivered, seen at `current`. */
   delivered(ts: number, sn: number, current: number): void {
@@ -28,11 +87,14 @@ export class Rack {
     this.xmitTs = ts;
     this.sn = sn;
     this.rtt = Math.max(0, (current - ts) | 0);
+    if (this.rtt < this.minRtt) this.minRtt = this.rtt;
   }
 
   /** How long after its send a candidate counts as lost (`extra` ms more), or -1 before any delivery. */
   wait(srtt: number, extra: number): number {
-    return this.rtt < 0 ? -1 : this.rtt + Math.max(MIN_REORDER_MS, srtt >> 3) + extra;
+    if (this.rtt < 0) return -1;
+    const reorder = Math.min((srtt >> 3) * this.reoMult, Math.max(srtt, srtt >> 3));
+    return this.rtt + Math.max(MIN_REORDER_MS, reorder) + extra;
   }
 
   /** Sent no later than the latest delivered transmission (same ms: lower sn first). */
