@@ -578,6 +578,7 @@ export class KcpCarrier {
       probeInitMs: 500,
     });
     kcp.newSegmentQuota = 0; // new data goes only when its path grants it (PeerPath.pace)
+    kcp.holdPartialTail = true; // until the flow's FIN or RST (KcpFlow)
     return kcp;
   }
 }
