@@ -61,6 +61,8 @@ export interface KcpCarrierOptions {
   peerDecodesFec?: (peerId: number) => boolean;
   /** Whether a peer announced that it takes ACKs of several flows in one datagram (route feature KcpBundle). */
   peerTakesBundles?: (peerId: number) => boolean;
+  /** Datagrams this host's sockets dropped unread, cumulative: FEC reports do not count them as path loss. */
+  hostDrops?: () => number;
 }
 
 /** Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened. */
@@ -116,6 +118,7 @@ export class KcpCarrier {
     if (!flow.retired) this.timers.set(flow, flow.needsTimer() ? flow.deadline() : Infinity);
   };
   private readonly peerDecodesFec: (peerId: number) => boolean;
+  private readonly hostDrops: (() => number) | undefined;
   /** FEC decoders by peer, made on the first FEC datagram from it, dropped with its last flow. */
   private readonly decoders = new Map<number, FecDecoder>();
   /** The path whose flow is being drained (for the framer). */
@@ -187,6 +190,7 @@ export class KcpCarrier {
     this.mss = this.engineMtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
     this.peerDecodesFec = opts.peerDecodesFec ?? (() => false);
     this.peerTakesBundles = opts.peerTakesBundles ?? (() => false);
+    this.hostDrops = opts.hostDrops;
     this.bundler = new AckBundler(this.engineMtu);
   }
 
@@ -254,7 +258,7 @@ export class KcpCarrier {
       if (inner === null || inner.payload.length < RESET_LEN) this.stats.malformed++;
       else this.inputPlain(fromPeer, inner.type === 0, inner.payload, now, true);
     }
-    const report = dec.takeReport(now);
+    const report = dec.takeReport(now, this.hostDrops);
     if (report) this.tx.push({ peerId: fromPeer, type: this.types.fromInitiator, data: report });
   }
 
@@ -504,7 +508,6 @@ export class KcpCarrier {
       return true;
     }
   }
-
 
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
   private account(flow: KcpFlow, now: number): PeerPath {

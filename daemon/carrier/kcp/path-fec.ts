@@ -232,6 +232,12 @@ export class FecDecoder {
   private highest = -1;
   private received = 0;
   private reportedAt = -Infinity;
+  /** Missing datagrams put down to this host's own socket drops, not the path (see takeReport). */
+  private credited = 0;
+  private hostDropsSeen = -1;
+  /** The seq and received counts of the last report, for what went missing since. */
+  private lastExpected = 0;
+  private lastReceived = 0;
 
   /**
    * A data shard arrived (body = bytes after the kind byte); returns the plain payload inside it (a
@@ -250,14 +256,29 @@ export class FecDecoder {
     this.store(body, rebuilt, true);
   }
 
-  /** The report to send now (kind byte first), or null while the last one is recent. */
-  takeReport(now: number): Uint8Array | null {
+  /**
+   * The report to send now (kind byte first), or null while the last one is recent. `hostDrops`, read
+   * only when a report is due, is this host's cumulative count of datagrams its sockets dropped unread
+   * (udp-drops.ts): up to that many of the datagrams missing since the last report are reported as
+   * received, since they crossed the path and parity cannot help a host that does not keep up.
+   */
+  takeReport(now: number, hostDrops?: () => number): Uint8Array | null {
     if (now - this.reportedAt < REPORT_MS || this.highest < 0) return null;
     this.reportedAt = now;
+    const expected = (this.highest + 1) >>> 0;
+    if (hostDrops) {
+      const total = hostDrops();
+      const dropped = this.hostDropsSeen < 0 ? 0 : total - this.hostDropsSeen;
+      this.hostDropsSeen = total;
+      const missing = ((expected - this.lastExpected) | 0) - ((this.received - this.lastReceived) | 0);
+      if (dropped > 0 && missing > 0) this.credited = (this.credited + Math.min(dropped, missing)) >>> 0;
+    }
+    this.lastExpected = expected;
+    this.lastReceived = this.received;
     const r = new Uint8Array(FEC_REPORT_LEN);
     r[0] = KIND_FEC_REPORT;
-    writeU32Le(r, 1, (this.highest + 1) >>> 0);
-    writeU32Le(r, 5, this.received);
+    writeU32Le(r, 1, expected);
+    writeU32Le(r, 5, (this.received + this.credited) >>> 0);
     return r;
   }
 
