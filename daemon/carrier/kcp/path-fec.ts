@@ -235,6 +235,9 @@ export class FecDecoder {
   /** Missing datagrams put down to this host's own socket drops, not the path (see takeReport). */
   private credited = 0;
   private hostDropsSeen = -1;
+  /** Socket drops not yet matched to missing datagrams: of this report interval, and of the one before. */
+  private dropsNow = 0;
+  private dropsBefore = 0;
   /** The seq and received counts of the last report, for what went missing since. */
   private lastExpected = 0;
   private lastReceived = 0;
@@ -266,13 +269,7 @@ export class FecDecoder {
     if (now - this.reportedAt < REPORT_MS || this.highest < 0) return null;
     this.reportedAt = now;
     const expected = (this.highest + 1) >>> 0;
-    if (hostDrops) {
-      const total = hostDrops();
-      const dropped = this.hostDropsSeen < 0 ? 0 : total - this.hostDropsSeen;
-      this.hostDropsSeen = total;
-      const missing = ((expected - this.lastExpected) | 0) - ((this.received - this.lastReceived) | 0);
-      if (dropped > 0 && missing > 0) this.credited = (this.credited + Math.min(dropped, missing)) >>> 0;
-    }
+    if (hostDrops) this.creditHostDrops(hostDrops(), ((expected - this.lastExpected) | 0) - ((this.received - this.lastReceived) | 0));
     this.lastExpected = expected;
     this.lastReceived = this.received;
     const r = new Uint8Array(FEC_REPORT_LEN);
@@ -280,6 +277,28 @@ export class FecDecoder {
     writeU32Le(r, 1, expected);
     writeU32Le(r, 5, (this.received + this.credited) >>> 0);
     return r;
+  }
+
+  /**
+   * Matches socket drops to the datagrams found missing since the last report. A drop is counted when
+   * it happens, during a stall, but its hole shows only once later datagrams are read past it, often a
+   * report later: unmatched drops wait one more report, then expire (so old drops never hide new path loss).
+   */
+  private creditHostDrops(total: number, missing: number): void {
+    const dropped = this.hostDropsSeen < 0 ? 0 : total - this.hostDropsSeen;
+    this.hostDropsSeen = total;
+    if (dropped > 0) this.dropsNow += dropped;
+    let credit = 0;
+    for (const older of [true, false]) {
+      const take = Math.min(older ? this.dropsBefore : this.dropsNow, missing - credit);
+      if (take <= 0) continue;
+      credit += take;
+      if (older) this.dropsBefore -= take;
+      else this.dropsNow -= take;
+    }
+    this.credited = (this.credited + credit) >>> 0;
+    this.dropsBefore = this.dropsNow;
+    this.dropsNow = 0;
   }
 
   private store(body: Uint8Array, rebuilt: (r: Rebuilt) => void, isParity: boolean): void {
