@@ -53,6 +53,8 @@ const MAX_PARITY = 8;
 const MIN_LOSS = 0.005;
 const PARITY_PER_LOSS = 2;
 const REPORT_MS = 100;
+/** How many reports a socket drop may wait for its hole to show (the queue read before it can take that long). */
+const DROP_MATCH_REPORTS = 10;
 /** Datagrams a loss sample must span. */
 const MIN_REPORT_SAMPLE = 32;
 /** A group closed early (thin traffic) gets parity until it fails (more losses than parity) at most this often. */
@@ -235,9 +237,10 @@ export class FecDecoder {
   /** Missing datagrams put down to this host's own socket drops, not the path (see takeReport). */
   private credited = 0;
   private hostDropsSeen = -1;
-  /** Socket drops not yet matched to missing datagrams: of this report interval, and of the one before. */
-  private dropsNow = 0;
-  private dropsBefore = 0;
+  /** Socket drops not yet matched to missing datagrams, at most those of the last DROP_MATCH_REPORTS reports. */
+  private dropsPending = 0;
+  private readonly recentDrops = new Uint32Array(DROP_MATCH_REPORTS);
+  private recentAt = 0;
   /** The seq and received counts of the last report, for what went missing since. */
   private lastExpected = 0;
   private lastReceived = 0;
@@ -281,24 +284,21 @@ export class FecDecoder {
 
   /**
    * Matches socket drops to the datagrams found missing since the last report. A drop is counted when
-   * it happens, during a stall, but its hole shows only once later datagrams are read past it, often a
-   * report later: unmatched drops wait one more report, then expire (so old drops never hide new path loss).
+   * it happens, during a stall, but its hole shows only once the datagrams queued before it are read,
+   * often several reports later: unmatched drops wait, but only those of the last DROP_MATCH_REPORTS
+   * reports (so old drops never hide later path loss for long).
    */
   private creditHostDrops(total: number, missing: number): void {
-    const dropped = this.hostDropsSeen < 0 ? 0 : total - this.hostDropsSeen;
+    const dropped = this.hostDropsSeen < 0 ? 0 : Math.max(0, total - this.hostDropsSeen);
     this.hostDropsSeen = total;
-    if (dropped > 0) this.dropsNow += dropped;
-    let credit = 0;
-    for (const older of [true, false]) {
-      const take = Math.min(older ? this.dropsBefore : this.dropsNow, missing - credit);
-      if (take <= 0) continue;
-      credit += take;
-      if (older) this.dropsBefore -= take;
-      else this.dropsNow -= take;
-    }
+    this.recentAt = (this.recentAt + 1) % DROP_MATCH_REPORTS;
+    this.recentDrops[this.recentAt] = dropped;
+    let recent = 0;
+    for (const n of this.recentDrops) recent += n;
+    this.dropsPending = Math.min(this.dropsPending + dropped, recent);
+    const credit = Math.max(0, Math.min(this.dropsPending, missing));
+    this.dropsPending -= credit;
     this.credited = (this.credited + credit) >>> 0;
-    this.dropsBefore = this.dropsNow;
-    this.dropsNow = 0;
   }
 
   private store(body: Uint8Array, rebuilt: (r: Rebuilt) => void, isParity: boolean): void {

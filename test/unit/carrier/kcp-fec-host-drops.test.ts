@@ -10,13 +10,15 @@ import assert from 'node:assert/strict';
 import { FEC_DATA_PREFIX, FecDecoder, FecEncoder, KIND_FEC_PARITY, parityFor } from '../../../daemon/carrier/kcp/path-fec.js';
 import { Rng } from '../../sim/world.js';
 
-/** Datagrams a ms, and the socket's room, in datagrams, while the receiver stalls. */
+/** Datagrams a ms sent, and read when the receiver runs; its socket's room, in datagrams. */
 const PER_MS = 2;
-const SOCKET_ROOM = 10;
+const READ_PER_MS = 3;
+const SOCKET_ROOM = 400;
 
 /**
- * 10 s of traffic; the receiver stalls 20-40 ms at random about every 300 ms (about 5-10 % of
- * datagrams dropped). `told`: the decoder is given the socket's drop count, as the carrier is.
+ * 20 s of traffic; the receiver stalls 250-400 ms about every 2 s, its socket keeps SOCKET_ROOM and
+ * drops the rest, and the backlog then takes a few hundred ms (several reports) to read, so a drop's
+ * hole shows reports after the drop was counted. `told`: the decoder is given the socket's drop count.
  */
 function run(told: boolean, seed: number): { loss: number; parity: number; dropped: number; sent: number } {
   const enc = new FecEncoder();
@@ -25,32 +27,28 @@ function run(told: boolean, seed: number): { loss: number; parity: number; dropp
   let socketDrops = 0;
   const hostDrops = told ? (): number => socketDrops : undefined;
   const rebuilt = (): void => {};
-  const queue: Uint8Array[] = [];
+  const socket: Uint8Array[] = [];
   let stallUntil = -1;
   let now = 0;
-  const read = (d: Uint8Array): void => {
-    if (d[0] === KIND_FEC_PARITY) dec.parity(d.subarray(1), rebuilt);
-    else dec.data(d.subarray(1), rebuilt);
-    const report = dec.takeReport(now, hostDrops); // after each datagram, as the carrier does
-    if (report) enc.report(report.subarray(1));
-  };
   const arrive = (d: Uint8Array): void => {
-    if (now >= stallUntil) return read(d);
-    if (queue.length < SOCKET_ROOM) queue.push(d.slice());
+    if (socket.length < SOCKET_ROOM) socket.push(d.slice());
     else socketDrops++;
   };
-  for (; now < 10_000; now++) {
-    if (now >= stallUntil) {
-      for (const d of queue) read(d);
-      queue.length = 0;
-      if (rng.chance(1 / 300)) stallUntil = now + 20 + rng.int(21);
-    }
+  for (; now < 20_000; now++) {
     for (let i = 0; i < PER_MS; i++) {
       const d = new Uint8Array(FEC_DATA_PREFIX + 200);
       d[FEC_DATA_PREFIX] = 0;
       arrive(enc.data(d, 200, 0, now, arrive));
     }
     if (enc.deadline() <= now) enc.handleTimeout(now, arrive);
+    if (now < stallUntil) continue;
+    if (rng.chance(1 / 2000)) stallUntil = now + 250 + rng.int(151);
+    for (const d of socket.splice(0, READ_PER_MS)) {
+      if (d[0] === KIND_FEC_PARITY) dec.parity(d.subarray(1), rebuilt);
+      else dec.data(d.subarray(1), rebuilt);
+      const report = dec.takeReport(now, hostDrops); // after each datagram, as the carrier does
+      if (report) enc.report(report.subarray(1));
+    }
   }
   return { loss: enc.loss, parity: enc.stats.parity, dropped: socketDrops, sent: enc.stats.data + enc.stats.parity };
 }
@@ -60,10 +58,9 @@ test('socket drops the host counted are not path loss: no parity for them; the s
     const host = run(true, seed);
     const path = run(false, seed);
     const share = host.dropped / host.sent;
-    assert.ok(share > 0.02, `seed ${seed}: the stalls dropped ${host.dropped} of ${host.sent}`);
+    assert.ok(share > 0.01, `seed ${seed}: the stalls dropped ${host.dropped} of ${host.sent}`);
     assert.equal(parityFor(host.loss), 0, `seed ${seed}: host drops read as loss ${host.loss}`);
     assert.ok(host.parity < host.sent / 200, `seed ${seed}: ${host.parity} parity shards for host drops`);
-    assert.ok(parityFor(path.loss) > 0, `seed ${seed}: path loss measured ${path.loss}`);
     assert.ok(path.parity > path.sent / 50, `seed ${seed}: ${path.parity} parity shards for ${share} loss`);
   }
 });
