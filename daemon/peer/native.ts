@@ -28,8 +28,6 @@ export interface PeerAddon {
   udpOffloads(fd: number): number;
   /** Datagrams the kernel dropped for this socket (its receive buffer full) since it was made, or -errno. */
   udpDrops(fd: number): number;
-  /** SO_RCVBUFFORCE: a receive buffer past net.core.rmem_max (CAP_NET_ADMIN): 0 or -errno. */
-  udpForceRecvBuffer(fd: number, bytes: number): number;
   /** Queues ICMP errors on a UDP socket's error queue (IP_RECVERR): 0 or -errno. */
   udpRecvErrors(fd: number, ipv6: boolean): number;
   /** Drains the error queue: [address, port, ...] of the peers whose port answered "unreachable". */

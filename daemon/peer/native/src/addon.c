@@ -27,7 +27,6 @@ static napi_value init(napi_env env, napi_value exports) {
     NAPI_METHOD("udpSendMany", udp_send_many),
     NAPI_METHOD("udpOffloads", udp_offloads),
     NAPI_METHOD("udpDrops", udp_drops),
-    NAPI_METHOD("udpForceRecvBuffer", udp_force_recv_buffer),
     NAPI_METHOD("udpRecvErrors", udp_recv_errors),
     NAPI_METHOD("udpTakeRefused", udp_take_refused),
   };

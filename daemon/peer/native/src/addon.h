@@ -24,7 +24,6 @@ napi_value udp_send_run(napi_env env, napi_callback_info info);
 napi_value udp_send_many(napi_env env, napi_callback_info info);
 napi_value udp_offloads(napi_env env, napi_callback_info info);
 napi_value udp_drops(napi_env env, napi_callback_info info);
-napi_value udp_force_recv_buffer(napi_env env, napi_callback_info info);
 napi_value udp_recv_errors(napi_env env, napi_callback_info info);
 napi_value udp_take_refused(napi_env env, napi_callback_info info);
 #endif

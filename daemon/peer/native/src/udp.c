@@ -26,8 +26,6 @@
  *       SK_MEMINFO_DROPS (Linux >= 4.6; the socket's own counter, where /proc/net/snmp's
  *       RcvbufErrors is the namespace's); -errno where the kernel does not say. One syscall,
  *       no cmsg on every receive (SO_RXQ_OVFL's way, which dgram would not pass through).
- *   udpForceRecvBuffer(fd, bytes) -> 0 or -errno: SO_RCVBUFFORCE, a receive buffer past
- *       net.core.rmem_max (which caps dgram's recvBufferSize); needs CAP_NET_ADMIN, else -EPERM.
  */
 /* sendmmsg */
 #define _GNU_SOURCE
@@ -211,15 +209,5 @@ napi_value udp_drops(napi_env env, napi_callback_info info) {
   else if (len <= SK_MEMINFO_DROPS * sizeof mem[0]) n = -ENOPROTOOPT; /* a kernel before the counter */
   else n = mem[SK_MEMINFO_DROPS];
   CHECK(napi_create_int64(env, n, &result));
-  return result;
-}
-
-napi_value udp_force_recv_buffer(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
-  int32_t fd, bytes;
-  if (!fd_args(env, info, 2, argv, &fd)) return NULL;
-  CHECK(napi_get_value_int32(env, argv[1], &bytes));
-  int rc = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes);
-  CHECK(napi_create_int32(env, rc == 0 ? 0 : -errno, &result));
   return result;
 }
