@@ -11,7 +11,9 @@
  * seconds per GiB of the two daemons (utime+stime), each daemon's peak RSS (VmHWM), how A's proxy
  * table listed the flows (polled more often than a closed row lingers), the flows that failed, and the
  * underlay's packets each way per MiB carried (from the veth's counters: what each datagram costs,
- * sealing, a syscall share, the far side's receive, is paid this many times).
+ * sealing, a syscall share, the far side's receive, is paid this many times), and the datagrams each
+ * namespace's UDP sockets dropped for a full receive buffer (RcvbufErrors: the host's own drops, which
+ * a carrier cannot tell from path loss unless told).
  *
  * `--cpu-prof DIR` runs both daemons under `node --cpu-prof`, writing one .cpuprofile per daemon into DIR
  * and printing each one's top functions by self time after the path's row.
@@ -67,11 +69,21 @@ interface Row {
   /** Underlay packets A→B and B→A per MiB of load. */
   pktsAB: number;
   pktsBA: number;
+  /** UDP datagrams dropped on a full socket receive buffer in A and in B. */
+  dropsA: number;
+  dropsB: number;
 }
 
 /** Packets the namespace's end of the veth has sent. */
 async function txPackets(ns: Namespace, ifname: string): Promise<number> {
   return Number((await ns.exec(['cat', `/sys/class/net/${ifname}/statistics/tx_packets`])).stdout.trim());
+}
+
+/** The namespace's UDP receive-buffer overflows so far (/proc/net/snmp, per namespace). */
+async function rcvbufErrors(ns: Namespace): Promise<number> {
+  const lines = (await ns.exec(['cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const [names, values] = lines.map((l) => l.trim().split(/\s+/));
+  return Number(values?.[names?.indexOf('RcvbufErrors') ?? -1] ?? NaN);
 }
 
 function tool(ns: Namespace, argv: string[]): NsProcess {
@@ -91,12 +103,15 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const watch = watchCarriers(a, `${VIP_B}:${PORT}`);
     const cpu0 = pids.map(cpuSeconds);
     const tx0 = [await txPackets(a, veth), await txPackets(b, veth)];
+    const drops0 = [await rcvbufErrors(a), await rcvbufErrors(b)];
     const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
       .waitForEvent<{ ok: number; secs: number }>('done', 30 * 60_000).finally(() => watch.stop());
     const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
     const mib = (FLOWS * BYTES) / 2 ** 20;
     const pktsAB = ((await txPackets(a, veth)) - tx0[0]!) / mib;
     const pktsBA = ((await txPackets(b, veth)) - tx0[1]!) / mib;
+    const dropsA = (await rcvbufErrors(a)) - drops0[0]!;
+    const dropsB = (await rcvbufErrors(b)) - drops0[1]!;
     const kinds = new Map<string, number>();
     for (const kind of (await watch.stop()).values()) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
     return {
@@ -109,6 +124,8 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
       listed: kinds.size ? [...kinds].map(([k, n]) => `${n} ${k}`).join(', ') : 'none (plain packets)',
       pktsAB,
       pktsBA,
+      dropsA,
+      dropsB,
     };
   } finally {
     await Promise.all(nodes.map((n) => n.proc.stop()));
@@ -128,11 +145,11 @@ function printProfiles(path: PathName, pids: number[]): void {
 
 function table(rows: Row[]): string {
   const head = ['path', 'wall s', 'MB/s', 'CPU s/GiB', 'peak RSS A MiB', 'peak RSS B MiB', 'flows ok', 'A listed',
-    'packets/MiB A→B', 'B→A'];
+    'packets/MiB A→B', 'B→A', 'socket drops A / B'];
   const lines = [head, head.map(() => '---')];
   for (const r of rows) {
     lines.push([r.path, fmt(r.secs), fmt((FLOWS * BYTES) / 1e6 / r.secs), fmt(r.cpuPerGiB), fmt(r.rssA, 0), fmt(r.rssB, 0),
-      `${r.ok}/${FLOWS}`, r.listed, fmt(r.pktsAB, 0), fmt(r.pktsBA, 0)]);
+      `${r.ok}/${FLOWS}`, r.listed, fmt(r.pktsAB, 0), fmt(r.pktsBA, 0), `${r.dropsA} / ${r.dropsB}`]);
   }
   return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
 }

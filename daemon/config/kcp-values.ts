@@ -22,4 +22,6 @@ export const parseKcpInterval = range(10, 5000);
 export const parseKcpResend = range(0, 100);
 export const parseKcpNc = range(0, 1);
 export const parseKcpWindow = range(16, 4096);
-export const parseKcpMtu = range(256, 1400);
+/** The largest KCP datagram: the proxy's default follows the TUN's MTU up to this. */
+export const KCP_MTU_MAX = 1400;
+export const parseKcpMtu = range(256, KCP_MTU_MAX);

@@ -26,6 +26,8 @@ export interface PeerAddon {
   udpSendMany(fd: number, datagrams: Uint8Array[], first: number, count: number, ip: string | null, port: number): number;
   /** Probes a UDP socket: bit 1, GSO sends work; bit 2, GRO is now on. */
   udpOffloads(fd: number): number;
+  /** Datagrams the kernel dropped for this socket (its receive buffer full) since it was made, or -errno. */
+  udpDrops(fd: number): number;
   /** Queues ICMP errors on a UDP socket's error queue (IP_RECVERR): 0 or -errno. */
   udpRecvErrors(fd: number, ipv6: boolean): number;
   /** Drains the error queue: [address, port, ...] of the peers whose port answered "unreachable". */

@@ -15,6 +15,7 @@ import { QuicFlow } from '../carrier/quic/flow.js';
 import { EtKcpCarrierDriver, EtKcpFlow, etKcpHost, type EtKcpHost } from '../peer/easytier/kcp-carrier.js';
 import { easyTierProxyFeatures, easyTierQuicDriver } from '../peer/easytier/quic-proxy.js';
 import { Feature } from '../peer/route-record.js';
+import { hostDrops } from '../peer/underlay/udp-drops.js';
 import { PacketType } from '../peer/wire.js';
 import { kcpSettingsText, proxyKcpSettings } from './kcp-tuning.js';
 import type { ProxyHost } from './proxy-host.js';
@@ -46,6 +47,7 @@ export class ProxyCarriers {
       // FEC toward a peer only when it announces that it decodes it.
       peerDecodesFec: (peerId) => ((host.peer.routes.record(peerId)?.features ?? 0) & Feature.KcpFec) !== 0,
       peerTakesBundles: (peerId) => ((host.peer.routes.record(peerId)?.features ?? 0) & Feature.KcpBundle) !== 0,
+      hostDrops,
       ...tuning,
     });
     const kcp: KcpCarrierDriver = new KcpCarrierDriver(host.peer, carrier, (flow) => onOpen(kcp, flow), log);

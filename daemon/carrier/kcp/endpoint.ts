@@ -61,6 +61,8 @@ export interface KcpCarrierOptions {
   peerDecodesFec?: (peerId: number) => boolean;
   /** Whether a peer announced that it takes ACKs of several flows in one datagram (route feature KcpBundle). */
   peerTakesBundles?: (peerId: number) => boolean;
+  /** Datagrams this host's sockets dropped unread, cumulative: FEC reports do not count them as path loss. */
+  hostDrops?: () => number;
 }
 
 /** Flows whose state changed since the last pollEvent(); read `flow.takeEvents()` for what happened. */
@@ -116,6 +118,7 @@ export class KcpCarrier {
     if (!flow.retired) this.timers.set(flow, flow.needsTimer() ? flow.deadline() : Infinity);
   };
   private readonly peerDecodesFec: (peerId: number) => boolean;
+  private readonly hostDrops: (() => number) | undefined;
   /** FEC decoders by peer, made on the first FEC datagram from it, dropped with its last flow. */
   private readonly decoders = new Map<number, FecDecoder>();
   /** The path whose flow is being drained (for the framer). */
@@ -187,6 +190,7 @@ export class KcpCarrier {
     this.mss = this.engineMtu - FEC_DATA_PREFIX - 1 - 24; // FEC framing, kind byte, KCP header
     this.peerDecodesFec = opts.peerDecodesFec ?? (() => false);
     this.peerTakesBundles = opts.peerTakesBundles ?? (() => false);
+    this.hostDrops = opts.hostDrops;
     this.bundler = new AckBundler(this.engineMtu);
   }
 
@@ -254,7 +258,7 @@ export class KcpCarrier {
       if (inner === null || inner.payload.length < RESET_LEN) this.stats.malformed++;
       else this.inputPlain(fromPeer, inner.type === 0, inner.payload, now, true);
     }
-    const report = dec.takeReport(now);
+    const report = dec.takeReport(now, this.hostDrops);
     if (report) this.tx.push({ peerId: fromPeer, type: this.types.fromInitiator, data: report });
   }
 
@@ -505,7 +509,6 @@ export class KcpCarrier {
     }
   }
 
-
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
   private account(flow: KcpFlow, now: number): PeerPath {
     let path = this.paths.get(flow.peerId);
@@ -578,6 +581,7 @@ export class KcpCarrier {
       probeInitMs: 500,
     });
     kcp.newSegmentQuota = 0; // new data goes only when its path grants it (PeerPath.pace)
+    kcp.holdPartialTail = true; // until the flow's FIN or RST (KcpFlow)
     return kcp;
   }
 }

@@ -344,6 +344,7 @@ export class KcpFlow implements CarrierFlow {
   closeWrite(now: number): void {
     if (this.localFin || this.isReset) return;
     this.localFin = true;
+    this.kcp.holdPartialTail = false; // nothing more will top the tail up: it goes with the FIN
     this.kcp.send(encodeControl(FrameType.Fin));
     this.kcp.flush(now);
     this.checkEnded(now);
@@ -352,6 +353,7 @@ export class KcpFlow implements CarrierFlow {
   /** Aborts the flow: an RST frame (reliable) now; the carrier forgets the flow after the linger. */
   reset(now: number): void {
     if (this.isReset || this.endedAt !== 0) return;
+    this.kcp.holdPartialTail = false;
     this.kcp.send(encodeControl(FrameType.Rst));
     this.kcp.flush(now);
     this.isReset = true;

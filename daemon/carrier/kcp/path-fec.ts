@@ -53,6 +53,8 @@ const MAX_PARITY = 8;
 const MIN_LOSS = 0.005;
 const PARITY_PER_LOSS = 2;
 const REPORT_MS = 100;
+/** How many reports a socket drop may wait for its hole to show (the queue read before it can take that long). */
+const DROP_MATCH_REPORTS = 10;
 /** Datagrams a loss sample must span. */
 const MIN_REPORT_SAMPLE = 32;
 /** A group closed early (thin traffic) gets parity until it fails (more losses than parity) at most this often. */
@@ -232,6 +234,16 @@ export class FecDecoder {
   private highest = -1;
   private received = 0;
   private reportedAt = -Infinity;
+  /** Missing datagrams put down to this host's own socket drops, not the path (see takeReport). */
+  private credited = 0;
+  private hostDropsSeen = -1;
+  /** Socket drops not yet matched to missing datagrams, at most those of the last DROP_MATCH_REPORTS reports. */
+  private dropsPending = 0;
+  private readonly recentDrops = new Uint32Array(DROP_MATCH_REPORTS);
+  private recentAt = 0;
+  /** The seq and received counts of the last report, for what went missing since. */
+  private lastExpected = 0;
+  private lastReceived = 0;
 
   /**
    * A data shard arrived (body = bytes after the kind byte); returns the plain payload inside it (a
@@ -250,15 +262,43 @@ export class FecDecoder {
     this.store(body, rebuilt, true);
   }
 
-  /** The report to send now (kind byte first), or null while the last one is recent. */
-  takeReport(now: number): Uint8Array | null {
+  /**
+   * The report to send now (kind byte first), or null while the last one is recent. `hostDrops`, read
+   * only when a report is due, is this host's cumulative count of datagrams its sockets dropped unread
+   * (udp-drops.ts): up to that many of the datagrams missing since the last report are reported as
+   * received, since they crossed the path and parity cannot help a host that does not keep up.
+   */
+  takeReport(now: number, hostDrops?: () => number): Uint8Array | null {
     if (now - this.reportedAt < REPORT_MS || this.highest < 0) return null;
     this.reportedAt = now;
+    const expected = (this.highest + 1) >>> 0;
+    if (hostDrops) this.creditHostDrops(hostDrops(), ((expected - this.lastExpected) | 0) - ((this.received - this.lastReceived) | 0));
+    this.lastExpected = expected;
+    this.lastReceived = this.received;
     const r = new Uint8Array(FEC_REPORT_LEN);
     r[0] = KIND_FEC_REPORT;
-    writeU32Le(r, 1, (this.highest + 1) >>> 0);
-    writeU32Le(r, 5, this.received);
+    writeU32Le(r, 1, expected);
+    writeU32Le(r, 5, (this.received + this.credited) >>> 0);
     return r;
+  }
+
+  /**
+   * Matches socket drops to the datagrams found missing since the last report. A drop is counted when
+   * it happens, during a stall, but its hole shows only once the datagrams queued before it are read,
+   * often several reports later: unmatched drops wait, but only those of the last DROP_MATCH_REPORTS
+   * reports (so old drops never hide later path loss for long).
+   */
+  private creditHostDrops(total: number, missing: number): void {
+    const dropped = this.hostDropsSeen < 0 ? 0 : Math.max(0, total - this.hostDropsSeen);
+    this.hostDropsSeen = total;
+    this.recentAt = (this.recentAt + 1) % DROP_MATCH_REPORTS;
+    this.recentDrops[this.recentAt] = dropped;
+    let recent = 0;
+    for (const n of this.recentDrops) recent += n;
+    this.dropsPending = Math.min(this.dropsPending + dropped, recent);
+    const credit = Math.max(0, Math.min(this.dropsPending, missing));
+    this.dropsPending -= credit;
+    this.credited = (this.credited + credit) >>> 0;
   }
 
   private store(body: Uint8Array, rebuilt: (r: Rebuilt) => void, isParity: boolean): void {

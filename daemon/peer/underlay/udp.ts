@@ -18,6 +18,7 @@ import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
 import { errorEnd, formatUri, listenError, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { peerAddon } from '../native.js';
 import { DatagramBatcher, dgramFd, GsoSocket } from './udp-gso.js';
+import { watchDrops } from './udp-drops.js';
 
 export const UDP_HEADER_LEN = 8;
 /**
@@ -217,6 +218,7 @@ export class UdpListener implements UnderlayListener {
     this.boundUri = formatUri('udp', host, socket.address().port);
     this.gso = GsoSocket.for(socket);
     this.gro = this.gso?.gro ?? false;
+    watchDrops(socket);
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
     this.takeRefused = refusalReader(socket, isIPv6(host));
     // A receive error other than a refusal (see refusalReader) is a lost datagram, for UDP.
@@ -351,6 +353,7 @@ export async function dialUdp(uri: string, addr: UnderlayAddress, opts: { syn?: 
   }
   const gso = GsoSocket.for(socket);
   const coalesced = gso?.gro ?? false;
+  watchDrops(socket);
   const link = new UdpLink(uri, true, socket, connId, addr.port, addr.host, () => {},
     () => closeQuietly(socket), gso);
   socket.on('message', (msg, rinfo) => {

@@ -36,7 +36,7 @@ import {
   KCP_MTU_LIMIT, isKnownCmd, readU32,
 } from './segment.js';
 import { type Segment, SegmentStore } from './segment-store.js';
-import { queueData } from './send-queue.js';
+import { queueData, tailWaits } from './send-queue.js';
 import { ASK_SEND, ASK_TELL, WindowProbe } from './window-probe.js';
 
 export {
@@ -55,8 +55,7 @@ export class Kcp {
 
   // Counters (kcp-go SNMP names: InSegs, OutSegs, RetransSegs, FastRetransSegs, EarlyRetransSegs,
   // LostSegs, RepeatSegs), per engine; a session table sums them.
-  inSegs = 0; retransSegs = 0; fastRetransSegs = 0;
-  earlyRetransSegs = 0; lostSegs = 0; repeatSegs = 0;
+  inSegs = 0; retransSegs = 0; fastRetransSegs = 0; earlyRetransSegs = 0; lostSegs = 0; repeatSegs = 0;
 
   /**
    * New segments a flush may still move into flight. Infinity (the default, kcp-go's behaviour): as many
@@ -66,6 +65,7 @@ export class Kcp {
   newSegmentQuota = Infinity;
   /** Lower bound (ms) on every segment's RTO, set by an outer pacer (0: kcp-go's RTO alone). */
   rtoFloor = 0;
+  holdPartialTail = false; // Nagle's rule (send-queue.ts tailWaits; off in kcp-go)
   /** With `rack`: ms more to wait before a hole counts as lost (an outer FEC's repair may still come). */
   rackExtraMs = 0;
   /** What the last full scan of snd_buf found: a flush with nothing new skips it (flush-scan.ts). */
@@ -179,7 +179,7 @@ export class Kcp {
 
   /** Whether a flush with quota would move a new segment into flight (data queued, windows open). */
   canSlide(): boolean {
-    if (this.sndQueue.length === 0) return false;
+    if (this.sndQueue.length === 0 || (this.holdPartialTail && tailWaits(this.sndQueue, this.sndBuf.length, this.mss))) return false;
     let wnd = Math.min(this.sndWnd, this.rmtWnd);
     if (this.nocwnd === 0) wnd = Math.min(this.cc.cwnd, wnd);
     return ((this.sndNxt - (this.sndUna + wnd)) | 0) < 0;
@@ -494,7 +494,7 @@ export class Kcp {
     // Slide new segments into flight.
     let newSegs = 0;
     const sndBuf = this.sndBuf;
-    while (this.sndQueue.length > 0 && ((this.sndNxt - (this.sndUna + cwnd)) | 0) < 0 && this.newSegmentQuota > 0) {
+    while (this.sndQueue.length > 0 && ((this.sndNxt - (this.sndUna + cwnd)) | 0) < 0 && this.newSegmentQuota > 0 && !(this.holdPartialTail && tailWaits(this.sndQueue, sndBuf.length, this.mss))) {
       const seg = this.sndQueue.shift();
       seg.sn = this.sndNxt;
       sndBuf.push(seg);

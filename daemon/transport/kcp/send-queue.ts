@@ -34,6 +34,17 @@ export function queueData(queue: Ring<Segment>, store: SegmentStore, data: Uint8
   return total;
 }
 
+/**
+ * Nagle's rule in stream mode (the engine's holdPartialTail): the only queued segment is not full and
+ * `inFlight` segments are unacknowledged, so it waits for the next write to top it up rather than go
+ * as a short datagram of its own. The proxy carrier's reads from a busy kernel socket are a few KB
+ * each, and such tails were a third of its datagrams. It goes when the flight empties (within a round
+ * trip), or at once when the owner turns the rule off (its FIN or RST).
+ */
+export function tailWaits(queue: Ring<Segment>, inFlight: number, mss: number): boolean {
+  return inFlight > 0 && queue.length === 1 && queue.get(0).len < mss;
+}
+
 function segmentOf(store: SegmentStore, data: Uint8Array, start: number, n: number, frg: number): Segment {
   const seg = store.take(n);
   seg.data.set(data.subarray(start, start + n));

@@ -11,9 +11,15 @@ function cfg(argv: string[], env: NodeJS.ProcessEnv = {}): NodeConfig {
   return (r as { config: NodeConfig }).config;
 }
 
-test('no flag: the settings the proxy always used', () => {
+test('no flag: fast3, 1024-segment windows, datagrams of the TUN\'s MTU', () => {
   assert.deepEqual(proxyKcpSettings(cfg([])), PROXY_KCP_DEFAULTS);
-  assert.equal(kcpSettingsText(PROXY_KCP_DEFAULTS), 'mode=default nodelay=1 interval=10 resend=2 nc=1 sndwnd=1024 rcvwnd=1024 mtu=1200');
+  assert.equal(kcpSettingsText(PROXY_KCP_DEFAULTS), 'mode=default nodelay=1 interval=10 resend=2 nc=1 sndwnd=1024 rcvwnd=1024 mtu=1380');
+});
+
+test('the datagram size follows --mtu up to 1400; --kcp-mtu overrides it', () => {
+  assert.equal(proxyKcpSettings(cfg(['--mtu', '1280'])).mtu, 1280);
+  assert.equal(proxyKcpSettings(cfg(['--mtu', '9000'])).mtu, 1400);
+  assert.equal(proxyKcpSettings(cfg(['--mtu', '1280', '--kcp-mtu', '1100'])).mtu, 1100);
 });
 
 test('a mode sets the NoDelay knobs, explicit flags override them; manual starts from kcptun defaults', () => {

@@ -26,6 +26,7 @@ static napi_value init(napi_env env, napi_value exports) {
     NAPI_METHOD("udpSendRun", udp_send_run),
     NAPI_METHOD("udpSendMany", udp_send_many),
     NAPI_METHOD("udpOffloads", udp_offloads),
+    NAPI_METHOD("udpDrops", udp_drops),
     NAPI_METHOD("udpRecvErrors", udp_recv_errors),
     NAPI_METHOD("udpTakeRefused", udp_take_refused),
   };

@@ -23,6 +23,7 @@ napi_value et_aead_open(napi_env env, napi_callback_info info);
 napi_value udp_send_run(napi_env env, napi_callback_info info);
 napi_value udp_send_many(napi_env env, napi_callback_info info);
 napi_value udp_offloads(napi_env env, napi_callback_info info);
+napi_value udp_drops(napi_env env, napi_callback_info info);
 napi_value udp_recv_errors(napi_env env, napi_callback_info info);
 napi_value udp_take_refused(napi_env env, napi_callback_info info);
 #endif

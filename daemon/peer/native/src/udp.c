@@ -21,11 +21,17 @@
  *       full), or -errno when none did.
  *   udpOffloads(fd) -> bits: 1 = GSO sends work here (Linux >= 4.18; older kernels would ignore
  *       the cmsg and send a run as ONE datagram, so never try blind), 2 = GRO is now on (>= 5.0)
+ *   udpDrops(fd) -> n: datagrams the kernel dropped for this socket since it was made (its
+ *       receive buffer full, mostly: the host did not read in time), from SO_MEMINFO's
+ *       SK_MEMINFO_DROPS (Linux >= 4.6; the socket's own counter, where /proc/net/snmp's
+ *       RcvbufErrors is the namespace's); -errno where the kernel does not say. One syscall,
+ *       no cmsg on every receive (SO_RXQ_OVFL's way, which dgram would not pass through).
  */
 /* sendmmsg */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
@@ -39,6 +45,9 @@
 #endif
 #ifndef UDP_GRO
 #define UDP_GRO 104
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
 #endif
 /* The kernel's UDP_MAX_SEGMENTS. */
 #define MAX_SEGMENTS 64
@@ -186,5 +195,19 @@ napi_value udp_offloads(napi_env env, napi_callback_info info) {
   int bits = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &len) == 0 ? 1 : 0;
   if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0) bits |= 2;
   CHECK(napi_create_int32(env, bits, &result));
+  return result;
+}
+
+napi_value udp_drops(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int32_t fd;
+  if (!fd_args(env, info, 1, argv, &fd)) return NULL;
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
+  int64_t n;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) n = -(int64_t)errno;
+  else if (len <= SK_MEMINFO_DROPS * sizeof mem[0]) n = -ENOPROTOOPT; /* a kernel before the counter */
+  else n = mem[SK_MEMINFO_DROPS];
+  CHECK(napi_create_int64(env, n, &result));
   return result;
 }

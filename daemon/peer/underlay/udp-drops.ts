@@ -1,0 +1,37 @@
+/**
+ * Datagrams this host dropped before reading them: the kernel's per-socket drop counter (its receive
+ * buffer full while the event loop was busy) summed over the node's live UDP underlay sockets.
+ *
+ * Why: under a thousand flows the receiving node's sockets overflow on a clean link, and to the KCP
+ * carrier those holes look like path loss, so its adaptive FEC bought parity for them (more datagrams
+ * for the host that could not keep up). The carrier's FEC report subtracts them (path-fec.ts).
+ * Without the peer addon the count stays 0: host drops then read as path loss, as before.
+ */
+import type { Socket } from 'node:dgram';
+import { peerAddon } from '../native.js';
+import { dgramFd } from './udp-gso.js';
+
+const sockets = new Set<Socket>();
+
+/** Counts `socket`'s drops in hostDrops() from now until it closes. */
+export function watchDrops(socket: Socket): void {
+  if (!peerAddon()) return;
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
+}
+
+/**
+ * Drops of the live sockets since each was made. Cumulative, but a socket that closes takes its
+ * count along, so callers take differences and treat a fall as none.
+ */
+export function hostDrops(): number {
+  const addon = peerAddon();
+  let n = 0;
+  if (!addon) return n;
+  for (const s of sockets) {
+    const fd = dgramFd(s);
+    const d = fd === undefined ? 0 : addon.udpDrops(fd);
+    if (d > 0) n += d;
+  }
+  return n;
+}
