@@ -31,7 +31,7 @@ function run(seed: number, rack: boolean, skip: boolean): { sent: Sent[]; got: n
       const body = d.slice();
       from.recycleTransmit(d);
       if (from === a) sent.push({ at: now, data: body });
-      if (rng.next() < 0.08) continue; // lost
+      if (rng.chance(0.08)) continue; // lost
       wire.push({ at: now + 15 + rng.int(6), to, data: body });
     }
   };
