@@ -120,7 +120,7 @@ test('SOCKS5 on a --no-tun node: CONNECT over KCP, replies, bad input, UDP ASSOC
     assert.equal(rows[0]?.peer_id, na.peerId);
     assert.equal(rows[0]?.kcp_settings, 'mode=fast2 nodelay=1 interval=20 resend=2 nc=1 sndwnd=256 rcvwnd=1024 mtu=1000');
     const [bNode] = await cliJson<{ kcp_settings: string }>(b, ['node']);
-    assert.equal(bNode?.kcp_settings, 'mode=default nodelay=1 interval=10 resend=2 nc=1 sndwnd=1024 rcvwnd=1024 mtu=1200');
+    assert.equal(bNode?.kcp_settings, 'mode=default nodelay=1 interval=10 resend=2 nc=1 sndwnd=1024 rcvwnd=1024 mtu=1380');
     assert.equal(na.proc.child.exitCode, null);
   });
 });

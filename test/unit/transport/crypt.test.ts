@@ -66,7 +66,11 @@ describe('datagram seal/open', () => {
           buf.set(payload, 20);
           const wireLen = tx.seal(buf, 20 + n);
           assert.equal(wireLen, 20 + n);
-          if (name !== 'none') assert.notEqual(toHex(buf.subarray(20)), toHex(payload), 'payload must not travel in clear');
+          // Under a random nonce one ciphered byte equals its plain byte 1 time in 256, so only a payload
+          // of 16 bytes or more can show that nothing travels in clear.
+          if (name !== 'none' && n >= 16) {
+            assert.notEqual(toHex(buf.subarray(20, 20 + n)), toHex(payload), 'payload must not travel in clear');
+          }
           assert.equal(rx.open(buf, wireLen), 20);
           assert.equal(toHex(buf.subarray(20, wireLen)), toHex(payload));
           assert.ok(buf.subarray(wireLen).every((b) => b === 0), 'bytes past the datagram stay untouched');
