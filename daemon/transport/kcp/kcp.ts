@@ -39,9 +39,8 @@ import { type Segment, SegmentStore } from './segment-store.js';
 import { queueData, tailWaits } from './send-queue.js';
 import { ASK_SEND, ASK_TELL, WindowProbe } from './window-probe.js';
 
-export {
-  KCP_INPUT_BAD_CMD, KCP_INPUT_BAD_CONV, KCP_INPUT_BAD_LEN, KCP_INPUT_OK, KCP_STATE_DEAD, type KcpOptions, type KcpTuning,
-} from './options.js';
+export { KCP_INPUT_BAD_CMD, KCP_INPUT_BAD_CONV, KCP_INPUT_BAD_LEN, KCP_INPUT_OK, KCP_STATE_DEAD } from './options.js';
+export type { KcpOptions, KcpTuning } from './options.js';
 
 /** With RACK: segments one flush resends on timeout (see the flush). */
 const RACK_RTO_PROBES = 2;
