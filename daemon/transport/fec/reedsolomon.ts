@@ -4,44 +4,48 @@
  * top square so the first ds rows are the identity. Parity row i is row ds+i.
  * The result is unique, so any correct field arithmetic gives kcp-go's bytes.
  */
-import { galExp, galInverse, galMul, mulAddInto } from './galois.js';
+import { galExp, galInverse, galMul, mulAddInto, mulRow } from './galois.js';
 
 type Matrix = Uint8Array[];
 
-function identity(n: number): Matrix {
-  return Array.from({ length: n }, (_, i) => {
-    const row = new Uint8Array(n);
-    row[i] = 1;
-    return row;
-  });
-}
-
-/** Gauss-Jordan inverse of a square matrix; null when singular. */
+/**
+ * Gauss-Jordan inverse of a square matrix; null when singular. It works on one flat n×2n array
+ * [A | I] with a multiplication-table row per pivot: the array-of-rows version (destructuring row
+ * swaps, two galMul calls per cell) was deoptimised by V8 about four times per process, each time a
+ * new loss pattern needed a decode matrix.
+ */
 export function invertMatrix(m: Matrix): Matrix | null {
   const n = m.length;
-  const a = m.map((row) => row.slice());
-  const inv = identity(n);
+  const w2 = 2 * n;
+  const w = new Uint8Array(n * w2);
+  for (let r = 0; r < n; r++) {
+    w.set(m[r]!.subarray(0, n), r * w2);
+    w[r * w2 + n + r] = 1;
+  }
   for (let col = 0; col < n; col++) {
     let pivot = col;
-    while (pivot < n && a[pivot][col] === 0) pivot++;
+    while (pivot < n && w[pivot * w2 + col] === 0) pivot++;
     if (pivot === n) return null;
-    [a[col], a[pivot]] = [a[pivot], a[col]];
-    [inv[col], inv[pivot]] = [inv[pivot], inv[col]];
-    const scale = galInverse(a[col][col]);
-    for (let j = 0; j < n; j++) {
-      a[col][j] = galMul(a[col][j], scale);
-      inv[col][j] = galMul(inv[col][j], scale);
-    }
-    for (let r = 0; r < n; r++) {
-      const f = a[r][col];
-      if (r === col || f === 0) continue;
-      for (let j = 0; j < n; j++) {
-        a[r][j] ^= galMul(f, a[col][j]);
-        inv[r][j] ^= galMul(f, inv[col][j]);
+    const p = col * w2;
+    if (pivot !== col) {
+      const q = pivot * w2;
+      for (let j = 0; j < w2; j++) {
+        const t = w[p + j]!;
+        w[p + j] = w[q + j]!;
+        w[q + j] = t;
       }
     }
+    const scale = mulRow(galInverse(w[p + col]!));
+    for (let j = 0; j < w2; j++) w[p + j] = scale[w[p + j]!]!;
+    for (let r = 0; r < n; r++) {
+      const o = r * w2;
+      const f = w[o + col]!;
+      if (r === col || f === 0) continue;
+      const times = mulRow(f);
+      for (let j = 0; j < w2; j++) w[o + j]! ^= times[w[p + j]!]!;
+    }
   }
-  return inv;
+  return Array.from({ length: n }, (_, r) => w.slice(r * w2 + n, r * w2 + w2));
 }
 
 function multiply(a: Matrix, b: Matrix): Matrix {

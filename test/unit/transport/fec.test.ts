@@ -5,7 +5,7 @@ import { FecDecoder } from '../../../daemon/transport/fec/decoder.js';
 import { FecEncoder } from '../../../daemon/transport/fec/encoder.js';
 import { galMul, mulAddInto } from '../../../daemon/transport/fec/galois.js';
 import { paws } from '../../../daemon/transport/fec/header.js';
-import { ReedSolomon } from '../../../daemon/transport/fec/reedsolomon.js';
+import { invertMatrix, ReedSolomon } from '../../../daemon/transport/fec/reedsolomon.js';
 import { Rng } from '../../sim/world.js';
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -64,6 +64,29 @@ describe('Reed-Solomon coding matrix (docs/kcptun-wire.md §3 parity rows)', () 
     }
     assert.ok(patterns.size > 256, `${patterns.size} patterns`);
     assert.equal(rs.cachedInverses, patterns.size, 'the cache never restarted');
+  });
+
+  it('invertMatrix: A·A⁻¹ = I for seeded random matrices (pivots that need row swaps included); null when singular', () => {
+    const rng = new Rng(15);
+    let inverted = 0;
+    for (let trial = 0; trial < 200; trial++) {
+      const n = 1 + (trial % 12);
+      const a = Array.from({ length: n }, () => rng.bytes(n));
+      if (trial % 3 === 0) a[0]![0] = 0; // the first pivot must come from another row
+      const inv = invertMatrix(a);
+      if (inv === null) continue;
+      inverted++;
+      for (let r = 0; r < n; r++) {
+        for (let c = 0; c < n; c++) {
+          let dot = 0;
+          for (let k = 0; k < n; k++) dot ^= galMul(a[r]![k]!, inv[k]![c]!);
+          assert.equal(dot, r === c ? 1 : 0, `trial ${trial}, n ${n}: (A·A⁻¹)[${r}][${c}]`);
+        }
+      }
+    }
+    assert.ok(inverted > 150, `${inverted} of 200 random matrices were invertible`);
+    assert.equal(invertMatrix([Uint8Array.of(1, 2), Uint8Array.of(2, 4)]), null, 'row 2 = 2·row 1');
+    assert.equal(invertMatrix([Uint8Array.of(0, 0), Uint8Array.of(5, 7)]), null, 'a zero row');
   });
 
   it('rejects impossible shapes', () => {
