@@ -29,6 +29,9 @@ export interface DatagramFrom {
 
 export type DatagramHandler = (msg: Buffer, from: DatagramFrom) => void;
 
+type SendDone = (err: Error | null) => void;
+const EMPTY = new Uint8Array(0);
+
 export interface BatchUdpOptions {
   /** The largest datagram taken whole (a longer one is counted truncated and dropped). */
   maxDatagram: number;
@@ -143,18 +146,35 @@ export class BatchUdpSocket {
     return from;
   }
 
+  /** Removes a listener on()` set: that event is then ignored. */
+  off(event: 'message' | 'error', listener: unknown): this {
+    if (event === 'error' && this.onError === listener) this.onError = () => {};
+    if (event === 'message' && this.onMessage === listener) this.onMessage = () => {};
+    return this;
+  }
+
   /**
-   * Sends one datagram (to host:port, or the connected peer). A refusal (ECONNREFUSED: an ICMP port
-   * unreachable) goes to onError, as a receive would have seen it; a full buffer loses the datagram.
+   * Sends one datagram to host:port, or to the connected peer (as dgram's send(msg, callback)). A
+   * refusal (ECONNREFUSED: an ICMP port unreachable) goes to onError, as a receive would have seen
+   * it; a full buffer loses the datagram (counted in sendDrops), as the wire would. `done` runs on
+   * the next tick with the send's error, like dgram's callback.
    */
-  send(data: Uint8Array, port?: number, host?: string): void {
-    if (!this.handle) return;
-    this.one[0] = data;
-    const n = this.addon.udpSendMany(this.fd, this.one, 0, 1, host ?? null, port ?? 0);
-    this.one[0] = undefined as unknown as Uint8Array;
-    if (n >= 0) return;
-    if (n === -ECONNREFUSED) this.refused();
-    else this.sendDrops++;
+  send(data: Uint8Array, done?: SendDone): void;
+  send(data: Uint8Array, port: number, host: string, done?: SendDone): void;
+  send(data: Uint8Array, portOrDone?: number | SendDone, host?: string, done?: SendDone): void {
+    const port = typeof portOrDone === 'number' ? portOrDone : 0;
+    const cb = typeof portOrDone === 'function' ? portOrDone : done;
+    let err: NodeJS.ErrnoException | null = null;
+    if (!this.handle) err = errnoError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
+    else {
+      this.one[0] = data;
+      const n = this.addon.udpSendMany(this.fd, this.one, 0, 1, host ?? null, port);
+      this.one[0] = EMPTY;
+      if (n === -ECONNREFUSED) this.refused();
+      else if (n < 0) this.sendDrops++;
+      if (n < 0) err = errnoError(codeOf(-n), `send ${codeOf(-n)}`);
+    }
+    if (cb) process.nextTick(cb, err);
   }
 
   /** Tells onError of a refusal a batched send met (udp-gso.ts), on the next tick: never inside a send. */
