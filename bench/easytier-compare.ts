@@ -38,6 +38,9 @@
  * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier; or "mixed", both mixed pairs.
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
  *   repeatable look at latency (e.g. `--only clean --rr-only`).
+ * --repeat N: each cell N times, the pairs interleaved (tstier, EasyTier, tstier, ...); the ratios use each
+ *   cell's median-goodput run. At 20 % loss one run ranks the pairs by chance (BBR's policer detector,
+ *   docs/forwarding-latency.md): give it 8 or more there.
  * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
  * --cpu-prof DIR: the tstier nodes run under `node --cpu-prof`, one .cpuprofile per node and cell in DIR
  *   (bench/lib/cpu-profile.ts ranks one by self time).
@@ -61,6 +64,7 @@ const RR_ONLY = args.includes('--rr-only');
 const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
 const PROBE = Number(opt('probe', QUICK ? '2' : '4'));
 const RR_MAX = 5000;
+const REPEAT = Number(opt('repeat', '1'));
 const RELAY = fileURLToPath(new URL('./packet-relay.js', import.meta.url));
 
 const VETH = ['10.132.0.1', '10.132.0.2'] as const;
@@ -110,6 +114,10 @@ const PAIR = opt('pair', '');
 const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[]).filter((p) => !PAIR || p === PAIR || (PAIR === 'mixed' && p.includes('→')));
 if (IMPLS.length === 0) {
   process.stderr.write(`easytier-compare: --pair ${PAIR} is none of tstier, EasyTier, tstier→EasyTier, EasyTier→tstier, mixed\n`);
+  process.exit(2);
+}
+if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 50) {
+  process.stderr.write(`easytier-compare: --repeat ${opt('repeat', '')} is not a whole number from 1 to 50\n`);
   process.exit(2);
 }
 /** How each implementation names the transport that carried a flow (null: not proxied); a mixed pair, as its source does. */
@@ -360,6 +368,12 @@ const ratio = (x: number | undefined, y: number | undefined): string =>
   x !== undefined && y !== undefined && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
 const md = (lines: string[][]): string => lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
 
+/** The figures of the run with the median goodput among a cell's repetitions. */
+function medianRun(cell: Row[]): Figures | undefined {
+  const runs = cell.flatMap((r) => (r.f ? [r.f] : [])).sort((x, y) => x.mbps - y.mbps);
+  return runs[(runs.length - 1) >> 1];
+}
+
 function tables(rows: Row[]): string {
   const anyLoaded = CONDITIONS.some((c) => c.loaded);
   const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms',
@@ -375,7 +389,7 @@ function tables(rows: Row[]): string {
   const ratios = [rhead, rhead.map(() => '---')];
   for (const cond of CONDITIONS) {
     for (const mode of MODES) {
-      const get = (impl: Impl): Figures | undefined => rows.find((r) => r.cond === cond.name && r.impl === impl && r.mode === mode)?.f ?? undefined;
+      const get = (impl: Impl): Figures | undefined => medianRun(rows.filter((r) => r.cond === cond.name && r.impl === impl && r.mode === mode));
       const [t, e] = [get('tstier'), get('EasyTier')];
       ratios.push([cond.name, mode, ratio(t?.mbps, e?.mbps), ratio(t?.cpuPerGiB, e?.cpuPerGiB), ratio(t?.rrP50, e?.rrP50), ratio(t?.rrP99, e?.rrP99)]);
     }
@@ -404,7 +418,7 @@ async function main(): Promise<void> {
       for (const ns of [a, b]) await ns.exec(['ip', 'link', 'set', veth, cond.relay ? 'down' : 'up']);
       for (const mode of MODES) {
         // The two implementations back to back, so both see the same load on the shared machine.
-        for (const impl of IMPLS) {
+        for (const impl of Array.from({ length: REPEAT }, () => IMPLS).flat()) {
           // A fresh relay per cell: each pair meets the same seeded loss draws from its first packet.
           // With one relay per condition the first pair always met the start of the sequence and the
           // next one whatever the bulk runs left over: a fixed stroke of luck for one of them, every run.
@@ -425,7 +439,7 @@ async function main(): Promise<void> {
     const load1 = loadavg();
     const la = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
     console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
-      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s, inner TCP ${cc}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
+      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s, inner TCP ${cc}${REPEAT > 1 ? `, ${REPEAT} interleaved repetitions (ratios from each cell's median run)` : ''}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
     console.log(tables(rows));
     console.log('\nMixed pairs: the tstier node speaks EasyTier\'s wire; the pair is named source→destination. ' +
       'EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');

@@ -15,7 +15,13 @@ import { constants } from 'node:os';
 import { peerAddon, type PeerAddon, type UdpHandle } from '../native.js';
 import { GsoSocket } from './udp-gso.js';
 
-const { ECONNREFUSED } = constants.errno;
+const { EAGAIN, ECONNREFUSED, ENOBUFS } = constants.errno;
+/**
+ * Datagrams a full send buffer holds back, at most (dgram queued them all), tried again every
+ * RETRY_MS: the kernel frees send buffer as the device takes packets. Beyond it they are lost.
+ */
+const BACKLOG_MAX = 4096;
+const RETRY_MS = 1;
 /** One source address record in the batch buffer (udp_recv.c's ADDR_LEN, ADDR_TEXT). */
 const ADDR_LEN = 64;
 const ADDR_TEXT = 20;
@@ -28,6 +34,15 @@ export interface DatagramFrom {
 }
 
 export type DatagramHandler = (msg: Buffer, from: DatagramFrom) => void;
+
+type SendDone = (err: Error | null) => void;
+interface Held {
+  data: Uint8Array;
+  port: number;
+  host: string | null;
+  done: SendDone | undefined;
+}
+const EMPTY = new Uint8Array(0);
 
 export interface BatchUdpOptions {
   /** The largest datagram taken whole (a longer one is counted truncated and dropped). */
@@ -46,8 +61,11 @@ export class BatchUdpSocket {
   readonly fd: number;
   /** Datagrams the kernel dropped for this socket (its receive buffer full), as of the last batch. */
   drops = 0;
-  /** Sends the kernel refused for want of buffer (EAGAIN, ENOBUFS): lost, as on the wire. */
+  /** Sends lost for want of buffer: a full send buffer (EAGAIN, ENOBUFS) with BACKLOG_MAX held back already. */
   sendDrops = 0;
+  /** Sends a full send buffer held back, in order; while any wait, later ones queue behind them. */
+  private readonly backlog: Held[] = [];
+  private retry: NodeJS.Timeout | null = null;
   private onMessage: DatagramHandler = () => {};
   private onError: (e: NodeJS.ErrnoException) => void = () => {};
   private readonly one: Uint8Array[] = [];
@@ -143,19 +161,66 @@ export class BatchUdpSocket {
     return from;
   }
 
-  /**
-   * Sends one datagram (to host:port, or the connected peer). A refusal (ECONNREFUSED: an ICMP port
-   * unreachable) goes to onError, as a receive would have seen it; a full buffer loses the datagram.
-   */
-  send(data: Uint8Array, port?: number, host?: string): void {
-    if (!this.handle) return;
-    this.one[0] = data;
-    const n = this.addon.udpSendMany(this.fd, this.one, 0, 1, host ?? null, port ?? 0);
-    this.one[0] = undefined as unknown as Uint8Array;
-    if (n >= 0) return;
-    if (n === -ECONNREFUSED) this.refused();
-    else this.sendDrops++;
+  /** Removes a listener on()` set: that event is then ignored. */
+  off(event: 'message' | 'error', listener: unknown): this {
+    if (event === 'error' && this.onError === listener) this.onError = () => {};
+    if (event === 'message' && this.onMessage === listener) this.onMessage = () => {};
+    return this;
   }
+
+  /**
+   * Sends one datagram to host:port, or to the connected peer (as dgram's send(msg, callback)); the
+   * caller leaves `data` alone until `done` (as with dgram). A refusal (ECONNREFUSED: an ICMP port
+   * unreachable) goes to onError, as a receive would have seen it; a full send buffer holds it back
+   * (see BACKLOG_MAX). `done` runs on a later tick with the send's error, like dgram's callback.
+   */
+  send(data: Uint8Array, done?: SendDone): void;
+  send(data: Uint8Array, port: number, host: string, done?: SendDone): void;
+  send(data: Uint8Array, portOrDone?: number | SendDone, host?: string, done?: SendDone): void {
+    const port = typeof portOrDone === 'number' ? portOrDone : 0;
+    const cb = typeof portOrDone === 'function' ? portOrDone : done;
+    if (!this.handle) {
+      if (cb) process.nextTick(cb, errnoError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running'));
+      return;
+    }
+    const n = this.backlog.length > 0 ? -EAGAIN : this.sendOne(data, port, host ?? null);
+    if (n === -EAGAIN || n === -ENOBUFS) return this.hold({ data, port, host: host ?? null, done: cb });
+    if (cb) process.nextTick(cb, n < 0 ? errnoError(codeOf(-n), `send ${codeOf(-n)}`) : null);
+  }
+
+  /** One send now: 1, or -errno (a refusal also told to onError). */
+  private sendOne(data: Uint8Array, port: number, host: string | null): number {
+    this.one[0] = data;
+    const n = this.addon.udpSendMany(this.fd, this.one, 0, 1, host, port);
+    this.one[0] = EMPTY;
+    if (n === -ECONNREFUSED) this.refused();
+    return n;
+  }
+
+  private hold(held: Held): void {
+    if (this.backlog.length >= BACKLOG_MAX) {
+      this.sendDrops++;
+      if (held.done) process.nextTick(held.done, errnoError('ENOBUFS', 'send ENOBUFS'));
+      return;
+    }
+    this.backlog.push(held);
+    this.retry ??= setTimeout(this.drain, RETRY_MS);
+  }
+
+  /** Sends what a full buffer held back, in order, until it is full again. */
+  private readonly drain = (): void => {
+    this.retry = null;
+    const q = this.backlog;
+    let i = 0;
+    for (; i < q.length && this.handle; i++) {
+      const h = q[i]!;
+      const n = this.sendOne(h.data, h.port, h.host);
+      if (n === -EAGAIN || n === -ENOBUFS) break;
+      h.done?.(n < 0 ? errnoError(codeOf(-n), `send ${codeOf(-n)}`) : null);
+    }
+    q.splice(0, i);
+    if (q.length > 0 && this.handle) this.retry = setTimeout(this.drain, RETRY_MS);
+  };
 
   /** Tells onError of a refusal a batched send met (udp-gso.ts), on the next tick: never inside a send. */
   refused(): void {
@@ -164,13 +229,17 @@ export class BatchUdpSocket {
 
   /** Batched sends on this socket (udp-gso.ts); GRO is left off (`offloads` false): the slots hold one datagram each. */
   gso(): GsoSocket | null {
-    if (this.batching === undefined) this.batching = GsoSocket.forFd(this.fd, false, () => this.handle !== null);
+    // A batch must not overtake what a full buffer held back.
+    if (this.batching === undefined) this.batching = GsoSocket.forFd(this.fd, false, () => this.handle !== null && this.backlog.length === 0);
     return this.batching;
   }
 
   close(callback?: () => void): void {
     if (this.handle) this.addon.udpClose(this.handle);
     this.handle = null;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    for (const h of this.backlog.splice(0)) if (h.done) process.nextTick(h.done, errnoError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running'));
     if (callback) process.nextTick(callback);
   }
 

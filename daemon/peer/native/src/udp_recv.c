@@ -16,10 +16,11 @@
  *   udpConnect(handle, ip, port) -> 0 or -errno
  *   udpLocal(handle) -> [address, port]
  *   udpFd(handle) -> fd, or -1 once closed
- *   udpStart(handle, batch, offsets, lengths, onBatch(count), onError(code, msg, fatal))
+ *   udpStart(handle, batch, offsets, lengths, onBatch(count), onError(code, msg))
  *       batch: BATCH_MAX * slot bytes of datagrams, then BATCH_MAX * UDP_ADDR_LEN of addresses, then a
  *       u32 (little endian): the socket's cumulative drop count when this batch was read.
- *       Address record: family u8 (4/6), text length u8, port u16 LE, 16 bytes of address, text.
+ *       Address record (ADDR_LEN bytes): family u8 (4/6), text length u8, port u16 LE, 16 bytes of
+ *       address, then the text from byte ADDR_TEXT. onError: a socket error; reading goes on.
  *   udpStats(handle, Float64Array(6)), udpClose(handle)
  */
 #define _GNU_SOURCE
