@@ -41,6 +41,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -64,6 +65,7 @@ typedef struct {
   int vnet;         /* offloads on: a virtio_net_hdr precedes every packet read and written */
   uint32_t *gso;    /* JS's gso[] (kept alive by gso_ref) */
   napi_ref gso_ref;
+  uint8_t *cut;      /* room for one super-packet's segments, allocated at the first refused writeWhole */
   double super_rx, whole_tx, bad_hdr;
 } tun_t;
 
@@ -311,6 +313,38 @@ static napi_value write_result(napi_env env, batch_reader_t *r, ssize_t n) {
   return reader_tx_result(env, r, n < 0 ? -errno : n);
 }
 
+static ssize_t write_plain(tun_t *t, const void *data, size_t len) {
+  /* One packet per call: a TUN takes each write (writev too) as one packet, which is how the
+   * zeroed header (no offload) and the packet go together. A closed device's fd is -1: EBADF. */
+  static const uint8_t no_offload[VNET_HDR_LEN];
+  struct iovec iov[2] = {{(void *)no_offload, VNET_HDR_LEN}, {(void *)data, len}};
+  ssize_t n;
+  do {
+    n = t->vnet ? writev(t->r.fd, iov, 2) : write(t->r.fd, data, len);
+  } while (n < 0 && errno == EINTR);
+  return n > 0 && t->vnet ? n - VNET_HDR_LEN : n;
+}
+
+/* The kernel refused a super-packet whole (it has not been seen to): it goes as segments instead,
+ * so the flow does not stall on a sender that would retransmit the same super-packet. */
+#define CUT_MAX 1024
+#define CUT_ROOM (65536 + CUT_MAX * 128)
+static ssize_t write_cut(tun_t *t, const uint8_t *pkt, size_t len) {
+  static uint32_t offsets[CUT_MAX], lengths[CUT_MAX];
+  vnet_hdr_t h;
+  memcpy(&h, pkt - VNET_HDR_LEN, sizeof h);
+  if (!t->cut && !(t->cut = malloc(CUT_ROOM))) return -1;
+  int count = offload_segment(pkt, len, h.gso_size, t->cut, CUT_ROOM, offsets, lengths, CUT_MAX);
+  if (count < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  for (int i = 0; i < count; i++) {
+    if (write_plain(t, t->cut + offsets[i], lengths[i]) < 0) return -1;
+  }
+  return (ssize_t)len;
+}
+
 static napi_value js_write(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   tun_t *t = reader_args(env, info, 2, argv);
@@ -318,16 +352,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   size_t len;
   void *data = typed_data(env, argv[1], napi_uint8_array, 0, &len, "packet must be a Uint8Array");
   if (!data) return NULL;
-  /* One packet per call: a TUN takes each write (writev too) as one packet, which is how the
-   * zeroed header (no offload) and the packet go together. A closed device's fd is -1: EBADF. */
-  static const uint8_t no_offload[VNET_HDR_LEN];
-  struct iovec iov[2] = {{(void *)no_offload, VNET_HDR_LEN}, {data, len}};
-  ssize_t n;
-  do {
-    n = t->vnet ? writev(t->r.fd, iov, 2) : write(t->r.fd, data, len);
-  } while (n < 0 && errno == EINTR);
-  if (n > 0 && t->vnet) n -= VNET_HDR_LEN;
-  return write_result(env, &t->r, n);
+  return write_result(env, &t->r, write_plain(t, data, len));
 }
 
 static napi_value js_write_whole(napi_env env, napi_callback_info info) {
@@ -348,6 +373,8 @@ static napi_value js_write_whole(napi_env env, napi_callback_info info) {
   if (n > 0) {
     n -= VNET_HDR_LEN;
     t->whole_tx++;
+  } else if (n < 0 && errno == EINVAL) {
+    n = write_cut(t, data, len);
   }
   return write_result(env, &t->r, n);
 }
@@ -403,6 +430,8 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   tun_t *t = reader_args(env, info, 1, argv);
   if (!t) return NULL;
   napi_value r = reader_js_close(env, info);
+  free(t->cut);
+  t->cut = NULL;
   /* Polling has stopped, so nothing writes gso[] any more. */
   if (t->gso_ref) {
     napi_delete_reference(env, t->gso_ref);
