@@ -8,7 +8,7 @@
  * (test/netns/fixtures/many-flows.ts). Paths run interleaved, `--reps` rounds.
  *
  * Figures per path: wall time of the whole load (first connect to last digest), aggregate MB/s, CPU
- * seconds per GiB of the two daemons (utime+stime), each daemon's peak RSS (VmHWM), how A's proxy
+ * seconds per GiB of the two daemons (utime+stime; then A's and B's shares), each daemon's peak RSS (VmHWM), how A's proxy
  * table listed the flows (polled more often than a closed row lingers), the flows that failed, and the
  * underlay's packets each way per MiB carried (from the veth's counters: what each datagram costs,
  * sealing, a syscall share, the far side's receive, is paid this many times), and the datagrams each
@@ -17,6 +17,9 @@
  *
  * `--cpu-prof DIR` runs both daemons under `node --cpu-prof`, writing one .cpuprofile per daemon into DIR
  * and printing each one's top functions by self time after the path's row.
+ *
+ * The daemons inherit the environment: `TSTIER_TUN_OFFLOAD=off` runs them without TUN offloads (the A/B
+ * of docs/kcp-proxy.md, "TUN offloads").
  *
  *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR]
  */
@@ -63,6 +66,9 @@ interface Row {
   secs: number;
   ok: number;
   cpuPerGiB: number;
+  /** Each daemon's share of cpuPerGiB. */
+  cpuA: number;
+  cpuB: number;
   rssA: number;
   rssB: number;
   listed: string;
@@ -106,7 +112,8 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const drops0 = [await rcvbufErrors(a), await rcvbufErrors(b)];
     const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
       .waitForEvent<{ ok: number; secs: number }>('done', 30 * 60_000).finally(() => watch.stop());
-    const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
+    const cpus = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+    const gib = (FLOWS * BYTES) / 2 ** 30;
     const mib = (FLOWS * BYTES) / 2 ** 20;
     const pktsAB = ((await txPackets(a, veth)) - tx0[0]!) / mib;
     const pktsBA = ((await txPackets(b, veth)) - tx0[1]!) / mib;
@@ -118,7 +125,9 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
       path,
       secs: done.secs,
       ok: done.ok,
-      cpuPerGiB: cpu / ((FLOWS * BYTES) / 2 ** 30),
+      cpuPerGiB: (cpus[0]! + cpus[1]!) / gib,
+      cpuA: cpus[1]! / gib,
+      cpuB: cpus[0]! / gib,
       rssA: peakRssKiB(pids[1]!) / 1024,
       rssB: peakRssKiB(pids[0]!) / 1024,
       listed: kinds.size ? [...kinds].map(([k, n]) => `${n} ${k}`).join(', ') : 'none (plain packets)',
@@ -144,11 +153,11 @@ function printProfiles(path: PathName, pids: number[]): void {
 }
 
 function table(rows: Row[]): string {
-  const head = ['path', 'wall s', 'MB/s', 'CPU s/GiB', 'peak RSS A MiB', 'peak RSS B MiB', 'flows ok', 'A listed',
+  const head = ['path', 'wall s', 'MB/s', 'CPU s/GiB', 'A / B', 'peak RSS A MiB', 'peak RSS B MiB', 'flows ok', 'A listed',
     'packets/MiB A→B', 'B→A', 'socket drops A / B'];
   const lines = [head, head.map(() => '---')];
   for (const r of rows) {
-    lines.push([r.path, fmt(r.secs), fmt((FLOWS * BYTES) / 1e6 / r.secs), fmt(r.cpuPerGiB), fmt(r.rssA, 0), fmt(r.rssB, 0),
+    lines.push([r.path, fmt(r.secs), fmt((FLOWS * BYTES) / 1e6 / r.secs), fmt(r.cpuPerGiB), `${fmt(r.cpuA)} / ${fmt(r.cpuB)}`, fmt(r.rssA, 0), fmt(r.rssB, 0),
       `${r.ok}/${FLOWS}`, r.listed, fmt(r.pktsAB, 0), fmt(r.pktsBA, 0), `${r.dropsA} / ${r.dropsB}`]);
   }
   return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');

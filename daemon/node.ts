@@ -85,6 +85,7 @@ export class Node implements ControlPlaneSource {
   private metricsHttp: MetricsHttp | undefined;
   private kernelRoutes: KernelRoutes | undefined;
   private readonly interceptors: OutboundInterceptor[] = [];
+  private readonly offloadInterceptors: OutboundInterceptor[] = [];
   private readonly inboundInterceptors: OutboundInterceptor[] = [];
   private readonly myIpv4: number;
   /** Our virtual IPv6 address (16 bytes), or null without --ipv6. */
@@ -146,6 +147,14 @@ export class Node implements ControlPlaneSource {
   }
 
   /**
+   * Claims a TCP super-packet read from the TUN (docs/tun.md, "Offloads") before it is cut into
+   * ordinary packets for the other interceptors; the claimer writes it back with writeToTun(p, true).
+   */
+  addOffloadInterceptor(fn: OutboundInterceptor): void {
+    this.offloadInterceptors.push(fn);
+  }
+
+  /**
    * Claims a Data packet from a peer (return true) before it is written to the TUN; the subnet proxy
    * terminates TCP to our proxied CIDRs here. The packet is valid only during the call.
    */
@@ -153,11 +162,14 @@ export class Node implements ControlPlaneSource {
     this.inboundInterceptors.push(fn);
   }
 
-  /** Hands a packet to the local kernel (e.g. a proxy's synthesized reply). False without a TUN. */
-  writeToTun(packet: Uint8Array): boolean {
+  /**
+   * Hands a packet to the local kernel (e.g. a proxy's synthesized reply). False without a TUN.
+   * `whole`: the packet is a super-packet an offload interceptor claimed, written back as read.
+   */
+  writeToTun(packet: Uint8Array, whole = false): boolean {
     if (!this.tun || this.tun.closed) return false;
     this.stats.tunTxPackets++;
-    return this.tun.write(packet);
+    return whole ? this.tun.writeWhole(packet as Buffer) : this.tun.write(packet);
   }
 
   async close(): Promise<void> {
@@ -210,7 +222,8 @@ export class Node implements ControlPlaneSource {
   }
 
   metrics(): Family[] {
-    return collectMetrics({ peers: this.peer.peerConns(), peerLayer: this.peer.stats, node: this.stats, flows: this.proxy!.table });
+    return collectMetrics({ peers: this.peer.peerConns(), peerLayer: this.peer.stats, node: this.stats, flows: this.proxy!.table,
+      ...(this.tun ? { tunOffload: this.tun.stats } : {}) });
   }
 
   portForwards(): PortForwardControl | undefined {
@@ -225,12 +238,15 @@ export class Node implements ControlPlaneSource {
     this.tun = tun;
     this.kernelRoutes = new KernelRoutes(tun.name, this.log);
     tun.on('error', (err: Error) => this.log.error('TUN failed; the node now only relays', { err }));
-    tun.onPackets((batch, offsets, lengths, count) => {
+    if (tun.offloadRefused) this.log.warn(`TUN offloads refused by the kernel (${tun.offloadRefused}): every TCP segment crosses the TUN on its own`);
+    tun.onPackets((batch, offsets, lengths, count, gso) => {
       for (let i = 0; i < count; i++) {
         // An exception here would leave the addon's callback and end the process: one bad
         // packet (a bug in whatever handled it) costs that packet, not the node.
         try {
-          this.fromTun(batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+          const pkt = batch.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
+          if (gso[i] === 0) this.fromTun(pkt);
+          else this.fromTunOffloaded(tun, pkt, gso[i]!);
         } catch (err) {
           this.stats.tunPacketFaults++;
           const n = this.stats.tunPacketFaults;
@@ -253,10 +269,21 @@ export class Node implements ControlPlaneSource {
     return this.kernelRoutes.sync(ranges);
   }
 
-  private fromTun(pkt: Buffer): void {
+  private fromTun = (pkt: Buffer): void => {
     this.stats.tunRxPackets++;
     for (const claim of this.interceptors) if (claim(pkt)) return;
     this.forward(pkt);
+  };
+
+  /** A TCP super-packet: claimed whole (the kernel-termination NAT), or cut for everyone else. */
+  private fromTunOffloaded(tun: TunDevice, pkt: Buffer, mss: number): void {
+    for (const claim of this.offloadInterceptors) {
+      if (claim(pkt)) {
+        this.stats.tunRxPackets++;
+        return;
+      }
+    }
+    if (!tun.segment(pkt, mss, this.fromTun)) this.stats.dropped++;
   }
 
   /**

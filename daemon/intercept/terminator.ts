@@ -35,6 +35,12 @@ export interface Terminator<O extends TerminatedFlow> {
   readonly kind: string;
   /** An IP packet on its way (read from the TUN; for the subnet proxy, from a peer): true when taken. */
   intercept(packet: Buffer): boolean;
+  /**
+   * A TCP super-packet read from an offloading TUN (docs/tun.md, "Offloads"): true when taken whole
+   * (written back with writeToTun(p, true)); false, and it is cut into packets for intercept().
+   * Absent: every super-packet is cut.
+   */
+  interceptWhole?(packet: Buffer): boolean;
   release(owner: O): void;
   refuse(owner: O): void;
   drop(owner: O): void;

@@ -16,6 +16,8 @@ export interface MetricsInputs {
   peerLayer: PeerLayerStats;
   node: { tunRxPackets: number; tunTxPackets: number; noRoute: number; dropped: number };
   flows: FlowTable;
+  /** The TUN's offload counters (docs/tun.md, "Offloads"); absent without a TUN. */
+  tunOffload?: { superPackets: number; wholeWrites: number; segmentsCut: number };
 }
 
 export function collectMetrics(i: MetricsInputs): Family[] {
@@ -50,6 +52,14 @@ export function collectMetrics(i: MetricsInputs): Family[] {
     { labels: { direction: 'rx' }, value: i.node.tunRxPackets },
     { labels: { direction: 'tx' }, value: i.node.tunTxPackets },
   ]);
+  const o = i.tunOffload;
+  if (o) {
+    fam('tstier_tun_offload_packets_total', 'counter', 'TUN offloads: TCP super-packets read, written back whole (kernel termination), and the segments cut from the others', [
+      { labels: { kind: 'super_read' }, value: o.superPackets },
+      { labels: { kind: 'whole_written' }, value: o.wholeWrites },
+      { labels: { kind: 'segments_cut' }, value: o.segmentsCut },
+    ]);
+  }
   fam('tstier_node_dropped_packets_total', 'counter', 'Packets the node dropped: no route to their destination, or not addressed to it', [
     { labels: { reason: 'no_route' }, value: i.node.noRoute },
     { labels: { reason: 'not_ours' }, value: i.node.dropped },

@@ -84,3 +84,12 @@ export function pseudoHeaderSum(buf: Uint8Array, ipStart: number, protocol: numb
 export function adjustChecksum(checksum: number, oldSum: number, newSum: number): number {
   return ~foldSum((~checksum & 0xffff) + (~oldSum & 0xffff) + newSum) & 0xffff || 0xffff;
 }
+
+/**
+ * The partial checksum of an offloaded packet (virtio NEEDS_CSUM: the field holds the pseudo-header
+ * sum, not complemented, and whoever finishes it sums the rest) after a pseudo-header field whose
+ * sum was `oldSum` now sums to `newSum`: S' = S - m + m' in ones' complement.
+ */
+export function adjustPartialSum(partial: number, oldSum: number, newSum: number): number {
+  return foldSum(partial + (~oldSum & 0xffff) + newSum);
+}

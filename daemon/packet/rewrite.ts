@@ -3,9 +3,13 @@
  * rewritten packet costs a few additions instead of a checksum over its whole payload.
  * The IPv4 header checksum and the TCP/UDP/ICMPv6 checksums (whose pseudo-header holds the
  * addresses) are all kept valid. Call after a successful `wrap` of the view.
+ *
+ * `partial`: the packet is an offloaded one whose transport checksum is still partial (a TUN
+ * super-packet, docs/tun.md "Offloads"): the field holds only the pseudo-header's sum, so an address
+ * moves it as a plain sum, and a port, which the finished checksum will cover, leaves it alone.
  */
 import { readU16, writeU16 } from './bytes.js';
-import { adjustChecksum, onesSum } from './checksum.js';
+import { adjustChecksum, adjustPartialSum, onesSum } from './checksum.js';
 import { IPPROTO_ICMPV6 } from './icmp.js';
 import type { Ipv4View } from './ipv4.js';
 import type { Ipv6View } from './ipv6.js';
@@ -36,7 +40,7 @@ function adjustField(buf: Uint8Array, field: number, oldSum: number, newSum: num
 }
 
 /** Replaces the source or destination address (4 or 16 bytes, matching the packet's family). */
-export function rewriteAddress(view: IpView, which: Endpoint, addr: Uint8Array): void {
+export function rewriteAddress(view: IpView, which: Endpoint, addr: Uint8Array, partial = false): void {
   const buf = view.buf;
   const v4 = buf[view.start]! >> 4 === 4;
   const len = v4 ? 4 : 16;
@@ -47,18 +51,20 @@ export function rewriteAddress(view: IpView, which: Endpoint, addr: Uint8Array):
   buf.set(addr, at);
   if (v4) adjustField(buf, view.start + 10, oldSum, newSum);
   const field = transportChecksumOffset(view);
-  if (field >= 0) adjustField(buf, field, oldSum, newSum);
+  if (field < 0) return;
+  if (partial) writeU16(buf, field, adjustPartialSum(readU16(buf, field), oldSum, newSum));
+  else adjustField(buf, field, oldSum, newSum);
 }
 
 /** Replaces a TCP or UDP port; other protocols (and non-first fragments) are left alone. Returns whether it did. */
-export function rewritePort(view: IpView, which: Endpoint, port: number): boolean {
+export function rewritePort(view: IpView, which: Endpoint, port: number, partial = false): boolean {
   const p = view.transportProtocol;
   if (!view.hasTransportHeader || (p !== IPPROTO_TCP && p !== IPPROTO_UDP)) return false;
   const at = view.transportStart + (which === 'src' ? 0 : 2);
   if (at + 2 > view.end) return false;
   const old = readU16(view.buf, at);
   writeU16(view.buf, at, port);
-  const field = transportChecksumOffset(view);
+  const field = partial ? -1 : transportChecksumOffset(view);
   if (field >= 0) adjustField(view.buf, field, old, port);
   return true;
 }

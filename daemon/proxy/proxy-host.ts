@@ -13,9 +13,12 @@ export interface ProxyHost {
   readonly addresses: NodeAddresses;
   readonly peer: PeerLayer;
   addInterceptor(fn: (packet: Buffer) => boolean): void;
+  /** Claims a TUN super-packet whole (docs/tun.md, "Offloads"), before it is cut for the interceptors. */
+  addOffloadInterceptor(fn: (packet: Buffer) => boolean): void;
   /** Claims a Data packet from a peer (return true) before it is written to the TUN. */
   addInboundInterceptor(fn: (packet: Buffer) => boolean): void;
-  writeToTun(packet: Uint8Array): boolean;
+  /** `whole`: a super-packet an offload interceptor claimed, written back as read. */
+  writeToTun(packet: Uint8Array, whole?: boolean): boolean;
   /** Forwards an outbound IP packet as plain Data, past the interceptors. */
   forward(packet: Buffer): void;
 }

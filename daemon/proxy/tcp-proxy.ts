@@ -124,13 +124,15 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     proxy.housekeeping.unref();
     host.peer.on('peer-gone', proxy.onPeerGone).on('peer-down', proxy.onPeerDown).on('routes', proxy.onRoutes);
     proxy.onRoutes();
-    const toTun = (p: Uint8Array): void => void host.writeToTun(p);
+    const toTun = (p: Uint8Array, whole?: boolean): void => void host.writeToTun(p, whole);
     try {
       if ((cfg.enableKcpProxy || cfg.enableQuicProxy) && cfg.ipv4 && !cfg.noTun) {
         proxy.term = cfg.useSmoltcp
           ? new SmoltcpTerminator(await SmoltcpStack.create({ mtu: cfg.mtu }), proxy, toTun, nowMs, log)
           : await KernelTerminator.open(host.addresses.ipv4!.u32, cfg.ipv4.prefix, proxy, toTun, nowMs, log);
         host.addInterceptor((pkt) => proxy.fromTun(pkt));
+        const term = proxy.term;
+        if (term.interceptWhole) host.addOffloadInterceptor((pkt) => term.interceptWhole!(pkt));
         const names = [cfg.enableKcpProxy ? 'kcp' : '', cfg.enableQuicProxy && proxy.carriers.quic ? 'quic' : ''].filter(Boolean);
         log.info(`tcp proxy (${names.join(', ') || 'no carrier'}): source flows terminated in the ${proxy.term.kind} stack`);
       }

@@ -29,6 +29,8 @@ export type NatState = 'held' | 'active' | 'closed';
 export interface NatFlow {
   readonly appPort: number;
   readonly dstIp: number;
+  /** dstIp's 4 bytes, for the rewrite of every reply (no allocation per packet). */
+  readonly dstIpBytes: Uint8Array;
   readonly dstPort: number;
   readonly listenerPort: number;
   state: NatState;
@@ -74,9 +76,10 @@ export class KernelNat {
 
   /**
    * Classifies (and, for tracked flows, rewrites in place) one packet read from the TUN. Any bytes
-   * are accepted; what does not parse as IPv4/TCP passes.
+   * are accepted; what does not parse as IPv4/TCP passes. `partial`: a TUN super-packet, whose
+   * checksum is partial (rewrite.ts); only Pass or ToTun are then possible (it carries no SYN).
    */
-  classify(pkt: Uint8Array): Verdict {
+  classify(pkt: Uint8Array, partial = false): Verdict {
     const k = this.key;
     if (!this.bind(pkt) || k.src4 !== this.myIp) return Verdict.Pass;
     const ip = k.ip4;
@@ -86,19 +89,22 @@ export class KernelNat {
       // Our listener answering an injected connection.
       const flow = this.byListener.get(tcp.srcPort * 65536 + tcp.dstPort);
       if (!flow) return Verdict.Pass;
-      rewriteAddress(ip, 'src', u32ToBytes(flow.dstIp));
-      rewritePort(ip, 'src', flow.dstPort);
-      rewriteAddress(ip, 'dst', this.myIpBytes);
+      rewriteAddress(ip, 'src', flow.dstIpBytes, partial);
+      rewritePort(ip, 'src', flow.dstPort, partial);
+      rewriteAddress(ip, 'dst', this.myIpBytes, partial);
       return Verdict.ToTun;
     }
 
     const flow = this.byForward.get(ip.dst)?.get(tcp.srcPort * 65536 + tcp.dstPort);
-    if (!flow) return (tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN ? Verdict.NewSyn : Verdict.Pass;
+    if (!flow || (partial && flow.state === 'held')) {
+      // A super-packet is never a SYN; one for a held flow is cut, and its segments are absorbed.
+      return !partial && (tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN ? Verdict.NewSyn : Verdict.Pass;
+    }
     if (flow.state === 'held') {
       if ((tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) flow.syn = copyOf(pkt); // the latest SYN is released
       return Verdict.Absorb;
     }
-    this.toListener(flow);
+    this.toListener(flow, partial);
     return Verdict.ToTun;
   }
 
@@ -113,7 +119,7 @@ export class KernelNat {
     const listenerPort = this.listenerPorts.find((l) => !this.byListener.has(l * 65536 + appPort));
     if (listenerPort === undefined) return null;
     const flow: NatFlow = {
-      appPort, dstIp: ip.dst, dstPort: tcp.dstPort, listenerPort, state: 'held', syn: copyOf(syn), closedAt: 0, owner,
+      appPort, dstIp: ip.dst, dstIpBytes: u32ToBytes(ip.dst), dstPort: tcp.dstPort, listenerPort, state: 'held', syn: copyOf(syn), closedAt: 0, owner,
     };
     let byPorts = this.byForward.get(flow.dstIp);
     if (!byPorts) this.byForward.set(flow.dstIp, (byPorts = new Map()));
@@ -187,11 +193,11 @@ export class KernelNat {
   }
 
   /** Rewrites the packet bound in the views: fakeIp:appPort -> myIp:listenerPort. */
-  private toListener(flow: NatFlow): void {
+  private toListener(flow: NatFlow, partial = false): void {
     const ip = this.key.ip4;
-    rewriteAddress(ip, 'src', this.fakeIpBytes);
-    rewriteAddress(ip, 'dst', this.myIpBytes);
-    rewritePort(ip, 'dst', flow.listenerPort);
+    rewriteAddress(ip, 'src', this.fakeIpBytes, partial);
+    rewriteAddress(ip, 'dst', this.myIpBytes, partial);
+    rewritePort(ip, 'dst', flow.listenerPort, partial);
   }
 
   /** Binds the key (and its views) to an IPv4 TCP flow packet; false for anything else. */

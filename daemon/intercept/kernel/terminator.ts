@@ -21,12 +21,12 @@ export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O>
     private readonly nat: KernelNat,
     private listeners: KernelListeners | null,
     private readonly client: TerminatorClient<O>,
-    private readonly writeToTun: (packet: Uint8Array) => void,
+    private readonly writeToTun: (packet: Uint8Array, whole?: boolean) => void,
     private readonly clock: () => number,
   ) {}
 
   static async open<O extends TerminatedFlow>(
-    myIp: number, prefix: number, client: TerminatorClient<O>, writeToTun: (packet: Uint8Array) => void,
+    myIp: number, prefix: number, client: TerminatorClient<O>, writeToTun: (packet: Uint8Array, whole?: boolean) => void,
     clock: () => number, log: Logger,
   ): Promise<KernelTerminator<O>> {
     let term: KernelTerminator<O> | null = null;
@@ -52,6 +52,13 @@ export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O>
       default:
         return false;
     }
+  }
+
+  /** The NAT only rewrites addresses and ports, so a super-packet of a tracked flow goes back whole. */
+  interceptWhole(pkt: Buffer): boolean {
+    if (this.nat.classify(pkt, true) !== Verdict.ToTun) return false;
+    this.writeToTun(pkt, true);
+    return true;
   }
 
   release(owner: O): void {

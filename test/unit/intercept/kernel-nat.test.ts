@@ -4,6 +4,7 @@ import { KernelNat, Verdict } from '../../../daemon/intercept/kernel/nat.js';
 import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS } from '../../../daemon/intercept/terminator.js';
 import { buildTcpPacket } from '../../../daemon/packet/build.js';
 import { parseIpv4Address } from '../../../daemon/packet/address.js';
+import { internetChecksum, pseudoHeaderSum } from '../../../daemon/packet/checksum.js';
 import { Ipv4View } from '../../../daemon/packet/ipv4.js';
 import { TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../../../daemon/packet/tcp.js';
 import { ipv4ToU32 } from '../../../daemon/peer/ipv4-prefix.js';
@@ -105,4 +106,47 @@ test('a held SYN is a copy: the TUN batch it came from may be overwritten before
   retry.fill(0xee);
   const injected = parse(n.release(flow)!);
   assert.deepEqual([injected.src, injected.sport, injected.dst, injected.dport, injected.ok], [FAKE, 9000, MY, 40001, true]);
+});
+
+/** A TUN super-packet's partial checksum (offloads): the pseudo-header sum only, not complemented. */
+function partial(p: Uint8Array): Uint8Array {
+  const ip = new Ipv4View();
+  assert.equal(ip.wrap(p), null);
+  const field = ip.payloadStart + 16;
+  const len = ip.end - ip.payloadStart;
+  const pseudo = pseudoHeaderSum(p, ip.start, 6, len);
+  p[field] = pseudo >> 8;
+  p[field + 1] = pseudo & 0xff;
+  return p;
+}
+
+/** Finishes a partial TCP checksum as the kernel would (the sum from the TCP header on, complemented). */
+function finish(p: Uint8Array): Uint8Array {
+  const ip = new Ipv4View();
+  assert.equal(ip.wrap(p), null);
+  const c = internetChecksum(p, ip.payloadStart, ip.end);
+  p[ip.payloadStart + 16] = c >> 8;
+  p[ip.payloadStart + 17] = c & 0xff;
+  return p;
+}
+
+test('super-packets (partial checksum): a tracked flow\'s are rewritten both ways and verify once finished; others pass', () => {
+  const n = nat();
+  const syn = pkt(MY, 6666, DST, 80, TCP_SYN);
+  assert.equal(n.classify(syn), Verdict.NewSyn);
+  const flow = n.hold(syn, 'owner')!;
+  const early = partial(pkt(MY, 6666, DST, 80, TCP_ACK, 1001, new Uint8Array(20_000).fill(3)));
+  assert.equal(n.classify(early, true), Verdict.Pass, 'held: cut, so that its segments are absorbed');
+  assert.equal(n.classify(partial(pkt(MY, 7777, DST, 80, TCP_ACK)), true), Verdict.Pass, 'untracked: never NewSyn');
+  n.release(flow);
+
+  const up = partial(pkt(MY, 6666, DST, 80, TCP_ACK, 1001, new Uint8Array(30_000).fill(9)));
+  assert.equal(n.classify(up, true), Verdict.ToTun);
+  const fwd = parse(finish(up));
+  assert.deepEqual([fwd.src, fwd.sport, fwd.dst, fwd.dport, fwd.ok], [FAKE, 6666, MY, 40001, true]);
+
+  const down = partial(pkt(MY, 40001, FAKE, 6666, TCP_ACK, 5000, new Uint8Array(40_000).fill(5)));
+  assert.equal(n.classify(down, true), Verdict.ToTun);
+  const back = parse(finish(down));
+  assert.deepEqual([back.src, back.sport, back.dst, back.dport, back.ok], [DST, 80, MY, 6666, true]);
 });
