@@ -78,6 +78,14 @@ async function startPair(a: Namespace, b: Namespace): Promise<number[]> {
   throw new Error('no ping');
 }
 
+/** NSTAT's counters in `ns`, absolute (nstat -a), without touching nstat's history (-s). */
+async function counters(ns: Namespace): Promise<Map<string, number>> {
+  const out = (await ns.exec(['nstat', '-asz', ...NSTAT], { allowFailure: true })).stdout;
+  const m = new Map(NSTAT.map((k) => [k, 0]));
+  for (const [, k, v] of out.matchAll(/^(\w+)\s+(\d+)/gm)) m.set(k!, Number(v));
+  return m;
+}
+
 async function main(): Promise<void> {
   const net = await Netns.create(opt('ns', 'h7pd'));
   try {
@@ -125,8 +133,9 @@ async function main(): Promise<void> {
       }
       return m;
     };
-    // The inner TCP's loss-recovery counters in each namespace (nstat keeps its history per namespace).
-    for (const ns of [a, b]) await ns.exec(['nstat', '-n'], { allowFailure: true });
+    // The inner TCP's loss-recovery counters in each namespace, absolute (nstat's history file is one
+    // per user, not per namespace, so its deltas would mix A's and B's counters).
+    const nstat0 = await Promise.all([a, b].map(counters));
     const th0 = pids.map(threads);
     const cpu0 = pids.map(cpuSeconds);
     const sys0 = pids.map(sys);
@@ -141,10 +150,8 @@ async function main(): Promise<void> {
     await sampler;
     for (const d of dumps) d.kill('SIGINT');
     await Promise.all(dumps.map((d) => d.exited));
-    for (const [ns, side] of [[a, 'A'], [b, 'B']] as const) {
-      const out = (await ns.exec(['nstat', '-z', ...NSTAT], { allowFailure: true })).stdout;
-      console.log(`nstat ${side}: ${[...out.matchAll(/^(\w+)\s+(\d+)/gm)].map((m) => `${m[1]!.replace(/^Tcp(Ext)?/, '')} ${m[2]}`).join(', ')}`);
-    }
+    const nstat1 = await Promise.all([a, b].map(counters));
+    nstat1.forEach((now, i) => console.log(`nstat ${'AB'[i]}: ${NSTAT.map((k) => `${k.replace(/^Tcp(Ext)?/, '')} ${now.get(k)! - nstat0[i]!.get(k)!}`).join(', ')}`));
     const perGiB = (c: number): string => (c / (bulk.bytes / 2 ** 30)).toFixed(1);
     for (const ns of [a, b]) {
       const link = (await ns.exec(['ip', '-s', 'link', 'show', DEV])).stdout;

@@ -43,9 +43,12 @@ async function stream(from: Namespace, to: Namespace, dst: string, port: number)
   }
 }
 
-/** UDP datagrams the kernel in `ns` dropped at a full socket buffer since the last `nstat -n`, and TUN drops. */
+/**
+ * UDP datagrams the kernel in `ns` dropped at a full socket buffer, and the TUN's drops, since the
+ * namespace was made (absolute: nstat's history file is per user, not per namespace).
+ */
 async function socketDrops(ns: Namespace): Promise<number> {
-  const counters = (await ns.exec(['nstat', '-z', 'UdpRcvbufErrors', 'UdpSndbufErrors'])).stdout;
+  const counters = (await ns.exec(['nstat', '-asz', 'UdpRcvbufErrors', 'UdpSndbufErrors'])).stdout;
   const udp = [...counters.matchAll(/^\w+\s+(\d+)/gm)].reduce((s, m) => s + Number(m[1]), 0);
   const link = (await ns.exec(['ip', '-s', 'link', 'show', 't20ftun'])).stdout;
   const tun = [...link.matchAll(/[RT]X:.*\n\s+\d+\s+\d+\s+\d+\s+(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
@@ -63,7 +66,6 @@ test('plain forwarding: each flow in order, once, byte-exact', { skip: SKIP ?? f
   // A route is listed before the TUN path carries packets: the first ping that answers says it does.
   for (let i = 0; i < 20 && (await a.exec(['ping', '-c', '1', '-W', '1', VIP[1]], { allowFailure: true })).code !== 0; i++);
 
-  for (const ns of [a, b]) await ns.exec(['nstat', '-n']);
   const results = await Promise.all([
     stream(a, b, VIP[1], 9001),
     stream(a, b, VIP[1], 9002),
