@@ -22,20 +22,28 @@
  * by its source's account (tstier's table, or EasyTier's metric).
  *
  * Figures, per cell: 64-byte request/response p50/p99 on one connection with nothing else queued
- * (PROBE seconds); one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
+ * (after a warm-up, at least PROBE seconds and RR_COUNT round trips, see --rr-count), with the CPU per
+ * round trip of each node; one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
  * per GiB of both node processes over the bulk run (utime+stime from /proc, every thread); retransmitted
  * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter) and the inner TCP's
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
- *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic] [--pair P] [--rr-only]
- * --quick: clean and 5 % only (with --pair also 20 %), 3 s bulk and 2 s probes: a smoke run.
- * --probe: seconds of RR probes. At 20 % loss a round trip that meets a loss costs an RTO (0.3-2 s),
- *   so 4 s hold only ~10-20 samples and the p50 flips between the RTT and an RTO by chance
- *   (P(no loss) = 0.8^2 per round trip); give it 30 s or more to compare pairs on lossy links.
+ *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 1]
+ *     [--only TEXT] [--mode plain|kcp|quic] [--pair P] [--rr-only]
+ * --quick: clean and 5 % only (with --pair also 20 %), 3 s bulk, 2 s probes of at least 200 round trips: a smoke run.
+ * --probe: the least seconds of RR samples (4). --rr-count: the least RR samples (1,000), so a p99 is the
+ *   10th largest, not the largest: on a lossy link the probe runs on past --probe until it has them, for
+ *   at most --rr-cap seconds (90). At 20 % loss a round trip that meets a loss costs a resend timeout, so
+ *   4 s held only ~20 samples and p99 was one timeout; 1,000 take ~45 s at 1-5 % and the cap at 20 %.
+ *   That makes a full run about 60 min (15 with --rr-count 100), the clean link ~1 min of it.
+ * --rr-warm: seconds of round trips on the probe's connection before samples count (1): a freshly
+ *   started pair's first round trips are slower (JIT, the flow's and the path's start-up state), and
+ *   both implementations get the same warm-up.
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
  * --mode: only that mode.
- * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier; or "mixed", both mixed pairs.
+ * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier; "mixed", both mixed pairs; or a
+ *   comma-separated list (e.g. tstier,EasyTier).
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
  *   repeatable look at latency (e.g. `--only clean --rr-only`).
  * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
@@ -60,8 +68,12 @@ const QUICK = args.includes('--quick');
 const RR_ONLY = args.includes('--rr-only');
 const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
 const PROBE = Number(opt('probe', QUICK ? '2' : '4'));
-const RR_MAX = 5000;
+const RR_COUNT = Number(opt('rr-count', QUICK ? '200' : '1000'));
+const RR_CAP = Number(opt('rr-cap', QUICK ? '20' : '90'));
+const RR_WARM = Number(opt('rr-warm', '1'));
+const RR_MAX = 20_000;
 const RELAY = fileURLToPath(new URL('./packet-relay.js', import.meta.url));
+const TOOL = new URL('./lib/flow-tool.js', import.meta.url);
 
 const VETH = ['10.132.0.1', '10.132.0.2'] as const;
 const RELAYED = ['10.131.0.1', '10.131.0.2'] as const;
@@ -107,7 +119,8 @@ if (MODES.length === 0) {
 type Mixed = 'tstier→EasyTier' | 'EasyTier→tstier';
 type Impl = 'tstier' | 'EasyTier' | Mixed;
 const PAIR = opt('pair', '');
-const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[]).filter((p) => !PAIR || p === PAIR || (PAIR === 'mixed' && p.includes('→')));
+const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[])
+  .filter((p) => !PAIR || PAIR.split(',').includes(p) || (PAIR === 'mixed' && p.includes('→')));
 if (IMPLS.length === 0) {
   process.stderr.write(`easytier-compare: --pair ${PAIR} is none of tstier, EasyTier, tstier→EasyTier, EasyTier→tstier, mixed\n`);
   process.exit(2);
@@ -124,6 +137,9 @@ interface Figures {
   cpuPerGiB: number;
   rrP50: number;
   rrP99: number;
+  /** RR samples, and each node's CPU per round trip over them (µs; A, B). */
+  rrCount: number;
+  rrCpuUs: number[];
   loadedP50: number;
   loadedP99: number;
   /** Retransmitted KCP segments / QUIC packets of the proxied flows to B, or NaN where not exposed. */
@@ -305,10 +321,35 @@ async function tcpRetransSegs(ns: Namespace): Promise<number> {
   return Number(values[head.indexOf('RetransSegs')]);
 }
 
+interface Rr {
+  p50: number;
+  p99: number;
+  count: number;
+  cpuUs: number[];
+}
+
+/** The idle RR probe: warm-up, then samples, with each node's CPU over the samples alone. */
+async function probeRr(a: Namespace, pair: Pair): Promise<Rr> {
+  const timeout = (RR_WARM + RR_CAP + 60) * 1000;
+  const p = a.node(TOOL, ['rr', VIP_B, String(PORT), String(PROBE), String(RR_MAX), String(RR_WARM), String(RR_COUNT), String(RR_CAP)]);
+  try {
+    await p.waitForLine(/^\{"event":"(warm|error)"/, timeout);
+    const cpu0 = pair.pids.map(cpuSeconds);
+    const m = await p.waitForLine(/^\{"event":"(rr|error)"/, timeout);
+    const cpu = pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+    const ev = JSON.parse(m.input!) as { event: string; message?: string; p50: number; p99: number; count: number };
+    if (ev.event === 'error') throw new Error(`rr to ${VIP_B}:${PORT}: ${ev.message}`);
+    return { p50: ev.p50, p99: ev.p99, count: ev.count, cpuUs: cpu.map((c) => (c / ev.count) * 1e6) };
+  } finally {
+    await p.stop();
+  }
+}
+
 async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figures> {
   const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
-  const rr = await tool<{ p50: number; p99: number }>(a, 'rr', VIP_B, PORT, [String(PROBE), String(RR_MAX)], timeout);
-  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, rrP50: rr.p50, rrP99: rr.p99, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, tcpRetrans: NaN };
+  const rr = await probeRr(a, pair);
+  const idle = { rrP50: rr.p50, rrP99: rr.p99, rrCount: rr.count, rrCpuUs: rr.cpuUs };
+  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, tcpRetrans: NaN };
   const cpu0 = pair.pids.map(cpuSeconds);
   const tcp0 = await tcpRetransSegs(a);
   const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', VIP_B, PORT, [String(SECONDS)], timeout);
@@ -323,7 +364,7 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
     await load;
   }
   return {
-    mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), rrP50: rr.p50, rrP99: rr.p99,
+    mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), ...idle,
     loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, tcpRetrans,
   };
 }
@@ -362,14 +403,14 @@ const md = (lines: string[][]): string => lines.map((l) => `| ${l.join(' | ')} |
 
 function tables(rows: Row[]): string {
   const anyLoaded = CONDITIONS.some((c) => c.loaded);
-  const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms',
+  const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms', 'RR n, CPU µs/RT A / B',
     ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans', 'inner TCP retrans', 'carried as'];
   const main = [head, head.map(() => '---')];
   for (const { cond, impl, mode, f, check } of rows) {
     const loadedCell = anyLoaded ? [f && Number.isFinite(f.loadedP50) ? `${fmt(f.loadedP50, 1)} / ${fmt(f.loadedP99, 1)}` : ''] : [];
     main.push(f
-      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
-      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
+      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}`, ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
+      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
   }
   const rhead = ['link', 'mode', 'goodput', 'CPU s/GiB', 'RR p50', 'RR p99'];
   const ratios = [rhead, rhead.map(() => '---')];
@@ -425,7 +466,7 @@ async function main(): Promise<void> {
     const load1 = loadavg();
     const la = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
     console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
-      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s, inner TCP ${cc}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
+      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s and ${RR_COUNT} round trips or more (at most ${RR_CAP} s) after ${RR_WARM} s of warm-up, inner TCP ${cc}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
     console.log(tables(rows));
     console.log('\nMixed pairs: the tstier node speaks EasyTier\'s wire; the pair is named source→destination. ' +
       'EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');
