@@ -139,9 +139,10 @@ interface Figures {
   cpuPerGiB: number;
   rrP50: number;
   rrP99: number;
-  /** RR samples, and each node's CPU per round trip over them (µs; A, B). */
+  /** RR samples, each node's CPU per round trip over them (µs; A, B), and A's underlay datagrams per round trip. */
   rrCount: number;
   rrCpuUs: number[];
+  rrDatagrams: number;
   loadedP50: number;
   loadedP99: number;
   /** Retransmitted KCP segments / QUIC packets of the proxied flows to B, or NaN where not exposed. */
@@ -316,18 +317,22 @@ async function waitPing(a: Namespace): Promise<void> {
   throw new Error(`A never reached ${VIP_B}`);
 }
 
-/** RetransSegs of the kernel TCP in `ns` so far. */
-async function tcpRetransSegs(ns: Namespace): Promise<number> {
-  const lines = (await ns.exec(['cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+/** A counter of /proc/net/snmp text (e.g. Tcp RetransSegs, Udp OutDatagrams). */
+function snmpField(text: string, proto: 'Tcp' | 'Udp', name: string): number {
+  const lines = text.split('\n').filter((l) => l.startsWith(`${proto}:`));
   const [head, values] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
-  return Number(values[head.indexOf('RetransSegs')]);
+  return Number(values[head.indexOf(name)]);
 }
+/** The counter in the namespace of process `pid`. */
+const snmpOf = (pid: number, proto: 'Tcp' | 'Udp', name: string): number => snmpField(readFileSync(`/proc/${pid}/net/snmp`, 'utf8'), proto, name);
+const tcpRetransSegs = async (ns: Namespace): Promise<number> => snmpField((await ns.exec(['cat', '/proc/net/snmp'])).stdout, 'Tcp', 'RetransSegs');
 
 interface Rr {
   p50: number;
   p99: number;
   count: number;
   cpuUs: number[];
+  datagrams: number;
 }
 
 /** The idle RR probe: warm-up, then samples, with each node's CPU over the samples alone. */
@@ -336,12 +341,16 @@ async function probeRr(a: Namespace, pair: Pair): Promise<Rr> {
   const p = a.node(TOOL, ['rr', VIP_B, String(PORT), String(PROBE), String(RR_MAX), String(RR_WARM), String(RR_COUNT), String(RR_CAP)]);
   try {
     await p.waitForLine(/^\{"event":"(warm|error)"/, timeout);
-    const cpu0 = pair.pids.map(cpuSeconds);
+    // A's UDP datagrams both ways (the underlay's: the probe's own TCP is not UDP), so extra ACKs or
+    // parity show. Read through the probe's pid (it runs in A), at once: an `ip netns exec` took up to
+    // a second on a loaded host, and missed that many round trips.
+    const udp = (): number => snmpOf(p.child.pid!, 'Udp', 'InDatagrams') + snmpOf(p.child.pid!, 'Udp', 'OutDatagrams');
+    const [cpu0, udp0] = [pair.pids.map(cpuSeconds), udp()];
     const m = await p.waitForLine(/^\{"event":"(rr|error)"/, timeout);
-    const cpu = pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+    const [cpu, datagrams] = [pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!), udp() - udp0];
     const ev = JSON.parse(m.input!) as { event: string; message?: string; p50: number; p99: number; count: number };
     if (ev.event === 'error') throw new Error(`rr to ${VIP_B}:${PORT}: ${ev.message}`);
-    return { p50: ev.p50, p99: ev.p99, count: ev.count, cpuUs: cpu.map((c) => (c / ev.count) * 1e6) };
+    return { p50: ev.p50, p99: ev.p99, count: ev.count, cpuUs: cpu.map((c) => (c / ev.count) * 1e6), datagrams: datagrams / ev.count };
   } finally {
     await p.stop();
   }
@@ -350,7 +359,7 @@ async function probeRr(a: Namespace, pair: Pair): Promise<Rr> {
 async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figures> {
   const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
   const rr = await probeRr(a, pair);
-  const idle = { rrP50: rr.p50, rrP99: rr.p99, rrCount: rr.count, rrCpuUs: rr.cpuUs };
+  const idle = { rrP50: rr.p50, rrP99: rr.p99, rrCount: rr.count, rrCpuUs: rr.cpuUs, rrDatagrams: rr.datagrams };
   if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, tcpRetrans: NaN };
   const cpu0 = pair.pids.map(cpuSeconds);
   const tcp0 = await tcpRetransSegs(a);
@@ -405,13 +414,13 @@ const md = (lines: string[][]): string => lines.map((l) => `| ${l.join(' | ')} |
 
 function tables(rows: Row[]): string {
   const anyLoaded = CONDITIONS.some((c) => c.loaded);
-  const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms', 'RR n, CPU µs/RT A / B',
+  const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms', 'RR n, CPU µs/RT A / B, datagrams/RT',
     ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans', 'inner TCP retrans', 'carried as'];
   const main = [head, head.map(() => '---')];
   for (const { cond, impl, mode, f, check } of rows) {
     const loadedCell = anyLoaded ? [f && Number.isFinite(f.loadedP50) ? `${fmt(f.loadedP50, 1)} / ${fmt(f.loadedP99, 1)}` : ''] : [];
     main.push(f
-      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}`, ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
+      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
       : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
   }
   const rhead = ['link', 'mode', 'goodput', 'CPU s/GiB', 'RR p50', 'RR p99'];
