@@ -23,14 +23,14 @@
  *
  * Figures, per cell: 64-byte request/response p50/p99 on one connection with nothing else queued
  * (after a warm-up, at least PROBE seconds and RR_COUNT round trips, see --rr-count), with the CPU per
- * round trip of each node; one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
+ * round trip of each node and A's underlay UDP datagrams per round trip; one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
  * per GiB of both node processes over the bulk run (utime+stime from /proc, every thread); retransmitted
  * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter) and the inner TCP's
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
  *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5]
- *     [--only TEXT] [--mode plain|kcp|quic] [--pair P] [--rr-only]
+ *     [--only TEXT] [--mode plain|kcp|quic] [--pair P[,P]] [--rr-only]
  * --quick: clean and 5 % only (with --pair also 20 %), 3 s bulk, 2 s probes of at least 200 round trips: a smoke run.
  * --probe: the least seconds of RR samples (4). --rr-count: the least RR samples (1,000), so a p99 is the
  *   10th largest, not the largest: on a lossy link the probe runs on past --probe until it has them, for
