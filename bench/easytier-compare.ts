@@ -22,20 +22,30 @@
  * by its source's account (tstier's table, or EasyTier's metric).
  *
  * Figures, per cell: 64-byte request/response p50/p99 on one connection with nothing else queued
- * (PROBE seconds); one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
+ * (after a warm-up, at least PROBE seconds and RR_COUNT round trips, see --rr-count), with the CPU per
+ * round trip of each node and A's underlay UDP datagrams per round trip; one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
  * per GiB of both node processes over the bulk run (utime+stime from /proc, every thread); retransmitted
  * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter) and the inner TCP's
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
- *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--only TEXT] [--mode plain|kcp|quic] [--pair P] [--rr-only]
- * --quick: clean and 5 % only (with --pair also 20 %), 3 s bulk and 2 s probes: a smoke run.
- * --probe: seconds of RR probes. At 20 % loss a round trip that meets a loss costs an RTO (0.3-2 s),
- *   so 4 s hold only ~10-20 samples and the p50 flips between the RTT and an RTO by chance
- *   (P(no loss) = 0.8^2 per round trip); give it 30 s or more to compare pairs on lossy links.
+ *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5]
+ *     [--only TEXT] [--mode plain|kcp|quic] [--pair P[,P]] [--rr-only]
+ * --quick: clean and 5 % only (with --pair also 20 %), 3 s bulk, 2 s probes of at least 200 round trips: a smoke run.
+ * --probe: the least seconds of RR samples (4). --rr-count: the least RR samples (1,000), so a p99 is the
+ *   10th largest, not the largest: on a lossy link the probe runs on past --probe until it has them, for
+ *   at most --rr-cap seconds (90). At 20 % loss a round trip that meets a loss costs a resend timeout, so
+ *   4 s held only ~20 samples and p99 was one timeout; 1,000 take ~45 s at 1-5 % and the cap at 20 %.
+ *   With the warm-up that makes a full run about 65 min (20 with --rr-count 100), the clean link ~2 min of it.
+ * --rr-warm: seconds of round trips on the probe's connection before samples count (5), for both
+ *   implementations alike. A freshly started tstier node runs its per-packet code unoptimised for its
+ *   first few thousand round trips: on the clean link at load 8-10, after 1-2 s of warm-up a KCP round
+ *   trip still cost each node 460-660 µs of CPU (p50 0.8-0.9 ms), after 4-15 s 78-112 µs (p50 0.19-0.24).
+ *   EasyTier (native code) needs none: 46-76 µs from the start.
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
  * --mode: only that mode.
- * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier; or "mixed", both mixed pairs.
+ * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier; "mixed", both mixed pairs; or a
+ *   comma-separated list (e.g. tstier,EasyTier).
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
  *   repeatable look at latency (e.g. `--only clean --rr-only`).
  * --repeat N: each cell N times, the pairs interleaved (tstier, EasyTier, tstier, ...); the ratios use each
@@ -63,9 +73,13 @@ const QUICK = args.includes('--quick');
 const RR_ONLY = args.includes('--rr-only');
 const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
 const PROBE = Number(opt('probe', QUICK ? '2' : '4'));
-const RR_MAX = 5000;
+const RR_COUNT = Number(opt('rr-count', QUICK ? '200' : '1000'));
+const RR_CAP = Number(opt('rr-cap', QUICK ? '20' : '90'));
+const RR_WARM = Number(opt('rr-warm', '5'));
+const RR_MAX = 20_000;
 const REPEAT = Number(opt('repeat', '1'));
 const RELAY = fileURLToPath(new URL('./packet-relay.js', import.meta.url));
+const TOOL = new URL('./lib/flow-tool.js', import.meta.url);
 
 const VETH = ['10.132.0.1', '10.132.0.2'] as const;
 const RELAYED = ['10.131.0.1', '10.131.0.2'] as const;
@@ -111,7 +125,8 @@ if (MODES.length === 0) {
 type Mixed = 'tstier→EasyTier' | 'EasyTier→tstier';
 type Impl = 'tstier' | 'EasyTier' | Mixed;
 const PAIR = opt('pair', '');
-const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[]).filter((p) => !PAIR || p === PAIR || (PAIR === 'mixed' && p.includes('→')));
+const IMPLS = (['tstier', 'EasyTier', 'tstier→EasyTier', 'EasyTier→tstier'] as Impl[])
+  .filter((p) => !PAIR || PAIR.split(',').includes(p) || (PAIR === 'mixed' && p.includes('→')));
 if (IMPLS.length === 0) {
   process.stderr.write(`easytier-compare: --pair ${PAIR} is none of tstier, EasyTier, tstier→EasyTier, EasyTier→tstier, mixed\n`);
   process.exit(2);
@@ -132,6 +147,10 @@ interface Figures {
   cpuPerGiB: number;
   rrP50: number;
   rrP99: number;
+  /** RR samples, each node's CPU per round trip over them (µs; A, B), and A's underlay datagrams per round trip. */
+  rrCount: number;
+  rrCpuUs: number[];
+  rrDatagrams: number;
   loadedP50: number;
   loadedP99: number;
   /** Retransmitted KCP segments / QUIC packets of the proxied flows to B, or NaN where not exposed. */
@@ -306,17 +325,50 @@ async function waitPing(a: Namespace): Promise<void> {
   throw new Error(`A never reached ${VIP_B}`);
 }
 
-/** RetransSegs of the kernel TCP in `ns` so far. */
-async function tcpRetransSegs(ns: Namespace): Promise<number> {
-  const lines = (await ns.exec(['cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+/** A counter of /proc/net/snmp text (e.g. Tcp RetransSegs, Udp OutDatagrams). */
+function snmpField(text: string, proto: 'Tcp' | 'Udp', name: string): number {
+  const lines = text.split('\n').filter((l) => l.startsWith(`${proto}:`));
   const [head, values] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
-  return Number(values[head.indexOf('RetransSegs')]);
+  return Number(values[head.indexOf(name)]);
+}
+/** The counter in the namespace of process `pid`. */
+const snmpOf = (pid: number, proto: 'Tcp' | 'Udp', name: string): number => snmpField(readFileSync(`/proc/${pid}/net/snmp`, 'utf8'), proto, name);
+const tcpRetransSegs = async (ns: Namespace): Promise<number> => snmpField((await ns.exec(['cat', '/proc/net/snmp'])).stdout, 'Tcp', 'RetransSegs');
+
+interface Rr {
+  p50: number;
+  p99: number;
+  count: number;
+  cpuUs: number[];
+  datagrams: number;
+}
+
+/** The idle RR probe: warm-up, then samples, with each node's CPU over the samples alone. */
+async function probeRr(a: Namespace, pair: Pair): Promise<Rr> {
+  const timeout = (RR_WARM + RR_CAP + 60) * 1000;
+  const p = a.node(TOOL, ['rr', VIP_B, String(PORT), String(PROBE), String(RR_MAX), String(RR_WARM), String(RR_COUNT), String(RR_CAP)]);
+  try {
+    await p.waitForLine(/^\{"event":"(warm|error)"/, timeout);
+    // A's UDP datagrams both ways (the underlay's: the probe's own TCP is not UDP), so extra ACKs or
+    // parity show. Read through the probe's pid (it runs in A), at once: an `ip netns exec` took up to
+    // a second on a loaded host, and missed that many round trips.
+    const udp = (): number => snmpOf(p.child.pid!, 'Udp', 'InDatagrams') + snmpOf(p.child.pid!, 'Udp', 'OutDatagrams');
+    const [cpu0, udp0] = [pair.pids.map(cpuSeconds), udp()];
+    const m = await p.waitForLine(/^\{"event":"(rr|error)"/, timeout);
+    const [cpu, datagrams] = [pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!), udp() - udp0];
+    const ev = JSON.parse(m.input!) as { event: string; message?: string; p50: number; p99: number; count: number };
+    if (ev.event === 'error') throw new Error(`rr to ${VIP_B}:${PORT}: ${ev.message}`);
+    return { p50: ev.p50, p99: ev.p99, count: ev.count, cpuUs: cpu.map((c) => (c / ev.count) * 1e6), datagrams: datagrams / ev.count };
+  } finally {
+    await p.stop();
+  }
 }
 
 async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figures> {
   const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
-  const rr = await tool<{ p50: number; p99: number }>(a, 'rr', VIP_B, PORT, [String(PROBE), String(RR_MAX)], timeout);
-  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, rrP50: rr.p50, rrP99: rr.p99, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, tcpRetrans: NaN };
+  const rr = await probeRr(a, pair);
+  const idle = { rrP50: rr.p50, rrP99: rr.p99, rrCount: rr.count, rrCpuUs: rr.cpuUs, rrDatagrams: rr.datagrams };
+  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, tcpRetrans: NaN };
   const cpu0 = pair.pids.map(cpuSeconds);
   const tcp0 = await tcpRetransSegs(a);
   const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', VIP_B, PORT, [String(SECONDS)], timeout);
@@ -331,7 +383,7 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
     await load;
   }
   return {
-    mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), rrP50: rr.p50, rrP99: rr.p99,
+    mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), ...idle,
     loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, tcpRetrans,
   };
 }
@@ -376,14 +428,14 @@ function medianRun(cell: Row[]): Figures | undefined {
 
 function tables(rows: Row[]): string {
   const anyLoaded = CONDITIONS.some((c) => c.loaded);
-  const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms',
+  const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms', 'RR n, CPU µs/RT A / B, datagrams/RT',
     ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans', 'inner TCP retrans', 'carried as'];
   const main = [head, head.map(() => '---')];
   for (const { cond, impl, mode, f, check } of rows) {
     const loadedCell = anyLoaded ? [f && Number.isFinite(f.loadedP50) ? `${fmt(f.loadedP50, 1)} / ${fmt(f.loadedP99, 1)}` : ''] : [];
     main.push(f
-      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
-      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
+      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
+      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
   }
   const rhead = ['link', 'mode', 'goodput', 'CPU s/GiB', 'RR p50', 'RR p99'];
   const ratios = [rhead, rhead.map(() => '---')];
@@ -439,7 +491,7 @@ async function main(): Promise<void> {
     const load1 = loadavg();
     const la = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
     console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
-      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s, inner TCP ${cc}${REPEAT > 1 ? `, ${REPEAT} interleaved repetitions (ratios from each cell's median run)` : ''}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
+      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s and ${RR_COUNT} round trips or more (at most ${RR_CAP} s) after ${RR_WARM} s of warm-up, inner TCP ${cc}${REPEAT > 1 ? `, ${REPEAT} interleaved repetitions (ratios from each cell's median run)` : ''}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
     console.log(tables(rows));
     console.log('\nMixed pairs: the tstier node speaks EasyTier\'s wire; the pair is named source→destination. ' +
       'EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');

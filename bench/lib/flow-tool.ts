@@ -9,9 +9,13 @@
  *   bulk <host> <port> <seconds>
  *       Streams 1 MiB chunks to a 'U' sink for `seconds`, then the end marker. Event: bulk{bytes, secs,
  *       mbps} as the sink counted them.
- *   rr <host> <port> <seconds> <max>
- *       64-byte request/response on one connection, one at a time; an answer may take 20 s. Event:
- *       rr{count, p50, p90, p99, p999, max} (ms). FLOW_TOOL_RR_SAMPLES=FILE also writes every sample.
+ *   rr <host> <port> <seconds> <max> [warm] [minCount] [capSeconds]
+ *       64-byte request/response on one connection, one at a time; an answer may take 20 s. First `warm`
+ *       seconds of round trips that are not counted (both ends' JIT, the flow's and path's state reach
+ *       their steady state), then event warm{count}; then samples for `seconds`, and on past that until
+ *       `minCount` samples or `capSeconds` (a tail quantile needs samples, and a lossy link gives few per
+ *       second); never more than `max`. Event: rr{count, p50, p90, p99, p999, max} (ms).
+ *       FLOW_TOOL_RR_SAMPLES=FILE also writes every sample.
  *   cfb <host> <port> <seconds> <max>
  *       One connection after another: connect, send 'F', first byte back. Event: cfb{count, stalls, p50,
  *       p99, connectP50} (ms, from the connect call; a stall is an attempt abandoned after 5 s).
@@ -176,21 +180,28 @@ function reader(s: Socket, stepMs = STEP_TIMEOUT_MS): (n: number) => Promise<voi
 }
 
 async function rr(): Promise<void> {
-  const [seconds, max] = [Number(rest[0]), Number(rest[1])];
+  const [seconds, max, warm, minCount, cap] = [Number(rest[0]), Number(rest[1]), Number(rest[2] ?? 0), Number(rest[3] ?? 0), Number(rest[4] ?? rest[0])];
   const s = await open();
   const read = reader(s, RR_STEP_TIMEOUT_MS);
   s.write('P');
   const msg = randomBytes(64);
-  const samples: number[] = [];
-  const starts: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
-  while (performance.now() < deadline && samples.length < max) {
+  const roundTrip = async (): Promise<number> => {
     const t = performance.now();
     const answered = read(64);
     s.write(msg);
     await answered;
-    samples.push(performance.now() - t);
+    return performance.now() - t;
+  };
+  let warmed = 0;
+  for (const end = performance.now() + warm * 1000; performance.now() < end; warmed++) await roundTrip();
+  say('warm', { count: warmed });
+  const samples: number[] = [];
+  const starts: number[] = [];
+  const t0 = performance.now();
+  const [deadline, hardStop] = [t0 + seconds * 1000, t0 + Math.max(seconds, cap) * 1000];
+  for (let t = t0; samples.length < max && (t < deadline || (samples.length < minCount && t < hardStop)); t = performance.now()) {
     starts.push(t);
+    samples.push(await roundTrip());
   }
   s.destroy();
   // FLOW_TOOL_RR_SAMPLES=FILE: every sample in order with its start time, to find where a tail comes from.

@@ -35,6 +35,11 @@ export abstract class CarrierNode implements SimEndpoint {
   private nextStallAt = -1;
   private backlog: Uint8Array[] = [];
   private readonly stalls: HostStalls | null;
+  /**
+   * A loaded host: its timers fire this many ms late, and a datagram's pass runs the carrier's timers
+   * that fell due before the pass's ACK flush, as the daemon's Drive does (0: on time, ACKs first).
+   */
+  timerLateMs = 0;
 
   constructor(protected readonly otherId: number, seed: number, lingerMs: number, options: Partial<KcpCarrierOptions> = {}, stalls: HostStalls | null = null) {
     // Bundled ACKs, as between daemons (every tstier node announces KcpBundle).
@@ -51,6 +56,7 @@ export abstract class CarrierNode implements SimEndpoint {
       return;
     }
     this.take(d, now);
+    if (this.timerLateMs > 0 && this.carrier.pollTimeout() <= now) this.carrier.handleTimeout(now);
     this.settle(now);
     this.maybeStall(now);
   }
@@ -90,7 +96,7 @@ export abstract class CarrierNode implements SimEndpoint {
   pollTimeout(): number {
     // A stall ends with a pass: what queued meanwhile (datagrams in and out) goes then.
     if (this.stalled) return this.busyUntil;
-    return Math.min(this.carrier.pollTimeout(), this.acksDueAt);
+    return Math.min(this.carrier.pollTimeout() + this.timerLateMs, this.acksDueAt);
   }
 
   handleTimeout(now: number): void {

@@ -151,11 +151,17 @@ export class KcpFlow implements CarrierFlow {
   flushAcks(now: number): void {
     if (!this.ackPending) return;
     this.lastNow = now;
-    if (this.kcp.acksOwed <= 1 && this.ackDueAt === 0 && this.kcp.waitSnd === 0) {
-      this.ackDueAt = now + ACK_DELAY_MS;
+    if (this.mayHoldAck()) {
+      // Held already (by a timer run earlier in this pass): it keeps its first deadline.
+      if (this.ackDueAt === 0) this.ackDueAt = now + ACK_DELAY_MS;
       return;
     }
     this.flushAll(now);
+  }
+
+  /** What is owed is at most one segment's ACK (or a window update), and nothing of ours waits for an ACK. */
+  private mayHoldAck(): boolean {
+    return this.kcp.acksOwed <= 1 && this.kcp.waitSnd === 0;
   }
 
   /** An ACK is held for the application's answer (nothing of ours waits for it). */
@@ -174,6 +180,10 @@ export class KcpFlow implements CarrierFlow {
     this.lastNow = now;
     if (this.openDeadline !== 0 && now >= this.openDeadline) this.openTimedOut(now);
     if (this.ackDueAt !== 0 && now >= this.ackDueAt) this.flushAll(now);
+    // A tick due in the pass that took a lone segment (the driver runs timers before the pass's
+    // flushAcks) must not send its ACK alone: it is held for the answer like any other. (A window
+    // update alone, nothing owed, goes with the tick as before: drainOutput would drop its hold.)
+    else if (this.ackPending && this.ackDueAt === 0 && this.kcp.acksOwed === 1 && this.mayHoldAck()) this.ackDueAt = now + ACK_DELAY_MS;
     // Woken before a held ACK is due (by the open deadline): it keeps waiting.
     if (!this.ackHeld && (this.endedAt === 0 || this.kcp.waitSnd > 0 || this.ackPending)) {
       this.kcp.handleTimeout(now);
