@@ -61,16 +61,16 @@ import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { CORE, cliJson } from '../test/netns/lib/core.js';
 import { etConfig, startEasyTier, easytierUnavailable, type EasyTierNode } from '../test/netns/lib/easytier.js';
+import { benchArgs } from './lib/args.js';
 import { cpuSeconds } from './lib/proc-stat.js';
 import { fmt, serveTool, tool, waitRoute } from './lib/proxy-bench.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
-};
-const QUICK = args.includes('--quick');
-const RR_ONLY = args.includes('--rr-only');
+const { opt, flag } = benchArgs('easytier-compare',
+  'node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5] ' +
+  '[--only TEXT] [--mode plain|kcp|quic] [--pair P[,P]] [--rr-only] [--repeat N] [--netns PREFIX] [--cpu-prof DIR] (the file\'s header explains each)',
+  ['seconds', 'probe', 'rr-count', 'rr-cap', 'rr-warm', 'only', 'mode', 'pair', 'repeat', 'netns', 'cpu-prof'], ['quick', 'rr-only']);
+const QUICK = flag('quick');
+const RR_ONLY = flag('rr-only');
 const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
 const PROBE = Number(opt('probe', QUICK ? '2' : '4'));
 const RR_COUNT = Number(opt('rr-count', QUICK ? '200' : '1000'));

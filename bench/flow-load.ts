@@ -21,22 +21,23 @@
  * The daemons inherit the environment: `TSTIER_TUN_OFFLOAD=off` runs them without TUN offloads (the A/B
  * of docs/kcp-proxy.md, "TUN offloads").
  *
- *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR]
+ *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR] [--netns PREFIX]
  */
 import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { startCore, watchCarriers, type CoreNode } from '../test/netns/lib/core.js';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { benchArgs } from './lib/args.js';
 import { cpuSeconds, peakRssKiB } from './lib/proc-stat.js';
 import { topSelfTime } from './lib/cpu-profile.js';
 import { fmt, waitRoute } from './lib/proxy-bench.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
-};
+const { opt } = benchArgs('flow-load',
+  'node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR] [--netns PREFIX]',
+  ['flows', 'bytes', 'reps', 'paths', 'cpu-prof', 'netns']);
+/** The namespaces' prefix: Netns.create deletes every namespace with it, so two runs need two. */
+const PREFIX = opt('netns', 'tf4b');
 const FLOWS = Number(opt('flows', '1000'));
 const BYTES = Number(opt('bytes', String(1 << 20)));
 const REPS = Number(opt('reps', '1'));
@@ -97,8 +98,8 @@ function tool(ns: Namespace, argv: string[]): NsProcess {
 }
 
 async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName): Promise<Row> {
-  const common = (vip: string, host: string): string[] => ['--network-name', 'tf4b', '--network-secret', 'bench', '-i', vip,
-    '--hostname', host, '--dev-name', 'tf4b0', '--log-level', 'info'];
+  const common = (vip: string, host: string): string[] => ['--network-name', PREFIX, '--network-secret', 'bench', '-i', vip,
+    '--hostname', host, '--dev-name', `${PREFIX}0`, '--log-level', 'info'];
   const nodes: CoreNode[] = [];
   try {
     nodes.push(await startCore(b, [...common(VIP_B, 'node-b'), '-l', 'udp://0.0.0.0:11010'], {}, nodeArgs));
@@ -164,7 +165,7 @@ function table(rows: Row[]): string {
 }
 
 async function main(): Promise<void> {
-  const net = await Netns.create('tf4b');
+  const net = await Netns.create(PREFIX);
   try {
     const [a, b] = [await net.ns('a'), await net.ns('b')];
     const veth = await net.link(a, b, '10.254.4.1/24', `${UNDERLAY_B}/24`);

@@ -29,13 +29,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
+import { benchArgs } from './lib/args.js';
 import { freePort, REPO_ROOT, startProc, TSTIER_KCPTUN, connectWithRetry, waitReady, type Proc } from '../test/interop/harness.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
-};
+const { opt, rest } = benchArgs('kcptun-compare',
+  'node dist/bench/kcptun-compare.js [--seconds 6] [--rr-seconds 4] [--rounds 3] [--conditions clean,loss5,loss20,echo] ' +
+  '[--impls kcptun,tstier,tstier-js,tstier-base] [--echo-mib 64] [--base DIR] [--profile DIR] [--snmp DIR] [--node-flags FLAGS] ' +
+  '[-- extra kcptun flags] (the file\'s header explains each)',
+  ['seconds', 'rr-seconds', 'rounds', 'conditions', 'impls', 'echo-mib', 'base', 'profile', 'snmp', 'node-flags']);
 const BULK_SECONDS = Number(opt('seconds', '6'));
 const RR_SECONDS = Number(opt('rr-seconds', '4'));
 const RR_MAX = 5000;
@@ -50,8 +51,7 @@ let snmpRuns = 0;
 const letters = (n: number): string => String(n).replace(/\d/g, (d) => String.fromCharCode(97 + Number(d)));
 const ROUNDS = Number(opt('rounds', '3'));
 const ECHO_MIB = Number(opt('echo-mib', '64'));
-const dashdash = args.indexOf('--');
-const EXTRA = dashdash >= 0 ? args.slice(dashdash + 1) : [];
+const EXTRA = rest;
 const CLK_TCK = 100;
 
 const IMPLS = ['kcptun', 'tstier', 'tstier-js', 'tstier-base'] as const;
