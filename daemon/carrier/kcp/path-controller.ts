@@ -148,7 +148,7 @@ export class PathController {
   }
 
   /** Segment bytes (headers included) acknowledged for the first time, and how many segments. */
-  onDelivered(bytes: number, segs: number, now: number): void {
+  onDelivered(bytes: number, now: number, segs: number): void {
     this.roundDelivered += bytes;
     this.roundSegs += segs;
     this.maybeEndRound(now);
