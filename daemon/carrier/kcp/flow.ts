@@ -367,6 +367,10 @@ export class KcpFlow implements CarrierFlow {
     return this.kcp.retransSegs;
   }
 
+  get duplicates(): number {
+    return this.kcp.repeatSegs;
+  }
+
   /** The clock of the last call that reached this flow. */
   get lastSeen(): number {
     return this.lastNow;
