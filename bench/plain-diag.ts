@@ -9,6 +9,7 @@
  *    and every RR sample in DIR/IMPL-MODE-rr.txt;
  *  - CPU per GiB of each node and the relay over the bulk run, the system share, and per thread;
  *  - the TUN queue length and drops in each namespace.
+ *  - nstat in each namespace over the bulk run: timeouts, spurious RTOs, loss probes, SACK reordering, OFO queueing.
  * Bench only (root, tcpdump for --pcap, a built tree, the EasyTier venv for --impl easytier).
  *
  *   node dist/bench/plain-diag.js [--impl tstier|easytier] [--mode plain|kcp|quic] [--clean]
@@ -38,6 +39,10 @@ const RELAYED = ['10.131.0.1', '10.131.0.2'] as const;
 const VIP_A = '10.144.181.1';
 const VIP_B = '10.144.181.2';
 const PORT = 7000;
+/** nstat counters that say how the inner TCP recovered from loss: by SACK, by timeout, spuriously, and what reordering it saw. */
+const NSTAT = ['TcpOutSegs', 'TcpRetransSegs', 'TcpExtTCPTimeouts', 'TcpExtTCPSpuriousRTOs', 'TcpExtTCPLossProbes', 'TcpExtTCPLossProbeRecovery',
+  'TcpExtTCPSACKReorder', 'TcpExtTCPSackRecovery', 'TcpExtTCPOFOQueue', 'TcpExtTCPDSACKRecv', 'TcpExtTCPDSACKOfoRecv', 'TcpExtTCPFastRetrans',
+  'TcpExtTCPLostRetransmit', 'TcpExtTCPSpuriousRtxHostQueues'];
 const DEV = IMPL === 'tstier' ? 'tsc0' : 'etc0';
 /** plain (forwarded packets), kcp or quic (A proxies the flows). */
 const MODE = opt('mode', 'plain');
@@ -120,6 +125,8 @@ async function main(): Promise<void> {
       }
       return m;
     };
+    // The inner TCP's loss-recovery counters in each namespace (nstat keeps its history per namespace).
+    for (const ns of [a, b]) await ns.exec(['nstat', '-n'], { allowFailure: true });
     const th0 = pids.map(threads);
     const cpu0 = pids.map(cpuSeconds);
     const sys0 = pids.map(sys);
@@ -134,6 +141,10 @@ async function main(): Promise<void> {
     await sampler;
     for (const d of dumps) d.kill('SIGINT');
     await Promise.all(dumps.map((d) => d.exited));
+    for (const [ns, side] of [[a, 'A'], [b, 'B']] as const) {
+      const out = (await ns.exec(['nstat', '-z', ...NSTAT], { allowFailure: true })).stdout;
+      console.log(`nstat ${side}: ${[...out.matchAll(/^(\w+)\s+(\d+)/gm)].map((m) => `${m[1]!.replace(/^Tcp(Ext)?/, '')} ${m[2]}`).join(', ')}`);
+    }
     const perGiB = (c: number): string => (c / (bulk.bytes / 2 ** 30)).toFixed(1);
     for (const ns of [a, b]) {
       const link = (await ns.exec(['ip', '-s', 'link', 'show', DEV])).stdout;

@@ -14,6 +14,7 @@ import { startSnmpLog } from './snmp-log.js';
 import { Pacer } from './pacer.js';
 import { IoErrorLog } from '../io/io-error-log.js';
 import { DatagramBatcher, GsoSocket } from '../peer/underlay/udp-gso.js';
+import { BatchUdpSocket } from '../peer/underlay/udp-batch.js';
 import type { PacketSocket } from '../faketcp/packet-socket.js';
 
 /** The smux keepalive timeout kcptun leaves at smux's default. */
@@ -128,8 +129,23 @@ export async function resolveHost(host: string, forListen: boolean): Promise<str
   }
 }
 
-/** A UDP socket bound to host:port with kcptun's --sockbuf applied (node:dgram cannot set DSCP). */
-export async function bindUdp(host: string, port: number, cfg: KcptunConfig, errors: IoErrorLog): Promise<UdpSocket> {
+/** kcp-go reads datagrams into 1,500-byte buffers (its mtuLimit): a longer one is no kcptun datagram. */
+const MAX_DATAGRAM = 1500;
+
+/**
+ * A UDP socket bound to host:port with kcptun's --sockbuf applied (node:dgram cannot set DSCP):
+ * the peer addon's, read in batches (udp-batch.ts), or node:dgram's without the addon.
+ */
+export async function bindUdp(host: string, port: number, cfg: KcptunConfig, errors: IoErrorLog): Promise<PacketSocket> {
+  const buffers = cfg.sockbuf > 0 ? cfg.sockbuf : 0;
+  let batch: BatchUdpSocket | null;
+  try {
+    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, recvBufferSize: buffers, sendBufferSize: buffers });
+  } catch (e) {
+    throw bindError(host, port, e as NodeJS.ErrnoException);
+  }
+  // Send errors (no route, address gone) are not fatal: KCP retransmits once the path is back.
+  if (batch) return batch.on('error', (e) => errors.record('udp', e));
   const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject);
@@ -138,11 +154,8 @@ export async function bindUdp(host: string, port: number, cfg: KcptunConfig, err
       resolve();
     });
   }).catch((e: NodeJS.ErrnoException) => {
-    throw e.code === 'EADDRINUSE'
-      ? new TstierError('TSTIER_E_ADDR_IN_USE', `port already in use: udp ${host}:${port}`)
-      : new TstierError('TSTIER_E_BAD_CONFIG', `cannot bind udp ${host}:${port}: ${e.message}`);
+    throw bindError(host, port, e);
   });
-  // Send errors (no route, address gone) are not fatal: KCP retransmits once the path is back.
   sock.on('error', (e) => errors.record('udp', e));
   if (cfg.sockbuf > 0) {
     try {
@@ -153,6 +166,12 @@ export async function bindUdp(host: string, port: number, cfg: KcptunConfig, err
     }
   }
   return sock;
+}
+
+function bindError(host: string, port: number, e: NodeJS.ErrnoException): TstierError {
+  return e.code === 'EADDRINUSE'
+    ? new TstierError('TSTIER_E_ADDR_IN_USE', `port already in use: udp ${host}:${port}`)
+    : new TstierError('TSTIER_E_BAD_CONFIG', `cannot bind udp ${host}:${port}: ${e.message}`);
 }
 
 export interface DatagramSender {
@@ -168,7 +187,7 @@ function batchingOf(sock: PacketSocket): GsoSocket | null {
   let gso = batching.get(sock);
   if (gso === undefined) {
     // Sends only: kcp-go datagrams carry no length, so a GRO read could not split them again.
-    gso = sock instanceof UdpSocket ? GsoSocket.for(sock, false) : null;
+    gso = sock instanceof UdpSocket ? GsoSocket.for(sock, false) : sock instanceof BatchUdpSocket ? sock.gso() : null;
     batching.set(sock, gso);
   }
   return gso;

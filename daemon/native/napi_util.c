@@ -153,6 +153,10 @@ void reader_deliver(batch_reader_t *r, uint32_t count) {
 
 void reader_report_error(batch_reader_t *r, int err, const char *what) {
   stop_poll(r);
+  reader_report_soft(r, err, what);
+}
+
+void reader_report_soft(batch_reader_t *r, int err, const char *what) {
   if (!r->on_error) return;
   napi_handle_scope scope;
   napi_open_handle_scope(r->env, &scope);

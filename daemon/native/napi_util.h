@@ -77,6 +77,8 @@ napi_value reader_start(napi_env env, batch_reader_t *r, napi_value *argv, size_
 void reader_deliver(batch_reader_t *r, uint32_t count);
 /* Reports a fatal fd error (err: errno, or a negative libuv code) to onError once, and stops polling. */
 void reader_report_error(batch_reader_t *r, int err, const char *what);
+/* Reports an error of one read (the fd still works, e.g. an ICMP report on a UDP socket) to onError; polling goes on. */
+void reader_report_soft(batch_reader_t *r, int err, const char *what);
 /* Counts a write or send that returned n (bytes, or -errno), and returns n to JS. */
 napi_value reader_tx_result(napi_env env, batch_reader_t *r, ssize_t n);
 

@@ -1,7 +1,7 @@
 /**
  * The peer layer's optional addon (native/): AEADs with one context per key (EasyTier's payload
- * layout), UDP GSO, GRO and sendmmsg, and which peers refused a listening UDP
- * socket.
+ * layout), UDP GSO, GRO and sendmmsg, batched UDP receives (recvmmsg), and which peers refused a
+ * listening UDP socket.
  * Built by bin/setup; when it is missing the callers fall back to node:crypto and dgram.
  * TSTIER_PEER_ADDON=off in the environment makes them fall back with it built (to compare, or to
  * rule it out); TSTIER_PEER_ADDON=<path> loads another build.
@@ -32,7 +32,31 @@ export interface PeerAddon {
   udpRecvErrors(fd: number, ipv6: boolean): number;
   /** Drains the error queue: [address, port, ...] of the peers whose port answered "unreachable". */
   udpTakeRefused(fd: number): (string | number)[];
+  /** Datagrams per batch read (udpStart). */
+  BATCH_MAX: number;
+  /**
+   * A UDP socket of the addon's own, bound to host:port (an IP literal; ipv6: a dual-stack AF_INET6
+   * socket), read in batches of `slot`-byte slots (udp_recv.c). Throws an Error whose code is the errno name.
+   */
+  udpOpen(ipv6: boolean, host: string, port: number, rcvbuf: number, sndbuf: number, slot: number): UdpHandle;
+  udpConnect(h: UdpHandle, ip: string, port: number): number;
+  /** The bound [address, port]. */
+  udpLocal(h: UdpHandle): [string, number];
+  /** The socket's fd (for udp.c's sends and probes), or -1 once closed. */
+  udpFd(h: UdpHandle): number;
+  /**
+   * Reads in batches: onBatch(count) with offsets/lengths of the datagrams in `batch`, whose tail holds
+   * their source addresses and the socket's drop count (see udp_recv.c); onError for a socket error
+   * (an ICMP report; reading goes on).
+   */
+  udpStart(h: UdpHandle, batch: ArrayBuffer, offsets: Uint32Array, lengths: Uint32Array,
+    onBatch: (count: number) => void, onError: (code: string, message: string) => void): void;
+  /** rxPackets rxBytes txPackets txBytes rxTruncated txErrors. */
+  udpStats(h: UdpHandle, out: Float64Array): void;
+  udpClose(h: UdpHandle): void;
 }
+
+export type UdpHandle = object;
 
 export const PEER_ADDON_FILE = 'daemon/peer/native/build/Release/tstier_peer.node';
 let addon: PeerAddon | null | undefined;

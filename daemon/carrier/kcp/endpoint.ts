@@ -26,6 +26,7 @@ import { IKCP_OVERHEAD, readU32, writeU32 } from '../../transport/kcp/segment.js
 import { DialStatus, FrameType, type OpenRequest } from '../flow-frames.js';
 import { AckBundler, controlOnly } from './ack-bundle.js';
 import { KcpFlow } from './flow.js';
+import { FlowTables } from './flow-tables.js';
 import {
   FEC_DATA_PREFIX, FecDecoder, KIND_FEC_DATA, KIND_FEC_PARITY, KIND_FEC_REPORT, PARITY_EXTRA, type Rebuilt,
 } from './path-fec.js';
@@ -93,10 +94,8 @@ export class KcpCarrier {
   private readonly silentLimitMs: number;
   acceptInput: boolean;
 
-  /** Flows this node opened, by peer then conv. */
-  private readonly initiated = new Map<number, Map<number, KcpFlow>>();
-  /** Flows this node accepted, by peer then conv. */
-  private readonly accepted = new Map<number, Map<number, KcpFlow>>();
+  /** The flows by peer, role and conv, and those forgotten recently (their late segments get how they ended). */
+  private readonly flows = new FlowTables();
   /** Flows needing a timer run (unacked data, ACKs, a deadline) by when: a pass looks at the earliest, a move is O(log flows). */
   private readonly timers = new DeadlineHeap<KcpFlow>();
   /** The flows one handleTimeout() found due (reused; no allocation per pass). */
@@ -163,12 +162,8 @@ export class KcpCarrier {
     path.ctl.onSent(data.length, this.clock);
     this.tx.push({ peerId, type, data });
   };
-  /** Flows forgotten recently, "peer/role/conv" → when: late segments get a RESET, not taken for a new flow. */
-  private readonly forgotten = new Map<string, { at: number; clean: boolean }>();
   private nextConv: number;
   private nextId = 1;
-  /** Flows in the tables (initiated and accepted). */
-  private liveFlows = 0;
 
   /** Counters for the node's stats. */
   readonly stats = { resetsSent: 0, resetsReceived: 0, malformed: 0, unknownConv: 0, faults: 0 };
@@ -213,15 +208,11 @@ export class KcpCarrier {
   /** Opens a flow to `peerId`; the OPEN frame is queued at once. */
   open(peerId: number, req: OpenRequest, now: number): KcpFlow {
     this.clock = now;
-    let table = this.initiated.get(peerId);
-    if (!table) this.initiated.set(peerId, (table = new Map()));
-    let conv = this.nextConv;
-    while (table.has(conv)) conv = (conv + 1) >>> 0;
+    const conv = this.flows.freeConv(peerId, this.nextConv);
     this.nextConv = (conv + 1) >>> 0;
     const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
       this.silentLimitMs);
-    table.set(conv, flow);
-    this.liveFlows++;
+    this.flows.add(flow);
     flow.request = req;
     flow.sendOpen(req, now);
     this.settle(flow, now);
@@ -275,7 +266,7 @@ export class KcpCarrier {
     const conv = readU32(payload, 1);
     if (kind === KIND_RESET || kind === KIND_CLOSED) {
       if (kind === KIND_RESET) this.stats.resetsReceived++;
-      const flow = (fromInitiator ? this.accepted : this.initiated).get(fromPeer)?.get(conv);
+      const flow = this.flows.find(fromPeer, fromInitiator, conv);
       if (flow) {
         if (kind === KIND_RESET) flow.peerReset(now);
         else flow.peerClosed(now);
@@ -306,10 +297,9 @@ export class KcpCarrier {
 
   /** KCP segments of conversation `conv`, from payload[1] on. */
   private inputSegments(fromPeer: number, fromInitiator: boolean, conv: number, payload: Uint8Array, now: number, regular: boolean): void {
-    const table = (fromInitiator ? this.accepted : this.initiated).get(fromPeer);
-    let flow = table?.get(conv);
+    let flow = this.flows.find(fromPeer, fromInitiator, conv);
     if (!flow) {
-      const gone = this.forgotten.get(forgottenKey(fromPeer, fromInitiator ? 'acceptor' : 'initiator', conv));
+      const gone = this.flows.gone(fromPeer, fromInitiator ? 'acceptor' : 'initiator', conv);
       if (gone || !fromInitiator || !KcpFlow.startsConversation(payload)) {
         // Late segments of a flow we forgot, or of a peer that restarted: tell it how that flow ended.
         this.stats.unknownConv++;
@@ -318,10 +308,7 @@ export class KcpCarrier {
       }
       flow = new KcpFlow(this.nextId++, fromPeer, 'acceptor', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
         this.silentLimitMs);
-      let t = this.accepted.get(fromPeer);
-      if (!t) this.accepted.set(fromPeer, (t = new Map()));
-      t.set(conv, flow);
-      this.liveFlows++;
+      this.flows.add(flow);
     }
     const f = flow;
     if (!this.guard(f, now, Step.Input, payload, regular)) this.stats.malformed++;
@@ -342,7 +329,8 @@ export class KcpCarrier {
     const kind = t.data[0];
     const at = kind === KIND_SEGMENTS ? 1 : kind === KIND_FEC_DATA ? FEC_DATA_PREFIX + 1 : -1;
     if (at < 0) return; // parity, reports, resets: not an engine's buffer
-    const flow = (t.type === this.types.fromInitiator ? this.initiated : this.accepted).get(t.peerId)?.get(readU32(t.data, at));
+    // Our own datagram: sent as initiator, it belongs to a flow we opened.
+    const flow = this.flows.find(t.peerId, t.type !== this.types.fromInitiator, readU32(t.data, at));
     flow?.kcp.recycleTransmit(t.data);
   }
 
@@ -368,10 +356,7 @@ export class KcpCarrier {
 
   handleTimeout(now: number): void {
     this.clock = now;
-    for (const [key, gone] of this.forgotten) {
-      if (now - gone.at < this.lingerMs * 6) break; // insertion order is time order
-      this.forgotten.delete(key);
-    }
+    this.flows.expire(now, this.lingerMs * 6);
     // Taken out first: a flow's new deadline may still be due, and it runs once per call.
     const due = this.due;
     for (let f = this.timers.popDue(now); f; f = this.timers.popDue(now)) due.push(f);
@@ -468,12 +453,10 @@ export class KcpCarrier {
    */
   abortPeer(peerId: number, now: number): number {
     let n = 0;
-    for (const tables of [this.initiated, this.accepted]) {
-      for (const flow of [...(tables.get(peerId)?.values() ?? [])]) {
-        if (!flow.ended) n++;
-        flow.lost(now);
-        this.settle(flow, now);
-      }
+    for (const flow of this.flows.peerFlows(peerId)) {
+      if (!flow.ended) n++;
+      flow.lost(now);
+      this.settle(flow, now);
     }
     return n;
   }
@@ -486,12 +469,9 @@ export class KcpCarrier {
     return { data: enc?.stats.data ?? 0, parity: enc?.stats.parity ?? 0, recovered: dec?.stats.recovered ?? 0 };
   }
 
-    /** Live flows (for stats and tests). */
+  /** Live flows (for stats and tests). */
   get flowCount(): number {
-    let n = 0;
-    for (const t of this.initiated.values()) n += t.size;
-    for (const t of this.accepted.values()) n += t.size;
-    return n;
+    return this.flows.count;
   }
 
   /** Runs one flow's step; an exception (a bug) resets that flow instead of reaching the caller. */
@@ -529,7 +509,7 @@ export class KcpCarrier {
 
   /** The most segments one flow's window may span now: its share of the node's budget. */
   private windowCap(): number {
-    return Math.max(MIN_FLOW_WINDOW, Math.min(MAX_FLOW_WINDOW, Math.floor(NODE_WINDOW_BUDGET / Math.max(1, this.liveFlows))));
+    return Math.max(MIN_FLOW_WINDOW, Math.min(MAX_FLOW_WINDOW, Math.floor(NODE_WINDOW_BUDGET / Math.max(1, this.flows.live))));
   }
 
   private pace(path: PeerPath, now: number): void {
@@ -540,13 +520,8 @@ export class KcpCarrier {
 
   private forget(flow: KcpFlow, now: number): void {
     this.paths.get(flow.peerId)?.retire(flow);
-    this.forgotten.set(forgottenKey(flow.peerId, flow.role, flow.kcp.conv), { at: now, clean: !flow.isReset });
-    const tables = flow.role === 'initiator' ? this.initiated : this.accepted;
-    const t = tables.get(flow.peerId);
-    if (t?.delete(flow.kcp.conv)) this.liveFlows--;
-    if (t && t.size === 0) tables.delete(flow.peerId);
     // A peer with no flows left keeps no path: its model would be stale by the next flow anyway.
-    if (!this.initiated.has(flow.peerId) && !this.accepted.has(flow.peerId)) {
+    if (this.flows.remove(flow, now)) {
       const path = this.paths.get(flow.peerId);
       if (path) this.pacing.delete(path);
       this.paths.delete(flow.peerId);
@@ -591,10 +566,6 @@ const enum Step {
   Input,
   Timeout,
   FlushAcks,
-}
-
-function forgottenKey(peerId: number, role: 'initiator' | 'acceptor', conv: number): string {
-  return `${peerId}/${role}/${conv}`;
 }
 
 export { FrameType };

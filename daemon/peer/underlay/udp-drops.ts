@@ -9,15 +9,16 @@
  */
 import type { Socket } from 'node:dgram';
 import { peerAddon } from '../native.js';
+import { BatchUdpSocket } from './udp-batch.js';
 import { dgramFd } from './udp-gso.js';
 
-const sockets = new Set<Socket>();
+const sockets = new Set<Socket | BatchUdpSocket>();
 
 /** Counts `socket`'s drops in hostDrops() from now until it closes. */
-export function watchDrops(socket: Socket): void {
+export function watchDrops(socket: Socket | BatchUdpSocket): void {
   if (!peerAddon()) return;
   sockets.add(socket);
-  socket.once('close', () => sockets.delete(socket));
+  if (!(socket instanceof BatchUdpSocket)) socket.once('close', () => sockets.delete(socket));
 }
 
 /**
@@ -29,7 +30,11 @@ export function hostDrops(): number {
   let n = 0;
   if (!addon) return n;
   for (const s of sockets) {
-    const fd = dgramFd(s);
+    if (s instanceof BatchUdpSocket && s.closed) {
+      sockets.delete(s); // the addon's sockets say nothing when they close
+      continue;
+    }
+    const fd = s instanceof BatchUdpSocket ? s.fd : dgramFd(s);
     const d = fd === undefined ? 0 : addon.udpDrops(fd);
     if (d > 0) n += d;
   }

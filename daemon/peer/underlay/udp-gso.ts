@@ -61,8 +61,9 @@ export class GsoSocket {
    */
   readonly gro: boolean;
 
-  private constructor(private readonly socket: Socket, private readonly state: DgramState, private readonly fd: number,
-    private readonly addon: PeerAddon, offloads: boolean) {
+  private constructor(private readonly fd: number, private readonly addon: PeerAddon, offloads: boolean,
+    /** Whether a direct send may go now: the fd is still the socket's, and no queued send would be overtaken. */
+    private readonly usable: () => boolean) {
     const bits = offloads ? addon.udpOffloads(fd) : 0;
     this.maxSegment = bits & 1 && GSO_SENDS ? 0xffff : 0;
     this.gro = (bits & 2) !== 0;
@@ -77,7 +78,15 @@ export class GsoSocket {
     const addon = peerAddon();
     const state = dgramState(socket);
     const fd = state?.handle?.fd;
-    return addon && state && typeof fd === 'number' && fd >= 0 ? new GsoSocket(socket, state, fd, addon, offloads) : null;
+    if (!addon || !state || typeof fd !== 'number' || fd < 0) return null;
+    // A closed socket's fd number may already belong to another file: check the handle is live.
+    return new GsoSocket(fd, addon, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
+  }
+
+  /** For a socket of the addon's own (udp-batch.ts): `usable` says it is still open. */
+  static forFd(fd: number, offloads: boolean, usable: () => boolean): GsoSocket | null {
+    const addon = peerAddon();
+    return addon && fd >= 0 ? new GsoSocket(fd, addon, offloads, usable) : null;
   }
 
   /**
@@ -85,8 +94,7 @@ export class GsoSocket {
    * the connected peer when ip is null. False if it did not go: the caller sends them through dgram.
    */
   trySend(q: Uint8Array[], first: number, count: number, segment: number, ip: string | null, port: number): boolean {
-    // A closed socket's fd number may already belong to another file: check the handle is live.
-    if (segment > this.maxSegment || this.state.handle?.fd !== this.fd || this.socket.getSendQueueCount() > 0) return false;
+    if (segment > this.maxSegment || !this.usable()) return false;
     const n = this.addon.udpSendRun(this.fd, q, first, count, segment, ip, port);
     if (n >= 0) return true;
     if (n === -EINVAL) this.maxSegment = segment - 1; // over the path MTU: such datagrams fragment, one by one
@@ -100,7 +108,7 @@ export class GsoSocket {
    * -ECONNREFUSED when the kernel reported a refused port on this call (nothing went).
    */
   trySendMany(q: Uint8Array[], first: number, count: number, ip: string | null, port: number): number {
-    if (this.state.handle?.fd !== this.fd || this.socket.getSendQueueCount() > 0) return 0;
+    if (!this.usable()) return 0;
     const n = this.addon.udpSendMany(this.fd, q, first, count, ip, port);
     return n >= 0 || n === -ECONNREFUSED ? n : 0;
   }

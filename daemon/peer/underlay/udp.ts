@@ -7,10 +7,11 @@
  * 8-byte magic and waits for the Sack (2) echoing conn_id and magic; every listener answers a Syn
  * with its Sack, statelessly (a link is still made by its first Data, so Syns cost no state).
  *
- * Speed (udp-gso.ts, with the peer addon): a tick's datagrams leave in sendmmsg batches (or GSO
- * runs), one syscall per batch, and arrive through GRO; the datagrams on the wire stay the same.
+ * Speed (with the peer addon): the sockets are the addon's, read in recvmmsg batches (udp-batch.ts),
+ * and a tick's datagrams leave in sendmmsg batches (udp-gso.ts), one syscall per batch; the
+ * datagrams on the wire stay the same. Without the addon: node:dgram, with GRO where GSO runs arrive.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, Socket } from 'node:dgram';
 import { randomFillSync, randomInt } from 'node:crypto';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
@@ -19,6 +20,7 @@ import { errorEnd, formatUri, listenError, type AcceptLink, type LinkEnd, type U
 import { peerAddon } from '../native.js';
 import { DatagramBatcher, dgramFd, GsoSocket } from './udp-gso.js';
 import { watchDrops } from './udp-drops.js';
+import { BatchUdpSocket } from './udp-batch.js';
 
 export const UDP_HEADER_LEN = 8;
 /**
@@ -39,8 +41,32 @@ function literalLookup(host: string, family: number | LookupOneOptions,
   else dnsLookup(host, typeof family === 'number' ? { family } : family, cb);
 }
 
-function newSocket(host: string): Socket {
-  return createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup, ...SOCKET_BUFFERS });
+/** A link's socket: the addon's (udp-batch.ts), or node:dgram's without it. */
+type UdpSock = Socket | BatchUdpSocket;
+
+/** The largest datagram a link takes: a jumbo TUN MTU's packet (9,000) with the peer headers. */
+const MAX_DATAGRAM = 9600;
+
+/** A socket bound to host:port: the addon's where it is built, else dgram's (bound by bind()). */
+function newSocket(uri: string, host: string, port: number): { socket: UdpSock; bound: boolean } {
+  let batch: BatchUdpSocket | null;
+  try {
+    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS });
+  } catch (e) {
+    throw listenError(uri, e as NodeJS.ErrnoException);
+  }
+  if (batch) return { socket: batch, bound: true };
+  return { socket: createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup, ...SOCKET_BUFFERS }), bound: false };
+}
+
+/** The socket's fd for the addon's probes, while it is open. */
+function fdOf(socket: UdpSock): number | undefined {
+  if (socket instanceof BatchUdpSocket) return socket.closed ? undefined : socket.fd;
+  return dgramFd(socket);
+}
+
+function gsoOf(socket: UdpSock): GsoSocket | null {
+  return socket instanceof BatchUdpSocket ? socket.gso() : GsoSocket.for(socket);
 }
 const MSG_SYN = 1;
 const MSG_SACK = 2;
@@ -71,7 +97,7 @@ class UdpLink implements UnderlayLink {
   constructor(
     readonly remoteUri: string,
     readonly outbound: boolean,
-    private readonly socket: Socket,
+    private readonly socket: UdpSock,
     readonly connId: number,
     private readonly port: number,
     private readonly address: string,
@@ -152,14 +178,14 @@ class UdpLink implements UnderlayLink {
  * address answers with; the addon turns on the socket's error queue (IP_RECVERR), and a receive then
  * fails with ECONNREFUSED, after which the queue says whose port it was. Null without the addon.
  */
-function refusalReader(socket: Socket, ipv6: boolean): (() => (string | number)[]) | null {
+function refusalReader(socket: UdpSock, ipv6: boolean): (() => (string | number)[]) | null {
   const addon = peerAddon();
-  const fd = dgramFd(socket);
+  const fd = fdOf(socket);
   if (!addon || fd === undefined || addon.udpRecvErrors(fd, ipv6) !== 0) return null;
-  return () => (dgramFd(socket) === fd ? addon.udpTakeRefused(fd) : []);
+  return () => (fdOf(socket) === fd ? addon.udpTakeRefused(fd) : []);
 }
 
-function closeQuietly(socket: Socket): void {
+function closeQuietly(socket: UdpSock): void {
   try {
     socket.close();
   } catch {
@@ -186,7 +212,8 @@ function datagramAt(msg: Buffer, at: number, end: number): Buffer {
   return at === 0 && end === msg.length ? msg : msg.subarray(at, end);
 }
 
-function bind(socket: Socket, uri: string, port: number, host?: string): Promise<void> {
+function bind(socket: UdpSock, uri: string, port: number, host?: string): Promise<void> {
+  if (!(socket instanceof Socket)) return Promise.resolve(); // the addon's: bound when made
   return new Promise((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException): void => reject(listenError(uri, e));
     socket.once('error', onError);
@@ -214,17 +241,16 @@ export class UdpListener implements UnderlayListener {
   /** Drains the socket's ICMP reports: [address, port, ...] of refusing peers; null without the addon. */
   private readonly takeRefused: (() => (string | number)[]) | null;
 
-  private constructor(readonly uri: string, host: string, private readonly socket: Socket, private readonly accept: AcceptLink) {
+  private constructor(readonly uri: string, host: string, private readonly socket: UdpSock, private readonly accept: AcceptLink) {
     this.boundUri = formatUri('udp', host, socket.address().port);
-    this.gso = GsoSocket.for(socket);
+    this.gso = gsoOf(socket);
     this.gro = this.gso?.gro ?? false;
     watchDrops(socket);
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
     this.takeRefused = refusalReader(socket, isIPv6(host));
-    // A receive error other than a refusal (see refusalReader) is a lost datagram, for UDP.
-    socket.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ECONNREFUSED') this.onRefused();
-    });
+    // Any socket error is an ICMP report (see refusalReader): the queue is drained whatever it holds, or
+    // the socket would keep polling as failed; only refusals end links, the rest are lost datagrams.
+    socket.on('error', () => this.onRefused());
   }
 
   /**
@@ -250,7 +276,7 @@ export class UdpListener implements UnderlayListener {
   }
 
   static async open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<UdpListener> {
-    const socket = newSocket(addr.host);
+    const { socket } = newSocket(uri, addr.host, addr.port);
     try {
       await bind(socket, uri, addr.port, addr.host);
     } catch (e) {
@@ -330,9 +356,20 @@ export class UdpListener implements UnderlayListener {
  * now (ENETUNREACH), rejects here: the socket stays unconnected, and sending on it without an
  * address would throw (ERR_SOCKET_BAD_PORT) from deep inside a tick.
  */
-function connectSocket(socket: Socket, addr: UnderlayAddress): Promise<void> {
+function connectSocket(socket: UdpSock, addr: UnderlayAddress): Promise<void> {
   return new Promise((resolve, reject) => {
-    socket.connect(addr.port, addr.host, (err?: Error) => (err ? reject(err) : resolve()));
+    if (socket instanceof Socket) socket.connect(addr.port, addr.host, (err?: Error) => (err ? reject(err) : resolve()));
+    else {
+      literalLookup(addr.host, isIPv6(addr.host) ? 6 : 4, (err, ip) => {
+        if (err) return reject(err);
+        try {
+          socket.connect(ip, addr.port);
+          resolve();
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    }
   });
 }
 
@@ -341,7 +378,7 @@ function connectSocket(socket: Socket, addr: UnderlayAddress): Promise<void> {
  * reach only us, and a closed port (the peer restarting) surfaces as an error that ends the link.
  */
 export async function dialUdp(uri: string, addr: UnderlayAddress, opts: { syn?: boolean } = {}): Promise<UnderlayLink> {
-  const socket = newSocket(addr.host);
+  const { socket } = newSocket(uri, isIPv6(addr.host) ? '::' : '0.0.0.0', 0);
   const connId = randomInt(1, 2 ** 32 - 1);
   try {
     await bind(socket, uri, 0);
@@ -351,7 +388,7 @@ export async function dialUdp(uri: string, addr: UnderlayAddress, opts: { syn?: 
     closeQuietly(socket);
     throw e;
   }
-  const gso = GsoSocket.for(socket);
+  const gso = gsoOf(socket);
   const coalesced = gso?.gro ?? false;
   watchDrops(socket);
   const link = new UdpLink(uri, true, socket, connId, addr.port, addr.host, () => {},
@@ -372,7 +409,7 @@ export async function dialUdp(uri: string, addr: UnderlayAddress, opts: { syn?: 
 }
 
 /** EasyTier's connect on a connected socket: Syn, then the Sack echoing conn_id and magic within SYN_TIMEOUT_MS. */
-function synExchange(socket: Socket, connId: number): Promise<void> {
+function synExchange(socket: UdpSock, connId: number): Promise<void> {
   const syn = Buffer.alloc(UDP_HEADER_LEN + MAGIC_LEN);
   writeHeader(syn, connId, MSG_SYN, MAGIC_LEN);
   randomFillSync(syn, UDP_HEADER_LEN);

@@ -1,7 +1,7 @@
 /*
  * tstier peer-layer addon: the data path's two per-packet costs that node APIs cannot make cheap,
  * AEAD sealing in EasyTier's payload layout (et_aead.c) and sending runs of datagrams
- * (udp.c); and what dgram cannot tell: which peers' ports refused a listener (icmp.c). Optional: without it the peer layer runs on node:crypto
+ * (udp.c), and reading them in batches (udp_recv.c); and what dgram cannot tell: which peers' ports refused a listener (icmp.c). Optional: without it the peer layer runs on node:crypto
  * and dgram, slower, and a listener learns of a killed peer only from its silence.
  */
 #include "addon.h"
@@ -29,8 +29,15 @@ static napi_value init(napi_env env, napi_value exports) {
     NAPI_METHOD("udpDrops", udp_drops),
     NAPI_METHOD("udpRecvErrors", udp_recv_errors),
     NAPI_METHOD("udpTakeRefused", udp_take_refused),
+    NAPI_METHOD("udpOpen", udp_open),
+    NAPI_METHOD("udpConnect", udp_connect),
+    NAPI_METHOD("udpLocal", udp_local),
+    NAPI_METHOD("udpFd", udp_fd),
+    NAPI_METHOD("udpStart", udp_start),
+    NAPI_METHOD("udpStats", reader_js_stats),
+    NAPI_METHOD("udpClose", reader_js_close),
   };
-  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok ? exports : NULL;
+  return reader_exports(env, exports, props, sizeof props / sizeof props[0]);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

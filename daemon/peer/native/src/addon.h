@@ -26,4 +26,9 @@ napi_value udp_offloads(napi_env env, napi_callback_info info);
 napi_value udp_drops(napi_env env, napi_callback_info info);
 napi_value udp_recv_errors(napi_env env, napi_callback_info info);
 napi_value udp_take_refused(napi_env env, napi_callback_info info);
+napi_value udp_open(napi_env env, napi_callback_info info);
+napi_value udp_connect(napi_env env, napi_callback_info info);
+napi_value udp_local(napi_env env, napi_callback_info info);
+napi_value udp_fd(napi_env env, napi_callback_info info);
+napi_value udp_start(napi_env env, napi_callback_info info);
 #endif

@@ -1,0 +1,97 @@
+/**
+ * The peer addon's batch-read UDP socket (udp-batch.ts, native/src/udp_recv.c), on loopback: datagrams
+ * arrive whole and in order with their source addresses (IPv4 and a dual-stack IPv6 socket), each in
+ * a Buffer of its own; the socket's drop count rides on the datagrams read after a drop; an ICMP port
+ * unreachable is an error of that socket only, after which it keeps reading.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { peerAddon } from '../../../daemon/peer/native.js';
+import { BatchUdpSocket, type DatagramFrom } from '../../../daemon/peer/underlay/udp-batch.js';
+
+const skip = !peerAddon() && 'no peer addon';
+const OPTS = { maxDatagram: 2048, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 };
+
+function open(host: string, opts = OPTS): BatchUdpSocket {
+  const s = BatchUdpSocket.open(host, 0, opts);
+  assert.ok(s, 'the addon makes sockets');
+  return s;
+}
+
+function datagram(i: number): Buffer {
+  const d = Buffer.alloc(16 + (i % 1400));
+  d.writeUInt32LE(i, 0);
+  d.fill(i & 0xff, 4);
+  return d;
+}
+
+test('datagrams arrive whole, in order, with their source, each in a Buffer of its own', { skip }, async () => {
+  for (const [rxHost, txHost, to, seen] of [['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1'], ['::', '127.0.0.1', '127.0.0.1', '::ffff:127.0.0.1'], ['::1', '::1', '::1', '::1']]) {
+    const rx = open(rxHost!);
+    const tx = open(txHost!);
+    const got: { msg: Buffer; from: DatagramFrom }[] = [];
+    const all = new Promise<void>((resolve) => rx.on('message', (msg, from) => {
+      got.push({ msg, from });
+      if (got.length === 300) resolve();
+    }));
+    for (let i = 0; i < 300; i++) tx.send(datagram(i), rx.address().port, to!);
+    await all;
+    got.forEach(({ msg, from }, i) => {
+      assert.deepEqual(msg, datagram(i), `datagram ${i} intact (a later batch did not overwrite it)`);
+      assert.equal(from.address, seen);
+      assert.equal(from.port, tx.address().port);
+    });
+    assert.equal(rx.stats()[0], 300, 'the addon read them');
+    rx.close();
+    tx.close();
+  }
+});
+
+test('the drop count rides on the datagrams read after a drop', { skip }, async () => {
+  const rx = open('127.0.0.1', { ...OPTS, recvBufferSize: 4096 });
+  const tx = open('127.0.0.1');
+  // All in one turn of the event loop: nothing reads rx meanwhile, and a 4 KB buffer holds a few.
+  for (let i = 0; i < 200; i++) tx.send(datagram(1000), rx.address().port, '127.0.0.1');
+  const dropped = peerAddon()!.udpDrops(rx.fd);
+  assert.ok(dropped > 100, `dropped ${dropped}`);
+  let n = 0;
+  const late = new Promise<void>((resolve) => rx.on('message', () => {
+    if (++n === 1) tx.send(datagram(1), rx.address().port, '127.0.0.1'); // after the queue was read
+    if (rx.drops > 0) resolve();
+  }));
+  await late;
+  assert.equal(rx.drops, dropped);
+  rx.close();
+  tx.close();
+});
+
+test('a refused port is an error of that socket, which keeps reading', { skip }, async () => {
+  const rx = open('127.0.0.1');
+  const dead = open('127.0.0.1');
+  const deadPort = dead.address().port;
+  dead.close();
+  const c = open('127.0.0.1');
+  c.connect('127.0.0.1', deadPort);
+  const errors: string[] = [];
+  const refused = new Promise<void>((resolve) => c.on('error', (e) => {
+    errors.push(e.code!);
+    resolve();
+  }));
+  c.on('message', () => {});
+  c.send(Buffer.from('anyone?'));
+  await refused;
+  assert.deepEqual(errors, ['ECONNREFUSED']);
+  // The same socket, connected elsewhere, still reads.
+  c.connect('127.0.0.1', rx.address().port);
+  const back = new Promise<Buffer>((resolve) => c.on('message', (m) => resolve(m)));
+  rx.on('message', (m, from) => rx.send(m, from.port, from.address));
+  c.send(Buffer.from('echo'));
+  assert.equal((await back).toString(), 'echo');
+  for (const s of [rx, c]) s.close();
+});
+
+test('bind errors carry their errno code', { skip }, () => {
+  const a = open('127.0.0.1');
+  assert.throws(() => BatchUdpSocket.open('127.0.0.1', a.address().port, OPTS), { code: 'EADDRINUSE' });
+  a.close();
+});
