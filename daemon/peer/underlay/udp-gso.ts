@@ -18,9 +18,10 @@ import { peerAddon, type PeerAddon } from '../native.js';
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
  * GSO sends are opt-in (TSTIER_UDP_GSO=on). With them on, the first bulk flow after a node starts
- * sometimes crawls: a KCP-proxied 32 MiB download right after start took 11-34 s in 2 of 15 runs
- * (otherwise 1.1-3.7 s, as with GSO off in 16 runs), for a cause not yet found. The losses are the
- * receiver's full socket buffer only, at a like count either way; see docs/kcp-proxy.md.
+ * sometimes crawls: a KCP-proxied 32 MiB download right after start took 11-34 s in 2 runs
+ * (the other 42 of 44 in 1.1-5.5 s, as 25 without GSO), for a cause not yet found. And their saving
+ * was the receiver's GRO, which the batch-read socket lacks: there a run arrives as 64 datagrams at
+ * once, costing resends and no less CPU (docs/kcp-proxy.md).
  */
 const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
 /** The kernel's UDP_MAX_SEGMENTS. */
