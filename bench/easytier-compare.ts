@@ -25,7 +25,8 @@
  * (after a warm-up, at least PROBE seconds and RR_COUNT round trips, see --rr-count), with the CPU per
  * round trip of each node and A's underlay UDP datagrams per round trip; one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
  * per GiB of both node processes over the bulk run (utime+stime from /proc, every thread); retransmitted
- * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter) and the inner TCP's
+ * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter), in brackets the
+ * spurious ones (KCP segments B received twice, B's proxy table; tstier pair only), and the inner TCP's
  * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
@@ -155,6 +156,8 @@ interface Figures {
   loadedP99: number;
   /** Retransmitted KCP segments / QUIC packets of the proxied flows to B, or NaN where not exposed. */
   carrierRetrans: number;
+  /** Of those, the ones B already had (KCP segments it received twice: spurious resends), or NaN. */
+  spurious: number;
   /** RetransSegs of A's kernel TCP during the bulk run. */
   tcpRetrans: number;
 }
@@ -170,8 +173,8 @@ interface Row {
 /** A running pair: the pids whose CPU we count, how to read what carried the flows, and how to stop. */
 interface Pair {
   pids: number[];
-  /** The transport A lists for flows to B (null: not proxied), and the carrier retransmissions. */
-  carried(): Promise<{ listed: string | null; retrans: number }>;
+  /** The transport A lists for flows to B (null: not proxied), the carrier retransmissions, and how many B got twice. */
+  carried(): Promise<Carried>;
   stop(): Promise<unknown>;
   /** Log lines of the nodes that say a peer went down or something failed (tstier only), for the progress output. */
   trouble(): string[];
@@ -214,7 +217,7 @@ async function startTstier(a: Namespace, b: Namespace, mode: Mode, server: strin
     });
   const pair: Pair = {
     pids: [nodePid(na, /node/), nodePid(nb, /node/)],
-    carried: () => tstierCarried(a),
+    carried: () => tstierCarried(a, b),
     stop: () => Promise.all([na.stop(), nb.stop()]),
     trouble: () => [...na.lines.map((l) => `A: ${l}`), ...nb.lines.map((l) => `B: ${l}`)].filter((l) => /peer down|WARN|ERROR/i.test(l)),
   };
@@ -225,21 +228,33 @@ async function startTstier(a: Namespace, b: Namespace, mode: Mode, server: strin
   return pair;
 }
 
-/** How tstier's node in A carried the flows to B (its proxy table). */
-async function tstierCarried(a: Namespace): Promise<{ listed: string | null; retrans: number }> {
-  const rows = (await cliJson<{ dst: string; transport_type: string; tx_bytes: number; retransmits: number }>(a, ['proxy']))
-    .filter((r) => r.dst === `${VIP_B}:${PORT}`);
+interface Carried {
+  listed: string | null;
+  retrans: number;
+  spurious: number;
+}
+
+type ProxyRow = { dst: string; transport_type: string; tx_bytes: number; retransmits: number; duplicates: number };
+
+/** How tstier's node in A carried the flows to B (its proxy table), and, when B is tstier too, the segments B got twice (its table). */
+async function tstierCarried(a: Namespace, b?: Namespace): Promise<Carried> {
+  const rows = (await cliJson<ProxyRow>(a, ['proxy'])).filter((r) => r.dst === `${VIP_B}:${PORT}`);
   const bulk = [...rows].sort((x, y) => y.tx_bytes - x.tx_bytes)[0];
-  return { listed: bulk?.transport_type ?? null, retrans: rows.reduce((s, r) => s + (r.retransmits ?? 0), 0) };
+  const atB = b ? (await cliJson<ProxyRow>(b, ['proxy'])).filter((r) => r.dst === `${VIP_B}:${PORT}`) : null;
+  return {
+    listed: bulk?.transport_type ?? null,
+    retrans: rows.reduce((s, r) => s + (r.retransmits ?? 0), 0),
+    spurious: atB ? atB.reduce((s, r) => s + (r.duplicates ?? 0), 0) : NaN,
+  };
 }
 
 /** How EasyTier's node in A carried the flows to B (its TcpProxyConnect metric). */
-async function easyTierCarried(ea: EasyTierNode): Promise<{ listed: string | null; retrans: number }> {
+async function easyTierCarried(ea: EasyTierNode): Promise<Carried> {
   const connects = (await ea.metrics()).filter((m) => m['name'] === 'TcpProxyConnect').map(labels).filter((l) => l['dst_ip'] === VIP_B);
   const protocols = [...new Set(connects.map((l) => l['protocol']))];
   if (protocols.length > 1) throw new Error(`EasyTier carried flows to B over ${protocols.join(' and ')}`);
   // EasyTier 2.6.4 counts no KCP or QUIC retransmissions.
-  return { listed: protocols[0] ?? null, retrans: NaN };
+  return { listed: protocols[0] ?? null, retrans: NaN, spurious: NaN };
 }
 
 /** A metric's labels as a plain object. */
@@ -368,11 +383,14 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
   const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
   const rr = await probeRr(a, pair);
   const idle = { rrP50: rr.p50, rrP99: rr.p99, rrCount: rr.count, rrCpuUs: rr.cpuUs, rrDatagrams: rr.datagrams };
-  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, tcpRetrans: NaN };
+  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, spurious: NaN, tcpRetrans: NaN };
   const cpu0 = pair.pids.map(cpuSeconds);
   const tcp0 = await tcpRetransSegs(a);
   const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', VIP_B, PORT, [String(SECONDS)], timeout);
-  const cpu = pair.pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
+  const perNode = pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+  const cpu = perNode.reduce((sum, s) => sum + s, 0);
+  // Which node is the busier one (a single-threaded node at its core's limit sets the goodput).
+  process.stderr.write(`  CPU s/GiB per node (A, B): ${perNode.map((s) => fmt(s / (bulk.bytes / 2 ** 30), 1)).join(', ')}\n`);
   const tcpRetrans = (await tcpRetransSegs(a)) - tcp0;
   let under = { p50: NaN, p99: NaN };
   if (loaded) {
@@ -384,7 +402,7 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
   }
   return {
     mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), ...idle,
-    loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, tcpRetrans,
+    loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, spurious: NaN, tcpRetrans,
   };
 }
 
@@ -395,12 +413,13 @@ async function runCell(a: Namespace, b: Namespace, cond: Condition, impl: Impl, 
   try {
     await waitPing(a);
     const f = await measure(a, pair, cond.loaded);
-    const { listed, retrans } = await pair.carried();
+    const { listed, retrans, spurious } = await pair.carried();
     // A round trip cannot beat the relay's two one-way delays: if it does, the flows went round it.
     if (cond.rttMs && f.rrP50 < cond.rttMs) throw new Error(`RR p50 ${fmt(f.rrP50, 2)} ms is below the link RTT: the flows bypassed the relay`);
     const want = LISTED[mode][impl === 'tstier→EasyTier' ? 'tstier' : impl === 'EasyTier→tstier' ? 'EasyTier' : impl];
     if (listed !== want) throw new Error(`${mode}: A carried the flows as ${listed ?? 'plain packets'}, not ${want ?? 'plain packets'}`);
     f.carrierRetrans = mode === 'plain' ? NaN : retrans;
+    f.spurious = mode === 'plain' ? NaN : spurious;
     return { cond: cond.name, impl, mode, f, check: listed ?? 'plain packets' };
   } finally {
     const trouble = pair.trouble();
@@ -429,12 +448,12 @@ function medianRun(cell: Row[]): Figures | undefined {
 function tables(rows: Row[]): string {
   const anyLoaded = CONDITIONS.some((c) => c.loaded);
   const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms', 'RR n, CPU µs/RT A / B, datagrams/RT',
-    ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans', 'inner TCP retrans', 'carried as'];
+    ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans (spurious)', 'inner TCP retrans', 'carried as'];
   const main = [head, head.map(() => '---')];
   for (const { cond, impl, mode, f, check } of rows) {
     const loadedCell = anyLoaded ? [f && Number.isFinite(f.loadedP50) ? `${fmt(f.loadedP50, 1)} / ${fmt(f.loadedP99, 1)}` : ''] : [];
     main.push(f
-      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, count(f.carrierRetrans), count(f.tcpRetrans), check]
+      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, `${count(f.carrierRetrans)} (${count(f.spurious)})`, count(f.tcpRetrans), check]
       : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
   }
   const rhead = ['link', 'mode', 'goodput', 'CPU s/GiB', 'RR p50', 'RR p99'];

@@ -17,6 +17,7 @@ interface TcpProxyEntryMessage {
   rtt_ms: number;
   retransmits: number;
   reason: string;
+  duplicates: number;
 }
 
 // EasyTier prints the Rust enum's debug names: Tcp, Kcp, Quic.
@@ -29,7 +30,7 @@ export const proxyCommand: Subcommand = {
   method: 'ListTcpProxyEntry',
   layout: 'list',
   columns: ['src', 'dst', 'start_time', 'state', 'transport_type', 'role', 'tx_bytes', 'rx_bytes', 'rtt_ms',
-    'retransmits', 'reason'],
+    'retransmits', 'duplicates', 'reason'],
   summaryView: {
     columns: ['transport_type', 'state', 'role', 'count'],
     toRows(response) {
@@ -56,6 +57,7 @@ export const proxyCommand: Subcommand = {
       rx_bytes: e.rx_bytes,
       rtt_ms: e.rtt_ms,
       retransmits: e.retransmits,
+      duplicates: e.duplicates,
       reason: e.reason,
     }));
   },

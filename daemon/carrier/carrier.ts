@@ -40,6 +40,8 @@ export interface CarrierFlow {
   readonly rxBytes: number;
   readonly rttMs: number;
   readonly retransmits: number;
+  /** Data this end received more than once: the peer's resends that were not needed (KCP segments; 0 for QUIC). */
+  readonly duplicates: number;
 }
 
 /** Whoever owns a flow: told the FlowEvent bits whenever something happened to it. */

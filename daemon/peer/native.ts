@@ -24,8 +24,8 @@ export interface PeerAddon {
     ip: string | null, port: number): number;
   /** One sendmmsg of datagrams[first, first + count) (any sizes, count ≤ 64): how many went, or -errno when none did. */
   udpSendMany(fd: number, datagrams: Uint8Array[], first: number, count: number, ip: string | null, port: number): number;
-  /** Probes a UDP socket: bit 1, GSO sends work; bit 2, GRO is now on. */
-  udpOffloads(fd: number): number;
+  /** Probes a UDP socket: bit 1, GSO sends work; bit 2, GRO is now on (turned on only when `gro`). */
+  udpOffloads(fd: number, gro: boolean): number;
   /** Datagrams the kernel dropped for this socket (its receive buffer full) since it was made, or -errno. */
   udpDrops(fd: number): number;
   /** Queues ICMP errors on a UDP socket's error queue (IP_RECVERR): 0 or -errno. */

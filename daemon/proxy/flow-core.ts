@@ -54,7 +54,7 @@ export interface CarrierView extends FlowCounters {
   readonly ended: boolean;
 }
 
-const NO_COUNTERS: FlowCounters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0 };
+const NO_COUNTERS: FlowCounters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, duplicates: 0 };
 
 /**
  * held: claimed, no carrier yet; opening: waiting for STATUS; released: the app's handshake may

@@ -13,6 +13,7 @@ export interface FlowCounters {
   rxBytes: number;
   rttMs: number;
   retransmits: number;
+  duplicates: number;
 }
 
 /** An endpoint as rows show it: "10.0.0.1:80", "[fd00::1]:80". */
@@ -69,7 +70,7 @@ export class FlowTable {
       state: init.state ?? 'SynReceived',
       transport: init.transport,
       reason: init.reason,
-      counters: { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0 },
+      counters: { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, duplicates: 0 },
       closedAt: 0,
     };
     this.entries.set(entry.id, entry);
@@ -134,6 +135,7 @@ export class FlowTable {
         rxBytes: c.rxBytes,
         rttMs: c.rttMs,
         retransmits: c.retransmits,
+        duplicates: c.duplicates,
         reason: e.reason,
       });
     }

@@ -219,7 +219,7 @@ class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
   private plain(): void {
     const entry = this.entry!;
     entry.transport = 'Tcp';
-    entry.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0 };
+    entry.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, duplicates: 0 };
     if (this.c.config.noTun || !this.c.config.ipv4) {
       return this.fail(DialStatus.Unreachable, 'no carrier and no TUN for plain packets (--no-tun)');
     }

@@ -19,6 +19,7 @@ function proxyEntryMessage(e: ProxyEntryView): object {
     rx_bytes: e.rxBytes,
     rtt_ms: e.rttMs,
     retransmits: e.retransmits,
+    duplicates: e.duplicates,
     reason: e.reason,
   };
 }

@@ -98,6 +98,8 @@ export interface ProxyEntryView {
   rxBytes: number;
   rttMs: number;
   retransmits: number;
+  /** Data received more than once (KCP segments; 0 for QUIC and plain flows): resends that were not needed. */
+  duplicates: number;
   /** Why this transport was chosen, e.g. "peer accepts kcp", "peer disabled kcp input". */
   reason: string;
 }

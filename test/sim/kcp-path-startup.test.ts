@@ -36,7 +36,7 @@ function run(path: Path, bulkAt: number, ms: number, probeAt: number): { bwAtPro
       const [, bytes, sentAt] = acks.shift()!;
       ctl.inflight -= bytes;
       ctl.onRtt(t - sentAt, t);
-      ctl.onDelivered(bytes, bytes / MSS, t);
+      ctl.onDelivered(bytes, t, bytes / MSS);
     }
     const thin = t < bulkAt;
     if (thin && t % 50 === 0) ctl.onAppLimited();

@@ -60,6 +60,7 @@ export class SimFlow implements CarrierView {
   readonly rxBytes = 0;
   readonly rttMs = 0;
   readonly retransmits = 0;
+  readonly duplicates = 0;
   peerFlow: SimFlow | null = null;
   /** Initiator: the source app's FIN was sent; acceptor: it arrived (kept until the destination's pipe reads it). */
   fin = false;

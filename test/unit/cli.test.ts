@@ -33,7 +33,8 @@ describe('easytier-cli against a live rpc server', () => {
     assert.equal(run.code, 0);
     assert.deepEqual(JSON.parse(run.stdout), STUB_PROXY.map((e) => ({
       src: e.src, dst: e.dst, start_time: utc(e.startTime * 1000), state: e.state, transport_type: e.transportType,
-      role: e.role, tx_bytes: e.txBytes, rx_bytes: e.rxBytes, rtt_ms: e.rttMs, retransmits: e.retransmits, reason: e.reason,
+      role: e.role, tx_bytes: e.txBytes, rx_bytes: e.rxBytes, rtt_ms: e.rttMs, retransmits: e.retransmits, duplicates: e.duplicates,
+      reason: e.reason,
     })));
   });
 

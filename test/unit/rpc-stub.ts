@@ -27,9 +27,9 @@ export const STUB_ROUTES: RouteView[] = [
 ];
 
 export const STUB_PROXY: ProxyEntryView[] = [
-  { src: '10.144.144.1:40001', dst: '192.168.7.10:80', startTime: 1_700_000_000, state: 'Connected', transportType: 'Kcp', role: 'src', txBytes: 1_048_576, rxBytes: 4096, rttMs: 12.5, retransmits: 3, reason: 'peer accepts kcp' },
-  { src: '10.144.144.2:50000', dst: '10.144.144.1:22', startTime: 1_700_000_100, state: 'ConnectingDst', transportType: 'Quic', role: 'dst', txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, reason: 'peer requested quic' },
-  { src: '10.144.144.1:40002', dst: '192.168.7.11:443', startTime: 1_700_000_200, state: 'ClosingDst', transportType: 'Tcp', role: 'src', txBytes: 10, rxBytes: 20, rttMs: 0.25, retransmits: 0, reason: 'peer disabled kcp input' },
+  { src: '10.144.144.1:40001', dst: '192.168.7.10:80', startTime: 1_700_000_000, state: 'Connected', transportType: 'Kcp', role: 'src', txBytes: 1_048_576, rxBytes: 4096, rttMs: 12.5, retransmits: 3, duplicates: 1, reason: 'peer accepts kcp' },
+  { src: '10.144.144.2:50000', dst: '10.144.144.1:22', startTime: 1_700_000_100, state: 'ConnectingDst', transportType: 'Quic', role: 'dst', txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, duplicates: 0, reason: 'peer requested quic' },
+  { src: '10.144.144.1:40002', dst: '192.168.7.11:443', startTime: 1_700_000_200, state: 'ClosingDst', transportType: 'Tcp', role: 'src', txBytes: 10, rxBytes: 20, rttMs: 0.25, retransmits: 0, duplicates: 0, reason: 'peer disabled kcp input' },
 ];
 
 export const stubSource: ControlPlaneSource = {

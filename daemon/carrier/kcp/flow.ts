@@ -3,6 +3,7 @@
  * (OPEN / STATUS / DATA / FIN / RST) and the flow's lifecycle. Sans-IO; owned by KcpCarrier.
  */
 import { type Kcp } from '../../transport/kcp/kcp.js';
+import { KcpSampler } from '../../transport/kcp/sampler.js';
 import { IKCP_CMD_PUSH, IKCP_OVERHEAD, readU32 } from '../../transport/kcp/segment.js';
 import {
   decodeOpen, DialStatus, encodeControl, encodeOpen, FrameReader, FrameType, MAX_FRAME_PAYLOAD, writeFrameHeader,
@@ -86,12 +87,7 @@ export class KcpFlow implements CarrierFlow {
   /** Its place in the carrier's deadline heap; -1 while it needs no timer. */
   heapIndex = -1;
   /** The engine's counters as last reported to the path controller. */
-  private seenDelivered = 0;
-  private seenDeliveredSegs = 0;
-  private seenFlight = 0;
-  private seenNew = 0;
-  private seenRetx = 0;
-  private seenRtts = 0;
+  private readonly sampler: KcpSampler;
 
   constructor(
     readonly id: number,
@@ -106,6 +102,7 @@ export class KcpFlow implements CarrierFlow {
   ) {
     this.openDeadline = now + openTimeoutMs;
     this.lastNow = this.heardAt = now;
+    this.sampler = new KcpSampler(kcp);
   }
 
   /** Whether a datagram for an unknown conv may start a new flow: it carries one of the first segments. */
@@ -246,29 +243,12 @@ export class KcpFlow implements CarrierFlow {
 
   /** Hands the engine's new samples (RTT, delivered, in flight, sends) to the path controller. */
   report(ctl: PathController, now: number): void {
-    const k = this.kcp;
-    if (k.rttSamples !== this.seenRtts) {
-      this.seenRtts = k.rttSamples;
-      ctl.onRtt(k.lastRtt, now);
-    }
-    if (k.newSegsSent !== this.seenNew || k.retransSegs !== this.seenRetx) {
-      ctl.onSegments(k.newSegsSent - this.seenNew, k.retransSegs - this.seenRetx);
-      this.seenNew = k.newSegsSent;
-      this.seenRetx = k.retransSegs;
-    }
-    ctl.inflight += k.flightBytes - this.seenFlight;
-    this.seenFlight = k.flightBytes;
-    if (k.deliveredBytes !== this.seenDelivered) {
-      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, k.deliveredSegs - this.seenDeliveredSegs, now);
-      this.seenDelivered = k.deliveredBytes;
-      this.seenDeliveredSegs = k.deliveredSegs;
-    }
+    this.sampler.report(ctl, now);
   }
 
   /** The flow leaves the path: its bytes in flight stop counting. */
   unreport(ctl: PathController): void {
-    ctl.inflight -= this.seenFlight;
-    this.seenFlight = 0;
+    this.sampler.unreport(ctl);
   }
 
   deadline(): number {
@@ -395,6 +375,10 @@ export class KcpFlow implements CarrierFlow {
 
   get retransmits(): number {
     return this.kcp.retransSegs;
+  }
+
+  get duplicates(): number {
+    return this.kcp.repeatSegs;
   }
 
   /** The clock of the last call that reached this flow. */

@@ -107,6 +107,8 @@ export class PathController {
   private standing = 0;
   /** The senders ran out of data this round with budget left: its delivery rate says little about the path. */
   private appLimited = false;
+  /** The last round was not app-limited: flows waited for budget or window, so the path set the pace. */
+  private lastRoundBacklogged = false;
   private cycle = 0;
   private probeRounds = 0;
   private probePrevBw = 0;
@@ -148,7 +150,7 @@ export class PathController {
   }
 
   /** Segment bytes (headers included) acknowledged for the first time, and how many segments. */
-  onDelivered(bytes: number, segs: number, now: number): void {
+  onDelivered(bytes: number, now: number, segs: number): void {
     this.roundDelivered += bytes;
     this.roundSegs += segs;
     this.maybeEndRound(now);
@@ -247,6 +249,14 @@ export class PathController {
     return this.lossShare;
   }
 
+  /**
+   * The last round's flows always had data waiting: whatever else goes on the path (parity) displaces
+   * their data. False while the senders run out of data with budget left (thin or idle flows).
+   */
+  get backlogged(): boolean {
+    return this.lastRoundBacklogged;
+  }
+
   get modeName(): 'startup' | 'drain' | 'probe-bw' {
     return this.mode === Mode.Startup ? 'startup' : this.mode === Mode.Drain ? 'drain' : 'probe-bw';
   }
@@ -279,6 +289,7 @@ export class PathController {
     if (elapsed < length) return;
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
     if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
+    this.lastRoundBacklogged = !this.appLimited;
     this.endRound(this.roundDelivered / elapsed);
     this.appLimited = false;
     this.roundStart = now;

@@ -84,6 +84,7 @@ export class PeerPath {
       kcp.rtoFloor = this.ctl.rtoFloor();
       if (this.fec) {
         this.fec.setBaseRtt(this.ctl.baseRtt);
+        this.fec.backlogged = this.ctl.backlogged;
         kcp.rackExtraMs = this.fec.repairDelay;
       }
       kcp.setWindows(this.sendWindow(maxWindow), 0);

@@ -92,6 +92,9 @@ export class QuicFlow implements CarrierFlow {
     return this.connStats(this)?.lostPackets ?? 0;
   }
 
+  /** Not counted for QUIC. */
+  readonly duplicates = 0;
+
   /** Whether data may be written: the stream is open and the dial succeeded (or optimistic). */
   get openForData(): boolean {
     if (this.isReset || this.localFin || this.conn < 0) return false;

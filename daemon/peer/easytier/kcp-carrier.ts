@@ -59,6 +59,7 @@ export class EtKcpFlow implements CarrierFlow {
   rxBytes = 0;
   readonly rttMs = 0;
   readonly retransmits = 0;
+  readonly duplicates = 0;
   /** FlowEvent bits not yet handed to the sink. */
   events = 0;
   peerFin = false;

@@ -16,6 +16,7 @@
  */
 import { Ring } from '../../transport/kcp/ring.js';
 import type { Kcp } from '../../transport/kcp/kcp.js';
+import { KcpSampler } from '../../transport/kcp/sampler.js';
 import { EtKcpRate } from './kcp-rate.js';
 
 /** Segments one connection may send per turn when several wait: small, so turns interleave finely. */
@@ -25,40 +26,11 @@ const QUANTUM_SEGS = 4;
 export class PacedKcp<T = unknown> {
   waiting = false;
   retired = false;
-  private seenRtts = 0;
-  private seenNew = 0;
-  private seenRetx = 0;
-  private seenFlight = 0;
-  private seenDelivered = 0;
+  readonly sampler: KcpSampler;
 
   constructor(readonly kcp: Kcp, readonly owner: T) {
     kcp.newSegmentQuota = 0;
-  }
-
-  /** Hands the engine's new samples (RTT, sends, in flight, deliveries) to the controller. */
-  report(ctl: EtKcpRate, now: number): void {
-    const k = this.kcp;
-    if (k.rttSamples !== this.seenRtts) {
-      this.seenRtts = k.rttSamples;
-      ctl.onRtt(k.lastRtt, now);
-    }
-    if (k.newSegsSent !== this.seenNew || k.retransSegs !== this.seenRetx) {
-      ctl.onSegments(k.newSegsSent - this.seenNew, k.retransSegs - this.seenRetx);
-      this.seenNew = k.newSegsSent;
-      this.seenRetx = k.retransSegs;
-    }
-    ctl.inflight += k.flightBytes - this.seenFlight;
-    this.seenFlight = k.flightBytes;
-    if (k.deliveredBytes !== this.seenDelivered) {
-      ctl.onDelivered(k.deliveredBytes - this.seenDelivered, now);
-      this.seenDelivered = k.deliveredBytes;
-    }
-  }
-
-  /** The connection leaves: what it had in flight stops counting. */
-  unreport(ctl: EtKcpRate): void {
-    ctl.inflight -= this.seenFlight;
-    this.seenFlight = 0;
+    this.sampler = new KcpSampler(kcp);
   }
 }
 
@@ -82,7 +54,7 @@ export class EtKcpPacer<T> {
   /** After anything reached the connection: report its samples, and queue it if new data waits to go. */
   note(p: PacedKcp<T>, now: number): void {
     if (p.retired) return;
-    p.report(this.ctl, now);
+    p.sampler.report(this.ctl, now);
     if (!p.waiting && p.kcp.canSlide()) {
       p.waiting = true;
       this.ready.push(p);
@@ -91,7 +63,7 @@ export class EtKcpPacer<T> {
 
   retire(p: PacedKcp<T>): void {
     p.retired = true;
-    p.unreport(this.ctl);
+    p.sampler.unreport(this.ctl);
   }
 
   /** Grants quotas round-robin while the budget lasts; `sent(p)` collects what the engine queued. */

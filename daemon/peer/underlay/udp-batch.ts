@@ -49,6 +49,8 @@ export interface BatchUdpOptions {
   maxDatagram: number;
   recvBufferSize: number;
   sendBufferSize: number;
+  /** Runs of datagrams leave in GSO sends (udp-gso.ts): the peer underlay's; tstier-kcptun's keep sendmmsg. */
+  gsoSends?: boolean;
 }
 
 /** An errno-coded Error, as node's sockets raise. */
@@ -72,7 +74,8 @@ export class BatchUdpSocket {
   private readonly fromCache: (DatagramFrom & { key: number[] })[] = [];
   private batching: GsoSocket | null | undefined;
 
-  private constructor(private readonly addon: PeerAddon, handle: UdpHandle, private readonly slot: number) {
+  private constructor(private readonly addon: PeerAddon, handle: UdpHandle, private readonly slot: number,
+    private readonly gsoSends: boolean) {
     this.handle = handle;
     this.fd = addon.udpFd(handle);
   }
@@ -83,7 +86,7 @@ export class BatchUdpSocket {
     if (!addon?.udpOpen || process.env.TSTIER_UDP_RECV === 'dgram') return null;
     const slot = (opts.maxDatagram + 4) & ~3; // the address records after the slots stay 4-byte aligned
     const handle = addon.udpOpen(host.includes(':'), host, port, opts.recvBufferSize, opts.sendBufferSize, slot);
-    return new BatchUdpSocket(addon, handle, slot);
+    return new BatchUdpSocket(addon, handle, slot, opts.gsoSends ?? false);
   }
 
   get closed(): boolean {
@@ -227,10 +230,10 @@ export class BatchUdpSocket {
     process.nextTick(() => this.handle && this.onError(errnoError('ECONNREFUSED', 'send ECONNREFUSED')));
   }
 
-  /** Batched sends on this socket (udp-gso.ts); GRO is left off (`offloads` false): the slots hold one datagram each. */
+  /** Batched (and where opened so, GSO) sends on this socket (udp-gso.ts); GRO stays off: the slots hold one datagram each. */
   gso(): GsoSocket | null {
     // A batch must not overtake what a full buffer held back.
-    if (this.batching === undefined) this.batching = GsoSocket.forFd(this.fd, false, () => this.handle !== null && this.backlog.length === 0);
+    if (this.batching === undefined) this.batching = GsoSocket.forFd(this.fd, this.gsoSends, () => this.handle !== null && this.backlog.length === 0);
     return this.batching;
   }
 

@@ -17,9 +17,11 @@ import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
- * GSO sends are opt-in (TSTIER_UDP_GSO=on). With them on, the first bulk flows after a node starts
- * were measured crawling at ~4 MB/s for seconds (a KCP-proxied 32 MiB download: 7.9 s against 0.8 s
- * with GSO off), for a cause not yet found; GRO on receive and the AEAD show no such effect.
+ * GSO sends are opt-in (TSTIER_UDP_GSO=on). With them on, the first bulk flow after a node starts
+ * sometimes crawls: a KCP-proxied 32 MiB download right after start took 11-34 s in 2 runs
+ * (the other 42 of 44 in 1.1-5.5 s, as 25 without GSO), for a cause not yet found. And their saving
+ * was the receiver's GRO, which the batch-read socket lacks: there a run arrives as 64 datagrams at
+ * once, costing resends and no less CPU (docs/kcp-proxy.md).
  */
 const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
 /** The kernel's UDP_MAX_SEGMENTS. */
@@ -61,11 +63,11 @@ export class GsoSocket {
    */
   readonly gro: boolean;
 
-  private constructor(private readonly fd: number, private readonly addon: PeerAddon, offloads: boolean,
+  private constructor(private readonly fd: number, private readonly addon: PeerAddon, gsoSends: boolean, gro: boolean,
     /** Whether a direct send may go now: the fd is still the socket's, and no queued send would be overtaken. */
     private readonly usable: () => boolean) {
-    const bits = offloads ? addon.udpOffloads(fd) : 0;
-    this.maxSegment = bits & 1 && GSO_SENDS ? 0xffff : 0;
+    const bits = gsoSends || gro ? addon.udpOffloads(fd, gro) : 0;
+    this.maxSegment = bits & 1 && gsoSends && GSO_SENDS ? 0xffff : 0;
     this.gro = (bits & 2) !== 0;
   }
 
@@ -80,13 +82,17 @@ export class GsoSocket {
     const fd = state?.handle?.fd;
     if (!addon || !state || typeof fd !== 'number' || fd < 0) return null;
     // A closed socket's fd number may already belong to another file: check the handle is live.
-    return new GsoSocket(fd, addon, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
+    return new GsoSocket(fd, addon, offloads, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
   }
 
-  /** For a socket of the addon's own (udp-batch.ts): `usable` says it is still open. */
-  static forFd(fd: number, offloads: boolean, usable: () => boolean): GsoSocket | null {
+  /**
+   * For a socket of the addon's own (udp-batch.ts): `usable` says it is still open. GRO stays off
+   * (its reader takes one datagram a slot); GSO sends where `gsoSends`: the receiver's kernel cuts a
+   * run back into datagrams for a socket without GRO, so any peer reads them as before.
+   */
+  static forFd(fd: number, gsoSends: boolean, usable: () => boolean): GsoSocket | null {
     const addon = peerAddon();
-    return addon && fd >= 0 ? new GsoSocket(fd, addon, offloads, usable) : null;
+    return addon && fd >= 0 ? new GsoSocket(fd, addon, gsoSends, false, usable) : null;
   }
 
   /**

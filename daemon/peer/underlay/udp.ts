@@ -51,7 +51,7 @@ const MAX_DATAGRAM = 9600;
 function newSocket(uri: string, host: string, port: number): { socket: UdpSock; bound: boolean } {
   let batch: BatchUdpSocket | null;
   try {
-    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS });
+    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS, gsoSends: true });
   } catch (e) {
     throw listenError(uri, e as NodeJS.ErrnoException);
   }

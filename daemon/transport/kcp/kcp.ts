@@ -438,17 +438,6 @@ export class Kcp {
     this.current = now >>> 0;
   }
 
-  /** Writes last flush's ACKs still above rcv_nxt again, then keeps this flush's for the next one. */
-  private repeatAcks(wnd: number, una: number): void {
-    const acks = this.acks;
-    for (let i = 0; i < acks.prevCount; i++) {
-      const sn = acks.prevSn(i);
-      if (((sn - una) | 0) < 0) continue; // una covers it now
-      this.tx.header(IKCP_CMD_ACK, 0, wnd, acks.prevTs(i), sn, una, 0);
-    }
-    acks.keepForRepeat();
-  }
-
   /**
    * kcp-go v5.6.1 flush: ACKs, then WASK/WINS, then new and retransmitted PUSH segments in sn order.
    * Returns the delay until the next timer run: min(interval, earliest positive RTO deadline).
@@ -458,23 +447,7 @@ export class Kcp {
     const wnd = this.rx.unused();
     const una = this.rx.next;
 
-    // ACK/WASK/WINS share one template; WASK/WINS carry the sn/ts of the last ACK written, as C ikcp.
-    let tplSn = 0;
-    let tplTs = 0;
-    const acks = this.acks;
-    const n = acks.count;
-    // Repeats first: the RTT sample is taken from a datagram's last ACK, which must be a fresh one.
-    if (this.ackRepeat && n > 0) this.repeatAcks(wnd, una);
-    for (let i = 0; i < n; i++) {
-      const sn = acks.sn(i);
-      // kcp-go's filter against bufferbloat jitter: skip ACKs below rcv_nxt except the last one.
-      if (((sn - una) | 0) >= 0 || i === n - 1) {
-        tplSn = sn;
-        tplTs = acks.ts(i);
-        this.tx.header(IKCP_CMD_ACK, 0, wnd, tplTs, tplSn, una, 0);
-      }
-    }
-    acks.count = 0;
+    this.acks.write(this.tx, wnd, una, this.ackRepeat);
 
     if (ackOnly) {
       this.tx.finish();
@@ -483,8 +456,10 @@ export class Kcp {
 
     const probe = this.probe;
     probe.check(this.rmtWnd, current);
-    if (probe.due & ASK_SEND) this.tx.header(IKCP_CMD_WASK, 0, wnd, tplTs, tplSn, una, 0);
-    if (probe.due & ASK_TELL) this.tx.header(IKCP_CMD_WINS, 0, wnd, tplTs, tplSn, una, 0);
+    // WASK/WINS carry the sn/ts of the last ACK written, as C ikcp.
+    const acks = this.acks;
+    if (probe.due & ASK_SEND) this.tx.header(IKCP_CMD_WASK, 0, wnd, acks.lastTs, acks.lastSn, una, 0);
+    if (probe.due & ASK_TELL) this.tx.header(IKCP_CMD_WINS, 0, wnd, acks.lastTs, acks.lastSn, una, 0);
     probe.due = 0;
 
     let cwnd = Math.min(this.sndWnd, this.rmtWnd);

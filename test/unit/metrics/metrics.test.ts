@@ -17,9 +17,9 @@ test('flows: active by transport and role, closed by outcome, fallbacks, retrans
   const table = new FlowTable(0);
   const row = { src: '10.0.0.1:1', dst: '10.0.0.2:80', role: 'src' as const, startTime: 0, reason: '' };
   const a = table.add({ ...row, transport: 'Kcp', state: 'Connected' });
-  a.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 5 };
+  a.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 5, duplicates: 0 };
   const b = table.add({ ...row, transport: 'Kcp', state: 'Connected' });
-  b.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 7 };
+  b.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 7, duplicates: 0 };
   const c = table.add({ ...row, transport: 'Quic', state: 'ConnectingDst' });
   table.totals.fellBack('Kcp', 'Quic');
   let text = renderPrometheus(collectMetrics({ peers: [], peerLayer: LAYER, node: NODE, flows: table }));

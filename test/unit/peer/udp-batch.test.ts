@@ -7,12 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { peerAddon } from '../../../daemon/peer/native.js';
-import { BatchUdpSocket, type DatagramFrom } from '../../../daemon/peer/underlay/udp-batch.js';
+import { BatchUdpSocket, type BatchUdpOptions, type DatagramFrom } from '../../../daemon/peer/underlay/udp-batch.js';
+import { DatagramBatcher } from '../../../daemon/peer/underlay/udp-gso.js';
 
 const skip = !peerAddon() && 'no peer addon';
 const OPTS = { maxDatagram: 2048, recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 };
 
-function open(host: string, opts = OPTS): BatchUdpSocket {
+function open(host: string, opts: BatchUdpOptions = OPTS): BatchUdpSocket {
   const s = BatchUdpSocket.open(host, 0, opts);
   assert.ok(s, 'the addon makes sockets');
   return s;
@@ -94,4 +95,26 @@ test('bind errors carry their errno code', { skip }, () => {
   const a = open('127.0.0.1');
   assert.throws(() => BatchUdpSocket.open('127.0.0.1', a.address().port, OPTS), { code: 'EADDRINUSE' });
   a.close();
+});
+
+test('GSO runs out of a batch socket reach a batch socket (GRO off) as their datagrams, whole and in order', { skip }, async () => {
+  const rx = open('127.0.0.1');
+  const tx = open('127.0.0.1', { ...OPTS, gsoSends: true });
+  const gso = tx.gso()!;
+  assert.equal(peerAddon()!.udpOffloads(rx.fd, false) & 2, 0, 'the probe leaves GRO off when not asked');
+  // GSO_SENDS is opt-in: where the kernel takes GSO sends, turn them on for this socket as TSTIER_UDP_GSO=on would.
+  if (peerAddon()!.udpOffloads(tx.fd, false) & 1) gso.maxSegment = 0xffff;
+  const sent = Array.from({ length: 150 }, (_, i) => Buffer.alloc(1200, i)); // two full runs of 64 and one of 22
+  const got: Buffer[] = [];
+  const all = new Promise<void>((resolve) => rx.on('message', (msg) => got.push(msg) === sent.length && resolve()));
+  const fellBack: Buffer[] = [];
+  const b = new DatagramBatcher(gso, '127.0.0.1', rx.address().port, (buf) => fellBack.push(buf));
+  for (const d of sent) b.push(d);
+  await new Promise<void>((resolve) => process.nextTick(resolve));
+  assert.equal(fellBack.length, 0, 'every run went in one send');
+  await all;
+  assert.deepEqual(got, sent);
+  assert.equal(rx.stats()[0], sent.length, 'one slot a datagram: the kernel cut the runs up');
+  rx.close();
+  tx.close();
 });

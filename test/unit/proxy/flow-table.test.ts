@@ -9,11 +9,13 @@ test('entries list with live counters, linger after close, then go', () => {
   a.state = 'Connected';
   a.counters.txBytes = 123;
   a.counters.rttMs = 4.5;
+  a.counters.duplicates = 2;
   const rows = t.list();
   assert.equal(rows.length, 2);
   assert.deepEqual(rows[0], {
     src: '10.0.0.1:4000', dst: '10.0.0.3:80', startTime: 1700000000, state: 'Connected', transportType: 'Kcp',
-    role: 'src', txBytes: 123, rxBytes: 0, rttMs: 4.5, retransmits: 0, reason: 'peer accepts kcp',
+    role: 'src', txBytes: 123, rxBytes: 0, rttMs: 4.5, retransmits: 0, duplicates: 2,
+    reason: 'peer accepts kcp',
   });
   t.close(b, 5_000);
   assert.equal(t.openCount, 1);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kcp } from '../../../daemon/transport/kcp/kcp.js';
 import { Rng } from '../../sim/world.js';
+import { drivePair } from './kcp-wire-loop.js';
 
 interface Sent { at: number; data: Uint8Array }
 
@@ -21,41 +22,20 @@ function run(seed: number, rack: boolean, skip: boolean): { sent: Sent[]; got: n
   const rng = new Rng(seed);
   const total = 1_500_000;
   const data = rng.bytes(total);
-  const sink = new Uint8Array(65536);
   const sent: Sent[] = [];
-  const wire: { at: number; to: Kcp; data: Uint8Array }[] = [];
   let off = 0;
-  let got = 0;
-  const move = (from: Kcp, to: Kcp, now: number): void => {
-    for (let d = from.pollTransmit(); d !== null; d = from.pollTransmit()) {
-      const body = d.slice();
-      from.recycleTransmit(d);
-      if (from === a) sent.push({ at: now, data: body });
-      if (rng.chance(0.08)) continue; // lost
-      wire.push({ at: now + 15 + rng.int(6), to, data: body });
-    }
-  };
-  for (let now = 0; now < 30_000 && got < total; now++) {
+  const feed = (now: number): void => {
     // Bursts with pauses, so that many timer flushes come with nothing new since the last scan.
     while (off < total && a.canWrite() && now % 40 < 3) {
       const n = Math.min(3000, total - off);
       a.send(data.subarray(off, off + n));
       off += n;
     }
-    for (let i = 0; i < wire.length;) {
-      const w = wire[i]!;
-      if (w.at > now) { i++; continue; }
-      wire.splice(i, 1);
-      w.to.input(w.data, now);
-    }
-    for (const k of [a, b]) if (k.pollTimeout() <= now) k.handleTimeout(now);
-    for (let n = b.read(sink); n > 0; n = b.read(sink)) {
-      assert.deepEqual(sink.subarray(0, n), data.subarray(got, got + n));
-      got += n;
-    }
-    move(a, b, now);
-    move(b, a, now);
-  }
+  };
+  const { got } = drivePair(a, b, data, 30_000, feed, (from, body, now) => {
+    if (from === a) sent.push({ at: now, data: body });
+    return rng.chance(0.08) ? -1 : 15 + rng.int(6); // lost, or delayed
+  });
   return { sent, got, total };
 }
 

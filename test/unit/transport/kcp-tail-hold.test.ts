@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Kcp } from '../../../daemon/transport/kcp/kcp.js';
 import { IKCP_OVERHEAD, readU32 } from '../../../daemon/transport/kcp/segment.js';
 import { Rng } from '../../sim/world.js';
+import { drivePair } from './kcp-wire-loop.js';
 
 const IKCP_CMD_PUSH = 81;
 const OPTS = { conv: 7, mtu: 1200, sndWnd: 256, rcvWnd: 256, nodelay: 1, interval: 10, resend: 2, nc: 1, streamMode: true,
@@ -29,47 +30,26 @@ function transfer(hold: boolean): { pushes: number; short: number; doneAt: numbe
   const a = new Kcp(OPTS);
   const b = new Kcp(OPTS);
   a.holdPartialTail = hold;
-  const rng = new Rng(5);
   const total = 400_000;
-  const data = rng.bytes(total);
-  const sink = new Uint8Array(65536);
-  const wire: { at: number; to: Kcp; data: Uint8Array }[] = [];
-  let [off, got, pushes, short, doneAt] = [0, 0, 0, 0, -1];
-  const move = (from: Kcp, to: Kcp, now: number): void => {
-    for (let d = from.pollTransmit(); d !== null; d = from.pollTransmit()) {
-      const body = d.slice();
-      from.recycleTransmit(d);
-      if (from === a) {
-        for (const len of pushLengths(body)) {
-          pushes++;
-          if (len < a.mss) short++;
-        }
-      }
-      wire.push({ at: now + 5, to, data: body });
-    }
-  };
-  for (let now = 0; now < 20_000 && doneAt < 0; now++) {
+  const data = new Rng(5).bytes(total);
+  let [off, pushes, short] = [0, 0, 0];
+  const feed = (now: number): void => {
     if (off < total && a.canWrite()) {
       const n = Math.min(2800, total - off);
       a.send(data.subarray(off, off + n));
       off += n;
       a.flush(now);
     }
-    for (let i = 0; i < wire.length;) {
-      const w = wire[i]!;
-      if (w.at > now) { i++; continue; }
-      wire.splice(i, 1);
-      w.to.input(w.data, now);
+  };
+  const { got, doneAt } = drivePair(a, b, data, 20_000, feed, (from, body) => {
+    if (from === a) {
+      for (const len of pushLengths(body)) {
+        pushes++;
+        if (len < a.mss) short++;
+      }
     }
-    for (const k of [a, b]) if (k.pollTimeout() <= now) k.handleTimeout(now);
-    for (let n = b.read(sink); n > 0; n = b.read(sink)) {
-      assert.deepEqual(sink.subarray(0, n), data.subarray(got, got + n));
-      got += n;
-    }
-    if (got === total) doneAt = now;
-    move(a, b, now);
-    move(b, a, now);
-  }
+    return 5;
+  });
   assert.equal(got, total, 'every byte arrives, the last partial tail included');
   return { pushes, short, doneAt };
 }

@@ -19,8 +19,9 @@
  *       syscall and the JS-to-kernel crossing are paid once, the stack is still walked per datagram
  *       (for where GSO is off). n: how many went, in order (the rest did not: the socket buffer is
  *       full), or -errno when none did.
- *   udpOffloads(fd) -> bits: 1 = GSO sends work here (Linux >= 4.18; older kernels would ignore
- *       the cmsg and send a run as ONE datagram, so never try blind), 2 = GRO is now on (>= 5.0)
+ *   udpOffloads(fd, gro) -> bits: 1 = GSO sends work here (Linux >= 4.18; older kernels would ignore
+ *       the cmsg and send a run as ONE datagram, so never try blind), 2 = GRO is now on (>= 5.0;
+ *       only asked for when gro is true: a reader that takes one datagram a slot must not get runs)
  *   udpDrops(fd) -> n: datagrams the kernel dropped for this socket since it was made (its
  *       receive buffer full, mostly: the host did not read in time), from SO_MEMINFO's
  *       SK_MEMINFO_DROPS (Linux >= 4.6; the socket's own counter, where /proc/net/snmp's
@@ -187,13 +188,15 @@ napi_value udp_send_many(napi_env env, napi_callback_info info) {
 }
 
 napi_value udp_offloads(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
+  napi_value argv[2], result;
   int32_t fd;
-  if (!fd_args(env, info, 1, argv, &fd)) return NULL;
+  bool gro;
+  if (!fd_args(env, info, 2, argv, &fd)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &gro));
   int segment = 0, on = 1;
   socklen_t len = sizeof segment;
   int bits = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &segment, &len) == 0 ? 1 : 0;
-  if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0) bits |= 2;
+  if (gro && setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0) bits |= 2;
   CHECK(napi_create_int32(env, bits, &result));
   return result;
 }
