@@ -15,13 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { startCore } from '../test/netns/lib/core.js';
 import { TSTIER_KCPTUN } from '../test/interop/harness.js';
+import { benchArgs } from './lib/args.js';
 import { cpuSeconds } from './lib/proc-stat.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
-};
+const { opt } = benchArgs('faketcp-compare', 'node dist/bench/faketcp-compare.js [--seconds 6] [--loss 0.05] [--delay 20]',
+  ['seconds', 'loss', 'delay']);
 const SECONDS = Number(opt('seconds', '6'));
 const LOSS = opt('loss', '0.05');
 const DELAY = opt('delay', '20');

@@ -19,13 +19,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { TunDevice } from '../daemon/tun/tun-device.js';
+import { benchArgs } from './lib/args.js';
 import { runAheadOfPair } from './lib/link-priority.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
-};
+const { opt } = benchArgs('packet-relay', 'packet-relay.js --peer-ns NS --a CIDR --b CIDR [--loss P] [--delay MS] [--seed N] [--rate MBIT [--queue-ms MS]]',
+  ['peer-ns', 'a', 'b', 'loss', 'delay', 'seed', 'rate', 'queue-ms']);
 const peerNs = opt('peer-ns', '');
 const addrA = opt('a', '');
 const addrB = opt('b', '');

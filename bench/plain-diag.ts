@@ -23,13 +23,11 @@ import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.j
 import { CORE } from '../test/netns/lib/core.js';
 import { etConfig, startEasyTier } from '../test/netns/lib/easytier.js';
 import { serveTool, tool, waitRoute } from './lib/proxy-bench.js';
+import { benchArgs } from './lib/args.js';
 import { cpuSeconds } from './lib/proc-stat.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
-};
+const { opt, flag } = benchArgs('plain-diag', 'node dist/bench/plain-diag.js [--impl tstier|easytier] [--mode plain|kcp|quic] [--clean] [--loss 0.05] [--delay 20] [--seed 32] [--seconds 8] [--rr 3] [--pcap DIR] [--ns h7pd]',
+  ['impl', 'mode', 'loss', 'delay', 'seconds', 'seed', 'ns', 'pcap', 'rr'], ['clean']);
 const IMPL = opt('impl', 'tstier');
 const SECONDS = Number(opt('seconds', '8'));
 const RR = Number(opt('rr', '3'));
@@ -47,7 +45,7 @@ const DEV = IMPL === 'tstier' ? 'tsc0' : 'etc0';
 /** plain (forwarded packets), kcp or quic (A proxies the flows). */
 const MODE = opt('mode', 'plain');
 /** A bare veth instead of the relay. */
-const CLEAN = args.includes('--clean');
+const CLEAN = flag('clean');
 const SERVER = CLEAN ? '10.132.0.2' : RELAYED[1];
 
 /** Starts the pair; returns the node pids, A's then B's. */

@@ -27,13 +27,11 @@ import { resolve } from 'node:path';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { CORE, startCore, type CoreNode } from '../test/netns/lib/core.js';
 import { topSelfTime } from './lib/cpu-profile.js';
+import { benchArgs } from './lib/args.js';
 import { bulkTransport, fmt, measure as measureAt, type Measured, serveTool, startRelay, tool, waitRoute } from './lib/proxy-bench.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
-};
+const { opt } = benchArgs('proxy-compare', 'node dist/bench/proxy-compare.js [--seconds 6] [--profile DIR]',
+  ['seconds', 'profile']);
 const SECONDS = Number(opt('seconds', '6'));
 const PROBE_SECONDS = 4;
 const RR_MAX = 5000;

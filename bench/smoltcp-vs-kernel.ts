@@ -13,14 +13,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Netns, unavailableReason, type Namespace } from '../test/netns/lib/netns.js';
 import { cliJson, startCore, type CoreNode } from '../test/netns/lib/core.js';
+import { benchArgs } from './lib/args.js';
 import { cpuSeconds, rssKiB } from './lib/proc-stat.js';
 
 const FLOWS = new URL('../test/netns/fixtures/proxy-flows.js', import.meta.url);
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : dflt;
-};
+const { opt } = benchArgs('smoltcp-vs-kernel', 'node dist/bench/smoltcp-vs-kernel.js [--mib 64] [--flows 10000] [--modes kernel,smoltcp]',
+  ['mib', 'flows', 'modes']);
 const MIB = Number(opt('mib', '64'));
 const IDLE_FLOWS = Number(opt('flows', '10000'));
 const MODES = opt('modes', 'kernel,smoltcp').split(',');
