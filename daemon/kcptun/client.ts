@@ -12,7 +12,7 @@ import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
 import { capConnections, connectionBudget } from '../io/fd-budget.js';
 import { nowMs } from '../io/clock.js';
-import { SessionDriver } from './driver.js';
+import { SessionDriver, streamClosedLine } from './driver.js';
 import { FakeTcpConn } from '../faketcp/dial.js';
 import type { PacketSocket } from '../faketcp/packet-socket.js';
 
@@ -134,7 +134,7 @@ export class KcptunClient {
           this.scavenged.delete(slot);
           udp.close();
         },
-        onStreamClosed: (_d, sid) => this.proc.log.stream(`stream closed sid: ${sid}`),
+        onStreamClosed: (_d, sid, how) => this.proc.log.stream(streamClosedLine(sid, how)),
       }, cfg.closewait * 1000),
     };
     udp.on('message', (msg: Buffer, from) => {

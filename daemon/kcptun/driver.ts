@@ -8,7 +8,7 @@ import { TstierError } from '../errors.js';
 import type { KcptunSession, KcptunSessionEvent } from '../transport/session/kcptun-session.js';
 import { nowMs } from '../io/clock.js';
 import { drive, type Drive } from '../io/drive.js';
-import { SocketPipe, type PipeStream } from '../carrier/socket-pipe.js';
+import { SocketPipe, type PipeEnd, type PipeStream } from '../carrier/socket-pipe.js';
 
 /** A smux stream attached to its socket. */
 interface AttachedStream {
@@ -23,8 +23,8 @@ export interface DriverHooks {
   onAccept?(driver: SessionDriver, sid: number): void;
   /** The session ended; error is null when closed locally. */
   onClosed(driver: SessionDriver, error: TstierError | null): void;
-  /** A stream's pipe ended. */
-  onStreamClosed?(driver: SessionDriver, sid: number): void;
+  /** A stream's pipe ended, and how (anything but 'clean' reset or cut the application's side). */
+  onStreamClosed?(driver: SessionDriver, sid: number, how: PipeEnd): void;
 }
 
 export class SessionDriver {
@@ -82,9 +82,9 @@ export class SessionDriver {
       abort: () => undefined,
       release: () => s.streamClose(sid),
     };
-    const pipe = new SocketPipe(socket, stream, this.kick, () => {
+    const pipe = new SocketPipe(socket, stream, this.kick, (how) => {
       this.pipes.delete(sid);
-      this.hooks.onStreamClosed?.(this, sid);
+      this.hooks.onStreamClosed?.(this, sid, how);
     }, { closeWaitMs: this.closeWaitMs });
     this.pipes.set(sid, {
       pipe, onFin: () => {
@@ -148,4 +148,9 @@ export class SessionDriver {
     this.session.release();
     this.hooks.onClosed(this, error);
   }
+}
+
+/** The per-stream close line; a stream that did not end cleanly says how (a reset, close-wait, a failure). */
+export function streamClosedLine(sid: number, how: PipeEnd): string {
+  return how === 'clean' ? `stream closed sid: ${sid}` : `stream closed sid: ${sid} (${how})`;
 }

@@ -11,7 +11,7 @@ import { peekConvSn } from '../transport/session/route.js';
 import { parseHostPortRange, type KcptunConfig } from './config.js';
 import { bindUdp, KcptunProcess, logSettings, resolveHost, sessionConfig, sessionSender } from './common.js';
 import { nowMs } from '../io/clock.js';
-import { SessionDriver } from './driver.js';
+import { SessionDriver, streamClosedLine } from './driver.js';
 import { FakeTcpListener } from '../faketcp/listen.js';
 import type { PacketFrom, PacketSocket } from '../faketcp/packet-socket.js';
 
@@ -106,7 +106,7 @@ export class KcptunServer {
         if (error) this.proc.log.line(`session ${key} closed: ${error.message}`);
         if (this.sessions.get(key) === drv) this.sessions.delete(key);
       },
-      onStreamClosed: (_d, sid) => this.proc.log.stream(`stream closed sid: ${sid}`),
+      onStreamClosed: (_d, sid, how) => this.proc.log.stream(streamClosedLine(sid, how)),
     }, cfg.closewait * 1000);
     this.sessions.set(key, driver);
     this.proc.sessionOpened(false);
