@@ -137,6 +137,8 @@ export class SinkSource {
   readonly errors: Error[] = [];
   private server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Waiters for the moment no connection is open (see idle()). */
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor() {
     this.server = createServer((s) => this.handle(s));
@@ -150,7 +152,10 @@ export class SinkSource {
 
   private handle(sock: Socket): void {
     this.sockets.add(sock);
-    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('close', () => {
+      this.sockets.delete(sock);
+      if (this.sockets.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
     sock.on('error', (e) => this.errors.push(e));
     let header: Buffer | null = Buffer.alloc(0);
     let id = 0;
@@ -191,6 +196,20 @@ export class SinkSource {
       maybeTrailer();
     });
     sock.on('end', () => sock.end());
+  }
+
+  /**
+   * Resolves once no connection is open: every stream's close (a FIN through the tunnel, or a reset,
+   * which lands in `errors`) has reached the target. A tunnel stopped before this may still hold
+   * streams its peer closed, whose FINs had not crossed yet, and rightly resets them.
+   */
+  idle(): Promise<void> {
+    return this.sockets.size === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The errors since the last call (so one run's failure is not reported again by the next). */
+  takeErrors(): Error[] {
+    return this.errors.splice(0);
   }
 
   async close(): Promise<void> {
