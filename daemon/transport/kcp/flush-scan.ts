@@ -7,6 +7,14 @@
  * counts), once its earliest deadline (resend or RACK loss) has come, when RACK's wait got shorter, or
  * when a segment with duplicate ACKs meets a tail (kcp-go's early retransmit).
  */
+/**
+ * "No deadline" for a flush's earliest-deadline search. Not 0x7fffffff: `current + earliest` then leaves
+ * the small-integer range and the flush's optimised code is thrown away ("overflow") the first time
+ * nothing is in flight. The daemons' clock (nowMs) counts ms since the process started, so the sum stays
+ * small for 12 days; any clock stays correct (u32 arithmetic), only that deopt may come back.
+ */
+export const NO_DEADLINE = 0x3fffffff;
+
 export class FlushScan {
   /** input() came since the last full scan. */
   stale = true;
@@ -22,7 +30,7 @@ export class FlushScan {
 
   /**
    * After a flush visited all segments (`full`) or only new ones: records what it found (`earliest`:
-   * ms to its earliest deadline, 0x7fffffff for none; `fastack`: a segment still has duplicate ACKs)
+   * ms to its earliest deadline, NO_DEADLINE for none; `fastack`: a segment still has duplicate ACKs)
    * and returns the ms until the next deadline of any segment in flight.
    */
   record(full: boolean, current: number, earliest: number, rackWait: number, fastack: boolean): number {

@@ -27,7 +27,7 @@ import { DatagramOut } from './datagram-out.js';
 import { intInRange, KCP_INPUT_BAD_CMD, KCP_INPUT_BAD_CONV, KCP_INPUT_BAD_LEN, KCP_INPUT_OK, KCP_STATE_DEAD, type KcpOptions } from './options.js';
 import { ReceiveBuffer } from './receive-buffer.js';
 import { Ring } from './ring.js';
-import { FlushScan } from './flush-scan.js';
+import { FlushScan, NO_DEADLINE } from './flush-scan.js';
 import { Rack } from './rack.js';
 import { RttEstimator } from './rtt-estimator.js';
 import {
@@ -494,7 +494,7 @@ export class Kcp {
     let early = 0;
     // The segments already in flight only when something could have changed for them (flush-scan.ts).
     const skipOld = newOnly || this.scan.canSkip(current, rackWait, tail);
-    let earliest = 0x7fffffff;
+    let earliest = NO_DEADLINE;
     let fastackSeen = false;
     for (let k = skipOld ? sndBuf.length - newSegs : 0; k < sndBuf.length; k++) {
       const seg = sndBuf.get(k);

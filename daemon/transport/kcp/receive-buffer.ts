@@ -4,7 +4,7 @@
  * Read). The slot ring grows on demand, up to the window, so a large receive window costs memory
  * only while out-of-order data actually fills it.
  */
-import { Ring } from './ring.js';
+import { emptySlots, Ring } from './ring.js';
 import type { Segment, SegmentStore } from './segment-store.js';
 
 /** Slots allocated at first; doubled while an arriving sn lies beyond them (the window bounds it). */
@@ -23,7 +23,7 @@ export class ReceiveBuffer {
    */
   reopened = false;
 
-  private slots: (Segment | undefined)[] = new Array<Segment | undefined>(INITIAL_SLOTS);
+  private slots: (Segment | undefined)[] = emptySlots<Segment>(INITIAL_SLOTS);
   private mask = INITIAL_SLOTS - 1;
   private readonly queue = new Ring<Segment>(64);
   /** Segments taken off rcv_queue by read() and not yet fully copied out (kcp-go session's bufptr). */
@@ -164,7 +164,7 @@ export class ReceiveBuffer {
 
   private grow(): void {
     const cap = this.slots.length * 2;
-    const next = new Array<Segment | undefined>(cap);
+    const next = emptySlots<Segment>(cap);
     for (const seg of this.slots) if (seg !== undefined) next[seg.sn & (cap - 1)] = seg;
     this.slots = next;
     this.mask = cap - 1;

@@ -12,7 +12,7 @@ export class Ring<T> {
   constructor(initialCapacity = 16) {
     let cap = 1;
     while (cap < initialCapacity) cap <<= 1;
-    this.items = new Array<T | undefined>(cap);
+    this.items = emptySlots<T>(cap);
     this.mask = cap - 1;
   }
 
@@ -38,10 +38,20 @@ export class Ring<T> {
 
   private grow(): void {
     const cap = this.items.length;
-    const next = new Array<T | undefined>(cap * 2);
+    const next = emptySlots<T>(cap * 2);
     for (let i = 0; i < this.length; i++) next[i] = this.items[(this.head + i) & this.mask];
     this.items = next;
     this.mask = cap * 2 - 1;
     this.head = 0;
   }
+}
+
+/**
+ * `n` empty slots for objects. `new Array(n)` starts with small-integer elements and turns into an
+ * object array at its first store, so one call site sees arrays of both kinds: the optimised code of
+ * push() or insert() (inlined into KCP's input and flush) then meets an array of the other kind from a
+ * new or grown ring and is deoptimised ("wrong map"). Filled, every ring holds the object kind at once.
+ */
+export function emptySlots<T>(n: number): (T | undefined)[] {
+  return new Array<T | undefined>(n).fill(undefined);
 }
