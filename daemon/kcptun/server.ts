@@ -30,6 +30,8 @@ export class KcptunServer {
   private readonly sessions = new Map<string, SessionDriver>();
   /** The peeked conv and sn of the datagram being routed. */
   private readonly route = { conv: 0, sn: 0 };
+  private lastFrom: PacketFrom | null = null;
+  private lastKey = '';
   /** Bound UDP ports, in listen order. */
   readonly ports: number[] = [];
 
@@ -72,7 +74,7 @@ export class KcptunServer {
       else snmp.InCsumErrors++;
       return;
     }
-    const key = `${from.address}:${from.port}`;
+    const key = this.keyOf(from);
     const hasConv = peekConvSn(msg, off, msg.length - this.opener.tailroom, this.route);
     let driver = this.sessions.get(key);
     if (driver) {
@@ -92,6 +94,18 @@ export class KcptunServer {
     if (!hasConv || this.route.sn !== 0 || this.sessions.size >= MAX_SESSIONS) return;
     driver = this.newSession(sock, from, this.route.conv, key);
     driver.inputOpened(msg, off);
+  }
+
+  /**
+   * The session key of a source address. The batch socket and fake TCP hand out one `from` object per
+   * source (never changed), so the text is built once per source, not once per datagram.
+   */
+  private keyOf(from: PacketFrom): string {
+    if (from !== this.lastFrom) {
+      this.lastKey = `${from.address}:${from.port}`;
+      this.lastFrom = from;
+    }
+    return this.lastKey;
   }
 
   private newSession(sock: PacketSocket, from: PacketFrom, conv: number, key: string): SessionDriver {
