@@ -34,7 +34,7 @@ function ending(s: Socket): Promise<string> {
   });
 }
 
-test('a session that ends resets only the target connections of streams its peer had not closed', async () => {
+test('a session that ends resets only the target connections of streams its peer had not closed', { timeout: 10_000 }, async () => {
   const endings: Promise<string>[] = [];
   const firstBytes: Promise<unknown>[] = [];
   const target = createServer((s) => {
