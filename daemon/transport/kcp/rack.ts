@@ -9,7 +9,8 @@
  * that arrived, so every ACK gives an unambiguous send time and RTT, retransmissions included.
  *
  * The allowance is srtt/8 (the brief's 1.125 × RTT), at least 2 ms: the clock's 1 ms grain and one
- * driver pass of ACK batching. Sends within one ms are ordered by sn (a flush writes them so).
+ * driver pass of ACK batching. First transmissions within one ms are ordered by sn (a flush writes
+ * them so); a resend in the same ms is taken as the later one (see candidate()).
  *
  * The allowance adapts as RFC 8985 §6.2 has it, with the ts echo in place of DSACK: an ACK that
  * echoes an earlier transmission than a resent segment's latest one says the original arrived, so
@@ -97,10 +98,16 @@ export class Rack {
     return this.rtt + Math.max(MIN_REORDER_MS, reorder) + extra;
   }
 
-  /** Sent no later than the latest delivered transmission (same ms: lower sn first). */
+  /**
+   * Sent no later than the latest delivered transmission. Within one ms only first transmissions are
+   * known to go in sn order: a resend leaves with a full flush, after the new segments that pacer
+   * grants sent earlier in that ms, so it counts as sent after them. Read by sn, a resend was judged
+   * lost one RTT plus the allowance after those newer segments' ACKs, while it waited behind them in
+   * the receiver's queue (every segment B got twice on the bench's clean veth).
+   */
   candidate(seg: Segment): boolean {
     const d = (this.xmitTs - seg.ts) | 0;
-    return d > 0 || (d === 0 && ((this.sn - seg.sn) | 0) > 0);
+    return d > 0 || (d === 0 && seg.xmit === 1 && ((this.sn - seg.sn) | 0) > 0);
   }
 
   /** ms until the candidate `seg` counts as lost (≤ 0: it is). */
