@@ -25,9 +25,10 @@
  * (after a warm-up, at least PROBE seconds and RR_COUNT round trips, see --rr-count), with the CPU per
  * round trip of each node and A's underlay UDP datagrams per round trip; one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
  * per GiB of both node processes over the bulk run (utime+stime from /proc, every thread); retransmitted
- * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter), in brackets the
- * spurious ones (KCP segments B received twice, B's proxy table; tstier pair only), and the inner TCP's
- * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
+ * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter); apart from them the
+ * spurious ones (KCP segments B received twice, B's proxy table; tstier pair only); the UDP datagrams
+ * each namespace dropped on a full socket receive buffer (RcvbufErrors: a resend after one is needed,
+ * not spurious); and the inner TCP's RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
  *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5]
@@ -156,8 +157,10 @@ interface Figures {
   loadedP99: number;
   /** Retransmitted KCP segments / QUIC packets of the proxied flows to B, or NaN where not exposed. */
   carrierRetrans: number;
-  /** Of those, the ones B already had (KCP segments it received twice: spurious resends), or NaN. */
+  /** KCP segments B received twice (spurious resends: B had them already), counted apart from the resends, or NaN. */
   spurious: number;
+  /** UDP datagrams each node's namespace dropped on a full socket receive buffer during the bulk run (A, B). */
+  socketDrops: number[];
   /** RetransSegs of A's kernel TCP during the bulk run. */
   tcpRetrans: number;
 }
@@ -383,11 +386,14 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
   const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
   const rr = await probeRr(a, pair);
   const idle = { rrP50: rr.p50, rrP99: rr.p99, rrCount: rr.count, rrCpuUs: rr.cpuUs, rrDatagrams: rr.datagrams };
-  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, spurious: NaN, tcpRetrans: NaN };
-  const cpu0 = pair.pids.map(cpuSeconds);
+  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, spurious: NaN, socketDrops: [NaN, NaN], tcpRetrans: NaN };
+  // Most carrier resends on a clean link follow these drops (a datagram the receiving node never read).
+  const drops = (): number[] => pair.pids.map((pid) => snmpOf(pid, 'Udp', 'RcvbufErrors'));
+  const [cpu0, drops0] = [pair.pids.map(cpuSeconds), drops()];
   const tcp0 = await tcpRetransSegs(a);
   const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', VIP_B, PORT, [String(SECONDS)], timeout);
   const perNode = pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+  const socketDrops = drops().map((d, i) => d - drops0[i]!);
   const cpu = perNode.reduce((sum, s) => sum + s, 0);
   // Which node is the busier one (a single-threaded node at its core's limit sets the goodput).
   process.stderr.write(`  CPU s/GiB per node (A, B): ${perNode.map((s) => fmt(s / (bulk.bytes / 2 ** 30), 1)).join(', ')}\n`);
@@ -402,7 +408,7 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
   }
   return {
     mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), ...idle,
-    loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, spurious: NaN, tcpRetrans,
+    loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, spurious: NaN, socketDrops, tcpRetrans,
   };
 }
 
@@ -448,13 +454,13 @@ function medianRun(cell: Row[]): Figures | undefined {
 function tables(rows: Row[]): string {
   const anyLoaded = CONDITIONS.some((c) => c.loaded);
   const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms', 'RR n, CPU µs/RT A / B, datagrams/RT',
-    ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans (spurious)', 'inner TCP retrans', 'carried as'];
+    ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier resends', 'segments B got twice', 'UDP socket drops A / B', 'inner TCP retrans', 'carried as'];
   const main = [head, head.map(() => '---')];
   for (const { cond, impl, mode, f, check } of rows) {
     const loadedCell = anyLoaded ? [f && Number.isFinite(f.loadedP50) ? `${fmt(f.loadedP50, 1)} / ${fmt(f.loadedP99, 1)}` : ''] : [];
     main.push(f
-      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, `${count(f.carrierRetrans)} (${count(f.spurious)})`, count(f.tcpRetrans), check]
-      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
+      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, count(f.carrierRetrans), count(f.spurious), f.socketDrops.map(count).join(' / '), count(f.tcpRetrans), check]
+      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', 'n/a', 'n/a', check]);
   }
   const rhead = ['link', 'mode', 'goodput', 'CPU s/GiB', 'RR p50', 'RR p99'];
   const ratios = [rhead, rhead.map(() => '---')];
