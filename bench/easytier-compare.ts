@@ -50,8 +50,9 @@
  *   comma-separated list (e.g. tstier,EasyTier).
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
  *   repeatable look at latency (e.g. `--only clean --rr-only`).
- * --repeat N: each cell N times, the pairs interleaved (tstier, EasyTier, tstier, ...); the ratios use each
- *   cell's median-goodput run. At 20 % loss one run ranks the pairs by chance (BBR's policer detector,
+ * --repeat N: each cell N times, the pairs interleaved (tstier, EasyTier, tstier, ...); the goodput and CPU
+ *   ratios use each cell's median-goodput run, the RR ratios each cell's median p50 and median p99 (with
+ *   --rr-only there is no goodput to rank runs by). At 20 % loss one run ranks the pairs by chance (BBR's policer detector,
  *   docs/forwarding-latency.md): give it 8 or more there.
  * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
  * --cpu-prof DIR: the tstier nodes run under `node --cpu-prof`, one .cpuprofile per node and cell in DIR
@@ -445,6 +446,12 @@ const ratio = (x: number | undefined, y: number | undefined): string =>
   x !== undefined && y !== undefined && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
 const md = (lines: string[][]): string => lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
 
+/** The median of one figure over a cell's repetitions (NaN figures left out; the lower middle of an even count). */
+function median(cell: Row[], figure: (f: Figures) => number): number | undefined {
+  const xs = cell.flatMap((r) => (r.f && !Number.isNaN(figure(r.f)) ? [figure(r.f)] : [])).sort((x, y) => x - y);
+  return xs[(xs.length - 1) >> 1];
+}
+
 /** The figures of the run with the median goodput among a cell's repetitions. */
 function medianRun(cell: Row[]): Figures | undefined {
   const runs = cell.flatMap((r) => (r.f ? [r.f] : [])).sort((x, y) => x.mbps - y.mbps);
@@ -466,9 +473,10 @@ function tables(rows: Row[]): string {
   const ratios = [rhead, rhead.map(() => '---')];
   for (const cond of CONDITIONS) {
     for (const mode of MODES) {
-      const get = (impl: Impl): Figures | undefined => medianRun(rows.filter((r) => r.cond === cond.name && r.impl === impl && r.mode === mode));
-      const [t, e] = [get('tstier'), get('EasyTier')];
-      ratios.push([cond.name, mode, ratio(t?.mbps, e?.mbps), ratio(t?.cpuPerGiB, e?.cpuPerGiB), ratio(t?.rrP50, e?.rrP50), ratio(t?.rrP99, e?.rrP99)]);
+      const cell = (impl: Impl): Row[] => rows.filter((r) => r.cond === cond.name && r.impl === impl && r.mode === mode);
+      const [t, e] = [medianRun(cell('tstier')), medianRun(cell('EasyTier'))];
+      const rr = (fig: (f: Figures) => number): string => ratio(median(cell('tstier'), fig), median(cell('EasyTier'), fig));
+      ratios.push([cond.name, mode, ratio(t?.mbps, e?.mbps), ratio(t?.cpuPerGiB, e?.cpuPerGiB), rr((f) => f.rrP50), rr((f) => f.rrP99)]);
     }
   }
   return `${md(main)}\n\nRatios tstier / EasyTier (goodput: higher is better; the rest: lower is better):\n\n${md(ratios)}`;
