@@ -524,7 +524,7 @@ async function main(): Promise<void> {
     const load1 = loadavg();
     const la = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
     console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
-      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s and ${RR_COUNT} round trips or more (at most ${RR_CAP} s) after ${RR_WARM} s of warm-up, inner TCP ${cc}${REPEAT > 1 ? `, ${REPEAT} interleaved repetitions (ratios from each cell's median run)` : ''}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
+      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s and ${RR_COUNT} round trips or more (at most ${RR_CAP} s) after ${RR_WARM} s of warm-up, inner TCP ${cc}${REPEAT > 1 ? `, ${REPEAT} interleaved repetitions (goodput and CPU ratios from each cell's median-goodput run, RR ratios from its median p50 and p99)` : ''}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
     console.log(tables(rows));
     console.log('\nMixed pairs: the tstier node speaks EasyTier\'s wire; the pair is named source→destination. ' +
       'EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');
