@@ -31,6 +31,8 @@ export class Rack {
   private xmitTs = 0;
   private sn = 0;
   private rtt = -1;
+  /** That transmission was a resend (it left with a full flush's resends, in sn order among them). */
+  private resend = false;
   /** The least RTT any delivery showed: no resend's ACK can come back sooner. */
   private minRtt = Infinity;
   private reoMult = 1;
@@ -42,7 +44,8 @@ export class Rack {
   acked(seg: Segment, ts: number, current: number): void {
     if (seg.xmit > 1) this.judge(((seg.ts - ts) | 0) > 0);
     this.progressAt = current;
-    this.delivered(ts, seg.sn, current);
+    // An echo of an earlier transmission than the latest may be the first or a resend: taken as the first.
+    this.delivered(ts, seg.sn, current, seg.xmit > 1 && ts === seg.ts);
   }
 
   /**
@@ -81,12 +84,13 @@ export class Rack {
     }
   }
 
-  /** The transmission sent at `ts` (u32 clock) was delivered, seen at `current`. */
-  delivered(ts: number, sn: number, current: number): void {
+  /** The transmission sent at `ts` (u32 clock), a resend or not, was delivered, seen at `current`. */
+  delivered(ts: number, sn: number, current: number, resend = false): void {
     const later = this.rtt < 0 || ((ts - this.xmitTs) | 0) > 0 || (ts === this.xmitTs && ((sn - this.sn) | 0) > 0);
     if (!later) return;
     this.xmitTs = ts;
     this.sn = sn;
+    this.resend = resend;
     this.rtt = Math.max(0, (current - ts) | 0);
     if (this.rtt < this.minRtt) this.minRtt = this.rtt;
   }
@@ -99,15 +103,16 @@ export class Rack {
   }
 
   /**
-   * Sent no later than the latest delivered transmission. Within one ms only first transmissions are
-   * known to go in sn order: a resend leaves with a full flush, after the new segments that pacer
-   * grants sent earlier in that ms, so it counts as sent after them. Read by sn, a resend was judged
-   * lost one RTT plus the allowance after those newer segments' ACKs, while it waited behind them in
-   * the receiver's queue (every segment B got twice on the bench's clean veth).
+   * Sent no later than the latest delivered transmission. Within one ms sn gives the order of first
+   * transmissions, and of the resends of one full flush, but not of a resend against a first
+   * transmission: a full flush's resends leave after the new segments that pacer grants sent earlier
+   * in that ms, so such a resend counts as sent after them. Read by sn, a resend was judged lost one
+   * RTT plus the allowance after those newer segments' ACKs, while it waited behind them in the
+   * receiver's queue (every segment B got twice on the bench's clean veth).
    */
   candidate(seg: Segment): boolean {
     const d = (this.xmitTs - seg.ts) | 0;
-    return d > 0 || (d === 0 && seg.xmit === 1 && ((this.sn - seg.sn) | 0) > 0);
+    return d > 0 || (d === 0 && (seg.xmit === 1 || this.resend) && ((this.sn - seg.sn) | 0) > 0);
   }
 
   /** ms until the candidate `seg` counts as lost (≤ 0: it is). */
