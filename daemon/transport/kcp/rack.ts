@@ -10,7 +10,7 @@
  *
  * The allowance is srtt/8 (the brief's 1.125 × RTT), at least 2 ms: the clock's 1 ms grain and one
  * driver pass of ACK batching. First transmissions within one ms are ordered by sn (a flush writes
- * them so); a resend in the same ms is taken as the later one (see candidate()).
+ * them so); a resend against a first transmission of the same ms is taken as the later one (candidate()).
  *
  * The allowance adapts as RFC 8985 §6.2 has it, with the ts echo in place of DSACK: an ACK that
  * echoes an earlier transmission than a resent segment's latest one says the original arrived, so
