@@ -25,9 +25,10 @@
  * (after a warm-up, at least PROBE seconds and RR_COUNT round trips, see --rr-count), with the CPU per
  * round trip of each node and A's underlay UDP datagrams per round trip; one bulk stream A→B for SECONDS, goodput as the sink counted the bytes; CPU seconds
  * per GiB of both node processes over the bulk run (utime+stime from /proc, every thread); retransmitted
- * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter), in brackets the
- * spurious ones (KCP segments B received twice, B's proxy table; tstier pair only), and the inner TCP's
- * RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
+ * carrier segments/packets (tstier's proxy table; EasyTier exposes no such counter); apart from them the
+ * spurious ones (KCP segments B received twice, B's proxy table; tstier pair only); the UDP datagrams
+ * each namespace dropped on a full socket receive buffer (RcvbufErrors: a resend after one is needed,
+ * not spurious); and the inner TCP's RetransSegs in A (from A's /proc/net/snmp) during the bulk run. On the rate-capped link also RR
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
  *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5]
@@ -49,8 +50,9 @@
  *   comma-separated list (e.g. tstier,EasyTier).
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
  *   repeatable look at latency (e.g. `--only clean --rr-only`).
- * --repeat N: each cell N times, the pairs interleaved (tstier, EasyTier, tstier, ...); the ratios use each
- *   cell's median-goodput run. At 20 % loss one run ranks the pairs by chance (BBR's policer detector,
+ * --repeat N: each cell N times, the pairs interleaved (tstier, EasyTier, tstier, ...); the goodput and CPU
+ *   ratios use each cell's median-goodput run, the RR ratios each cell's median p50 and median p99 (with
+ *   --rr-only there is no goodput to rank runs by). At 20 % loss one run ranks the pairs by chance (BBR's policer detector,
  *   docs/forwarding-latency.md): give it 8 or more there.
  * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
  * --cpu-prof DIR: the tstier nodes run under `node --cpu-prof`, one .cpuprofile per node and cell in DIR
@@ -156,8 +158,10 @@ interface Figures {
   loadedP99: number;
   /** Retransmitted KCP segments / QUIC packets of the proxied flows to B, or NaN where not exposed. */
   carrierRetrans: number;
-  /** Of those, the ones B already had (KCP segments it received twice: spurious resends), or NaN. */
+  /** KCP segments B received twice (spurious resends: B had them already), counted apart from the resends, or NaN. */
   spurious: number;
+  /** UDP datagrams each node's namespace dropped on a full socket receive buffer during the bulk run (A, B). */
+  socketDrops: number[];
   /** RetransSegs of A's kernel TCP during the bulk run. */
   tcpRetrans: number;
 }
@@ -383,11 +387,14 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
   const timeout = (SECONDS * 4 + PROBE + 30) * 1000;
   const rr = await probeRr(a, pair);
   const idle = { rrP50: rr.p50, rrP99: rr.p99, rrCount: rr.count, rrCpuUs: rr.cpuUs, rrDatagrams: rr.datagrams };
-  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, spurious: NaN, tcpRetrans: NaN };
-  const cpu0 = pair.pids.map(cpuSeconds);
+  if (RR_ONLY) return { mbps: NaN, cpuPerGiB: NaN, ...idle, loadedP50: NaN, loadedP99: NaN, carrierRetrans: NaN, spurious: NaN, socketDrops: [NaN, NaN], tcpRetrans: NaN };
+  // Most carrier resends on a clean link follow these drops (a datagram the receiving node never read).
+  const drops = (): number[] => pair.pids.map((pid) => snmpOf(pid, 'Udp', 'RcvbufErrors'));
+  const [cpu0, drops0] = [pair.pids.map(cpuSeconds), drops()];
   const tcp0 = await tcpRetransSegs(a);
   const bulk = await tool<{ bytes: number; mbps: number }>(a, 'bulk', VIP_B, PORT, [String(SECONDS)], timeout);
   const perNode = pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+  const socketDrops = drops().map((d, i) => d - drops0[i]!);
   const cpu = perNode.reduce((sum, s) => sum + s, 0);
   // Which node is the busier one (a single-threaded node at its core's limit sets the goodput).
   process.stderr.write(`  CPU s/GiB per node (A, B): ${perNode.map((s) => fmt(s / (bulk.bytes / 2 ** 30), 1)).join(', ')}\n`);
@@ -402,7 +409,7 @@ async function measure(a: Namespace, pair: Pair, loaded: boolean): Promise<Figur
   }
   return {
     mbps: bulk.mbps, cpuPerGiB: cpu / (bulk.bytes / 2 ** 30), ...idle,
-    loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, spurious: NaN, tcpRetrans,
+    loadedP50: under.p50, loadedP99: under.p99, carrierRetrans: NaN, spurious: NaN, socketDrops, tcpRetrans,
   };
 }
 
@@ -439,6 +446,12 @@ const ratio = (x: number | undefined, y: number | undefined): string =>
   x !== undefined && y !== undefined && Number.isFinite(x / y) ? (x / y).toFixed(2) : 'n/a';
 const md = (lines: string[][]): string => lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
 
+/** The median of one figure over a cell's repetitions (NaN figures left out; the lower middle of an even count). */
+function median(cell: Row[], figure: (f: Figures) => number): number | undefined {
+  const xs = cell.flatMap((r) => (r.f && !Number.isNaN(figure(r.f)) ? [figure(r.f)] : [])).sort((x, y) => x - y);
+  return xs[(xs.length - 1) >> 1];
+}
+
 /** The figures of the run with the median goodput among a cell's repetitions. */
 function medianRun(cell: Row[]): Figures | undefined {
   const runs = cell.flatMap((r) => (r.f ? [r.f] : [])).sort((x, y) => x.mbps - y.mbps);
@@ -448,21 +461,22 @@ function medianRun(cell: Row[]): Figures | undefined {
 function tables(rows: Row[]): string {
   const anyLoaded = CONDITIONS.some((c) => c.loaded);
   const head = ['link', 'pair', 'mode', 'goodput MB/s', 'CPU s/GiB (A+B)', 'RR p50 ms', 'RR p99 ms', 'RR n, CPU µs/RT A / B, datagrams/RT',
-    ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier retrans (spurious)', 'inner TCP retrans', 'carried as'];
+    ...(anyLoaded ? ['RR p50 / p99 ms under bulk'] : []), 'carrier resends', 'segments B got twice', 'UDP socket drops A / B', 'inner TCP retrans', 'carried as'];
   const main = [head, head.map(() => '---')];
   for (const { cond, impl, mode, f, check } of rows) {
     const loadedCell = anyLoaded ? [f && Number.isFinite(f.loadedP50) ? `${fmt(f.loadedP50, 1)} / ${fmt(f.loadedP99, 1)}` : ''] : [];
     main.push(f
-      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, `${count(f.carrierRetrans)} (${count(f.spurious)})`, count(f.tcpRetrans), check]
-      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', check]);
+      ? [cond, impl, mode, fmt(f.mbps, 2), fmt(f.cpuPerGiB), fmt(f.rrP50, 2), fmt(f.rrP99, 2), `${f.rrCount}, ${f.rrCpuUs.map((c) => fmt(c, 0)).join(' / ')}, ${fmt(f.rrDatagrams)}`, ...loadedCell, count(f.carrierRetrans), count(f.spurious), f.socketDrops.map(count).join(' / '), count(f.tcpRetrans), check]
+      : [cond, impl, mode, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', ...loadedCell, 'n/a', 'n/a', 'n/a', 'n/a', check]);
   }
   const rhead = ['link', 'mode', 'goodput', 'CPU s/GiB', 'RR p50', 'RR p99'];
   const ratios = [rhead, rhead.map(() => '---')];
   for (const cond of CONDITIONS) {
     for (const mode of MODES) {
-      const get = (impl: Impl): Figures | undefined => medianRun(rows.filter((r) => r.cond === cond.name && r.impl === impl && r.mode === mode));
-      const [t, e] = [get('tstier'), get('EasyTier')];
-      ratios.push([cond.name, mode, ratio(t?.mbps, e?.mbps), ratio(t?.cpuPerGiB, e?.cpuPerGiB), ratio(t?.rrP50, e?.rrP50), ratio(t?.rrP99, e?.rrP99)]);
+      const cell = (impl: Impl): Row[] => rows.filter((r) => r.cond === cond.name && r.impl === impl && r.mode === mode);
+      const [t, e] = [medianRun(cell('tstier')), medianRun(cell('EasyTier'))];
+      const rr = (fig: (f: Figures) => number): string => ratio(median(cell('tstier'), fig), median(cell('EasyTier'), fig));
+      ratios.push([cond.name, mode, ratio(t?.mbps, e?.mbps), ratio(t?.cpuPerGiB, e?.cpuPerGiB), rr((f) => f.rrP50), rr((f) => f.rrP99)]);
     }
   }
   return `${md(main)}\n\nRatios tstier / EasyTier (goodput: higher is better; the rest: lower is better):\n\n${md(ratios)}`;
@@ -510,7 +524,7 @@ async function main(): Promise<void> {
     const load1 = loadavg();
     const la = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
     console.log(`tstier vs EasyTier 2.6.4 (easytier-pyo3), ${new Date().toISOString().slice(0, 16)} UTC${QUICK ? ', --quick' : ''}: ` +
-      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s and ${RR_COUNT} round trips or more (at most ${RR_CAP} s) after ${RR_WARM} s of warm-up, inner TCP ${cc}${REPEAT > 1 ? `, ${REPEAT} interleaved repetitions (ratios from each cell's median run)` : ''}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
+      `one bulk stream of ${SECONDS} s, RR probes of ${PROBE} s and ${RR_COUNT} round trips or more (at most ${RR_CAP} s) after ${RR_WARM} s of warm-up, inner TCP ${cc}${REPEAT > 1 ? `, ${REPEAT} interleaved repetitions (goodput and CPU ratios from each cell's median-goodput run, RR ratios from its median p50 and p99)` : ''}; load average (1/5/15 min) ${la(load0)} at the start, ${la(load1)} at the end.\n`);
     console.log(tables(rows));
     console.log('\nMixed pairs: the tstier node speaks EasyTier\'s wire; the pair is named source→destination. ' +
       'EasyTier 2.6.4 exposes no KCP/QUIC retransmission counter.');

@@ -126,10 +126,13 @@ export class FecEncoder {
 
   /**
    * Frames the datagram `d` in place as a data shard: its plain payload (kind byte first) starts at
-   * d[FEC_DATA_PREFIX], the bytes before are free; `type` 0 or 1. Returns the view to send. Parity,
-   * when this completes a group, goes to `out`.
+   * d[FEC_DATA_PREFIX], the bytes before are free; `type` 0 or 1. Returns the view to send. Parity of
+   * the group this one completed goes to `out` with the next data shard or at once by deadline(): the
+   * caller sends the returned shard after what `out` took, and parity ahead of its group's last shard
+   * rebuilt that shard at the peer just before it arrived (a segment received twice on a clean link).
    */
   data(d: Uint8Array, payloadLen: number, type: number, now: number, out: (parity: Uint8Array) => void): Uint8Array {
+    if (this.count === GROUP_DATA) this.close(out);
     if (this.count === 0) this.open(now);
     d[0] = KIND_FEC_DATA;
     writeU32Le(d, 1, this.seq);
@@ -146,7 +149,7 @@ export class FecEncoder {
     }
     if (shardLen > this.maxLen) this.maxLen = shardLen;
     this.stats.data++;
-    if (++this.count === GROUP_DATA) this.close(out);
+    this.count++;
     return d.subarray(0, SHARD_AT + shardLen);
   }
 
@@ -160,14 +163,15 @@ export class FecEncoder {
     return parityFor(this.loss, this.backlogged) > 0 ? this.groupMs : 0;
   }
 
-  /** When the open group must be closed, or Infinity. */
+  /** When the open group must be closed (a full one: now), or Infinity. */
   deadline(): number {
-    return this.count > 0 ? this.openedAt + this.groupMs : Infinity;
+    if (this.count === 0) return Infinity;
+    return this.count === GROUP_DATA ? this.openedAt : this.openedAt + this.groupMs;
   }
 
-  /** Closes a group that waited groupMs for more data. */
+  /** Closes a group that is full or waited groupMs for more data. */
   handleTimeout(now: number, out: (parity: Uint8Array) => void): void {
-    if (this.count > 0 && now >= this.openedAt + this.groupMs) this.close(out);
+    if (this.count > 0 && now >= this.deadline()) this.close(out);
   }
 
   /** A report from the peer (bytes after the kind byte). */

@@ -9,7 +9,8 @@
  * that arrived, so every ACK gives an unambiguous send time and RTT, retransmissions included.
  *
  * The allowance is srtt/8 (the brief's 1.125 × RTT), at least 2 ms: the clock's 1 ms grain and one
- * driver pass of ACK batching. Sends within one ms are ordered by sn (a flush writes them so).
+ * driver pass of ACK batching. First transmissions within one ms are ordered by sn (a flush writes
+ * them so); a resend against a first transmission of the same ms is taken as the later one (candidate()).
  *
  * The allowance adapts as RFC 8985 §6.2 has it, with the ts echo in place of DSACK: an ACK that
  * echoes an earlier transmission than a resent segment's latest one says the original arrived, so
@@ -30,6 +31,8 @@ export class Rack {
   private xmitTs = 0;
   private sn = 0;
   private rtt = -1;
+  /** That transmission was a resend (it left with a full flush's resends, in sn order among them). */
+  private resend = false;
   /** The least RTT any delivery showed: no resend's ACK can come back sooner. */
   private minRtt = Infinity;
   private reoMult = 1;
@@ -41,7 +44,8 @@ export class Rack {
   acked(seg: Segment, ts: number, current: number): void {
     if (seg.xmit > 1) this.judge(((seg.ts - ts) | 0) > 0);
     this.progressAt = current;
-    this.delivered(ts, seg.sn, current);
+    // An echo of an earlier transmission than the latest may be the first or a resend: taken as the first.
+    this.delivered(ts, seg.sn, current, seg.xmit > 1 && ts === seg.ts);
   }
 
   /**
@@ -80,12 +84,13 @@ export class Rack {
     }
   }
 
-  /** The transmission sent at `ts` (u32 clock) was delivered, seen at `current`. */
-  delivered(ts: number, sn: number, current: number): void {
+  /** The transmission sent at `ts` (u32 clock), a resend or not, was delivered, seen at `current`. */
+  delivered(ts: number, sn: number, current: number, resend = false): void {
     const later = this.rtt < 0 || ((ts - this.xmitTs) | 0) > 0 || (ts === this.xmitTs && ((sn - this.sn) | 0) > 0);
     if (!later) return;
     this.xmitTs = ts;
     this.sn = sn;
+    this.resend = resend;
     this.rtt = Math.max(0, (current - ts) | 0);
     if (this.rtt < this.minRtt) this.minRtt = this.rtt;
   }
@@ -97,10 +102,17 @@ export class Rack {
     return this.rtt + Math.max(MIN_REORDER_MS, reorder) + extra;
   }
 
-  /** Sent no later than the latest delivered transmission (same ms: lower sn first). */
+  /**
+   * Sent no later than the latest delivered transmission. Within one ms sn gives the order of first
+   * transmissions, and of the resends of one full flush, but not of a resend against a first
+   * transmission: a full flush's resends leave after the new segments that pacer grants sent earlier
+   * in that ms, so such a resend counts as sent after them. Read by sn, a resend was judged lost one
+   * RTT plus the allowance after those newer segments' ACKs, while it waited behind them in the
+   * receiver's queue (every segment B got twice on the bench's clean veth).
+   */
   candidate(seg: Segment): boolean {
     const d = (this.xmitTs - seg.ts) | 0;
-    return d > 0 || (d === 0 && ((this.sn - seg.sn) | 0) > 0);
+    return d > 0 || (d === 0 && (seg.xmit === 1 || this.resend) && ((this.sn - seg.sn) | 0) > 0);
   }
 
   /** ms until the candidate `seg` counts as lost (≤ 0: it is). */

@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kcp } from '../../../daemon/transport/kcp/kcp.js';
 import { IKCP_CMD_PUSH, IKCP_OVERHEAD, readU32 } from '../../../daemon/transport/kcp/segment.js';
+import { Rack } from '../../../daemon/transport/kcp/rack.js';
+import { Segment } from '../../../daemon/transport/kcp/segment-store.js';
 import { Rng } from '../../sim/world.js';
 
 const ONE_WAY_MS = 20;
@@ -138,4 +140,18 @@ test('rack: on a host whose timers always run late, a timeout is deferred once, 
   a.handleTimeout(1050); // late again (the 1 ms re-arm ran 49 ms late): fires now
   assert.notEqual(a.pollTransmit(), null);
   assert.equal(a.lostSegs, 1);
+});
+
+test('rack: within one ms a resend is not taken as sent before a first transmission, but is before a later resend of the same flush', () => {
+  const seg = (sn: number, ts: number, xmit: number): Segment => Object.assign(new Segment(new Uint8Array(0)), { sn, ts, xmit });
+  const grantThenFlush = new Rack();
+  // ms 100: a pacer grant sent new segment 50, then a full flush resent 10. 50's ACK comes first.
+  grantThenFlush.acked(seg(50, 100, 1), 100, 104);
+  assert.equal(grantThenFlush.candidate(seg(10, 100, 2)), false, 'the resend left after 50: not a candidate for loss yet');
+  assert.equal(grantThenFlush.candidate(seg(40, 100, 1)), true, 'first transmissions of one ms go in sn order');
+  assert.equal(grantThenFlush.candidate(seg(10, 99, 2)), true, 'a resend of an earlier ms was sent before');
+  const oneFlush = new Rack();
+  // One full flush resent 10 and 20 in ms 100; 20's resend was delivered (the ACK echoes its latest send).
+  oneFlush.acked(seg(20, 100, 2), 100, 104);
+  assert.equal(oneFlush.candidate(seg(10, 100, 2)), true, 'resends of one flush go in sn order');
 });
