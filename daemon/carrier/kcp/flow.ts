@@ -30,6 +30,13 @@ const RX_HIGH_WATER = 256 * 1024;
  */
 const UNSENT_HIGH_WATER = 64;
 /**
+ * After a refused write, Writable waits until the unsent segments have drained to here and what is in
+ * flight to 1.5 send windows (hysteresis, as a Node stream's 'drain'). Told at the first free slot,
+ * the pipe resumed its paused socket for one small read at a time; each cost a read, a pause and a
+ * resume, a frame, and at a kernel-NAT end the window update that read sent across the TUN.
+ */
+export const UNSENT_LOW_WATER = UNSENT_HIGH_WATER / 2;
+/**
  * Received stream bytes are taken from KCP through this scratch, as much as is ready at once, then
  * copied into one buffer of exactly that size: a buffer per segment (its own ArrayBuffer, a socket
  * write chunk each) cost the receiving node of 1,000 flows much of its CPU in GC and writes.
@@ -488,8 +495,14 @@ export class KcpFlow implements CarrierFlow {
     this.rxHeld = 0;
   }
 
+  /** The queue fell to its low-water mark (UNSENT_LOW_WATER). */
+  private get drained(): boolean {
+    const k = this.kcp;
+    return k.unsentCount <= UNSENT_LOW_WATER && k.waitSnd <= k.sendWindow * 1.5;
+  }
+
   private checkWritable(): void {
-    if (this.writeBlocked && this.writable) {
+    if (this.writeBlocked && this.writable && this.drained) {
       this.writeBlocked = false;
       this.events |= FlowEvent.Writable;
     }
