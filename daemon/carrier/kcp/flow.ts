@@ -25,13 +25,6 @@ export { FlowEvent };
 /** Bytes of received data held for the application before KCP is left to back-pressure the sender. */
 const RX_HIGH_WATER = 256 * 1024;
 /**
- * Bytes of a DATA frame still arriving are reported Readable only once this many wait (a frame's end,
- * a FIN or a reset are reported at once): each report is a write to the application's socket, and a
- * write costs per call, not per byte. The sender made one frame of each socket read, so a frame's end
- * is where its application paused; holding a few segments of a frame in progress costs it nothing.
- */
-export const DELIVER_MIN = 16 * 1024;
-/**
  * Segments written but not yet granted a send, beyond which write() refuses: the path's pacer decides
  * when they go, so more would only be memory (a thousand flows × this is the node's send buffering).
  */
@@ -80,8 +73,6 @@ export class KcpFlow implements CarrierFlow {
   private resetToSend = false;
   private readonly frames = new FrameReader();
   private readonly rx: Uint8Array[] = [];
-  /** Readable was reported for what rx holds (cleared once the reader emptied it). */
-  private readableTold = false;
   private rxHeld = 0;
   private writeBlocked = false;
   private ackPending = false;
@@ -374,7 +365,6 @@ export class KcpFlow implements CarrierFlow {
     const chunk = this.rx.shift();
     if (!chunk) return null;
     this.rxHeld -= chunk.length;
-    if (this.rx.length === 0) this.readableTold = false;
     if (this.rxHeld < RX_HIGH_WATER / 2) this.pull();
     this.checkEnded(this.lastNow);
     return chunk;
@@ -419,7 +409,7 @@ export class KcpFlow implements CarrierFlow {
   private pull(): void {
     while (this.rxHeld < RX_HIGH_WATER && !this.isReset) {
       const n = this.kcp.read(rxScratch);
-      if (n === 0) break;
+      if (n === 0) return;
       const chunk = Buffer.allocUnsafe(n);
       chunk.set(n === rxScratch.length ? rxScratch : rxScratch.subarray(0, n));
       // The window this frees must reach the sender: one that saw it closed waits on a probe
@@ -435,13 +425,13 @@ export class KcpFlow implements CarrierFlow {
         if (this.isReset) return;
       }
     }
-    this.tellReadable();
   }
 
   private onFrame(type: FrameType, payload: Uint8Array): void {
     switch (type) {
       case FrameType.Data:
         if (payload.length === 0 || this.peerFin) return;
+        if (this.rx.length === 0) this.events |= FlowEvent.Readable;
         this.rx.push(payload);
         this.rxHeld += payload.length;
         this.rxBytes += payload.length;
@@ -503,15 +493,6 @@ export class KcpFlow implements CarrierFlow {
   private dropReceived(): void {
     this.rx.length = 0;
     this.rxHeld = 0;
-    this.readableTold = false;
-  }
-
-  /** Reports Readable once what rx holds ends a frame or reaches DELIVER_MIN. */
-  private tellReadable(): void {
-    if (this.readableTold || this.rx.length === 0) return;
-    if (!this.frames.atBoundary && this.rxHeld < DELIVER_MIN) return;
-    this.readableTold = true;
-    this.events |= FlowEvent.Readable;
   }
 
   /** The queue fell to its low-water mark (UNSENT_LOW_WATER). */
