@@ -86,9 +86,10 @@ export class GsoSocket {
   }
 
   /**
-   * For a socket of the addon's own (udp-batch.ts): `usable` says it is still open. GRO stays off
-   * (its reader takes one datagram a slot); GSO sends where `gsoSends`: the receiver's kernel cuts a
-   * run back into datagrams for a socket without GRO, so any peer reads them as before.
+   * For a socket of the addon's own (udp-batch.ts): `usable` says it is still open. Its GRO is its
+   * reader's (which cuts runs by the kernel's segment size), not this probe's; GSO sends where
+   * `gsoSends`: the receiver's kernel cuts a run back into datagrams for a socket without GRO, so any
+   * peer reads them as before.
    */
   static forFd(fd: number, gsoSends: boolean, usable: () => boolean): GsoSocket | null {
     const addon = peerAddon();

@@ -7,9 +7,9 @@
  * 8-byte magic and waits for the Sack (2) echoing conn_id and magic; every listener answers a Syn
  * with its Sack, statelessly (a link is still made by its first Data, so Syns cost no state).
  *
- * Speed (with the peer addon): the sockets are the addon's, read in recvmmsg batches (udp-batch.ts),
- * and a tick's datagrams leave in sendmmsg batches (udp-gso.ts), one syscall per batch; the
- * datagrams on the wire stay the same. Without the addon: node:dgram, with GRO where GSO runs arrive.
+ * Speed (with the peer addon): the sockets are the addon's, read in recvmmsg batches with UDP GRO
+ * (udp-batch.ts: a peer's GSO run is one read), and a tick's datagrams leave in GSO runs or sendmmsg
+ * batches (udp-gso.ts), one syscall per batch; the datagrams on the wire stay the same. Without the addon: node:dgram, with GRO where GSO runs arrive.
  */
 import { createSocket, Socket } from 'node:dgram';
 import { randomFillSync, randomInt } from 'node:crypto';
@@ -51,7 +51,7 @@ const MAX_DATAGRAM = 9600;
 function newSocket(uri: string, host: string, port: number): { socket: UdpSock; bound: boolean } {
   let batch: BatchUdpSocket | null;
   try {
-    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS, gsoSends: true });
+    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS, gsoSends: true, gro: true });
   } catch (e) {
     throw listenError(uri, e as NodeJS.ErrnoException);
   }
