@@ -11,9 +11,10 @@
  * Source addresses arrive in binary; their strings come from a small cache, so a stream from one
  * peer builds no string per datagram.
  *
- * Null from open() means no addon: callers fall back to node:dgram. TSTIER_UDP_RECV=dgram in the
- * environment makes them fall back with the addon built (to compare).
+ * Null from open() means no addon: callers fall back to node:dgram (bindUdpSocket does both).
+ * TSTIER_UDP_RECV=dgram in the environment makes them fall back with the addon built (to compare).
  */
+import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { constants } from 'node:os';
 import { peerAddon, type PeerAddon, type UdpHandle } from '../native.js';
 import { GsoSocket } from './udp-gso.js';
@@ -281,6 +282,36 @@ export class BatchUdpSocket {
     if (this.handle) this.addon.udpStats(this.handle, out);
     return out;
   }
+}
+
+/**
+ * A UDP socket bound to host:port (an IP literal): the addon's batch socket, or without it node:dgram's,
+ * made with `dgram` options too (a lookup...) and the same buffer sizes. Rejects with the bind's
+ * errno-coded Error (EADDRINUSE...), the socket closed.
+ */
+export async function bindUdpSocket(host: string, port: number, opts: BatchUdpOptions,
+  dgram: Partial<SocketOptions> = {}): Promise<BatchUdpSocket | Socket> {
+  const batch = BatchUdpSocket.open(host, port, opts);
+  if (batch) return batch;
+  const sock = createSocket({
+    type: host.includes(':') ? 'udp6' : 'udp4',
+    ...(opts.recvBufferSize > 0 && { recvBufferSize: opts.recvBufferSize }),
+    ...(opts.sendBufferSize > 0 && { sendBufferSize: opts.sendBufferSize }),
+    ...dgram,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(port, host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    sock.close();
+    throw e;
+  }
+  return sock;
 }
 
 function codeOf(errno: number): string {
