@@ -4,7 +4,7 @@
  * does not change: the kernel cuts the run back into the same datagrams.
  *
  * A tick's datagrams are queued per link and flushed on the next tick (process.nextTick, so no
- * added latency), keeping their order. Where GSO is not used (off by default, see GSO_SENDS; a
+ * added latency), keeping their order. Where GSO is not used (TSTIER_UDP_GSO=off, see GSO_SENDS; a
  * kernel or device without it, a segment over the path MTU) they leave in sendmmsg batches: one
  * syscall and one crossing into the kernel per batch instead of a dgram send (its JS, a request
  * object and a syscall) per datagram; 1,000 KCP-proxied flows spent ~15 % of the sending node's
@@ -17,13 +17,12 @@ import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
- * GSO sends are opt-in (TSTIER_UDP_GSO=on). With them on, the first bulk flow after a node starts
- * sometimes crawls: a KCP-proxied 32 MiB download right after start took 11-34 s in 2 runs
- * (the other 42 of 44 in 1.1-5.5 s, as 25 without GSO), for a cause not yet found. And their saving
- * was the receiver's GRO, which the batch-read socket lacks: there a run arrives as 64 datagrams at
- * once, costing resends and no less CPU (docs/kcp-proxy.md).
+ * GSO sends are on unless TSTIER_UDP_GSO=off. A run reaches a tstier peer's batch socket as one GRO
+ * read (udp-batch.ts). Before that socket had GRO, a run reached it as up to 64 datagrams at once,
+ * overflowed its receive buffer (thousands of drops a bulk run) and saved no CPU; a bulk flow right
+ * after start sometimes crawled behind those drops (docs/kcp-proxy.md).
  */
-const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
+const GSO_SENDS = process.env.TSTIER_UDP_GSO !== 'off';
 /** The kernel's UDP_MAX_SEGMENTS. */
 const MAX_SEGMENTS = 64;
 /** Bytes one GSO send may carry: a UDP datagram's limit, less IPv6/UDP headers, rounded down. */
