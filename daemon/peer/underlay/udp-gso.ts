@@ -4,7 +4,7 @@
  * does not change: the kernel cuts the run back into the same datagrams.
  *
  * A tick's datagrams are queued per link and flushed on the next tick (process.nextTick, so no
- * added latency), keeping their order. Where GSO is not used (TSTIER_UDP_GSO=off, see GSO_SENDS; a
+ * added latency), keeping their order. Where GSO is not used (off by default, see GSO_SENDS; a
  * kernel or device without it, a segment over the path MTU) they leave in sendmmsg batches: one
  * syscall and one crossing into the kernel per batch instead of a dgram send (its JS, a request
  * object and a syscall) per datagram; 1,000 KCP-proxied flows spent ~15 % of the sending node's
@@ -17,12 +17,13 @@ import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
- * GSO sends are on unless TSTIER_UDP_GSO=off. A run reaches a tstier peer's batch socket as one GRO
- * read (udp-batch.ts). Before that socket had GRO, a run reached it as up to 64 datagrams at once,
- * overflowed its receive buffer (thousands of drops a bulk run) and saved no CPU; a bulk flow right
- * after start sometimes crawled behind those drops (docs/kcp-proxy.md).
+ * GSO sends are opt-in (TSTIER_UDP_GSO=on). With GRO on the batch socket (udp-batch.ts) a run is one
+ * read at a tstier peer and they cut the CPU per GiB about a quarter; but a bulk flow right after
+ * start stalled for over 20 s in 3 of 85 runs with them (none in 50 without): the cold receiver's
+ * socket overflowed, dropping whole runs, and the path's controller does not back off on loss
+ * (docs/kcp-proxy.md). On by default once the receiver's drops reach the sender.
  */
-const GSO_SENDS = process.env.TSTIER_UDP_GSO !== 'off';
+const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
 /** The kernel's UDP_MAX_SEGMENTS. */
 const MAX_SEGMENTS = 64;
 /** Bytes one GSO send may carry: a UDP datagram's limit, less IPv6/UDP headers, rounded down. */
