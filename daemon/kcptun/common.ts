@@ -2,7 +2,7 @@
  * What the kcptun client and server share: the per-session configuration built from the flags,
  * the process-wide counters and log, signals, and socket helpers.
  */
-import { createSocket, Socket as UdpSocket } from 'node:dgram';
+import { Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { TstierError } from '../errors.js';
 import { newDatagramCrypt } from '../transport/crypt/datagram.js';
@@ -14,7 +14,7 @@ import { startSnmpLog } from './snmp-log.js';
 import { Pacer } from './pacer.js';
 import { IoErrorLog } from '../io/io-error-log.js';
 import { DatagramBatcher, GsoSocket } from '../peer/underlay/udp-gso.js';
-import { BatchUdpSocket } from '../peer/underlay/udp-batch.js';
+import { BatchUdpSocket, bindUdpSocket } from '../peer/underlay/udp-batch.js';
 import type { PacketSocket } from '../faketcp/packet-socket.js';
 
 /** The smux keepalive timeout kcptun leaves at smux's default. */
@@ -138,34 +138,15 @@ const MAX_DATAGRAM = 1500;
  */
 export async function bindUdp(host: string, port: number, cfg: KcptunConfig, errors: IoErrorLog): Promise<PacketSocket> {
   const buffers = cfg.sockbuf > 0 ? cfg.sockbuf : 0;
-  let batch: BatchUdpSocket | null;
+  let sock: BatchUdpSocket | UdpSocket;
   try {
-    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, recvBufferSize: buffers, sendBufferSize: buffers });
+    sock = await bindUdpSocket(host, port, { maxDatagram: MAX_DATAGRAM, recvBufferSize: buffers, sendBufferSize: buffers });
   } catch (e) {
     throw bindError(host, port, e as NodeJS.ErrnoException);
   }
   // Send errors (no route, address gone) are not fatal: KCP retransmits once the path is back.
-  if (batch) return batch.on('error', (e) => errors.record('udp', e));
-  const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.bind(port, host, () => {
-      sock.off('error', reject);
-      resolve();
-    });
-  }).catch((e: NodeJS.ErrnoException) => {
-    throw bindError(host, port, e);
-  });
-  sock.on('error', (e) => errors.record('udp', e));
-  if (cfg.sockbuf > 0) {
-    try {
-      sock.setRecvBufferSize(cfg.sockbuf);
-      sock.setSendBufferSize(cfg.sockbuf);
-    } catch {
-      // the kernel caps buffer sizes; kcptun ignores this error too
-    }
-  }
-  return sock;
+  const onError = (e: Error): void => errors.record('udp', e);
+  return sock instanceof BatchUdpSocket ? sock.on('error', onError) : sock.on('error', onError);
 }
 
 function bindError(host: string, port: number, e: NodeJS.ErrnoException): TstierError {

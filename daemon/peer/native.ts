@@ -32,13 +32,15 @@ export interface PeerAddon {
   udpRecvErrors(fd: number, ipv6: boolean): number;
   /** Drains the error queue: [address, port, ...] of the peers whose port answered "unreachable". */
   udpTakeRefused(fd: number): (string | number)[];
-  /** Datagrams per batch read (udpStart). */
+  /** Slots per batch read, at most (udpOpen). */
   BATCH_MAX: number;
   /**
    * A UDP socket of the addon's own, bound to host:port (an IP literal; ipv6: a dual-stack AF_INET6
-   * socket), read in batches of `slot`-byte slots (udp_recv.c). Throws an Error whose code is the errno name.
+   * socket), read in batches of up to `slots` (≤ BATCH_MAX) `slot`-byte slots (udp_recv.c); with `gro`, UDP GRO
+   * on: a slot may hold a run of datagrams, listed one by one. Throws an Error whose code is the errno name.
    */
-  udpOpen(ipv6: boolean, host: string, port: number, rcvbuf: number, sndbuf: number, slot: number): UdpHandle;
+  udpOpen(ipv6: boolean, host: string, port: number, rcvbuf: number, sndbuf: number, slot: number, slots: number,
+    gro: boolean): UdpHandle;
   udpConnect(h: UdpHandle, ip: string, port: number): number;
   /** The bound [address, port]. */
   udpLocal(h: UdpHandle): [string, number];

@@ -5,12 +5,16 @@
  * quarter of the CPU. Sends go through the addon's sendmmsg on the same fd (udp-gso.ts).
  *
  * Each datagram is handed on in a Buffer of its own (copied from the batch buffer, which the next
- * read overwrites: a consumer may keep what it is given). Source addresses arrive in binary; their
- * strings come from a small cache, so a stream from one peer builds no string per datagram.
+ * read overwrites: a consumer may keep what it is given). With UDP GRO (the peer underlay's sockets)
+ * a peer's GSO run arrives in one slot and is listed datagram by datagram: the run is copied once,
+ * into one Buffer, and its datagrams are views of it (one allocation a run, not one a datagram).
+ * Source addresses arrive in binary; their strings come from a small cache, so a stream from one
+ * peer builds no string per datagram.
  *
- * Null from open() means no addon: callers fall back to node:dgram. TSTIER_UDP_RECV=dgram in the
- * environment makes them fall back with the addon built (to compare).
+ * Null from open() means no addon: callers fall back to node:dgram (bindUdpSocket does both).
+ * TSTIER_UDP_RECV=dgram in the environment makes them fall back with the addon built (to compare).
  */
+import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { constants } from 'node:os';
 import { peerAddon, type PeerAddon, type UdpHandle } from '../native.js';
 import { GsoSocket } from './udp-gso.js';
@@ -27,6 +31,14 @@ const ADDR_LEN = 64;
 const ADDR_TEXT = 20;
 /** Source addresses remembered (direct-mapped by address and port). */
 const FROM_CACHE = 16;
+/**
+ * A GRO socket's slots: each takes a whole run (a UDP message is at most 64 KiB), so there are fewer
+ * of them (1 MiB in all; up to GRO_SLOTS x 64 datagrams a read), and up to RUN_MAX (udp_recv.c)
+ * datagrams are listed per slot.
+ */
+const GRO_SLOT = 65536;
+const GRO_SLOTS = 16;
+const RUN_MAX = 128;
 
 export interface DatagramFrom {
   readonly address: string;
@@ -45,12 +57,14 @@ interface Held {
 const EMPTY = new Uint8Array(0);
 
 export interface BatchUdpOptions {
-  /** The largest datagram taken whole (a longer one is counted truncated and dropped). */
+  /** The largest datagram taken whole (a longer one is counted truncated and dropped; with gro, up to 64 KiB pass). */
   maxDatagram: number;
   recvBufferSize: number;
   sendBufferSize: number;
   /** Runs of datagrams leave in GSO sends (udp-gso.ts): the peer underlay's; tstier-kcptun's keep sendmmsg. */
   gsoSends?: boolean;
+  /** UDP GRO: a peer's GSO run is read as one message (and handed on as its datagrams). */
+  gro?: boolean;
 }
 
 /** An errno-coded Error, as node's sockets raise. */
@@ -73,9 +87,11 @@ export class BatchUdpSocket {
   private readonly one: Uint8Array[] = [];
   private readonly fromCache: (DatagramFrom & { key: number[] })[] = [];
   private batching: GsoSocket | null | undefined;
+  /** Messages that held a run of datagrams (UDP GRO), as read so far. */
+  runs = 0;
 
   private constructor(private readonly addon: PeerAddon, handle: UdpHandle, private readonly slot: number,
-    private readonly gsoSends: boolean) {
+    private readonly slots: number, private readonly entries: number, private readonly gsoSends: boolean) {
     this.handle = handle;
     this.fd = addon.udpFd(handle);
   }
@@ -84,9 +100,12 @@ export class BatchUdpSocket {
   static open(host: string, port: number, opts: BatchUdpOptions): BatchUdpSocket | null {
     const addon = peerAddon();
     if (!addon?.udpOpen || process.env.TSTIER_UDP_RECV === 'dgram') return null;
-    const slot = (opts.maxDatagram + 4) & ~3; // the address records after the slots stay 4-byte aligned
-    const handle = addon.udpOpen(host.includes(':'), host, port, opts.recvBufferSize, opts.sendBufferSize, slot);
-    return new BatchUdpSocket(addon, handle, slot, opts.gsoSends ?? false);
+    const gro = opts.gro ?? false;
+    const slot = gro ? GRO_SLOT : (opts.maxDatagram + 4) & ~3; // the address records after the slots stay 4-byte aligned
+    const slots = gro ? GRO_SLOTS : addon.BATCH_MAX;
+    const handle = addon.udpOpen(host.includes(':'), host, port, opts.recvBufferSize, opts.sendBufferSize, slot, slots, gro);
+    return new BatchUdpSocket(addon, handle, slot, slots, Math.max(addon.BATCH_MAX, gro ? slots * RUN_MAX : slots),
+      opts.gsoSends ?? false);
   }
 
   get closed(): boolean {
@@ -124,21 +143,32 @@ export class BatchUdpSocket {
   private start(): void {
     if (!this.handle) return;
     this.reading = true;
-    const n = this.addon.BATCH_MAX;
-    const batch = new ArrayBuffer(n * (this.slot + ADDR_LEN) + 4);
+    const { slot, slots } = this;
+    const batch = new ArrayBuffer(slots * (slot + ADDR_LEN) + 4);
     const bytes = Buffer.from(batch);
     const words = new Uint32Array(batch);
-    const offsets = new Uint32Array(n);
-    const lengths = new Uint32Array(n);
-    const addrs = n * this.slot;
-    const dropsWord = (addrs + n * ADDR_LEN) / 4;
+    const offsets = new Uint32Array(this.entries);
+    const lengths = new Uint32Array(this.entries);
+    const addrs = slots * slot;
+    const dropsWord = (addrs + slots * ADDR_LEN) / 4;
     const onBatch = (count: number): void => {
       this.drops = words[dropsWord]!;
-      for (let i = 0; i < count && this.handle; i++) {
-        const len = lengths[i]!;
-        const msg = Buffer.allocUnsafe(len);
-        bytes.copy(msg, 0, offsets[i]!, offsets[i]! + len);
-        this.onMessage(msg, this.from(bytes, words, addrs + i * ADDR_LEN));
+      for (let i = 0; i < count && this.handle;) {
+        const first = offsets[i]!;
+        const at = Math.floor(first / slot);
+        const from = this.from(bytes, words, addrs + at * ADDR_LEN);
+        const slotEnd = (at + 1) * slot;
+        let end = first + lengths[i]!;
+        let last = i + 1;
+        while (last < count && offsets[last] === end && end < slotEnd) end += lengths[last++]!; // a GRO run, back to back
+        const copy = Buffer.allocUnsafe(end - first);
+        bytes.copy(copy, 0, first, end);
+        if (last === i + 1) this.onMessage(copy, from);
+        else {
+          this.runs++;
+          for (; i < last && this.handle; i++) this.onMessage(copy.subarray(offsets[i]! - first, offsets[i]! - first + lengths[i]!), from);
+        }
+        i = last;
       }
     };
     this.addon.udpStart(this.handle, batch, offsets, lengths, onBatch,
@@ -230,7 +260,7 @@ export class BatchUdpSocket {
     process.nextTick(() => this.handle && this.onError(errnoError('ECONNREFUSED', 'send ECONNREFUSED')));
   }
 
-  /** Batched (and where opened so, GSO) sends on this socket (udp-gso.ts); GRO stays off: the slots hold one datagram each. */
+  /** Batched (and where opened so, GSO) sends on this socket (udp-gso.ts); GRO, if on, is this reader's. */
   gso(): GsoSocket | null {
     // A batch must not overtake what a full buffer held back.
     if (this.batching === undefined) this.batching = GsoSocket.forFd(this.fd, this.gsoSends, () => this.handle !== null && this.backlog.length === 0);
@@ -252,6 +282,36 @@ export class BatchUdpSocket {
     if (this.handle) this.addon.udpStats(this.handle, out);
     return out;
   }
+}
+
+/**
+ * A UDP socket bound to host:port (an IP literal): the addon's batch socket, or without it node:dgram's,
+ * made with `dgram` options too (a lookup...) and the same buffer sizes. Rejects with the bind's
+ * errno-coded Error (EADDRINUSE...), the socket closed.
+ */
+export async function bindUdpSocket(host: string, port: number, opts: BatchUdpOptions,
+  dgram: Partial<SocketOptions> = {}): Promise<BatchUdpSocket | Socket> {
+  const batch = BatchUdpSocket.open(host, port, opts);
+  if (batch) return batch;
+  const sock = createSocket({
+    type: host.includes(':') ? 'udp6' : 'udp4',
+    ...(opts.recvBufferSize > 0 && { recvBufferSize: opts.recvBufferSize }),
+    ...(opts.sendBufferSize > 0 && { sendBufferSize: opts.sendBufferSize }),
+    ...dgram,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(port, host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    sock.close();
+    throw e;
+  }
+  return sock;
 }
 
 function codeOf(errno: number): string {

@@ -17,11 +17,11 @@ import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
- * GSO sends are opt-in (TSTIER_UDP_GSO=on). With them on, the first bulk flow after a node starts
- * sometimes crawls: a KCP-proxied 32 MiB download right after start took 11-34 s in 2 runs
- * (the other 42 of 44 in 1.1-5.5 s, as 25 without GSO), for a cause not yet found. And their saving
- * was the receiver's GRO, which the batch-read socket lacks: there a run arrives as 64 datagrams at
- * once, costing resends and no less CPU (docs/kcp-proxy.md).
+ * GSO sends are opt-in (TSTIER_UDP_GSO=on). With GRO on the batch socket (udp-batch.ts) a run is one
+ * read at a tstier peer and they cut the CPU per GiB about a quarter; but a bulk flow right after
+ * start stalled for over 20 s in 3 of 85 runs with them (none in 50 without): the cold receiver's
+ * socket overflowed, dropping whole runs, and the path's controller does not back off on loss
+ * (docs/kcp-proxy.md). On by default once the receiver's drops reach the sender.
  */
 const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
 /** The kernel's UDP_MAX_SEGMENTS. */
@@ -86,9 +86,10 @@ export class GsoSocket {
   }
 
   /**
-   * For a socket of the addon's own (udp-batch.ts): `usable` says it is still open. GRO stays off
-   * (its reader takes one datagram a slot); GSO sends where `gsoSends`: the receiver's kernel cuts a
-   * run back into datagrams for a socket without GRO, so any peer reads them as before.
+   * For a socket of the addon's own (udp-batch.ts): `usable` says it is still open. Its GRO is its
+   * reader's (which cuts runs by the kernel's segment size), not this probe's; GSO sends where
+   * `gsoSends`: the receiver's kernel cuts a run back into datagrams for a socket without GRO, so any
+   * peer reads them as before.
    */
   static forFd(fd: number, gsoSends: boolean, usable: () => boolean): GsoSocket | null {
     const addon = peerAddon();

@@ -7,11 +7,11 @@
  * 8-byte magic and waits for the Sack (2) echoing conn_id and magic; every listener answers a Syn
  * with its Sack, statelessly (a link is still made by its first Data, so Syns cost no state).
  *
- * Speed (with the peer addon): the sockets are the addon's, read in recvmmsg batches (udp-batch.ts),
- * and a tick's datagrams leave in sendmmsg batches (udp-gso.ts), one syscall per batch; the
- * datagrams on the wire stay the same. Without the addon: node:dgram, with GRO where GSO runs arrive.
+ * Speed (with the peer addon): the sockets are the addon's, read in recvmmsg batches with UDP GRO
+ * (udp-batch.ts: a peer's GSO run is one read), and a tick's datagrams leave in GSO runs or sendmmsg
+ * batches (udp-gso.ts), one syscall per batch; the datagrams on the wire stay the same. Without the addon: node:dgram, with GRO where GSO runs arrive.
  */
-import { createSocket, Socket } from 'node:dgram';
+import { Socket } from 'node:dgram';
 import { randomFillSync, randomInt } from 'node:crypto';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
@@ -20,7 +20,7 @@ import { errorEnd, formatUri, listenError, type AcceptLink, type LinkEnd, type U
 import { peerAddon } from '../native.js';
 import { DatagramBatcher, dgramFd, GsoSocket } from './udp-gso.js';
 import { watchDrops } from './udp-drops.js';
-import { BatchUdpSocket } from './udp-batch.js';
+import { BatchUdpSocket, bindUdpSocket } from './udp-batch.js';
 
 export const UDP_HEADER_LEN = 8;
 /**
@@ -47,16 +47,14 @@ type UdpSock = Socket | BatchUdpSocket;
 /** The largest datagram a link takes: a jumbo TUN MTU's packet (9,000) with the peer headers. */
 const MAX_DATAGRAM = 9600;
 
-/** A socket bound to host:port: the addon's where it is built, else dgram's (bound by bind()). */
-function newSocket(uri: string, host: string, port: number): { socket: UdpSock; bound: boolean } {
-  let batch: BatchUdpSocket | null;
+/** A socket bound to host:port (an IP literal): the addon's where it is built, else dgram's. */
+async function openSocket(uri: string, host: string, port: number): Promise<UdpSock> {
   try {
-    batch = BatchUdpSocket.open(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS, gsoSends: true });
+    return await bindUdpSocket(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS, gsoSends: true, gro: true },
+      { lookup: literalLookup });
   } catch (e) {
     throw listenError(uri, e as NodeJS.ErrnoException);
   }
-  if (batch) return { socket: batch, bound: true };
-  return { socket: createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup, ...SOCKET_BUFFERS }), bound: false };
 }
 
 /** The socket's fd for the addon's probes, while it is open. */
@@ -212,18 +210,6 @@ function datagramAt(msg: Buffer, at: number, end: number): Buffer {
   return at === 0 && end === msg.length ? msg : msg.subarray(at, end);
 }
 
-function bind(socket: UdpSock, uri: string, port: number, host?: string): Promise<void> {
-  if (!(socket instanceof Socket)) return Promise.resolve(); // the addon's: bound when made
-  return new Promise((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException): void => reject(listenError(uri, e));
-    socket.once('error', onError);
-    socket.bind(port, host, () => {
-      socket.off('error', onError);
-      resolve();
-    });
-  });
-}
-
 export class UdpListener implements UnderlayListener {
   /** Datagrams dropped before any session saw them: malformed headers. */
   malformed = 0;
@@ -276,14 +262,7 @@ export class UdpListener implements UnderlayListener {
   }
 
   static async open(uri: string, addr: UnderlayAddress, accept: AcceptLink): Promise<UdpListener> {
-    const { socket } = newSocket(uri, addr.host, addr.port);
-    try {
-      await bind(socket, uri, addr.port, addr.host);
-    } catch (e) {
-      socket.close();
-      throw e;
-    }
-    return new UdpListener(uri, addr.host, socket, accept);
+    return new UdpListener(uri, addr.host, await openSocket(uri, addr.host, addr.port), accept);
   }
 
   private onMessage(msg: Buffer, address: string, port: number): void {
@@ -378,10 +357,9 @@ function connectSocket(socket: UdpSock, addr: UnderlayAddress): Promise<void> {
  * reach only us, and a closed port (the peer restarting) surfaces as an error that ends the link.
  */
 export async function dialUdp(uri: string, addr: UnderlayAddress, opts: { syn?: boolean } = {}): Promise<UnderlayLink> {
-  const { socket } = newSocket(uri, isIPv6(addr.host) ? '::' : '0.0.0.0', 0);
+  const socket = await openSocket(uri, isIPv6(addr.host) ? '::' : '0.0.0.0', 0);
   const connId = randomInt(1, 2 ** 32 - 1);
   try {
-    await bind(socket, uri, 0);
     await connectSocket(socket, addr);
     if (opts.syn) await synExchange(socket, connId);
   } catch (e) {

@@ -1,8 +1,10 @@
 /**
  * The peer addon's batch-read UDP socket (udp-batch.ts, native/src/udp_recv.c), on loopback: datagrams
  * arrive whole and in order with their source addresses (IPv4 and a dual-stack IPv6 socket), each in
- * a Buffer of its own; the socket's drop count rides on the datagrams read after a drop; an ICMP port
- * unreachable is an error of that socket only, after which it keeps reading.
+ * a Buffer of its own, with GRO on or off; GSO runs reach a GRO socket as one read each and leave it
+ * as their exact datagrams, short last segments included; the socket's drop count rides on the
+ * datagrams read after a drop; an ICMP port unreachable is an error of that socket only, after which
+ * it keeps reading.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,9 +28,9 @@ function datagram(i: number): Buffer {
   return d;
 }
 
-test('datagrams arrive whole, in order, with their source, each in a Buffer of its own', { skip }, async () => {
-  for (const [rxHost, txHost, to, seen] of [['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1'], ['::', '127.0.0.1', '127.0.0.1', '::ffff:127.0.0.1'], ['::1', '::1', '::1', '::1']]) {
-    const rx = open(rxHost!);
+test('datagrams arrive whole, in order, with their source, each in a Buffer of its own (GRO on or off)', { skip }, async () => {
+  for (const gro of [false, true]) for (const [rxHost, txHost, to, seen] of [['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1'], ['::', '127.0.0.1', '127.0.0.1', '::ffff:127.0.0.1'], ['::1', '::1', '::1', '::1']]) {
+    const rx = open(rxHost!, { ...OPTS, gro });
     const tx = open(txHost!);
     const got: { msg: Buffer; from: DatagramFrom }[] = [];
     const all = new Promise<void>((resolve) => rx.on('message', (msg, from) => {
@@ -115,6 +117,45 @@ test('GSO runs out of a batch socket reach a batch socket (GRO off) as their dat
   await all;
   assert.deepEqual(got, sent);
   assert.equal(rx.stats()[0], sent.length, 'one slot a datagram: the kernel cut the runs up');
+  rx.close();
+  tx.close();
+});
+
+test('GSO runs reach a GRO batch socket as one read each and leave it as their exact datagrams', { skip }, async () => {
+  const rx = open('::', { ...OPTS, gro: true });
+  const tx = open('127.0.0.1', { ...OPTS, gsoSends: true });
+  const gso = tx.gso()!;
+  if (!(peerAddon()!.udpOffloads(tx.fd, false) & 1)) return; // no GSO sends on this kernel: nothing to coalesce
+  gso.maxSegment = 0xffff; // as TSTIER_UDP_GSO=on would
+  // Runs as the batcher cuts them: 64 full segments; 30 and a short last one; a lone datagram; 5 of 700 and
+  // a 1-byte tail; sizes changing mid-queue start a new run. Each datagram's bytes say which one it is.
+  const sizes = [...Array(64).fill(1000), ...Array(30).fill(1000), 517, 40, ...Array(5).fill(700), 1, ...Array(70).fill(1200)] as number[];
+  const sent = sizes.map((n, i) => {
+    const d = Buffer.alloc(n, i & 0xff);
+    if (n >= 2) d.writeUInt16LE(i, 0);
+    return d;
+  });
+  const got: Buffer[] = [];
+  const from: DatagramFrom[] = [];
+  const all = new Promise<void>((resolve) => rx.on('message', (msg, f) => {
+    from.push(f);
+    if (got.push(msg) === sent.length) resolve();
+  }));
+  const fellBack: Buffer[] = [];
+  const b = new DatagramBatcher(gso, '127.0.0.1', rx.address().port, (buf) => {
+    fellBack.push(buf);
+    tx.send(buf, rx.address().port, '127.0.0.1');
+  });
+  for (const d of sent) b.push(d);
+  await new Promise<void>((resolve) => process.nextTick(resolve));
+  assert.deepEqual(fellBack.map((d) => d.length), [40], 'every run went in one GSO send, the lone datagram alone');
+  await all;
+  assert.deepEqual(got.map((m) => m.length), sizes, 'boundaries: each datagram its own length, short tails included');
+  assert.deepEqual(got, sent, 'bytes intact, in order (a later read did not overwrite a kept view)');
+  assert.ok(from.every((f) => f.address === '::ffff:127.0.0.1' && f.port === tx.address().port), 'each datagram has its run\'s source');
+  assert.ok(rx.runs >= 5, `runs read whole: ${rx.runs}`);
+  assert.equal(rx.stats()[0], sent.length, 'the addon counts datagrams, not reads');
+  assert.equal(rx.stats()[4], 0, 'nothing truncated');
   rx.close();
   tx.close();
 });
