@@ -8,13 +8,18 @@
  *  - echo: ECHO_MIB sent through one stream to an echo target and read back at the same time, MiB/s
  *    of one direction (bytes each way / wall time);
  *  - CPU seconds per GiB moved (utime+stime of both tunnel processes from /proc/<pid>/stat; the echo
- *    counts both directions);
+ *    counts both directions), steady state: before any measured window both implementations move the
+ *    same warm-up transfer (--warm SECONDS, half up then half down on a stream of its own, through the
+ *    same relay), and a window counts only the bytes and the CPU (each process read at the window's
+ *    start and end) inside it. A tunnel runs for hours; without the warm-up, ours pays V8's compilation
+ *    (a fixed cost per process, seconds at a few MB/s) inside short windows, which kcptun, compiled ahead
+ *    of time, does not. --warm 0 is the old cold measurement;
  *  - 64-byte request/response latency p50/p99 on one stream (clean loopback only);
  *  - peak RSS (VmHWM) of each process.
  * The implementations run interleaved (kcptun, ours, kcptun, ours...) for --rounds rounds, and the
- * table gives medians and ours/kcptun ratios. Bounded: ~(2×BULK_SECONDS or one echo) per cell.
+ * table gives medians and ours/kcptun ratios. Bounded: ~(WARM + 2×BULK_SECONDS or one echo) per cell.
  *
- *   node dist/bench/kcptun-compare.js [--seconds 6] [--rr-seconds 4] [--rounds 3] [--conditions
+ *   node dist/bench/kcptun-compare.js [--seconds 6] [--warm 4] [--rr-seconds 4] [--rounds 3] [--conditions
  *     clean,loss5,loss20,echo] [--impls kcptun,tstier,tstier-js,tstier-base] [--base DIR] [--profile DIR] [--snmp DIR] [--node-flags FLAGS] [-- extra kcptun flags]
  * tstier-js is ours with the transport addon off (TSTIER_TRANSPORT_ADDON=off: crypt, CRC and FEC in JS).
  * tstier-base is ours from another built checkout (--base DIR), for before/after figures in one run.
@@ -33,11 +38,13 @@ import { benchArgs } from './lib/args.js';
 import { freePort, REPO_ROOT, startProc, TSTIER_KCPTUN, connectWithRetry, waitReady, type Proc } from '../test/interop/harness.js';
 
 const { opt, rest } = benchArgs('kcptun-compare',
-  'node dist/bench/kcptun-compare.js [--seconds 6] [--rr-seconds 4] [--rounds 3] [--conditions clean,loss5,loss20,echo] ' +
+  'node dist/bench/kcptun-compare.js [--seconds 6] [--warm 4] [--rr-seconds 4] [--rounds 3] [--conditions clean,loss5,loss20,echo] ' +
   '[--impls kcptun,tstier,tstier-js,tstier-base] [--echo-mib 64] [--base DIR] [--profile DIR] [--snmp DIR] [--node-flags FLAGS] ' +
   '[-- extra kcptun flags] (the file\'s header explains each)',
-  ['seconds', 'rr-seconds', 'rounds', 'conditions', 'impls', 'echo-mib', 'base', 'profile', 'snmp', 'node-flags']);
+  ['seconds', 'warm', 'rr-seconds', 'rounds', 'conditions', 'impls', 'echo-mib', 'base', 'profile', 'snmp', 'node-flags']);
 const BULK_SECONDS = Number(opt('seconds', '6'));
+/** The untimed warm-up transfer before every measured window, half up then half down. */
+const WARM_SECONDS = Number(opt('warm', '4'));
 const RR_SECONDS = Number(opt('rr-seconds', '4'));
 const RR_MAX = 5000;
 const PROFILE_DIR = opt('profile', '');
@@ -151,7 +158,7 @@ class Target {
   }
 }
 
-async function bulkUp(port: number, target: Target, pids: number[]): Promise<{ mbps: number; cpu: number; bytes: number }> {
+async function bulkUp(port: number, target: Target, pids: number[], seconds = BULK_SECONDS): Promise<{ mbps: number; cpu: number; bytes: number }> {
   const s = await connectWithRetry(port);
   s.on('error', () => undefined);
   s.write('U');
@@ -167,7 +174,7 @@ async function bulkUp(port: number, target: Target, pids: number[]): Promise<{ m
   const b0 = target.received;
   const c0 = pids.map(cpuSeconds);
   const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, BULK_SECONDS * 1000));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
   const bytes = target.received - b0;
   const secs = (performance.now() - t0) / 1000;
   const cpu = pids.reduce((a, p, i) => a + cpuSeconds(p) - c0[i]!, 0);
@@ -176,7 +183,7 @@ async function bulkUp(port: number, target: Target, pids: number[]): Promise<{ m
   return { mbps: bytes / secs / 1e6, cpu, bytes };
 }
 
-async function bulkDown(port: number, pids: number[]): Promise<{ mbps: number; cpu: number; bytes: number }> {
+async function bulkDown(port: number, pids: number[], seconds = BULK_SECONDS): Promise<{ mbps: number; cpu: number; bytes: number }> {
   const s = await connectWithRetry(port);
   s.on('error', () => undefined);
   let got = 0;
@@ -186,7 +193,7 @@ async function bulkDown(port: number, pids: number[]): Promise<{ mbps: number; c
   const b0 = got;
   const c0 = pids.map(cpuSeconds);
   const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, BULK_SECONDS * 1000));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
   const bytes = got - b0;
   const secs = (performance.now() - t0) / 1000;
   const cpu = pids.reduce((a, p, i) => a + cpuSeconds(p) - c0[i]!, 0);
@@ -314,6 +321,11 @@ async function measure(impl: Impl, path: Condition): Promise<Result> {
     await waitReady(server);
     await waitReady(client);
     const pids = [client.child.pid!, server.child.pid!];
+    const warm = async (): Promise<void> => {
+      if (WARM_SECONDS <= 0) return;
+      await bulkUp(cport, target, pids, WARM_SECONDS / 2);
+      await bulkDown(cport, pids, WARM_SECONDS / 2);
+    };
     // Read after the last row is written (every second), while the processes still run.
     const cost = async (): Promise<{ wirePerPayload: number; retransPerMille: number }> => {
       if (!SNMP_DIR) return { wirePerPayload: NaN, retransPerMille: NaN };
@@ -321,12 +333,15 @@ async function measure(impl: Impl, path: Condition): Promise<Result> {
       return wireCost([snmpFile('client'), snmpFile('server')]);
     };
     if (path.echo) {
+      await warm();
       const e = await echo(cport, pids);
       return { upMBps: NaN, downMBps: NaN, echoMiBps: e.mibps, cpuSecPerGiB: e.cpu / (e.bytes / 2 ** 30), p50: NaN, p99: NaN,
         rssClientMiB: peakRssMiB(pids[0]!), rssServerMiB: peakRssMiB(pids[1]!), ...(await cost()) };
     }
     // Latency first, while no bulk data is still draining through the session.
+    // Latency is measured cold, as before the warm-up existed.
     const rr = path.relay ? { p50: NaN, p99: NaN } : await requestResponse(cport);
+    await warm();
     const up = await bulkUp(cport, target, pids);
     const down = await bulkDown(cport, pids);
     const gib = (up.bytes + down.bytes) / 2 ** 30;
