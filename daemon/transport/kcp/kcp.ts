@@ -67,6 +67,14 @@ export class Kcp {
   holdPartialTail = false; // Nagle's rule (send-queue.ts tailWaits; off in kcp-go)
   /** With `rack`: ms more to wait before a hole counts as lost (an outer FEC's repair may still come). */
   rackExtraMs = 0;
+  /**
+   * Set by an outer path shared by many engines (the proxy carrier's PeerPath): while true, a timeout
+   * resends only segments sent no later than `answeredTs` (u32 clock), those the peer has since had
+   * time to answer; a later one waits, rechecked each interval. A silent peer (a stalled host) is one
+   * event for the path, not a timeout per engine: the path lets one engine probe instead.
+   */
+  holdsTimeouts = false;
+  answeredTs = 0;
   /** What the last full scan of snd_buf found: a flush with nothing new skips it (flush-scan.ts). */
   private readonly scan = new FlushScan();
   /** Segment bytes (with header) acknowledged for the first time, selectively or by una, and how many segments; cumulative. */
@@ -518,6 +526,9 @@ export class Kcp {
         early++;
       } else if (rack !== null && rack.defers(seg, current)) {
         needsend = false; // ACKs still bring news: a hole would show to RACK, so no timeout yet
+      } else if (this.holdsTimeouts && ((current - seg.resendts) | 0) >= 0 && ((seg.ts - this.answeredTs) | 0) > 0) {
+        needsend = false; // the peer has not spoken since this one could be answered: ask again next interval
+        if (this.interval < earliest) earliest = this.interval;
       } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || (lost < RACK_RTO_PROBES && !this.hostLate))) {
         seg.rto += this.nodelay === 0 ? rxRto : rxRto >>> 1;
         seg.fastack = 0;
