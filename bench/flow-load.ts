@@ -150,7 +150,8 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const tx0 = [await txPackets(a, veth), await txPackets(b, veth)];
     const drops0 = [await rcvbufErrors(a), await rcvbufErrors(b)];
     const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
-      .waitForEvent<{ ok: number; secs: number; flows: FlowTimes[] }>('done', 30 * 60_000).finally(() => watch.stop());
+      .waitForEvent<{ ok: number; secs: number; flows: FlowTimes[]; errors: string[] }>('done', 30 * 60_000).finally(() => watch.stop());
+    if (done.ok < FLOWS) console.log(`${path}: ${FLOWS - done.ok} flows failed, the first: ${done.errors.join('; ')}`);
     const cpus = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
     const gib = (FLOWS * BYTES) / 2 ** 30;
     const mib = (FLOWS * BYTES) / 2 ** 20;
