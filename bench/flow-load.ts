@@ -18,7 +18,9 @@
  * A second table per path says where the wall time went: each flow's connect and completion (its digest)
  * as percentiles from the load's start, so a straggler tail reads apart from a uniformly slow load; and,
  * for the carriers, the retransmissions A's proxy table listed (the last count seen per flow), in all
- * and for the slowest tenth of the flows against the rest.
+ * and for the slowest tenth of the flows against the rest; and the packets A's TUN dropped because its
+ * daemon fell behind reading it, with the TCP retransmission timeouts in A's namespace: each such drop
+ * costs the application's own TCP a recovery, and a run of them an RTO that backs off (a flow stalled).
  *
  * `--cpu-prof DIR` runs both daemons under `node --cpu-prof`, writing one .cpuprofile per daemon into DIR
  * and printing each one's top functions by self time after the path's row.
@@ -91,6 +93,9 @@ interface Row {
   resends: number;
   resendsSlow: number;
   resendsRest: number;
+  /** Packets A's TUN dropped, and the TCP retransmission timeouts in A's namespace (the applications' TCP). */
+  tunDropsA: number;
+  tcpTimeoutsA: number;
 }
 
 /** One flow as the load tool reports it: local port, ms to connect, ms to digest (-1: never). */
@@ -131,6 +136,18 @@ async function rcvbufErrors(ns: Namespace): Promise<number> {
   return Number(values?.[names?.indexOf('RcvbufErrors') ?? -1] ?? NaN);
 }
 
+/** Packets the namespace's TUN could not hand to its daemon (tx_dropped: the daemon fell behind reading it). */
+async function tunDrops(ns: Namespace): Promise<number> {
+  return Number((await ns.exec(['cat', `/sys/class/net/${PREFIX}0/statistics/tx_dropped`])).stdout.trim());
+}
+
+/** The namespace's TCP retransmission timeouts so far (/proc/net/netstat TcpExt TCPTimeouts). */
+async function tcpTimeouts(ns: Namespace): Promise<number> {
+  const lines = (await ns.exec(['cat', '/proc/net/netstat'])).stdout.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const [names, values] = lines.map((l) => l.trim().split(/\s+/));
+  return Number(values?.[names?.indexOf('TCPTimeouts') ?? -1] ?? NaN);
+}
+
 function tool(ns: Namespace, argv: string[]): NsProcess {
   return ns.spawn(['prlimit', NOFILE, process.execPath, TOOL, ...argv]);
 }
@@ -149,6 +166,8 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const cpu0 = pids.map(cpuSeconds);
     const tx0 = [await txPackets(a, veth), await txPackets(b, veth)];
     const drops0 = [await rcvbufErrors(a), await rcvbufErrors(b)];
+    const tun0 = await tunDrops(a);
+    const rto0 = await tcpTimeouts(a);
     const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
       .waitForEvent<{ ok: number; secs: number; flows: FlowTimes[]; errors: string[] }>('done', 30 * 60_000).finally(() => watch.stop());
     if (done.ok < FLOWS) console.log(`${path}: ${FLOWS - done.ok} flows failed, the first: ${done.errors.join('; ')}`);
@@ -159,6 +178,8 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const pktsBA = ((await txPackets(b, veth)) - tx0[1]!) / mib;
     const dropsA = (await rcvbufErrors(a)) - drops0[0]!;
     const dropsB = (await rcvbufErrors(b)) - drops0[1]!;
+    const tunDropsA = (await tunDrops(a)) - tun0;
+    const tcpTimeoutsA = (await tcpTimeouts(a)) - rto0;
     const listed = await watch.stop();
     const kinds = new Map<string, number>();
     for (const row of listed.values()) {
@@ -186,6 +207,8 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
       resends: resends.all,
       resendsSlow: resends.slow,
       resendsRest: resends.rest,
+      tunDropsA,
+      tcpTimeoutsA,
     };
   } finally {
     await Promise.all(nodes.map((n) => n.proc.stop()));
@@ -217,12 +240,13 @@ function table(rows: Row[]): string {
 /** Where the wall time went: connect and completion percentiles (s from the load's start), and A's resends. */
 function paceTable(rows: Row[]): string {
   const pct = (xs: number[]): string => [0.5, 0.9, 0.99, 1].map((p) => fmt(quantile(xs, p) / 1000, 2)).join(' / ');
-  const head = ['path', 'connect s p50 / p90 / p99 / max', 'done s p50 / p90 / p99 / max', 'A resends', 'per flow: slowest tenth / rest'];
+  const head = ['path', 'connect s p50 / p90 / p99 / max', 'done s p50 / p90 / p99 / max', 'A resends', 'per flow: slowest tenth / rest',
+    'A TUN drops', 'A TCP timeouts'];
   const lines = [head, head.map(() => '---')];
   for (const r of rows) {
     const carried = r.path !== 'plain';
     lines.push([r.path, pct(r.connectMs), pct(r.doneMs), carried ? String(r.resends) : '-',
-      carried ? `${fmt(r.resendsSlow)} / ${fmt(r.resendsRest)}` : '-']);
+      carried ? `${fmt(r.resendsSlow)} / ${fmt(r.resendsRest)}` : '-', String(r.tunDropsA), String(r.tcpTimeoutsA)]);
   }
   return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
 }
