@@ -316,7 +316,7 @@ test('path control: a receiver stalling past the RTO costs a clean path a few pr
     c.bytesPerFlow = Math.ceil(c.appRate! * 5_000);
     const o = run(seed, c, true, { everyMs: 700, maxMs: 400, receiverOnly: true });
     if (process.env.SIM_VERBOSE) console.log({ resent: o.resent, duplicates: o.duplicates });
-    // Before: 5,872 and 8,019 resends (seeds 1, 2), every one a timeout; now 160 and 323.
+    // Before: 5,872 and 8,019 resends (seeds 1, 2), every one a timeout; now 14 and 105.
     assert.ok(o.resent <= 5 * c.flows, `${o.resent} resends (B got ${o.duplicates} segments twice) on a clean link: ${o.label}`);
   }
 });

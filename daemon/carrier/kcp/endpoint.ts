@@ -485,7 +485,10 @@ export class KcpCarrier {
     path?.armTimeouts(flow, now);
     let ok = true;
     try { // the step is named, not a closure: this runs per datagram and per timer
-      if (step === Step.Input) ok = flow.input(payload!, now, regular);
+      if (step === Step.Input) {
+        ok = flow.input(payload!, now, regular);
+        path?.acked(flow);
+      }
       else if (step === Step.Timeout) flow.handleTimeout(now);
       else flow.flushAcks(now);
     } catch (e) {

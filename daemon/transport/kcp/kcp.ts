@@ -69,12 +69,14 @@ export class Kcp {
   rackExtraMs = 0;
   /**
    * Set by an outer path shared by many engines (the proxy carrier's PeerPath): while true, a timeout
-   * resends only segments sent no later than `answeredTs` (u32 clock), those the peer has since had
-   * time to answer; a later one waits, rechecked each interval. A silent peer (a stalled host) is one
+   * resends only segments sent no later than `answeredTs` (u32 clock), those the peer has since shown
+   * it had read (an ACK of a later send, of any engine); a later one waits, rechecked each interval. A silent peer (a stalled host) is one
    * event for the path, not a timeout per engine: the path lets one engine probe instead.
    */
   holdsTimeouts = false;
   answeredTs = 0;
+  /** The send time (u32 clock) the newest fresh ACK echoed: the peer had read what was sent until then. -1: none yet. */
+  ackedSendTs = -1;
   /** What the last full scan of snd_buf found: a flush with nothing new skips it (flush-scan.ts). */
   private readonly scan = new FlushScan();
   /** Segment bytes (with header) acknowledged for the first time, selectively or by una, and how many segments; cumulative. */
@@ -332,6 +334,7 @@ export class Kcp {
     this.inSegs += segs;
 
     // RTT from the last ACK of the datagram only, and never from FEC-rebuilt data.
+    if (sawAck && (this.ackedSendTs < 0 || ((latestTs - this.ackedSendTs) | 0) > 0)) this.ackedSendTs = latestTs;
     if (sawAck && regular) {
       const rtt = (this.current - latestTs) | 0;
       if (rtt >= 0) this.rtt.update(rtt, this.interval);
