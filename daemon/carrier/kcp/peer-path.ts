@@ -95,9 +95,9 @@ export class PeerPath {
   /**
    * Before a flow's engine may run its timeouts: they resend only what was sent before the newest send
    * the peer has acknowledged (on any flow: what it has not read yet may still wait in its socket),
-   * except for one flow per probe gap, whose timeout probes a silent path. Without
-   * this, a peer's stall past the RTO cost two resends per flow in flight, all of them spurious, in one
-   * burst into the waking host's socket (docs/kcp-proxy.md, "A silent peer").
+   * except for one flow per probe gap, whose timeout probes a silent path. Without this, a peer's stall
+   * past the RTO cost two resends per flow in flight, all of them spurious, in one burst into the
+   * waking host's socket (docs/kcp-proxy.md, "A silent peer is one event for the path").
    */
   armTimeouts(flow: KcpFlow, now: number): void {
     const kcp = flow.kcp;
