@@ -530,8 +530,10 @@ export class Kcp {
       } else if (rack !== null && rack.defers(seg, current)) {
         needsend = false; // ACKs still bring news: a hole would show to RACK, so no timeout yet
       } else if (this.holdsTimeouts && ((current - seg.resendts) | 0) >= 0 && ((seg.ts - this.answeredTs) | 0) > 0) {
-        needsend = false; // the peer has not spoken since this one could be answered: ask again next interval
-        if (this.interval < earliest) earliest = this.interval;
+        // The peer has not shown it read this one's time yet: ask again in half an RTO (not each interval:
+        // a full scan per interval of every flow with a held segment cost the sending node its CPU).
+        needsend = false;
+        if (seg.rto >>> 1 < earliest) earliest = Math.max(1, seg.rto >>> 1);
       } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || (lost < RACK_RTO_PROBES && !this.hostLate))) {
         seg.rto += this.nodelay === 0 ? rxRto : rxRto >>> 1;
         seg.fastack = 0;
