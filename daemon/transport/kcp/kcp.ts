@@ -70,8 +70,9 @@ export class Kcp {
   /**
    * Set by an outer path shared by many engines (the proxy carrier's PeerPath): while true, a timeout
    * resends only segments sent no later than `answeredTs` (u32 clock), those the peer has since shown
-   * it had read (an ACK of a later send, of any engine); a later one waits, rechecked each interval. A silent peer (a stalled host) is one
-   * event for the path, not a timeout per engine: the path lets one engine probe instead.
+   * it had read (an ACK of a later send, of any engine); a later one waits, rechecked in half an RTO.
+   * A silent peer (a stalled host) is one event for the path, not a timeout per engine: the path lets
+   * one engine probe instead.
    */
   holdsTimeouts = false;
   answeredTs = 0;
