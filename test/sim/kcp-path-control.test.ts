@@ -83,21 +83,16 @@ interface Outcome {
   sent: number;
   /** KCP segments the flows' senders retransmitted, over the whole run. */
   resent: number;
-  /** KCP segments B received twice (resends it did not need), over the whole run. */
-  duplicates: number;
   /** FEC over the measured window: data and parity shards A sent, datagrams B rebuilt, datagrams the link lost. */
   fec: { data: number; parity: number; recovered: number; lost: number };
 }
 
-/**
- * `stalls`: both hosts' event loops stall now and then for up to that many ms (a busy machine); with
- * `receiverOnly`, only B's.
- */
-function run(seed: number, c: Case, fec = false, stalls?: { everyMs: number; maxMs: number; receiverOnly?: boolean }): Outcome {
+/** `stalls`: both hosts' event loops stall now and then for up to that many ms (a busy machine). */
+function run(seed: number, c: Case, fec = false, stalls?: { everyMs: number; maxMs: number }): Outcome {
   const rng = new Rng(seed);
   const world = new World({ seed });
   const stall = (s: number): HostStalls | null => (stalls ? { ...stalls, rng: new Rng(s) } : null);
-  const a = new Node(2, seed, fec, stalls?.receiverOnly ? null : stall(seed * 5 + 1));
+  const a = new Node(2, seed, fec, stall(seed * 5 + 1));
   const b = new Node(1, seed ^ 0x5a5a, fec, stall(seed * 5 + 2));
   world.addNode(a);
   world.addNode(b);
@@ -168,7 +163,6 @@ function run(seed: number, c: Case, fec = false, stalls?: { everyMs: number; max
     queueDrops: st.queueDrops - dropsAtWarm,
     sent: st.sent - sentAtWarm,
     resent: opened.reduce((n, f) => n + f.retransmits, 0),
-    duplicates: [...b.received.keys()].reduce((n, f) => n + f.duplicates, 0),
     fec: {
       data: fecAtEnd.data - fecAtWarm.data, parity: fecAtEnd.parity - fecAtWarm.parity,
       recovered: fecAtEnd.recovered - fecAtWarm.recovered, lost: fecAtEnd.lost - fecAtWarm.lost,
@@ -303,20 +297,5 @@ test('path control: on busy hosts a clean link is not resent on (RACK widens its
     const segs = (c.flows * c.bytesPerFlow) / 1100;
     if (process.env.SIM_VERBOSE) console.log({ resent: o.resent, segs: Math.round(segs) });
     assert.ok(o.resent <= segs / 2000, `${o.resent} of ~${Math.round(segs)} segments resent on a clean link: ${o.label}`);
-  }
-});
-
-test('path control: a receiver stalling past the RTO costs a clean path a few probes, not two resends per flow (many flows, a silent peer is one event)', () => {
-  // A thousand flows share one path. When the receiving host stalls (its event loop held for hundreds
-  // of ms on a loaded machine), nothing comes back from it and every flow with data in flight timed
-  // out: two probes each, all of them spurious, arriving in one burst just as the stalled host wakes.
-  for (const seed of seeds(2)) {
-    // A clean veth: the applications together offer a fifth of what the link takes (the senders, not the link, are the limit).
-    const c: Case = { loss: 0, flows: 100, rate: 20_000, queue: 4 << 20, delayMs: 1, bytesPerFlow: 0, appRate: 40 };
-    c.bytesPerFlow = Math.ceil(c.appRate! * 5_000);
-    const o = run(seed, c, true, { everyMs: 700, maxMs: 400, receiverOnly: true });
-    if (process.env.SIM_VERBOSE) console.log({ resent: o.resent, duplicates: o.duplicates });
-    // Before: 5,872 and 8,019 resends (seeds 1, 2), every one a timeout; now 14 and 105.
-    assert.ok(o.resent <= 5 * c.flows, `${o.resent} resends (B got ${o.duplicates} segments twice) on a clean link: ${o.label}`);
   }
 });

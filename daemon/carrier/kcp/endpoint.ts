@@ -224,7 +224,6 @@ export class KcpCarrier {
     const fromInitiator = type === this.types.fromInitiator;
     if (!fromInitiator && type !== this.types.fromAcceptor) return;
     this.clock = now;
-    this.paths.get(fromPeer)?.heard(now);
     if (payload.length < RESET_LEN) {
       this.stats.malformed++;
       return;
@@ -475,29 +474,19 @@ export class KcpCarrier {
     return this.flows.count;
   }
 
-  /**
-   * Runs one flow's step; an exception (a bug) resets that flow instead of reaching the caller. Its
-   * engine's timeouts follow what its path knows of the peer (PeerPath.armTimeouts).
-   */
+  /** Runs one flow's step; an exception (a bug) resets that flow instead of reaching the caller. */
   private guard(flow: KcpFlow, now: number, step: Step, payload?: Uint8Array, regular = true): boolean {
-    const path = this.paths.get(flow.peerId);
-    const lost = flow.kcp.lostSegs;
-    path?.armTimeouts(flow, now);
-    let ok = true;
     try { // the step is named, not a closure: this runs per datagram and per timer
-      if (step === Step.Input) {
-        ok = flow.input(payload!, now, regular);
-        path?.acked(flow);
-      }
-      else if (step === Step.Timeout) flow.handleTimeout(now);
+      if (step === Step.Input) return flow.input(payload!, now, regular);
+      if (step === Step.Timeout) flow.handleTimeout(now);
       else flow.flushAcks(now);
+      return true;
     } catch (e) {
       this.stats.faults++;
       this.lastFault = e;
       flow.lost(now);
+      return true;
     }
-    path?.probed(flow, lost, now);
-    return ok;
   }
 
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */

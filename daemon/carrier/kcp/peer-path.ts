@@ -25,21 +25,6 @@ const QUANTUM_SEGS = 4;
 const WINDOW_BDPS = 3;
 /** Send windows never fall below this many segments (a path with no model yet must still move). */
 export const MIN_FLOW_WINDOW = 64;
-/**
- * A gap this long (ms) in what the peer sends ends a quiet spell when it speaks again; for RESUME_GRACE_MS
- * after that, what it had shown before still counts: a stalled host answers its whole backlog in one
- * pass, flow by flow, and those ACKs reach us over a few of our passes, so a timer run between them
- * must not take the ones still coming for losses.
- */
-const QUIET_MS = 10;
-const RESUME_GRACE_MS = 10;
-/**
- * While the peer is silent, one timeout probe per gap over all flows: the path's RTO floor (at least
- * MIN_PROBE_GAP_MS), doubled after each probe that met silence, up to MAX_PROBE_BACKOFF doublings
- * (a timer's backoff, for the path).
- */
-const MIN_PROBE_GAP_MS = 30;
-const MAX_PROBE_BACKOFF = 5;
 
 export class PeerPath {
   readonly ctl: PathController;
@@ -48,18 +33,6 @@ export class PeerPath {
   /** Absolute time at which pace() should run again, Infinity when nothing waits on time. */
   wakeAt = Infinity;
   private readonly ready = new Ring<KcpFlow>(64);
-  /** When the peer last sent us anything, and when it spoke again after a quiet spell (ms). */
-  private heardAt = -Infinity;
-  private resumedAt = -Infinity;
-  /**
-   * The newest send time (u32 clock) any flow's ACKs echoed: the peer reads one socket in order, so it
-   * had read everything sent before; and that time as it stood before the last quiet spell. -1: none.
-   */
-  private answered = -1;
-  private answeredBeforeQuiet = -1;
-  /** When a flow of this path last resent on a timeout (ms), and how many did since the peer last spoke. */
-  private probedAt = -Infinity;
-  private unansweredProbes = 0;
 
   constructor(private readonly mss: number, fec: boolean) {
     this.ctl = new PathController({ mss });
@@ -74,45 +47,6 @@ export class PeerPath {
       flow.waitingForGrant = true;
       this.ready.push(flow);
     }
-  }
-
-  /** A datagram from the peer arrived. */
-  heard(now: number): void {
-    if (now - this.heardAt > QUIET_MS) {
-      this.answeredBeforeQuiet = this.answered;
-      this.resumedAt = now;
-    }
-    this.heardAt = now;
-    this.unansweredProbes = 0;
-  }
-
-  /** After the flow took a datagram: the newest send its ACKs echoed counts for the whole path. */
-  acked(flow: KcpFlow): void {
-    const ts = flow.kcp.ackedSendTs;
-    if (ts >= 0 && (this.answered < 0 || ((ts - this.answered) | 0) > 0)) this.answered = ts;
-  }
-
-  /**
-   * Before a flow's engine may run its timeouts: they resend only what was sent before the newest send
-   * the peer has acknowledged (on any flow: what it has not read yet may still wait in its socket),
-   * except for one flow per probe gap, whose timeout probes a silent path. Without this, a peer's stall
-   * past the RTO cost two resends per flow in flight, all of them spurious, in one burst into the
-   * waking host's socket (docs/kcp-proxy.md, "A silent peer is one event for the path").
-   */
-  armTimeouts(flow: KcpFlow, now: number): void {
-    const kcp = flow.kcp;
-    const answered = now - this.resumedAt >= RESUME_GRACE_MS ? this.answered : this.answeredBeforeQuiet;
-    const gap = Math.max(MIN_PROBE_GAP_MS, this.ctl.rtoFloor()) * 2 ** Math.min(this.unansweredProbes, MAX_PROBE_BACKOFF);
-    kcp.holdsTimeouts = now - this.probedAt < gap;
-    // Nothing acknowledged yet: before anything in flight (a quarter of the u32 clock back).
-    kcp.answeredTs = answered < 0 ? (Math.floor(now) - 0x40000000) >>> 0 : answered;
-  }
-
-  /** After a flow's step: a timeout resend (`lostBefore`: its engine's count before the step) was a probe of the path. */
-  probed(flow: KcpFlow, lostBefore: number, now: number): void {
-    if (flow.kcp.lostSegs === lostBefore) return;
-    this.probedAt = now;
-    if (now - this.heardAt > QUIET_MS) this.unansweredProbes++;
   }
 
   /** The flow is being forgotten: whatever it had in flight no longer counts. */

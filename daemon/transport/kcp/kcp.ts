@@ -67,17 +67,6 @@ export class Kcp {
   holdPartialTail = false; // Nagle's rule (send-queue.ts tailWaits; off in kcp-go)
   /** With `rack`: ms more to wait before a hole counts as lost (an outer FEC's repair may still come). */
   rackExtraMs = 0;
-  /**
-   * Set by an outer path shared by many engines (the proxy carrier's PeerPath): while true, a timeout
-   * resends only segments sent no later than `answeredTs` (u32 clock), those the peer has since shown
-   * it had read (an ACK of a later send, of any engine); a later one waits, rechecked in half an RTO.
-   * A silent peer (a stalled host) is one event for the path, not a timeout per engine: the path lets
-   * one engine probe instead.
-   */
-  holdsTimeouts = false;
-  answeredTs = 0;
-  /** The send time (u32 clock) the newest fresh ACK echoed: the peer had read what was sent until then. -1: none yet. */
-  ackedSendTs = -1;
   /** What the last full scan of snd_buf found: a flush with nothing new skips it (flush-scan.ts). */
   private readonly scan = new FlushScan();
   /** Segment bytes (with header) acknowledged for the first time, selectively or by una, and how many segments; cumulative. */
@@ -335,7 +324,6 @@ export class Kcp {
     this.inSegs += segs;
 
     // RTT from the last ACK of the datagram only, and never from FEC-rebuilt data.
-    if (sawAck && (this.ackedSendTs < 0 || ((latestTs - this.ackedSendTs) | 0) > 0)) this.ackedSendTs = latestTs;
     if (sawAck && regular) {
       const rtt = (this.current - latestTs) | 0;
       if (rtt >= 0) this.rtt.update(rtt, this.interval);
@@ -530,11 +518,6 @@ export class Kcp {
         early++;
       } else if (rack !== null && rack.defers(seg, current)) {
         needsend = false; // ACKs still bring news: a hole would show to RACK, so no timeout yet
-      } else if (this.holdsTimeouts && ((current - seg.resendts) | 0) >= 0 && ((seg.ts - this.answeredTs) | 0) > 0) {
-        // The peer has not shown it read this one's time yet: ask again in half an RTO (not each interval:
-        // a full scan per interval of every flow with a held segment cost the sending node its CPU).
-        needsend = false;
-        if (seg.rto >>> 1 < earliest) earliest = Math.max(1, seg.rto >>> 1);
       } else if (((current - seg.resendts) | 0) >= 0 && (rack === null || (lost < RACK_RTO_PROBES && !this.hostLate))) {
         seg.rto += this.nodelay === 0 ? rxRto : rxRto >>> 1;
         seg.fastack = 0;
