@@ -15,6 +15,13 @@
  * namespace's UDP sockets dropped for a full receive buffer (RcvbufErrors: the host's own drops, which
  * a carrier cannot tell from path loss unless told).
  *
+ * A second table per path says where the wall time went: each flow's connect and completion (its digest)
+ * as percentiles from the load's start, so a straggler tail reads apart from a uniformly slow load; and,
+ * for the carriers, the retransmissions A's proxy table listed (the last count seen per flow), in all
+ * and for the slowest tenth of the flows against the rest; and the packets A's TUN dropped because its
+ * daemon fell behind reading it, with the TCP retransmission timeouts in A's namespace: each such drop
+ * costs the application's own TCP a recovery, and a run of them an RTO that backs off (a flow stalled).
+ *
  * `--cpu-prof DIR` runs both daemons under `node --cpu-prof`, writing one .cpuprofile per daemon into DIR
  * and printing each one's top functions by self time after the path's row.
  *
@@ -79,6 +86,42 @@ interface Row {
   /** UDP datagrams dropped on a full socket receive buffer in A and in B. */
   dropsA: number;
   dropsB: number;
+  /** Per flow, ms from the load's start: connect and digest (completion). */
+  connectMs: number[];
+  doneMs: number[];
+  /** Retransmissions A's proxy table listed, in all and per flow in the slowest tenth and in the rest. */
+  resends: number;
+  resendsSlow: number;
+  resendsRest: number;
+  /** Packets A's TUN dropped, and the TCP retransmission timeouts in A's namespace (the applications' TCP). */
+  tunDropsA: number;
+  tcpTimeoutsA: number;
+}
+
+/** One flow as the load tool reports it: local port, ms to connect, ms to digest (-1: never). */
+type FlowTimes = [number, number, number];
+
+/** The p-quantile (0..1) of ascending `xs`, NaN when empty. */
+function quantile(xs: number[], p: number): number {
+  return xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]! : NaN;
+}
+
+/**
+ * Each flow's retransmission count as A's table last listed it (rows are "transport|retransmits"),
+ * in all, and per flow among the slowest tenth of the flows and among the rest.
+ */
+function resendsByPace(flows: FlowTimes[], listed: Map<string, string>): { all: number; slow: number; rest: number } {
+  const byPort = new Map<number, number>();
+  let all = 0;
+  for (const [src, row] of listed) {
+    const n = Number(row.split('|')[1] ?? 0);
+    all += n;
+    byPort.set(Number(src.slice(src.lastIndexOf(':') + 1)), n);
+  }
+  const done = flows.filter((f) => f[2] >= 0).sort((x, y) => y[2] - x[2]);
+  const tenth = Math.max(1, Math.floor(done.length / 10));
+  const mean = (fs: FlowTimes[]): number => fs.reduce((sum, f) => sum + (byPort.get(f[0]) ?? 0), 0) / fs.length;
+  return { all, slow: mean(done.slice(0, tenth)), rest: mean(done.slice(tenth)) };
 }
 
 /** Packets the namespace's end of the veth has sent. */
@@ -91,6 +134,18 @@ async function rcvbufErrors(ns: Namespace): Promise<number> {
   const lines = (await ns.exec(['cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
   const [names, values] = lines.map((l) => l.trim().split(/\s+/));
   return Number(values?.[names?.indexOf('RcvbufErrors') ?? -1] ?? NaN);
+}
+
+/** Packets the namespace's TUN could not hand to its daemon (tx_dropped: the daemon fell behind reading it). */
+async function tunDrops(ns: Namespace): Promise<number> {
+  return Number((await ns.exec(['cat', `/sys/class/net/${PREFIX}0/statistics/tx_dropped`])).stdout.trim());
+}
+
+/** The namespace's TCP retransmission timeouts so far (/proc/net/netstat TcpExt TCPTimeouts). */
+async function tcpTimeouts(ns: Namespace): Promise<number> {
+  const lines = (await ns.exec(['cat', '/proc/net/netstat'])).stdout.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const [names, values] = lines.map((l) => l.trim().split(/\s+/));
+  return Number(values?.[names?.indexOf('TCPTimeouts') ?? -1] ?? NaN);
 }
 
 function tool(ns: Namespace, argv: string[]): NsProcess {
@@ -107,12 +162,15 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const pids = nodes.map((n) => n.proc.child.pid!);
     for (const pid of pids) await a.exec(['prlimit', `--pid=${pid}`, NOFILE]);
     await waitRoute(a, VIP_B);
-    const watch = watchCarriers(a, `${VIP_B}:${PORT}`);
+    const watch = watchCarriers(a, `${VIP_B}:${PORT}`, 2_000, (r) => `${r.transport_type}|${r.retransmits ?? 0}`);
     const cpu0 = pids.map(cpuSeconds);
     const tx0 = [await txPackets(a, veth), await txPackets(b, veth)];
     const drops0 = [await rcvbufErrors(a), await rcvbufErrors(b)];
+    const tun0 = await tunDrops(a);
+    const rto0 = await tcpTimeouts(a);
     const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
-      .waitForEvent<{ ok: number; secs: number }>('done', 30 * 60_000).finally(() => watch.stop());
+      .waitForEvent<{ ok: number; secs: number; flows: FlowTimes[]; errors: string[] }>('done', 30 * 60_000).finally(() => watch.stop());
+    if (done.ok < FLOWS) console.log(`${path}: ${FLOWS - done.ok} flows failed, the first: ${done.errors.join('; ')}`);
     const cpus = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
     const gib = (FLOWS * BYTES) / 2 ** 30;
     const mib = (FLOWS * BYTES) / 2 ** 20;
@@ -120,8 +178,16 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const pktsBA = ((await txPackets(b, veth)) - tx0[1]!) / mib;
     const dropsA = (await rcvbufErrors(a)) - drops0[0]!;
     const dropsB = (await rcvbufErrors(b)) - drops0[1]!;
+    const tunDropsA = (await tunDrops(a)) - tun0;
+    const tcpTimeoutsA = (await tcpTimeouts(a)) - rto0;
+    const listed = await watch.stop();
     const kinds = new Map<string, number>();
-    for (const kind of (await watch.stop()).values()) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    for (const row of listed.values()) {
+      const kind = row.split('|')[0]!;
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    }
+    const resends = resendsByPace(done.flows, listed);
+    const ascending = (i: 1 | 2): number[] => done.flows.map((f) => f[i]).filter((t) => t >= 0).sort((x, y) => x - y);
     return {
       path,
       secs: done.secs,
@@ -136,6 +202,13 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
       pktsBA,
       dropsA,
       dropsB,
+      connectMs: ascending(1),
+      doneMs: ascending(2),
+      resends: resends.all,
+      resendsSlow: resends.slow,
+      resendsRest: resends.rest,
+      tunDropsA,
+      tcpTimeoutsA,
     };
   } finally {
     await Promise.all(nodes.map((n) => n.proc.stop()));
@@ -164,6 +237,20 @@ function table(rows: Row[]): string {
   return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
 }
 
+/** Where the wall time went: connect and completion percentiles (s from the load's start), and A's resends. */
+function paceTable(rows: Row[]): string {
+  const pct = (xs: number[]): string => [0.5, 0.9, 0.99, 1].map((p) => fmt(quantile(xs, p) / 1000, 2)).join(' / ');
+  const head = ['path', 'connect s p50 / p90 / p99 / max', 'done s p50 / p90 / p99 / max', 'A resends', 'per flow: slowest tenth / rest',
+    'A TUN drops', 'A TCP timeouts'];
+  const lines = [head, head.map(() => '---')];
+  for (const r of rows) {
+    const carried = r.path !== 'plain';
+    lines.push([r.path, pct(r.connectMs), pct(r.doneMs), carried ? String(r.resends) : '-',
+      carried ? `${fmt(r.resendsSlow)} / ${fmt(r.resendsRest)}` : '-', String(r.tunDropsA), String(r.tcpTimeoutsA)]);
+  }
+  return lines.map((l) => `| ${l.join(' | ')} |`).join('\n');
+}
+
 async function main(): Promise<void> {
   const net = await Netns.create(PREFIX);
   try {
@@ -174,6 +261,7 @@ async function main(): Promise<void> {
     for (let rep = 0; rep < REPS; rep++) for (const path of chosen) rows.push(await runPath(a, b, veth, path));
     console.log(`\n${FLOWS} concurrent flows x ${BYTES} B, clean veth, ${REPS} round(s), paths interleaved:\n`);
     console.log(table(rows));
+    console.log(`\n${paceTable(rows)}`);
     const median = (p: PathName): number => {
       const s = rows.filter((r) => r.path === p).map((r) => r.secs).sort((x, y) => x - y);
       return s[Math.floor(s.length / 2)] ?? NaN;

@@ -43,6 +43,8 @@ export interface ProxyRow {
   role?: string;
   start_time?: string;
   reason?: string;
+  /** KCP segments / QUIC packets this flow retransmitted. */
+  retransmits?: number;
 }
 
 /** Polls the proxy table until `ok` holds (bounded: each poll is one CLI round trip); fails naming `what`. */
