@@ -10,7 +10,8 @@
  * machine. Meanwhile nothing is sent and datagrams queue; when it is free again it takes them all in
  * one batch, answers them with one ACK pass and runs its timers late. So ACKs come in bursts and RTT
  * samples carry delay that no bottleneck queue caused: what the path controller must not read as a
- * faster (or a congested) path.
+ * faster (or a congested) path. Its socket holds `socketBytes` of them (unbounded unless set): what
+ * comes beyond that is dropped and counted in socketDrops, which the carrier reads as its host's drops.
  */
 import { KcpCarrier, type KcpCarrierOptions } from '../../daemon/carrier/kcp/endpoint.js';
 import type { Rng, SimEndpoint } from './world.js';
@@ -34,6 +35,10 @@ export abstract class CarrierNode implements SimEndpoint {
   private stalled = false;
   private nextStallAt = -1;
   private backlog: Uint8Array[] = [];
+  private backlogBytes = 0;
+  /** The bytes a busy host's socket queues before it drops, and how many datagrams it dropped. */
+  socketBytes = Infinity;
+  socketDrops = 0;
   private readonly stalls: HostStalls | null;
   /**
    * A loaded host: its timers fire this many ms late, and a datagram's pass runs the carrier's timers
@@ -43,7 +48,9 @@ export abstract class CarrierNode implements SimEndpoint {
 
   constructor(protected readonly otherId: number, seed: number, lingerMs: number, options: Partial<KcpCarrierOptions> = {}, stalls: HostStalls | null = null) {
     // Bundled ACKs, as between daemons (every tstier node announces KcpBundle).
-    this.carrier = new KcpCarrier({ types: TYPES, lingerMs, openTimeoutMs: 60_000, convSeed: seed, peerTakesBundles: () => true, ...options });
+    this.carrier = new KcpCarrier({
+      types: TYPES, lingerMs, openTimeoutMs: 60_000, convSeed: seed, peerTakesBundles: () => true, hostDrops: () => this.socketDrops, ...options,
+    });
     this.stalls = stalls;
   }
 
@@ -52,7 +59,12 @@ export abstract class CarrierNode implements SimEndpoint {
 
   input(d: Uint8Array, now: number): void {
     if (now < this.busyUntil) {
+      if (this.backlogBytes + d.length > this.socketBytes) {
+        this.socketDrops++;
+        return;
+      }
       this.backlog.push(d); // the world hands over a fresh copy
+      this.backlogBytes += d.length;
       return;
     }
     this.take(d, now);
@@ -105,6 +117,7 @@ export abstract class CarrierNode implements SimEndpoint {
     if (this.backlog.length > 0) {
       for (const d of this.backlog) this.take(d, now);
       this.backlog = [];
+      this.backlogBytes = 0;
       this.settle(now);
     }
     if (this.acksDueAt <= now) {

@@ -237,7 +237,8 @@ export class KcpCarrier {
   private fecInput(fromPeer: number, kind: number, payload: Uint8Array, now: number): void {
     const body = payload.subarray(1);
     if (kind === KIND_FEC_REPORT) {
-      this.paths.get(fromPeer)?.fec?.report(body);
+      const path = this.paths.get(fromPeer);
+      if (path?.fec) path.ctl.onHostDrops(path.fec.report(body), now);
       return;
     }
     let dec = this.decoders.get(fromPeer);

@@ -17,6 +17,12 @@
  * round's smallest RTT sample sits well above the base RTT: a queue is standing at the bottleneck, so
  * the losses are the queue overflowing, and then only the model's rate goes out (and the probe up is
  * skipped). The in-flight cap bounds the queue whatever the estimates say.
+ *
+ * The receiver's host is a bottleneck too: its socket holds only so much while its event loop is busy
+ * (or cold, at start). When the peer reports that its socket dropped our datagrams (onHostDrops), that
+ * is congestion, not random loss: STARTUP ends, the round runs as with a standing queue (no
+ * compensation, no probe up), and the in-flight cap is cut to HOST_CUT of itself, then grows back slowly
+ * (HOST_REGROW_PER_S) while it binds and the flows fill it.
  */
 
 const STARTUP_GAIN = 2.885;
@@ -59,6 +65,17 @@ const RTT_MAX_ROUNDS = 64;
 const RTT_MAX_SLACK_MS = 100;
 /** The pacer never goes slower than this many segments per round trip (a path must stay probeable). */
 const MIN_RATE_SEGS = 4;
+
+/** On host drops the in-flight cap becomes this share of itself (at most once per HOST_HOLD_MS). */
+const HOST_CUT = 0.5;
+/** A report carries up to REPORT_MS of one overflow, and the next may carry the rest: one cut covers both. */
+const HOST_HOLD_MS = 250;
+/**
+ * Growth of a cut cap, its share per second of rounds in which the flows filled it: slow, since a
+ * busy host overflows again each time the cap outgrows its socket (per round, a round being 10 ms
+ * on a fast path, it grew back within a tenth of a second and every stall dropped as before).
+ */
+const HOST_REGROW_PER_S = 0.25;
 
 const enum Mode {
   Startup,
@@ -118,6 +135,12 @@ export class PathController {
   /** Smoothed share of sends that were retransmissions. */
   private lossShare = 0;
 
+  /** The in-flight cap the receiver's host drops set (Infinity: none), and when it may be cut again. */
+  private hostCap = Infinity;
+  private hostHeldUntil = -Infinity;
+  /** Host drops were reported this round: it counts as queued. */
+  private hostDropped = false;
+
   /** Segment bytes (headers included) in flight over every flow of the path. */
   inflight = 0;
   private tokens = 0;
@@ -167,6 +190,25 @@ export class PathController {
     }
   }
 
+  /**
+   * The peer reports `n` of our datagrams dropped unread by its host (its socket overflowed): the
+   * receiver, not the path, is full, and resends into the same overflow would only feed it.
+   */
+  onHostDrops(n: number, now: number): void {
+    if (n <= 0) return;
+    this.hostDropped = this.queued = true;
+    this.lossShare /= 2;
+    if (this.mode === Mode.Startup) {
+      this.fullBw = this.bw;
+      this.mode = Mode.Drain;
+    } else if (this.mode === Mode.ProbeBw && this.cycle === 0) this.cycle = 1; // the probe up found the host's limit
+    if (now >= this.hostHeldUntil) {
+      this.hostHeldUntil = now + HOST_HOLD_MS;
+      this.hostCap = Math.max(this.minWindow, HOST_CUT * this.inflightLimit());
+    }
+    this.rate = this.pacingRate();
+  }
+
   /** The senders had nothing more to send while budget remained. */
   onAppLimited(): void {
     this.appLimited = true;
@@ -211,8 +253,15 @@ export class PathController {
     return now + Math.max(1, Math.ceil(wait));
   }
 
-  /** The cap on payload bytes in flight: gain × BDP, grown by the loss share (lost segments stay in flight until repaired). */
+  /**
+   * The cap on payload bytes in flight: gain × BDP, grown by the loss share (lost segments stay in
+   * flight until repaired), and within what the receiver's host was seen to hold (onHostDrops).
+   */
   inflightLimit(): number {
+    return Math.min(this.modelLimit(), this.hostCap);
+  }
+
+  private modelLimit(): number {
     if (this.bw === 0 || this.minRtt === Infinity) return this.minWindow;
     const gain = this.mode === Mode.Startup ? STARTUP_CWND_GAIN : CWND_GAIN;
     // Timers and ACK batching add up to a round of delay on top of the path's own RTT, and a busy
@@ -290,7 +339,7 @@ export class PathController {
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
     if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
     this.lastRoundBacklogged = !this.appLimited;
-    this.endRound(this.roundDelivered / elapsed);
+    this.endRound(this.roundDelivered / elapsed, elapsed);
     this.appLimited = false;
     this.roundStart = now;
     this.roundDelivered = 0;
@@ -301,7 +350,7 @@ export class PathController {
     this.roundNew = this.roundRetx = 0;
   }
 
-  private endRound(sample: number): void {
+  private endRound(sample: number, elapsed: number): void {
     this.stats.rounds++;
     this.rttMaxRing[this.rttMaxIndex] = this.roundMaxRtt;
     this.rttMaxIndex = (this.rttMaxIndex + 1) % RTT_MAX_ROUNDS;
@@ -318,8 +367,12 @@ export class PathController {
     for (let i = 0; i < BW_ROUNDS; i++) if (this.bwRing[i]! > bw) bw = this.bwRing[i]!;
     this.bw = bw;
 
-    this.queued = this.roundMinRtt !== Infinity && this.minRtt !== Infinity &&
-      this.roundMinRtt > this.minRtt * QUEUE_RTT_FACTOR + QUEUE_SLACK_MS;
+    this.queued = this.hostDropped || (this.roundMinRtt !== Infinity && this.minRtt !== Infinity &&
+      this.roundMinRtt > this.minRtt * QUEUE_RTT_FACTOR + QUEUE_SLACK_MS);
+    this.hostDropped = false;
+    // Only while it binds: above the model's cap it is the memory of the host's room, kept for when the
+    // model grows again (a standing delay, a higher rate), since forgetting it took each overflow anew.
+    if (this.hostCap < this.modelLimit() && !this.appLimited) this.hostCap *= 1 + (HOST_REGROW_PER_S * elapsed) / 1000;
     if (this.roundMinRtt !== Infinity && this.minRtt !== Infinity) {
       this.standing += (this.roundMinRtt - this.minRtt - this.standing) / 8;
     }

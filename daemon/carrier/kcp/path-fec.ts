@@ -18,7 +18,10 @@
  * Wire (after the carrier's kind byte):
  *   data:   KIND_FEC_DATA   | seq u32 | group u32 | index u8 | shard = (type u8 | len u16 | payload)
  *   parity: KIND_FEC_PARITY | seq u32 | group u32 | index u8 | data count u8 | shard bytes
- *   report: KIND_FEC_REPORT | highest seq u32 | shards received u32   (both cumulative)
+ *   report: KIND_FEC_REPORT | highest seq u32 | shards received u32 [| host drops u32]   (all cumulative)
+ * `host drops` counts the datagrams the reporter's own sockets dropped unread since it began reporting
+ * to this peer: its host, not the path, overflowed, and the sender backs off (PathController.onHostDrops).
+ * An older peer sends the report without it and reads only the first two fields of ours.
  * `payload` is the carrier datagram as it would go without FEC (kind 0 first); `type` says which of
  * the two packet types carried it (0: from the initiator), so a rebuilt one reaches the right table.
  * Shards shorter than the group's longest count as zero-padded; a group that closed early has zero
@@ -37,7 +40,9 @@ const SHARD_AT = 10;
 const PARITY_SHARD_AT = 11;
 /** A parity datagram is this much longer than the longest data datagram of its group. */
 export const PARITY_EXTRA = PARITY_SHARD_AT - SHARD_AT;
-export const FEC_REPORT_LEN = 9;
+export const FEC_REPORT_LEN = 13;
+/** A report without the host-drops field (an older peer's). */
+const FEC_REPORT_MIN = 9;
 
 /** Data shards per group at most: small enough that a repair waits little, large enough to be cheap. */
 const GROUP_DATA = 16;
@@ -123,6 +128,8 @@ export class FecEncoder {
   private openedAt = 0;
   private readonly acc: Uint8Array[] = [];
   private lastReport: { seq: number; received: number } | null = null;
+  /** The peer's last host-drops count, -1 before one. */
+  private lastHostDrops = -1;
 
   /**
    * Frames the datagram `d` in place as a data shard: its plain payload (kind byte first) starts at
@@ -174,26 +181,38 @@ export class FecEncoder {
     if (this.count > 0 && now >= this.deadline()) this.close(out);
   }
 
-  /** A report from the peer (bytes after the kind byte). */
-  report(body: Uint8Array): void {
-    if (body.length < FEC_REPORT_LEN - 1) return;
+  /**
+   * A report from the peer (bytes after the kind byte). Returns how many datagrams the peer's host
+   * dropped unread since its previous report (0 from a peer that does not count them).
+   */
+  report(body: Uint8Array): number {
+    if (body.length < FEC_REPORT_MIN - 1) return 0;
     const seq = readU32Le(body, 0);
     const received = readU32Le(body, 4);
     const last = this.lastReport;
-    if (last !== null && ((seq - last.seq) | 0) < 0) return; // overtaken by a newer one
+    if (last !== null && ((seq - last.seq) | 0) < 0) return 0; // overtaken by a newer one
+    const hostDrops = body.length >= FEC_REPORT_LEN - 1 ? this.newHostDrops(readU32Le(body, 8)) : 0;
     if (last === null || ((received - last.received) | 0) < 0) {
       this.lastReport = { seq, received };
-      return;
+      return hostDrops;
     }
     const sent = (seq - last.seq) >>> 0;
     const got = (received - last.received) >>> 0;
     // Too few to judge: keep counting from the same report, so thin traffic (a request/response
     // flow alone on the path) still gets its loss measured, over a longer time.
-    if (sent < MIN_REPORT_SAMPLE) return;
+    if (sent < MIN_REPORT_SAMPLE) return hostDrops;
     this.lastReport = { seq, received };
     // Unclamped: a sample that counts datagrams which overtook the previous report (reordering) reads
     // below zero and evens out the one before it, which counted them as lost.
     this.loss = Math.max(0, this.loss + (1 - got / sent - this.loss) / 4);
+    return hostDrops;
+  }
+
+  private newHostDrops(total: number): number {
+    const last = this.lastHostDrops;
+    this.lastHostDrops = total;
+    // The first one is a baseline: this encoder may be newer than the peer's decoder.
+    return last < 0 ? 0 : Math.max(0, (total - last) | 0);
   }
 
   private open(now: number): void {
@@ -255,6 +274,8 @@ export class FecDecoder {
   /** Missing datagrams put down to this host's own socket drops, not the path (see takeReport). */
   private credited = 0;
   private hostDropsSeen = -1;
+  /** Host drops since the first report, the report's last field. */
+  private hostDropsReported = 0;
   /** Socket drops not yet matched to missing datagrams, at most those of the last DROP_MATCH_REPORTS reports. */
   private dropsPending = 0;
   private readonly recentDrops = new Uint32Array(DROP_MATCH_REPORTS);
@@ -297,6 +318,7 @@ export class FecDecoder {
     r[0] = KIND_FEC_REPORT;
     writeU32Le(r, 1, expected);
     writeU32Le(r, 5, (this.received + this.credited) >>> 0);
+    writeU32Le(r, 9, this.hostDropsReported);
     return r;
   }
 
@@ -309,6 +331,7 @@ export class FecDecoder {
   private creditHostDrops(total: number, missing: number): void {
     const dropped = this.hostDropsSeen < 0 ? 0 : Math.max(0, total - this.hostDropsSeen);
     this.hostDropsSeen = total;
+    this.hostDropsReported = (this.hostDropsReported + dropped) >>> 0;
     this.recentAt = (this.recentAt + 1) % DROP_MATCH_REPORTS;
     this.recentDrops[this.recentAt] = dropped;
     let recent = 0;

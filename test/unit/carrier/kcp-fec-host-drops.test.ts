@@ -20,11 +20,12 @@ const SOCKET_ROOM = 400;
  * drops the rest, and the backlog then takes a few hundred ms (several reports) to read, so a drop's
  * hole shows reports after the drop was counted. `told`: the decoder is given the socket's drop count.
  */
-function run(told: boolean, seed: number): { loss: number; parity: number; dropped: number; sent: number } {
+function run(told: boolean, seed: number, legacy = false): { loss: number; parity: number; dropped: number; sent: number; reported: number } {
   const enc = new FecEncoder();
   const dec = new FecDecoder();
   const rng = new Rng(seed);
   let socketDrops = 0;
+  let reported = 0;
   const hostDrops = told ? (): number => socketDrops : undefined;
   const rebuilt = (): void => {};
   const socket: Uint8Array[] = [];
@@ -47,10 +48,11 @@ function run(told: boolean, seed: number): { loss: number; parity: number; dropp
       if (d[0] === KIND_FEC_PARITY) dec.parity(d.subarray(1), rebuilt);
       else dec.data(d.subarray(1), rebuilt);
       const report = dec.takeReport(now, hostDrops); // after each datagram, as the carrier does
-      if (report) enc.report(report.subarray(1));
+      // `legacy`: the report an older peer sends, without the host-drops field.
+      if (report) reported += enc.report(report.subarray(1, legacy ? 9 : undefined));
     }
   }
-  return { loss: enc.loss, parity: enc.stats.parity, dropped: socketDrops, sent: enc.stats.data + enc.stats.parity };
+  return { loss: enc.loss, parity: enc.stats.parity, dropped: socketDrops, sent: enc.stats.data + enc.stats.parity, reported };
 }
 
 test('socket drops the host counted are not path loss: no parity for them; the same holes unexplained get parity', () => {
@@ -62,5 +64,17 @@ test('socket drops the host counted are not path loss: no parity for them; the s
     assert.equal(parityFor(host.loss), 0, `seed ${seed}: host drops read as loss ${host.loss}`);
     assert.ok(host.parity < host.sent / 200, `seed ${seed}: ${host.parity} parity shards for host drops`);
     assert.ok(path.parity > path.sent / 50, `seed ${seed}: ${path.parity} parity shards for ${share} loss`);
+  }
+});
+
+test('the report carries the host drops to the sender (its congestion signal); an older peer\'s report without them still sets the loss', () => {
+  for (const seed of [1, 2]) {
+    const r = run(true, seed);
+    // Drops after the last report wait for the next one; none is told twice.
+    assert.ok(r.reported > 0.9 * r.dropped && r.reported <= r.dropped, `${r.reported} of ${r.dropped} host drops reached the sender`);
+    assert.equal(run(false, seed).reported, 0, 'drops the decoder was not given were reported');
+    const old = run(true, seed, true);
+    assert.equal(old.reported, 0);
+    assert.equal(old.loss, r.loss);
   }
 });
