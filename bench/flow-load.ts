@@ -26,7 +26,7 @@
  * and printing each one's top functions by self time after the path's row.
  *
  * The daemons inherit the environment: `TSTIER_TUN_OFFLOAD=off` runs them without TUN offloads (the A/B
- * of docs/kcp-proxy.md, "TUN offloads").
+ * of docs/kcp-proxy-measured.md, "TUN offloads").
  *
  *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR] [--netns PREFIX]
  */

@@ -46,7 +46,7 @@ const rxScratch = new Uint8Array(64 * 1024);
  * How long the ACK for a lone datagram may wait for the application's answer to carry it, while we
  * have nothing in flight. A request/response then costs one datagram each way, not two: the lone
  * ACK woke the other node for nothing, and on a busy host each wake-up waits for a CPU (64-byte RR
- * p50 on a loaded 2-core host, docs/kcp-proxy.md). Well under KCP's 30 ms minimum RTO, so the
+ * p50 on a loaded 2-core host, docs/kcp-proxy-measured.md). Well under KCP's 30 ms minimum RTO, so the
  * peer never resends for it; a second segment to acknowledge, or any send of ours, sends it at once.
  */
 export const ACK_DELAY_MS = 5;

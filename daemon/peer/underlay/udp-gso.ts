@@ -21,7 +21,7 @@ const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
  * read at a tstier peer and they cut the CPU per GiB about a quarter; but a bulk flow right after
  * start stalled for over 20 s in 3 of 85 runs with them (none in 50 without): the cold receiver's
  * socket overflowed, dropping whole runs, and the path's controller does not back off on loss
- * (docs/kcp-proxy.md). The receiver's drops now reach the sender, which backs off (path-controller.ts
+ * (docs/kcp-proxy-measured.md). The receiver's drops now reach the sender, which backs off (path-controller.ts
  * onHostDrops), and the stall remains (1 in 265 runs; main 1 in 252): on by default once its cause is found.
  */
 const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
