@@ -59,7 +59,7 @@
  *   (bench/lib/cpu-profile.ts ranks one by self time).
  */
 import { loadavg } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { CORE, cliJson } from '../test/netns/lib/core.js';
@@ -369,9 +369,12 @@ async function probeRr(a: Namespace, pair: Pair): Promise<Rr> {
   try {
     await p.waitForLine(/^\{"event":"(warm|error)"/, timeout);
     // A's UDP datagrams both ways (the underlay's: the probe's own TCP is not UDP), so extra ACKs or
-    // parity show. Read through the probe's pid (it runs in A), at once: an `ip netns exec` took up to
-    // a second on a loaded host, and missed that many round trips.
-    const udp = (): number => snmpOf(p.child.pid!, 'Udp', 'InDatagrams') + snmpOf(p.child.pid!, 'Udp', 'OutDatagrams');
+    // parity show. Read through a pid in A, at once: an `ip netns exec` took up to a second on a loaded
+    // host, and missed that many round trips. A's node, not the probe, which may have exited by the
+    // second read.
+    const netnsOf = (pid: number): string => readlinkSync(`/proc/${pid}/ns/net`);
+    const inA = pair.pids.find((pid) => netnsOf(pid) === netnsOf(p.child.pid!)) ?? p.child.pid!;
+    const udp = (): number => snmpOf(inA, 'Udp', 'InDatagrams') + snmpOf(inA, 'Udp', 'OutDatagrams');
     const [cpu0, udp0] = [pair.pids.map(cpuSeconds), udp()];
     const m = await p.waitForLine(/^\{"event":"(rr|error)"/, timeout);
     const [cpu, datagrams] = [pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!), udp() - udp0];
