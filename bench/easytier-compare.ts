@@ -32,7 +32,7 @@
  * p50/p99 while a second bulk stream runs (is the bottleneck queue kept short?).
  *
  *   node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5]
- *     [--only TEXT] [--mode plain|kcp|quic] [--pair P[,P]] [--rr-only]
+ *     [--only TEXT] [--mode plain|kcp|quic[,...]] [--pair P[,P]] [--rr-only]
  * --quick: clean and 5 % only (with --pair also 20 %), 3 s bulk, 2 s probes of at least 200 round trips: a smoke run.
  * --probe: the least seconds of RR samples (4). --rr-count: the least RR samples (1,000), so a p99 is the
  *   10th largest, not the largest: on a lossy link the probe runs on past --probe until it has them, for
@@ -45,7 +45,7 @@
  *   trip still cost each node 460-660 µs of CPU (p50 0.8-0.9 ms), after 4-15 s 78-112 µs (p50 0.19-0.24).
  *   EasyTier (native code) needs none: 46-76 µs from the start.
  * --only TEXT: only the conditions whose name contains TEXT (e.g. "20%"), to repeat one.
- * --mode: only that mode.
+ * --mode: only that mode, or a comma-separated list (e.g. plain,kcp).
  * --pair: only that pair: tstier, EasyTier, tstier→EasyTier or EasyTier→tstier; "mixed", both mixed pairs; or a
  *   comma-separated list (e.g. tstier,EasyTier).
  * --rr-only: only the RR probes, no bulk run (goodput, CPU and retransmissions read n/a): a quick,
@@ -59,7 +59,7 @@
  *   (bench/lib/cpu-profile.ts ranks one by self time).
  */
 import { loadavg } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
 import { CORE, cliJson } from '../test/netns/lib/core.js';
@@ -70,7 +70,7 @@ import { fmt, serveTool, tool, waitRoute } from './lib/proxy-bench.js';
 
 const { opt, flag } = benchArgs('easytier-compare',
   'node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5] ' +
-  '[--only TEXT] [--mode plain|kcp|quic] [--pair P[,P]] [--rr-only] [--repeat N] [--netns PREFIX] [--cpu-prof DIR] (the file\'s header explains each)',
+  '[--only TEXT] [--mode plain|kcp|quic[,...]] [--pair P[,P]] [--rr-only] [--repeat N] [--netns PREFIX] [--cpu-prof DIR] (the file\'s header explains each)',
   ['seconds', 'probe', 'rr-count', 'rr-cap', 'rr-warm', 'only', 'mode', 'pair', 'repeat', 'netns', 'cpu-prof'], ['quick', 'rr-only']);
 const QUICK = flag('quick');
 const RR_ONLY = flag('rr-only');
@@ -119,8 +119,8 @@ if (CONDITIONS.length === 0) {
 type Mode = 'plain' | 'kcp' | 'quic';
 const ALL_MODES: Mode[] = ['plain', 'kcp', 'quic'];
 const MODE = opt('mode', '');
-const MODES = ALL_MODES.filter((m) => !MODE || m === MODE);
-if (MODES.length === 0) {
+const MODES = ALL_MODES.filter((m) => !MODE || MODE.split(',').includes(m));
+if (MODES.length === 0 || MODE.split(',').some((m) => m && !ALL_MODES.includes(m as Mode))) {
   process.stderr.write(`easytier-compare: --mode ${MODE} is none of ${ALL_MODES.join(', ')}\n`);
   process.exit(2);
 }
@@ -369,9 +369,12 @@ async function probeRr(a: Namespace, pair: Pair): Promise<Rr> {
   try {
     await p.waitForLine(/^\{"event":"(warm|error)"/, timeout);
     // A's UDP datagrams both ways (the underlay's: the probe's own TCP is not UDP), so extra ACKs or
-    // parity show. Read through the probe's pid (it runs in A), at once: an `ip netns exec` took up to
-    // a second on a loaded host, and missed that many round trips.
-    const udp = (): number => snmpOf(p.child.pid!, 'Udp', 'InDatagrams') + snmpOf(p.child.pid!, 'Udp', 'OutDatagrams');
+    // parity show. Read through a pid in A, at once: an `ip netns exec` took up to a second on a loaded
+    // host, and missed that many round trips. A's node, not the probe, which may have exited by the
+    // second read.
+    const netnsOf = (pid: number): string => readlinkSync(`/proc/${pid}/ns/net`);
+    const inA = pair.pids.find((pid) => netnsOf(pid) === netnsOf(p.child.pid!)) ?? p.child.pid!;
+    const udp = (): number => snmpOf(inA, 'Udp', 'InDatagrams') + snmpOf(inA, 'Udp', 'OutDatagrams');
     const [cpu0, udp0] = [pair.pids.map(cpuSeconds), udp()];
     const m = await p.waitForLine(/^\{"event":"(rr|error)"/, timeout);
     const [cpu, datagrams] = [pair.pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!), udp() - udp0];

@@ -89,6 +89,12 @@ export class BatchUdpSocket {
   private batching: GsoSocket | null | undefined;
   /** Messages that held a run of datagrams (UDP GRO), as read so far. */
   runs = 0;
+  /** Messages read (a GRO run is one), and the datagrams they held. */
+  messages = 0;
+  datagrams = 0;
+  /** The kernel's drop count as last seen, and the datagrams those drops are estimated to have held. */
+  private dropsSeen = 0;
+  private dropEstimate = 0;
 
   private constructor(private readonly addon: PeerAddon, handle: UdpHandle, private readonly slot: number,
     private readonly slots: number, private readonly entries: number, private readonly gsoSends: boolean) {
@@ -161,6 +167,8 @@ export class BatchUdpSocket {
         let end = first + lengths[i]!;
         let last = i + 1;
         while (last < count && offsets[last] === end && end < slotEnd) end += lengths[last++]!; // a GRO run, back to back
+        this.messages++;
+        this.datagrams += last - i;
         const copy = Buffer.allocUnsafe(end - first);
         bytes.copy(copy, 0, first, end);
         if (last === i + 1) this.onMessage(copy, from);
@@ -173,6 +181,20 @@ export class BatchUdpSocket {
     };
     this.addon.udpStart(this.handle, batch, offsets, lengths, onBatch,
       (code, message) => this.onError(errnoError(code, message)));
+  }
+
+  /**
+   * This socket's drops in datagrams, from the kernel's count `kernelDrops` (cumulative). With GRO the
+   * kernel counts a dropped run as one, so each new drop counts as a run of the average size read so
+   * far (without GRO that average is 1). Cumulative too; never falls.
+   */
+  droppedDatagrams(kernelDrops: number): number {
+    const fresh = kernelDrops - this.dropsSeen;
+    if (fresh > 0) {
+      this.dropsSeen = kernelDrops;
+      this.dropEstimate += this.messages > 0 ? Math.round((fresh * this.datagrams) / this.messages) : fresh;
+    }
+    return this.dropEstimate;
   }
 
   /** The source address of the record at bytes[at]: the cached one when seen lately. */

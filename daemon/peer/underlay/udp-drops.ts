@@ -1,6 +1,7 @@
 /**
  * Datagrams this host dropped before reading them: the kernel's per-socket drop counter (its receive
- * buffer full while the event loop was busy) summed over the node's live UDP underlay sockets.
+ * buffer full while the event loop was busy) summed over the node's live UDP underlay sockets (on a
+ * GRO socket each counted drop is a run of datagrams: BatchUdpSocket.droppedDatagrams estimates them).
  *
  * Why: under a thousand flows the receiving node's sockets overflow on a clean link, and to the KCP
  * carrier those holes look like path loss, so its adaptive FEC bought parity for them (more datagrams
@@ -34,7 +35,11 @@ export function hostDrops(): number {
       sockets.delete(s); // the addon's sockets say nothing when they close
       continue;
     }
-    const fd = s instanceof BatchUdpSocket ? s.fd : dgramFd(s);
+    if (s instanceof BatchUdpSocket) {
+      n += s.droppedDatagrams(addon.udpDrops(s.fd)); // a GRO socket's kernel count is of runs
+      continue;
+    }
+    const fd = dgramFd(s);
     const d = fd === undefined ? 0 : addon.udpDrops(fd);
     if (d > 0) n += d;
   }

@@ -4,7 +4,7 @@
  * does not change: the kernel cuts the run back into the same datagrams.
  *
  * A tick's datagrams are queued per link and flushed on the next tick (process.nextTick, so no
- * added latency), keeping their order. Where GSO is not used (off by default, see GSO_SENDS; a
+ * added latency), keeping their order. Where GSO is not used (TSTIER_UDP_GSO=off, see GSO_SENDS; a
  * kernel or device without it, a segment over the path MTU) they leave in sendmmsg batches: one
  * syscall and one crossing into the kernel per batch instead of a dgram send (its JS, a request
  * object and a syscall) per datagram; 1,000 KCP-proxied flows spent ~15 % of the sending node's
@@ -17,14 +17,14 @@ import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
- * GSO sends are opt-in (TSTIER_UDP_GSO=on). With GRO on the batch socket (udp-batch.ts) a run is one
- * read at a tstier peer and they cut the CPU per GiB about a quarter; but a bulk flow right after
- * start stalled for over 20 s in 3 of 85 runs with them (none in 50 without): the cold receiver's
- * socket overflowed, dropping whole runs, and the path's controller does not back off on loss
- * (docs/kcp-proxy-measured.md). The receiver's drops now reach the sender, which backs off (path-controller.ts
- * onHostDrops), and the stall remains (1 in 265 runs; main 1 in 252): on by default once its cause is found.
+ * GSO sends are on unless TSTIER_UDP_GSO=off. With GRO on the batch socket (udp-batch.ts) a run is
+ * one read at a tstier peer, and they cut the CPU per GiB about a quarter. They were opt-in while a
+ * bulk flow right after start stalled for over 20 s now and then (about 1 in 100-250 runs): a cold
+ * receiver's socket dropped every run in flight, and RACK never saw the timeout's probes delivered
+ * (their ACKs were read after the una that covered them), so the window was repaired two segments per
+ * RTO (docs/kcp-proxy-measured.md).
  */
-const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
+const GSO_SENDS = process.env.TSTIER_UDP_GSO !== 'off';
 /** The kernel's UDP_MAX_SEGMENTS. */
 const MAX_SEGMENTS = 64;
 /** Bytes one GSO send may carry: a UDP datagram's limit, less IPv6/UDP headers, rounded down. */

@@ -104,7 +104,7 @@ test('GSO runs out of a batch socket reach a batch socket (GRO off) as their dat
   const tx = open('127.0.0.1', { ...OPTS, gsoSends: true });
   const gso = tx.gso()!;
   assert.equal(peerAddon()!.udpOffloads(rx.fd, false) & 2, 0, 'the probe leaves GRO off when not asked');
-  // GSO_SENDS is opt-in: where the kernel takes GSO sends, turn them on for this socket as TSTIER_UDP_GSO=on would.
+  // Whatever TSTIER_UDP_GSO says: where the kernel takes GSO sends, they are on for this socket.
   if (peerAddon()!.udpOffloads(tx.fd, false) & 1) gso.maxSegment = 0xffff;
   const sent = Array.from({ length: 150 }, (_, i) => Buffer.alloc(1200, i)); // two full runs of 64 and one of 22
   const got: Buffer[] = [];
@@ -126,7 +126,7 @@ test('GSO runs reach a GRO batch socket as one read each and leave it as their e
   const tx = open('127.0.0.1', { ...OPTS, gsoSends: true });
   const gso = tx.gso()!;
   if (!(peerAddon()!.udpOffloads(tx.fd, false) & 1)) return; // no GSO sends on this kernel: nothing to coalesce
-  gso.maxSegment = 0xffff; // as TSTIER_UDP_GSO=on would
+  gso.maxSegment = 0xffff; // whatever TSTIER_UDP_GSO says
   // Runs as the batcher cuts them: 64 full segments; 30 and a short last one; a lone datagram; 5 of 700 and
   // a 1-byte tail; sizes changing mid-queue start a new run. Each datagram's bytes say which one it is.
   const sizes = [...Array(64).fill(1000), ...Array(30).fill(1000), 517, 40, ...Array(5).fill(700), 1, ...Array(70).fill(1200)] as number[];
@@ -156,6 +156,14 @@ test('GSO runs reach a GRO batch socket as one read each and leave it as their e
   assert.ok(rx.runs >= 5, `runs read whole: ${rx.runs}`);
   assert.equal(rx.stats()[0], sent.length, 'the addon counts datagrams, not reads');
   assert.equal(rx.stats()[4], 0, 'nothing truncated');
+  // The kernel counts a dropped GRO message as one drop: each counts as a run of the average read.
+  assert.equal(rx.datagrams, sent.length);
+  const run = sent.length / rx.messages;
+  assert.ok(run > 10, `${rx.messages} messages for ${sent.length} datagrams`);
+  assert.equal(rx.droppedDatagrams(0), 0);
+  assert.equal(rx.droppedDatagrams(3), Math.round(3 * run));
+  assert.equal(rx.droppedDatagrams(3), Math.round(3 * run), 'a drop is counted once');
+  assert.equal(rx.droppedDatagrams(4), Math.round(3 * run) + Math.round(run));
   rx.close();
   tx.close();
 });

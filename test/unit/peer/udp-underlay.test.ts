@@ -68,7 +68,7 @@ test('without GSO a tick of datagrams of any sizes leaves in sendmmsg batches, w
   await Promise.all([new Promise<void>((r) => rx.bind(0, '127.0.0.1', r)), new Promise<void>((r) => tx.bind(0, '127.0.0.1', r))]);
   try {
     const gso = GsoSocket.for(tx)!;
-    gso.maxSegment = 0; // GSO off: what the batcher does by default (TSTIER_UDP_GSO unset)
+    gso.maxSegment = 0; // GSO off: what the batcher does with TSTIER_UDP_GSO=off or a kernel without it
     const sent = Array.from({ length: 100 }, (_, i) => randomBytes(1 + ((i * 37) % 1400)));
     const got: Buffer[] = [];
     const all = new Promise<void>((resolve) => rx.on('message', (m) => got.push(m) === sent.length && resolve()));

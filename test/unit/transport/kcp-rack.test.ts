@@ -155,3 +155,17 @@ test('rack: within one ms a resend is not taken as sent before a first transmiss
   oneFlush.acked(seg(20, 100, 2), 100, 104);
   assert.equal(oneFlush.candidate(seg(10, 100, 2)), true, 'resends of one flush go in sn order');
 });
+
+test('rack: a window lost whole is repaired once the timeout\'s probes come back, not two probes per timeout', () => {
+  // A receiver's socket overflowing (a cold host at start) can drop everything in flight; nothing
+  // sent later arrives, so only the timeout's probes (the window's oldest segments) can show RACK a
+  // delivery. Their ACKs name them as una covers them: read after the una, the probes were never seen
+  // delivered, and the rest went two per RTO (here 131 timeouts, 10.6 s; 2 and 0.27 s now).
+  const data = new Rng(4).bytes(200_000);
+  const r = transfer(data.length, (sn, n) => sn >= 40 && n === 1, 0, 4);
+  assert.deepEqual(r.got, data);
+  const lost = Math.ceil(data.length / r.a.mss) - 40;
+  assert.ok(r.a.lostSegs <= 4, `${r.a.lostSegs} segments resent by timeouts`);
+  assert.equal(r.a.retransSegs, lost, 'one resend per lost segment');
+  assert.ok(r.ms < 1_000, `repaired after ${r.ms} ms`);
+});
