@@ -124,6 +124,8 @@ export class PathController {
   private standing = 0;
   /** The senders ran out of data this round with budget left: its delivery rate says little about the path. */
   private appLimited = false;
+  /** Flows waited on the in-flight cap this round: whatever else it looked like, the cap set the pace. */
+  private windowBound = false;
   /** The last round was not app-limited: flows waited for budget or window, so the path set the pace. */
   private lastRoundBacklogged = false;
   private cycle = 0;
@@ -212,6 +214,16 @@ export class PathController {
   /** The senders had nothing more to send while budget remained. */
   onAppLimited(): void {
     this.appLimited = true;
+  }
+
+  /**
+   * Flows had data waiting while the in-flight cap was full. The round is then not app-limited, even
+   * if its segments were mostly small: many flows opening at once send opens and answers, and with
+   * no model yet every round looked app-limited, so the cap stayed at minWindow for seconds while
+   * a thousand flows waited on it (the receiver's ACKs slow meanwhile). Such a round gives a first model.
+   */
+  onWindowBound(): void {
+    this.windowBound = true;
   }
 
   // ---- answers out ----
@@ -338,9 +350,10 @@ export class PathController {
     if (elapsed < length) return;
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
     if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
+    if (this.windowBound) this.appLimited = false;
     this.lastRoundBacklogged = !this.appLimited;
     this.endRound(this.roundDelivered / elapsed, elapsed);
-    this.appLimited = false;
+    this.appLimited = this.windowBound = false;
     this.roundStart = now;
     this.roundDelivered = 0;
     this.roundSegs = 0;
