@@ -40,6 +40,9 @@ export class Rack {
   /** Clock (u32) of the last ACK or una that acknowledged anything new. */
   private progressAt = 0;
 
+  /** `adaptive` false: the allowance stays srtt/8 (see the engine's rackAdaptiveReorder option). */
+  constructor(private readonly adaptive = true) {}
+
   /** `seg`, sent (latest) at seg.ts, is acknowledged by an ACK echoing `ts`, seen at `current`. */
   acked(seg: Segment, ts: number, current: number): void {
     if (seg.xmit > 1) this.judge(((seg.ts - ts) | 0) > 0);
@@ -75,6 +78,7 @@ export class Rack {
 
   /** A resend proved spurious, or needed: widen the reordering allowance, or narrow it after REO_PERSIST. */
   private judge(spurious: boolean): void {
+    if (!this.adaptive) return;
     if (spurious) {
       if (this.reoMult < MAX_REO_MULT) this.reoMult++;
       this.needed = 0;

@@ -139,6 +139,11 @@ export class KcpLink {
       // Time-based loss detection (RACK): a lost retransmission is found in about a round trip, not
       // by the RTO. Only when this end resends changes; a kcp-go peer sees ordinary retransmissions.
       rack: true,
+      // Our FEC toward the peer rebuilds originals late (a group completes only as its shards arrive),
+      // and RACK would read each such echo as reordering and wait longer for every loss.
+      rackAdaptiveReorder: !fec,
+      // Under heavy loss the window waits on its oldest holes: their resends leave twice.
+      resendTwice: true,
     });
     this.fecEnc = fec
       ? new FecEncoder({
