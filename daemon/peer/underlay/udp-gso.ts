@@ -17,14 +17,14 @@ import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
- * GSO sends are opt-in (TSTIER_UDP_GSO=on). With GRO on the batch socket (udp-batch.ts) a run is one
+ * The daemon's GSO sends are opt-in (TSTIER_UDP_GSO=on; udp.ts asks for them with this, tstier-kcptun always). With GRO on the batch socket (udp-batch.ts) a run is one
  * read at a tstier peer and they cut the CPU per GiB about a quarter; but a bulk flow right after
  * start stalled for over 20 s in 3 of 85 runs with them (none in 50 without): the cold receiver's
  * socket overflowed, dropping whole runs, and the path's controller does not back off on loss
  * (docs/kcp-proxy-measured.md). The receiver's drops now reach the sender, which backs off (path-controller.ts
  * onHostDrops), and the stall remains (1 in 265 runs; main 1 in 252): on by default once its cause is found.
  */
-const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
+export const GSO_SENDS = process.env.TSTIER_UDP_GSO === 'on';
 /** The kernel's UDP_MAX_SEGMENTS. */
 const MAX_SEGMENTS = 64;
 /** Bytes one GSO send may carry: a UDP datagram's limit, less IPv6/UDP headers, rounded down. */
@@ -68,7 +68,7 @@ export class GsoSocket {
     /** Whether a direct send may go now: the fd is still the socket's, and no queued send would be overtaken. */
     private readonly usable: () => boolean) {
     const bits = gsoSends || gro ? addon.udpOffloads(fd, gro) : 0;
-    this.maxSegment = bits & 1 && gsoSends && GSO_SENDS ? 0xffff : 0;
+    this.maxSegment = bits & 1 && gsoSends ? 0xffff : 0;
     this.gro = (bits & 2) !== 0;
   }
 
@@ -83,7 +83,7 @@ export class GsoSocket {
     const fd = state?.handle?.fd;
     if (!addon || !state || typeof fd !== 'number' || fd < 0) return null;
     // A closed socket's fd number may already belong to another file: check the handle is live.
-    return new GsoSocket(fd, addon, offloads, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
+    return new GsoSocket(fd, addon, offloads && GSO_SENDS, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
   }
 
   /**
