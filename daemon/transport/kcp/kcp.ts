@@ -128,7 +128,7 @@ export class Kcp {
     this.ackRepeat = opts.ackRepeat ?? false;
     this.resendTwice = opts.resendTwice ?? false;
     this.inputFlushes = opts.inputFlushes ?? true;
-    this.rack = opts.rack ? new Rack(opts.rackAdaptiveReorder ?? true) : null;
+    this.rack = opts.rack ? new Rack(intInRange('rackMaxReorder', opts.rackMaxReorder ?? 8, 1, 8)) : null;
     this.store = new SegmentStore(this.mtu);
     this.cc = new CongestionWindow(this.mss);
     this.rx = new ReceiveBuffer(this.store, IKCP_WND_RCV);

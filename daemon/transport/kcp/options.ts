@@ -45,12 +45,13 @@ export interface KcpOptions {
    */
   rack?: boolean;
   /**
-   * With `rack`: widen the reordering allowance on evidence of a spurious resend (default true). false
-   * keeps it at srtt/8: toward a peer that decodes FEC, an ACK echoing a segment's earlier transmission
-   * is mostly that peer's FEC rebuild of the original, whose group completed after the resend left, not
-   * reordering; widening on it held every loss up to a round trip longer.
+   * With `rack`: the widest reordering allowance, in steps of srtt/8, that evidence of spurious resends
+   * widens it to (default 8: srtt, RFC 8985's bound; 1 keeps it at srtt/8). Toward a peer that decodes
+   * FEC, an ACK echoing a segment's earlier transmission is often that peer's FEC rebuild of the
+   * original, whose group completed after the resend left, not reordering; widened to srtt on it, every
+   * loss waited up to a round trip longer.
    */
-  rackAdaptiveReorder?: boolean;
+  rackMaxReorder?: number;
   /**
    * A resend of a segment in the front half of the send window leaves twice, in separate datagrams
    * (default false). Under heavy random loss a window-bound sender waits on its oldest holes; a second

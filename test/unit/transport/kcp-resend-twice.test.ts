@@ -72,15 +72,22 @@ test('resendTwice off: every resend leaves once', () => {
   assert.equal(a.retransSegs, 2);
 });
 
-test('rack: with adaptive reordering off, echoes of earlier transmissions do not widen the allowance', () => {
+test('rack: echoes of earlier transmissions widen the allowance up to rackMaxReorder srtt/8 steps', () => {
   const resent = (sn: number): Segment => Object.assign(new Segment(new Uint8Array(0)), { sn, ts: 150, xmit: 2 });
-  const adaptive = new Rack();
-  const fixed = new Rack(false);
-  for (const rack of [adaptive, fixed]) {
+  const widest = new Rack();
+  const three = new Rack(3);
+  const fixed = new Rack(1);
+  for (const rack of [widest, three, fixed]) {
     // Segments resent at 150 are acknowledged by ACKs echoing their first transmissions (ts 100).
     for (let sn = 0; sn < 10; sn++) rack.acked(resent(sn), 100, 180);
   }
+  // The last delivery's RTT is 80 (echo of ts 100 seen at 180).
   const srtt = 80;
-  assert.equal(fixed.wait(srtt, 0), 80 + srtt / 8, 'the allowance stays srtt/8');
-  assert.ok(adaptive.wait(srtt, 0) > 80 + srtt / 8, 'the default still widens');
+  assert.equal(fixed.wait(srtt, 0), 80 + srtt / 8, '1: the allowance stays srtt/8');
+  assert.equal(three.wait(srtt, 0), 80 + (3 * srtt) / 8, '3: at most 3/8 srtt');
+  assert.equal(widest.wait(srtt, 0), 80 + srtt, 'the default: up to srtt');
+});
+
+test('rackMaxReorder outside 1..8 is refused with the option named', () => {
+  assert.throws(() => new Kcp({ conv: 1, rack: true, rackMaxReorder: 0 }), /rackMaxReorder/);
 });
