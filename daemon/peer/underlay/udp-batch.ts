@@ -61,7 +61,7 @@ export interface BatchUdpOptions {
   maxDatagram: number;
   recvBufferSize: number;
   sendBufferSize: number;
-  /** Runs of datagrams leave in GSO sends (udp-gso.ts): the peer underlay's; tstier-kcptun's keep sendmmsg. */
+  /** Runs of datagrams leave in GSO sends (udp-gso.ts): tstier-kcptun's; the peer underlay's unless TSTIER_UDP_GSO=off (GSO_SENDS). */
   gsoSends?: boolean;
   /** UDP GRO: a peer's GSO run is read as one message (and handed on as its datagrams). */
   gro?: boolean;

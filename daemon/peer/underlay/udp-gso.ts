@@ -17,14 +17,15 @@ import { peerAddon, type PeerAddon } from '../native.js';
 
 const { EINVAL, EIO, ENOPROTOOPT, EOPNOTSUPP, ECONNREFUSED } = constants.errno;
 /**
- * GSO sends are on unless TSTIER_UDP_GSO=off. With GRO on the batch socket (udp-batch.ts) a run is
+ * The daemon's GSO sends are on unless TSTIER_UDP_GSO=off (udp.ts asks for them with this;
+ * tstier-kcptun always). With GRO on the batch socket (udp-batch.ts) a run is
  * one read at a tstier peer, and they cut the CPU per GiB about a quarter. They were opt-in while a
  * bulk flow right after start stalled for over 20 s now and then (about 1 in 100-250 runs): a cold
  * receiver's socket dropped every run in flight, and RACK never saw the timeout's probes delivered
  * (their ACKs were read after the una that covered them), so the window was repaired two segments per
  * RTO (docs/kcp-proxy-measured.md).
  */
-const GSO_SENDS = process.env.TSTIER_UDP_GSO !== 'off';
+export const GSO_SENDS = process.env.TSTIER_UDP_GSO !== 'off';
 /** The kernel's UDP_MAX_SEGMENTS. */
 const MAX_SEGMENTS = 64;
 /** Bytes one GSO send may carry: a UDP datagram's limit, less IPv6/UDP headers, rounded down. */
@@ -68,7 +69,7 @@ export class GsoSocket {
     /** Whether a direct send may go now: the fd is still the socket's, and no queued send would be overtaken. */
     private readonly usable: () => boolean) {
     const bits = gsoSends || gro ? addon.udpOffloads(fd, gro) : 0;
-    this.maxSegment = bits & 1 && gsoSends && GSO_SENDS ? 0xffff : 0;
+    this.maxSegment = bits & 1 && gsoSends ? 0xffff : 0;
     this.gro = (bits & 2) !== 0;
   }
 
@@ -83,7 +84,7 @@ export class GsoSocket {
     const fd = state?.handle?.fd;
     if (!addon || !state || typeof fd !== 'number' || fd < 0) return null;
     // A closed socket's fd number may already belong to another file: check the handle is live.
-    return new GsoSocket(fd, addon, offloads, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
+    return new GsoSocket(fd, addon, offloads && GSO_SENDS, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
   }
 
   /**

@@ -18,7 +18,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { readU16, readU32, writeU16, writeU32 } from '../wire.js';
 import { errorEnd, formatUri, listenError, type AcceptLink, type LinkEnd, type UnderlayAddress, type UnderlayLink, type UnderlayListener } from './link.js';
 import { peerAddon } from '../native.js';
-import { DatagramBatcher, dgramFd, GsoSocket } from './udp-gso.js';
+import { DatagramBatcher, dgramFd, GSO_SENDS, GsoSocket } from './udp-gso.js';
 import { watchDrops } from './udp-drops.js';
 import { BatchUdpSocket, bindUdpSocket } from './udp-batch.js';
 
@@ -50,7 +50,7 @@ const MAX_DATAGRAM = 9600;
 /** A socket bound to host:port (an IP literal): the addon's where it is built, else dgram's. */
 async function openSocket(uri: string, host: string, port: number): Promise<UdpSock> {
   try {
-    return await bindUdpSocket(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS, gsoSends: true, gro: true },
+    return await bindUdpSocket(host, port, { maxDatagram: MAX_DATAGRAM, ...SOCKET_BUFFERS, gsoSends: GSO_SENDS, gro: true },
       { lookup: literalLookup });
   } catch (e) {
     throw listenError(uri, e as NodeJS.ErrnoException);

@@ -82,6 +82,9 @@ export class Kcp {
   ackNoDelay: boolean;
   streamMode: boolean;
   private readonly ackRepeat: boolean;
+  private readonly resendTwice: boolean;
+  /** A flush's resends that leave a second time, after its other segments (the resendTwice option). */
+  private readonly copies: Segment[] = [];
   private readonly inputFlushes: boolean;
   /** Time-based loss detection (the `rack` option), or null for kcp-go's duplicate ACKs. */
   private readonly rack: Rack | null;
@@ -123,8 +126,9 @@ export class Kcp {
     this.streamMode = opts.streamMode ?? false;
     this.ackNoDelay = opts.ackNoDelay ?? false;
     this.ackRepeat = opts.ackRepeat ?? false;
+    this.resendTwice = opts.resendTwice ?? false;
     this.inputFlushes = opts.inputFlushes ?? true;
-    this.rack = opts.rack ? new Rack() : null;
+    this.rack = opts.rack ? new Rack(intInRange('rackMaxReorder', opts.rackMaxReorder ?? 8, 1, 8)) : null;
     this.store = new SegmentStore(this.mtu);
     this.cc = new CongestionWindow(this.mss);
     this.rx = new ReceiveBuffer(this.store, IKCP_WND_RCV);
@@ -539,6 +543,7 @@ export class Kcp {
         needsend = false;
       }
       if (needsend) {
+        if (seg.xmit > 0 && this.resendTwice && k < cwnd >>> 1) this.copies.push(seg);
         seg.xmit++;
         seg.ts = current;
         this.tx.header(IKCP_CMD_PUSH, seg.frg, wnd, current, seg.sn, una, seg.len);
@@ -554,6 +559,7 @@ export class Kcp {
       if (seg.fastack > 0) fastackSeen = true;
     }
     this.tx.finish();
+    if (this.copies.length > 0) this.sendCopies(wnd, una);
     earliest = this.scan.record(!skipOld, current, earliest, rackWait, fastackSeen);
 
     this.lostSegs += lost;
@@ -563,6 +569,19 @@ export class Kcp {
 
     if (this.nocwnd === 0) this.cc.afterFlush(change, lost, (this.sndNxt - this.sndUna) >>> 0, cwnd, resent);
     return Math.min(this.interval, earliest);
+  }
+
+  /** The second transmissions of this flush's resends (resendTwice), each in another datagram than its first. */
+  private sendCopies(wnd: number, una: number): void {
+    const copies = this.copies;
+    for (let i = 0; i < copies.length; i++) {
+      const seg = copies[i]!;
+      this.tx.header(IKCP_CMD_PUSH, seg.frg, wnd, seg.ts, seg.sn, una, seg.len);
+      this.tx.data(seg);
+    }
+    this.retransSegs += copies.length;
+    copies.length = 0;
+    this.tx.finish();
   }
 
   // ---- segment memory ----

@@ -45,6 +45,21 @@ export interface KcpOptions {
    */
   rack?: boolean;
   /**
+   * With `rack`: the widest reordering allowance, in steps of srtt/8, that evidence of spurious resends
+   * widens it to (default 8: srtt, RFC 8985's bound; 1 keeps it at srtt/8). Toward a peer that decodes
+   * FEC, an ACK echoing a segment's earlier transmission is often that peer's FEC rebuild of the
+   * original, whose group completed after the resend left, not reordering; widened to srtt on it, every
+   * loss waited up to a round trip longer.
+   */
+  rackMaxReorder?: number;
+  /**
+   * A resend of a segment in the front half of the send window leaves twice, in separate datagrams
+   * (default false). Under heavy random loss a window-bound sender waits on its oldest holes; a second
+   * copy makes losing the resend again p² instead of p. The later half of the window is repaired while
+   * the front still waits, so its resends go once. The peer drops the copy as a repeat.
+   */
+  resendTwice?: boolean;
+  /**
    * Whether input() runs a full flush when the peer's una advanced, as kcp-go does (default true).
    * A full flush scans every segment in flight; with windows of thousands of segments, once per ACK
    * datagram is most of the CPU. false: the caller flushes once per batch of input instead (the

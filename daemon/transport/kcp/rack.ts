@@ -40,6 +40,9 @@ export class Rack {
   /** Clock (u32) of the last ACK or una that acknowledged anything new. */
   private progressAt = 0;
 
+  /** `maxReoMult`: the widest allowance, in srtt/8 steps (see the engine's rackMaxReorder option). */
+  constructor(private readonly maxReoMult = MAX_REO_MULT) {}
+
   /** `seg`, sent (latest) at seg.ts, is acknowledged by an ACK echoing `ts`, seen at `current`. */
   acked(seg: Segment, ts: number, current: number): void {
     if (seg.xmit > 1) this.judge(((seg.ts - ts) | 0) > 0);
@@ -76,7 +79,7 @@ export class Rack {
   /** A resend proved spurious, or needed: widen the reordering allowance, or narrow it after REO_PERSIST. */
   private judge(spurious: boolean): void {
     if (spurious) {
-      if (this.reoMult < MAX_REO_MULT) this.reoMult++;
+      if (this.reoMult < this.maxReoMult) this.reoMult++;
       this.needed = 0;
     } else if (this.reoMult > 1 && ++this.needed >= REO_PERSIST) {
       this.reoMult--;
