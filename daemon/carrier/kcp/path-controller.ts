@@ -124,8 +124,6 @@ export class PathController {
   private standing = 0;
   /** The senders ran out of data this round with budget left: its delivery rate says little about the path. */
   private appLimited = false;
-  /** Flows waited on the in-flight cap this round: the cap, not the flows, set the pace (onWindowBound). */
-  private windowBound = false;
   /** The last round was not app-limited: flows waited for budget or window, so the path set the pace. */
   private lastRoundBacklogged = false;
   private cycle = 0;
@@ -214,18 +212,6 @@ export class PathController {
   /** The senders had nothing more to send while budget remained. */
   onAppLimited(): void {
     this.appLimited = true;
-  }
-
-  /**
-   * Flows had data waiting while the in-flight cap was full. Before there is a model, such a round
-   * makes the first one even if it looked app-limited (mostly small segments, or a moment with no flow
-   * waiting): many flows opening at once send opens and answers and go idle in turn, so every round
-   * looked app-limited, no model came, and the cap stayed at minWindow for seconds while a thousand
-   * flows waited on it (the receiver's ACKs slow meanwhile). Once a model exists, app-limited rounds
-   * count only when they beat it, as before.
-   */
-  onWindowBound(): void {
-    this.windowBound = true;
   }
 
   // ---- answers out ----
@@ -352,10 +338,9 @@ export class PathController {
     if (elapsed < length) return;
     // Mostly small segments (opens, answers, ACK-sized writes): the flows, not the path, set the rate.
     if (this.roundDelivered < (this.roundSegs * this.mss) / 2) this.appLimited = true;
-    if (this.windowBound && this.bw === 0) this.appLimited = false;
     this.lastRoundBacklogged = !this.appLimited;
     this.endRound(this.roundDelivered / elapsed, elapsed);
-    this.appLimited = this.windowBound = false;
+    this.appLimited = false;
     this.roundStart = now;
     this.roundDelivered = 0;
     this.roundSegs = 0;

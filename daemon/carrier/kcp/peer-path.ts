@@ -102,10 +102,7 @@ export class PeerPath {
       this.wakeAt = Infinity;
     } else {
       // Held by the in-flight cap: an ACK will free it (note() runs then), not the clock.
-      if (this.ctl.windowFull()) {
-        this.ctl.onWindowBound();
-        this.wakeAt = Infinity;
-      } else this.wakeAt = this.ctl.nextSendAt(now, this.mss);
+      this.wakeAt = this.ctl.windowFull() ? Infinity : this.ctl.nextSendAt(now, this.mss);
     }
   }
 }
