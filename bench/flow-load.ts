@@ -60,6 +60,13 @@ const UNDERLAY_B = '10.254.4.2';
 const VIP_A = '10.144.170.1';
 const VIP_B = '10.144.170.2';
 const PORT = 7100;
+/**
+ * A flow without progress this long is failed by the load tool. Progress is its bytes leaving and the
+ * answer arriving, and the answer comes only once the sink has had every byte: under --proxy-redirect
+ * a flow's 1 MiB leaves into loopback socket buffers in its first second, so the tool's 60 s default
+ * failed every flow of a load longer than a minute that was still moving.
+ */
+const STALL_SECS = 300;
 
 const PATHS = {
   kcp: ['--enable-kcp-proxy'],
@@ -170,7 +177,7 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const drops0 = [await rcvbufErrors(a), await rcvbufErrors(b)];
     const tun0 = await tunDrops(a);
     const rto0 = await tcpTimeouts(a);
-    const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
+    const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000', String(STALL_SECS)])
       .waitForEvent<{ ok: number; secs: number; flows: FlowTimes[]; errors: string[] }>('done', 30 * 60_000).finally(() => watch.stop());
     if (done.ok < FLOWS) console.log(`${path}: ${FLOWS - done.ok} flows failed, the first: ${done.errors.join('; ')}`);
     const cpus = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
