@@ -95,6 +95,7 @@ interface NativeTun {
   /** The redirect termination's socket options (native/src/sockopt.c). */
   originalDst(fd: number): [number, number] | null;
   markedSocket(mark: number): number;
+  setRecvBuffer(fd: number, bytes: number): void;
 }
 
 /** The addon's pure offload functions (no device), for tests that check them against the TypeScript checksums. */

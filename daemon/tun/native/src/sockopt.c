@@ -11,6 +11,9 @@
  *       a new non-blocking IPv4 TCP socket carrying SO_MARK `mark`, not yet connected, for
  *       `new net.Socket({ fd })` and connect(): the daemon's own dials are exempt from redirection
  *       by this mark, which must be on the socket before its SYN leaves
+ *   setRecvBuffer(fd, bytes)
+ *       SO_RCVBUF on a socket (the kernel doubles it for its overhead, and stops autotuning it); on a
+ *       listening socket, every connection it accepts afterwards inherits it
  * Failures throw an Error whose `code` is the errno name.
  */
 #define _GNU_SOURCE
@@ -71,5 +74,19 @@ napi_value js_marked_socket(napi_env env, napi_callback_info info) {
     return throw_errno(env, err, "setsockopt(SO_MARK)", NULL);
   }
   NAPI_CHECK(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
+napi_value js_set_recv_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int32_t fd, bytes;
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &bytes) != napi_ok || bytes <= 0) {
+    return throw_msg(env, "EINVAL", "setRecvBuffer(fd, bytes) needs a socket descriptor and a size");
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) != 0) return throw_errno(env, errno, "setsockopt(SO_RCVBUF)", NULL);
+  NAPI_CHECK(env, napi_get_undefined(env, &result));
   return result;
 }
