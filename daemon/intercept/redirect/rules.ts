@@ -10,6 +10,11 @@
  * TUN) rather than on a list of destinations follows every peer's address and proxied range as the
  * kernel routes change, with no rule to keep in step with them.
  *
+ * A second chain gives the redirected connections long half-closed timeouts (HALF_CLOSED_SECS). It runs
+ * after the redirect (so it matches our listener's address) and before conntrack confirms the entry,
+ * which is when a timeout policy can still be attached; at the raw priority there is no entry yet, and
+ * the policy was silently not applied.
+ *
  * Removed on close and on every way out of the process (the 'exit' event); a table whose process is
  * gone (SIGKILL) is removed by the next start. Until then the stale rule sends the host's TCP into
  * the TUN to a closed port: those connections are refused.
@@ -21,6 +26,15 @@ export const TABLE_PREFIX = 'tstier_redirect_';
 /** SO_MARK of the daemon's own connections through the TUN: the rule lets them pass ("ts"). */
 export const EXEMPT_MARK = 0x7473;
 const NFT_TIMEOUT_MS = 10_000;
+/**
+ * How long conntrack keeps a redirected connection that one side has half-closed (its own default
+ * for ESTABLISHED, 5 days). The redirect lives in a conntrack entry, and conntrack forgets a
+ * connection 60 s into CLOSE_WAIT by default: an application that sent its request and FIN, then
+ * waited over a minute for the answer (the proxy still carrying it), never got it, because our
+ * listener's replies were no longer translated back (8 of 1,000 flows under load). The proxy's own
+ * --proxy-close-wait bounds a half-closed flow.
+ */
+const HALF_CLOSED_SECS = 432_000;
 
 let tablesMade = 0;
 
@@ -51,6 +65,14 @@ export class RedirectRules {
     process.once('exit', rules.onExit);
     await nft(['-f', '-'],
       `table ip ${rules.table} {\n` +
+      `  ct timeout half_closed {\n` +
+      `    protocol tcp; l3proto ip;\n` +
+      `    policy = { fin_wait: ${HALF_CLOSED_SECS}, close_wait: ${HALF_CLOSED_SECS}, last_ack: ${HALF_CLOSED_SECS} }\n` +
+      `  }\n` +
+      `  chain timeouts {\n` +
+      `    type filter hook output priority filter; policy accept;\n` +
+      `    ip daddr 127.0.0.1 tcp dport ${port} ct timeout set "half_closed"\n` +
+      `  }\n` +
       `  chain output {\n` +
       `    type nat hook output priority -100; policy accept;\n` +
       `    meta mark ${EXEMPT_MARK} return\n` +

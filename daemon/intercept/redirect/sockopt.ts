@@ -1,7 +1,7 @@
 /**
- * The two socket options the redirect termination needs and Node lacks, from the TUN addon
- * (tun/native/src/sockopt.c): a redirected connection's original destination, and a socket that
- * carries the exemption mark before it connects.
+ * The socket options the redirect termination needs and Node lacks, from the TUN addon
+ * (tun/native/src/sockopt.c): a redirected connection's original destination, a socket that carries
+ * the exemption mark before it connects, and a fixed receive buffer for the listener.
  */
 import { Socket } from 'node:net';
 import { loadAddon } from '../../tun/tun-device.js';
@@ -25,4 +25,9 @@ export function originalDst(socket: Socket): Ipv4Endpoint | null {
 /** An unconnected TCP socket the redirect rule lets pass: connect() it to reach the real destination. */
 export function exemptSocket(): Socket {
   return new Socket({ fd: loadAddon().markedSocket(EXEMPT_MARK), allowHalfOpen: true });
+}
+
+/** Fixes a socket's receive buffer (no autotuning); a listener's connections inherit it. */
+export function setRecvBuffer(fd: number, bytes: number): void {
+  loadAddon().setRecvBuffer(fd, bytes);
 }

@@ -23,10 +23,18 @@ import { KernelListeners } from '../kernel/listeners.js';
 import { HELD_TIMEOUT_MS, type TerminatedFlow, type Terminator, type TerminatorClient } from '../terminator.js';
 import { RedirectSplice } from './plain-splice.js';
 import { RedirectRules } from './rules.js';
-import { originalDst } from './sockopt.js';
+import { originalDst, setRecvBuffer } from './sockopt.js';
 
 /** Accepted connections held unread at once, at most; more are reset (bounded descriptors). */
 export const MAX_HELD = 4096;
+/**
+ * The receive buffer of every accepted connection, fixed. Autotuned on loopback it grew to the
+ * kernel's tcp_rmem maximum (32 MiB here): at 1,000 flows the applications' whole megabyte each sat in
+ * our sockets within a second, TCP memory went into pressure, and the applications' own TCP timed out
+ * (1,499 RTOs in one run). 256 KiB is still a window far above what one flow's carrier takes per
+ * millisecond of event-loop latency.
+ */
+export const RECV_BUFFER = 256 * 1024;
 
 /** held: accepted, unread, waiting for the proxy; piped: the proxy's pipe or our splice owns it; gone: reset. */
 interface RedirectFlow {
@@ -58,10 +66,11 @@ export class RedirectTerminator<O extends TerminatedFlow> implements Terminator<
     }, 1);
     let rules: RedirectRules;
     try {
+      for (const fd of listeners.fds) setRecvBuffer(fd, RECV_BUFFER);
       rules = await RedirectRules.install(dev, listeners.ports[0]!);
     } catch (e) {
       listeners.close();
-      throw new TstierError('TSTIER_E_BAD_CONFIG', `--proxy-redirect: cannot install the nftables redirect rule: ${(e as Error).message}`);
+      throw new TstierError('TSTIER_E_BAD_CONFIG', `--proxy-redirect: cannot set up the listener's buffer or the nftables redirect rule: ${(e as Error).message}`);
     }
     term = new RedirectTerminator(listeners, rules, client, clock, closeWaitMs);
     log.debug('redirect termination', { dev, listener: listeners.ports[0], table: rules.table });
