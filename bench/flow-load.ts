@@ -3,7 +3,8 @@
  * proxy and plain forwarded packets. Bench only (needs root and a built tree); prints a markdown table.
  *
  * Two namespaces A and B joined by a clean veth, an easytier-core in each (restarted per path, A with
- * --enable-kcp-proxy, --enable-quic-proxy or neither). From A, `--flows` concurrent connections each
+ * --enable-kcp-proxy, --enable-quic-proxy or neither; `kcp-redirect` is the KCP proxy with
+ * --proxy-redirect, its flows terminated outside A's TUN). From A, `--flows` concurrent connections each
  * send `--bytes` to a sink in B, which answers with the sha256 of what it got; every flow is checked
  * (test/netns/fixtures/many-flows.ts). Paths run interleaved, `--reps` rounds.
  *
@@ -28,7 +29,7 @@
  * The daemons inherit the environment: `TSTIER_TUN_OFFLOAD=off` runs them without TUN offloads (the A/B
  * of docs/kcp-proxy-measured.md, "TUN offloads").
  *
- *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR] [--netns PREFIX]
+ *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain,kcp-redirect] [--cpu-prof DIR] [--netns PREFIX]
  */
 import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
@@ -41,7 +42,7 @@ import { topSelfTime } from './lib/cpu-profile.js';
 import { fmt, waitRoute } from './lib/proxy-bench.js';
 
 const { opt } = benchArgs('flow-load',
-  'node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain] [--cpu-prof DIR] [--netns PREFIX]',
+  'node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain,kcp-redirect] [--cpu-prof DIR] [--netns PREFIX]',
   ['flows', 'bytes', 'reps', 'paths', 'cpu-prof', 'netns']);
 /** The namespaces' prefix: Netns.create deletes every namespace with it, so two runs need two. */
 const PREFIX = opt('netns', 'tf4b');
@@ -59,15 +60,23 @@ const UNDERLAY_B = '10.254.4.2';
 const VIP_A = '10.144.170.1';
 const VIP_B = '10.144.170.2';
 const PORT = 7100;
+/**
+ * A flow without progress this long is failed by the load tool. Progress is its bytes leaving and the
+ * answer arriving, and the answer comes only once the sink has had every byte: under --proxy-redirect
+ * a flow's 1 MiB leaves into loopback socket buffers in its first second, so the tool's 60 s default
+ * failed every flow of a load longer than a minute that was still moving.
+ */
+const STALL_SECS = 300;
 
 const PATHS = {
   kcp: ['--enable-kcp-proxy'],
   quic: ['--enable-quic-proxy'],
   plain: [],
+  'kcp-redirect': ['--enable-kcp-proxy', '--proxy-redirect'],
 } as const;
 type PathName = keyof typeof PATHS;
 const chosen = opt('paths', 'kcp,quic,plain').split(',') as PathName[];
-for (const p of chosen) if (!(p in PATHS)) throw new Error(`--paths: unknown path ${p} (kcp, quic, plain)`);
+for (const p of chosen) if (!(p in PATHS)) throw new Error(`--paths: unknown path ${p} (${Object.keys(PATHS).join(', ')})`);
 
 interface Row {
   path: PathName;
@@ -168,7 +177,7 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const drops0 = [await rcvbufErrors(a), await rcvbufErrors(b)];
     const tun0 = await tunDrops(a);
     const rto0 = await tcpTimeouts(a);
-    const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000'])
+    const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000', String(STALL_SECS)])
       .waitForEvent<{ ok: number; secs: number; flows: FlowTimes[]; errors: string[] }>('done', 30 * 60_000).finally(() => watch.stop());
     if (done.ok < FLOWS) console.log(`${path}: ${FLOWS - done.ok} flows failed, the first: ${done.errors.join('; ')}`);
     const cpus = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
@@ -266,8 +275,10 @@ async function main(): Promise<void> {
       const s = rows.filter((r) => r.path === p).map((r) => r.secs).sort((x, y) => x - y);
       return s[Math.floor(s.length / 2)] ?? NaN;
     };
-    if (chosen.includes('kcp') && chosen.includes('plain')) console.log(`\nKCP wall time / plain: ${fmt(median('kcp') / median('plain'), 2)}`);
-    if (chosen.includes('quic') && chosen.includes('plain')) console.log(`QUIC wall time / plain: ${fmt(median('quic') / median('plain'), 2)}`);
+    if (chosen.includes('plain')) {
+      console.log('');
+      for (const p of chosen) if (p !== 'plain') console.log(`${p} wall time / plain: ${fmt(median(p) / median('plain'), 2)}`);
+    }
   } finally {
     await net.destroy();
   }

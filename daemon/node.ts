@@ -162,6 +162,10 @@ export class Node implements ControlPlaneSource {
     this.inboundInterceptors.push(fn);
   }
 
+  get tunName(): string | undefined {
+    return this.tun?.name;
+  }
+
   /**
    * Hands a packet to the local kernel (e.g. a proxy's synthesized reply). False without a TUN.
    * `whole`: the packet is a super-packet an offload interceptor claimed, written back as read.

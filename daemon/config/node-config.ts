@@ -63,6 +63,8 @@ export interface NodeConfig {
   mtu: number;
   noTun: boolean;
   useSmoltcp: boolean;
+  /** Terminate proxied TCP by a packet-filter REDIRECT to a local listener (redirect/), not through the TUN. */
+  proxyRedirect?: boolean;
   enableKcpProxy: boolean;
   disableKcpInput: boolean;
   enableQuicProxy: boolean;

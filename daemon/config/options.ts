@@ -68,6 +68,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { field: 'rpcPortalWhitelist', long: 'rpc-portal-whitelist', arg: 'CIDR,...', env: 'ET_RPC_PORTAL_WHITELIST', toml: ['rpc_portal_whitelist'], kind: 'list', parse: one(parseWhitelistCidr), help: 'who may call the rpc portal (default: anyone who reaches it)' },
   { field: 'noTun', long: 'no-tun', env: 'ET_NO_TUN', toml: ['flags', 'no_tun'], kind: 'bool', parse: parseBool, help: 'no TUN device; implies the userspace stack' },
   { field: 'useSmoltcp', long: 'use-smoltcp', env: 'ET_USE_SMOLTCP', toml: ['flags', 'use_smoltcp'], kind: 'bool', parse: parseBool, help: 'terminate proxied TCP in the userspace stack' },
+  { field: 'proxyRedirect', long: 'proxy-redirect', env: 'ET_PROXY_REDIRECT', toml: ['flags', 'proxy_redirect'], kind: 'bool', parse: parseBool, help: 'terminate proxied TCP this host opens at a local listener by an nftables redirect, outside the TUN (needs nft; see docs/userspace-stack.md)' },
   { field: 'enableKcpProxy', long: 'enable-kcp-proxy', env: 'ET_ENABLE_KCP_PROXY', toml: ['flags', 'enable_kcp_proxy'], kind: 'bool', parse: parseBool, help: 'carry TCP flows we originate over KCP' },
   { field: 'disableKcpInput', long: 'disable-kcp-input', env: 'ET_DISABLE_KCP_INPUT', toml: ['flags', 'disable_kcp_input'], kind: 'bool', parse: parseBool, help: 'refuse KCP-proxied flows from peers' },
   { field: 'enableQuicProxy', long: 'enable-quic-proxy', env: 'ET_ENABLE_QUIC_PROXY', toml: ['flags', 'enable_quic_proxy'], kind: 'bool', parse: parseBool, help: 'carry TCP flows we originate over QUIC' },

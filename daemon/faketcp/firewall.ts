@@ -45,8 +45,8 @@ export function requireFakeTcpCapabilities(what: string): void {
   }
 }
 
-/** A table left by a process that is gone: its pid is free, or taken by something that is not Node. */
-function isStale(pid: number): boolean {
+/** A table left by a process that is gone: its pid is free, or taken by something that is not Node (also the redirect termination's, intercept/redirect/rules.ts). */
+export function isStale(pid: number): boolean {
   if (pid === process.pid) return false;
   if (!existsSync(`/proc/${pid}`)) return true;
   try {

@@ -1,7 +1,8 @@
 /**
  * Where the source node terminates the application's TCP connection: the seam between the proxy
- * (which decides per SYN, dials remotely, and pipes bytes) and the two ways of ending a TCP flow
- * locally — the kernel (NAT + re-injection into our listeners) or the userspace stack (smoltcp).
+ * (which decides per SYN, dials remotely, and pipes bytes) and the three ways of ending a TCP flow
+ * locally — the kernel (NAT + re-injection into our listeners), the userspace stack (smoltcp), or a
+ * packet-filter REDIRECT to our listener that keeps the flow out of the TUN (redirect/).
  *
  * One flow's life, as the proxy sees it:
  *   claim(src, dst)   a SYN of a flow nobody tracks: return an owner to hold it, or null (it passes)
@@ -13,25 +14,42 @@
  *   ended(owner)      the proxy is done with the stream (late packets are still absorbed a while)
  *   abandoned(owner)  the flow died before or without the proxy's say (client reset, stack crash,
  *                     held too long): the proxy resets its carrier side
+ *
+ * The redirect terminator accepts first: its kernel has completed the application's handshake before
+ * the proxy hears of the flow, so it hands claim() a PlainSplice instead of a SYN, "held" means the
+ * accepted connection is not read yet, refuse and drop both reset it, and pass gives back the splice.
  */
 import type { AppStream } from '../carrier/socket-pipe.js';
 import type { SocketAddr } from '../packet/flow-key.js';
+import type { FlowCounters } from '../proxy/flow-table.js';
 
 /** The proxy's per-flow object; the terminator keeps its own state for the flow in `term`. */
 export interface TerminatedFlow {
   term: unknown;
 }
 
+/**
+ * A connection an accepted-first terminator (redirect) holds in place of a SYN. When the proxy does not
+ * carry it (claim returns null, or pass), the terminator pipes it to its destination itself, as plain
+ * packets through the TUN. `follow` gives it the flow's row counters, and what to call when that pipe ends.
+ */
+export interface PlainSplice {
+  follow(counters: FlowCounters, end: (why: string) => void): void;
+}
+
 export interface TerminatorClient<O extends TerminatedFlow> {
-  /** `src`/`dst` are copies (binary addresses); `syn` is the packet as read, valid during the call. */
-  claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array): O | null;
+  /**
+   * `src`/`dst` are copies (binary addresses); `syn` is the packet as read, valid during the call, or
+   * the accepted connection's splice (redirect).
+   */
+  claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array | PlainSplice): O | null;
   held(owner: O): void;
   accepted(owner: O, stream: AppStream): void;
   abandoned(owner: O, why: string): void;
 }
 
 export interface Terminator<O extends TerminatedFlow> {
-  /** 'kernel' or 'smoltcp', for logs. */
+  /** 'kernel', 'smoltcp' or 'redirect', for logs. */
   readonly kind: string;
   /** An IP packet on its way (read from the TUN; for the subnet proxy, from a peer): true when taken. */
   intercept(packet: Buffer): boolean;
@@ -44,8 +62,11 @@ export interface Terminator<O extends TerminatedFlow> {
   release(owner: O): void;
   refuse(owner: O): void;
   drop(owner: O): void;
-  /** Forgets a held flow unanswered; returns the app's SYN as read, or null if it was not held. */
-  pass(owner: O): Uint8Array | null;
+  /**
+   * Forgets a held flow unanswered; returns the app's SYN as read (or, redirect, the splice now carrying
+   * the connection), or null if it was not held.
+   */
+  pass(owner: O): Uint8Array | PlainSplice | null;
   ended(owner: O): void;
   /** Expires held SYNs and lingering closed flows (call about once a second). */
   sweep(now: number): void;

@@ -12,6 +12,8 @@ export interface ProxyHost {
   /** The config's addresses, resolved once at start. */
   readonly addresses: NodeAddresses;
   readonly peer: PeerLayer;
+  /** The TUN's interface name; undefined without one. */
+  readonly tunName: string | undefined;
   addInterceptor(fn: (packet: Buffer) => boolean): void;
   /** Claims a TUN super-packet whole (docs/tun.md, "Offloads"), before it is cut for the interceptors. */
   addOffloadInterceptor(fn: (packet: Buffer) => boolean): void;

@@ -1,6 +1,7 @@
 /**
  * The TCP proxy of a node: intercepts TCP flows at the TUN through a Terminator (kernel: NAT +
- * re-inject; `--use-smoltcp`: the userspace stack), chooses a carrier per SYN (KCP > QUIC > plain
+ * re-inject; `--use-smoltcp`: the userspace stack; `--proxy-redirect`: a packet-filter REDIRECT to a
+ * local listener, outside the TUN), chooses a carrier per SYN (KCP > QUIC > plain
  * packets), and on the far node dials the real destination and pipes the bytes. Both ends list their
  * side of every flow for `easytier-cli proxy`. Plain packets to this node's proxied CIDRs are
  * terminated by the SubnetProxy.
@@ -17,9 +18,10 @@ import { nowMs } from '../io/clock.js';
 import { PassScheduler } from '../io/pass-scheduler.js';
 import { SocketPipe, type AppStream, type PipeEnd } from '../carrier/socket-pipe.js';
 import { KernelTerminator } from '../intercept/kernel/terminator.js';
+import { RedirectTerminator } from '../intercept/redirect/terminator.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
-import type { TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
+import type { PlainSplice, TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
 import { readU32 } from '../packet/bytes.js';
 import type { SocketAddr } from '../packet/flow-key.js';
 import { easyTierProxyFeatures } from '../peer/easytier/quic-proxy.js';
@@ -29,7 +31,7 @@ import { ProxyCarriers } from './carriers.js';
 import { dstDialTarget } from './dial-target.js';
 import { dialDestination } from './dial.js';
 import { errorText, FlowCore, type DstFlowState, type FlowAction, type SrcFlowState } from './flow-core.js';
-import { FlowTable } from './flow-table.js';
+import { FlowTable, type FlowEntry } from './flow-table.js';
 import { PlainFlowTracker } from './plain-flows.js';
 import { closeWaitMs, type ProxyHost } from './proxy-host.js';
 import type { SocketCarriers } from './socket-flow.js';
@@ -78,7 +80,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   /** Every flow moving bytes, source and destination side: a stopping node resets their applications. */
   private readonly pipes = new Set<SocketPipe>();
   /** A half-closed flow whose other side never finishes is closed this long after its first FIN. */
-  private readonly closeWaitMs: number;
+  readonly closeWaitMs: number;
   private readonly onPeerGone = (peerId: number): void => this.step(() => this.core.peerGone(peerId));
   /**
    * The peer went silent somewhere between its last packet and the next keepalive it owed us: it has
@@ -129,7 +131,9 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       if ((cfg.enableKcpProxy || cfg.enableQuicProxy) && cfg.ipv4 && !cfg.noTun) {
         proxy.term = cfg.useSmoltcp
           ? new SmoltcpTerminator(await SmoltcpStack.create({ mtu: cfg.mtu }), proxy, toTun, nowMs, log)
-          : await KernelTerminator.open(host.addresses.ipv4!.u32, cfg.ipv4.prefix, proxy, toTun, nowMs, log);
+          : cfg.proxyRedirect && host.tunName
+            ? await RedirectTerminator.open(host.tunName, proxy, nowMs, proxy.closeWaitMs, log)
+            : await KernelTerminator.open(host.addresses.ipv4!.u32, cfg.ipv4.prefix, proxy, toTun, nowMs, log);
         host.addInterceptor((pkt) => proxy.fromTun(pkt));
         const term = proxy.term;
         if (term.interceptWhole) host.addOffloadInterceptor((pkt) => term.interceptWhole!(pkt));
@@ -181,14 +185,15 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     return false;
   }
 
-  claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array): SrcFlow | null {
-    if (this.plain.isTracked(syn)) return null; // a retransmitted SYN of a flow already given to plain packets
+  claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array | PlainSplice): SrcFlow | null {
+    // A retransmitted SYN of a flow already given to plain packets.
+    if (syn instanceof Uint8Array && this.plain.isTracked(syn)) return null;
     const dstPeer = this.ownerOf(dst.ip);
     if (dstPeer === undefined || dstPeer === this.host.peer.peerId) return null;
     const claim = this.core.claim({ src, dst, optimistic: this.host.config.proxyOptimistic }, dstPeer,
       Math.floor(Date.now() / 1000));
     if (claim?.kind !== 'held') {
-      if (claim?.row) this.plain.track(syn, claim.row);
+      if (claim?.row) this.followPlain(syn, claim.row);
       return null;
     }
     const flow = new SrcFlow(this, claim.flow);
@@ -388,13 +393,30 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     }
   }
 
-  /** No carrier took the held flow: its SYN goes out as a plain packet, and the tracker follows it. */
+  /**
+   * No carrier took the held flow: its SYN goes out as a plain packet, and the tracker follows it (or,
+   * redirect, the terminator's splice carries the connection and closes the row).
+   */
   private passPlain(state: Src): void {
     const syn = this.term!.pass(this.srcs.get(state)!);
+    if (syn && !(syn instanceof Uint8Array)) {
+      this.core.passed(state, 'ipv4', nowMs());
+      return this.followPlain(syn, state.row);
+    }
     if (syn) this.host.forward(Buffer.from(syn.buffer, syn.byteOffset, syn.byteLength));
     const family = !syn ? null : syn[0]! >> 4 === 4 ? 'ipv4' : 'ipv6';
     this.core.passed(state, family, nowMs());
     if (family === 'ipv4') this.plain.track(syn!, state.row);
+  }
+
+  /** A plain flow's row: followed by its SYN's packets, or closed by the terminator's splice. */
+  private followPlain(syn: Uint8Array | PlainSplice, row: FlowEntry): void {
+    if (syn instanceof Uint8Array) return void this.plain.track(syn, row);
+    const counters = row.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, duplicates: 0 };
+    syn.follow(counters, (why) => {
+      row.reason = `${row.reason}; ${why}`;
+      this.table.close(row, nowMs());
+    });
   }
 
   private onTimer(): void {

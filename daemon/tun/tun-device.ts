@@ -92,6 +92,10 @@ interface NativeTun {
   slotSize(mtu: number, offload: boolean): number;
   segment(superPacket: Uint8Array, mss: number, out: Uint8Array, offsets: Uint32Array, lengths: Uint32Array): number;
   finishChecksum(packet: Uint8Array, csumStart: number, csumOffset: number): number;
+  /** The redirect termination's socket options (native/src/sockopt.c). */
+  originalDst(fd: number): [number, number] | null;
+  markedSocket(mark: number): number;
+  setRecvBuffer(fd: number, bytes: number): void;
 }
 
 /** The addon's pure offload functions (no device), for tests that check them against the TypeScript checksums. */

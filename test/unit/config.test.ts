@@ -383,4 +383,11 @@ describe('config precedence: flags > env > file > defaults', () => {
     // Validation happens per source, so a typo in the environment is never silently masked.
     rejects(['--mtu', '1400'], 'ET_MTU', { ET_MTU: 'oops' });
   });
+  it('--proxy-redirect is read from every source, and refuses the userspace stack and --no-tun', () => {
+    assert.equal(load(['--proxy-redirect']).proxyRedirect, true);
+    assert.equal(load([], { ET_PROXY_REDIRECT: 'true' }).proxyRedirect, true);
+    assert.equal(load([]).proxyRedirect, undefined);
+    assert.match(rejects(['--proxy-redirect', '--use-smoltcp'], '--proxy-redirect'), /--use-smoltcp/);
+    assert.match(rejects(['--proxy-redirect', '--no-tun'], '--proxy-redirect'), /--no-tun/);
+  });
 });

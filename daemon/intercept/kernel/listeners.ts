@@ -35,6 +35,11 @@ export class KernelListeners {
     return new KernelListeners(servers, ports);
   }
 
+  /** The listening sockets' descriptors (Linux), for the socket options Node has no API for. */
+  get fds(): number[] {
+    return this.servers.map((s) => (s as unknown as { _handle: { fd: number } })._handle.fd);
+  }
+
   close(): void {
     for (const s of this.servers) s.close();
   }

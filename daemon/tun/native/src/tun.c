@@ -30,6 +30,7 @@
  *   slotSize(mtu, offload) -> bytes the batch buffer needs per packet (buffer = BATCH_MAX * slotSize)
  *   segment(superPacket, mss, out:Uint8Array, offsets:Uint32Array, lengths:Uint32Array) -> count, or -1
  *   finishChecksum(packet, csumStart, csumOffset) -> 0, or -1 (offsets outside the packet)
+ *   originalDst(fd), markedSocket(mark), setRecvBuffer(fd, bytes): the redirect termination's socket options (sockopt.c)
  * Failures in open throw an Error whose `code` is the errno name (e.g. "EPERM").
  */
 #define _GNU_SOURCE
@@ -50,6 +51,7 @@
 
 #include "napi_util.h"
 #include "offload.h"
+#include "sockopt.h"
 
 /* Layout of the kernel's struct in6_ifreq (linux/ipv6.h), declared here because that header
  * clashes with glibc's netinet/in.h. */
@@ -470,6 +472,9 @@ static napi_value init(napi_env env, napi_value exports) {
       NAPI_METHOD("slotSize", js_slot_size),
       NAPI_METHOD("segment", js_segment),
       NAPI_METHOD("finishChecksum", js_finish_checksum),
+      NAPI_METHOD("originalDst", js_original_dst),
+      NAPI_METHOD("markedSocket", js_marked_socket),
+      NAPI_METHOD("setRecvBuffer", js_set_recv_buffer),
   };
   return reader_exports(env, exports, props, sizeof props / sizeof props[0]);
 }
