@@ -13,9 +13,10 @@
  */
 import { newDatagramCrypt } from '../daemon/transport/crypt/datagram.js';
 import { deriveKcptunKey } from '../daemon/transport/crypt/kdf.js';
-import { KcptunSession, type KcptunSessionConfig } from '../daemon/transport/session/kcptun-session.js';
-import { newSnmp, type KcptunSnmp } from '../daemon/transport/session/snmp.js';
-import { Rng, World, type SimEndpoint } from '../test/sim/world.js';
+import type { KcptunSessionConfig, KcptunSessionEvent } from '../daemon/transport/session/kcptun-session.js';
+import { newSnmp } from '../daemon/transport/session/snmp.js';
+import { KcptunSimNode, kcptunDefaultTuning } from '../test/sim/kcptun-node.js';
+import { Rng, World } from '../test/sim/world.js';
 import { benchArgs } from './lib/args.js';
 
 const { opt } = benchArgs('kcptun-sim', 'node dist/bench/kcptun-sim.js [--loss 0.2] [--delay 20] [--seconds 6] [--warm 2] [--seeds 5] [--rate MBPS]',
@@ -35,14 +36,7 @@ function config(role: 'client' | 'server'): KcptunSessionConfig {
     crypt: newDatagramCrypt('aes', PASS),
     dataShards: 10,
     parityShards: 3,
-    mtu: 1350,
-    sndWnd: role === 'client' ? 128 : 1024,
-    rcvWnd: role === 'client' ? 512 : 1024,
-    nodelay: 0,
-    interval: 30,
-    resend: 2,
-    nc: 1,
-    ackNoDelay: false,
+    ...kcptunDefaultTuning(role),
     compress: true,
     role,
     smux: { version: 1, maxStreamBuffer: 2 << 20, maxReceiveBuffer: 4 << 20, keepAliveInterval: 10_000, keepAliveTimeout: 30_000 },
@@ -50,16 +44,13 @@ function config(role: 'client' | 'server'): KcptunSessionConfig {
 }
 
 /** One end: a session, one bulk stream it writes (if `source`) and reads, one pass per ms with input. */
-class End implements SimEndpoint {
-  readonly session: KcptunSession;
-  readonly snmp: KcptunSnmp = newSnmp();
+class End extends KcptunSimNode {
   sid = -1;
   received = 0;
   private passDue = false;
-  private lastOut: Uint8Array | null = null;
 
   constructor(role: 'client' | 'server', private readonly world: World, private readonly source: Uint8Array | null) {
-    this.session = new KcptunSession(config(role), this.snmp, world.now);
+    super(config(role), newSnmp(), world.now);
   }
 
   open(now: number): void {
@@ -80,41 +71,22 @@ class End implements SimEndpoint {
     });
   }
 
-  pollTransmit(): Uint8Array | null {
-    if (this.lastOut !== null) this.session.recycleTransmit(this.lastOut);
-    this.lastOut = this.session.pollTransmit();
-    return this.lastOut;
+  protected onEvent(e: KcptunSessionEvent): void {
+    if (e.type === 'accept') this.sid = e.sid;
   }
 
-  pollTimeout(): number {
-    return this.session.pollTimeout();
-  }
-
-  handleTimeout(now: number): void {
-    this.session.handleTimeout(now);
-    this.step(now);
-  }
-
-  private step(now: number): void {
+  protected moveStreams(): boolean {
+    if (this.sid < 0) return false;
     const s = this.session;
-    for (let round = 0; round < 8; round++) {
-      s.pump(now);
-      let any = false;
-      for (let e = s.pollEvent(); e !== null; e = s.pollEvent()) {
-        any = true;
-        if (e.type === 'accept') this.sid = e.sid;
-      }
-      if (this.sid < 0) break;
-      if (this.source !== null) {
-        while (s.streamWrite(this.sid, this.source) > 0) any = true;
-      }
-      for (let d = s.streamRead(this.sid); d !== null; d = s.streamRead(this.sid)) {
-        this.received += d.length;
-        any = true;
-      }
-      if (!any) break;
+    let any = false;
+    if (this.source !== null) {
+      while (s.streamWrite(this.sid, this.source) > 0) any = true;
     }
-    s.pump(now);
+    for (let d = s.streamRead(this.sid); d !== null; d = s.streamRead(this.sid)) {
+      this.received += d.length;
+      any = true;
+    }
+    return any;
   }
 }
 

@@ -10,10 +10,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deriveKcptunKey } from '../../daemon/transport/crypt/kdf.js';
 import { newDatagramCrypt } from '../../daemon/transport/crypt/datagram.js';
-import { KcptunSession, type KcptunSessionConfig } from '../../daemon/transport/session/kcptun-session.js';
+import { KcptunSession, type KcptunSessionConfig, type KcptunSessionEvent } from '../../daemon/transport/session/kcptun-session.js';
 import { newSnmp, type KcptunSnmp } from '../../daemon/transport/session/snmp.js';
 import { KCPTUN_CIPHERS } from '../../daemon/kcptun/config.js';
 import { seedsFor, sweep } from './seeds.js';
+import { KcptunSimNode, kcptunDefaultTuning } from './kcptun-node.js';
 import { Rng, World, type LinkParams, type SimEndpoint } from './world.js';
 
 const PASS = deriveKcptunKey('pipeline-sim');
@@ -40,14 +41,7 @@ function sessionConfig(v: Variant, role: 'client' | 'server', conv: number): Kcp
     crypt: newDatagramCrypt(v.crypt, PASS),
     dataShards: v.fec ? 10 : 0,
     parityShards: v.fec ? 3 : 0,
-    mtu: 1350,
-    sndWnd: role === 'client' ? 128 : 1024,
-    rcvWnd: role === 'client' ? 512 : 1024,
-    nodelay: 0,
-    interval: 30,
-    resend: 2,
-    nc: 1,
-    ackNoDelay: false,
+    ...kcptunDefaultTuning(role),
     compress: v.compress,
     role,
     smux: { version: v.smux, maxStreamBuffer: 65536, maxReceiveBuffer: 262144, keepAliveInterval: 10_000, keepAliveTimeout: 30_000 },
@@ -64,19 +58,12 @@ interface StreamState {
 }
 
 /** A session plus the application on top: it writes its data on every stream and collects the peer's. */
-class Peer implements SimEndpoint {
-  readonly session: KcptunSession;
+class Peer extends KcptunSimNode {
   readonly streams = new Map<number, StreamState>();
   closedError: string | null = null;
-  private lastOut: Uint8Array | null = null;
 
-  constructor(
-    cfg: KcptunSessionConfig,
-    readonly snmp: KcptunSnmp,
-    private readonly makeData: () => Uint8Array,
-    now: number,
-  ) {
-    this.session = new KcptunSession(cfg, snmp, now);
+  constructor(cfg: KcptunSessionConfig, snmp: KcptunSnmp, private readonly makeData: () => Uint8Array, now: number) {
+    super(cfg, snmp, now);
   }
 
   open(now: number): number {
@@ -96,55 +83,34 @@ class Peer implements SimEndpoint {
     this.step(now);
   }
 
-  pollTransmit(): Uint8Array | null {
-    // The world copied the last one: its buffer is reused, as after a sendmmsg (byte-exactness
-    // below then also checks that no datagram or parity shard is recycled while still queued).
-    if (this.lastOut !== null) this.session.recycleTransmit(this.lastOut);
-    this.lastOut = this.session.pollTransmit();
-    return this.lastOut;
+  protected onEvent(e: KcptunSessionEvent): void {
+    if (e.type === 'accept') this.add(e.sid);
+    else if (e.type === 'fin') this.streams.get(e.sid)!.finReceived = true;
+    else if (e.type === 'closed') this.closedError = e.error?.message ?? 'closed';
   }
 
-  pollTimeout(): number {
-    return this.session.pollTimeout();
-  }
-
-  handleTimeout(now: number): void {
-    this.session.handleTimeout(now);
-    this.step(now);
-  }
-
-  /** The application: write what the streams can take, read everything, react to events. */
-  private step(now: number): void {
+  /** The application: write what the streams can take, read everything. */
+  protected moveStreams(): boolean {
     const s = this.session;
-    for (let round = 0; round < 8; round++) {
-      s.pump(now);
-      let any = false;
-      for (let e = s.pollEvent(); e !== null; e = s.pollEvent()) {
+    let any = false;
+    for (const [sid, st] of this.streams) {
+      if (st.sent < st.out.length) {
+        const n = s.streamWrite(sid, st.out.subarray(st.sent));
+        if (n > 0) any = true;
+        st.sent += n;
+      }
+      if (st.sent === st.out.length && !st.finSent) {
+        s.streamShutdown(sid);
+        st.finSent = true;
         any = true;
-        if (e.type === 'accept') this.add(e.sid);
-        else if (e.type === 'fin') this.streams.get(e.sid)!.finReceived = true;
-        else if (e.type === 'closed') this.closedError = e.error?.message ?? 'closed';
       }
-      for (const [sid, st] of this.streams) {
-        if (st.sent < st.out.length) {
-          const n = s.streamWrite(sid, st.out.subarray(st.sent));
-          if (n > 0) any = true;
-          st.sent += n;
-        }
-        if (st.sent === st.out.length && !st.finSent) {
-          s.streamShutdown(sid);
-          st.finSent = true;
-          any = true;
-        }
-        for (let d = s.streamRead(sid); d !== null; d = s.streamRead(sid)) {
-          st.received.push(d.slice());
-          st.receivedBytes += d.length;
-          any = true;
-        }
+      for (let d = s.streamRead(sid); d !== null; d = s.streamRead(sid)) {
+        st.received.push(d.slice());
+        st.receivedBytes += d.length;
+        any = true;
       }
-      if (!any) break;
     }
-    s.pump(now);
+    return any;
   }
 }
 
