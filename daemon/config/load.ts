@@ -77,7 +77,9 @@ export function loadNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv =
     if (v6) throw badConfig(key, `fake TCP carries IPv4 only, not ${v6}`);
     if (fake.length > 0) requireFakeTcpCapabilities(`${key} ${fake[0]}`);
   }
-  if (config.proxyRedirect && (config.useSmoltcp || config.noTun)) {
+  // Only when asked for: unset, redirect is the default where the kernel terminates, and these two
+  // simply mean it does not.
+  if (config.proxyRedirect === true && (config.useSmoltcp || config.noTun)) {
     throw badConfig('--proxy-redirect', `terminates flows at the kernel's TUN; it cannot be combined with ${config.useSmoltcp ? '--use-smoltcp' : '--no-tun'}`);
   }
   const secure = secureModeProblem(config);

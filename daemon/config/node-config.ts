@@ -63,7 +63,12 @@ export interface NodeConfig {
   mtu: number;
   noTun: boolean;
   useSmoltcp: boolean;
-  /** Terminate proxied TCP by a packet-filter REDIRECT to a local listener (redirect/), not through the TUN. */
+  /**
+   * Terminate proxied TCP by a packet-filter REDIRECT to a local listener (redirect/), not through the
+   * TUN. Unset: the default where the kernel terminates (a TUN, no userspace stack), falling back to
+   * kernel NAT termination with a warning when the rule cannot be installed; true: asked for, so a
+   * failure is a start-up error; false: kernel NAT termination.
+   */
   proxyRedirect?: boolean;
   enableKcpProxy: boolean;
   disableKcpInput: boolean;

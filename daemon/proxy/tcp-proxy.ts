@@ -131,9 +131,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       if ((cfg.enableKcpProxy || cfg.enableQuicProxy) && cfg.ipv4 && !cfg.noTun) {
         proxy.term = cfg.useSmoltcp
           ? new SmoltcpTerminator(await SmoltcpStack.create({ mtu: cfg.mtu }), proxy, toTun, nowMs, log)
-          : cfg.proxyRedirect && host.tunName
-            ? await RedirectTerminator.open(host.tunName, proxy, nowMs, proxy.closeWaitMs, log)
-            : await KernelTerminator.open(host.addresses.ipv4!.u32, cfg.ipv4.prefix, proxy, toTun, nowMs, log);
+          : await proxy.openKernelSide(toTun);
         host.addInterceptor((pkt) => proxy.fromTun(pkt));
         const term = proxy.term;
         if (term.interceptWhole) host.addOffloadInterceptor((pkt) => term.interceptWhole!(pkt));
@@ -146,6 +144,24 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
       throw e;
     }
     return proxy;
+  }
+
+  /**
+   * Where the kernel terminates: the redirect (the default), or kernel NAT when asked for with
+   * `--proxy-redirect false`, or when the redirect was not asked for and cannot be set up (no nft,
+   * no CAP_NET_ADMIN): then one warning. Asked for, its failure stops the node (exit 2).
+   */
+  private async openKernelSide(toTun: (p: Uint8Array, whole?: boolean) => void): Promise<Terminator<SrcFlow>> {
+    const cfg = this.host.config;
+    if (cfg.proxyRedirect !== false && this.host.tunName) {
+      try {
+        return await RedirectTerminator.open(this.host.tunName, this, nowMs, this.closeWaitMs, this.log);
+      } catch (e) {
+        if (cfg.proxyRedirect === true) throw e;
+        this.log.warn(`${(e as Error).message}; proxied TCP is terminated by kernel NAT instead`);
+      }
+    }
+    return KernelTerminator.open(this.host.addresses.ipv4!.u32, cfg.ipv4!.prefix, this, toTun, nowMs, this.log);
   }
 
   entries(): ProxyEntryView[] {

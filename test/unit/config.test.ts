@@ -390,4 +390,11 @@ describe('config precedence: flags > env > file > defaults', () => {
     assert.match(rejects(['--proxy-redirect', '--use-smoltcp'], '--proxy-redirect'), /--use-smoltcp/);
     assert.match(rejects(['--proxy-redirect', '--no-tun'], '--proxy-redirect'), /--no-tun/);
   });
+  it('unset, --proxy-redirect is the default that the userspace stack and --no-tun turn off; false asks for kernel NAT', () => {
+    assert.equal(load(['--use-smoltcp']).useSmoltcp, true);
+    assert.equal(load(['--no-tun']).noTun, true);
+    assert.equal(load(['--proxy-redirect', 'false']).proxyRedirect, false);
+    assert.equal(load(['--proxy-redirect=false', '--use-smoltcp']).proxyRedirect, false);
+    assert.equal(load([], { ET_PROXY_REDIRECT: 'false' }).proxyRedirect, false);
+  });
 });

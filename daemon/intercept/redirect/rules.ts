@@ -78,7 +78,10 @@ export class RedirectRules {
       `    meta mark ${EXEMPT_MARK} return\n` +
       `    oifname ${JSON.stringify(dev)} ip protocol tcp redirect to :${port}\n` +
       `  }\n` +
-      `}\n`);
+      `}\n`).catch((e: unknown) => {
+      process.off('exit', rules.onExit); // nothing was installed
+      throw e;
+    });
     return rules;
   }
 
