@@ -19,6 +19,7 @@
  * the proxy hears of the flow, so it hands claim() a PlainSplice instead of a SYN, "held" means the
  * accepted connection is not read yet, refuse and drop both reset it, and pass gives back the splice.
  */
+import type { Socket } from 'node:net';
 import type { AppStream } from '../carrier/socket-pipe.js';
 import type { SocketAddr } from '../packet/flow-key.js';
 import type { FlowCounters } from '../proxy/flow-table.js';
@@ -68,6 +69,11 @@ export interface Terminator<O extends TerminatedFlow> {
    */
   pass(owner: O): Uint8Array | PlainSplice | null;
   ended(owner: O): void;
+  /**
+   * An unconnected IPv4 socket for the daemon's own dial of a flow it sends as plain packets through
+   * the TUN past this terminator (redirect: one exempt from its rule). Absent: any socket passes.
+   */
+  plainSocket?(): Socket;
   /** Expires held SYNs and lingering closed flows (call about once a second). */
   sweep(now: number): void;
   close(): void;

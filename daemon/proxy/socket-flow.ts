@@ -50,6 +50,12 @@ export interface SocketCarriers {
   readonly pipes: Set<SocketPipe>;
   /** The pipes' close-wait bound (--proxy-close-wait), ms; 0: none. */
   readonly closeWaitMs: number;
+  /**
+   * An unconnected IPv4 socket whose connection leaves through the TUN as plain packets (under the
+   * redirect termination, one exempt from its rule: otherwise it would come back to the proxy as a new
+   * flow); undefined: any socket does.
+   */
+  plainSocket(): Socket | undefined;
 }
 
 /** Where a destination lies, as a SOCKS server decides whether to take it. */
@@ -223,10 +229,17 @@ class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
     if (this.c.config.noTun || !this.c.config.ipv4) {
       return this.fail(DialStatus.Unreachable, 'no carrier and no TUN for plain packets (--no-tun)');
     }
-    this.dialKernel(formatIpAddress(this.opts.dst.ip));
+    let socket: Socket | undefined;
+    try {
+      socket = this.opts.dst.ip.length === 4 ? this.c.plainSocket() : undefined;
+    } catch (e) {
+      return this.fail(DialStatus.Unreachable, `plain dial failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    this.dialKernel(formatIpAddress(this.opts.dst.ip), socket);
   }
 
-  private dialKernel(ip: string): void {
+  /** `via`: an unconnected socket to dial with (a plain flow's, past the redirect); by default a new one. */
+  private dialKernel(ip: string, via?: Socket): void {
     this.entry!.state = 'ConnectingDst';
     this.kernel = dialDestination(ip, this.opts.dst.port, (status, socket, why) => {
       this.kernel = null;
@@ -245,7 +258,7 @@ class OutboundFlow implements FlowSink, SocketDial, SocketOpening<CarrierFlow> {
           splice(client, socket, (how) => this.closeRow(how === 'clean' ? 'closed' : how), this.c.closeWaitMs, entry.counters);
         },
       });
-    });
+    }, via);
   }
 
   private fail(status: DialStatus, why: string): void {

@@ -173,6 +173,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     return {
       table: this.table, config: this.host.config, addresses: this.host.addresses, selfId: this.host.peer.peerId, pipes: this.pipes,
       closeWaitMs: this.closeWaitMs,
+      plainSocket: () => this.term?.plainSocket?.(),
       ownerOf: (ip) => this.ownerOf(ip), choose: (peerId, tried) => this.choose(peerId, tried),
       driver: (t, dstPeer) => this.carriers.openDriver(t, dstPeer),
       awaitAnswer: (flow) => this.step(() => this.core.socketOpened(flow, nowMs())),

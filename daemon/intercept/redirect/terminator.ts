@@ -23,7 +23,7 @@ import { KernelListeners } from '../kernel/listeners.js';
 import { HELD_TIMEOUT_MS, type TerminatedFlow, type Terminator, type TerminatorClient } from '../terminator.js';
 import { RedirectSplice } from './plain-splice.js';
 import { RedirectRules } from './rules.js';
-import { originalDst, setRecvBuffer } from './sockopt.js';
+import { exemptSocket, originalDst, setRecvBuffer } from './sockopt.js';
 
 /** Accepted connections held unread at once, at most; more are reset (bounded descriptors). */
 export const MAX_HELD = 4096;
@@ -105,6 +105,10 @@ export class RedirectTerminator<O extends TerminatedFlow> implements Terminator<
     f.phase = 'piped';
     f.splice.start();
     return f.splice;
+  }
+
+  plainSocket(): Socket {
+    return exemptSocket();
   }
 
   /** A flow the proxy ends before piping it is reset; after, its pipe has closed the connection. */
