@@ -5,19 +5,20 @@
  * packet-filter REDIRECT to our listener that keeps the flow out of the TUN (redirect/).
  *
  * One flow's life, as the proxy sees it:
- *   claim(src, dst)   a SYN of a flow nobody tracks: return an owner to hold it, or null (it passes)
+ *   claim(src, dst, follow)   a SYN of a flow nobody tracks: return an owner to hold it, or null (it
+ *                     passes as plain packets; give `follow` a row to have them counted and its end told)
  *   held(owner)       the SYN is held, unanswered; start the remote dial now
  *   release/refuse/drop   the dial's outcome: complete the handshake / RST the app / stay silent
- *   pass(owner)       no carrier would take it: forget the held flow and hand back the app's SYN,
- *                     which the proxy forwards as a plain packet (later packets then pass too)
+ *   carryPlain(owner, row)   no carrier would take it: the terminator lets the held flow go on as
+ *                     plain packets (its SYN forwarded; later packets then pass too), `row` following it
  *   accepted(owner, stream)   the application's connection is up: pipe its bytes
  *   ended(owner)      the proxy is done with the stream (late packets are still absorbed a while)
  *   abandoned(owner)  the flow died before or without the proxy's say (client reset, stack crash,
  *                     held too long): the proxy resets its carrier side
  *
  * The redirect terminator accepts first: its kernel has completed the application's handshake before
- * the proxy hears of the flow, so it hands claim() a PlainSplice instead of a SYN, "held" means the
- * accepted connection is not read yet, refuse and drop both reset it, and pass gives back the splice.
+ * the proxy hears of the flow, so "held" means the accepted connection is not read yet, refuse and drop
+ * both reset it, and plain packets are the daemon's own dial of the destination, spliced to it.
  */
 import type { Socket } from 'node:net';
 import type { AppStream } from '../carrier/socket-pipe.js';
@@ -29,21 +30,20 @@ export interface TerminatedFlow {
   term: unknown;
 }
 
-/**
- * A connection an accepted-first terminator (redirect) holds in place of a SYN. When the proxy does not
- * carry it (claim returns null, or pass), the terminator pipes it to its destination itself, as plain
- * packets through the TUN. `follow` gives it the flow's row counters, and what to call when that pipe ends.
- */
-export interface PlainSplice {
-  follow(counters: FlowCounters, end: (why: string) => void): void;
+/** The proxy's row of a flow it left to plain packets, as the terminator follows the flow. */
+export interface PlainRow {
+  /** The flow's bytes: the terminator counts what it sees of them. */
+  readonly counters: FlowCounters;
+  /** The flow ended (its FIN or RST passed, or the terminator's pipe closed); `why` goes in the row's reason. */
+  ended(why?: string): void;
 }
 
 export interface TerminatorClient<O extends TerminatedFlow> {
   /**
-   * `src`/`dst` are copies (binary addresses); `syn` is the packet as read, valid during the call, or
-   * the accepted connection's splice (redirect).
+   * `src`/`dst` are copies (binary addresses). Returning null, the client may call `follow` (during
+   * the call) with the row that lists the flow.
    */
-  claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array | PlainSplice): O | null;
+  claim(src: SocketAddr, dst: SocketAddr, follow: (row: PlainRow) => void): O | null;
   held(owner: O): void;
   accepted(owner: O, stream: AppStream): void;
   abandoned(owner: O, why: string): void;
@@ -64,10 +64,10 @@ export interface Terminator<O extends TerminatedFlow> {
   refuse(owner: O): void;
   drop(owner: O): void;
   /**
-   * Forgets a held flow unanswered; returns the app's SYN as read (or, redirect, the splice now carrying
-   * the connection), or null if it was not held.
+   * No carrier takes a held flow: it goes on as plain packets (its SYN forwarded as read; redirect: the
+   * daemon's own dial), `row` following it. Returns the SYN's family, or null if the flow was not held.
    */
-  pass(owner: O): Uint8Array | PlainSplice | null;
+  carryPlain(owner: O, row: PlainRow): 'ipv4' | 'ipv6' | null;
   ended(owner: O): void;
   /**
    * An unconnected IPv4 socket for the daemon's own dial of a flow it sends as plain packets through

@@ -43,7 +43,8 @@ export class SubnetProxy implements TerminatorClient<InboundFlow> {
   private constructor(private readonly host: ProxyHost, private readonly table: FlowTable, stack: SmoltcpStack,
     private readonly log: Logger) {
     this.myIp = host.addresses.ipv4?.u32 ?? 0;
-    this.term = new SmoltcpTerminator(stack, this, (p) => this.toClient(p), nowMs, log);
+    // Its SYNs come from peers and are never left to plain packets (claim holds them or lets them pass).
+    this.term = new SmoltcpTerminator(stack, this, (p) => this.toClient(p), () => undefined, nowMs, log);
   }
 
   /** Null when the node proxies no range and has a TUN (its own flows then reach its kernel). */

@@ -21,7 +21,7 @@ import { KernelTerminator } from '../intercept/kernel/terminator.js';
 import { RedirectTerminator } from '../intercept/redirect/terminator.js';
 import { SmoltcpStack } from '../intercept/smoltcp/stack.js';
 import { SmoltcpTerminator } from '../intercept/smoltcp/terminator.js';
-import type { PlainSplice, TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
+import type { PlainRow, TerminatedFlow, Terminator, TerminatorClient } from '../intercept/terminator.js';
 import { readU32 } from '../packet/bytes.js';
 import type { SocketAddr } from '../packet/flow-key.js';
 import { easyTierProxyFeatures } from '../peer/easytier/quic-proxy.js';
@@ -32,7 +32,6 @@ import { dstDialTarget } from './dial-target.js';
 import { dialDestination } from './dial.js';
 import { errorText, FlowCore, type DstFlowState, type FlowAction, type SrcFlowState } from './flow-core.js';
 import { FlowTable, type FlowEntry } from './flow-table.js';
-import { PlainFlowTracker } from './plain-flows.js';
 import { closeWaitMs, type ProxyHost } from './proxy-host.js';
 import type { SocketCarriers } from './socket-flow.js';
 import { SubnetProxy } from './subnet-proxy.js';
@@ -74,7 +73,6 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
   private carriers!: ProxyCarriers;
   private term: Terminator<SrcFlow> | null = null;
   private subnet: SubnetProxy | null = null;
-  private readonly plain = new PlainFlowTracker();
   private readonly srcs = new WeakMap<Src, SrcFlow>();
   private readonly dsts = new WeakMap<Dst, DstFlow>();
   /** Every flow moving bytes, source and destination side: a stopping node resets their applications. */
@@ -127,13 +125,14 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     host.peer.on('peer-gone', proxy.onPeerGone).on('peer-down', proxy.onPeerDown).on('routes', proxy.onRoutes);
     proxy.onRoutes();
     const toTun = (p: Uint8Array, whole?: boolean): void => void host.writeToTun(p, whole);
+    const forward = (p: Uint8Array): void => host.forward(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
     try {
       if ((cfg.enableKcpProxy || cfg.enableQuicProxy) && cfg.ipv4 && !cfg.noTun) {
         proxy.term = cfg.useSmoltcp
-          ? new SmoltcpTerminator(await SmoltcpStack.create({ mtu: cfg.mtu }), proxy, toTun, nowMs, log)
-          : await proxy.openKernelSide(toTun);
-        host.addInterceptor((pkt) => proxy.fromTun(pkt));
+          ? new SmoltcpTerminator(await SmoltcpStack.create({ mtu: cfg.mtu }), proxy, toTun, forward, nowMs, log)
+          : await proxy.openKernelSide(toTun, forward);
         const term = proxy.term;
+        host.addInterceptor((pkt) => term.intercept(pkt));
         if (term.interceptWhole) host.addOffloadInterceptor((pkt) => term.interceptWhole!(pkt));
         const names = [cfg.enableKcpProxy ? 'kcp' : '', cfg.enableQuicProxy && proxy.carriers.quic ? 'quic' : ''].filter(Boolean);
         log.info(`tcp proxy (${names.join(', ') || 'no carrier'}): source flows terminated in the ${proxy.term.kind} stack`);
@@ -151,7 +150,8 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
    * `--proxy-redirect false`, or when the redirect was not asked for and cannot be set up (no nft,
    * no CAP_NET_ADMIN): then one warning. Asked for, its failure stops the node (exit 2).
    */
-  private async openKernelSide(toTun: (p: Uint8Array, whole?: boolean) => void): Promise<Terminator<SrcFlow>> {
+  private async openKernelSide(toTun: (p: Uint8Array, whole?: boolean) => void, forward: (p: Uint8Array) => void,
+  ): Promise<Terminator<SrcFlow>> {
     const cfg = this.host.config;
     if (cfg.proxyRedirect !== false && this.host.tunName) {
       try {
@@ -161,7 +161,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
         this.log.warn(`${(e as Error).message}; proxied TCP is terminated by kernel NAT instead`);
       }
     }
-    return KernelTerminator.open(this.host.addresses.ipv4!.u32, cfg.ipv4!.prefix, this, toTun, nowMs, this.log);
+    return KernelTerminator.open(this.host.addresses.ipv4!.u32, cfg.ipv4!.prefix, this, toTun, forward, nowMs, this.log);
   }
 
   entries(): ProxyEntryView[] {
@@ -195,22 +195,13 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
 
   // ---- source side (TerminatorClient) ----
 
-  /** Every IP packet read from the TUN, before normal forwarding. True: the proxy took it. */
-  private fromTun(pkt: Buffer): boolean {
-    if (this.term!.intercept(pkt)) return true;
-    this.plain.observe(pkt, this.table, nowMs());
-    return false;
-  }
-
-  claim(src: SocketAddr, dst: SocketAddr, syn: Uint8Array | PlainSplice): SrcFlow | null {
-    // A retransmitted SYN of a flow already given to plain packets.
-    if (syn instanceof Uint8Array && this.plain.isTracked(syn)) return null;
+  claim(src: SocketAddr, dst: SocketAddr, follow: (row: PlainRow) => void): SrcFlow | null {
     const dstPeer = this.ownerOf(dst.ip);
     if (dstPeer === undefined || dstPeer === this.host.peer.peerId) return null;
     const claim = this.core.claim({ src, dst, optimistic: this.host.config.proxyOptimistic }, dstPeer,
       Math.floor(Date.now() / 1000));
     if (claim?.kind !== 'held') {
-      if (claim?.row) this.followPlain(syn, claim.row);
+      if (claim?.row) follow(this.plainRow(claim.row));
       return null;
     }
     const flow = new SrcFlow(this, claim.flow);
@@ -410,30 +401,22 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
     }
   }
 
-  /**
-   * No carrier took the held flow: its SYN goes out as a plain packet, and the tracker follows it (or,
-   * redirect, the terminator's splice carries the connection and closes the row).
-   */
+  /** No carrier took the held flow: the terminator carries it as plain packets, its row following it. */
   private passPlain(state: Src): void {
-    const syn = this.term!.pass(this.srcs.get(state)!);
-    if (syn && !(syn instanceof Uint8Array)) {
-      this.core.passed(state, 'ipv4', nowMs());
-      return this.followPlain(syn, state.row);
-    }
-    if (syn) this.host.forward(Buffer.from(syn.buffer, syn.byteOffset, syn.byteLength));
-    const family = !syn ? null : syn[0]! >> 4 === 4 ? 'ipv4' : 'ipv6';
+    const family = this.term!.carryPlain(this.srcs.get(state)!, this.plainRow(state.row));
     this.core.passed(state, family, nowMs());
-    if (family === 'ipv4') this.plain.track(syn!, state.row);
   }
 
-  /** A plain flow's row: followed by its SYN's packets, or closed by the terminator's splice. */
-  private followPlain(syn: Uint8Array | PlainSplice, row: FlowEntry): void {
-    if (syn instanceof Uint8Array) return void this.plain.track(syn, row);
+  /** A plain flow's row, as the terminator follows the flow: its bytes from zero, closed when it ends. */
+  private plainRow(row: FlowEntry): PlainRow {
     const counters = row.counters = { txBytes: 0, rxBytes: 0, rttMs: 0, retransmits: 0, duplicates: 0 };
-    syn.follow(counters, (why) => {
-      row.reason = `${row.reason}; ${why}`;
-      this.table.close(row, nowMs());
-    });
+    return {
+      counters,
+      ended: (why) => {
+        if (why !== undefined) row.reason = `${row.reason}; ${why}`;
+        this.table.close(row, nowMs());
+      },
+    };
   }
 
   private onTimer(): void {

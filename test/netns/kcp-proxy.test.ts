@@ -6,6 +6,9 @@
  * the application ECONNREFUSED; the fallbacks show as Tcp with their reasons; `easytier-cli proxy -o
  * json` on both ends lists the flows; a lossy, delaying link (the userspace relay) keeps transfers
  * byte-exact, in optimistic mode too.
+ * A terminates in the kernel (`--proxy-redirect false`): this is kernel NAT termination's test, whose
+ * held SYN makes a closed port ECONNREFUSED (the redirect's, the default, is proxy-redirect.test.ts);
+ * D, over the lossy link, terminates by the default redirect.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,7 +44,7 @@ test('KCP proxy: interception, fidelity, fallback, visibility, loss', { skip: SK
     '--disable-relay-kcp']);
   await startCore(f, [...common('10.144.150.6', 'node-f'), '--no-listener', '-p', 'udp://10.252.4.1:11010']);
   await startCore(g, [...common('10.144.150.7', 'node-g'), '--no-listener', '-p', 'udp://10.252.5.1:11010']);
-  await startCore(a, [...common('10.144.150.1', 'node-a'), '--no-listener', '--enable-kcp-proxy',
+  await startCore(a, [...common('10.144.150.1', 'node-a'), '--no-listener', '--enable-kcp-proxy', '--proxy-redirect', 'false',
     '-p', 'udp://10.252.1.2:11010', '-p', 'udp://10.252.2.2:11010']);
   await waitPeers(a, 4);
   for (const ns of [b, c, f, g]) await ns.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');

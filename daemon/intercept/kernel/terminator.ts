@@ -11,23 +11,27 @@ import { prefixMask, u32ToIpv4 } from '../../peer/ipv4-prefix.js';
 import { u32ToBytes } from './addr.js';
 import { KernelListeners } from './listeners.js';
 import { KernelNat, Verdict, type NatFlow } from './nat.js';
-import type { TerminatedFlow, Terminator, TerminatorClient } from '../terminator.js';
+import { PlainFlowTracker } from '../plain-flows.js';
+import type { PlainRow, TerminatedFlow, Terminator, TerminatorClient } from '../terminator.js';
 
 export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O> {
   readonly kind = 'kernel';
   private readonly heldAt = new WeakMap<NatFlow, number>();
+  private readonly plain = new PlainFlowTracker();
 
   private constructor(
     private readonly nat: KernelNat,
     private listeners: KernelListeners | null,
     private readonly client: TerminatorClient<O>,
     private readonly writeToTun: (packet: Uint8Array, whole?: boolean) => void,
+    private readonly forward: (packet: Uint8Array) => void,
     private readonly clock: () => number,
   ) {}
 
+  /** `forward`: sends an outbound packet on as plain Data, past the interceptors. */
   static async open<O extends TerminatedFlow>(
     myIp: number, prefix: number, client: TerminatorClient<O>, writeToTun: (packet: Uint8Array, whole?: boolean) => void,
-    clock: () => number, log: Logger,
+    forward: (packet: Uint8Array) => void, clock: () => number, log: Logger,
   ): Promise<KernelTerminator<O>> {
     let term: KernelTerminator<O> | null = null;
     const listeners = await KernelListeners.open(u32ToIpv4(myIp), (s, port) => {
@@ -35,12 +39,18 @@ export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O>
       else s.destroy();
     });
     const nat = new KernelNat(myIp, fakeSourceIp(myIp, prefix), listeners.ports);
-    term = new KernelTerminator(nat, listeners, client, writeToTun, clock);
+    term = new KernelTerminator(nat, listeners, client, writeToTun, forward, clock);
     log.debug('kernel termination', { listeners: listeners.ports.join(',') });
     return term;
   }
 
   intercept(pkt: Buffer): boolean {
+    if (this.take(pkt)) return true;
+    this.plain.observe(pkt);
+    return false;
+  }
+
+  private take(pkt: Buffer): boolean {
     switch (this.nat.classify(pkt)) {
       case Verdict.ToTun:
         this.writeToTun(pkt);
@@ -79,12 +89,14 @@ export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O>
     else this.ended(owner);
   }
 
-  pass(owner: O): Uint8Array | null {
+  carryPlain(owner: O, row: PlainRow): 'ipv4' | null {
     const nat = owner.term as NatFlow;
-    if (nat.state !== 'held') return null;
     const syn = nat.syn; // a copy, never rewritten while held
+    if (nat.state !== 'held' || !syn) return null;
     this.nat.remove(nat);
-    return syn;
+    this.forward(syn);
+    this.plain.track(syn, row);
+    return 'ipv4';
   }
 
   ended(owner: O): void {
@@ -105,10 +117,12 @@ export class KernelTerminator<O extends TerminatedFlow> implements Terminator<O>
   }
 
   private onSyn(syn: Buffer): boolean {
+    if (this.plain.isTracked(syn)) return false; // a retransmitted SYN of a flow left to plain packets
     const nat = this.nat.hold(syn, null);
     if (!nat) return false; // every listener port already pairs with this source port
     const owner = this.client.claim(
-      { ip: u32ToBytes(this.nat.myIp), port: nat.appPort }, { ip: u32ToBytes(nat.dstIp), port: nat.dstPort }, syn);
+      { ip: u32ToBytes(this.nat.myIp), port: nat.appPort }, { ip: u32ToBytes(nat.dstIp), port: nat.dstPort },
+      (row) => this.plain.track(syn, row));
     if (!owner) {
       this.nat.remove(nat);
       return false;

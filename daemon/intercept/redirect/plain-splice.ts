@@ -9,46 +9,29 @@ import type { Socket } from 'node:net';
 import { resetApp } from '../../carrier/app-end.js';
 import { u32ToIpv4 } from '../../peer/ipv4-prefix.js';
 import { dialDestination } from '../../proxy/dial.js';
-import type { FlowCounters } from '../../proxy/flow-table.js';
 import { splice } from '../../proxy/splice.js';
-import type { PlainSplice } from '../terminator.js';
+import type { PlainRow } from '../terminator.js';
 import { exemptSocket, type Ipv4Endpoint } from './sockopt.js';
 
-export class RedirectSplice implements PlainSplice {
-  private counters: FlowCounters | undefined;
-  private onEnd: ((why: string) => void) | null = null;
-  private endedWhy: string | null = null;
-
-  constructor(private readonly app: Socket, private readonly dst: Ipv4Endpoint, private readonly closeWaitMs: number) {}
-
-  follow(counters: FlowCounters, end: (why: string) => void): void {
-    this.counters = counters;
-    if (this.endedWhy !== null) end(this.endedWhy);
-    else this.onEnd = end;
+/**
+ * Dials the destination, then pipes; the app's connection stays unread until then. `row`, when the
+ * proxy lists the flow, counts its bytes and hears its end (never before this call returns).
+ */
+export function plainSplice(app: Socket, dst: Ipv4Endpoint, closeWaitMs: number, row: PlainRow | null): void {
+  const end = (why: string): void => row?.ended(why);
+  let socket: Socket;
+  try {
+    socket = exemptSocket();
+  } catch (e) {
+    resetApp(app);
+    const why = `plain dial failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    return queueMicrotask(() => end(why));
   }
-
-  /** Dials the destination, then pipes; the app's connection stays unread until then. */
-  start(): void {
-    let socket: Socket;
-    try {
-      socket = exemptSocket();
-    } catch (e) {
-      resetApp(this.app);
-      return this.end(`plain dial failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  dialDestination(u32ToIpv4(dst.ip), dst.port, (_status, dialed, why) => {
+    if (!dialed) {
+      resetApp(app);
+      return end(why);
     }
-    dialDestination(u32ToIpv4(this.dst.ip), this.dst.port, (_status, dialed, why) => {
-      if (!dialed) {
-        resetApp(this.app);
-        return this.end(why);
-      }
-      splice(this.app, dialed, (how) => this.end(how === 'clean' ? 'closed' : how), this.closeWaitMs, this.counters);
-    }, socket);
-  }
-
-  private end(why: string): void {
-    if (this.endedWhy !== null) return;
-    this.endedWhy = why;
-    this.onEnd?.(why);
-    this.onEnd = null;
-  }
+    splice(app, dialed, (how) => end(how === 'clean' ? 'closed' : how), closeWaitMs, row?.counters);
+  }, socket);
 }

@@ -20,10 +20,10 @@ import type { Logger } from '../../log.js';
 import { ipv4ToU32 } from '../../peer/ipv4-prefix.js';
 import { u32ToBytes } from '../kernel/addr.js';
 import { KernelListeners } from '../kernel/listeners.js';
-import { HELD_TIMEOUT_MS, type TerminatedFlow, type Terminator, type TerminatorClient } from '../terminator.js';
-import { RedirectSplice } from './plain-splice.js';
+import { HELD_TIMEOUT_MS, type PlainRow, type TerminatedFlow, type Terminator, type TerminatorClient } from '../terminator.js';
+import { plainSplice } from './plain-splice.js';
 import { RedirectRules } from './rules.js';
-import { exemptSocket, originalDst, setRecvBuffer } from './sockopt.js';
+import { exemptSocket, originalDst, setRecvBuffer, type Ipv4Endpoint } from './sockopt.js';
 
 /** Accepted connections held unread at once, at most; more are reset (bounded descriptors). */
 export const MAX_HELD = 4096;
@@ -39,7 +39,7 @@ export const RECV_BUFFER = 256 * 1024;
 /** held: accepted, unread, waiting for the proxy; piped: the proxy's pipe or our splice owns it; gone: reset. */
 interface RedirectFlow {
   readonly socket: Socket;
-  readonly splice: RedirectSplice;
+  readonly dst: Ipv4Endpoint;
   phase: 'held' | 'piped' | 'gone';
 }
 
@@ -99,12 +99,12 @@ export class RedirectTerminator<O extends TerminatedFlow> implements Terminator<
     this.reset(owner);
   }
 
-  pass(owner: O): RedirectSplice | null {
+  carryPlain(owner: O, row: PlainRow): 'ipv4' | null {
     const f = this.unhold(owner);
     if (!f) return null;
     f.phase = 'piped';
-    f.splice.start();
-    return f.splice;
+    plainSplice(f.socket, f.dst, this.closeWaitMs, row);
+    return 'ipv4';
   }
 
   plainSocket(): Socket {
@@ -141,11 +141,13 @@ export class RedirectTerminator<O extends TerminatedFlow> implements Terminator<
     const srcIp = ipv4ToU32(socket.remoteAddress ?? '');
     if (!dst || srcIp === null) return void socket.destroy(); // a direct connection to the listener
     if (this.held.size >= MAX_HELD) return resetApp(socket);
-    const splice = new RedirectSplice(socket, dst, this.closeWaitMs);
+    let row: PlainRow | null = null;
     const owner = this.client.claim(
-      { ip: u32ToBytes(srcIp), port: socket.remotePort ?? 0 }, { ip: u32ToBytes(dst.ip), port: dst.port }, splice);
-    if (!owner) return splice.start();
-    const f: RedirectFlow = { socket, splice, phase: 'held' };
+      { ip: u32ToBytes(srcIp), port: socket.remotePort ?? 0 }, { ip: u32ToBytes(dst.ip), port: dst.port }, (r) => {
+        row = r;
+      });
+    if (!owner) return plainSplice(socket, dst, this.closeWaitMs, row);
+    const f: RedirectFlow = { socket, dst, phase: 'held' };
     owner.term = f;
     this.held.set(owner, this.clock());
     this.client.held(owner);

@@ -15,7 +15,8 @@ import type { Logger } from '../../log.js';
 import { formatSocketAddr, readTcpFlowKey, type SocketAddr, TcpFlowKey } from '../../packet/flow-key.js';
 import { TCP_ACK, TCP_SYN } from '../../packet/tcp.js';
 import { FlowKeyMap, type StoredFlowKey } from '../flow-key-map.js';
-import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS, type TerminatedFlow, type Terminator,
+import { PlainFlowTracker } from '../plain-flows.js';
+import { CLOSED_LINGER_MS, HELD_TIMEOUT_MS, type PlainRow, type TerminatedFlow, type Terminator,
   type TerminatorClient } from '../terminator.js';
 import { type FlowRequest, SmoltcpDriver } from './driver.js';
 import { InputOutcome, type SmoltcpStack } from './stack.js';
@@ -32,7 +33,7 @@ interface SmolFlow<O> {
   /** The stack's flow id, from the input call that opened it. */
   id: number;
   phase: Phase;
-  /** The app's SYN as read, until the flow is released (pass() hands it back for plain forwarding). */
+  /** The app's SYN as read, until the flow is released (carryPlain() forwards it as a plain packet). */
   syn: Uint8Array | null;
   /** When the SYN was claimed, or when the flow ended (linger). */
   since: number;
@@ -45,12 +46,15 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
   /** Flows the stack opened, by its id. */
   private readonly byId = new Map<number, SmolFlow<O>>();
   private readonly key = new TcpFlowKey();
+  private readonly plain = new PlainFlowTracker();
 
   constructor(
     stack: SmoltcpStack,
     private readonly client: TerminatorClient<O>,
     /** Where the stack's packets go (the TUN; for the subnet proxy, the peer owning the client). */
     emit: (packet: Uint8Array) => void,
+    /** Sends an outbound packet on as plain Data (a SYN the proxy leaves to plain packets). */
+    private readonly forward: (packet: Uint8Array) => void,
     private readonly clock: () => number,
     private readonly log: Logger,
   ) {
@@ -58,6 +62,12 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
   }
 
   intercept(pkt: Buffer): boolean {
+    if (this.take(pkt)) return true;
+    this.plain.observe(pkt);
+    return false;
+  }
+
+  private take(pkt: Buffer): boolean {
     const k = this.key;
     if (!readTcpFlowKey(pkt, k)) return false;
     const known = this.flows.get(k);
@@ -66,11 +76,11 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
       this.driver.input(pkt);
       return true;
     }
-    if (!pureSyn) return false;
+    if (!pureSyn || this.plain.isTracked(pkt)) return false; // isTracked: a retransmitted SYN of a plain flow
     if (known) this.untrack(known); // the 4-tuple is reused: a new flow
     const src = k.srcAddr();
     const dst = k.dstAddr();
-    const owner = this.client.claim(src, dst, pkt);
+    const owner = this.client.claim(src, dst, (row) => this.plain.track(pkt, row));
     if (!owner) return false;
     const flow: SmolFlow<O> = { owner, src, dst, key: null, id: 0, phase: 'claimed',
       syn: Uint8Array.prototype.slice.call(pkt), // a copy: pkt is a view into the TUN's read batch
@@ -114,13 +124,16 @@ export class SmoltcpTerminator<O extends TerminatedFlow> implements Terminator<O
     this.untrack(flow);
   }
 
-  pass(owner: O): Uint8Array | null {
+  carryPlain(owner: O, row: PlainRow): 'ipv4' | 'ipv6' | null {
     const flow = owner.term as SmolFlow<O>;
-    if (flow.phase !== 'held') return null;
     const syn = flow.syn;
+    if (flow.phase !== 'held' || !syn) return null;
     this.driver.drop(flow.id);
     this.untrack(flow);
-    return syn;
+    this.forward(syn);
+    if (syn[0]! >> 4 === 6) return 'ipv6'; // not followed: the row closes
+    this.plain.track(syn, row);
+    return 'ipv4';
   }
 
   ended(owner: O): void {

@@ -48,7 +48,7 @@ async function setup(claimPort: number) {
     const seg = parseSegment(p.slice());
     clients.get(seg.dstPort)?.receive(seg);
     setImmediate(pump);
-  }, () => performance.now(), createLogger('test'));
+  }, () => undefined, () => performance.now(), createLogger('test'));
   const until = (done: () => boolean): Promise<void> => conditions.until(done);
   const open = (srcPort: number, dstPort: number): { c: TestClient; taken: boolean } => {
     const c = new TestClient('10.0.0.2', srcPort, '198.51.100.7', dstPort);
