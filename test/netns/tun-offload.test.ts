@@ -1,5 +1,5 @@
 /**
- * TUN offloads end to end (docs/tun.md, "Offloads"): A (--enable-kcp-proxy) and B, each with -i and
+ * TUN offloads end to end (docs/tun.md, "Offloads"): A (--enable-kcp-proxy --proxy-redirect false) and B, each with -i and
  * --ipv6, over a clean veth. Proves, with offloads on (the default):
  * - a large flow each way through the KCP proxy's kernel termination is byte-exact, and A's counters
  *   show its super-packets were written back whole (one NAT rewrite per super-packet, not per segment);
@@ -17,6 +17,9 @@ const FLOWS = new URL('./fixtures/proxy-flows.js', import.meta.url);
 const SKIP = unavailableReason();
 
 interface Done { ok: number; failed: number; errors: string[] }
+
+/** A's proxy, terminated by kernel NAT (not the default redirect): the super-packets it rewrites are the subject. */
+const KERNEL_PROXY = ['--no-listener', '--enable-kcp-proxy', '--proxy-redirect', 'false'];
 
 const common = (n: number): string[] => ['--network-name', 't20anet', '--network-secret', 'offload', '-i', `10.144.120.${n}`,
   '--ipv6', `fd00:120::${n}`, '--hostname', `node-${n}`, '--dev-name', 't20atun', '--log-level', 'info', '--metrics-listen', '9100'];
@@ -42,7 +45,7 @@ test('TUN offloads: kernel termination writes super-packets whole; plain, IPv6 a
     const [a, b] = [await net.ns('a'), await net.ns('b')];
     await net.link(a, b, '10.253.120.1/24', '10.253.120.2/24');
     await startCore(b, [...common(2), '-l', 'udp://0.0.0.0:11010']);
-    let na: CoreNode = await startCore(a, [...common(1), '--no-listener', '--enable-kcp-proxy', '-p', 'udp://10.253.120.2:11010']);
+    let na: CoreNode = await startCore(a, [...common(1), ...KERNEL_PROXY, '-p', 'udp://10.253.120.2:11010']);
     await waitPeers(a, 1);
     for (const ns of [a, b]) await ns.node(FLOWS, ['serve', '::', '7000']).waitForEvent('listening');
     assert.ok(!na.proc.lines.some((l) => /offloads refused/.test(l)), 'the kernel took the offload ioctls');
@@ -83,7 +86,7 @@ test('TUN offloads: kernel termination writes super-packets whole; plain, IPv6 a
 
     await t.test('TSTIER_TUN_OFFLOAD=off: no super-packet, the same transfer byte-exact', async () => {
       await na.proc.stop();
-      na = await startCore(a, [...common(1), '--no-listener', '--enable-kcp-proxy', '-p', 'udp://10.253.120.2:11010'],
+      na = await startCore(a, [...common(1), ...KERNEL_PROXY, '-p', 'udp://10.253.120.2:11010'],
         { TSTIER_TUN_OFFLOAD: 'off' });
       await waitPeers(a, 1);
       const r = await flows(a, '10.144.120.2', 1, 4 << 20, 4 << 20, 2);
