@@ -3,8 +3,8 @@
  * proxy and plain forwarded packets. Bench only (needs root and a built tree); prints a markdown table.
  *
  * Two namespaces A and B joined by a clean veth, an easytier-core in each (restarted per path, A with
- * --enable-kcp-proxy, --enable-quic-proxy or neither; `kcp-redirect` is the KCP proxy with
- * --proxy-redirect, its flows terminated outside A's TUN). From A, `--flows` concurrent connections each
+ * --enable-kcp-proxy --proxy-redirect false (`kcp`: kernel NAT termination), --enable-quic-proxy or
+ * neither; `kcp-redirect` is the KCP proxy with the default redirect, its flows terminated outside A's TUN). From A, `--flows` concurrent connections each
  * send `--bytes` to a sink in B, which answers with the sha256 of what it got; every flow is checked
  * (test/netns/fixtures/many-flows.ts). Paths run interleaved, `--reps` rounds.
  *
@@ -69,7 +69,7 @@ const PORT = 7100;
 const STALL_SECS = 300;
 
 const PATHS = {
-  kcp: ['--enable-kcp-proxy'],
+  kcp: ['--enable-kcp-proxy', '--proxy-redirect', 'false'],
   quic: ['--enable-quic-proxy'],
   plain: [],
   'kcp-redirect': ['--enable-kcp-proxy', '--proxy-redirect'],

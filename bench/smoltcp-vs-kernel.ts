@@ -67,7 +67,7 @@ async function measure(mode: string): Promise<Row> {
     await net.link(a, b, '10.254.1.1/24', '10.254.1.2/24');
     const nb = await startCore(b, [...common('10.144.170.2', 'bench-b'), '-l', 'udp://0.0.0.0:11010']);
     const na = await startCore(a, [...common('10.144.170.1', 'bench-a'), '--no-listener', '--enable-kcp-proxy',
-      '-p', 'udp://10.254.1.2:11010', ...(mode === 'smoltcp' ? ['--use-smoltcp'] : [])]);
+      '-p', 'udp://10.254.1.2:11010', ...(mode === 'smoltcp' ? ['--use-smoltcp'] : ['--proxy-redirect', 'false'])]);
     await b.node(FLOWS, ['serve', '0.0.0.0', '7000']).waitForEvent('listening');
     await waitRoutes(a);
     const pids = [pidOf(na), pidOf(nb)];
