@@ -1,7 +1,8 @@
 /**
  * Userspace termination (--use-smoltcp) and the subnet proxy (-n), end to end with real TUNs in
  * namespaces. Proves:
- *  - firewall: with inbound SYNs on the TUN dropped by nftables, the kernel path's connect times out,
+ *  - firewall: with inbound SYNs on the TUN dropped by nftables, kernel NAT termination's connect times
+ *    out (--proxy-redirect false; the default redirect's flows never cross the TUN),
  *    while the smoltcp path carries a large flow byte-exact over KCP (listed as Kcp);
  *  - fidelity on the smoltcp path: ECONNREFUSED for a closed port, half-close in both orders;
  *  - subnet to subnet: LAN host L1 behind router A (--use-smoltcp, -n its LAN) reaches L2 behind B
@@ -38,7 +39,7 @@ test('smoltcp termination: a TUN firewall breaks the kernel path, not the usersp
     const aArgs = [...common('10.144.160.1', 'node-a'), '--no-listener', '--enable-kcp-proxy', '-p', 'udp://10.253.1.2:11010'];
 
     await t.test('kernel path: the injected SYN is dropped, so connect times out', async () => {
-      const kernel = await startCore(a, aArgs);
+      const kernel = await startCore(a, [...aArgs, '--proxy-redirect', 'false']);
       try {
         await waitRoutes(a, 1);
         assert.deepEqual(await connectResult(a, '10.144.160.2', 7000, 3000), { event: 'connect', result: 'timeout' });
