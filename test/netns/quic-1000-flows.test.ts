@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { unavailableReason } from './lib/netns.js';
-import { runFlowLoad } from './lib/load.js';
+import { REDIRECT_STALL_SECS, runFlowLoad } from './lib/load.js';
 
 const SKIP = unavailableReason();
 const FLOWS = 1000;
@@ -18,7 +18,7 @@ const BYTES = 1 << 20;
 test('QUIC proxy: 1,000 concurrent flows x 1 MiB, byte-exact, all over QUIC, no row left behind', { skip: SKIP ?? false, timeout: 900_000 }, async (t) => {
   const run = await runFlowLoad(t, {
     prefix: 'tf14m', veth: '10.252.9', vnet: '10.144.191', proxyFlag: '--enable-quic-proxy',
-    flows: FLOWS, bytes: BYTES, stallSecs: 180, timeoutMs: 600_000,
+    flows: FLOWS, bytes: BYTES, stallSecs: REDIRECT_STALL_SECS, timeoutMs: 600_000,
   });
   t.diagnostic(`${FLOWS} x ${BYTES} B in ${run.done.secs.toFixed(1)} s`);
   assert.deepEqual([run.done.ok, run.done.failed, run.done.errors], [FLOWS, 0, []]);

@@ -13,6 +13,14 @@ const TOOL = new URL('../fixtures/many-flows.js', import.meta.url);
 /** Descriptors a process needs here: a socket per flow on each side, with room to spare. */
 const NOFILE = '--nofile=8192:8192';
 
+/**
+ * A flow's stall limit under the redirect termination (the default): the application's whole
+ * megabyte leaves into loopback socket buffers in its first second, so the tool sees no progress
+ * until the answer, however steadily the flow moves (at load 10-13 a QUIC run's last flows took
+ * over 180 s). A hang still fails the run.
+ */
+export const REDIRECT_STALL_SECS = 300;
+
 export interface LoadDone { ok: number; failed: number; errors: string[]; secs: number }
 
 export interface LoadRun {
