@@ -158,7 +158,7 @@ export class TcpProxy implements TerminatorClient<SrcFlow> {
         return await RedirectTerminator.open(this.host.tunName, this, nowMs, this.closeWaitMs, this.log);
       } catch (e) {
         if (cfg.proxyRedirect === true) throw e;
-        this.log.warn(`${(e as Error).message}; proxied TCP is terminated by kernel NAT instead`);
+        this.log.warn(`${(e as Error).message}; proxied TCP is terminated by kernel NAT instead (--proxy-redirect false: without this warning)`);
       }
     }
     return KernelTerminator.open(this.host.addresses.ipv4!.u32, cfg.ipv4!.prefix, this, toTun, forward, nowMs, this.log);
