@@ -49,7 +49,10 @@ function run(told: boolean, seed: number, legacy = false): { loss: number; parit
       else dec.data(d.subarray(1), rebuilt);
       const report = dec.takeReport(now, hostDrops); // after each datagram, as the carrier does
       // `legacy`: the report an older peer sends, without the host-drops field.
-      if (report) reported += enc.report(report.subarray(1, legacy ? 9 : undefined));
+      if (!report) continue;
+      const body = report.subarray(1, legacy ? 9 : undefined);
+      enc.lossReport(body);
+      reported += enc.hostDropsIn(body);
     }
   }
   return { loss: enc.loss, parity: enc.stats.parity, dropped: socketDrops, sent: enc.stats.data + enc.stats.parity, reported };
