@@ -10,7 +10,8 @@
  *        [--rate MBPS [--queue-ms 50]] [--stalls EVERY_MS:MAX_MS] [--socket-kb KB] [--fec on|off] [--jitter MS]
  *
  * Per loss: goodput (median and per seed, MB/s), and over the whole run A's resends per segment sent,
- * the segments B got twice, parity per data shard, and the share of the link's losses B rebuilt.
+ * the segments B got twice, parity per data shard, the share of the link's losses B rebuilt, and the
+ * datagrams B's socket dropped (with --stalls and --socket-kb: its host's drops, which cut A's in-flight cap).
  */
 import { socketAddrOf } from '../daemon/packet/flow-key.js';
 import { BulkNode } from '../test/sim/carrier-bulk.js';
@@ -69,6 +70,7 @@ interface Outcome {
   twice: number;
   parityPerData: number;
   rebuiltShare: number;
+  hostDrops: number;
 }
 
 function run(seed: number, loss: number): Outcome {
@@ -99,6 +101,7 @@ function run(seed: number, loss: number): Outcome {
     twice,
     parityPerData: (enc?.parity ?? 0) / Math.max(1, enc?.data ?? 0),
     rebuiltShare: (b.carrier.fecStats(1)?.recovered ?? 0) / Math.max(1, st.lost + st.queueDrops),
+    hostDrops: b.socketDrops,
   };
 }
 
@@ -118,5 +121,6 @@ for (const loss of LOSSES) {
   console.log(`loss ${(loss * 100).toFixed(0)} %: MB/s median ${median(mbps).toFixed(2)} (min ${Math.min(...mbps).toFixed(2)}, ` +
     `max ${Math.max(...mbps).toFixed(2)}) [${mbps.map((m) => m.toFixed(1)).join(' ')}]`);
   console.log(`  medians: resent/datagram ${med((o) => o.resentPerSeg).toFixed(3)}, B got twice ${med((o) => o.twice)}, ` +
-    `parity/data ${med((o) => o.parityPerData).toFixed(3)}, rebuilt/lost ${med((o) => o.rebuiltShare).toFixed(2)}`);
+    `parity/data ${med((o) => o.parityPerData).toFixed(3)}, rebuilt/lost ${med((o) => o.rebuiltShare).toFixed(2)}, ` +
+    `B's socket drops ${med((o) => o.hostDrops)}`);
 }
