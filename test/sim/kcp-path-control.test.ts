@@ -11,9 +11,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
-import { DialStatus } from '../../daemon/carrier/flow-frames.js';
-import { CarrierNode, type HostStalls } from './carrier-node.js';
+import type { KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
+import type { HostStalls } from './carrier-node.js';
+import { BulkNode as Node } from './carrier-bulk.js';
 import { Rng, World } from './world.js';
 import { socketAddrOf } from '../../daemon/packet/flow-key.js';
 
@@ -33,50 +33,6 @@ interface Case {
   ackLoss?: number;
   /** Bytes B's socket queues while its host is busy; more is dropped (a host drop). Unbounded unless set. */
   socketBytes?: number;
-}
-
-/** A carrier whose application writes its flows' bytes as fast as they are taken, or reads and hashes. */
-class Node extends CarrierNode {
-  readonly sending = new Map<KcpFlow, { data: Uint8Array; off: number; rate: number }>();
-  readonly received = new Map<KcpFlow, { hash: ReturnType<typeof createHash>; bytes: number; fin: boolean; reset: boolean }>();
-  constructor(otherId: number, seed: number, fec: boolean, stalls: HostStalls | null) {
-    super(otherId, seed, 1_000, { peerDecodesFec: () => fec }, stalls);
-  }
-
-  react(now: number): void {
-    for (let flow = this.carrier.pollEvent(); flow; flow = this.carrier.pollEvent()) {
-      const ev = flow.takeEvents();
-      if (ev & FlowEvent.OpenRequest) {
-        this.carrier.answer(flow, DialStatus.Connected, now);
-        this.received.set(flow, { hash: createHash('sha256'), bytes: 0, fin: false, reset: false });
-      }
-      const r = this.received.get(flow);
-      if (r) {
-        for (let c = this.carrier.read(flow); c; c = this.carrier.read(flow)) {
-          r.hash.update(c);
-          r.bytes += c.length;
-        }
-        if (ev & FlowEvent.Fin && !r.fin) {
-          r.fin = true;
-          this.carrier.closeWrite(flow, now);
-        }
-        if (ev & FlowEvent.Reset) r.reset = true;
-      }
-    }
-    for (const [flow, q] of this.sending) {
-      if (flow.status !== DialStatus.Connected) continue;
-      const offered = q.rate > 0 ? Math.min(q.data.length, Math.floor(now * q.rate)) : q.data.length;
-      while (q.off < offered) {
-        const n = Math.min(offered - q.off, 16 * 1024);
-        if (!this.carrier.write(flow, q.data.subarray(q.off, q.off + n), now)) break;
-        q.off += n;
-      }
-      if (q.off === q.data.length) {
-        this.sending.delete(flow);
-        this.carrier.closeWrite(flow, now);
-      }
-    }
-  }
 }
 
 interface Outcome {

@@ -238,7 +238,10 @@ export class KcpCarrier {
     const body = payload.subarray(1);
     if (kind === KIND_FEC_REPORT) {
       const path = this.paths.get(fromPeer);
-      if (path?.fec) path.ctl.onHostDrops(path.fec.report(body), now);
+      if (path?.fec) {
+        path.fec.lossReport(body);
+        path.ctl.onHostDrops(path.fec.hostDropsIn(body), now);
+      }
       return;
     }
     let dec = this.decoders.get(fromPeer);

@@ -188,38 +188,45 @@ export class FecEncoder {
     if (this.count > 0 && now >= this.deadline()) this.close(out);
   }
 
-  /**
-   * A report from the peer (bytes after the kind byte). Returns how many datagrams the peer's host
-   * dropped unread since its previous report (0 from a peer that does not count them).
-   */
-  report(body: Uint8Array): number {
-    if (body.length < FEC_REPORT_MIN - 1) return 0;
+  /** A report from the peer (bytes after the kind byte): the share of our datagrams it received sets the loss. */
+  lossReport(body: Uint8Array): void {
+    if (body.length < FEC_REPORT_MIN - 1) return;
     const seq = readU32Le(body, 0);
     const received = readU32Le(body, 4);
     const last = this.lastReport;
-    if (last !== null && ((seq - last.seq) | 0) < 0) return 0; // overtaken by a newer one
-    const hostDrops = body.length >= FEC_REPORT_LEN - 1 ? this.newHostDrops(readU32Le(body, 8)) : 0;
+    if (last !== null && ((seq - last.seq) | 0) < 0) return; // overtaken by a newer one
     if (last === null || ((received - last.received) | 0) < 0) {
       this.lastReport = { seq, received };
-      return hostDrops;
+      return;
     }
     const sent = (seq - last.seq) >>> 0;
     const got = (received - last.received) >>> 0;
     // Too few to judge: keep counting from the same report, so thin traffic (a request/response
     // flow alone on the path) still gets its loss measured, over a longer time.
-    if (sent < MIN_REPORT_SAMPLE) return hostDrops;
+    if (sent < MIN_REPORT_SAMPLE) return;
     this.lastReport = { seq, received };
     // Unclamped: a sample that counts datagrams which overtook the previous report (reordering) reads
     // below zero and evens out the one before it, which counted them as lost.
     this.loss = Math.max(0, this.loss + (1 - got / sent - this.loss) / 4);
-    return hostDrops;
   }
 
-  private newHostDrops(total: number): number {
+  /**
+   * The same report's count of our datagrams the peer's host dropped unread: how many are new since
+   * the last report read (0 from a peer that does not count them, and from a report a newer one overtook).
+   */
+  hostDropsIn(body: Uint8Array): number {
+    if (body.length < FEC_REPORT_LEN - 1) return 0;
+    const total = readU32Le(body, 8);
     const last = this.lastHostDrops;
-    this.lastHostDrops = total;
     // The first one is a baseline: this encoder may be newer than the peer's decoder.
-    return last < 0 ? 0 : Math.max(0, (total - last) | 0);
+    if (last < 0) {
+      this.lastHostDrops = total;
+      return 0;
+    }
+    const fresh = (total - last) | 0;
+    if (fresh <= 0) return 0; // the count is cumulative: lower is an older report, overtaken
+    this.lastHostDrops = total;
+    return fresh;
   }
 
   private open(now: number): void {

@@ -49,7 +49,10 @@ function run(told: boolean, seed: number, legacy = false): { loss: number; parit
       else dec.data(d.subarray(1), rebuilt);
       const report = dec.takeReport(now, hostDrops); // after each datagram, as the carrier does
       // `legacy`: the report an older peer sends, without the host-drops field.
-      if (report) reported += enc.report(report.subarray(1, legacy ? 9 : undefined));
+      if (!report) continue;
+      const body = report.subarray(1, legacy ? 9 : undefined);
+      enc.lossReport(body);
+      reported += enc.hostDropsIn(body);
     }
   }
   return { loss: enc.loss, parity: enc.stats.parity, dropped: socketDrops, sent: enc.stats.data + enc.stats.parity, reported };
@@ -77,4 +80,21 @@ test('the report carries the host drops to the sender (its congestion signal); a
     assert.equal(old.reported, 0);
     assert.equal(old.loss, r.loss);
   }
+});
+
+test('a report that a newer one overtook (reordered on the path) does not make the next count its drops again', () => {
+  const enc = new FecEncoder();
+  const body = (seq: number, received: number, drops: number): Uint8Array => {
+    const b = new Uint8Array(12);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, seq, true);
+    v.setUint32(4, received, true);
+    v.setUint32(8, drops, true);
+    return b;
+  };
+  assert.equal(enc.hostDropsIn(body(100, 90, 10)), 0, 'the first count is a baseline');
+  assert.equal(enc.hostDropsIn(body(300, 280, 40)), 30);
+  assert.equal(enc.hostDropsIn(body(200, 185, 25)), 0, 'the overtaken report');
+  // Had the overtaken count (25) been kept as the last, this would be 30: 15 drops counted twice.
+  assert.equal(enc.hostDropsIn(body(400, 370, 55)), 15);
 });
