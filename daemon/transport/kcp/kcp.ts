@@ -305,16 +305,17 @@ export class Kcp {
       if (!isKnownCmd(cmd)) return KCP_INPUT_BAD_CMD;
 
       if (regular) this.rmtWnd = wnd;
-      // With RACK an ACK is read before its una, which covers the very segment it names once that was
-      // rcv_nxt: only the ACK's ts echo tells RACK which transmission arrived. Read after the una, a
-      // resend at the window's head (an RTO probe) was never seen delivered, so a window lost whole
-      // was repaired two probes per RTO (a receiver's socket overflow at start: 80 s for 1,000 segments).
-      if (cmd === IKCP_CMD_ACK && this.rack !== null) this.parseAck(sn, ts);
+      // An ACK is read before its una, which covers the very segment it names once that was rcv_nxt:
+      // only the ACK's ts echo tells RACK which transmission arrived. Read after the una, a resend at
+      // the window's head (an RTO probe) was never seen delivered, so a window lost whole was repaired
+      // two probes per RTO (a receiver's socket overflow at start: 80 s for 1,000 segments). kcp-go
+      // reads the una first; its duplicate-ACK counts come out the same, since the segments this order
+      // also counts are the ones the una then frees.
+      if (cmd === IKCP_CMD_ACK) this.parseAck(sn, ts);
       if (this.parseUna(una) > 0) windowSlides = true;
       this.shrinkBuf();
 
       if (cmd === IKCP_CMD_ACK) {
-        if (this.rack === null) this.parseAck(sn, ts);
         sawAck = true;
         latestTs = ts;
       } else if (cmd === IKCP_CMD_PUSH) {
