@@ -30,11 +30,6 @@ export class TubeSender {
     this.batcher.push(d);
   }
 
-  /** Sends what is queued now (before the socket closes). */
-  flush(): void {
-    this.batcher?.flush();
-  }
-
   private plain(d: Uint8Array, port: number, host: string): void {
     try {
       this.socket.send(d, port, host);
