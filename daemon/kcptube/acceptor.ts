@@ -22,9 +22,11 @@ import { TubeSession, type TubeEvent } from './session.js';
 import { buildBindingRequest, isStun, parseBindingResponse } from './stun.js';
 import { nowMs } from '../io/clock.js';
 import { Tunnel, type TunnelOwner } from './tunnel.js';
+import { TubeSender } from './udp-out.js';
 
 interface ServerPath {
-  socket: UdpSocket;
+  /** The way out through the socket the datagram arrived on. */
+  out: TubeSender;
   localPort: number;
   address: string;
   port: number;
@@ -111,17 +113,19 @@ export class Acceptor implements TunnelOwner {
       throw e;
     }
     // Send errors (no route, address gone) are not fatal: KCP retransmits once the path is back.
-    s.on('error', (e) => this.ctx.ioErrors.record(`udp ${host}:${port}`, e));
-    s.on('message', (msg, rinfo) => this.onMessage(s, port, msg, rinfo));
+    const onError = (e: Error): void => this.ctx.ioErrors.record(`udp ${host}:${port}`, e);
+    s.on('error', onError);
+    const out = new TubeSender(s, onError);
+    s.on('message', (msg, rinfo) => this.onMessage(out, port, msg, rinfo));
     this.sockets.push(s);
   }
 
-  private onMessage(socket: UdpSocket, localPort: number, msg: Buffer, rinfo: RemoteInfo): void {
+  private onMessage(out: TubeSender, localPort: number, msg: Buffer, rinfo: RemoteInfo): void {
     if (this.stunTarget !== null && rinfo.port === this.stunTarget.port && isStun(msg)) {
       this.onStun(msg);
       return;
     }
-    const r = this.router.input(msg, { socket, localPort, address: rinfo.address, port: rinfo.port }, nowMs());
+    const r = this.router.input(msg, { out, localPort, address: rinfo.address, port: rinfo.port }, nowMs());
     if (r === null) return;
     const sid = r.session.sid;
     if (this.arrivedOn.get(sid) !== localPort) {
@@ -133,12 +137,7 @@ export class Acceptor implements TunnelOwner {
 
   private sendFor(sid: number, d: Uint8Array): void {
     const p = this.router.sessions.get(sid)?.path;
-    if (p === undefined) return;
-    try {
-      p.socket.send(d, p.port, p.address);
-    } catch (e) {
-      this.ctx.ioErrors.record('udp send', e as Error); // the socket closed under the session
-    }
+    if (p !== undefined) p.out.send(d, p.port, p.address);
   }
 
   onEvent(tunnel: Tunnel, e: TubeEvent): void {

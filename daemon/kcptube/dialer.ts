@@ -17,6 +17,7 @@ import { SessionRouter } from './router.js';
 import { TubeSession, type TubeEvent } from './session.js';
 import { nowMs } from '../io/clock.js';
 import { Tunnel, type TunnelOwner } from './tunnel.js';
+import { TubeSender } from './udp-out.js';
 import { WIRE_VERSION } from './wire.js';
 
 /** kcptun's default socket buffers; KCP's windows burst more than the kernel's defaults hold. */
@@ -68,6 +69,7 @@ export class HoppingPath {
   port: number;
   private readonly recent: number[] = [];
   private sock: UdpSocket;
+  private out: TubeSender;
   private readonly old = new Set<UdpSocket>();
   private readonly hopTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -84,6 +86,7 @@ export class HoppingPath {
   ) {
     this.port = randomPort(range);
     this.sock = this.newSocket();
+    this.out = new TubeSender(this.sock, this.onError);
     if (refreshSec > 0) {
       this.hopTimer = setInterval(() => this.hop(), refreshSec * 1000);
       this.hopTimer.unref();
@@ -98,12 +101,7 @@ export class HoppingPath {
   }
 
   send(d: Uint8Array): void {
-    if (this.closed) return;
-    try {
-      this.sock.send(d, this.port, this.dest.address);
-    } catch (e) {
-      this.onError(e as NodeJS.ErrnoException);
-    }
+    if (!this.closed) this.out.send(d, this.port, this.dest.address);
   }
 
   /**
@@ -124,6 +122,7 @@ export class HoppingPath {
       prev.close();
     }, OLD_SOCKET_GRACE_MS).unref();
     this.sock = this.newSocket();
+    this.out = new TubeSender(this.sock, this.onError);
     this.recent.push(this.port);
     if (this.recent.length > RECENT_PORTS) this.recent.shift();
     this.port = randomPort(this.range, this.recent);

@@ -12,7 +12,7 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { nowMs } from '../../io/clock.js';
-import { openFileCount, openFileLimit } from '../../io/limits.js';
+import { descriptorUse, openFileLimit } from '../../io/limits.js';
 import type { Logger } from '../../log.js';
 import { writeU32 } from '../wire.js';
 import { halfOpenLimitsFor, HalfOpenGate, sourceKey, type HalfOpenLimits } from './half-open.js';
@@ -193,20 +193,20 @@ export class TcpListener implements UnderlayListener {
    * Out of descriptors, libuv resets the connections it cannot accept (its reserve-descriptor trick)
    * and tells nobody; nothing spins, but nothing is logged either, and Node offers no way to pause
    * accepting. So, at most once a second while connections arrive or half-open ones wait, we count
-   * our descriptors: near the limit we say so (once per WARN_EVERY_MS) and shed half-open streams,
-   * which gives the next accepts a descriptor.
+   * our descriptors: near the limit, or at it (where the count itself fails), we say so (once per
+   * WARN_EVERY_MS) and shed half-open streams, which gives the next accepts a descriptor.
    */
   private checkDescriptors(now: number): void {
     if (now < this.nextDescriptorCheck) return;
     this.nextDescriptorCheck = now + DESCRIPTOR_CHECK_MS;
-    const limit = openFileLimit();
-    const used = openFileCount();
-    if (limit === undefined || used === undefined || used < limit * DESCRIPTOR_HIGH_WATER) return;
+    const use = descriptorUse();
+    if (use === undefined || (use !== 'exhausted' && use.used < use.limit * DESCRIPTOR_HIGH_WATER)) return;
     this.stats.descriptorPressure++;
     for (const l of this.halfOpen.shed(now)) l.close();
     if (now - this.lastPressureLog >= WARN_EVERY_MS) {
       this.lastPressureLog = now;
-      this.opts.log.warn('descriptors nearly exhausted; shedding half-open connections', { listener: this.uri, used, limit });
+      this.opts.log.warn('descriptors nearly exhausted; shedding half-open connections',
+        use === 'exhausted' ? { listener: this.uri, used: 'all' } : { listener: this.uri, ...use });
     }
   }
 

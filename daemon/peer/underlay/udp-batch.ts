@@ -4,10 +4,11 @@
  * allocation, a Buffer, an address string and a callback; in tstier-kcptun's bulk echo that was a
  * quarter of the CPU. Sends go through the addon's sendmmsg on the same fd (udp-gso.ts).
  *
- * Each datagram is handed on in a Buffer of its own (copied from the batch buffer, which the next
- * read overwrites: a consumer may keep what it is given). With UDP GRO (the peer underlay's sockets)
- * a peer's GSO run arrives in one slot and is listed datagram by datagram: the run is copied once,
- * into one Buffer, and its datagrams are views of it (one allocation a run, not one a datagram).
+ * Each datagram is handed on in a Buffer a consumer may keep: the batch buffer, which the next read
+ * overwrites, is copied out in chunks of at most COPY_MAX bytes, and the datagrams are views of
+ * them (one allocation for dozens of datagrams, not one a datagram). With UDP GRO (the peer
+ * underlay's sockets) a peer's GSO run arrives in one slot and is listed datagram by datagram; its
+ * bytes lie back to back and are copied in one call.
  * Source addresses arrive in binary; their strings come from a small cache, so a stream from one
  * peer builds no string per datagram.
  *
@@ -39,6 +40,11 @@ const FROM_CACHE = 16;
 const GRO_SLOT = 65536;
 const GRO_SLOTS = 16;
 const RUN_MAX = 128;
+/**
+ * The most bytes one copy out of the batch buffer holds: at least a GRO run (a UDP message), and
+ * what a consumer that keeps one datagram keeps alive with it.
+ */
+const COPY_MAX = 65536;
 
 export interface DatagramFrom {
   readonly address: string;
@@ -87,9 +93,7 @@ export class BatchUdpSocket {
   private readonly one: Uint8Array[] = [];
   private readonly fromCache: (DatagramFrom & { key: number[] })[] = [];
   private batching: GsoSocket | null | undefined;
-  /** Messages that held a run of datagrams (UDP GRO), as read so far. */
-  runs = 0;
-  /** Messages read (a GRO run is one), and the datagrams they held. */
+  /** Messages read (a GRO run is one), and the datagrams they held: the average run, for the drop estimate. */
   messages = 0;
   datagrams = 0;
   /** The kernel's drop count as last seen, and the datagrams those drops are estimated to have held. */
@@ -159,24 +163,31 @@ export class BatchUdpSocket {
     const dropsWord = (addrs + slots * ADDR_LEN) / 4;
     const onBatch = (count: number): void => {
       this.drops = words[dropsWord]!;
+      this.datagrams += count;
+      let fromSlot = -1;
+      let from: DatagramFrom | undefined;
       for (let i = 0; i < count && this.handle;) {
-        const first = offsets[i]!;
-        const at = Math.floor(first / slot);
-        const from = this.from(bytes, words, addrs + at * ADDR_LEN);
-        const slotEnd = (at + 1) * slot;
-        let end = first + lengths[i]!;
+        let size = lengths[i]!;
         let last = i + 1;
-        while (last < count && offsets[last] === end && end < slotEnd) end += lengths[last++]!; // a GRO run, back to back
-        this.messages++;
-        this.datagrams += last - i;
-        const copy = Buffer.allocUnsafe(end - first);
-        bytes.copy(copy, 0, first, end);
-        if (last === i + 1) this.onMessage(copy, from);
-        else {
-          this.runs++;
-          for (; i < last && this.handle; i++) this.onMessage(copy.subarray(offsets[i]! - first, offsets[i]! - first + lengths[i]!), from);
+        while (last < count && size + lengths[last]! <= COPY_MAX) size += lengths[last++]!;
+        const copy = Buffer.allocUnsafe(size);
+        for (let j = i, to = 0; j < last;) {
+          const first = offsets[j]!;
+          let end = first + lengths[j++]!;
+          while (j < last && offsets[j] === end) end += lengths[j++]!; // a GRO run, back to back
+          to += bytes.copy(copy, to, first, end);
         }
-        i = last;
+        for (let at = 0; i < last && this.handle; i++) {
+          const s = Math.floor(offsets[i]! / slot); // a message per slot, each with its source
+          if (s !== fromSlot) {
+            fromSlot = s;
+            from = this.from(bytes, words, addrs + s * ADDR_LEN);
+            this.messages++;
+          }
+          const len = lengths[i]!;
+          this.onMessage(copy.subarray(at, at + len), from!);
+          at += len;
+        }
       }
     };
     this.addon.udpStart(this.handle, batch, offsets, lengths, onBatch,

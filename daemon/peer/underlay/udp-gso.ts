@@ -76,15 +76,16 @@ export class GsoSocket {
   /**
    * For a bound socket (and turns its GRO on); null when the addon or the fd is missing. With
    * offloads false it only batches sends (sendmmsg), GSO and GRO left off: for datagrams that do not
-   * carry their own length (kcptun's), which a GRO read could not split again.
+   * carry their own length (kcptun's), which a GRO read could not split again. With `gro` false, GSO
+   * sends but no GRO: a receiver's kernel cuts a run back into datagrams for a socket without GRO.
    */
-  static for(socket: Socket, offloads = true): GsoSocket | null {
+  static for(socket: Socket, offloads = true, gro = offloads): GsoSocket | null {
     const addon = peerAddon();
     const state = dgramState(socket);
     const fd = state?.handle?.fd;
     if (!addon || !state || typeof fd !== 'number' || fd < 0) return null;
     // A closed socket's fd number may already belong to another file: check the handle is live.
-    return new GsoSocket(fd, addon, offloads && GSO_SENDS, offloads, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
+    return new GsoSocket(fd, addon, offloads && GSO_SENDS, gro, () => state.handle?.fd === fd && socket.getSendQueueCount() === 0);
   }
 
   /**

@@ -3,7 +3,7 @@
  * `headroom` reserved bytes (kcp-go's ReserveBytes), queued until the caller polls them.
  */
 import { Ring } from './ring.js';
-import { writeSegmentHeader } from './segment.js';
+import { IKCP_CMD_PUSH, writeSegmentHeader } from './segment.js';
 import type { Segment, SegmentStore } from './segment-store.js';
 
 export class DatagramOut {
@@ -34,6 +34,12 @@ export class DatagramOut {
   data(seg: Segment): void {
     this.out.set(seg.len === seg.data.length ? seg.data : seg.data.subarray(0, seg.len), this.pos);
     this.pos += seg.len;
+  }
+
+  /** A PUSH of `seg` as it was last sent (its ts). */
+  push(seg: Segment, wnd: number, una: number): void {
+    this.header(IKCP_CMD_PUSH, seg.frg, wnd, seg.ts, seg.sn, una, seg.len);
+    this.data(seg);
   }
 
   /** Closes the datagram being filled, if it holds anything. */

@@ -83,6 +83,7 @@ export class Kcp {
   streamMode: boolean;
   private readonly ackRepeat: boolean;
   private readonly resendTwice: boolean;
+  private readonly tailProbe: boolean;
   /** A flush's resends that leave a second time, after its other segments (the resendTwice option). */
   private readonly copies: Segment[] = [];
   private readonly inputFlushes: boolean;
@@ -127,6 +128,7 @@ export class Kcp {
     this.ackNoDelay = opts.ackNoDelay ?? false;
     this.ackRepeat = opts.ackRepeat ?? false;
     this.resendTwice = opts.resendTwice ?? false;
+    this.tailProbe = opts.tailProbe ?? false;
     this.inputFlushes = opts.inputFlushes ?? true;
     this.rack = opts.rack ? new Rack(intInRange('rackMaxReorder', opts.rackMaxReorder ?? 8, 1, 8)) : null;
     this.store = new SegmentStore(this.mtu);
@@ -305,16 +307,15 @@ export class Kcp {
       if (!isKnownCmd(cmd)) return KCP_INPUT_BAD_CMD;
 
       if (regular) this.rmtWnd = wnd;
-      // With RACK an ACK is read before its una, which covers the very segment it names once that was
-      // rcv_nxt: only the ACK's ts echo tells RACK which transmission arrived. Read after the una, a
-      // resend at the window's head (an RTO probe) was never seen delivered, so a window lost whole
-      // was repaired two probes per RTO (a receiver's socket overflow at start: 80 s for 1,000 segments).
-      if (cmd === IKCP_CMD_ACK && this.rack !== null) this.parseAck(sn, ts);
+      // An ACK is read before its una, which covers the segment it names once that was rcv_nxt: only its
+      // ts echo tells RACK which transmission arrived (read after, a window lost whole was repaired two RTO
+      // probes per RTO: 80 s for 1,000 segments). kcp-go reads the una first; its duplicate-ACK counts
+      // come out the same, as the segments this order also counts are the ones the una frees.
+      if (cmd === IKCP_CMD_ACK) this.parseAck(sn, ts);
       if (this.parseUna(una) > 0) windowSlides = true;
       this.shrinkBuf();
 
       if (cmd === IKCP_CMD_ACK) {
-        if (this.rack === null) this.parseAck(sn, ts);
         sawAck = true;
         latestTs = ts;
       } else if (cmd === IKCP_CMD_PUSH) {
@@ -497,6 +498,8 @@ export class Kcp {
     const rxRto = Math.max(this.rtt.rto, this.rtoFloor);
     const rack = this.rack;
     const rackWait = rack === null ? -1 : rack.wait(this.rtt.srtt, this.rackExtraMs);
+    const probeWait = this.tailProbe ? rackWait : -1;
+    let probes = 0;
     let change = 0;
     let lost = 0;
     let fast = 0;
@@ -539,6 +542,9 @@ export class Kcp {
         if (this.hostLate) earliest = 1;
         else seg.resendts = (current + seg.rto) >>> 0;
         needsend = false;
+      } else if (probeWait >= 0 && probes === 0 && rack!.untilProbe(seg, current, probeWait) <= 0) {
+        seg.resendts = (current + seg.rto) >>> 0; // a tail-loss probe (rack.ts)
+        probes++;
       } else {
         needsend = false;
       }
@@ -546,26 +552,27 @@ export class Kcp {
         if (seg.xmit > 0 && this.resendTwice && k < cwnd >>> 1) this.copies.push(seg);
         seg.xmit++;
         seg.ts = current;
-        this.tx.header(IKCP_CMD_PUSH, seg.frg, wnd, current, seg.sn, una, seg.len);
-        this.tx.data(seg);
+        this.tx.push(seg, wnd, una);
         if (seg.xmit >= this.deadLink) this.state = KCP_STATE_DEAD;
       }
       const untilResend = (seg.resendts - current) | 0;
       if (untilResend > 0 && untilResend < earliest) earliest = untilResend;
-      if (rackWait >= 0 && !needsend && rack!.candidate(seg)) {
-        const untilLost = rack!.untilLost(seg, current, rackWait);
-        if (untilLost > 0 && untilLost < earliest) earliest = untilLost;
+      if (rackWait >= 0 && !needsend) {
+        const until = rack!.candidate(seg) ? rack!.untilLost(seg, current, rackWait)
+          : probeWait >= 0 ? rack!.untilProbe(seg, current, probeWait) : 0;
+        if (until > 0 && until < earliest) earliest = until;
       }
       if (seg.fastack > 0) fastackSeen = true;
     }
     this.tx.finish();
+    if (newSegs + change + lost + probes > 0) rack?.sent(current, probes > 0);
     if (this.copies.length > 0) this.sendCopies(wnd, una);
     earliest = this.scan.record(!skipOld, current, earliest, rackWait, fastackSeen);
 
     this.lostSegs += lost;
     this.fastRetransSegs += fast;
     this.earlyRetransSegs += early;
-    this.retransSegs += lost + fast + early;
+    this.retransSegs += lost + fast + early + probes;
 
     if (this.nocwnd === 0) this.cc.afterFlush(change, lost, (this.sndNxt - this.sndUna) >>> 0, cwnd, resent);
     return Math.min(this.interval, earliest);
@@ -573,14 +580,9 @@ export class Kcp {
 
   /** The second transmissions of this flush's resends (resendTwice), each in another datagram than its first. */
   private sendCopies(wnd: number, una: number): void {
-    const copies = this.copies;
-    for (let i = 0; i < copies.length; i++) {
-      const seg = copies[i]!;
-      this.tx.header(IKCP_CMD_PUSH, seg.frg, wnd, seg.ts, seg.sn, una, seg.len);
-      this.tx.data(seg);
-    }
-    this.retransSegs += copies.length;
-    copies.length = 0;
+    for (const seg of this.copies) this.tx.push(seg, wnd, una);
+    this.retransSegs += this.copies.length;
+    this.copies.length = 0;
     this.tx.finish();
   }
 
@@ -591,9 +593,7 @@ export class Kcp {
    * side). Call once when discarding the engine; it must not be used afterwards.
    */
   release(): void {
-    for (const ring of [this.sndQueue, this.sndBuf]) {
-      while (ring.length > 0) this.store.give(ring.shift());
-    }
+    for (const ring of [this.sndQueue, this.sndBuf]) while (ring.length > 0) this.store.give(ring.shift());
     this.rx.release();
   }
 }

@@ -39,6 +39,9 @@ export class Rack {
   private needed = 0;
   /** Clock (u32) of the last ACK or una that acknowledged anything new. */
   private progressAt = 0;
+  /** Clock (u32) of the latest flush that sent anything, and whether a tail-loss probe is owed since the last progress. */
+  private sentAt = 0;
+  private probeOwed = false;
 
   /** `maxReoMult`: the widest allowance, in srtt/8 steps (see the engine's rackMaxReorder option). */
   constructor(private readonly maxReoMult = MAX_REO_MULT) {}
@@ -47,6 +50,7 @@ export class Rack {
   acked(seg: Segment, ts: number, current: number): void {
     if (seg.xmit > 1) this.judge(((seg.ts - ts) | 0) > 0);
     this.progressAt = current;
+    this.probeOwed = true;
     // An echo of an earlier transmission than the latest may be the first or a resend: taken as the first.
     this.delivered(ts, seg.sn, current, seg.xmit > 1 && ts === seg.ts);
   }
@@ -59,6 +63,7 @@ export class Rack {
    */
   covered(seg: Segment, current: number): void {
     this.progressAt = current;
+    this.probeOwed = true;
     if (seg.xmit === 1) this.delivered(seg.ts, seg.sn, current);
     else if (((current - seg.ts) | 0) < (this.minRtt * 3) / 4) this.judge(true);
   }
@@ -74,6 +79,24 @@ export class Rack {
     if (((current - at) | 0) >= 0) return false;
     seg.resendts = at;
     return true;
+  }
+
+  /** A flush sent segments at `current`; `probed`: one of them was a tail-loss probe. */
+  sent(current: number, probed: boolean): void {
+    this.sentAt = current;
+    if (probed) this.probeOwed = false;
+  }
+
+  /**
+   * Tail-loss probe (RFC 8985 §7; the engine's tailProbe option). RACK finds a segment lost only from
+   * the delivery of one sent after it; a segment of the latest flush that sent anything has none, so
+   * its loss waited for the RTO (a lost resend with the window waiting on it: ~70 ms at 40 ms RTT).
+   * Such a segment is sent again `wait` ms (RACK's wait) after its send: ms until then (≤ 0: now), or
+   * Infinity where no probe is owed (one per progress; then the RTO, as the RFC has it).
+   */
+  untilProbe(seg: Segment, current: number, wait: number): number {
+    if (!this.probeOwed || ((this.sentAt - seg.ts) | 0) > 0) return Infinity;
+    return wait - ((current - seg.ts) | 0);
   }
 
   /** A resend proved spurious, or needed: widen the reordering allowance, or narrow it after REO_PERSIST. */

@@ -149,6 +149,8 @@ export class KcpLink {
       rackMaxReorder: fec ? FEC_MAX_REORDER : undefined,
       // Under heavy loss the window waits on its oldest holes: their resends leave twice.
       resendTwice: true,
+      // A lost resend with nothing sent after it is probed after RACK's wait, not the RTO.
+      tailProbe: true,
     });
     this.fecEnc = fec
       ? new FecEncoder({

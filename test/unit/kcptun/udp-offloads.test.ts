@@ -34,5 +34,5 @@ test('tstier-kcptun: a run of equal datagrams and a short tail leaves in GSO sen
   await all;
   assert.deepEqual(got, sent);
   assert.equal(errors.total, 0);
-  if (peerAddon()!.udpOffloads(tx.fd, false) & 1) assert.ok(rx.runs > 0, 'the run was read as one GRO message');
+  if (peerAddon()!.udpOffloads(tx.fd, false) & 1) assert.ok(rx.messages < rx.datagrams, 'the run was read as one GRO message');
 });

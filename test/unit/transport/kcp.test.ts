@@ -210,6 +210,18 @@ test('fast resend after `resend` duplicate ACKs; counted once as FastRetransSegs
   assert.equal(k.retransSegs, 1);
 });
 
+test('an ACK read with a una that frees segments: kcp-go\'s duplicate counts on the rest, each segment delivered once', () => {
+  const { k } = inFlight(5, { resend: 2 });
+  // sn 0 arrived (una 1), sn 1 and 2 are lost: the ACKs for sn 3 and 4 each count once against sn 1
+  // and 2, and sn 0, acked by the una, is counted delivered once though the first ACK also passed it.
+  assert.equal(k.input(Buffer.concat([ack(3, 3, 1), ack(4, 4, 1)]), 10), 0);
+  assert.equal(k.deliveredSegs, 3);
+  k.flush(11);
+  const resent = drain(k).flatMap(segments).filter((h) => h.cmd === IKCP_CMD_PUSH);
+  assert.deepEqual(resent.map((h) => h.sn), [1, 2]);
+  assert.equal(k.fastRetransSegs, 2);
+});
+
 test('early retransmit: one duplicate ACK resends when no new segment went out', () => {
   const { k } = inFlight(3, { resend: 0 });
   assert.equal(k.input(ack(2, 2, 0), 10), 0);
