@@ -1,11 +1,13 @@
 /**
  * Flows opening while many others bulk through one KCP peer path, on the virtual clock, with the real
  * flow core (daemon/proxy/flow-core.ts) holding each flow's SYN and the real KCP carrier under it.
- * Hundreds of bulk flows share a rate-capped link; while they send, more flows open. Properties:
- *   - a new flow's OPEN goes ahead of the others' data (PeerPath): the peer acknowledges it within a
- *     few round trips, not after a turn of the whole ring (which here is longer than the proxy's 3 s
- *     wait for an answer);
- *   - none of them falls back to plain packets, and every flow's bytes arrive intact;
+ * Two hundred bulk flows share a rate-capped link; while they send, sixty more flows open. Properties:
+ *   - a new flow's OPEN leaves in the pass that opened it, ahead of the others' data (PeerPath), and
+ *     the median one is acknowledged within a few round trips (behind the ring: ~280 ms here, and a
+ *     ring's turn grows with the flows and shrinks with the rate a loaded host manages);
+ *   - flows whose OPEN is lost for longer than the no-answer wait, while the peer answers the others,
+ *     wait and are carried (the core asks whether the peer is silent, not this flow);
+ *   - none falls back to plain packets, and every flow's bytes arrive intact;
  *   - a peer that never answers KCP still sends every flow to plain packets after NO_ANSWER_FALLBACK_MS.
  * A failing seed prints itself; replay with SIM_SEED=n.
  */
@@ -32,7 +34,7 @@ const LATE_BYTES = 4 * 1024;
 /** Late flows open one by one over this span, from LATE_FROM_MS on. */
 const LATE_FROM_MS = 500;
 const LATE_SPAN_MS = 2_000;
-/** The link: 1 MB/s each way, 10 ms one way. A turn of the ring (16 segments per bulk flow) takes ~3.7 s. */
+/** The link: 1 MB/s each way, 10 ms one way, a short queue (so data waits in the sender's ring, not the link). */
 const LINK = { delayMs: 10, jitterMs: 1, rateBytesPerMs: 1_000, queueBytes: 16 * 1024 };
 /** The median late OPEN is acknowledged within this: a few round trips, not a turn of the ring (~280 ms before). */
 const OPEN_HEARD_MEDIAN_MS = 100;
