@@ -179,7 +179,11 @@ async function runPath(a: Namespace, b: Namespace, veth: string, path: PathName)
     const rto0 = await tcpTimeouts(a);
     const done = await tool(a, ['load', VIP_B, String(PORT), String(FLOWS), String(BYTES), '7000', String(STALL_SECS)])
       .waitForEvent<{ ok: number; secs: number; flows: FlowTimes[]; errors: string[] }>('done', 30 * 60_000).finally(() => watch.stop());
-    if (done.ok < FLOWS) console.log(`${path}: ${FLOWS - done.ok} flows failed, the first: ${done.errors.join('; ')}`);
+    if (done.ok < FLOWS) {
+      console.log(`${path}: ${FLOWS - done.ok} flows failed, the first: ${done.errors.join('; ')}`);
+      // What A's daemon warned of meanwhile (its log is kept in memory), to tell why.
+      for (const line of nodes[1]!.proc.lines.filter((l) => /WARN|ERROR/.test(l)).slice(-20)) console.log(`  A: ${line}`);
+    }
     const cpus = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
     const gib = (FLOWS * BYTES) / 2 ** 30;
     const mib = (FLOWS * BYTES) / 2 ** 20;

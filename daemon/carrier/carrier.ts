@@ -35,6 +35,13 @@ export interface CarrierFlow {
    * something), so a missing STATUS means a slow remote dial, not a carrier that cannot reach it.
    */
   readonly heard: boolean;
+  /**
+   * Initiator: when this carrier last heard from the flow's peer over any of its flows (the clock the
+   * carrier is driven by; -Infinity: never). While recent, an unanswered OPEN is queued behind other
+   * flows' data on a busy node, not lost: the proxy waits on (flow-core.ts). Carriers whose `heard`
+   * already stands for the whole peer (a QUIC connection that is up) leave it at -Infinity.
+   */
+  readonly peerHeardAt: number;
   readonly ended: boolean;
   readonly txBytes: number;
   readonly rxBytes: number;

@@ -14,7 +14,9 @@
  * Runtime fallback (beyond EasyTier, which only decides from route info): while the SYN is still held,
  * a carrier the peer denies, or that heard nothing from the peer after NO_ANSWER_FALLBACK_MS, gives
  * way to the next transport (KCP > QUIC > plain packets); plain packets means the held SYN is handed
- * back and forwarded as is. The row says what was tried and why.
+ * back and forwarded as is. The row says what was tried and why. Nothing from the peer, not nothing
+ * about this flow: while the carrier hears the peer on other flows, this flow's OPEN is queued on a
+ * busy node, not lost, and it waits on (bounded by the carrier's open timeout).
  *
  * Rows never outlive their flow: a released SYN whose connection never reaches the proxy (the kernel
  * listener dropped the application's last handshake ACK, e.g. with a full accept queue) is given up
@@ -35,7 +37,7 @@ import type { FlowCounters, FlowEntry, FlowTable } from './flow-table.js';
 import { PeerWatch } from './peer-watch.js';
 import type { TransportChoice } from './transport-choice.js';
 
-/** A held flow whose carrier heard nothing from the peer this long tries the next transport. */
+/** A held flow whose carrier heard nothing from the peer (about any flow) this long tries the next transport. */
 export const NO_ANSWER_FALLBACK_MS = 3_000;
 /**
  * A released SYN whose connection has not reached the proxy this long is given up. Linux retransmits
@@ -51,6 +53,8 @@ export interface CarrierView extends FlowCounters {
   readonly status: DialStatus | null;
   /** The peer's carrier has shown it is there for this flow. */
   readonly heard: boolean;
+  /** When the carrier last heard from this flow's peer over any flow (-Infinity: never). */
+  readonly peerHeardAt: number;
   readonly ended: boolean;
 }
 
@@ -166,7 +170,14 @@ export class FlowCore<C extends CarrierView = CarrierView> {
       if (t > now) break;
       this.noAnswer.delete(flow);
       // Heard: the STATUS is late (a slow dial), not missing; the carrier's own open timeout ends it.
-      if (!flow.carrier || flow.carrier.status !== null || flow.carrier.heard) continue;
+      const carrier = flow.carrier;
+      if (!carrier || carrier.status !== null || carrier.heard) continue;
+      if (now - carrier.peerHeardAt < this.noAnswerMs) {
+        // The peer talks to this carrier, only not yet about this flow: its OPEN (or the answer) waits
+        // behind other flows' data on a busy node. Ask again later; the carrier's open timeout bounds it.
+        this.noAnswer.set(flow, now + this.noAnswerMs); // the latest deadline: it goes last, in order
+        continue;
+      }
       const why = `no answer in ${this.noAnswerMs / 1000} s`;
       if (flow instanceof SrcFlowState) this.fallback(flow, why, now);
       else this.push({ kind: 'socket-no-answer', flow, why });

@@ -65,6 +65,17 @@ export class SimFlow implements CarrierView {
   /** Initiator: the source app's FIN was sent; acceptor: it arrived (kept until the destination's pipe reads it). */
   fin = false;
   constructor(readonly transport: CarriedTransport, readonly node: ProxyNode, readonly key: number) {}
+
+  /** The carrier hears the peer whenever any of its flows does (an answer, an acknowledgement). */
+  get peerHeardAt(): number {
+    return this.node.peerHeardAt[this.transport];
+  }
+
+  /** Something of this flow came back from the peer at `now`. */
+  hear(now: number): void {
+    this.heard = true;
+    this.node.peerHeardAt[this.transport] = now;
+  }
 }
 
 /** Keys from here on are flows that start at a socket (a SOCKS5 CONNECT, a port forward). */
@@ -104,6 +115,8 @@ export class ProxyNode implements SimEndpoint {
   readonly core: FlowCore<SimFlow>;
   other!: ProxyNode;
   reachable = true;
+  /** When each carrier last heard from the other node, any flow's answer (see SimFlow.peerHeardAt). */
+  readonly peerHeardAt: Record<CarriedTransport, number> = { Kcp: -Infinity, Quic: -Infinity };
   readonly syns = new Map<SrcFlowState<SimFlow>, SynRecord>();
   readonly srcByKey = new Map<number, SrcFlowState<SimFlow>>();
   /** The latest destination flow of each key (a fallback opens another). */
@@ -324,9 +337,7 @@ export class ProxyNode implements SimEndpoint {
     acc.fin = init.fin; // it follows the OPEN in the same stream
     acc.peerFlow = init;
     init.peerFlow = acc;
-    this.other.later(this.delay(), () => {
-      init.heard = true;
-    });
+    this.other.later(this.delay(), (t) => init.hear(t));
     const input = init.transport === 'Kcp' ? this.setup.kcpInput : this.setup.quicInput;
     if (input === 'deny') return this.sendStatus(acc, DialStatus.Denied);
     this.attached.add(acc);
@@ -343,7 +354,7 @@ export class ProxyNode implements SimEndpoint {
     const init = acc.peerFlow!;
     this.later(this.delay(), (t) => {
       if (init.ended) return;
-      init.heard = true;
+      init.hear(t);
       init.status = status;
       if (status !== DialStatus.Connected) init.ended = true;
       init.node.flowEvent(init, 'status', t);

@@ -211,7 +211,7 @@ export class KcpCarrier {
     const conv = this.flows.freeConv(peerId, this.nextConv);
     this.nextConv = (conv + 1) >>> 0;
     const flow = new KcpFlow(this.nextId++, peerId, 'initiator', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
-      this.silentLimitMs);
+      this.silentLimitMs, this.pathTo(peerId));
     this.flows.add(flow);
     flow.request = req;
     flow.sendOpen(req, now);
@@ -224,6 +224,9 @@ export class KcpCarrier {
     const fromInitiator = type === this.types.fromInitiator;
     if (!fromInitiator && type !== this.types.fromAcceptor) return;
     this.clock = now;
+    // The peer's carrier is alive: flows still waiting for its answer are queued, not lost (KcpFlow.peerHeardAt).
+    const path = this.paths.get(fromPeer);
+    if (path) path.heardAt = now;
     if (payload.length < RESET_LEN) {
       this.stats.malformed++;
       return;
@@ -311,7 +314,7 @@ export class KcpCarrier {
         return;
       }
       flow = new KcpFlow(this.nextId++, fromPeer, 'acceptor', this.newKcp(conv), now, this.openTimeoutMs, this.lingerMs,
-        this.silentLimitMs);
+        this.silentLimitMs, this.pathTo(fromPeer));
       this.flows.add(flow);
     }
     const f = flow;
@@ -495,8 +498,7 @@ export class KcpCarrier {
 
   /** Sends what the flow queued, charges it to its path, and queues the flow there if it has more. */
   private account(flow: KcpFlow, now: number): PeerPath {
-    let path = this.paths.get(flow.peerId);
-    if (!path) this.paths.set(flow.peerId, (path = new PeerPath(this.mss, this.peerDecodesFec(flow.peerId))));
+    const path = this.pathTo(flow.peerId);
     // The receive window: the flow's share of the node's budget (its slots fill only as data arrives).
     flow.kcp.setWindows(0, this.windowCap());
     this.framing = path;
@@ -508,6 +510,13 @@ export class KcpCarrier {
     if (bytes > 0) path.ctl.onSent(bytes, now);
     path.note(flow, now);
     if (flow.hasEvents()) this.pendingEvents.add(flow);
+    return path;
+  }
+
+  /** The peer's send path, made with its first flow. */
+  private pathTo(peerId: number): PeerPath {
+    let path = this.paths.get(peerId);
+    if (!path) this.paths.set(peerId, (path = new PeerPath(this.mss, this.peerDecodesFec(peerId))));
     return path;
   }
 

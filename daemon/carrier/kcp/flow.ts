@@ -53,6 +53,11 @@ export const ACK_DELAY_MS = 5;
 
 export type FlowRole = 'initiator' | 'acceptor';
 
+/** What a flow reads of its peer's path: when the carrier last heard from that peer over any flow. */
+export interface PeerHearing {
+  readonly heardAt: number;
+}
+
 export class KcpFlow implements CarrierFlow {
   request: OpenRequest | null = null;
   /** Initiator: the STATUS received (or Unreachable on timeout); null while opening. */
@@ -89,6 +94,8 @@ export class KcpFlow implements CarrierFlow {
 
   /** In its path's ring, waiting for a send grant (see PeerPath). */
   waitingForGrant = false;
+  /** Its first segment (the OPEN, or the STATUS answering one) was granted: the rest waits its turn. */
+  firstSent = false;
   /** Forgotten by the carrier: never granted again. */
   retired = false;
   /** Its place in the carrier's deadline heap; -1 while it needs no timer. */
@@ -106,6 +113,7 @@ export class KcpFlow implements CarrierFlow {
     private readonly lingerMs: number,
     /** Unacknowledged data and nothing from the peer this long: the peer is deemed gone (the flow timeout). */
     private readonly silentLimitMs: number,
+    private readonly peer: PeerHearing,
   ) {
     this.openDeadline = now + openTimeoutMs;
     this.lastNow = this.heardAt = now;
@@ -386,6 +394,11 @@ export class KcpFlow implements CarrierFlow {
 
   get duplicates(): number {
     return this.kcp.repeatSegs;
+  }
+
+  /** When the carrier last heard from this flow's peer, over any of its flows (see CarrierFlow.peerHeardAt). */
+  get peerHeardAt(): number {
+    return this.peer.heardAt;
   }
 
   /** The clock of the last call that reached this flow. */

@@ -4,6 +4,10 @@
  * 0); pace() hands out small quotas in turn while the controller's budget lasts, so every flow gets
  * an equal share of what the path takes, and together they never send more than it. ACKs and
  * retransmissions go out whenever the engine wants them: they are charged to the budget afterwards.
+ * So does a flow's first segment (its OPEN, or the STATUS answering one): it goes ahead of the ring,
+ * in the pass that queued it. Behind a ring of bulk flows it would wait a whole turn of the ring, and on
+ * a loaded host with a thousand flows that was longer than the proxy waits for an answer before it
+ * falls back to plain packets (docs/kcp-proxy.md).
  *
  * Cost per pass: O(grants), not O(flows) — a flow enters the ring when it has something to send and
  * leaves it when served; an idle flow costs nothing.
@@ -37,6 +41,10 @@ export class PeerPath {
   /** Absolute time at which pace() should run again, Infinity when nothing waits on time. */
   wakeAt = Infinity;
   private readonly ready = new Ring<KcpFlow>(64);
+  /** Flows whose first segment waits: served before `ready`, outside the budget. */
+  private readonly starting = new Ring<KcpFlow>(16);
+  /** When a datagram from this peer last reached the carrier, any flow's (-Infinity: never). */
+  heardAt = -Infinity;
 
   constructor(private readonly mss: number, fec: boolean) {
     this.ctl = new PathController({ mss });
@@ -49,7 +57,7 @@ export class PeerPath {
     flow.report(this.ctl, now);
     if (!flow.waitingForGrant && flow.kcp.canSlide()) {
       flow.waitingForGrant = true;
-      this.ready.push(flow);
+      (flow.firstSent ? this.ready : this.starting).push(flow);
     }
   }
 
@@ -74,27 +82,15 @@ export class PeerPath {
    * call note() (which puts the flow back at the tail if it still has data).
    */
   pace(now: number, sent: (flow: KcpFlow) => void, maxWindow: number): void {
+    // One segment each: the OPEN (or STATUS) is the first frame, and it fits in one.
+    while (this.starting.length > 0) this.grant(this.starting.shift(), 1, now, sent, maxWindow);
     const ready = this.ready;
     let budget = this.ctl.budget(now);
     while (ready.length > 0) {
       if (budget <= 0) break;
-      const flow = ready.shift();
-      flow.waitingForGrant = false;
-      if (flow.retired || !flow.kcp.canSlide()) continue;
       const segs = Math.ceil(budget / this.mss);
-      const share = Math.floor(segs / (ready.length + 1));
-      const kcp = flow.kcp;
-      kcp.newSegmentQuota = Math.min(segs, Math.max(QUANTUM_SEGS, share));
-      kcp.rtoFloor = this.ctl.rtoFloor();
-      if (this.fec) {
-        this.fec.setBaseRtt(this.ctl.baseRtt);
-        this.fec.backlogged = this.ctl.backlogged;
-        kcp.rackExtraMs = this.fec.repairDelay;
-      }
-      kcp.setWindows(this.sendWindow(maxWindow), 0);
-      kcp.flushNew(now);
-      kcp.newSegmentQuota = 0;
-      sent(flow);
+      const share = Math.floor(segs / ready.length);
+      this.grant(ready.shift(), Math.min(segs, Math.max(QUANTUM_SEGS, share)), now, sent, maxWindow);
       budget = this.ctl.budget(now);
     }
     if (ready.length === 0) {
@@ -104,5 +100,24 @@ export class PeerPath {
       // Held by the in-flight cap: an ACK will free it (note() runs then), not the clock.
       this.wakeAt = this.ctl.windowFull() ? Infinity : this.ctl.nextSendAt(now, this.mss);
     }
+  }
+
+  /** Lets `flow` move up to `quota` new segments into flight now. */
+  private grant(flow: KcpFlow, quota: number, now: number, sent: (flow: KcpFlow) => void, maxWindow: number): void {
+    flow.waitingForGrant = false;
+    if (flow.retired || !flow.kcp.canSlide()) return;
+    flow.firstSent = true;
+    const kcp = flow.kcp;
+    kcp.newSegmentQuota = quota;
+    kcp.rtoFloor = this.ctl.rtoFloor();
+    if (this.fec) {
+      this.fec.setBaseRtt(this.ctl.baseRtt);
+      this.fec.backlogged = this.ctl.backlogged;
+      kcp.rackExtraMs = this.fec.repairDelay;
+    }
+    kcp.setWindows(this.sendWindow(maxWindow), 0);
+    kcp.flushNew(now);
+    kcp.newSegmentQuota = 0;
+    sent(flow);
   }
 }

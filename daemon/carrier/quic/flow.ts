@@ -29,6 +29,8 @@ export class QuicFlow implements CarrierFlow {
   status: DialStatus | null = null;
   answered = false;
   heard = false;
+  /** `heard` is set for the whole connection (carrier.ts, openWaiting): nothing to add per peer. */
+  readonly peerHeardAt = -Infinity;
   /** Stream, once open (an initiator may wait for its connection or the peer's stream limit). */
   conn = -1;
   stream = -1;

@@ -73,6 +73,9 @@ export class EtKcpFlow implements CarrierFlow {
     private readonly answering: ReadonlySet<number>,
   ) {}
 
+  /** `heard` already covers the whole peer (its endpoint answered us). */
+  readonly peerHeardAt = -Infinity;
+
   get heard(): boolean {
     return this.status !== null || this.answering.has(this.peerId);
   }
