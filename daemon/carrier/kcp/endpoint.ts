@@ -232,21 +232,21 @@ export class KcpCarrier {
       return;
     }
     const kind = payload[0];
-    if (kind === KIND_FEC_DATA || kind === KIND_FEC_PARITY || kind === KIND_FEC_REPORT) return this.fecInput(fromPeer, kind, payload, now);
-    this.inputPlain(fromPeer, fromInitiator, payload, now, true);
-  }
-
-  /** A FEC datagram: deliver the data inside it, and whatever its group lets us rebuild. */
-  private fecInput(fromPeer: number, kind: number, payload: Uint8Array, now: number): void {
-    const body = payload.subarray(1);
     if (kind === KIND_FEC_REPORT) {
-      const path = this.paths.get(fromPeer);
       if (path?.fec) {
+        const body = payload.subarray(1);
         path.fec.lossReport(body);
         path.ctl.onHostDrops(path.fec.hostDropsIn(body), now);
       }
       return;
     }
+    if (kind === KIND_FEC_DATA || kind === KIND_FEC_PARITY) return this.fecInput(fromPeer, kind, payload, now);
+    this.inputPlain(fromPeer, fromInitiator, payload, now, true);
+  }
+
+  /** A FEC data or parity datagram: deliver the data inside it, and whatever its group lets us rebuild. */
+  private fecInput(fromPeer: number, kind: number, payload: Uint8Array, now: number): void {
+    const body = payload.subarray(1);
     let dec = this.decoders.get(fromPeer);
     if (!dec) this.decoders.set(fromPeer, (dec = new FecDecoder()));
     this.fecPeer = fromPeer;
