@@ -8,6 +8,7 @@
  */
 import { loadNodeConfig } from './config/load.js';
 import { TstierError } from './errors.js';
+import { lowerHelperThreads } from './io/helper-threads.js';
 import { createLogger, isLogLevel, setLogLevel } from './log.js';
 import { startRpcServer, type RpcServer } from './rpc/server.js';
 import { portalRisk } from './rpc/whitelist.js';
@@ -47,6 +48,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const risk = portalRisk(rpc.address, config.rpcPortalWhitelist);
     if (risk) log.warn(risk);
     running.unshift(rpc); // close the portal first: no queries against a half-closed node
+    await lowerHelperThreads();
     log.info(`rpc portal listening on ${rpc.address}`, { instance: config.instanceName });
   } catch (err) {
     await closeAll(running);

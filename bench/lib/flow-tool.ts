@@ -205,7 +205,11 @@ async function rr(): Promise<void> {
   }
   s.destroy();
   // FLOW_TOOL_RR_SAMPLES=FILE: every sample in order with its start time, to find where a tail comes from.
-  if (process.env.FLOW_TOOL_RR_SAMPLES) writeFileSync(process.env.FLOW_TOOL_RR_SAMPLES, starts.map((t, i) => `${t.toFixed(3)} ${samples[i]!.toFixed(3)}`).join('\n') + '\n');
+  // Start times are on CLOCK_MONOTONIC (ms), the clock of /proc's schedstat, perf and V8's profiles.
+  if (process.env.FLOW_TOOL_RR_SAMPLES) {
+    const toMonotonic = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+    writeFileSync(process.env.FLOW_TOOL_RR_SAMPLES, starts.map((t, i) => `${(t + toMonotonic).toFixed(3)} ${samples[i]!.toFixed(3)}`).join('\n') + '\n');
+  }
   samples.sort((a, b) => a - b);
   say('rr', { count: samples.length, p50: quantile(samples, 0.5), p90: quantile(samples, 0.9), p99: quantile(samples, 0.99),
     p999: quantile(samples, 0.999), max: samples[samples.length - 1] });

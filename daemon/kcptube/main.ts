@@ -6,6 +6,7 @@
  *                   server: bind the ports and resolve the destination, then exit
  * Errors are one line on stderr; exit status 2 for bad config or a port in use, 1 otherwise.
  */
+import { lowerHelperThreads } from '../io/helper-threads.js';
 import { basename } from 'node:path';
 import { TstierError } from '../errors.js';
 import { formatIssue, parseKcptubeConfig, type KcptubeConfig } from './config.js';
@@ -124,6 +125,7 @@ export async function main(argv: string[]): Promise<void> {
     const runs: Running[] = [];
     for (const c of configs) runs.push(await start(c));
     process.stdout.write(`tstier-kcptube ready: ${configs.map((c) => `${c.file} (${c.mode})`).join(', ')}\n`);
+    await lowerHelperThreads();
     process.on('SIGUSR1', () => dumpCounters(runs));
     const stop = (): void => {
       dumpCounters(runs);

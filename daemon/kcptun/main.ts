@@ -2,6 +2,7 @@
  * `tstier-kcptun client|server [flags]`: parses kcptun's flags, starts the role, and maps errors to
  * one line on stderr and exit status 2 (bad flag/config, port in use) or 1 (anything else).
  */
+import { lowerHelperThreads } from '../io/helper-threads.js';
 import { TstierError } from '../errors.js';
 import { parseKcptunArgs, type KcptunRole } from './config.js';
 import { KcptunClient } from './client.js';
@@ -49,5 +50,5 @@ export function main(argv: string[]): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  node.start().catch(fail);
+  node.start().then(lowerHelperThreads, fail);
 }
