@@ -2,7 +2,7 @@
  * The real easytier-core runs its helper threads (V8's compiler and GC workers, libuv's pool) below
  * its JavaScript thread, so they take the CPU the data path leaves idle. It runs in a private network
  * namespace (`unshare -n`) with no TUN and no listener; by the time it says its portal listens, every
- * thread but the JavaScript one (whose thread id is the pid) must be at HELPER_NICE.
+ * thread but the JavaScript one (whose thread id is the pid) must be HELPER_NICE_STEPS below it.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { HELPER_NICE } from '../../../daemon/io/helper-threads.js';
+import { HELPER_NICE_STEPS } from '../../../daemon/io/helper-threads.js';
 
 const CORE = fileURLToPath(new URL('../../../../bin/easytier-core', import.meta.url));
 const SKIP = process.getuid?.() === 0 ? false : 'needs root for unshare -n';
@@ -26,7 +26,7 @@ function niceByThread(pid: number): Map<number, number> {
   return out;
 }
 
-test('easytier-core: every helper thread runs at HELPER_NICE once the portal listens, the JavaScript thread at 0', { skip: SKIP, timeout: 30_000 }, async (t) => {
+test('easytier-core: every helper thread runs HELPER_NICE_STEPS below the JavaScript thread once the portal listens', { skip: SKIP, timeout: 30_000 }, async (t) => {
   const argv = [process.execPath, CORE, '--network-name', 'nice', '--network-secret', 'nice', '--no-tun', '--no-listener', '--log-level', 'info'];
   const child = spawn('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
@@ -44,5 +44,5 @@ test('easytier-core: every helper thread runs at HELPER_NICE once the portal lis
   const helpers = [...nice].filter(([tid]) => tid !== child.pid);
   // Node starts four V8 platform workers, and libuv's pool has four threads by default.
   assert.ok(helpers.length >= 8, `${helpers.length} helper threads`);
-  assert.deepEqual(helpers.filter(([, n]) => n !== HELPER_NICE), [], 'threads left at another nice value');
+  assert.deepEqual(helpers.filter(([, n]) => n !== HELPER_NICE_STEPS), [], 'threads left at another nice value');
 });
