@@ -135,8 +135,9 @@ export class FecEncoder {
   private openedAt = 0;
   private readonly acc: Uint8Array[] = [];
   private lastReport: { seq: number; received: number } | null = null;
-  /** The peer's last host-drops count, -1 before one. */
+  /** The peer's last host-drops count and the seq of its report; the count is -1 before one. */
   private lastHostDrops = -1;
+  private lastHostDropsSeq = 0;
 
   /**
    * Frames the datagram `d` in place as a data shard: its plain payload (kind byte first) starts at
@@ -216,17 +217,20 @@ export class FecEncoder {
    */
   hostDropsIn(body: Uint8Array): number {
     if (body.length < FEC_REPORT_LEN - 1) return 0;
+    const seq = readU32Le(body, 0);
     const total = readU32Le(body, 8);
     const last = this.lastHostDrops;
     // The first one is a baseline: this encoder may be newer than the peer's decoder.
     if (last < 0) {
-      this.lastHostDrops = total;
+      [this.lastHostDrops, this.lastHostDropsSeq] = [total, seq];
       return 0;
     }
+    if (((seq - this.lastHostDropsSeq) | 0) < 0) return 0; // an older report, overtaken
+    [this.lastHostDrops, this.lastHostDropsSeq] = [total, seq];
     const fresh = (total - last) | 0;
-    if (fresh <= 0) return 0; // the count is cumulative: lower is an older report, overtaken
-    this.lastHostDrops = total;
-    return fresh;
+    // A newer report with a lower count: the peer's decoder is new (it forgot this path when its last
+    // flow to us ended, while this side kept its own) and counts from zero, so all of it is new.
+    return fresh >= 0 ? fresh : total;
   }
 
   private open(now: number): void {

@@ -82,19 +82,30 @@ test('the report carries the host drops to the sender (its congestion signal); a
   }
 });
 
+/** A report's body (after the kind byte): seq, received, host drops, each u32 LE. */
+function body(seq: number, received: number, drops: number): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, seq, true);
+  v.setUint32(4, received, true);
+  v.setUint32(8, drops, true);
+  return b;
+}
+
 test('a report that a newer one overtook (reordered on the path) does not make the next count its drops again', () => {
   const enc = new FecEncoder();
-  const body = (seq: number, received: number, drops: number): Uint8Array => {
-    const b = new Uint8Array(12);
-    const v = new DataView(b.buffer);
-    v.setUint32(0, seq, true);
-    v.setUint32(4, received, true);
-    v.setUint32(8, drops, true);
-    return b;
-  };
   assert.equal(enc.hostDropsIn(body(100, 90, 10)), 0, 'the first count is a baseline');
   assert.equal(enc.hostDropsIn(body(300, 280, 40)), 30);
   assert.equal(enc.hostDropsIn(body(200, 185, 25)), 0, 'the overtaken report');
   // Had the overtaken count (25) been kept as the last, this would be 30: 15 drops counted twice.
   assert.equal(enc.hostDropsIn(body(400, 370, 55)), 15);
+});
+
+test('a peer whose decoder is new (it forgot the path while this side kept its own) counts from zero: its drops still reach the sender', () => {
+  const enc = new FecEncoder();
+  enc.hostDropsIn(body(100, 90, 10));
+  assert.equal(enc.hostDropsIn(body(300, 280, 40)), 30);
+  // The seq goes on (it is this encoder's), the peer's counts restart.
+  assert.equal(enc.hostDropsIn(body(400, 60, 7)), 7, 'the new decoder\'s first drops');
+  assert.equal(enc.hostDropsIn(body(500, 150, 12)), 5);
 });
