@@ -3,15 +3,17 @@
  * chunks (one socket read each) until write() refuses, then waits for Writable. On the virtual clock,
  * over a clean link with some delay, every Writable must come only once the flow's queue has drained
  * to its low-water mark, so each resume of the paused socket takes a large bite (a read, a frame,
- * and at the kernel-NAT end a window update crossing the TUN), not one per freed slot; and every byte
- * arrives intact. A failing seed prints itself; replay with SIM_SEED=n.
+ * and at the kernel-NAT end a window update crossing the TUN), not one per freed slot; every byte
+ * arrives intact; and the flow never holds more unsent segments than its high-water mark plus one
+ * write, however far ahead the application is (the per-flow part of a node's send buffering,
+ * docs/benchmarks.md "Memory at 1,000 flows"). A failing seed prints itself; replay with SIM_SEED=n.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { FlowEvent, type KcpFlow } from '../../daemon/carrier/kcp/endpoint.js';
 import { UNSENT_LOW_WATER } from '../../daemon/carrier/kcp/flow.js';
-import { DialStatus } from '../../daemon/carrier/flow-frames.js';
+import { DialStatus, FRAME_HEADER } from '../../daemon/carrier/flow-frames.js';
 import { socketAddrOf } from '../../daemon/packet/flow-key.js';
 import { CarrierNode } from './carrier-node.js';
 import { Rng, World } from './world.js';
@@ -40,6 +42,8 @@ class Sender extends CarrierNode {
   readonly hash = createHash('sha256');
   /** The flow's unsent segments at each Writable that followed a refusal. */
   readonly unsentAtWritable: number[] = [];
+  /** The most unsent segments the flow held after any write. */
+  maxUnsent = 0;
   private off = 0;
   private blocked = false;
   constructor(otherId: number, seed: number, private readonly data: Uint8Array) {
@@ -60,6 +64,7 @@ class Sender extends CarrierNode {
       const chunk = this.data.subarray(this.off, this.off + CHUNK);
       if (this.carrier.write(flow, chunk, now)) this.off += chunk.length;
       else this.blocked = true;
+      this.maxUnsent = Math.max(this.maxUnsent, flow.kcp.unsentCount);
     }
   }
 }
@@ -83,5 +88,8 @@ test('kcp flow: after a refused write, Writable waits for the queue to drain to 
     assert.ok(seen.length >= 4, `the sender was refused only ${seen.length} times: ${label}`);
     const early = seen.filter((n) => n > UNSENT_LOW_WATER);
     assert.deepEqual(early, [], `Writable before the queue drained to ${UNSENT_LOW_WATER} segments: ${label}`);
+    // Writes are taken below the high-water mark (twice the low), each whole: one chunk, framed, past it at most.
+    const bound = 2 * UNSENT_LOW_WATER + Math.ceil((CHUNK + FRAME_HEADER) / a.flow!.kcp.mss);
+    assert.ok(a.maxUnsent <= bound, `${a.maxUnsent} unsent segments, over ${bound}: ${label}`);
   }
 });
