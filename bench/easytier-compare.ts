@@ -57,7 +57,7 @@
  * --netns PREFIX: the namespaces' prefix (default ttec), so two runs on one machine keep apart.
  * --cpu-prof DIR: the tstier nodes run under `node --cpu-prof`, one .cpuprofile per node and cell in DIR
  *   (bench/lib/cpu-profile.ts ranks one by self time).
- * --node-args FLAGS: extra Node flags for the tstier nodes, space-separated (e.g. `--trace-gc`, a heap size).
+ * --node-flags FLAGS: extra Node flags for the tstier nodes, space-separated (e.g. `--trace-gc`, a heap size).
  */
 import { loadavg } from 'node:os';
 import { readFileSync, readlinkSync } from 'node:fs';
@@ -69,10 +69,10 @@ import { benchArgs } from './lib/args.js';
 import { cpuSeconds } from './lib/proc-stat.js';
 import { fmt, serveTool, tool, waitRoute } from './lib/proxy-bench.js';
 
-const { opt, flag } = benchArgs('easytier-compare',
+const { opt, flag, words } = benchArgs('easytier-compare',
   'node dist/bench/easytier-compare.js [--quick] [--seconds 6] [--probe 4] [--rr-count 1000] [--rr-cap 90] [--rr-warm 5] ' +
-  '[--only TEXT] [--mode plain|kcp|quic[,...]] [--pair P[,P]] [--rr-only] [--repeat N] [--netns PREFIX] [--cpu-prof DIR] [--node-args FLAGS] (the file\'s header explains each)',
-  ['seconds', 'probe', 'rr-count', 'rr-cap', 'rr-warm', 'only', 'mode', 'pair', 'repeat', 'netns', 'cpu-prof', 'node-args'], ['quick', 'rr-only']);
+  '[--only TEXT] [--mode plain|kcp|quic[,...]] [--pair P[,P]] [--rr-only] [--repeat N] [--netns PREFIX] [--cpu-prof DIR] [--node-flags FLAGS] (the file\'s header explains each)',
+  ['seconds', 'probe', 'rr-count', 'rr-cap', 'rr-warm', 'only', 'mode', 'pair', 'repeat', 'netns', 'cpu-prof', 'node-flags'], ['quick', 'rr-only']);
 const QUICK = flag('quick');
 const RR_ONLY = flag('rr-only');
 const SECONDS = Number(opt('seconds', QUICK ? '3' : '6'));
@@ -198,10 +198,10 @@ function nodePid(proc: NsProcess, comm: RegExp): number {
  * ready is stopped (startCore does not hand it back), so the next cell finds the ports and TUN name free.
  */
 const PROF_DIR = opt('cpu-prof', '');
-const NODE_ARGS = opt('node-args', '').split(' ').filter((a) => a !== '');
+const NODE_FLAGS = words('node-flags');
 async function startTs(ns: Namespace, argv: string[]): Promise<NsProcess> {
   const prof = PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [];
-  const proc = ns.spawn(['sh', '-c', `exec ${[process.execPath, ...NODE_ARGS, ...prof, CORE, ...argv].map((x) => `'${x}'`).join(' ')} 2>&1`]);
+  const proc = ns.spawn(['sh', '-c', `exec ${[process.execPath, ...NODE_FLAGS, ...prof, CORE, ...argv].map((x) => `'${x}'`).join(' ')} 2>&1`]);
   try {
     await proc.waitForLine(/node ready peer_id=\d+/, 60_000);
   } catch (e) {

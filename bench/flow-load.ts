@@ -26,13 +26,13 @@
  * `--cpu-prof DIR` runs both daemons under `node --cpu-prof`, writing one .cpuprofile per daemon into DIR
  * and printing each one's top functions by self time after the path's row.
  *
- * `--node-args FLAGS`: extra Node flags for both daemons, space-separated (e.g. `--trace-gc`, a heap
+ * `--node-flags FLAGS`: extra Node flags for both daemons, space-separated (e.g. `--trace-gc`, a heap
  * size, or `--import FILE` to preload a sampler: docs/benchmarks.md, "Memory at 1,000 flows").
  *
  * The daemons inherit the environment: `TSTIER_TUN_OFFLOAD=off` runs them without TUN offloads (the A/B
  * of docs/kcp-proxy-measured.md, "TUN offloads").
  *
- *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain,kcp-redirect] [--cpu-prof DIR] [--netns PREFIX] [--node-args FLAGS]
+ *   node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain,kcp-redirect] [--cpu-prof DIR] [--netns PREFIX] [--node-flags FLAGS]
  */
 import { fileURLToPath } from 'node:url';
 import { Netns, type Namespace, type NsProcess } from '../test/netns/lib/netns.js';
@@ -44,9 +44,9 @@ import { cpuSeconds, peakRssKiB } from './lib/proc-stat.js';
 import { topSelfTime } from './lib/cpu-profile.js';
 import { fmt, waitRoute } from './lib/proxy-bench.js';
 
-const { opt } = benchArgs('flow-load',
-  'node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain,kcp-redirect] [--cpu-prof DIR] [--netns PREFIX] [--node-args FLAGS]',
-  ['flows', 'bytes', 'reps', 'paths', 'cpu-prof', 'netns', 'node-args']);
+const { opt, words } = benchArgs('flow-load',
+  'node dist/bench/flow-load.js [--flows 1000] [--bytes 1048576] [--reps 1] [--paths kcp,quic,plain,kcp-redirect] [--cpu-prof DIR] [--netns PREFIX] [--node-flags FLAGS]',
+  ['flows', 'bytes', 'reps', 'paths', 'cpu-prof', 'netns', 'node-flags']);
 /** The namespaces' prefix: Netns.create deletes every namespace with it, so two runs need two. */
 const PREFIX = opt('netns', 'tf4b');
 const FLOWS = Number(opt('flows', '1000'));
@@ -54,8 +54,7 @@ const BYTES = Number(opt('bytes', String(1 << 20)));
 const REPS = Number(opt('reps', '1'));
 const PROF_DIR = opt('cpu-prof', '');
 /** The profiler writes its file when the daemon exits normally (it does on SIGTERM). */
-const nodeArgs = [...(PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : []),
-  ...opt('node-args', '').split(' ').filter((a) => a !== '')];
+const nodeArgs = [...(PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : []), ...words('node-flags')];
 
 const TOOL = fileURLToPath(new URL('../test/netns/fixtures/many-flows.js', import.meta.url));
 /** A socket per flow on each side, with room to spare (a shell's default of 1024 would not do). */

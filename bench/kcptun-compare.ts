@@ -37,7 +37,7 @@ import { resolve } from 'node:path';
 import { benchArgs } from './lib/args.js';
 import { freePort, REPO_ROOT, startProc, TSTIER_KCPTUN, connectWithRetry, waitReady, type Proc } from '../test/interop/harness.js';
 
-const { opt, rest } = benchArgs('kcptun-compare',
+const { opt, words, rest } = benchArgs('kcptun-compare',
   'node dist/bench/kcptun-compare.js [--seconds 6] [--warm 4] [--rr-seconds 4] [--rounds 3] [--conditions clean,loss5,loss20,echo] ' +
   '[--impls kcptun,tstier,tstier-js,tstier-base] [--echo-mib 64] [--base DIR] [--profile DIR] [--snmp DIR] [--node-flags FLAGS] ' +
   '[-- extra kcptun flags] (the file\'s header explains each)',
@@ -50,7 +50,7 @@ const RR_MAX = 5000;
 const PROFILE_DIR = opt('profile', '');
 const SNMP_DIR = opt('snmp', '');
 /** Extra node flags for our processes (e.g. "--trace-deopt"), space-separated. */
-const NODE_FLAGS = opt('node-flags', '').split(' ').filter(Boolean);
+const NODE_FLAGS = words('node-flags');
 // Both kcptuns read --snmplog as a Go time layout, where digits (and a few words) are replaced by the date.
 if (SNMP_DIR && /[0-9]|Jan|Mon|MST|PM|pm/.test(resolve(SNMP_DIR))) throw new Error('--snmp: the directory must hold no digits (a Go time layout)');
 let snmpRuns = 0;

@@ -7,6 +7,8 @@
 export interface BenchArgs {
   /** The value of `--name VALUE`, or `dflt` when absent. */
   opt(name: string, dflt: string): string;
+  /** The value of `--name VALUE` split on spaces (e.g. Node flags for the processes a bench starts); [] when absent. */
+  words(name: string): string[];
   /** Whether the switch `--name` was given. */
   flag(name: string): boolean;
   /** What follows a lone `--`, passed through untouched. */
@@ -39,6 +41,7 @@ export function benchArgs(tool: string, usage: string, values: readonly string[]
   }
   return {
     opt: (name, dflt) => given.get(name) ?? dflt,
+    words: (name) => (given.get(name) ?? '').split(' ').filter((w) => w !== ''),
     flag: (name) => switches.has(name),
     rest: dashdash >= 0 ? argv.slice(dashdash + 1) : [],
   };

@@ -23,30 +23,27 @@ const NICE_MAX = 19;
 
 /**
  * Sets every thread of this process except the JavaScript thread (whose thread id is the pid)
- * HELPER_NICE_STEPS below it (at most 19): relative, so a unit's Nice= moves both. Resolves to how
- * many it set; 0 where threads cannot be listed (not Linux) or reniced (a sandbox without
- * setpriority): a latency loss, not an error.
+ * HELPER_NICE_STEPS below it (at most 19): relative, so a unit's Nice= moves both. Where threads
+ * cannot be listed (not Linux) or reniced (a sandbox without setpriority) it leaves them: a latency
+ * loss, not an error.
  */
-export async function lowerHelperThreads(): Promise<number> {
+export async function lowerHelperThreads(): Promise<void> {
   // A stat through fs/promises is pool work: the pool exists after it.
   await stat('/proc/self').catch(() => undefined);
   let tasks: string[];
   try {
     tasks = readdirSync('/proc/self/task');
   } catch {
-    return 0;
+    return;
   }
   const nice = Math.min(NICE_MAX, getPriority() + HELPER_NICE_STEPS);
-  let lowered = 0;
   for (const task of tasks) {
     const tid = Number(task);
     if (tid === process.pid) continue;
     try {
       setPriority(tid, nice);
-      lowered++;
     } catch {
       // The thread exited since the listing, or renicing is not allowed here.
     }
   }
-  return lowered;
 }

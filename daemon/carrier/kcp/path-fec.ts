@@ -220,13 +220,11 @@ export class FecEncoder {
     const seq = readU32Le(body, 0);
     const total = readU32Le(body, 8);
     const last = this.lastHostDrops;
+    if (last >= 0 && ((seq - this.lastHostDropsSeq) | 0) < 0) return 0; // an older report, overtaken
+    this.lastHostDrops = total;
+    this.lastHostDropsSeq = seq;
     // The first one is a baseline: this encoder may be newer than the peer's decoder.
-    if (last < 0) {
-      [this.lastHostDrops, this.lastHostDropsSeq] = [total, seq];
-      return 0;
-    }
-    if (((seq - this.lastHostDropsSeq) | 0) < 0) return 0; // an older report, overtaken
-    [this.lastHostDrops, this.lastHostDropsSeq] = [total, seq];
+    if (last < 0) return 0;
     const fresh = (total - last) | 0;
     // A newer report with a lower count: the peer's decoder is new (it forgot this path when its last
     // flow to us ended, while this side kept its own) and counts from zero, so all of it is new.
