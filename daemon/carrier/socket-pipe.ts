@@ -115,6 +115,8 @@ export class SocketPipe {
     this.counters.rxBytes += n;
     if (n < p.length) {
       this.pending = p.subarray(n);
+      // What the stream did take waits in it: have the driver send it.
+      if (n > 0) this.kick();
       return;
     }
     this.pending = null;

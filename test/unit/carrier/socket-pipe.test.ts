@@ -173,3 +173,45 @@ test('close-wait: a half-closed pair whose other side never ends is closed after
   await atClient; // and the client's side is closed
   r.close();
 });
+
+test('a stream that takes part of the pending bytes when it becomes writable is kicked to send them', async (t) => {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const [accepted] = await once(server, 'connection') as [Socket];
+  t.after(() => {
+    client.destroy();
+    accepted.destroy();
+    server.close();
+  });
+  const taken: Uint8Array[] = [];
+  let room = 4;
+  let kicks = 0;
+  const stream: PipeStream = {
+    // A carrier with `room` bytes of send space: it takes what fits, as a QUIC stream or smux does.
+    write: (d) => {
+      const n = Math.min(room, d.length);
+      taken.push(d.slice(0, n));
+      room -= n;
+      return n;
+    },
+    read: () => null,
+    readEnded: () => false,
+    shutdown: () => undefined,
+    abort: () => undefined,
+    release: () => undefined,
+  };
+  const pipe = new SocketPipe(accepted, stream, () => void kicks++, () => undefined);
+  client.write('0123456789');
+  await until('the first write', () => taken.length > 0);
+  assert.equal(Buffer.concat(taken).toString(), '0123');
+  room = 4;
+  const before = kicks;
+  pipe.onWritable();
+  assert.equal(Buffer.concat(taken).toString(), '01234567', 'the pending bytes went in as far as they fit');
+  assert.ok(kicks > before, 'the driver is asked to send the bytes the stream just took');
+  room = 4;
+  pipe.onWritable();
+  assert.equal(Buffer.concat(taken).toString(), '0123456789');
+});
