@@ -227,7 +227,7 @@ export class Node implements ControlPlaneSource {
 
   metrics(): Family[] {
     return collectMetrics({ peers: this.peer.peerConns(), peerLayer: this.peer.stats, node: this.stats, flows: this.proxy!.table,
-      ...(this.tun ? { tunOffload: this.tun.stats } : {}) });
+      ...(this.tun ? { tun: this.tun.stats } : {}) });
   }
 
   portForwards(): PortForwardControl | undefined {

@@ -1,7 +1,7 @@
 /**
  * The node's metrics as families of samples, read at scrape time from what the layers already
  * count: per-peer traffic and drops (forged, replayed) from the sessions, the peer layer's drops,
- * the TUN's packets, the proxy's flows (active now; ended, by transport, role and outcome; runtime
+ * what the underlays lost for want of buffer, the TUN's packets and drops, the proxy's flows (active now; ended, by transport, role and outcome; runtime
  * fallbacks; KCP/QUIC retransmissions), and wasm traps. Counters of a peer connection start again
  * when its session is replaced, which Prometheus reads as a counter reset.
  */
@@ -16,8 +16,8 @@ export interface MetricsInputs {
   peerLayer: PeerLayerStats;
   node: { tunRxPackets: number; tunTxPackets: number; noRoute: number; dropped: number };
   flows: FlowTable;
-  /** The TUN's offload counters (docs/tun.md, "Offloads"); absent without a TUN. */
-  tunOffload?: { superPackets: number; wholeWrites: number; segmentsCut: number };
+  /** The TUN's offload counters (docs/tun.md, "Offloads") and drops; absent without a TUN. */
+  tun?: { superPackets: number; wholeWrites: number; segmentsCut: number; writeErrors: number; rxDropsTruncated: number; rxDropsBadHeader: number };
 }
 
 export function collectMetrics(i: MetricsInputs): Family[] {
@@ -48,16 +48,27 @@ export function collectMetrics(i: MetricsInputs): Family[] {
   fam('tstier_peer_rejected_links_total', 'counter', 'Inbound links refused because their first packet was no valid handshake', [{ labels: {}, value: l.rejectedLinks }]);
   fam('tstier_peer_session_faults_total', 'counter', 'Peer sessions closed because handling one of their packets threw', [{ labels: {}, value: l.sessionFaults }]);
   fam('tstier_peer_forwarded_packets_total', 'counter', 'Packets relayed for other nodes', [{ labels: {}, value: l.forwarded }]);
+  fam('tstier_underlay_dropped_packets_total', 'counter', 'Packets the underlays dropped for want of send buffer: UDP sends beyond those a full socket buffer held back, TCP packets while the socket queue was full', [
+    { labels: { reason: 'udp_send_backlog_full' }, value: l.udpSendDrops },
+    { labels: { reason: 'tcp_send_queue_full' }, value: l.tcpSendDrops },
+  ]);
+  fam('tstier_underlay_udp_receive_drops_total', 'counter', 'Drops the kernel counted at the UDP underlay sockets (a full receive buffer): one per datagram, or one per GRO run however many datagrams it held',
+    [{ labels: {}, value: l.udpReceiveDrops }]);
   fam('tstier_tun_packets_total', 'counter', 'Packets read from (rx) and written to (tx) the TUN', [
     { labels: { direction: 'rx' }, value: i.node.tunRxPackets },
     { labels: { direction: 'tx' }, value: i.node.tunTxPackets },
   ]);
-  const o = i.tunOffload;
-  if (o) {
+  const tun = i.tun;
+  if (tun) {
     fam('tstier_tun_offload_packets_total', 'counter', 'TUN offloads: TCP super-packets read, written back whole (kernel termination), and the segments cut from the others', [
-      { labels: { kind: 'super_read' }, value: o.superPackets },
-      { labels: { kind: 'whole_written' }, value: o.wholeWrites },
-      { labels: { kind: 'segments_cut' }, value: o.segmentsCut },
+      { labels: { kind: 'super_read' }, value: tun.superPackets },
+      { labels: { kind: 'whole_written' }, value: tun.wholeWrites },
+      { labels: { kind: 'segments_cut' }, value: tun.segmentsCut },
+    ]);
+    fam('tstier_tun_dropped_packets_total', 'counter', 'Packets lost at the TUN: writes the kernel refused, reads longer than a slot, reads with a virtio header the addon does not take', [
+      { labels: { reason: 'write_failed' }, value: tun.writeErrors },
+      { labels: { reason: 'read_truncated' }, value: tun.rxDropsTruncated },
+      { labels: { reason: 'read_bad_header' }, value: tun.rxDropsBadHeader },
     ]);
   }
   fam('tstier_node_dropped_packets_total', 'counter', 'Packets the node dropped: no route to their destination, or not addressed to it', [

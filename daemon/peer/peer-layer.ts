@@ -55,6 +55,12 @@ export interface PeerLayerStats {
   routeInfoRefused: number;
   /** Sessions closed because handling them threw (a bug, contained to that peer). */
   sessionFaults: number;
+  /** UDP underlay sends lost at a full send buffer with the backlog full (underlay/udp-batch.ts). */
+  udpSendDrops: number;
+  /** TCP underlay packets dropped while the socket's send queue was full (underlay/tcp.ts). */
+  tcpSendDrops: number;
+  /** The kernel's drops at the UDP underlay sockets: a datagram each, or a whole GRO run (underlay/udp-drops.ts). */
+  udpReceiveDrops: number;
 }
 
 export interface PeerLayer extends EventEmitter {

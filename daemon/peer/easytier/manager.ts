@@ -23,8 +23,9 @@ import type { PacketHandler, PeerLayer, PeerLayerStats } from '../peer-layer.js'
 import { Feature } from '../route-record.js';
 import type { LocalNode } from '../route-record.js';
 import { parseUnderlayUri, type LinkEnd, type UnderlayLink, type UnderlayListener } from '../underlay/link.js';
-import { dialTcp, TcpListener } from '../underlay/tcp.js';
+import { dialTcp, TcpListener, tcpQueueDrops } from '../underlay/tcp.js';
 import { dialUdp, UdpListener } from '../underlay/udp.js';
+import { udpDropTotals } from '../underlay/udp-drops.js';
 import { dialFakeTcp, FakeTcpUnderlayListener } from '../underlay/faketcp.js';
 import { PacketType, PM_HEADER_LEN } from '../wire.js';
 import { etCipher, type EtAlgorithm } from './cipher.js';
@@ -248,11 +249,14 @@ export class EtPeerManager extends EventEmitter implements PeerLayer {
     return rows;
   }
 
+  /** The underlays' counts are the process's (their sockets and links count them): one node per process. */
   get stats(): PeerLayerStats {
     const d = this.core.drops();
+    const udp = udpDropTotals();
     return { forwarded: this.core.forwarded, noRoute: this.counts.noRoute + (d['no-route'] ?? 0), hopLimit: d['hop-limit'] ?? 0,
       unhandled: this.counts.unhandled + (d['unhandled'] ?? 0), rejectedLinks: this.counts.rejectedLinks,
-      relayRefused: d['relay-refused'] ?? 0, routeInfoRefused: d['route-info-refused'] ?? 0, sessionFaults: this.counts.sessionFaults };
+      relayRefused: d['relay-refused'] ?? 0, routeInfoRefused: d['route-info-refused'] ?? 0, sessionFaults: this.counts.sessionFaults,
+      udpSendDrops: udp.sendBacklog, tcpSendDrops: tcpQueueDrops(), udpReceiveDrops: udp.receive };
   }
 
   /** Every packet the EasyTier layer dropped, by reason (links closed since included). */

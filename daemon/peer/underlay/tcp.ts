@@ -29,12 +29,14 @@ const DESCRIPTOR_HIGH_WATER = 0.9;
 /** A dial that has no answer this soon is abandoned (and retried with backoff). */
 const DIAL_TIMEOUT_MS = 10_000;
 
+/** Packets every TCP link of this process dropped at a full send queue, closed links' too: for the metrics. */
+let queueDrops = 0;
+export const tcpQueueDrops = (): number => queueDrops;
+
 class TcpLink implements UnderlayLink {
   readonly headroom = LENGTH_LEN;
   onPacket: (pkt: Buffer) => void = () => {};
   onClose: (reason: string, how: LinkEnd) => void = () => {};
-  /** Packets dropped because the socket's send queue was full. */
-  queueDrops = 0;
   /** Refused: what arrives is read and discarded. */
   discarding = false;
   private readonly frames: FrameReader;
@@ -58,7 +60,7 @@ class TcpLink implements UnderlayLink {
   send(buf: Buffer): void {
     if (this.closed) return;
     if (this.socket.writableLength > MAX_QUEUED) {
-      this.queueDrops++;
+      queueDrops++;
       return;
     }
     writeU32(buf, 0, buf.length - LENGTH_LEN);

@@ -4,7 +4,8 @@ import { collectMetrics } from '../../../daemon/metrics/collect.js';
 import { renderPrometheus } from '../../../daemon/metrics/prometheus.js';
 import { FlowTable } from '../../../daemon/proxy/flow-table.js';
 
-const LAYER = { forwarded: 3, noRoute: 1, hopLimit: 0, unhandled: 0, rejectedLinks: 2, relayRefused: 0, routeInfoRefused: 4, sessionFaults: 1 };
+const LAYER = { forwarded: 3, noRoute: 1, hopLimit: 0, unhandled: 0, rejectedLinks: 2, relayRefused: 0, routeInfoRefused: 4, sessionFaults: 1,
+  udpSendDrops: 5, tcpSendDrops: 6, udpReceiveDrops: 7 };
 const NODE = { tunRxPackets: 10, tunTxPackets: 9, noRoute: 1, dropped: 0 };
 
 function sample(text: string, line: string): number {
@@ -53,4 +54,17 @@ test('peers: bytes, packets and drops split into forged, replayed and other; lab
   for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
     if (m[2] === 'counter') assert.match(m[1]!, /_total$/);
   }
+});
+
+test('what the underlays and the TUN lost: by reason, the TUN\'s only with a TUN', () => {
+  const flows = new FlowTable();
+  const tun = { superPackets: 0, wholeWrites: 0, segmentsCut: 0, writeErrors: 8, rxDropsTruncated: 9, rxDropsBadHeader: 10 };
+  const text = renderPrometheus(collectMetrics({ peers: [], peerLayer: LAYER, node: NODE, flows, tun }));
+  assert.equal(sample(text, 'tstier_underlay_dropped_packets_total{reason="udp_send_backlog_full"}'), 5);
+  assert.equal(sample(text, 'tstier_underlay_dropped_packets_total{reason="tcp_send_queue_full"}'), 6);
+  assert.equal(sample(text, 'tstier_underlay_udp_receive_drops_total'), 7);
+  assert.equal(sample(text, 'tstier_tun_dropped_packets_total{reason="write_failed"}'), 8);
+  assert.equal(sample(text, 'tstier_tun_dropped_packets_total{reason="read_truncated"}'), 9);
+  assert.equal(sample(text, 'tstier_tun_dropped_packets_total{reason="read_bad_header"}'), 10);
+  assert.doesNotMatch(renderPrometheus(collectMetrics({ peers: [], peerLayer: LAYER, node: NODE, flows })), /tstier_tun_dropped/);
 });
