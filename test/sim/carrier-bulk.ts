@@ -15,6 +15,8 @@ export class BulkNode extends CarrierNode {
    */
   readonly sending = new Map<KcpFlow, { data: Uint8Array; off: number; rate: number; total?: number }>();
   readonly received = new Map<KcpFlow, { hash: ReturnType<typeof createHash>; bytes: number; fin: boolean; reset: boolean }>();
+  /** The most bytes one write() offers: what a socket read hands the daemon's pipe. */
+  writeBytes = 16 * 1024;
   constructor(otherId: number, seed: number, fec: boolean, stalls: HostStalls | null) {
     super(otherId, seed, 1_000, { peerDecodesFec: () => fec }, stalls);
   }
@@ -45,7 +47,7 @@ export class BulkNode extends CarrierNode {
       const offered = q.rate > 0 ? Math.min(total, Math.floor(now * q.rate)) : total;
       while (q.off < offered) {
         const at = q.off % q.data.length;
-        const n = Math.min(offered - q.off, 16 * 1024, q.data.length - at);
+        const n = Math.min(offered - q.off, this.writeBytes, q.data.length - at);
         if (!this.carrier.write(flow, q.data.subarray(at, at + n), now)) break;
         q.off += n;
       }
