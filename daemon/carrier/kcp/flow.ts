@@ -81,6 +81,11 @@ export class KcpFlow implements CarrierFlow {
   private rxHeld = 0;
   private writeBlocked = false;
   private ackPending = false;
+  /**
+   * What input() took since the ACKs last went includes a segment above a hole or into one: those
+   * ACKs are loss recovery's news and go with this pass, never held (see mayHoldAck).
+   */
+  private gapAck = false;
   /** When a held ACK must go (see ACK_DELAY_MS); 0 while none is held. */
   private ackDueAt = 0;
   /** Deadline for the OPEN/STATUS exchange; 0 once done. */
@@ -144,7 +149,9 @@ export class KcpFlow implements CarrierFlow {
   input(payload: Uint8Array, now: number, regular = true): boolean {
     this.lastNow = this.heardAt = now;
     this.heard = true;
+    const gapBefore = this.kcp.rcvBufCount > 0;
     const ok = this.kcp.input(payload.subarray(1), now, regular) >= 0;
+    if (gapBefore || this.kcp.rcvBufCount > 0) this.gapAck = true;
     // The pass's flushAcks() flushes once for all the datagrams it took: ACKs, and the resends they
     // reveal. Not per datagram: a full flush scans the whole window.
     this.ackPending = true;
@@ -171,9 +178,15 @@ export class KcpFlow implements CarrierFlow {
     this.flushAll(now);
   }
 
-  /** What is owed is at most one segment's ACK (or a window update), and nothing of ours waits for an ACK. */
+  /**
+   * What is owed is at most one segment's ACK (or a window update), nothing of ours waits for an ACK,
+   * and it arrived in order. A segment above a hole or into one is ACKed at once, as TCP does (RFC
+   * 5681 §4.2): the sender's RACK counts a repair lost one round trip plus a few ms after the ACKs of
+   * segments sent later, and a repair arrives after those (FEC rebuilds a datagram once its group's
+   * parity comes). Held even 1 ms past that, the repair was resent while the receiver had it.
+   */
   private mayHoldAck(): boolean {
-    return this.kcp.acksOwed <= 1 && this.kcp.waitSnd === 0;
+    return !this.gapAck && this.kcp.acksOwed <= 1 && this.kcp.waitSnd === 0;
   }
 
   /** An ACK is held for the application's answer (nothing of ours waits for it). */
@@ -184,7 +197,7 @@ export class KcpFlow implements CarrierFlow {
   /** A full flush: every segment due and every ACK owed, held ones included. */
   private flushAll(now: number): void {
     this.kcp.flush(now);
-    this.ackPending = false;
+    this.ackPending = this.gapAck = false;
     this.ackDueAt = 0;
   }
 
@@ -199,7 +212,7 @@ export class KcpFlow implements CarrierFlow {
     // Woken before a held ACK is due (by the open deadline): it keeps waiting.
     if (!this.ackHeld && (this.endedAt === 0 || this.kcp.waitSnd > 0 || this.ackPending)) {
       this.kcp.handleTimeout(now);
-      this.ackPending = false;
+      this.ackPending = this.gapAck = false;
       this.ackDueAt = 0;
     }
     // Not KCP's count of transmissions: an outage shorter than the flow timeout must not end the flow.

@@ -133,3 +133,33 @@ test('a bundle whose segment overruns the datagram is counted malformed, and its
   // The bundle's first run (whichever flow's ACK fell due first) counts; the cut one does not.
   assert.deepEqual(flows.map((f) => f.kcp.waitSnd).sort(), [0, 1]);
 });
+
+test('a lone segment above a hole, or one filling it, is acknowledged at once: held, the sender resends what B has', () => {
+  // B's ACK of a repair (a resend, or a datagram its FEC rebuilt) held back for an answer that a bulk
+  // receiver never sends reached the sender after RACK had counted the repair lost (kcp-path-control).
+  const { a, b } = openToB();
+  const accepted = b.pollEvent()!;
+  b.answer(accepted, DialStatus.Connected, 1);
+  deliver(b, B, a, 1);
+  a.flushAcks(1);
+  a.handleTimeout(1 + ACK_DELAY_MS); // A's lone ACK of the STATUS was held
+  assert.equal(deliver(a, A, b, 1 + ACK_DELAY_MS), 1, 'the STATUS acknowledged: B has nothing in flight');
+  b.flushAcks(1 + ACK_DELAY_MS);
+  const flow = a.pollEvent()!;
+  assert.equal(flow.status, DialStatus.Connected);
+  const t0 = 2 + ACK_DELAY_MS;
+  assert.ok(a.write(flow, new Uint8Array(4000), t0));
+  const data: Uint8Array[] = [];
+  for (let t = a.pollTransmit(); t; t = a.pollTransmit()) data.push(t.data.slice());
+  assert.equal(data.length, 3, 'three full segments, one a datagram (the partial tail waits)');
+  const ackAt = (d: Uint8Array, now: number): number[] => {
+    b.input(A, TYPES.fromInitiator, d, now);
+    b.flushAcks(now);
+    const out: number[] = [];
+    for (let t = b.pollTransmit(); t; t = b.pollTransmit()) out.push(...commands(t.data));
+    return out;
+  };
+  assert.deepEqual(ackAt(data[1]!, t0 + 1), [IKCP_CMD_ACK], 'above the hole');
+  assert.deepEqual(ackAt(data[0]!, t0 + 2), [IKCP_CMD_ACK], 'into it');
+  assert.deepEqual(ackAt(data[2]!, t0 + 3), [], 'in order again: held for an answer');
+});
