@@ -111,15 +111,12 @@ export class SocketPipe {
   onWritable(): void {
     const p = this.pending;
     if (p === null || this.done) return;
-    const n = this.stream.write(p);
-    this.counters.rxBytes += n;
-    if (n < p.length) {
-      this.pending = p.subarray(n);
+    const n = this.offer(p);
+    if (this.pending !== null) {
       // What the stream did take waits in it: have the driver send it.
       if (n > 0) this.kick();
       return;
     }
-    this.pending = null;
     if (this.socketEnded) {
       this.stream.shutdown();
       // The socket may have closed meanwhile (its 'close' found these bytes pending): finish here.
@@ -166,13 +163,17 @@ export class SocketPipe {
   }
 
   private fromSocket(chunk: Uint8Array): void {
-    const n = this.stream.write(chunk);
-    this.counters.rxBytes += n;
-    if (n < chunk.length) {
-      this.pending = chunk.subarray(n);
-      this.socket.pause();
-    }
+    this.offer(chunk);
+    if (this.pending !== null) this.socket.pause();
     this.kick();
+  }
+
+  /** Writes what the stream takes of `d`, counting it; the rest becomes `pending` (null: all taken). Returns the bytes taken. */
+  private offer(d: Uint8Array): number {
+    const n = this.stream.write(d);
+    this.counters.rxBytes += n;
+    this.pending = n < d.length ? d.subarray(n) : null;
+    return n;
   }
 
   private setFull(full: boolean): void {
