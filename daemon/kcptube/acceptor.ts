@@ -22,7 +22,7 @@ import { TubeSession, type TubeEvent } from './session.js';
 import { buildBindingRequest, isStun, parseBindingResponse } from './stun.js';
 import { nowMs } from '../io/clock.js';
 import { Tunnel, type TunnelOwner } from './tunnel.js';
-import { TubeSender } from './udp-out.js';
+import { TubeSender, type Recycle } from './udp-out.js';
 
 interface ServerPath {
   /** The way out through the socket the datagram arrived on. */
@@ -75,7 +75,7 @@ export class Acceptor implements TunnelOwner {
     this.cipher = TunnelCipher.fromPassword(side.encryption, side.password);
     this.router = new SessionRouter<ServerPath>(this.cipher, ctx.counters, (sid, _path, now) => {
       const session = new TubeSession({ sid, cipher: this.cipher, side, snmp: ctx.snmp, now });
-      const tunnel = new Tunnel(session, (d) => this.sendFor(sid, d), this);
+      const tunnel = new Tunnel(session, (d, sent) => this.sendFor(sid, d, sent), this);
       this.tunnels.set(sid, tunnel);
       ctx.log.line(`session ${sid.toString(16)} created`);
       hooks.onTunnel(tunnel);
@@ -135,9 +135,9 @@ export class Acceptor implements TunnelOwner {
     this.tunnels.get(sid)?.kick();
   }
 
-  private sendFor(sid: number, d: Uint8Array): void {
+  private sendFor(sid: number, d: Uint8Array, sent: Recycle): void {
     const p = this.router.sessions.get(sid)?.path;
-    if (p !== undefined) p.out.send(d, p.port, p.address);
+    if (p !== undefined) p.out.send(d, p.port, p.address, sent);
   }
 
   onEvent(tunnel: Tunnel, e: TubeEvent): void {

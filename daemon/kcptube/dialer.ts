@@ -17,7 +17,7 @@ import { SessionRouter } from './router.js';
 import { TubeSession, type TubeEvent } from './session.js';
 import { nowMs } from '../io/clock.js';
 import { Tunnel, type TunnelOwner } from './tunnel.js';
-import { TubeSender } from './udp-out.js';
+import { TubeSender, type Recycle } from './udp-out.js';
 import { WIRE_VERSION } from './wire.js';
 
 /** kcptun's default socket buffers; KCP's windows burst more than the kernel's defaults hold. */
@@ -100,8 +100,8 @@ export class HoppingPath {
     return s;
   }
 
-  send(d: Uint8Array): void {
-    if (!this.closed) this.out.send(d, this.port, this.dest.address);
+  send(d: Uint8Array, sent: Recycle): void {
+    if (!this.closed) this.out.send(d, this.port, this.dest.address, sent);
   }
 
   /**
@@ -180,7 +180,7 @@ export class TunnelDialer implements TunnelOwner {
       // instead of waiting. Other send errors (no route while a link is down) pass: KCP retransmits.
       if (e.syscall === 'bind') this.tunnels.get(sid)?.tunnel.close();
     });
-    const tunnel = new Tunnel(session, (d) => path.send(d), this);
+    const tunnel = new Tunnel(session, (d, sent) => path.send(d, sent), this);
     this.router.sessions.set(sid, { session, path: null });
     this.tunnels.set(sid, { tunnel, path, hooks });
     session.sendHello({ version: WIRE_VERSION, outboundBps: this.side.outboundBandwidth, inboundBps: this.side.inboundBandwidth });

@@ -358,6 +358,14 @@ export class TubeSession {
     return this.control.shift() ?? this.link.pollTransmit();
   }
 
+  /**
+   * A datagram from pollTransmit() that the kernel has copied: KCP's and parity buffers are reused
+   * (the link tells them by size); a control datagram is left to the collector.
+   */
+  recycleTransmit(datagram: Uint8Array): void {
+    this.link.recycleTransmit(datagram);
+  }
+
   /** Says goodbye (one CLOSE datagram, best effort) and ends the session. */
   close(): void {
     if (this.ended) return;

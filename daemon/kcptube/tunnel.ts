@@ -7,7 +7,7 @@
 import { nowMs } from '../io/clock.js';
 import { drive, type Drive } from '../io/drive.js';
 import type { TubeEvent, TubeSession } from './session.js';
-
+import type { Recycle } from './udp-out.js';
 
 /** One application connection riding a tunnel. */
 export interface Conn {
@@ -41,10 +41,13 @@ export class Tunnel {
   private fullSinks = 0;
 
   readonly kick = (): void => this.drive.kick();
+  /** A sent datagram's buffer back to the session, for its next one. */
+  private readonly recycle: Recycle = (d) => this.session.recycleTransmit(d);
 
   constructor(
     readonly session: TubeSession,
-    private readonly send: (d: Uint8Array) => void,
+    /** Sends a datagram; `sent` takes it back once the kernel has copied it. */
+    private readonly send: (d: Uint8Array, sent: Recycle) => void,
     private readonly owner: TunnelOwner,
   ) {
     this.drive = drive(session, {
@@ -54,7 +57,7 @@ export class Tunnel {
         session.flushAcks(now);
         this.finishIfDue(now);
       },
-      transmit: (d) => this.send(d), // not recycled: dgram.send() reads the buffer later, asynchronously
+      transmit: (d) => this.send(d, this.recycle),
       deadline: () => this.finishBy,
       // An exception in a pass (a bug) ends this tunnel, never the process; nothing more is sent.
       failed: (e) => this.end(`internal error: ${(e as Error).message}`, false),

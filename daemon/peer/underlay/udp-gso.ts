@@ -157,9 +157,8 @@ export class DatagramBatcher<B extends Uint8Array = Buffer> {
     q.length = 0;
   };
 
-  /** Sends up to MAX_MANY datagrams starting at q[first] with one sendmmsg; returns how many it took off q. */
-  private sendMany(q: B[], first: number): number {
-    const count = Math.min(q.length - first, MAX_MANY);
+  /** Sends `count` datagrams (up to MAX_MANY) starting at q[first] with one sendmmsg; returns how many it took off q. */
+  private sendMany(q: B[], first: number, count = Math.min(q.length - first, MAX_MANY)): number {
     const sent = this.gso.trySendMany(q, first, count, this.ip, this.port);
     if (sent < 0) this.onRefused?.(refusedError());
     if (this.sent) for (let i = first; i < first + sent; i++) this.sent(q[i]!);
@@ -179,6 +178,10 @@ export class DatagramBatcher<B extends Uint8Array = Buffer> {
       bytes += len;
       if (len < segment) break; // only the last segment may be short
     }
+    // A lone datagram (a request, an ACK) goes by its owner's own send, unless the owner wants its
+    // buffers back: then by sendmmsg, which is synchronous, so the buffer returns at once (dgram would
+    // queue a request and read the buffer later).
+    if (count === 1 && this.sent) return this.sendMany(q, first, 1);
     if (count === 1 || !this.gso.trySend(q, first, count, segment, this.ip, this.port)) {
       for (let i = first; i < first + count; i++) this.plain(q[i]!);
     } else if (this.sent) for (let i = first; i < first + count; i++) this.sent(q[i]!);

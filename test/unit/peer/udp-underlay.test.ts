@@ -7,9 +7,13 @@ import type { UnderlayLink } from '../../../daemon/peer/underlay/link.js';
 import { dialUdp, UDP_HEADER_LEN, UdpListener } from '../../../daemon/peer/underlay/udp.js';
 import { DatagramBatcher, GsoSocket } from '../../../daemon/peer/underlay/udp-gso.js';
 
-/** A GsoSocket stand-in that records each run it is offered and takes those `accept` allows. */
-function recordingGso(accept: (count: number, segment: number) => boolean): { gso: GsoSocket; runs: Buffer[][] } {
+/**
+ * A GsoSocket stand-in that records each run it is offered and takes those `accept` allows, and
+ * each sendmmsg (`many`), which it takes whole.
+ */
+function recordingGso(accept: (count: number, segment: number) => boolean): { gso: GsoSocket; runs: Buffer[][]; many: Buffer[][] } {
   const runs: Buffer[][] = [];
+  const many: Buffer[][] = [];
   const gso = {
     maxSegment: 0xffff,
     trySend(q: Buffer[], first: number, count: number, segment: number): boolean {
@@ -19,8 +23,12 @@ function recordingGso(accept: (count: number, segment: number) => boolean): { gs
       runs.push(run);
       return true;
     },
+    trySendMany(q: Buffer[], first: number, count: number): number {
+      many.push(q.slice(first, first + count));
+      return count;
+    },
   } as unknown as GsoSocket;
-  return { gso, runs };
+  return { gso, runs, many };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
@@ -30,10 +38,10 @@ test('a tick of datagrams is cut into equal-size runs, in order; refused runs go
   const sent = sizes.map((n) => randomBytes(n));
   const plain: Buffer[] = [];
   const taken: Buffer[] = [];
-  const { gso, runs } = recordingGso((count, segment) => !(segment === 100 && count === 2) && count !== 8);
+  const { gso, runs, many } = recordingGso((count, segment) => !(segment === 100 && count === 2) && count !== 8);
   const b = new DatagramBatcher(gso, null, 0, (buf) => plain.push(buf), undefined, (buf) => taken.push(buf));
   for (const d of sent) b.push(d);
-  assert.equal(runs.length + plain.length, 0, 'nothing leaves before the tick ends');
+  assert.equal(runs.length + plain.length + many.length, 0, 'nothing leaves before the tick ends');
   await tick();
   assert.deepEqual(runs.map((r) => r.map((d) => d.length)), [
     [100, 100, 100, 40], // a short one ends a run
@@ -42,11 +50,25 @@ test('a tick of datagrams is cut into equal-size runs, in order; refused runs go
     Array<number>(64).fill(1000), // at most 64 segments a send
   ]);
   const lengths = plain.map((d) => d.length);
-  assert.deepEqual(lengths, [100, 100, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 999, 3]);
+  assert.deepEqual(lengths, [100, 100, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 999]);
+  // The lone tail goes by sendmmsg, since the owner wants its buffers back.
+  assert.deepEqual(many.map((m) => m.map((d) => d.length)), [[3]]);
   // Every datagram left exactly once; within the GSO runs and the plain sends order is kept.
-  assert.deepEqual([...runs.flat(), ...plain].sort(Buffer.compare), [...sent].sort(Buffer.compare));
-  // Only what the runs took is handed back for reuse (a plain send may still hold its buffer).
-  assert.ok(taken.length === runs.flat().length && taken.every((d, i) => d === runs.flat()[i]), 'sent hook: the runs, in order');
+  assert.deepEqual([...runs.flat(), ...plain, ...many.flat()].sort(Buffer.compare), [...sent].sort(Buffer.compare));
+  // Only what the runs and sendmmsg took is handed back for reuse (a plain send may still hold its buffer).
+  const took = [...runs.flat(), ...many.flat()];
+  assert.ok(taken.length === took.length && taken.every((d, i) => d === took[i]), 'sent hook: the runs and the lone tail, in order');
+});
+
+test('without a sent hook a lone datagram goes by the owner\'s own send', async () => {
+  const plain: Buffer[] = [];
+  const { gso, runs, many } = recordingGso(() => true);
+  const b = new DatagramBatcher(gso, null, 0, (buf) => plain.push(buf));
+  const lone = randomBytes(50);
+  b.push(lone);
+  await tick();
+  assert.deepEqual([runs.length, many.length], [0, 0]);
+  assert.deepEqual(plain, [lone]);
 });
 
 test('a cleared batch sends nothing', async () => {
