@@ -36,7 +36,8 @@ async function redirectTables(ns: Namespace): Promise<string[]> {
 /**
  * The conntrack entry of A's connection from local `port` to B's `dstPort` once it is half-closed
  * (the application's FIN acknowledged): its seconds left and state. Polled, bounded: each poll is one
- * read of /proc.
+ * read of /proc. FIN_WAIT is passed over: until the FIN's ACK is seen, conntrack caps any entry with
+ * data unacknowledged at its `unacknowledged` timeout (300 s), whatever the policy says.
  */
 async function halfClosedEntry(ns: Namespace, port: number, dstPort: number): Promise<{ secs: number; state: string }> {
   const re = new RegExp(`^ipv4\\s+2\\s+tcp\\s+6\\s+(\\d+)\\s+(\\w+)\\s+src=\\S+ dst=\\S+ sport=${port} dport=${dstPort} `, 'm');
@@ -44,9 +45,9 @@ async function halfClosedEntry(ns: Namespace, port: number, dstPort: number): Pr
   for (let i = 0; i < 50; i++) {
     last = (await ns.exec(['cat', '/proc/net/nf_conntrack'])).stdout;
     const m = re.exec(last);
-    if (m && m[2] !== 'ESTABLISHED') return { secs: Number(m[1]), state: m[2]! };
+    if (m && m[2] !== 'ESTABLISHED' && m[2] !== 'FIN_WAIT') return { secs: Number(m[1]), state: m[2]! };
   }
-  throw new Error(`no half-closed conntrack entry for port ${port}:\n${last}`);
+  throw new Error(`no conntrack entry for port ${port} past FIN_WAIT (its FIN acknowledged):\n${last}`);
 }
 
 /** Bytes through A's TUN, both ways. */
