@@ -178,11 +178,15 @@ export class DatagramBatcher<B extends Uint8Array = Buffer> {
       bytes += len;
       if (len < segment) break; // only the last segment may be short
     }
-    // A lone datagram (a request, an ACK) goes by its owner's own send, unless the owner wants its
-    // buffers back: then by sendmmsg, which is synchronous, so the buffer returns at once (dgram would
-    // queue a request and read the buffer later).
-    if (count === 1 && this.sent) return this.sendMany(q, first, 1);
-    if (count === 1 || !this.gso.trySend(q, first, count, segment, this.ip, this.port)) {
+    if (count === 1) {
+      // A lone datagram (a request, an ACK) needs no GSO: it goes by its owner's own send, unless the
+      // owner wants its buffers back; then by sendmmsg, which is synchronous, so the buffer returns at
+      // once (dgram would queue a request and read the buffer later).
+      if (this.sent) return this.sendMany(q, first, 1);
+      this.plain(q[first]!);
+      return 1;
+    }
+    if (!this.gso.trySend(q, first, count, segment, this.ip, this.port)) {
       for (let i = first; i < first + count; i++) this.plain(q[i]!);
     } else if (this.sent) for (let i = first; i < first + count; i++) this.sent(q[i]!);
     return count;
